@@ -1,0 +1,56 @@
+import { Packr, Unpackr, addExtension } from 'msgpackr';
+
+/**
+ * One msgpack configuration for everything weft puts on the wire.
+ *
+ * - `moreTypes` keeps typed arrays typed (Float64Array stays Float64Array).
+ * - `mapsAsObjects: false` keeps a Map a Map (plain objects travel as records).
+ * - Records carry their structure in each message (no shared `structures`), so
+ *   any frame decodes on its own, whoever joined late.
+ */
+const OPTIONS = {
+  moreTypes: true,
+  useBigIntExtension: true,
+  mapsAsObjects: false,
+} as const;
+
+/** A reference to another task's result, found anywhere inside a task's arguments. */
+export class KeyRef {
+  constructor(readonly key: string) {}
+}
+
+const KEY_REF_EXT = 0x57; // 'W'
+
+addExtension({
+  Class: KeyRef,
+  type: KEY_REF_EXT,
+  write: (ref: KeyRef) => ref.key,
+  read: (key: unknown) => {
+    if (typeof key !== 'string') throw new TypeError('malformed key reference');
+    return new KeyRef(key);
+  },
+});
+
+const packr = new Packr(OPTIONS);
+const unpackr = new Unpackr(OPTIONS);
+
+/**
+ * Encodes a value. The returned Buffer may be a view into a larger shared
+ * block that msgpackr does not overwrite; copy it with `encodeOwned` when it
+ * must be transferred or kept long.
+ */
+export function encode(value: unknown): Buffer {
+  return packr.pack(value);
+}
+
+/** Encodes into a Buffer that owns its whole ArrayBuffer (safe to transfer). */
+export function encodeOwned(value: unknown): Buffer {
+  const view = packr.pack(value);
+  const owned = Buffer.allocUnsafeSlow(view.length);
+  view.copy(owned);
+  return owned;
+}
+
+export function decode(bytes: Uint8Array): unknown {
+  return unpackr.unpack(bytes);
+}

@@ -1,0 +1,357 @@
+/**
+ * A message stream over one WebSocket.
+ *
+ * Sending: messages queue up and leave as one msgpack frame (an array) at the
+ * end of the current event-loop turn, or at once when the batch is full, so a
+ * burst of a thousand results costs one frame while a lone message waits no
+ * timer. While more than `highWaterMark` bytes are unacknowledged by the
+ * socket, batches keep growing instead of being written (backpressure).
+ *
+ * Large values: a message may carry `blobs` (msgpack bytes of values). A blob
+ * larger than `rawThreshold` is not copied into the batch: it is replaced by
+ * `null`, its length goes to `raw`, and it follows the batch as its own raw
+ * frames, split at `maxFrame`. A batch larger than `maxFrame` is preceded by a
+ * `$parts` message and sent in parts. Receivers reassemble both.
+ *
+ * Receiving: each frame is decoded and every message parsed with the
+ * connection's schema; a malformed frame or message closes this connection
+ * only, after telling the peer what was wrong.
+ */
+import type { WebSocket, RawData } from 'ws';
+import type { z } from 'zod';
+import { decode, encode } from './codec.ts';
+import { ProtocolError } from '../errors.ts';
+
+export const CLOSE_PROTOCOL_ERROR = 4400;
+export const CLOSE_REFUSED = 4401;
+export const CLOSE_SHUTDOWN = 4000;
+
+export interface ConnectionLimits {
+  /** Largest frame ws accepts; frames we send stay below it. */
+  maxPayload: number;
+  /** Messages per batch before an immediate flush. */
+  maxBatch: number;
+  /** Blobs above this many bytes travel as raw frames. */
+  rawThreshold: number;
+  /** Unacknowledged bytes above which batches wait. */
+  highWaterMark: number;
+}
+
+export const DEFAULT_LIMITS: ConnectionLimits = {
+  maxPayload: 64 * 1024 * 1024,
+  maxBatch: 5000,
+  rawThreshold: 64 * 1024,
+  highWaterMark: 16 * 1024 * 1024,
+};
+
+interface Op {
+  op: string;
+}
+
+interface BlobCarrier {
+  blobs: (Uint8Array | null)[];
+  raw?: number[] | undefined;
+}
+
+function hasBlobs(msg: object): msg is BlobCarrier {
+  return Array.isArray((msg as Partial<BlobCarrier>).blobs);
+}
+
+export type ZodSchema<T> = z.ZodType<T>;
+
+export class Connection<In extends Op, Out extends Op> {
+  private queue: object[] = [];
+  private rawOut: Uint8Array[] = [];
+  private flushScheduled = false;
+  private inflight = 0;
+  private closed = false;
+  private closeHandlers: ((code: number, reason: string) => void)[] = [];
+  private messageHandler: ((msgs: In[]) => void) | null = null;
+  /** Batches that arrived before a handler was set (right after a handshake). */
+  private early: In[][] = [];
+  /** Messages decoded but waiting for their raw frames. */
+  private held: In[] | null = null;
+  private expected: number[] = [];
+  private chunks: Buffer[] = [];
+  private chunkBytes = 0;
+  private received: Buffer[] = [];
+  /** A `$parts` batch being reassembled: frames left, bytes so far. */
+  private partsLeft = 0;
+  private parts: Buffer[] = [];
+  /** Bytes of payload written to the socket (for metrics). */
+  bytesSent = 0;
+  bytesReceived = 0;
+
+  constructor(
+    readonly ws: WebSocket,
+    private schema: ZodSchema<In>,
+    readonly limits: ConnectionLimits = DEFAULT_LIMITS,
+    readonly label = 'peer',
+  ) {
+    ws.binaryType = 'nodebuffer';
+    ws.on('message', (data: RawData, isBinary: boolean) => this.onFrame(data, isBinary));
+    ws.on('close', (code: number, reason: Buffer) => this.onClosed(code, reason.toString()));
+    // Socket errors end in 'close'; listening here keeps them from being thrown.
+    ws.on('error', () => {});
+  }
+
+  get isOpen(): boolean {
+    return !this.closed;
+  }
+
+  /**
+   * Replaces the schema for incoming messages (after the handshake). Messages
+   * arriving before the next `onMessages` call are held, not lost.
+   */
+  expect<T extends Op>(schema: ZodSchema<T>): Connection<T, Out> {
+    const self = this as unknown as Connection<T, Out>;
+    self.schema = schema;
+    self.messageHandler = null;
+    return self;
+  }
+
+  /** Sets the handler; messages that arrived before it are delivered now. */
+  onMessages(handler: (msgs: In[]) => void): void {
+    this.messageHandler = handler;
+    const early = this.early;
+    this.early = [];
+    for (const msgs of early) this.deliver(msgs);
+  }
+
+  onClose(handler: (code: number, reason: string) => void): void {
+    if (this.closed) queueMicrotask(() => handler(1006, 'already closed'));
+    else this.closeHandlers.push(handler);
+  }
+
+  send(msg: Out): void {
+    if (this.closed) return;
+    let out: object = msg;
+    if (hasBlobs(msg)) out = this.extractRaw(msg);
+    this.queue.push(out);
+    if (this.queue.length >= this.limits.maxBatch) this.flush();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
+    }
+  }
+
+  /** Writes the queued batch now, unless the socket is backed up. */
+  flush(): void {
+    if (this.closed || this.queue.length === 0) return;
+    if (this.inflight > this.limits.highWaterMark) return; // resumed by the write callback
+    const batch = this.queue;
+    const raw = this.rawOut;
+    this.queue = [];
+    this.rawOut = [];
+    const frame = encode(batch);
+    if (frame.length > this.limits.maxPayload - 1024) {
+      const size = this.maxFrame();
+      const n = Math.ceil(frame.length / size);
+      this.write(encode([{ op: '$parts', n, total: frame.length }]));
+      for (let i = 0; i < n; i++) this.write(frame.subarray(i * size, Math.min(frame.length, (i + 1) * size)));
+    } else {
+      this.write(frame);
+    }
+    const size = this.maxFrame();
+    for (const blob of raw) {
+      for (let off = 0; off < blob.length; off += size) this.write(blob.subarray(off, Math.min(blob.length, off + size)));
+    }
+  }
+
+  /** Sends `{op:'error'}` and closes with a protocol-error code. */
+  fail(message: string, code = CLOSE_PROTOCOL_ERROR): void {
+    if (this.closed) return;
+    this.queue.push({ op: 'error', message });
+    this.flush();
+    this.close(code, message);
+  }
+
+  close(code = 1000, reason = ''): void {
+    if (this.closed) return;
+    this.flush();
+    // Close reasons are limited to 123 bytes by the WebSocket protocol.
+    const short = Buffer.from(reason).subarray(0, 120).toString();
+    try {
+      this.ws.close(code, short);
+    } catch {
+      this.ws.terminate();
+    }
+    this.markClosed(code, reason);
+  }
+
+  private maxFrame(): number {
+    return Math.max(1024, this.limits.maxPayload - 1024);
+  }
+
+  private extractRaw(msg: BlobCarrier & Op): object {
+    let raw: number[] | undefined;
+    let blobs = msg.blobs;
+    for (let i = 0; i < blobs.length; i++) {
+      const b = blobs[i];
+      if (b && b.length > this.limits.rawThreshold) {
+        if (!raw) {
+          raw = [];
+          blobs = blobs.slice();
+        }
+        raw.push(b.length);
+        this.rawOut.push(b);
+        blobs[i] = null;
+      }
+    }
+    return raw ? { ...msg, blobs, raw } : msg;
+  }
+
+  private write(data: Uint8Array): void {
+    const n = data.length;
+    this.inflight += n;
+    this.bytesSent += n;
+    this.ws.send(data, { binary: true }, () => {
+      this.inflight -= n;
+      if (this.inflight <= this.limits.highWaterMark && this.queue.length > 0 && !this.flushScheduled) this.flush();
+    });
+  }
+
+  private onFrame(data: RawData, isBinary: boolean): void {
+    if (this.closed) return;
+    const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+    this.bytesReceived += buf.length;
+    try {
+      if (!isBinary) throw new ProtocolError('text frames are not part of the weft protocol; send binary msgpack frames');
+      if (this.partsLeft > 0) {
+        this.parts.push(buf);
+        if (--this.partsLeft === 0) {
+          const whole = Buffer.concat(this.parts);
+          this.parts = [];
+          this.onBatch(whole);
+        }
+      } else if (this.held) {
+        this.onRaw(buf);
+      } else {
+        this.onBatch(buf);
+      }
+    } catch (err) {
+      const message = err instanceof ProtocolError ? err.message : `malformed frame: ${(err as Error).message}`;
+      this.fail(message);
+    }
+  }
+
+  private onBatch(buf: Buffer): void {
+    let decoded: unknown;
+    try {
+      decoded = decode(buf);
+    } catch (err) {
+      throw new ProtocolError(`frame is not valid msgpack: ${(err as Error).message}`);
+    }
+    if (!Array.isArray(decoded)) throw new ProtocolError('a frame must be a msgpack array of messages');
+    const first: unknown = decoded[0];
+    if (decoded.length === 1 && isObject(first) && first['op'] === '$parts') {
+      const n = first['n'];
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 1_000_000) throw new ProtocolError('$parts: n must be a positive integer');
+      this.partsLeft = n;
+      return;
+    }
+    const msgs: In[] = new Array(decoded.length);
+    const expected: number[] = [];
+    for (let i = 0; i < decoded.length; i++) {
+      const parsed = this.schema.safeParse(decoded[i]);
+      if (!parsed.success) throw new ProtocolError(describeInvalid(decoded[i], i, parsed.error));
+      const msg = parsed.data;
+      if (hasBlobs(msg) && msg.raw) {
+        const nulls = msg.blobs.reduce((k, b) => (b === null ? k + 1 : k), 0);
+        if (nulls !== msg.raw.length) throw new ProtocolError(`message ${i} (${msg.op}): ${msg.raw.length} raw lengths for ${nulls} missing blobs`);
+        for (const len of msg.raw) expected.push(len);
+      }
+      msgs[i] = msg;
+    }
+    if (expected.length === 0) {
+      this.deliver(msgs);
+      return;
+    }
+    this.held = msgs;
+    this.expected = expected;
+    this.received = [];
+    this.skipEmptyBlobs();
+  }
+
+  private onRaw(buf: Buffer): void {
+    const want = this.expected[this.received.length];
+    if (want === undefined) throw new ProtocolError('unexpected raw frame');
+    this.chunks.push(buf);
+    this.chunkBytes += buf.length;
+    if (this.chunkBytes > want) throw new ProtocolError(`raw value longer than announced (${this.chunkBytes} > ${want} bytes)`);
+    if (this.chunkBytes === want) {
+      this.received.push(this.chunks.length === 1 ? buf : Buffer.concat(this.chunks, want));
+      this.chunks = [];
+      this.chunkBytes = 0;
+      this.skipEmptyBlobs();
+    }
+  }
+
+  /** Zero-length raw blobs have no frame; account for them, then deliver when complete. */
+  private skipEmptyBlobs(): void {
+    while (this.received.length < this.expected.length && this.expected[this.received.length] === 0) {
+      this.received.push(Buffer.alloc(0));
+    }
+    if (this.received.length < this.expected.length || !this.held) return;
+    const msgs = this.held;
+    let next = 0;
+    for (const msg of msgs) {
+      if (!hasBlobs(msg) || !msg.raw) continue;
+      for (let i = 0; i < msg.blobs.length; i++) if (msg.blobs[i] === null) msg.blobs[i] = this.received[next++] ?? null;
+      delete msg.raw;
+    }
+    this.held = null;
+    this.expected = [];
+    this.received = [];
+    this.deliver(msgs);
+  }
+
+  private deliver(msgs: In[]): void {
+    if (!this.messageHandler) {
+      this.early.push(msgs);
+      return;
+    }
+    try {
+      this.messageHandler(msgs);
+    } catch (err) {
+      // A bug in a handler must not take the process down: report it, drop this connection.
+      this.onInternalError(err);
+      this.fail(`internal error while handling ${msgs[0]?.op ?? 'a message'}: ${(err as Error).message}`, 1011);
+    }
+  }
+
+  /** Called when a message handler throws; the owner logs it. */
+  onInternalError: (err: unknown) => void = (err) => {
+    process.emitWarning(`weft: ${this.label} handler failed: ${(err as Error).stack ?? String(err)}`);
+  };
+
+  private onClosed(code: number, reason: string): void {
+    this.markClosed(code, reason);
+  }
+
+  private markClosed(code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.queue = [];
+    this.rawOut = [];
+    const handlers = this.closeHandlers;
+    this.closeHandlers = [];
+    for (const h of handlers) h(code, reason);
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A one-line, actionable description of why a message failed validation. */
+export function describeInvalid(value: unknown, index: number, error: z.ZodError): string {
+  const op = isObject(value) && typeof value['op'] === 'string' ? `'${value['op']}'` : '(no op)';
+  const issue = error.issues[0];
+  const where = issue && issue.path.length > 0 ? issue.path.join('.') : 'message';
+  const what = issue ? issue.message : 'invalid';
+  return `invalid message ${index} ${op}: ${where}: ${what}`;
+}
