@@ -104,7 +104,7 @@ export const schedulerToClient = z.discriminatedUnion('op', [
   z.object({ op: z.literal('want-reply'), id, missing: keys }),
   z.object({ op: z.literal('who-has-reply'), id, who: z.array(z.array(z.string())) }),
   z.object({ op: z.literal('workers-reply'), id, workers: z.array(workerSummary) }),
-  z.object({ op: z.literal('scattered-ok'), id }),
+  z.object({ op: z.literal('scattered-ok'), id, error: z.string().optional() }),
 ]);
 export type SchedulerToClient = z.infer<typeof schedulerToClient>;
 
@@ -120,6 +120,8 @@ export const workerToScheduler = z.discriminatedUnion('op', [
     durations: z.array(z.number().nonnegative()),
   }),
   z.object({ op: z.literal('erred'), key, run: count, error: serializedError }),
+  /** Tasks handed to an executor thread: the ones to blame if this worker dies. */
+  z.object({ op: z.literal('executing'), keys, runs: z.array(count) }),
   z.object({ op: z.literal('missing'), key, run: count, dep: key, holders: z.array(z.string()) }),
   z.object({ op: z.literal('heartbeat'), executing: count, stored: count, storedBytes: count, memory: count }),
 ]);

@@ -1,0 +1,42 @@
+/**
+ * Messages the state machine wants sent, per recipient, in order. Runs of a
+ * columnar message (`in-memory`, `free`, `lost`) to one recipient merge into
+ * one message, which keeps the hot path to a handful of objects per batch.
+ */
+type Columnar = 'in-memory' | 'free' | 'lost';
+
+interface KeysMsg {
+  op: Columnar;
+  keys: string[];
+}
+
+export class Outbox {
+  private byRecipient = new Map<string, object[]>();
+
+  push(to: string, msg: object): void {
+    const list = this.byRecipient.get(to);
+    if (list) list.push(msg);
+    else this.byRecipient.set(to, [msg]);
+  }
+
+  key(to: string, op: Columnar, key: string): void {
+    let list = this.byRecipient.get(to);
+    if (!list) {
+      list = [];
+      this.byRecipient.set(to, list);
+    }
+    const last = list[list.length - 1] as Partial<KeysMsg> | undefined;
+    if (last && last.op === op && last.keys) last.keys.push(key);
+    else list.push({ op, keys: [key] });
+  }
+
+  get empty(): boolean {
+    return this.byRecipient.size === 0;
+  }
+
+  drain(): Map<string, object[]> {
+    const out = this.byRecipient;
+    this.byRecipient = new Map();
+    return out;
+  }
+}

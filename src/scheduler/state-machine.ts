@@ -1,0 +1,888 @@
+/**
+ * The scheduler's decisions, as a pure state machine: `handle(event)` changes
+ * state and queues messages; `takeInstructions()` returns what to send, which
+ * connections to close and what to log. No sockets, no timers, no clock: the
+ * time comes in with the events.
+ */
+import { z } from 'zod';
+import type { SerializedError } from '../errors.ts';
+import type { ClientToScheduler, TaskMsg, WorkerInfo, WorkerSummary, WorkerToScheduler } from '../protocol/messages.ts';
+import { Heap } from '../util/heap.ts';
+import { graphOrder, type OrderNode } from './order.ts';
+import { Outbox } from './outbox.ts';
+import { ClientState, needsDeps, TaskGroup, TaskState, WorkerState, type TaskStatus } from './task-state.ts';
+
+export const schedulerConfigSchema = z.object({
+  /** A worker silent for this long is removed and its work rescheduled. */
+  heartbeatTimeoutMs: z.number().int().positive().default(15_000),
+  /** A task no worker can run errs after this long (it is reported at once). */
+  noWorkerTimeoutMs: z.number().int().nonnegative().default(30_000),
+  /** Worker deaths a task may be part of before it errs with KilledWorkerError. */
+  allowedFailures: z.number().int().min(1).default(3),
+  /** Root tasks handed to a worker cover about this much run time... */
+  queueTargetSeconds: z.number().positive().default(0.02),
+  /** ...and never more than this many per thread. */
+  maxQueuedPerThread: z.number().int().min(1).default(2000),
+  /** Per-task overhead (seconds) assumed on top of measured run time. */
+  taskOverheadSeconds: z.number().nonnegative().default(0.00002),
+  /** Assumed worker-to-worker bandwidth in bytes/s, for placement. */
+  bandwidth: z.number().positive().default(100e6),
+  /** Assumed run time of a task of a kind never measured before. */
+  defaultDurationSeconds: z.number().positive().default(0.5),
+});
+export type SchedulerConfig = z.infer<typeof schedulerConfigSchema>;
+
+export type SchedulerEvent =
+  | { type: 'client-connected'; client: string }
+  | { type: 'client-disconnected'; client: string }
+  | { type: 'client-message'; client: string; msg: ClientToScheduler }
+  | { type: 'worker-connected'; worker: string; info: WorkerInfo; now: number }
+  | { type: 'worker-disconnected'; worker: string; reason: string }
+  | { type: 'worker-message'; worker: string; msg: WorkerToScheduler; now: number }
+  | { type: 'tick'; now: number };
+
+export interface LogRecord {
+  level: 'debug' | 'info' | 'warn' | 'error';
+  msg: string;
+  data?: Record<string, unknown>;
+}
+
+export interface Instructions {
+  /** Messages per connection id, in order. */
+  messages: Map<string, object[]>;
+  /** Connections to close (a worker that stopped heartbeating). */
+  close: { id: string; reason: string }[];
+  logs: LogRecord[];
+}
+
+const NO_DEPS: TaskState[] = [];
+
+export class SchedulerState {
+  readonly config: SchedulerConfig;
+  readonly tasks = new Map<string, TaskState>();
+  readonly workers = new Map<string, WorkerState>();
+  readonly clients = new Map<string, ClientState>();
+  private readonly byAddress = new Map<string, WorkerState>();
+  private readonly groups = new Map<string, TaskGroup>();
+  private readonly queue = new Heap<TaskState>(before);
+  private readonly noWorker = new Set<TaskState>();
+  private outbox = new Outbox();
+  private close: { id: string; reason: string }[] = [];
+  private logs: LogRecord[] = [];
+  /** Tasks whose need count dropped to zero: release (and maybe forget) them. */
+  private releaseQ: TaskState[] = [];
+  private orderCounter = 0;
+  private runCounter = 0;
+  /** Average run time over all tasks: the guess for a kind never measured. */
+  private globalDuration = -1;
+  private now = 0;
+
+  constructor(config: Partial<SchedulerConfig> = {}) {
+    this.config = schedulerConfigSchema.parse(config);
+  }
+
+  // ------------------------------------------------------------------ events
+
+  handle(ev: SchedulerEvent): void {
+    switch (ev.type) {
+      case 'client-connected':
+        this.clients.set(ev.client, new ClientState(ev.client));
+        break;
+      case 'client-disconnected':
+        this.removeClient(ev.client);
+        break;
+      case 'client-message':
+        this.clientMessage(ev.client, ev.msg);
+        break;
+      case 'worker-connected':
+        this.now = ev.now;
+        this.addWorker(ev.worker, ev.info);
+        break;
+      case 'worker-disconnected':
+        this.removeWorker(ev.worker, ev.reason);
+        break;
+      case 'worker-message':
+        this.now = ev.now;
+        this.workerMessage(ev.worker, ev.msg);
+        break;
+      case 'tick':
+        this.now = ev.now;
+        this.tick();
+        break;
+    }
+    this.drainReleases();
+  }
+
+  /** What to do now: messages to send (root-task queue filled first), closes, logs. */
+  takeInstructions(): Instructions {
+    this.fillWorkers();
+    this.drainReleases();
+    const out = { messages: this.outbox.drain(), close: this.close, logs: this.logs };
+    this.close = [];
+    this.logs = [];
+    return out;
+  }
+
+  // ------------------------------------------------------------------ clients
+
+  private clientMessage(id: string, msg: ClientToScheduler): void {
+    const c = this.clients.get(id);
+    if (!c) return;
+    switch (msg.op) {
+      case 'update-graph':
+        this.updateGraph(c, msg.id, msg.tasks, msg.wants);
+        break;
+      case 'release':
+        for (const key of msg.keys) {
+          const ts = this.tasks.get(key);
+          if (ts && c.wants.delete(ts)) {
+            ts.removeWanter(c);
+            if (!ts.needed) this.releaseQ.push(ts);
+          }
+        }
+        break;
+      case 'want': {
+        const missing: string[] = [];
+        for (const key of msg.keys) {
+          const ts = this.tasks.get(key);
+          if (!ts) missing.push(key);
+          else this.want(c, ts);
+        }
+        this.outbox.push(c.id, { op: 'want-reply', id: msg.id, missing });
+        break;
+      }
+      case 'scattered':
+        this.scattered(c, msg.id, msg.keys, msg.nbytes, msg.worker);
+        break;
+      case 'who-has':
+        this.outbox.push(c.id, {
+          op: 'who-has-reply',
+          id: msg.id,
+          who: msg.keys.map((k) => this.tasks.get(k)?.whoHas.map((w) => w.address) ?? []),
+        });
+        break;
+      case 'workers':
+        this.outbox.push(c.id, { op: 'workers-reply', id: msg.id, workers: this.workerSummaries() });
+        break;
+    }
+  }
+
+  private removeClient(id: string): void {
+    const c = this.clients.get(id);
+    if (!c) return;
+    this.clients.delete(id);
+    for (const ts of c.wants) {
+      ts.removeWanter(c);
+      if (!ts.needed) this.releaseQ.push(ts);
+    }
+    c.wants.clear();
+  }
+
+  private want(c: ClientState, ts: TaskState): void {
+    if (!c.wants.has(ts)) {
+      c.wants.add(ts);
+      ts.addWanter(c);
+    }
+    if (ts.state === 'memory') this.outbox.key(c.id, 'in-memory', ts.key);
+    else if (ts.state === 'erred' && ts.error) this.outbox.push(c.id, { op: 'erred', key: ts.key, error: ts.error });
+    else if (ts.state === 'released' && ts.needed) this.ensureComputable(ts);
+  }
+
+  /**
+   * Adds a client's graph. Validates it whole first (conflicting keys, missing
+   * dependencies, cycles): an invalid graph changes nothing and is rejected
+   * with the keys at fault.
+   */
+  private updateGraph(c: ClientState, id: number, msgs: TaskMsg[], wants: string[]): void {
+    const incoming = new Map<string, TaskMsg>();
+    const conflicts: string[] = [];
+    for (const t of msgs) {
+      const prev = incoming.get(t.key);
+      if (!prev) incoming.set(t.key, t);
+      else if (!sameDefinition(prev, t)) conflicts.push(t.key);
+    }
+    if (conflicts.length > 0) return this.reject(c, id, `keys submitted twice in one graph with different definitions: ${list(conflicts)}`, conflicts);
+
+    const fresh: TaskMsg[] = [];
+    for (const t of incoming.values()) {
+      const existing = this.tasks.get(t.key);
+      if (!existing) fresh.push(t);
+      else if (!existingMatches(existing, t)) conflicts.push(t.key);
+    }
+    if (conflicts.length > 0) return this.reject(c, id, `keys already submitted with a different definition: ${list(conflicts)}; use new keys for different work`, conflicts);
+
+    const missing: string[] = [];
+    for (const t of fresh) for (const d of t.deps) if (!incoming.has(d) && !this.tasks.has(d)) missing.push(`${t.key} -> ${d}`);
+    for (const k of wants) if (!incoming.has(k) && !this.tasks.has(k)) missing.push(`(wanted) ${k}`);
+    if (missing.length > 0) return this.reject(c, id, `missing dependencies (task -> dependency): ${list(missing)}`, missing.map((m) => m.split(' -> ')[0] ?? m));
+
+    const cycle = findCycle(fresh, incoming);
+    if (cycle) return this.reject(c, id, `the graph has a cycle: ${cycle.join(' -> ')}`, cycle);
+
+    // Valid: create the tasks, link them, order them.
+    const created: TaskState[] = new Array(fresh.length);
+    for (let i = 0; i < fresh.length; i++) {
+      const t = fresh[i] as TaskMsg;
+      const ts = new TaskState(t.key, t.spec, this.group(t.group ?? groupOf(t.key)), t.priority ?? 0, t.retries ?? 0, t.resources && Object.keys(t.resources).length > 0 ? t.resources : null, t.workers && t.workers.length > 0 ? t.workers : null);
+      this.tasks.set(t.key, ts);
+      created[i] = ts;
+    }
+    const isFresh = new Set<OrderNode>(created);
+    for (let i = 0; i < fresh.length; i++) {
+      const t = fresh[i] as TaskMsg;
+      const ts = created[i] as TaskState;
+      if (t.deps.length === 0) {
+        ts.deps = NO_DEPS;
+        continue;
+      }
+      ts.deps = t.deps.map((k) => this.tasks.get(k) as TaskState);
+      for (const d of ts.deps) {
+        d.dependents.push(ts);
+        d.liveDependents++;
+      }
+    }
+    const ordered = graphOrder(created, (ts) => ts.dependents.length === 0, (n) => isFresh.has(n));
+    for (const ts of ordered) ts.order = this.orderCounter++;
+
+    for (const k of wants) {
+      const ts = this.tasks.get(k) as TaskState;
+      if (!c.wants.has(ts)) {
+        c.wants.add(ts);
+        ts.addWanter(c);
+      }
+    }
+    for (const ts of ordered) this.enterWaiting(ts);
+    for (const k of wants) {
+      const ts = this.tasks.get(k) as TaskState;
+      if (isFresh.has(ts)) continue;
+      this.want(c, ts);
+    }
+    // Fresh tasks nobody wants and nothing depends on are dropped at once.
+    for (const ts of ordered) if (!ts.needed) this.releaseQ.push(ts);
+    this.outbox.push(c.id, { op: 'graph-ok', id });
+  }
+
+  private reject(c: ClientState, id: number, message: string, keys: string[]): void {
+    this.outbox.push(c.id, { op: 'graph-rejected', id, error: { name: 'GraphError', message }, keys: keys.slice(0, 100) });
+    this.logs.push({ level: 'warn', msg: 'graph rejected', data: { client: c.id, reason: message } });
+  }
+
+  private scattered(c: ClientState, id: number, keys: string[], nbytes: number[], address: string): void {
+    const w = this.byAddress.get(address);
+    if (!w) {
+      this.outbox.push(c.id, { op: 'scattered-ok', id, error: `no worker at ${address}` });
+      return;
+    }
+    const bad: string[] = [];
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i] as string;
+      let ts = this.tasks.get(key);
+      if (ts && ts.spec !== null) {
+        bad.push(key);
+        continue;
+      }
+      if (!ts) {
+        ts = new TaskState(key, null, this.group('scatter'), 0, 0, null, null);
+        this.tasks.set(key, ts);
+      }
+      if (!ts.whoHas.includes(w)) {
+        ts.whoHas.push(w);
+        w.hasWhat.add(ts);
+        w.storedBytes += nbytes[i] ?? 0;
+      }
+      ts.nbytes = nbytes[i] ?? 0;
+      if (ts.state !== 'memory') this.toMemory(ts);
+      if (!c.wants.has(ts)) {
+        c.wants.add(ts);
+        ts.addWanter(c);
+      }
+    }
+    const error = bad.length > 0 ? `keys already used by computed tasks: ${list(bad)}` : undefined;
+    this.outbox.push(c.id, error ? { op: 'scattered-ok', id, error } : { op: 'scattered-ok', id });
+  }
+
+  // ------------------------------------------------------------------ workers
+
+  private addWorker(id: string, info: WorkerInfo): void {
+    const w = new WorkerState(id, info.name, info.address, info.nthreads, info.resources, info.pid, this.now);
+    this.workers.set(id, w);
+    this.byAddress.set(info.address, w);
+    this.logs.push({ level: 'info', msg: 'worker joined', data: { name: info.name, address: info.address, nthreads: info.nthreads, resources: info.resources } });
+    // Tasks that had nowhere to go may fit now.
+    for (const ts of [...this.noWorker]) {
+      if (this.validWorker(ts, w)) {
+        this.noWorker.delete(ts);
+        this.place(ts);
+      }
+    }
+  }
+
+  private removeWorker(id: string, reason: string): void {
+    const w = this.workers.get(id);
+    if (!w) return;
+    this.workers.delete(id);
+    this.byAddress.delete(w.address);
+    this.logs.push({ level: 'warn', msg: 'worker removed', data: { name: w.name, address: w.address, reason, processing: w.processing.size, stored: w.hasWhat.size } });
+
+    const lost: TaskState[] = [];
+    for (const ts of w.hasWhat) {
+      const i = ts.whoHas.indexOf(w);
+      if (i >= 0) ts.whoHas.splice(i, 1);
+      if (ts.whoHas.length === 0 && ts.state === 'memory') lost.push(ts);
+    }
+    w.hasWhat.clear();
+    for (const ts of lost) this.loseData(ts);
+
+    const processing = [...w.processing];
+    w.processing.clear();
+    // Blame the tasks the worker said it was running; if it said nothing yet, all of them.
+    const anyExecuting = processing.some((ts) => ts.executing);
+    for (const ts of processing) {
+      if (ts.processingOn !== w) continue;
+      ts.processingOn = null;
+      if (!anyExecuting || ts.executing) ts.suspicious++;
+      ts.executing = false;
+      if (ts.suspicious >= this.config.allowedFailures) {
+        this.logs.push({ level: 'error', msg: 'task killed too many workers', data: { key: ts.key, workersDied: ts.suspicious } });
+        this.markErred(ts, {
+          name: 'KilledWorkerError',
+          message: `task ${ts.key} was running on ${ts.suspicious} workers that died (the last: ${w.name}, ${reason}); weft stopped retrying it so it cannot kill another. Check it for crashes or memory use.`,
+        });
+      } else {
+        this.returnToWaiting(ts);
+      }
+    }
+  }
+
+  private workerMessage(id: string, msg: WorkerToScheduler): void {
+    const w = this.workers.get(id);
+    if (!w) return;
+    w.lastSeen = this.now;
+    switch (msg.op) {
+      case 'finished':
+        for (let i = 0; i < msg.keys.length; i++) {
+          this.taskFinished(w, msg.keys[i] as string, msg.runs[i] ?? -1, msg.nbytes[i] ?? 0, msg.durations[i] ?? 0);
+        }
+        break;
+      case 'executing':
+        for (let i = 0; i < msg.keys.length; i++) {
+          const ts = this.tasks.get(msg.keys[i] as string);
+          if (ts && ts.processingOn === w && ts.run === msg.runs[i]) ts.executing = true;
+        }
+        break;
+      case 'erred':
+        this.taskErred(w, msg.key, msg.run, msg.error);
+        break;
+      case 'missing':
+        this.missingData(w, msg.key, msg.run, msg.dep, msg.holders);
+        break;
+      case 'heartbeat':
+        w.memory = msg.memory;
+        break;
+    }
+  }
+
+  private tick(): void {
+    for (const w of this.workers.values()) {
+      if (this.now - w.lastSeen > this.config.heartbeatTimeoutMs) {
+        this.close.push({ id: w.id, reason: `no heartbeat for ${Math.round((this.now - w.lastSeen) / 1000)} s` });
+        this.removeWorker(w.id, 'heartbeat timeout');
+      }
+    }
+    if (this.noWorker.size > 0) {
+      for (const ts of [...this.noWorker]) {
+        if (this.now - ts.noWorkerSince >= this.config.noWorkerTimeoutMs) {
+          this.noWorker.delete(ts);
+          this.markErred(ts, { name: 'NoWorkerError', message: `task ${ts.key} needs ${describeNeeds(ts)} and no worker offered it for ${Math.round(this.config.noWorkerTimeoutMs / 1000)} s` });
+        }
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ task results
+
+  private taskFinished(w: WorkerState, key: string, run: number, nbytes: number, duration: number): void {
+    const ts = this.tasks.get(key);
+    if (!ts || ts.state !== 'processing' || ts.processingOn !== w || ts.run !== run) {
+      // A result we no longer want (cancelled, rescheduled, forgotten): drop it there.
+      if (!(ts && ts.state === 'memory' && ts.whoHas.includes(w))) this.outbox.key(w.id, 'free', key);
+      return;
+    }
+    ts.group.record(duration);
+    this.globalDuration = this.globalDuration < 0 ? duration : this.globalDuration + (duration - this.globalDuration) * 0.05;
+    w.processing.delete(ts);
+    w.occupancy = Math.max(0, w.occupancy - ts.expected);
+    ts.processingOn = null;
+    ts.executing = false;
+    ts.nbytes = nbytes;
+    ts.whoHas.push(w);
+    w.hasWhat.add(ts);
+    w.storedBytes += nbytes;
+    this.toMemory(ts);
+  }
+
+  /** A task's data is now held somewhere: tell wanters, wake dependents. */
+  private toMemory(ts: TaskState): void {
+    this.setState(ts, 'memory');
+    ts.forEachWanter((c) => this.outbox.key(c.id, 'in-memory', ts.key));
+    for (const d of ts.dependents) {
+      if (d.state === 'waiting' && --d.waitingOn === 0) this.makeReady(d);
+    }
+    if (!ts.needed) this.releaseQ.push(ts);
+  }
+
+  private taskErred(w: WorkerState, key: string, run: number, error: SerializedError): void {
+    const ts = this.tasks.get(key);
+    if (!ts || ts.state !== 'processing' || ts.processingOn !== w || ts.run !== run) return;
+    this.detachFromWorker(ts);
+    if (ts.retriesLeft > 0) {
+      ts.retriesLeft--;
+      this.logs.push({ level: 'info', msg: 'retrying task', data: { key, retriesLeft: ts.retriesLeft, error: error.message } });
+      this.returnToWaiting(ts);
+      return;
+    }
+    this.markErred(ts, error);
+  }
+
+  private missingData(w: WorkerState, key: string, run: number, depKey: string, holders: string[]): void {
+    const ts = this.tasks.get(key);
+    if (!ts || ts.state !== 'processing' || ts.processingOn !== w || ts.run !== run) return;
+    const dep = this.tasks.get(depKey);
+    if (dep) {
+      for (const addr of holders) {
+        const hw = this.byAddress.get(addr);
+        const i = hw ? dep.whoHas.indexOf(hw) : -1;
+        if (hw && i >= 0) {
+          dep.whoHas.splice(i, 1);
+          hw.hasWhat.delete(dep);
+          hw.storedBytes = Math.max(0, hw.storedBytes - dep.nbytes);
+        }
+      }
+      this.logs.push({ level: 'warn', msg: 'worker could not fetch a dependency', data: { key, dep: depKey, worker: w.name, holders } });
+      if (dep.state === 'memory' && dep.whoHas.length === 0) this.loseData(dep);
+    }
+    if (ts.state === 'processing' && ts.processingOn === w) {
+      this.detachFromWorker(ts);
+      this.outbox.key(w.id, 'free', ts.key);
+      this.returnToWaiting(ts);
+    }
+  }
+
+  // ------------------------------------------------------------------ transitions
+
+  /** Sets a state, keeping every dependency's `waiters` count exact. */
+  private setState(ts: TaskState, next: TaskStatus): void {
+    const was = needsDeps(ts.state);
+    const now = needsDeps(next);
+    ts.state = next;
+    if (was === now) return;
+    for (const d of ts.deps) {
+      if (now) d.waiters++;
+      else if (--d.waiters === 0) this.releaseQ.push(d);
+    }
+  }
+
+  /** A new (or recomputed) task starts waiting for its dependencies. */
+  private enterWaiting(ts: TaskState): void {
+    let missing = 0;
+    let failed: TaskState | null = null;
+    for (const d of ts.deps) {
+      if (d.state === 'erred') failed = d;
+      else if (d.state !== 'memory') missing++;
+    }
+    if (failed) {
+      this.markErred(ts, dependencyError(failed));
+      return;
+    }
+    this.setState(ts, 'waiting');
+    ts.waitingOn = missing;
+    if (missing === 0) {
+      this.makeReady(ts);
+      return;
+    }
+    for (const d of ts.deps) if (d.state === 'released') this.ensureComputable(d);
+  }
+
+  /** A released task is needed again: compute it (and whatever it needs). */
+  private ensureComputable(root: TaskState): void {
+    const stack = [root];
+    while (stack.length > 0) {
+      const ts = stack.pop() as TaskState;
+      if (ts.state !== 'released') continue;
+      if (ts.spec === null) {
+        this.markErred(ts, { name: 'DataLostError', message: `scattered data ${ts.key} was lost with the worker that held it; scatter it again` });
+        continue;
+      }
+      this.enterWaiting(ts);
+    }
+  }
+
+  /** All dependencies are in memory: queue a root task, or place it now. */
+  private makeReady(ts: TaskState): void {
+    if (!ts.hasRestrictions && this.isRootish(ts)) {
+      this.setState(ts, 'queued');
+      if (!ts.inQueue) {
+        ts.inQueue = true;
+        this.queue.push(ts);
+      }
+      return;
+    }
+    this.place(ts);
+  }
+
+  /**
+   * Root-ish tasks have no data to be near: no dependencies, or only a few
+   * that are shared by many tasks (a broadcast value).
+   */
+  private isRootish(ts: TaskState): boolean {
+    if (ts.deps.length === 0) return true;
+    if (ts.deps.length > 4) return false;
+    for (const d of ts.deps) if (d.dependents.length < 16) return false;
+    return true;
+  }
+
+  private place(ts: TaskState): void {
+    const w = this.chooseWorker(ts);
+    if (!w) {
+      if (ts.state !== 'no-worker') {
+        this.setState(ts, 'no-worker');
+        ts.noWorkerSince = this.now;
+        this.noWorker.add(ts);
+        const reason = `task ${ts.key} needs ${describeNeeds(ts)}, which no connected worker has; it waits ${Math.round(this.config.noWorkerTimeoutMs / 1000)} s for one to join, then errs`;
+        this.logs.push({ level: 'warn', msg: 'no worker can run task', data: { key: ts.key, needs: describeNeeds(ts) } });
+        for (const c of this.clients.values()) this.outbox.push(c.id, { op: 'no-worker', keys: [ts.key], reason });
+      }
+      return;
+    }
+    this.noWorker.delete(ts);
+    this.sendCompute(ts, w);
+  }
+
+  /**
+   * The worker where the task can start soonest: its queued work per thread
+   * plus the time to fetch the dependency bytes it does not hold.
+   */
+  private chooseWorker(ts: TaskState): WorkerState | null {
+    let best: WorkerState | null = null;
+    let bestCost = Infinity;
+    for (const w of this.workers.values()) {
+      if (w.closing || !this.validWorker(ts, w)) continue;
+      let missingBytes = 0;
+      for (const d of ts.deps) if (!d.whoHas.includes(w)) missingBytes += d.nbytes;
+      const busy = w.processing.size < w.nthreads ? 0 : w.occupancy / w.nthreads;
+      const cost = busy + missingBytes / this.config.bandwidth;
+      if (cost < bestCost || (cost === bestCost && best !== null && w.processing.size < best.processing.size)) {
+        best = w;
+        bestCost = cost;
+      }
+    }
+    return best;
+  }
+
+  private validWorker(ts: TaskState, w: WorkerState): boolean {
+    if (ts.workers && !ts.workers.includes(w.name) && !ts.workers.includes(w.address)) return false;
+    if (ts.resources) {
+      for (const r in ts.resources) if ((w.resources[r] ?? 0) < (ts.resources[r] as number)) return false;
+    }
+    return true;
+  }
+
+  private expectedDuration(ts: TaskState): number {
+    if (ts.group.duration >= 0) return ts.group.duration;
+    return this.globalDuration >= 0 ? this.globalDuration : this.config.defaultDurationSeconds;
+  }
+
+  private sendCompute(ts: TaskState, w: WorkerState): void {
+    this.setState(ts, 'processing');
+    ts.processingOn = w;
+    ts.run = ++this.runCounter;
+    ts.executing = false;
+    ts.expected = this.expectedDuration(ts);
+    w.occupancy += ts.expected;
+    w.processing.add(ts);
+    const n = ts.deps.length;
+    const deps: string[] = new Array(n);
+    const who: string[][] = new Array(n);
+    const sizes: number[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const d = ts.deps[i] as TaskState;
+      deps[i] = d.key;
+      who[i] = d.whoHas.map((h) => h.address);
+      sizes[i] = d.nbytes;
+    }
+    const msg: Record<string, unknown> = { op: 'compute', key: ts.key, run: ts.run, spec: ts.spec, order: ts.order, priority: ts.priority, deps, who, sizes };
+    if (ts.resources) msg['resources'] = ts.resources;
+    this.outbox.push(w.id, msg);
+  }
+
+  /** Hands queued root tasks to workers with free slots, least busy first. */
+  private fillWorkers(): void {
+    if (this.queue.size === 0 || this.workers.size === 0) return;
+    const ws = [...this.workers.values()].filter((w) => !w.closing);
+    ws.sort((a, b) => a.processing.size / a.nthreads - b.processing.size / b.nthreads);
+    for (const w of ws) {
+      while (this.queue.size > 0) {
+        const head = this.queue.peek() as TaskState;
+        if (head.state !== 'queued') {
+          this.queue.pop();
+          head.inQueue = false;
+          continue;
+        }
+        if (w.processing.size >= this.slots(w, head)) break;
+        this.queue.pop();
+        head.inQueue = false;
+        this.sendCompute(head, w);
+      }
+      if (this.queue.size === 0) break;
+    }
+  }
+
+  /**
+   * How many tasks a worker may hold: about `queueTargetSeconds` of work per
+   * thread, at least ceil(1.1 × threads). Short tasks get a deep queue so the
+   * round trip to the scheduler never idles a thread; long or unknown ones a
+   * shallow one, so a worker never takes on far more than it can run.
+   */
+  private slots(w: WorkerState, next: TaskState): number {
+    const d = next.group.duration;
+    let perThread = 1.1;
+    if (d >= 0) {
+      perThread = this.config.queueTargetSeconds / (d + this.config.taskOverheadSeconds);
+      perThread = Math.min(this.config.maxQueuedPerThread, Math.max(1.1, perThread));
+    }
+    return Math.ceil(w.nthreads * perThread);
+  }
+
+  /** Takes a processing task off its worker's books (the worker is told separately). */
+  private detachFromWorker(ts: TaskState): void {
+    const w = ts.processingOn;
+    if (!w) return;
+    w.processing.delete(ts);
+    w.occupancy = Math.max(0, w.occupancy - ts.expected);
+    ts.processingOn = null;
+    ts.executing = false;
+  }
+
+  /** A task that was processing goes back to wait for (or recompute) its inputs. */
+  private returnToWaiting(ts: TaskState): void {
+    let missing = 0;
+    for (const d of ts.deps) if (d.state !== 'memory') missing++;
+    if (missing === 0) {
+      this.makeReady(ts);
+      return;
+    }
+    this.setState(ts, 'waiting');
+    ts.waitingOn = missing;
+    for (const d of ts.deps) {
+      if (d.state === 'erred') {
+        this.markErred(ts, dependencyError(d));
+        return;
+      }
+      if (d.state === 'released') this.ensureComputable(d);
+    }
+  }
+
+  /** The last copy of a result is gone. Recompute it if anything still needs it. */
+  private loseData(ts: TaskState): void {
+    this.setState(ts, 'released');
+    ts.nbytes = 0;
+    for (const d of ts.dependents) {
+      if (d.state === 'waiting') d.waitingOn++;
+      else if (d.state === 'queued' || d.state === 'no-worker') {
+        this.noWorker.delete(d);
+        d.state = 'waiting'; // both states need their deps: no count changes
+        d.waitingOn = 1;
+      } else if (d.state === 'processing') {
+        const w = d.processingOn;
+        this.detachFromWorker(d);
+        if (w) this.outbox.key(w.id, 'free', d.key);
+        d.state = 'waiting';
+        d.waitingOn = 0;
+        for (const dd of d.deps) if (dd.state !== 'memory') d.waitingOn++;
+      }
+    }
+    ts.forEachWanter((c) => this.outbox.key(c.id, 'lost', ts.key));
+    this.logs.push({ level: 'info', msg: 'result lost with its worker', data: { key: ts.key, recompute: ts.needed } });
+    if (ts.needed) this.ensureComputable(ts);
+    else this.releaseQ.push(ts);
+  }
+
+  /** Errs a task and, transitively, everything waiting on it. */
+  private markErred(root: TaskState, error: SerializedError): void {
+    const stack: [TaskState, SerializedError][] = [[root, error]];
+    while (stack.length > 0) {
+      const [ts, err] = stack.pop() as [TaskState, SerializedError];
+      if (ts.state === 'erred' || ts.state === 'forgotten' || ts.state === 'memory') continue;
+      if (ts.state === 'processing') {
+        const w = ts.processingOn;
+        this.detachFromWorker(ts);
+        if (w) this.outbox.key(w.id, 'free', ts.key);
+      }
+      this.noWorker.delete(ts);
+      ts.error = err;
+      this.setState(ts, 'erred');
+      ts.forEachWanter((c) => this.outbox.push(c.id, { op: 'erred', key: ts.key, error: err }));
+      const forDependents = dependencyError(ts);
+      for (const d of ts.dependents) {
+        if (needsDeps(d.state)) stack.push([d, forDependents]);
+      }
+      if (!ts.needed) this.releaseQ.push(ts);
+    }
+  }
+
+  /** Releases tasks no longer needed and forgets those nothing refers to. */
+  private drainReleases(): void {
+    while (this.releaseQ.length > 0) {
+      const ts = this.releaseQ.pop() as TaskState;
+      if (ts.needed || ts.state === 'forgotten') continue;
+      switch (ts.state) {
+        case 'memory':
+          for (const w of ts.whoHas) {
+            this.outbox.key(w.id, 'free', ts.key);
+            w.hasWhat.delete(ts);
+            w.storedBytes = Math.max(0, w.storedBytes - ts.nbytes);
+          }
+          ts.whoHas = [];
+          this.setState(ts, 'released');
+          break;
+        case 'processing': {
+          const w = ts.processingOn;
+          this.detachFromWorker(ts);
+          if (w) this.outbox.key(w.id, 'free', ts.key);
+          this.setState(ts, 'released');
+          break;
+        }
+        case 'waiting':
+        case 'queued':
+        case 'no-worker':
+          this.noWorker.delete(ts);
+          this.setState(ts, 'released');
+          break;
+      }
+      if (ts.liveDependents === 0 && (ts.state === 'released' || ts.state === 'erred')) {
+        ts.state = 'forgotten';
+        this.tasks.delete(ts.key);
+        for (const d of ts.deps) {
+          if (--d.liveDependents === 0) this.releaseQ.push(d);
+        }
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ helpers
+
+  private group(name: string): TaskGroup {
+    let g = this.groups.get(name);
+    if (!g) {
+      g = new TaskGroup(name);
+      this.groups.set(name, g);
+    }
+    return g;
+  }
+
+  workerSummaries(): WorkerSummary[] {
+    return [...this.workers.values()].map((w) => ({
+      name: w.name,
+      address: w.address,
+      nthreads: w.nthreads,
+      resources: w.resources,
+      processing: w.processing.size,
+      stored: w.hasWhat.size,
+      storedBytes: w.storedBytes,
+      memory: w.memory,
+      pid: w.pid,
+    }));
+  }
+
+  /** Counts of tasks per state, for logs and tests. */
+  stateCounts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const ts of this.tasks.values()) out[ts.state] = (out[ts.state] ?? 0) + 1;
+    return out;
+  }
+}
+
+function before(a: TaskState, b: TaskState): boolean {
+  return a.priority !== b.priority ? a.priority > b.priority : a.order < b.order;
+}
+
+function bytesEqual(a: Uint8Array | null, b: Uint8Array | null): boolean {
+  if (a === null || b === null) return a === b;
+  return Buffer.compare(a, b) === 0;
+}
+
+function sameDefinition(a: TaskMsg, b: TaskMsg): boolean {
+  return bytesEqual(a.spec, b.spec) && a.deps.length === b.deps.length && a.deps.every((d, i) => d === b.deps[i]);
+}
+
+function existingMatches(ts: TaskState, t: TaskMsg): boolean {
+  return bytesEqual(ts.spec, t.spec) && ts.deps.length === t.deps.length && ts.deps.every((d, i) => d.key === t.deps[i]);
+}
+
+/** Returns one cycle among the new tasks (as keys, first repeated at the end), or null. */
+function findCycle(fresh: TaskMsg[], incoming: Map<string, TaskMsg>): string[] | null {
+  // Kahn's algorithm over the new tasks only; existing tasks cannot depend on new ones.
+  const indeg = new Map<string, number>();
+  const dependents = new Map<string, string[]>();
+  for (const t of fresh) {
+    let n = 0;
+    for (const d of t.deps) {
+      if (!incoming.has(d)) continue;
+      n++;
+      const list = dependents.get(d);
+      if (list) list.push(t.key);
+      else dependents.set(d, [t.key]);
+    }
+    indeg.set(t.key, n);
+  }
+  const ready: string[] = [];
+  for (const [k, n] of indeg) if (n === 0) ready.push(k);
+  let done = 0;
+  while (ready.length > 0) {
+    const k = ready.pop() as string;
+    done++;
+    for (const dep of dependents.get(k) ?? []) {
+      const n = (indeg.get(dep) as number) - 1;
+      indeg.set(dep, n);
+      if (n === 0) ready.push(dep);
+    }
+  }
+  if (done === indeg.size) return null;
+  // Walk from a task left over along dependencies that are also left over until one repeats.
+  const left = new Set([...indeg].filter(([, n]) => n > 0).map(([k]) => k));
+  let k = left.values().next().value as string;
+  const path: string[] = [];
+  const at = new Map<string, number>();
+  while (!at.has(k)) {
+    at.set(k, path.length);
+    path.push(k);
+    const next = (incoming.get(k) as TaskMsg).deps.find((d) => left.has(d));
+    if (next === undefined) break;
+    k = next;
+  }
+  const cycle = path.slice(at.get(k) ?? 0);
+  cycle.push(k);
+  return cycle.reverse();
+}
+
+function dependencyError(failed: TaskState): SerializedError {
+  const e = failed.error ?? { name: 'Error', message: 'unknown error' };
+  return { name: e.name, message: e.message, stack: e.stack, failedKey: e.failedKey ?? failed.key };
+}
+
+function describeNeeds(ts: TaskState): string {
+  const parts: string[] = [];
+  if (ts.resources) parts.push(`resources ${Object.entries(ts.resources).map(([k, v]) => `${k}=${v}`).join(',')}`);
+  if (ts.workers) parts.push(`one of the workers ${ts.workers.join(', ')}`);
+  return parts.join(' and ') || 'a worker';
+}
+
+function list(items: string[]): string {
+  return items.length <= 10 ? items.join(', ') : `${items.slice(0, 10).join(', ')} and ${items.length - 10} more`;
+}
+
+/** Dask-style key prefix: `inc-3f2a` and `inc-17` belong to group `inc`. */
+export function groupOf(key: string): string {
+  const m = /^(.*?)[-_:][^-_:]*$/.exec(key);
+  return m && m[1] ? m[1] : key;
+}

@@ -1,0 +1,138 @@
+/**
+ * The scheduler's records. Per-task state is one small object with no
+ * per-task collections beyond its dependency lists: counters stand in for sets
+ * wherever only a count is needed.
+ */
+import type { SerializedError } from '../errors.ts';
+
+export type TaskStatus =
+  | 'released' // known, not computed (or its data was dropped)
+  | 'waiting' // needs dependencies that are not in memory yet
+  | 'queued' // ready root task held on the scheduler until a worker has a free slot
+  | 'no-worker' // ready, but no connected worker can run it (resources, restrictions)
+  | 'processing' // sent to a worker
+  | 'memory' // result held by one or more workers
+  | 'erred'
+  | 'forgotten';
+
+/** States in which a task still needs its dependencies' data. */
+export function needsDeps(s: TaskStatus): boolean {
+  return s === 'waiting' || s === 'queued' || s === 'no-worker' || s === 'processing';
+}
+
+export class TaskGroup {
+  /** Exponential moving average of run time in seconds; -1 until measured. */
+  duration = -1;
+  constructor(readonly name: string) {}
+
+  record(seconds: number): void {
+    this.duration = this.duration < 0 ? seconds : this.duration + (seconds - this.duration) * 0.2;
+  }
+}
+
+export class TaskState {
+  state: TaskStatus = 'released';
+  deps: TaskState[] = [];
+  dependents: TaskState[] = [];
+  /** Dependencies not in memory (meaningful while waiting). */
+  waitingOn = 0;
+  /** Dependents that still need this task's data (in a `needsDeps` state). */
+  waiters = 0;
+  /** Dependents not yet forgotten. */
+  liveDependents = 0;
+  /** The client holding a future for this key, and any others beyond the first. */
+  wanter: ClientState | null = null;
+  moreWanters: ClientState[] | null = null;
+  whoHas: WorkerState[] = [];
+  nbytes = 0;
+  processingOn: WorkerState | null = null;
+  /** Attempt number of the current run; results of older runs are stale. */
+  run = 0;
+  /** The worker said it handed this task to an executor thread. */
+  executing = false;
+  /** Workers that died while running this task. */
+  suspicious = 0;
+  retriesLeft: number;
+  error: SerializedError | null = null;
+  noWorkerSince = 0;
+  order = 0;
+  /** Seconds this run was expected to take (added to its worker's occupancy). */
+  expected = 0;
+  /** In the scheduler's root-task queue (entries are removed lazily). */
+  inQueue = false;
+
+  constructor(
+    readonly key: string,
+    /** msgpack of the function and arguments; null for scattered data. */
+    readonly spec: Uint8Array | null,
+    readonly group: TaskGroup,
+    readonly priority: number,
+    readonly retries: number,
+    readonly resources: Record<string, number> | null,
+    readonly workers: string[] | null,
+  ) {
+    this.retriesLeft = retries;
+  }
+
+  get wanted(): boolean {
+    return this.wanter !== null;
+  }
+
+  /** Still needed by a client or by a dependent that has not run yet. */
+  get needed(): boolean {
+    return this.wanter !== null || this.waiters > 0;
+  }
+
+  addWanter(c: ClientState): void {
+    if (this.wanter === null) this.wanter = c;
+    else if (this.wanter !== c && !this.moreWanters?.includes(c)) (this.moreWanters ??= []).push(c);
+  }
+
+  removeWanter(c: ClientState): void {
+    if (this.wanter === c) {
+      this.wanter = this.moreWanters?.shift() ?? null;
+      if (this.moreWanters?.length === 0) this.moreWanters = null;
+    } else if (this.moreWanters) {
+      const i = this.moreWanters.indexOf(c);
+      if (i >= 0) this.moreWanters.splice(i, 1);
+      if (this.moreWanters.length === 0) this.moreWanters = null;
+    }
+  }
+
+  forEachWanter(fn: (c: ClientState) => void): void {
+    if (this.wanter) fn(this.wanter);
+    if (this.moreWanters) for (const c of this.moreWanters) fn(c);
+  }
+
+  get hasRestrictions(): boolean {
+    return this.resources !== null || this.workers !== null;
+  }
+}
+
+export class WorkerState {
+  processing = new Set<TaskState>();
+  hasWhat = new Set<TaskState>();
+  /** Expected seconds of work in `processing`. */
+  occupancy = 0;
+  storedBytes = 0;
+  memory = 0;
+  lastSeen: number;
+  closing = false;
+
+  constructor(
+    readonly id: string,
+    readonly name: string,
+    readonly address: string,
+    readonly nthreads: number,
+    readonly resources: Record<string, number>,
+    readonly pid: number,
+    now: number,
+  ) {
+    this.lastSeen = now;
+  }
+}
+
+export class ClientState {
+  wants = new Set<TaskState>();
+  constructor(readonly id: string) {}
+}

@@ -1,0 +1,397 @@
+/**
+ * The worker's decisions, as a pure state machine. Events in (tasks from the
+ * scheduler, data from peers, results from executor threads), instructions
+ * out (fetch from a peer, run on a thread, report to the scheduler). The
+ * process around it owns the sockets and threads.
+ *
+ * Data: results this worker computed (or that were scattered to it) are
+ * "owned": kept until the scheduler frees them. Dependencies fetched from
+ * peers are "borrowed": kept while a local task needs them, then dropped, so
+ * the scheduler never has to track copies it did not ask for.
+ */
+import type { SerializedError } from '../errors.ts';
+import type { ComputeMsg } from '../protocol/messages.ts';
+import { Heap } from '../util/heap.ts';
+
+type WTaskState = 'fetching' | 'ready' | 'blocked' | 'executing';
+
+interface WTask {
+  key: string;
+  run: number;
+  spec: Uint8Array;
+  order: number;
+  priority: number;
+  deps: string[];
+  resources: Record<string, number> | null;
+  state: WTaskState;
+  /** Dependencies not yet local. */
+  missing: number;
+  /** Freed by the scheduler while running: discard the result. */
+  cancelled: boolean;
+}
+
+interface DataEntry {
+  bytes: Uint8Array;
+  owned: boolean;
+  /** Local tasks (not yet finished) that need this as an input. */
+  refs: number;
+}
+
+interface Fetch {
+  /** Holders not tried yet. */
+  holders: string[];
+  tried: string[];
+  /** The peer asked right now, or null while waiting to be asked. */
+  peer: string | null;
+  waiters: WTask[];
+}
+
+export interface ExecTask {
+  key: string;
+  run: number;
+  spec: Uint8Array;
+  depKeys: string[];
+  depData: Uint8Array[];
+}
+
+export type WorkerInstruction =
+  | { type: 'send'; msg: object }
+  | { type: 'fetch'; peer: string; keys: string[] }
+  | { type: 'execute'; tasks: ExecTask[] };
+
+export interface ExecResult {
+  key: string;
+  run: number;
+  /** msgpack bytes of the result, or the error. */
+  bytes?: Uint8Array;
+  error?: SerializedError;
+  /** Seconds the function ran. */
+  duration: number;
+}
+
+export interface WorkerConfig {
+  nthreads: number;
+  resources: Record<string, number>;
+  /** Own data-server address: a holder equal to it means "already here". */
+  address: string;
+}
+
+function before(a: WTask, b: WTask): boolean {
+  return a.priority !== b.priority ? a.priority > b.priority : a.order < b.order;
+}
+
+export class WorkerState {
+  private readonly tasks = new Map<string, WTask>();
+  private readonly data = new Map<string, DataEntry>();
+  private readonly fetches = new Map<string, Fetch>();
+  private readonly ready = new Heap<WTask>(before);
+  private blocked: WTask[] = [];
+  private readonly freeResources: Record<string, number>;
+  private executing = 0;
+  private out: WorkerInstruction[] = [];
+  private finished = { op: 'finished', keys: [] as string[], runs: [] as number[], nbytes: [] as number[], durations: [] as number[] };
+  private started = { op: 'executing', keys: [] as string[], runs: [] as number[] };
+  private toFetch = new Map<string, string[]>();
+  private toExecute: ExecTask[] = [];
+  /** Average task run time here (seconds), to size how many tasks a thread gets at once. */
+  private avgDuration = -1;
+  storedBytes = 0;
+  tasksExecuted = 0;
+
+  constructor(readonly config: WorkerConfig) {
+    this.freeResources = { ...config.resources };
+  }
+
+  // ------------------------------------------------------------------ queries
+
+  getData(key: string): Uint8Array | undefined {
+    return this.data.get(key)?.bytes;
+  }
+
+  get storedCount(): number {
+    return this.data.size;
+  }
+
+  get executingCount(): number {
+    return this.executing;
+  }
+
+  /** Tasks a thread may hold at once: deeper for tiny tasks, 1 for long ones. */
+  get maxExecuting(): number {
+    if (this.avgDuration < 0) return this.config.nthreads;
+    const perThread = Math.max(1, Math.min(512, Math.round(0.005 / Math.max(this.avgDuration, 1e-7))));
+    return this.config.nthreads * perThread;
+  }
+
+  // ------------------------------------------------------------------ events
+
+  compute(msg: ComputeMsg): void {
+    const existing = this.tasks.get(msg.key);
+    if (existing) {
+      if (existing.state === 'executing' && existing.cancelled) {
+        // Freed, then sent again before the old run ended: adopt the new run.
+        existing.cancelled = false;
+        existing.run = msg.run;
+      }
+      return;
+    }
+    if (this.data.get(msg.key)?.owned) {
+      // Already computed here (a rerun after a scheduler-side reschedule): report it again.
+      this.reportFinished(msg.key, msg.run, this.data.get(msg.key)?.bytes.length ?? 0, 0);
+      return;
+    }
+    const t: WTask = {
+      key: msg.key,
+      run: msg.run,
+      spec: msg.spec,
+      order: msg.order,
+      priority: msg.priority,
+      deps: msg.deps,
+      resources: msg.resources && Object.keys(msg.resources).length > 0 ? msg.resources : null,
+      state: 'fetching',
+      missing: 0,
+      cancelled: false,
+    };
+    this.tasks.set(t.key, t);
+    for (let i = 0; i < msg.deps.length; i++) {
+      const dep = msg.deps[i] as string;
+      const local = this.data.get(dep);
+      if (local) {
+        local.refs++;
+        continue;
+      }
+      t.missing++;
+      const f = this.fetches.get(dep);
+      if (f) {
+        f.waiters.push(t);
+        continue;
+      }
+      const holders = (msg.who[i] ?? []).filter((h) => h !== this.config.address);
+      // Spread load over holders: start with a random one.
+      if (holders.length > 1) {
+        const j = Math.floor(Math.random() * holders.length);
+        [holders[0], holders[j]] = [holders[j] as string, holders[0] as string];
+      }
+      const fetch: Fetch = { holders, tried: [], peer: null, waiters: [t] };
+      this.fetches.set(dep, fetch);
+      this.askNext(dep, fetch);
+    }
+    if (t.missing === 0) this.makeReady(t);
+  }
+
+  free(keys: string[]): void {
+    for (const key of keys) {
+      const t = this.tasks.get(key);
+      if (t) {
+        if (t.state === 'executing') t.cancelled = true;
+        else this.dropTask(t);
+      }
+      const d = this.data.get(key);
+      if (d && d.owned) {
+        d.owned = false;
+        if (d.refs === 0) this.deleteData(key, d);
+      }
+    }
+  }
+
+  /** Scattered values from a client: owned from now on. Returns their sizes. */
+  put(keys: string[], blobs: Uint8Array[]): number[] {
+    return keys.map((key, i) => {
+      const bytes = blobs[i] as Uint8Array;
+      this.store(key, bytes, true);
+      return bytes.length;
+    });
+  }
+
+  fetched(peer: string, keys: string[], blobs: (Uint8Array | null)[]): void {
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i] as string;
+      const f = this.fetches.get(key);
+      if (!f || f.peer !== peer) continue;
+      const bytes = blobs[i];
+      if (!bytes) {
+        this.fetchFailedKey(key, f);
+        continue;
+      }
+      this.fetches.delete(key);
+      const live = f.waiters.filter((t) => this.tasks.get(t.key) === t);
+      if (live.length === 0) continue;
+      const entry = this.store(key, bytes, false);
+      for (const t of live) {
+        entry.refs++;
+        if (--t.missing === 0) this.makeReady(t);
+      }
+    }
+  }
+
+  fetchFailed(peer: string, keys: string[]): void {
+    for (const key of keys) {
+      const f = this.fetches.get(key);
+      if (f && f.peer === peer) this.fetchFailedKey(key, f);
+    }
+  }
+
+  executed(results: ExecResult[]): void {
+    for (const r of results) {
+      const t = this.tasks.get(r.key);
+      this.executing--;
+      if (!t || t.state !== 'executing') continue;
+      this.tasks.delete(t.key);
+      this.releaseInputs(t);
+      this.releaseResources(t);
+      this.tasksExecuted++;
+      this.avgDuration = this.avgDuration < 0 ? r.duration : this.avgDuration + (r.duration - this.avgDuration) * 0.05;
+      if (t.cancelled) continue;
+      if (r.bytes) {
+        this.store(t.key, r.bytes, true);
+        this.reportFinished(t.key, t.run, r.bytes.length, r.duration);
+      } else {
+        this.out.push({ type: 'send', msg: { op: 'erred', key: t.key, run: t.run, error: r.error ?? { name: 'Error', message: 'task failed without an error' } } });
+      }
+    }
+  }
+
+  /** The instructions accumulated since the last call, with ready tasks dispatched. */
+  takeInstructions(): WorkerInstruction[] {
+    this.dispatch();
+    if (this.finished.keys.length > 0) {
+      this.out.push({ type: 'send', msg: this.finished });
+      this.finished = { op: 'finished', keys: [], runs: [], nbytes: [], durations: [] };
+    }
+    if (this.toFetch.size > 0) {
+      for (const [peer, keys] of this.toFetch) this.out.push({ type: 'fetch', peer, keys });
+      this.toFetch = new Map();
+    }
+    if (this.toExecute.length > 0) {
+      this.out.push({ type: 'execute', tasks: this.toExecute });
+      this.toExecute = [];
+    }
+    if (this.started.keys.length > 0) {
+      this.out.push({ type: 'send', msg: this.started });
+      this.started = { op: 'executing', keys: [], runs: [] };
+    }
+    const out = this.out;
+    this.out = [];
+    return out;
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private reportFinished(key: string, run: number, nbytes: number, duration: number): void {
+    const f = this.finished;
+    f.keys.push(key);
+    f.runs.push(run);
+    f.nbytes.push(nbytes);
+    f.durations.push(duration);
+  }
+
+  private store(key: string, bytes: Uint8Array, owned: boolean): DataEntry {
+    const existing = this.data.get(key);
+    if (existing) {
+      existing.owned ||= owned;
+      return existing;
+    }
+    const entry: DataEntry = { bytes, owned, refs: 0 };
+    this.data.set(key, entry);
+    this.storedBytes += bytes.length;
+    return entry;
+  }
+
+  private deleteData(key: string, d: DataEntry): void {
+    this.data.delete(key);
+    this.storedBytes -= d.bytes.length;
+  }
+
+  private askNext(dep: string, f: Fetch): void {
+    const peer = f.holders.shift();
+    if (peer === undefined) {
+      this.fetches.delete(dep);
+      for (const t of f.waiters) {
+        if (this.tasks.get(t.key) !== t) continue;
+        this.out.push({ type: 'send', msg: { op: 'missing', key: t.key, run: t.run, dep, holders: f.tried } });
+        this.dropTask(t);
+      }
+      return;
+    }
+    f.peer = peer;
+    f.tried.push(peer);
+    const list = this.toFetch.get(peer);
+    if (list) list.push(dep);
+    else this.toFetch.set(peer, [dep]);
+  }
+
+  private fetchFailedKey(key: string, f: Fetch): void {
+    f.peer = null;
+    this.askNext(key, f);
+  }
+
+  private makeReady(t: WTask): void {
+    t.state = 'ready';
+    this.ready.push(t);
+  }
+
+  /** Removes a task that has not started; gives back its inputs. */
+  private dropTask(t: WTask): void {
+    this.tasks.delete(t.key);
+    if (t.state === 'fetching') {
+      // Only the dependencies already local hold a ref for it.
+      for (const dep of t.deps) {
+        const f = this.fetches.get(dep);
+        if (f && f.waiters.includes(t)) continue;
+        this.unref(dep);
+      }
+    } else {
+      this.releaseInputs(t);
+    }
+    if (t.state === 'blocked') this.blocked = this.blocked.filter((b) => b !== t);
+    // A 'ready' entry stays in the heap and is skipped when popped.
+  }
+
+  private releaseInputs(t: WTask): void {
+    for (const dep of t.deps) this.unref(dep);
+  }
+
+  private unref(dep: string): void {
+    const d = this.data.get(dep);
+    if (!d) return;
+    d.refs = Math.max(0, d.refs - 1);
+    if (d.refs === 0 && !d.owned) this.deleteData(dep, d);
+  }
+
+  private releaseResources(t: WTask): void {
+    if (!t.resources) return;
+    for (const r in t.resources) this.freeResources[r] = (this.freeResources[r] ?? 0) + (t.resources[r] as number);
+    if (this.blocked.length > 0) {
+      for (const b of this.blocked) this.ready.push(b);
+      this.blocked = [];
+    }
+  }
+
+  private takeResources(t: WTask): boolean {
+    if (!t.resources) return true;
+    for (const r in t.resources) if ((this.freeResources[r] ?? 0) < (t.resources[r] as number)) return false;
+    for (const r in t.resources) this.freeResources[r] = (this.freeResources[r] ?? 0) - (t.resources[r] as number);
+    return true;
+  }
+
+  /** Hands ready tasks to the executor, highest priority first, within limits. */
+  private dispatch(): void {
+    const limit = this.maxExecuting;
+    while (this.executing < limit && this.ready.size > 0) {
+      const t = this.ready.pop() as WTask;
+      if (this.tasks.get(t.key) !== t || (t.state !== 'ready' && t.state !== 'blocked')) continue;
+      if (!this.takeResources(t)) {
+        t.state = 'blocked';
+        this.blocked.push(t);
+        continue;
+      }
+      t.state = 'executing';
+      this.executing++;
+      const depData: Uint8Array[] = new Array(t.deps.length);
+      for (let i = 0; i < t.deps.length; i++) depData[i] = (this.data.get(t.deps[i] as string) as DataEntry).bytes;
+      this.toExecute.push({ key: t.key, run: t.run, spec: t.spec, depKeys: t.deps, depData });
+      this.started.keys.push(t.key);
+      this.started.runs.push(t.run);
+    }
+  }
+}
