@@ -12,7 +12,7 @@ export const PROTOCOL_VERSION = 1;
 
 const key = z.string().min(1).max(4096);
 const keys = z.array(key);
-const bytes = z.instanceof(Uint8Array);
+const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected binary data');
 const count = z.number().int().nonnegative();
 const id = z.number().int().nonnegative();
 const resources = z.record(z.string().min(1), z.number().nonnegative().finite());

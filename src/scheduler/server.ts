@@ -1,0 +1,145 @@
+/**
+ * The scheduler process: a WebSocket server around the scheduler state
+ * machine. It turns connections and messages into events, carries out the
+ * instructions, and feeds the clock in as a tick.
+ */
+import { WebSocketServer } from 'ws';
+import type { Connection, ConnectionLimits } from '../protocol/connection.ts';
+import { CLOSE_SHUTDOWN, DEFAULT_LIMITS } from '../protocol/connection.ts';
+import { accept } from '../protocol/handshake.ts';
+import { clientToScheduler, workerToScheduler, type ClientToScheduler, type WorkerInfo, type WorkerToScheduler } from '../protocol/messages.ts';
+import { ConfigError } from '../errors.ts';
+import { silentLogger, type Logger } from '../util/log.ts';
+import { SchedulerState, type SchedulerConfig, type SchedulerEvent } from './state-machine.ts';
+
+export interface SchedulerOptions {
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  token?: string | undefined;
+  log?: Logger;
+  config?: Partial<SchedulerConfig>;
+  limits?: ConnectionLimits;
+  tickMs?: number;
+}
+
+type AnyConn = Connection<{ op: string }, { op: string }>;
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+export class SchedulerServer {
+  readonly state: SchedulerState;
+  private conns = new Map<string, AnyConn>();
+  private nextId = 1;
+  private tick: NodeJS.Timeout;
+  private closing: Promise<void> | null = null;
+
+  private constructor(
+    readonly address: string,
+    private readonly server: WebSocketServer,
+    private readonly log: Logger,
+    config: Partial<SchedulerConfig>,
+    tickMs: number,
+  ) {
+    this.state = new SchedulerState(config);
+    this.tick = setInterval(() => this.handle({ type: 'tick', now: Date.now() }), tickMs);
+    this.tick.unref();
+  }
+
+  static async start(opts: SchedulerOptions = {}): Promise<SchedulerServer> {
+    const host = opts.host ?? '127.0.0.1';
+    if (!isLoopback(host) && !opts.token) {
+      throw new ConfigError(`refusing to listen on ${host} without a token: anyone who can reach it could run code on your workers. Pass --token (or set WEFT_TOKEN), or bind 127.0.0.1.`);
+    }
+    const limits = opts.limits ?? DEFAULT_LIMITS;
+    const server = new WebSocketServer({ host, port: opts.port ?? 8786, perMessageDeflate: false, maxPayload: limits.maxPayload });
+    await new Promise<void>((resolve, reject) => {
+      server.once('listening', resolve);
+      server.once('error', reject);
+    });
+    const addr = server.address();
+    if (typeof addr === 'string' || addr === null) throw new Error('scheduler has no TCP address');
+    const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    const log = opts.log ?? silentLogger();
+    const s = new SchedulerServer(`ws://${shown}:${addr.port}`, server, log, opts.config ?? {}, opts.tickMs ?? 500);
+    server.on('connection', (ws) => {
+      const id = `conn-${s.nextId++}`;
+      void accept(ws, {
+        token: opts.token,
+        roles: ['client', 'worker'],
+        id,
+        limits,
+        label: id,
+        schemaFor: (role) => (role === 'worker' ? workerToScheduler : clientToScheduler),
+      }).then((ok) => {
+        if (!ok) {
+          log.warn({ conn: id }, 'connection refused at handshake');
+          return;
+        }
+        s.adopt(id, ok.hello.role, ok.conn, ok.hello.worker);
+      });
+    });
+    log.info({ address: s.address, auth: opts.token ? 'token' : 'none' }, 'scheduler listening');
+    return s;
+  }
+
+  private adopt(id: string, role: string, conn: AnyConn, info: WorkerInfo | undefined): void {
+    this.conns.set(id, conn);
+    conn.onInternalError = (err) => this.log.error({ conn: id, err }, 'error handling a message');
+    if (role === 'worker' && info) {
+      this.handle({ type: 'worker-connected', worker: id, info, now: Date.now() });
+      (conn as unknown as Connection<WorkerToScheduler, { op: string }>).onMessages((msgs) => {
+        const now = Date.now();
+        for (const msg of msgs) this.state.handle({ type: 'worker-message', worker: id, msg, now });
+        this.flush();
+      });
+      conn.onClose((code, reason) => {
+        this.conns.delete(id);
+        this.handle({ type: 'worker-disconnected', worker: id, reason: `connection closed (${code}${reason ? `: ${reason}` : ''})` });
+      });
+    } else {
+      this.handle({ type: 'client-connected', client: id });
+      this.log.info({ conn: id }, 'client connected');
+      (conn as unknown as Connection<ClientToScheduler, { op: string }>).onMessages((msgs) => {
+        for (const msg of msgs) this.state.handle({ type: 'client-message', client: id, msg });
+        this.flush();
+      });
+      conn.onClose((code, reason) => {
+        this.conns.delete(id);
+        if (code === 4400) this.log.warn({ conn: id, reason }, 'client dropped for a protocol error');
+        this.handle({ type: 'client-disconnected', client: id });
+      });
+    }
+  }
+
+  private handle(ev: SchedulerEvent): void {
+    this.state.handle(ev);
+    this.flush();
+  }
+
+  private flush(): void {
+    const ins = this.state.takeInstructions();
+    for (const [id, msgs] of ins.messages) {
+      const conn = this.conns.get(id);
+      if (!conn) continue;
+      for (const m of msgs) conn.send(m as { op: string });
+    }
+    for (const c of ins.close) this.conns.get(c.id)?.close(CLOSE_SHUTDOWN, c.reason);
+    for (const l of ins.logs) this.log[l.level](l.data ?? {}, l.msg);
+  }
+
+  /** Closes every connection (workers shut down with it) and the server. */
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    this.closing = (async () => {
+      clearInterval(this.tick);
+      for (const c of this.conns.values()) c.close(CLOSE_SHUTDOWN, 'scheduler shutting down');
+      for (const ws of this.server.clients) ws.terminate();
+      await new Promise<void>((resolve) => this.server.close(() => resolve()));
+      this.log.info('scheduler stopped');
+    })();
+    return this.closing;
+  }
+}

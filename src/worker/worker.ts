@@ -1,0 +1,245 @@
+/**
+ * A weft worker process: the I/O around the worker state machine. It connects
+ * to the scheduler, runs tasks on a pool of executor threads, serves its
+ * results to peers and clients from its own data server, and fetches missing
+ * inputs straight from the peers that hold them. It shuts down when its
+ * scheduler connection ends.
+ */
+import { hostname } from 'node:os';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { Connection, DEFAULT_LIMITS, type ConnectionLimits } from '../protocol/connection.ts';
+import { accept, connect } from '../protocol/handshake.ts';
+import { peerToWorker, schedulerToWorker, type PeerToWorker, type SchedulerToWorker, type WorkerMetrics, type WorkerToPeer, type WorkerToScheduler } from '../protocol/messages.ts';
+import { PeerPool } from '../protocol/peers.ts';
+import { silentLogger, type Logger } from '../util/log.ts';
+import { ExecutorPool } from './executor-pool.ts';
+import { WorkerState, type ExecResult, type WorkerInstruction } from './state-machine.ts';
+
+export interface WorkerOptions {
+  /** ws://host:port of the scheduler. */
+  scheduler: string;
+  nthreads?: number;
+  resources?: Record<string, number>;
+  name?: string;
+  /** Interface for this worker's data server (peers fetch results from it). */
+  host?: string;
+  port?: number;
+  token?: string | undefined;
+  log?: Logger;
+  /** Directory that relative task modules resolve against. */
+  cwd?: string;
+  heartbeatMs?: number;
+  limits?: ConnectionLimits;
+}
+
+export class WeftWorker {
+  private sm: WorkerState;
+  private scheduler!: Connection<SchedulerToWorker, WorkerToScheduler>;
+  private flushScheduled = false;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private closing: Promise<void> | null = null;
+  private resolveClosed!: (reason: string) => void;
+  /** Resolves with the reason once the worker has shut down. */
+  readonly closed: Promise<string>;
+  private metrics = { bytesSentToPeers: 0, bytesSentToClients: 0, bytesFetched: 0 };
+
+  private constructor(
+    readonly name: string,
+    readonly address: string,
+    private readonly opts: Required<Pick<WorkerOptions, 'nthreads' | 'heartbeatMs'>> & WorkerOptions,
+    private readonly server: WebSocketServer,
+    private readonly pool: ExecutorPool,
+    private readonly peers: PeerPool,
+    private readonly log: Logger,
+  ) {
+    this.sm = new WorkerState({ nthreads: opts.nthreads, resources: opts.resources ?? {}, address });
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+  }
+
+  static async start(options: WorkerOptions): Promise<WeftWorker> {
+    const opts = { nthreads: 1, heartbeatMs: 1000, ...options };
+    const log = opts.log ?? silentLogger();
+    const limits = opts.limits ?? DEFAULT_LIMITS;
+    const server = new WebSocketServer({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0, perMessageDeflate: false, maxPayload: limits.maxPayload });
+    await new Promise<void>((resolve, reject) => {
+      server.once('listening', resolve);
+      server.once('error', reject);
+    });
+    const addr = server.address();
+    if (typeof addr === 'string' || addr === null) throw new Error('worker data server has no TCP address');
+    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    const address = `ws://${host}:${addr.port}`;
+    const name = opts.name ?? `${hostname()}-${process.pid}-${addr.port}`;
+    let self: WeftWorker | null = null;
+    const pool = new ExecutorPool(
+      opts.nthreads,
+      opts.cwd ?? process.cwd(),
+      (results) => self?.onResults(results),
+      (index, reason) => log.error({ thread: index, reason }, 'executor thread died; restarted it'),
+    );
+    const worker = new WeftWorker(name, address, opts, server, pool, new PeerPool('peer', opts.token, limits), log);
+    self = worker;
+    server.on('connection', (ws) => worker.onPeer(ws));
+    try {
+      await pool.ready();
+      worker.scheduler = await connect<SchedulerToWorker, WorkerToScheduler>(opts.scheduler, {
+        role: 'worker',
+        token: opts.token,
+        schema: schedulerToWorker,
+        limits,
+        label: 'scheduler',
+        worker: { name, address, nthreads: opts.nthreads, resources: opts.resources ?? {}, memoryLimit: 0, pid: process.pid },
+      });
+    } catch (err) {
+      await pool.close();
+      server.close();
+      throw err;
+    }
+    worker.scheduler.onInternalError = (err) => log.error({ err }, 'error handling a scheduler message');
+    worker.scheduler.onMessages((msgs) => worker.onScheduler(msgs));
+    worker.scheduler.onClose((code, reason) => void worker.close(`scheduler connection closed (${code}${reason ? `: ${reason}` : ''})`));
+    worker.heartbeat = setInterval(() => worker.sendHeartbeat(), opts.heartbeatMs);
+    worker.heartbeat.unref();
+    log.info({ name, address, scheduler: opts.scheduler, nthreads: opts.nthreads, resources: opts.resources ?? {} }, 'worker started');
+    return worker;
+  }
+
+  /** Stops serving, ends threads and connections. Safe to call more than once. */
+  close(reason = 'closed'): Promise<void> {
+    if (this.closing) return this.closing;
+    this.closing = (async () => {
+      this.log.info({ reason }, 'worker shutting down');
+      if (this.heartbeat) clearInterval(this.heartbeat);
+      this.scheduler?.close(1000, 'worker closing');
+      for (const ws of this.server.clients) ws.terminate();
+      await new Promise<void>((resolve) => this.server.close(() => resolve()));
+      await this.peers.close();
+      await this.pool.close();
+      this.resolveClosed(reason);
+    })();
+    return this.closing;
+  }
+
+  // ------------------------------------------------------------------ scheduler
+
+  private onScheduler(msgs: SchedulerToWorker[]): void {
+    for (const m of msgs) {
+      if (m.op === 'compute') this.sm.compute(m);
+      else this.sm.free(m.keys);
+    }
+    this.act();
+  }
+
+  private onResults(results: ExecResult[]): void {
+    this.sm.executed(results);
+    this.scheduleAct();
+  }
+
+  private sendHeartbeat(): void {
+    if (!this.scheduler?.isOpen) return;
+    this.scheduler.send({
+      op: 'heartbeat',
+      executing: this.sm.executingCount,
+      stored: this.sm.storedCount,
+      storedBytes: this.sm.storedBytes,
+      memory: process.memoryUsage.rss(),
+    });
+  }
+
+  private scheduleAct(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.act();
+    });
+  }
+
+  /** Carries out the state machine's instructions. */
+  private act(): void {
+    const instructions: WorkerInstruction[] = this.sm.takeInstructions();
+    for (const ins of instructions) {
+      switch (ins.type) {
+        case 'send':
+          this.scheduler.send(ins.msg as WorkerToScheduler);
+          break;
+        case 'execute':
+          this.pool.execute(ins.tasks);
+          break;
+        case 'fetch':
+          void this.fetch(ins.peer, ins.keys);
+          break;
+      }
+    }
+  }
+
+  private async fetch(peer: string, keys: string[]): Promise<void> {
+    try {
+      const reply = await this.peers.request(peer, { op: 'get', keys });
+      if (reply.op !== 'data') throw new Error(`unexpected reply ${reply.op}`);
+      const byKey = new Map<string, Uint8Array>();
+      reply.keys.forEach((k, i) => {
+        const b = reply.blobs[i];
+        if (b) {
+          byKey.set(k, b);
+          this.metrics.bytesFetched += b.length;
+        }
+      });
+      this.sm.fetched(peer, keys, keys.map((k) => byKey.get(k) ?? null));
+    } catch (err) {
+      this.log.warn({ peer, keys: keys.length, err: (err as Error).message }, 'fetch from peer failed');
+      this.sm.fetchFailed(peer, keys);
+    }
+    this.scheduleAct();
+  }
+
+  // ------------------------------------------------------------------ data server
+
+  private onPeer(ws: WebSocket): void {
+    void accept(ws, { token: this.opts.token, roles: ['peer', 'client'], id: `${this.name}-peer`, schemaFor: () => peerToWorker, label: 'peer' }).then((ok) => {
+      if (!ok) return;
+      const conn = ok.conn as unknown as Connection<PeerToWorker, WorkerToPeer>;
+      const isClient = ok.hello.role === 'client';
+      conn.onInternalError = (err) => this.log.error({ err }, 'error handling a peer request');
+      conn.onMessages((msgs) => {
+        for (const m of msgs) this.onPeerRequest(conn, m, isClient);
+      });
+    });
+  }
+
+  private onPeerRequest(conn: Connection<PeerToWorker, WorkerToPeer>, m: PeerToWorker, isClient: boolean): void {
+    switch (m.op) {
+      case 'get': {
+        const keys: string[] = [];
+        const blobs: Uint8Array[] = [];
+        const missing: string[] = [];
+        let bytes = 0;
+        for (const k of m.keys) {
+          const b = this.sm.getData(k);
+          if (b) {
+            keys.push(k);
+            blobs.push(b);
+            bytes += b.length;
+          } else missing.push(k);
+        }
+        if (isClient) this.metrics.bytesSentToClients += bytes;
+        else this.metrics.bytesSentToPeers += bytes;
+        conn.send({ op: 'data', id: m.id, keys, blobs, missing });
+        break;
+      }
+      case 'put': {
+        const blobs = m.blobs.map((b) => b ?? new Uint8Array(0));
+        const nbytes = this.sm.put(m.keys, blobs);
+        conn.send({ op: 'put-ok', id: m.id, nbytes });
+        break;
+      }
+      case 'metrics':
+        conn.send({ op: 'metrics-reply', id: m.id, metrics: this.currentMetrics() });
+        break;
+    }
+  }
+
+  currentMetrics(): WorkerMetrics {
+    return { ...this.metrics, tasksExecuted: this.sm.tasksExecuted, stored: this.sm.storedCount, storedBytes: this.sm.storedBytes };
+  }
+}
