@@ -35,6 +35,8 @@ export class SchedulerServer {
   private nextId = 1;
   private tick: NodeJS.Timeout;
   private closing: Promise<void> | null = null;
+  /** While stopping, workers leaving is expected: keep only errors in the log. */
+  private stopping = false;
 
   private constructor(
     readonly address: string,
@@ -127,12 +129,13 @@ export class SchedulerServer {
       for (const m of msgs) conn.send(m as { op: string });
     }
     for (const c of ins.close) this.conns.get(c.id)?.close(CLOSE_SHUTDOWN, c.reason);
-    for (const l of ins.logs) this.log[l.level](l.data ?? {}, l.msg);
+    for (const l of ins.logs) if (!this.stopping || l.level === 'error') this.log[l.level](l.data ?? {}, l.msg);
   }
 
   /** Closes every connection (workers shut down with it) and the server. */
   close(): Promise<void> {
     if (this.closing) return this.closing;
+    this.stopping = true;
     this.closing = (async () => {
       clearInterval(this.tick);
       for (const c of this.conns.values()) c.close(CLOSE_SHUTDOWN, 'scheduler shutting down');

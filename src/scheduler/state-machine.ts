@@ -307,7 +307,7 @@ export class SchedulerState {
     const w = new WorkerState(id, info.name, info.address, info.nthreads, info.resources, info.pid, this.now);
     this.workers.set(id, w);
     this.byAddress.set(info.address, w);
-    this.logs.push({ level: 'info', msg: 'worker joined', data: { name: info.name, address: info.address, nthreads: info.nthreads, resources: info.resources } });
+    this.logs.push({ level: 'info', msg: 'worker joined', data: { worker: info.name, address: info.address, nthreads: info.nthreads, resources: info.resources } });
     // Tasks that had nowhere to go may fit now.
     for (const ts of [...this.noWorker]) {
       if (this.validWorker(ts, w)) {
@@ -322,7 +322,7 @@ export class SchedulerState {
     if (!w) return;
     this.workers.delete(id);
     this.byAddress.delete(w.address);
-    this.logs.push({ level: 'warn', msg: 'worker removed', data: { name: w.name, address: w.address, reason, processing: w.processing.size, stored: w.hasWhat.size } });
+    this.logs.push({ level: 'warn', msg: 'worker removed', data: { worker: w.name, address: w.address, reason, processing: w.processing.size, stored: w.hasWhat.size } });
 
     const lost: TaskState[] = [];
     for (const ts of w.hasWhat) {

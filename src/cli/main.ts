@@ -1,0 +1,258 @@
+/**
+ * The `weft` command line: scheduler, worker, cluster, example.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { z } from 'zod';
+import { ConfigError } from '../errors.ts';
+import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from '../util/log.ts';
+
+const HELP: Record<string, string> = {
+  main: `weft: a distributed task-graph runtime for TypeScript
+
+Usage: weft <command> [options]
+
+Commands:
+  scheduler              start a scheduler
+  worker ADDRESS         start a worker that joins the scheduler at ADDRESS
+  cluster                start a development cluster (scheduler + workers) on loopback
+  example                start a local cluster, run an example graph, print the result
+
+Run 'weft <command> --help' for a command's options.`,
+  scheduler: `Usage: weft scheduler [--host 127.0.0.1] [--port 8786] [--token T]
+
+Options:
+  --host HOST                 interface to bind (default 127.0.0.1; any other needs a token)
+  --port PORT                 port (default 8786; 0 picks a free one)
+  --token T                   require this shared secret from clients and workers (or WEFT_TOKEN)
+  --heartbeat-timeout MS      remove a worker silent this long (default 15000)
+  --no-worker-timeout MS      err a task no worker can run after this long (default 30000)
+  --log-level LEVEL           trace|debug|info|warn|error|fatal|silent (default info, or WEFT_LOG_LEVEL)
+  --help                      show this help
+
+Prints {"address": "ws://HOST:PORT"} on stdout once listening.`,
+  worker: `Usage: weft worker ws://HOST:PORT [--nthreads N] [--resources GPU=1] [--name N] [--token T]
+
+Options:
+  --nthreads N        tasks run at once, each on its own thread (default 1)
+  --resources R=N     abstract resources this worker offers, e.g. GPU=2 (repeatable, or comma-separated)
+  --name NAME         worker name (default host-pid-port)
+  --host HOST         interface for this worker's data server (default 127.0.0.1)
+  --port PORT         port for the data server (default 0: any free port)
+  --token T           the scheduler's token (or WEFT_TOKEN)
+  --log-level LEVEL   trace|debug|info|warn|error|fatal|silent (default info)
+  --help              show this help
+
+Relative task modules ('./tasks.ts#fn') resolve against the worker's working directory.
+Prints {"address": ..., "name": ...} on stdout once it has joined.`,
+  cluster: `Usage: weft cluster [--workers 2] [--threads-per-worker 1] [--port 8786]
+
+Starts a scheduler and worker processes on 127.0.0.1 and prints the scheduler's
+address; Ctrl-C stops them all.
+
+Options:
+  --workers N               worker processes (default 2)
+  --threads-per-worker N    threads per worker (default 1)
+  --port PORT               scheduler port (default 8786; 0 picks a free one)
+  --resources R=N           resources every worker offers (repeatable)
+  --token T                 require a token (or WEFT_TOKEN)
+  --log-level LEVEL         log level of the cluster's processes (default warn)
+  --help                    show this help`,
+  example: `Usage: weft example [--workers 2] [--tasks 400]
+
+Starts a local cluster, estimates pi with a graph of Monte Carlo sample tasks
+and a tree reduction (showing progress), prints the result and stops.
+
+Options:
+  --workers N      worker processes (default 2)
+  --tasks N        sample tasks (default 400)
+  --log-level L    log level of the cluster (default warn)
+  --help           show this help`,
+};
+
+const logLevel = z.enum(LOG_LEVELS);
+const port = z.coerce.number().int().min(0).max(65535);
+const positive = z.coerce.number().int().min(1);
+
+function fail(message: string): never {
+  throw new ConfigError(message);
+}
+
+function parse(argv: string[], options: ParseArgsConfig['options']): { values: Record<string, unknown>; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean' } }, allowPositionals: true, strict: true });
+    return { values: values as Record<string, unknown>, positionals };
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+}
+
+function check<T>(schema: z.ZodType<T>, value: unknown, flag: string): T {
+  const r = schema.safeParse(value);
+  if (!r.success) fail(`${flag}: ${r.error.issues[0]?.message ?? 'invalid'} (got ${JSON.stringify(value)})`);
+  return r.data;
+}
+
+export function parseResources(values: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const v of values.flatMap((s) => s.split(','))) {
+    if (!v.trim()) continue;
+    const m = /^([A-Za-z_][\w.-]*)=(\d+(?:\.\d+)?)$/.exec(v.trim());
+    if (!m) fail(`--resources: expected NAME=NUMBER (like GPU=2), got '${v}'`);
+    out[m[1] as string] = Number(m[2]);
+  }
+  return out;
+}
+
+function level(values: Record<string, unknown>, fallback: LogLevel): LogLevel {
+  return check(logLevel, values['log-level'] ?? process.env['WEFT_LOG_LEVEL'] ?? fallback, '--log-level');
+}
+
+/** Runs `stop` on Ctrl-C, SIGTERM, or (for children of a LocalCluster) when the parent goes away. */
+function onShutdown(log: Logger, stop: (reason: string) => Promise<void>): void {
+  let stopping = false;
+  const run = (reason: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ reason }, 'shutting down');
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    stop(reason).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'error while shutting down');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGINT', () => run('SIGINT'));
+  process.once('SIGTERM', () => run('SIGTERM'));
+  if (process.env['WEFT_EXIT_WITH_STDIN'] === '1') {
+    process.stdin.on('end', () => run('parent process went away'));
+    process.stdin.on('close', () => run('parent process went away'));
+    process.stdin.resume();
+  }
+}
+
+async function schedulerCommand(argv: string[]): Promise<void> {
+  const { values } = parse(argv, {
+    host: { type: 'string' },
+    port: { type: 'string' },
+    token: { type: 'string' },
+    'heartbeat-timeout': { type: 'string' },
+    'no-worker-timeout': { type: 'string' },
+    'log-level': { type: 'string' },
+  });
+  if (values['help']) return void console.log(HELP['scheduler']);
+  const log = createLogger('weft-scheduler', level(values, 'info'));
+  const { SchedulerServer } = await import('../scheduler/server.ts');
+  const config: Record<string, number> = {};
+  if (values['heartbeat-timeout'] !== undefined) config['heartbeatTimeoutMs'] = check(positive, values['heartbeat-timeout'], '--heartbeat-timeout');
+  if (values['no-worker-timeout'] !== undefined) config['noWorkerTimeoutMs'] = check(z.coerce.number().int().min(0), values['no-worker-timeout'], '--no-worker-timeout');
+  const server = await SchedulerServer.start({
+    host: (values['host'] as string | undefined) ?? '127.0.0.1',
+    port: check(port, values['port'] ?? 8786, '--port'),
+    token: (values['token'] as string | undefined) ?? process.env['WEFT_TOKEN'],
+    log,
+    config,
+  });
+  console.log(JSON.stringify({ address: server.address }));
+  onShutdown(log, () => server.close());
+}
+
+async function workerCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parse(argv, {
+    nthreads: { type: 'string' },
+    resources: { type: 'string', multiple: true },
+    name: { type: 'string' },
+    host: { type: 'string' },
+    port: { type: 'string' },
+    token: { type: 'string' },
+    'log-level': { type: 'string' },
+  });
+  if (values['help']) return void console.log(HELP['worker']);
+  const address = positionals[0] ?? fail('weft worker needs the scheduler address, e.g. weft worker ws://127.0.0.1:8786');
+  if (!/^wss?:\/\//.test(address)) fail(`scheduler address must start with ws:// (got '${address}')`);
+  const log = createLogger('weft-worker', level(values, 'info'));
+  const { WeftWorker } = await import('../worker/worker.ts');
+  const worker = await WeftWorker.start({
+    scheduler: address,
+    nthreads: check(positive, values['nthreads'] ?? 1, '--nthreads'),
+    resources: parseResources((values['resources'] as string[] | undefined) ?? []),
+    name: values['name'] as string | undefined,
+    host: (values['host'] as string | undefined) ?? '127.0.0.1',
+    port: check(port, values['port'] ?? 0, '--port'),
+    token: (values['token'] as string | undefined) ?? process.env['WEFT_TOKEN'],
+    log,
+  });
+  console.log(JSON.stringify({ address: worker.address, name: worker.name }));
+  onShutdown(log, () => worker.close('signal'));
+  const reason = await worker.closed;
+  log.info({ reason }, 'worker stopped');
+  process.exit(0);
+}
+
+async function clusterCommand(argv: string[]): Promise<void> {
+  const { values } = parse(argv, {
+    workers: { type: 'string' },
+    'threads-per-worker': { type: 'string' },
+    port: { type: 'string' },
+    resources: { type: 'string', multiple: true },
+    token: { type: 'string' },
+    'log-level': { type: 'string' },
+  });
+  if (values['help']) return void console.log(HELP['cluster']);
+  const log = createLogger('weft-cluster', 'info');
+  const { LocalCluster } = await import('../cluster/local-cluster.ts');
+  const resources = parseResources((values['resources'] as string[] | undefined) ?? []);
+  const token = (values['token'] as string | undefined) ?? process.env['WEFT_TOKEN'];
+  const cluster = await LocalCluster.start({
+    workers: check(positive, values['workers'] ?? 2, '--workers'),
+    threadsPerWorker: check(positive, values['threads-per-worker'] ?? 1, '--threads-per-worker'),
+    port: check(port, values['port'] ?? 8786, '--port'),
+    ...(Object.keys(resources).length > 0 ? { resources } : {}),
+    ...(token ? { token } : {}),
+    logLevel: level(values, 'warn'),
+  });
+  console.log(`weft cluster ready at ${cluster.address} with ${cluster.workers.length} workers (Ctrl-C to stop)`);
+  console.log(JSON.stringify({ address: cluster.address }));
+  onShutdown(log, () => cluster.close());
+}
+
+async function exampleCommand(argv: string[]): Promise<void> {
+  const { values } = parse(argv, { workers: { type: 'string' }, tasks: { type: 'string' }, 'log-level': { type: 'string' } });
+  if (values['help']) return void console.log(HELP['example']);
+  const { runExample } = await import('./example.ts');
+  await runExample({
+    workers: check(positive, values['workers'] ?? 2, '--workers'),
+    tasks: check(positive, values['tasks'] ?? 400, '--tasks'),
+    logLevel: level(values, 'warn'),
+  });
+}
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
+  scheduler: schedulerCommand,
+  worker: workerCommand,
+  cluster: clusterCommand,
+  example: exampleCommand,
+};
+
+async function main(argv: string[]): Promise<void> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    console.log(HELP['main']);
+    return;
+  }
+  const run = COMMANDS[cmd];
+  if (!run) fail(`unknown command '${cmd}'. Commands: ${Object.keys(COMMANDS).join(', ')}. See weft --help.`);
+  await run(rest);
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`weft: ${err.message}\n`);
+    process.exit(2);
+  }
+  const e = err as Error;
+  process.stderr.write(`weft: ${e.name}: ${e.message}\n`);
+  process.exit(1);
+});

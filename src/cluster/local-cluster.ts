@@ -1,0 +1,151 @@
+/**
+ * A development cluster on this machine: one scheduler process and N worker
+ * processes on loopback, started with the `weft` CLI.
+ *
+ * No orphans: every child watches its stdin, a pipe from this process; when
+ * this process exits for any reason (even kill -9) the pipe closes and the
+ * children shut down. Ctrl-C reaches the whole process group, and `close()`
+ * stops them explicitly.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Client, type ClientOptions } from '../client/client.ts';
+import { WeftError } from '../errors.ts';
+import type { LogLevel } from '../util/log.ts';
+
+export const WEFT_BIN = fileURLToPath(new URL('../../bin/weft.js', import.meta.url));
+
+export interface LocalClusterOptions {
+  workers?: number;
+  threadsPerWorker?: number;
+  /** Resources every worker declares, e.g. `{ GPU: 1 }`; or one object per worker. */
+  resources?: Record<string, number> | Record<string, number>[];
+  token?: string;
+  /** Scheduler port; 0 (default) picks a free one. */
+  port?: number;
+  logLevel?: LogLevel;
+  /** Working directory of the workers (relative task modules resolve against it). */
+  cwd?: string;
+  /** Extra scheduler flags, e.g. ['--heartbeat-timeout', '2000']. */
+  schedulerArgs?: string[];
+  /** Seconds to wait for everything to start. */
+  startTimeoutSeconds?: number;
+}
+
+interface Child {
+  proc: ChildProcess;
+  name: string;
+  address: string;
+}
+
+/** Starts `weft <args>` and resolves with the first JSON line it prints on stdout. */
+async function startChild(args: string[], cwd: string, timeoutMs: number): Promise<{ proc: ChildProcess; ready: Record<string, string> }> {
+  const proc = spawn(process.execPath, [WEFT_BIN, ...args], {
+    cwd,
+    stdio: ['pipe', 'pipe', 'inherit'],
+    env: { ...process.env, WEFT_EXIT_WITH_STDIN: '1' },
+  });
+  const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
+  const ready = await new Promise<Record<string, string>>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new WeftError(`weft ${args[0]} did not start within ${timeoutMs} ms`));
+    }, timeoutMs);
+    proc.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new WeftError(`weft ${args[0]} exited during start-up (${signal ?? `code ${code}`}); see its log above`));
+    });
+    lines.on('line', (line) => {
+      try {
+        const parsed = JSON.parse(line) as Record<string, string>;
+        if (parsed['address']) {
+          clearTimeout(timer);
+          resolve(parsed);
+        }
+      } catch {
+        // not the ready line
+      }
+    });
+  });
+  proc.removeAllListeners('exit');
+  return { proc, ready };
+}
+
+export class LocalCluster {
+  private closing: Promise<void> | null = null;
+  private readonly onExit = (): void => this.killAll();
+
+  private constructor(
+    readonly address: string,
+    private readonly scheduler: ChildProcess,
+    private readonly workerProcs: Child[],
+    private readonly token: string | undefined,
+  ) {
+    process.once('exit', this.onExit);
+  }
+
+  static async start(opts: LocalClusterOptions = {}): Promise<LocalCluster> {
+    const n = opts.workers ?? 2;
+    const threads = opts.threadsPerWorker ?? 1;
+    const cwd = opts.cwd ?? process.cwd();
+    const timeout = (opts.startTimeoutSeconds ?? 30) * 1000;
+    const common = ['--log-level', opts.logLevel ?? 'warn', ...(opts.token ? ['--token', opts.token] : [])];
+    const { proc: scheduler, ready } = await startChild(['scheduler', '--port', String(opts.port ?? 0), ...common, ...(opts.schedulerArgs ?? [])], cwd, timeout);
+    const address = ready['address'] as string;
+    const workers: Child[] = [];
+    try {
+      const started = await Promise.all(
+        Array.from({ length: n }, (_, i) => {
+          const res = Array.isArray(opts.resources) ? opts.resources[i] : opts.resources;
+          const resArgs = res ? Object.entries(res).flatMap(([k, v]) => ['--resources', `${k}=${v}`]) : [];
+          return startChild(['worker', address, '--nthreads', String(threads), '--name', `local-${i}`, ...resArgs, ...common], cwd, timeout);
+        }),
+      );
+      for (const s of started) workers.push({ proc: s.proc, name: s.ready['name'] ?? '', address: s.ready['address'] ?? '' });
+    } catch (err) {
+      scheduler.kill('SIGKILL');
+      throw err;
+    }
+    return new LocalCluster(address, scheduler, workers, opts.token);
+  }
+
+  /** A client connected to this cluster. */
+  client(opts: ClientOptions = {}): Promise<Client> {
+    return Client.connect(this.address, { token: this.token, ...opts });
+  }
+
+  get schedulerPid(): number | undefined {
+    return this.scheduler.pid;
+  }
+
+  /** The worker processes, in start order. */
+  get workers(): readonly { pid: number | undefined; name: string; address: string; proc: ChildProcess }[] {
+    return this.workerProcs.map((w) => ({ pid: w.proc.pid, name: w.name, address: w.address, proc: w.proc }));
+  }
+
+  /** Stops the workers and the scheduler; resolves when all have exited. */
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    process.removeListener('exit', this.onExit);
+    const procs = [...this.workerProcs.map((w) => w.proc), this.scheduler];
+    this.closing = Promise.all(
+      procs.map(async (p) => {
+        if (p.exitCode !== null || p.signalCode !== null) return;
+        const exited = once(p, 'exit');
+        p.kill('SIGTERM');
+        const timer = setTimeout(() => p.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(timer);
+      }),
+    ).then(() => {});
+    return this.closing;
+  }
+
+  private killAll(): void {
+    for (const p of [...this.workerProcs.map((w) => w.proc), this.scheduler]) {
+      if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    }
+  }
+}

@@ -1,0 +1,25 @@
+/** weft's public API. */
+export { Client, type ClientOptions, type SubmitOptions, type ComputeOptions } from './client/client.ts';
+export { Future, type FutureStatus } from './client/future.ts';
+export { ref, type Graph, type TaskDef, type TaskFn, type TaskOptions } from './client/graph.ts';
+export { progress, type ProgressResult } from './client/progress.ts';
+export { LocalCluster, type LocalClusterOptions } from './cluster/local-cluster.ts';
+export { SchedulerServer, type SchedulerOptions } from './scheduler/server.ts';
+export { SchedulerState, type SchedulerConfig, type SchedulerEvent, type Instructions } from './scheduler/state-machine.ts';
+export { WeftWorker, type WorkerOptions } from './worker/worker.ts';
+export type { WorkerSummary, WorkerMetrics } from './protocol/messages.ts';
+export {
+  WeftError,
+  TaskError,
+  DependencyError,
+  KilledWorkerError,
+  GraphError,
+  NoWorkerError,
+  CancelledError,
+  InlineFunctionError,
+  ProtocolError,
+  HandshakeError,
+  ConnectionClosedError,
+  DataLostError,
+  ConfigError,
+} from './errors.ts';
