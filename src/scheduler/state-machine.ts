@@ -615,26 +615,38 @@ export class SchedulerState {
     this.outbox.push(w.id, msg);
   }
 
-  /** Hands queued root tasks to workers with free slots, least busy first. */
+  /**
+   * Hands queued root tasks to workers with free slots: one task per worker
+   * per pass, least busy first, so a short queue is spread, not piled on one.
+   */
   private fillWorkers(): void {
     if (this.queue.size === 0 || this.workers.size === 0) return;
-    const ws = [...this.workers.values()].filter((w) => !w.closing);
-    ws.sort((a, b) => a.processing.size / a.nthreads - b.processing.size / b.nthreads);
-    for (const w of ws) {
-      while (this.queue.size > 0) {
-        const head = this.queue.peek() as TaskState;
-        if (head.state !== 'queued') {
-          this.queue.pop();
-          head.inQueue = false;
-          continue;
-        }
-        if (w.processing.size >= this.slots(w, head)) break;
+    let open = [...this.workers.values()].filter((w) => !w.closing);
+    open.sort((a, b) => a.processing.size / a.nthreads - b.processing.size / b.nthreads);
+    while (open.length > 0 && this.queue.size > 0) {
+      const still: WorkerState[] = [];
+      for (const w of open) {
+        const head = this.nextQueued();
+        if (!head) return;
+        if (w.processing.size >= this.slots(w, head)) continue;
         this.queue.pop();
         head.inQueue = false;
         this.sendCompute(head, w);
+        still.push(w);
       }
-      if (this.queue.size === 0) break;
+      open = still;
     }
+  }
+
+  /** The queue's head, skipping entries no longer queued (lazy removal). */
+  private nextQueued(): TaskState | undefined {
+    while (this.queue.size > 0) {
+      const head = this.queue.peek() as TaskState;
+      if (head.state === 'queued') return head;
+      this.queue.pop();
+      head.inQueue = false;
+    }
+    return undefined;
   }
 
   /**

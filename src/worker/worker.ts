@@ -7,7 +7,8 @@
  */
 import { hostname } from 'node:os';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { Connection, DEFAULT_LIMITS, type ConnectionLimits } from '../protocol/connection.ts';
+import type { Connection} from '../protocol/connection.ts';
+import { DEFAULT_LIMITS, type ConnectionLimits } from '../protocol/connection.ts';
 import { accept, connect } from '../protocol/handshake.ts';
 import { peerToWorker, schedulerToWorker, type PeerToWorker, type SchedulerToWorker, type WorkerMetrics, type WorkerToPeer, type WorkerToScheduler } from '../protocol/messages.ts';
 import { PeerPool } from '../protocol/peers.ts';

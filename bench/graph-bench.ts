@@ -1,0 +1,140 @@
+/**
+ * weft's throughput bench: the workloads of ../shared/peers/dask_graph_bench.py
+ * on a LocalCluster of 2 worker processes with 1 thread each.
+ *
+ *   npm run bench                 a table
+ *   npm run bench -- --json       one JSON line per workload
+ *   npm run bench -- --n 20000    N (independent tasks, tree leaves; chain is N/10)
+ *
+ * Each workload is one graph submitted whole and gathered (like Dask's client.get).
+ */
+import { parseArgs } from 'node:util';
+import { LocalCluster } from '../src/cluster/local-cluster.ts';
+import { ref, type Graph } from '../src/client/graph.ts';
+import type { Client } from '../src/client/client.ts';
+
+const TASKS = new URL('./tasks.ts', import.meta.url).href;
+const fn = (name: string): string => `${TASKS}#${name}`;
+
+interface Row {
+  system: 'weft';
+  workload: string;
+  tasks: number;
+  seconds: number;
+  tasks_per_s: number;
+  bytes_transferred: number | null;
+}
+
+/** Targets from the issue; the bench exits non-zero when one is missed (with --check). */
+const TARGETS: Record<string, (r: Row) => boolean> = {
+  independent: (r) => r.tasks_per_s >= 100_000,
+  tree: (r) => r.tasks_per_s >= 50_000,
+  chain: (r) => r.tasks_per_s >= 5_000,
+  locality: (r) => r.bytes_transferred === 0,
+};
+
+const TIMEOUT_S = 300;
+
+async function timed(client: Client, graph: Graph, keys: string[]): Promise<number> {
+  const start = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`workload took longer than ${TIMEOUT_S} s`)), TIMEOUT_S * 1000);
+  });
+  try {
+    await Promise.race([client.get(graph, keys), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+  return (performance.now() - start) / 1000;
+}
+
+async function bytesBetweenWorkers(client: Client): Promise<number> {
+  const m = await client.workerMetrics();
+  return Object.values(m).reduce((s, x) => s + x.bytesSentToPeers, 0);
+}
+
+function row(workload: string, tasks: number, seconds: number, moved: number | null = null): Row {
+  return { system: 'weft', workload, tasks, seconds: Math.round(seconds * 10000) / 10000, tasks_per_s: Math.round(tasks / seconds), bytes_transferred: moved };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { json: { type: 'boolean' }, n: { type: 'string' }, check: { type: 'boolean' }, only: { type: 'string' } } });
+  const n = Number(values.n ?? 100_000);
+  if (!Number.isInteger(n) || n < 2) throw new Error(`--n must be an integer >= 2 (got ${values.n})`);
+  const only = values.only?.split(',');
+  const want = (w: string): boolean => !only || only.includes(w);
+  const rows: Row[] = [];
+  const emit = (r: Row): void => {
+    rows.push(r);
+    if (values.json) console.log(JSON.stringify(r));
+    else process.stderr.write(`  ${r.workload}: ${r.tasks} tasks in ${r.seconds.toFixed(3)} s\n`);
+  };
+
+  const cluster = await LocalCluster.start({ workers: 2, threadsPerWorker: 1, logLevel: 'warn' });
+  const client = await cluster.client();
+  try {
+    // Warm-up: import the task module on both workers.
+    const warm: Graph = {};
+    for (let i = 0; i < 100; i++) warm[`w-${i}`] = { fn: fn('inc'), args: [i] };
+    await client.get(warm, Object.keys(warm));
+
+    if (want('independent')) {
+      const g: Graph = {};
+      for (let i = 0; i < n; i++) g[`a-${i}`] = { fn: fn('inc'), args: [i] };
+      emit(row('independent', n, await timed(client, g, Object.keys(g))));
+    }
+
+    if (want('tree')) {
+      const g: Graph = {};
+      for (let i = 0; i < n; i++) g[`t-0-${i}`] = { fn: fn('inc'), args: [i] };
+      let level = 0;
+      let width = n;
+      while (width > 1) {
+        for (let j = 0; j + 1 < width; j += 2) g[`t-${level + 1}-${j / 2}`] = { fn: fn('add'), args: [ref(`t-${level}-${j}`), ref(`t-${level}-${j + 1}`)] };
+        if (width % 2) g[`t-${level + 1}-${(width - 1) / 2}`] = { fn: fn('inc'), args: [ref(`t-${level}-${width - 1}`)] };
+        width = Math.ceil(width / 2);
+        level++;
+      }
+      emit(row('tree', Object.keys(g).length, await timed(client, g, [`t-${level}-0`])));
+    }
+
+    if (want('chain')) {
+      const m = Math.max(Math.floor(n / 10), 1);
+      const g: Graph = { 'c-0': { fn: fn('inc'), args: [0] } };
+      for (let i = 1; i < m; i++) g[`c-${i}`] = { fn: fn('inc'), args: [ref(`c-${i - 1}`)] };
+      emit(row('chain', m, await timed(client, g, [`c-${m - 1}`])));
+    }
+
+    if (want('locality')) {
+      const before = await bytesBetweenWorkers(client);
+      const g: Graph = {};
+      const outs: string[] = [];
+      for (let c = 0; c < 8; c++) {
+        g[`l-${c}-0`] = { fn: fn('makeBuffer'), args: [c] };
+        for (let s = 1; s < 20; s++) g[`l-${c}-${s}`] = { fn: fn('touch'), args: [ref(`l-${c}-${s - 1}`)] };
+        outs.push(`l-${c}-19`);
+      }
+      const seconds = await timed(client, g, outs);
+      emit(row('locality', Object.keys(g).length, seconds, (await bytesBetweenWorkers(client)) - before));
+    }
+  } finally {
+    await client.close();
+    await cluster.close();
+  }
+
+  if (!values.json) {
+    console.log('\nweft graph bench (LocalCluster: 2 worker processes x 1 thread)\n');
+    console.log('workload      tasks     seconds   tasks/s    bytes moved  target');
+    for (const r of rows) {
+      const ok = TARGETS[r.workload]?.(r) ? 'met' : 'MISSED';
+      console.log(`${r.workload.padEnd(12)} ${String(r.tasks).padStart(7)} ${r.seconds.toFixed(3).padStart(10)} ${String(r.tasks_per_s).padStart(9)} ${String(r.bytes_transferred ?? '-').padStart(14)}  ${ok}`);
+    }
+  }
+  if (values.check && rows.some((r) => !TARGETS[r.workload]?.(r))) process.exitCode = 1;
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

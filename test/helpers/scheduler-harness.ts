@@ -1,0 +1,110 @@
+/**
+ * Drives the scheduler state machine directly: events in, the messages it
+ * wants sent out. No sockets, no clock.
+ */
+import { buildTask, type TaskFn, type TaskOptions } from '../../src/client/graph.ts';
+import { KeyRef } from '../../src/protocol/codec.ts';
+import type { TaskMsg } from '../../src/protocol/messages.ts';
+import { SchedulerState, type SchedulerConfig } from '../../src/scheduler/state-machine.ts';
+
+export type Msg = Record<string, unknown> & { op: string };
+
+export class Harness {
+  readonly sm: SchedulerState;
+  now = 1_000;
+  private nextGraph = 1;
+  /** Everything sent, per connection id, since the last `take`. */
+  sent = new Map<string, Msg[]>();
+  closed: { id: string; reason: string }[] = [];
+
+  constructor(config: Partial<SchedulerConfig> = {}) {
+    this.sm = new SchedulerState(config);
+  }
+
+  private flush(): void {
+    const ins = this.sm.takeInstructions();
+    for (const [id, msgs] of ins.messages) {
+      const list = this.sent.get(id) ?? [];
+      list.push(...(msgs as Msg[]));
+      this.sent.set(id, list);
+    }
+    this.closed.push(...ins.close);
+  }
+
+  /** Messages sent to `id` since the last call (and forgets them). */
+  take(id: string): Msg[] {
+    const out = this.sent.get(id) ?? [];
+    this.sent.delete(id);
+    return out;
+  }
+
+  /** Keys of the compute messages sent to a worker since the last take. */
+  computes(id: string): Msg[] {
+    return this.take(id).filter((m) => m.op === 'compute');
+  }
+
+  client(id = 'c1'): void {
+    this.sm.handle({ type: 'client-connected', client: id });
+    this.flush();
+  }
+
+  worker(id: string, opts: { nthreads?: number; resources?: Record<string, number>; name?: string } = {}): void {
+    this.sm.handle({
+      type: 'worker-connected',
+      worker: id,
+      info: { name: opts.name ?? id, address: `ws://${id}`, nthreads: opts.nthreads ?? 1, resources: opts.resources ?? {}, memoryLimit: 0, pid: 0 },
+      now: this.now,
+    });
+    this.flush();
+  }
+
+  submit(tasks: TaskMsg[], wants: string[], client = 'c1'): number {
+    const id = this.nextGraph++;
+    this.sm.handle({ type: 'client-message', client, msg: { op: 'update-graph', id, tasks, wants } });
+    this.flush();
+    return id;
+  }
+
+  finish(worker: string, key: string, opts: { nbytes?: number; duration?: number; run?: number } = {}): void {
+    const run = opts.run ?? this.sm.tasks.get(key)?.run ?? 0;
+    this.sm.handle({ type: 'worker-message', worker, msg: { op: 'finished', keys: [key], runs: [run], nbytes: [opts.nbytes ?? 8], durations: [opts.duration ?? 0.001] }, now: this.now });
+    this.flush();
+  }
+
+  err(worker: string, key: string, message = 'boom'): void {
+    const run = this.sm.tasks.get(key)?.run ?? 0;
+    this.sm.handle({ type: 'worker-message', worker, msg: { op: 'erred', key, run, error: { name: 'Error', message, stack: `Error: ${message}\n    at remote` } }, now: this.now });
+    this.flush();
+  }
+
+  executing(worker: string, keys: string[]): void {
+    const runs = keys.map((k) => this.sm.tasks.get(k)?.run ?? 0);
+    this.sm.handle({ type: 'worker-message', worker, msg: { op: 'executing', keys, runs }, now: this.now });
+    this.flush();
+  }
+
+  release(keys: string[], client = 'c1'): void {
+    this.sm.handle({ type: 'client-message', client, msg: { op: 'release', keys } });
+    this.flush();
+  }
+
+  removeWorker(id: string): void {
+    this.sm.handle({ type: 'worker-disconnected', worker: id, reason: 'test' });
+    this.flush();
+  }
+
+  tick(advanceMs: number): void {
+    this.now += advanceMs;
+    this.sm.handle({ type: 'tick', now: this.now });
+    this.flush();
+  }
+
+  state(key: string): string | undefined {
+    return this.sm.tasks.get(key)?.state;
+  }
+}
+
+/** A task message; `deps` are keys referenced in the arguments. */
+export function task(key: string, deps: string[] = [], opts: TaskOptions = {}, fn: TaskFn = 'mod.ts#f'): TaskMsg {
+  return buildTask(fn, deps.map((d) => new KeyRef(d)), { ...opts, key });
+}

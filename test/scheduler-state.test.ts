@@ -1,0 +1,323 @@
+import { describe, expect, it } from 'vitest';
+import { Harness, task, type Msg } from './helpers/scheduler-harness.ts';
+
+const ops = (msgs: Msg[]): string[] => msgs.map((m) => m.op);
+const keysOf = (msgs: Msg[]): string[] => msgs.map((m) => m.key as string);
+
+describe('graph submission', () => {
+  it('accepts a graph, runs a task only once its dependencies are in memory', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1');
+    h.submit([task('a'), task('b', ['a'])], ['b']);
+    expect(ops(h.take('c1'))).toEqual(['graph-ok']);
+    expect(h.state('b')).toBe('waiting');
+    expect(keysOf(h.computes('w1'))).toEqual(['a']);
+    h.finish('w1', 'a');
+    const sent = h.computes('w1');
+    expect(keysOf(sent)).toEqual(['b']);
+    expect(sent[0]?.who).toEqual([['ws://w1']]);
+    h.finish('w1', 'b');
+    expect(h.take('c1')).toEqual([{ op: 'in-memory', keys: ['b'] }]);
+  });
+
+  it('rejects a cycle, naming its keys, and changes nothing', () => {
+    const h = new Harness();
+    h.client();
+    h.submit([task('x', ['z']), task('y', ['x']), task('z', ['y']), task('ok')], ['x', 'ok']);
+    const [reply] = h.take('c1');
+    expect(reply?.op).toBe('graph-rejected');
+    expect((reply?.error as { message: string }).message).toMatch(/cycle: (x|y|z) -> (x|y|z) -> (x|y|z) -> (x|y|z)/);
+    expect(h.sm.tasks.size).toBe(0);
+  });
+
+  it('rejects a missing dependency, naming task and dependency', () => {
+    const h = new Harness();
+    h.client();
+    h.submit([task('b', ['nope'])], ['b']);
+    const [reply] = h.take('c1');
+    expect(reply?.op).toBe('graph-rejected');
+    expect((reply?.error as { message: string }).message).toContain('b -> nope');
+  });
+
+  it('rejects a key resubmitted with a different definition, accepts the same one again', () => {
+    const h = new Harness();
+    h.client();
+    h.submit([task('a')], ['a']);
+    h.take('c1');
+    h.submit([task('a', [], {}, 'other.ts#g')], ['a']);
+    const [reply] = h.take('c1');
+    expect(reply?.op).toBe('graph-rejected');
+    expect(reply?.keys).toEqual(['a']);
+    h.submit([task('a')], ['a']);
+    expect(ops(h.take('c1'))).toEqual(['graph-ok']);
+  });
+
+  it('orders a reduction depth-first so intermediate results can be freed early', () => {
+    const h = new Harness();
+    h.client();
+    // ((l0 + l1) + (l2 + l3))
+    h.submit([task('l0'), task('l1'), task('l2'), task('l3'), task('s01', ['l0', 'l1']), task('s23', ['l2', 'l3']), task('top', ['s01', 's23'])], ['top']);
+    const order = ['l0', 'l1', 's01', 'l2', 'l3', 's23', 'top'].map((k) => h.sm.tasks.get(k)?.order ?? -1);
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+  });
+
+  it('runs higher user priority first, then graph order', () => {
+    const h = new Harness();
+    h.client();
+    h.submit([task('p0'), task('p1'), task('urgent', [], { priority: 10 })], ['p0', 'p1', 'urgent']);
+    h.worker('w1');
+    expect(keysOf(h.computes('w1'))).toEqual(['urgent', 'p0']);
+  });
+});
+
+describe('root-task queuing', () => {
+  it('hands a worker ceil(1.1 x threads) root tasks of an unmeasured kind, more once they are known to be short', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1', { nthreads: 2 });
+    const tasks = Array.from({ length: 100 }, (_, i) => task(`r-${i}`));
+    h.submit(tasks, tasks.map((t) => t.key));
+    const first = h.computes('w1');
+    expect(first).toHaveLength(3);
+    expect(h.sm.stateCounts()['queued']).toBe(97);
+    h.finish('w1', 'r-0', { duration: 0.0001 });
+    // 100 µs each: about 20 ms of work per thread fits in the queue now.
+    expect(h.computes('w1').length).toBeGreaterThan(50);
+  });
+
+  it('keeps long tasks shallow: one finished task frees one slot', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1', { nthreads: 1 });
+    const tasks = Array.from({ length: 10 }, (_, i) => task(`long-${i}`));
+    h.submit(tasks, tasks.map((t) => t.key));
+    expect(h.computes('w1')).toHaveLength(2);
+    h.finish('w1', 'long-0', { duration: 5 });
+    expect(h.computes('w1')).toHaveLength(1);
+  });
+
+  it('spreads root tasks across workers', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1');
+    h.worker('w2');
+    const tasks = Array.from({ length: 10 }, (_, i) => task(`r-${i}`));
+    h.submit(tasks, tasks.map((t) => t.key));
+    expect(h.computes('w1')).toHaveLength(2);
+    expect(h.computes('w2')).toHaveLength(2);
+  });
+});
+
+describe('data locality', () => {
+  it('places a dependent on the worker holding most of its input bytes', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1');
+    h.worker('w2');
+    h.submit([task('big'), task('small')], ['big', 'small']);
+    const on1 = keysOf(h.computes('w1'));
+    const on2 = keysOf(h.computes('w2'));
+    expect([...on1, ...on2].sort()).toEqual(['big', 'small']);
+    const bigOn = on1.includes('big') ? 'w1' : 'w2';
+    const smallOn = bigOn === 'w1' ? 'w2' : 'w1';
+    h.finish(bigOn, 'big', { nbytes: 50_000_000 });
+    h.finish(smallOn, 'small', { nbytes: 10 });
+    h.submit([task('join', ['big', 'small'])], ['join']);
+    expect(keysOf(h.computes(bigOn))).toEqual(['join']);
+    expect(h.computes(smallOn)).toHaveLength(0);
+  });
+});
+
+describe('errors and retries', () => {
+  it('sends the error to the client and fails dependents naming the failed task', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1');
+    h.submit([task('a'), task('b', ['a']), task('c', ['b'])], ['a', 'c']);
+    h.take('c1');
+    h.err('w1', 'a', 'division by zero');
+    const msgs = h.take('c1');
+    const byKey = Object.fromEntries(msgs.map((m) => [m.key, m.error as { message: string; failedKey?: string; stack?: string }]));
+    expect(byKey['a']?.message).toBe('division by zero');
+    expect(byKey['a']?.stack).toContain('at remote');
+    expect(byKey['c']?.failedKey).toBe('a');
+    expect(h.state('b')).toBe('erred');
+  });
+
+  it('reruns a failing task up to `retries` times', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1');
+    h.submit([task('flaky', [], { retries: 2 })], ['flaky']);
+    h.take('c1');
+    h.computes('w1');
+    h.err('w1', 'flaky');
+    expect(keysOf(h.computes('w1'))).toEqual(['flaky']);
+    h.err('w1', 'flaky');
+    expect(keysOf(h.computes('w1'))).toEqual(['flaky']);
+    h.finish('w1', 'flaky');
+    expect(h.take('c1')).toEqual([{ op: 'in-memory', keys: ['flaky'] }]);
+  });
+
+  it('ignores a result from a run that is no longer current and frees it there', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1');
+    h.submit([task('a', [], { retries: 1 })], ['a']);
+    const oldRun = h.sm.tasks.get('a')?.run as number;
+    h.err('w1', 'a');
+    h.computes('w1');
+    h.finish('w1', 'a', { run: oldRun });
+    expect(h.state('a')).toBe('processing');
+    expect(h.take('w1')).toEqual([{ op: 'free', keys: ['a'] }]);
+  });
+});
+
+describe('worker failure', () => {
+  it('reschedules processing tasks and recomputes results that lived only on the dead worker', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1');
+    h.submit([task('a'), task('b', ['a'])], ['b']);
+    h.finish('w1', 'a');
+    expect(h.state('b')).toBe('processing');
+    h.worker('w2');
+    h.removeWorker('w1');
+    // a is recomputed on w2 first, then b.
+    expect(keysOf(h.computes('w2'))).toEqual(['a']);
+    expect(h.state('b')).toBe('waiting');
+    h.finish('w2', 'a');
+    expect(keysOf(h.computes('w2'))).toEqual(['b']);
+  });
+
+  it('fails a task with KilledWorkerError after it was running on 3 workers that died', () => {
+    const h = new Harness();
+    h.client();
+    h.submit([task('poison'), task('innocent')], ['poison', 'innocent']);
+    for (const w of ['w1', 'w2', 'w3']) {
+      h.worker(w, { nthreads: 1 });
+      const sent = keysOf(h.computes(w));
+      expect(sent).toContain('poison');
+      h.executing(w, ['poison']);
+      h.removeWorker(w);
+    }
+    const msgs = h.take('c1').filter((m) => m.op === 'erred');
+    expect(msgs).toHaveLength(1);
+    expect(msgs[0]?.key).toBe('poison');
+    expect((msgs[0]?.error as { name: string }).name).toBe('KilledWorkerError');
+    // The task that was merely queued next to it is not blamed.
+    expect(h.sm.tasks.get('innocent')?.suspicious).toBe(0);
+    h.worker('w4');
+    expect(keysOf(h.computes('w4'))).toEqual(['innocent']);
+  });
+
+  it('removes a worker that stops heartbeating and closes its connection', () => {
+    const h = new Harness({ heartbeatTimeoutMs: 5000 });
+    h.worker('w1');
+    h.tick(4000);
+    expect(h.closed).toEqual([]);
+    h.tick(2000);
+    expect(h.closed.map((c) => c.id)).toEqual(['w1']);
+    expect(h.sm.workers.size).toBe(0);
+  });
+});
+
+describe('resources and restrictions', () => {
+  it('runs a task needing a GPU only where one is declared', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('cpu');
+    h.worker('gpu', { resources: { GPU: 2 } });
+    h.submit([task('train', [], { resources: { GPU: 1 } })], ['train']);
+    expect(h.computes('cpu')).toHaveLength(0);
+    const [msg] = h.computes('gpu');
+    expect(msg?.resources).toEqual({ GPU: 1 });
+  });
+
+  it('reports a task no worker can run at once, and errs it after the timeout', () => {
+    const h = new Harness({ noWorkerTimeoutMs: 10_000 });
+    h.client();
+    h.worker('cpu');
+    h.submit([task('train', [], { resources: { GPU: 1 } })], ['train']);
+    const notice = h.take('c1').find((m) => m.op === 'no-worker');
+    expect(notice?.reason).toContain('GPU=1');
+    expect(h.state('train')).toBe('no-worker');
+    h.tick(11_000);
+    const erred = h.take('c1').find((m) => m.op === 'erred');
+    expect((erred?.error as { name: string }).name).toBe('NoWorkerError');
+  });
+
+  it('starts a waiting no-worker task when a suitable worker joins', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('cpu');
+    h.submit([task('train', [], { resources: { GPU: 1 } })], ['train']);
+    h.worker('gpu', { resources: { GPU: 1 } });
+    expect(keysOf(h.computes('gpu'))).toEqual(['train']);
+  });
+
+  it('honours worker restrictions by name', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1', { name: 'alpha' });
+    h.worker('w2', { name: 'beta' });
+    h.submit([task('only-beta', [], { workers: ['beta'] })], ['only-beta']);
+    expect(keysOf(h.computes('w2'))).toEqual(['only-beta']);
+    expect(h.computes('w1')).toHaveLength(0);
+  });
+});
+
+describe('releasing results', () => {
+  it('frees an intermediate result once its dependents are done, and a wanted one when released', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1');
+    h.submit([task('a'), task('b', ['a'])], ['b']);
+    h.finish('w1', 'a');
+    h.computes('w1');
+    h.finish('w1', 'b');
+    expect(h.take('w1')).toEqual([{ op: 'free', keys: ['a'] }]);
+    expect(h.state('a')).toBe('released');
+    h.release(['b']);
+    expect(h.take('w1')).toEqual([{ op: 'free', keys: ['b'] }]);
+    expect(h.sm.tasks.size).toBe(0);
+  });
+
+  it('keeps a result while another client still wants it', () => {
+    const h = new Harness();
+    h.client('c1');
+    h.client('c2');
+    h.worker('w1');
+    h.submit([task('shared')], ['shared'], 'c1');
+    h.submit([task('shared')], ['shared'], 'c2');
+    h.finish('w1', 'shared');
+    h.take('w1');
+    h.release(['shared'], 'c1');
+    expect(h.take('w1')).toEqual([]);
+    h.release(['shared'], 'c2');
+    expect(h.take('w1')).toEqual([{ op: 'free', keys: ['shared'] }]);
+  });
+
+  it('cancels queued and processing work that nobody wants any more', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1');
+    const tasks = Array.from({ length: 5 }, (_, i) => task(`r-${i}`));
+    h.submit(tasks, tasks.map((t) => t.key));
+    h.computes('w1');
+    h.release(tasks.map((t) => t.key));
+    expect(h.take('w1')).toEqual([{ op: 'free', keys: expect.arrayContaining(['r-0', 'r-1']) }]);
+    expect(h.sm.tasks.size).toBe(0);
+  });
+
+  it('forgets everything a disconnected client wanted', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1');
+    h.submit([task('a')], ['a']);
+    h.finish('w1', 'a');
+    h.sm.handle({ type: 'client-disconnected', client: 'c1' });
+    expect(h.sm.tasks.size).toBe(0);
+  });
+});

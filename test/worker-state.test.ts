@@ -1,0 +1,110 @@
+import { describe, expect, it } from 'vitest';
+import type { ComputeMsg } from '../src/protocol/messages.ts';
+import { WorkerState, type ExecTask, type WorkerInstruction } from '../src/worker/state-machine.ts';
+
+const ME = 'ws://me';
+
+function compute(key: string, opts: Partial<ComputeMsg> = {}): ComputeMsg {
+  return { op: 'compute', key, run: 1, spec: new Uint8Array([1]), order: 0, priority: 0, deps: [], who: [], sizes: [], ...opts };
+}
+
+function executed(ins: WorkerInstruction[]): ExecTask[] {
+  return ins.flatMap((i) => (i.type === 'execute' ? i.tasks : []));
+}
+
+function sent(ins: WorkerInstruction[]): Record<string, unknown>[] {
+  return ins.flatMap((i) => (i.type === 'send' ? [i.msg as Record<string, unknown>] : []));
+}
+
+const bytes = (n: number): Uint8Array => new Uint8Array([n]);
+
+describe('worker state machine', () => {
+  it('runs a task with no dependencies and reports it finished, batched', () => {
+    const w = new WorkerState({ nthreads: 1, resources: {}, address: ME });
+    w.compute(compute('a'));
+    const ins = w.takeInstructions();
+    expect(executed(ins).map((t) => t.key)).toEqual(['a']);
+    expect(sent(ins)).toEqual([{ op: 'executing', keys: ['a'], runs: [1] }]);
+    w.executed([{ key: 'a', run: 1, bytes: bytes(7), duration: 0.01 }]);
+    expect(sent(w.takeInstructions())).toEqual([{ op: 'finished', keys: ['a'], runs: [1], nbytes: [1], durations: [0.01] }]);
+    expect(w.getData('a')).toEqual(bytes(7));
+  });
+
+  it('fetches a missing dependency from the peer that holds it, then runs with it', () => {
+    const w = new WorkerState({ nthreads: 1, resources: {}, address: ME });
+    w.compute(compute('b', { deps: ['a'], who: [['ws://peer']], sizes: [1] }));
+    const ins = w.takeInstructions();
+    expect(ins).toContainEqual({ type: 'fetch', peer: 'ws://peer', keys: ['a'] });
+    expect(executed(ins)).toHaveLength(0);
+    w.fetched('ws://peer', ['a'], [bytes(3)]);
+    const run = executed(w.takeInstructions());
+    expect(run.map((t) => t.key)).toEqual(['b']);
+    expect(run[0]?.depData).toEqual([bytes(3)]);
+    // A borrowed input is dropped once the task is done.
+    w.executed([{ key: 'b', run: 1, bytes: bytes(4), duration: 0 }]);
+    expect(w.getData('a')).toBeUndefined();
+    expect(w.getData('b')).toEqual(bytes(4));
+  });
+
+  it('tries the next holder when a peer fails, and reports missing data when none is left', () => {
+    const w = new WorkerState({ nthreads: 1, resources: {}, address: ME });
+    w.compute(compute('b', { deps: ['a'], who: [['ws://p1', 'ws://p2']], sizes: [1] }));
+    const first = w.takeInstructions().find((i) => i.type === 'fetch') as { peer: string };
+    w.fetchFailed(first.peer, ['a']);
+    const second = w.takeInstructions().find((i) => i.type === 'fetch') as { peer: string };
+    expect(second.peer).not.toBe(first.peer);
+    w.fetched(second.peer, ['a'], [null]);
+    expect(sent(w.takeInstructions())).toEqual([{ op: 'missing', key: 'b', run: 1, dep: 'a', holders: [first.peer, second.peer] }]);
+  });
+
+  it('runs higher priority first, then lower graph order', () => {
+    const w = new WorkerState({ nthreads: 1, resources: {}, address: ME });
+    w.compute(compute('late', { order: 5 }));
+    w.compute(compute('early', { order: 1 }));
+    w.compute(compute('urgent', { order: 9, priority: 3 }));
+    expect(executed(w.takeInstructions()).map((t) => t.key)).toEqual(['urgent']);
+    w.executed([{ key: 'urgent', run: 1, bytes: bytes(1), duration: 1 }]);
+    expect(executed(w.takeInstructions()).map((t) => t.key)).toEqual(['early']);
+  });
+
+  it('holds a task until the resources it asks for are free', () => {
+    const w = new WorkerState({ nthreads: 4, resources: { GPU: 1 }, address: ME });
+    w.compute(compute('g1', { resources: { GPU: 1 } }));
+    w.compute(compute('g2', { resources: { GPU: 1 } }));
+    w.compute(compute('cpu'));
+    expect(executed(w.takeInstructions()).map((t) => t.key).sort()).toEqual(['cpu', 'g1']);
+    w.executed([{ key: 'g1', run: 1, bytes: bytes(1), duration: 0 }]);
+    expect(executed(w.takeInstructions()).map((t) => t.key)).toEqual(['g2']);
+  });
+
+  it('discards the result of a task freed while it ran', () => {
+    const w = new WorkerState({ nthreads: 1, resources: {}, address: ME });
+    w.compute(compute('a'));
+    w.takeInstructions();
+    w.free(['a']);
+    w.executed([{ key: 'a', run: 1, bytes: bytes(1), duration: 0 }]);
+    expect(sent(w.takeInstructions())).toEqual([]);
+    expect(w.getData('a')).toBeUndefined();
+  });
+
+  it('reports a task error with its stack', () => {
+    const w = new WorkerState({ nthreads: 1, resources: {}, address: ME });
+    w.compute(compute('a'));
+    w.takeInstructions();
+    w.executed([{ key: 'a', run: 1, error: { name: 'TypeError', message: 'x is undefined', stack: 'TypeError: x\n at f' }, duration: 0 }]);
+    expect(sent(w.takeInstructions())).toEqual([{ op: 'erred', key: 'a', run: 1, error: { name: 'TypeError', message: 'x is undefined', stack: 'TypeError: x\n at f' } }]);
+  });
+
+  it('keeps an input freed by the scheduler until the local task using it is done', () => {
+    const w = new WorkerState({ nthreads: 1, resources: {}, address: ME });
+    w.compute(compute('a'));
+    w.takeInstructions();
+    w.executed([{ key: 'a', run: 1, bytes: bytes(1), duration: 0 }]);
+    w.compute(compute('b', { deps: ['a'], who: [[ME]], sizes: [1] }));
+    w.takeInstructions();
+    w.free(['a']);
+    expect(w.getData('a')).toEqual(bytes(1));
+    w.executed([{ key: 'b', run: 1, bytes: bytes(2), duration: 0 }]);
+    expect(w.getData('a')).toBeUndefined();
+  });
+});
