@@ -5,7 +5,7 @@ import { WorkerState, type ExecTask, type WorkerInstruction } from '../src/worke
 const ME = 'ws://me';
 
 function compute(key: string, opts: Partial<ComputeMsg> = {}): ComputeMsg {
-  return { op: 'compute', key, run: 1, spec: new Uint8Array([1]), order: 0, priority: 0, deps: [], who: [], sizes: [], ...opts };
+  return { op: 'compute', key, run: 1, fn: 0, args: new Uint8Array([0x90]), order: 0, priority: 0, ...opts };
 }
 
 function executed(ins: WorkerInstruction[]): ExecTask[] {

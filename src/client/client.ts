@@ -11,13 +11,13 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Connection } from '../protocol/connection.ts';
 import { decode, encodeOwned } from '../protocol/codec.ts';
 import { connect } from '../protocol/handshake.ts';
-import { schedulerToClient, type ClientToScheduler, type SchedulerToClient, type TaskMsg, type WorkerMetrics, type WorkerSummary } from '../protocol/messages.ts';
+import { schedulerToClient, type ClientToScheduler, type SchedulerToClient, type WorkerMetrics, type WorkerSummary } from '../protocol/messages.ts';
 import { PeerPool } from '../protocol/peers.ts';
 import { Requests } from '../protocol/requests.ts';
 import { CancelledError, ConnectionClosedError, DataLostError, GraphError, remoteError, WeftError } from '../errors.ts';
 import { createLogger, type Logger } from '../util/log.ts';
 import { Future, type FutureHost, type FutureStatus } from './future.ts';
-import { buildTask, fnLabel, validateGraph, type Graph, type TaskFn, type TaskOptions } from './graph.ts';
+import { fnLabel, GraphBuilder, type Graph, type TaskFn, type TaskOptions } from './graph.ts';
 
 export interface ClientOptions {
   /** Shared secret, when the scheduler requires one (default: WEFT_TOKEN). */
@@ -39,11 +39,19 @@ export interface ComputeOptions {
   keys?: string[];
 }
 
+/** One wait on many keys: a counter, not a promise per key. */
+interface Waiter {
+  left: number;
+  settled: boolean;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
 interface KeyState {
   status: FutureStatus;
   error: Error | null;
   refs: number;
-  waiters: { resolve: () => void; reject: (e: Error) => void }[];
+  waiters: Waiter[];
 }
 
 const GATHER_CHUNK = 20_000;
@@ -84,22 +92,19 @@ export class Client implements FutureHost {
 
   /** `submit` with options: key, priority, retries, resources, workers, pure. */
   submitWith<T = unknown>(opts: SubmitOptions, fn: TaskFn, ...args: unknown[]): Future<T> {
-    const key = opts.key ?? (opts.pure === false ? `${fnLabel(fn)}-${randomUUID()}` : undefined);
-    const task = buildTask(fn, args, { ...opts, key });
-    const future = new Future<T>(task.key, this);
-    this.send([task], [task.key]).catch(() => {});
+    const b = new GraphBuilder();
+    const key = b.add(fn, args, { ...opts, key: opts.key ?? (opts.pure === false ? `${fnLabel(fn)}-${randomUUID()}` : undefined) });
+    const future = new Future<T>(key, this);
+    this.send(b, [0]).catch(() => {});
     return future;
   }
 
   /** One task per item: `fn(item)`. */
   map<T = unknown>(fn: TaskFn, items: Iterable<unknown>, opts: Omit<SubmitOptions, 'key'> = {}): Future<T>[] {
-    const tasks: TaskMsg[] = [];
-    for (const item of items) {
-      const key = opts.pure === false ? `${fnLabel(fn)}-${randomUUID()}` : undefined;
-      tasks.push(buildTask(fn, [item], { ...opts, key }));
-    }
-    const futures = tasks.map((t) => new Future<T>(t.key, this));
-    this.send(tasks, tasks.map((t) => t.key)).catch(() => {});
+    const b = new GraphBuilder();
+    for (const item of items) b.add(fn, [item], { ...opts, key: opts.pure === false ? `${fnLabel(fn)}-${randomUUID()}` : undefined });
+    const futures = b.keys.map((k) => new Future<T>(k, this));
+    this.send(b, b.keys.map((_, i) => i)).catch(() => {});
     return futures;
   }
 
@@ -110,23 +115,11 @@ export class Client implements FutureHost {
    * scheduler has accepted the graph; rejects with GraphError if it is invalid.
    */
   async compute(graph: Graph, opts: ComputeOptions = {}): Promise<Record<string, Future>> {
-    const tasks: TaskMsg[] = [];
-    for (const key in graph) {
-      const def = graph[key];
-      if (!def || (typeof def.fn !== 'string' && typeof def.fn !== 'function')) throw new GraphError(`graph entry ${key} needs a fn (a "module#export" string or a function)`, [key]);
-      tasks.push(buildTask(def.fn, def.args ?? [], { ...def, key }));
-    }
-    validateGraph(tasks);
-    let wanted = opts.keys;
-    if (!wanted) {
-      const used = new Set<string>();
-      for (const t of tasks) for (const d of t.deps) used.add(d);
-      wanted = tasks.filter((t) => !used.has(t.key)).map((t) => t.key);
-    }
+    const { builder, wanted } = this.build(graph, opts.keys);
     const futures: Record<string, Future> = {};
-    for (const k of wanted) futures[k] = new Future(k, this);
+    for (const k of wanted.keys) futures[k] = new Future(k, this);
     try {
-      await this.send(tasks, wanted);
+      await this.send(builder, wanted.indices, wanted.existing);
     } catch (err) {
       for (const f of Object.values(futures)) f.release();
       throw err;
@@ -136,24 +129,50 @@ export class Client implements FutureHost {
 
   /** Computes a graph and returns the values of `keys` (default: its outputs), releasing them after. */
   async get(graph: Graph, keys?: string[]): Promise<Record<string, unknown>> {
-    const futures = await this.compute(graph, keys ? { keys } : {});
+    const { builder, wanted } = this.build(graph, keys);
+    for (const k of wanted.keys) this.retain(k);
     try {
-      const names = Object.keys(futures);
-      const values = await this.gather(names.map((k) => futures[k] as Future));
+      await this.send(builder, wanted.indices, wanted.existing);
+      await this.waitKeys(wanted.keys);
+      const values = await this.fetchValues(wanted.keys);
       const out: Record<string, unknown> = {};
-      names.forEach((k, i) => (out[k] = values[i]));
+      for (const k of wanted.keys) out[k] = values.get(k);
       return out;
     } finally {
-      for (const f of Object.values(futures)) f.release();
+      for (const k of wanted.keys) this.releaseKey(k);
     }
   }
 
-  private async send(tasks: TaskMsg[], wants: string[]): Promise<void> {
+  private build(graph: Graph, keys: string[] | undefined): { builder: GraphBuilder; wanted: { keys: string[]; indices: number[]; existing: string[] } } {
+    const builder = new GraphBuilder();
+    for (const key in graph) {
+      const def = graph[key];
+      if (!def || (typeof def.fn !== 'string' && typeof def.fn !== 'function')) throw new GraphError(`graph entry ${key} needs a fn (a "module#export" string or a function)`, [key]);
+      builder.add(def.fn, def.args ?? [], { ...def, key });
+    }
+    const indexOf = new Map<string, number>();
+    builder.keys.forEach((k, i) => indexOf.set(k, i));
+    let want = keys;
+    if (!want) {
+      const used = builder.depKeys();
+      want = builder.keys.filter((k) => !used.has(k));
+    }
+    const indices: number[] = [];
+    const existing: string[] = [];
+    for (const k of want) {
+      const i = indexOf.get(k);
+      if (i === undefined) existing.push(k);
+      else indices.push(i);
+    }
+    return { builder, wanted: { keys: want, indices, existing } };
+  }
+
+  private async send(b: GraphBuilder, wants: number[], wantKeys: string[] = []): Promise<void> {
     if (this.closedError) throw this.closedError;
-    const reply = await this.requests.start((id) => this.conn.send({ op: 'update-graph', id, tasks, wants }));
+    const reply = await this.requests.start((id) => this.conn.send(b.build(id, wants, wantKeys)));
     if (reply.op === 'graph-rejected') {
       const err = new GraphError(reply.error.message, reply.keys);
-      for (const k of wants) this.settle(k, 'error', err);
+      for (const i of wants) this.settle(b.keys[i] as string, 'error', err);
       throw err;
     }
   }
@@ -163,8 +182,9 @@ export class Client implements FutureHost {
   /** Waits for the futures and fetches their values, in order. Rejects with the first error. */
   async gather<T = unknown>(futures: readonly Future<T>[]): Promise<T[]> {
     const keys = futures.map((f) => f.key);
-    await Promise.all(futures.map((f) => f.done()));
-    const values = await this.fetchValues([...new Set(keys)]);
+    const unique = [...new Set(keys)];
+    await this.waitKeys(unique);
+    const values = await this.fetchValues(unique);
     return keys.map((k) => values.get(k) as T);
   }
 
@@ -243,12 +263,27 @@ export class Client implements FutureHost {
   }
 
   waitKey(key: string): Promise<void> {
-    const ks = this.keys.get(key);
-    if (!ks) return Promise.reject(new CancelledError(`future ${key} was cancelled or released`));
-    if (ks.status === 'finished') return Promise.resolve();
-    if (ks.status === 'error' || ks.status === 'cancelled') return Promise.reject(ks.error ?? new CancelledError(`future ${key} was cancelled`));
+    return this.waitKeys([key]);
+  }
+
+  /** Resolves when every key has finished; rejects with the first error. */
+  waitKeys(keys: readonly string[]): Promise<void> {
     if (this.closedError) return Promise.reject(this.closedError);
-    return new Promise((resolve, reject) => ks.waiters.push({ resolve, reject }));
+    return new Promise((resolve, reject) => {
+      const w: Waiter = { left: 0, settled: false, resolve, reject };
+      for (const key of keys) {
+        const ks = this.keys.get(key);
+        if (!ks) return reject(new CancelledError(`future ${key} was cancelled or released`));
+        if (ks.status === 'finished') continue;
+        if (ks.status === 'error' || ks.status === 'cancelled') return reject(ks.error ?? new CancelledError(`future ${key} was cancelled`));
+        w.left++;
+        ks.waiters.push(w);
+      }
+      if (w.left === 0) {
+        w.settled = true;
+        resolve();
+      }
+    });
   }
 
   async gatherOne(key: string): Promise<unknown> {
@@ -281,8 +316,7 @@ export class Client implements FutureHost {
       if (ks.status === 'pending' || ks.status === 'lost') {
         ks.status = 'cancelled';
         ks.error = new CancelledError(`future ${key} was cancelled`);
-        for (const w of ks.waiters) w.reject(ks.error);
-        ks.waiters = [];
+        this.wake(ks, ks.error);
       }
       toRelease.push(key);
     }
@@ -305,11 +339,22 @@ export class Client implements FutureHost {
     ks.status = status;
     ks.error = error;
     if (status === 'pending') return;
+    this.wake(ks, status === 'finished' ? null : (error ?? new WeftError(`future ${key} ended as ${status}`)));
+  }
+
+  /** Counts a key off its waiters (finished), or fails them (error). */
+  private wake(ks: KeyState, error: Error | null): void {
     const waiters = ks.waiters;
     ks.waiters = [];
     for (const w of waiters) {
-      if (status === 'finished') w.resolve();
-      else w.reject(error ?? new WeftError(`future ${key} ended as ${status}`));
+      if (w.settled) continue;
+      if (error) {
+        w.settled = true;
+        w.reject(error);
+      } else if (--w.left === 0) {
+        w.settled = true;
+        w.resolve();
+      }
     }
   }
 
@@ -342,8 +387,7 @@ export class Client implements FutureHost {
     for (const ks of this.keys.values()) {
       if (ks.status === 'finished' || ks.status === 'error') continue;
       ks.status = 'lost';
-      for (const w of ks.waiters) w.reject(this.closedError);
-      ks.waiters = [];
+      this.wake(ks, this.closedError);
     }
   }
 
@@ -352,7 +396,7 @@ export class Client implements FutureHost {
     const out = new Map<string, unknown>();
     let todo = keys;
     for (let attempt = 0; attempt < 5 && todo.length > 0; attempt++) {
-      if (attempt > 0) await Promise.all(todo.map((k) => this.waitKey(k)));
+      if (attempt > 0) await this.waitKeys(todo);
       const reply = await this.requests.start((id) => this.conn.send({ op: 'who-has', id, keys: todo }));
       if (reply.op !== 'who-has-reply') throw new WeftError(`unexpected reply to who-has: ${reply.op}`);
       const perWorker = new Map<string, string[]>();

@@ -4,10 +4,9 @@
  * local validation of a graph before it is sent.
  */
 import { createHash } from 'node:crypto';
-import { GraphError } from '../errors.ts';
-import { KeyRef } from '../protocol/codec.ts';
-import type { TaskMsg } from '../protocol/messages.ts';
-import { encodeSpec, FN_INLINE, FN_MODULE } from '../protocol/spec.ts';
+import { encode, KeyRef } from '../protocol/codec.ts';
+import type { FnDef, GraphMsg, TaskExtra } from '../protocol/messages.ts';
+import { FN_INLINE, FN_MODULE } from '../protocol/spec.ts';
 import { Future } from './future.ts';
 import { inlineSource } from './inline.ts';
 
@@ -90,56 +89,97 @@ export function prepareArgs(args: unknown[], deps: Set<string>): unknown[] {
   return walk(args) as unknown[];
 }
 
-/** Builds the wire form of one task. With no key given, the key is a hash of the work. */
-export function buildTask(fn: TaskFn, args: unknown[], opts: TaskOptions & { key?: string | undefined }): TaskMsg {
-  const depSet = new Set<string>();
-  const prepared = prepareArgs(args, depSet);
-  const spec = typeof fn === 'string' ? encodeSpec(FN_MODULE, fn, prepared) : encodeSpec(FN_INLINE, inlineSource(fn), prepared);
-  const deps = [...depSet];
-  const label = fnLabel(fn);
-  const key = opts.key ?? `${label}-${createHash('sha1').update(spec).digest('hex').slice(0, 20)}`;
-  const t: TaskMsg = { key, spec, deps, group: label };
-  if (opts.priority !== undefined) t.priority = opts.priority;
-  if (opts.retries !== undefined) t.retries = opts.retries;
-  if (opts.resources !== undefined) t.resources = opts.resources;
-  if (opts.workers !== undefined) t.workers = opts.workers;
-  return t;
-}
-
 /**
- * Checks a graph before sending it: every dependency is in the graph or in
- * `known` (keys of existing futures; others are left to the scheduler), and
- * there is no cycle. Throws GraphError naming the keys.
+ * Builds a graph message column by column (see `graphMsg`): one key, one
+ * function index and one slice of the argument blob per task. Functions are
+ * listed once per graph, whatever the number of tasks calling them.
  */
-export function validateGraph(tasks: TaskMsg[]): void {
-  const byKey = new Map<string, TaskMsg>();
-  for (const t of tasks) byKey.set(t.key, t);
-  // Cycle check (iterative DFS, colors: 1 = on stack, 2 = done).
-  const color = new Map<string, number>();
-  for (const start of tasks) {
-    if (color.has(start.key)) continue;
-    const stack: { key: string; i: number }[] = [{ key: start.key, i: 0 }];
-    color.set(start.key, 1);
-    while (stack.length > 0) {
-      const top = stack[stack.length - 1] as { key: string; i: number };
-      const deps = byKey.get(top.key)?.deps ?? [];
-      if (top.i >= deps.length) {
-        color.set(top.key, 2);
-        stack.pop();
-        continue;
-      }
-      const d = deps[top.i++] as string;
-      if (!byKey.has(d)) continue;
-      const c = color.get(d);
-      if (c === 1) {
-        const from = stack.findIndex((s) => s.key === d);
-        const cycle = [...stack.slice(from).map((s) => s.key), d];
-        throw new GraphError(`the graph has a cycle: ${cycle.join(' -> ')}`, cycle);
-      }
-      if (c === undefined) {
-        color.set(d, 1);
-        stack.push({ key: d, i: 0 });
-      }
+export class GraphBuilder {
+  readonly keys: string[] = [];
+  private fnTable: FnDef[] = [];
+  private fnByRef = new Map<string, number>();
+  private fnByFunction = new Map<object, number>();
+  private fn: number[] = [];
+  private argParts: Uint8Array[] = [];
+  private argEnds: number[] = [];
+  private argLen = 0;
+  private depCounts: number[] = [];
+  private deps: string[] = [];
+  private extra: TaskExtra[] = [];
+  private depSet = new Set<string>();
+
+  get size(): number {
+    return this.keys.length;
+  }
+
+  /** Adds a task; returns its key (given, or the function's label and a hash of the call). */
+  add(fn: TaskFn, args: unknown[], opts: TaskOptions & { key?: string | undefined } = {}): string {
+    const fi = this.fnIndex(fn);
+    const def = this.fnTable[fi] as FnDef;
+    this.depSet.clear();
+    const prepared = prepareArgs(args, this.depSet);
+    const bytes = encode(prepared);
+    let key = opts.key;
+    if (key === undefined) {
+      const h = createHash('sha1').update(def[1]).update(bytes);
+      for (const d of this.depSet) h.update(d);
+      key = `${def[2]}-${h.digest('hex').slice(0, 20)}`;
     }
+    this.keys.push(key);
+    this.fn.push(fi);
+    this.argParts.push(bytes);
+    this.argLen += bytes.length;
+    this.argEnds.push(this.argLen);
+    this.depCounts.push(this.depSet.size);
+    for (const d of this.depSet) this.deps.push(d);
+    if (opts.priority !== undefined || opts.retries !== undefined || opts.resources !== undefined || opts.workers !== undefined) {
+      const e: TaskExtra = { i: this.keys.length - 1 };
+      if (opts.priority !== undefined) e.priority = opts.priority;
+      if (opts.retries !== undefined) e.retries = opts.retries;
+      if (opts.resources !== undefined) e.resources = opts.resources;
+      if (opts.workers !== undefined) e.workers = opts.workers;
+      this.extra.push(e);
+    }
+    return key;
+  }
+
+  /** Keys that some task of this graph depends on. */
+  depKeys(): Set<string> {
+    return new Set(this.deps);
+  }
+
+  /** The message; `wants` are indices of tasks to hold futures for, `wantKeys` existing keys. */
+  build(id: number, wants: number[], wantKeys: string[] = []): GraphMsg {
+    return {
+      op: 'update-graph',
+      id,
+      keys: this.keys,
+      fnTable: this.fnTable,
+      fn: this.fn,
+      args: Buffer.concat(this.argParts, this.argLen),
+      argEnds: this.argEnds,
+      depCounts: this.depCounts,
+      deps: this.deps,
+      extra: this.extra,
+      wants,
+      wantKeys,
+    };
+  }
+
+  private fnIndex(fn: TaskFn): number {
+    if (typeof fn === 'string') {
+      let i = this.fnByRef.get(fn);
+      if (i === undefined) {
+        i = this.fnTable.push([FN_MODULE, fn, fnLabel(fn)]) - 1;
+        this.fnByRef.set(fn, i);
+      }
+      return i;
+    }
+    let i = this.fnByFunction.get(fn);
+    if (i === undefined) {
+      i = this.fnTable.push([FN_INLINE, inlineSource(fn), fnLabel(fn)]) - 1;
+      this.fnByFunction.set(fn, i);
+    }
+    return i;
   }
 }

@@ -42,7 +42,9 @@ interface Child {
 
 /** Starts `weft <args>` and resolves with the first JSON line it prints on stdout. */
 async function startChild(args: string[], cwd: string, timeoutMs: number): Promise<{ proc: ChildProcess; ready: Record<string, string> }> {
-  const proc = spawn(process.execPath, [WEFT_BIN, ...args], {
+  // WEFT_NODE_ARGS passes flags to the children's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const nodeArgs = (process.env['WEFT_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+  const proc = spawn(process.execPath, [...nodeArgs, WEFT_BIN, ...args], {
     cwd,
     stdio: ['pipe', 'pipe', 'inherit'],
     env: { ...process.env, WEFT_EXIT_WITH_STDIN: '1' },

@@ -56,21 +56,66 @@ export const handshakeReply = z.discriminatedUnion('op', [welcome, refused]);
 
 // ---------------------------------------------------------------- client → scheduler
 
-export const taskMsg = z.object({
-  key,
-  /** msgpack of `{ f, a }`: the function reference and the arguments. Opaque to the scheduler. */
-  spec: bytes,
-  deps: keys,
-  group: z.string().max(256).optional(),
+/** Per-task options, sent only for tasks that have any. */
+export const taskExtra = z.object({
+  /** Index of the task in `keys`. */
+  i: count,
   priority: z.number().finite().optional(),
   retries: z.number().int().min(0).max(1000).optional(),
   resources: resources.optional(),
   workers: z.array(z.string()).optional(),
 });
-export type TaskMsg = z.infer<typeof taskMsg>;
+export type TaskExtra = z.infer<typeof taskExtra>;
+
+/** A task function: [kind (0 module export, 1 inline source), reference or source, label]. */
+export const fnDef = z.tuple([z.union([z.literal(0), z.literal(1)]), z.string().min(1).max(1_000_000), z.string().max(256)]);
+export type FnDef = z.infer<typeof fnDef>;
+
+/**
+ * A graph, column by column: task i has key keys[i], function fnTable[fn[i]],
+ * arguments args[argEnds[i-1] .. argEnds[i]] (msgpack; key references inside)
+ * and the next depCounts[i] keys of `deps` as dependencies. Column checks
+ * that zod cannot express are done by `checkGraphColumns`.
+ */
+export const graphMsg = z.object({
+  op: z.literal('update-graph'),
+  id,
+  keys,
+  fnTable: z.array(fnDef),
+  fn: z.array(count),
+  args: bytes,
+  argEnds: z.array(count),
+  depCounts: z.array(count),
+  deps: keys,
+  extra: z.array(taskExtra),
+  /** Indices of tasks of this graph the client holds futures for. */
+  wants: z.array(count),
+  /** Keys already on the cluster the client wants too. */
+  wantKeys: keys,
+});
+export type GraphMsg = z.infer<typeof graphMsg>;
+
+/** The consistency of a graph's columns; returns a description of the first problem, or null. */
+export function checkGraphColumns(g: GraphMsg): string | null {
+  const n = g.keys.length;
+  if (g.fn.length !== n || g.argEnds.length !== n || g.depCounts.length !== n) return `columns fn, argEnds, depCounts must have one entry per key (${n})`;
+  let prev = 0;
+  let deps = 0;
+  for (let i = 0; i < n; i++) {
+    const end = g.argEnds[i] as number;
+    if (end < prev || end > g.args.length) return `argEnds[${i}] = ${end} is out of order or past the end of args`;
+    prev = end;
+    if ((g.fn[i] as number) >= g.fnTable.length) return `fn[${i}] = ${g.fn[i]} is not an index of fnTable`;
+    deps += g.depCounts[i] as number;
+  }
+  if (deps !== g.deps.length) return `depCounts add up to ${deps} but deps has ${g.deps.length} keys`;
+  for (const e of g.extra) if (e.i >= n) return `extra entry for task ${e.i}, but the graph has ${n} tasks`;
+  for (const w of g.wants) if (w >= n) return `wants index ${w} is not a task of the graph`;
+  return null;
+}
 
 export const clientToScheduler = z.discriminatedUnion('op', [
-  z.object({ op: z.literal('update-graph'), id, tasks: z.array(taskMsg), wants: keys }),
+  graphMsg,
   z.object({ op: z.literal('release'), keys }),
   z.object({ op: z.literal('want'), id, keys }),
   z.object({ op: z.literal('scattered'), id, keys, nbytes: z.array(count), worker: z.string() }),
@@ -133,21 +178,26 @@ export const computeMsg = z.object({
   op: z.literal('compute'),
   key,
   run: count,
-  spec: bytes,
+  /** Function id, defined earlier on this connection by a `fns` message. */
+  fn: count,
+  args: bytes,
   /** Graph order: lower runs first. */
   order: z.number(),
   /** User priority: higher runs first; compared before `order`. */
   priority: z.number(),
-  deps: keys,
-  /** For each dependency, the data-server addresses of the workers holding it. */
-  who: z.array(z.array(z.string())),
-  sizes: z.array(count),
+  /** Dependencies (absent when none), the data-server addresses holding each, and their sizes. */
+  deps: keys.optional(),
+  who: z.array(z.array(z.string())).optional(),
+  sizes: z.array(count).optional(),
   resources: resources.optional(),
 });
 export type ComputeMsg = z.infer<typeof computeMsg>;
 
+export const fnsMsg = z.object({ op: z.literal('fns'), ids: z.array(count), defs: z.array(fnDef) });
+
 export const schedulerToWorker = z.discriminatedUnion('op', [
   computeMsg,
+  fnsMsg,
   z.object({ op: z.literal('free'), keys }),
 ]);
 export type SchedulerToWorker = z.infer<typeof schedulerToWorker>;

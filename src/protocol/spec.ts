@@ -1,31 +1,18 @@
 /**
- * The task spec: what a worker needs to run a task, msgpack-encoded once by
- * the client and passed through the scheduler untouched.
+ * What a worker needs to run a task: a function (listed once per graph and
+ * sent once per worker) and the task's arguments as msgpack bytes, passed
+ * through the scheduler untouched.
  *
- *   [FN_MODULE, "./tasks.ts#inc", args]   a module export, imported by the worker
- *   [FN_INLINE, "(x) => x + 1", args]     a self-contained function's source
+ *   [FN_MODULE, "./tasks.ts#inc", label]   a module export, imported by the worker
+ *   [FN_INLINE, "(x) => x + 1", label]     a self-contained function's source
  *
- * `args` may hold KeyRef values anywhere inside arrays and plain objects; the
- * worker replaces them with the referenced results.
+ * The arguments may hold KeyRef values anywhere inside arrays and plain
+ * objects; the worker replaces them with the referenced results.
  */
-import { decode, encode, KeyRef } from './codec.ts';
+import { KeyRef } from './codec.ts';
 
 export const FN_MODULE = 0;
 export const FN_INLINE = 1;
-
-export type SpecTuple = [kind: typeof FN_MODULE | typeof FN_INLINE, fn: string, args: unknown[]];
-
-export function encodeSpec(kind: typeof FN_MODULE | typeof FN_INLINE, fn: string, args: unknown[]): Buffer {
-  return Buffer.from(encode([kind, fn, args]));
-}
-
-export function decodeSpec(bytes: Uint8Array): SpecTuple {
-  const v = decode(bytes);
-  if (!Array.isArray(v) || v.length !== 3 || (v[0] !== FN_MODULE && v[0] !== FN_INLINE) || typeof v[1] !== 'string' || !Array.isArray(v[2])) {
-    throw new TypeError('malformed task spec: expected [kind, function, args]');
-  }
-  return v as SpecTuple;
-}
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   if (typeof v !== 'object' || v === null) return false;

@@ -6,44 +6,49 @@
  */
 
 export interface OrderNode {
-  deps: readonly OrderNode[];
+  readonly deps: readonly OrderNode[];
+  readonly dependents: readonly OrderNode[];
+  /** -1: in this graph and not ordered yet; set here. Nodes with order >= 0 are skipped. */
+  order: number;
 }
 
+const VISITING = -2;
+
 /**
- * Returns the nodes in execution order. `nodes` are in submission order;
- * `isSink(n)` says whether nothing in this graph depends on n. Only nodes in
- * `nodes` are ordered (`inGraph`); dependencies outside the graph are skipped.
- * Iterative, so a chain of a million tasks needs no deep recursion.
+ * Numbers `nodes` (in submission order) from `first` on, in execution order,
+ * and returns the next free number. Iterative: a chain of a million tasks
+ * needs no deep recursion.
  */
-export function graphOrder<T extends OrderNode>(nodes: readonly T[], isSink: (n: T) => boolean, inGraph: (n: OrderNode) => boolean): T[] {
-  const out: T[] = [];
-  const seen = new Set<OrderNode>();
-  const stack: { node: OrderNode; next: number }[] = [];
-  const visitFrom = (root: T): void => {
-    if (seen.has(root)) return;
-    seen.add(root);
-    stack.push({ node: root, next: 0 });
+export function assignGraphOrder(nodes: readonly OrderNode[], first: number): number {
+  let next = first;
+  const stack: OrderNode[] = [];
+  const pos: number[] = [];
+  const visitFrom = (root: OrderNode): void => {
+    if (root.order !== -1) return;
+    root.order = VISITING;
+    stack.push(root);
+    pos.push(0);
     while (stack.length > 0) {
-      const top = stack[stack.length - 1] as { node: OrderNode; next: number };
-      const deps = top.node.deps;
-      let descended = false;
-      while (top.next < deps.length) {
-        const d = deps[top.next++] as OrderNode;
-        if (!seen.has(d) && inGraph(d)) {
-          seen.add(d);
-          stack.push({ node: d, next: 0 });
-          descended = true;
-          break;
-        }
-      }
-      if (!descended) {
+      const top = stack.length - 1;
+      const node = stack[top] as OrderNode;
+      const deps = node.deps;
+      let i = pos[top] as number;
+      while (i < deps.length && (deps[i] as OrderNode).order !== -1) i++;
+      if (i < deps.length) {
+        pos[top] = i + 1;
+        const d = deps[i] as OrderNode;
+        d.order = VISITING;
+        stack.push(d);
+        pos.push(0);
+      } else {
         stack.pop();
-        out.push(top.node as T);
+        pos.pop();
+        node.order = next++;
       }
     }
   };
-  for (const n of nodes) if (isSink(n)) visitFrom(n);
-  // Anything unreachable from a sink (cannot happen in a DAG, but be total).
+  // Start from the outputs (nothing in the graph depends on them), in submission order.
+  for (const n of nodes) if (n.dependents.length === 0) visitFrom(n);
   for (const n of nodes) visitFrom(n);
-  return out;
+  return next;
 }

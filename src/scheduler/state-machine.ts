@@ -6,11 +6,11 @@
  */
 import { z } from 'zod';
 import type { SerializedError } from '../errors.ts';
-import type { ClientToScheduler, TaskMsg, WorkerInfo, WorkerSummary, WorkerToScheduler } from '../protocol/messages.ts';
+import { checkGraphColumns, type ClientToScheduler, type FnDef, type GraphMsg, type TaskExtra, type WorkerInfo, type WorkerSummary, type WorkerToScheduler } from '../protocol/messages.ts';
 import { Heap } from '../util/heap.ts';
-import { graphOrder, type OrderNode } from './order.ts';
+import { assignGraphOrder } from './order.ts';
 import { Outbox } from './outbox.ts';
-import { ClientState, needsDeps, TaskGroup, TaskState, WorkerState, type TaskStatus } from './task-state.ts';
+import { ClientState, FnEntry, needsDeps, TaskGroup, TaskState, WorkerState, type TaskStatus } from './task-state.ts';
 
 export const schedulerConfigSchema = z.object({
   /** A worker silent for this long is removed and its work rescheduled. */
@@ -64,6 +64,7 @@ export class SchedulerState {
   readonly clients = new Map<string, ClientState>();
   private readonly byAddress = new Map<string, WorkerState>();
   private readonly groups = new Map<string, TaskGroup>();
+  private readonly fnByRef = new Map<string, FnEntry>();
   private readonly queue = new Heap<TaskState>(before);
   private readonly noWorker = new Set<TaskState>();
   private outbox = new Outbox();
@@ -130,7 +131,7 @@ export class SchedulerState {
     if (!c) return;
     switch (msg.op) {
       case 'update-graph':
-        this.updateGraph(c, msg.id, msg.tasks, msg.wants);
+        this.updateGraph(c, msg);
         break;
       case 'release':
         for (const key of msg.keys) {
@@ -179,87 +180,122 @@ export class SchedulerState {
   }
 
   private want(c: ClientState, ts: TaskState): void {
-    if (!c.wants.has(ts)) {
-      c.wants.add(ts);
-      ts.addWanter(c);
-    }
+    this.addWant(c, ts);
     if (ts.state === 'memory') this.outbox.key(c.id, 'in-memory', ts.key);
     else if (ts.state === 'erred' && ts.error) this.outbox.push(c.id, { op: 'erred', key: ts.key, error: ts.error });
     else if (ts.state === 'released' && ts.needed) this.ensureComputable(ts);
   }
 
   /**
-   * Adds a client's graph. Validates it whole first (conflicting keys, missing
-   * dependencies, cycles): an invalid graph changes nothing and is rejected
-   * with the keys at fault.
+   * Adds a client's graph. Validates it whole first (column consistency,
+   * conflicting keys, missing dependencies, cycles): an invalid graph changes
+   * nothing and is rejected with the keys at fault.
    */
-  private updateGraph(c: ClientState, id: number, msgs: TaskMsg[], wants: string[]): void {
-    const incoming = new Map<string, TaskMsg>();
-    const conflicts: string[] = [];
-    for (const t of msgs) {
-      const prev = incoming.get(t.key);
-      if (!prev) incoming.set(t.key, t);
-      else if (!sameDefinition(prev, t)) conflicts.push(t.key);
-    }
-    if (conflicts.length > 0) return this.reject(c, id, `keys submitted twice in one graph with different definitions: ${list(conflicts)}`, conflicts);
+  private updateGraph(c: ClientState, g: GraphMsg): void {
+    const id = g.id;
+    const bad = checkGraphColumns(g);
+    if (bad) return this.reject(c, id, `malformed graph: ${bad}`, []);
+    const n = g.keys.length;
+    const fns = g.fnTable.map((def) => this.internFn(def));
+    const depStart = new Int32Array(n + 1);
+    for (let i = 0; i < n; i++) depStart[i + 1] = (depStart[i] as number) + (g.depCounts[i] as number);
+    const argsOf = (i: number): Uint8Array => g.args.subarray(i === 0 ? 0 : (g.argEnds[i - 1] as number), g.argEnds[i] as number);
+    const depsOf = (i: number): string[] => g.deps.slice(depStart[i], depStart[i + 1]);
+    const sameAs = (i: number, j: number): boolean =>
+      fns[g.fn[i] as number] === fns[g.fn[j] as number] && bytesEqual(argsOf(i), argsOf(j)) && sameKeys(depsOf(i), depsOf(j));
 
-    const fresh: TaskMsg[] = [];
-    for (const t of incoming.values()) {
-      const existing = this.tasks.get(t.key);
-      if (!existing) fresh.push(t);
-      else if (!existingMatches(existing, t)) conflicts.push(t.key);
+    // First index of each key; repeats must be identical.
+    const index = new Map<string, number>();
+    const conflicts: string[] = [];
+    const isFresh = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      const key = g.keys[i] as string;
+      const j = index.get(key);
+      if (j !== undefined) {
+        if (!sameAs(i, j)) conflicts.push(key);
+        continue;
+      }
+      index.set(key, i);
+      const existing = this.tasks.get(key);
+      if (!existing) isFresh[i] = 1;
+      else if (existing.fn !== fns[g.fn[i] as number] || !bytesEqual(existing.args, argsOf(i)) || !sameKeys(existing.deps.map((d) => d.key), depsOf(i))) conflicts.push(key);
     }
-    if (conflicts.length > 0) return this.reject(c, id, `keys already submitted with a different definition: ${list(conflicts)}; use new keys for different work`, conflicts);
+    if (conflicts.length > 0) return this.reject(c, id, `keys submitted before (or twice here) with a different definition: ${list(conflicts)}; use new keys for different work`, conflicts);
 
     const missing: string[] = [];
-    for (const t of fresh) for (const d of t.deps) if (!incoming.has(d) && !this.tasks.has(d)) missing.push(`${t.key} -> ${d}`);
-    for (const k of wants) if (!incoming.has(k) && !this.tasks.has(k)) missing.push(`(wanted) ${k}`);
+    for (let i = 0; i < n; i++) {
+      if (!isFresh[i]) continue;
+      for (let k = depStart[i] as number; k < (depStart[i + 1] as number); k++) {
+        const d = g.deps[k] as string;
+        if (!index.has(d) && !this.tasks.has(d)) missing.push(`${g.keys[i]} -> ${d}`);
+      }
+    }
+    for (const k of g.wantKeys) if (!index.has(k) && !this.tasks.has(k)) missing.push(`(wanted) ${k}`);
     if (missing.length > 0) return this.reject(c, id, `missing dependencies (task -> dependency): ${list(missing)}`, missing.map((m) => m.split(' -> ')[0] ?? m));
 
-    const cycle = findCycle(fresh, incoming);
-    if (cycle) return this.reject(c, id, `the graph has a cycle: ${cycle.join(' -> ')}`, cycle);
+    const cycle = findCycle(n, isFresh, depStart, (k) => {
+      const j = index.get(g.deps[k] as string);
+      return j !== undefined && isFresh[j] ? j : -1;
+    });
+    if (cycle) {
+      const keys = cycle.map((i) => g.keys[i] as string);
+      return this.reject(c, id, `the graph has a cycle: ${keys.join(' -> ')}`, keys);
+    }
 
     // Valid: create the tasks, link them, order them.
-    const created: TaskState[] = new Array(fresh.length);
-    for (let i = 0; i < fresh.length; i++) {
-      const t = fresh[i] as TaskMsg;
-      const ts = new TaskState(t.key, t.spec, this.group(t.group ?? groupOf(t.key)), t.priority ?? 0, t.retries ?? 0, t.resources && Object.keys(t.resources).length > 0 ? t.resources : null, t.workers && t.workers.length > 0 ? t.workers : null);
-      this.tasks.set(t.key, ts);
-      created[i] = ts;
-    }
-    const isFresh = new Set<OrderNode>(created);
-    for (let i = 0; i < fresh.length; i++) {
-      const t = fresh[i] as TaskMsg;
-      const ts = created[i] as TaskState;
-      if (t.deps.length === 0) {
+    const extra = new Map<number, TaskExtra>();
+    for (const e of g.extra) extra.set(e.i, e);
+    const created: TaskState[] = [];
+    for (let i = 0; i < n; i++) {
+      if (!isFresh[i]) continue;
+      const fn = fns[g.fn[i] as number] as FnEntry;
+      const e = extra.get(i);
+      const res = e?.resources && Object.keys(e.resources).length > 0 ? e.resources : null;
+      const ts = new TaskState(g.keys[i] as string, fn, argsOf(i), fn.group, e?.priority ?? 0, e?.retries ?? 0, res, e?.workers && e.workers.length > 0 ? e.workers : null);
+      this.tasks.set(ts.key, ts);
+      created.push(ts);
+      const from = depStart[i] as number;
+      const to = depStart[i + 1] as number;
+      if (from === to) {
         ts.deps = NO_DEPS;
         continue;
       }
-      ts.deps = t.deps.map((k) => this.tasks.get(k) as TaskState);
-      for (const d of ts.deps) {
+      ts.deps = new Array(to - from);
+      for (let k = from; k < to; k++) {
+        const d = this.tasks.get(g.deps[k] as string) as TaskState;
+        ts.deps[k - from] = d;
         d.dependents.push(ts);
         d.liveDependents++;
       }
     }
-    const ordered = graphOrder(created, (ts) => ts.dependents.length === 0, (n) => isFresh.has(n));
-    for (const ts of ordered) ts.order = this.orderCounter++;
+    this.orderCounter = assignGraphOrder(created, this.orderCounter);
+    if (g.deps.length > 0) created.sort((a, b) => a.order - b.order);
 
-    for (const k of wants) {
-      const ts = this.tasks.get(k) as TaskState;
-      if (!c.wants.has(ts)) {
-        c.wants.add(ts);
-        ts.addWanter(c);
-      }
-    }
-    for (const ts of ordered) this.enterWaiting(ts);
-    for (const k of wants) {
-      const ts = this.tasks.get(k) as TaskState;
-      if (isFresh.has(ts)) continue;
-      this.want(c, ts);
-    }
+    for (const i of g.wants) this.addWant(c, this.tasks.get(g.keys[i] as string) as TaskState);
+    for (const k of g.wantKeys) this.addWant(c, this.tasks.get(k) as TaskState);
+    for (const ts of created) this.enterWaiting(ts);
+    // Existing tasks wanted again: report where they stand.
+    for (const i of g.wants) if (!isFresh[index.get(g.keys[i] as string) as number]) this.want(c, this.tasks.get(g.keys[i] as string) as TaskState);
+    for (const k of g.wantKeys) this.want(c, this.tasks.get(k) as TaskState);
     // Fresh tasks nobody wants and nothing depends on are dropped at once.
-    for (const ts of ordered) if (!ts.needed) this.releaseQ.push(ts);
+    for (const ts of created) if (!ts.needed) this.releaseQ.push(ts);
     this.outbox.push(c.id, { op: 'graph-ok', id });
+  }
+
+  private addWant(c: ClientState, ts: TaskState): void {
+    if (c.wants.has(ts)) return;
+    c.wants.add(ts);
+    ts.addWanter(c);
+  }
+
+  private internFn(def: FnDef): FnEntry {
+    const k = `${def[0]}:${def[1]}`;
+    let f = this.fnByRef.get(k);
+    if (!f) {
+      f = new FnEntry(this.fnByRef.size, def, this.group(def[2] || 'task'));
+      this.fnByRef.set(k, f);
+    }
+    return f;
   }
 
   private reject(c: ClientState, id: number, message: string, keys: string[]): void {
@@ -277,12 +313,12 @@ export class SchedulerState {
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i] as string;
       let ts = this.tasks.get(key);
-      if (ts && ts.spec !== null) {
+      if (ts && ts.fn !== null) {
         bad.push(key);
         continue;
       }
       if (!ts) {
-        ts = new TaskState(key, null, this.group('scatter'), 0, 0, null, null);
+        ts = new TaskState(key, null, null, this.group('scatter'), 0, 0, null, null);
         this.tasks.set(key, ts);
       }
       if (!ts.whoHas.includes(w)) {
@@ -509,7 +545,7 @@ export class SchedulerState {
     while (stack.length > 0) {
       const ts = stack.pop() as TaskState;
       if (ts.state !== 'released') continue;
-      if (ts.spec === null) {
+      if (ts.fn === null) {
         this.markErred(ts, { name: 'DataLostError', message: `scattered data ${ts.key} was lost with the worker that held it; scatter it again` });
         continue;
       }
@@ -600,17 +636,27 @@ export class SchedulerState {
     ts.expected = this.expectedDuration(ts);
     w.occupancy += ts.expected;
     w.processing.add(ts);
-    const n = ts.deps.length;
-    const deps: string[] = new Array(n);
-    const who: string[][] = new Array(n);
-    const sizes: number[] = new Array(n);
-    for (let i = 0; i < n; i++) {
-      const d = ts.deps[i] as TaskState;
-      deps[i] = d.key;
-      who[i] = d.whoHas.map((h) => h.address);
-      sizes[i] = d.nbytes;
+    const fn = ts.fn as FnEntry;
+    if (!w.knownFns.has(fn.id)) {
+      w.knownFns.add(fn.id);
+      this.outbox.push(w.id, { op: 'fns', ids: [fn.id], defs: [fn.def] });
     }
-    const msg: Record<string, unknown> = { op: 'compute', key: ts.key, run: ts.run, spec: ts.spec, order: ts.order, priority: ts.priority, deps, who, sizes };
+    const msg: Record<string, unknown> = { op: 'compute', key: ts.key, run: ts.run, fn: fn.id, args: ts.args, order: ts.order, priority: ts.priority };
+    const n = ts.deps.length;
+    if (n > 0) {
+      const deps: string[] = new Array(n);
+      const who: string[][] = new Array(n);
+      const sizes: number[] = new Array(n);
+      for (let i = 0; i < n; i++) {
+        const d = ts.deps[i] as TaskState;
+        deps[i] = d.key;
+        who[i] = d.whoHas.map((h) => h.address);
+        sizes[i] = d.nbytes;
+      }
+      msg['deps'] = deps;
+      msg['who'] = who;
+      msg['sizes'] = sizes;
+    }
     if (ts.resources) msg['resources'] = ts.resources;
     this.outbox.push(w.id, msg);
   }
@@ -823,57 +869,81 @@ function bytesEqual(a: Uint8Array | null, b: Uint8Array | null): boolean {
   return Buffer.compare(a, b) === 0;
 }
 
-function sameDefinition(a: TaskMsg, b: TaskMsg): boolean {
-  return bytesEqual(a.spec, b.spec) && a.deps.length === b.deps.length && a.deps.every((d, i) => d === b.deps[i]);
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((k, i) => k === b[i]);
 }
 
-function existingMatches(ts: TaskState, t: TaskMsg): boolean {
-  return bytesEqual(ts.spec, t.spec) && ts.deps.length === t.deps.length && ts.deps.every((d, i) => d.key === t.deps[i]);
-}
-
-/** Returns one cycle among the new tasks (as keys, first repeated at the end), or null. */
-function findCycle(fresh: TaskMsg[], incoming: Map<string, TaskMsg>): string[] | null {
-  // Kahn's algorithm over the new tasks only; existing tasks cannot depend on new ones.
-  const indeg = new Map<string, number>();
-  const dependents = new Map<string, string[]>();
-  for (const t of fresh) {
-    let n = 0;
-    for (const d of t.deps) {
-      if (!incoming.has(d)) continue;
-      n++;
-      const list = dependents.get(d);
-      if (list) list.push(t.key);
-      else dependents.set(d, [t.key]);
+/**
+ * One cycle among the new tasks, as task indices (first repeated at the end),
+ * or null. Kahn's algorithm over index arrays; `depIndex(k)` maps entry k of
+ * the dependency column to a new task's index, or -1.
+ */
+function findCycle(n: number, isFresh: Uint8Array, depStart: Int32Array, depIndex: (k: number) => number): number[] | null {
+  const indeg = new Int32Array(n);
+  const outCount = new Int32Array(n + 1);
+  let edges = 0;
+  for (let i = 0; i < n; i++) {
+    if (!isFresh[i]) continue;
+    for (let k = depStart[i] as number; k < (depStart[i + 1] as number); k++) {
+      const j = depIndex(k);
+      if (j < 0) continue;
+      indeg[i] = (indeg[i] as number) + 1;
+      outCount[j + 1] = (outCount[j + 1] as number) + 1;
+      edges++;
     }
-    indeg.set(t.key, n);
   }
-  const ready: string[] = [];
-  for (const [k, n] of indeg) if (n === 0) ready.push(k);
+  if (edges === 0) return null;
+  for (let i = 0; i < n; i++) outCount[i + 1] = (outCount[i + 1] as number) + (outCount[i] as number);
+  const fill = outCount.slice(0, n);
+  const out = new Int32Array(edges);
+  for (let i = 0; i < n; i++) {
+    if (!isFresh[i]) continue;
+    for (let k = depStart[i] as number; k < (depStart[i + 1] as number); k++) {
+      const j = depIndex(k);
+      if (j >= 0) {
+        const at = fill[j] as number;
+        out[at] = i;
+        fill[j] = at + 1;
+      }
+    }
+  }
+  const ready: number[] = [];
+  let fresh = 0;
+  for (let i = 0; i < n; i++) {
+    if (!isFresh[i]) continue;
+    fresh++;
+    if (indeg[i] === 0) ready.push(i);
+  }
   let done = 0;
   while (ready.length > 0) {
-    const k = ready.pop() as string;
+    const j = ready.pop() as number;
     done++;
-    for (const dep of dependents.get(k) ?? []) {
-      const n = (indeg.get(dep) as number) - 1;
-      indeg.set(dep, n);
-      if (n === 0) ready.push(dep);
+    for (let e = outCount[j] as number; e < (outCount[j + 1] as number); e++) {
+      const i = out[e] as number;
+      const left = (indeg[i] as number) - 1;
+      indeg[i] = left;
+      if (left === 0) ready.push(i);
     }
   }
-  if (done === indeg.size) return null;
-  // Walk from a task left over along dependencies that are also left over until one repeats.
-  const left = new Set([...indeg].filter(([, n]) => n > 0).map(([k]) => k));
-  let k = left.values().next().value as string;
-  const path: string[] = [];
-  const at = new Map<string, number>();
-  while (!at.has(k)) {
-    at.set(k, path.length);
-    path.push(k);
-    const next = (incoming.get(k) as TaskMsg).deps.find((d) => left.has(d));
-    if (next === undefined) break;
-    k = next;
+  if (done === fresh) return null;
+  // Walk from a task left over along dependencies also left over until one repeats.
+  let at = -1;
+  for (let i = 0; i < n && at < 0; i++) if (isFresh[i] && (indeg[i] as number) > 0) at = i;
+  const path: number[] = [];
+  const seenAt = new Map<number, number>();
+  while (!seenAt.has(at)) {
+    seenAt.set(at, path.length);
+    path.push(at);
+    let next = -1;
+    for (let k = depStart[at] as number; k < (depStart[at + 1] as number) && next < 0; k++) {
+      const j = depIndex(k);
+      if (j >= 0 && (indeg[j] as number) > 0) next = j;
+    }
+    if (next < 0) break;
+    at = next;
   }
-  const cycle = path.slice(at.get(k) ?? 0);
-  cycle.push(k);
+  const cycle = path.slice(seenAt.get(at) ?? 0);
+  cycle.push(at);
   return cycle.reverse();
 }
 

@@ -4,6 +4,7 @@
  * wherever only a count is needed.
  */
 import type { SerializedError } from '../errors.ts';
+import type { FnDef } from '../protocol/messages.ts';
 
 export type TaskStatus =
   | 'released' // known, not computed (or its data was dropped)
@@ -28,6 +29,15 @@ export class TaskGroup {
   record(seconds: number): void {
     this.duration = this.duration < 0 ? seconds : this.duration + (seconds - this.duration) * 0.2;
   }
+}
+
+/** A task function, interned: every task calling it shares this record. */
+export class FnEntry {
+  constructor(
+    readonly id: number,
+    readonly def: FnDef,
+    readonly group: TaskGroup,
+  ) {}
 }
 
 export class TaskState {
@@ -55,7 +65,8 @@ export class TaskState {
   retriesLeft: number;
   error: SerializedError | null = null;
   noWorkerSince = 0;
-  order = 0;
+  /** Static graph order (lower runs first); -1 until ordered. */
+  order = -1;
   /** Seconds this run was expected to take (added to its worker's occupancy). */
   expected = 0;
   /** In the scheduler's root-task queue (entries are removed lazily). */
@@ -63,8 +74,9 @@ export class TaskState {
 
   constructor(
     readonly key: string,
-    /** msgpack of the function and arguments; null for scattered data. */
-    readonly spec: Uint8Array | null,
+    /** The function, and the msgpack arguments; both null for scattered data. */
+    readonly fn: FnEntry | null,
+    readonly args: Uint8Array | null,
     readonly group: TaskGroup,
     readonly priority: number,
     readonly retries: number,
@@ -111,6 +123,8 @@ export class TaskState {
 
 export class WorkerState {
   processing = new Set<TaskState>();
+  /** Functions already defined on this worker's connection. */
+  knownFns = new Set<number>();
   hasWhat = new Set<TaskState>();
   /** Expected seconds of work in `processing`. */
   occupancy = 0;

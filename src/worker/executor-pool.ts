@@ -5,6 +5,7 @@
  * that dies fails its tasks with the reason and is replaced.
  */
 import { Worker } from 'node:worker_threads';
+import type { FnDef } from '../protocol/messages.ts';
 import type { ExecResult, ExecTask } from './state-machine.ts';
 
 interface Thread {
@@ -16,6 +17,8 @@ interface Thread {
 export class ExecutorPool {
   private threads: Thread[] = [];
   private closed = false;
+  /** Every function defined so far, for threads started later. */
+  private fns: [number, FnDef][] = [];
 
   constructor(
     readonly size: number,
@@ -31,6 +34,13 @@ export class ExecutorPool {
     await Promise.all(this.threads.map((t) => new Promise<void>((resolve) => {
       t.worker.once('online', () => resolve());
     })));
+  }
+
+  /** Defines functions on every thread (before any task that uses them). */
+  define(ids: number[], defs: FnDef[]): void {
+    const entries = ids.map((id, i) => [id, defs[i] as FnDef] as [number, FnDef]);
+    this.fns.push(...entries);
+    for (const th of this.threads) th.worker.postMessage({ fns: entries });
   }
 
   execute(tasks: ExecTask[]): void {
@@ -62,7 +72,7 @@ export class ExecutorPool {
   private post(th: Thread, tasks: ExecTask[]): void {
     let total = 0;
     for (const t of tasks) {
-      total += t.spec.length;
+      total += t.args.length;
       for (const d of t.depData) total += d.length;
     }
     const chunk = new ArrayBuffer(total);
@@ -78,7 +88,7 @@ export class ExecutorPool {
     for (let i = 0; i < tasks.length; i++) {
       const t = tasks[i] as ExecTask;
       th.inflight.set(t.key, t.run);
-      out[i] = { key: t.key, run: t.run, spec: copy(t.spec), depKeys: t.depKeys, depData: t.depData.map(copy) };
+      out[i] = { key: t.key, run: t.run, fn: t.fn, args: copy(t.args), depKeys: t.depKeys, depData: t.depData.length === 0 ? t.depData : t.depData.map(copy) };
     }
     th.worker.postMessage({ tasks: out }, [chunk]);
   }
@@ -86,6 +96,7 @@ export class ExecutorPool {
   private spawn(index: number): Thread {
     const worker = new Worker(new URL('./thread-entry.mjs', import.meta.url), { workerData: { cwd: this.cwd } });
     const th: Thread = { worker, inflight: new Map(), index };
+    if (this.fns.length > 0) worker.postMessage({ fns: this.fns });
     worker.on('message', (msg: { results: ExecResult[] }) => {
       for (const r of msg.results) th.inflight.delete(r.key);
       this.onResults(msg.results);

@@ -6,7 +6,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { decode, encode, encodeOwned } from '../protocol/codec.ts';
-import { decodeSpec, substituteRefs } from '../protocol/spec.ts';
+import type { FnDef } from '../protocol/messages.ts';
+import { substituteRefs } from '../protocol/spec.ts';
 import { serializeError } from '../errors.ts';
 import { resolveFunction, type TaskFunction } from './functions.ts';
 import type { ExecResult, ExecTask } from './state-machine.ts';
@@ -34,7 +35,13 @@ let running = false;
 let results: ExecResult[] = [];
 let lastFlush = performance.now();
 
-port.on('message', (msg: { tasks: ExecTask[] }) => {
+const fns = new Map<number, FnDef>();
+
+port.on('message', (msg: { tasks: ExecTask[] } | { fns: [number, FnDef][] }) => {
+  if ('fns' in msg) {
+    for (const [id, def] of msg.fns) fns.set(id, def);
+    return;
+  }
   if (head >= queue.length) {
     queue = msg.tasks;
     head = 0;
@@ -76,9 +83,14 @@ function finish(t: ExecTask, value: unknown, start: number): ExecResult {
 
 function runOne(t: ExecTask): ExecResult | Promise<ExecResult> {
   const start = performance.now();
-  let kind: number, ref: string, args: unknown[];
+  const def = fns.get(t.fn);
+  if (!def) return fail(t, new Error(`task ${t.key} uses function #${t.fn}, which was never defined on this worker`), 0);
+  const [kind, ref] = def;
+  let args: unknown[];
   try {
-    [kind, ref, args] = decodeSpec(t.spec);
+    const decoded = decode(t.args);
+    if (!Array.isArray(decoded)) throw new TypeError(`the arguments of task ${t.key} are not an array`);
+    args = decoded;
     if (t.depKeys.length > 0) {
       const values = t.depData.map((d) => decode(d));
       const keys = t.depKeys;

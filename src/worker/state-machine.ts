@@ -10,7 +10,7 @@
  * the scheduler never has to track copies it did not ask for.
  */
 import type { SerializedError } from '../errors.ts';
-import type { ComputeMsg } from '../protocol/messages.ts';
+import type { ComputeMsg, FnDef } from '../protocol/messages.ts';
 import { Heap } from '../util/heap.ts';
 
 type WTaskState = 'fetching' | 'ready' | 'blocked' | 'executing';
@@ -18,7 +18,8 @@ type WTaskState = 'fetching' | 'ready' | 'blocked' | 'executing';
 interface WTask {
   key: string;
   run: number;
-  spec: Uint8Array;
+  fn: number;
+  args: Uint8Array;
   order: number;
   priority: number;
   deps: string[];
@@ -49,7 +50,9 @@ interface Fetch {
 export interface ExecTask {
   key: string;
   run: number;
-  spec: Uint8Array;
+  /** Function id (see the `define` instruction) and msgpack arguments. */
+  fn: number;
+  args: Uint8Array;
   depKeys: string[];
   depData: Uint8Array[];
 }
@@ -57,6 +60,7 @@ export interface ExecTask {
 export type WorkerInstruction =
   | { type: 'send'; msg: object }
   | { type: 'fetch'; peer: string; keys: string[] }
+  | { type: 'define'; ids: number[]; defs: FnDef[] }
   | { type: 'execute'; tasks: ExecTask[] };
 
 export interface ExecResult {
@@ -75,6 +79,8 @@ export interface WorkerConfig {
   /** Own data-server address: a holder equal to it means "already here". */
   address: string;
 }
+
+const NO_DEPS: string[] = [];
 
 function before(a: WTask, b: WTask): boolean {
   return a.priority !== b.priority ? a.priority > b.priority : a.order < b.order;
@@ -125,6 +131,11 @@ export class WorkerState {
 
   // ------------------------------------------------------------------ events
 
+  /** Functions the scheduler defined for later compute messages: pass them to the executor. */
+  defineFns(ids: number[], defs: FnDef[]): void {
+    this.out.push({ type: 'define', ids, defs });
+  }
+
   compute(msg: ComputeMsg): void {
     const existing = this.tasks.get(msg.key);
     if (existing) {
@@ -140,21 +151,23 @@ export class WorkerState {
       this.reportFinished(msg.key, msg.run, this.data.get(msg.key)?.bytes.length ?? 0, 0);
       return;
     }
+    const deps = msg.deps ?? NO_DEPS;
     const t: WTask = {
       key: msg.key,
       run: msg.run,
-      spec: msg.spec,
+      fn: msg.fn,
+      args: msg.args,
       order: msg.order,
       priority: msg.priority,
-      deps: msg.deps,
+      deps,
       resources: msg.resources && Object.keys(msg.resources).length > 0 ? msg.resources : null,
       state: 'fetching',
       missing: 0,
       cancelled: false,
     };
     this.tasks.set(t.key, t);
-    for (let i = 0; i < msg.deps.length; i++) {
-      const dep = msg.deps[i] as string;
+    for (let i = 0; i < deps.length; i++) {
+      const dep = deps[i] as string;
       const local = this.data.get(dep);
       if (local) {
         local.refs++;
@@ -166,7 +179,7 @@ export class WorkerState {
         f.waiters.push(t);
         continue;
       }
-      const holders = (msg.who[i] ?? []).filter((h) => h !== this.config.address);
+      const holders = (msg.who?.[i] ?? []).filter((h) => h !== this.config.address);
       // Spread load over holders: start with a random one.
       if (holders.length > 1) {
         const j = Math.floor(Math.random() * holders.length);
@@ -389,7 +402,7 @@ export class WorkerState {
       this.executing++;
       const depData: Uint8Array[] = new Array(t.deps.length);
       for (let i = 0; i < t.deps.length; i++) depData[i] = (this.data.get(t.deps[i] as string) as DataEntry).bytes;
-      this.toExecute.push({ key: t.key, run: t.run, spec: t.spec, depKeys: t.deps, depData });
+      this.toExecute.push({ key: t.key, run: t.run, fn: t.fn, args: t.args, depKeys: t.deps, depData });
       this.started.keys.push(t.key);
       this.started.runs.push(t.run);
     }

@@ -126,6 +126,7 @@ export class WeftWorker {
   private onScheduler(msgs: SchedulerToWorker[]): void {
     for (const m of msgs) {
       if (m.op === 'compute') this.sm.compute(m);
+      else if (m.op === 'fns') this.sm.defineFns(m.ids, m.defs);
       else this.sm.free(m.keys);
     }
     this.act();
@@ -166,6 +167,9 @@ export class WeftWorker {
           break;
         case 'execute':
           this.pool.execute(ins.tasks);
+          break;
+        case 'define':
+          this.pool.define(ins.ids, ins.defs);
           break;
         case 'fetch':
           void this.fetch(ins.peer, ins.keys);

@@ -2,9 +2,8 @@
  * Drives the scheduler state machine directly: events in, the messages it
  * wants sent out. No sockets, no clock.
  */
-import { buildTask, type TaskFn, type TaskOptions } from '../../src/client/graph.ts';
+import { GraphBuilder, type TaskFn, type TaskOptions } from '../../src/client/graph.ts';
 import { KeyRef } from '../../src/protocol/codec.ts';
-import type { TaskMsg } from '../../src/protocol/messages.ts';
 import { SchedulerState, type SchedulerConfig } from '../../src/scheduler/state-machine.ts';
 
 export type Msg = Record<string, unknown> & { op: string };
@@ -58,9 +57,13 @@ export class Harness {
     this.flush();
   }
 
-  submit(tasks: TaskMsg[], wants: string[], client = 'c1'): number {
+  submit(tasks: TaskSpec[], wants: string[], client = 'c1'): number {
     const id = this.nextGraph++;
-    this.sm.handle({ type: 'client-message', client, msg: { op: 'update-graph', id, tasks, wants } });
+    const b = new GraphBuilder();
+    for (const t of tasks) b.add(t.fn, t.deps.map((d) => new KeyRef(d)), { ...t.opts, key: t.key });
+    const indices = wants.map((k) => b.keys.indexOf(k)).filter((i) => i >= 0);
+    const existing = wants.filter((k) => !b.keys.includes(k));
+    this.sm.handle({ type: 'client-message', client, msg: b.build(id, indices, existing) });
     this.flush();
     return id;
   }
@@ -105,6 +108,14 @@ export class Harness {
 }
 
 /** A task message; `deps` are keys referenced in the arguments. */
-export function task(key: string, deps: string[] = [], opts: TaskOptions = {}, fn: TaskFn = 'mod.ts#f'): TaskMsg {
-  return buildTask(fn, deps.map((d) => new KeyRef(d)), { ...opts, key });
+export interface TaskSpec {
+  key: string;
+  deps: string[];
+  opts: TaskOptions;
+  fn: TaskFn;
+}
+
+/** A task whose arguments reference `deps`. */
+export function task(key: string, deps: string[] = [], opts: TaskOptions = {}, fn: TaskFn = 'mod.ts#f'): TaskSpec {
+  return { key, deps, opts, fn };
 }
