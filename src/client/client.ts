@@ -48,6 +48,8 @@ interface Waiter {
 }
 
 interface KeyState {
+  /** Some accepted graph holds this key (a later rejected one must not fail it). */
+  accepted: boolean;
   status: FutureStatus;
   error: Error | null;
   refs: number;
@@ -172,8 +174,15 @@ export class Client implements FutureHost {
     const reply = await this.requests.start((id) => this.conn.send(b.build(id, wants, wantKeys)));
     if (reply.op === 'graph-rejected') {
       const err = new GraphError(reply.error.message, reply.keys);
-      for (const i of wants) this.settle(b.keys[i] as string, 'error', err);
+      for (const i of wants) {
+        const key = b.keys[i] as string;
+        if (this.keys.get(key)?.accepted === false) this.settle(key, 'error', err);
+      }
       throw err;
+    }
+    for (const i of wants) {
+      const ks = this.keys.get(b.keys[i] as string);
+      if (ks) ks.accepted = true;
     }
   }
 
@@ -213,7 +222,11 @@ export class Client implements FutureHost {
         if (r.op === 'scattered-ok' && r.error) throw new WeftError(`scatter to ${address} failed: ${r.error}`);
       }),
     );
-    for (const k of keys) this.settle(k, 'finished', null);
+    for (const k of keys) {
+      const ks = this.keys.get(k);
+      if (ks) ks.accepted = true;
+      this.settle(k, 'finished', null);
+    }
     return futures;
   }
 
@@ -293,7 +306,7 @@ export class Client implements FutureHost {
   retain(key: string): void {
     const ks = this.keys.get(key);
     if (ks) ks.refs++;
-    else this.keys.set(key, { status: 'pending', error: null, refs: 1, waiters: [] });
+    else this.keys.set(key, { accepted: false, status: 'pending', error: null, refs: 1, waiters: [] });
   }
 
   releaseKey(key: string): void {

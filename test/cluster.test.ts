@@ -1,0 +1,183 @@
+/**
+ * Integration: a real LocalCluster (scheduler + 2 worker processes over
+ * loopback) shared by the tests in this file.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, DependencyError, GraphError, InlineFunctionError, LocalCluster, ref, TaskError, CancelledError, type Graph } from '../src/index.ts';
+import { fn } from './helpers/util.ts';
+
+let cluster: LocalCluster;
+let client: Client;
+
+beforeAll(async () => {
+  cluster = await LocalCluster.start({ workers: 2, threadsPerWorker: 1 });
+  client = await cluster.client();
+});
+
+afterAll(async () => {
+  await client?.close();
+  await cluster?.close();
+});
+
+describe('futures', () => {
+  it('runs module functions and inline functions; futures become values anywhere in the arguments', async () => {
+    const x = client.submit<number>(fn('inc'), 1);
+    expect(await x).toBe(2);
+    const y = client.submit((o: { a: number; list: number[] }) => o.a + o.list.reduce((s, v) => s + v, 0), { a: x, list: [x, 10] });
+    expect(await y.result()).toBe(14);
+    expect(y.status).toBe('finished');
+    const squares = client.map((n: number) => n * n, [1, 2, 3, 4]);
+    expect(await client.gather(squares)).toEqual([1, 4, 9, 16]);
+  });
+
+  it('keeps rich values intact: Map, Set, Date, bigint, typed arrays, undefined', async () => {
+    const value = { m: new Map([['k', 1]]), s: new Set([1, 2]), d: new Date(5), b: 2n ** 70n, f: new Float64Array([1.5, 2.5]), u: undefined };
+    const [out] = await client.gather([client.submit(fn('echo'), value)]);
+    expect(out).toEqual(value);
+    expect((out as typeof value).f).toBeInstanceOf(Float64Array);
+  });
+
+  it('gives the same key to the same call (deduplication) and fresh keys with pure: false', () => {
+    const a = client.submit(fn('inc'), 41);
+    const b = client.submit(fn('inc'), 41);
+    const c = client.submitWith({ pure: false }, fn('inc'), 41);
+    expect(a.key).toBe(b.key);
+    expect(c.key).not.toBe(a.key);
+    expect(a.key.startsWith('inc-')).toBe(true);
+  });
+
+  it('scatters data to workers and uses it as an argument', async () => {
+    const [big] = await client.scatter([new Uint8Array(100_000).fill(3)]);
+    const sum = client.submit((b: Uint8Array) => b.reduce((s, v) => s + v, 0), big);
+    expect(await sum).toBe(300_000);
+  });
+});
+
+describe('graphs', () => {
+  it('computes random DAGs with the same results as a plain local evaluation', async () => {
+    let seed = 12345;
+    const rand = (): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    for (let round = 0; round < 4; round++) {
+      const n = 50 + Math.floor(rand() * 250);
+      const graph: Graph = {};
+      const expected: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const deps = i === 0 ? [] : Array.from({ length: Math.floor(rand() * 4) }, () => Math.floor(rand() * i));
+        const c = Math.floor(rand() * 100);
+        if (rand() < 0.5) {
+          graph[`g${round}-${i}`] = { fn: fn('add'), args: [c, ...deps.map((d) => ref(`g${round}-${d}`))] };
+        } else {
+          // Inline function; dependencies nested inside an object argument.
+          graph[`g${round}-${i}`] = { fn: (o: { c: number; xs: number[] }) => o.xs.reduce((s, v) => (s * 31 + v) % 1_000_003, o.c), args: [{ c, xs: deps.map((d) => ref(`g${round}-${d}`)) }] };
+        }
+        const xs = deps.map((d) => expected[d] as number);
+        expected.push(graph[`g${round}-${i}`]?.fn === fn('add') ? xs.reduce((a, b) => a + b, c) : xs.reduce((s, v) => (s * 31 + v) % 1_000_003, c));
+      }
+      const keys = Object.keys(graph);
+      const out = await client.get(graph, keys);
+      expect(keys.map((k) => out[k])).toEqual(expected);
+    }
+  });
+
+  it('rejects a cycle and a missing dependency at submission, naming the keys', async () => {
+    await expect(client.compute({ a: { fn: fn('inc'), args: [ref('b')] }, b: { fn: fn('inc'), args: [ref('a')] } })).rejects.toThrow(/cycle: (a -> b -> a|b -> a -> b)/);
+    const err = await client.compute({ c: { fn: fn('inc'), args: [ref('nowhere')] } }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GraphError);
+    expect((err as GraphError).message).toContain('c -> nowhere');
+  });
+
+  it('rejects a key resubmitted with a different definition', async () => {
+    const futures = await client.compute({ 'fixed-key': { fn: fn('inc'), args: [1] } });
+    await expect(client.compute({ 'fixed-key': { fn: fn('inc'), args: [2] } })).rejects.toThrow(/different definition: fixed-key/);
+    expect(await futures['fixed-key']).toBe(2);
+  });
+});
+
+describe('errors', () => {
+  it('rejects with the remote error and stack; dependents fail naming the failed task', async () => {
+    const bad = client.submitWith({ key: 'bad-task' }, fn('fail'), 'no such thing');
+    const err = await bad.result().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TaskError);
+    expect((err as TaskError).remoteName).toBe('RangeError');
+    expect((err as TaskError).message).toContain('no such thing');
+    expect((err as TaskError).remoteStack).toMatch(/fail .*fixtures\/tasks\.ts/);
+    expect(bad.status).toBe('error');
+    const dependent = client.submit(fn('inc'), bad);
+    const derr = await dependent.result().catch((e: unknown) => e);
+    expect(derr).toBeInstanceOf(DependencyError);
+    expect((derr as DependencyError).failedKey).toBe('bad-task');
+  });
+
+  it('refuses an inline function that uses an outer variable, naming it', () => {
+    const offset = 3;
+    expect(() => client.submit((x: number) => x + offset, 1)).toThrow(InlineFunctionError);
+    expect(() => client.submit((x: number) => x + offset, 1)).toThrow(/'offset'/);
+  });
+
+  it('reports a missing module or export clearly', async () => {
+    await expect(client.submit('./no/such/module.ts#f').result()).rejects.toThrow(/cannot import task module/);
+    await expect(client.submit(`${fn('inc').split('#')[0]}#nope`).result()).rejects.toThrow(/no exported function 'nope'/);
+  });
+
+  it('retries a failing task', async () => {
+    const counter = join(mkdtempSync(join(tmpdir(), 'weft-')), 'count');
+    expect(await client.submitWith({ retries: 2 }, fn('flaky'), counter, 2)).toBe('ok');
+    const counter2 = join(mkdtempSync(join(tmpdir(), 'weft-')), 'count');
+    await expect(client.submitWith({ retries: 1 }, fn('flaky'), counter2, 2).result()).rejects.toThrow(/flaky failure 2/);
+  });
+
+  it('cancels a running future', async () => {
+    const slow = client.submitWith({ pure: false }, fn('slowInc'), 1, 30_000);
+    const waiting = slow.result();
+    await slow.cancel();
+    await expect(waiting).rejects.toBeInstanceOf(CancelledError);
+    expect(slow.status).toBe('cancelled');
+  });
+});
+
+describe('placement and data movement', () => {
+  it('runs dependents where their data is, and moves data worker to worker when it must', async () => {
+    const [w0, w1] = cluster.workers;
+    if (!w0 || !w1) throw new Error('need two workers');
+    const before = await client.workerMetrics();
+    // 2 MB made on each worker; the dependent of each should run beside it.
+    const g = await client.compute(
+      {
+        'big-0': { fn: fn('bytes'), args: [2_000_000, 1], workers: [w0.name] },
+        'big-1': { fn: fn('bytes'), args: [2_000_000, 2], workers: [w1.name] },
+        'near-0': { fn: fn('where'), args: [ref('big-0')] },
+        'near-1': { fn: fn('where'), args: [ref('big-1')] },
+        // Pinned to w1, needs big-0 from w0: a peer-to-peer transfer.
+        across: { fn: fn('where'), args: [ref('big-0'), ref('big-1')], workers: [w1.name] },
+      },
+      { keys: ['near-0', 'near-1', 'across'] },
+    );
+    const [near0, near1, across] = (await client.gather([g['near-0'], g['near-1'], g['across']].map((f) => f as NonNullable<typeof f>))) as { pid: number; inputBytes: number }[];
+    expect(near0?.pid).toBe(w0.pid);
+    expect(near1?.pid).toBe(w1.pid);
+    expect(across).toEqual({ pid: w1.pid, inputBytes: 4_000_000 });
+    const after = await client.workerMetrics();
+    const sent = (a: string): number => (after[a]?.bytesSentToPeers ?? 0) - (before[a]?.bytesSentToPeers ?? 0);
+    expect(sent(w0.address)).toBeGreaterThanOrEqual(2_000_000);
+    expect(sent(w1.address)).toBe(0);
+  });
+
+  it('keeps serving data and heartbeating while a long CPU-bound task runs', async () => {
+    const [w0] = cluster.workers;
+    if (!w0) throw new Error('need a worker');
+    const ready = client.submitWith({ workers: [w0.name], pure: false }, fn('bytes'), 10, 7);
+    await ready.done();
+    const spin = client.submitWith({ workers: [w0.name], pure: false }, fn('busy'), 2000);
+    // While w0's only thread spins, its data server still answers.
+    const start = performance.now();
+    expect(await ready).toEqual(new Uint8Array(10).fill(7));
+    expect(performance.now() - start).toBeLessThan(1000);
+    expect(await spin).toBeGreaterThan(0);
+  });
+});
