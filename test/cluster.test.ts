@@ -6,7 +6,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, DependencyError, GraphError, InlineFunctionError, LocalCluster, ref, TaskError, CancelledError, type Graph } from '../src/index.ts';
+import type { Client} from '../src/index.ts';
+import { DependencyError, GraphError, InlineFunctionError, LocalCluster, ref, TaskError, CancelledError, type Graph } from '../src/index.ts';
 import { fn } from './helpers/util.ts';
 
 let cluster: LocalCluster;
