@@ -1,11 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import type { ComputeMsg } from '../src/protocol/messages.ts';
-import { WorkerState, type ExecTask, type WorkerInstruction } from '../src/worker/state-machine.ts';
+import { WorkerState, type ComputeTask, type ExecTask, type WorkerInstruction } from '../src/worker/state-machine.ts';
 
 const ME = 'ws://me';
 
-function compute(key: string, opts: Partial<ComputeMsg> = {}): ComputeMsg {
-  return { op: 'compute', key, run: 1, fn: 0, args: new Uint8Array([0x90]), order: 0, priority: 0, ...opts };
+function compute(key: string, opts: Partial<ComputeTask> = {}): ComputeTask {
+  return { key, run: 1, fn: 0, args: new Uint8Array([0x90]), order: 0, priority: 0, deps: [], who: [], resources: null, ...opts };
 }
 
 function executed(ins: WorkerInstruction[]): ExecTask[] {
@@ -32,7 +31,7 @@ describe('worker state machine', () => {
 
   it('fetches a missing dependency from the peer that holds it, then runs with it', () => {
     const w = new WorkerState({ nthreads: 1, resources: {}, address: ME });
-    w.compute(compute('b', { deps: ['a'], who: [['ws://peer']], sizes: [1] }));
+    w.compute(compute('b', { deps: ['a'], who: [['ws://peer']]}));
     const ins = w.takeInstructions();
     expect(ins).toContainEqual({ type: 'fetch', peer: 'ws://peer', keys: ['a'] });
     expect(executed(ins)).toHaveLength(0);
@@ -48,7 +47,7 @@ describe('worker state machine', () => {
 
   it('tries the next holder when a peer fails, and reports missing data when none is left', () => {
     const w = new WorkerState({ nthreads: 1, resources: {}, address: ME });
-    w.compute(compute('b', { deps: ['a'], who: [['ws://p1', 'ws://p2']], sizes: [1] }));
+    w.compute(compute('b', { deps: ['a'], who: [['ws://p1', 'ws://p2']]}));
     const first = w.takeInstructions().find((i) => i.type === 'fetch') as { peer: string };
     w.fetchFailed(first.peer, ['a']);
     const second = w.takeInstructions().find((i) => i.type === 'fetch') as { peer: string };
@@ -100,7 +99,7 @@ describe('worker state machine', () => {
     w.compute(compute('a'));
     w.takeInstructions();
     w.executed([{ key: 'a', run: 1, bytes: bytes(1), duration: 0 }]);
-    w.compute(compute('b', { deps: ['a'], who: [[ME]], sizes: [1] }));
+    w.compute(compute('b', { deps: ['a'], who: [[ME]]}));
     w.takeInstructions();
     w.free(['a']);
     expect(w.getData('a')).toEqual(bytes(1));

@@ -415,8 +415,7 @@ export class Client implements FutureHost {
       const perWorker = new Map<string, string[]>();
       const missing: string[] = [];
       todo.forEach((k, i) => {
-        const holders = reply.who[i] ?? [];
-        const w = holders[Math.floor(Math.random() * holders.length)];
+        const w = reply.addresses[reply.holder[i] ?? -1];
         if (w === undefined) return missing.push(k);
         const list = perWorker.get(w);
         if (list) list.push(k);

@@ -10,8 +10,27 @@ import { z } from 'zod';
 
 export const PROTOCOL_VERSION = 1;
 
-const key = z.string().min(1).max(4096);
-const keys = z.array(key);
+const MAX_KEY = 4096;
+const key = z.string().min(1).max(MAX_KEY);
+
+/*
+ * Hot columns (keys, counts, binary values) are checked with one loop each
+ * instead of a zod schema per element: as strict, a fraction of the cost, and
+ * the error still names the column and the item.
+ */
+function columnCheck<T>(what: string, ok: (v: unknown) => boolean): z.ZodType<T[]> {
+  const problem = (v: unknown): string | null => {
+    if (!Array.isArray(v)) return `expected an array of ${what}`;
+    for (let i = 0; i < v.length; i++) if (!ok(v[i])) return `item ${i}: expected ${what}`;
+    return null;
+  };
+  return z.custom<T[]>((v) => problem(v) === null, { error: (iss) => problem(iss.input) ?? `expected an array of ${what}` });
+}
+const keys = columnCheck<string>(`keys (non-empty strings of at most ${MAX_KEY} characters)`, (x) => typeof x === 'string' && x.length > 0 && x.length <= MAX_KEY);
+const counts = columnCheck<number>('non-negative integers', (x) => Number.isSafeInteger(x) && (x as number) >= 0);
+const numbers = columnCheck<number>('finite numbers', (x) => typeof x === 'number' && Number.isFinite(x));
+const binaries = columnCheck<Uint8Array>('binary values', (x) => x instanceof Uint8Array);
+const stringLists = columnCheck<string[]>('lists of strings', (x) => Array.isArray(x) && x.every((y) => typeof y === 'string'));
 const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected binary data');
 const count = z.number().int().nonnegative();
 const id = z.number().int().nonnegative();
@@ -26,7 +45,7 @@ export const serializedError = z.object({
 
 /** Values travel as msgpack bytes; large ones leave `null` here and follow as raw frames. */
 const blobs = z.array(bytes.nullable());
-const rawLengths = z.array(count).optional();
+const rawLengths = counts.optional();
 
 // ---------------------------------------------------------------- handshake
 
@@ -82,14 +101,14 @@ export const graphMsg = z.object({
   id,
   keys,
   fnTable: z.array(fnDef),
-  fn: z.array(count),
+  fn: counts,
   args: bytes,
-  argEnds: z.array(count),
-  depCounts: z.array(count),
+  argEnds: counts,
+  depCounts: counts,
   deps: keys,
   extra: z.array(taskExtra),
   /** Indices of tasks of this graph the client holds futures for. */
-  wants: z.array(count),
+  wants: counts,
   /** Keys already on the cluster the client wants too. */
   wantKeys: keys,
 });
@@ -118,7 +137,7 @@ export const clientToScheduler = z.discriminatedUnion('op', [
   graphMsg,
   z.object({ op: z.literal('release'), keys }),
   z.object({ op: z.literal('want'), id, keys }),
-  z.object({ op: z.literal('scattered'), id, keys, nbytes: z.array(count), worker: z.string() }),
+  z.object({ op: z.literal('scattered'), id, keys, nbytes: counts, worker: z.string() }),
   z.object({ op: z.literal('who-has'), id, keys }),
   z.object({ op: z.literal('workers'), id }),
 ]);
@@ -147,7 +166,8 @@ export const schedulerToClient = z.discriminatedUnion('op', [
   z.object({ op: z.literal('lost'), keys }),
   z.object({ op: z.literal('no-worker'), keys, reason: z.string() }),
   z.object({ op: z.literal('want-reply'), id, missing: keys }),
-  z.object({ op: z.literal('who-has-reply'), id, who: z.array(z.array(z.string())) }),
+  /** For each key asked, an index into `addresses` of a worker holding it, or -1. */
+  z.object({ op: z.literal('who-has-reply'), id, addresses: z.array(z.string()), holder: columnCheck<number>('worker indices (-1 for none)', (x) => Number.isSafeInteger(x) && (x as number) >= -1) }),
   z.object({ op: z.literal('workers-reply'), id, workers: z.array(workerSummary) }),
   z.object({ op: z.literal('scattered-ok'), id, error: z.string().optional() }),
 ]);
@@ -159,14 +179,14 @@ export const workerToScheduler = z.discriminatedUnion('op', [
   z.object({
     op: z.literal('finished'),
     keys,
-    runs: z.array(count),
-    nbytes: z.array(count),
+    runs: counts,
+    nbytes: counts,
     /** Seconds each task ran, for the scheduler's duration estimates. */
     durations: z.array(z.number().nonnegative()),
   }),
   z.object({ op: z.literal('erred'), key, run: count, error: serializedError }),
   /** Tasks handed to an executor thread: the ones to blame if this worker dies. */
-  z.object({ op: z.literal('executing'), keys, runs: z.array(count) }),
+  z.object({ op: z.literal('executing'), keys, runs: counts }),
   z.object({ op: z.literal('missing'), key, run: count, dep: key, holders: z.array(z.string()) }),
   z.object({ op: z.literal('heartbeat'), executing: count, stored: count, storedBytes: count, memory: count }),
 ]);
@@ -174,26 +194,43 @@ export type WorkerToScheduler = z.infer<typeof workerToScheduler>;
 
 // ---------------------------------------------------------------- scheduler → worker
 
+/**
+ * Tasks to run, column by column: task i is keys[i] (run runs[i], function
+ * fns[i], arguments args[i]) with the next depCounts[i] entries of deps, who
+ * (holders' data-server addresses) and sizes as its dependencies.
+ */
 export const computeMsg = z.object({
   op: z.literal('compute'),
-  key,
-  run: count,
-  /** Function id, defined earlier on this connection by a `fns` message. */
-  fn: count,
-  args: bytes,
+  keys,
+  runs: counts,
+  fns: counts,
+  args: binaries,
   /** Graph order: lower runs first. */
-  order: z.number(),
-  /** User priority: higher runs first; compared before `order`. */
-  priority: z.number(),
-  /** Dependencies (absent when none), the data-server addresses holding each, and their sizes. */
-  deps: keys.optional(),
-  who: z.array(z.array(z.string())).optional(),
-  sizes: z.array(count).optional(),
-  resources: resources.optional(),
+  orders: numbers,
+  /** User priority: higher runs first; compared before the order. */
+  priorities: numbers,
+  depCounts: counts,
+  deps: keys,
+  who: stringLists,
+  sizes: counts,
+  /** Resource requests of the tasks that have any: [task index, resources]. */
+  resources: z.array(z.tuple([count, resources])),
 });
 export type ComputeMsg = z.infer<typeof computeMsg>;
 
-export const fnsMsg = z.object({ op: z.literal('fns'), ids: z.array(count), defs: z.array(fnDef) });
+/** Column consistency of a compute message; a description of the first problem, or null. */
+export function checkComputeColumns(m: ComputeMsg): string | null {
+  const n = m.keys.length;
+  for (const [name, col] of [['runs', m.runs], ['fns', m.fns], ['args', m.args], ['orders', m.orders], ['priorities', m.priorities], ['depCounts', m.depCounts]] as const) {
+    if (col.length !== n) return `column ${name} has ${col.length} entries for ${n} keys`;
+  }
+  const deps = m.depCounts.reduce((a, b) => a + b, 0);
+  if (m.deps.length !== deps || m.who.length !== deps || m.sizes.length !== deps) return `depCounts add up to ${deps}, but deps/who/sizes have ${m.deps.length}/${m.who.length}/${m.sizes.length}`;
+  for (const [i] of m.resources) if (i >= n) return `resources for task ${i}, but there are ${n} tasks`;
+  return null;
+}
+
+export const fnsMsg = z.object({ op: z.literal('fns'), ids: counts, defs: z.array(fnDef) });
 
 export const schedulerToWorker = z.discriminatedUnion('op', [
   computeMsg,
@@ -226,7 +263,7 @@ export type WorkerMetrics = z.infer<typeof workerMetrics>;
 
 export const workerToPeer = z.discriminatedUnion('op', [
   z.object({ op: z.literal('data'), id, keys, blobs, raw: rawLengths, missing: keys }),
-  z.object({ op: z.literal('put-ok'), id, nbytes: z.array(count) }),
+  z.object({ op: z.literal('put-ok'), id, nbytes: counts }),
   z.object({ op: z.literal('metrics-reply'), id, metrics: workerMetrics }),
 ]);
 export type WorkerToPeer = z.infer<typeof workerToPeer>;

@@ -1,8 +1,11 @@
 /**
  * Messages the state machine wants sent, per recipient, in order. Runs of a
- * columnar message (`in-memory`, `free`, `lost`) to one recipient merge into
- * one message, which keeps the hot path to a handful of objects per batch.
+ * columnar message (`compute`, `in-memory`, `free`, `lost`) to one recipient
+ * merge into one message, which keeps the hot path to a handful of objects
+ * per batch.
  */
+import type { ComputeMsg } from '../protocol/messages.ts';
+
 type Columnar = 'in-memory' | 'free' | 'lost';
 
 interface KeysMsg {
@@ -28,6 +31,20 @@ export class Outbox {
     const last = list[list.length - 1] as Partial<KeysMsg> | undefined;
     if (last && last.op === op && last.keys) last.keys.push(key);
     else list.push({ op, keys: [key] });
+  }
+
+  /** The compute message to append tasks to: the recipient's last message if it is one. */
+  computeBatch(to: string): ComputeMsg {
+    let list = this.byRecipient.get(to);
+    if (!list) {
+      list = [];
+      this.byRecipient.set(to, list);
+    }
+    const last = list[list.length - 1] as Partial<ComputeMsg> | undefined;
+    if (last && last.op === 'compute') return last as ComputeMsg;
+    const batch: ComputeMsg = { op: 'compute', keys: [], runs: [], fns: [], args: [], orders: [], priorities: [], depCounts: [], deps: [], who: [], sizes: [], resources: [] };
+    list.push(batch);
+    return batch;
   }
 
   get empty(): boolean {

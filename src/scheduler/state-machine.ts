@@ -155,13 +155,23 @@ export class SchedulerState {
       case 'scattered':
         this.scattered(c, msg.id, msg.keys, msg.nbytes, msg.worker);
         break;
-      case 'who-has':
-        this.outbox.push(c.id, {
-          op: 'who-has-reply',
-          id: msg.id,
-          who: msg.keys.map((k) => this.tasks.get(k)?.whoHas.map((w) => w.address) ?? []),
+      case 'who-has': {
+        const addresses: string[] = [];
+        const index = new Map<WorkerState, number>();
+        const holder = msg.keys.map((k) => {
+          const who = this.tasks.get(k)?.whoHas;
+          if (!who || who.length === 0) return -1;
+          const w = who[who.length === 1 ? 0 : Math.floor(Math.random() * who.length)] as WorkerState;
+          let i = index.get(w);
+          if (i === undefined) {
+            i = addresses.push(w.address) - 1;
+            index.set(w, i);
+          }
+          return i;
         });
+        this.outbox.push(c.id, { op: 'who-has-reply', id: msg.id, addresses, holder });
         break;
+      }
       case 'workers':
         this.outbox.push(c.id, { op: 'workers-reply', id: msg.id, workers: this.workerSummaries() });
         break;
@@ -641,24 +651,20 @@ export class SchedulerState {
       w.knownFns.add(fn.id);
       this.outbox.push(w.id, { op: 'fns', ids: [fn.id], defs: [fn.def] });
     }
-    const msg: Record<string, unknown> = { op: 'compute', key: ts.key, run: ts.run, fn: fn.id, args: ts.args, order: ts.order, priority: ts.priority };
-    const n = ts.deps.length;
-    if (n > 0) {
-      const deps: string[] = new Array(n);
-      const who: string[][] = new Array(n);
-      const sizes: number[] = new Array(n);
-      for (let i = 0; i < n; i++) {
-        const d = ts.deps[i] as TaskState;
-        deps[i] = d.key;
-        who[i] = d.whoHas.map((h) => h.address);
-        sizes[i] = d.nbytes;
-      }
-      msg['deps'] = deps;
-      msg['who'] = who;
-      msg['sizes'] = sizes;
+    const b = this.outbox.computeBatch(w.id);
+    b.keys.push(ts.key);
+    b.runs.push(ts.run);
+    b.fns.push(fn.id);
+    b.args.push(ts.args as Uint8Array);
+    b.orders.push(ts.order);
+    b.priorities.push(ts.priority);
+    b.depCounts.push(ts.deps.length);
+    for (const d of ts.deps) {
+      b.deps.push(d.key);
+      b.who.push(d.whoHas.map((h) => h.address));
+      b.sizes.push(d.nbytes);
     }
-    if (ts.resources) msg['resources'] = ts.resources;
-    this.outbox.push(w.id, msg);
+    if (ts.resources) b.resources.push([b.keys.length - 1, ts.resources]);
   }
 
   /**

@@ -5,8 +5,34 @@
  * that dies fails its tasks with the reason and is replaced.
  */
 import { Worker } from 'node:worker_threads';
+import type { SerializedError } from '../errors.ts';
 import type { FnDef } from '../protocol/messages.ts';
 import type { ExecResult, ExecTask } from './state-machine.ts';
+
+/**
+ * Tasks for a thread, column by column: task i has keys[i], runs[i], fns[i];
+ * `chunk` holds, per task, its arguments then its depCounts[i] inputs, each
+ * ending at the next entry of `ends`; depKeys names the inputs in order.
+ */
+export interface ThreadBatch {
+  keys: string[];
+  runs: number[];
+  fns: number[];
+  depCounts: number[];
+  depKeys: string[];
+  ends: number[];
+  chunk: ArrayBuffer;
+}
+
+/** Results from a thread: bytes of result i end at ends[i] in `chunk`; failed tasks are in `errors`. */
+export interface ResultBatch {
+  keys: string[];
+  runs: number[];
+  durations: number[];
+  ends: number[];
+  errors: [number, SerializedError][];
+  chunk: ArrayBuffer;
+}
 
 interface Thread {
   worker: Worker;
@@ -69,37 +95,62 @@ export class ExecutorPool {
     this.threads = [];
   }
 
+  /** Posts tasks column by column; specs and inputs go in one transferred buffer. */
   private post(th: Thread, tasks: ExecTask[]): void {
     let total = 0;
+    let ndeps = 0;
     for (const t of tasks) {
       total += t.args.length;
       for (const d of t.depData) total += d.length;
+      ndeps += t.depKeys.length;
     }
     const chunk = new ArrayBuffer(total);
     const view = new Uint8Array(chunk);
+    const n = tasks.length;
+    const batch: ThreadBatch = { keys: new Array(n), runs: new Array(n), fns: new Array(n), ends: new Array(n + ndeps), depCounts: new Array(n), depKeys: new Array(ndeps), chunk };
     let off = 0;
-    const copy = (b: Uint8Array): Uint8Array => {
-      view.set(b, off);
-      const v = new Uint8Array(chunk, off, b.length);
-      off += b.length;
-      return v;
-    };
-    const out: ExecTask[] = new Array(tasks.length);
-    for (let i = 0; i < tasks.length; i++) {
+    let e = 0;
+    let dk = 0;
+    for (let i = 0; i < n; i++) {
       const t = tasks[i] as ExecTask;
       th.inflight.set(t.key, t.run);
-      out[i] = { key: t.key, run: t.run, fn: t.fn, args: copy(t.args), depKeys: t.depKeys, depData: t.depData.length === 0 ? t.depData : t.depData.map(copy) };
+      batch.keys[i] = t.key;
+      batch.runs[i] = t.run;
+      batch.fns[i] = t.fn;
+      batch.depCounts[i] = t.depKeys.length;
+      view.set(t.args, off);
+      off += t.args.length;
+      batch.ends[e++] = off;
+      for (let j = 0; j < t.depKeys.length; j++) {
+        const d = t.depData[j] as Uint8Array;
+        view.set(d, off);
+        off += d.length;
+        batch.ends[e++] = off;
+        batch.depKeys[dk++] = t.depKeys[j] as string;
+      }
     }
-    th.worker.postMessage({ tasks: out }, [chunk]);
+    th.worker.postMessage({ tasks: batch }, [chunk]);
   }
 
   private spawn(index: number): Thread {
     const worker = new Worker(new URL('./thread-entry.mjs', import.meta.url), { workerData: { cwd: this.cwd } });
     const th: Thread = { worker, inflight: new Map(), index };
     if (this.fns.length > 0) worker.postMessage({ fns: this.fns });
-    worker.on('message', (msg: { results: ExecResult[] }) => {
-      for (const r of msg.results) th.inflight.delete(r.key);
-      this.onResults(msg.results);
+    worker.on('message', (msg: { results: ResultBatch }) => {
+      const r = msg.results;
+      const view = new Uint8Array(r.chunk);
+      const errors = r.errors.length > 0 ? new Map(r.errors) : null;
+      const results: ExecResult[] = new Array(r.keys.length);
+      let start = 0;
+      for (let i = 0; i < r.keys.length; i++) {
+        const key = r.keys[i] as string;
+        th.inflight.delete(key);
+        const end = r.ends[i] as number;
+        const error = errors?.get(i);
+        results[i] = error ? { key, run: r.runs[i] as number, error, duration: r.durations[i] as number } : { key, run: r.runs[i] as number, bytes: view.subarray(start, end), duration: r.durations[i] as number };
+        start = end;
+      }
+      this.onResults(results);
     });
     const died = (reason: string): void => {
       if (this.closed || this.threads[index] !== th) return;

@@ -1,16 +1,17 @@
 /**
  * Runs tasks in a worker thread, so the worker's main thread stays free to
  * heartbeat and serve data however long a task computes. Receives batches of
- * tasks, runs them in order, and posts results back in batches (at most every
- * 2 ms while busy), all results of a batch packed into one transferred buffer.
+ * tasks in columns (see ThreadBatch), runs them in order, and posts results
+ * back in columns at least every 2 ms while busy, all result bytes in one
+ * transferred buffer.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { decode, encode, encodeOwned } from '../protocol/codec.ts';
+import { decode, encode } from '../protocol/codec.ts';
 import type { FnDef } from '../protocol/messages.ts';
 import { substituteRefs } from '../protocol/spec.ts';
-import { serializeError } from '../errors.ts';
+import { serializeError, type SerializedError } from '../errors.ts';
 import { resolveFunction, type TaskFunction } from './functions.ts';
-import type { ExecResult, ExecTask } from './state-machine.ts';
+import type { ResultBatch, ThreadBatch } from './executor-pool.ts';
 
 // esbuild (behind tsx) wraps named inner functions in __name(); shipped sources need it here.
 const g = globalThis as { __name?: (fn: unknown, name: string) => unknown };
@@ -26,62 +27,89 @@ g.__name ??= (fn: unknown, name: string) => {
 const port = parentPort;
 if (!port) throw new Error('executor-thread must run in a worker thread');
 const cwd = (workerData as { cwd: string }).cwd;
-const LARGE = 16 * 1024;
 const FLUSH_MS = 2;
 
-let queue: ExecTask[] = [];
-let head = 0;
-let running = false;
-let results: ExecResult[] = [];
-let lastFlush = performance.now();
+interface Task {
+  key: string;
+  run: number;
+  fn: number;
+  args: Uint8Array;
+  depKeys: string[];
+  depData: Uint8Array[];
+}
+
+interface Result {
+  key: string;
+  run: number;
+  bytes: Uint8Array | null;
+  error: SerializedError | null;
+  duration: number;
+}
 
 const fns = new Map<number, FnDef>();
+const queue: ThreadBatch[] = [];
+let running = false;
+let results: Result[] = [];
+let lastFlush = performance.now();
 
-port.on('message', (msg: { tasks: ExecTask[] } | { fns: [number, FnDef][] }) => {
+port.on('message', (msg: { tasks: ThreadBatch } | { fns: [number, FnDef][] }) => {
   if ('fns' in msg) {
     for (const [id, def] of msg.fns) fns.set(id, def);
     return;
   }
-  if (head >= queue.length) {
-    queue = msg.tasks;
-    head = 0;
-  } else {
-    for (const t of msg.tasks) queue.push(t);
-  }
+  queue.push(msg.tasks);
   if (!running) void runQueue();
 });
 
 async function runQueue(): Promise<void> {
   running = true;
-  while (head < queue.length) {
-    const t = queue[head++] as ExecTask;
-    const r = runOne(t);
-    results.push(r instanceof Promise ? await r : r);
-    if (head >= queue.length || performance.now() - lastFlush >= FLUSH_MS) flush();
+  while (queue.length > 0) {
+    const b = queue.shift() as ThreadBatch;
+    const view = new Uint8Array(b.chunk);
+    let e = 0;
+    let dk = 0;
+    let start = 0;
+    const slice = (): Uint8Array => {
+      const end = b.ends[e++] as number;
+      const v = view.subarray(start, end);
+      start = end;
+      return v;
+    };
+    for (let i = 0; i < b.keys.length; i++) {
+      const args = slice();
+      const n = b.depCounts[i] as number;
+      const depKeys: string[] = new Array(n);
+      const depData: Uint8Array[] = new Array(n);
+      for (let j = 0; j < n; j++) {
+        depKeys[j] = b.depKeys[dk++] as string;
+        depData[j] = slice();
+      }
+      const r = runOne({ key: b.keys[i] as string, run: b.runs[i] as number, fn: b.fns[i] as number, args, depKeys, depData });
+      results.push(r instanceof Promise ? await r : r);
+      const last = i === b.keys.length - 1 && queue.length === 0;
+      if (last || performance.now() - lastFlush >= FLUSH_MS) flush();
+    }
   }
-  queue = [];
-  head = 0;
   running = false;
 }
 
-function fail(t: ExecTask, err: unknown, duration: number): ExecResult {
-  return { key: t.key, run: t.run, error: serializeError(err), duration };
+function fail(t: Task, err: unknown, duration: number): Result {
+  return { key: t.key, run: t.run, bytes: null, error: serializeError(err), duration };
 }
 
-function finish(t: ExecTask, value: unknown, start: number): ExecResult {
+function finish(t: Task, value: unknown, start: number): Result {
   const duration = (performance.now() - start) / 1000;
   if (typeof value === 'function' || typeof value === 'symbol') {
     return fail(t, new TypeError(`task ${t.key} returned a ${typeof value}, which cannot be sent to other machines`), duration);
   }
   try {
-    const bytes = encode(value);
-    return { key: t.key, run: t.run, bytes: bytes.length >= LARGE ? encodeOwned(value) : bytes, duration };
+    return { key: t.key, run: t.run, bytes: encode(value), error: null, duration };
   } catch (err) {
     return fail(t, new TypeError(`the result of task ${t.key} cannot be serialized: ${(err as Error).message}`), duration);
   }
 }
 
-function runOne(t: ExecTask): ExecResult | Promise<ExecResult> {
+function runOne(t: Task): Result | Promise<Result> {
   const start = performance.now();
   const def = fns.get(t.fn);
   if (!def) return fail(t, new Error(`task ${t.key} uses function #${t.fn}, which was never defined on this worker`), 0);
@@ -99,7 +127,7 @@ function runOne(t: ExecTask): ExecResult | Promise<ExecResult> {
   } catch (err) {
     return fail(t, err, 0);
   }
-  const call = (fn: TaskFunction): ExecResult | Promise<ExecResult> => {
+  const call = (fn: TaskFunction): Result | Promise<Result> => {
     let out: unknown;
     try {
       out = fn(...args);
@@ -122,27 +150,30 @@ function runOne(t: ExecTask): ExecResult | Promise<ExecResult> {
   }
 }
 
-/** Posts the results so far; small result bytes share one transferred buffer. */
+/** Posts the results so far, in columns, their bytes in one transferred buffer. */
 function flush(): void {
   lastFlush = performance.now();
   if (results.length === 0) return;
-  let small = 0;
-  for (const r of results) if (r.bytes && r.bytes.length < LARGE) small += r.bytes.length;
-  const chunk = new ArrayBuffer(small);
+  let total = 0;
+  for (const r of results) if (r.bytes) total += r.bytes.length;
+  const chunk = new ArrayBuffer(total);
   const view = new Uint8Array(chunk);
-  const transfer: ArrayBuffer[] = [chunk];
+  const n = results.length;
+  const out: ResultBatch = { keys: new Array(n), runs: new Array(n), durations: new Array(n), ends: new Array(n), errors: [], chunk };
   let off = 0;
-  for (const r of results) {
-    const b = r.bytes;
-    if (!b) continue;
-    if (b.length < LARGE) {
-      view.set(b, off);
-      r.bytes = new Uint8Array(chunk, off, b.length);
-      off += b.length;
-    } else {
-      transfer.push(b.buffer as ArrayBuffer);
+  for (let i = 0; i < n; i++) {
+    const r = results[i] as Result;
+    out.keys[i] = r.key;
+    out.runs[i] = r.run;
+    out.durations[i] = r.duration;
+    if (r.bytes) {
+      view.set(r.bytes, off);
+      off += r.bytes.length;
+    } else if (r.error) {
+      out.errors.push([i, r.error]);
     }
+    out.ends[i] = off;
   }
-  port?.postMessage({ results }, transfer);
   results = [];
+  port?.postMessage({ results: out }, [chunk]);
 }

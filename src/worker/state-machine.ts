@@ -10,7 +10,7 @@
  * the scheduler never has to track copies it did not ask for.
  */
 import type { SerializedError } from '../errors.ts';
-import type { ComputeMsg, FnDef } from '../protocol/messages.ts';
+import type { FnDef } from '../protocol/messages.ts';
 import { Heap } from '../util/heap.ts';
 
 type WTaskState = 'fetching' | 'ready' | 'blocked' | 'executing';
@@ -47,6 +47,20 @@ interface Fetch {
   waiters: WTask[];
 }
 
+/** One task from a compute message. */
+export interface ComputeTask {
+  key: string;
+  run: number;
+  fn: number;
+  args: Uint8Array;
+  order: number;
+  priority: number;
+  deps: string[];
+  /** Data-server addresses holding each dependency. */
+  who: string[][];
+  resources: Record<string, number> | null;
+}
+
 export interface ExecTask {
   key: string;
   run: number;
@@ -80,7 +94,8 @@ export interface WorkerConfig {
   address: string;
 }
 
-const NO_DEPS: string[] = [];
+/** Tasks of functions faster than this are not reported as executing (see dispatch). */
+const SLOW_SECONDS = 0.001;
 
 function before(a: WTask, b: WTask): boolean {
   return a.priority !== b.priority ? a.priority > b.priority : a.order < b.order;
@@ -101,6 +116,8 @@ export class WorkerState {
   private toExecute: ExecTask[] = [];
   /** Average task run time here (seconds), to size how many tasks a thread gets at once. */
   private avgDuration = -1;
+  /** Average run time per function id. */
+  private fnDuration = new Map<number, number>();
   storedBytes = 0;
   tasksExecuted = 0;
 
@@ -136,7 +153,7 @@ export class WorkerState {
     this.out.push({ type: 'define', ids, defs });
   }
 
-  compute(msg: ComputeMsg): void {
+  compute(msg: ComputeTask): void {
     const existing = this.tasks.get(msg.key);
     if (existing) {
       if (existing.state === 'executing' && existing.cancelled) {
@@ -151,7 +168,7 @@ export class WorkerState {
       this.reportFinished(msg.key, msg.run, this.data.get(msg.key)?.bytes.length ?? 0, 0);
       return;
     }
-    const deps = msg.deps ?? NO_DEPS;
+    const deps = msg.deps;
     const t: WTask = {
       key: msg.key,
       run: msg.run,
@@ -179,7 +196,7 @@ export class WorkerState {
         f.waiters.push(t);
         continue;
       }
-      const holders = (msg.who?.[i] ?? []).filter((h) => h !== this.config.address);
+      const holders = (msg.who[i] ?? []).filter((h) => h !== this.config.address);
       // Spread load over holders: start with a random one.
       if (holders.length > 1) {
         const j = Math.floor(Math.random() * holders.length);
@@ -254,6 +271,8 @@ export class WorkerState {
       this.releaseResources(t);
       this.tasksExecuted++;
       this.avgDuration = this.avgDuration < 0 ? r.duration : this.avgDuration + (r.duration - this.avgDuration) * 0.05;
+      const fd = this.fnDuration.get(t.fn);
+      this.fnDuration.set(t.fn, fd === undefined ? r.duration : fd + (r.duration - fd) * 0.2);
       if (t.cancelled) continue;
       if (r.bytes) {
         this.store(t.key, r.bytes, true);
@@ -403,8 +422,13 @@ export class WorkerState {
       const depData: Uint8Array[] = new Array(t.deps.length);
       for (let i = 0; i < t.deps.length; i++) depData[i] = (this.data.get(t.deps[i] as string) as DataEntry).bytes;
       this.toExecute.push({ key: t.key, run: t.run, fn: t.fn, args: t.args, depKeys: t.deps, depData });
-      this.started.keys.push(t.key);
-      this.started.runs.push(t.run);
+      // Tell the scheduler which tasks to blame if this process dies. Functions
+      // measured as fast are left out: the scheduler then blames all it sent.
+      const fd = this.fnDuration.get(t.fn);
+      if (fd === undefined || fd >= SLOW_SECONDS) {
+        this.started.keys.push(t.key);
+        this.started.runs.push(t.run);
+      }
     }
   }
 }

@@ -10,11 +10,14 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Connection} from '../protocol/connection.ts';
 import { DEFAULT_LIMITS, type ConnectionLimits } from '../protocol/connection.ts';
 import { accept, connect } from '../protocol/handshake.ts';
-import { peerToWorker, schedulerToWorker, type PeerToWorker, type SchedulerToWorker, type WorkerMetrics, type WorkerToPeer, type WorkerToScheduler } from '../protocol/messages.ts';
+import { checkComputeColumns, peerToWorker, schedulerToWorker, type ComputeMsg, type PeerToWorker, type SchedulerToWorker, type WorkerMetrics, type WorkerToPeer, type WorkerToScheduler } from '../protocol/messages.ts';
 import { PeerPool } from '../protocol/peers.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
 import { ExecutorPool } from './executor-pool.ts';
 import { WorkerState, type ExecResult, type WorkerInstruction } from './state-machine.ts';
+
+const NO_DEPS: string[] = [];
+const NO_WHO: string[][] = [];
 
 export interface WorkerOptions {
   /** ws://host:port of the scheduler. */
@@ -125,11 +128,36 @@ export class WeftWorker {
 
   private onScheduler(msgs: SchedulerToWorker[]): void {
     for (const m of msgs) {
-      if (m.op === 'compute') this.sm.compute(m);
+      if (m.op === 'compute') this.computeBatch(m);
       else if (m.op === 'fns') this.sm.defineFns(m.ids, m.defs);
       else this.sm.free(m.keys);
     }
     this.act();
+  }
+
+  private computeBatch(m: ComputeMsg): void {
+    const bad = checkComputeColumns(m);
+    if (bad) {
+      this.scheduler.fail(`malformed compute message: ${bad}`);
+      return;
+    }
+    const res = m.resources.length > 0 ? new Map(m.resources) : null;
+    let d = 0;
+    for (let i = 0; i < m.keys.length; i++) {
+      const n = m.depCounts[i] as number;
+      this.sm.compute({
+        key: m.keys[i] as string,
+        run: m.runs[i] as number,
+        fn: m.fns[i] as number,
+        args: m.args[i] as Uint8Array,
+        order: m.orders[i] as number,
+        priority: m.priorities[i] as number,
+        deps: n === 0 ? NO_DEPS : m.deps.slice(d, d + n),
+        who: n === 0 ? NO_WHO : m.who.slice(d, d + n),
+        resources: res?.get(i) ?? null,
+      });
+      d += n;
+    }
   }
 
   private onResults(results: ExecResult[]): void {

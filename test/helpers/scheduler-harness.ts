@@ -4,6 +4,7 @@
  */
 import { GraphBuilder, type TaskFn, type TaskOptions } from '../../src/client/graph.ts';
 import { KeyRef } from '../../src/protocol/codec.ts';
+import type { ComputeMsg } from '../../src/protocol/messages.ts';
 import { SchedulerState, type SchedulerConfig } from '../../src/scheduler/state-machine.ts';
 
 export type Msg = Record<string, unknown> & { op: string };
@@ -37,9 +38,23 @@ export class Harness {
     return out;
   }
 
-  /** Keys of the compute messages sent to a worker since the last take. */
+  /** The tasks sent to a worker since the last take, one object per task (compute messages are columnar). */
   computes(id: string): Msg[] {
-    return this.take(id).filter((m) => m.op === 'compute');
+    const out: Msg[] = [];
+    for (const m of this.take(id)) {
+      if (m.op !== 'compute') continue;
+      const c = m as unknown as ComputeMsg;
+      let d = 0;
+      c.keys.forEach((key, i) => {
+        const n = c.depCounts[i] as number;
+        const task: Msg = { op: 'compute', key, run: c.runs[i], deps: c.deps.slice(d, d + n), who: c.who.slice(d, d + n) };
+        const res = c.resources.find(([j]) => j === i);
+        if (res) task.resources = res[1];
+        out.push(task);
+        d += n;
+      });
+    }
+    return out;
   }
 
   client(id = 'c1'): void {
