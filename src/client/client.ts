@@ -95,7 +95,7 @@ export class Client implements FutureHost {
   /** `submit` with options: key, priority, retries, resources, workers, pure. */
   submitWith<T = unknown>(opts: SubmitOptions, fn: TaskFn, ...args: unknown[]): Future<T> {
     const b = new GraphBuilder();
-    const key = b.add(fn, args, { ...opts, key: opts.key ?? (opts.pure === false ? `${fnLabel(fn)}-${randomUUID()}` : undefined) });
+    const key = b.add(fn, args, opts, opts.key ?? (opts.pure === false ? `${fnLabel(fn)}-${randomUUID()}` : undefined));
     const future = new Future<T>(key, this);
     this.send(b, [0]).catch(() => {});
     return future;
@@ -104,7 +104,7 @@ export class Client implements FutureHost {
   /** One task per item: `fn(item)`. */
   map<T = unknown>(fn: TaskFn, items: Iterable<unknown>, opts: Omit<SubmitOptions, 'key'> = {}): Future<T>[] {
     const b = new GraphBuilder();
-    for (const item of items) b.add(fn, [item], { ...opts, key: opts.pure === false ? `${fnLabel(fn)}-${randomUUID()}` : undefined });
+    for (const item of items) b.add(fn, [item], opts, opts.pure === false ? `${fnLabel(fn)}-${randomUUID()}` : undefined);
     const futures = b.keys.map((k) => new Future<T>(k, this));
     this.send(b, b.keys.map((_, i) => i)).catch(() => {});
     return futures;
@@ -150,7 +150,7 @@ export class Client implements FutureHost {
     for (const key in graph) {
       const def = graph[key];
       if (!def || (typeof def.fn !== 'string' && typeof def.fn !== 'function')) throw new GraphError(`graph entry ${key} needs a fn (a "module#export" string or a function)`, [key]);
-      builder.add(def.fn, def.args ?? [], { ...def, key });
+      builder.add(def.fn, def.args ?? [], def, key);
     }
     const indexOf = new Map<string, number>();
     builder.keys.forEach((k, i) => indexOf.set(k, i));

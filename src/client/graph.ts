@@ -58,35 +58,37 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 /** Replaces futures with key references and collects the keys referenced. */
 export function prepareArgs(args: unknown[], deps: Set<string>): unknown[] {
-  const walk = (v: unknown): unknown => {
-    if (v instanceof Future) {
-      deps.add(v.key);
-      return new KeyRef(v.key);
-    }
-    if (v instanceof KeyRef) {
-      deps.add(v.key);
-      return v;
-    }
-    if (Array.isArray(v)) {
-      let out: unknown[] | null = null;
-      for (let i = 0; i < v.length; i++) {
-        const item: unknown = v[i];
-        const w = walk(item);
-        if (w !== item) (out ??= v.slice())[i] = w;
-      }
-      return out ?? v;
-    }
-    if (isPlainObject(v)) {
-      let out: Record<string, unknown> | null = null;
-      for (const k in v) {
-        const w = walk(v[k]);
-        if (w !== v[k]) (out ??= { ...v })[k] = w;
-      }
-      return out ?? v;
-    }
+  return prepareValue(args, deps) as unknown[];
+}
+
+function prepareValue(v: unknown, deps: Set<string>): unknown {
+  if (typeof v !== 'object' || v === null) return v;
+  if (v instanceof Future) {
+    deps.add(v.key);
+    return new KeyRef(v.key);
+  }
+  if (v instanceof KeyRef) {
+    deps.add(v.key);
     return v;
-  };
-  return walk(args) as unknown[];
+  }
+  if (Array.isArray(v)) {
+    let out: unknown[] | null = null;
+    for (let i = 0; i < v.length; i++) {
+      const item: unknown = v[i];
+      const w = prepareValue(item, deps);
+      if (w !== item) (out ??= v.slice())[i] = w;
+    }
+    return out ?? v;
+  }
+  if (isPlainObject(v)) {
+    let out: Record<string, unknown> | null = null;
+    for (const k in v) {
+      const w = prepareValue(v[k], deps);
+      if (w !== v[k]) (out ??= { ...v })[k] = w;
+    }
+    return out ?? v;
+  }
+  return v;
 }
 
 /**
@@ -113,13 +115,13 @@ export class GraphBuilder {
   }
 
   /** Adds a task; returns its key (given, or the function's label and a hash of the call). */
-  add(fn: TaskFn, args: unknown[], opts: TaskOptions & { key?: string | undefined } = {}): string {
+  add(fn: TaskFn, args: unknown[], opts: TaskOptions = {}, givenKey?: string): string {
     const fi = this.fnIndex(fn);
     const def = this.fnTable[fi] as FnDef;
     this.depSet.clear();
     const prepared = prepareArgs(args, this.depSet);
     const bytes = encode(prepared);
-    let key = opts.key;
+    let key = givenKey;
     if (key === undefined) {
       const h = createHash('sha1').update(def[1]).update(bytes);
       for (const d of this.depSet) h.update(d);

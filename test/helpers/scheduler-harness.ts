@@ -75,7 +75,7 @@ export class Harness {
   submit(tasks: TaskSpec[], wants: string[], client = 'c1'): number {
     const id = this.nextGraph++;
     const b = new GraphBuilder();
-    for (const t of tasks) b.add(t.fn, t.deps.map((d) => new KeyRef(d)), { ...t.opts, key: t.key });
+    for (const t of tasks) b.add(t.fn, t.deps.map((d) => new KeyRef(d)), t.opts, t.key);
     const indices = wants.map((k) => b.keys.indexOf(k)).filter((i) => i >= 0);
     const existing = wants.filter((k) => !b.keys.includes(k));
     this.sm.handle({ type: 'client-message', client, msg: b.build(id, indices, existing) });
