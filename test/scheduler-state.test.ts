@@ -5,20 +5,56 @@ const ops = (msgs: Msg[]): string[] => msgs.map((m) => m.op);
 const keysOf = (msgs: Msg[]): string[] => msgs.map((m) => m.key as string);
 
 describe('graph submission', () => {
-  it('accepts a graph, runs a task only once its dependencies are in memory', () => {
+  it('accepts a graph and places a dependent only where its input is, or will be', () => {
     const h = new Harness();
     h.client();
     h.worker('w1');
+    h.worker('w2');
     h.submit([task('a'), task('b', ['a'])], ['b']);
     expect(ops(h.take('c1'))).toEqual(['graph-ok']);
-    expect(h.state('b')).toBe('waiting');
-    expect(keysOf(h.computes('w1'))).toEqual(['a']);
-    h.finish('w1', 'a');
-    const sent = h.computes('w1');
-    expect(keysOf(sent)).toEqual(['b']);
-    expect(sent[0]?.who).toEqual([['ws://w1']]);
-    h.finish('w1', 'b');
+    // b's only input is being computed on a's worker: b goes along, to wait there for it.
+    const onW1 = h.computes('w1');
+    const onW2 = h.computes('w2');
+    const [home, other] = onW1.length > 0 ? [onW1, onW2] : [onW2, onW1];
+    expect(keysOf(home)).toEqual(['a', 'b']);
+    expect(other).toHaveLength(0);
+    const worker = home === onW1 ? 'w1' : 'w2';
+    expect(home[1]?.who).toEqual([[`ws://${worker}`]]);
+    h.finish(worker, 'a');
+    h.finish(worker, 'b');
     expect(h.take('c1')).toEqual([{ op: 'in-memory', keys: ['b'] }]);
+  });
+
+  it('sends a dependent ahead only along a chain: not to a task with several dependents, not away from its other inputs', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1');
+    h.submit([task('root'), task('left', ['root']), task('right', ['root'])], ['left', 'right']);
+    expect(keysOf(h.computes('w1'))).toEqual(['root']);
+    h.finish('w1', 'root');
+    h.worker('w2');
+    h.submit([task('far', [], { workers: ['w2'] })], ['far']);
+    h.finish('w2', 'far', { nbytes: 1_000_000 });
+    h.take('w1');
+    h.take('w2');
+    // 'join' needs 'far' (on w2) and 'step' (to run on w1): it is not sent ahead to w1.
+    h.submit([task('step', ['root'], { workers: ['w1'] }), task('join', ['step', 'far'])], ['join']);
+    expect(keysOf(h.computes('w1'))).toEqual(['step']);
+    expect(h.state('join')).toBe('waiting');
+  });
+
+  it('takes a speculative dependent back when its input leaves the worker without a result', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1');
+    h.submit([task('a', [], { retries: 1 }), task('b', ['a'])], ['b']);
+    expect(keysOf(h.computes('w1'))).toEqual(['a', 'b']);
+    h.err('w1', 'a');
+    // b is freed on w1 and waits again; a is retried (and b sent along again).
+    const msgs = h.take('w1');
+    expect(msgs.find((m) => m.op === 'free')?.keys).toEqual(['b']);
+    expect(h.state('b')).toBe('processing');
+    expect(h.sm.tasks.get('a')?.retriesLeft).toBe(0);
   });
 
   it('rejects a cycle, naming its keys, and changes nothing', () => {
@@ -179,16 +215,17 @@ describe('worker failure', () => {
     const h = new Harness();
     h.client();
     h.worker('w1');
-    h.submit([task('a'), task('b', ['a'])], ['b']);
+    h.submit([task('a'), task('x', [], { workers: ['w1'] }), task('b', ['a', 'x'])], ['b']);
     h.finish('w1', 'a');
+    h.finish('w1', 'x');
     expect(h.state('b')).toBe('processing');
     h.worker('w2');
+    h.submit([task('x2', [], { workers: ['w2'] })], ['x2']);
     h.removeWorker('w1');
-    // a is recomputed on w2 first, then b.
-    expect(keysOf(h.computes('w2'))).toEqual(['a']);
+    // a is recomputed on w2; b waits for it (x, restricted to the dead w1, waits for a worker).
+    expect(keysOf(h.computes('w2'))).toContain('a');
     expect(h.state('b')).toBe('waiting');
-    h.finish('w2', 'a');
-    expect(keysOf(h.computes('w2'))).toEqual(['b']);
+    expect(h.state('x')).toBe('no-worker');
   });
 
   it('fails a task with KilledWorkerError after it was running on 3 workers that died', () => {

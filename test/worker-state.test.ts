@@ -106,4 +106,27 @@ describe('worker state machine', () => {
     w.executed([{ key: 'b', run: 1, bytes: bytes(2), duration: 0 }]);
     expect(w.getData('a')).toBeUndefined();
   });
+
+  it('runs a dependent sent ahead as soon as its input is computed here, without fetching it', () => {
+    const w = new WorkerState({ nthreads: 1, resources: {}, address: ME });
+    w.compute(compute('a'));
+    w.compute(compute('b', { deps: ['a'], who: [[ME]] }));
+    const first = w.takeInstructions();
+    expect(executed(first).map((t) => t.key)).toEqual(['a']);
+    expect(first.some((i) => i.type === 'fetch')).toBe(false);
+    w.executed([{ key: 'a', run: 1, bytes: bytes(5), duration: 0 }]);
+    const second = executed(w.takeInstructions());
+    expect(second.map((t) => t.key)).toEqual(['b']);
+    expect(second[0]?.depData).toEqual([bytes(5)]);
+  });
+
+  it('forgets a dependent sent ahead when the scheduler takes it back', () => {
+    const w = new WorkerState({ nthreads: 1, resources: {}, address: ME });
+    w.compute(compute('a'));
+    w.compute(compute('b', { deps: ['a'], who: [[ME]] }));
+    w.takeInstructions();
+    w.free(['b']);
+    w.executed([{ key: 'a', run: 1, bytes: bytes(5), duration: 0 }]);
+    expect(executed(w.takeInstructions())).toEqual([]);
+  });
 });

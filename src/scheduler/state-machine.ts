@@ -638,7 +638,31 @@ export class SchedulerState {
     return this.globalDuration >= 0 ? this.globalDuration : this.config.defaultDurationSeconds;
   }
 
+  /**
+   * Sends a task to a worker, and then, speculatively, the chain behind it:
+   * while a task's only dependent waits for nothing else and would run on
+   * this worker anyway, it goes along now and the worker starts it the moment
+   * the result exists, with no round trip through the scheduler. A task that
+   * leaves the worker without a result takes its speculative dependents back
+   * with it (see detachFromWorker).
+   */
   private sendCompute(ts: TaskState, w: WorkerState): void {
+    let next: TaskState | null = ts;
+    while (next) {
+      this.sendOne(next, w);
+      next = this.speculativeDependent(next, w);
+    }
+  }
+
+  private speculativeDependent(ts: TaskState, w: WorkerState): TaskState | null {
+    if (ts.dependents.length !== 1) return null;
+    const d = ts.dependents[0] as TaskState;
+    if (d.state !== 'waiting' || d.waitingOn !== 1 || d.hasRestrictions || d.fn === null) return null;
+    for (const dep of d.deps) if (dep !== ts && !(dep.state === 'memory' && dep.whoHas.includes(w))) return null;
+    return d;
+  }
+
+  private sendOne(ts: TaskState, w: WorkerState): void {
     this.setState(ts, 'processing');
     ts.processingOn = w;
     ts.run = ++this.runCounter;
@@ -661,7 +685,8 @@ export class SchedulerState {
     b.depCounts.push(ts.deps.length);
     for (const d of ts.deps) {
       b.deps.push(d.key);
-      b.who.push(d.whoHas.map((h) => h.address));
+      // A dependency still running here (speculation): the worker waits for it locally.
+      b.who.push(d.state === 'memory' ? d.whoHas.map((h) => h.address) : [w.address]);
       b.sizes.push(d.nbytes);
     }
     if (ts.resources) b.resources.push([b.keys.length - 1, ts.resources]);
@@ -725,6 +750,21 @@ export class SchedulerState {
     w.occupancy = Math.max(0, w.occupancy - ts.expected);
     ts.processingOn = null;
     ts.executing = false;
+    // Dependents sent along speculatively now wait for a result that will not come from here.
+    let t: TaskState = ts;
+    while (t.dependents.length === 1) {
+      const d = t.dependents[0] as TaskState;
+      if (d.state !== 'processing' || d.processingOn !== w) break;
+      w.processing.delete(d);
+      w.occupancy = Math.max(0, w.occupancy - d.expected);
+      d.processingOn = null;
+      d.executing = false;
+      this.outbox.key(w.id, 'free', d.key);
+      d.state = 'waiting'; // both states need their deps: no count changes
+      d.waitingOn = 0;
+      for (const dd of d.deps) if (dd.state !== 'memory') d.waitingOn++;
+      t = d;
+    }
   }
 
   /** A task that was processing goes back to wait for (or recompute) its inputs. */

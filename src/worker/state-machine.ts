@@ -105,6 +105,8 @@ export class WorkerState {
   private readonly tasks = new Map<string, WTask>();
   private readonly data = new Map<string, DataEntry>();
   private readonly fetches = new Map<string, Fetch>();
+  /** Tasks waiting for the result of a task running here (sent along speculatively). */
+  private readonly localWaiters = new Map<string, WTask[]>();
   private readonly ready = new Heap<WTask>(before);
   private blocked: WTask[] = [];
   private readonly freeResources: Record<string, number>;
@@ -191,6 +193,13 @@ export class WorkerState {
         continue;
       }
       t.missing++;
+      const producer = this.tasks.get(dep);
+      if (producer && (msg.who[i] ?? []).includes(this.config.address)) {
+        const list = this.localWaiters.get(dep);
+        if (list) list.push(t);
+        else this.localWaiters.set(dep, [t]);
+        continue;
+      }
       const f = this.fetches.get(dep);
       if (f) {
         f.waiters.push(t);
@@ -273,10 +282,17 @@ export class WorkerState {
       this.avgDuration = this.avgDuration < 0 ? r.duration : this.avgDuration + (r.duration - this.avgDuration) * 0.05;
       const fd = this.fnDuration.get(t.fn);
       this.fnDuration.set(t.fn, fd === undefined ? r.duration : fd + (r.duration - fd) * 0.2);
+      const waiters = this.localWaiters.get(t.key);
+      if (waiters) this.localWaiters.delete(t.key);
       if (t.cancelled) continue;
       if (r.bytes) {
-        this.store(t.key, r.bytes, true);
+        const entry = this.store(t.key, r.bytes, true);
         this.reportFinished(t.key, t.run, r.bytes.length, r.duration);
+        for (const w of waiters ?? []) {
+          if (this.tasks.get(w.key) !== w) continue;
+          entry.refs++;
+          if (--w.missing === 0) this.makeReady(w);
+        }
       } else {
         this.out.push({ type: 'send', msg: { op: 'erred', key: t.key, run: t.run, error: r.error ?? { name: 'Error', message: 'task failed without an error' } } });
       }
@@ -370,6 +386,13 @@ export class WorkerState {
       for (const dep of t.deps) {
         const f = this.fetches.get(dep);
         if (f && f.waiters.includes(t)) continue;
+        const local = this.localWaiters.get(dep);
+        if (local && local.includes(t)) {
+          const rest = local.filter((x) => x !== t);
+          if (rest.length > 0) this.localWaiters.set(dep, rest);
+          else this.localWaiters.delete(dep);
+          continue;
+        }
         this.unref(dep);
       }
     } else {

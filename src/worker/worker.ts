@@ -161,8 +161,9 @@ export class WeftWorker {
   }
 
   private onResults(results: ExecResult[]): void {
+    // Act now: the connection batches what this sends until the end of the turn anyway.
     this.sm.executed(results);
-    this.scheduleAct();
+    this.act();
   }
 
   private sendHeartbeat(): void {
