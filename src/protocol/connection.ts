@@ -3,8 +3,8 @@
  *
  * Sending: messages queue up and leave as one msgpack frame (an array) at the
  * end of the current event-loop turn, or at once when the batch is full, so a
- * burst of a thousand results costs one frame while a lone message waits no
- * timer. While more than `highWaterMark` bytes are unacknowledged by the
+ * lone message waits no timer; under load, frames are at least 1 ms apart, so
+ * a burst of a thousand results costs one frame. While more than `highWaterMark` bytes are unacknowledged by the
  * socket, batches keep growing instead of being written (backpressure).
  *
  * Large values: a message may carry `blobs` (msgpack bytes of values). A blob
@@ -21,6 +21,9 @@ import type { WebSocket, RawData } from 'ws';
 import type { z } from 'zod';
 import { decode, encode } from './codec.ts';
 import { ProtocolError } from '../errors.ts';
+
+/** Under load, frames on one connection are at least this far apart (messages batch meanwhile). */
+const MIN_FLUSH_INTERVAL_MS = 1;
 
 export const CLOSE_PROTOCOL_ERROR = 4400;
 export const CLOSE_REFUSED = 4401;
@@ -63,6 +66,7 @@ export class Connection<In extends Op, Out extends Op> {
   private queue: object[] = [];
   private rawOut: Uint8Array[] = [];
   private flushScheduled = false;
+  private lastFlush = 0;
   private inflight = 0;
   private closed = false;
   private closeHandlers: ((code: number, reason: string) => void)[] = [];
@@ -131,10 +135,15 @@ export class Connection<In extends Op, Out extends Op> {
     if (this.queue.length >= this.limits.maxBatch) this.flush();
     else if (!this.flushScheduled) {
       this.flushScheduled = true;
-      setImmediate(() => {
+      // Idle: flush at the end of this turn. Busy (flushed under 1 ms ago):
+      // wait out the millisecond so that bursts share frames.
+      const wait = MIN_FLUSH_INTERVAL_MS - (performance.now() - this.lastFlush);
+      const run = (): void => {
         this.flushScheduled = false;
         this.flush();
-      });
+      };
+      if (wait > 0) setTimeout(run, wait);
+      else setImmediate(run);
     }
   }
 
@@ -142,6 +151,7 @@ export class Connection<In extends Op, Out extends Op> {
   flush(): void {
     if (this.closed || this.queue.length === 0) return;
     if (this.inflight > this.limits.highWaterMark) return; // resumed by the write callback
+    this.lastFlush = performance.now();
     const batch = this.queue;
     const raw = this.rawOut;
     this.queue = [];
