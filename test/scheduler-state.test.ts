@@ -22,7 +22,7 @@ describe('graph submission', () => {
     expect(home[1]?.who).toEqual([[`ws://${worker}`]]);
     h.finish(worker, 'a');
     h.finish(worker, 'b');
-    expect(h.take('c1')).toEqual([{ op: 'in-memory', keys: ['b'] }]);
+    expect(h.take('c1')).toEqual([{ op: 'in-memory', keys: ['b'], holder: [0], addresses: [`ws://${worker}`] }]);
   });
 
   it('sends a dependent ahead only along a chain: not to a task with several dependents, not away from its other inputs', () => {
@@ -193,7 +193,7 @@ describe('errors and retries', () => {
     h.err('w1', 'flaky');
     expect(keysOf(h.computes('w1'))).toEqual(['flaky']);
     h.finish('w1', 'flaky');
-    expect(h.take('c1')).toEqual([{ op: 'in-memory', keys: ['flaky'] }]);
+    expect(h.take('c1')).toEqual([{ op: 'in-memory', keys: ['flaky'], holder: [0], addresses: ['ws://w1'] }]);
   });
 
   it('ignores a result from a run that is no longer current and frees it there', () => {

@@ -52,6 +52,8 @@ interface KeyState {
   accepted: boolean;
   status: FutureStatus;
   error: Error | null;
+  /** A worker that holds the result, as the scheduler last said. */
+  where: string | null;
   refs: number;
   waiters: Waiter[];
 }
@@ -306,7 +308,7 @@ export class Client implements FutureHost {
   retain(key: string): void {
     const ks = this.keys.get(key);
     if (ks) ks.refs++;
-    else this.keys.set(key, { accepted: false, status: 'pending', error: null, refs: 1, waiters: [] });
+    else this.keys.set(key, { accepted: false, status: 'pending', error: null, where: null, refs: 1, waiters: [] });
   }
 
   releaseKey(key: string): void {
@@ -374,7 +376,12 @@ export class Client implements FutureHost {
   private onMessage(m: SchedulerToClient): void {
     switch (m.op) {
       case 'in-memory':
-        for (const k of m.keys) this.settle(k, 'finished', null);
+        for (let i = 0; i < m.keys.length; i++) {
+          const key = m.keys[i] as string;
+          const ks = this.keys.get(key);
+          if (ks) ks.where = m.addresses[m.holder[i] as number] ?? null;
+          this.settle(key, 'finished', null);
+        }
         break;
       case 'erred':
         this.settle(m.key, 'error', remoteError(m.key, m.error));
@@ -383,6 +390,7 @@ export class Client implements FutureHost {
         for (const k of m.keys) {
           const ks = this.keys.get(k);
           if (ks && ks.status === 'finished') ks.status = 'pending';
+          if (ks) ks.where = null;
         }
         break;
       case 'no-worker':
@@ -404,23 +412,30 @@ export class Client implements FutureHost {
     }
   }
 
-  /** Fetches values from the workers holding them, asking the scheduler where they are. */
+  /**
+   * Fetches values from the workers holding them: where the scheduler said
+   * they are, else where it says now (who-has), retrying keys that moved.
+   */
   private async fetchValues(keys: string[]): Promise<Map<string, unknown>> {
     const out = new Map<string, unknown>();
     let todo = keys;
     for (let attempt = 0; attempt < 5 && todo.length > 0; attempt++) {
       if (attempt > 0) await this.waitKeys(todo);
-      const reply = await this.requests.start((id) => this.conn.send({ op: 'who-has', id, keys: todo }));
-      if (reply.op !== 'who-has-reply') throw new WeftError(`unexpected reply to who-has: ${reply.op}`);
       const perWorker = new Map<string, string[]>();
       const missing: string[] = [];
-      todo.forEach((k, i) => {
-        const w = reply.addresses[reply.holder[i] ?? -1];
-        if (w === undefined) return missing.push(k);
+      const place = (k: string, w: string | undefined | null): void => {
+        if (!w) return void missing.push(k);
         const list = perWorker.get(w);
         if (list) list.push(k);
         else perWorker.set(w, [k]);
-      });
+      };
+      const unknown = attempt === 0 ? todo.filter((k) => !this.keys.get(k)?.where) : todo;
+      if (attempt === 0) for (const k of todo) if (this.keys.get(k)?.where) place(k, this.keys.get(k)?.where);
+      if (unknown.length > 0) {
+        const reply = await this.requests.start((id) => this.conn.send({ op: 'who-has', id, keys: unknown }));
+        if (reply.op !== 'who-has-reply') throw new WeftError(`unexpected reply to who-has: ${reply.op}`);
+        unknown.forEach((k, i) => place(k, reply.addresses[reply.holder[i] ?? -1]));
+      }
       const requests: Promise<void>[] = [];
       for (const [address, ks] of perWorker) {
         for (let i = 0; i < ks.length; i += GATHER_CHUNK) {

@@ -161,7 +161,8 @@ export type WorkerSummary = z.infer<typeof workerSummary>;
 export const schedulerToClient = z.discriminatedUnion('op', [
   z.object({ op: z.literal('graph-ok'), id }),
   z.object({ op: z.literal('graph-rejected'), id, error: serializedError, keys }),
-  z.object({ op: z.literal('in-memory'), keys }),
+  /** Keys now in memory; `holder[i]` indexes `addresses`: a worker that holds keys[i]. */
+  z.object({ op: z.literal('in-memory'), keys, holder: counts, addresses: z.array(z.string()) }),
   z.object({ op: z.literal('erred'), key, error: serializedError }),
   z.object({ op: z.literal('lost'), keys }),
   z.object({ op: z.literal('no-worker'), keys, reason: z.string() }),

@@ -6,7 +6,14 @@
  */
 import type { ComputeMsg } from '../protocol/messages.ts';
 
-type Columnar = 'in-memory' | 'free' | 'lost';
+type Columnar = 'free' | 'lost';
+
+interface InMemoryMsg {
+  op: 'in-memory';
+  keys: string[];
+  holder: number[];
+  addresses: string[];
+}
 
 interface KeysMsg {
   op: Columnar;
@@ -31,6 +38,24 @@ export class Outbox {
     const last = list[list.length - 1] as Partial<KeysMsg> | undefined;
     if (last && last.op === op && last.keys) last.keys.push(key);
     else list.push({ op, keys: [key] });
+  }
+
+  /** Tells a client a key is in memory at `address` (merged into one message per run). */
+  inMemory(to: string, key: string, address: string): void {
+    let list = this.byRecipient.get(to);
+    if (!list) {
+      list = [];
+      this.byRecipient.set(to, list);
+    }
+    let last = list[list.length - 1] as InMemoryMsg | undefined;
+    if (!last || last.op !== 'in-memory') {
+      last = { op: 'in-memory', keys: [], holder: [], addresses: [] };
+      list.push(last);
+    }
+    let i = last.addresses.indexOf(address);
+    if (i < 0) i = last.addresses.push(address) - 1;
+    last.keys.push(key);
+    last.holder.push(i);
   }
 
   /** The compute message to append tasks to: the recipient's last message if it is one. */

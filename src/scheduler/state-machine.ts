@@ -191,7 +191,7 @@ export class SchedulerState {
 
   private want(c: ClientState, ts: TaskState): void {
     this.addWant(c, ts);
-    if (ts.state === 'memory') this.outbox.key(c.id, 'in-memory', ts.key);
+    if (ts.state === 'memory') this.outbox.inMemory(c.id, ts.key, (ts.whoHas[0] as WorkerState).address);
     else if (ts.state === 'erred' && ts.error) this.outbox.push(c.id, { op: 'erred', key: ts.key, error: ts.error });
     else if (ts.state === 'released' && ts.needed) this.ensureComputable(ts);
   }
@@ -470,7 +470,10 @@ export class SchedulerState {
   /** A task's data is now held somewhere: tell wanters, wake dependents. */
   private toMemory(ts: TaskState): void {
     this.setState(ts, 'memory');
-    ts.forEachWanter((c) => this.outbox.key(c.id, 'in-memory', ts.key));
+    if (ts.wanter) {
+      const address = (ts.whoHas[0] as WorkerState).address;
+      ts.forEachWanter((c) => this.outbox.inMemory(c.id, ts.key, address));
+    }
     for (const d of ts.dependents) {
       if (d.state === 'waiting' && --d.waitingOn === 0) this.makeReady(d);
     }
