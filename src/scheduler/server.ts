@@ -3,7 +3,8 @@
  * machine. It turns connections and messages into events, carries out the
  * instructions, and feeds the clock in as a tick.
  */
-import { WebSocketServer } from 'ws';
+import type { WebSocketServer } from 'ws';
+import { listen } from '../protocol/listen.ts';
 import type { Connection, ConnectionLimits } from '../protocol/connection.ts';
 import { CLOSE_SHUTDOWN, DEFAULT_LIMITS } from '../protocol/connection.ts';
 import { accept } from '../protocol/handshake.ts';
@@ -56,16 +57,9 @@ export class SchedulerServer {
       throw new ConfigError(`refusing to listen on ${host} without a token: anyone who can reach it could run code on your workers. Pass --token (or set WEFT_TOKEN), or bind 127.0.0.1.`);
     }
     const limits = opts.limits ?? DEFAULT_LIMITS;
-    const server = new WebSocketServer({ host, port: opts.port ?? 8786, perMessageDeflate: false, maxPayload: limits.maxPayload });
-    await new Promise<void>((resolve, reject) => {
-      server.once('listening', resolve);
-      server.once('error', reject);
-    });
-    const addr = server.address();
-    if (typeof addr === 'string' || addr === null) throw new Error('scheduler has no TCP address');
-    const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    const { server, address } = await listen(host, opts.port ?? 8786, limits);
     const log = opts.log ?? silentLogger();
-    const s = new SchedulerServer(`ws://${shown}:${addr.port}`, server, log, opts.config ?? {}, opts.tickMs ?? 500);
+    const s = new SchedulerServer(address, server, log, opts.config ?? {}, opts.tickMs ?? 500);
     server.on('connection', (ws) => {
       const id = `conn-${s.nextId++}`;
       void accept(ws, {

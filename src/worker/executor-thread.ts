@@ -12,6 +12,7 @@ import { substituteRefs } from '../protocol/spec.ts';
 import { serializeError, type SerializedError } from '../errors.ts';
 import { resolveFunction, type TaskFunction } from './functions.ts';
 import type { ResultBatch, ThreadBatch } from './executor-pool.ts';
+import type { ExecTask as Task } from './state-machine.ts';
 
 // esbuild (behind tsx) wraps named inner functions in __name(); shipped sources need it here.
 const g = globalThis as { __name?: (fn: unknown, name: string) => unknown };
@@ -28,15 +29,6 @@ const port = parentPort;
 if (!port) throw new Error('executor-thread must run in a worker thread');
 const cwd = (workerData as { cwd: string }).cwd;
 const FLUSH_MS = 2;
-
-interface Task {
-  key: string;
-  run: number;
-  fn: number;
-  args: Uint8Array;
-  depKeys: string[];
-  depData: Uint8Array[];
-}
 
 interface Result {
   key: string;

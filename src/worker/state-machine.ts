@@ -15,15 +15,7 @@ import { Heap } from '../util/heap.ts';
 
 type WTaskState = 'fetching' | 'ready' | 'blocked' | 'executing';
 
-interface WTask {
-  key: string;
-  run: number;
-  fn: number;
-  args: Uint8Array;
-  order: number;
-  priority: number;
-  deps: string[];
-  resources: Record<string, number> | null;
+interface WTask extends Omit<ComputeTask, 'who'> {
   state: WTaskState;
   /** Dependencies not yet local. */
   missing: number;

@@ -6,7 +6,8 @@
  * scheduler connection ends.
  */
 import { hostname } from 'node:os';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocketServer, WebSocket } from 'ws';
+import { listen } from '../protocol/listen.ts';
 import type { Connection} from '../protocol/connection.ts';
 import { DEFAULT_LIMITS, type ConnectionLimits } from '../protocol/connection.ts';
 import { accept, connect } from '../protocol/handshake.ts';
@@ -64,16 +65,8 @@ export class WeftWorker {
     const opts = { nthreads: 1, heartbeatMs: 1000, ...options };
     const log = opts.log ?? silentLogger();
     const limits = opts.limits ?? DEFAULT_LIMITS;
-    const server = new WebSocketServer({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0, perMessageDeflate: false, maxPayload: limits.maxPayload });
-    await new Promise<void>((resolve, reject) => {
-      server.once('listening', resolve);
-      server.once('error', reject);
-    });
-    const addr = server.address();
-    if (typeof addr === 'string' || addr === null) throw new Error('worker data server has no TCP address');
-    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-    const address = `ws://${host}:${addr.port}`;
-    const name = opts.name ?? `${hostname()}-${process.pid}-${addr.port}`;
+    const { server, address } = await listen(opts.host ?? '127.0.0.1', opts.port ?? 0, limits);
+    const name = opts.name ?? `${hostname()}-${process.pid}-${address.replace(/^.*:/, '')}`;
     let self: WeftWorker | null = null;
     const pool = new ExecutorPool(
       opts.nthreads,
