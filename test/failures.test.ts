@@ -61,7 +61,7 @@ describe('worker failure', () => {
 
 describe('boundaries', () => {
   it('refuses a wrong token and a wrong protocol version, and drops a malformed frame, while other work goes on', async () => {
-    const cluster = await LocalCluster.start({ workers: 1, token: 'sesame' });
+    const cluster = await LocalCluster.start({ workers: 1, token: 'sesame', logLevel: 'error' });
     try {
       await expect(Client.connect(cluster.address, { token: 'wrong' })).rejects.toThrow(/wrong token/);
       await expect(Client.connect(cluster.address, { token: '' })).rejects.toBeInstanceOf(HandshakeError);
