@@ -155,6 +155,30 @@ describe('processes', () => {
     await waitFor(() => pids.every((p) => !alive(p)), 15_000, 'cluster processes to exit');
   });
 
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    it(`stops every process of 'weft cluster' on ${signal}`, async () => {
+      const proc = spawn(process.execPath, [WEFT_BIN, 'cluster', '--port', '0', '--workers', '2'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const lines = createInterface({ input: proc.stdout });
+      let info: { address: string; pids: number[] } | null = null;
+      for await (const line of lines) {
+        if (line.startsWith('{')) {
+          info = JSON.parse(line) as { address: string; pids: number[] };
+          break;
+        }
+      }
+      if (!info) throw new Error('weft cluster printed no address');
+      expect(info.pids).toHaveLength(4);
+      const client = await Client.connect(info.address);
+      expect(await client.submit((x: number) => x * 2, 21)).toBe(42);
+      await client.close();
+      const exited = once(proc, 'exit');
+      proc.kill(signal);
+      const [code] = (await exited) as [number | null];
+      expect(code).toBe(0);
+      await waitFor(() => (info as { pids: number[] }).pids.every((p) => !alive(p)), 10_000, 'cluster processes to exit');
+    });
+  }
+
   it('refuses to bind a non-loopback address without a token, and explains flags', () => {
     const r = spawnSync(process.execPath, [WEFT_BIN, 'scheduler', '--host', '0.0.0.0', '--port', '0'], { encoding: 'utf8' });
     expect(r.status).toBe(2);

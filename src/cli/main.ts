@@ -214,7 +214,7 @@ async function clusterCommand(argv: string[]): Promise<void> {
     logLevel: level(values, 'warn'),
   });
   console.log(`weft cluster ready at ${cluster.address} with ${cluster.workers.length} workers (Ctrl-C to stop)`);
-  console.log(JSON.stringify({ address: cluster.address }));
+  console.log(JSON.stringify({ address: cluster.address, pids: [process.pid, cluster.schedulerPid, ...cluster.workers.map((w) => w.pid)] }));
   onShutdown(log, () => cluster.close());
 }
 
