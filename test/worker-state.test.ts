@@ -129,4 +129,28 @@ describe('worker state machine', () => {
     w.executed([{ key: 'a', run: 1, bytes: bytes(5), duration: 0 }]);
     expect(executed(w.takeInstructions())).toEqual([]);
   });
+
+  it('sends a short chain onto one thread: the dependent goes right behind its input, which the thread passes in memory', () => {
+    const w = new WorkerState({ nthreads: 1, resources: {}, address: ME });
+    // Teach the worker that tasks are short, so a thread may hold several.
+    w.compute(compute('warm'));
+    w.takeInstructions();
+    w.executed([{ key: 'warm', run: 1, bytes: bytes(0), duration: 0.00001 }]);
+    w.compute(compute('a'));
+    w.compute(compute('b', { deps: ['a'], who: [[ME]] }));
+    const sent = executed(w.takeInstructions());
+    expect(sent.map((t) => [t.key, t.after])).toEqual([
+      ['a', null],
+      ['b', 'a'],
+    ]);
+    expect(sent[1]?.depData).toEqual([new Uint8Array(0)]);
+    // The thread had no value for a after all: b comes back and runs normally with a's bytes.
+    w.executed([
+      { key: 'a', run: 1, bytes: bytes(5), duration: 0 },
+      { key: 'b', run: 1, duration: 0, requeue: true },
+    ]);
+    const again = executed(w.takeInstructions());
+    expect(again.map((t) => [t.key, t.after])).toEqual([['b', null]]);
+    expect(again[0]?.depData).toEqual([bytes(5)]);
+  });
 });

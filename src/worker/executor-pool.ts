@@ -15,6 +15,8 @@ import type { ExecResult, ExecTask } from './state-machine.ts';
  * ending at the next entry of `ends`; depKeys names the inputs in order.
  */
 export interface ThreadBatch {
+  /** [task index, key of its input that this thread computes itself (sent empty)]. */
+  afters: [number, string][];
   keys: string[];
   runs: number[];
   fns: number[];
@@ -26,6 +28,8 @@ export interface ThreadBatch {
 
 /** Results from a thread: bytes of result i end at ends[i] in `chunk`; failed tasks are in `errors`. */
 export interface ResultBatch {
+  /** Indices of tasks returned for a normal dispatch (their `after` input was not here). */
+  requeue: number[];
   keys: string[];
   runs: number[];
   durations: number[];
@@ -77,6 +81,14 @@ export class ExecutorPool {
     }
     const per = new Map<Thread, ExecTask[]>();
     for (const t of tasks) {
+      // A task that runs after an input computed on one thread must go to that thread.
+      const home = t.after === null ? undefined : this.threads.find((th) => th.inflight.has(t.after as string) || per.get(th)?.some((x) => x.key === t.after));
+      if (home) {
+        const list = per.get(home);
+        if (list) list.push(t);
+        else per.set(home, [t]);
+        continue;
+      }
       let best = this.threads[0] as Thread;
       for (const th of this.threads) {
         const load = th.inflight.size + (per.get(th)?.length ?? 0);
@@ -107,7 +119,7 @@ export class ExecutorPool {
     const chunk = new ArrayBuffer(total);
     const view = new Uint8Array(chunk);
     const n = tasks.length;
-    const batch: ThreadBatch = { keys: new Array(n), runs: new Array(n), fns: new Array(n), ends: new Array(n + ndeps), depCounts: new Array(n), depKeys: new Array(ndeps), chunk };
+    const batch: ThreadBatch = { afters: [], keys: new Array(n), runs: new Array(n), fns: new Array(n), ends: new Array(n + ndeps), depCounts: new Array(n), depKeys: new Array(ndeps), chunk };
     let off = 0;
     let e = 0;
     let dk = 0;
@@ -118,6 +130,7 @@ export class ExecutorPool {
       batch.runs[i] = t.run;
       batch.fns[i] = t.fn;
       batch.depCounts[i] = t.depKeys.length;
+      if (t.after !== null) batch.afters.push([i, t.after]);
       view.set(t.args, off);
       off += t.args.length;
       batch.ends[e++] = off;
@@ -140,6 +153,7 @@ export class ExecutorPool {
       const r = msg.results;
       const view = new Uint8Array(r.chunk);
       const errors = r.errors.length > 0 ? new Map(r.errors) : null;
+      const requeue = r.requeue.length > 0 ? new Set(r.requeue) : null;
       const results: ExecResult[] = new Array(r.keys.length);
       let start = 0;
       for (let i = 0; i < r.keys.length; i++) {
@@ -147,7 +161,11 @@ export class ExecutorPool {
         th.inflight.delete(key);
         const end = r.ends[i] as number;
         const error = errors?.get(i);
-        results[i] = error ? { key, run: r.runs[i] as number, error, duration: r.durations[i] as number } : { key, run: r.runs[i] as number, bytes: view.subarray(start, end), duration: r.durations[i] as number };
+        const run = r.runs[i] as number;
+        const duration = r.durations[i] as number;
+        if (requeue?.has(i)) results[i] = { key, run, duration, requeue: true };
+        else if (error) results[i] = { key, run, error, duration };
+        else results[i] = { key, run, bytes: view.subarray(start, end), duration };
         start = end;
       }
       this.onResults(results);

@@ -36,7 +36,17 @@ interface Result {
   bytes: Uint8Array | null;
   error: SerializedError | null;
   duration: number;
+  requeue?: boolean;
 }
+
+/**
+ * Chains kept on this thread: keys a queued task will take in memory (with
+ * how many tasks want each), the values kept for them, and keys whose task
+ * failed here.
+ */
+const wanted = new Map<string, number>();
+const kept = new Map<string, { value: unknown; bytes: Uint8Array }>();
+const failedHere = new Map<string, SerializedError>();
 
 const fns = new Map<number, FnDef>();
 const queue: ThreadBatch[] = [];
@@ -49,6 +59,7 @@ port.on('message', (msg: { tasks: ThreadBatch } | { fns: [number, FnDef][] }) =>
     for (const [id, def] of msg.fns) fns.set(id, def);
     return;
   }
+  for (const [, key] of msg.tasks.afters) wanted.set(key, (wanted.get(key) ?? 0) + 1);
   queue.push(msg.tasks);
   if (!running) void runQueue();
 });
@@ -58,6 +69,7 @@ async function runQueue(): Promise<void> {
   while (queue.length > 0) {
     const b = queue.shift() as ThreadBatch;
     const view = new Uint8Array(b.chunk);
+    const afters = b.afters.length > 0 ? new Map(b.afters) : null;
     let e = 0;
     let dk = 0;
     let start = 0;
@@ -76,7 +88,7 @@ async function runQueue(): Promise<void> {
         depKeys[j] = b.depKeys[dk++] as string;
         depData[j] = slice();
       }
-      const r = runOne({ key: b.keys[i] as string, run: b.runs[i] as number, fn: b.fns[i] as number, args, depKeys, depData });
+      const r = runOne({ key: b.keys[i] as string, run: b.runs[i] as number, after: afters?.get(i) ?? null, fn: b.fns[i] as number, args, depKeys, depData });
       results.push(r instanceof Promise ? await r : r);
       const last = i === b.keys.length - 1 && queue.length === 0;
       if (last || performance.now() - lastFlush >= FLUSH_MS) flush();
@@ -86,7 +98,26 @@ async function runQueue(): Promise<void> {
 }
 
 function fail(t: Task, err: unknown, duration: number): Result {
-  return { key: t.key, run: t.run, bytes: null, error: serializeError(err), duration };
+  const error = serializeError(err);
+  if (wanted.has(t.key)) failedHere.set(t.key, error);
+  return { key: t.key, run: t.run, bytes: null, error, duration };
+}
+
+/** Takes the in-memory input of a task sent to run after it; undefined if this thread does not have it. */
+function takeKept(key: string): { value: unknown } | { error: SerializedError } | undefined {
+  const left = (wanted.get(key) ?? 1) - 1;
+  if (left > 0) wanted.set(key, left);
+  else wanted.delete(key);
+  const error = failedHere.get(key);
+  if (error) {
+    if (left <= 0) failedHere.delete(key);
+    return { error };
+  }
+  const k = kept.get(key);
+  if (!k) return undefined;
+  if (left > 0) return { value: decode(k.bytes) }; // others still want it: a private copy
+  kept.delete(key);
+  return { value: k.value };
 }
 
 function finish(t: Task, value: unknown, start: number): Result {
@@ -95,7 +126,9 @@ function finish(t: Task, value: unknown, start: number): Result {
     return fail(t, new TypeError(`task ${t.key} returned a ${typeof value}, which cannot be sent to other machines`), duration);
   }
   try {
-    return { key: t.key, run: t.run, bytes: encode(value), error: null, duration };
+    const bytes = encode(value);
+    if (wanted.has(t.key)) kept.set(t.key, { value, bytes });
+    return { key: t.key, run: t.run, bytes, error: null, duration };
   } catch (err) {
     return fail(t, new TypeError(`the result of task ${t.key} cannot be serialized: ${(err as Error).message}`), duration);
   }
@@ -112,7 +145,14 @@ function runOne(t: Task): Result | Promise<Result> {
     if (!Array.isArray(decoded)) throw new TypeError(`the arguments of task ${t.key} are not an array`);
     args = decoded;
     if (t.depKeys.length > 0) {
-      const values = t.depData.map((d) => decode(d));
+      let local: unknown;
+      if (t.after !== null) {
+        const got = takeKept(t.after);
+        if (!got) return { key: t.key, run: t.run, bytes: null, error: null, duration: 0, requeue: true };
+        if ('error' in got) return { key: t.key, run: t.run, bytes: null, error: { name: 'DependencyError', message: `input ${t.after} failed: ${got.error.message}`, failedKey: t.after }, duration: 0 };
+        local = got.value;
+      }
+      const values = t.depData.map((d, i) => (t.depKeys[i] === t.after ? local : decode(d)));
       const keys = t.depKeys;
       args = substituteRefs(args, (k) => values[keys.indexOf(k)]) as unknown[];
     }
@@ -151,14 +191,16 @@ function flush(): void {
   const chunk = new ArrayBuffer(total);
   const view = new Uint8Array(chunk);
   const n = results.length;
-  const out: ResultBatch = { keys: new Array(n), runs: new Array(n), durations: new Array(n), ends: new Array(n), errors: [], chunk };
+  const out: ResultBatch = { requeue: [], keys: new Array(n), runs: new Array(n), durations: new Array(n), ends: new Array(n), errors: [], chunk };
   let off = 0;
   for (let i = 0; i < n; i++) {
     const r = results[i] as Result;
     out.keys[i] = r.key;
     out.runs[i] = r.run;
     out.durations[i] = r.duration;
-    if (r.bytes) {
+    if (r.requeue) {
+      out.requeue.push(i);
+    } else if (r.bytes) {
       view.set(r.bytes, off);
       off += r.bytes.length;
     } else if (r.error) {

@@ -17,6 +17,8 @@ type WTaskState = 'fetching' | 'ready' | 'blocked' | 'executing';
 
 interface WTask extends Omit<ComputeTask, 'who'> {
   state: WTaskState;
+  /** Dispatched before its one missing input exists: that input's key, produced on the same thread. */
+  after: string | null;
   /** Dependencies not yet local. */
   missing: number;
   /** Freed by the scheduler while running: discard the result. */
@@ -56,6 +58,8 @@ export interface ComputeTask {
 export interface ExecTask {
   key: string;
   run: number;
+  /** The one input (in depKeys, with empty depData) the executor thread itself is computing. */
+  after: string | null;
   /** Function id (see the `define` instruction) and msgpack arguments. */
   fn: number;
   args: Uint8Array;
@@ -77,6 +81,8 @@ export interface ExecResult {
   error?: SerializedError;
   /** Seconds the function ran. */
   duration: number;
+  /** The thread did not have the `after` input: dispatch the task again, normally. */
+  requeue?: boolean;
 }
 
 export interface WorkerConfig {
@@ -85,6 +91,8 @@ export interface WorkerConfig {
   /** Own data-server address: a holder equal to it means "already here". */
   address: string;
 }
+
+const EMPTY = new Uint8Array(0);
 
 /** Tasks of functions faster than this are not reported as executing (see dispatch). */
 const SLOW_SECONDS = 0.001;
@@ -173,6 +181,7 @@ export class WorkerState {
       deps,
       resources: msg.resources && Object.keys(msg.resources).length > 0 ? msg.resources : null,
       state: 'fetching',
+      after: null,
       missing: 0,
       cancelled: false,
     };
@@ -267,6 +276,14 @@ export class WorkerState {
       const t = this.tasks.get(r.key);
       this.executing--;
       if (!t || t.state !== 'executing') continue;
+      if (r.requeue) {
+        // Its input was not on that thread after all: run it normally once the input is here.
+        t.after = null;
+        if (t.cancelled) this.dropTask(t);
+        else if (t.missing === 0) this.makeReady(t);
+        else t.state = 'fetching';
+        continue;
+      }
       this.tasks.delete(t.key);
       this.releaseInputs(t);
       this.releaseResources(t);
@@ -283,7 +300,8 @@ export class WorkerState {
         for (const w of waiters ?? []) {
           if (this.tasks.get(w.key) !== w) continue;
           entry.refs++;
-          if (--w.missing === 0) this.makeReady(w);
+          // A task dispatched early (ready or executing) already holds its place.
+          if (--w.missing === 0 && w.state === 'fetching') this.makeReady(w);
         }
       } else {
         this.out.push({ type: 'send', msg: { op: 'erred', key: t.key, run: t.run, error: r.error ?? { name: 'Error', message: 'task failed without an error' } } });
@@ -421,6 +439,20 @@ export class WorkerState {
     return true;
   }
 
+  /**
+   * A task just handed to a thread: its local dependents missing nothing else
+   * may follow it onto that thread now, and take its result there in memory.
+   */
+  private startDependentsEarly(p: WTask): void {
+    const waiters = this.localWaiters.get(p.key);
+    if (!waiters) return;
+    for (const d of waiters) {
+      if (this.tasks.get(d.key) !== d || d.state !== 'fetching' || d.missing !== 1 || d.resources) continue;
+      d.state = 'ready';
+      this.ready.push(d);
+    }
+  }
+
   /** Hands ready tasks to the executor, highest priority first, within limits. */
   private dispatch(): void {
     const limit = this.maxExecuting;
@@ -435,8 +467,19 @@ export class WorkerState {
       t.state = 'executing';
       this.executing++;
       const depData: Uint8Array[] = new Array(t.deps.length);
-      for (let i = 0; i < t.deps.length; i++) depData[i] = (this.data.get(t.deps[i] as string) as DataEntry).bytes;
-      this.toExecute.push({ key: t.key, run: t.run, fn: t.fn, args: t.args, depKeys: t.deps, depData });
+      let after: string | null = null;
+      for (let i = 0; i < t.deps.length; i++) {
+        const dep = t.deps[i] as string;
+        const entry = this.data.get(dep);
+        if (entry) depData[i] = entry.bytes;
+        else {
+          after = dep;
+          depData[i] = EMPTY;
+        }
+      }
+      t.after = after;
+      this.toExecute.push({ key: t.key, run: t.run, after, fn: t.fn, args: t.args, depKeys: t.deps, depData });
+      this.startDependentsEarly(t);
       // Tell the scheduler which tasks to blame if this process dies. Functions
       // measured as fast are left out: the scheduler then blames all it sent.
       const fd = this.fnDuration.get(t.fn);
