@@ -96,6 +96,12 @@ describe('boundaries', () => {
       expect(await running).toBe(2);
       expect(await good.submit(fn('inc'), 41)).toBe(42);
       await good.close();
+
+      // A weft client that sends a bad message learns why it was dropped.
+      const bad = await cluster.client();
+      const pending = bad.submitWith({ pure: false }, fn('slowInc'), 1, 5_000);
+      (bad as unknown as { conn: { send(m: object): void } }).conn.send({ op: 'who-has', id: 99, keys: [''] });
+      await expect(pending.result()).rejects.toThrow(/invalid message \d+ 'who-has': keys: item 0: expected keys/);
     } finally {
       await cluster.close();
     }

@@ -20,6 +20,7 @@
 import type { WebSocket, RawData } from 'ws';
 import type { z } from 'zod';
 import { decode, encode } from './codec.ts';
+import { errorMsg, partsMsg } from './messages.ts';
 import { ProtocolError } from '../errors.ts';
 
 /** Under load, frames on one connection are at least this far apart (messages batch meanwhile). */
@@ -82,6 +83,8 @@ export class Connection<In extends Op, Out extends Op> {
   /** A `$parts` batch being reassembled: frames left, bytes so far. */
   private partsLeft = 0;
   private parts: Buffer[] = [];
+  /** What the peer said was wrong, in an `error` message before it closed. */
+  private peerError: string | null = null;
   /** Bytes of payload written to the socket (for metrics). */
   bytesSent = 0;
   bytesReceived = 0;
@@ -258,15 +261,22 @@ export class Connection<In extends Op, Out extends Op> {
     if (!Array.isArray(decoded)) throw new ProtocolError('a frame must be a msgpack array of messages');
     const first: unknown = decoded[0];
     if (decoded.length === 1 && isObject(first) && first['op'] === '$parts') {
-      const n = first['n'];
-      if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 1_000_000) throw new ProtocolError('$parts: n must be a positive integer');
-      this.partsLeft = n;
+      const parts = partsMsg.safeParse(first);
+      if (!parts.success || parts.data.n > 1_000_000) throw new ProtocolError('$parts: n must be a positive integer');
+      this.partsLeft = parts.data.n;
       return;
     }
-    const msgs: In[] = new Array(decoded.length);
+    const msgs: In[] = [];
     const expected: number[] = [];
     for (let i = 0; i < decoded.length; i++) {
-      const parsed = this.schema.safeParse(decoded[i]);
+      const item: unknown = decoded[i];
+      if (isObject(item) && item['op'] === 'error') {
+        // The peer says why it is about to close: keep it for the close handlers.
+        const e = errorMsg.safeParse(item);
+        if (e.success) this.peerError = e.data.message;
+        continue;
+      }
+      const parsed = this.schema.safeParse(item);
       if (!parsed.success) throw new ProtocolError(describeInvalid(decoded[i], i, parsed.error));
       const msg = parsed.data;
       if (hasBlobs(msg) && msg.raw) {
@@ -274,8 +284,9 @@ export class Connection<In extends Op, Out extends Op> {
         if (nulls !== msg.raw.length) throw new ProtocolError(`message ${i} (${msg.op}): ${msg.raw.length} raw lengths for ${nulls} missing blobs`);
         for (const len of msg.raw) expected.push(len);
       }
-      msgs[i] = msg;
+      msgs.push(msg);
     }
+    if (msgs.length === 0) return;
     if (expected.length === 0) {
       this.deliver(msgs);
       return;
@@ -339,7 +350,8 @@ export class Connection<In extends Op, Out extends Op> {
   };
 
   private onClosed(code: number, reason: string): void {
-    this.markClosed(code, reason);
+    // The peer's own words (sent before closing) are fuller than the 123-byte close reason.
+    this.markClosed(code, this.peerError ?? reason);
   }
 
   private markClosed(code: number, reason: string): void {

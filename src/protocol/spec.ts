@@ -20,13 +20,6 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
-/** Calls `fn` for every KeyRef inside arrays and plain objects of `value`. */
-export function forEachRef(value: unknown, fn: (ref: KeyRef) => void): void {
-  if (value instanceof KeyRef) fn(value);
-  else if (Array.isArray(value)) for (const v of value) forEachRef(v, fn);
-  else if (isPlainObject(value)) for (const k in value) forEachRef(value[k], fn);
-}
-
 /** A copy of `value` with every KeyRef replaced by `lookup(key)`; untouched parts are shared. */
 export function substituteRefs(value: unknown, lookup: (key: string) => unknown): unknown {
   if (value instanceof KeyRef) return lookup(value.key);

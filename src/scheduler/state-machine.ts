@@ -1011,9 +1011,3 @@ function describeNeeds(ts: TaskState): string {
 function list(items: string[]): string {
   return items.length <= 10 ? items.join(', ') : `${items.slice(0, 10).join(', ')} and ${items.length - 10} more`;
 }
-
-/** Dask-style key prefix: `inc-3f2a` and `inc-17` belong to group `inc`. */
-export function groupOf(key: string): string {
-  const m = /^(.*?)[-_:][^-_:]*$/.exec(key);
-  return m && m[1] ? m[1] : key;
-}

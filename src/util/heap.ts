@@ -47,15 +47,4 @@ export class Heap<T> {
     }
     return top;
   }
-
-  /** Removes every item for which `drop` is true (O(n)). */
-  filter(keep: (item: T) => boolean): void {
-    const kept = this.items.filter(keep);
-    this.items = [];
-    for (const item of kept) this.push(item);
-  }
-
-  toArray(): T[] {
-    return this.items.slice();
-  }
 }
