@@ -55,7 +55,9 @@ interface KeyState {
   /** A worker that holds the result, as the scheduler last said. */
   where: string | null;
   refs: number;
-  waiters: Waiter[];
+  /** Who waits for this key: almost always one waiter, so no array until a second. */
+  waiter: Waiter | null;
+  moreWaiters: Waiter[] | null;
 }
 
 const GATHER_CHUNK = 20_000;
@@ -292,7 +294,8 @@ export class Client implements FutureHost {
         if (ks.status === 'finished') continue;
         if (ks.status === 'error' || ks.status === 'cancelled') return reject(ks.error ?? new CancelledError(`future ${key} was cancelled`));
         w.left++;
-        ks.waiters.push(w);
+        if (ks.waiter === null) ks.waiter = w;
+        else (ks.moreWaiters ??= []).push(w);
       }
       if (w.left === 0) {
         w.settled = true;
@@ -308,7 +311,7 @@ export class Client implements FutureHost {
   retain(key: string): void {
     const ks = this.keys.get(key);
     if (ks) ks.refs++;
-    else this.keys.set(key, { accepted: false, status: 'pending', error: null, where: null, refs: 1, waiters: [] });
+    else this.keys.set(key, { accepted: false, status: 'pending', error: null, where: null, refs: 1, waiter: null, moreWaiters: null });
   }
 
   releaseKey(key: string): void {
@@ -359,18 +362,12 @@ export class Client implements FutureHost {
 
   /** Counts a key off its waiters (finished), or fails them (error). */
   private wake(ks: KeyState, error: Error | null): void {
-    const waiters = ks.waiters;
-    ks.waiters = [];
-    for (const w of waiters) {
-      if (w.settled) continue;
-      if (error) {
-        w.settled = true;
-        w.reject(error);
-      } else if (--w.left === 0) {
-        w.settled = true;
-        w.resolve();
-      }
-    }
+    const first = ks.waiter;
+    const more = ks.moreWaiters;
+    ks.waiter = null;
+    ks.moreWaiters = null;
+    if (first) wakeOne(first, error);
+    if (more) for (const w of more) wakeOne(w, error);
   }
 
   private onMessage(m: SchedulerToClient): void {
@@ -459,5 +456,16 @@ export class Client implements FutureHost {
     }
     if (todo.length > 0) throw new DataLostError(`could not fetch ${todo.length} result(s) from the workers (first: ${todo[0]}); they may have been released or lost`);
     return out;
+  }
+}
+
+function wakeOne(w: Waiter, error: Error | null): void {
+  if (w.settled) return;
+  if (error) {
+    w.settled = true;
+    w.reject(error);
+  } else if (--w.left === 0) {
+    w.settled = true;
+    w.resolve();
   }
 }

@@ -333,7 +333,7 @@ export class SchedulerState {
       }
       if (!ts.whoHas.includes(w)) {
         ts.whoHas.push(w);
-        w.hasWhat.add(ts);
+        w.stored++;
         w.storedBytes += nbytes[i] ?? 0;
       }
       ts.nbytes = nbytes[i] ?? 0;
@@ -368,19 +368,21 @@ export class SchedulerState {
     if (!w) return;
     this.workers.delete(id);
     this.byAddress.delete(w.address);
-    this.logs.push({ level: 'warn', msg: 'worker removed', data: { worker: w.name, address: w.address, reason, processing: w.processing.size, stored: w.hasWhat.size } });
+    this.logs.push({ level: 'warn', msg: 'worker removed', data: { worker: w.name, address: w.address, reason, processing: w.processing, stored: w.stored } });
 
+    // Find what it held and what it was running (a scan: workers leave rarely).
     const lost: TaskState[] = [];
-    for (const ts of w.hasWhat) {
+    const processing: TaskState[] = [];
+    for (const ts of this.tasks.values()) {
+      if (ts.processingOn === w) processing.push(ts);
       const i = ts.whoHas.indexOf(w);
-      if (i >= 0) ts.whoHas.splice(i, 1);
+      if (i < 0) continue;
+      ts.whoHas.splice(i, 1);
       if (ts.whoHas.length === 0 && ts.state === 'memory') lost.push(ts);
     }
-    w.hasWhat.clear();
+    w.stored = 0;
     for (const ts of lost) this.loseData(ts);
-
-    const processing = [...w.processing];
-    w.processing.clear();
+    w.processing = 0;
     // Blame the tasks the worker said it was running; if it said nothing yet, all of them.
     const anyExecuting = processing.some((ts) => ts.executing);
     for (const ts of processing) {
@@ -456,13 +458,13 @@ export class SchedulerState {
     }
     ts.group.record(duration);
     this.globalDuration = this.globalDuration < 0 ? duration : this.globalDuration + (duration - this.globalDuration) * 0.05;
-    w.processing.delete(ts);
+    w.processing--;
     w.occupancy = Math.max(0, w.occupancy - ts.expected);
     ts.processingOn = null;
     ts.executing = false;
     ts.nbytes = nbytes;
     ts.whoHas.push(w);
-    w.hasWhat.add(ts);
+    w.stored++;
     w.storedBytes += nbytes;
     this.toMemory(ts);
   }
@@ -503,7 +505,7 @@ export class SchedulerState {
         const i = hw ? dep.whoHas.indexOf(hw) : -1;
         if (hw && i >= 0) {
           dep.whoHas.splice(i, 1);
-          hw.hasWhat.delete(dep);
+          hw.stored--;
           hw.storedBytes = Math.max(0, hw.storedBytes - dep.nbytes);
         }
       }
@@ -618,9 +620,9 @@ export class SchedulerState {
       if (w.closing || !this.validWorker(ts, w)) continue;
       let missingBytes = 0;
       for (const d of ts.deps) if (!d.whoHas.includes(w)) missingBytes += d.nbytes;
-      const busy = w.processing.size < w.nthreads ? 0 : w.occupancy / w.nthreads;
+      const busy = w.processing < w.nthreads ? 0 : w.occupancy / w.nthreads;
       const cost = busy + missingBytes / this.config.bandwidth;
-      if (cost < bestCost || (cost === bestCost && best !== null && w.processing.size < best.processing.size)) {
+      if (cost < bestCost || (cost === bestCost && best !== null && w.processing < best.processing)) {
         best = w;
         bestCost = cost;
       }
@@ -672,7 +674,7 @@ export class SchedulerState {
     ts.executing = false;
     ts.expected = this.expectedDuration(ts);
     w.occupancy += ts.expected;
-    w.processing.add(ts);
+    w.processing++;
     const fn = ts.fn as FnEntry;
     if (!w.knownFns.has(fn.id)) {
       w.knownFns.add(fn.id);
@@ -702,13 +704,13 @@ export class SchedulerState {
   private fillWorkers(): void {
     if (this.queue.size === 0 || this.workers.size === 0) return;
     let open = [...this.workers.values()].filter((w) => !w.closing);
-    open.sort((a, b) => a.processing.size / a.nthreads - b.processing.size / b.nthreads);
+    open.sort((a, b) => a.processing / a.nthreads - b.processing / b.nthreads);
     while (open.length > 0 && this.queue.size > 0) {
       const still: WorkerState[] = [];
       for (const w of open) {
         const head = this.nextQueued();
         if (!head) return;
-        if (w.processing.size >= this.slots(w, head)) continue;
+        if (w.processing >= this.slots(w, head)) continue;
         this.queue.pop();
         head.inQueue = false;
         this.sendCompute(head, w);
@@ -749,7 +751,7 @@ export class SchedulerState {
   private detachFromWorker(ts: TaskState): void {
     const w = ts.processingOn;
     if (!w) return;
-    w.processing.delete(ts);
+    w.processing--;
     w.occupancy = Math.max(0, w.occupancy - ts.expected);
     ts.processingOn = null;
     ts.executing = false;
@@ -758,7 +760,7 @@ export class SchedulerState {
     while (t.dependents.length === 1) {
       const d = t.dependents[0] as TaskState;
       if (d.state !== 'processing' || d.processingOn !== w) break;
-      w.processing.delete(d);
+      w.processing--;
       w.occupancy = Math.max(0, w.occupancy - d.expected);
       d.processingOn = null;
       d.executing = false;
@@ -846,7 +848,7 @@ export class SchedulerState {
         case 'memory':
           for (const w of ts.whoHas) {
             this.outbox.key(w.id, 'free', ts.key);
-            w.hasWhat.delete(ts);
+            w.stored--;
             w.storedBytes = Math.max(0, w.storedBytes - ts.nbytes);
           }
           ts.whoHas = [];
@@ -893,8 +895,8 @@ export class SchedulerState {
       address: w.address,
       nthreads: w.nthreads,
       resources: w.resources,
-      processing: w.processing.size,
-      stored: w.hasWhat.size,
+      processing: w.processing,
+      stored: w.stored,
       storedBytes: w.storedBytes,
       memory: w.memory,
       pid: w.pid,

@@ -122,10 +122,14 @@ export class TaskState {
 }
 
 export class WorkerState {
-  processing = new Set<TaskState>();
+  /**
+   * Counts, not sets: tasks sent here and not finished, results held here. A
+   * worker leaving (rare) finds its tasks by scanning; the hot path only counts.
+   */
+  processing = 0;
+  stored = 0;
   /** Functions already defined on this worker's connection. */
   knownFns = new Set<number>();
-  hasWhat = new Set<TaskState>();
   /** Expected seconds of work in `processing`. */
   occupancy = 0;
   storedBytes = 0;
