@@ -274,7 +274,7 @@ export class SchedulerState {
       for (let k = from; k < to; k++) {
         const d = this.tasks.get(g.deps[k] as string) as TaskState;
         ts.deps[k - from] = d;
-        d.dependents.push(ts);
+        d.addDependent(ts);
         d.liveDependents++;
       }
     }
@@ -332,7 +332,7 @@ export class SchedulerState {
         this.tasks.set(key, ts);
       }
       if (!ts.whoHas.includes(w)) {
-        ts.whoHas.push(w);
+        ts.addHolder(w);
         w.stored++;
         w.storedBytes += nbytes[i] ?? 0;
       }
@@ -463,7 +463,7 @@ export class SchedulerState {
     ts.processingOn = null;
     ts.executing = false;
     ts.nbytes = nbytes;
-    ts.whoHas.push(w);
+    ts.addHolder(w);
     w.stored++;
     w.storedBytes += nbytes;
     this.toMemory(ts);
@@ -851,7 +851,7 @@ export class SchedulerState {
             w.stored--;
             w.storedBytes = Math.max(0, w.storedBytes - ts.nbytes);
           }
-          ts.whoHas = [];
+          ts.clearHolders();
           this.setState(ts, 'released');
           break;
         case 'processing': {

@@ -31,6 +31,9 @@ export class TaskGroup {
   }
 }
 
+/** The shared empty list; never pushed to (see addDependent, addHolder). */
+const NONE = Object.freeze([]) as unknown as never[];
+
 /** A task function, interned: every task calling it shares this record. */
 export class FnEntry {
   constructor(
@@ -43,7 +46,8 @@ export class FnEntry {
 export class TaskState {
   state: TaskStatus = 'released';
   deps: TaskState[] = [];
-  dependents: TaskState[] = [];
+  /** Shared empty array until the first dependent (most tasks never get one): push via addDependent. */
+  dependents: TaskState[] = NONE;
   /** Dependencies not in memory (meaningful while waiting). */
   waitingOn = 0;
   /** Dependents that still need this task's data (in a `needsDeps` state). */
@@ -53,7 +57,8 @@ export class TaskState {
   /** The client holding a future for this key, and any others beyond the first. */
   wanter: ClientState | null = null;
   moreWanters: ClientState[] | null = null;
-  whoHas: WorkerState[] = [];
+  /** Shared empty array until the result exists: add holders via addHolder. */
+  whoHas: WorkerState[] = NONE;
   nbytes = 0;
   processingOn: WorkerState | null = null;
   /** Attempt number of the current run; results of older runs are stale. */
@@ -84,6 +89,20 @@ export class TaskState {
     readonly workers: string[] | null,
   ) {
     this.retriesLeft = retries;
+  }
+
+  addDependent(d: TaskState): void {
+    if (this.dependents === NONE) this.dependents = [d];
+    else this.dependents.push(d);
+  }
+
+  addHolder(w: WorkerState): void {
+    if (this.whoHas === NONE) this.whoHas = [w];
+    else this.whoHas.push(w);
+  }
+
+  clearHolders(): void {
+    this.whoHas = NONE;
   }
 
   get wanted(): boolean {
