@@ -50,6 +50,16 @@ describe('futures', () => {
     expect(a.key.startsWith('inc-')).toBe(true);
   });
 
+  it('computes the same graph twice in a row (a released key held again stays held)', async () => {
+    const graph: Graph = {};
+    for (let i = 0; i < 50; i++) graph[`again-${i}`] = { fn: fn('inc'), args: [i] };
+    const keys = Object.keys(graph);
+    const first = await client.get(graph, keys);
+    const second = await client.get(graph, keys);
+    expect(second).toEqual(first);
+    expect(second['again-49']).toBe(50);
+  });
+
   it('scatters data to workers and uses it as an argument', async () => {
     const [big] = await client.scatter([new Uint8Array(100_000).fill(3)]);
     const sum = client.submit((b: Uint8Array) => b.reduce((s, v) => s + v, 0), big);

@@ -346,9 +346,10 @@ export class Client implements FutureHost {
   private flushReleases(): void {
     this.releaseScheduled = false;
     if (this.pendingRelease.length === 0 || this.closedError) return;
-    const keys = this.pendingRelease;
+    // A key held again since it was released (same work submitted again) stays wanted.
+    const keys = this.pendingRelease.filter((k) => !this.keys.has(k));
     this.pendingRelease = [];
-    this.conn.send({ op: 'release', keys });
+    if (keys.length > 0) this.conn.send({ op: 'release', keys });
   }
 
   private settle(key: string, status: FutureStatus, error: Error | null): void {
