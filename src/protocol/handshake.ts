@@ -29,7 +29,15 @@ export function connect<In extends Op, Out extends Op>(url: string, opts: Connec
   return new Promise((resolve, reject) => {
     let ws: WebSocket;
     try {
-      ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: limits.maxPayload });
+      ws = new WebSocket(url, {
+        perMessageDeflate: false,
+        maxPayload: limits.maxPayload,
+        // A zero masking key: ws then skips masking here and unmasking at the
+        // peer, a pass over every byte on each side. Random masks only protect
+        // proxies from payloads chosen by scripts in browsers; weft's peers are
+        // weft processes.
+        generateMask: (mask: Buffer) => void mask.fill(0),
+      });
     } catch (err) {
       reject(new HandshakeError(`cannot connect to ${url}: ${(err as Error).message}`));
       return;
