@@ -2,7 +2,7 @@
  * Runs tasks in a worker thread, so the worker's main thread stays free to
  * heartbeat and serve data however long a task computes. Receives batches of
  * tasks in columns (see ThreadBatch), runs them in order, and posts results
- * back in columns at least every 2 ms while busy, all result bytes in one
+ * back in columns at least every 5 ms while busy (at once when idle), all result bytes in one
  * transferred buffer.
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -28,7 +28,7 @@ g.__name ??= (fn: unknown, name: string) => {
 const port = parentPort;
 if (!port) throw new Error('executor-thread must run in a worker thread');
 const cwd = (workerData as { cwd: string }).cwd;
-const FLUSH_MS = 2;
+const FLUSH_MS = 5;
 
 interface Result {
   key: string;
