@@ -9,7 +9,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { Connection } from '../protocol/connection.ts';
-import { decode, encodeOwned } from '../protocol/codec.ts';
+import { decodeSequence, encodeOwned } from '../protocol/codec.ts';
 import { connect } from '../protocol/handshake.ts';
 import { schedulerToClient, type ClientToScheduler, type SchedulerToClient, type WorkerMetrics, type WorkerSummary } from '../protocol/messages.ts';
 import { PeerPool } from '../protocol/peers.ts';
@@ -439,10 +439,12 @@ export class Client implements FutureHost {
         for (let i = 0; i < ks.length; i += GATHER_CHUNK) {
           const chunk = ks.slice(i, i + GATHER_CHUNK);
           requests.push(
-            this.peers.request(address, { op: 'get', keys: chunk }).then(
+            this.peers.request(address, { op: 'get', keys: chunk, packed: true }).then(
               (r) => {
-                if (r.op !== 'data') throw new WeftError(`unexpected reply to get: ${r.op}`);
-                r.keys.forEach((k, j) => out.set(k, decode(r.blobs[j] as Uint8Array)));
+                if (r.op !== 'data' || !r.packed) throw new WeftError(`unexpected reply to get: ${r.op}`);
+                const values = decodeSequence(r.blobs[0] ?? new Uint8Array(0));
+                if (values.length !== r.keys.length) throw new WeftError(`worker ${address} sent ${values.length} values for ${r.keys.length} keys`);
+                r.keys.forEach((k, j) => out.set(k, values[j]));
                 for (const k of r.missing) missing.push(k);
               },
               () => {

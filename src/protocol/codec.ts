@@ -54,3 +54,8 @@ export function encodeOwned(value: unknown): Buffer {
 export function decode(bytes: Uint8Array): unknown {
   return unpackr.unpack(bytes);
 }
+
+/** Decodes values encoded one after another into one buffer, in one call. */
+export function decodeSequence(bytes: Uint8Array): unknown[] {
+  return bytes.length === 0 ? [] : (unpackr.unpackMultiple(bytes) as unknown[]);
+}

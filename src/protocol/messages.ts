@@ -243,7 +243,8 @@ export type SchedulerToWorker = z.infer<typeof schedulerToWorker>;
 // ---------------------------------------------------------------- peer ↔ worker data server
 
 export const peerToWorker = z.discriminatedUnion('op', [
-  z.object({ op: z.literal('get'), id, keys }),
+  /** `packed`: reply with the values back to back in one blob (for clients, which decode values). */
+  z.object({ op: z.literal('get'), id, keys, packed: z.boolean().optional() }),
   z.object({ op: z.literal('put'), id, keys, blobs, raw: rawLengths }),
   z.object({ op: z.literal('metrics'), id }),
 ]);
@@ -263,7 +264,8 @@ export const workerMetrics = z.object({
 export type WorkerMetrics = z.infer<typeof workerMetrics>;
 
 export const workerToPeer = z.discriminatedUnion('op', [
-  z.object({ op: z.literal('data'), id, keys, blobs, raw: rawLengths, missing: keys }),
+  /** With `packed`, blobs holds one buffer: the values of `keys`, in order, back to back. */
+  z.object({ op: z.literal('data'), id, keys, blobs, raw: rawLengths, missing: keys, packed: z.boolean().optional() }),
   z.object({ op: z.literal('put-ok'), id, nbytes: counts }),
   z.object({ op: z.literal('metrics-reply'), id, metrics: workerMetrics }),
 ]);

@@ -251,7 +251,8 @@ export class WeftWorker {
         }
         if (isClient) this.metrics.bytesSentToClients += bytes;
         else this.metrics.bytesSentToPeers += bytes;
-        conn.send({ op: 'data', id: m.id, keys, blobs, missing });
+        if (m.packed) conn.send({ op: 'data', id: m.id, keys, blobs: [Buffer.concat(blobs, bytes)], missing, packed: true });
+        else conn.send({ op: 'data', id: m.id, keys, blobs, missing });
         break;
       }
       case 'put': {
