@@ -766,16 +766,14 @@ export class SchedulerState {
       d.executing = false;
       this.outbox.key(w.id, 'free', d.key);
       d.state = 'waiting'; // both states need their deps: no count changes
-      d.waitingOn = 0;
-      for (const dd of d.deps) if (dd.state !== 'memory') d.waitingOn++;
+      d.waitingOn = missingInputs(d);
       t = d;
     }
   }
 
   /** A task that was processing goes back to wait for (or recompute) its inputs. */
   private returnToWaiting(ts: TaskState): void {
-    let missing = 0;
-    for (const d of ts.deps) if (d.state !== 'memory') missing++;
+    const missing = missingInputs(ts);
     if (missing === 0) {
       this.makeReady(ts);
       return;
@@ -806,8 +804,7 @@ export class SchedulerState {
         this.detachFromWorker(d);
         if (w) this.outbox.key(w.id, 'free', d.key);
         d.state = 'waiting';
-        d.waitingOn = 0;
-        for (const dd of d.deps) if (dd.state !== 'memory') d.waitingOn++;
+        d.waitingOn = missingInputs(d);
       }
     }
     ts.forEachWanter((c) => this.outbox.key(c.id, 'lost', ts.key));
@@ -918,6 +915,13 @@ function before(a: TaskState, b: TaskState): boolean {
 function bytesEqual(a: Uint8Array | null, b: Uint8Array | null): boolean {
   if (a === null || b === null) return a === b;
   return Buffer.compare(a, b) === 0;
+}
+
+/** How many of a task's dependencies are not in memory. */
+function missingInputs(ts: TaskState): number {
+  let n = 0;
+  for (const d of ts.deps) if (d.state !== 'memory') n++;
+  return n;
 }
 
 function sameKeys(a: readonly string[], b: readonly string[]): boolean {
