@@ -11,13 +11,11 @@ import { WebSocket } from 'ws';
 import { decode, encode } from '../src/protocol/codec.ts';
 import { Client, HandshakeError, KilledWorkerError, LocalCluster, NoWorkerError, ref, type Graph } from '../src/index.ts';
 import { WEFT_BIN } from '../src/cluster/local-cluster.ts';
-import { alive, fn, waitFor } from './helpers/util.ts';
+import { alive, fn, waitFor, withCluster } from './helpers/util.ts';
 
 describe('worker failure', () => {
   it('still gives correct results when a worker is killed with SIGKILL in the middle of a graph', async () => {
-    const cluster = await LocalCluster.start({ workers: 3 });
-    try {
-      const client = await cluster.client();
+    await withCluster({ workers: 3 }, async (cluster, client) => {
       // 6 chains of 12 steps, 30 ms each: the graph runs for about a second.
       const graph: Graph = {};
       const outs: string[] = [];
@@ -36,26 +34,18 @@ describe('worker failure', () => {
       const expected = [0, 1, 2, 3, 4, 5].reduce((s, c) => s + c * 100 + 12, 0);
       expect(await futures['total']).toBe(expected);
       expect((await client.workers()).length).toBe(2);
-      await client.close();
-    } finally {
-      await cluster.close();
-    }
+    });
   });
 
   it('fails a task that killed 3 workers with KilledWorkerError, and the cluster goes on', async () => {
-    const cluster = await LocalCluster.start({ workers: 4 });
-    try {
-      const client = await cluster.client();
+    await withCluster({ workers: 4 }, async (_cluster, client) => {
       const poison = client.submit(fn('killSelf'));
       const err = await poison.result().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(KilledWorkerError);
       expect((err as Error).message).toMatch(/running on 3 workers that died/);
       expect((await client.workers()).length).toBe(1);
       expect(await client.submit(fn('inc'), 1)).toBe(2);
-      await client.close();
-    } finally {
-      await cluster.close();
-    }
+    });
   });
 });
 
@@ -108,9 +98,7 @@ describe('boundaries', () => {
   });
 
   it('sends values larger than a frame in parts', async () => {
-    const cluster = await LocalCluster.start({ workers: 2 });
-    try {
-      const client = await cluster.client();
+    await withCluster({ workers: 2 }, async (cluster, client) => {
       // 80 MB: more than one 64 MB frame, from one worker to the other and to the client.
       const [w0, w1] = cluster.workers;
       const big = client.submitWith({ workers: [w0?.name ?? ''] }, fn('bytes'), 80_000_000, 9);
@@ -119,18 +107,13 @@ describe('boundaries', () => {
       const value = (await big) as Uint8Array;
       expect(value.length).toBe(80_000_000);
       expect(value[12345]).toBe(9);
-      await client.close();
-    } finally {
-      await cluster.close();
-    }
+    });
   });
 });
 
 describe('resources', () => {
   it('runs a task only on a worker with the resource, and reports one nobody offers', async () => {
-    const cluster = await LocalCluster.start({ workers: 2, resources: [{}, { GPU: 1 }], schedulerArgs: ['--no-worker-timeout', '1500'] });
-    try {
-      const client = await cluster.client();
+    await withCluster({ workers: 2, resources: [{}, { GPU: 1 }], schedulerArgs: ['--no-worker-timeout', '1500'] }, async (cluster, client) => {
       const gpuPid = cluster.workers[1]?.pid;
       const placed = await client.gather(Array.from({ length: 4 }, (_, i) => client.submitWith({ resources: { GPU: 1 } }, fn('where'), i)));
       expect(placed.map((p) => (p as { pid: number }).pid)).toEqual([gpuPid, gpuPid, gpuPid, gpuPid]);
@@ -138,10 +121,7 @@ describe('resources', () => {
       const err = await tpu.result().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(NoWorkerError);
       expect((err as Error).message).toMatch(/TPU=1/);
-      await client.close();
-    } finally {
-      await cluster.close();
-    }
+    });
   });
 });
 
