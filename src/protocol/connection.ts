@@ -24,7 +24,7 @@ import { errorMsg, partsMsg } from './messages.ts';
 import { ProtocolError } from '../errors.ts';
 
 /** Under load, frames on one connection are at least this far apart (messages batch meanwhile). */
-const MIN_FLUSH_INTERVAL_MS = 1;
+const MIN_FLUSH_INTERVAL_MS = 3;
 
 export const CLOSE_PROTOCOL_ERROR = 4400;
 export const CLOSE_REFUSED = 4401;

@@ -5,43 +5,28 @@
  * that dies fails its tasks with the reason and is replaced.
  */
 import { Worker } from 'node:worker_threads';
-import type { SerializedError } from '../errors.ts';
 import type { FnDef } from '../protocol/messages.ts';
 import type { ExecResult, ExecTask } from './state-machine.ts';
+import { RESULT_ERROR, RESULT_REQUEUE, type ResultBatch, type ThreadBatch } from './thread-protocol.ts';
 
-/**
- * Tasks for a thread, column by column: task i has keys[i], runs[i], fns[i];
- * `chunk` holds, per task, its arguments then its depCounts[i] inputs, each
- * ending at the next entry of `ends`; depKeys names the inputs in order.
- */
-export interface ThreadBatch {
-  /** [task index, key of its input that this thread computes itself (sent empty)]. */
-  afters: [number, string][];
-  keys: string[];
-  runs: number[];
-  fns: number[];
-  depCounts: number[];
-  depKeys: string[];
-  ends: number[];
-  chunk: ArrayBuffer;
-}
-
-/** Results from a thread: bytes of result i end at ends[i] in `chunk`; failed tasks are in `errors`. */
-export interface ResultBatch {
-  /** Indices of tasks returned for a normal dispatch (their `after` input was not here). */
-  requeue: number[];
-  keys: string[];
-  runs: number[];
-  durations: number[];
-  ends: number[];
-  errors: [number, SerializedError][];
-  chunk: ArrayBuffer;
-}
+const NO_KEYS: string[] = [];
+/** Placeholder for answered tasks in a thread's list, so they can be collected. */
+const DONE = { key: '', run: 0, after: null, keep: false, fn: 0, args: new Uint8Array(0), depKeys: [], depData: [] } as ExecTask;
 
 interface Thread {
   worker: Worker;
-  inflight: Map<string, number>;
   index: number;
+  /** Number for the next task posted. */
+  nextSeq: number;
+  /** Tasks posted and not answered, in order, from `head`. */
+  posted: ExecTask[];
+  head: number;
+}
+
+/** Where a task whose value a later task takes in memory is running. */
+interface Keeper {
+  th: Thread;
+  seq: number;
 }
 
 export class ExecutorPool {
@@ -49,11 +34,13 @@ export class ExecutorPool {
   private closed = false;
   /** Every function defined so far, for threads started later. */
   private fns: [number, FnDef][] = [];
+  /** Tasks running now whose value a later task takes in memory, by key. */
+  private keepers = new Map<string, Keeper>();
 
   constructor(
     readonly size: number,
     private readonly cwd: string,
-    private readonly onResults: (results: ExecResult[]) => void,
+    private readonly onResultsCb: (results: ExecResult[]) => void,
     private readonly onThreadDeath: (index: number, reason: string) => void = () => {},
   ) {
     for (let i = 0; i < size; i++) this.threads.push(this.spawn(i));
@@ -75,30 +62,39 @@ export class ExecutorPool {
 
   execute(tasks: ExecTask[]): void {
     if (this.closed) return;
-    if (this.threads.length === 1) {
-      this.post(this.threads[0] as Thread, tasks);
-      return;
-    }
-    const per = new Map<Thread, ExecTask[]>();
+    const per = new Map<Thread, { list: ExecTask[]; afters: number[] }>();
     for (const t of tasks) {
-      // A task that runs after an input computed on one thread must go to that thread.
-      const home = t.after === null ? undefined : this.threads.find((th) => th.inflight.has(t.after as string) || per.get(th)?.some((x) => x.key === t.after));
-      if (home) {
-        const list = per.get(home);
-        if (list) list.push(t);
-        else per.set(home, [t]);
-        continue;
+      let th: Thread | undefined;
+      let producer = -1;
+      let afterDep = -1;
+      if (t.after !== null) {
+        // It takes an input in memory from the thread computing it, so it must run there.
+        const k = this.keepers.get(t.after);
+        if (k) {
+          th = k.th;
+          producer = k.seq;
+        }
+        afterDep = t.depKeys.indexOf(t.after);
       }
-      let best = this.threads[0] as Thread;
-      for (const th of this.threads) {
-        const load = th.inflight.size + (per.get(th)?.length ?? 0);
-        if (load < best.inflight.size + (per.get(best)?.length ?? 0)) best = th;
+      if (!th) {
+        th = this.threads[0] as Thread;
+        for (const x of this.threads) if (this.load(x, per) < this.load(th, per)) th = x;
       }
-      const list = per.get(best);
-      if (list) list.push(t);
-      else per.set(best, [t]);
+      let batch = per.get(th);
+      if (!batch) {
+        batch = { list: [], afters: [] };
+        per.set(th, batch);
+      }
+      if (afterDep >= 0) batch.afters.push(batch.list.length, producer, afterDep);
+      const seq = th.nextSeq + batch.list.length;
+      batch.list.push(t);
+      if (t.keep) this.keepers.set(t.key, { th, seq });
     }
-    for (const [th, list] of per) this.post(th, list);
+    for (const [th, batch] of per) this.post(th, batch.list, batch.afters);
+  }
+
+  private load(th: Thread, per: Map<Thread, { list: ExecTask[] }>): number {
+    return th.posted.length - th.head + (per.get(th)?.list.length ?? 0);
   }
 
   async close(): Promise<void> {
@@ -107,8 +103,8 @@ export class ExecutorPool {
     this.threads = [];
   }
 
-  /** Posts tasks column by column; specs and inputs go in one transferred buffer. */
-  private post(th: Thread, tasks: ExecTask[]): void {
+  /** Posts tasks column by column; arguments and inputs go in one transferred buffer. */
+  private post(th: Thread, tasks: ExecTask[], afters: number[]): void {
     let total = 0;
     let ndeps = 0;
     for (const t of tasks) {
@@ -119,18 +115,16 @@ export class ExecutorPool {
     const chunk = new ArrayBuffer(total);
     const view = new Uint8Array(chunk);
     const n = tasks.length;
-    const batch: ThreadBatch = { afters: [], keys: new Array(n), runs: new Array(n), fns: new Array(n), ends: new Array(n + ndeps), depCounts: new Array(n), depKeys: new Array(ndeps), chunk };
+    const batch: ThreadBatch = { base: th.nextSeq, fns: new Int32Array(n), depCounts: new Int32Array(n), ends: new Uint32Array(n + ndeps), afters, depKeys: ndeps === 0 ? NO_KEYS : new Array<string>(ndeps), chunk };
+    th.nextSeq += n;
     let off = 0;
     let e = 0;
     let dk = 0;
     for (let i = 0; i < n; i++) {
       const t = tasks[i] as ExecTask;
-      th.inflight.set(t.key, t.run);
-      batch.keys[i] = t.key;
-      batch.runs[i] = t.run;
+      th.posted.push(t);
       batch.fns[i] = t.fn;
       batch.depCounts[i] = t.depKeys.length;
-      if (t.after !== null) batch.afters.push([i, t.after]);
       view.set(t.args, off);
       off += t.args.length;
       batch.ends[e++] = off;
@@ -145,43 +139,54 @@ export class ExecutorPool {
     th.worker.postMessage({ tasks: batch }, [chunk]);
   }
 
+  /** Results for the oldest tasks posted to `th`, in order. */
+  private onResults(th: Thread, r: ResultBatch): void {
+    const view = new Uint8Array(r.chunk);
+    const errors = r.errors.length > 0 ? new Map(r.errors) : null;
+    const n = r.status.length;
+    const results: ExecResult[] = new Array(n);
+    let start = 0;
+    for (let i = 0; i < n; i++) {
+      const t = th.posted[th.head] as ExecTask;
+      th.posted[th.head++] = DONE;
+      if (t.keep && this.keepers.get(t.key)?.th === th) this.keepers.delete(t.key);
+      const end = r.ends[i] as number;
+      const status = r.status[i];
+      const duration = r.durations[i] as number;
+      if (status === RESULT_REQUEUE) results[i] = { key: t.key, run: t.run, duration, requeue: true };
+      else if (status === RESULT_ERROR) results[i] = { key: t.key, run: t.run, error: errors?.get(i) ?? { name: 'Error', message: 'task failed' }, duration };
+      else results[i] = { key: t.key, run: t.run, bytes: view.subarray(start, end), duration };
+      start = end;
+    }
+    if (th.head === th.posted.length) {
+      th.posted = [];
+      th.head = 0;
+    } else if (th.head > 4096 && th.head * 2 > th.posted.length) {
+      th.posted = th.posted.slice(th.head);
+      th.head = 0;
+    }
+    this.onResultsCb(results);
+  }
+
   private spawn(index: number): Thread {
     const worker = new Worker(new URL('./thread-entry.mjs', import.meta.url), { workerData: { cwd: this.cwd } });
-    const th: Thread = { worker, inflight: new Map(), index };
+    const th: Thread = { worker, index, nextSeq: 0, posted: [], head: 0 };
     if (this.fns.length > 0) worker.postMessage({ fns: this.fns });
-    worker.on('message', (msg: { results: ResultBatch }) => {
-      const r = msg.results;
-      const view = new Uint8Array(r.chunk);
-      const errors = r.errors.length > 0 ? new Map(r.errors) : null;
-      const requeue = r.requeue.length > 0 ? new Set(r.requeue) : null;
-      const results: ExecResult[] = new Array(r.keys.length);
-      let start = 0;
-      for (let i = 0; i < r.keys.length; i++) {
-        const key = r.keys[i] as string;
-        th.inflight.delete(key);
-        const end = r.ends[i] as number;
-        const error = errors?.get(i);
-        const run = r.runs[i] as number;
-        const duration = r.durations[i] as number;
-        if (requeue?.has(i)) results[i] = { key, run, duration, requeue: true };
-        else if (error) results[i] = { key, run, error, duration };
-        else results[i] = { key, run, bytes: view.subarray(start, end), duration };
-        start = end;
-      }
-      this.onResults(results);
-    });
+    worker.on('message', (msg: { results: ResultBatch }) => this.onResults(th, msg.results));
     const died = (reason: string): void => {
       if (this.closed || this.threads[index] !== th) return;
-      const lost: ExecResult[] = [...th.inflight].map(([key, run]) => ({
-        key,
-        run,
-        error: { name: 'ExecutorCrashError', message: `the executor thread running task ${key} died: ${reason}` },
+      const lost: ExecResult[] = th.posted.slice(th.head).map((t) => ({
+        key: t.key,
+        run: t.run,
+        error: { name: 'ExecutorCrashError', message: `the executor thread running task ${t.key} died: ${reason}` },
         duration: 0,
       }));
-      th.inflight.clear();
+      th.posted = [];
+      th.head = 0;
+      for (const [key, k] of this.keepers) if (k.th === th) this.keepers.delete(key);
       this.threads[index] = this.spawn(index);
       this.onThreadDeath(index, reason);
-      if (lost.length > 0) this.onResults(lost);
+      if (lost.length > 0) this.onResultsCb(lost);
     };
     worker.on('error', (err) => died(`${err.name}: ${err.message}`));
     worker.on('exit', (code) => died(`exited with code ${code}`));

@@ -2,8 +2,13 @@
  * Runs tasks in a worker thread, so the worker's main thread stays free to
  * heartbeat and serve data however long a task computes. Receives batches of
  * tasks in columns (see ThreadBatch), runs them in order, and posts results
- * back in columns at least every 5 ms while busy (at once when idle), all result bytes in one
- * transferred buffer.
+ * back in the same order, in columns, at least every 5 ms while busy (at once
+ * when idle), all result bytes in one transferred buffer.
+ *
+ * Tasks are numbered per thread (`seq`): the main thread matches results to
+ * tasks by order, and a task sent to run after another one on this thread
+ * names it by number, so no key strings cross the thread boundary on the hot
+ * path.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { decode, encode } from '../protocol/codec.ts';
@@ -11,8 +16,7 @@ import type { FnDef } from '../protocol/messages.ts';
 import { substituteRefs } from '../protocol/spec.ts';
 import { serializeError, type SerializedError } from '../errors.ts';
 import { resolveFunction, type TaskFunction } from './functions.ts';
-import type { ResultBatch, ThreadBatch } from './executor-pool.ts';
-import type { ExecTask as Task } from './state-machine.ts';
+import { RESULT_ERROR, RESULT_OK, RESULT_REQUEUE, type ResultBatch, type ThreadBatch } from './thread-protocol.ts';
 
 // esbuild (behind tsx) wraps named inner functions in __name(); shipped sources need it here.
 const g = globalThis as { __name?: (fn: unknown, name: string) => unknown };
@@ -30,184 +34,236 @@ if (!port) throw new Error('executor-thread must run in a worker thread');
 const cwd = (workerData as { cwd: string }).cwd;
 const FLUSH_MS = 5;
 
-interface Result {
-  key: string;
-  run: number;
-  bytes: Uint8Array | null;
-  error: SerializedError | null;
-  duration: number;
-  requeue?: boolean;
-}
-
 /**
- * Chains kept on this thread: keys a queued task will take in memory (with
- * how many tasks want each), the values kept for them, and keys whose task
- * failed here.
+ * Chains kept on this thread: tasks (by seq) whose value a queued task will
+ * take in memory, with how many tasks want each, and the values kept.
  */
-const wanted = new Map<string, number>();
-const kept = new Map<string, { value: unknown; bytes: Uint8Array }>();
-const failedHere = new Map<string, SerializedError>();
+const wanted = new Map<number, number>();
+const kept = new Map<number, { value: unknown; bytes: Uint8Array }>();
 
 const fns = new Map<number, FnDef>();
+/** Functions resolved so far, by id (a promise while a module loads). */
+const resolvedFns = new Map<number, TaskFunction>();
 const queue: ThreadBatch[] = [];
 let running = false;
-let results: Result[] = [];
 let lastFlush = performance.now();
+
+/** Results not yet posted, as columns. */
+let outStatus: number[] = [];
+let outDurations: number[] = [];
+let outBytes: Uint8Array[] = [];
+let outErrors: [number, SerializedError][] = [];
+const NO_BYTES = new Uint8Array(0);
 
 port.on('message', (msg: { tasks: ThreadBatch } | { fns: [number, FnDef][] }) => {
   if ('fns' in msg) {
     for (const [id, def] of msg.fns) fns.set(id, def);
     return;
   }
-  for (const [, key] of msg.tasks.afters) wanted.set(key, (wanted.get(key) ?? 0) + 1);
+  const a = msg.tasks.afters;
+  for (let i = 1; i < a.length; i += 3) {
+    const p = a[i] as number;
+    if (p >= 0) wanted.set(p, (wanted.get(p) ?? 0) + 1);
+  }
   queue.push(msg.tasks);
   if (!running) void runQueue();
 });
+
+/** The state of one batch being run, shared by the helpers below instead of per-task closures. */
+interface Cursor {
+  b: ThreadBatch;
+  view: Uint8Array;
+  /** Next entry of `ends`, next dependency key, start of the next slice. */
+  e: number;
+  dk: number;
+  start: number;
+}
+
+function slice(c: Cursor): Uint8Array {
+  const end = c.b.ends[c.e++] as number;
+  const v = c.view.subarray(c.start, end);
+  c.start = end;
+  return v;
+}
 
 async function runQueue(): Promise<void> {
   running = true;
   while (queue.length > 0) {
     const b = queue.shift() as ThreadBatch;
-    const view = new Uint8Array(b.chunk);
-    const afters = b.afters.length > 0 ? new Map(b.afters) : null;
-    let e = 0;
-    let dk = 0;
-    let start = 0;
-    const slice = (): Uint8Array => {
-      const end = b.ends[e++] as number;
-      const v = view.subarray(start, end);
-      start = end;
-      return v;
-    };
-    for (let i = 0; i < b.keys.length; i++) {
-      const args = slice();
-      const n = b.depCounts[i] as number;
-      const depKeys: string[] = new Array(n);
-      const depData: Uint8Array[] = new Array(n);
-      for (let j = 0; j < n; j++) {
-        depKeys[j] = b.depKeys[dk++] as string;
-        depData[j] = slice();
+    const c: Cursor = { b, view: new Uint8Array(b.chunk), e: 0, dk: 0, start: 0 };
+    const n = b.fns.length;
+    let ai = 0;
+    let t0 = performance.now();
+    for (let i = 0; i < n; i++) {
+      let producer = -1;
+      let afterDep = -1;
+      if (ai < b.afters.length && b.afters[ai] === i) {
+        producer = b.afters[ai + 1] as number;
+        afterDep = b.afters[ai + 2] as number;
+        ai += 3;
       }
-      const r = runOne({ key: b.keys[i] as string, run: b.runs[i] as number, after: afters?.get(i) ?? null, fn: b.fns[i] as number, args, depKeys, depData });
-      results.push(r instanceof Promise ? await r : r);
-      const last = i === b.keys.length - 1 && queue.length === 0;
-      if (last || performance.now() - lastFlush >= FLUSH_MS) flush();
+      const pending = runOne(c, b.base + i, b.fns[i] as number, b.depCounts[i] as number, producer, afterDep, t0);
+      if (pending) await pending;
+      const t1 = performance.now();
+      if ((i === n - 1 && queue.length === 0) || t1 - lastFlush >= FLUSH_MS) flush(t1);
+      t0 = t1;
     }
   }
   running = false;
 }
 
-function fail(t: Task, err: unknown, duration: number): Result {
-  const error = serializeError(err);
-  if (wanted.has(t.key)) failedHere.set(t.key, error);
-  return { key: t.key, run: t.run, bytes: null, error, duration };
+function pushResult(status: number, duration: number, bytes: Uint8Array): void {
+  outStatus.push(status);
+  outDurations.push(duration);
+  outBytes.push(bytes);
 }
 
-/** Takes the in-memory input of a task sent to run after it; undefined if this thread does not have it. */
-function takeKept(key: string): { value: unknown } | { error: SerializedError } | undefined {
-  const left = (wanted.get(key) ?? 1) - 1;
-  if (left > 0) wanted.set(key, left);
-  else wanted.delete(key);
-  const error = failedHere.get(key);
-  if (error) {
-    if (left <= 0) failedHere.delete(key);
-    return { error };
-  }
-  const k = kept.get(key);
+/** A failed task keeps no value: its dependents on this thread find none and go back. */
+function fail(err: unknown, duration: number): void {
+  outErrors.push([outStatus.length, serializeError(err)]);
+  pushResult(RESULT_ERROR, duration, NO_BYTES);
+}
+
+/** Takes the in-memory input (the result of task `seq` on this thread); undefined if it is not here. */
+function takeKept(seq: number): { value: unknown } | undefined {
+  const left = (wanted.get(seq) ?? 1) - 1;
+  if (left > 0) wanted.set(seq, left);
+  else wanted.delete(seq);
+  const k = kept.get(seq);
   if (!k) return undefined;
   if (left > 0) return { value: decode(k.bytes) }; // others still want it: a private copy
-  kept.delete(key);
+  kept.delete(seq);
   return { value: k.value };
 }
 
-function finish(t: Task, value: unknown, start: number): Result {
+function finish(seq: number, value: unknown, start: number): void {
   const duration = (performance.now() - start) / 1000;
   if (typeof value === 'function' || typeof value === 'symbol') {
-    return fail(t, new TypeError(`task ${t.key} returned a ${typeof value}, which cannot be sent to other machines`), duration);
+    fail(new TypeError(`the task returned a ${typeof value}, which cannot be sent to other machines`), duration);
+    return;
   }
+  let bytes: Uint8Array;
   try {
-    const bytes = encode(value);
-    if (wanted.has(t.key)) kept.set(t.key, { value, bytes });
-    return { key: t.key, run: t.run, bytes, error: null, duration };
+    bytes = encode(value);
   } catch (err) {
-    return fail(t, new TypeError(`the result of task ${t.key} cannot be serialized: ${(err as Error).message}`), duration);
+    fail(new TypeError(`the task's result cannot be serialized: ${(err as Error).message}`), duration);
+    return;
   }
+  if (wanted.has(seq)) kept.set(seq, { value, bytes });
+  pushResult(RESULT_OK, duration, bytes);
 }
 
-function runOne(t: Task): Result | Promise<Result> {
-  const start = performance.now();
-  const def = fns.get(t.fn);
-  if (!def) return fail(t, new Error(`task ${t.key} uses function #${t.fn}, which was never defined on this worker`), 0);
-  const [kind, ref] = def;
+/** Decodes the arguments and puts the task's inputs in place of their references. */
+function prepareArgs(argBytes: Uint8Array, depKeys: string[] | null, depBytes: Uint8Array[] | null, afterDep: number, local: unknown): unknown[] {
+  const decoded = decode(argBytes);
+  if (!Array.isArray(decoded)) throw new TypeError('the task arguments are not an array');
+  if (!depKeys || !depBytes) return decoded;
+  const values = depBytes.map((bytes, j) => (j === afterDep ? local : decode(bytes)));
+  return substituteRefs(decoded, (k) => values[depKeys.indexOf(k)]) as unknown[];
+}
+
+/**
+ * Runs task `seq`. `afterDep` is the index of its input computed on this
+ * thread by task `producer` (-1: none), which it takes from memory; when that
+ * value is not here, the task goes back to the main thread.
+ */
+function runOne(c: Cursor, seq: number, fnId: number, ndeps: number, producer: number, afterDep: number, start: number): Promise<void> | undefined {
+  // Take every slice of this task first, so the cursor stays right whatever fails.
+  const argBytes = slice(c);
+  let depKeys: string[] | null = null;
+  let depBytes: Uint8Array[] | null = null;
+  if (ndeps > 0) {
+    depKeys = new Array<string>(ndeps);
+    depBytes = new Array<Uint8Array>(ndeps);
+    for (let j = 0; j < ndeps; j++) {
+      depKeys[j] = c.b.depKeys[c.dk++] as string;
+      depBytes[j] = slice(c);
+    }
+  }
+  let local: unknown;
+  if (afterDep >= 0) {
+    const got = producer >= 0 ? takeKept(producer) : undefined;
+    if (!got) {
+      pushResult(RESULT_REQUEUE, 0, NO_BYTES);
+      return undefined;
+    }
+    local = got.value;
+  }
   let args: unknown[];
   try {
-    const decoded = decode(t.args);
-    if (!Array.isArray(decoded)) throw new TypeError(`the arguments of task ${t.key} are not an array`);
-    args = decoded;
-    if (t.depKeys.length > 0) {
-      let local: unknown;
-      if (t.after !== null) {
-        const got = takeKept(t.after);
-        if (!got) return { key: t.key, run: t.run, bytes: null, error: null, duration: 0, requeue: true };
-        if ('error' in got) return { key: t.key, run: t.run, bytes: null, error: { name: 'DependencyError', message: `input ${t.after} failed: ${got.error.message}`, failedKey: t.after }, duration: 0 };
-        local = got.value;
-      }
-      const values = t.depData.map((d, i) => (t.depKeys[i] === t.after ? local : decode(d)));
-      const keys = t.depKeys;
-      args = substituteRefs(args, (k) => values[keys.indexOf(k)]) as unknown[];
-    }
+    args = prepareArgs(argBytes, depKeys, depBytes, afterDep, local);
   } catch (err) {
-    return fail(t, err, 0);
+    fail(err, 0);
+    return undefined;
   }
-  const call = (fn: TaskFunction): Result | Promise<Result> => {
-    let out: unknown;
-    try {
-      out = fn(...args);
-    } catch (err) {
-      return fail(t, err, (performance.now() - start) / 1000);
-    }
-    if (out instanceof Promise) {
-      return out.then(
-        (v: unknown) => finish(t, v, start),
-        (err: unknown) => fail(t, err, (performance.now() - start) / 1000),
-      );
-    }
-    return finish(t, out, start);
-  };
+  const fn = resolvedFns.get(fnId);
+  if (fn) return call(seq, fn, args, start);
+  const def = fns.get(fnId);
+  if (!def) {
+    fail(new Error(`the task uses function #${fnId}, which was never defined on this worker`), 0);
+    return undefined;
+  }
+  let resolved: TaskFunction | Promise<TaskFunction>;
   try {
-    const fn = resolveFunction(kind, ref, cwd);
-    return fn instanceof Promise ? fn.then(call, (err: unknown) => fail(t, err, 0)) : call(fn);
+    resolved = resolveFunction(def[0], def[1], cwd);
   } catch (err) {
-    return fail(t, err, 0);
+    fail(err, 0);
+    return undefined;
   }
+  if (!(resolved instanceof Promise)) {
+    resolvedFns.set(fnId, resolved);
+    return call(seq, resolved, args, start);
+  }
+  return resolved.then(
+    (f) => {
+      resolvedFns.set(fnId, f);
+      return call(seq, f, args, performance.now());
+    },
+    (err: unknown) => fail(err, 0),
+  );
+}
+
+function call(seq: number, fn: TaskFunction, args: unknown[], start: number): Promise<void> | undefined {
+  let out: unknown;
+  try {
+    out = fn(...args);
+  } catch (err) {
+    fail(err, (performance.now() - start) / 1000);
+    return undefined;
+  }
+  if (out instanceof Promise) {
+    return out.then(
+      (v: unknown) => finish(seq, v, start),
+      (err: unknown) => fail(err, (performance.now() - start) / 1000),
+    );
+  }
+  finish(seq, out, start);
+  return undefined;
 }
 
 /** Posts the results so far, in columns, their bytes in one transferred buffer. */
-function flush(): void {
-  lastFlush = performance.now();
-  if (results.length === 0) return;
+function flush(now: number): void {
+  lastFlush = now;
+  const n = outStatus.length;
+  if (n === 0) return;
   let total = 0;
-  for (const r of results) if (r.bytes) total += r.bytes.length;
+  for (let i = 0; i < n; i++) total += (outBytes[i] as Uint8Array).length;
   const chunk = new ArrayBuffer(total);
   const view = new Uint8Array(chunk);
-  const n = results.length;
-  const out: ResultBatch = { requeue: [], keys: new Array(n), runs: new Array(n), durations: new Array(n), ends: new Array(n), errors: [], chunk };
+  const ends = new Uint32Array(n);
   let off = 0;
   for (let i = 0; i < n; i++) {
-    const r = results[i] as Result;
-    out.keys[i] = r.key;
-    out.runs[i] = r.run;
-    out.durations[i] = r.duration;
-    if (r.requeue) {
-      out.requeue.push(i);
-    } else if (r.bytes) {
-      view.set(r.bytes, off);
-      off += r.bytes.length;
-    } else if (r.error) {
-      out.errors.push([i, r.error]);
+    const bytes = outBytes[i] as Uint8Array;
+    if (bytes.length > 0) {
+      view.set(bytes, off);
+      off += bytes.length;
     }
-    out.ends[i] = off;
+    ends[i] = off;
   }
-  results = [];
+  const out: ResultBatch = { status: Uint8Array.from(outStatus), durations: Float64Array.from(outDurations), ends, errors: outErrors, chunk };
+  outStatus = [];
+  outDurations = [];
+  outBytes = [];
+  outErrors = [];
   port?.postMessage({ results: out }, [chunk]);
 }

@@ -60,6 +60,8 @@ export interface ExecTask {
   run: number;
   /** The one input (in depKeys, with empty depData) the executor thread itself is computing. */
   after: string | null;
+  /** A task dispatched with it takes its value in memory (`after`): the thread keeps the value. */
+  keep: boolean;
   /** Function id (see the `define` instruction) and msgpack arguments. */
   fn: number;
   args: Uint8Array;
@@ -443,14 +445,17 @@ export class WorkerState {
    * A task just handed to a thread: its local dependents missing nothing else
    * may follow it onto that thread now, and take its result there in memory.
    */
-  private startDependentsEarly(p: WTask): void {
+  private startDependentsEarly(p: WTask): boolean {
     const waiters = this.localWaiters.get(p.key);
-    if (!waiters) return;
+    if (!waiters) return false;
+    let any = false;
     for (const d of waiters) {
       if (this.tasks.get(d.key) !== d || d.state !== 'fetching' || d.missing !== 1 || d.resources) continue;
       d.state = 'ready';
       this.ready.push(d);
+      any = true;
     }
+    return any;
   }
 
   /** Hands ready tasks to the executor, highest priority first, within limits. */
@@ -478,8 +483,9 @@ export class WorkerState {
         }
       }
       t.after = after;
-      this.toExecute.push({ key: t.key, run: t.run, after, fn: t.fn, args: t.args, depKeys: t.deps, depData });
-      this.startDependentsEarly(t);
+      const exec: ExecTask = { key: t.key, run: t.run, after, keep: false, fn: t.fn, args: t.args, depKeys: t.deps, depData };
+      this.toExecute.push(exec);
+      exec.keep = this.startDependentsEarly(t);
       // Tell the scheduler which tasks to blame if this process dies. Functions
       // measured as fast are left out: the scheduler then blames all it sent.
       const fd = this.fnDuration.get(t.fn);

@@ -1,0 +1,45 @@
+/**
+ * What the worker's main thread and its executor threads send each other:
+ * tasks and results in columns, with the bytes of a batch in one transferred
+ * buffer.
+ */
+import type { SerializedError } from '../errors.ts';
+
+/**
+ * Tasks for a thread, in columns. Task i has number `base + i` on that thread
+ * (results come back in the same order), function fns[i] and depCounts[i]
+ * inputs; `chunk` holds, per task, its arguments then its inputs, each ending
+ * at the next entry of `ends`; depKeys names the inputs in order.
+ */
+export interface ThreadBatch {
+  base: number;
+  fns: Int32Array;
+  depCounts: Int32Array;
+  ends: Uint32Array;
+  /**
+   * Triples [task index, number of the task on this thread that computes one
+   * of its inputs (-1: unknown), index of that input]: the input is sent empty
+   * and taken from the thread's memory.
+   */
+  afters: number[];
+  depKeys: string[];
+  chunk: ArrayBuffer;
+}
+
+/**
+ * Results from a thread, for the next status.length tasks it was given, in
+ * order: status (RESULT_*), run time in seconds,
+ * result bytes ending at ends[i] in `chunk`, and errors by result index.
+ */
+export interface ResultBatch {
+  status: Uint8Array;
+  durations: Float64Array;
+  ends: Uint32Array;
+  errors: [number, SerializedError][];
+  chunk: ArrayBuffer;
+}
+
+export const RESULT_OK = 0;
+export const RESULT_ERROR = 1;
+/** The task's in-memory input was not on the thread: the main thread dispatches it again. */
+export const RESULT_REQUEUE = 2;
