@@ -48,6 +48,7 @@ interface Waiter {
 }
 
 interface KeyState {
+  readonly key: string;
   /** Some accepted graph holds this key (a later rejected one must not fail it). */
   accepted: boolean;
   status: FutureStatus;
@@ -133,72 +134,89 @@ export class Client implements FutureHost {
     return futures;
   }
 
-  /** Computes a graph and returns the values of `keys` (default: its outputs), releasing them after. */
-  async get(graph: Graph, keys?: string[]): Promise<Record<string, unknown>> {
-    const { builder, wanted } = this.build(graph, keys);
-    for (const k of wanted.keys) this.retain(k);
+  /**
+   * Computes a graph and returns values, like Dask's `client.get`: for a list
+   * of keys, their values in that order; for one key, its value; with no
+   * keys, the graph's outputs (keys nothing else depends on) by key. The
+   * results are released on the cluster afterwards.
+   */
+  async get(graph: Graph, keys: string[]): Promise<unknown[]>;
+  async get(graph: Graph, key: string): Promise<unknown>;
+  async get(graph: Graph): Promise<Record<string, unknown>>;
+  async get(graph: Graph, keys?: string[] | string): Promise<unknown> {
+    const { builder, wanted } = this.build(graph, typeof keys === 'string' ? [keys] : keys);
+    const states = wanted.keys.map((k) => this.hold(k));
     try {
-      await this.send(builder, wanted.indices, wanted.existing);
-      await this.waitKeys(wanted.keys);
-      const values = await this.fetchValues(wanted.keys);
+      await this.send(builder, wanted.indices, wanted.existing, states);
+      await this.waitStates(states);
+      const values = await this.fetchValues(states);
+      if (typeof keys === 'string') return values[0];
+      if (keys) return values;
       const out: Record<string, unknown> = {};
-      for (const k of wanted.keys) out[k] = values.get(k);
+      wanted.keys.forEach((k, i) => (out[k] = values[i]));
       return out;
     } finally {
-      for (const k of wanted.keys) this.releaseKey(k);
+      for (const ks of states) this.releaseState(ks);
     }
   }
 
   private build(graph: Graph, keys: string[] | undefined): { builder: GraphBuilder; wanted: { keys: string[]; indices: number[]; existing: string[] } } {
     const builder = new GraphBuilder();
-    for (const key in graph) {
+    const all = Object.keys(graph);
+    for (const key of all) {
       const def = graph[key];
       if (!def || (typeof def.fn !== 'string' && typeof def.fn !== 'function')) throw new GraphError(`graph entry ${key} needs a fn (a "module#export" string or a function)`, [key]);
       builder.add(def.fn, def.args ?? [], def, key);
     }
-    const indexOf = new Map<string, number>();
-    builder.keys.forEach((k, i) => indexOf.set(k, i));
     let want = keys;
     if (!want) {
       const used = builder.depKeys();
-      want = builder.keys.filter((k) => !used.has(k));
+      want = all.filter((k) => !used.has(k));
     }
     const indices: number[] = [];
     const existing: string[] = [];
-    for (const k of want) {
-      const i = indexOf.get(k);
-      if (i === undefined) existing.push(k);
-      else indices.push(i);
+    // Common case first: the keys asked for are the graph's own, in its order.
+    let i = 0;
+    while (i < want.length && i < all.length && want[i] === all[i]) indices.push(i++);
+    if (i < want.length) {
+      const indexOf = new Map<string, number>();
+      all.forEach((k, j) => indexOf.set(k, j));
+      for (; i < want.length; i++) {
+        const k = want[i] as string;
+        const j = indexOf.get(k);
+        if (j === undefined) existing.push(k);
+        else indices.push(j);
+      }
     }
     return { builder, wanted: { keys: want, indices, existing } };
   }
 
-  private async send(b: GraphBuilder, wants: number[], wantKeys: string[] = []): Promise<void> {
+  /** Sends a graph; `states` are the client's records of the wanted keys (looked up when not given). */
+  private async send(b: GraphBuilder, wants: number[], wantKeys: string[] = [], states?: KeyState[]): Promise<void> {
     if (this.closedError) throw this.closedError;
     const reply = await this.requests.start((id) => this.conn.send(b.build(id, wants, wantKeys)));
+    const stateOf = (n: number, i: number): KeyState | undefined => states?.[n] ?? this.keys.get(b.keys[i] as string);
     if (reply.op === 'graph-rejected') {
       const err = new GraphError(reply.error.message, reply.keys);
-      for (const i of wants) {
-        const key = b.keys[i] as string;
-        if (this.keys.get(key)?.accepted === false) this.settle(key, 'error', err);
-      }
+      wants.forEach((i, n) => {
+        const ks = stateOf(n, i);
+        if (ks?.accepted === false) this.settleState(ks, 'error', err);
+      });
       throw err;
     }
-    for (const i of wants) {
-      const ks = this.keys.get(b.keys[i] as string);
+    wants.forEach((i, n) => {
+      const ks = stateOf(n, i);
       if (ks) ks.accepted = true;
-    }
+    });
   }
 
   // ------------------------------------------------------------------ results
 
   /** Waits for the futures and fetches their values, in order. Rejects with the first error. */
   async gather<T = unknown>(futures: readonly Future<T>[]): Promise<T[]> {
-    const keys = futures.map((f) => f.key);
-    const unique = [...new Set(keys)];
-    await this.waitKeys(unique);
-    const values = await this.fetchValues(unique);
-    return keys.map((k) => values.get(k) as T);
+    const states = futures.map((f) => this.keys.get(f.key) ?? cancelledState(f.key));
+    await this.waitStates(states);
+    return (await this.fetchValues(states)) as T[];
   }
 
   /**
@@ -285,14 +303,16 @@ export class Client implements FutureHost {
 
   /** Resolves when every key has finished; rejects with the first error. */
   waitKeys(keys: readonly string[]): Promise<void> {
+    return this.waitStates(keys.map((k) => this.keys.get(k) ?? cancelledState(k)));
+  }
+
+  private waitStates(states: readonly KeyState[]): Promise<void> {
     if (this.closedError) return Promise.reject(this.closedError);
     return new Promise((resolve, reject) => {
       const w: Waiter = { left: 0, settled: false, resolve, reject };
-      for (const key of keys) {
-        const ks = this.keys.get(key);
-        if (!ks) return reject(new CancelledError(`future ${key} was cancelled or released`));
+      for (const ks of states) {
         if (ks.status === 'finished') continue;
-        if (ks.status === 'error' || ks.status === 'cancelled') return reject(ks.error ?? new CancelledError(`future ${key} was cancelled`));
+        if (ks.status === 'error' || ks.status === 'cancelled') return reject(ks.error ?? new CancelledError(`future ${ks.key} was cancelled or released`));
         w.left++;
         if (ks.waiter === null) ks.waiter = w;
         else (ks.moreWaiters ??= []).push(w);
@@ -305,20 +325,35 @@ export class Client implements FutureHost {
   }
 
   async gatherOne(key: string): Promise<unknown> {
-    return (await this.fetchValues([key])).get(key);
+    const ks = this.keys.get(key) ?? cancelledState(key);
+    return (await this.fetchValues([ks]))[0];
   }
 
   retain(key: string): void {
+    this.hold(key);
+  }
+
+  /** One more reference to a key; its record. */
+  private hold(key: string): KeyState {
     const ks = this.keys.get(key);
-    if (ks) ks.refs++;
-    else this.keys.set(key, { accepted: false, status: 'pending', error: null, where: null, refs: 1, waiter: null, moreWaiters: null });
+    if (ks) {
+      ks.refs++;
+      return ks;
+    }
+    const fresh: KeyState = { key, accepted: false, status: 'pending', error: null, where: null, refs: 1, waiter: null, moreWaiters: null };
+    this.keys.set(key, fresh);
+    return fresh;
   }
 
   releaseKey(key: string): void {
     const ks = this.keys.get(key);
-    if (!ks || --ks.refs > 0) return;
-    this.keys.delete(key);
-    this.pendingRelease.push(key);
+    if (ks) this.releaseState(ks);
+  }
+
+  private releaseState(ks: KeyState): void {
+    if (--ks.refs > 0 || this.keys.get(ks.key) !== ks) return;
+    this.keys.delete(ks.key);
+    this.pendingRelease.push(ks.key);
     if (!this.releaseScheduled) {
       this.releaseScheduled = true;
       setImmediate(() => this.flushReleases());
@@ -354,11 +389,14 @@ export class Client implements FutureHost {
 
   private settle(key: string, status: FutureStatus, error: Error | null): void {
     const ks = this.keys.get(key);
-    if (!ks) return;
+    if (ks) this.settleState(ks, status, error);
+  }
+
+  private settleState(ks: KeyState, status: FutureStatus, error: Error | null): void {
     ks.status = status;
     ks.error = error;
     if (status === 'pending') return;
-    this.wake(ks, status === 'finished' ? null : (error ?? new WeftError(`future ${key} ended as ${status}`)));
+    this.wake(ks, status === 'finished' ? null : (error ?? new WeftError(`future ${ks.key} ended as ${status}`)));
   }
 
   /** Counts a key off its waiters (finished), or fails them (error). */
@@ -375,10 +413,10 @@ export class Client implements FutureHost {
     switch (m.op) {
       case 'in-memory':
         for (let i = 0; i < m.keys.length; i++) {
-          const key = m.keys[i] as string;
-          const ks = this.keys.get(key);
-          if (ks) ks.where = m.addresses[m.holder[i] as number] ?? null;
-          this.settle(key, 'finished', null);
+          const ks = this.keys.get(m.keys[i] as string);
+          if (!ks) continue;
+          ks.where = m.addresses[m.holder[i] as number] ?? null;
+          this.settleState(ks, 'finished', null);
         }
         break;
       case 'erred':
@@ -411,44 +449,56 @@ export class Client implements FutureHost {
   }
 
   /**
-   * Fetches values from the workers holding them: where the scheduler said
-   * they are, else where it says now (who-has), retrying keys that moved.
+   * Fetches values from the workers holding them, in the order given: from
+   * where the scheduler said they are, else where it says now (who-has),
+   * retrying keys that moved.
    */
-  private async fetchValues(keys: string[]): Promise<Map<string, unknown>> {
-    const out = new Map<string, unknown>();
-    let todo = keys;
+  private async fetchValues(states: readonly KeyState[]): Promise<unknown[]> {
+    const out: unknown[] = new Array(states.length);
+    let todo: number[] = states.map((_, i) => i);
     for (let attempt = 0; attempt < 5 && todo.length > 0; attempt++) {
-      if (attempt > 0) await this.waitKeys(todo);
-      const perWorker = new Map<string, string[]>();
-      const missing: string[] = [];
-      const place = (k: string, w: string | undefined | null): void => {
-        if (!w) return void missing.push(k);
+      if (attempt > 0) await this.waitStates(todo.map((i) => states[i] as KeyState));
+      const perWorker = new Map<string, number[]>();
+      const missing: number[] = [];
+      const place = (i: number, w: string | undefined | null): void => {
+        if (!w) return void missing.push(i);
         const list = perWorker.get(w);
-        if (list) list.push(k);
-        else perWorker.set(w, [k]);
+        if (list) list.push(i);
+        else perWorker.set(w, [i]);
       };
-      const unknown = attempt === 0 ? todo.filter((k) => !this.keys.get(k)?.where) : todo;
-      if (attempt === 0) for (const k of todo) if (this.keys.get(k)?.where) place(k, this.keys.get(k)?.where);
+      const unknown: number[] = [];
+      for (const i of todo) {
+        const where = attempt === 0 ? (states[i] as KeyState).where : null;
+        if (where) place(i, where);
+        else unknown.push(i);
+      }
       if (unknown.length > 0) {
-        const reply = await this.requests.start((id) => this.conn.send({ op: 'who-has', id, keys: unknown }));
+        const reply = await this.requests.start((id) => this.conn.send({ op: 'who-has', id, keys: unknown.map((i) => (states[i] as KeyState).key) }));
         if (reply.op !== 'who-has-reply') throw new WeftError(`unexpected reply to who-has: ${reply.op}`);
-        unknown.forEach((k, i) => place(k, reply.addresses[reply.holder[i] ?? -1]));
+        unknown.forEach((i, n) => place(i, reply.addresses[reply.holder[n] ?? -1]));
       }
       const requests: Promise<void>[] = [];
-      for (const [address, ks] of perWorker) {
-        for (let i = 0; i < ks.length; i += GATHER_CHUNK) {
-          const chunk = ks.slice(i, i + GATHER_CHUNK);
+      for (const [address, idx] of perWorker) {
+        for (let c = 0; c < idx.length; c += GATHER_CHUNK) {
+          const chunk = idx.slice(c, c + GATHER_CHUNK);
+          const keys = chunk.map((i) => (states[i] as KeyState).key);
           requests.push(
-            this.peers.request(address, { op: 'get', keys: chunk, packed: true }).then(
+            this.peers.request(address, { op: 'get', keys, packed: true }).then(
               (r) => {
                 if (r.op !== 'data' || !r.packed) throw new WeftError(`unexpected reply to get: ${r.op}`);
+                // Values come in the order asked for, without the keys the worker did not have.
+                const gone = r.missing.length > 0 ? new Set(r.missing) : null;
                 const values = decodeSequence(r.blobs[0] ?? new Uint8Array(0));
-                if (values.length !== r.keys.length) throw new WeftError(`worker ${address} sent ${values.length} values for ${r.keys.length} keys`);
-                r.keys.forEach((k, j) => out.set(k, values[j]));
-                for (const k of r.missing) missing.push(k);
+                let v = 0;
+                for (let j = 0; j < chunk.length; j++) {
+                  const i = chunk[j] as number;
+                  if (gone?.has(keys[j] as string)) missing.push(i);
+                  else out[i] = values[v++];
+                }
+                if (v !== values.length) throw new WeftError(`worker ${address} sent ${values.length} values for ${chunk.length - (gone?.size ?? 0)} keys`);
               },
               () => {
-                for (const k of chunk) missing.push(k);
+                for (const i of chunk) missing.push(i);
               },
             ),
           );
@@ -457,9 +507,14 @@ export class Client implements FutureHost {
       await Promise.all(requests);
       todo = missing;
     }
-    if (todo.length > 0) throw new DataLostError(`could not fetch ${todo.length} result(s) from the workers (first: ${todo[0]}); they may have been released or lost`);
+    if (todo.length > 0) throw new DataLostError(`could not fetch ${todo.length} result(s) from the workers (first: ${(states[todo[0] as number] as KeyState).key}); they may have been released or lost`);
     return out;
   }
+}
+
+/** The record of a key this client holds no future for. */
+function cancelledState(key: string): KeyState {
+  return { key, accepted: false, status: 'cancelled', error: new CancelledError(`future ${key} was cancelled or released`), where: null, refs: 0, waiter: null, moreWaiters: null };
 }
 
 function wakeOne(w: Waiter, error: Error | null): void {

@@ -264,7 +264,7 @@ export const workerMetrics = z.object({
 export type WorkerMetrics = z.infer<typeof workerMetrics>;
 
 export const workerToPeer = z.discriminatedUnion('op', [
-  /** With `packed`, blobs holds one buffer: the values of `keys`, in order, back to back. */
+  /** With `packed`, blobs holds one buffer: the values asked for, in order, back to back, leaving out `missing`; `keys` is empty. */
   z.object({ op: z.literal('data'), id, keys, blobs, raw: rawLengths, missing: keys, packed: z.boolean().optional() }),
   z.object({ op: z.literal('put-ok'), id, nbytes: counts }),
   z.object({ op: z.literal('metrics-reply'), id, metrics: workerMetrics }),

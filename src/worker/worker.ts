@@ -244,14 +244,15 @@ export class WeftWorker {
         for (const k of m.keys) {
           const b = this.sm.getData(k);
           if (b) {
-            keys.push(k);
+            if (!m.packed) keys.push(k);
             blobs.push(b);
             bytes += b.length;
           } else missing.push(k);
         }
         if (isClient) this.metrics.bytesSentToClients += bytes;
         else this.metrics.bytesSentToPeers += bytes;
-        if (m.packed) conn.send({ op: 'data', id: m.id, keys, blobs: [Buffer.concat(blobs, bytes)], missing, packed: true });
+        // Packed: the values in the order asked for (without the missing), and no keys back.
+        if (m.packed) conn.send({ op: 'data', id: m.id, keys: [], blobs: [Buffer.concat(blobs, bytes)], missing, packed: true });
         else conn.send({ op: 'data', id: m.id, keys, blobs, missing });
         break;
       }
