@@ -74,6 +74,20 @@ describe('graph submission', () => {
     const [reply] = h.take('c1');
     expect(reply?.op).toBe('graph-rejected');
     expect((reply?.error as { message: string }).message).toContain('b -> nope');
+    expect(h.sm.tasks.size).toBe(0);
+  });
+
+  it('accepts a key listed twice in one graph with the same definition, rejects it with two, leaving nothing behind', () => {
+    const h = new Harness();
+    h.client();
+    h.submit([task('twice'), task('twice'), task('after', ['twice'])], ['after']);
+    expect(ops(h.take('c1'))).toEqual(['graph-ok']);
+    expect(h.sm.tasks.get('after')?.deps.map((d) => d.key)).toEqual(['twice']);
+    h.submit([task('d1'), task('d1', [], {}, 'other.ts#g'), task('d2')], ['d1', 'd2']);
+    const [reply] = h.take('c1');
+    expect(reply?.op).toBe('graph-rejected');
+    expect(reply?.keys).toEqual(['d1']);
+    expect(h.sm.tasks.has('d1') || h.sm.tasks.has('d2')).toBe(false);
   });
 
   it('rejects a key resubmitted with a different definition, accepts the same one again', () => {

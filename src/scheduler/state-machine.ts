@@ -55,6 +55,8 @@ export interface Instructions {
   logs: LogRecord[];
 }
 
+/** `order` of a task new in the graph being added: FRESH - its index there. */
+const FRESH = -10;
 const NO_DEPS: TaskState[] = [];
 
 export class SchedulerState {
@@ -136,8 +138,8 @@ export class SchedulerState {
       case 'release':
         for (const key of msg.keys) {
           const ts = this.tasks.get(key);
-          if (ts && c.wants.delete(ts)) {
-            ts.removeWanter(c);
+          if (ts && ts.removeWanter(c)) {
+            c.wants--;
             if (!ts.needed) this.releaseQ.push(ts);
           }
         }
@@ -182,11 +184,13 @@ export class SchedulerState {
     const c = this.clients.get(id);
     if (!c) return;
     this.clients.delete(id);
-    for (const ts of c.wants) {
-      ts.removeWanter(c);
-      if (!ts.needed) this.releaseQ.push(ts);
+    // Tasks do not list their wanters' clients: find this one's by scanning (rare).
+    if (c.wants > 0) {
+      for (const ts of this.tasks.values()) {
+        if (ts.removeWanter(c) && !ts.needed) this.releaseQ.push(ts);
+      }
     }
-    c.wants.clear();
+    c.wants = 0;
   }
 
   private want(c: ClientState, ts: TaskState): void {
@@ -199,7 +203,9 @@ export class SchedulerState {
   /**
    * Adds a client's graph. Validates it whole first (column consistency,
    * conflicting keys, missing dependencies, cycles): an invalid graph changes
-   * nothing and is rejected with the keys at fault.
+   * nothing and is rejected with the keys at fault. One map lookup per key
+   * and per dependency: new tasks enter the table as they are read and leave
+   * it again if the graph is rejected.
    */
   private updateGraph(c: ClientState, g: GraphMsg): void {
     const id = g.id;
@@ -211,59 +217,79 @@ export class SchedulerState {
     for (let i = 0; i < n; i++) depStart[i + 1] = (depStart[i] as number) + (g.depCounts[i] as number);
     const argsOf = (i: number): Uint8Array => g.args.subarray(i === 0 ? 0 : (g.argEnds[i - 1] as number), g.argEnds[i] as number);
     const depsOf = (i: number): string[] => g.deps.slice(depStart[i], depStart[i + 1]);
-    const sameAs = (i: number, j: number): boolean =>
-      fns[g.fn[i] as number] === fns[g.fn[j] as number] && bytesEqual(argsOf(i), argsOf(j)) && sameKeys(depsOf(i), depsOf(j));
+    const extra = new Map<number, TaskExtra>();
+    for (const e of g.extra) extra.set(e.i, e);
 
-    // First index of each key; repeats must be identical.
-    const index = new Map<string, number>();
+    // The task of each entry; new ones are numbered FRESH - i in `order` until ordered.
+    const at: TaskState[] = new Array(n);
+    const created: TaskState[] = [];
     const conflicts: string[] = [];
-    const isFresh = new Uint8Array(n);
     for (let i = 0; i < n; i++) {
       const key = g.keys[i] as string;
-      const j = index.get(key);
-      if (j !== undefined) {
-        if (!sameAs(i, j)) conflicts.push(key);
+      const fn = fns[g.fn[i] as number] as FnEntry;
+      const existing = this.tasks.get(key);
+      if (existing) {
+        at[i] = existing;
+        const j = existing.order <= FRESH ? FRESH - existing.order : -1;
+        const same = j >= 0
+          ? fn === existing.fn && bytesEqual(argsOf(i), argsOf(j)) && sameKeys(depsOf(i), depsOf(j))
+          : fn === existing.fn && bytesEqual(existing.args, argsOf(i)) && sameKeys(existing.deps.map((d) => d.key), depsOf(i));
+        if (!same) conflicts.push(key);
         continue;
       }
-      index.set(key, i);
-      const existing = this.tasks.get(key);
-      if (!existing) isFresh[i] = 1;
-      else if (existing.fn !== fns[g.fn[i] as number] || !bytesEqual(existing.args, argsOf(i)) || !sameKeys(existing.deps.map((d) => d.key), depsOf(i))) conflicts.push(key);
+      const e = extra.get(i);
+      const res = e?.resources && Object.keys(e.resources).length > 0 ? e.resources : null;
+      const ts = new TaskState(key, fn, argsOf(i), fn.group, e?.priority ?? 0, e?.retries ?? 0, res, e?.workers && e.workers.length > 0 ? e.workers : null);
+      ts.order = FRESH - i;
+      this.tasks.set(key, ts);
+      at[i] = ts;
+      created.push(ts);
     }
-    if (conflicts.length > 0) return this.reject(c, id, `keys submitted before (or twice here) with a different definition: ${list(conflicts)}; use new keys for different work`, conflicts);
+    const rollback = (): void => {
+      for (const ts of created) this.tasks.delete(ts.key);
+    };
+    if (conflicts.length > 0) {
+      rollback();
+      return this.reject(c, id, `keys submitted before (or twice here) with a different definition: ${list(conflicts)}; use new keys for different work`, conflicts);
+    }
 
+    // Dependencies of new tasks, resolved once.
+    const depTs: (TaskState | undefined)[] = new Array(g.deps.length);
     const missing: string[] = [];
-    for (let i = 0; i < n; i++) {
-      if (!isFresh[i]) continue;
+    for (const ts of created) {
+      const i = FRESH - ts.order;
       for (let k = depStart[i] as number; k < (depStart[i + 1] as number); k++) {
-        const d = g.deps[k] as string;
-        if (!index.has(d) && !this.tasks.has(d)) missing.push(`${g.keys[i]} -> ${d}`);
+        const d = this.tasks.get(g.deps[k] as string);
+        depTs[k] = d;
+        if (!d) missing.push(`${ts.key} -> ${g.deps[k]}`);
       }
     }
-    for (const k of g.wantKeys) if (!index.has(k) && !this.tasks.has(k)) missing.push(`(wanted) ${k}`);
-    if (missing.length > 0) return this.reject(c, id, `missing dependencies (task -> dependency): ${list(missing)}`, missing.map((m) => m.split(' -> ')[0] ?? m));
+    const wantTs: TaskState[] = [];
+    for (const k of g.wantKeys) {
+      const ts = this.tasks.get(k);
+      if (ts) wantTs.push(ts);
+      else missing.push(`(wanted) ${k}`);
+    }
+    if (missing.length > 0) {
+      rollback();
+      return this.reject(c, id, `missing dependencies (task -> dependency): ${list(missing)}`, missing.map((m) => m.split(' -> ')[0] ?? m));
+    }
 
+    const isFresh = new Uint8Array(n);
+    for (const ts of created) isFresh[FRESH - ts.order] = 1;
     const cycle = findCycle(n, isFresh, depStart, (k) => {
-      const j = index.get(g.deps[k] as string);
-      return j !== undefined && isFresh[j] ? j : -1;
+      const d = depTs[k];
+      return d !== undefined && d.order <= FRESH ? FRESH - d.order : -1;
     });
     if (cycle) {
+      rollback();
       const keys = cycle.map((i) => g.keys[i] as string);
       return this.reject(c, id, `the graph has a cycle: ${keys.join(' -> ')}`, keys);
     }
 
-    // Valid: create the tasks, link them, order them.
-    const extra = new Map<number, TaskExtra>();
-    for (const e of g.extra) extra.set(e.i, e);
-    const created: TaskState[] = [];
-    for (let i = 0; i < n; i++) {
-      if (!isFresh[i]) continue;
-      const fn = fns[g.fn[i] as number] as FnEntry;
-      const e = extra.get(i);
-      const res = e?.resources && Object.keys(e.resources).length > 0 ? e.resources : null;
-      const ts = new TaskState(g.keys[i] as string, fn, argsOf(i), fn.group, e?.priority ?? 0, e?.retries ?? 0, res, e?.workers && e.workers.length > 0 ? e.workers : null);
-      this.tasks.set(ts.key, ts);
-      created.push(ts);
+    // Valid: link the new tasks, order them.
+    for (const ts of created) {
+      const i = FRESH - ts.order;
       const from = depStart[i] as number;
       const to = depStart[i + 1] as number;
       if (from === to) {
@@ -272,30 +298,29 @@ export class SchedulerState {
       }
       ts.deps = new Array(to - from);
       for (let k = from; k < to; k++) {
-        const d = this.tasks.get(g.deps[k] as string) as TaskState;
+        const d = depTs[k] as TaskState;
         ts.deps[k - from] = d;
         d.addDependent(ts);
         d.liveDependents++;
       }
     }
+    for (const ts of created) ts.order = -1;
     this.orderCounter = assignGraphOrder(created, this.orderCounter);
     if (g.deps.length > 0) created.sort((a, b) => a.order - b.order);
 
-    for (const i of g.wants) this.addWant(c, this.tasks.get(g.keys[i] as string) as TaskState);
-    for (const k of g.wantKeys) this.addWant(c, this.tasks.get(k) as TaskState);
+    for (const i of g.wants) this.addWant(c, at[i] as TaskState);
+    for (const ts of wantTs) this.addWant(c, ts);
     for (const ts of created) this.enterWaiting(ts);
     // Existing tasks wanted again: report where they stand.
-    for (const i of g.wants) if (!isFresh[index.get(g.keys[i] as string) as number]) this.want(c, this.tasks.get(g.keys[i] as string) as TaskState);
-    for (const k of g.wantKeys) this.want(c, this.tasks.get(k) as TaskState);
+    for (const i of g.wants) if (!isFresh[i]) this.want(c, at[i] as TaskState);
+    for (const ts of wantTs) this.want(c, ts);
     // Fresh tasks nobody wants and nothing depends on are dropped at once.
     for (const ts of created) if (!ts.needed) this.releaseQ.push(ts);
     this.outbox.push(c.id, { op: 'graph-ok', id });
   }
 
   private addWant(c: ClientState, ts: TaskState): void {
-    if (c.wants.has(ts)) return;
-    c.wants.add(ts);
-    ts.addWanter(c);
+    if (ts.addWanter(c)) c.wants++;
   }
 
   private internFn(def: FnDef): FnEntry {
@@ -338,10 +363,7 @@ export class SchedulerState {
       }
       ts.nbytes = nbytes[i] ?? 0;
       if (ts.state !== 'memory') this.toMemory(ts);
-      if (!c.wants.has(ts)) {
-        c.wants.add(ts);
-        ts.addWanter(c);
-      }
+      this.addWant(c, ts);
     }
     const error = bad.length > 0 ? `keys already used by computed tasks: ${list(bad)}` : undefined;
     this.outbox.push(c.id, error ? { op: 'scattered-ok', id, error } : { op: 'scattered-ok', id });

@@ -114,20 +114,27 @@ export class TaskState {
     return this.wanter !== null || this.waiters > 0;
   }
 
-  addWanter(c: ClientState): void {
+  /** Adds a client wanting this key; false if it already did. */
+  addWanter(c: ClientState): boolean {
     if (this.wanter === null) this.wanter = c;
-    else if (this.wanter !== c && !this.moreWanters?.includes(c)) (this.moreWanters ??= []).push(c);
+    else if (this.wanter === c || this.moreWanters?.includes(c)) return false;
+    else (this.moreWanters ??= []).push(c);
+    return true;
   }
 
-  removeWanter(c: ClientState): void {
+  /** Removes a client wanting this key; false if it did not. */
+  removeWanter(c: ClientState): boolean {
     if (this.wanter === c) {
       this.wanter = this.moreWanters?.shift() ?? null;
       if (this.moreWanters?.length === 0) this.moreWanters = null;
-    } else if (this.moreWanters) {
-      const i = this.moreWanters.indexOf(c);
-      if (i >= 0) this.moreWanters.splice(i, 1);
-      if (this.moreWanters.length === 0) this.moreWanters = null;
+      return true;
     }
+    if (!this.moreWanters) return false;
+    const i = this.moreWanters.indexOf(c);
+    if (i < 0) return false;
+    this.moreWanters.splice(i, 1);
+    if (this.moreWanters.length === 0) this.moreWanters = null;
+    return true;
   }
 
   forEachWanter(fn: (c: ClientState) => void): void {
@@ -170,6 +177,7 @@ export class WorkerState {
 }
 
 export class ClientState {
-  wants = new Set<TaskState>();
+  /** How many keys this client wants (the tasks record which clients want them). */
+  wants = 0;
   constructor(readonly id: string) {}
 }
