@@ -3,7 +3,7 @@
  *
  * Sending: messages queue up and leave as one msgpack frame (an array) at the
  * end of the current event-loop turn, or at once when the batch is full, so a
- * lone message waits no timer; under load, frames are at least 1 ms apart, so
+ * lone message waits no timer; under load, frames are at least 3 ms apart, so
  * a burst of a thousand results costs one frame. While more than `highWaterMark` bytes are unacknowledged by the
  * socket, batches keep growing instead of being written (backpressure).
  *
@@ -138,8 +138,8 @@ export class Connection<In extends Op, Out extends Op> {
     if (this.queue.length >= this.limits.maxBatch) this.flush();
     else if (!this.flushScheduled) {
       this.flushScheduled = true;
-      // Idle: flush at the end of this turn. Busy (flushed under 1 ms ago):
-      // wait out the millisecond so that bursts share frames.
+      // Idle: flush at the end of this turn. Busy (flushed under 3 ms ago):
+      // wait out the interval so that bursts share frames.
       const wait = MIN_FLUSH_INTERVAL_MS - (performance.now() - this.lastFlush);
       const run = (): void => {
         this.flushScheduled = false;
