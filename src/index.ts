@@ -23,3 +23,17 @@ export {
   DataLostError,
   ConfigError,
 } from './errors.ts';
+
+// The job layer: ops, graphs, jobs, assets, Definitions and executors.
+export { op, out, job, graph, asset, defineAssetJob, OpDefinition, JobDefinition, AssetDefinition, AssetJobSpec, OutputHandle, DEFAULT_OUTPUT } from './jobs/definitions.ts';
+export type { OpContext, OpOptions, OpFn, Op, OutDef, StepLog, JobOptions, GraphOptions, GraphDef, ToJobOptions, AssetOptions, RunConfig, StepNode, InputSource, RetryPolicy } from './jobs/definitions.ts';
+export { Definitions, type DefinitionsOptions } from './jobs/repository.ts';
+export { executor, type Executor, type ExecutorDefinition, type ExecutorInit, type ExecutionContext, type ExecutorOptions, type ExecutorRequirement, type CodeLocation } from './jobs/executor.ts';
+export { ActiveExecution, type ExecutionPlan, type PlannedStep } from './jobs/plan.ts';
+export { JobExecutionResult, type ExecuteOptions, type StepFailure } from './jobs/run.ts';
+export { event, eventForJson, type RunEvent, type RunEventType } from './jobs/events.ts';
+export { inProcessExecutor } from './jobs/executors/in-process.ts';
+export { multiprocessExecutor } from './jobs/executors/multiprocess.ts';
+export { multiOrInProcessExecutor } from './jobs/executors/default.ts';
+export { loadDefinitions } from './jobs/location.ts';
+export { DefinitionError, RunConfigError, JobReconstructionError, RetryRequested, StepFailureError } from './jobs/errors.ts';

@@ -1,0 +1,433 @@
+/**
+ * The definitions API, Dagster's model in TypeScript idiom: ops, graphs that
+ * compose them, jobs that run them, and assets.
+ *
+ *   const one = op({ name: 'one' }, () => 1);
+ *   const addOne = op({ name: 'addOne' }, (_ctx, x: number) => x + 1);
+ *   export const myJob = job({ name: 'my_job' }, () => {
+ *     addOne(one());
+ *   });
+ *
+ * A job's body runs once, when the job is defined: calling an op inside it
+ * records a step and returns a handle to the step's output, which becomes
+ * another step's input. Jobs are therefore plain data (steps and how their
+ * outputs feed each other), the same in every process that imports the
+ * module that defines them.
+ */
+import type { z } from 'zod';
+import { DefinitionError } from './errors.ts';
+import { checkRetryPolicy, DEFAULT_OUTPUT, type RetryPolicy } from './retry.ts';
+
+export { DEFAULT_OUTPUT, type RetryPolicy } from './retry.ts';
+import type { ExecutorDefinition } from './executor.ts';
+import type { ExecuteOptions, JobExecutionResult } from './run.ts';
+
+// ---------------------------------------------------------------- policies and contexts
+
+export interface OutDef {
+  /** An optional output may not be produced; steps that need it are then skipped. */
+  optional?: boolean;
+  description?: string;
+}
+
+/** An output of an op with several outputs. */
+export function out(opts: OutDef = {}): OutDef {
+  return { ...opts };
+}
+
+export interface StepLog {
+  debug(message: string, data?: Record<string, unknown>): void;
+  info(message: string, data?: Record<string, unknown>): void;
+  warn(message: string, data?: Record<string, unknown>): void;
+  error(message: string, data?: Record<string, unknown>): void;
+}
+
+/** What an op's compute function gets first. */
+export interface OpContext<C = unknown> {
+  /** Logs become events of the run (and lines of `weft run`). */
+  readonly log: StepLog;
+  /** The op's config from the run config, parsed with its schema. */
+  readonly config: C;
+  readonly runId: string;
+  readonly stepKey: string;
+  readonly opName: string;
+  /** 0 for the first attempt, then 1, 2, ... on retries. */
+  readonly attempt: number;
+  /** Aborted when the run is cancelled: long ops should stop. */
+  readonly signal: AbortSignal;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- ops take any inputs; they are checked at run time
+export type OpFn<C = any> = (ctx: OpContext<C>, ...inputs: any[]) => unknown;
+
+// ---------------------------------------------------------------- handles and nodes
+
+/** An output of a step, as seen while composing a job: pass it to another op. */
+export class OutputHandle {
+  constructor(
+    readonly stepKey: string,
+    readonly output: string,
+  ) {}
+}
+
+/** An input of a job made from a graph: its value comes from `inputValues` when the job runs. */
+export class JobInputHandle {
+  constructor(readonly name: string) {}
+}
+
+export type InputSource =
+  | { kind: 'step'; stepKey: string; output: string }
+  | { kind: 'value'; value: unknown }
+  | { kind: 'job-input'; name: string };
+
+/** One invocation of an op in a job: a step of its runs. */
+export interface StepNode {
+  readonly key: string;
+  readonly op: OpDefinition;
+  readonly inputs: readonly InputSource[];
+}
+
+// ---------------------------------------------------------------- ops
+
+export interface OpOptions<C> {
+  name: string;
+  description?: string;
+  /** Schema of the op's config (`runConfig.ops.NAME.config`). */
+  config?: z.ZodType<C>;
+  tags?: Record<string, string>;
+  retryPolicy?: RetryPolicy;
+  /** Named outputs; the compute function returns an object with these keys. Default: one output, `result`. */
+  outs?: Record<string, OutDef>;
+  /** Names of the inputs, for events and errors (default input0, input1, ...). */
+  ins?: string[];
+}
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+
+export class OpDefinition<C = unknown> {
+  readonly outs: Record<string, OutDef>;
+  /** Whether the op declared named outputs (its result is an object of them). */
+  readonly multipleOutputs: boolean;
+
+  constructor(
+    readonly name: string,
+    readonly fn: OpFn<C>,
+    readonly configSchema: z.ZodType<C> | undefined,
+    readonly tags: Readonly<Record<string, string>>,
+    readonly retryPolicy: RetryPolicy | undefined,
+    outs: Record<string, OutDef> | undefined,
+    readonly ins: readonly string[] | undefined,
+    readonly description: string | undefined,
+  ) {
+    checkName('op', name);
+    if (typeof fn !== 'function') throw new DefinitionError(`op ${name} needs a compute function (ctx, ...inputs) => value`);
+    if (outs !== undefined && Object.keys(outs).length === 0) throw new DefinitionError(`op ${name}: outs is empty; leave it out for a single output`);
+    for (const o of Object.keys(outs ?? {})) checkName(`output of op ${name}`, o);
+    if (retryPolicy) checkRetryPolicy(`op ${name}`, retryPolicy);
+    this.multipleOutputs = outs !== undefined;
+    this.outs = outs ?? { [DEFAULT_OUTPUT]: {} };
+  }
+
+  inputName(i: number): string {
+    return this.ins?.[i] ?? `input${i}`;
+  }
+}
+
+/** An op as used in a job body: call it with its inputs. */
+export type Op<R> = ((...inputs: unknown[]) => R) & { readonly definition: OpDefinition };
+
+/** Defines an op. With `outs`, calling it in a body gives one handle per output. */
+export function op<C = unknown, const O extends Record<string, OutDef> = Record<string, OutDef>>(opts: OpOptions<C> & { outs: O }, fn: OpFn<C>): Op<{ [K in keyof O]: OutputHandle }>;
+export function op<C = unknown>(opts: OpOptions<C>, fn: OpFn<C>): Op<OutputHandle>;
+export function op<C>(opts: OpOptions<C>, fn: OpFn<C>): Op<unknown> {
+  const def = new OpDefinition<C>(opts.name, fn, opts.config, { ...opts.tags }, opts.retryPolicy, opts.outs, opts.ins, opts.description);
+  return invocable(def as OpDefinition);
+}
+
+function invocable(def: OpDefinition): Op<unknown> {
+  const call = (...args: unknown[]): unknown => {
+    const scope = currentScope(`op ${def.name}`);
+    return scope.addStep(def, args);
+  };
+  return Object.assign(call, { definition: def });
+}
+
+// ---------------------------------------------------------------- composition
+
+/** The body being recorded: steps, with keys unique in the job. */
+class Scope {
+  private used = new Map<string, number>();
+
+  constructor(
+    readonly steps: StepNode[],
+    readonly prefix: string,
+    private readonly keys: Set<string>,
+  ) {}
+
+  uniqueKey(name: string): string {
+    const n = (this.used.get(name) ?? 0) + 1;
+    this.used.set(name, n);
+    let key = `${this.prefix}${n === 1 ? name : `${name}_${n}`}`;
+    // Aliases may collide with a name used literally (an op called "a_2"): count on.
+    while (this.keys.has(key)) {
+      const m = (this.used.get(name) ?? 0) + 1;
+      this.used.set(name, m);
+      key = `${this.prefix}${name}_${m}`;
+    }
+    this.keys.add(key);
+    return key;
+  }
+
+  addStep(def: OpDefinition, args: unknown[]): unknown {
+    const key = this.uniqueKey(def.name);
+    const required = Math.max(0, def.fn.length - 1);
+    if (def.ins && args.length !== def.ins.length) throw new DefinitionError(`op ${def.name} takes ${def.ins.length} input(s) (${def.ins.join(', ')}) but step ${key} was given ${args.length}`);
+    if (args.length < required) throw new DefinitionError(`op ${def.name} needs ${required} input(s) but step ${key} was given ${args.length}`);
+    const inputs = args.map((a, i) => inputSource(a, `input ${def.inputName(i)} of step ${key}`));
+    this.steps.push({ key, op: def, inputs });
+    if (!def.multipleOutputs) return new OutputHandle(key, DEFAULT_OUTPUT);
+    const handles: Record<string, OutputHandle> = {};
+    for (const o of Object.keys(def.outs)) handles[o] = new OutputHandle(key, o);
+    return handles;
+  }
+
+  child(name: string): Scope {
+    return new Scope(this.steps, `${this.uniqueKey(name)}.`, this.keys);
+  }
+}
+
+let scope: Scope | null = null;
+
+function currentScope(what: string): Scope {
+  if (!scope) throw new DefinitionError(`${what} was called outside a job or graph body; call it inside job({ name }, () => { ... }) or graph(...)`);
+  return scope;
+}
+
+function inputSource(v: unknown, where: string): InputSource {
+  if (v instanceof OutputHandle) return { kind: 'step', stepKey: v.stepKey, output: v.output };
+  if (v instanceof JobInputHandle) return { kind: 'job-input', name: v.name };
+  if (typeof v === 'function' && 'definition' in v) throw new DefinitionError(`${where} is an op itself; call it to use its output`);
+  if (v !== null && typeof v === 'object' && !Array.isArray(v) && Object.values(v).some((x) => x instanceof OutputHandle)) {
+    throw new DefinitionError(`${where} is the set of outputs of an op with several outputs; pass one of them (${Object.keys(v).join(', ')})`);
+  }
+  return { kind: 'value', value: v };
+}
+
+function record(body: () => unknown): { steps: StepNode[]; returned: unknown } {
+  const outer = scope;
+  const steps: StepNode[] = [];
+  scope = new Scope(steps, '', new Set());
+  try {
+    const returned = body();
+    if (returned instanceof Promise) throw new DefinitionError('a job or graph body must be synchronous: it only wires ops together');
+    return { steps, returned };
+  } finally {
+    scope = outer;
+  }
+}
+
+// ---------------------------------------------------------------- jobs
+
+/** Run config: `{ ops: { NAME: { config } }, execution: { config } }`. */
+export interface RunConfig {
+  ops?: Record<string, { config?: unknown }>;
+  execution?: { config?: unknown };
+}
+
+export interface JobOptions {
+  name: string;
+  description?: string;
+  /** The executor for this job's runs (overrides the Definitions' one). */
+  executorDef?: ExecutorDefinition;
+  tags?: Record<string, string>;
+  /** Default run config, merged under the run config given at launch. */
+  config?: RunConfig;
+}
+
+export class JobDefinition {
+  readonly name: string;
+  readonly description: string | undefined;
+  readonly executorDef: ExecutorDefinition | undefined;
+  readonly tags: Readonly<Record<string, string>>;
+  readonly defaultRunConfig: RunConfig;
+  readonly steps: readonly StepNode[];
+  /** Names of the job's own inputs (a job made from a graph with parameters). */
+  readonly inputs: readonly string[];
+  private readonly byKey: Map<string, StepNode>;
+
+  constructor(opts: JobOptions, steps: StepNode[], inputs: string[]) {
+    checkName('job', opts.name);
+    this.name = opts.name;
+    this.description = opts.description;
+    this.executorDef = opts.executorDef;
+    this.tags = { ...opts.tags };
+    this.defaultRunConfig = opts.config ?? {};
+    this.steps = steps;
+    this.inputs = inputs;
+    this.byKey = new Map(steps.map((s) => [s.key, s]));
+    if (steps.length === 0) throw new DefinitionError(`job ${opts.name} has no steps: call ops in its body`);
+  }
+
+  step(key: string): StepNode | undefined {
+    return this.byKey.get(key);
+  }
+
+  /**
+   * Runs the job in this process, one step after another, whatever executor
+   * it names (the run config's `execution` section is ignored).
+   */
+  async executeInProcess(opts: ExecuteOptions = {}): Promise<JobExecutionResult> {
+    const [{ executeJob }, { inProcessExecutor }] = await Promise.all([import('./run.ts'), import('./executors/in-process.ts')]);
+    return executeJob(this, inProcessExecutor as ExecutorDefinition, null, { ...opts, ignoreExecutionConfig: true });
+  }
+}
+
+/** Defines a job: the body wires ops by calling them, `addOne(one())`. */
+export function job(opts: JobOptions, body: () => void): JobDefinition {
+  const { steps } = record(body);
+  return new JobDefinition(opts, steps, []);
+}
+
+// ---------------------------------------------------------------- graphs
+
+export interface GraphOptions {
+  name: string;
+  description?: string;
+  /** Names of the graph's inputs (default input0, input1, ...). */
+  ins?: string[];
+}
+
+export interface ToJobOptions {
+  name?: string;
+  description?: string;
+  executorDef?: ExecutorDefinition;
+  tags?: Record<string, string>;
+  config?: RunConfig;
+}
+
+/** A graph as used in a body (call it) or turned into a job (`toJob`). */
+export type GraphDef<R> = ((...inputs: unknown[]) => R) & {
+  readonly graphName: string;
+  toJob(opts?: ToJobOptions): JobDefinition;
+};
+
+/**
+ * Composes ops and graphs. Called in a body, its steps join the job under
+ * keys prefixed with the graph's name (`my_graph.add_one`); it returns what
+ * its body returns.
+ */
+export function graph<R>(opts: GraphOptions, body: (...inputs: never[]) => R): GraphDef<R> {
+  checkName('graph', opts.name);
+  const arity = opts.ins?.length ?? body.length;
+  const call = (...args: unknown[]): R => {
+    const outer = currentScope(`graph ${opts.name}`);
+    if (args.length !== arity) throw new DefinitionError(`graph ${opts.name} takes ${arity} input(s) but was given ${args.length}`);
+    scope = outer.child(opts.name);
+    try {
+      const returned = (body as (...a: unknown[]) => R)(...args);
+      if (returned instanceof Promise) throw new DefinitionError(`the body of graph ${opts.name} must be synchronous`);
+      return returned;
+    } finally {
+      scope = outer;
+    }
+  };
+  const toJob = (j: ToJobOptions = {}): JobDefinition => {
+    const inputs = Array.from({ length: arity }, (_, i) => opts.ins?.[i] ?? `input${i}`);
+    const { steps } = record(() => call(...inputs.map((n) => new JobInputHandle(n))));
+    // Steps of a graph turned into a job keep their plain op names (no graph prefix).
+    const prefix = `${opts.name}.`;
+    const renamed = steps.map((s) => ({ ...s, key: s.key.startsWith(prefix) ? s.key.slice(prefix.length) : s.key, inputs: s.inputs.map((i) => (i.kind === 'step' && i.stepKey.startsWith(prefix) ? { ...i, stepKey: i.stepKey.slice(prefix.length) } : i)) }));
+    return new JobDefinition({ name: j.name ?? opts.name, description: j.description ?? opts.description, executorDef: j.executorDef, tags: j.tags, config: j.config }, renamed, inputs);
+  };
+  return Object.assign(call, { graphName: opts.name, toJob });
+}
+
+// ---------------------------------------------------------------- assets
+
+export interface AssetOptions<C> {
+  name: string;
+  description?: string;
+  /** Upstream assets, whose values are the compute function's inputs, in this order. */
+  deps?: (AssetDefinition | string)[];
+  config?: z.ZodType<C>;
+  tags?: Record<string, string>;
+  retryPolicy?: RetryPolicy;
+}
+
+export class AssetDefinition {
+  readonly deps: readonly string[];
+  readonly op: OpDefinition;
+
+  constructor(name: string, deps: string[], opDef: OpDefinition) {
+    this.deps = deps;
+    this.op = opDef;
+    if (new Set(deps).size !== deps.length) throw new DefinitionError(`asset ${name} lists an upstream asset twice`);
+  }
+
+  get name(): string {
+    return this.op.name;
+  }
+}
+
+/** Defines an asset: a value computed from its upstream assets. */
+export function asset<C = unknown>(opts: AssetOptions<C>, fn: OpFn<C>): AssetDefinition {
+  const deps = (opts.deps ?? []).map((d) => (typeof d === 'string' ? d : d.name));
+  const opDef = new OpDefinition<C>(opts.name, fn, opts.config, { ...opts.tags }, opts.retryPolicy, undefined, deps, opts.description);
+  return new AssetDefinition(opts.name, deps, opDef as OpDefinition);
+}
+
+/** A job over assets, built when a Definitions object lists it. */
+export class AssetJobSpec {
+  constructor(
+    readonly name: string,
+    /** '*' for every asset, or asset names (their upstream assets come along: weft keeps no asset storage between runs). */
+    readonly selection: '*' | readonly string[],
+    readonly opts: Omit<JobOptions, 'name'>,
+  ) {
+    checkName('asset job', name);
+  }
+
+  /** The job over `assets`. */
+  resolve(assets: readonly AssetDefinition[]): JobDefinition {
+    const byName = new Map(assets.map((a) => [a.name, a]));
+    const chosen = new Set<string>();
+    const visit = (name: string, from: string): void => {
+      if (chosen.has(name)) return;
+      const a = byName.get(name);
+      if (!a) throw new DefinitionError(`asset job ${this.name}: ${from} names asset ${name}, which is not among the Definitions' assets (${[...byName.keys()].join(', ') || 'none'})`);
+      chosen.add(name);
+      for (const d of a.deps) visit(d, `asset ${name}`);
+    };
+    if (this.selection === '*') for (const a of assets) visit(a.name, 'the selection');
+    else for (const n of this.selection) visit(n, 'the selection');
+    // Upstream first: a depth-first order over the chosen assets.
+    const ordered: AssetDefinition[] = [];
+    const state = new Map<string, 'visiting' | 'done'>();
+    const place = (a: AssetDefinition, path: string[]): void => {
+      const s = state.get(a.name);
+      if (s === 'done') return;
+      if (s === 'visiting') throw new DefinitionError(`assets depend on each other in a cycle: ${[...path, a.name].join(' -> ')}`);
+      state.set(a.name, 'visiting');
+      for (const d of a.deps) place(byName.get(d) as AssetDefinition, [...path, a.name]);
+      state.set(a.name, 'done');
+      ordered.push(a);
+    };
+    for (const a of assets) if (chosen.has(a.name)) place(a, []);
+    const steps: StepNode[] = ordered.map((a) => ({ key: a.name, op: a.op, inputs: a.deps.map((d) => ({ kind: 'step', stepKey: d, output: DEFAULT_OUTPUT })) }));
+    return new JobDefinition({ ...this.opts, name: this.name }, steps, []);
+  }
+}
+
+/** A job that materializes assets: `defineAssetJob('all', { selection: '*' })`. */
+export function defineAssetJob(name: string, opts: { selection?: '*' | string[] } & Omit<JobOptions, 'name'> = {}): AssetJobSpec {
+  const { selection, ...rest } = opts;
+  return new AssetJobSpec(name, selection ?? '*', rest);
+}
+
+// ---------------------------------------------------------------- checks
+
+function checkName(what: string, name: unknown): void {
+  if (typeof name !== 'string' || !NAME.test(name)) {
+    throw new DefinitionError(`${what} name ${JSON.stringify(name)} is not valid: use letters, digits, _ and -, starting with a letter or _`);
+  }
+}

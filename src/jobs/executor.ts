@@ -1,0 +1,103 @@
+/**
+ * The executor system. An executor runs the steps of a run: it gets the
+ * execution plan and yields the run's step events. weft's own executors
+ * (in-process, multiprocess, the default, the cluster's) use this API and
+ * nothing else, so a custom executor can do anything they do; see
+ * docs/executors.md.
+ *
+ *   const mine = executor({ name: 'mine', configSchema: z.object({ ... }) }, (init) => ({
+ *     async *execute(ctx) { ... yield events ... },
+ *   }));
+ */
+import type { z } from 'zod';
+import type { JobDefinition, RunConfig } from './definitions.ts';
+import type { RunEvent } from './events.ts';
+import type { ActiveExecution, ExecutionPlan, PlannedStep } from './plan.ts';
+
+/** Where a job's code lives, so that another process can rebuild it. */
+export interface CodeLocation {
+  /** file: URL of the module whose default export is the Definitions holding the job. */
+  module: string;
+  jobName: string;
+}
+
+/** Needs an executor states, checked when a run starts. */
+export type ExecutorRequirement = 'reconstructable-job';
+
+export interface ExecutorInit<C> {
+  /** The executor's config: `.configured(...)` merged with `runConfig.execution.config`, parsed. */
+  config: C;
+  job: JobDefinition;
+}
+
+/** What an executor gets for a run. */
+export interface ExecutionContext {
+  readonly runId: string;
+  readonly job: JobDefinition;
+  readonly plan: ExecutionPlan;
+  readonly runConfig: RunConfig;
+  /** Aborted when the run is cancelled: stop starting steps, end running ones, return. */
+  readonly signal: AbortSignal;
+  /** Where the job can be rebuilt in another process (checked when the executor requires it). */
+  readonly location: CodeLocation | null;
+  /** New bookkeeping over the plan: which steps may run, skips, retries. */
+  activeExecution(): ActiveExecution;
+  /** The values of a step's inputs from the outputs seen so far. */
+  inputsFor(step: PlannedStep): unknown[];
+  /** The msgpack bytes of a step's inputs, for another process (encoded once per output). */
+  inputBytesFor(step: PlannedStep): Uint8Array[];
+  /** Runs one attempt of a step in this process; `retries: false` makes failures final. */
+  runStepHere(step: PlannedStep, attempt: number, opts?: { retries?: boolean }): AsyncIterable<RunEvent>;
+  /** An ENGINE_EVENT to yield (progress notes of the executor itself). */
+  engineEvent(message: string, data?: Record<string, unknown>): RunEvent;
+}
+
+export interface Executor {
+  /** Runs the plan; yields every event of its steps, in order per step. */
+  execute(ctx: ExecutionContext): AsyncIterable<RunEvent>;
+}
+
+export interface ExecutorDefinition<C = unknown> {
+  readonly name: string;
+  readonly configSchema: z.ZodType<C> | undefined;
+  /** What this executor needs with a given config (checked when a run starts). */
+  requirementsFor(config: C): readonly ExecutorRequirement[];
+  /** Config given with `.configured()`, under the run config's `execution.config`. */
+  readonly presetConfig: unknown;
+  create(init: ExecutorInit<C>): Executor;
+  /** The same executor with config filled in (the run config can still override it). */
+  configured(config: unknown): ExecutorDefinition<C>;
+}
+
+export interface ExecutorOptions<C> {
+  name: string;
+  configSchema?: z.ZodType<C>;
+  /** What the executor needs, or a function of its config giving it. */
+  requirements?: ExecutorRequirement[] | ((config: C) => ExecutorRequirement[]);
+}
+
+/** Defines an executor. */
+export function executor<C = unknown>(opts: ExecutorOptions<C>, create: (init: ExecutorInit<C>) => Executor): ExecutorDefinition<C> {
+  const make = (preset: unknown): ExecutorDefinition<C> => ({
+    name: opts.name,
+    configSchema: opts.configSchema,
+    requirementsFor: (config: C) => (typeof opts.requirements === 'function' ? opts.requirements(config) : (opts.requirements ?? [])),
+    presetConfig: preset,
+    create,
+    configured: (config: unknown) => make(mergeConfig(preset, config)),
+  });
+  return make(undefined);
+}
+
+/** Deep merge of plain objects (b wins); anything else is replaced. */
+export function mergeConfig(a: unknown, b: unknown): unknown {
+  if (b === undefined) return a;
+  if (!isPlain(a) || !isPlain(b)) return b;
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) out[k] = mergeConfig(a[k], v);
+  return out;
+}
+
+function isPlain(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
+}

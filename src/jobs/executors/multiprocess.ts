@@ -1,0 +1,215 @@
+/**
+ * Runs each step in its own OS process. Outputs cross processes as msgpack
+ * (no shared filesystem). Step processes are started ahead of need, so their
+ * start-up (about 85 ms for a bare node) overlaps running steps; `warm` mode
+ * reuses processes for later steps of the run instead of one per step.
+ *
+ * A step process that crashes or is killed fails its step with the exit
+ * code or signal. Cancelling the run stops every step process.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { z } from 'zod';
+import { executor, type ExecutionContext, type ExecutorDefinition } from '../executor.ts';
+import { event, type RunEvent } from '../events.ts';
+import type { PlannedStep } from '../plan.ts';
+import { failureOrRetry } from '../step-runner.ts';
+import type { FromStepProcess, ToStepProcess } from '../step-process.ts';
+import { retriesConfig, retriesEnabled } from './common.ts';
+
+const tagLimit = z.object({ key: z.string().min(1), value: z.string().optional(), limit: z.number().int().min(1) }).strict();
+
+export const multiprocessConfig = z
+  .object({
+    /** Steps running at once (default: the number of CPUs). */
+    maxConcurrent: z.number().int().min(1).max(1024).optional(),
+    /** At most `limit` running steps whose op has tag `key` (with `value`, if given). */
+    tagConcurrencyLimits: z.array(tagLimit).default([]),
+    retries: retriesConfig,
+    /** isolated: a fresh process per step (default); warm: processes are reused within the run. */
+    mode: z.enum(['isolated', 'warm']).default('isolated'),
+  })
+  .strict();
+export type MultiprocessConfig = z.infer<typeof multiprocessConfig>;
+
+const ENTRY = new URL('../step-entry.mjs', import.meta.url);
+
+interface StepProc {
+  child: ChildProcess;
+  ready: boolean;
+  /** The step it runs now, and whether that step has ended (success, failure, skip or retry). */
+  step: PlannedStep | null;
+  attempt: number;
+  ended: boolean;
+  exited: boolean;
+}
+
+type Incoming = { proc: StepProc; msg: FromStepProcess } | { proc: StepProc; exit: { code: number | null; signal: NodeJS.Signals | null } };
+
+export const multiprocessExecutor: ExecutorDefinition<MultiprocessConfig> = executor(
+  { name: 'multiprocess', configSchema: multiprocessConfig, requirements: ['reconstructable-job'] },
+  ({ config }) => ({
+    execute: (ctx) => runMultiprocess(ctx, config),
+  }),
+);
+
+async function* runMultiprocess(ctx: ExecutionContext, config: MultiprocessConfig): AsyncGenerator<RunEvent> {
+  const location = ctx.location;
+  if (!location) throw new Error('the multiprocess executor needs the code location of the job');
+  const maxConcurrent = config.maxConcurrent ?? availableParallelism();
+  const retries = retriesEnabled(config.retries);
+  const warm = config.mode === 'warm';
+  const active = ctx.activeExecution();
+  const procs = new Set<StepProc>();
+  const inbox: Incoming[] = [];
+  let wake: (() => void) | null = null;
+  const notify = (item: Incoming): void => {
+    inbox.push(item);
+    wake?.();
+    wake = null;
+  };
+
+  const spawn = (): StepProc => {
+    const child = fork(ENTRY, warm ? [location.module] : [location.module, 'once'], { serialization: 'advanced', stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    // Step output on stdout would mix with `weft run --json`: everything a step prints goes to stderr.
+    child.stdout?.pipe(process.stderr, { end: false });
+    child.stderr?.pipe(process.stderr, { end: false });
+    const proc: StepProc = { child, ready: false, step: null, attempt: 0, ended: true, exited: false };
+    child.on('message', (msg: FromStepProcess) => notify({ proc, msg }));
+    child.on('exit', (code, signal) => {
+      proc.exited = true;
+      notify({ proc, exit: { code, signal } });
+    });
+    child.on('error', () => {}); // 'exit' follows
+    procs.add(proc);
+    return proc;
+  };
+  const idle = (): StepProc | undefined => [...procs].find((p) => p.step === null && !p.exited);
+  const running = (): StepProc[] => [...procs].filter((p) => p.step !== null);
+
+  const pending: PlannedStep[] = [];
+  const underLimits = (step: PlannedStep): boolean => {
+    for (const l of config.tagConcurrencyLimits) {
+      if (!matches(step, l)) continue;
+      const n = running().filter((p) => p.step && matches(p.step, l)).length;
+      if (n >= l.limit) return false;
+    }
+    return true;
+  };
+  const launch = (step: PlannedStep, proc: StepProc): void => {
+    proc.step = step;
+    proc.attempt = active.attempt(step.key);
+    proc.ended = false;
+    const msg: ToStepProcess = { t: 'run', runId: ctx.runId, jobName: location.jobName, stepKey: step.key, attempt: proc.attempt, retries, runConfig: ctx.runConfig, inputs: ctx.inputBytesFor(step) };
+    proc.child.send(msg);
+  };
+
+  const onAbort = (): void => {
+    for (const p of procs) if (!p.exited) p.child.kill('SIGKILL');
+  };
+  ctx.signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    while (!ctx.signal.aborted) {
+      pending.push(...active.ready());
+      yield* active.drainEvents();
+      // Start what the limits allow, in plan order; keep processes started ahead for what waits.
+      for (let i = 0; i < pending.length && running().length < maxConcurrent; ) {
+        const step = pending[i] as PlannedStep;
+        if (!underLimits(step)) {
+          i++;
+          continue;
+        }
+        pending.splice(i, 1);
+        launch(step, idle() ?? spawn());
+      }
+      // Processes started ahead, so that their start-up overlaps the steps running now.
+      const spare = [...procs].filter((p) => p.step === null && !p.exited).length;
+      const notStarted = pending.length + active.stepsWith('pending').length;
+      const target = warm ? Math.min(maxConcurrent - running().length, notStarted) : Math.min(maxConcurrent, notStarted);
+      for (let k = spare; k < target; k++) spawn();
+
+      if (running().length === 0 && pending.length === 0) {
+        if (active.isComplete) break;
+        const wait = active.nextRetryIn();
+        if (wait === null) break;
+        await waitFor(wait);
+        continue;
+      }
+      if (inbox.length === 0) await waitFor(active.nextRetryIn());
+      while (inbox.length > 0) {
+        const item = inbox.shift() as Incoming;
+        const p = item.proc;
+        if ('exit' in item) {
+          procs.delete(p);
+          if (p.step && !p.ended) {
+            // Died in the middle of a step: that step fails with the reason (or retries, per its policy).
+            const how = item.exit.signal ? `was killed by ${item.exit.signal}` : `exited with code ${item.exit.code}`;
+            const err = Object.assign(new Error(`the step process (pid ${p.child.pid}) ${how} while running step ${p.step.key}`), { name: 'StepProcessCrash' });
+            const ev = failureOrRetry({ runId: ctx.runId, step: p.step, inputs: [], attempt: p.attempt, retries, signal: ctx.signal }, err);
+            ev.pid = p.child.pid;
+            active.handle(ev);
+            yield ev;
+          }
+          p.step = null;
+          continue;
+        }
+        const msg = item.msg;
+        if (msg.t === 'event') {
+          const ev = msg.ev;
+          if (ev.type === 'STEP_SUCCESS' || ev.type === 'STEP_FAILURE' || ev.type === 'STEP_UP_FOR_RETRY') p.ended = true;
+          active.handle(ev);
+          yield ev;
+        } else if (msg.t === 'done') {
+          p.step = null;
+          if (!warm) p.child.disconnect();
+        } else if (msg.t === 'load-error') {
+          throw Object.assign(new Error(`a step process could not load ${location.module}: ${msg.error.message}`), { stack: msg.error.stack });
+        } else if (msg.t === 'ready') {
+          p.ready = true;
+        }
+      }
+    }
+    if (ctx.signal.aborted) {
+      for (const p of running()) {
+        if (p.step && !p.ended) yield event('STEP_FAILURE', ctx.runId, p.step.key, `step ${p.step.key} was stopped: the run was canceled`, { attempt: p.attempt, pid: p.child.pid, error: { name: 'CancelledError', message: 'the run was canceled' } });
+      }
+      active.abandon();
+    }
+  } finally {
+    ctx.signal.removeEventListener('abort', onAbort);
+    await stopAll(procs);
+  }
+
+  function waitFor(ms: number | null): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = ms === null ? null : setTimeout(resolve, ms);
+      const done = (): void => {
+        if (timer) clearTimeout(timer);
+        ctx.signal.removeEventListener('abort', done);
+        resolve();
+      };
+      wake = done;
+      ctx.signal.addEventListener('abort', done, { once: true });
+    });
+  }
+}
+
+function matches(step: PlannedStep, l: { key: string; value?: string | undefined }): boolean {
+  const v = step.tags[l.key];
+  return v !== undefined && (l.value === undefined || v === l.value);
+}
+
+/** Ends every step process and waits for them to exit. */
+async function stopAll(procs: Set<StepProc>): Promise<void> {
+  await Promise.all(
+    [...procs].map(
+      (p) =>
+        new Promise<void>((resolve) => {
+          if (p.exited || p.child.exitCode !== null || p.child.signalCode !== null) return resolve();
+          p.child.once('exit', () => resolve());
+          if (p.child.connected) p.child.send({ t: 'exit' } satisfies ToStepProcess, () => {});
+          setTimeout(() => p.child.kill('SIGKILL'), 2000).unref();
+        }),
+    ),
+  );
+}

@@ -1,0 +1,31 @@
+/** Loading a code location: the module whose default export is a Definitions object. */
+import { pathToFileURL } from 'node:url';
+import { resolve } from 'node:path';
+import { DefinitionError } from './errors.ts';
+import { Definitions } from './repository.ts';
+
+/** A module path or file: URL as a file: URL (paths resolve against the working directory). */
+export function moduleUrl(spec: string): string {
+  return spec.startsWith('file:') ? spec : pathToFileURL(resolve(spec)).href;
+}
+
+/** Imports a module and returns its Definitions: the default export, or the one exported Definitions. */
+export async function loadDefinitions(spec: string): Promise<Definitions> {
+  const url = moduleUrl(spec);
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(url)) as Record<string, unknown>;
+  } catch (err) {
+    throw new DefinitionError(`cannot import ${spec}: ${(err as Error).message}`);
+  }
+  let defs: Definitions | undefined;
+  if (Definitions.isDefinitions(mod['default'])) defs = mod['default'];
+  else {
+    const found = Object.values(mod).filter((v): v is Definitions => Definitions.isDefinitions(v));
+    if (found.length === 1) defs = found[0];
+    else if (found.length > 1) throw new DefinitionError(`${spec} exports ${found.length} Definitions objects; export one as the default`);
+  }
+  if (!defs) throw new DefinitionError(`${spec} has no Definitions: make \`export default new Definitions({ jobs, assets })\` its default export`);
+  defs.location = url;
+  return defs;
+}

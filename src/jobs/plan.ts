@@ -1,0 +1,183 @@
+/**
+ * The execution plan of a run (its steps and what each needs) and
+ * ActiveExecution, the bookkeeping every executor shares: which steps may run
+ * now, which are skipped, which cannot run because something upstream failed,
+ * and when a step up for retry may run again. It is a pure state machine:
+ * events in, steps out, the clock passed in.
+ */
+import { event, type RunEvent } from './events.ts';
+import type { InputSource, JobDefinition, StepNode } from './definitions.ts';
+
+export interface PlannedStep {
+  readonly key: string;
+  readonly node: StepNode;
+  /** Steps whose outputs this step takes (each once). */
+  readonly upstream: readonly string[];
+  /** The op's config, parsed with its schema. */
+  readonly config: unknown;
+  readonly tags: Readonly<Record<string, string>>;
+}
+
+export interface ExecutionPlan {
+  readonly runId: string;
+  readonly jobName: string;
+  /** In an order where every step comes after its upstream steps. */
+  readonly steps: readonly PlannedStep[];
+  step(key: string): PlannedStep;
+}
+
+export function buildPlan(runId: string, job: JobDefinition, opConfig: Map<string, unknown>): ExecutionPlan {
+  const steps: PlannedStep[] = job.steps.map((node) => ({
+    key: node.key,
+    node,
+    upstream: [...new Set(node.inputs.filter((i): i is Extract<InputSource, { kind: 'step' }> => i.kind === 'step').map((i) => i.stepKey))],
+    config: opConfig.get(node.op.name),
+    tags: node.op.tags,
+  }));
+  const byKey = new Map(steps.map((s) => [s.key, s]));
+  return {
+    runId,
+    jobName: job.name,
+    steps,
+    step(key: string): PlannedStep {
+      const s = byKey.get(key);
+      if (!s) throw new Error(`no step ${key} in job ${job.name}`);
+      return s;
+    },
+  };
+}
+
+type StepStatus = 'pending' | 'running' | 'retry-wait' | 'succeeded' | 'failed' | 'skipped' | 'not-run';
+
+export class ActiveExecution {
+  private readonly status = new Map<string, StepStatus>();
+  private readonly produced = new Set<string>();
+  private readonly attempts = new Map<string, number>();
+  private readonly retryAt = new Map<string, number>();
+  private readonly downstream = new Map<string, PlannedStep[]>();
+  private events: RunEvent[] = [];
+  private candidates: PlannedStep[];
+
+  constructor(readonly plan: ExecutionPlan) {
+    for (const s of plan.steps) {
+      this.status.set(s.key, 'pending');
+      for (const u of s.upstream) {
+        const list = this.downstream.get(u);
+        if (list) list.push(s);
+        else this.downstream.set(u, [s]);
+      }
+    }
+    this.candidates = [...plan.steps];
+  }
+
+  /** Steps that may start now (each handed out once per attempt), in plan order. */
+  ready(now = Date.now()): PlannedStep[] {
+    const out: PlannedStep[] = [];
+    for (const [key, at] of this.retryAt) {
+      if (at <= now) {
+        this.retryAt.delete(key);
+        this.status.set(key, 'running');
+        out.push(this.plan.step(key));
+      }
+    }
+    const again: PlannedStep[] = [];
+    for (const s of this.candidates) {
+      if (this.status.get(s.key) !== 'pending') continue;
+      const verdict = this.verdict(s);
+      if (verdict === 'wait') again.push(s);
+      else if (verdict === 'run') {
+        this.status.set(s.key, 'running');
+        out.push(s);
+      }
+    }
+    this.candidates = again;
+    return out;
+  }
+
+  /** Events the bookkeeping produced (STEP_SKIPPED), to yield with the executor's own. */
+  drainEvents(): RunEvent[] {
+    const out = this.events;
+    this.events = [];
+    return out;
+  }
+
+  /** The attempt number for a step handed out by `ready` (0 = first). */
+  attempt(key: string): number {
+    return this.attempts.get(key) ?? 0;
+  }
+
+  /** Takes an event of a step into account. */
+  handle(ev: RunEvent, now = Date.now()): void {
+    const key = ev.stepKey;
+    if (key === null || !this.status.has(key)) return;
+    switch (ev.type) {
+      case 'STEP_OUTPUT':
+        this.produced.add(`${key}\u0000${ev.output}`);
+        break;
+      case 'STEP_SUCCESS':
+        this.finish(key, 'succeeded');
+        break;
+      case 'STEP_FAILURE':
+        this.finish(key, 'failed');
+        break;
+      case 'STEP_SKIPPED':
+        this.finish(key, 'skipped');
+        break;
+      case 'STEP_UP_FOR_RETRY':
+        this.status.set(key, 'retry-wait');
+        this.attempts.set(key, (ev.attempt ?? this.attempt(key)) + 1);
+        this.retryAt.set(key, now + Math.max(0, ev.retryInSeconds ?? 0) * 1000);
+        break;
+    }
+  }
+
+  /** Milliseconds until a step waiting to retry may run, or null if none waits. */
+  nextRetryIn(now = Date.now()): number | null {
+    let min: number | null = null;
+    for (const at of this.retryAt.values()) min = min === null ? at - now : Math.min(min, at - now);
+    return min === null ? null : Math.max(0, min);
+  }
+
+  /** No step is running, waiting or able to run. */
+  get isComplete(): boolean {
+    for (const s of this.status.values()) if (s === 'pending' || s === 'running' || s === 'retry-wait') return false;
+    return true;
+  }
+
+  /** Ends every step not finished yet as not run (for a cancelled run). */
+  abandon(): void {
+    for (const [k, s] of this.status) if (s === 'pending' || s === 'retry-wait') this.status.set(k, 'not-run');
+    this.retryAt.clear();
+  }
+
+  stepsWith(status: StepStatus): string[] {
+    return [...this.status].filter(([, s]) => s === status).map(([k]) => k);
+  }
+
+  private finish(key: string, s: StepStatus): void {
+    this.status.set(key, s);
+    this.retryAt.delete(key);
+  }
+
+  /** Whether a pending step can run, must wait, was skipped or will never run. */
+  private verdict(s: PlannedStep): 'run' | 'wait' | 'done' {
+    let skip = false;
+    for (const u of s.upstream) {
+      const st = this.status.get(u);
+      if (st === 'failed' || st === 'not-run') {
+        this.status.set(s.key, 'not-run');
+        return 'done';
+      }
+      if (st === 'skipped') skip = true;
+      else if (st !== 'succeeded') return 'wait';
+    }
+    const missing = s.node.inputs.find((i) => i.kind === 'step' && !this.produced.has(`${i.stepKey}\u0000${i.output}`));
+    if (skip || missing) {
+      this.status.set(s.key, 'skipped');
+      const why = missing && missing.kind === 'step' ? `output ${missing.output} of step ${missing.stepKey} was not produced` : 'an upstream step was skipped';
+      this.events.push(event('STEP_SKIPPED', this.plan.runId, s.key, `step ${s.key} skipped: ${why}`));
+      return 'done';
+    }
+    return 'run';
+  }
+}

@@ -1,0 +1,218 @@
+/**
+ * Runs a job with an executor: validates the run config, builds the plan,
+ * passes the executor's events through (keeping outputs for downstream
+ * steps), and ends the run with RUN_SUCCESS, RUN_FAILURE or RUN_CANCELED.
+ */
+import { randomUUID } from 'node:crypto';
+import type { z } from 'zod';
+import { WeftError, serializeError } from '../errors.ts';
+import { decode, encodeOwned } from '../protocol/codec.ts';
+import type { JobDefinition, RunConfig } from './definitions.ts';
+import { JobReconstructionError, RunConfigError, StepFailureError } from './errors.ts';
+import { event, type RunEvent } from './events.ts';
+import { mergeConfig, type CodeLocation, type ExecutionContext, type ExecutorDefinition } from './executor.ts';
+import { ActiveExecution, buildPlan, type PlannedStep } from './plan.ts';
+import { runStepAttempt } from './step-runner.ts';
+
+export interface ExecuteOptions {
+  runConfig?: RunConfig;
+  /** Values of the job's inputs (a job made from a graph with inputs). */
+  inputValues?: Record<string, unknown>;
+  /** Abort to cancel the run: running steps end, the run ends as canceled. */
+  signal?: AbortSignal;
+  runId?: string;
+  /** Called with every event as it happens. */
+  onEvent?: (ev: RunEvent) => void;
+  /** Ignore the run config's `execution` section (executeInProcess overrides the executor). */
+  ignoreExecutionConfig?: boolean;
+}
+
+export interface StepFailure {
+  stepKey: string;
+  error: StepFailureError;
+}
+
+export class JobExecutionResult {
+  constructor(
+    readonly runId: string,
+    readonly jobName: string,
+    readonly success: boolean,
+    readonly canceled: boolean,
+    readonly allEvents: readonly RunEvent[],
+    readonly failures: readonly StepFailure[],
+    /** Steps that never ran because a step upstream failed (or the run was cancelled). */
+    readonly stepsNotRun: readonly string[],
+    private readonly outputs: ReadonlyMap<string, { value: unknown }>,
+  ) {}
+
+  /** The value of a step's output (`result` unless named); throws if it was not produced. */
+  outputForNode(node: string, output = 'result'): unknown {
+    const o = this.outputs.get(outputKey(node, output));
+    if (!o) throw new WeftError(`step ${node} of run ${this.runId} did not produce output ${output}${this.allEvents.some((e) => e.stepKey === node) ? '' : ` (no step ${node} ran)`}`);
+    return o.value;
+  }
+
+  /** The events of one step, in order. */
+  eventsForNode(node: string): RunEvent[] {
+    return this.allEvents.filter((e) => e.stepKey === node);
+  }
+}
+
+function outputKey(step: string, output: string): string {
+  return `${step}\u0000${output}`;
+}
+
+/** Validates run config against the job's op schemas and the executor's; errors name the path. */
+export function resolveRunConfig(job: JobDefinition, executorDef: ExecutorDefinition, given: RunConfig | undefined, ignoreExecution = false): { opConfig: Map<string, unknown>; executorConfig: unknown; runConfig: RunConfig } {
+  const issues: { path: string; message: string }[] = [];
+  const merged = mergeConfig(job.defaultRunConfig, given ?? {}) as RunConfig;
+  if (merged === null || typeof merged !== 'object' || Array.isArray(merged)) throw new RunConfigError([{ path: '(root)', message: 'run config must be an object with ops and execution' }]);
+  for (const k of Object.keys(merged)) if (k !== 'ops' && k !== 'execution') issues.push({ path: k, message: 'unknown key (expected ops or execution)' });
+  const { opConfig, issues: opIssues } = resolveOpConfig(job, merged);
+  issues.push(...opIssues);
+  let executorConfig: unknown = undefined;
+  const rawExec = mergeConfig(executorDef.presetConfig, ignoreExecution ? undefined : merged.execution?.config);
+  if (executorDef.configSchema) {
+    const r = executorDef.configSchema.safeParse(rawExec ?? {});
+    if (r.success) executorConfig = r.data;
+    else issues.push(...zodIssues('execution.config', r.error));
+  } else if (rawExec !== undefined) {
+    executorConfig = rawExec;
+  }
+  if (issues.length > 0) throw new RunConfigError(issues);
+  return { opConfig, executorConfig, runConfig: merged };
+}
+
+/** Parses each op's config from the run config; issues name the path. */
+export function resolveOpConfig(job: JobDefinition, runConfig: RunConfig): { opConfig: Map<string, unknown>; issues: { path: string; message: string }[] } {
+  const issues: { path: string; message: string }[] = [];
+  const ops = new Map(job.steps.map((s) => [s.op.name, s.op]));
+  const opConfig = new Map<string, unknown>();
+  const givenOps = (runConfig.ops ?? {}) as Record<string, { config?: unknown }>;
+  for (const name of Object.keys(givenOps)) {
+    if (!ops.has(name)) issues.push({ path: `ops.${name}`, message: `job ${job.name} has no op ${name} (ops: ${[...ops.keys()].join(', ')})` });
+  }
+  for (const [name, op] of ops) {
+    const raw = givenOps[name]?.config;
+    if (!op.configSchema) {
+      if (raw !== undefined) issues.push({ path: `ops.${name}.config`, message: `op ${name} takes no config` });
+      continue;
+    }
+    const r = op.configSchema.safeParse(raw);
+    if (r.success) opConfig.set(name, r.data);
+    else issues.push(...zodIssues(`ops.${name}.config`, r.error));
+  }
+  return { opConfig, issues };
+}
+
+function zodIssues(prefix: string, err: z.ZodError): { path: string; message: string }[] {
+  return err.issues.map((i) => ({ path: [prefix, ...i.path.map(String)].join('.'), message: i.message }));
+}
+
+/** Checks that another process can rebuild the job from its code location. */
+export async function checkReconstructable(job: JobDefinition, location: CodeLocation | null): Promise<void> {
+  if (!location) {
+    throw new JobReconstructionError(`job ${job.name} cannot run in other processes: weft does not know the module that defines it. Run it with 'weft run MODULE --job ${job.name}', or through a Definitions object that is the default export of its module.`);
+  }
+  const { loadDefinitions } = await import('./location.ts');
+  const defs = await loadDefinitions(location.module);
+  const found = defs.findJob(location.jobName);
+  const sameSteps = found && found.steps.length === job.steps.length && found.steps.every((s, i) => s.key === job.steps[i]?.key);
+  if (!sameSteps) {
+    throw new JobReconstructionError(`job ${job.name} cannot be rebuilt from ${location.module}: its Definitions ${found ? 'define a different job under that name' : `have no job ${location.jobName}`}. A job that runs in other processes must be defined at the top level of its module (not inside a function) and listed in the module's default-exported Definitions.`);
+  }
+}
+
+/** Runs `job` with `executorDef`. */
+export async function executeJob(job: JobDefinition, executorDef: ExecutorDefinition, location: CodeLocation | null, opts: ExecuteOptions = {}): Promise<JobExecutionResult> {
+  const runId = opts.runId ?? randomUUID();
+  const { opConfig, executorConfig, runConfig } = resolveRunConfig(job, executorDef, opts.runConfig, opts.ignoreExecutionConfig);
+  const inputValues = opts.inputValues ?? {};
+  const missingInputs = job.inputs.filter((n) => !(n in inputValues));
+  if (missingInputs.length > 0) throw new RunConfigError(missingInputs.map((n) => ({ path: `inputValues.${n}`, message: `job ${job.name} needs input ${n}` })));
+  for (const n of Object.keys(inputValues)) if (!job.inputs.includes(n)) throw new RunConfigError([{ path: `inputValues.${n}`, message: `job ${job.name} has no input ${n} (inputs: ${job.inputs.join(', ') || 'none'})` }]);
+  if (executorDef.requirementsFor(executorConfig).includes('reconstructable-job')) await checkReconstructable(job, location);
+
+  const plan = buildPlan(runId, job, opConfig);
+  const outputs = new Map<string, { value: unknown; bytes?: Uint8Array }>();
+  const events: RunEvent[] = [];
+  const controller = new AbortController();
+  const onAbort = (): void => controller.abort(opts.signal?.reason);
+  if (opts.signal?.aborted) controller.abort(opts.signal.reason);
+  else opts.signal?.addEventListener('abort', onAbort, { once: true });
+  const emit = (ev: RunEvent): void => {
+    events.push(ev);
+    opts.onEvent?.(ev);
+  };
+
+  const sourceValue = (step: PlannedStep, i: number): { value: unknown; bytes?: Uint8Array } => {
+    const src = step.node.inputs[i];
+    if (!src) throw new WeftError(`step ${step.key} has no input ${i}`);
+    if (src.kind === 'value') return { value: src.value };
+    if (src.kind === 'job-input') return { value: inputValues[src.name] };
+    const o = outputs.get(outputKey(src.stepKey, src.output));
+    if (!o) throw new WeftError(`step ${step.key} needs output ${src.output} of step ${src.stepKey}, which was not produced`);
+    return o;
+  };
+  const ctx: ExecutionContext = {
+    runId,
+    job,
+    plan,
+    runConfig,
+    signal: controller.signal,
+    location,
+    activeExecution: () => new ActiveExecution(plan),
+    inputsFor: (step) => step.node.inputs.map((_, i) => sourceValue(step, i).value),
+    inputBytesFor: (step) =>
+      step.node.inputs.map((_, i) => {
+        const o = sourceValue(step, i);
+        if (!o.bytes) o.bytes = encodeOwned(o.value);
+        return o.bytes;
+      }),
+    runStepHere: (step, attempt, o = {}) => runStepAttempt({ runId, step, inputs: ctx.inputsFor(step), attempt, retries: o.retries ?? true, signal: controller.signal }),
+    engineEvent: (message, data) => event('ENGINE_EVENT', runId, null, message, data ? { data } : {}),
+  };
+
+  emit(event('RUN_START', runId, null, `started run ${runId} of job ${job.name} with executor ${executorDef.name}`, { data: { job: job.name, executor: executorDef.name, steps: plan.steps.length } }));
+  const status = new Map<string, RunEvent['type']>();
+  let engineError: unknown = null;
+  try {
+    const exec = executorDef.create({ config: executorConfig, job });
+    for await (const ev of exec.execute(ctx)) {
+      if (ev.type === 'STEP_OUTPUT' && ev.stepKey !== null && ev.output !== undefined) {
+        let value = ev.value;
+        if (value === undefined && ev.bytes) value = decode(ev.bytes);
+        outputs.set(outputKey(ev.stepKey, ev.output), ev.bytes ? { value, bytes: ev.bytes } : { value });
+        if (ev.value === undefined) ev.value = value;
+      }
+      if (ev.stepKey !== null && (ev.type === 'STEP_SUCCESS' || ev.type === 'STEP_FAILURE' || ev.type === 'STEP_SKIPPED')) status.set(ev.stepKey, ev.type);
+      emit(ev);
+    }
+  } catch (err) {
+    engineError = err;
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+  }
+
+  const failures: StepFailure[] = [];
+  for (const ev of events) {
+    if (ev.type === 'STEP_FAILURE' && ev.stepKey !== null) failures.push({ stepKey: ev.stepKey, error: new StepFailureError(ev.stepKey, ev.error ?? { name: 'Error', message: ev.message }) });
+  }
+  const notRun = plan.steps.filter((s) => !status.has(s.key)).map((s) => s.key);
+  const canceled = controller.signal.aborted;
+  let success = false;
+  if (canceled) {
+    emit(event('RUN_CANCELED', runId, null, `run ${runId} was canceled${notRun.length > 0 ? `; steps not run or not finished: ${notRun.join(', ')}` : ''}`));
+  } else if (engineError !== null) {
+    emit(event('RUN_FAILURE', runId, null, `run ${runId} failed in executor ${executorDef.name}: ${(engineError as Error).message ?? String(engineError)}`, { error: serializeError(engineError) }));
+  } else if (failures.length > 0 || notRun.length > 0) {
+    const parts = [];
+    if (failures.length > 0) parts.push(`steps failed: ${failures.map((f) => f.stepKey).join(', ')}`);
+    if (notRun.length > 0) parts.push(`steps not run: ${notRun.join(', ')}`);
+    emit(event('RUN_FAILURE', runId, null, `run ${runId} of job ${job.name} failed; ${parts.join('; ')}`, failures[0] ? { error: serializeError(failures[0].error) } : {}));
+  } else {
+    success = true;
+    emit(event('RUN_SUCCESS', runId, null, `run ${runId} of job ${job.name} succeeded`));
+  }
+  return new JobExecutionResult(runId, job.name, success, canceled, events, failures, notRun, outputs);
+}

@@ -1,0 +1,108 @@
+/**
+ * A step process of the multiprocess executor. It imports the code location
+ * given on its command line, says `ready`, then runs the steps it is sent,
+ * one at a time, streaming each step's events back over the IPC channel
+ * (outputs as msgpack bytes). It exits when told to, when its parent goes
+ * away, or after one step in isolated mode.
+ */
+import { encodeOwned, decode } from '../protocol/codec.ts';
+import { serializeError } from '../errors.ts';
+import type { RunConfig } from './definitions.ts';
+import { event, type RunEvent } from './events.ts';
+import { loadDefinitions } from './location.ts';
+import { buildPlan } from './plan.ts';
+import { resolveOpConfig } from './run.ts';
+import { runStepAttempt } from './step-runner.ts';
+
+export interface RunStepMsg {
+  t: 'run';
+  runId: string;
+  jobName: string;
+  stepKey: string;
+  attempt: number;
+  retries: boolean;
+  runConfig: RunConfig;
+  inputs: Uint8Array[];
+}
+
+export type ToStepProcess = RunStepMsg | { t: 'cancel' } | { t: 'exit' };
+export type FromStepProcess = { t: 'ready' } | { t: 'load-error'; error: ReturnType<typeof serializeError> } | { t: 'event'; ev: RunEvent } | { t: 'done' };
+
+const send = (m: FromStepProcess): void => {
+  try {
+    process.send?.(m);
+  } catch {
+    // Logged data that cannot be cloned: send the event without it.
+    if (m.t === 'event') process.send?.({ t: 'event', ev: { ...m.ev, data: { note: 'data not serializable' } } });
+  }
+};
+const moduleArg = process.argv[2];
+const once = process.argv[3] === 'once';
+// The parent went away (even kill -9): nothing to report to, stop.
+process.on('disconnect', () => process.exit(0));
+
+let controller = new AbortController();
+const queue: RunStepMsg[] = [];
+let busy = false;
+
+const defsPromise = moduleArg ? loadDefinitions(moduleArg) : Promise.reject(new Error('no code location given'));
+defsPromise.then(
+  () => send({ t: 'ready' }),
+  (err: unknown) => {
+    send({ t: 'load-error', error: serializeError(err) });
+    process.disconnect?.();
+  },
+);
+
+process.on('message', (m: ToStepProcess) => {
+  if (m.t === 'exit') process.exit(0);
+  else if (m.t === 'cancel') controller.abort();
+  else {
+    queue.push(m);
+    void drain();
+  }
+});
+
+async function drain(): Promise<void> {
+  if (busy) return;
+  busy = true;
+  while (queue.length > 0) {
+    await runOne(queue.shift() as RunStepMsg);
+    if (once) {
+      process.disconnect?.();
+      return;
+    }
+  }
+  busy = false;
+}
+
+async function runOne(m: RunStepMsg): Promise<void> {
+  controller = new AbortController();
+  try {
+    const defs = await defsPromise;
+    const job = defs.getJob(m.jobName);
+    const { opConfig, issues } = resolveOpConfig(job, m.runConfig);
+    if (issues.length > 0) throw new Error(`invalid op config: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
+    const step = buildPlan(m.runId, job, opConfig).step(m.stepKey);
+    const inputs = m.inputs.map((b) => decode(b));
+    for await (const ev of runStepAttempt({ runId: m.runId, step, inputs, attempt: m.attempt, retries: m.retries, signal: controller.signal })) {
+      if (ev.type === 'STEP_OUTPUT') {
+        const { value, ...rest } = ev;
+        let bytes: Uint8Array;
+        try {
+          bytes = encodeOwned(value);
+        } catch (err) {
+          const error = serializeError(new TypeError(`output ${ev.output} of step ${m.stepKey} cannot be sent to another process: ${(err as Error).message}`));
+          send({ t: 'event', ev: event('STEP_FAILURE', m.runId, m.stepKey, `step ${m.stepKey} failed: ${error.message}`, { attempt: m.attempt, pid: process.pid, error }) });
+          break;
+        }
+        send({ t: 'event', ev: { ...rest, bytes } });
+      } else {
+        send({ t: 'event', ev });
+      }
+    }
+  } catch (err) {
+    send({ t: 'event', ev: event('STEP_FAILURE', m.runId, m.stepKey, `step ${m.stepKey} could not start in process ${process.pid}: ${(err as Error).message}`, { attempt: m.attempt, pid: process.pid, error: serializeError(err) }) });
+  }
+  send({ t: 'done' });
+}

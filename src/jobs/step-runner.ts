@@ -1,0 +1,131 @@
+/**
+ * Runs one attempt of one step in the current process and yields its events
+ * as they happen (logs while the op runs, not at the end): STEP_RESTARTED on
+ * a retry, STEP_START, LOG..., STEP_OUTPUT per output, then STEP_SUCCESS,
+ * STEP_FAILURE or STEP_UP_FOR_RETRY.
+ */
+import { serializeError } from '../errors.ts';
+import type { OpContext, StepLog } from './definitions.ts';
+import { DEFAULT_OUTPUT, retryDelay } from './retry.ts';
+import { RetryRequested } from './errors.ts';
+import { event, type LogLevel, type RunEvent } from './events.ts';
+import type { PlannedStep } from './plan.ts';
+
+export interface StepAttempt {
+  runId: string;
+  step: PlannedStep;
+  /** Input values, in the op's input order. */
+  inputs: unknown[];
+  attempt: number;
+  /** false: a failure is final whatever the retry policy (an executor with retries disabled). */
+  retries: boolean;
+  signal: AbortSignal;
+}
+
+/** A queue the op's logs go into while its compute function runs. */
+class Channel {
+  private items: RunEvent[] = [];
+  private wake: (() => void) | null = null;
+
+  push(ev: RunEvent): void {
+    this.items.push(ev);
+    this.wake?.();
+    this.wake = null;
+  }
+
+  take(): RunEvent[] {
+    const out = this.items;
+    this.items = [];
+    return out;
+  }
+
+  /** Resolves when something is pushed (or at once if something is waiting). */
+  next(): Promise<void> {
+    if (this.items.length > 0) return Promise.resolve();
+    return new Promise((resolve) => (this.wake = resolve));
+  }
+}
+
+export async function* runStepAttempt(a: StepAttempt): AsyncGenerator<RunEvent> {
+  const { runId, step, attempt } = a;
+  const key = step.key;
+  const op = step.node.op;
+  const extra = { attempt, pid: process.pid };
+  if (attempt > 0) yield event('STEP_RESTARTED', runId, key, `step ${key}: attempt ${attempt + 1}`, extra);
+  yield event('STEP_START', runId, key, `started step ${key}`, extra);
+
+  const channel = new Channel();
+  const logAt =
+    (level: LogLevel) =>
+    (message: string, data?: Record<string, unknown>): void =>
+      channel.push(event('LOG', runId, key, String(message), { ...extra, level, ...(data ? { data } : {}) }));
+  const log: StepLog = { debug: logAt('debug'), info: logAt('info'), warn: logAt('warn'), error: logAt('error') };
+  const ctx: OpContext = { log, config: step.config, runId, stepKey: key, opName: op.name, attempt, signal: a.signal };
+
+  let settled: { ok: true; value: unknown } | { ok: false; error: unknown } | null = null;
+  const done = (async () => {
+    try {
+      settled = { ok: true, value: await op.fn(ctx, ...a.inputs) };
+    } catch (error) {
+      settled = { ok: false, error };
+    }
+    channel.push(event('ENGINE_EVENT', runId, key, '')); // wakes the loop below; not yielded
+  })();
+  while (settled === null) {
+    await channel.next();
+    for (const ev of channel.take()) if (ev.type === 'LOG') yield ev;
+  }
+  await done;
+  for (const ev of channel.take()) if (ev.type === 'LOG') yield ev;
+  const outcome = settled as { ok: true; value: unknown } | { ok: false; error: unknown };
+
+  if (!outcome.ok) {
+    yield failureOrRetry(a, outcome.error);
+    return;
+  }
+  // Outputs: the value itself, or for named outputs the object's keys.
+  const outputs: [string, unknown][] = [];
+  if (!op.multipleOutputs) {
+    outputs.push([DEFAULT_OUTPUT, outcome.value === undefined ? null : outcome.value]);
+  } else {
+    const v = outcome.value;
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+      yield failureOrRetry(a, new TypeError(`op ${op.name} declares outputs ${Object.keys(op.outs).join(', ')}, so it must return an object with them (got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v})`), false);
+      return;
+    }
+    const obj = v as Record<string, unknown>;
+    for (const name of Object.keys(obj)) {
+      if (!(name in op.outs)) {
+        yield failureOrRetry(a, new TypeError(`op ${op.name} returned output ${name}, which it does not declare (outs: ${Object.keys(op.outs).join(', ')})`), false);
+        return;
+      }
+    }
+    for (const [name, def] of Object.entries(op.outs)) {
+      if (obj[name] !== undefined) outputs.push([name, obj[name]]);
+      else if (!def.optional) {
+        yield failureOrRetry(a, new TypeError(`op ${op.name} did not produce its required output ${name}; mark it out({ optional: true }) if it may be left out`), false);
+        return;
+      }
+    }
+  }
+  for (const [name, value] of outputs) yield event('STEP_OUTPUT', runId, key, `step ${key} produced output ${name}`, { ...extra, output: name, value });
+  yield event('STEP_SUCCESS', runId, key, `finished step ${key}`, extra);
+}
+
+/** STEP_UP_FOR_RETRY when the policy (or a RetryRequested) allows another attempt, else STEP_FAILURE. */
+export function failureOrRetry(a: StepAttempt, err: unknown, retryable = true): RunEvent {
+  const key = a.step.key;
+  const policy = a.step.node.op.retryPolicy;
+  const error = serializeError(err);
+  const extra = { attempt: a.attempt, pid: process.pid, error };
+  if (retryable && a.retries && !a.signal.aborted) {
+    let wait: number | null = null;
+    if (err instanceof RetryRequested) {
+      if (a.attempt < err.maxRetries) wait = err.secondsToWait;
+    } else if (policy && a.attempt < policy.maxRetries) {
+      wait = retryDelay(policy, a.attempt + 1);
+    }
+    if (wait !== null) return event('STEP_UP_FOR_RETRY', a.runId, key, `step ${key} failed (${error.name}: ${error.message}); retrying in ${wait.toFixed(2)} s`, { ...extra, retryInSeconds: wait });
+  }
+  return event('STEP_FAILURE', a.runId, key, `step ${key} failed: ${error.name}: ${error.message}`, extra);
+}
