@@ -115,7 +115,12 @@ export async function checkReconstructable(job: JobDefinition, location: CodeLoc
     throw new JobReconstructionError(`job ${job.name} cannot run in other processes: weft does not know the module that defines it. Run it with 'weft run MODULE --job ${job.name}', or through a Definitions object that is the default export of its module.`);
   }
   const { loadDefinitions } = await import('./location.ts');
-  const defs = await loadDefinitions(location.module);
+  let defs: Awaited<ReturnType<typeof loadDefinitions>>;
+  try {
+    defs = await loadDefinitions(location.module);
+  } catch (err) {
+    throw new JobReconstructionError(`job ${job.name} cannot be rebuilt in another process: ${(err as Error).message}. A job that runs in other processes must be defined at the top level of its module (not inside a function) and listed in the module's default-exported Definitions.`);
+  }
   const found = defs.findJob(location.jobName);
   const sameSteps = found && found.steps.length === job.steps.length && found.steps.every((s, i) => s.key === job.steps[i]?.key);
   if (!sameSteps) {

@@ -41,7 +41,8 @@ interface StepProc {
   step: PlannedStep | null;
   attempt: number;
   ended: boolean;
-  exited: boolean;
+  /** Exited, or going to (isolated mode after its step, or disconnected): never given another step. */
+  retired: boolean;
 }
 
 type Incoming = { proc: StepProc; msg: FromStepProcess } | { proc: StepProc; exit: { code: number | null; signal: NodeJS.Signals | null } };
@@ -74,17 +75,18 @@ async function* runMultiprocess(ctx: ExecutionContext, config: MultiprocessConfi
     // Step output on stdout would mix with `weft run --json`: everything a step prints goes to stderr.
     child.stdout?.pipe(process.stderr, { end: false });
     child.stderr?.pipe(process.stderr, { end: false });
-    const proc: StepProc = { child, ready: false, step: null, attempt: 0, ended: true, exited: false };
+    const proc: StepProc = { child, ready: false, step: null, attempt: 0, ended: true, retired: false };
     child.on('message', (msg: FromStepProcess) => notify({ proc, msg }));
     child.on('exit', (code, signal) => {
-      proc.exited = true;
+      proc.retired = true;
       notify({ proc, exit: { code, signal } });
     });
+    child.on('disconnect', () => (proc.retired = true));
     child.on('error', () => {}); // 'exit' follows
     procs.add(proc);
     return proc;
   };
-  const idle = (): StepProc | undefined => [...procs].find((p) => p.step === null && !p.exited);
+  const idle = (): StepProc | undefined => [...procs].find((p) => p.step === null && !p.retired);
   const running = (): StepProc[] => [...procs].filter((p) => p.step !== null);
 
   const pending: PlannedStep[] = [];
@@ -105,7 +107,7 @@ async function* runMultiprocess(ctx: ExecutionContext, config: MultiprocessConfi
   };
 
   const onAbort = (): void => {
-    for (const p of procs) if (!p.exited) p.child.kill('SIGKILL');
+    for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
   };
   ctx.signal.addEventListener('abort', onAbort, { once: true });
   try {
@@ -123,7 +125,7 @@ async function* runMultiprocess(ctx: ExecutionContext, config: MultiprocessConfi
         launch(step, idle() ?? spawn());
       }
       // Processes started ahead, so that their start-up overlaps the steps running now.
-      const spare = [...procs].filter((p) => p.step === null && !p.exited).length;
+      const spare = [...procs].filter((p) => p.step === null && !p.retired).length;
       const notStarted = pending.length + active.stepsWith('pending').length;
       const target = warm ? Math.min(maxConcurrent - running().length, notStarted) : Math.min(maxConcurrent, notStarted);
       for (let k = spare; k < target; k++) spawn();
@@ -161,7 +163,10 @@ async function* runMultiprocess(ctx: ExecutionContext, config: MultiprocessConfi
           yield ev;
         } else if (msg.t === 'done') {
           p.step = null;
-          if (!warm) p.child.disconnect();
+          if (!warm) {
+            p.retired = true;
+            p.child.disconnect();
+          }
         } else if (msg.t === 'load-error') {
           throw Object.assign(new Error(`a step process could not load ${location.module}: ${msg.error.message}`), { stack: msg.error.stack });
         } else if (msg.t === 'ready') {
@@ -205,7 +210,7 @@ async function stopAll(procs: Set<StepProc>): Promise<void> {
     [...procs].map(
       (p) =>
         new Promise<void>((resolve) => {
-          if (p.exited || p.child.exitCode !== null || p.child.signalCode !== null) return resolve();
+          if (p.child.exitCode !== null || p.child.signalCode !== null) return resolve();
           p.child.once('exit', () => resolve());
           if (p.child.connected) p.child.send({ t: 'exit' } satisfies ToStepProcess, () => {});
           setTimeout(() => p.child.kill('SIGKILL'), 2000).unref();
