@@ -16,6 +16,8 @@ Commands:
   worker ADDRESS         start a worker that joins the scheduler at ADDRESS
   cluster                start a development cluster (scheduler + workers) on loopback
   example                start a local cluster, run an example graph, print the result
+  run MODULE --job NAME  run a job of a code location with its executor
+  list MODULE            list the jobs and assets of a code location
 
 Run 'weft <command> --help' for a command's options.`,
   scheduler: `Usage: weft scheduler [--host 127.0.0.1] [--port 8786] [--token T]
@@ -57,6 +59,23 @@ Options:
   --token T                 require a token (or WEFT_TOKEN)
   --log-level LEVEL         log level of the cluster's processes (default warn)
   --help                    show this help`,
+  run: `Usage: weft run MODULE --job NAME [--config run.json] [--json]
+
+Runs a job of a code location (a module whose default export is a
+Definitions object) with the job's executor. On a terminal it shows live
+step counts; otherwise it prints one line per event.
+
+Options:
+  --job NAME       the job to run (see weft list MODULE)
+  --config FILE    run config as JSON: { "ops": { NAME: { "config": ... } }, "execution": { "config": ... } }
+  --json           print every event as one JSON line on stdout
+  --help           show this help
+
+Exit code: 0 when the run succeeds, 1 when it fails, 130 when it is canceled
+(Ctrl-C stops running steps and their processes), 2 for bad arguments.`,
+  list: `Usage: weft list MODULE [--json]
+
+Lists the jobs (with their executors) and assets of a code location.`,
   example: `Usage: weft example [--workers 2] [--tasks 400]
 
 Starts a local cluster, estimates pi with a graph of Monte Carlo sample tasks
@@ -229,7 +248,26 @@ async function exampleCommand(argv: string[]): Promise<void> {
   });
 }
 
+async function runCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parse(argv, { job: { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean' } });
+  if (values['help']) return void console.log(HELP['run']);
+  const module = positionals[0] ?? fail('weft run needs a module, e.g. weft run ./defs.ts --job my_job');
+  const job = (values['job'] as string | undefined) ?? fail('weft run needs --job NAME (weft list MODULE shows the jobs)');
+  const { runJobCommand } = await import('./run-job.ts');
+  process.exitCode = await runJobCommand({ module, job, configFile: values['config'] as string | undefined, json: values['json'] === true });
+}
+
+async function listJobsCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parse(argv, { json: { type: 'boolean' } });
+  if (values['help']) return void console.log(HELP['list']);
+  const module = positionals[0] ?? fail('weft list needs a module, e.g. weft list ./defs.ts');
+  const { listCommand } = await import('./run-job.ts');
+  await listCommand(module, values['json'] === true);
+}
+
 const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
+  run: runCommand,
+  list: listJobsCommand,
   scheduler: schedulerCommand,
   worker: workerCommand,
   cluster: clusterCommand,

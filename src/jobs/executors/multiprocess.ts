@@ -73,8 +73,8 @@ async function* runMultiprocess(ctx: ExecutionContext, config: MultiprocessConfi
   const spawn = (): StepProc => {
     const child = fork(ENTRY, warm ? [location.module] : [location.module, 'once'], { serialization: 'advanced', stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     // Step output on stdout would mix with `weft run --json`: everything a step prints goes to stderr.
-    child.stdout?.pipe(process.stderr, { end: false });
-    child.stderr?.pipe(process.stderr, { end: false });
+    child.stdout?.on('data', (d: Buffer) => process.stderr.write(d));
+    child.stderr?.on('data', (d: Buffer) => process.stderr.write(d));
     const proc: StepProc = { child, ready: false, step: null, attempt: 0, ended: true, retired: false };
     child.on('message', (msg: FromStepProcess) => notify({ proc, msg }));
     child.on('exit', (code, signal) => {

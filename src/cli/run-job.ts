@@ -1,0 +1,126 @@
+/**
+ * `weft run` and `weft list`: run a job of a code location with its executor,
+ * or list what a code location defines.
+ */
+import { readFileSync } from 'node:fs';
+import { eventForJson, type RunEvent } from '../jobs/events.ts';
+import { loadDefinitions } from '../jobs/location.ts';
+import type { RunConfig } from '../jobs/definitions.ts';
+import { ConfigError } from '../errors.ts';
+
+export interface RunOptions {
+  module: string;
+  job: string;
+  configFile?: string | undefined;
+  json: boolean;
+}
+
+function readRunConfig(file: string | undefined): RunConfig | undefined {
+  if (!file) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`--config: cannot read ${file}: ${(err as Error).message}`);
+  }
+  try {
+    return JSON.parse(text) as RunConfig;
+  } catch (err) {
+    throw new ConfigError(`--config: ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+function time(ts: number): string {
+  return new Date(ts).toISOString().slice(11, 23);
+}
+
+function line(ev: RunEvent): string {
+  const where = ev.stepKey ? ` ${ev.stepKey}` : '';
+  const lvl = ev.type === 'LOG' ? ` [${ev.level}]` : '';
+  const stack = (ev.type === 'STEP_FAILURE' || ev.type === 'RUN_FAILURE') && ev.error?.stack ? `\n${ev.error.stack.replace(/^/gm, '    ')}` : '';
+  return `${time(ev.timestamp)} ${ev.type}${where}${lvl} ${ev.message}${stack}`;
+}
+
+/** Live step counts on one terminal line; events that matter are printed above it. */
+class Progress {
+  private done = 0;
+  private failed = 0;
+  private skipped = 0;
+  private running = new Set<string>();
+
+  constructor(private readonly total: number) {}
+
+  onEvent(ev: RunEvent): void {
+    const k = ev.stepKey;
+    if (k !== null) {
+      if (ev.type === 'STEP_START') this.running.add(k);
+      else if (ev.type === 'STEP_SUCCESS') this.end(k, 'done');
+      else if (ev.type === 'STEP_FAILURE') this.end(k, 'failed');
+      else if (ev.type === 'STEP_SKIPPED') this.end(k, 'skipped');
+      else if (ev.type === 'STEP_UP_FOR_RETRY') this.running.delete(k);
+    }
+    const show = ev.type === 'LOG' || ev.type === 'STEP_FAILURE' || ev.type === 'STEP_UP_FOR_RETRY' || ev.type.startsWith('RUN_') || ev.type === 'ENGINE_EVENT';
+    process.stderr.write('\r\u001b[2K');
+    if (show) process.stderr.write(`${line(ev)}\n`);
+    if (!ev.type.startsWith('RUN_') || ev.type === 'RUN_START') process.stderr.write(this.status());
+  }
+
+  private end(k: string, how: 'done' | 'failed' | 'skipped'): void {
+    this.running.delete(k);
+    this[how]++;
+  }
+
+  private status(): string {
+    const running = [...this.running];
+    const names = running.slice(0, 3).join(', ') + (running.length > 3 ? ', ...' : '');
+    return `steps: ${this.done}/${this.total} done, ${running.length} running${running.length > 0 ? ` (${names})` : ''}, ${this.failed} failed${this.skipped > 0 ? `, ${this.skipped} skipped` : ''}`;
+  }
+}
+
+/** Runs the job; resolves with the process exit code (0 success, 1 failure, 130 canceled). */
+export async function runJobCommand(opts: RunOptions): Promise<number> {
+  const defs = await loadDefinitions(opts.module);
+  const job = defs.findJob(opts.job);
+  if (!job) throw new ConfigError(`--job: ${opts.module} has no job ${opts.job} (jobs: ${defs.jobNames.join(', ') || 'none'})`);
+  const runConfig = readRunConfig(opts.configFile);
+  const controller = new AbortController();
+  const cancel = (): void => controller.abort(new Error('interrupted'));
+  process.once('SIGINT', cancel);
+  process.once('SIGTERM', cancel);
+  const tty = process.stderr.isTTY && !opts.json;
+  const progress = tty ? new Progress(job.steps.length) : null;
+  try {
+    const result = await defs.executeJob(opts.job, {
+      signal: controller.signal,
+      ...(runConfig ? { runConfig } : {}),
+      onEvent: (ev) => {
+        if (opts.json) process.stdout.write(`${JSON.stringify(eventForJson(ev))}\n`);
+        else if (progress) progress.onEvent(ev);
+        else process.stdout.write(`${line(ev)}\n`);
+      },
+    });
+    return result.success ? 0 : result.canceled ? 130 : 1;
+  } finally {
+    process.off('SIGINT', cancel);
+    process.off('SIGTERM', cancel);
+  }
+}
+
+export async function listCommand(module: string, json: boolean): Promise<void> {
+  const defs = await loadDefinitions(module);
+  const jobs = defs.jobNames.map((name) => {
+    const j = defs.getJob(name);
+    return { name, executor: defs.executorFor(j).name, steps: j.steps.length, ...(j.inputs.length > 0 ? { inputs: j.inputs } : {}) };
+  });
+  const assets = defs.assets.map((a) => ({ name: a.name, deps: [...a.deps] }));
+  if (json) {
+    console.log(JSON.stringify({ jobs, assets }));
+    return;
+  }
+  console.log('Jobs:');
+  for (const j of jobs) console.log(`  ${j.name.padEnd(24)} executor ${j.executor.padEnd(20)} ${j.steps} step(s)${j.inputs ? `, inputs: ${j.inputs.join(', ')}` : ''}`);
+  if (jobs.length === 0) console.log('  (none)');
+  console.log('Assets:');
+  for (const a of assets) console.log(`  ${a.name.padEnd(24)} ${a.deps.length > 0 ? `from ${a.deps.join(', ')}` : '(no upstream)'}`);
+  if (assets.length === 0) console.log('  (none)');
+}

@@ -1,0 +1,76 @@
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { describe, expect, it } from 'vitest';
+import { alive, waitFor } from './helpers/util.ts';
+
+const BIN = new URL('../bin/weft.js', import.meta.url).pathname;
+const DEFS = new URL('./fixtures/jobs.ts', import.meta.url).pathname;
+
+interface Ran {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function weft(args: string[], onLine?: (line: string, kill: (sig: NodeJS.Signals) => void) => void): Promise<Ran> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      stdout += `${line}\n`;
+      onLine?.(line, (sig) => child.kill(sig));
+    });
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('weft run and weft list', () => {
+  it('runs a job with its executor: one JSON event per line with --json, exit 0', async () => {
+    const r = await weft(['run', DEFS, '--job', 'simple', '--json']);
+    expect(r.code).toBe(0);
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; stepKey: string | null; pid?: number });
+    expect(events[0]?.type).toBe('RUN_START');
+    expect(events.at(-1)?.type).toBe('RUN_SUCCESS');
+    expect(events.filter((e) => e.type === 'STEP_SUCCESS')).toHaveLength(5);
+  });
+
+  it('prints one line per event without a terminal and exits 1 when the run fails', async () => {
+    const r = await weft(['run', DEFS, '--job', 'failing', '--config', '/dev/null']);
+    expect(r.code).toBe(2); // /dev/null is not JSON
+    expect(r.stderr).toContain('--config');
+    const f = await weft(['run', DEFS, '--job', 'failing']);
+    expect(f.code).toBe(1);
+    expect(f.stdout).toMatch(/STEP_FAILURE boom step boom failed: TypeError: boom went the op/);
+    expect(f.stdout).toMatch(/RUN_FAILURE .*steps not run: add_one/);
+  });
+
+  it('refuses an unknown job with the list of jobs (exit 2)', async () => {
+    const r = await weft(['run', DEFS, '--job', 'nope']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('has no job nope (jobs: simple, failing');
+  });
+
+  it('Ctrl-C cancels the run: step processes are stopped, exit 130', async () => {
+    const pids: number[] = [];
+    const r = await weft(['run', DEFS, '--job', 'sleepy', '--json'], (line, kill) => {
+      const ev = JSON.parse(line) as { type: string; pid?: number };
+      if (ev.type === 'STEP_START' && ev.pid) pids.push(ev.pid);
+      if (pids.length === 2 && ev.type === 'STEP_START') kill('SIGINT');
+    });
+    expect(r.code).toBe(130);
+    expect(r.stdout).toContain('RUN_CANCELED');
+    expect(pids).toHaveLength(2);
+    await waitFor(() => pids.every((p) => !alive(p)), 5000, 'step processes to exit');
+  });
+
+  it('lists jobs with their executors, and assets', async () => {
+    const r = await weft(['list', DEFS, '--json']);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { jobs: { name: string; executor: string }[]; assets: { name: string; deps: string[] }[] };
+    expect(out.jobs.find((j) => j.name === 'pids')?.executor).toBe('multiprocess');
+    expect(out.jobs.find((j) => j.name === 'simple')?.executor).toBe('multi_or_in_process');
+    expect(out.assets).toContainEqual({ name: 'report', deps: ['sorted', 'raw'] });
+  });
+});
