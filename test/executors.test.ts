@@ -66,6 +66,14 @@ describe('multiprocess executor', () => {
     expect(r.outputForNode('one')).toBe(1);
   });
 
+  it('reports the error of a step with its stack in the source files', async () => {
+    const r = await defs.executeJob('failing');
+    const f = r.failures[0]?.error;
+    expect(f?.message).toContain('boom went the op');
+    expect(f?.remoteStack).toMatch(/fixtures\/jobs\.ts:\d+:\d+/);
+    expect(f?.remoteStack).not.toMatch(/steps-[0-9a-f]+\.mjs/);
+  });
+
   it('retries across processes', async () => {
     const file = join(dir, 'flaky-mp');
     const r = await defs.executeJob('retrying', { runConfig: { ops: { flaky: { config: { file, succeedOn: 1 } } } } });

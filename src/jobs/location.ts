@@ -18,6 +18,13 @@ export async function loadDefinitions(spec: string): Promise<Definitions> {
   } catch (err) {
     throw new DefinitionError(`cannot import ${spec}: ${(err as Error).message}`);
   }
+  const defs = definitionsOf(mod, spec);
+  defs.location = url;
+  return defs;
+}
+
+/** The Definitions of an imported module: its default export, or its one exported Definitions. */
+export function definitionsOf(mod: Record<string, unknown>, spec: string): Definitions {
   let defs: Definitions | undefined;
   if (Definitions.isDefinitions(mod['default'])) defs = mod['default'];
   else {
@@ -26,6 +33,5 @@ export async function loadDefinitions(spec: string): Promise<Definitions> {
     else if (found.length > 1) throw new DefinitionError(`${spec} exports ${found.length} Definitions objects; export one as the default`);
   }
   if (!defs) throw new DefinitionError(`${spec} has no Definitions: make \`export default new Definitions({ jobs, assets })\` its default export`);
-  defs.location = url;
   return defs;
 }

@@ -49,25 +49,33 @@ export function buildPlan(runId: string, job: JobDefinition, opConfig: Map<strin
 
 type StepStatus = 'pending' | 'running' | 'retry-wait' | 'succeeded' | 'failed' | 'skipped' | 'not-run';
 
+/**
+ * Per step: how many upstream steps have not ended. A step is looked at once,
+ * when that count reaches zero, so a run costs O(steps + edges) in all.
+ */
 export class ActiveExecution {
   private readonly status = new Map<string, StepStatus>();
   private readonly produced = new Set<string>();
   private readonly attempts = new Map<string, number>();
   private readonly retryAt = new Map<string, number>();
   private readonly downstream = new Map<string, PlannedStep[]>();
+  private readonly waitingOn = new Map<string, number>();
+  private readyQ: PlannedStep[] = [];
   private events: RunEvent[] = [];
-  private candidates: PlannedStep[];
+  private unfinished: number;
 
   constructor(readonly plan: ExecutionPlan) {
     for (const s of plan.steps) {
       this.status.set(s.key, 'pending');
+      this.waitingOn.set(s.key, s.upstream.length);
+      if (s.upstream.length === 0) this.readyQ.push(s);
       for (const u of s.upstream) {
         const list = this.downstream.get(u);
         if (list) list.push(s);
         else this.downstream.set(u, [s]);
       }
     }
-    this.candidates = [...plan.steps];
+    this.unfinished = plan.steps.length;
   }
 
   /** Steps that may start now (each handed out once per attempt), in plan order. */
@@ -80,17 +88,12 @@ export class ActiveExecution {
         out.push(this.plan.step(key));
       }
     }
-    const again: PlannedStep[] = [];
-    for (const s of this.candidates) {
-      if (this.status.get(s.key) !== 'pending') continue;
-      const verdict = this.verdict(s);
-      if (verdict === 'wait') again.push(s);
-      else if (verdict === 'run') {
-        this.status.set(s.key, 'running');
-        out.push(s);
-      }
+    const q = this.readyQ;
+    this.readyQ = [];
+    for (const s of q) {
+      this.status.set(s.key, 'running');
+      out.push(s);
     }
-    this.candidates = again;
     return out;
   }
 
@@ -109,7 +112,9 @@ export class ActiveExecution {
   /** Takes an event of a step into account. */
   handle(ev: RunEvent, now = Date.now()): void {
     const key = ev.stepKey;
-    if (key === null || !this.status.has(key)) return;
+    if (key === null) return;
+    const st = this.status.get(key);
+    if (st === undefined) return;
     switch (ev.type) {
       case 'STEP_OUTPUT':
         this.produced.add(`${key}\u0000${ev.output}`);
@@ -140,44 +145,53 @@ export class ActiveExecution {
 
   /** No step is running, waiting or able to run. */
   get isComplete(): boolean {
-    for (const s of this.status.values()) if (s === 'pending' || s === 'running' || s === 'retry-wait') return false;
-    return true;
+    return this.unfinished === 0;
   }
 
   /** Ends every step not finished yet as not run (for a cancelled run). */
   abandon(): void {
-    for (const [k, s] of this.status) if (s === 'pending' || s === 'retry-wait') this.status.set(k, 'not-run');
+    for (const [k, s] of this.status) {
+      if (s === 'pending' || s === 'retry-wait') {
+        this.status.set(k, 'not-run');
+        this.unfinished--;
+      }
+    }
     this.retryAt.clear();
+    this.readyQ = [];
   }
 
   stepsWith(status: StepStatus): string[] {
     return [...this.status].filter(([, s]) => s === status).map(([k]) => k);
   }
 
+  /** A step ended: its downstream steps may now be decided. */
   private finish(key: string, s: StepStatus): void {
+    const before = this.status.get(key);
+    if (before === 'succeeded' || before === 'failed' || before === 'skipped' || before === 'not-run') return;
     this.status.set(key, s);
     this.retryAt.delete(key);
+    this.unfinished--;
+    for (const d of this.downstream.get(key) ?? []) {
+      const left = (this.waitingOn.get(d.key) ?? 1) - 1;
+      this.waitingOn.set(d.key, left);
+      if (left === 0 && this.status.get(d.key) === 'pending') this.decide(d);
+    }
   }
 
-  /** Whether a pending step can run, must wait, was skipped or will never run. */
-  private verdict(s: PlannedStep): 'run' | 'wait' | 'done' {
+  /** All upstream steps ended: run it, skip it, or (after a failure) never run it. */
+  private decide(s: PlannedStep): void {
     let skip = false;
     for (const u of s.upstream) {
       const st = this.status.get(u);
-      if (st === 'failed' || st === 'not-run') {
-        this.status.set(s.key, 'not-run');
-        return 'done';
-      }
+      if (st === 'failed' || st === 'not-run') return this.finish(s.key, 'not-run');
       if (st === 'skipped') skip = true;
-      else if (st !== 'succeeded') return 'wait';
     }
     const missing = s.node.inputs.find((i) => i.kind === 'step' && !this.produced.has(`${i.stepKey}\u0000${i.output}`));
     if (skip || missing) {
-      this.status.set(s.key, 'skipped');
       const why = missing && missing.kind === 'step' ? `output ${missing.output} of step ${missing.stepKey} was not produced` : 'an upstream step was skipped';
       this.events.push(event('STEP_SKIPPED', this.plan.runId, s.key, `step ${s.key} skipped: ${why}`));
-      return 'done';
+      return this.finish(s.key, 'skipped');
     }
-    return 'run';
+    this.readyQ.push(s);
   }
 }

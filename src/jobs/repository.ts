@@ -8,10 +8,20 @@ import type { JobDefinition} from './definitions.ts';
 import { AssetJobSpec, type AssetDefinition } from './definitions.ts';
 import { DefinitionError } from './errors.ts';
 import type { ExecutorDefinition } from './executor.ts';
-import { multiOrInProcessExecutor } from './executors/default.ts';
 import { executeJob, type ExecuteOptions, type JobExecutionResult } from './run.ts';
 
 const BRAND = Symbol.for('weft.Definitions');
+
+/**
+ * The default executor, registered by executors/default.ts when it loads.
+ * Not imported here: step processes load Definitions, and must not load
+ * every executor (and their dependencies) with it.
+ */
+let defaultExecutor: ExecutorDefinition | null = null;
+
+export function registerDefaultExecutor(e: ExecutorDefinition): void {
+  defaultExecutor = e;
+}
 
 export interface DefinitionsOptions {
   assets?: AssetDefinition[];
@@ -67,12 +77,15 @@ export class Definitions {
 
   /** The executor that runs a job: its own, else these Definitions', else the default. */
   executorFor(job: JobDefinition): ExecutorDefinition {
-    return (job.executorDef ?? this.executor ?? multiOrInProcessExecutor) as ExecutorDefinition;
+    const e = job.executorDef ?? this.executor ?? defaultExecutor;
+    if (!e) throw new DefinitionError(`job ${job.name} names no executor and the default one is not loaded; import it from 'weft'`);
+    return e;
   }
 
   /** Runs a job with its executor (see executorFor). */
-  executeJob(name: string, opts: ExecuteOptions = {}): Promise<JobExecutionResult> {
+  async executeJob(name: string, opts: ExecuteOptions = {}): Promise<JobExecutionResult> {
     const job = this.getJob(name);
+    if (!defaultExecutor) await import('./executors/default.ts');
     return executeJob(job, this.executorFor(job), this.location ? { module: this.location, jobName: name } : null, opts);
   }
 }

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { executor, type ExecutorDefinition } from '../executor.ts';
 import { inProcessConfig, inProcessExecutor } from './in-process.ts';
 import { multiprocessConfig, multiprocessExecutor } from './multiprocess.ts';
+import { registerDefaultExecutor } from '../repository.ts';
 
 export const multiOrInProcessConfig = z
   .union([z.object({ multiprocess: multiprocessConfig.default(multiprocessConfig.parse({})) }).strict(), z.object({ in_process: inProcessConfig.default(inProcessConfig.parse({})) }).strict()])
@@ -20,3 +21,5 @@ export const multiOrInProcessExecutor: ExecutorDefinition<MultiOrInProcessConfig
     return multiprocessExecutor.create({ ...init, config: c.multiprocess });
   },
 );
+
+registerDefaultExecutor(multiOrInProcessExecutor as ExecutorDefinition);

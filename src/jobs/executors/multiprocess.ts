@@ -8,14 +8,16 @@
  * code or signal. Cancelling the run stops every step process.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { executor, type ExecutionContext, type ExecutorDefinition } from '../executor.ts';
 import { event, type RunEvent } from '../events.ts';
 import type { PlannedStep } from '../plan.ts';
 import { failureOrRetry } from '../step-runner.ts';
-import type { FromStepProcess, ToStepProcess } from '../step-process.ts';
+import type { FromStepProcess, ToStepProcess } from '../step-main.ts';
 import { retriesConfig, retriesEnabled } from './common.ts';
+import { mapStack, stepBundle } from '../step-bundle.ts';
 
 const tagLimit = z.object({ key: z.string().min(1), value: z.string().optional(), limit: z.number().int().min(1) }).strict();
 
@@ -26,16 +28,17 @@ export const multiprocessConfig = z
     /** At most `limit` running steps whose op has tag `key` (with `value`, if given). */
     tagConcurrencyLimits: z.array(tagLimit).default([]),
     retries: retriesConfig,
-    /** isolated: a fresh process per step (default); warm: processes are reused within the run. */
+    /** isolated: a fresh process per step (default); warm: processes are reused, within the run and by later runs in this process. */
     mode: z.enum(['isolated', 'warm']).default('isolated'),
   })
   .strict();
 export type MultiprocessConfig = z.infer<typeof multiprocessConfig>;
 
-const ENTRY = new URL('../step-entry.mjs', import.meta.url);
 
 interface StepProc {
   child: ChildProcess;
+  /** The run this process reports to now (replaced when a warm process moves to another run). */
+  notify: (item: Incoming) => void;
   ready: boolean;
   /** The step it runs now, and whether that step has ended (success, failure, skip or retry). */
   step: PlannedStep | null;
@@ -57,6 +60,7 @@ export const multiprocessExecutor: ExecutorDefinition<MultiprocessConfig> = exec
 async function* runMultiprocess(ctx: ExecutionContext, config: MultiprocessConfig): AsyncGenerator<RunEvent> {
   const location = ctx.location;
   if (!location) throw new Error('the multiprocess executor needs the code location of the job');
+  const entry = fileURLToPath(await stepBundle(location.module));
   const maxConcurrent = config.maxConcurrent ?? availableParallelism();
   const retries = retriesEnabled(config.retries);
   const warm = config.mode === 'warm';
@@ -71,21 +75,26 @@ async function* runMultiprocess(ctx: ExecutionContext, config: MultiprocessConfi
   };
 
   const spawn = (): StepProc => {
-    const child = fork(ENTRY, warm ? [location.module] : [location.module, 'once'], { serialization: 'advanced', stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    const child = fork(entry, warm ? [] : ['once'], { serialization: 'advanced', execArgv: [], stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     // Step output on stdout would mix with `weft run --json`: everything a step prints goes to stderr.
     child.stdout?.on('data', (d: Buffer) => process.stderr.write(d));
     child.stderr?.on('data', (d: Buffer) => process.stderr.write(d));
-    const proc: StepProc = { child, ready: false, step: null, attempt: 0, ended: true, retired: false };
-    child.on('message', (msg: FromStepProcess) => notify({ proc, msg }));
+    const proc: StepProc = { child, notify, ready: false, step: null, attempt: 0, ended: true, retired: false };
+    child.on('message', (msg: FromStepProcess) => proc.notify({ proc, msg }));
     child.on('exit', (code, signal) => {
       proc.retired = true;
-      notify({ proc, exit: { code, signal } });
+      proc.notify({ proc, exit: { code, signal } });
     });
     child.on('disconnect', () => (proc.retired = true));
     child.on('error', () => {}); // 'exit' follows
     procs.add(proc);
     return proc;
   };
+  // Warm mode: processes left idle by earlier runs of this code location start this one.
+  if (warm) for (const p of takeWarm(entry)) {
+    p.notify = notify;
+    procs.add(p);
+  }
   const idle = (): StepProc | undefined => [...procs].find((p) => p.step === null && !p.retired);
   const running = (): StepProc[] => [...procs].filter((p) => p.step !== null);
 
@@ -158,6 +167,7 @@ async function* runMultiprocess(ctx: ExecutionContext, config: MultiprocessConfi
         const msg = item.msg;
         if (msg.t === 'event') {
           const ev = msg.ev;
+          if (ev.error?.stack) ev.error.stack = mapStack(ev.error.stack);
           if (ev.type === 'STEP_SUCCESS' || ev.type === 'STEP_FAILURE' || ev.type === 'STEP_UP_FOR_RETRY') p.ended = true;
           active.handle(ev);
           yield ev;
@@ -182,6 +192,9 @@ async function* runMultiprocess(ctx: ExecutionContext, config: MultiprocessConfi
     }
   } finally {
     ctx.signal.removeEventListener('abort', onAbort);
+    const keep = warm && !ctx.signal.aborted ? [...procs].filter((p) => p.step === null && !p.retired && p.child.connected) : [];
+    for (const p of keep) procs.delete(p);
+    putWarm(entry, keep);
     await stopAll(procs);
   }
 
@@ -196,6 +209,52 @@ async function* runMultiprocess(ctx: ExecutionContext, config: MultiprocessConfi
       wake = done;
       ctx.signal.addEventListener('abort', done, { once: true });
     });
+  }
+}
+
+/**
+ * Idle warm processes by bundle, kept between runs so that later runs in this
+ * process start at once. They do not keep the parent alive, and leave after
+ * a minute unused (or with the parent: they exit when their IPC channel closes).
+ */
+const WARM_IDLE_MS = 60_000;
+const warmPool = new Map<string, { procs: StepProc[]; timer: NodeJS.Timeout }>();
+
+function putWarm(entry: string, procs: StepProc[]): void {
+  if (procs.length === 0) return;
+  const slot = warmPool.get(entry);
+  if (slot) clearTimeout(slot.timer);
+  const all = [...(slot?.procs ?? []), ...procs];
+  for (const p of all) {
+    p.notify = () => {}; // nobody listens until a run takes it
+    setRef(p.child, false);
+  }
+  const timer = setTimeout(() => {
+    warmPool.delete(entry);
+    for (const p of all) if (p.child.connected) p.child.send({ t: 'exit' } satisfies ToStepProcess, () => {});
+  }, WARM_IDLE_MS);
+  timer.unref();
+  warmPool.set(entry, { procs: all, timer });
+}
+
+function takeWarm(entry: string): StepProc[] {
+  const slot = warmPool.get(entry);
+  if (!slot) return [];
+  warmPool.delete(entry);
+  clearTimeout(slot.timer);
+  const live = slot.procs.filter((p) => !p.retired && p.child.connected);
+  for (const p of live) {
+    setRef(p.child, true);
+  }
+  return live;
+}
+
+/** Whether a child (its process, IPC channel and pipes) keeps this process alive. */
+function setRef(child: ChildProcess, on: boolean): void {
+  const handles = [child, (child as unknown as { channel?: { ref(): void; unref(): void } }).channel, child.stdout, child.stderr] as ({ ref?(): void; unref?(): void } | null | undefined)[];
+  for (const h of handles) {
+    if (on) h?.ref?.();
+    else h?.unref?.();
   }
 }
 

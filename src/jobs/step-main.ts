@@ -1,6 +1,6 @@
 /**
- * A step process of the multiprocess executor. It imports the code location
- * given on its command line, says `ready`, then runs the steps it is sent,
+ * A step process of the multiprocess executor. It gets the code location
+ * (bundled with it, see step-bundle.ts), says `ready`, then runs the steps it is sent,
  * one at a time, streaming each step's events back over the IPC channel
  * (outputs as msgpack bytes). It exits when told to, when its parent goes
  * away, or after one step in isolated mode.
@@ -9,7 +9,8 @@ import { encodeOwned, decode } from '../protocol/codec.ts';
 import { serializeError } from '../errors.ts';
 import type { RunConfig } from './definitions.ts';
 import { event, type RunEvent } from './events.ts';
-import { loadDefinitions } from './location.ts';
+import { definitionsOf } from './location.ts';
+import type { Definitions } from './repository.ts';
 import { buildPlan } from './plan.ts';
 import { resolveOpConfig } from './run.ts';
 import { runStepAttempt } from './step-runner.ts';
@@ -36,32 +37,34 @@ const send = (m: FromStepProcess): void => {
     if (m.t === 'event') process.send?.({ t: 'event', ev: { ...m.ev, data: { note: 'data not serializable' } } });
   }
 };
-const moduleArg = process.argv[2];
-const once = process.argv[3] === 'once';
-// The parent went away (even kill -9): nothing to report to, stop.
-process.on('disconnect', () => process.exit(0));
-
+const once = process.argv[2] === 'once';
 let controller = new AbortController();
 const queue: RunStepMsg[] = [];
 let busy = false;
+let defs: Definitions | null = null;
 
-const defsPromise = moduleArg ? loadDefinitions(moduleArg) : Promise.reject(new Error('no code location given'));
-defsPromise.then(
-  () => send({ t: 'ready' }),
-  (err: unknown) => {
+/** Starts serving steps of the code location `location` (the imported module). */
+export function startStepProcess(location: Record<string, unknown>, url: string): void {
+  // The parent went away (even kill -9): nothing to report to, stop.
+  process.on('disconnect', () => process.exit(0));
+  try {
+    defs = definitionsOf(location, url);
+    defs.location = url;
+  } catch (err) {
     send({ t: 'load-error', error: serializeError(err) });
     process.disconnect?.();
-  },
-);
-
-process.on('message', (m: ToStepProcess) => {
-  if (m.t === 'exit') process.exit(0);
-  else if (m.t === 'cancel') controller.abort();
-  else {
-    queue.push(m);
-    void drain();
+    return;
   }
-});
+  process.on('message', (m: ToStepProcess) => {
+    if (m.t === 'exit') process.exit(0);
+    else if (m.t === 'cancel') controller.abort();
+    else {
+      queue.push(m);
+      void drain();
+    }
+  });
+  send({ t: 'ready' });
+}
 
 async function drain(): Promise<void> {
   if (busy) return;
@@ -79,7 +82,7 @@ async function drain(): Promise<void> {
 async function runOne(m: RunStepMsg): Promise<void> {
   controller = new AbortController();
   try {
-    const defs = await defsPromise;
+    if (!defs) throw new Error('the code location is not loaded');
     const job = defs.getJob(m.jobName);
     const { opConfig, issues } = resolveOpConfig(job, m.runConfig);
     if (issues.length > 0) throw new Error(`invalid op config: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);

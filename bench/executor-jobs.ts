@@ -1,0 +1,23 @@
+/** The jobs of the executors bench (a code location: step processes import it). */
+import { Definitions, job, op } from '../src/index.ts';
+
+const start = op({ name: 'start' }, () => 0);
+const inc = op({ name: 'inc' }, (_ctx, x: number) => x + 1);
+const total = op({ name: 'total' }, (_ctx, ...xs: number[]) => xs.reduce((a, b) => a + b, 0));
+
+/** 1,000 steps: a fan-out of 499 from one root, gathered by one step, and a chain of 499 (+1). */
+export const wideAndChain = job({ name: 'wide_and_chain' }, () => {
+  const root = start();
+  const fanned = [];
+  for (let i = 0; i < 498; i++) fanned.push(inc(root));
+  total(...fanned);
+  let x = start();
+  for (let i = 0; i < 499; i++) x = inc(x);
+});
+
+/** 40 independent steps, for the multiprocess modes. */
+export const forty = job({ name: 'forty' }, () => {
+  for (let i = 0; i < 40; i++) inc(i);
+});
+
+export default new Definitions({ jobs: [wideAndChain, forty] });

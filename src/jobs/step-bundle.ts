@@ -1,0 +1,143 @@
+/**
+ * Step processes start from one JavaScript file: the code location and the
+ * parts of weft it uses, bundled with esbuild when a run starts. A step
+ * process then needs no TypeScript loader and loads only what the job uses,
+ * so it starts nearly as fast as a bare `node`.
+ *
+ * The bundle goes to `node_modules/.cache/weft/` next to the code location,
+ * so packages resolve from it as they do from the code location itself;
+ * packages stay outside the bundle (weft's own sources are bundled).
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { Plugin } from 'esbuild';
+import { SourceMap } from 'node:module';
+import { JobReconstructionError } from './errors.ts';
+
+const STEP_MAIN = fileURLToPath(new URL('./step-main.ts', import.meta.url));
+const WEFT_SRC = fileURLToPath(new URL('..', import.meta.url));
+
+/**
+ * Packages stay external, except weft itself (TypeScript sources a step
+ * process could not load). Modules weft imports on demand (executors, the
+ * code-location loader) are left out: a step process never needs them, and
+ * bundling them would load their packages (zod) at every start.
+ */
+const externals: Plugin = {
+  name: 'weft-step-externals',
+  setup(b) {
+    b.onResolve({ filter: /.*/ }, (args) => {
+      if (args.kind === 'dynamic-import' && args.importer.startsWith(WEFT_SRC)) return { path: args.path, external: true };
+      const bare = !args.path.startsWith('.') && !args.path.startsWith('/');
+      if (bare && args.path !== 'weft' && !args.path.startsWith('weft/')) return { path: args.path, external: true };
+      return undefined;
+    });
+  },
+};
+
+interface Built {
+  url: string;
+  /** The bundle's source map, for stack traces (step processes run without source-map support, which costs start-up time). */
+  map: SourceMap;
+  /** Every source file in the bundle, with its modification time when it was built. */
+  inputs: [string, number][];
+}
+
+const built = new Map<string, Promise<Built>>();
+
+/**
+ * Builds the step-process bundle of a code location, or reuses the last one
+ * while none of its source files changed; returns its file: URL.
+ */
+export async function stepBundle(moduleUrl: string): Promise<string> {
+  const last = built.get(moduleUrl);
+  if (last) {
+    const b = await last.catch(() => null);
+    if (b && b.inputs.every(([f, t]) => mtime(f) === t)) return b.url;
+  }
+  const p = buildBundle(moduleUrl);
+  built.set(moduleUrl, p);
+  p.catch(() => built.delete(moduleUrl));
+  return (await p).url;
+}
+
+function mtime(file: string): number {
+  try {
+    return statSync(file).mtimeMs;
+  } catch {
+    return -1;
+  }
+}
+
+async function buildBundle(moduleUrl: string): Promise<Built> {
+  const modulePath = fileURLToPath(moduleUrl);
+  const dir = join(dirname(modulePath), 'node_modules', '.cache', 'weft');
+  const entry = `import * as location from ${JSON.stringify(modulePath)};\nimport { startStepProcess } from ${JSON.stringify(STEP_MAIN)};\nstartStepProcess(location, ${JSON.stringify(moduleUrl)});\n`;
+  let code: Uint8Array;
+  let inputs: [string, number][] = [];
+  let map: SourceMap;
+  try {
+    // Loaded here, not at the top: only a parent starting step processes needs esbuild.
+    const { build } = await import('esbuild');
+    const out = await build({
+      stdin: { contents: entry, resolveDir: dirname(modulePath), sourcefile: 'weft-step-entry.ts', loader: 'ts' },
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: `node${process.versions.node}`,
+      write: false,
+      sourcemap: 'external',
+      outfile: join(dir, 'steps.mjs'),
+      logLevel: 'silent',
+      plugins: [externals],
+      // Packages loaded with require() inside ESM need a require function.
+      metafile: true,
+      banner: { js: "import { createRequire as __weftRequire } from 'node:module'; const require = __weftRequire(import.meta.url);" },
+    });
+    const js = out.outputFiles.find((f) => f.path.endsWith('.mjs'));
+    const mapFile = out.outputFiles.find((f) => f.path.endsWith('.map'));
+    if (!js || !mapFile) throw new Error('esbuild returned no bundle');
+    code = js.contents;
+    map = new SourceMap(JSON.parse(mapFile.text) as ConstructorParameters<typeof SourceMap>[0]);
+    const root = process.cwd();
+    inputs = Object.keys(out.metafile.inputs)
+      .filter((f) => !f.startsWith('<'))
+      .map((f) => {
+        const abs = resolve(root, f);
+        return [abs, mtime(abs)] as [string, number];
+      });
+  } catch (err) {
+    throw new JobReconstructionError(`cannot prepare ${moduleUrl} for step processes: ${(err as Error).message}`);
+  }
+  const hash = createHash('sha1').update(code).digest('hex').slice(0, 16);
+  const file = join(dir, `steps-${hash}.mjs`);
+  if (!existsSync(file)) {
+    mkdirSync(dir, { recursive: true });
+    // Written under a temporary name and renamed: concurrent runs never see half a file.
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, code);
+    renameSync(tmp, file);
+  }
+  const url = pathToFileURL(file).href;
+  maps.set(url, map);
+  return { url, map, inputs };
+}
+
+const maps = new Map<string, SourceMap>();
+
+/**
+ * A stack trace from a step process with bundle positions turned back into
+ * the source files' (`at f (file:///.../defs.ts:12:9)`).
+ */
+export function mapStack(stack: string | undefined): string | undefined {
+  if (!stack || maps.size === 0) return stack;
+  return stack.replace(/(file:\/\/[^\s)]+?steps-[0-9a-f]+\.mjs):(\d+):(\d+)/g, (whole, url: string, line: string, col: string) => {
+    const m = maps.get(url);
+    const e = m?.findEntry(Number(line) - 1, Number(col) - 1) as { originalSource?: string; originalLine?: number; originalColumn?: number } | undefined;
+    if (!e?.originalSource || e.originalLine === undefined || e.originalColumn === undefined) return whole;
+    const src = e.originalSource.startsWith('file:') ? e.originalSource : pathToFileURL(resolve(dirname(fileURLToPath(url)), e.originalSource)).href;
+    return `${src}:${e.originalLine + 1}:${e.originalColumn + 1}`;
+  });
+}
