@@ -76,7 +76,7 @@ async function buildBundle(moduleUrl: string): Promise<Built> {
   const dir = join(dirname(modulePath), 'node_modules', '.cache', 'weft');
   const entry = `import * as location from ${JSON.stringify(modulePath)};\nimport { startStepProcess } from ${JSON.stringify(STEP_MAIN)};\nstartStepProcess(location, ${JSON.stringify(moduleUrl)});\n`;
   let code: Uint8Array;
-  let inputs: [string, number][] = [];
+  let inputs: [string, number][];
   let map: SourceMap;
   try {
     // Loaded here, not at the top: only a parent starting step processes needs esbuild.

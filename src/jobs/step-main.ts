@@ -72,6 +72,7 @@ async function drain(): Promise<void> {
   while (queue.length > 0) {
     await runOne(queue.shift() as RunStepMsg);
     if (once) {
+      // One step per process: leave once the parent has the last message.
       process.disconnect?.();
       return;
     }

@@ -75,17 +75,30 @@ async function* runMultiprocess(ctx: ExecutionContext, config: MultiprocessConfi
   };
 
   const spawn = (): StepProc => {
-    const child = fork(entry, warm ? [] : ['once'], { serialization: 'advanced', execArgv: [], stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    // msgpackr's native string decoder only pays off on large messages; loading it costs a short-lived process more.
+    const env = { ...process.env, MSGPACKR_NATIVE_ACCELERATION_DISABLED: process.env['MSGPACKR_NATIVE_ACCELERATION_DISABLED'] ?? 'true' };
+    const child = fork(entry, warm ? [] : ['once'], { serialization: 'advanced', execArgv: [], env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     // Step output on stdout would mix with `weft run --json`: everything a step prints goes to stderr.
     child.stdout?.on('data', (d: Buffer) => process.stderr.write(d));
     child.stderr?.on('data', (d: Buffer) => process.stderr.write(d));
     const proc: StepProc = { child, notify, ready: false, step: null, attempt: 0, ended: true, retired: false };
     child.on('message', (msg: FromStepProcess) => proc.notify({ proc, msg }));
+    // The exit is reported once the IPC channel is closed too, so every message the process sent comes first.
+    let exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+    let disconnected = false;
+    const maybeExited = (): void => {
+      if (exit && disconnected) proc.notify({ proc, exit });
+    };
     child.on('exit', (code, signal) => {
       proc.retired = true;
-      proc.notify({ proc, exit: { code, signal } });
+      exit = { code, signal };
+      maybeExited();
     });
-    child.on('disconnect', () => (proc.retired = true));
+    child.on('disconnect', () => {
+      proc.retired = true;
+      disconnected = true;
+      maybeExited();
+    });
     child.on('error', () => {}); // 'exit' follows
     procs.add(proc);
     return proc;
