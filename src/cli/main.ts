@@ -286,7 +286,7 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  if (err instanceof ConfigError) {
+  if (err instanceof ConfigError || (err instanceof Error && (err.name === 'RunConfigError' || err.name === 'DefinitionError'))) {
     process.stderr.write(`weft: ${err.message}\n`);
     process.exit(2);
   }

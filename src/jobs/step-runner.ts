@@ -46,6 +46,11 @@ class Channel {
   }
 }
 
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/** Wakes the loop that waits on an async op; never yielded. */
+const WAKE = event('ENGINE_EVENT', '', null, '');
+
 export async function* runStepAttempt(a: StepAttempt): AsyncGenerator<RunEvent> {
   const { runId, step, attempt } = a;
   const key = step.key;
@@ -62,22 +67,34 @@ export async function* runStepAttempt(a: StepAttempt): AsyncGenerator<RunEvent> 
   const log: StepLog = { debug: logAt('debug'), info: logAt('info'), warn: logAt('warn'), error: logAt('error') };
   const ctx: OpContext = { log, config: step.config, runId, stepKey: key, opName: op.name, attempt, signal: a.signal };
 
-  let settled: { ok: true; value: unknown } | { ok: false; error: unknown } | null = null;
-  const done = (async () => {
-    try {
-      settled = { ok: true, value: await op.fn(ctx, ...a.inputs) };
-    } catch (error) {
-      settled = { ok: false, error };
-    }
-    channel.push(event('ENGINE_EVENT', runId, key, '')); // wakes the loop below; not yielded
-  })();
-  while (settled === null) {
-    await channel.next();
-    for (const ev of channel.take()) if (ev.type === 'LOG') yield ev;
+  // Synchronous ops (most) need no waiting: their logs are already in the channel.
+  let outcome: Outcome;
+  try {
+    const r = op.fn(ctx, ...a.inputs);
+    outcome = { ok: true, value: r };
+  } catch (error) {
+    outcome = { ok: false, error };
   }
-  await done;
-  for (const ev of channel.take()) if (ev.type === 'LOG') yield ev;
-  const outcome = settled as { ok: true; value: unknown } | { ok: false; error: unknown };
+  if (outcome.ok && outcome.value instanceof Promise) {
+    // Async: yield its logs while it runs.
+    let settled: Outcome | null = null;
+    (outcome.value as Promise<unknown>).then(
+      (value) => {
+        settled = { ok: true, value };
+        channel.push(WAKE);
+      },
+      (error: unknown) => {
+        settled = { ok: false, error };
+        channel.push(WAKE);
+      },
+    );
+    while (settled === null) {
+      await channel.next();
+      for (const ev of channel.take()) if (ev !== WAKE) yield ev;
+    }
+    outcome = settled as Outcome;
+  }
+  for (const ev of channel.take()) if (ev !== WAKE) yield ev;
 
   if (!outcome.ok) {
     yield failureOrRetry(a, outcome.error);
