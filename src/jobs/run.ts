@@ -3,7 +3,6 @@
  * passes the executor's events through (keeping outputs for downstream
  * steps), and ends the run with RUN_SUCCESS, RUN_FAILURE or RUN_CANCELED.
  */
-import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
 import { WeftError, serializeError } from '../errors.ts';
 import { decode, encodeOwned } from '../protocol/codec.ts';
@@ -130,7 +129,7 @@ export async function checkReconstructable(job: JobDefinition, location: CodeLoc
 
 /** Runs `job` with `executorDef`. */
 export async function executeJob(job: JobDefinition, executorDef: ExecutorDefinition, location: CodeLocation | null, opts: ExecuteOptions = {}): Promise<JobExecutionResult> {
-  const runId = opts.runId ?? randomUUID();
+  const runId = opts.runId ?? globalThis.crypto.randomUUID();
   const { opConfig, executorConfig, runConfig } = resolveRunConfig(job, executorDef, opts.runConfig, opts.ignoreExecutionConfig);
   const inputValues = opts.inputValues ?? {};
   const missingInputs = job.inputs.filter((n) => !(n in inputValues));
