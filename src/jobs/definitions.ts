@@ -250,26 +250,42 @@ export class JobDefinition {
   readonly executorDef: ExecutorDefinition | undefined;
   readonly tags: Readonly<Record<string, string>>;
   readonly defaultRunConfig: RunConfig;
-  readonly steps: readonly StepNode[];
   /** Names of the job's own inputs (a job made from a graph with parameters). */
   readonly inputs: readonly string[];
-  private readonly byKey: Map<string, StepNode>;
+  private built: { steps: readonly StepNode[]; byKey: Map<string, StepNode> } | null = null;
+  private readonly body: (() => StepNode[]) | null;
 
-  constructor(opts: JobOptions, steps: StepNode[], inputs: string[]) {
+  /** `steps` may be a function that records them, called once on first use when job bodies are deferred. */
+  constructor(opts: JobOptions, steps: StepNode[] | (() => StepNode[]), inputs: string[]) {
     checkName('job', opts.name);
     this.name = opts.name;
     this.description = opts.description;
     this.executorDef = opts.executorDef;
     this.tags = { ...opts.tags };
     this.defaultRunConfig = opts.config ?? {};
-    this.steps = steps;
     this.inputs = inputs;
-    this.byKey = new Map(steps.map((s) => [s.key, s]));
-    if (steps.length === 0) throw new DefinitionError(`job ${opts.name} has no steps: call ops in its body`);
+    this.body = typeof steps === 'function' ? steps : null;
+    if (typeof steps !== 'function') this.built = this.index(steps);
+    else if (!deferBodies) this.built = this.index(steps());
+  }
+
+  /** The job's steps, in an order where each comes after the steps it takes inputs from. */
+  get steps(): readonly StepNode[] {
+    return this.materialize().steps;
   }
 
   step(key: string): StepNode | undefined {
-    return this.byKey.get(key);
+    return this.materialize().byKey.get(key);
+  }
+
+  private materialize(): { steps: readonly StepNode[]; byKey: Map<string, StepNode> } {
+    this.built ??= this.index((this.body as () => StepNode[])());
+    return this.built;
+  }
+
+  private index(steps: StepNode[]): { steps: readonly StepNode[]; byKey: Map<string, StepNode> } {
+    if (steps.length === 0) throw new DefinitionError(`job ${this.name} has no steps: call ops in its body`);
+    return { steps, byKey: new Map(steps.map((s) => [s.key, s])) };
   }
 
   /**
@@ -284,8 +300,18 @@ export class JobDefinition {
 
 /** Defines a job: the body wires ops by calling them, `addOne(one())`. */
 export function job(opts: JobOptions, body: () => void): JobDefinition {
-  const { steps } = record(body);
-  return new JobDefinition(opts, steps, []);
+  return new JobDefinition(opts, () => record(body).steps, []);
+}
+
+/**
+ * Step processes defer job bodies: each builds only the job it runs, not
+ * every job of its code location (see step-prelude.ts). Elsewhere bodies run
+ * when the job is defined, so wiring errors show at once.
+ */
+let deferBodies = false;
+
+export function deferJobBodies(): void {
+  deferBodies = true;
 }
 
 // ---------------------------------------------------------------- graphs
@@ -333,11 +359,13 @@ export function graph<R>(opts: GraphOptions, body: (...inputs: never[]) => R): G
   };
   const toJob = (j: ToJobOptions = {}): JobDefinition => {
     const inputs = Array.from({ length: arity }, (_, i) => opts.ins?.[i] ?? `input${i}`);
-    const { steps } = record(() => call(...inputs.map((n) => new JobInputHandle(n))));
-    // Steps of a graph turned into a job keep their plain op names (no graph prefix).
-    const prefix = `${opts.name}.`;
-    const renamed = steps.map((s) => ({ ...s, key: s.key.startsWith(prefix) ? s.key.slice(prefix.length) : s.key, inputs: s.inputs.map((i) => (i.kind === 'step' && i.stepKey.startsWith(prefix) ? { ...i, stepKey: i.stepKey.slice(prefix.length) } : i)) }));
-    return new JobDefinition({ name: j.name ?? opts.name, description: j.description ?? opts.description, executorDef: j.executorDef, tags: j.tags, config: j.config }, renamed, inputs);
+    const build = (): StepNode[] => {
+      const { steps } = record(() => call(...inputs.map((n) => new JobInputHandle(n))));
+      // Steps of a graph turned into a job keep their plain op names (no graph prefix).
+      const prefix = `${opts.name}.`;
+      return steps.map((s) => ({ ...s, key: s.key.startsWith(prefix) ? s.key.slice(prefix.length) : s.key, inputs: s.inputs.map((i) => (i.kind === 'step' && i.stepKey.startsWith(prefix) ? { ...i, stepKey: i.stepKey.slice(prefix.length) } : i)) }));
+    };
+    return new JobDefinition({ name: j.name ?? opts.name, description: j.description ?? opts.description, executorDef: j.executorDef, tags: j.tags, config: j.config }, build, inputs);
   };
   return Object.assign(call, { graphName: opts.name, toJob });
 }

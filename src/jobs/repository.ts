@@ -8,7 +8,7 @@ import type { JobDefinition} from './definitions.ts';
 import { AssetJobSpec, type AssetDefinition } from './definitions.ts';
 import { DefinitionError } from './errors.ts';
 import type { ExecutorDefinition } from './executor.ts';
-import { executeJob, type ExecuteOptions, type JobExecutionResult } from './run.ts';
+import type { ExecuteOptions, JobExecutionResult } from './run.ts';
 
 const BRAND = Symbol.for('weft.Definitions');
 
@@ -86,6 +86,7 @@ export class Definitions {
   async executeJob(name: string, opts: ExecuteOptions = {}): Promise<JobExecutionResult> {
     const job = this.getJob(name);
     if (!defaultExecutor) await import('./executors/default.ts');
+    const { executeJob } = await import('./run.ts');
     return executeJob(job, this.executorFor(job), this.location ? { module: this.location, jobName: name } : null, opts);
   }
 }

@@ -17,6 +17,7 @@ import { SourceMap } from 'node:module';
 import { JobReconstructionError } from './errors.ts';
 
 const STEP_MAIN = fileURLToPath(new URL('./step-main.ts', import.meta.url));
+const STEP_PRELUDE = fileURLToPath(new URL('./step-prelude.ts', import.meta.url));
 const WEFT_SRC = fileURLToPath(new URL('..', import.meta.url));
 
 /**
@@ -74,7 +75,7 @@ function mtime(file: string): number {
 async function buildBundle(moduleUrl: string): Promise<Built> {
   const modulePath = fileURLToPath(moduleUrl);
   const dir = join(dirname(modulePath), 'node_modules', '.cache', 'weft');
-  const entry = `import * as location from ${JSON.stringify(modulePath)};\nimport { startStepProcess } from ${JSON.stringify(STEP_MAIN)};\nstartStepProcess(location, ${JSON.stringify(moduleUrl)});\n`;
+  const entry = `import ${JSON.stringify(STEP_PRELUDE)};\nimport * as location from ${JSON.stringify(modulePath)};\nimport { startStepProcess } from ${JSON.stringify(STEP_MAIN)};\nstartStepProcess(location, ${JSON.stringify(moduleUrl)});\n`;
   let code: Uint8Array;
   let inputs: [string, number][];
   let map: SourceMap;

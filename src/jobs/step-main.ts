@@ -5,14 +5,14 @@
  * (outputs as msgpack bytes). It exits when told to, when its parent goes
  * away, or after one step in isolated mode.
  */
-import { encodeOwned, decode } from '../protocol/codec.ts';
 import { serializeError } from '../errors.ts';
 import type { RunConfig } from './definitions.ts';
 import { event, type RunEvent } from './events.ts';
 import { definitionsOf } from './location.ts';
 import type { Definitions } from './repository.ts';
 import { buildPlan } from './plan.ts';
-import { resolveOpConfig } from './run.ts';
+import { resolveOpConfig } from './run-config.ts';
+import { decodeValue, encodeValue } from './values.ts';
 import { runStepAttempt } from './step-runner.ts';
 
 export interface RunStepMsg {
@@ -27,16 +27,28 @@ export interface RunStepMsg {
 }
 
 export type ToStepProcess = RunStepMsg | { t: 'cancel' } | { t: 'exit' };
-export type FromStepProcess = { t: 'ready' } | { t: 'load-error'; error: ReturnType<typeof serializeError> } | { t: 'event'; ev: RunEvent } | { t: 'done' };
+type Single = { t: 'ready' } | { t: 'load-error'; error: ReturnType<typeof serializeError> } | { t: 'event'; ev: RunEvent } | { t: 'done' };
+/** Messages leave in batches: what one turn of the event loop produced (a fast step: all of it). */
+export type FromStepProcess = { t: 'batch'; msgs: Single[] };
 
-const send = (m: FromStepProcess): void => {
+let outgoing: Single[] = [];
+
+function send(m: Single): void {
+  outgoing.push(m);
+  if (outgoing.length === 1) setImmediate(flushOutgoing);
+}
+
+function flushOutgoing(): void {
+  if (outgoing.length === 0) return;
+  const msgs = outgoing;
+  outgoing = [];
   try {
-    process.send?.(m);
+    process.send?.({ t: 'batch', msgs } satisfies FromStepProcess);
   } catch {
-    // Logged data that cannot be cloned: send the event without it.
-    if (m.t === 'event') process.send?.({ t: 'event', ev: { ...m.ev, data: { note: 'data not serializable' } } });
+    // Logged data that cannot be cloned: send the events without it.
+    process.send?.({ t: 'batch', msgs: msgs.map((m) => (m.t === 'event' && m.ev.data ? { t: 'event', ev: { ...m.ev, data: { note: 'data not serializable' } } } : m)) } satisfies FromStepProcess);
   }
-};
+}
 const once = process.argv[2] === 'once';
 let controller = new AbortController();
 const queue: RunStepMsg[] = [];
@@ -52,6 +64,7 @@ export function startStepProcess(location: Record<string, unknown>, url: string)
     defs.location = url;
   } catch (err) {
     send({ t: 'load-error', error: serializeError(err) });
+    flushOutgoing();
     process.disconnect?.();
     return;
   }
@@ -73,6 +86,7 @@ async function drain(): Promise<void> {
     await runOne(queue.shift() as RunStepMsg);
     if (once) {
       // One step per process: leave once the parent has the last message.
+      flushOutgoing();
       process.disconnect?.();
       return;
     }
@@ -88,13 +102,13 @@ async function runOne(m: RunStepMsg): Promise<void> {
     const { opConfig, issues } = resolveOpConfig(job, m.runConfig);
     if (issues.length > 0) throw new Error(`invalid op config: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
     const step = buildPlan(m.runId, job, opConfig).step(m.stepKey);
-    const inputs = m.inputs.map((b) => decode(b));
+    const inputs = await Promise.all(m.inputs.map((b) => decodeValue(b)));
     for await (const ev of runStepAttempt({ runId: m.runId, step, inputs, attempt: m.attempt, retries: m.retries, signal: controller.signal })) {
       if (ev.type === 'STEP_OUTPUT') {
         const { value, ...rest } = ev;
         let bytes: Uint8Array;
         try {
-          bytes = encodeOwned(value);
+          bytes = await encodeValue(value);
         } catch (err) {
           const error = serializeError(new TypeError(`output ${ev.output} of step ${m.stepKey} cannot be sent to another process: ${(err as Error).message}`));
           send({ t: 'event', ev: event('STEP_FAILURE', m.runId, m.stepKey, `step ${m.stepKey} failed: ${error.message}`, { attempt: m.attempt, pid: process.pid, error }) });

@@ -1,18 +1,6 @@
+/** One msgpack configuration for everything weft puts on the wire (options: codec-options.ts). */
 import { Packr, Unpackr, addExtension } from 'msgpackr';
-
-/**
- * One msgpack configuration for everything weft puts on the wire.
- *
- * - `moreTypes` keeps typed arrays typed (Float64Array stays Float64Array).
- * - `mapsAsObjects: false` keeps a Map a Map (plain objects travel as records).
- * - Records carry their structure in each message (no shared `structures`), so
- *   any frame decodes on its own, whoever joined late.
- */
-const OPTIONS = {
-  moreTypes: true,
-  useBigIntExtension: true,
-  mapsAsObjects: false,
-} as const;
+import { CODEC_OPTIONS as OPTIONS } from './codec-options.ts';
 
 /** A reference to another task's result, found anywhere inside a task's arguments. */
 export class KeyRef {

@@ -48,7 +48,7 @@ interface StepProc {
   retired: boolean;
 }
 
-type Incoming = { proc: StepProc; msg: FromStepProcess } | { proc: StepProc; exit: { code: number | null; signal: NodeJS.Signals | null } };
+type Incoming = { proc: StepProc; msg: FromStepProcess['msgs'][number] } | { proc: StepProc; exit: { code: number | null; signal: NodeJS.Signals | null } };
 
 export const multiprocessExecutor: ExecutorDefinition<MultiprocessConfig> = executor(
   { name: 'multiprocess', configSchema: multiprocessConfig, requirements: ['reconstructable-job'] },
@@ -82,7 +82,9 @@ async function* runMultiprocess(ctx: ExecutionContext, config: MultiprocessConfi
     child.stdout?.on('data', (d: Buffer) => process.stderr.write(d));
     child.stderr?.on('data', (d: Buffer) => process.stderr.write(d));
     const proc: StepProc = { child, notify, ready: false, step: null, attempt: 0, ended: true, retired: false };
-    child.on('message', (msg: FromStepProcess) => proc.notify({ proc, msg }));
+    child.on('message', (batch: FromStepProcess) => {
+      for (const msg of batch.msgs) proc.notify({ proc, msg });
+    });
     // The exit is reported once the IPC channel is closed too, so every message the process sent comes first.
     let exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
     let disconnected = false;
