@@ -83,6 +83,18 @@ describe('multiprocess executor', () => {
     expect(starts[0]).not.toBe(starts[1]);
   });
 
+  it('makes a failure final when retries are disabled in the executor config', async () => {
+    const file = join(dir, 'flaky-disabled');
+    const r = await defs.executeJob('retrying', { runConfig: { ops: { flaky: { config: { file, succeedOn: 1 } } }, execution: { config: { multiprocess: { retries: { disabled: {} } } } } } });
+    expect(r.success).toBe(false);
+    expect(r.failures.map((f) => f.stepKey).sort()).toEqual(['asks_retry', 'flaky']);
+    expect(r.allEvents.some((e) => e.type === 'STEP_UP_FOR_RETRY')).toBe(false);
+  });
+
+  it('names the wrong path of an executor config', async () => {
+    await expect(defs.executeJob('simple', { runConfig: { execution: { config: { multiprocess: { maxConcurrent: 0 } } } } })).rejects.toThrow(/execution\.config\.multiprocess\.maxConcurrent/);
+  });
+
   it('respects tag concurrency limits', async () => {
     const r = await defs.executeJob('limited');
     expect(r.success).toBe(true);

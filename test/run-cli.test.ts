@@ -46,6 +46,20 @@ describe('weft run and weft list', () => {
     expect(f.stdout).toMatch(/RUN_FAILURE .*steps not run: add_one/);
   });
 
+  it('shows live step counts on a terminal', async () => {
+    // `script` (util-linux, part of every Debian install) gives the command a pseudo-terminal.
+    const out = await new Promise<string>((resolve) => {
+      const child = spawn('script', ['-qfec', `${process.execPath} ${BIN} run ${DEFS} --job simple`, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let text = '';
+      child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+      child.on('close', () => resolve(text));
+    });
+    const lines = out.split('\r').map((l) => l.replace(/\u001b\[2K/g, '').trim());
+    expect(lines).toContain('steps: 5/5 done, 0 running, 0 failed');
+    expect(lines.some((l) => /^steps: [0-4]\/5 done, [12] running \(/.test(l))).toBe(true);
+    expect(out).toMatch(/RUN_SUCCESS run .* of job simple succeeded/);
+  });
+
   it('refuses an unknown job with the list of jobs (exit 2)', async () => {
     const r = await weft(['run', DEFS, '--job', 'nope']);
     expect(r.code).toBe(2);

@@ -47,7 +47,37 @@ export function resolveOpConfig(job: JobDefinition, runConfig: RunConfig): { opC
   return { opConfig, issues };
 }
 
+interface Issue {
+  path: PropertyKey[];
+  message: string;
+  code?: string;
+  /** invalid_union: the issues of each alternative. */
+  errors?: Issue[][];
+}
+
 function zodIssues(prefix: string, err: z.ZodError): { path: string; message: string }[] {
-  return err.issues.map((i) => ({ path: [prefix, ...i.path.map(String)].join('.'), message: i.message }));
+  return flatten(err.issues as Issue[], []).map((i) => ({ path: [prefix, ...i.path.map(String)].join('.'), message: i.message }));
+}
+
+/**
+ * For a value matching none of a union's alternatives, the issues of the
+ * alternative it came closest to (the deepest path): `multiprocess.maxConcurrent`
+ * rather than "invalid input".
+ */
+function flatten(issues: Issue[], base: PropertyKey[]): Issue[] {
+  const out: Issue[] = [];
+  for (const i of issues) {
+    const path = [...base, ...i.path];
+    if (i.code === 'invalid_union' && i.errors && i.errors.length > 0) {
+      const depth = (branch: Issue[]): number => Math.max(...branch.map((b) => b.path.length));
+      const best = [...i.errors].sort((a, b) => depth(b) - depth(a))[0] as Issue[];
+      if (depth(best) > 0) {
+        out.push(...flatten(best, path));
+        continue;
+      }
+    }
+    out.push({ ...i, path });
+  }
+  return out;
 }
 
