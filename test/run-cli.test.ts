@@ -54,7 +54,7 @@ describe('weft run and weft list', () => {
       child.stdout.on('data', (d: Buffer) => (text += d.toString()));
       child.on('close', () => resolve(text));
     });
-    const lines = out.split('\r').map((l) => l.replace(/\u001b\[2K/g, '').trim());
+    const lines = out.split('\r').map((l) => l.replaceAll('\u001b[2K', '').trim());
     expect(lines).toContain('steps: 5/5 done, 0 running, 0 failed');
     expect(lines.some((l) => /^steps: [0-4]\/5 done, [12] running \(/.test(l))).toBe(true);
     expect(out).toMatch(/RUN_SUCCESS run .* of job simple succeeded/);
