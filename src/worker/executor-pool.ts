@@ -143,6 +143,7 @@ export class ExecutorPool {
   private onResults(th: Thread, r: ResultBatch): void {
     const view = new Uint8Array(r.chunk);
     const errors = r.errors.length > 0 ? new Map(r.errors) : null;
+    const large = r.large.length > 0 ? new Map(r.large) : null;
     const n = r.status.length;
     const results: ExecResult[] = new Array(n);
     let start = 0;
@@ -155,7 +156,10 @@ export class ExecutorPool {
       const duration = r.durations[i] as number;
       if (status === RESULT_REQUEUE) results[i] = { key: t.key, run: t.run, duration, requeue: true };
       else if (status === RESULT_ERROR) results[i] = { key: t.key, run: t.run, error: errors?.get(i) ?? { name: 'Error', message: 'task failed' }, duration };
-      else results[i] = { key: t.key, run: t.run, bytes: view.subarray(start, end), duration };
+      else {
+        const own = large?.get(i);
+        results[i] = { key: t.key, run: t.run, bytes: own ? new Uint8Array(own) : view.subarray(start, end), duration };
+      }
       start = end;
     }
     if (th.head === th.posted.length) {

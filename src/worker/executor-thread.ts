@@ -131,9 +131,48 @@ function takeKept(seq: number): { value: unknown } | undefined {
   else wanted.delete(seq);
   const k = kept.get(seq);
   if (!k) return undefined;
-  if (left > 0) return { value: decode(k.bytes) }; // others still want it: a private copy
+  if (left > 0) {
+    // Others still want it: a private copy (large binary results' bytes may be gone to the main thread).
+    return { value: ArrayBuffer.isView(k.value) && !(k.value instanceof DataView) ? (k.value as Uint8Array).slice() : decode(k.bytes) };
+  }
   kept.delete(seq);
   return { value: k.value };
+}
+
+/** msgpackr's names of typed arrays, in the order of its type codes (see its typed-array extension). */
+const TYPED = ['Int8', 'Uint8', 'Uint8Clamped', 'Int16', 'Uint16', 'Int32', 'Uint32', 'Float32', 'Float64', 'BigInt64', 'BigUint64'].map((t) => `${t}Array`);
+const LARGE = 64 * 1024;
+const ownedLarge = new WeakSet<Uint8Array>();
+
+/**
+ * A large binary result (a Buffer or typed array) as msgpack, in a buffer of
+ * its own: written once, then transferred to the main thread whole instead of
+ * being copied again into the batch (what msgpackr writes: bin for a Buffer,
+ * its typed-array extension otherwise). Null for anything else.
+ */
+function encodeLarge(value: unknown): Uint8Array | null {
+  if (!ArrayBuffer.isView(value) || value.byteLength < LARGE || value instanceof DataView) return null;
+  const name = value.constructor.name;
+  const raw = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  const n = raw.length;
+  if (name === 'Buffer') {
+    const out = new Uint8Array(5 + n);
+    out[0] = 0xc6;
+    new DataView(out.buffer).setUint32(1, n);
+    out.set(raw, 5);
+    ownedLarge.add(out);
+    return out;
+  }
+  const type = TYPED.indexOf(name);
+  if (type < 0 || n + 1 > 0xffffffff) return null;
+  const out = new Uint8Array(7 + n);
+  out[0] = 0xc9;
+  new DataView(out.buffer).setUint32(1, n + 1);
+  out[5] = 0x74; // 't': typed array
+  out[6] = type;
+  out.set(raw, 7);
+  ownedLarge.add(out);
+  return out;
 }
 
 function finish(seq: number, value: unknown, start: number): void {
@@ -144,7 +183,7 @@ function finish(seq: number, value: unknown, start: number): void {
   }
   let bytes: Uint8Array;
   try {
-    bytes = encode(value);
+    bytes = encodeLarge(value) ?? encode(value);
   } catch (err) {
     fail(new TypeError(`the task's result cannot be serialized: ${(err as Error).message}`), duration);
     return;
@@ -241,29 +280,42 @@ function call(seq: number, fn: TaskFunction, args: unknown[], start: number): Pr
   return undefined;
 }
 
-/** Posts the results so far, in columns, their bytes in one transferred buffer. */
+/**
+ * Posts the results so far, in columns: small results' bytes in one
+ * transferred buffer, large binary ones (see encodeLarge) transferred as they are.
+ */
 function flush(now: number): void {
   lastFlush = now;
   const n = outStatus.length;
   if (n === 0) return;
   let total = 0;
-  for (let i = 0; i < n; i++) total += (outBytes[i] as Uint8Array).length;
+  const large: [number, ArrayBuffer][] = [];
+  for (let i = 0; i < n; i++) {
+    const b = outBytes[i] as Uint8Array;
+    if (isOwnedLarge(b)) large.push([i, b.buffer as ArrayBuffer]);
+    else total += b.length;
+  }
   const chunk = new ArrayBuffer(total);
   const view = new Uint8Array(chunk);
   const ends = new Uint32Array(n);
   let off = 0;
   for (let i = 0; i < n; i++) {
     const bytes = outBytes[i] as Uint8Array;
-    if (bytes.length > 0) {
+    if (bytes.length > 0 && !isOwnedLarge(bytes)) {
       view.set(bytes, off);
       off += bytes.length;
     }
     ends[i] = off;
   }
-  const out: ResultBatch = { status: Uint8Array.from(outStatus), durations: Float64Array.from(outDurations), ends, errors: outErrors, chunk };
+  const out: ResultBatch = { status: Uint8Array.from(outStatus), durations: Float64Array.from(outDurations), ends, errors: outErrors, large, chunk };
   outStatus = [];
   outDurations = [];
   outBytes = [];
   outErrors = [];
-  port?.postMessage({ results: out }, [chunk]);
+  port?.postMessage({ results: out }, [chunk, ...large.map(([, b]) => b)]);
+}
+
+/** Bytes from encodeLarge: a whole buffer of their own, to transfer rather than copy. */
+function isOwnedLarge(b: Uint8Array): boolean {
+  return ownedLarge.has(b);
 }

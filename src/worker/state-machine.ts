@@ -23,6 +23,8 @@ interface WTask extends Omit<ComputeTask, 'who'> {
   missing: number;
   /** Freed by the scheduler while running: discard the result. */
   cancelled: boolean;
+  /** Dispatched right behind its producer on the same thread (does not count against the executing limit). */
+  chained: boolean;
 }
 
 interface DataEntry {
@@ -113,6 +115,8 @@ export class WorkerState {
   private blocked: WTask[] = [];
   private readonly freeResources: Record<string, number>;
   private executing = 0;
+  /** Of those, tasks dispatched right behind their producer (see dispatchChain). */
+  private chained = 0;
   private out: WorkerInstruction[] = [];
   private finished = { op: 'finished', keys: [] as string[], runs: [] as number[], nbytes: [] as number[], durations: [] as number[] };
   private started = { op: 'executing', keys: [] as string[], runs: [] as number[] };
@@ -186,6 +190,7 @@ export class WorkerState {
       after: null,
       missing: 0,
       cancelled: false,
+      chained: false,
     };
     this.tasks.set(t.key, t);
     for (let i = 0; i < deps.length; i++) {
@@ -277,6 +282,10 @@ export class WorkerState {
     for (const r of results) {
       const t = this.tasks.get(r.key);
       this.executing--;
+      if (t?.chained) {
+        t.chained = false;
+        this.chained--;
+      }
       if (!t || t.state !== 'executing') continue;
       if (r.requeue) {
         // Its input was not on that thread after all: run it normally once the input is here.
@@ -442,32 +451,43 @@ export class WorkerState {
   }
 
   /**
-   * A task just handed to a thread: its local dependents missing nothing else
-   * may follow it onto that thread now, and take its result there in memory.
+   * A task's local dependents that miss nothing else: they can follow it onto
+   * its thread now and take its result there in memory.
    */
-  private startDependentsEarly(p: WTask): boolean {
+  private earlyDependents(p: WTask): WTask[] {
     const waiters = this.localWaiters.get(p.key);
-    if (!waiters) return false;
-    let any = false;
-    for (const d of waiters) {
-      if (this.tasks.get(d.key) !== d || d.state !== 'fetching' || d.missing !== 1 || d.resources) continue;
-      d.state = 'ready';
-      this.ready.push(d);
-      any = true;
-    }
-    return any;
+    if (!waiters) return [];
+    return waiters.filter((d) => this.tasks.get(d.key) === d && d.state === 'fetching' && d.missing === 1 && !d.resources);
   }
 
   /** Hands ready tasks to the executor, highest priority first, within limits. */
   private dispatch(): void {
     const limit = this.maxExecuting;
-    while (this.executing < limit && this.ready.size > 0) {
+    while (this.executing - this.chained < limit && this.ready.size > 0) {
       const t = this.ready.pop() as WTask;
       if (this.tasks.get(t.key) !== t || (t.state !== 'ready' && t.state !== 'blocked')) continue;
       if (!this.takeResources(t)) {
         t.state = 'blocked';
         this.blocked.push(t);
         continue;
+      }
+      this.dispatchChain(t);
+    }
+  }
+
+  /**
+   * Dispatches a task and, right behind it on the same thread, the chain of
+   * local dependents waiting only for it (and theirs, and so on). A chain
+   * counts once against the executing limit: its tasks cannot run anywhere
+   * sooner, and queueing them now lets each take its input in memory.
+   */
+  private dispatchChain(head: WTask): void {
+    const stack = [head];
+    while (stack.length > 0) {
+      const t = stack.pop() as WTask;
+      if (t !== head) {
+        t.chained = true;
+        this.chained++;
       }
       t.state = 'executing';
       this.executing++;
@@ -485,7 +505,9 @@ export class WorkerState {
       t.after = after;
       const exec: ExecTask = { key: t.key, run: t.run, after, keep: false, fn: t.fn, args: t.args, depKeys: t.deps, depData };
       this.toExecute.push(exec);
-      exec.keep = this.startDependentsEarly(t);
+      const next = this.earlyDependents(t);
+      exec.keep = next.length > 0;
+      for (let i = next.length - 1; i >= 0; i--) stack.push(next[i] as WTask);
       // Tell the scheduler which tasks to blame if this process dies. Functions
       // measured as fast are left out: the scheduler then blames all it sent.
       const fd = this.fnDuration.get(t.fn);

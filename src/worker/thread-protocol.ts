@@ -36,6 +36,8 @@ export interface ResultBatch {
   durations: Float64Array;
   ends: Uint32Array;
   errors: [number, SerializedError][];
+  /** Large binary results, each in a transferred buffer of its own (not in `chunk`). */
+  large: [number, ArrayBuffer][];
   chunk: ArrayBuffer;
 }
 
