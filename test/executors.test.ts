@@ -74,6 +74,12 @@ describe('multiprocess executor', () => {
     expect(f?.remoteStack).not.toMatch(/steps-[0-9a-f]+\.mjs/);
   });
 
+  it('fails a step whose output cannot cross processes, naming it', async () => {
+    const r = await defs.executeJob('function_output');
+    expect(r.success).toBe(false);
+    expect(r.failures[0]?.error.message).toMatch(/output result of step makes_function cannot be sent to another process: it is a function/);
+  });
+
   it('retries across processes', async () => {
     const file = join(dir, 'flaky-mp');
     const r = await defs.executeJob('retrying', { runConfig: { ops: { flaky: { config: { file, succeedOn: 1 } } } } });

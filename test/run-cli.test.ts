@@ -63,7 +63,7 @@ describe('weft run and weft list', () => {
   it('refuses an unknown job with the list of jobs (exit 2)', async () => {
     const r = await weft(['run', DEFS, '--job', 'nope']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('has no job nope (jobs: simple, failing');
+    expect(r.stderr).toContain('has no job nope (jobs: function_output, simple, failing');
   });
 
   it('Ctrl-C cancels the run: step processes are stopped, exit 130', async () => {
@@ -77,6 +77,26 @@ describe('weft run and weft list', () => {
     expect(r.stdout).toContain('RUN_CANCELED');
     expect(pids).toHaveLength(2);
     await waitFor(() => pids.every((p) => !alive(p)), 5000, 'step processes to exit');
+  });
+
+  it('kill -9 of weft run leaves no step process behind', async () => {
+    const pids: number[] = [];
+    let runPid = 0;
+    const r = await new Promise<number | null>((resolve) => {
+      const child = spawn(process.execPath, [BIN, 'run', DEFS, '--job', 'sleepy', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      runPid = child.pid ?? 0;
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        const ev = JSON.parse(line) as { type: string; pid?: number };
+        if (ev.type === 'STEP_START' && ev.pid) pids.push(ev.pid);
+        if (pids.length === 2 && ev.type === 'STEP_START') child.kill('SIGKILL');
+      });
+      child.on('close', (_code, signal) => resolve(signal === 'SIGKILL' ? 137 : _code));
+    });
+    expect(r).toBe(137);
+    expect(alive(runPid)).toBe(false);
+    expect(pids).toHaveLength(2);
+    // Step processes leave when their IPC channel to the dead parent closes.
+    await waitFor(() => pids.every((p) => !alive(p)), 5000, 'orphaned step processes to exit');
   });
 
   it('lists jobs with their executors, and assets', async () => {

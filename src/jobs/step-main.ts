@@ -108,6 +108,7 @@ async function runOne(m: RunStepMsg): Promise<void> {
         const { value, ...rest } = ev;
         let bytes: Uint8Array;
         try {
+          if (typeof value === 'function' || typeof value === 'symbol') throw new TypeError(`it is a ${typeof value}`);
           bytes = await encodeValue(value);
         } catch (err) {
           const error = serializeError(new TypeError(`output ${ev.output} of step ${m.stepKey} cannot be sent to another process: ${(err as Error).message}`));
