@@ -115,11 +115,15 @@ async function buildBundle(moduleUrl: string): Promise<Built> {
   const hash = createHash('sha1').update(code).digest('hex').slice(0, 16);
   const file = join(dir, `steps-${hash}.mjs`);
   if (!existsSync(file)) {
-    mkdirSync(dir, { recursive: true });
-    // Written under a temporary name and renamed: concurrent runs never see half a file.
-    const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, code);
-    renameSync(tmp, file);
+    try {
+      mkdirSync(dir, { recursive: true });
+      // Written under a temporary name and renamed: concurrent runs never see half a file.
+      const tmp = `${file}.${process.pid}.tmp`;
+      writeFileSync(tmp, code);
+      renameSync(tmp, file);
+    } catch (err) {
+      throw new JobReconstructionError(`cannot write the step-process bundle of ${moduleUrl} to ${dir}: ${(err as Error).message}. Step processes need that directory writable (or run the job in-process).`);
+    }
   }
   const url = pathToFileURL(file).href;
   maps.set(url, map);
