@@ -44,6 +44,15 @@ describe('multiprocess executor', () => {
     for (const p of stepPids) expect(alive(p as number)).toBe(false);
   });
 
+  it('passes job inputs, constants and logs across processes, in order per step', async () => {
+    const r = await defs.executeJob('from_graph', { inputValues: { x: 40 } });
+    expect(r.outputForNode('add_one_2')).toBe(42);
+    const logs = await defs.executeJob('logging');
+    expect(logs.eventsForNode('logs').map((e) => e.type)).toEqual(['STEP_START', 'LOG', 'STEP_OUTPUT', 'STEP_SUCCESS']);
+    expect(logs.eventsForNode('logs')[1]?.pid).not.toBe(process.pid);
+    expect(logs.outputForNode('logs')).toBe(logs.runId);
+  });
+
   it('reuses processes in warm mode', async () => {
     const r = await defs.executeJob('simple', { runConfig: { execution: { config: { multiprocess: { mode: 'warm', maxConcurrent: 1 } } } } });
     expect(r.outputForNode('add')).toBe(4);
