@@ -29,6 +29,7 @@ function columnCheck<T>(what: string, ok: (v: unknown) => boolean): z.ZodType<T[
 const keys = columnCheck<string>(`keys (non-empty strings of at most ${MAX_KEY} characters)`, (x) => typeof x === 'string' && x.length > 0 && x.length <= MAX_KEY);
 const counts = columnCheck<number>('non-negative integers', (x) => Number.isSafeInteger(x) && (x as number) >= 0);
 const numbers = columnCheck<number>('finite numbers', (x) => typeof x === 'number' && Number.isFinite(x));
+const seconds = columnCheck<number>('durations (finite numbers >= 0)', (x) => typeof x === 'number' && Number.isFinite(x) && x >= 0);
 const binaries = columnCheck<Uint8Array>('binary values', (x) => x instanceof Uint8Array);
 const stringLists = columnCheck<string[]>('lists of strings', (x) => Array.isArray(x) && x.every((y) => typeof y === 'string'));
 const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected binary data');
@@ -44,7 +45,7 @@ export const serializedError = z.object({
 });
 
 /** Values travel as msgpack bytes; large ones leave `null` here and follow as raw frames. */
-const blobs = z.array(bytes.nullable());
+const blobs = columnCheck<Uint8Array | null>('binary values or null', (x) => x === null || x instanceof Uint8Array);
 const rawLengths = counts.optional();
 
 // ---------------------------------------------------------------- handshake
@@ -183,7 +184,7 @@ export const workerToScheduler = z.discriminatedUnion('op', [
     runs: counts,
     nbytes: counts,
     /** Seconds each task ran, for the scheduler's duration estimates. */
-    durations: z.array(z.number().nonnegative()),
+    durations: seconds,
   }),
   z.object({ op: z.literal('erred'), key, run: count, error: serializedError }),
   /** Tasks handed to an executor thread: the ones to blame if this worker dies. */
