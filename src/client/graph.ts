@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { encode, KeyRef } from '../protocol/codec.ts';
+import { ByteWriter, writeSimple } from '../protocol/simple-codec.ts';
 import type { FnDef, GraphMsg, TaskExtra } from '../protocol/messages.ts';
 import { FN_INLINE, FN_MODULE } from '../protocol/spec.ts';
 import { Future } from './future.ts';
@@ -102,9 +103,9 @@ export class GraphBuilder {
   private fnByRef = new Map<string, number>();
   private fnByFunction = new Map<object, number>();
   private fn: number[] = [];
-  private argParts: Uint8Array[] = [];
+  /** Every task's msgpack arguments, back to back. */
+  private args = new ByteWriter(1024);
   private argEnds: number[] = [];
-  private argLen = 0;
   private depCounts: number[] = [];
   private deps: string[] = [];
   private extra: TaskExtra[] = [];
@@ -120,18 +121,18 @@ export class GraphBuilder {
     const def = this.fnTable[fi] as FnDef;
     this.depSet.clear();
     const prepared = prepareArgs(args, this.depSet);
-    const bytes = encode(prepared);
+    // Simple arguments (numbers, strings, arrays of them) are written in place; others by msgpackr.
+    const start = this.args.pos;
+    if (!writeSimple(this.args, prepared)) this.args.bytes(encode(prepared));
     let key = givenKey;
     if (key === undefined) {
-      const h = createHash('sha1').update(def[1]).update(bytes);
+      const h = createHash('sha1').update(def[1]).update(this.args.buf.subarray(start, this.args.pos));
       for (const d of this.depSet) h.update(d);
       key = `${def[2]}-${h.digest('hex').slice(0, 20)}`;
     }
     this.keys.push(key);
     this.fn.push(fi);
-    this.argParts.push(bytes);
-    this.argLen += bytes.length;
-    this.argEnds.push(this.argLen);
+    this.argEnds.push(this.args.pos);
     this.depCounts.push(this.depSet.size);
     for (const d of this.depSet) this.deps.push(d);
     if (opts.priority !== undefined || opts.retries !== undefined || opts.resources !== undefined || opts.workers !== undefined) {
@@ -158,7 +159,7 @@ export class GraphBuilder {
       keys: this.keys,
       fnTable: this.fnTable,
       fn: this.fn,
-      args: Buffer.concat(this.argParts, this.argLen),
+      args: this.args.written,
       argEnds: this.argEnds,
       depCounts: this.depCounts,
       deps: this.deps,

@@ -12,6 +12,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { decode, encode } from '../protocol/codec.ts';
+import { encodeSimple, NOT_SIMPLE, readSimple } from '../protocol/simple-codec.ts';
 import type { FnDef } from '../protocol/messages.ts';
 import { substituteRefs } from '../protocol/spec.ts';
 import { serializeError, type SerializedError } from '../errors.ts';
@@ -183,7 +184,7 @@ function finish(seq: number, value: unknown, start: number): void {
   }
   let bytes: Uint8Array;
   try {
-    bytes = encodeLarge(value) ?? encode(value);
+    bytes = encodeLarge(value) ?? encodeSimple(value) ?? encode(value);
   } catch (err) {
     fail(new TypeError(`the task's result cannot be serialized: ${(err as Error).message}`), duration);
     return;
@@ -194,10 +195,15 @@ function finish(seq: number, value: unknown, start: number): void {
 
 /** Decodes the arguments and puts the task's inputs in place of their references. */
 function prepareArgs(argBytes: Uint8Array, depKeys: string[] | null, depBytes: Uint8Array[] | null, afterDep: number, local: unknown): unknown[] {
-  const decoded = decode(argBytes);
+  const simple = readSimple(argBytes);
+  const decoded = simple !== NOT_SIMPLE ? simple : decode(argBytes);
   if (!Array.isArray(decoded)) throw new TypeError('the task arguments are not an array');
   if (!depKeys || !depBytes) return decoded;
-  const values = depBytes.map((bytes, j) => (j === afterDep ? local : decode(bytes)));
+  const values = depBytes.map((bytes, j) => {
+    if (j === afterDep) return local;
+    const v = readSimple(bytes);
+    return v !== NOT_SIMPLE ? v : decode(bytes);
+  });
   return substituteRefs(decoded, (k) => values[depKeys.indexOf(k)]) as unknown[];
 }
 
