@@ -159,7 +159,8 @@ export class GraphBuilder {
       keys: this.keys,
       fnTable: this.fnTable,
       fn: this.fn,
-      args: this.args.written,
+      // A Buffer, so msgpack carries it as plain binary (a Uint8Array would go as a typed-array extension).
+      args: Buffer.from(this.args.buf.buffer, this.args.buf.byteOffset, this.args.pos),
       argEnds: this.argEnds,
       depCounts: this.depCounts,
       deps: this.deps,
