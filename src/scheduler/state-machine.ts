@@ -69,6 +69,11 @@ export class SchedulerState {
   private readonly fnByRef = new Map<string, FnEntry>();
   private readonly queue = new Heap<TaskState>(before);
   private readonly noWorker = new Set<TaskState>();
+  /**
+   * Tasks sent to a worker, by run number. Results are matched here, in a
+   * map of the tasks in flight, rather than in the table of every key.
+   */
+  private readonly byRun = new Map<number, TaskState>();
   private outbox = new Outbox();
   private close: { id: string; reason: string }[] = [];
   private logs: LogRecord[] = [];
@@ -392,11 +397,11 @@ export class SchedulerState {
     this.byAddress.delete(w.address);
     this.logs.push({ level: 'warn', msg: 'worker removed', data: { worker: w.name, address: w.address, reason, processing: w.processing, stored: w.stored } });
 
-    // Find what it held and what it was running (a scan: workers leave rarely).
+    // What it was running (tasks in flight) and what it held (a scan: workers leave rarely).
     const lost: TaskState[] = [];
     const processing: TaskState[] = [];
+    for (const ts of this.byRun.values()) if (ts.processingOn === w) processing.push(ts);
     for (const ts of this.tasks.values()) {
-      if (ts.processingOn === w) processing.push(ts);
       const i = ts.whoHas.indexOf(w);
       if (i < 0) continue;
       ts.whoHas.splice(i, 1);
@@ -410,6 +415,7 @@ export class SchedulerState {
     for (const ts of processing) {
       if (ts.processingOn !== w) continue;
       ts.processingOn = null;
+      this.byRun.delete(ts.run);
       if (!anyExecuting || ts.executing) ts.suspicious++;
       ts.executing = false;
       if (ts.suspicious >= this.config.allowedFailures) {
@@ -436,8 +442,8 @@ export class SchedulerState {
         break;
       case 'executing':
         for (let i = 0; i < msg.keys.length; i++) {
-          const ts = this.tasks.get(msg.keys[i] as string);
-          if (ts && ts.processingOn === w && ts.run === msg.runs[i]) ts.executing = true;
+          const ts = this.byRun.get(msg.runs[i] as number);
+          if (ts && ts.key === msg.keys[i] && ts.processingOn === w) ts.executing = true;
         }
         break;
       case 'erred':
@@ -472,12 +478,14 @@ export class SchedulerState {
   // ------------------------------------------------------------------ task results
 
   private taskFinished(w: WorkerState, key: string, run: number, nbytes: number, duration: number): void {
-    const ts = this.tasks.get(key);
-    if (!ts || ts.state !== 'processing' || ts.processingOn !== w || ts.run !== run) {
+    const ts = this.byRun.get(run);
+    if (!ts || ts.key !== key || ts.state !== 'processing' || ts.processingOn !== w) {
       // A result we no longer want (cancelled, rescheduled, forgotten): drop it there.
-      if (!(ts && ts.state === 'memory' && ts.whoHas.includes(w))) this.outbox.key(w.id, 'free', key);
+      const known = this.tasks.get(key);
+      if (!(known && known.state === 'memory' && known.whoHas.includes(w))) this.outbox.key(w.id, 'free', key);
       return;
     }
+    this.byRun.delete(run);
     ts.group.record(duration);
     this.globalDuration = this.globalDuration < 0 ? duration : this.globalDuration + (duration - this.globalDuration) * 0.05;
     w.processing--;
@@ -693,6 +701,7 @@ export class SchedulerState {
     this.setState(ts, 'processing');
     ts.processingOn = w;
     ts.run = ++this.runCounter;
+    this.byRun.set(ts.run, ts);
     ts.executing = false;
     ts.expected = this.expectedDuration(ts);
     w.occupancy += ts.expected;
@@ -776,6 +785,7 @@ export class SchedulerState {
     w.processing--;
     w.occupancy = Math.max(0, w.occupancy - ts.expected);
     ts.processingOn = null;
+    this.byRun.delete(ts.run);
     ts.executing = false;
     // Dependents sent along speculatively now wait for a result that will not come from here.
     let t: TaskState = ts;
@@ -785,6 +795,7 @@ export class SchedulerState {
       w.processing--;
       w.occupancy = Math.max(0, w.occupancy - d.expected);
       d.processingOn = null;
+      this.byRun.delete(d.run);
       d.executing = false;
       this.outbox.key(w.id, 'free', d.key);
       d.state = 'waiting'; // both states need their deps: no count changes
@@ -923,6 +934,18 @@ export class SchedulerState {
   }
 
   /** Counts of tasks per state, for logs and tests. */
+  /** For tests: a description of the first broken bookkeeping invariant, or null. O(tasks). */
+  checkInvariants(): string | null {
+    let processing = 0;
+    for (const ts of this.tasks.values()) {
+      if (ts.state !== 'processing') continue;
+      processing++;
+      if (this.byRun.get(ts.run) !== ts) return `task ${ts.key} is processing but not in flight under run ${ts.run}`;
+    }
+    if (this.byRun.size !== processing) return `${this.byRun.size} runs in flight for ${processing} processing tasks`;
+    return null;
+  }
+
   stateCounts(): Record<string, number> {
     const out: Record<string, number> = {};
     for (const ts of this.tasks.values()) out[ts.state] = (out[ts.state] ?? 0) + 1;

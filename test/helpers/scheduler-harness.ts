@@ -23,6 +23,8 @@ export class Harness {
 
   private flush(): void {
     const ins = this.sm.takeInstructions();
+    const broken = this.sm.checkInvariants();
+    if (broken) throw new Error(`scheduler bookkeeping broken: ${broken}`);
     for (const [id, msgs] of ins.messages) {
       const list = this.sent.get(id) ?? [];
       list.push(...(msgs as Msg[]));
