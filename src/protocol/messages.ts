@@ -30,7 +30,6 @@ const keys = columnCheck<string>(`keys (non-empty strings of at most ${MAX_KEY} 
 const counts = columnCheck<number>('non-negative integers', (x) => Number.isSafeInteger(x) && (x as number) >= 0);
 const numbers = columnCheck<number>('finite numbers', (x) => typeof x === 'number' && Number.isFinite(x));
 const seconds = columnCheck<number>('durations (finite numbers >= 0)', (x) => typeof x === 'number' && Number.isFinite(x) && x >= 0);
-const binaries = columnCheck<Uint8Array>('binary values', (x) => x instanceof Uint8Array);
 const stringLists = columnCheck<string[]>('lists of strings', (x) => Array.isArray(x) && x.every((y) => typeof y === 'string'));
 const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected binary data');
 const count = z.number().int().nonnegative();
@@ -198,15 +197,17 @@ export type WorkerToScheduler = z.infer<typeof workerToScheduler>;
 
 /**
  * Tasks to run, column by column: task i is keys[i] (run runs[i], function
- * fns[i], arguments args[i]) with the next depCounts[i] entries of deps, who
- * (holders' data-server addresses) and sizes as its dependencies.
+ * fns[i], msgpack arguments args[argEnds[i-1] .. argEnds[i]]) with the next
+ * depCounts[i] entries of deps, who (holders' data-server addresses) and
+ * sizes as its dependencies.
  */
 export const computeMsg = z.object({
   op: z.literal('compute'),
   keys,
   runs: counts,
   fns: counts,
-  args: binaries,
+  args: bytes,
+  argEnds: counts,
   /** Graph order: lower runs first. */
   orders: numbers,
   /** User priority: higher runs first; compared before the order. */
@@ -223,8 +224,14 @@ export type ComputeMsg = z.infer<typeof computeMsg>;
 /** Column consistency of a compute message; a description of the first problem, or null. */
 export function checkComputeColumns(m: ComputeMsg): string | null {
   const n = m.keys.length;
-  for (const [name, col] of [['runs', m.runs], ['fns', m.fns], ['args', m.args], ['orders', m.orders], ['priorities', m.priorities], ['depCounts', m.depCounts]] as const) {
+  for (const [name, col] of [['runs', m.runs], ['fns', m.fns], ['argEnds', m.argEnds], ['orders', m.orders], ['priorities', m.priorities], ['depCounts', m.depCounts]] as const) {
     if (col.length !== n) return `column ${name} has ${col.length} entries for ${n} keys`;
+  }
+  let prev = 0;
+  for (let i = 0; i < n; i++) {
+    const end = m.argEnds[i] as number;
+    if (end < prev || end > m.args.length) return `argEnds[${i}] = ${end} is out of order or past the end of args`;
+    prev = end;
   }
   const deps = m.depCounts.reduce((a, b) => a + b, 0);
   if (m.deps.length !== deps || m.who.length !== deps || m.sizes.length !== deps) return `depCounts add up to ${deps}, but deps/who/sizes have ${m.deps.length}/${m.who.length}/${m.sizes.length}`;

@@ -5,6 +5,7 @@
  * per batch.
  */
 import type { ComputeMsg } from '../protocol/messages.ts';
+import { ByteWriter } from '../protocol/simple-codec.ts';
 
 type Columnar = 'free' | 'lost';
 
@@ -59,15 +60,15 @@ export class Outbox {
   }
 
   /** The compute message to append tasks to: the recipient's last message if it is one. */
-  computeBatch(to: string): ComputeMsg {
+  computeBatch(to: string): ComputeBuilder {
     let list = this.byRecipient.get(to);
     if (!list) {
       list = [];
       this.byRecipient.set(to, list);
     }
-    const last = list[list.length - 1] as Partial<ComputeMsg> | undefined;
-    if (last && last.op === 'compute') return last as ComputeMsg;
-    const batch: ComputeMsg = { op: 'compute', keys: [], runs: [], fns: [], args: [], orders: [], priorities: [], depCounts: [], deps: [], who: [], sizes: [], resources: [] };
+    const last = list[list.length - 1];
+    if (last instanceof ComputeBuilder) return last;
+    const batch = new ComputeBuilder();
     list.push(batch);
     return batch;
   }
@@ -79,6 +80,40 @@ export class Outbox {
   drain(): Map<string, object[]> {
     const out = this.byRecipient;
     this.byRecipient = new Map();
+    for (const list of out.values()) {
+      for (let i = 0; i < list.length; i++) {
+        const m = list[i];
+        if (m instanceof ComputeBuilder) list[i] = m.message();
+      }
+    }
     return out;
+  }
+}
+
+/** A compute message being built: the columns, and every task's arguments copied into one buffer. */
+export class ComputeBuilder {
+  readonly keys: string[] = [];
+  readonly runs: number[] = [];
+  readonly fns: number[] = [];
+  readonly argEnds: number[] = [];
+  readonly orders: number[] = [];
+  readonly priorities: number[] = [];
+  readonly depCounts: number[] = [];
+  readonly deps: string[] = [];
+  readonly who: string[][] = [];
+  readonly sizes: number[] = [];
+  readonly resources: ComputeMsg['resources'] = [];
+  private readonly args = new ByteWriter(1024);
+
+  addArgs(buf: Uint8Array, start: number, end: number): void {
+    this.args.bytes(buf.subarray(start, end));
+    this.argEnds.push(this.args.pos);
+  }
+
+  message(): ComputeMsg {
+    const a = this.args;
+    // A Buffer, so msgpack carries it as plain binary.
+    const args = Buffer.from(a.buf.buffer, a.buf.byteOffset, a.pos);
+    return { op: 'compute', keys: this.keys, runs: this.runs, fns: this.fns, args, argEnds: this.argEnds, orders: this.orders, priorities: this.priorities, depCounts: this.depCounts, deps: this.deps, who: this.who, sizes: this.sizes, resources: this.resources };
   }
 }

@@ -244,7 +244,7 @@ export class SchedulerState {
       }
       const e = extra.get(i);
       const res = e?.resources && Object.keys(e.resources).length > 0 ? e.resources : null;
-      const ts = new TaskState(key, fn, argsOf(i), fn.group, e?.priority ?? 0, e?.retries ?? 0, res, e?.workers && e.workers.length > 0 ? e.workers : null);
+      const ts = new TaskState(key, fn, g.args, i === 0 ? 0 : (g.argEnds[i - 1] as number), g.argEnds[i] as number, fn.group, e?.priority ?? 0, e?.retries ?? 0, res, e?.workers && e.workers.length > 0 ? e.workers : null);
       ts.order = FRESH - i;
       this.tasks.set(key, ts);
       at[i] = ts;
@@ -358,7 +358,7 @@ export class SchedulerState {
         continue;
       }
       if (!ts) {
-        ts = new TaskState(key, null, null, this.group('scatter'), 0, 0, null, null);
+        ts = new TaskState(key, null, null, 0, 0, this.group('scatter'), 0, 0, null, null);
         this.tasks.set(key, ts);
       }
       if (!ts.whoHas.includes(w)) {
@@ -715,7 +715,7 @@ export class SchedulerState {
     b.keys.push(ts.key);
     b.runs.push(ts.run);
     b.fns.push(fn.id);
-    b.args.push(ts.args as Uint8Array);
+    b.addArgs(ts.argBuf as Uint8Array, ts.argStart, ts.argEnd);
     b.orders.push(ts.order);
     b.priorities.push(ts.priority);
     b.depCounts.push(ts.deps.length);

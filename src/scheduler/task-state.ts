@@ -79,9 +79,12 @@ export class TaskState {
 
   constructor(
     readonly key: string,
-    /** The function, and the msgpack arguments; both null for scattered data. */
+    /** The function (null for scattered data)... */
     readonly fn: FnEntry | null,
-    readonly args: Uint8Array | null,
+    /** ...and its msgpack arguments: bytes argStart..argEnd of the graph message's buffer (shared, not a view per task). */
+    readonly argBuf: Uint8Array | null,
+    readonly argStart: number,
+    readonly argEnd: number,
     readonly group: TaskGroup,
     readonly priority: number,
     readonly retries: number,
@@ -89,6 +92,11 @@ export class TaskState {
     readonly workers: string[] | null,
   ) {
     this.retriesLeft = retries;
+  }
+
+  /** The arguments' bytes (a new view: for the rare comparisons, not the hot path). */
+  get args(): Uint8Array | null {
+    return this.argBuf ? this.argBuf.subarray(this.argStart, this.argEnd) : null;
   }
 
   addDependent(d: TaskState): void {

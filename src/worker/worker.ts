@@ -135,14 +135,17 @@ export class WeftWorker {
       return;
     }
     const res = m.resources.length > 0 ? new Map(m.resources) : null;
+    const blob = m.args;
     let d = 0;
+    let argStart = 0;
     for (let i = 0; i < m.keys.length; i++) {
+      const argEnd = m.argEnds[i] as number;
       const n = m.depCounts[i] as number;
       this.sm.compute({
         key: m.keys[i] as string,
         run: m.runs[i] as number,
         fn: m.fns[i] as number,
-        args: m.args[i] as Uint8Array,
+        args: new Uint8Array(blob.buffer, blob.byteOffset + argStart, argEnd - argStart),
         order: m.orders[i] as number,
         priority: m.priorities[i] as number,
         deps: n === 0 ? NO_DEPS : m.deps.slice(d, d + n),
@@ -150,6 +153,7 @@ export class WeftWorker {
         resources: res?.get(i) ?? null,
       });
       d += n;
+      argStart = argEnd;
     }
   }
 
