@@ -402,9 +402,7 @@ export class SchedulerState {
     const processing: TaskState[] = [];
     for (const ts of this.byRun.values()) if (ts.processingOn === w) processing.push(ts);
     for (const ts of this.tasks.values()) {
-      const i = ts.whoHas.indexOf(w);
-      if (i < 0) continue;
-      ts.whoHas.splice(i, 1);
+      if (!ts.removeHolder(w)) continue;
       if (ts.whoHas.length === 0 && ts.state === 'memory') lost.push(ts);
     }
     w.stored = 0;
@@ -532,9 +530,7 @@ export class SchedulerState {
     if (dep) {
       for (const addr of holders) {
         const hw = this.byAddress.get(addr);
-        const i = hw ? dep.whoHas.indexOf(hw) : -1;
-        if (hw && i >= 0) {
-          dep.whoHas.splice(i, 1);
+        if (hw && dep.removeHolder(hw)) {
           hw.stored--;
           hw.storedBytes = Math.max(0, hw.storedBytes - dep.nbytes);
         }

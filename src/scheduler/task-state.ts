@@ -57,8 +57,8 @@ export class TaskState {
   /** The client holding a future for this key, and any others beyond the first. */
   wanter: ClientState | null = null;
   moreWanters: ClientState[] | null = null;
-  /** Shared empty array until the result exists: add holders via addHolder. */
-  whoHas: WorkerState[] = NONE;
+  /** The workers holding the result: shared and never changed in place (see addHolder). */
+  whoHas: readonly WorkerState[] = NONE;
   nbytes = 0;
   processingOn: WorkerState | null = null;
   /** Attempt number of the current run; results of older runs are stale. */
@@ -104,9 +104,21 @@ export class TaskState {
     else this.dependents.push(d);
   }
 
+  /**
+   * Adds a holder. Lists of holders are never changed in place: a task held by
+   * one worker (almost all) shares that worker's one-element list, so a
+   * result in memory costs no allocation here.
+   */
   addHolder(w: WorkerState): void {
-    if (this.whoHas === NONE) this.whoHas = [w];
-    else this.whoHas.push(w);
+    if (this.whoHas === NONE) this.whoHas = w.only;
+    else if (!this.whoHas.includes(w)) this.whoHas = [...this.whoHas, w];
+  }
+
+  /** Removes a holder; false if it was not one. */
+  removeHolder(w: WorkerState): boolean {
+    if (!this.whoHas.includes(w)) return false;
+    this.whoHas = this.whoHas.length === 1 ? NONE : this.whoHas.filter((x) => x !== w);
+    return true;
   }
 
   clearHolders(): void {
@@ -181,7 +193,11 @@ export class WorkerState {
     now: number,
   ) {
     this.lastSeen = now;
+    this.only = [this];
   }
+
+  /** [this worker]: the list of holders of every task held here only (shared, never changed). */
+  readonly only: readonly WorkerState[];
 }
 
 export class ClientState {
