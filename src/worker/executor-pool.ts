@@ -11,7 +11,8 @@ import { RESULT_ERROR, RESULT_REQUEUE, type ResultBatch, type ThreadBatch } from
 
 const NO_KEYS: string[] = [];
 /** Placeholder for answered tasks in a thread's list, so they can be collected. */
-const DONE = { key: '', run: 0, after: null, keep: false, fn: 0, args: new Uint8Array(0), depKeys: [], depData: [] } as ExecTask;
+const DONE: ExecTask = { key: '', run: 0, after: null, keep: false, fn: 0, args: new Uint8Array(0), deps: [], depData: [] };
+const NO_DATA: Uint8Array[] = [];
 
 interface Thread {
   worker: Worker;
@@ -74,7 +75,7 @@ export class ExecutorPool {
           th = k.th;
           producer = k.seq;
         }
-        afterDep = t.depKeys.indexOf(t.after);
+        afterDep = t.deps.indexOf(t.after);
       }
       if (!th) {
         th = this.threads[0] as Thread;
@@ -110,7 +111,7 @@ export class ExecutorPool {
     for (const t of tasks) {
       total += t.args.length;
       for (const d of t.depData) total += d.length;
-      ndeps += t.depKeys.length;
+      ndeps += t.deps.length;
     }
     const chunk = new ArrayBuffer(total);
     const view = new Uint8Array(chunk);
@@ -124,17 +125,18 @@ export class ExecutorPool {
       const t = tasks[i] as ExecTask;
       th.posted.push(t);
       batch.fns[i] = t.fn;
-      batch.depCounts[i] = t.depKeys.length;
+      batch.depCounts[i] = t.deps.length;
       view.set(t.args, off);
       off += t.args.length;
       batch.ends[e++] = off;
-      for (let j = 0; j < t.depKeys.length; j++) {
+      for (let j = 0; j < t.deps.length; j++) {
         const d = t.depData[j] as Uint8Array;
         view.set(d, off);
         off += d.length;
         batch.ends[e++] = off;
-        batch.depKeys[dk++] = t.depKeys[j] as string;
+        batch.depKeys[dk++] = t.deps[j] as string;
       }
+      if (t.depData.length > 0) t.depData = NO_DATA; // copied: the inputs need not stay alive for it
     }
     th.worker.postMessage({ tasks: batch }, [chunk]);
   }

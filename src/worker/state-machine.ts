@@ -15,10 +15,9 @@ import { Heap } from '../util/heap.ts';
 
 type WTaskState = 'fetching' | 'ready' | 'blocked' | 'executing';
 
-interface WTask extends Omit<ComputeTask, 'who'> {
+/** A task here; it is also what goes to the executor (see ExecTask), with no copy. */
+interface WTask extends Omit<ComputeTask, 'who'>, ExecTask {
   state: WTaskState;
-  /** Dispatched before its one missing input exists: that input's key, produced on the same thread. */
-  after: string | null;
   /** Dependencies not yet local. */
   missing: number;
   /** Freed by the scheduler while running: discard the result. */
@@ -57,17 +56,19 @@ export interface ComputeTask {
   resources: Record<string, number> | null;
 }
 
+/** A task as the executor gets it (set when it is dispatched). */
 export interface ExecTask {
   key: string;
   run: number;
-  /** The one input (in depKeys, with empty depData) the executor thread itself is computing. */
+  /** The one input (in deps, with empty depData) the executor thread itself is computing. */
   after: string | null;
   /** A task dispatched with it takes its value in memory (`after`): the thread keeps the value. */
   keep: boolean;
   /** Function id (see the `define` instruction) and msgpack arguments. */
   fn: number;
   args: Uint8Array;
-  depKeys: string[];
+  deps: string[];
+  /** The inputs' bytes, in the order of deps (emptied once handed to a thread). */
   depData: Uint8Array[];
 }
 
@@ -97,6 +98,7 @@ export interface WorkerConfig {
 }
 
 const EMPTY = new Uint8Array(0);
+const NO_DATA: Uint8Array[] = [];
 
 /** Tasks of functions faster than this are not reported as executing (see dispatch). */
 const SLOW_SECONDS = 0.001;
@@ -188,6 +190,8 @@ export class WorkerState {
       resources: msg.resources && Object.keys(msg.resources).length > 0 ? msg.resources : null,
       state: 'fetching',
       after: null,
+      keep: false,
+      depData: NO_DATA,
       missing: 0,
       cancelled: false,
       chained: false,
@@ -503,10 +507,10 @@ export class WorkerState {
         }
       }
       t.after = after;
-      const exec: ExecTask = { key: t.key, run: t.run, after, keep: false, fn: t.fn, args: t.args, depKeys: t.deps, depData };
-      this.toExecute.push(exec);
+      t.depData = depData;
+      this.toExecute.push(t);
       const next = this.earlyDependents(t);
-      exec.keep = next.length > 0;
+      t.keep = next.length > 0;
       for (let i = next.length - 1; i >= 0; i--) stack.push(next[i] as WTask);
       // Tell the scheduler which tasks to blame if this process dies. Functions
       // measured as fast are left out: the scheduler then blames all it sent.
