@@ -45,7 +45,8 @@ export class FnEntry {
 
 export class TaskState {
   state: TaskStatus = 'released';
-  deps: TaskState[] = [];
+  /** Shared empty array until linked. */
+  deps: TaskState[] = NONE;
   /** Shared empty array until the first dependent (most tasks never get one): push via addDependent. */
   dependents: TaskState[] = NONE;
   /** Dependencies not in memory (meaningful while waiting). */
