@@ -36,6 +36,13 @@ describe('weft run and weft list', () => {
     expect(events.filter((e) => e.type === 'STEP_SUCCESS')).toHaveLength(5);
   });
 
+  it('sends what steps print to stderr, keeping --json output clean', async () => {
+    const r = await weft(['run', DEFS, '--job', 'chatty', '--json']);
+    expect(r.code).toBe(0);
+    for (const line of r.stdout.trim().split('\n')) expect(() => JSON.parse(line) as unknown).not.toThrow();
+    expect(r.stderr).toContain('hello from a step process');
+  });
+
   it('prints one line per event without a terminal and exits 1 when the run fails', async () => {
     const r = await weft(['run', DEFS, '--job', 'failing', '--config', '/dev/null']);
     expect(r.code).toBe(2); // /dev/null is not JSON
@@ -63,7 +70,7 @@ describe('weft run and weft list', () => {
   it('refuses an unknown job with the list of jobs (exit 2)', async () => {
     const r = await weft(['run', DEFS, '--job', 'nope']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('has no job nope (jobs: function_output, simple, failing');
+    expect(r.stderr).toContain('has no job nope (jobs: function_output, chatty, simple, failing');
   });
 
   it('Ctrl-C cancels the run: step processes are stopped, exit 130', async () => {

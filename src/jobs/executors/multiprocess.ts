@@ -77,10 +77,9 @@ async function* runMultiprocess(ctx: ExecutionContext, config: MultiprocessConfi
   const spawn = (): StepProc => {
     // msgpackr's native string decoder only pays off on large messages; loading it costs a short-lived process more.
     const env = { ...process.env, MSGPACKR_NATIVE_ACCELERATION_DISABLED: process.env['MSGPACKR_NATIVE_ACCELERATION_DISABLED'] ?? 'true' };
-    const child = fork(entry, warm ? [] : ['once'], { serialization: 'advanced', execArgv: [], env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-    // Step output on stdout would mix with `weft run --json`: everything a step prints goes to stderr.
-    child.stdout?.on('data', (d: Buffer) => process.stderr.write(d));
-    child.stderr?.on('data', (d: Buffer) => process.stderr.write(d));
+    // Step output on stdout would mix with `weft run --json`: everything a step prints goes
+    // straight to this process's stderr (its file descriptor, no pipe to pump).
+    const child = fork(entry, warm ? [] : ['once'], { serialization: 'advanced', execArgv: [], env, stdio: ['ignore', 2, 2, 'ipc'] });
     const proc: StepProc = { child, notify, ready: false, step: null, attempt: 0, ended: true, retired: false };
     child.on('message', (batch: FromStepProcess) => {
       for (const msg of batch.msgs) proc.notify({ proc, msg });
