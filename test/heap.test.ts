@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { Fifo } from '../src/util/fifo.ts';
 import { Heap } from '../src/util/heap.ts';
 
 /** A deterministic pseudo-random sequence, so a failure reproduces. */
@@ -37,5 +38,26 @@ describe('Heap (FIFO run + binary heap)', () => {
       expect(drained).toEqual(ref);
       expect(h.pop()).toBeUndefined();
     }
+  });
+});
+
+describe('Fifo', () => {
+  it('keeps order across compactions and drains what is left', () => {
+    const q = new Fifo<number>();
+    const ref: number[] = [];
+    for (let i = 0; i < 5000; i++) {
+      q.push(i);
+      ref.push(i);
+      if (i % 3 !== 0) {
+        expect(q.peek()).toBe(ref[0]);
+        expect(q.shift()).toBe(ref.shift());
+      }
+      expect(q.size).toBe(ref.length);
+      expect(q.last()).toBe(ref.at(-1));
+    }
+    expect(q.drain()).toEqual(ref);
+    expect(q.size).toBe(0);
+    expect(q.shift()).toBeUndefined();
+    expect(q.last()).toBeUndefined();
   });
 });

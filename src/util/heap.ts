@@ -6,27 +6,28 @@
  * heap. Graphs arrive in order, so a queue of 100,000 root tasks is almost
  * all FIFO.
  */
+import { Fifo } from './fifo.ts';
+
 export class Heap<T> {
   private items: T[] = [];
-  private run: T[] = [];
-  private runHead = 0;
+  private run = new Fifo<T>();
 
   constructor(private readonly before: (a: T, b: T) => boolean) {}
 
   get size(): number {
-    return this.items.length + this.run.length - this.runHead;
+    return this.items.length + this.run.size;
   }
 
   peek(): T | undefined {
     const h = this.items[0];
-    if (this.runHead === this.run.length) return h;
-    const r = this.run[this.runHead] as T;
+    if (this.run.size === 0) return h;
+    const r = this.run.peek() as T;
     return h !== undefined && this.before(h, r) ? h : r;
   }
 
   push(item: T): void {
-    const n = this.run.length;
-    if (n === this.runHead || !this.before(item, this.run[n - 1] as T)) {
+    const last = this.run.last();
+    if (last === undefined || !this.before(item, last)) {
       this.run.push(item);
       return;
     }
@@ -44,25 +45,12 @@ export class Heap<T> {
   }
 
   pop(): T | undefined {
-    if (this.runHead < this.run.length) {
-      const r = this.run[this.runHead] as T;
+    if (this.run.size > 0) {
+      const r = this.run.peek() as T;
       const h = this.items[0];
-      if (h === undefined || !this.before(h, r)) return this.shiftRun();
+      if (h === undefined || !this.before(h, r)) return this.run.shift();
     }
     return this.popHeap();
-  }
-
-  private shiftRun(): T {
-    const r = this.run[this.runHead] as T;
-    this.run[this.runHead++] = undefined as T; // let it be collected
-    if (this.runHead === this.run.length) {
-      this.run = [];
-      this.runHead = 0;
-    } else if (this.runHead > 1024 && this.runHead * 2 > this.run.length) {
-      this.run = this.run.slice(this.runHead);
-      this.runHead = 0;
-    }
-    return r;
   }
 
   private popHeap(): T | undefined {

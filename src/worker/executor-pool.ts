@@ -7,11 +7,11 @@
 import { Worker } from 'node:worker_threads';
 import type { FnDef } from '../protocol/messages.ts';
 import type { ExecResult, ExecTask } from './state-machine.ts';
+import { Fifo } from '../util/fifo.ts';
 import { RESULT_ERROR, RESULT_REQUEUE, type ResultBatch, type ThreadBatch } from './thread-protocol.ts';
 
 const NO_KEYS: string[] = [];
 /** Placeholder for answered tasks in a thread's list, so they can be collected. */
-const DONE: ExecTask = { key: '', run: 0, after: null, keep: false, fn: 0, args: new Uint8Array(0), deps: [], depData: [] };
 const NO_DATA: Uint8Array[] = [];
 
 interface Thread {
@@ -19,9 +19,8 @@ interface Thread {
   index: number;
   /** Number for the next task posted. */
   nextSeq: number;
-  /** Tasks posted and not answered, in order, from `head`. */
-  posted: ExecTask[];
-  head: number;
+  /** Tasks posted and not answered, in order. */
+  posted: Fifo<ExecTask>;
 }
 
 /** Where a task whose value a later task takes in memory is running. */
@@ -95,7 +94,7 @@ export class ExecutorPool {
   }
 
   private load(th: Thread, per: Map<Thread, { list: ExecTask[] }>): number {
-    return th.posted.length - th.head + (per.get(th)?.list.length ?? 0);
+    return th.posted.size + (per.get(th)?.list.length ?? 0);
   }
 
   async close(): Promise<void> {
@@ -150,8 +149,7 @@ export class ExecutorPool {
     const results: ExecResult[] = new Array(n);
     let start = 0;
     for (let i = 0; i < n; i++) {
-      const t = th.posted[th.head] as ExecTask;
-      th.posted[th.head++] = DONE;
+      const t = th.posted.shift() as ExecTask;
       if (t.keep && this.keepers.get(t.key)?.th === th) this.keepers.delete(t.key);
       const end = r.ends[i] as number;
       const status = r.status[i];
@@ -164,31 +162,22 @@ export class ExecutorPool {
       }
       start = end;
     }
-    if (th.head === th.posted.length) {
-      th.posted = [];
-      th.head = 0;
-    } else if (th.head > 4096 && th.head * 2 > th.posted.length) {
-      th.posted = th.posted.slice(th.head);
-      th.head = 0;
-    }
     this.onResultsCb(results);
   }
 
   private spawn(index: number): Thread {
     const worker = new Worker(new URL('./thread-entry.mjs', import.meta.url), { workerData: { cwd: this.cwd } });
-    const th: Thread = { worker, index, nextSeq: 0, posted: [], head: 0 };
+    const th: Thread = { worker, index, nextSeq: 0, posted: new Fifo() };
     if (this.fns.length > 0) worker.postMessage({ fns: this.fns });
     worker.on('message', (msg: { results: ResultBatch }) => this.onResults(th, msg.results));
     const died = (reason: string): void => {
       if (this.closed || this.threads[index] !== th) return;
-      const lost: ExecResult[] = th.posted.slice(th.head).map((t) => ({
+      const lost: ExecResult[] = th.posted.drain().map((t) => ({
         key: t.key,
         run: t.run,
         error: { name: 'ExecutorCrashError', message: `the executor thread running task ${t.key} died: ${reason}` },
         duration: 0,
       }));
-      th.posted = [];
-      th.head = 0;
       for (const [key, k] of this.keepers) if (k.th === th) this.keepers.delete(key);
       this.threads[index] = this.spawn(index);
       this.onThreadDeath(index, reason);

@@ -39,7 +39,6 @@ interface StepProc {
   child: ChildProcess;
   /** The run this process reports to now (replaced when a warm process moves to another run). */
   notify: (item: Incoming) => void;
-  ready: boolean;
   /** The step it runs now, and whether that step has ended (success, failure, skip or retry). */
   step: PlannedStep | null;
   attempt: number;
@@ -80,7 +79,7 @@ async function* runMultiprocess(ctx: ExecutionContext, config: MultiprocessConfi
     // Step output on stdout would mix with `weft run --json`: everything a step prints goes
     // straight to this process's stderr (its file descriptor, no pipe to pump).
     const child = fork(entry, warm ? [] : ['once'], { serialization: 'advanced', execArgv: [], env, stdio: ['ignore', 2, 2, 'ipc'] });
-    const proc: StepProc = { child, notify, ready: false, step: null, attempt: 0, ended: true, retired: false };
+    const proc: StepProc = { child, notify, step: null, attempt: 0, ended: true, retired: false };
     child.on('message', (batch: FromStepProcess) => {
       for (const msg of batch.msgs) proc.notify({ proc, msg });
     });
@@ -193,9 +192,8 @@ async function* runMultiprocess(ctx: ExecutionContext, config: MultiprocessConfi
           }
         } else if (msg.t === 'load-error') {
           throw Object.assign(new Error(`a step process could not load ${location.module}: ${msg.error.message}`), { stack: msg.error.stack });
-        } else if (msg.t === 'ready') {
-          p.ready = true;
         }
+        // 'ready': nothing to do; a step sent before it waits in the process's queue.
       }
     }
     if (ctx.signal.aborted) {
