@@ -42,5 +42,26 @@ describe('simple msgpack codec', () => {
     expect(readSimple(Uint8Array.of(0xa3, 0x61))).toBe(NOT_SIMPLE);
     expect(readSimple(Uint8Array.of(0x93, 0x01))).toBe(NOT_SIMPLE);
     expect(readSimple(new Uint8Array(0))).toBe(NOT_SIMPLE);
+    // Multi-byte numbers and lengths cut short.
+    for (const head of [0xcc, 0xcd, 0xce, 0xd0, 0xd1, 0xd2, 0xca, 0xcb, 0xd9, 0xda, 0xdb, 0xdc, 0xdd]) {
+      expect(readSimple(Uint8Array.of(head)), head.toString(16)).toBe(NOT_SIMPLE);
+    }
+  });
+
+  it('reads values from a view into a larger buffer (as the executor threads do)', () => {
+    const values = [300, -300, 70000, -70000, 1.5, 'x'.repeat(40), [1, 'a', [2.25, null]]];
+    const parts = values.map((v) => encodeSimple(v) as Uint8Array);
+    const whole = new Uint8Array(3 + parts.reduce((n, p) => n + p.length, 0));
+    let off = 3;
+    for (const p of parts) {
+      whole.set(p, off);
+      off += p.length;
+    }
+    off = 3;
+    for (let i = 0; i < parts.length; i++) {
+      const n = (parts[i] as Uint8Array).length;
+      expect(readSimple(whole.subarray(off, off + n))).toEqual(values[i]);
+      off += n;
+    }
   });
 });

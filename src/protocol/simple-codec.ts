@@ -151,23 +151,32 @@ export function encodeSimple(v: unknown): Uint8Array | null {
 
 /** Decodes bytes holding exactly one simple value; NOT_SIMPLE for anything else. */
 export function readSimple(b: Uint8Array): unknown {
-  const r = { b, dv: new DataView(b.buffer, b.byteOffset, b.byteLength), pos: 0 };
+  const r: Reader = { b, dv: null, pos: 0 };
   const v = read(r, 0);
   return v !== NOT_SIMPLE && r.pos === b.length ? v : NOT_SIMPLE;
 }
 
 interface Reader {
   b: Uint8Array;
-  dv: DataView;
+  /** Made on first use: most values (small integers, short strings) need none. */
+  dv: DataView | null;
   pos: number;
 }
 
+function view(r: Reader): DataView {
+  return (r.dv ??= new DataView(r.b.buffer, r.b.byteOffset, r.b.byteLength));
+}
+
+/*
+ * No closures in here: this runs for every argument and result, and a closure
+ * costs an allocation per call (and, under tsx's keepNames, a defineProperty).
+ */
 function read(r: Reader, depth: number): unknown {
-  const { b, dv } = r;
+  const b = r.b;
   const t = b[r.pos];
   if (t === undefined) return NOT_SIMPLE;
   const p = r.pos + 1;
-  const has = (n: number): boolean => p + n <= b.length;
+  const left = b.length - p;
   if (t < 0x80) {
     r.pos = p;
     return t;
@@ -189,47 +198,47 @@ function read(r: Reader, depth: number): unknown {
       r.pos = p;
       return true;
     case 0xcc:
-      if (!has(1)) return NOT_SIMPLE;
+      if (left < 1) return NOT_SIMPLE;
       r.pos = p + 1;
-      return dv.getUint8(p);
+      return b[p];
     case 0xcd:
-      if (!has(2)) return NOT_SIMPLE;
+      if (left < 2) return NOT_SIMPLE;
       r.pos = p + 2;
-      return dv.getUint16(p);
+      return view(r).getUint16(p);
     case 0xce:
-      if (!has(4)) return NOT_SIMPLE;
+      if (left < 4) return NOT_SIMPLE;
       r.pos = p + 4;
-      return dv.getUint32(p);
+      return view(r).getUint32(p);
     case 0xd0:
-      if (!has(1)) return NOT_SIMPLE;
+      if (left < 1) return NOT_SIMPLE;
       r.pos = p + 1;
-      return dv.getInt8(p);
+      return view(r).getInt8(p);
     case 0xd1:
-      if (!has(2)) return NOT_SIMPLE;
+      if (left < 2) return NOT_SIMPLE;
       r.pos = p + 2;
-      return dv.getInt16(p);
+      return view(r).getInt16(p);
     case 0xd2:
-      if (!has(4)) return NOT_SIMPLE;
+      if (left < 4) return NOT_SIMPLE;
       r.pos = p + 4;
-      return dv.getInt32(p);
+      return view(r).getInt32(p);
     case 0xca:
-      if (!has(4)) return NOT_SIMPLE;
+      if (left < 4) return NOT_SIMPLE;
       r.pos = p + 4;
-      return dv.getFloat32(p);
+      return view(r).getFloat32(p);
     case 0xcb:
-      if (!has(8)) return NOT_SIMPLE;
+      if (left < 8) return NOT_SIMPLE;
       r.pos = p + 8;
-      return dv.getFloat64(p);
+      return view(r).getFloat64(p);
     case 0xd9:
-      return has(1) ? str(r, p + 1, dv.getUint8(p)) : NOT_SIMPLE;
+      return left >= 1 ? str(r, p + 1, b[p] as number) : NOT_SIMPLE;
     case 0xda:
-      return has(2) ? str(r, p + 2, dv.getUint16(p)) : NOT_SIMPLE;
+      return left >= 2 ? str(r, p + 2, view(r).getUint16(p)) : NOT_SIMPLE;
     case 0xdb:
-      return has(4) ? str(r, p + 4, dv.getUint32(p)) : NOT_SIMPLE;
+      return left >= 4 ? str(r, p + 4, view(r).getUint32(p)) : NOT_SIMPLE;
     case 0xdc:
-      return has(2) ? arr(r, p + 2, dv.getUint16(p), depth) : NOT_SIMPLE;
+      return left >= 2 ? arr(r, p + 2, view(r).getUint16(p), depth) : NOT_SIMPLE;
     case 0xdd:
-      return has(4) ? arr(r, p + 4, dv.getUint32(p), depth) : NOT_SIMPLE;
+      return left >= 4 ? arr(r, p + 4, view(r).getUint32(p), depth) : NOT_SIMPLE;
     default:
       return NOT_SIMPLE;
   }

@@ -12,7 +12,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { decode, encode } from '../protocol/codec.ts';
-import { encodeSimple, NOT_SIMPLE, readSimple } from '../protocol/simple-codec.ts';
+import { ByteWriter, NOT_SIMPLE, readSimple, writeSimple } from '../protocol/simple-codec.ts';
 import type { FnDef } from '../protocol/messages.ts';
 import { substituteRefs } from '../protocol/spec.ts';
 import { serializeError, type SerializedError } from '../errors.ts';
@@ -49,12 +49,17 @@ const queue: ThreadBatch[] = [];
 let running = false;
 let lastFlush = performance.now();
 
-/** Results not yet posted, as columns. */
+/**
+ * Results not yet posted, as columns. Result bytes are written straight into
+ * `out` (one buffer per post, not one per result); large binary results go
+ * in buffers of their own (see encodeLarge), listed in `outLarge`.
+ */
 let outStatus: number[] = [];
 let outDurations: number[] = [];
-let outBytes: Uint8Array[] = [];
+let outEnds: number[] = [];
+let outLarge: [number, ArrayBuffer][] = [];
 let outErrors: [number, SerializedError][] = [];
-const NO_BYTES = new Uint8Array(0);
+const out = new ByteWriter(4096);
 
 port.on('message', (msg: { tasks: ThreadBatch } | { fns: [number, FnDef][] }) => {
   if ('fns' in msg) {
@@ -113,16 +118,17 @@ async function runQueue(): Promise<void> {
   running = false;
 }
 
-function pushResult(status: number, duration: number, bytes: Uint8Array): void {
+/** Ends a result whose bytes (if any) are in `out` up to now. */
+function pushResult(status: number, duration: number): void {
   outStatus.push(status);
   outDurations.push(duration);
-  outBytes.push(bytes);
+  outEnds.push(out.pos);
 }
 
 /** A failed task keeps no value: its dependents on this thread find none and go back. */
 function fail(err: unknown, duration: number): void {
   outErrors.push([outStatus.length, serializeError(err)]);
-  pushResult(RESULT_ERROR, duration, NO_BYTES);
+  pushResult(RESULT_ERROR, duration);
 }
 
 /** Takes the in-memory input (the result of task `seq` on this thread); undefined if it is not here. */
@@ -143,7 +149,6 @@ function takeKept(seq: number): { value: unknown } | undefined {
 /** msgpackr's names of typed arrays, in the order of its type codes (see its typed-array extension). */
 const TYPED = ['Int8', 'Uint8', 'Uint8Clamped', 'Int16', 'Uint16', 'Int32', 'Uint32', 'Float32', 'Float64', 'BigInt64', 'BigUint64'].map((t) => `${t}Array`);
 const LARGE = 64 * 1024;
-const ownedLarge = new WeakSet<Uint8Array>();
 
 /**
  * A large binary result (a Buffer or typed array) as msgpack, in a buffer of
@@ -161,7 +166,6 @@ function encodeLarge(value: unknown): Uint8Array | null {
     out[0] = 0xc6;
     new DataView(out.buffer).setUint32(1, n);
     out.set(raw, 5);
-    ownedLarge.add(out);
     return out;
   }
   const type = TYPED.indexOf(name);
@@ -172,7 +176,6 @@ function encodeLarge(value: unknown): Uint8Array | null {
   out[5] = 0x74; // 't': typed array
   out[6] = type;
   out.set(raw, 7);
-  ownedLarge.add(out);
   return out;
 }
 
@@ -182,15 +185,20 @@ function finish(seq: number, value: unknown, start: number): void {
     fail(new TypeError(`the task returned a ${typeof value}, which cannot be sent to other machines`), duration);
     return;
   }
-  let bytes: Uint8Array;
+  const at = out.pos;
+  let large: Uint8Array | null;
   try {
-    bytes = encodeLarge(value) ?? encodeSimple(value) ?? encode(value);
+    large = encodeLarge(value);
+    if (!large && !writeSimple(out, value)) out.bytes(encode(value));
   } catch (err) {
+    out.pos = at;
     fail(new TypeError(`the task's result cannot be serialized: ${(err as Error).message}`), duration);
     return;
   }
-  if (wanted.has(seq)) kept.set(seq, { value, bytes });
-  pushResult(RESULT_OK, duration, bytes);
+  if (large) outLarge.push([outStatus.length, large.buffer as ArrayBuffer]);
+  // A later task here takes the value in memory; the bytes are kept for a second taker.
+  if (wanted.has(seq)) kept.set(seq, { value, bytes: large ?? out.buf.slice(at, out.pos) });
+  pushResult(RESULT_OK, duration);
 }
 
 /** Decodes the arguments and puts the task's inputs in place of their references. */
@@ -229,7 +237,7 @@ function runOne(c: Cursor, seq: number, fnId: number, ndeps: number, producer: n
   if (afterDep >= 0) {
     const got = producer >= 0 ? takeKept(producer) : undefined;
     if (!got) {
-      pushResult(RESULT_REQUEUE, 0, NO_BYTES);
+      pushResult(RESULT_REQUEUE, 0);
       return undefined;
     }
     local = got.value;
@@ -294,34 +302,14 @@ function flush(now: number): void {
   lastFlush = now;
   const n = outStatus.length;
   if (n === 0) return;
-  let total = 0;
-  const large: [number, ArrayBuffer][] = [];
-  for (let i = 0; i < n; i++) {
-    const b = outBytes[i] as Uint8Array;
-    if (isOwnedLarge(b)) large.push([i, b.buffer as ArrayBuffer]);
-    else total += b.length;
-  }
-  const chunk = new ArrayBuffer(total);
-  const view = new Uint8Array(chunk);
-  const ends = new Uint32Array(n);
-  let off = 0;
-  for (let i = 0; i < n; i++) {
-    const bytes = outBytes[i] as Uint8Array;
-    if (bytes.length > 0 && !isOwnedLarge(bytes)) {
-      view.set(bytes, off);
-      off += bytes.length;
-    }
-    ends[i] = off;
-  }
-  const out: ResultBatch = { status: Uint8Array.from(outStatus), durations: Float64Array.from(outDurations), ends, errors: outErrors, large, chunk };
+  const chunk = out.buf.slice(0, out.pos).buffer;
+  out.pos = 0;
+  const large = outLarge;
+  const result: ResultBatch = { status: Uint8Array.from(outStatus), durations: Float64Array.from(outDurations), ends: Uint32Array.from(outEnds), errors: outErrors, large, chunk };
   outStatus = [];
   outDurations = [];
-  outBytes = [];
+  outEnds = [];
+  outLarge = [];
   outErrors = [];
-  port?.postMessage({ results: out }, [chunk, ...large.map(([, b]) => b)]);
-}
-
-/** Bytes from encodeLarge: a whole buffer of their own, to transfer rather than copy. */
-function isOwnedLarge(b: Uint8Array): boolean {
-  return ownedLarge.has(b);
+  port?.postMessage({ results: result }, [chunk, ...large.map(([, b]) => b)]);
 }
