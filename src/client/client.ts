@@ -62,6 +62,9 @@ interface KeyState {
 }
 
 const GATHER_CHUNK = 20_000;
+/** A graph of more tasks than this may go in parts (see sendGraph): this many first, then PART at a time. */
+const FIRST_PART = 1_024;
+const PART = 4_096;
 
 export class Client implements FutureHost {
   private keys = new Map<string, KeyState>();
@@ -106,27 +109,30 @@ export class Client implements FutureHost {
     return future;
   }
 
-  /** One task per item: `fn(item)`. */
+  /** One task per item: `fn(item)`. A long list goes to the scheduler in parts (see sendGraph). */
   map<T = unknown>(fn: TaskFn, items: Iterable<unknown>, opts: Omit<SubmitOptions, 'key'> = {}): Future<T>[] {
-    const b = new GraphBuilder();
-    for (const item of items) b.add(fn, [item], opts, opts.pure === false ? `${fnLabel(fn)}-${randomUUID()}` : undefined);
-    const futures = b.keys.map((k) => new Future<T>(k, this));
-    this.send(b, b.keys.map((_, i) => i)).catch(() => {});
+    const list = Array.isArray(items) ? (items as unknown[]) : [...items];
+    const keys: string[] = new Array(list.length);
+    const sent = this.sendGraph(list.length, (b, i) => {
+      keys[i] = b.add(fn, [list[i]], opts, opts.pure === false ? `${fnLabel(fn)}-${randomUUID()}` : undefined);
+    }, null, []);
+    const futures = keys.map((k) => new Future<T>(k, this));
+    sent.catch(() => {});
     return futures;
   }
 
   /**
-   * Submits a whole graph in one message: `{ key: { fn, args, ...options } }`,
-   * where args refer to other keys with `ref('key')` or to futures. Resolves
-   * with futures for `opts.keys` (default: the graph's outputs) once the
-   * scheduler has accepted the graph; rejects with GraphError if it is invalid.
+   * Submits a whole graph: `{ key: { fn, args, ...options } }`, where args
+   * refer to other keys with `ref('key')` or to futures. Resolves with
+   * futures for `opts.keys` (default: the graph's outputs) once the scheduler
+   * has accepted the graph; rejects with GraphError if it is invalid.
    */
   async compute(graph: Graph, opts: ComputeOptions = {}): Promise<Record<string, Future>> {
-    const { builder, wanted } = this.build(graph, opts.keys);
+    const sub = this.submitGraph(graph, opts.keys);
     const futures: Record<string, Future> = {};
-    for (const k of wanted.keys) futures[k] = new Future(k, this);
+    for (const k of sub.keys) futures[k] = new Future(k, this);
     try {
-      await this.send(builder, wanted.indices, wanted.existing);
+      await sub.sent;
     } catch (err) {
       for (const f of Object.values(futures)) f.release();
       throw err;
@@ -144,70 +150,125 @@ export class Client implements FutureHost {
   async get(graph: Graph, key: string): Promise<unknown>;
   async get(graph: Graph): Promise<Record<string, unknown>>;
   async get(graph: Graph, keys?: string[] | string): Promise<unknown> {
-    const { builder, wanted } = this.build(graph, typeof keys === 'string' ? [keys] : keys);
-    const states = wanted.keys.map((k) => this.hold(k));
+    const sub = this.submitGraph(graph, typeof keys === 'string' ? [keys] : keys);
+    // Held before anything from the scheduler is read (this all runs in one turn).
+    const states = sub.keys.map((k) => this.hold(k));
     try {
-      await this.send(builder, wanted.indices, wanted.existing, states);
+      await sub.sent;
       await this.waitStates(states);
       const values = await this.fetchValues(states);
       if (typeof keys === 'string') return values[0];
       if (keys) return values;
       const out: Record<string, unknown> = {};
-      wanted.keys.forEach((k, i) => (out[k] = values[i]));
+      sub.keys.forEach((k, i) => (out[k] = values[i]));
       return out;
     } finally {
       for (const ks of states) this.releaseState(ks);
     }
   }
 
-  private build(graph: Graph, keys: string[] | undefined): { builder: GraphBuilder; wanted: { keys: string[]; indices: number[]; existing: string[] } } {
-    const builder = new GraphBuilder();
+  /**
+   * Builds and sends a graph; `keys` are the wanted ones (default: its
+   * outputs). The caller holds records for `keys` in this same turn.
+   */
+  private submitGraph(graph: Graph, keys: string[] | undefined): { keys: string[]; sent: Promise<void> } {
     const all = Object.keys(graph);
-    for (const key of all) {
+    const add = (b: GraphBuilder, i: number): void => {
+      const key = all[i] as string;
       const def = graph[key];
       if (!def || (typeof def.fn !== 'string' && typeof def.fn !== 'function')) throw new GraphError(`graph entry ${key} needs a fn (a "module#export" string or a function)`, [key]);
-      builder.add(def.fn, def.args ?? [], def, key);
+      b.add(def.fn, def.args ?? [], def, key);
+    };
+    if (!keys) {
+      // The outputs are known only once every task is read: one message.
+      const b = new GraphBuilder();
+      for (let i = 0; i < all.length; i++) add(b, i);
+      const used = b.depKeys();
+      const wants: number[] = [];
+      const out: string[] = [];
+      all.forEach((k, i) => {
+        if (!used.has(k)) {
+          wants.push(i);
+          out.push(k);
+        }
+      });
+      return { keys: out, sent: this.send(b, wants, []) };
     }
-    let want = keys;
-    if (!want) {
-      const used = builder.depKeys();
-      want = all.filter((k) => !used.has(k));
-    }
-    const indices: number[] = [];
+    // Which tasks are wanted; keys not in the graph are existing ones.
+    let wanted: Uint8Array | null = null;
     const existing: string[] = [];
-    // Common case first: the keys asked for are the graph's own, in its order.
-    let i = 0;
-    while (i < want.length && i < all.length && want[i] === all[i]) indices.push(i++);
-    if (i < want.length) {
+    let same = keys.length === all.length;
+    for (let i = 0; same && i < keys.length; i++) same = keys[i] === all[i];
+    if (!same) {
+      wanted = new Uint8Array(all.length);
       const indexOf = new Map<string, number>();
       all.forEach((k, j) => indexOf.set(k, j));
-      for (; i < want.length; i++) {
-        const k = want[i] as string;
+      for (const k of keys) {
         const j = indexOf.get(k);
         if (j === undefined) existing.push(k);
-        else indices.push(j);
+        else wanted[j] = 1;
       }
     }
-    return { builder, wanted: { keys: want, indices, existing } };
+    return { keys, sent: this.sendGraph(all.length, add, wanted, existing) };
   }
 
-  /** Sends a graph; `states` are the client's records of the wanted keys (looked up when not given). */
-  private async send(b: GraphBuilder, wants: number[], wantKeys: string[] = [], states?: KeyState[]): Promise<void> {
+  /**
+   * Builds tasks `0 .. count-1` with `add` and sends them; `wanted` marks the
+   * tasks to hold futures for (null: all), `wantKeys` are existing keys wanted too.
+   *
+   * A large graph starting with tasks that have no dependencies (a map over
+   * many items, the usual big submission) goes in parts as it is built, like
+   * Dask's `map(batch_size=)`: the cluster starts on the first tasks while
+   * the client builds, and the scheduler reads, the rest. From the first
+   * task with a dependency on, the rest goes as one message, which the
+   * scheduler validates and orders as one graph. Each part is validated on
+   * its own: if one is rejected, the promise rejects, and the caller
+   * releases the tasks of the parts already accepted.
+   */
+  private sendGraph(count: number, add: (b: GraphBuilder, i: number) => void, wanted: Uint8Array | null, wantKeys: string[]): Promise<void> {
+    const sends: Promise<void>[] = [];
+    let b = new GraphBuilder();
+    let start = 0;
+    let streaming = count > FIRST_PART;
+    let partSize = FIRST_PART;
+    const wantsOf = (from: number, to: number): number[] => {
+      const wants: number[] = [];
+      for (let i = from; i < to; i++) if (!wanted || wanted[i]) wants.push(i - from);
+      return wants;
+    };
+    for (let i = 0; i < count; i++) {
+      add(b, i);
+      if (!streaming) continue;
+      if (b.lastDeps > 0) streaming = false;
+      else if (b.size >= partSize && i < count - 1) {
+        sends.push(this.send(b, wantsOf(start, i + 1), []));
+        // Out now, not at the end of this turn: the scheduler reads it while the next part is built.
+        this.conn.flush();
+        b = new GraphBuilder();
+        start = i + 1;
+        partSize = PART;
+      }
+    }
+    sends.push(this.send(b, wantsOf(start, count), wantKeys));
+    return sends.length === 1 ? (sends[0] as Promise<void>) : Promise.all(sends).then(() => undefined);
+  }
+
+  /** Sends a graph message; marks its wanted keys' records accepted, or fails them if it is rejected. */
+  private async send(b: GraphBuilder, wants: number[], wantKeys: string[] = []): Promise<void> {
     if (this.closedError) throw this.closedError;
     const reply = await this.requests.start((id) => this.conn.send(b.build(id, wants, wantKeys)));
-    const stateOf = (n: number, i: number): KeyState | undefined => states?.[n] ?? this.keys.get(b.keys[i] as string);
     if (reply.op === 'graph-rejected') {
       const err = new GraphError(reply.error.message, reply.keys);
-      wants.forEach((i, n) => {
-        const ks = stateOf(n, i);
+      for (const i of wants) {
+        const ks = this.keys.get(b.keys[i] as string);
         if (ks?.accepted === false) this.settleState(ks, 'error', err);
-      });
+      }
       throw err;
     }
-    wants.forEach((i, n) => {
-      const ks = stateOf(n, i);
+    for (const i of wants) {
+      const ks = this.keys.get(b.keys[i] as string);
       if (ks) ks.accepted = true;
-    });
+    }
   }
 
   // ------------------------------------------------------------------ results

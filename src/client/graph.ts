@@ -115,6 +115,11 @@ export class GraphBuilder {
     return this.keys.length;
   }
 
+  /** How many dependencies the task added last has. */
+  get lastDeps(): number {
+    return this.depSet.size;
+  }
+
   /** Adds a task; returns its key (given, or the function's label and a hash of the call). */
   add(fn: TaskFn, args: unknown[], opts: TaskOptions = {}, givenKey?: string): string {
     const fi = this.fnIndex(fn);
