@@ -128,7 +128,7 @@ export class Client implements FutureHost {
    * has accepted the graph; rejects with GraphError if it is invalid.
    */
   async compute(graph: Graph, opts: ComputeOptions = {}): Promise<Record<string, Future>> {
-    const sub = this.submitGraph(graph, opts.keys);
+    const sub = this.submitGraph(graph, opts.keys, false);
     const futures: Record<string, Future> = {};
     for (const k of sub.keys) futures[k] = new Future(k, this);
     try {
@@ -150,9 +150,8 @@ export class Client implements FutureHost {
   async get(graph: Graph, key: string): Promise<unknown>;
   async get(graph: Graph): Promise<Record<string, unknown>>;
   async get(graph: Graph, keys?: string[] | string): Promise<unknown> {
-    const sub = this.submitGraph(graph, typeof keys === 'string' ? [keys] : keys);
-    // Held before anything from the scheduler is read (this all runs in one turn).
-    const states = sub.keys.map((k) => this.hold(k));
+    const sub = this.submitGraph(graph, typeof keys === 'string' ? [keys] : keys, true);
+    const states = sub.states as KeyState[];
     try {
       await sub.sent;
       await this.waitStates(states);
@@ -169,9 +168,10 @@ export class Client implements FutureHost {
 
   /**
    * Builds and sends a graph; `keys` are the wanted ones (default: its
-   * outputs). The caller holds records for `keys` in this same turn.
+   * outputs). With `hold`, records for them are held before anything is
+   * sent, and returned in the order of `keys`.
    */
-  private submitGraph(graph: Graph, keys: string[] | undefined): { keys: string[]; sent: Promise<void> } {
+  private submitGraph(graph: Graph, keys: string[] | undefined, hold: boolean): { keys: string[]; states: KeyState[] | null; sent: Promise<void> } {
     const all = Object.keys(graph);
     const add = (b: GraphBuilder, i: number): void => {
       const key = all[i] as string;
@@ -192,7 +192,8 @@ export class Client implements FutureHost {
           out.push(k);
         }
       });
-      return { keys: out, sent: this.send(b, wants, []) };
+      const states = hold ? out.map((k) => this.hold(k)) : null;
+      return { keys: out, states, sent: this.send(b, wants, []) };
     }
     // Which tasks are wanted; keys not in the graph are existing ones.
     let wanted: Uint8Array | null = null;
@@ -209,7 +210,10 @@ export class Client implements FutureHost {
         else wanted[j] = 1;
       }
     }
-    return { keys, sent: this.sendGraph(all.length, add, wanted, existing) };
+    const states = hold ? keys.map((k) => this.hold(k)) : null;
+    // The records of the graph's tasks, by index, when they line up with the keys asked.
+    const stateAt = same && states ? (i: number) => states[i] : undefined;
+    return { keys, states, sent: this.sendGraph(all.length, add, wanted, existing, stateAt) };
   }
 
   /**
@@ -225,7 +229,7 @@ export class Client implements FutureHost {
    * its own: if one is rejected, the promise rejects, and the caller
    * releases the tasks of the parts already accepted.
    */
-  private sendGraph(count: number, add: (b: GraphBuilder, i: number) => void, wanted: Uint8Array | null, wantKeys: string[]): Promise<void> {
+  private sendGraph(count: number, add: (b: GraphBuilder, i: number) => void, wanted: Uint8Array | null, wantKeys: string[], stateAt?: (i: number) => KeyState | undefined): Promise<void> {
     const sends: Promise<void>[] = [];
     let b = new GraphBuilder();
     let start = 0;
@@ -241,7 +245,7 @@ export class Client implements FutureHost {
       if (!streaming) continue;
       if (b.lastDeps > 0) streaming = false;
       else if (b.size >= partSize && i < count - 1) {
-        sends.push(this.send(b, wantsOf(start, i + 1), []));
+        sends.push(this.send(b, wantsOf(start, i + 1), [], start, stateAt));
         // Out now, not at the end of this turn: the scheduler reads it while the next part is built.
         this.conn.flush();
         b = new GraphBuilder();
@@ -249,24 +253,29 @@ export class Client implements FutureHost {
         partSize = PART;
       }
     }
-    sends.push(this.send(b, wantsOf(start, count), wantKeys));
+    sends.push(this.send(b, wantsOf(start, count), wantKeys, start, stateAt));
     return sends.length === 1 ? (sends[0] as Promise<void>) : Promise.all(sends).then(() => undefined);
   }
 
-  /** Sends a graph message; marks its wanted keys' records accepted, or fails them if it is rejected. */
-  private async send(b: GraphBuilder, wants: number[], wantKeys: string[] = []): Promise<void> {
+  /**
+   * Sends a graph message; marks its wanted keys' records accepted, or fails
+   * them if it is rejected. `stateAt`, when given, finds the record of task
+   * `offset + i` without a lookup by key.
+   */
+  private async send(b: GraphBuilder, wants: number[], wantKeys: string[] = [], offset = 0, stateAt?: (i: number) => KeyState | undefined): Promise<void> {
     if (this.closedError) throw this.closedError;
     const reply = await this.requests.start((id) => this.conn.send(b.build(id, wants, wantKeys)));
+    const stateOf = (i: number): KeyState | undefined => (stateAt ? stateAt(offset + i) : this.keys.get(b.keys[i] as string));
     if (reply.op === 'graph-rejected') {
       const err = new GraphError(reply.error.message, reply.keys);
       for (const i of wants) {
-        const ks = this.keys.get(b.keys[i] as string);
+        const ks = stateOf(i);
         if (ks?.accepted === false) this.settleState(ks, 'error', err);
       }
       throw err;
     }
     for (const i of wants) {
-      const ks = this.keys.get(b.keys[i] as string);
+      const ks = stateOf(i);
       if (ks) ks.accepted = true;
     }
   }
