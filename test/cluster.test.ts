@@ -107,6 +107,40 @@ describe('graphs', () => {
     expect(side).toBe(301);
   });
 
+  it('sends large graphs in parts where it may: a map, independent tasks, and a reduction over many leaves', async () => {
+    const n = 5000; // several parts
+    const flat: Graph = {};
+    for (let i = 0; i < n; i++) flat[`flat-${i}`] = { fn: fn('inc'), args: [i] };
+    expect(await client.get(flat, Object.keys(flat))).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+    // Some keys only: the tasks not asked for go with the rest, in one message.
+    const some: Graph = {};
+    for (let i = 0; i < n; i++) some[`some-${i}`] = { fn: fn('inc'), args: [i] };
+    expect(await client.get(some, ['some-4999', 'some-10'])).toEqual([5000, 11]);
+    // Leaves first, then the sums: the leaves are not asked for, so nothing is sent before the sums.
+    const tree: Graph = {};
+    for (let i = 0; i < 3000; i++) tree[`leaf-${i}`] = { fn: fn('inc'), args: [i] };
+    for (let i = 0; i < 3000; i += 2) tree[`pair-${i}`] = { fn: fn('add'), args: [ref(`leaf-${i}`), ref(`leaf-${i + 1}`)] };
+    tree['total'] = { fn: (...xs: number[]) => xs.reduce((a, b) => a + b, 0), args: Array.from({ length: 1500 }, (_, j) => ref(`pair-${2 * j}`)) };
+    expect(await client.get(tree, 'total')).toBe((3000 * 3001) / 2);
+    const mapped = client.map((x: number) => x * 2, Array.from({ length: n }, (_, i) => i));
+    expect(await client.gather(mapped)).toEqual(Array.from({ length: n }, (_, i) => 2 * i));
+    for (const f of mapped) f.release();
+  });
+
+  it('rejects a graph sent in parts when a later part conflicts, and releases the parts accepted', async () => {
+    const held = await client.compute({ 'part-conflict': { fn: fn('inc'), args: [1] } });
+    const graph: Graph = {};
+    for (let i = 0; i < 5000; i++) graph[`streamed-${i}`] = { fn: fn('inc'), args: [i] };
+    graph['part-conflict'] = { fn: fn('inc'), args: [2] };
+    const err = await client.get(graph, Object.keys(graph)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GraphError);
+    expect((err as GraphError).keys).toEqual(['part-conflict']);
+    // The held future is untouched; the tasks of the parts accepted are released (once the client's releases go out).
+    expect(await held['part-conflict']).toBe(2);
+    await new Promise((resolve) => setImmediate(resolve));
+    await expect(client.futureOf('streamed-0')).rejects.toThrow(/does not know key streamed-0/);
+  });
+
   it('rejects a cycle and a missing dependency at submission, naming the keys', async () => {
     await expect(client.compute({ a: { fn: fn('inc'), args: [ref('b')] }, b: { fn: fn('inc'), args: [ref('a')] } })).rejects.toThrow(/cycle: (a -> b -> a|b -> a -> b)/);
     const err = await client.compute({ c: { fn: fn('inc'), args: [ref('nowhere')] } }).catch((e: unknown) => e);

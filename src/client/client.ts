@@ -220,14 +220,14 @@ export class Client implements FutureHost {
    * Builds tasks `0 .. count-1` with `add` and sends them; `wanted` marks the
    * tasks to hold futures for (null: all), `wantKeys` are existing keys wanted too.
    *
-   * A large graph starting with tasks that have no dependencies (a map over
-   * many items, the usual big submission) goes in parts as it is built, like
-   * Dask's `map(batch_size=)`: the cluster starts on the first tasks while
-   * the client builds, and the scheduler reads, the rest. From the first
-   * task with a dependency on, the rest goes as one message, which the
-   * scheduler validates and orders as one graph. Each part is validated on
-   * its own: if one is rejected, the promise rejects, and the caller
-   * releases the tasks of the parts already accepted.
+   * A large graph starting with wanted tasks that have no dependencies (a
+   * map over many items, the usual big submission) goes in parts as it is
+   * built, like Dask's `map(batch_size=)`: the cluster starts on the first
+   * tasks while the client builds, and the scheduler reads, the rest. From
+   * the first task with a dependency, or one not wanted, the rest goes as
+   * one message, which the scheduler validates and orders as one graph.
+   * Each part is validated on its own: if one is rejected, the promise
+   * rejects, and the caller releases the tasks of the parts already accepted.
    */
   private sendGraph(count: number, add: (b: GraphBuilder, i: number) => void, wanted: Uint8Array | null, wantKeys: string[], stateAt?: (i: number) => KeyState | undefined): Promise<void> {
     const sends: Promise<void>[] = [];
@@ -243,7 +243,8 @@ export class Client implements FutureHost {
     for (let i = 0; i < count; i++) {
       add(b, i);
       if (!streaming) continue;
-      if (b.lastDeps > 0) streaming = false;
+      // A part holds only wanted tasks: the scheduler drops a task that nothing wants or depends on.
+      if (b.lastDeps > 0 || (wanted !== null && !wanted[i])) streaming = false;
       else if (b.size >= partSize && i < count - 1) {
         sends.push(this.send(b, wantsOf(start, i + 1), [], start, stateAt));
         // Out now, not at the end of this turn: the scheduler reads it while the next part is built.
