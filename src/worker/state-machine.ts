@@ -99,6 +99,7 @@ export interface WorkerConfig {
 
 const EMPTY = new Uint8Array(0);
 const NO_DATA: Uint8Array[] = [];
+const NO_TASKS: readonly WTask[] = [];
 
 /** Tasks of functions faster than this are not reported as executing (see dispatch). */
 const SLOW_SECONDS = 0.001;
@@ -306,7 +307,7 @@ export class WorkerState {
       this.avgDuration = this.avgDuration < 0 ? r.duration : this.avgDuration + (r.duration - this.avgDuration) * 0.05;
       const fd = this.fnDuration.get(t.fn);
       this.fnDuration.set(t.fn, fd === undefined ? r.duration : fd + (r.duration - fd) * 0.2);
-      const waiters = this.localWaiters.get(t.key);
+      const waiters = this.localWaiters.size > 0 ? this.localWaiters.get(t.key) : undefined;
       if (waiters) this.localWaiters.delete(t.key);
       if (t.cancelled) continue;
       if (r.bytes) {
@@ -458,9 +459,9 @@ export class WorkerState {
    * A task's local dependents that miss nothing else: they can follow it onto
    * its thread now and take its result there in memory.
    */
-  private earlyDependents(p: WTask): WTask[] {
-    const waiters = this.localWaiters.get(p.key);
-    if (!waiters) return [];
+  private earlyDependents(p: WTask): readonly WTask[] {
+    const waiters = this.localWaiters.size > 0 ? this.localWaiters.get(p.key) : undefined;
+    if (!waiters) return NO_TASKS;
     return waiters.filter((d) => this.tasks.get(d.key) === d && d.state === 'fetching' && d.missing === 1 && !d.resources);
   }
 
@@ -495,7 +496,7 @@ export class WorkerState {
       }
       t.state = 'executing';
       this.executing++;
-      const depData: Uint8Array[] = new Array(t.deps.length);
+      const depData: Uint8Array[] = t.deps.length === 0 ? NO_DATA : new Array(t.deps.length);
       let after: string | null = null;
       for (let i = 0; i < t.deps.length; i++) {
         const dep = t.deps[i] as string;
