@@ -141,6 +141,17 @@ describe('graphs', () => {
     await expect(client.futureOf('streamed-0')).rejects.toThrow(/does not know key streamed-0/);
   });
 
+  it('fails a graph sent in parts when a later task cannot be built, and releases the parts sent', async () => {
+    const graph: Graph = {};
+    for (let i = 0; i < 5000; i++) graph[`unbuilt-${i}`] = { fn: fn('inc'), args: [i] };
+    graph['unbuilt-4000'] = { args: [1] } as unknown as Graph[string];
+    const err = await client.get(graph, Object.keys(graph)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GraphError);
+    expect((err as GraphError).keys).toEqual(['unbuilt-4000']);
+    await new Promise((resolve) => setImmediate(resolve));
+    await expect(client.futureOf('unbuilt-0')).rejects.toThrow(/does not know key unbuilt-0/);
+  });
+
   it('rejects a cycle and a missing dependency at submission, naming the keys', async () => {
     await expect(client.compute({ a: { fn: fn('inc'), args: [ref('b')] }, b: { fn: fn('inc'), args: [ref('a')] } })).rejects.toThrow(/cycle: (a -> b -> a|b -> a -> b)/);
     const err = await client.compute({ c: { fn: fn('inc'), args: [ref('nowhere')] } }).catch((e: unknown) => e);

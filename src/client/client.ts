@@ -213,7 +213,12 @@ export class Client implements FutureHost {
     const states = hold ? keys.map((k) => this.hold(k)) : null;
     // The records of the graph's tasks, by index, when they line up with the keys asked.
     const stateAt = same && states ? (i: number) => states[i] : undefined;
-    return { keys, states, sent: this.sendGraph(all.length, add, wanted, existing, stateAt) };
+    try {
+      return { keys, states, sent: this.sendGraph(all.length, add, wanted, existing, stateAt) };
+    } catch (err) {
+      if (states) for (const ks of states) this.releaseState(ks);
+      throw err;
+    }
   }
 
   /**
@@ -240,19 +245,31 @@ export class Client implements FutureHost {
       for (let i = from; i < to; i++) if (!wanted || wanted[i]) wants.push(i - from);
       return wants;
     };
-    for (let i = 0; i < count; i++) {
-      add(b, i);
-      if (!streaming) continue;
-      // A part holds only wanted tasks: the scheduler drops a task that nothing wants or depends on.
-      if (b.lastDeps > 0 || (wanted !== null && !wanted[i])) streaming = false;
-      else if (b.size >= partSize && i < count - 1) {
-        sends.push(this.send(b, wantsOf(start, i + 1), [], start, stateAt));
-        // Out now, not at the end of this turn: the scheduler reads it while the next part is built.
-        this.conn.flush();
-        b = new GraphBuilder();
-        start = i + 1;
-        partSize = PART;
+    const sentKeys: string[][] = [];
+    try {
+      for (let i = 0; i < count; i++) {
+        add(b, i);
+        if (!streaming) continue;
+        // A part holds only wanted tasks: the scheduler drops a task that nothing wants or depends on.
+        if (b.lastDeps > 0 || (wanted !== null && !wanted[i])) streaming = false;
+        else if (b.size >= partSize && i < count - 1) {
+          sends.push(this.send(b, wantsOf(start, i + 1), [], start, stateAt));
+          sentKeys.push(b.keys);
+          // Out now, not at the end of this turn: the scheduler reads it while the next part is built.
+          this.conn.flush();
+          b = new GraphBuilder();
+          start = i + 1;
+          partSize = PART;
+        }
       }
+    } catch (err) {
+      // A task that cannot be built (a bad entry, an inline function using an
+      // outer variable, arguments msgpack cannot encode) fails the call; the
+      // parts already sent are released again, except keys held elsewhere.
+      for (const p of sends) p.catch(() => {});
+      for (const keys of sentKeys) for (const k of keys) this.pendingRelease.push(k);
+      this.scheduleReleases();
+      throw err;
     }
     sends.push(this.send(b, wantsOf(start, count), wantKeys, start, stateAt));
     return sends.length === 1 ? (sends[0] as Promise<void>) : Promise.all(sends).then(() => undefined);
@@ -425,6 +442,10 @@ export class Client implements FutureHost {
     if (--ks.refs > 0 || this.keys.get(ks.key) !== ks) return;
     this.keys.delete(ks.key);
     this.pendingRelease.push(ks.key);
+    this.scheduleReleases();
+  }
+
+  private scheduleReleases(): void {
     if (!this.releaseScheduled) {
       this.releaseScheduled = true;
       setImmediate(() => this.flushReleases());
