@@ -307,7 +307,7 @@ export class WorkerState {
       this.avgDuration = this.avgDuration < 0 ? r.duration : this.avgDuration + (r.duration - this.avgDuration) * 0.05;
       const fd = this.fnDuration.get(t.fn);
       this.fnDuration.set(t.fn, fd === undefined ? r.duration : fd + (r.duration - fd) * 0.2);
-      const waiters = this.localWaiters.size > 0 ? this.localWaiters.get(t.key) : undefined;
+      const waiters = this.localWaitersOf(t.key);
       if (waiters) this.localWaiters.delete(t.key);
       if (t.cancelled) continue;
       if (r.bytes) {
@@ -455,12 +455,17 @@ export class WorkerState {
     return true;
   }
 
+  /** Tasks waiting here for `key`'s result; the map is empty for most graphs, so skip the lookup then. */
+  private localWaitersOf(key: string): WTask[] | undefined {
+    return this.localWaiters.size > 0 ? this.localWaiters.get(key) : undefined;
+  }
+
   /**
    * A task's local dependents that miss nothing else: they can follow it onto
    * its thread now and take its result there in memory.
    */
   private earlyDependents(p: WTask): readonly WTask[] {
-    const waiters = this.localWaiters.size > 0 ? this.localWaiters.get(p.key) : undefined;
+    const waiters = this.localWaitersOf(p.key);
     if (!waiters) return NO_TASKS;
     return waiters.filter((d) => this.tasks.get(d.key) === d && d.state === 'fetching' && d.missing === 1 && !d.resources);
   }
