@@ -100,7 +100,9 @@ export class SchedulerServer {
       this.log.info({ conn: id }, 'client connected');
       (conn as unknown as Connection<ClientToScheduler, { op: string }>).onMessages((msgs) => {
         for (const msg of msgs) this.state.handle({ type: 'client-message', client: id, msg });
-        this.flush();
+        // A graph arrives in parts, frame after frame in one read: its first
+        // tasks leave for the workers now, not after the last part is read.
+        this.flush(true);
       });
       conn.onClose((code, reason) => {
         this.conns.delete(id);
@@ -115,12 +117,14 @@ export class SchedulerServer {
     this.flush();
   }
 
-  private flush(): void {
+  /** Carries out the state machine's instructions; `now` writes the messages at once instead of at the end of the turn. */
+  private flush(now = false): void {
     const ins = this.state.takeInstructions();
     for (const [id, msgs] of ins.messages) {
       const conn = this.conns.get(id);
       if (!conn) continue;
       for (const m of msgs) conn.send(m as { op: string });
+      if (now) conn.flush();
     }
     for (const c of ins.close) this.conns.get(c.id)?.close(CLOSE_SHUTDOWN, c.reason);
     for (const l of ins.logs) if (!this.stopping || l.level === 'error') this.log[l.level](l.data ?? {}, l.msg);
