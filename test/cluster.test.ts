@@ -50,6 +50,18 @@ describe('futures', () => {
     expect(a.key.startsWith('inc-')).toBe(true);
   });
 
+  it('releases the results of a get on the cluster once it has returned them', async () => {
+    const stored = async (): Promise<number> => (await client.workers()).reduce((s, w) => s + w.stored, 0);
+    const before = await stored();
+    const graph: Graph = {};
+    for (let i = 0; i < 40; i++) graph[`freed-${i}`] = { fn: fn('inc'), args: [i] };
+    expect((await client.get(graph, Object.keys(graph)))[39]).toBe(40);
+    // The releases go out on a later turn; each round trip gives them one.
+    let now = await stored();
+    for (let i = 0; i < 50 && now > before; i++) now = await stored();
+    expect(now).toBe(before);
+  });
+
   it('computes the same graph twice in a row (a released key held again stays held)', async () => {
     const graph: Graph = {};
     for (let i = 0; i < 50; i++) graph[`again-${i}`] = { fn: fn('inc'), args: [i] };

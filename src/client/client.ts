@@ -162,7 +162,11 @@ export class Client implements FutureHost {
       sub.keys.forEach((k, i) => (out[k] = values[i]));
       return out;
     } finally {
-      for (const ks of states) this.releaseState(ks);
+      // Released on the next turn: the caller has its values without waiting
+      // for the bookkeeping of many keys. A key held again meanwhile stays held.
+      setImmediate(() => {
+        for (const ks of states) this.releaseState(ks);
+      });
     }
   }
 
