@@ -86,6 +86,24 @@ describe('worker state machine', () => {
     expect(w.getData('a')).toBeUndefined();
   });
 
+  it('skips a task freed while waiting for a thread, and runs the one sent again under its key', () => {
+    const w = new WorkerState({ nthreads: 1, resources: {}, address: ME });
+    w.compute(compute('busy'));
+    const busy = executed(w.takeInstructions());
+    // 'a' waits in the ready queue (the one thread is busy), is freed, then sent again as run 2.
+    w.compute(compute('a'));
+    expect(executed(w.takeInstructions())).toEqual([]);
+    w.free(['a']);
+    w.compute(compute('a', { run: 2 }));
+    w.executed([{ key: 'busy', run: 1, task: busy[0], bytes: bytes(1), duration: 0.01 }]);
+    const again = executed(w.takeInstructions());
+    expect(again.map((t) => [t.key, t.run])).toEqual([['a', 2]]);
+    // Results carry the dispatched task itself, as the executor pool sends them.
+    w.executed([{ key: 'a', run: 2, task: again[0], bytes: bytes(5), duration: 0.01 }]);
+    expect(sent(w.takeInstructions())).toEqual([{ op: 'finished', keys: ['a'], runs: [2], nbytes: [1], durations: [0.01] }]);
+    expect(w.getData('a')).toEqual(bytes(5));
+  });
+
   it('reports a task error with its stack', () => {
     const w = new WorkerState({ nthreads: 1, resources: {}, address: ME });
     w.compute(compute('a'));

@@ -154,11 +154,11 @@ export class ExecutorPool {
       const end = r.ends[i] as number;
       const status = r.status[i];
       const duration = r.durations[i] as number;
-      if (status === RESULT_REQUEUE) results[i] = { key: t.key, run: t.run, duration, requeue: true };
-      else if (status === RESULT_ERROR) results[i] = { key: t.key, run: t.run, error: errors?.get(i) ?? { name: 'Error', message: 'task failed' }, duration };
+      if (status === RESULT_REQUEUE) results[i] = { key: t.key, run: t.run, task: t, duration, requeue: true };
+      else if (status === RESULT_ERROR) results[i] = { key: t.key, run: t.run, task: t, error: errors?.get(i) ?? { name: 'Error', message: 'task failed' }, duration };
       else {
         const own = large?.get(i);
-        results[i] = { key: t.key, run: t.run, bytes: own ? new Uint8Array(own) : view.subarray(start, end), duration };
+        results[i] = { key: t.key, run: t.run, task: t, bytes: own ? new Uint8Array(own) : view.subarray(start, end), duration };
       }
       start = end;
     }
@@ -175,6 +175,7 @@ export class ExecutorPool {
       const lost: ExecResult[] = th.posted.drain().map((t) => ({
         key: t.key,
         run: t.run,
+        task: t,
         error: { name: 'ExecutorCrashError', message: `the executor thread running task ${t.key} died: ${reason}` },
         duration: 0,
       }));

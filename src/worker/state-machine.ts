@@ -13,7 +13,8 @@ import type { SerializedError } from '../errors.ts';
 import type { FnDef } from '../protocol/messages.ts';
 import { Heap } from '../util/heap.ts';
 
-type WTaskState = 'fetching' | 'ready' | 'blocked' | 'executing';
+/** 'dropped': no longer this worker's (freed, or its input is gone); a record still in the ready heap is skipped. */
+type WTaskState = 'fetching' | 'ready' | 'blocked' | 'executing' | 'dropped';
 
 /** A task here; it is also what goes to the executor (see ExecTask), with no copy. */
 interface WTask extends Omit<ComputeTask, 'who'>, ExecTask {
@@ -81,6 +82,8 @@ export type WorkerInstruction =
 export interface ExecResult {
   key: string;
   run: number;
+  /** The task as dispatched (saves finding it by key); absent in results built by hand. */
+  task?: ExecTask;
   /** msgpack bytes of the result, or the error. */
   bytes?: Uint8Array;
   error?: SerializedError;
@@ -285,7 +288,7 @@ export class WorkerState {
 
   executed(results: ExecResult[]): void {
     for (const r of results) {
-      const t = this.tasks.get(r.key);
+      const t = (r.task as WTask | undefined) ?? this.tasks.get(r.key);
       this.executing--;
       if (t?.chained) {
         t.chained = false;
@@ -406,7 +409,7 @@ export class WorkerState {
 
   /** Removes a task that has not started; gives back its inputs. */
   private dropTask(t: WTask): void {
-    this.tasks.delete(t.key);
+    if (this.tasks.get(t.key) === t) this.tasks.delete(t.key);
     if (t.state === 'fetching') {
       // Only the dependencies already local hold a ref for it.
       for (const dep of t.deps) {
@@ -426,6 +429,7 @@ export class WorkerState {
     }
     if (t.state === 'blocked') this.blocked = this.blocked.filter((b) => b !== t);
     // A 'ready' entry stays in the heap and is skipped when popped.
+    t.state = 'dropped';
   }
 
   private releaseInputs(t: WTask): void {
@@ -475,7 +479,7 @@ export class WorkerState {
     const limit = this.maxExecuting;
     while (this.executing - this.chained < limit && this.ready.size > 0) {
       const t = this.ready.pop() as WTask;
-      if (this.tasks.get(t.key) !== t || (t.state !== 'ready' && t.state !== 'blocked')) continue;
+      if (t.state !== 'ready' && t.state !== 'blocked') continue;
       if (!this.takeResources(t)) {
         t.state = 'blocked';
         this.blocked.push(t);
@@ -492,9 +496,9 @@ export class WorkerState {
    * sooner, and queueing them now lets each take its input in memory.
    */
   private dispatchChain(head: WTask): void {
-    const stack = [head];
-    while (stack.length > 0) {
-      const t = stack.pop() as WTask;
+    // Most tasks have no local dependents waiting: no stack for them.
+    let stack: WTask[] | null = null;
+    for (let t: WTask | undefined = head; t !== undefined; t = stack?.pop()) {
       if (t !== head) {
         t.chained = true;
         this.chained++;
@@ -517,7 +521,10 @@ export class WorkerState {
       this.toExecute.push(t);
       const next = this.earlyDependents(t);
       t.keep = next.length > 0;
-      for (let i = next.length - 1; i >= 0; i--) stack.push(next[i] as WTask);
+      if (next.length > 0) {
+        stack ??= [];
+        for (let i = next.length - 1; i >= 0; i--) stack.push(next[i] as WTask);
+      }
       // Tell the scheduler which tasks to blame if this process dies. Functions
       // measured as fast are left out: the scheduler then blames all it sent.
       const fd = this.fnDuration.get(t.fn);
