@@ -102,6 +102,9 @@ export class GraphBuilder {
   private fnTable: FnDef[] = [];
   private fnByRef = new Map<string, number>();
   private fnByFunction = new Map<object, number>();
+  /** The function of the task added last: graphs mostly call one function for many tasks in a row. */
+  private lastFn: TaskFn | null = null;
+  private lastFnIndex = -1;
   private fn: number[] = [];
   /** Every task's msgpack arguments, back to back. */
   private args = new ByteWriter(1024);
@@ -176,6 +179,15 @@ export class GraphBuilder {
   }
 
   private fnIndex(fn: TaskFn): number {
+    // Comparing with the last one is cheaper than hashing a reference string built afresh per task.
+    if (fn === this.lastFn) return this.lastFnIndex;
+    const i = this.lookUpFn(fn);
+    this.lastFn = fn;
+    this.lastFnIndex = i;
+    return i;
+  }
+
+  private lookUpFn(fn: TaskFn): number {
     if (typeof fn === 'string') {
       let i = this.fnByRef.get(fn);
       if (i === undefined) {
