@@ -311,5 +311,5 @@ function flush(now: number): void {
   outEnds = [];
   outLarge = [];
   outErrors = [];
-  port?.postMessage({ results: result }, [chunk, ...large.map(([, b]) => b)]);
+  port?.postMessage({ results: result }, large.length === 0 ? [chunk] : [chunk, ...large.map(([, b]) => b)]);
 }
