@@ -10,6 +10,7 @@ import type { FnDef, GraphMsg, TaskExtra } from '../protocol/messages.ts';
 import { FN_INLINE, FN_MODULE } from '../protocol/spec.ts';
 import { Future } from './future.ts';
 import { inlineSource } from './inline.ts';
+import { objectList } from '../util/lists.ts';
 
 /**
  * A task function: a module reference `"./tasks.ts#inc"` (imported by the
@@ -98,7 +99,7 @@ function prepareValue(v: unknown, deps: Set<string>): unknown {
  * listed once per graph, whatever the number of tasks calling them.
  */
 export class GraphBuilder {
-  readonly keys: string[] = [];
+  readonly keys = objectList<string>();
   private fnTable: FnDef[] = [];
   private fnByRef = new Map<string, number>();
   private fnByFunction = new Map<object, number>();
@@ -110,7 +111,7 @@ export class GraphBuilder {
   private args = new ByteWriter(1024);
   private argEnds: number[] = [];
   private depCounts: number[] = [];
-  private deps: string[] = [];
+  private deps = objectList<string>();
   private extra: TaskExtra[] = [];
   private depSet = new Set<string>();
 

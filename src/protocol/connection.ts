@@ -22,6 +22,7 @@ import type { z } from 'zod';
 import { decode, encode } from './codec.ts';
 import { errorMsg, partsMsg } from './messages.ts';
 import { ProtocolError } from '../errors.ts';
+import { objectList } from '../util/lists.ts';
 
 /** Under load, frames on one connection are at least this far apart (messages batch meanwhile). */
 const MIN_FLUSH_INTERVAL_MS = 3;
@@ -64,7 +65,7 @@ function hasBlobs(msg: object): msg is BlobCarrier {
 export type ZodSchema<T> = z.ZodType<T>;
 
 export class Connection<In extends Op, Out extends Op> {
-  private queue: object[] = [];
+  private queue = objectList<object>();
   private rawOut: Uint8Array[] = [];
   private flushScheduled = false;
   private lastFlush = 0;
@@ -157,7 +158,7 @@ export class Connection<In extends Op, Out extends Op> {
     this.lastFlush = performance.now();
     const batch = this.queue;
     const raw = this.rawOut;
-    this.queue = [];
+    this.queue = objectList<object>();
     this.rawOut = [];
     const frame = encode(batch);
     if (frame.length > this.limits.maxPayload - 1024) {

@@ -6,6 +6,7 @@
  */
 import type { ComputeMsg } from '../protocol/messages.ts';
 import { ByteWriter } from '../protocol/simple-codec.ts';
+import { objectList } from '../util/lists.ts';
 
 type Columnar = 'free' | 'lost';
 
@@ -50,7 +51,7 @@ export class Outbox {
     }
     let last = list[list.length - 1] as InMemoryMsg | undefined;
     if (!last || last.op !== 'in-memory') {
-      last = { op: 'in-memory', keys: [], holder: [], addresses: [] };
+      last = { op: 'in-memory', keys: objectList<string>(), holder: [], addresses: [] };
       list.push(last);
     }
     let i = last.addresses.indexOf(address);
@@ -92,15 +93,15 @@ export class Outbox {
 
 /** A compute message being built: the columns, and every task's arguments copied into one buffer. */
 export class ComputeBuilder {
-  readonly keys: string[] = [];
+  readonly keys = objectList<string>();
   readonly runs: number[] = [];
   readonly fns: number[] = [];
   readonly argEnds: number[] = [];
   readonly orders: number[] = [];
   readonly priorities: number[] = [];
   readonly depCounts: number[] = [];
-  readonly deps: string[] = [];
-  readonly who: string[][] = [];
+  readonly deps = objectList<string>();
+  readonly who = objectList<string[]>();
   readonly sizes: number[] = [];
   readonly resources: ComputeMsg['resources'] = [];
   private readonly args = new ByteWriter(1024);

@@ -18,6 +18,7 @@ import { substituteRefs } from '../protocol/spec.ts';
 import { serializeError, type SerializedError } from '../errors.ts';
 import { resolveFunction, type TaskFunction } from './functions.ts';
 import { RESULT_ERROR, RESULT_OK, RESULT_REQUEUE, type ResultBatch, type ThreadBatch } from './thread-protocol.ts';
+import { fractionList } from '../util/lists.ts';
 
 // esbuild (behind tsx) wraps named inner functions in __name(); shipped sources need it here.
 const g = globalThis as { __name?: (fn: unknown, name: string) => unknown };
@@ -55,7 +56,7 @@ let lastFlush = performance.now();
  * in buffers of their own (see encodeLarge), listed in `outLarge`.
  */
 let outStatus: number[] = [];
-let outDurations: number[] = [];
+let outDurations = fractionList();
 let outEnds: number[] = [];
 let outLarge: [number, ArrayBuffer][] = [];
 let outErrors: [number, SerializedError][] = [];
@@ -307,7 +308,7 @@ function flush(now: number): void {
   const large = outLarge;
   const result: ResultBatch = { status: Uint8Array.from(outStatus), durations: Float64Array.from(outDurations), ends: Uint32Array.from(outEnds), errors: outErrors, large, chunk };
   outStatus = [];
-  outDurations = [];
+  outDurations = fractionList();
   outEnds = [];
   outLarge = [];
   outErrors = [];

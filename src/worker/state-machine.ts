@@ -12,6 +12,7 @@
 import type { SerializedError } from '../errors.ts';
 import type { FnDef } from '../protocol/messages.ts';
 import { Heap } from '../util/heap.ts';
+import { fractionList, objectList } from '../util/lists.ts';
 
 /** 'dropped': no longer this worker's (freed, or its input is gone); a record still in the ready heap is skipped. */
 type WTaskState = 'fetching' | 'ready' | 'blocked' | 'executing' | 'dropped';
@@ -107,6 +108,15 @@ const NO_TASKS: readonly WTask[] = [];
 /** Tasks of functions faster than this are not reported as executing (see dispatch). */
 const SLOW_SECONDS = 0.001;
 
+/** The columns of the next `finished` and `executing` messages (see lists.ts for why not `[]`). */
+function newFinished(): { op: 'finished'; keys: string[]; runs: number[]; nbytes: number[]; durations: number[] } {
+  return { op: 'finished', keys: objectList<string>(), runs: [], nbytes: [], durations: fractionList() };
+}
+
+function newStarted(): { op: 'executing'; keys: string[]; runs: number[] } {
+  return { op: 'executing', keys: objectList<string>(), runs: [] };
+}
+
 function before(a: WTask, b: WTask): boolean {
   return a.priority !== b.priority ? a.priority > b.priority : a.order < b.order;
 }
@@ -123,11 +133,11 @@ export class WorkerState {
   private executing = 0;
   /** Of those, tasks dispatched right behind their producer (see dispatchChain). */
   private chained = 0;
-  private out: WorkerInstruction[] = [];
-  private finished = { op: 'finished', keys: [] as string[], runs: [] as number[], nbytes: [] as number[], durations: [] as number[] };
-  private started = { op: 'executing', keys: [] as string[], runs: [] as number[] };
+  private out = objectList<WorkerInstruction>();
+  private finished = newFinished();
+  private started = newStarted();
   private toFetch = new Map<string, string[]>();
-  private toExecute: ExecTask[] = [];
+  private toExecute = objectList<ExecTask>();
   /** Average task run time here (seconds), to size how many tasks a thread gets at once. */
   private avgDuration = -1;
   /** Average run time per function id. */
@@ -333,7 +343,7 @@ export class WorkerState {
     this.dispatch();
     if (this.finished.keys.length > 0) {
       this.out.push({ type: 'send', msg: this.finished });
-      this.finished = { op: 'finished', keys: [], runs: [], nbytes: [], durations: [] };
+      this.finished = newFinished();
     }
     if (this.toFetch.size > 0) {
       for (const [peer, keys] of this.toFetch) this.out.push({ type: 'fetch', peer, keys });
@@ -341,14 +351,14 @@ export class WorkerState {
     }
     if (this.toExecute.length > 0) {
       this.out.push({ type: 'execute', tasks: this.toExecute });
-      this.toExecute = [];
+      this.toExecute = objectList<ExecTask>();
     }
     if (this.started.keys.length > 0) {
       this.out.push({ type: 'send', msg: this.started });
-      this.started = { op: 'executing', keys: [], runs: [] };
+      this.started = newStarted();
     }
     const out = this.out;
-    this.out = [];
+    this.out = objectList<WorkerInstruction>();
     return out;
   }
 
