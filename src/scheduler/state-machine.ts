@@ -57,7 +57,6 @@ export interface Instructions {
 
 /** `order` of a task new in the graph being added: FRESH - its index there. */
 const FRESH = -10;
-const NO_DEPS: TaskState[] = [];
 
 export class SchedulerState {
   readonly config: SchedulerConfig;
@@ -211,56 +210,96 @@ export class SchedulerState {
    * nothing and is rejected with the keys at fault. One map lookup per key
    * and per dependency: new tasks enter the table as they are read and leave
    * it again if the graph is rejected.
+   *
+   * Each pass over the tasks is a method of its own: a cold process compiles
+   * each loop separately (on-stack replacement compiles the whole enclosing
+   * function), and a part without dependencies, the usual large submission,
+   * skips the passes that only concern dependencies.
    */
   private updateGraph(c: ClientState, g: GraphMsg): void {
     const id = g.id;
     const bad = checkGraphColumns(g);
     if (bad) return this.reject(c, id, `malformed graph: ${bad}`, []);
-    const n = g.keys.length;
     const fns = g.fnTable.map((def) => this.internFn(def));
-    const depStart = new Int32Array(n + 1);
-    for (let i = 0; i < n; i++) depStart[i + 1] = (depStart[i] as number) + (g.depCounts[i] as number);
-    const argsOf = (i: number): Uint8Array => g.args.subarray(i === 0 ? 0 : (g.argEnds[i - 1] as number), g.argEnds[i] as number);
-    const depsOf = (i: number): string[] => g.deps.slice(depStart[i], depStart[i + 1]);
+    const depStart = new Int32Array(g.keys.length + 1);
+    if (g.deps.length > 0) prefixSums(g.depCounts, depStart);
+    const read = this.readTasks(g, fns, depStart);
+    const { at, created } = read;
+    const rollback = (): void => {
+      for (const ts of created) this.tasks.delete(ts.key);
+    };
+    if (read.conflicts.length > 0) {
+      rollback();
+      return this.reject(c, id, `keys submitted before (or twice here) with a different definition: ${list(read.conflicts)}; use new keys for different work`, read.conflicts);
+    }
+    const wantTs: TaskState[] = [];
+    const missing: string[] = [];
+    for (const k of g.wantKeys) {
+      const ts = this.tasks.get(k);
+      if (ts) wantTs.push(ts);
+      else missing.push(`(wanted) ${k}`);
+    }
+    if (g.deps.length > 0) {
+      const problem = this.linkGraph(g, created, depStart, missing);
+      if (problem) {
+        rollback();
+        return this.reject(c, id, problem.message, problem.keys);
+      }
+    } else if (missing.length > 0) {
+      rollback();
+      return this.reject(c, id, `missing dependencies (task -> dependency): ${list(missing)}`, missing.map((m) => m.split(' -> ')[0] ?? m));
+    }
+    for (const ts of created) ts.order = -1;
+    this.orderCounter = assignGraphOrder(created, this.orderCounter);
+    if (g.deps.length > 0) created.sort((a, b) => a.order - b.order);
+    this.admit(c, g, at, created, read.reused, wantTs);
+    this.outbox.push(c.id, { op: 'graph-ok', id });
+  }
+
+  /**
+   * Creates the graph's new tasks (numbered FRESH - i in `order` until
+   * ordered) and checks the ones it shares with known tasks: the same key
+   * must mean the same function, arguments and dependencies.
+   */
+  private readTasks(g: GraphMsg, fns: readonly FnEntry[], depStart: Int32Array): { at: TaskState[]; created: TaskState[]; conflicts: string[]; reused: number[] } {
+    const n = g.keys.length;
+    const keys = g.keys;
+    const fnCol = g.fn;
+    const argEnds = g.argEnds;
     const extra = new Map<number, TaskExtra>();
     for (const e of g.extra) extra.set(e.i, e);
-
-    // The task of each entry; new ones are numbered FRESH - i in `order` until ordered.
     const at: TaskState[] = new Array(n);
     const created: TaskState[] = [];
     const conflicts: string[] = [];
+    const reused: number[] = [];
     for (let i = 0; i < n; i++) {
-      const key = g.keys[i] as string;
-      const fn = fns[g.fn[i] as number] as FnEntry;
+      const key = keys[i] as string;
+      const fn = fns[fnCol[i] as number] as FnEntry;
       const existing = this.tasks.get(key);
       if (existing) {
         at[i] = existing;
-        const j = existing.order <= FRESH ? FRESH - existing.order : -1;
-        const same = j >= 0
-          ? fn === existing.fn && bytesEqual(argsOf(i), argsOf(j)) && sameKeys(depsOf(i), depsOf(j))
-          : fn === existing.fn && bytesEqual(existing.args, argsOf(i)) && sameKeys(existing.deps.map((d) => d.key), depsOf(i));
-        if (!same) conflicts.push(key);
+        reused.push(i);
+        if (!sameTask(g, depStart, i, fn, existing)) conflicts.push(key);
         continue;
       }
-      const e = extra.get(i);
+      const e = extra.size === 0 ? undefined : extra.get(i);
       const res = e?.resources && Object.keys(e.resources).length > 0 ? e.resources : null;
-      const ts = new TaskState(key, fn, g.args, i === 0 ? 0 : (g.argEnds[i - 1] as number), g.argEnds[i] as number, fn.group, e?.priority ?? 0, e?.retries ?? 0, res, e?.workers && e.workers.length > 0 ? e.workers : null);
+      const ts = new TaskState(key, fn, g.args, i === 0 ? 0 : (argEnds[i - 1] as number), argEnds[i] as number, fn.group, e?.priority ?? 0, e?.retries ?? 0, res, e?.workers && e.workers.length > 0 ? e.workers : null);
       ts.order = FRESH - i;
       this.tasks.set(key, ts);
       at[i] = ts;
       created.push(ts);
     }
-    const rollback = (): void => {
-      for (const ts of created) this.tasks.delete(ts.key);
-    };
-    if (conflicts.length > 0) {
-      rollback();
-      return this.reject(c, id, `keys submitted before (or twice here) with a different definition: ${list(conflicts)}; use new keys for different work`, conflicts);
-    }
+    return { at, created, conflicts, reused };
+  }
 
-    // Dependencies of new tasks, resolved once.
+  /**
+   * Resolves the new tasks' dependencies, checks for cycles and links them.
+   * Returns the reason to reject the graph (nothing linked then), or null.
+   * `missing` already lists wanted keys that do not exist.
+   */
+  private linkGraph(g: GraphMsg, created: readonly TaskState[], depStart: Int32Array, missing: string[]): { message: string; keys: string[] } | null {
     const depTs: (TaskState | undefined)[] = new Array(g.deps.length);
-    const missing: string[] = [];
     for (const ts of created) {
       const i = FRESH - ts.order;
       for (let k = depStart[i] as number; k < (depStart[i + 1] as number); k++) {
@@ -269,38 +308,22 @@ export class SchedulerState {
         if (!d) missing.push(`${ts.key} -> ${g.deps[k]}`);
       }
     }
-    const wantTs: TaskState[] = [];
-    for (const k of g.wantKeys) {
-      const ts = this.tasks.get(k);
-      if (ts) wantTs.push(ts);
-      else missing.push(`(wanted) ${k}`);
-    }
-    if (missing.length > 0) {
-      rollback();
-      return this.reject(c, id, `missing dependencies (task -> dependency): ${list(missing)}`, missing.map((m) => m.split(' -> ')[0] ?? m));
-    }
-
-    const isFresh = new Uint8Array(n);
+    if (missing.length > 0) return { message: `missing dependencies (task -> dependency): ${list(missing)}`, keys: missing.map((m) => m.split(' -> ')[0] ?? m) };
+    const isFresh = new Uint8Array(g.keys.length);
     for (const ts of created) isFresh[FRESH - ts.order] = 1;
-    const cycle = findCycle(n, isFresh, depStart, (k) => {
+    const cycle = findCycle(g.keys.length, isFresh, depStart, (k) => {
       const d = depTs[k];
       return d !== undefined && d.order <= FRESH ? FRESH - d.order : -1;
     });
     if (cycle) {
-      rollback();
       const keys = cycle.map((i) => g.keys[i] as string);
-      return this.reject(c, id, `the graph has a cycle: ${keys.join(' -> ')}`, keys);
+      return { message: `the graph has a cycle: ${keys.join(' -> ')}`, keys };
     }
-
-    // Valid: link the new tasks, order them.
     for (const ts of created) {
       const i = FRESH - ts.order;
       const from = depStart[i] as number;
       const to = depStart[i + 1] as number;
-      if (from === to) {
-        ts.deps = NO_DEPS;
-        continue;
-      }
+      if (from === to) continue;
       ts.deps = new Array(to - from);
       for (let k = from; k < to; k++) {
         const d = depTs[k] as TaskState;
@@ -309,19 +332,23 @@ export class SchedulerState {
         d.liveDependents++;
       }
     }
-    for (const ts of created) ts.order = -1;
-    this.orderCounter = assignGraphOrder(created, this.orderCounter);
-    if (g.deps.length > 0) created.sort((a, b) => a.order - b.order);
+    return null;
+  }
 
+  /** A valid, linked and ordered graph: its tasks start waiting, its wanted keys are held. */
+  private admit(c: ClientState, g: GraphMsg, at: readonly TaskState[], created: readonly TaskState[], reused: readonly number[], wantTs: readonly TaskState[]): void {
     for (const i of g.wants) this.addWant(c, at[i] as TaskState);
     for (const ts of wantTs) this.addWant(c, ts);
     for (const ts of created) this.enterWaiting(ts);
     // Existing tasks wanted again: report where they stand.
-    for (const i of g.wants) if (!isFresh[i]) this.want(c, at[i] as TaskState);
+    if (reused.length > 0) {
+      const wanted = new Uint8Array(at.length);
+      for (const i of g.wants) wanted[i] = 1;
+      for (const i of reused) if (wanted[i]) this.want(c, at[i] as TaskState);
+    }
     for (const ts of wantTs) this.want(c, ts);
     // Fresh tasks nobody wants and nothing depends on are dropped at once.
     for (const ts of created) if (!ts.needed) this.releaseQ.push(ts);
-    this.outbox.push(c.id, { op: 'graph-ok', id });
   }
 
   private addWant(c: ClientState, ts: TaskState): void {
@@ -951,6 +978,21 @@ export class SchedulerState {
 
 function before(a: TaskState, b: TaskState): boolean {
   return a.priority !== b.priority ? a.priority > b.priority : a.order < b.order;
+}
+
+/** out[i + 1] = counts[0] + ... + counts[i]. */
+function prefixSums(counts: readonly number[], out: Int32Array): void {
+  for (let i = 0; i < counts.length; i++) out[i + 1] = (out[i] as number) + (counts[i] as number);
+}
+
+/** Whether task i of graph g defines the same task as `existing` (the same key seen before, or earlier in g). */
+function sameTask(g: GraphMsg, depStart: Int32Array, i: number, fn: FnEntry, existing: TaskState): boolean {
+  if (fn !== existing.fn) return false;
+  const argsOf = (t: number): Uint8Array => g.args.subarray(t === 0 ? 0 : (g.argEnds[t - 1] as number), g.argEnds[t] as number);
+  const depsOf = (t: number): string[] => g.deps.slice(depStart[t], depStart[t + 1]);
+  const j = existing.order <= FRESH ? FRESH - existing.order : -1;
+  if (j >= 0) return bytesEqual(argsOf(i), argsOf(j)) && sameKeys(depsOf(i), depsOf(j));
+  return bytesEqual(existing.args, argsOf(i)) && sameKeys(existing.deps.map((d) => d.key), depsOf(i));
 }
 
 function bytesEqual(a: Uint8Array | null, b: Uint8Array | null): boolean {
