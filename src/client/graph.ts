@@ -128,7 +128,8 @@ export class GraphBuilder {
   add(fn: TaskFn, args: unknown[], opts: TaskOptions = {}, givenKey?: string): string {
     const fi = this.fnIndex(fn);
     const def = this.fnTable[fi] as FnDef;
-    this.depSet.clear();
+    // Clearing allocates a new table even when empty, and most tasks have no dependencies.
+    if (this.depSet.size > 0) this.depSet.clear();
     const prepared = prepareArgs(args, this.depSet);
     // Simple arguments (numbers, strings, arrays of them) are written in place; others by msgpackr.
     const start = this.args.pos;
@@ -136,14 +137,14 @@ export class GraphBuilder {
     let key = givenKey;
     if (key === undefined) {
       const h = createHash('sha1').update(def[1]).update(this.args.buf.subarray(start, this.args.pos));
-      for (const d of this.depSet) h.update(d);
+      if (this.depSet.size > 0) for (const d of this.depSet) h.update(d);
       key = `${def[2]}-${h.digest('hex').slice(0, 20)}`;
     }
     this.keys.push(key);
     this.fn.push(fi);
     this.argEnds.push(this.args.pos);
     this.depCounts.push(this.depSet.size);
-    for (const d of this.depSet) this.deps.push(d);
+    if (this.depSet.size > 0) for (const d of this.depSet) this.deps.push(d);
     if (opts.priority !== undefined || opts.retries !== undefined || opts.resources !== undefined || opts.workers !== undefined) {
       const e: TaskExtra = { i: this.keys.length - 1 };
       if (opts.priority !== undefined) e.priority = opts.priority;
