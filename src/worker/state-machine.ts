@@ -26,6 +26,18 @@ interface WTask extends Omit<ComputeTask, 'who'>, ExecTask {
   cancelled: boolean;
   /** Dispatched right behind its producer on the same thread (does not count against the executing limit). */
   chained: boolean;
+  /** Its key's slot: `slot.task === this` while the task is this worker's. */
+  slot: Slot;
+}
+
+/**
+ * Everything this worker holds under one key, found with one map lookup: the
+ * task computing it here and its value. A slot stays in the map while either
+ * is set.
+ */
+interface Slot {
+  task: WTask | null;
+  data: DataEntry | null;
 }
 
 interface DataEntry {
@@ -122,8 +134,9 @@ function before(a: WTask, b: WTask): boolean {
 }
 
 export class WorkerState {
-  private readonly tasks = new Map<string, WTask>();
-  private readonly data = new Map<string, DataEntry>();
+  private readonly slots = new Map<string, Slot>();
+  /** Slots with data. */
+  private stored = 0;
   private readonly fetches = new Map<string, Fetch>();
   /** Tasks waiting for the result of a task running here (sent along speculatively). */
   private readonly localWaiters = new Map<string, WTask[]>();
@@ -140,8 +153,8 @@ export class WorkerState {
   private toExecute = objectList<ExecTask>();
   /** Average task run time here (seconds), to size how many tasks a thread gets at once. */
   private avgDuration = -1;
-  /** Average run time per function id. */
-  private fnDuration = new Map<number, number>();
+  /** Average run time per function id (ids are small and dense: the scheduler numbers functions from 0). */
+  private fnDuration = fractionList();
   storedBytes = 0;
   tasksExecuted = 0;
 
@@ -152,11 +165,11 @@ export class WorkerState {
   // ------------------------------------------------------------------ queries
 
   getData(key: string): Uint8Array | undefined {
-    return this.data.get(key)?.bytes;
+    return this.slots.get(key)?.data?.bytes;
   }
 
   get storedCount(): number {
-    return this.data.size;
+    return this.stored;
   }
 
   get executingCount(): number {
@@ -178,7 +191,8 @@ export class WorkerState {
   }
 
   compute(msg: ComputeTask): void {
-    const existing = this.tasks.get(msg.key);
+    let slot = this.slots.get(msg.key);
+    const existing = slot?.task;
     if (existing) {
       if (existing.state === 'executing' && existing.cancelled) {
         // Freed, then sent again before the old run ended: adopt the new run.
@@ -187,10 +201,14 @@ export class WorkerState {
       }
       return;
     }
-    if (this.data.get(msg.key)?.owned) {
+    if (slot?.data?.owned) {
       // Already computed here (a rerun after a scheduler-side reschedule): report it again.
-      this.reportFinished(msg.key, msg.run, this.data.get(msg.key)?.bytes.length ?? 0, 0);
+      this.reportFinished(msg.key, msg.run, slot.data.bytes.length, 0);
       return;
+    }
+    if (!slot) {
+      slot = { task: null, data: null };
+      this.slots.set(msg.key, slot);
     }
     const deps = msg.deps;
     const t: WTask = {
@@ -209,18 +227,19 @@ export class WorkerState {
       missing: 0,
       cancelled: false,
       chained: false,
+      slot,
     };
-    this.tasks.set(t.key, t);
+    slot.task = t;
     for (let i = 0; i < deps.length; i++) {
       const dep = deps[i] as string;
-      const local = this.data.get(dep);
+      const depSlot = this.slots.get(dep);
+      const local = depSlot?.data;
       if (local) {
         local.refs++;
         continue;
       }
       t.missing++;
-      const producer = this.tasks.get(dep);
-      if (producer && (msg.who[i] ?? []).includes(this.config.address)) {
+      if (depSlot?.task && (msg.who[i] ?? []).includes(this.config.address)) {
         const list = this.localWaiters.get(dep);
         if (list) list.push(t);
         else this.localWaiters.set(dep, [t]);
@@ -246,15 +265,17 @@ export class WorkerState {
 
   free(keys: string[]): void {
     for (const key of keys) {
-      const t = this.tasks.get(key);
+      const slot = this.slots.get(key);
+      if (!slot) continue;
+      const t = slot.task;
       if (t) {
         if (t.state === 'executing') t.cancelled = true;
         else this.dropTask(t);
       }
-      const d = this.data.get(key);
+      const d = slot.data;
       if (d && d.owned) {
         d.owned = false;
-        if (d.refs === 0) this.deleteData(key, d);
+        if (d.refs === 0) this.deleteData(key, slot);
       }
     }
   }
@@ -279,7 +300,7 @@ export class WorkerState {
         continue;
       }
       this.fetches.delete(key);
-      const live = f.waiters.filter((t) => this.tasks.get(t.key) === t);
+      const live = f.waiters.filter((t) => t.slot.task === t);
       if (live.length === 0) continue;
       const entry = this.store(key, bytes, false);
       for (const t of live) {
@@ -298,7 +319,7 @@ export class WorkerState {
 
   executed(results: ExecResult[]): void {
     for (const r of results) {
-      const t = (r.task as WTask | undefined) ?? this.tasks.get(r.key);
+      const t = (r.task as WTask | undefined) ?? this.slots.get(r.key)?.task;
       this.executing--;
       if (t?.chained) {
         t.chained = false;
@@ -313,26 +334,30 @@ export class WorkerState {
         else t.state = 'fetching';
         continue;
       }
-      this.tasks.delete(t.key);
       this.releaseInputs(t);
       this.releaseResources(t);
       this.tasksExecuted++;
       this.avgDuration = this.avgDuration < 0 ? r.duration : this.avgDuration + (r.duration - this.avgDuration) * 0.05;
-      const fd = this.fnDuration.get(t.fn);
-      this.fnDuration.set(t.fn, fd === undefined ? r.duration : fd + (r.duration - fd) * 0.2);
+      const fd = this.fnDuration[t.fn];
+      this.fnDuration[t.fn] = fd === undefined ? r.duration : fd + (r.duration - fd) * 0.2;
       const waiters = this.localWaitersOf(t.key);
       if (waiters) this.localWaiters.delete(t.key);
-      if (t.cancelled) continue;
+      if (t.cancelled) {
+        this.clearTask(t);
+        continue;
+      }
       if (r.bytes) {
-        const entry = this.store(t.key, r.bytes, true);
+        const entry = this.storeIn(t.slot, r.bytes, true);
+        t.slot.task = null;
         this.reportFinished(t.key, t.run, r.bytes.length, r.duration);
         for (const w of waiters ?? []) {
-          if (this.tasks.get(w.key) !== w) continue;
+          if (w.slot.task !== w) continue;
           entry.refs++;
           // A task dispatched early (ready or executing) already holds its place.
           if (--w.missing === 0 && w.state === 'fetching') this.makeReady(w);
         }
       } else {
+        this.clearTask(t);
         this.out.push({ type: 'send', msg: { op: 'erred', key: t.key, run: t.run, error: r.error ?? { name: 'Error', message: 'task failed without an error' } } });
       }
     }
@@ -373,20 +398,42 @@ export class WorkerState {
   }
 
   private store(key: string, bytes: Uint8Array, owned: boolean): DataEntry {
-    const existing = this.data.get(key);
+    let slot = this.slots.get(key);
+    if (!slot) {
+      slot = { task: null, data: null };
+      this.slots.set(key, slot);
+    }
+    return this.storeIn(slot, bytes, owned);
+  }
+
+  private storeIn(slot: Slot, bytes: Uint8Array, owned: boolean): DataEntry {
+    const existing = slot.data;
     if (existing) {
       existing.owned ||= owned;
       return existing;
     }
     const entry: DataEntry = { bytes, owned, refs: 0 };
-    this.data.set(key, entry);
+    slot.data = entry;
+    this.stored++;
     this.storedBytes += bytes.length;
     return entry;
   }
 
-  private deleteData(key: string, d: DataEntry): void {
-    this.data.delete(key);
+  /** Drops a slot's data (and the slot, if no task is computing its key). */
+  private deleteData(key: string, slot: Slot): void {
+    const d = slot.data;
+    if (!d) return;
+    slot.data = null;
+    this.stored--;
     this.storedBytes -= d.bytes.length;
+    if (!slot.task) this.slots.delete(key);
+  }
+
+  /** The task is no longer this worker's (its slot goes too, if it holds no data). */
+  private clearTask(t: WTask): void {
+    if (t.slot.task !== t) return;
+    t.slot.task = null;
+    if (!t.slot.data) this.slots.delete(t.key);
   }
 
   private askNext(dep: string, f: Fetch): void {
@@ -394,7 +441,7 @@ export class WorkerState {
     if (peer === undefined) {
       this.fetches.delete(dep);
       for (const t of f.waiters) {
-        if (this.tasks.get(t.key) !== t) continue;
+        if (t.slot.task !== t) continue;
         this.out.push({ type: 'send', msg: { op: 'missing', key: t.key, run: t.run, dep, holders: f.tried } });
         this.dropTask(t);
       }
@@ -419,7 +466,7 @@ export class WorkerState {
 
   /** Removes a task that has not started; gives back its inputs. */
   private dropTask(t: WTask): void {
-    if (this.tasks.get(t.key) === t) this.tasks.delete(t.key);
+    this.clearTask(t);
     if (t.state === 'fetching') {
       // Only the dependencies already local hold a ref for it.
       for (const dep of t.deps) {
@@ -447,10 +494,11 @@ export class WorkerState {
   }
 
   private unref(dep: string): void {
-    const d = this.data.get(dep);
-    if (!d) return;
+    const slot = this.slots.get(dep);
+    const d = slot?.data;
+    if (!slot || !d) return;
     d.refs = Math.max(0, d.refs - 1);
-    if (d.refs === 0 && !d.owned) this.deleteData(dep, d);
+    if (d.refs === 0 && !d.owned) this.deleteData(dep, slot);
   }
 
   private releaseResources(t: WTask): void {
@@ -481,7 +529,7 @@ export class WorkerState {
   private earlyDependents(p: WTask): readonly WTask[] {
     const waiters = this.localWaitersOf(p.key);
     if (!waiters) return NO_TASKS;
-    return waiters.filter((d) => this.tasks.get(d.key) === d && d.state === 'fetching' && d.missing === 1 && !d.resources);
+    return waiters.filter((d) => d.slot.task === d && d.state === 'fetching' && d.missing === 1 && !d.resources);
   }
 
   /** Hands ready tasks to the executor, highest priority first, within limits. */
@@ -519,7 +567,7 @@ export class WorkerState {
       let after: string | null = null;
       for (let i = 0; i < t.deps.length; i++) {
         const dep = t.deps[i] as string;
-        const entry = this.data.get(dep);
+        const entry = this.slots.get(dep)?.data;
         if (entry) depData[i] = entry.bytes;
         else {
           after = dep;
@@ -537,7 +585,7 @@ export class WorkerState {
       }
       // Tell the scheduler which tasks to blame if this process dies. Functions
       // measured as fast are left out: the scheduler then blames all it sent.
-      const fd = this.fnDuration.get(t.fn);
+      const fd = this.fnDuration[t.fn];
       if (fd === undefined || fd >= SLOW_SECONDS) {
         this.started.keys.push(t.key);
         this.started.runs.push(t.run);
