@@ -49,6 +49,8 @@ interface Waiter {
 
 interface KeyState {
   readonly key: string;
+  /** The record in \`keys\` for its key (so releasing needs no lookup to check). */
+  held: boolean;
   /** Some accepted graph holds this key (a later rejected one must not fail it). */
   accepted: boolean;
   status: FutureStatus;
@@ -432,7 +434,7 @@ export class Client implements FutureHost {
       ks.refs++;
       return ks;
     }
-    const fresh: KeyState = { key, accepted: false, status: 'pending', error: null, where: null, refs: 1, waiter: null, moreWaiters: null };
+    const fresh: KeyState = { key, held: true, accepted: false, status: 'pending', error: null, where: null, refs: 1, waiter: null, moreWaiters: null };
     this.keys.set(key, fresh);
     return fresh;
   }
@@ -443,7 +445,8 @@ export class Client implements FutureHost {
   }
 
   private releaseState(ks: KeyState): void {
-    if (--ks.refs > 0 || this.keys.get(ks.key) !== ks) return;
+    if (--ks.refs > 0 || !ks.held) return;
+    ks.held = false;
     this.keys.delete(ks.key);
     this.pendingRelease.push(ks.key);
     this.scheduleReleases();
@@ -461,6 +464,7 @@ export class Client implements FutureHost {
     for (const key of keys) {
       const ks = this.keys.get(key);
       if (!ks) continue;
+      ks.held = false;
       this.keys.delete(key);
       if (ks.status === 'pending' || ks.status === 'lost') {
         ks.status = 'cancelled';
@@ -610,7 +614,7 @@ export class Client implements FutureHost {
 
 /** The record of a key this client holds no future for. */
 function cancelledState(key: string): KeyState {
-  return { key, accepted: false, status: 'cancelled', error: new CancelledError(`future ${key} was cancelled or released`), where: null, refs: 0, waiter: null, moreWaiters: null };
+  return { key, held: false, accepted: false, status: 'cancelled', error: new CancelledError(`future ${key} was cancelled or released`), where: null, refs: 0, waiter: null, moreWaiters: null };
 }
 
 function wakeOne(w: Waiter, error: Error | null): void {
