@@ -141,6 +141,23 @@ describe('graphs', () => {
     for (const f of mapped) f.release();
   });
 
+  it('gets many keys a chunk at a time, in order, and fails at once on an error in a later chunk', async () => {
+    const n = 45_000; // three chunks of the fetch
+    const big: Graph = {};
+    for (let i = 0; i < n; i++) big[`chunked-${i}`] = { fn: fn('inc'), args: [i] };
+    const values = await client.get(big, Object.keys(big));
+    expect(values.length).toBe(n);
+    expect(values.every((v, i) => v === i + 1)).toBe(true);
+    // The first chunk waits on a task no worker can run (it stays pending for 30 s);
+    // the last holds a failure, which must not wait for it.
+    const slow = client.submitWith({ pure: false, resources: { TPU: 1 } }, fn('inc'), 1);
+    const failing: Graph = {};
+    for (let i = 0; i < n; i++) failing[`chunked-bad-${i}`] = i === n - 1 ? { fn: fn('fail'), args: ['last chunk'] } : { fn: fn('inc'), args: [i] };
+    await expect(client.get(failing, [slow.key, ...Object.keys(failing)])).rejects.toThrow(/last chunk/);
+    expect(slow.status).toBe('pending');
+    await slow.cancel();
+  });
+
   it('rejects a graph sent in parts when a later part conflicts, and releases the parts accepted', async () => {
     const held = await client.compute({ 'part-conflict': { fn: fn('inc'), args: [1] } });
     const graph: Graph = {};

@@ -156,8 +156,7 @@ export class Client implements FutureHost {
     const states = sub.states as KeyState[];
     try {
       await sub.sent;
-      await this.waitStates(states);
-      const values = await this.fetchValues(states);
+      const values = await this.waitAndFetch(states);
       if (typeof keys === 'string') return values[0];
       if (keys) return values;
       const out: Record<string, unknown> = {};
@@ -309,8 +308,39 @@ export class Client implements FutureHost {
   /** Waits for the futures and fetches their values, in order. Rejects with the first error. */
   async gather<T = unknown>(futures: readonly Future<T>[]): Promise<T[]> {
     const states = futures.map((f) => this.keys.get(f.key) ?? cancelledState(f.key));
-    await this.waitStates(states);
-    return (await this.fetchValues(states)) as T[];
+    return (await this.waitAndFetch(states)) as T[];
+  }
+
+  /**
+   * Waits for the keys and fetches their values, in order; rejects with the
+   * first error. Many keys are fetched a chunk at a time, each as soon as it
+   * is all finished, so that moving the first results overlaps computing the
+   * rest instead of all of it waiting for the last task.
+   */
+  private async waitAndFetch(states: readonly KeyState[]): Promise<unknown[]> {
+    if (states.length <= GATHER_CHUNK) {
+      await this.waitStates(states);
+      return this.fetchValues(states);
+    }
+    const chunks: KeyState[][] = [];
+    for (let c = 0; c < states.length; c += GATHER_CHUNK) chunks.push(states.slice(c, c + GATHER_CHUNK));
+    // One waiter per chunk (no key is waited on twice); any chunk's error fails the call at once.
+    const waits = chunks.map((chunk) => this.waitStates(chunk));
+    const failed = new Promise<never>((_, reject) => {
+      for (const w of waits) w.catch(reject);
+    });
+    const fetches: Promise<unknown[]>[] = [];
+    try {
+      for (let i = 0; i < chunks.length; i++) {
+        await Promise.race([waits[i], failed]);
+        fetches.push(this.fetchValues(chunks[i] as KeyState[]));
+      }
+      const parts = await Promise.race([Promise.all(fetches), failed]);
+      return ([] as unknown[]).concat(...parts);
+    } catch (err) {
+      for (const f of fetches) f.catch(() => {});
+      throw err;
+    }
   }
 
   /**
