@@ -215,13 +215,22 @@ export class Client implements FutureHost {
         else wanted[j] = 1;
       }
     }
-    const states = hold ? keys.map((k) => this.hold(k)) : null;
-    // The records of the graph's tasks, by index, when they line up with the keys asked.
-    const stateAt = same && states ? (i: number) => states[i] : undefined;
+    // When the keys asked line up with the graph's tasks, each is held as its
+    // task is built (before its part is sent), so the first part leaves
+    // without waiting for a record per key of the whole graph.
+    const lazy = hold && same;
+    const states = hold ? (lazy ? new Array<KeyState>(keys.length) : keys.map((k) => this.hold(k))) : null;
+    const stateAt = lazy && states ? (i: number) => states[i] : undefined;
+    const build = lazy && states
+      ? (b: GraphBuilder, i: number): void => {
+          add(b, i);
+          states[i] = this.hold(all[i] as string);
+        }
+      : add;
     try {
-      return { keys, states, sent: this.sendGraph(all.length, add, wanted, existing, stateAt) };
+      return { keys, states, sent: this.sendGraph(all.length, build, wanted, existing, stateAt) };
     } catch (err) {
-      if (states) for (const ks of states) this.releaseState(ks);
+      if (states) for (const ks of states) if (ks) this.releaseState(ks);
       throw err;
     }
   }
