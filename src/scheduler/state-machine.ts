@@ -239,15 +239,10 @@ export class SchedulerState {
       if (ts) wantTs.push(ts);
       else missing.push(`(wanted) ${k}`);
     }
-    if (g.deps.length > 0) {
-      const problem = this.linkGraph(g, created, depStart, missing);
-      if (problem) {
-        rollback();
-        return this.reject(c, id, problem.message, problem.keys);
-      }
-    } else if (missing.length > 0) {
+    const problem = g.deps.length > 0 ? this.linkGraph(g, created, depStart, missing) : missingProblem(missing);
+    if (problem) {
       rollback();
-      return this.reject(c, id, `missing dependencies (task -> dependency): ${list(missing)}`, missing.map((m) => m.split(' -> ')[0] ?? m));
+      return this.reject(c, id, problem.message, problem.keys);
     }
     for (const ts of created) ts.order = -1;
     this.orderCounter = assignGraphOrder(created, this.orderCounter);
@@ -308,7 +303,8 @@ export class SchedulerState {
         if (!d) missing.push(`${ts.key} -> ${g.deps[k]}`);
       }
     }
-    if (missing.length > 0) return { message: `missing dependencies (task -> dependency): ${list(missing)}`, keys: missing.map((m) => m.split(' -> ')[0] ?? m) };
+    const unknown = missingProblem(missing);
+    if (unknown) return unknown;
     const isFresh = new Uint8Array(g.keys.length);
     for (const ts of created) isFresh[FRESH - ts.order] = 1;
     const cycle = findCycle(g.keys.length, isFresh, depStart, (k) => {
@@ -978,6 +974,12 @@ export class SchedulerState {
 
 function before(a: TaskState, b: TaskState): boolean {
   return a.priority !== b.priority ? a.priority > b.priority : a.order < b.order;
+}
+
+/** The reason to reject a graph naming keys that do not exist ("task -> dependency" or "(wanted) key"), or null. */
+function missingProblem(missing: string[]): { message: string; keys: string[] } | null {
+  if (missing.length === 0) return null;
+  return { message: `missing dependencies (task -> dependency): ${list(missing)}`, keys: missing.map((m) => m.split(' -> ')[0] ?? m) };
 }
 
 /** out[i + 1] = counts[0] + ... + counts[i]. */

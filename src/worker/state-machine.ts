@@ -206,10 +206,7 @@ export class WorkerState {
       this.reportFinished(msg.key, msg.run, slot.data.bytes.length, 0);
       return;
     }
-    if (!slot) {
-      slot = { task: null, data: null };
-      this.slots.set(msg.key, slot);
-    }
+    slot ??= this.addSlot(msg.key);
     const deps = msg.deps;
     const t: WTask = {
       key: msg.key,
@@ -398,12 +395,13 @@ export class WorkerState {
   }
 
   private store(key: string, bytes: Uint8Array, owned: boolean): DataEntry {
-    let slot = this.slots.get(key);
-    if (!slot) {
-      slot = { task: null, data: null };
-      this.slots.set(key, slot);
-    }
-    return this.storeIn(slot, bytes, owned);
+    return this.storeIn(this.slots.get(key) ?? this.addSlot(key), bytes, owned);
+  }
+
+  private addSlot(key: string): Slot {
+    const slot: Slot = { task: null, data: null };
+    this.slots.set(key, slot);
+    return slot;
   }
 
   private storeIn(slot: Slot, bytes: Uint8Array, owned: boolean): DataEntry {
