@@ -242,6 +242,31 @@ describe('worker failure', () => {
     expect(h.state('x')).toBe('no-worker');
   });
 
+  it('recomputes a long chain whose only result died with its worker, without recursing once per link', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1');
+    const n = 20_000;
+    const tasks = [task('c0')];
+    for (let i = 1; i < n; i++) tasks.push(task(`c${i}`, [`c${i - 1}`]));
+    h.submit(tasks, [`c${n - 1}`]);
+    // Finish link after link in one go (the harness's per-event checks are O(graph)).
+    for (let i = 0; i < n; i++) {
+      const key = `c${i}`;
+      h.sm.handle({ type: 'worker-message', worker: 'w1', msg: { op: 'finished', keys: [key], runs: [h.sm.tasks.get(key)?.run ?? 0], nbytes: [8], durations: [0.001] }, now: h.now });
+    }
+    h.sm.takeInstructions();
+    expect(h.state(`c${n - 1}`)).toBe('memory');
+    expect(h.state('c0')).toBe('released');
+    h.worker('w2');
+    h.removeWorker('w1');
+    // The whole chain goes to w2 again, its links sent ahead in order.
+    const sent = keysOf(h.computes('w2'));
+    expect(sent).toHaveLength(n);
+    expect(sent.slice(0, 2)).toEqual(['c0', 'c1']);
+    expect(h.state(`c${n - 1}`)).toBe('processing');
+  });
+
   it('fails a task with KilledWorkerError after it was running on 3 workers that died', () => {
     const h = new Harness();
     h.client();

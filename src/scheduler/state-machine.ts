@@ -582,8 +582,12 @@ export class SchedulerState {
     }
   }
 
-  /** A new (or recomputed) task starts waiting for its dependencies. */
-  private enterWaiting(ts: TaskState): void {
+  /**
+   * A new (or recomputed) task starts waiting for its dependencies. Released
+   * dependencies go on `released` when given (ensureComputable's own stack:
+   * a long chain must not recurse once per link), else are made computable here.
+   */
+  private enterWaiting(ts: TaskState, released?: TaskState[]): void {
     let missing = 0;
     let failed: TaskState | null = null;
     for (const d of ts.deps) {
@@ -600,7 +604,11 @@ export class SchedulerState {
       this.makeReady(ts);
       return;
     }
-    for (const d of ts.deps) if (d.state === 'released') this.ensureComputable(d);
+    for (const d of ts.deps) {
+      if (d.state !== 'released') continue;
+      if (released) released.push(d);
+      else this.ensureComputable(d);
+    }
   }
 
   /** A released task is needed again: compute it (and whatever it needs). */
@@ -613,7 +621,7 @@ export class SchedulerState {
         this.markErred(ts, { name: 'DataLostError', message: `scattered data ${ts.key} was lost with the worker that held it; scatter it again` });
         continue;
       }
-      this.enterWaiting(ts);
+      this.enterWaiting(ts, stack);
     }
   }
 
