@@ -9,6 +9,7 @@ import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { decode, encode } from '../src/protocol/codec.ts';
+import { PROTOCOL_VERSION } from '../src/protocol/messages.ts';
 import { Client, HandshakeError, KilledWorkerError, LocalCluster, NoWorkerError, ref, type Graph } from '../src/index.ts';
 import { WEFT_BIN } from '../src/cluster/local-cluster.ts';
 import { alive, fn, waitFor, withCluster } from './helpers/util.ts';
@@ -67,7 +68,7 @@ describe('boundaries', () => {
         const [code] = (await once(ws, 'close')) as [number];
         return { code, replies };
       };
-      const hello = encode([{ op: 'hello', role: 'client', version: 1, token: 'sesame' }]);
+      const hello = encode([{ op: 'hello', role: 'client', version: PROTOCOL_VERSION, token: 'sesame' }]);
       // Wrong protocol version.
       const v = await frames([encode([{ op: 'hello', role: 'client', version: 99, token: 'sesame' }])]);
       expect(JSON.stringify(v.replies)).toMatch(/protocol version 99 is not supported/);

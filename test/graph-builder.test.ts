@@ -14,6 +14,6 @@ describe('graph builder', () => {
     b.add(inc, [6], {}, 'f');
     const g = b.build(1, [0, 1, 2, 3, 4, 5]);
     expect(g.fnTable.map((f) => f[1].startsWith('./') ? f[1] : 'inline')).toEqual(['./tasks.ts#inc', 'inline', './tasks.ts#dec']);
-    expect(g.fn).toEqual([0, 0, 1, 2, 0, 1]);
+    expect([...g.fn]).toEqual([0, 0, 1, 2, 0, 1]);
   });
 });

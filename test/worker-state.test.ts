@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { WorkerState, type ComputeTask, type ExecTask, type WorkerInstruction } from '../src/worker/state-machine.ts';
+import { plainColumns } from './helpers/columns.ts';
 
 const ME = 'ws://me';
 
@@ -11,8 +12,9 @@ function executed(ins: WorkerInstruction[]): ExecTask[] {
   return ins.flatMap((i) => (i.type === 'execute' ? i.tasks : []));
 }
 
+/** Messages sent, with typed number columns as plain arrays (easier to compare). */
 function sent(ins: WorkerInstruction[]): Record<string, unknown>[] {
-  return ins.flatMap((i) => (i.type === 'send' ? [i.msg as Record<string, unknown>] : []));
+  return ins.flatMap((i) => (i.type === 'send' ? [plainColumns(i.msg)] : []));
 }
 
 const bytes = (n: number): Uint8Array => new Uint8Array([n]);

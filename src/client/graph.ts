@@ -168,14 +168,15 @@ export class GraphBuilder {
       id,
       keys: this.keys,
       fnTable: this.fnTable,
-      fn: this.fn,
+      // Typed columns travel as one block of bytes each (see messages.ts).
+      fn: Uint32Array.from(this.fn),
       // A Buffer, so msgpack carries it as plain binary (a Uint8Array would go as a typed-array extension).
       args: Buffer.from(this.args.buf.buffer, this.args.buf.byteOffset, this.args.pos),
-      argEnds: this.argEnds,
-      depCounts: this.depCounts,
+      argEnds: Uint32Array.from(this.argEnds),
+      depCounts: Uint32Array.from(this.depCounts),
       deps: this.deps,
       extra: this.extra,
-      wants,
+      wants: Uint32Array.from(wants),
       wantKeys,
     };
   }

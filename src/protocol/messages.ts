@@ -8,7 +8,8 @@
  */
 import { z } from 'zod';
 
-export const PROTOCOL_VERSION = 1;
+/** 2: number columns of hot messages travel as typed arrays. */
+export const PROTOCOL_VERSION = 2;
 
 const MAX_KEY = 4096;
 const key = z.string().min(1).max(MAX_KEY);
@@ -28,10 +29,27 @@ function columnCheck<T>(what: string, ok: (v: unknown) => boolean): z.ZodType<T[
 }
 const keys = columnCheck<string>(`keys (non-empty strings of at most ${MAX_KEY} characters)`, (x) => typeof x === 'string' && x.length > 0 && x.length <= MAX_KEY);
 const counts = columnCheck<number>('non-negative integers', (x) => Number.isSafeInteger(x) && (x as number) >= 0);
-const numbers = columnCheck<number>('finite numbers', (x) => typeof x === 'number' && Number.isFinite(x));
-const seconds = columnCheck<number>('durations (finite numbers >= 0)', (x) => typeof x === 'number' && Number.isFinite(x) && x >= 0);
 const stringLists = columnCheck<string[]>('lists of strings', (x) => Array.isArray(x) && x.every((y) => typeof y === 'string'));
 const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected binary data');
+
+/*
+ * Typed columns: msgpack carries a typed array as one block of bytes, so a
+ * column of a thousand numbers costs the encoder and decoder one copy, not a
+ * thousand values. Uint32Array holds indices and lengths; Float64Array holds
+ * numbers that may pass 2^32 (run counters, byte sizes) or are not integers.
+ */
+function typedCheck<T extends Uint32Array | Float64Array>(Type: new (n: number) => T, what: string, ok?: (x: number) => boolean): z.ZodType<T> {
+  const problem = (v: unknown): string | null => {
+    if (!(v instanceof Type)) return `expected a ${Type.name} of ${what}`;
+    if (ok) for (let i = 0; i < v.length; i++) if (!ok(v[i] as number)) return `item ${i}: expected ${what}`;
+    return null;
+  };
+  return z.custom<T>((v) => problem(v) === null, { error: (iss) => problem(iss.input) ?? `expected a ${Type.name} of ${what}` });
+}
+const u32s = typedCheck(Uint32Array, 'non-negative integers');
+const countsF64 = typedCheck(Float64Array, 'non-negative integers', (x) => Number.isSafeInteger(x) && x >= 0);
+const numbersF64 = typedCheck(Float64Array, 'finite numbers', (x) => Number.isFinite(x));
+const secondsF64 = typedCheck(Float64Array, 'durations (finite numbers >= 0)', (x) => Number.isFinite(x) && x >= 0);
 const count = z.number().int().nonnegative();
 const id = z.number().int().nonnegative();
 const resources = z.record(z.string().min(1), z.number().nonnegative().finite());
@@ -101,14 +119,14 @@ export const graphMsg = z.object({
   id,
   keys,
   fnTable: z.array(fnDef),
-  fn: counts,
+  fn: u32s,
   args: bytes,
-  argEnds: counts,
-  depCounts: counts,
+  argEnds: u32s,
+  depCounts: u32s,
   deps: keys,
   extra: z.array(taskExtra),
   /** Indices of tasks of this graph the client holds futures for. */
-  wants: counts,
+  wants: u32s,
   /** Keys already on the cluster the client wants too. */
   wantKeys: keys,
 });
@@ -162,7 +180,7 @@ export const schedulerToClient = z.discriminatedUnion('op', [
   z.object({ op: z.literal('graph-ok'), id }),
   z.object({ op: z.literal('graph-rejected'), id, error: serializedError, keys }),
   /** Keys now in memory; `holder[i]` indexes `addresses`: a worker that holds keys[i]. */
-  z.object({ op: z.literal('in-memory'), keys, holder: counts, addresses: z.array(z.string()) }),
+  z.object({ op: z.literal('in-memory'), keys, holder: u32s, addresses: z.array(z.string()) }),
   z.object({ op: z.literal('erred'), key, error: serializedError }),
   z.object({ op: z.literal('lost'), keys }),
   z.object({ op: z.literal('no-worker'), keys, reason: z.string() }),
@@ -180,14 +198,14 @@ export const workerToScheduler = z.discriminatedUnion('op', [
   z.object({
     op: z.literal('finished'),
     keys,
-    runs: counts,
-    nbytes: counts,
+    runs: countsF64,
+    nbytes: countsF64,
     /** Seconds each task ran, for the scheduler's duration estimates. */
-    durations: seconds,
+    durations: secondsF64,
   }),
   z.object({ op: z.literal('erred'), key, run: count, error: serializedError }),
   /** Tasks handed to an executor thread: the ones to blame if this worker dies. */
-  z.object({ op: z.literal('executing'), keys, runs: counts }),
+  z.object({ op: z.literal('executing'), keys, runs: countsF64 }),
   z.object({ op: z.literal('missing'), key, run: count, dep: key, holders: z.array(z.string()) }),
   z.object({ op: z.literal('heartbeat'), executing: count, stored: count, storedBytes: count, memory: count }),
 ]);
@@ -204,18 +222,18 @@ export type WorkerToScheduler = z.infer<typeof workerToScheduler>;
 export const computeMsg = z.object({
   op: z.literal('compute'),
   keys,
-  runs: counts,
-  fns: counts,
+  runs: countsF64,
+  fns: u32s,
   args: bytes,
-  argEnds: counts,
+  argEnds: u32s,
   /** Graph order: lower runs first. */
-  orders: numbers,
+  orders: numbersF64,
   /** User priority: higher runs first; compared before the order. */
-  priorities: numbers,
-  depCounts: counts,
+  priorities: numbersF64,
+  depCounts: u32s,
   deps: keys,
   who: stringLists,
-  sizes: counts,
+  sizes: countsF64,
   /** Resource requests of the tasks that have any: [task index, resources]. */
   resources: z.array(z.tuple([count, resources])),
 });

@@ -85,6 +85,10 @@ export class Outbox {
       for (let i = 0; i < list.length; i++) {
         const m = list[i];
         if (m instanceof ComputeBuilder) list[i] = m.message();
+        else if ((m as Partial<InMemoryMsg>).op === 'in-memory') {
+          const im = m as InMemoryMsg;
+          list[i] = { op: 'in-memory', keys: im.keys, holder: Uint32Array.from(im.holder), addresses: im.addresses };
+        }
       }
     }
     return out;
@@ -115,6 +119,20 @@ export class ComputeBuilder {
     const a = this.args;
     // A Buffer, so msgpack carries it as plain binary.
     const args = Buffer.from(a.buf.buffer, a.buf.byteOffset, a.pos);
-    return { op: 'compute', keys: this.keys, runs: this.runs, fns: this.fns, args, argEnds: this.argEnds, orders: this.orders, priorities: this.priorities, depCounts: this.depCounts, deps: this.deps, who: this.who, sizes: this.sizes, resources: this.resources };
+    return {
+      op: 'compute',
+      keys: this.keys,
+      runs: Float64Array.from(this.runs),
+      fns: Uint32Array.from(this.fns),
+      args,
+      argEnds: Uint32Array.from(this.argEnds),
+      orders: Float64Array.from(this.orders),
+      priorities: Float64Array.from(this.priorities),
+      depCounts: Uint32Array.from(this.depCounts),
+      deps: this.deps,
+      who: this.who,
+      sizes: Float64Array.from(this.sizes),
+      resources: this.resources,
+    };
   }
 }

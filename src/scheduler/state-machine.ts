@@ -991,7 +991,7 @@ function missingProblem(missing: string[]): { message: string; keys: string[] } 
 }
 
 /** out[i + 1] = counts[0] + ... + counts[i]. */
-function prefixSums(counts: readonly number[], out: Int32Array): void {
+function prefixSums(counts: ArrayLike<number>, out: Int32Array): void {
   for (let i = 0; i < counts.length; i++) out[i + 1] = (out[i] as number) + (counts[i] as number);
 }
 

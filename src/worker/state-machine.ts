@@ -364,7 +364,8 @@ export class WorkerState {
   takeInstructions(): WorkerInstruction[] {
     this.dispatch();
     if (this.finished.keys.length > 0) {
-      this.out.push({ type: 'send', msg: this.finished });
+      const f = this.finished;
+      this.out.push({ type: 'send', msg: { op: 'finished', keys: f.keys, runs: Float64Array.from(f.runs), nbytes: Float64Array.from(f.nbytes), durations: Float64Array.from(f.durations) } });
       this.finished = newFinished();
     }
     if (this.toFetch.size > 0) {
@@ -376,7 +377,7 @@ export class WorkerState {
       this.toExecute = objectList<ExecTask>();
     }
     if (this.started.keys.length > 0) {
-      this.out.push({ type: 'send', msg: this.started });
+      this.out.push({ type: 'send', msg: { op: 'executing', keys: this.started.keys, runs: Float64Array.from(this.started.runs) } });
       this.started = newStarted();
     }
     const out = this.out;

@@ -6,6 +6,7 @@ import { GraphBuilder, type TaskFn, type TaskOptions } from '../../src/client/gr
 import { KeyRef } from '../../src/protocol/codec.ts';
 import type { ComputeMsg } from '../../src/protocol/messages.ts';
 import { SchedulerState, type SchedulerConfig } from '../../src/scheduler/state-machine.ts';
+import { plainColumns } from './columns.ts';
 
 export type Msg = Record<string, unknown> & { op: string };
 
@@ -27,7 +28,7 @@ export class Harness {
     if (broken) throw new Error(`scheduler bookkeeping broken: ${broken}`);
     for (const [id, msgs] of ins.messages) {
       const list = this.sent.get(id) ?? [];
-      list.push(...(msgs as Msg[]));
+      for (const m of msgs) list.push(plainColumns(m) as Msg);
       this.sent.set(id, list);
     }
     this.closed.push(...ins.close);
@@ -85,9 +86,13 @@ export class Harness {
     return id;
   }
 
-  finish(worker: string, key: string, opts: { nbytes?: number; duration?: number; run?: number } = {}): void {
-    const run = opts.run ?? this.sm.tasks.get(key)?.run ?? 0;
-    this.sm.handle({ type: 'worker-message', worker, msg: { op: 'finished', keys: [key], runs: [run], nbytes: [opts.nbytes ?? 8], durations: [opts.duration ?? 0.001] }, now: this.now });
+  /** A worker reports one task, or many in one message, finished. */
+  finish(worker: string, key: string | string[], opts: { nbytes?: number; duration?: number; run?: number } = {}): void {
+    const keys = typeof key === 'string' ? [key] : key;
+    const runs = Float64Array.from(keys, (k) => opts.run ?? this.sm.tasks.get(k)?.run ?? 0);
+    const nbytes = new Float64Array(keys.length).fill(opts.nbytes ?? 8);
+    const durations = new Float64Array(keys.length).fill(opts.duration ?? 0.001);
+    this.sm.handle({ type: 'worker-message', worker, msg: { op: 'finished', keys, runs, nbytes, durations }, now: this.now });
     this.flush();
   }
 
@@ -98,7 +103,7 @@ export class Harness {
   }
 
   executing(worker: string, keys: string[]): void {
-    const runs = keys.map((k) => this.sm.tasks.get(k)?.run ?? 0);
+    const runs = Float64Array.from(keys, (k) => this.sm.tasks.get(k)?.run ?? 0);
     this.sm.handle({ type: 'worker-message', worker, msg: { op: 'executing', keys, runs }, now: this.now });
     this.flush();
   }
