@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { decode, encode, KeyColumn, withKeyColumns } from '../src/protocol/codec.ts';
 import { workerToPeer, workerToScheduler } from '../src/protocol/messages.ts';
 
 describe('message validation of hot columns', () => {
@@ -21,5 +22,28 @@ describe('message validation of hot columns', () => {
     expect(workerToPeer.safeParse(ok).success).toBe(true);
     const bad = workerToPeer.safeParse({ ...ok, blobs: [new Uint8Array(1), 'x'] });
     expect(bad.error?.issues[0]?.message).toBe('item 1: expected binary values or null');
+  });
+});
+
+describe('key columns', () => {
+  it('carries a long list of keys as one string and gives the receiver the same keys back', () => {
+    const keys = Array.from({ length: 40 }, (_, i) => (i % 3 === 0 ? `ключ-${i}` : `k${i}-${'x'.repeat(i)}`));
+    const msg = { op: 'free', keys, other: ['a', 'b'] };
+    const wire = withKeyColumns(msg) as { keys: unknown };
+    expect(wire.keys).toBeInstanceOf(KeyColumn);
+    expect(msg.keys).toBe(keys); // the sender's message is left as it was
+    expect(decode(encode([wire]))).toEqual([msg]);
+    // Short lists go as they are.
+    const few = { op: 'free', keys: ['a'] };
+    expect(withKeyColumns(few)).toBe(few);
+  });
+
+  it('refuses a malformed column with a reason instead of returning wrong keys', () => {
+    // A key column on the wire: msgpackr's tag for extension 0x58, then the value [text, lengths].
+    const frame = (text: unknown, lengths: unknown): Uint8Array => Buffer.concat([Buffer.from([0xd4, 0x58, 0x00]), encode([text, lengths])]);
+    expect(decode(frame('abc', new Uint32Array([1, 2])))).toEqual(['a', 'bc']);
+    expect(() => decode(frame('abc', new Uint32Array([1, 1])))).toThrow(/the lengths cover 2 of 3 characters/);
+    expect(() => decode(frame('abc', new Uint32Array([1, 0, 2])))).toThrow(/length 0 of key 1 is empty/);
+    expect(() => decode(frame('abc', [1, 2]))).toThrow(/expected \[text, Uint32Array of lengths\]/);
   });
 });

@@ -1,6 +1,7 @@
 /** One msgpack configuration for everything weft puts on the wire (options: codec-options.ts). */
 import { Packr, Unpackr, addExtension } from 'msgpackr';
 import { CODEC_OPTIONS as OPTIONS } from './codec-options.ts';
+import { objectList } from '../util/lists.ts';
 
 /** A reference to another task's result, found anywhere inside a task's arguments. */
 export class KeyRef {
@@ -18,6 +19,63 @@ addExtension({
     return new KeyRef(key);
   },
 });
+
+/**
+ * A long list of keys on the wire: the keys joined into one string, and their
+ * lengths. msgpack then writes and reads one string and one block of numbers
+ * instead of a string per key; the receiver gets a plain `string[]` back.
+ */
+export class KeyColumn {
+  constructor(readonly keys: readonly string[]) {}
+}
+
+const KEY_COLUMN_EXT = 0x58; // 'X'
+
+addExtension({
+  Class: KeyColumn,
+  type: KEY_COLUMN_EXT,
+  write: (col: KeyColumn) => {
+    const keys = col.keys;
+    const lengths = new Uint32Array(keys.length);
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i];
+      if (typeof k !== 'string') throw new TypeError(`key column item ${i} is not a string`);
+      lengths[i] = k.length;
+    }
+    return [keys.join(''), lengths];
+  },
+  read: (v: unknown) => readKeyColumn(v),
+});
+
+function readKeyColumn(v: unknown): string[] {
+  if (!Array.isArray(v) || v.length !== 2 || typeof v[0] !== 'string' || !(v[1] instanceof Uint32Array)) throw new TypeError('malformed key column: expected [text, Uint32Array of lengths]');
+  const text: string = v[0];
+  const lengths: Uint32Array = v[1];
+  const keys = objectList<string>();
+  let at = 0;
+  for (let i = 0; i < lengths.length; i++) {
+    const n = lengths[i] as number;
+    if (n === 0 || at + n > text.length) throw new TypeError(`malformed key column: length ${n} of key ${i} is empty or runs past the text`);
+    keys.push(text.substring(at, at + n));
+    at += n;
+  }
+  if (at !== text.length) throw new TypeError(`malformed key column: the lengths cover ${at} of ${text.length} characters`);
+  return keys;
+}
+
+/** Message fields that hold keys; lists of at least MIN_KEY_COLUMN of them travel as a KeyColumn. */
+const KEY_FIELDS = ['keys', 'deps'] as const;
+const MIN_KEY_COLUMN = 16;
+
+/** The message to encode: itself, or a copy with its long key lists as KeyColumns. */
+export function withKeyColumns(msg: object): object {
+  let out: Record<string, unknown> | null = null;
+  for (const f of KEY_FIELDS) {
+    const v = (msg as Record<string, unknown>)[f];
+    if (Array.isArray(v) && v.length >= MIN_KEY_COLUMN) (out ??= { ...msg })[f] = new KeyColumn(v as string[]);
+  }
+  return out ?? msg;
+}
 
 const packr = new Packr(OPTIONS);
 const unpackr = new Unpackr(OPTIONS);

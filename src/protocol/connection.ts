@@ -19,7 +19,7 @@
  */
 import type { WebSocket, RawData } from 'ws';
 import type { z } from 'zod';
-import { decode, encode } from './codec.ts';
+import { decode, encode, withKeyColumns } from './codec.ts';
 import { errorMsg, partsMsg } from './messages.ts';
 import { ProtocolError } from '../errors.ts';
 import { objectList } from '../util/lists.ts';
@@ -135,7 +135,7 @@ export class Connection<In extends Op, Out extends Op> {
     if (this.closed) return;
     let out: object = msg;
     if (hasBlobs(msg)) out = this.extractRaw(msg);
-    this.queue.push(out);
+    this.queue.push(withKeyColumns(out));
     if (this.queue.length >= this.limits.maxBatch) this.flush();
     else if (!this.flushScheduled) {
       this.flushScheduled = true;

@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 
-/** 2: number columns of hot messages travel as typed arrays. */
+/** 2: number columns of hot messages travel as typed arrays, long key lists as one string (codec.ts). */
 export const PROTOCOL_VERSION = 2;
 
 const MAX_KEY = 4096;
