@@ -58,6 +58,16 @@ interface Child {
   address: string;
 }
 
+/** SIGTERM, then SIGKILL after 5 s; resolves when the process has exited. */
+async function stop(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const exited = once(p, 'exit');
+  p.kill('SIGTERM');
+  const timer = setTimeout(() => p.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
 /** Starts `weft <args>` and resolves with the first JSON line it prints on stdout. */
 async function startChild(args: string[], cwd: string, timeoutMs: number): Promise<{ proc: ChildProcess; ready: Record<string, string> }> {
   // WEFT_NODE_ARGS passes flags to the children's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
@@ -145,21 +155,17 @@ export class LocalCluster {
     return this.workerProcs.map((w) => ({ pid: w.proc.pid, name: w.name, address: w.address, proc: w.proc }));
   }
 
-  /** Stops the workers and the scheduler; resolves when all have exited. */
+  /**
+   * Stops the scheduler, then the workers; resolves when all have exited.
+   * The scheduler goes first so that it sees the workers leave as part of
+   * its own shutdown, not as workers lost (with a warning each).
+   */
   close(): Promise<void> {
     if (this.closing) return this.closing;
     process.removeListener('exit', this.onExit);
-    const procs = [...this.workerProcs.map((w) => w.proc), this.scheduler];
-    this.closing = Promise.all(
-      procs.map(async (p) => {
-        if (p.exitCode !== null || p.signalCode !== null) return;
-        const exited = once(p, 'exit');
-        p.kill('SIGTERM');
-        const timer = setTimeout(() => p.kill('SIGKILL'), 5000);
-        await exited;
-        clearTimeout(timer);
-      }),
-    ).then(() => {});
+    this.closing = stop(this.scheduler).then(async () => {
+      await Promise.all(this.workerProcs.map((w) => stop(w.proc)));
+    });
     return this.closing;
   }
 
