@@ -183,6 +183,19 @@ describe('graphs', () => {
     await expect(client.futureOf('unbuilt-0')).rejects.toThrow(/does not know key unbuilt-0/);
   });
 
+  it('refuses keys the wire cannot carry (empty, too long, a lone surrogate) with a GraphError, and goes on', async () => {
+    const many: Graph = {};
+    for (let i = 0; i < 40; i++) many[`fine-${i}`] = { fn: fn('inc'), args: [i] };
+    for (const bad of ['', 'x'.repeat(5000), 'half-\ud800-pair']) {
+      const err = await client.get({ ...many, [bad]: { fn: fn('inc'), args: [1] } }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(GraphError);
+      expect((err as GraphError).keys).toEqual([bad]);
+    }
+    await expect(client.compute({ d: { fn: fn('inc'), args: [ref('lone-\udc00')] } })).rejects.toThrow(/lone UTF-16 surrogate/);
+    // A well-formed pair is fine; the connection is still up.
+    expect(await client.get({ 'pair-\ud83d\ude00': { fn: fn('inc'), args: [41] } }, 'pair-\ud83d\ude00')).toBe(42);
+  });
+
   it('rejects a cycle and a missing dependency at submission, naming the keys', async () => {
     await expect(client.compute({ a: { fn: fn('inc'), args: [ref('b')] }, b: { fn: fn('inc'), args: [ref('a')] } })).rejects.toThrow(/cycle: (a -> b -> a|b -> a -> b)/);
     const err = await client.compute({ c: { fn: fn('inc'), args: [ref('nowhere')] } }).catch((e: unknown) => e);

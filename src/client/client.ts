@@ -17,7 +17,7 @@ import { Requests } from '../protocol/requests.ts';
 import { CancelledError, ConnectionClosedError, DataLostError, GraphError, remoteError, WeftError } from '../errors.ts';
 import { createLogger, type Logger } from '../util/log.ts';
 import { Future, type FutureHost, type FutureStatus } from './future.ts';
-import { fnLabel, GraphBuilder, type Graph, type TaskFn, type TaskOptions } from './graph.ts';
+import { fnLabel, GraphBuilder, keyFits, type Graph, type TaskFn, type TaskOptions } from './graph.ts';
 
 export interface ClientOptions {
   /** Shared secret, when the scheduler requires one (default: WEFT_TOKEN). */
@@ -296,7 +296,9 @@ export class Client implements FutureHost {
    */
   private async send(b: GraphBuilder, wants: number[], wantKeys: string[] = [], offset = 0, stateAt?: (i: number) => KeyState | undefined): Promise<void> {
     if (this.closedError) throw this.closedError;
-    const reply = await this.requests.start((id) => this.conn.send(b.build(id, wants, wantKeys)));
+    // Keys the wire cannot carry fail here, like a graph the scheduler rejects.
+    const problem = b.keyProblem();
+    const reply = problem ? { op: 'graph-rejected' as const, error: { name: 'GraphError', message: problem.message }, keys: problem.keys } : await this.requests.start((id) => this.conn.send(b.build(id, wants, wantKeys)));
     const stateOf = (i: number): KeyState | undefined => (stateAt ? stateAt(offset + i) : this.keys.get(b.keys[i] as string));
     if (reply.op === 'graph-rejected') {
       const err = new GraphError(reply.error.message, reply.keys);
@@ -510,7 +512,7 @@ export class Client implements FutureHost {
         ks.error = new CancelledError(`future ${key} was cancelled`);
         this.wake(ks, ks.error);
       }
-      toRelease.push(key);
+      if (keyFits(key)) toRelease.push(key);
     }
     if (toRelease.length > 0 && !this.closedError) this.conn.send({ op: 'release', keys: toRelease });
   }
@@ -520,8 +522,9 @@ export class Client implements FutureHost {
   private flushReleases(): void {
     this.releaseScheduled = false;
     if (this.pendingRelease.length === 0 || this.closedError) return;
-    // A key held again since it was released (same work submitted again) stays wanted.
-    const keys = this.pendingRelease.filter((k) => !this.keys.has(k));
+    // A key held again since it was released (same work submitted again) stays
+    // wanted; one the scheduler cannot have (refused for its length) is not sent.
+    const keys = this.pendingRelease.filter((k) => !this.keys.has(k) && keyFits(k));
     this.pendingRelease = [];
     if (keys.length > 0) this.conn.send({ op: 'release', keys });
   }

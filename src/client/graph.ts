@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { encode, KeyRef } from '../protocol/codec.ts';
 import { ByteWriter, writeSimple } from '../protocol/simple-codec.ts';
-import type { FnDef, GraphMsg, TaskExtra } from '../protocol/messages.ts';
+import { MAX_KEY, type FnDef, type GraphMsg, type TaskExtra } from '../protocol/messages.ts';
 import { FN_INLINE, FN_MODULE } from '../protocol/spec.ts';
 import { Future } from './future.ts';
 import { inlineSource } from './inline.ts';
@@ -93,6 +93,13 @@ function prepareValue(v: unknown, deps: Set<string>): unknown {
   return v;
 }
 
+const SURROGATE = /[\ud800-\udfff]/;
+
+/** Whether a key has a length the scheduler accepts (1 to MAX_KEY characters). */
+export function keyFits(key: string): boolean {
+  return key.length > 0 && key.length <= MAX_KEY;
+}
+
 /**
  * Builds a graph message column by column (see `graphMsg`): one key, one
  * function index and one slice of the argument blob per task. Functions are
@@ -154,6 +161,27 @@ export class GraphBuilder {
       this.extra.push(e);
     }
     return key;
+  }
+
+  /**
+   * What is wrong with this graph's keys and dependencies for the wire, or
+   * null: each must be non-empty, at most MAX_KEY characters, and
+   * well-formed text (a lone UTF-16 surrogate has no UTF-8 form, so the key
+   * would change on its way). One scan of the joined text finds any
+   * surrogate; only then is each key checked.
+   */
+  keyProblem(): { message: string; keys: string[] } | null {
+    for (const list of [this.keys, this.deps]) {
+      for (const k of list) {
+        if (typeof k !== 'string' || !keyFits(k)) {
+          return { message: `key ${JSON.stringify(String(k).slice(0, 80))} must be a non-empty string of at most ${MAX_KEY} characters`, keys: [String(k)] };
+        }
+      }
+      if (!SURROGATE.test(list.join(''))) continue;
+      const bad = list.find((k) => !(k as unknown as { isWellFormed(): boolean }).isWellFormed());
+      if (bad !== undefined) return { message: `key ${JSON.stringify(bad)} contains a lone UTF-16 surrogate, which cannot be sent as UTF-8; use well-formed text for keys`, keys: [bad] };
+    }
+    return null;
   }
 
   /** Keys that some task of this graph depends on. */

@@ -42,7 +42,9 @@ addExtension({
       if (typeof k !== 'string') throw new TypeError(`key column item ${i} is not a string`);
       lengths[i] = k.length;
     }
-    return [keys.join(''), lengths];
+    // A lone surrogate has no UTF-8 form: as U+FFFD it keeps the lengths right (clients refuse such keys anyway).
+    const text = keys.join('') as string & { isWellFormed(): boolean; toWellFormed(): string };
+    return [text.isWellFormed() ? text : text.toWellFormed(), lengths];
   },
   read: (v: unknown) => readKeyColumn(v),
 });
@@ -55,7 +57,8 @@ function readKeyColumn(v: unknown): string[] {
   let at = 0;
   for (let i = 0; i < lengths.length; i++) {
     const n = lengths[i] as number;
-    if (n === 0 || at + n > text.length) throw new TypeError(`malformed key column: length ${n} of key ${i} is empty or runs past the text`);
+    // An empty key decodes as one: the message's schema, not the codec, says which keys are valid.
+    if (at + n > text.length) throw new TypeError(`malformed key column: key ${i} (length ${n}) runs past the text`);
     keys.push(text.substring(at, at + n));
     at += n;
   }

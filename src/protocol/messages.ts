@@ -11,7 +11,7 @@ import { z } from 'zod';
 /** 2: number columns of hot messages travel as typed arrays, long key lists as one string (codec.ts). */
 export const PROTOCOL_VERSION = 2;
 
-const MAX_KEY = 4096;
+export const MAX_KEY = 4096;
 const key = z.string().min(1).max(MAX_KEY);
 
 /*
