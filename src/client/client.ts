@@ -11,13 +11,13 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Connection } from '../protocol/connection.ts';
 import { decodeSequence, encodeOwned } from '../protocol/codec.ts';
 import { connect } from '../protocol/handshake.ts';
-import { schedulerToClient, type ClientToScheduler, type SchedulerToClient, type WorkerMetrics, type WorkerSummary } from '../protocol/messages.ts';
+import { keyFits, schedulerToClient, type ClientToScheduler, type SchedulerToClient, type WorkerMetrics, type WorkerSummary } from '../protocol/messages.ts';
 import { PeerPool } from '../protocol/peers.ts';
 import { Requests } from '../protocol/requests.ts';
 import { CancelledError, ConnectionClosedError, DataLostError, GraphError, remoteError, WeftError } from '../errors.ts';
 import { createLogger, type Logger } from '../util/log.ts';
 import { Future, type FutureHost, type FutureStatus } from './future.ts';
-import { fnLabel, GraphBuilder, keyFits, type Graph, type TaskFn, type TaskOptions } from './graph.ts';
+import { fnLabel, GraphBuilder, type Graph, type TaskFn, type TaskOptions } from './graph.ts';
 
 export interface ClientOptions {
   /** Shared secret, when the scheduler requires one (default: WEFT_TOKEN). */

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { encode, KeyRef } from '../protocol/codec.ts';
 import { ByteWriter, writeSimple } from '../protocol/simple-codec.ts';
-import { MAX_KEY, type FnDef, type GraphMsg, type TaskExtra } from '../protocol/messages.ts';
+import { keyFits, MAX_KEY, type FnDef, type GraphMsg, type TaskExtra } from '../protocol/messages.ts';
 import { FN_INLINE, FN_MODULE } from '../protocol/spec.ts';
 import { Future } from './future.ts';
 import { inlineSource } from './inline.ts';
@@ -95,10 +95,6 @@ function prepareValue(v: unknown, deps: Set<string>): unknown {
 
 const SURROGATE = /[\ud800-\udfff]/;
 
-/** Whether a key has a length the scheduler accepts (1 to MAX_KEY characters). */
-export function keyFits(key: string): boolean {
-  return key.length > 0 && key.length <= MAX_KEY;
-}
 
 /**
  * Builds a graph message column by column (see `graphMsg`): one key, one
@@ -178,7 +174,7 @@ export class GraphBuilder {
         }
       }
       if (!SURROGATE.test(list.join(''))) continue;
-      const bad = list.find((k) => !(k as unknown as { isWellFormed(): boolean }).isWellFormed());
+      const bad = list.find((k) => !k.isWellFormed());
       if (bad !== undefined) return { message: `key ${JSON.stringify(bad)} contains a lone UTF-16 surrogate, which cannot be sent as UTF-8; use well-formed text for keys`, keys: [bad] };
     }
     return null;

@@ -43,7 +43,7 @@ addExtension({
       lengths[i] = k.length;
     }
     // A lone surrogate has no UTF-8 form: as U+FFFD it keeps the lengths right (clients refuse such keys anyway).
-    const text = keys.join('') as string & { isWellFormed(): boolean; toWellFormed(): string };
+    const text = keys.join('');
     return [text.isWellFormed() ? text : text.toWellFormed(), lengths];
   },
   read: (v: unknown) => readKeyColumn(v),

@@ -14,6 +14,11 @@ export const PROTOCOL_VERSION = 2;
 export const MAX_KEY = 4096;
 const key = z.string().min(1).max(MAX_KEY);
 
+/** Whether a key has a length the scheduler accepts (1 to MAX_KEY characters). */
+export function keyFits(k: string): boolean {
+  return k.length > 0 && k.length <= MAX_KEY;
+}
+
 /*
  * Hot columns (keys, counts, binary values) are checked with one loop each
  * instead of a zod schema per element: as strict, a fraction of the cost, and
@@ -27,7 +32,7 @@ function columnCheck<T>(what: string, ok: (v: unknown) => boolean): z.ZodType<T[
   };
   return z.custom<T[]>((v) => problem(v) === null, { error: (iss) => problem(iss.input) ?? `expected an array of ${what}` });
 }
-const keys = columnCheck<string>(`keys (non-empty strings of at most ${MAX_KEY} characters)`, (x) => typeof x === 'string' && x.length > 0 && x.length <= MAX_KEY);
+const keys = columnCheck<string>(`keys (non-empty strings of at most ${MAX_KEY} characters)`, (x) => typeof x === 'string' && keyFits(x));
 const counts = columnCheck<number>('non-negative integers', (x) => Number.isSafeInteger(x) && (x as number) >= 0);
 const stringLists = columnCheck<string[]>('lists of strings', (x) => Array.isArray(x) && x.every((y) => typeof y === 'string'));
 const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected binary data');
