@@ -10,7 +10,7 @@ import { checkGraphColumns, type ClientToScheduler, type FnDef, type GraphMsg, t
 import { Heap } from '../util/heap.ts';
 import { assignGraphOrder } from './order.ts';
 import { Outbox } from './outbox.ts';
-import { ClientState, FnEntry, needsDeps, TaskGroup, TaskState, WorkerState, type TaskStatus } from './task-state.ts';
+import { addDependent, addHolder, addWanter, clearHolders, ClientState, FnEntry, forEachWanter, hasRestrictions, isNeeded, needsDeps, newTask, removeHolder, removeWanter, taskArgs, TaskGroup, WorkerState, type TaskState, type TaskStatus } from './task-state.ts';
 
 export const schedulerConfigSchema = z.object({
   /** A worker silent for this long is removed and its work rescheduled. */
@@ -142,9 +142,9 @@ export class SchedulerState {
       case 'release':
         for (const key of msg.keys) {
           const ts = this.tasks.get(key);
-          if (ts && ts.removeWanter(c)) {
+          if (ts && removeWanter(ts, c)) {
             c.wants--;
-            if (!ts.needed) this.releaseQ.push(ts);
+            if (!isNeeded(ts)) this.releaseQ.push(ts);
           }
         }
         break;
@@ -191,7 +191,7 @@ export class SchedulerState {
     // Tasks do not list their wanters' clients: find this one's by scanning (rare).
     if (c.wants > 0) {
       for (const ts of this.tasks.values()) {
-        if (ts.removeWanter(c) && !ts.needed) this.releaseQ.push(ts);
+        if (removeWanter(ts, c) && !isNeeded(ts)) this.releaseQ.push(ts);
       }
     }
     c.wants = 0;
@@ -201,7 +201,7 @@ export class SchedulerState {
     this.addWant(c, ts);
     if (ts.state === 'memory') this.outbox.inMemory(c.id, ts.key, (ts.whoHas[0] as WorkerState).address);
     else if (ts.state === 'erred' && ts.error) this.outbox.push(c.id, { op: 'erred', key: ts.key, error: ts.error });
-    else if (ts.state === 'released' && ts.needed) this.ensureComputable(ts);
+    else if (ts.state === 'released' && isNeeded(ts)) this.ensureComputable(ts);
   }
 
   /**
@@ -279,7 +279,7 @@ export class SchedulerState {
       }
       const e = extra.size === 0 ? undefined : extra.get(i);
       const res = e?.resources && Object.keys(e.resources).length > 0 ? e.resources : null;
-      const ts = new TaskState(key, fn, g.args, i === 0 ? 0 : (argEnds[i - 1] as number), argEnds[i] as number, fn.group, e?.priority ?? 0, e?.retries ?? 0, res, e?.workers && e.workers.length > 0 ? e.workers : null);
+      const ts = newTask(key, fn, g.args, i === 0 ? 0 : (argEnds[i - 1] as number), argEnds[i] as number, fn.group, e?.priority ?? 0, e?.retries ?? 0, res, e?.workers && e.workers.length > 0 ? e.workers : null);
       ts.order = FRESH - i;
       this.tasks.set(key, ts);
       at[i] = ts;
@@ -324,7 +324,7 @@ export class SchedulerState {
       for (let k = from; k < to; k++) {
         const d = depTs[k] as TaskState;
         ts.deps[k - from] = d;
-        d.addDependent(ts);
+        addDependent(d, ts);
         d.liveDependents++;
       }
     }
@@ -344,11 +344,11 @@ export class SchedulerState {
     }
     for (const ts of wantTs) this.want(c, ts);
     // Fresh tasks nobody wants and nothing depends on are dropped at once.
-    for (const ts of created) if (!ts.needed) this.releaseQ.push(ts);
+    for (const ts of created) if (!isNeeded(ts)) this.releaseQ.push(ts);
   }
 
   private addWant(c: ClientState, ts: TaskState): void {
-    if (ts.addWanter(c)) c.wants++;
+    if (addWanter(ts, c)) c.wants++;
   }
 
   private internFn(def: FnDef): FnEntry {
@@ -381,11 +381,11 @@ export class SchedulerState {
         continue;
       }
       if (!ts) {
-        ts = new TaskState(key, null, null, 0, 0, this.group('scatter'), 0, 0, null, null);
+        ts = newTask(key, null, null, 0, 0, this.group('scatter'), 0, 0, null, null);
         this.tasks.set(key, ts);
       }
       if (!ts.whoHas.includes(w)) {
-        ts.addHolder(w);
+        addHolder(ts, w);
         w.stored++;
         w.storedBytes += nbytes[i] ?? 0;
       }
@@ -425,7 +425,7 @@ export class SchedulerState {
     const processing: TaskState[] = [];
     for (const ts of this.byRun.values()) if (ts.processingOn === w) processing.push(ts);
     for (const ts of this.tasks.values()) {
-      if (!ts.removeHolder(w)) continue;
+      if (!removeHolder(ts, w)) continue;
       if (ts.whoHas.length === 0 && ts.state === 'memory') lost.push(ts);
     }
     w.stored = 0;
@@ -514,7 +514,7 @@ export class SchedulerState {
     ts.processingOn = null;
     ts.executing = false;
     ts.nbytes = nbytes;
-    ts.addHolder(w);
+    addHolder(ts, w);
     w.stored++;
     w.storedBytes += nbytes;
     this.toMemory(ts);
@@ -525,12 +525,12 @@ export class SchedulerState {
     this.setState(ts, 'memory');
     if (ts.wanter) {
       const address = (ts.whoHas[0] as WorkerState).address;
-      ts.forEachWanter((c) => this.outbox.inMemory(c.id, ts.key, address));
+      forEachWanter(ts, (c) => this.outbox.inMemory(c.id, ts.key, address));
     }
     for (const d of ts.dependents) {
       if (d.state === 'waiting' && --d.waitingOn === 0) this.makeReady(d);
     }
-    if (!ts.needed) this.releaseQ.push(ts);
+    if (!isNeeded(ts)) this.releaseQ.push(ts);
   }
 
   private taskErred(w: WorkerState, key: string, run: number, error: SerializedError): void {
@@ -553,7 +553,7 @@ export class SchedulerState {
     if (dep) {
       for (const addr of holders) {
         const hw = this.byAddress.get(addr);
-        if (hw && dep.removeHolder(hw)) {
+        if (hw && removeHolder(dep, hw)) {
           hw.stored--;
           hw.storedBytes = Math.max(0, hw.storedBytes - dep.nbytes);
         }
@@ -627,7 +627,7 @@ export class SchedulerState {
 
   /** All dependencies are in memory: queue a root task, or place it now. */
   private makeReady(ts: TaskState): void {
-    if (!ts.hasRestrictions && this.isRootish(ts)) {
+    if (!hasRestrictions(ts) && this.isRootish(ts)) {
       this.setState(ts, 'queued');
       if (!ts.inQueue) {
         ts.inQueue = true;
@@ -719,7 +719,7 @@ export class SchedulerState {
   private speculativeDependent(ts: TaskState, w: WorkerState): TaskState | null {
     if (ts.dependents.length !== 1) return null;
     const d = ts.dependents[0] as TaskState;
-    if (d.state !== 'waiting' || d.waitingOn !== 1 || d.hasRestrictions || d.fn === null) return null;
+    if (d.state !== 'waiting' || d.waitingOn !== 1 || hasRestrictions(d) || d.fn === null) return null;
     for (const dep of d.deps) if (dep !== ts && !(dep.state === 'memory' && dep.whoHas.includes(w))) return null;
     return d;
   }
@@ -867,9 +867,9 @@ export class SchedulerState {
         d.waitingOn = missingInputs(d);
       }
     }
-    ts.forEachWanter((c) => this.outbox.key(c.id, 'lost', ts.key));
-    this.logs.push({ level: 'info', msg: 'result lost with its worker', data: { key: ts.key, recompute: ts.needed } });
-    if (ts.needed) this.ensureComputable(ts);
+    forEachWanter(ts, (c) => this.outbox.key(c.id, 'lost', ts.key));
+    this.logs.push({ level: 'info', msg: 'result lost with its worker', data: { key: ts.key, recompute: isNeeded(ts) } });
+    if (isNeeded(ts)) this.ensureComputable(ts);
     else this.releaseQ.push(ts);
   }
 
@@ -887,12 +887,12 @@ export class SchedulerState {
       this.noWorker.delete(ts);
       ts.error = err;
       this.setState(ts, 'erred');
-      ts.forEachWanter((c) => this.outbox.push(c.id, { op: 'erred', key: ts.key, error: err }));
+      forEachWanter(ts, (c) => this.outbox.push(c.id, { op: 'erred', key: ts.key, error: err }));
       const forDependents = dependencyError(ts);
       for (const d of ts.dependents) {
         if (needsDeps(d.state)) stack.push([d, forDependents]);
       }
-      if (!ts.needed) this.releaseQ.push(ts);
+      if (!isNeeded(ts)) this.releaseQ.push(ts);
     }
   }
 
@@ -900,7 +900,7 @@ export class SchedulerState {
   private drainReleases(): void {
     while (this.releaseQ.length > 0) {
       const ts = this.releaseQ.pop() as TaskState;
-      if (ts.needed || ts.state === 'forgotten') continue;
+      if (isNeeded(ts) || ts.state === 'forgotten') continue;
       switch (ts.state) {
         case 'memory':
           for (const w of ts.whoHas) {
@@ -908,7 +908,7 @@ export class SchedulerState {
             w.stored--;
             w.storedBytes = Math.max(0, w.storedBytes - ts.nbytes);
           }
-          ts.clearHolders();
+          clearHolders(ts);
           this.setState(ts, 'released');
           break;
         case 'processing': {
@@ -1002,7 +1002,7 @@ function sameTask(g: GraphMsg, depStart: Int32Array, i: number, fn: FnEntry, exi
   const depsOf = (t: number): string[] => g.deps.slice(depStart[t], depStart[t + 1]);
   const j = existing.order <= FRESH ? FRESH - existing.order : -1;
   if (j >= 0) return bytesEqual(argsOf(i), argsOf(j)) && sameKeys(depsOf(i), depsOf(j));
-  return bytesEqual(existing.args, argsOf(i)) && sameKeys(existing.deps.map((d) => d.key), depsOf(i));
+  return bytesEqual(taskArgs(existing), argsOf(i)) && sameKeys(existing.deps.map((d) => d.key), depsOf(i));
 }
 
 function bytesEqual(a: Uint8Array | null, b: Uint8Array | null): boolean {

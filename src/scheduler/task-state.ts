@@ -43,129 +43,150 @@ export class FnEntry {
   ) {}
 }
 
-export class TaskState {
-  state: TaskStatus = 'released';
+/**
+ * One task's record. A plain object made by `newTask`, not a class instance:
+ * V8 tracks object literals by their allocation site and, seeing that almost
+ * all of them outlive a young-generation collection (a graph's tasks live
+ * until released), allocates later ones straight in the old generation. A
+ * class's records would be copied twice on the way there, which made up
+ * much of a large graph's collection time.
+ */
+export interface TaskState {
+  readonly key: string;
+  /** The function (null for scattered data)... */
+  readonly fn: FnEntry | null;
+  /** ...and its msgpack arguments: bytes argStart..argEnd of the graph message's buffer (shared, not a view per task). */
+  readonly argBuf: Uint8Array | null;
+  readonly argStart: number;
+  readonly argEnd: number;
+  readonly group: TaskGroup;
+  readonly priority: number;
+  readonly retries: number;
+  readonly resources: Record<string, number> | null;
+  readonly workers: string[] | null;
+  state: TaskStatus;
   /** Shared empty array until linked. */
-  deps: TaskState[] = NONE;
+  deps: TaskState[];
   /** Shared empty array until the first dependent (most tasks never get one): push via addDependent. */
-  dependents: TaskState[] = NONE;
+  dependents: TaskState[];
   /** Dependencies not in memory (meaningful while waiting). */
-  waitingOn = 0;
+  waitingOn: number;
   /** Dependents that still need this task's data (in a `needsDeps` state). */
-  waiters = 0;
+  waiters: number;
   /** Dependents not yet forgotten. */
-  liveDependents = 0;
+  liveDependents: number;
   /** The client holding a future for this key, and any others beyond the first. */
-  wanter: ClientState | null = null;
-  moreWanters: ClientState[] | null = null;
+  wanter: ClientState | null;
+  moreWanters: ClientState[] | null;
   /** The workers holding the result: shared and never changed in place (see addHolder). */
-  whoHas: readonly WorkerState[] = NONE;
-  nbytes = 0;
-  processingOn: WorkerState | null = null;
+  whoHas: readonly WorkerState[];
+  nbytes: number;
+  processingOn: WorkerState | null;
   /** Attempt number of the current run; results of older runs are stale. */
-  run = 0;
+  run: number;
   /** The worker said it handed this task to an executor thread. */
-  executing = false;
+  executing: boolean;
   /** Workers that died while running this task. */
-  suspicious = 0;
+  suspicious: number;
   retriesLeft: number;
-  error: SerializedError | null = null;
-  noWorkerSince = 0;
+  error: SerializedError | null;
+  noWorkerSince: number;
   /** Static graph order (lower runs first); -1 until ordered. */
-  order = -1;
+  order: number;
   /** Seconds this run was expected to take (added to its worker's occupancy). */
-  expected = 0;
+  expected: number;
   /** In the scheduler's root-task queue (entries are removed lazily). */
-  inQueue = false;
+  inQueue: boolean;
+}
 
-  constructor(
-    readonly key: string,
-    /** The function (null for scattered data)... */
-    readonly fn: FnEntry | null,
-    /** ...and its msgpack arguments: bytes argStart..argEnd of the graph message's buffer (shared, not a view per task). */
-    readonly argBuf: Uint8Array | null,
-    readonly argStart: number,
-    readonly argEnd: number,
-    readonly group: TaskGroup,
-    readonly priority: number,
-    readonly retries: number,
-    readonly resources: Record<string, number> | null,
-    readonly workers: string[] | null,
-  ) {
-    this.retriesLeft = retries;
-  }
+/** A new task record (the one place records are made: see TaskState). */
+export function newTask(
+  key: string,
+  fn: FnEntry | null,
+  argBuf: Uint8Array | null,
+  argStart: number,
+  argEnd: number,
+  group: TaskGroup,
+  priority: number,
+  retries: number,
+  resources: Record<string, number> | null,
+  workers: string[] | null,
+): TaskState {
+  return {
+    key, fn, argBuf, argStart, argEnd, group, priority, retries, resources, workers,
+    state: 'released', deps: NONE, dependents: NONE, waitingOn: 0, waiters: 0, liveDependents: 0,
+    wanter: null, moreWanters: null, whoHas: NONE, nbytes: 0, processingOn: null, run: 0,
+    executing: false, suspicious: 0, retriesLeft: retries, error: null, noWorkerSince: 0,
+    order: -1, expected: 0, inQueue: false,
+  };
+}
 
-  /** The arguments' bytes (a new view: for the rare comparisons, not the hot path). */
-  get args(): Uint8Array | null {
-    return this.argBuf ? this.argBuf.subarray(this.argStart, this.argEnd) : null;
-  }
+/** The arguments' bytes (a new view: for the rare comparisons, not the hot path). */
+export function taskArgs(ts: TaskState): Uint8Array | null {
+  return ts.argBuf ? ts.argBuf.subarray(ts.argStart, ts.argEnd) : null;
+}
 
-  addDependent(d: TaskState): void {
-    if (this.dependents === NONE) this.dependents = [d];
-    else this.dependents.push(d);
-  }
+export function addDependent(ts: TaskState, d: TaskState): void {
+  if (ts.dependents === NONE) ts.dependents = [d];
+  else ts.dependents.push(d);
+}
 
-  /**
-   * Adds a holder. Lists of holders are never changed in place: a task held by
-   * one worker (almost all) shares that worker's one-element list, so a
-   * result in memory costs no allocation here.
-   */
-  addHolder(w: WorkerState): void {
-    if (this.whoHas === NONE) this.whoHas = w.only;
-    else if (!this.whoHas.includes(w)) this.whoHas = [...this.whoHas, w];
-  }
+/**
+ * Adds a holder. Lists of holders are never changed in place: a task held by
+ * one worker (almost all) shares that worker's one-element list, so a
+ * result in memory costs no allocation here.
+ */
+export function addHolder(ts: TaskState, w: WorkerState): void {
+  if (ts.whoHas === NONE) ts.whoHas = w.only;
+  else if (!ts.whoHas.includes(w)) ts.whoHas = [...ts.whoHas, w];
+}
 
-  /** Removes a holder; false if it was not one. */
-  removeHolder(w: WorkerState): boolean {
-    if (!this.whoHas.includes(w)) return false;
-    this.whoHas = this.whoHas.length === 1 ? NONE : this.whoHas.filter((x) => x !== w);
+/** Removes a holder; false if it was not one. */
+export function removeHolder(ts: TaskState, w: WorkerState): boolean {
+  if (!ts.whoHas.includes(w)) return false;
+  ts.whoHas = ts.whoHas.length === 1 ? NONE : ts.whoHas.filter((x) => x !== w);
+  return true;
+}
+
+export function clearHolders(ts: TaskState): void {
+  ts.whoHas = NONE;
+}
+
+/** Still needed by a client or by a dependent that has not run yet. */
+export function isNeeded(ts: TaskState): boolean {
+  return ts.wanter !== null || ts.waiters > 0;
+}
+
+/** Adds a client wanting this key; false if it already did. */
+export function addWanter(ts: TaskState, c: ClientState): boolean {
+  if (ts.wanter === null) ts.wanter = c;
+  else if (ts.wanter === c || ts.moreWanters?.includes(c)) return false;
+  else (ts.moreWanters ??= []).push(c);
+  return true;
+}
+
+/** Removes a client wanting this key; false if it did not. */
+export function removeWanter(ts: TaskState, c: ClientState): boolean {
+  if (ts.wanter === c) {
+    ts.wanter = ts.moreWanters?.shift() ?? null;
+    if (ts.moreWanters?.length === 0) ts.moreWanters = null;
     return true;
   }
+  if (!ts.moreWanters) return false;
+  const i = ts.moreWanters.indexOf(c);
+  if (i < 0) return false;
+  ts.moreWanters.splice(i, 1);
+  if (ts.moreWanters.length === 0) ts.moreWanters = null;
+  return true;
+}
 
-  clearHolders(): void {
-    this.whoHas = NONE;
-  }
+export function forEachWanter(ts: TaskState, fn: (c: ClientState) => void): void {
+  if (ts.wanter) fn(ts.wanter);
+  if (ts.moreWanters) for (const c of ts.moreWanters) fn(c);
+}
 
-  get wanted(): boolean {
-    return this.wanter !== null;
-  }
-
-  /** Still needed by a client or by a dependent that has not run yet. */
-  get needed(): boolean {
-    return this.wanter !== null || this.waiters > 0;
-  }
-
-  /** Adds a client wanting this key; false if it already did. */
-  addWanter(c: ClientState): boolean {
-    if (this.wanter === null) this.wanter = c;
-    else if (this.wanter === c || this.moreWanters?.includes(c)) return false;
-    else (this.moreWanters ??= []).push(c);
-    return true;
-  }
-
-  /** Removes a client wanting this key; false if it did not. */
-  removeWanter(c: ClientState): boolean {
-    if (this.wanter === c) {
-      this.wanter = this.moreWanters?.shift() ?? null;
-      if (this.moreWanters?.length === 0) this.moreWanters = null;
-      return true;
-    }
-    if (!this.moreWanters) return false;
-    const i = this.moreWanters.indexOf(c);
-    if (i < 0) return false;
-    this.moreWanters.splice(i, 1);
-    if (this.moreWanters.length === 0) this.moreWanters = null;
-    return true;
-  }
-
-  forEachWanter(fn: (c: ClientState) => void): void {
-    if (this.wanter) fn(this.wanter);
-    if (this.moreWanters) for (const c of this.moreWanters) fn(c);
-  }
-
-  get hasRestrictions(): boolean {
-    return this.resources !== null || this.workers !== null;
-  }
+export function hasRestrictions(ts: TaskState): boolean {
+  return ts.resources !== null || ts.workers !== null;
 }
 
 export class WorkerState {
