@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client} from '../src/index.ts';
-import { DependencyError, GraphError, InlineFunctionError, LocalCluster, ref, TaskError, CancelledError, type Graph } from '../src/index.ts';
+import { DependencyError, GraphError, InlineFunctionError, LocalCluster, ref, TaskError, CancelledError, type Graph, type TaskDef } from '../src/index.ts';
 import { fn } from './helpers/util.ts';
 
 let cluster: LocalCluster;
@@ -139,6 +139,23 @@ describe('graphs', () => {
     const mapped = client.map((x: number) => x * 2, Array.from({ length: n }, (_, i) => i));
     expect(await client.gather(mapped)).toEqual(Array.from({ length: n }, (_, i) => 2 * i));
     for (const f of mapped) f.release();
+  });
+
+  it('takes a graph as a Map as well as an object: values, outputs and parts alike', async () => {
+    const n = 3000; // several parts
+    const flat = new Map<string, TaskDef>();
+    for (let i = 0; i < n; i++) flat.set(`map-flat-${i}`, { fn: fn('inc'), args: [i] });
+    expect(await client.get(flat, [...flat.keys()])).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+    const sums = new Map<string, TaskDef>([
+      ['map-a', { fn: fn('inc'), args: [1] }],
+      ['map-b', { fn: fn('add'), args: [ref('map-a'), 10] }],
+      ['map-c', { fn: fn('add'), args: [ref('map-b'), ref('map-a')] }],
+    ]);
+    // No keys: the outputs (only map-c), by key.
+    expect(await client.get(sums)).toEqual({ 'map-c': 14 });
+    const futures = await client.compute(sums, { keys: ['map-b'] });
+    expect(await futures['map-b']).toBe(12);
+    await expect(client.compute(new Map([['map-bad', { args: [1] } as unknown as TaskDef]]))).rejects.toThrow(/map-bad needs a fn/);
   });
 
   it('gets many keys a chunk at a time, in order, and fails at once on an error in a later chunk', async () => {

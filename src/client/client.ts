@@ -17,7 +17,7 @@ import { Requests } from '../protocol/requests.ts';
 import { CancelledError, ConnectionClosedError, DataLostError, GraphError, remoteError, WeftError } from '../errors.ts';
 import { createLogger, type Logger } from '../util/log.ts';
 import { Future, type FutureHost, type FutureStatus } from './future.ts';
-import { fnLabel, GraphBuilder, type Graph, type TaskFn, type TaskOptions } from './graph.ts';
+import { fnLabel, GraphBuilder, graphEntries, type Graph, type GraphMap, type TaskFn, type TaskOptions } from './graph.ts';
 
 export interface ClientOptions {
   /** Shared secret, when the scheduler requires one (default: WEFT_TOKEN). */
@@ -129,7 +129,7 @@ export class Client implements FutureHost {
    * futures for `opts.keys` (default: the graph's outputs) once the scheduler
    * has accepted the graph; rejects with GraphError if it is invalid.
    */
-  async compute(graph: Graph, opts: ComputeOptions = {}): Promise<Record<string, Future>> {
+  async compute(graph: Graph | GraphMap, opts: ComputeOptions = {}): Promise<Record<string, Future>> {
     const sub = this.submitGraph(graph, opts.keys, false);
     const futures: Record<string, Future> = {};
     for (const k of sub.keys) futures[k] = new Future(k, this);
@@ -148,10 +148,10 @@ export class Client implements FutureHost {
    * keys, the graph's outputs (keys nothing else depends on) by key. The
    * results are released on the cluster afterwards.
    */
-  async get(graph: Graph, keys: string[]): Promise<unknown[]>;
-  async get(graph: Graph, key: string): Promise<unknown>;
-  async get(graph: Graph): Promise<Record<string, unknown>>;
-  async get(graph: Graph, keys?: string[] | string): Promise<unknown> {
+  async get(graph: Graph | GraphMap, keys: string[]): Promise<unknown[]>;
+  async get(graph: Graph | GraphMap, key: string): Promise<unknown>;
+  async get(graph: Graph | GraphMap): Promise<Record<string, unknown>>;
+  async get(graph: Graph | GraphMap, keys?: string[] | string): Promise<unknown> {
     const sub = this.submitGraph(graph, typeof keys === 'string' ? [keys] : keys, true);
     const states = sub.states as KeyState[];
     try {
@@ -176,11 +176,11 @@ export class Client implements FutureHost {
    * outputs). With `hold`, records for them are held before anything is
    * sent, and returned in the order of `keys`.
    */
-  private submitGraph(graph: Graph, keys: string[] | undefined, hold: boolean): { keys: string[]; states: KeyState[] | null; sent: Promise<void> } {
-    const all = Object.keys(graph);
+  private submitGraph(graph: Graph | GraphMap, keys: string[] | undefined, hold: boolean): { keys: string[]; states: KeyState[] | null; sent: Promise<void> } {
+    const { keys: all, defAt } = graphEntries(graph);
     const add = (b: GraphBuilder, i: number): void => {
       const key = all[i] as string;
-      const def = graph[key];
+      const def = defAt(i);
       if (!def || (typeof def.fn !== 'string' && typeof def.fn !== 'function')) throw new GraphError(`graph entry ${key} needs a fn (a "module#export" string or a function)`, [key]);
       b.add(def.fn, def.args ?? [], def, key);
     };

