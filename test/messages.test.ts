@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { decode, encode, KeyColumn, withKeyColumns } from '../src/protocol/codec.ts';
+import { checkGraphColumns, clientToScheduler, type GraphMsg } from '../src/protocol/messages.ts';
 import { workerToPeer, workerToScheduler } from '../src/protocol/messages.ts';
+import { GraphBuilder } from '../src/client/graph.ts';
 
 describe('message validation of hot columns', () => {
   it('accepts a finished report and names the column and item that are wrong', () => {
@@ -15,6 +17,17 @@ describe('message validation of hot columns', () => {
     // A typed column must have its type: a plain array, or integers as floats where indices are due, is refused.
     expect(workerToScheduler.safeParse({ ...ok, runs: [1, 2] }).error?.issues[0]?.message).toBe('expected a Float64Array of non-negative integers');
     expect(workerToScheduler.safeParse({ ...ok, runs: f64(1, 2.5) }).error?.issues[0]?.message).toBe('item 1: expected non-negative integers');
+  });
+
+  it('checks a graph\'s tickets: integers >= -1, one per wanted task', () => {
+    const b = new GraphBuilder();
+    b.add('./t.ts#inc', [1], {}, 'a');
+    b.add('./t.ts#inc', [2], {}, 'b');
+    const g = b.build(1, [0, 1], [], Float64Array.from([5, -1]));
+    expect(clientToScheduler.safeParse(g).success).toBe(true);
+    expect(checkGraphColumns(g)).toBeNull();
+    expect(clientToScheduler.safeParse({ ...g, tickets: Float64Array.from([5, -2]) }).error?.issues[0]?.message).toBe('item 1: expected tickets (integers >= -1)');
+    expect(checkGraphColumns({ ...g, tickets: Float64Array.from([5]) } as GraphMsg)).toBe('tickets must have one entry per wants entry (2)');
   });
 
   it('checks data blobs as binary or null', () => {

@@ -22,7 +22,7 @@ describe('graph submission', () => {
     expect(home[1]?.who).toEqual([[`ws://${worker}`]]);
     h.finish(worker, 'a');
     h.finish(worker, 'b');
-    expect(h.take('c1')).toEqual([{ op: 'in-memory', keys: ['b'], holder: [0], addresses: [`ws://${worker}`] }]);
+    expect(h.take('c1')).toEqual([{ op: 'in-memory', keys: ['b'], holder: [0], tickets: [], ticketHolder: [], addresses: [`ws://${worker}`] }]);
   });
 
   it('sends a dependent ahead only along a chain: not to a task with several dependents, not away from its other inputs', () => {
@@ -207,7 +207,7 @@ describe('errors and retries', () => {
     h.err('w1', 'flaky');
     expect(keysOf(h.computes('w1'))).toEqual(['flaky']);
     h.finish('w1', 'flaky');
-    expect(h.take('c1')).toEqual([{ op: 'in-memory', keys: ['flaky'], holder: [0], addresses: ['ws://w1'] }]);
+    expect(h.take('c1')).toEqual([{ op: 'in-memory', keys: ['flaky'], holder: [0], tickets: [], ticketHolder: [], addresses: ['ws://w1'] }]);
   });
 
   it('ignores a result from a run that is no longer current and frees it there', () => {
@@ -341,6 +341,29 @@ describe('resources and restrictions', () => {
 });
 
 describe('releasing results', () => {
+  it('tells the first wanter by its ticket and the others by key; a ticket goes with its client\'s want', () => {
+    const h = new Harness();
+    h.client('c1');
+    h.client('c2');
+    h.worker('w1');
+    h.worker('w2');
+    h.submit([task('t')], ['t'], 'c1', [7]);
+    h.submit([task('t')], ['t'], 'c2');
+    const worker = h.computes('w1').length > 0 ? 'w1' : 'w2';
+    h.computes(worker === 'w1' ? 'w2' : 'w1');
+    h.finish(worker, 't');
+    expect(h.take('c1')).toContainEqual({ op: 'in-memory', keys: [], holder: [], tickets: [7], ticketHolder: [0], addresses: [`ws://${worker}`] });
+    expect(h.take('c2')).toContainEqual({ op: 'in-memory', keys: ['t'], holder: [0], tickets: [], ticketHolder: [], addresses: [`ws://${worker}`] });
+    // c1 lets go: c2 is the first wanter now, and c1's ticket means nothing to c2.
+    h.release(['t'], 'c1');
+    h.removeWorker(worker);
+    const other = worker === 'w1' ? 'w2' : 'w1';
+    expect(keysOf(h.computes(other))).toEqual(['t']);
+    h.finish(other, 't');
+    expect(h.take('c1')).toEqual([]);
+    expect(h.take('c2')).toContainEqual({ op: 'in-memory', keys: ['t'], holder: [0], tickets: [], ticketHolder: [], addresses: [`ws://${other}`] });
+  });
+
   it('frees an intermediate result once its dependents are done, and a wanted one when released', () => {
     const h = new Harness();
     h.client();

@@ -61,7 +61,17 @@ interface KeyState {
   /** Who waits for this key: almost always one waiter, so no array until a second. */
   waiter: Waiter | null;
   moreWaiters: Waiter[] | null;
+  /** The scheduler's handle for this record (see ticketOf); -1 until the key is first sent as wanted. */
+  ticket: number;
 }
+
+/**
+ * A ticket is a slot of `Client.byTicket` plus a sequence number times
+ * TICKET_SLOTS, so that a notice about a record already released (its slot
+ * reused since) matches no record.
+ */
+const TICKET_SLOTS = 2 ** 24;
+const TICKET_SEQS = 2 ** 29;
 
 const GATHER_CHUNK = 20_000;
 /** A graph of more tasks than this may go in parts (see sendGraph): this many first, then PART at a time. */
@@ -70,6 +80,10 @@ const PART = 4_096;
 
 export class Client implements FutureHost {
   private keys = new Map<string, KeyState>();
+  /** Held records by ticket slot, and the free slots. */
+  private byTicket: (KeyState | null)[] = [];
+  private freeTickets: number[] = [];
+  private ticketSeq = 0;
   private requests = new Requests<SchedulerToClient>();
   private peers: PeerPool;
   private pendingRelease: string[] = [];
@@ -298,20 +312,25 @@ export class Client implements FutureHost {
     if (this.closedError) throw this.closedError;
     // Keys the wire cannot carry fail here, like a graph the scheduler rejects.
     const problem = b.keyProblem();
-    const reply = problem ? { op: 'graph-rejected' as const, error: { name: 'GraphError', message: problem.message }, keys: problem.keys } : await this.requests.start((id) => this.conn.send(b.build(id, wants, wantKeys)));
     const stateOf = (i: number): KeyState | undefined => (stateAt ? stateAt(offset + i) : this.keys.get(b.keys[i] as string));
+    // The wanted tasks' records and their tickets. A key with no record yet
+    // (the futures of `compute` and `map` come after) is told about by key,
+    // and its record is looked up again once the reply is in.
+    const states: (KeyState | undefined)[] = new Array(wants.length);
+    const tickets = new Float64Array(wants.length);
+    for (let j = 0; j < wants.length; j++) {
+      const ks = stateOf(wants[j] as number);
+      states[j] = ks;
+      tickets[j] = ks ? this.ticketOf(ks) : -1;
+    }
+    const reply = problem ? { op: 'graph-rejected' as const, error: { name: 'GraphError', message: problem.message }, keys: problem.keys } : await this.requests.start((id) => this.conn.send(b.build(id, wants, wantKeys, tickets)));
+    for (let j = 0; j < wants.length; j++) states[j] ??= stateOf(wants[j] as number);
     if (reply.op === 'graph-rejected') {
       const err = new GraphError(reply.error.message, reply.keys);
-      for (const i of wants) {
-        const ks = stateOf(i);
-        if (ks?.accepted === false) this.settleState(ks, 'error', err);
-      }
+      for (const ks of states) if (ks?.accepted === false) this.settleState(ks, 'error', err);
       throw err;
     }
-    for (const i of wants) {
-      const ks = stateOf(i);
-      if (ks) ks.accepted = true;
-    }
+    for (const ks of states) if (ks) ks.accepted = true;
   }
 
   // ------------------------------------------------------------------ results
@@ -475,7 +494,7 @@ export class Client implements FutureHost {
       ks.refs++;
       return ks;
     }
-    const fresh: KeyState = { key, held: true, accepted: false, status: 'pending', error: null, where: null, refs: 1, waiter: null, moreWaiters: null };
+    const fresh: KeyState = { key, held: true, accepted: false, status: 'pending', error: null, where: null, refs: 1, waiter: null, moreWaiters: null, ticket: -1 };
     this.keys.set(key, fresh);
     return fresh;
   }
@@ -485,10 +504,35 @@ export class Client implements FutureHost {
     if (ks) this.releaseState(ks);
   }
 
-  private releaseState(ks: KeyState): void {
-    if (--ks.refs > 0 || !ks.held) return;
+  /** The record's ticket, given on first use (-1 when every slot is taken: then it goes by key). */
+  private ticketOf(ks: KeyState): number {
+    if (ks.ticket >= 0 || !ks.held) return ks.ticket;
+    let slot = this.freeTickets.pop();
+    if (slot === undefined) {
+      if (this.byTicket.length >= TICKET_SLOTS) return -1;
+      slot = this.byTicket.push(null) - 1;
+    }
+    this.byTicket[slot] = ks;
+    this.ticketSeq = (this.ticketSeq + 1) % TICKET_SEQS;
+    ks.ticket = this.ticketSeq * TICKET_SLOTS + slot;
+    return ks.ticket;
+  }
+
+  /** Takes a record off the books (its ticket's slot is free again). */
+  private forget(ks: KeyState): void {
     ks.held = false;
     this.keys.delete(ks.key);
+    if (ks.ticket >= 0) {
+      const slot = ks.ticket % TICKET_SLOTS;
+      this.byTicket[slot] = null;
+      this.freeTickets.push(slot);
+      ks.ticket = -1;
+    }
+  }
+
+  private releaseState(ks: KeyState): void {
+    if (--ks.refs > 0 || !ks.held) return;
+    this.forget(ks);
     this.pendingRelease.push(ks.key);
     this.scheduleReleases();
   }
@@ -505,8 +549,7 @@ export class Client implements FutureHost {
     for (const key of keys) {
       const ks = this.keys.get(key);
       if (!ks) continue;
-      ks.held = false;
-      this.keys.delete(key);
+      this.forget(ks);
       if (ks.status === 'pending' || ks.status === 'lost') {
         ks.status = 'cancelled';
         ks.error = new CancelledError(`future ${key} was cancelled`);
@@ -554,6 +597,14 @@ export class Client implements FutureHost {
   private onMessage(m: SchedulerToClient): void {
     switch (m.op) {
       case 'in-memory':
+        for (let i = 0; i < m.tickets.length; i++) {
+          const t = m.tickets[i] as number;
+          const ks = this.byTicket[t % TICKET_SLOTS];
+          // Released since (the slot is empty or holds a later record): nothing to tell.
+          if (!ks || ks.ticket !== t) continue;
+          ks.where = m.addresses[m.ticketHolder[i] as number] ?? null;
+          this.settleState(ks, 'finished', null);
+        }
         for (let i = 0; i < m.keys.length; i++) {
           const ks = this.keys.get(m.keys[i] as string);
           if (!ks) continue;
@@ -656,7 +707,7 @@ export class Client implements FutureHost {
 
 /** The record of a key this client holds no future for. */
 function cancelledState(key: string): KeyState {
-  return { key, held: false, accepted: false, status: 'cancelled', error: new CancelledError(`future ${key} was cancelled or released`), where: null, refs: 0, waiter: null, moreWaiters: null };
+  return { key, held: false, accepted: false, status: 'cancelled', error: new CancelledError(`future ${key} was cancelled or released`), where: null, refs: 0, waiter: null, moreWaiters: null, ticket: -1 };
 }
 
 function wakeOne(w: Waiter, error: Error | null): void {

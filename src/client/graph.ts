@@ -215,8 +215,11 @@ export class GraphBuilder {
     return new Set(this.deps);
   }
 
-  /** The message; `wants` are indices of tasks to hold futures for, `wantKeys` existing keys. */
-  build(id: number, wants: number[], wantKeys: string[] = []): GraphMsg {
+  /**
+   * The message; `wants` are indices of tasks to hold futures for, with the
+   * client's `tickets` for them (default: none), `wantKeys` existing keys.
+   */
+  build(id: number, wants: number[], wantKeys: string[] = [], tickets: Float64Array<ArrayBuffer> = new Float64Array(wants.length).fill(-1)): GraphMsg {
     return {
       op: 'update-graph',
       id,
@@ -231,6 +234,7 @@ export class GraphBuilder {
       deps: this.deps,
       extra: this.extra,
       wants: Uint32Array.from(wants),
+      tickets,
       wantKeys,
     };
   }

@@ -9,7 +9,7 @@
 import { z } from 'zod';
 
 /** 2: number columns of hot messages travel as typed arrays, long key lists as one string (codec.ts). */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 export const MAX_KEY = 4096;
 const key = z.string().min(1).max(MAX_KEY);
@@ -132,6 +132,12 @@ export const graphMsg = z.object({
   extra: z.array(taskExtra),
   /** Indices of tasks of this graph the client holds futures for. */
   wants: u32s,
+  /**
+   * The client's ticket for each of `wants` (-1: none): the scheduler says
+   * such a task is in memory by its ticket instead of its key, which the
+   * client finds without a lookup by key.
+   */
+  tickets: typedCheck(Float64Array, 'tickets (integers >= -1)', (x) => Number.isSafeInteger(x) && x >= -1),
   /** Keys already on the cluster the client wants too. */
   wantKeys: keys,
 });
@@ -153,6 +159,7 @@ export function checkGraphColumns(g: GraphMsg): string | null {
   if (deps !== g.deps.length) return `depCounts add up to ${deps} but deps has ${g.deps.length} keys`;
   for (const e of g.extra) if (e.i >= n) return `extra entry for task ${e.i}, but the graph has ${n} tasks`;
   for (const w of g.wants) if (w >= n) return `wants index ${w} is not a task of the graph`;
+  if (g.tickets.length !== g.wants.length) return `tickets must have one entry per wants entry (${g.wants.length})`;
   return null;
 }
 
@@ -184,8 +191,12 @@ export type WorkerSummary = z.infer<typeof workerSummary>;
 export const schedulerToClient = z.discriminatedUnion('op', [
   z.object({ op: z.literal('graph-ok'), id }),
   z.object({ op: z.literal('graph-rejected'), id, error: serializedError, keys }),
-  /** Keys now in memory; `holder[i]` indexes `addresses`: a worker that holds keys[i]. */
-  z.object({ op: z.literal('in-memory'), keys, holder: u32s, addresses: z.array(z.string()) }),
+  /**
+   * Keys now in memory, by key or by the client's ticket: `holder[i]`
+   * indexes `addresses`, a worker that holds keys[i]; `ticketHolder[i]` one
+   * that holds the key of tickets[i].
+   */
+  z.object({ op: z.literal('in-memory'), keys, holder: u32s, tickets: countsF64, ticketHolder: u32s, addresses: z.array(z.string()) }),
   z.object({ op: z.literal('erred'), key, error: serializedError }),
   z.object({ op: z.literal('lost'), keys }),
   z.object({ op: z.literal('no-worker'), keys, reason: z.string() }),

@@ -14,6 +14,8 @@ interface InMemoryMsg {
   op: 'in-memory';
   keys: string[];
   holder: number[];
+  tickets: number[];
+  ticketHolder: number[];
   addresses: string[];
 }
 
@@ -42,8 +44,11 @@ export class Outbox {
     else list.push({ op, keys: [key] });
   }
 
-  /** Tells a client a key is in memory at `address` (merged into one message per run). */
-  inMemory(to: string, key: string, address: string): void {
+  /**
+   * Tells a client a key is in memory at `address`, by its ticket when the
+   * client gave one (>= 0), else by key (merged into one message per run).
+   */
+  inMemory(to: string, key: string, ticket: number, address: string): void {
     let list = this.byRecipient.get(to);
     if (!list) {
       list = [];
@@ -51,13 +56,18 @@ export class Outbox {
     }
     let last = list[list.length - 1] as InMemoryMsg | undefined;
     if (!last || last.op !== 'in-memory') {
-      last = { op: 'in-memory', keys: objectList<string>(), holder: [], addresses: [] };
+      last = { op: 'in-memory', keys: objectList<string>(), holder: [], tickets: [], ticketHolder: [], addresses: [] };
       list.push(last);
     }
     let i = last.addresses.indexOf(address);
     if (i < 0) i = last.addresses.push(address) - 1;
-    last.keys.push(key);
-    last.holder.push(i);
+    if (ticket >= 0) {
+      last.tickets.push(ticket);
+      last.ticketHolder.push(i);
+    } else {
+      last.keys.push(key);
+      last.holder.push(i);
+    }
   }
 
   /** The compute message to append tasks to: the recipient's last message if it is one. */
@@ -87,7 +97,7 @@ export class Outbox {
         if (m instanceof ComputeBuilder) list[i] = m.message();
         else if ((m as Partial<InMemoryMsg>).op === 'in-memory') {
           const im = m as InMemoryMsg;
-          list[i] = { op: 'in-memory', keys: im.keys, holder: Uint32Array.from(im.holder), addresses: im.addresses };
+          list[i] = { op: 'in-memory', keys: im.keys, holder: Uint32Array.from(im.holder), tickets: Float64Array.from(im.tickets), ticketHolder: Uint32Array.from(im.ticketHolder), addresses: im.addresses };
         }
       }
     }

@@ -199,7 +199,7 @@ export class SchedulerState {
 
   private want(c: ClientState, ts: TaskState): void {
     this.addWant(c, ts);
-    if (ts.state === 'memory') this.outbox.inMemory(c.id, ts.key, (ts.whoHas[0] as WorkerState).address);
+    if (ts.state === 'memory') this.outbox.inMemory(c.id, ts.key, -1, (ts.whoHas[0] as WorkerState).address);
     else if (ts.state === 'erred' && ts.error) this.outbox.push(c.id, { op: 'erred', key: ts.key, error: ts.error });
     else if (ts.state === 'released' && isNeeded(ts)) this.ensureComputable(ts);
   }
@@ -333,7 +333,7 @@ export class SchedulerState {
 
   /** A valid, linked and ordered graph: its tasks start waiting, its wanted keys are held. */
   private admit(c: ClientState, g: GraphMsg, at: readonly TaskState[], created: readonly TaskState[], reused: readonly number[], wantTs: readonly TaskState[]): void {
-    for (const i of g.wants) this.addWant(c, at[i] as TaskState);
+    for (let j = 0; j < g.wants.length; j++) this.addWant(c, at[g.wants[j] as number] as TaskState, g.tickets[j] as number);
     for (const ts of wantTs) this.addWant(c, ts);
     for (const ts of created) this.enterWaiting(ts);
     // Existing tasks wanted again: report where they stand.
@@ -347,8 +347,10 @@ export class SchedulerState {
     for (const ts of created) if (!isNeeded(ts)) this.releaseQ.push(ts);
   }
 
-  private addWant(c: ClientState, ts: TaskState): void {
+  /** `ticket`: the client's ticket for the key (-1: none), kept while it is the first wanter. */
+  private addWant(c: ClientState, ts: TaskState, ticket = -1): void {
     if (addWanter(ts, c)) c.wants++;
+    if (ticket >= 0 && ts.wanter === c) ts.ticket = ticket;
   }
 
   private internFn(def: FnDef): FnEntry {
@@ -525,7 +527,8 @@ export class SchedulerState {
     this.setState(ts, 'memory');
     if (ts.wanter) {
       const address = (ts.whoHas[0] as WorkerState).address;
-      forEachWanter(ts, (c) => this.outbox.inMemory(c.id, ts.key, address));
+      this.outbox.inMemory(ts.wanter.id, ts.key, ts.ticket, address);
+      if (ts.moreWanters) for (const c of ts.moreWanters) this.outbox.inMemory(c.id, ts.key, -1, address);
     }
     for (const d of ts.dependents) {
       if (d.state === 'waiting' && --d.waitingOn === 0) this.makeReady(d);

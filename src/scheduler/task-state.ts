@@ -78,6 +78,8 @@ export interface TaskState {
   /** The client holding a future for this key, and any others beyond the first. */
   wanter: ClientState | null;
   moreWanters: ClientState[] | null;
+  /** The first wanter's ticket for this key (-1: none; see GraphMsg.tickets). */
+  ticket: number;
   /** The workers holding the result: shared and never changed in place (see addHolder). */
   whoHas: readonly WorkerState[];
   nbytes: number;
@@ -115,7 +117,7 @@ export function newTask(
   return {
     key, fn, argBuf, argStart, argEnd, group, priority, retries, resources, workers,
     state: 'released', deps: NONE, dependents: NONE, waitingOn: 0, waiters: 0, liveDependents: 0,
-    wanter: null, moreWanters: null, whoHas: NONE, nbytes: 0, processingOn: null, run: 0,
+    wanter: null, moreWanters: null, ticket: -1, whoHas: NONE, nbytes: 0, processingOn: null, run: 0,
     executing: false, suspicious: 0, retriesLeft: retries, error: null, noWorkerSince: 0,
     order: -1, expected: 0, inQueue: false,
   };
@@ -169,6 +171,7 @@ export function addWanter(ts: TaskState, c: ClientState): boolean {
 export function removeWanter(ts: TaskState, c: ClientState): boolean {
   if (ts.wanter === c) {
     ts.wanter = ts.moreWanters?.shift() ?? null;
+    ts.ticket = -1;
     if (ts.moreWanters?.length === 0) ts.moreWanters = null;
     return true;
   }

@@ -75,13 +75,14 @@ export class Harness {
     this.flush();
   }
 
-  submit(tasks: TaskSpec[], wants: string[], client = 'c1'): number {
+  /** Submits a graph; `tickets` are the client's tickets for `wants` (default: none). */
+  submit(tasks: TaskSpec[], wants: string[], client = 'c1', tickets?: number[]): number {
     const id = this.nextGraph++;
     const b = new GraphBuilder();
     for (const t of tasks) b.add(t.fn, t.deps.map((d) => new KeyRef(d)), t.opts, t.key);
     const indices = wants.map((k) => b.keys.indexOf(k)).filter((i) => i >= 0);
     const existing = wants.filter((k) => !b.keys.includes(k));
-    this.sm.handle({ type: 'client-message', client, msg: b.build(id, indices, existing) });
+    this.sm.handle({ type: 'client-message', client, msg: b.build(id, indices, existing, tickets ? Float64Array.from(tickets) : undefined) });
     this.flush();
     return id;
   }
