@@ -199,7 +199,7 @@ export class SchedulerState {
 
   private want(c: ClientState, ts: TaskState): void {
     this.addWant(c, ts);
-    if (ts.state === 'memory') this.outbox.inMemory(c.id, ts.key, -1, (ts.whoHas[0] as WorkerState).address);
+    if (ts.state === 'memory') this.tellInMemory(c, ts, (ts.whoHas[0] as WorkerState).address);
     else if (ts.state === 'erred' && ts.error) this.outbox.push(c.id, { op: 'erred', key: ts.key, error: ts.error });
     else if (ts.state === 'released' && isNeeded(ts)) this.ensureComputable(ts);
   }
@@ -345,6 +345,11 @@ export class SchedulerState {
     for (const ts of wantTs) this.want(c, ts);
     // Fresh tasks nobody wants and nothing depends on are dropped at once.
     for (const ts of created) if (!isNeeded(ts)) this.releaseQ.push(ts);
+  }
+
+  /** Tells a client its key is in memory: by ticket if it is the wanter that gave one, else by key. */
+  private tellInMemory(c: ClientState, ts: TaskState, address: string): void {
+    this.outbox.inMemory(c.id, ts.key, ts.wanter === c ? ts.ticket : -1, address);
   }
 
   /** `ticket`: the client's ticket for the key (-1: none), kept while it is the first wanter. */
@@ -527,8 +532,9 @@ export class SchedulerState {
     this.setState(ts, 'memory');
     if (ts.wanter) {
       const address = (ts.whoHas[0] as WorkerState).address;
-      this.outbox.inMemory(ts.wanter.id, ts.key, ts.ticket, address);
-      if (ts.moreWanters) for (const c of ts.moreWanters) this.outbox.inMemory(c.id, ts.key, -1, address);
+      // No closure per task on this hot path (forEachWanter would make one).
+      this.tellInMemory(ts.wanter, ts, address);
+      if (ts.moreWanters) for (const c of ts.moreWanters) this.tellInMemory(c, ts, address);
     }
     for (const d of ts.dependents) {
       if (d.state === 'waiting' && --d.waitingOn === 0) this.makeReady(d);
