@@ -11,7 +11,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Connection } from '../protocol/connection.ts';
 import { decodeSequence, encodeOwned } from '../protocol/codec.ts';
 import { connect } from '../protocol/handshake.ts';
-import { keyFits, schedulerToClient, type ClientToScheduler, type SchedulerToClient, type WorkerMetrics, type WorkerSummary } from '../protocol/messages.ts';
+import { keyFits, schedulerToClient, type ClientToScheduler, type SchedulerToClient, type WorkerMetrics, type WorkerSummary, type WorkerToPeer } from '../protocol/messages.ts';
 import { PeerPool } from '../protocol/peers.ts';
 import { Requests } from '../protocol/requests.ts';
 import { CancelledError, ConnectionClosedError, DataLostError, GraphError, remoteError, WeftError } from '../errors.ts';
@@ -312,23 +312,45 @@ export class Client implements FutureHost {
     if (this.closedError) throw this.closedError;
     // Keys the wire cannot carry fail here, like a graph the scheduler rejects.
     const problem = b.keyProblem();
-    const stateOf = (i: number): KeyState | undefined => (stateAt ? stateAt(offset + i) : this.keys.get(b.keys[i] as string));
-    // The wanted tasks' records and their tickets. A key with no record yet
-    // (the futures of `compute` and `map` come after) is told about by key,
-    // and its record is looked up again once the reply is in.
     const states: (KeyState | undefined)[] = new Array(wants.length);
+    const tickets = this.ticketsFor(b, wants, offset, stateAt, states);
+    const reply = problem ? { op: 'graph-rejected' as const, error: { name: 'GraphError', message: problem.message }, keys: problem.keys } : await this.requests.start((id) => this.conn.send(b.build(id, wants, wantKeys, tickets)));
+    this.settleSent(b, wants, offset, stateAt, states, reply.op === 'graph-rejected' ? new GraphError(reply.error.message, reply.keys) : null);
+  }
+
+  /*
+   * The loops over a part's keys live in plain methods of their own, not in
+   * the async `send`: V8 then optimizes them as small functions instead of
+   * recompiling the whole async body (its awaits and closures included)
+   * once a large graph makes the loops hot.
+   */
+
+  /**
+   * The wanted tasks' records (into `states`) and their tickets. A key with
+   * no record yet (the futures of `compute` and `map` come after) is told
+   * about by key, and its record is looked up again once the reply is in.
+   */
+  private ticketsFor(b: GraphBuilder, wants: readonly number[], offset: number, stateAt: ((i: number) => KeyState | undefined) | undefined, states: (KeyState | undefined)[]): Float64Array<ArrayBuffer> {
     const tickets = new Float64Array(wants.length);
     for (let j = 0; j < wants.length; j++) {
-      const ks = stateOf(wants[j] as number);
+      const i = wants[j] as number;
+      const ks = stateAt ? stateAt(offset + i) : this.keys.get(b.keys[i] as string);
       states[j] = ks;
       tickets[j] = ks ? this.ticketOf(ks) : -1;
     }
-    const reply = problem ? { op: 'graph-rejected' as const, error: { name: 'GraphError', message: problem.message }, keys: problem.keys } : await this.requests.start((id) => this.conn.send(b.build(id, wants, wantKeys, tickets)));
-    for (let j = 0; j < wants.length; j++) states[j] ??= stateOf(wants[j] as number);
-    if (reply.op === 'graph-rejected') {
-      const err = new GraphError(reply.error.message, reply.keys);
-      for (const ks of states) if (ks?.accepted === false) this.settleState(ks, 'error', err);
-      throw err;
+    return tickets;
+  }
+
+  /** Marks a sent part's wanted records accepted, or fails them with `rejected` (and throws it). */
+  private settleSent(b: GraphBuilder, wants: readonly number[], offset: number, stateAt: ((i: number) => KeyState | undefined) | undefined, states: (KeyState | undefined)[], rejected: GraphError | null): void {
+    for (let j = 0; j < wants.length; j++) {
+      if (states[j]) continue;
+      const i = wants[j] as number;
+      states[j] = stateAt ? stateAt(offset + i) : this.keys.get(b.keys[i] as string);
+    }
+    if (rejected) {
+      for (const ks of states) if (ks?.accepted === false) this.settleState(ks, 'error', rejected);
+      throw rejected;
     }
     for (const ks of states) if (ks) ks.accepted = true;
   }
@@ -651,51 +673,17 @@ export class Client implements FutureHost {
     let todo: number[] = states.map((_, i) => i);
     for (let attempt = 0; attempt < 5 && todo.length > 0; attempt++) {
       if (attempt > 0) await this.waitStates(todo.map((i) => states[i] as KeyState));
-      const perWorker = new Map<string, number[]>();
       const missing: number[] = [];
-      const place = (i: number, w: string | undefined | null): void => {
-        if (!w) return void missing.push(i);
-        const list = perWorker.get(w);
-        if (list) list.push(i);
-        else perWorker.set(w, [i]);
-      };
-      const unknown: number[] = [];
-      for (const i of todo) {
-        const where = attempt === 0 ? (states[i] as KeyState).where : null;
-        if (where) place(i, where);
-        else unknown.push(i);
-      }
+      // First from where the scheduler said each key is, then from where it says now.
+      const { perWorker, unknown } = byHolder(states, todo, attempt === 0);
       if (unknown.length > 0) {
         const reply = await this.requests.start((id) => this.conn.send({ op: 'who-has', id, keys: unknown.map((i) => (states[i] as KeyState).key) }));
         if (reply.op !== 'who-has-reply') throw new WeftError(`unexpected reply to who-has: ${reply.op}`);
-        unknown.forEach((i, n) => place(i, reply.addresses[reply.holder[n] ?? -1]));
+        unknown.forEach((i, n) => addToHolder(perWorker, missing, i, reply.addresses[reply.holder[n] ?? -1]));
       }
       const requests: Promise<void>[] = [];
       for (const [address, idx] of perWorker) {
-        for (let c = 0; c < idx.length; c += GATHER_CHUNK) {
-          const chunk = idx.slice(c, c + GATHER_CHUNK);
-          const keys = chunk.map((i) => (states[i] as KeyState).key);
-          requests.push(
-            this.peers.request(address, { op: 'get', keys, packed: true }).then(
-              (r) => {
-                if (r.op !== 'data' || !r.packed) throw new WeftError(`unexpected reply to get: ${r.op}`);
-                // Values come in the order asked for, without the keys the worker did not have.
-                const gone = r.missing.length > 0 ? new Set(r.missing) : null;
-                const values = decodeSequence(r.blobs[0] ?? new Uint8Array(0));
-                let v = 0;
-                for (let j = 0; j < chunk.length; j++) {
-                  const i = chunk[j] as number;
-                  if (gone?.has(keys[j] as string)) missing.push(i);
-                  else out[i] = values[v++];
-                }
-                if (v !== values.length) throw new WeftError(`worker ${address} sent ${values.length} values for ${chunk.length - (gone?.size ?? 0)} keys`);
-              },
-              () => {
-                for (const i of chunk) missing.push(i);
-              },
-            ),
-          );
-        }
+        for (let c = 0; c < idx.length; c += GATHER_CHUNK) requests.push(this.fetchFrom(address, states, idx.slice(c, c + GATHER_CHUNK), out, missing));
       }
       await Promise.all(requests);
       todo = missing;
@@ -703,6 +691,59 @@ export class Client implements FutureHost {
     if (todo.length > 0) throw new DataLostError(`could not fetch ${todo.length} result(s) from the workers (first: ${(states[todo[0] as number] as KeyState).key}); they may have been released or lost`);
     return out;
   }
+
+  /** Fetches the values of `states[i]` for each i of `chunk` from one worker into `out`; what it cannot get goes to `missing`. */
+  private async fetchFrom(address: string, states: readonly KeyState[], chunk: number[], out: unknown[], missing: number[]): Promise<void> {
+    const keys = chunk.map((i) => (states[i] as KeyState).key);
+    let r: WorkerToPeer;
+    try {
+      r = await this.peers.request(address, { op: 'get', keys, packed: true });
+    } catch {
+      for (const i of chunk) missing.push(i);
+      return;
+    }
+    if (r.op !== 'data' || !r.packed) throw new WeftError(`unexpected reply to get: ${r.op}`);
+    takeValues(address, r.missing, r.blobs[0] ?? new Uint8Array(0), chunk, keys, out, missing);
+  }
+}
+
+/** Groups `todo` (indices of `states`) by the worker said to hold each; without `useWhere`, or where none is known, into `unknown`. */
+function byHolder(states: readonly KeyState[], todo: readonly number[], useWhere: boolean): { perWorker: Map<string, number[]>; unknown: number[] } {
+  const perWorker = new Map<string, number[]>();
+  const unknown: number[] = [];
+  for (let n = 0; n < todo.length; n++) {
+    const i = todo[n] as number;
+    const where = useWhere ? (states[i] as KeyState).where : null;
+    if (where) addToHolder(perWorker, unknown, i, where);
+    else unknown.push(i);
+  }
+  return { perWorker, unknown };
+}
+
+function addToHolder(perWorker: Map<string, number[]>, none: number[], i: number, w: string | undefined | null): void {
+  if (!w) {
+    none.push(i);
+    return;
+  }
+  const list = perWorker.get(w);
+  if (list) list.push(i);
+  else perWorker.set(w, [i]);
+}
+
+/**
+ * Puts the values of a packed `data` reply into `out`: they come in the
+ * order asked for, without the keys the worker did not have (to `missing`).
+ */
+function takeValues(address: string, gone: readonly string[], packed: Uint8Array, chunk: readonly number[], keys: readonly string[], out: unknown[], missing: number[]): void {
+  const goneSet = gone.length > 0 ? new Set(gone) : null;
+  const values = decodeSequence(packed);
+  let v = 0;
+  for (let j = 0; j < chunk.length; j++) {
+    const i = chunk[j] as number;
+    if (goneSet?.has(keys[j] as string)) missing.push(i);
+    else out[i] = values[v++];
+  }
+  if (v !== values.length) throw new WeftError(`worker ${address} sent ${values.length} values for ${chunk.length - (goneSet?.size ?? 0)} keys`);
 }
 
 /** The record of a key this client holds no future for. */

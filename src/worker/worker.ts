@@ -241,22 +241,12 @@ export class WeftWorker {
   private onPeerRequest(conn: Connection<PeerToWorker, WorkerToPeer>, m: PeerToWorker, isClient: boolean): void {
     switch (m.op) {
       case 'get': {
-        const keys: string[] = [];
-        const blobs: Uint8Array[] = [];
-        const missing: string[] = [];
-        let bytes = 0;
-        for (const k of m.keys) {
-          const b = this.sm.getData(k);
-          if (b) {
-            if (!m.packed) keys.push(k);
-            blobs.push(b);
-            bytes += b.length;
-          } else missing.push(k);
-        }
+        const packed = m.packed === true;
+        const { keys, blobs, missing, bytes } = this.collect(m.keys, packed);
         if (isClient) this.metrics.bytesSentToClients += bytes;
         else this.metrics.bytesSentToPeers += bytes;
         // Packed: the values in the order asked for (without the missing), and no keys back.
-        if (m.packed) conn.send({ op: 'data', id: m.id, keys: [], blobs: [Buffer.concat(blobs, bytes)], missing, packed: true });
+        if (packed) conn.send({ op: 'data', id: m.id, keys: [], blobs: [Buffer.concat(blobs, bytes)], missing, packed: true });
         else conn.send({ op: 'data', id: m.id, keys, blobs, missing });
         break;
       }
@@ -270,6 +260,28 @@ export class WeftWorker {
         conn.send({ op: 'metrics-reply', id: m.id, metrics: this.currentMetrics() });
         break;
     }
+  }
+
+  /**
+   * The values held here of `asked` (and, unless `packed`, their keys), and
+   * the keys not held. A method of its own, not a loop inside the request
+   * switch: V8 optimizes this small loop once, instead of the whole handler.
+   */
+  private collect(asked: readonly string[], packed: boolean): { keys: string[]; blobs: Uint8Array[]; missing: string[]; bytes: number } {
+    const keys: string[] = [];
+    const blobs: Uint8Array[] = [];
+    const missing: string[] = [];
+    let bytes = 0;
+    for (let i = 0; i < asked.length; i++) {
+      const k = asked[i] as string;
+      const b = this.sm.getData(k);
+      if (b) {
+        if (!packed) keys.push(k);
+        blobs.push(b);
+        bytes += b.length;
+      } else missing.push(k);
+    }
+    return { keys, blobs, missing, bytes };
   }
 
   currentMetrics(): WorkerMetrics {
