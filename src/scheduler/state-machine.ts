@@ -244,9 +244,14 @@ export class SchedulerState {
       rollback();
       return this.reject(c, id, problem.message, problem.keys);
     }
-    for (const ts of created) ts.order = -1;
-    this.orderCounter = assignGraphOrder(created, this.orderCounter);
-    if (g.deps.length > 0) created.sort((a, b) => a.order - b.order);
+    if (g.deps.length > 0) {
+      for (const ts of created) ts.order = -1;
+      this.orderCounter = assignGraphOrder(created, this.orderCounter);
+      created.sort((a, b) => a.order - b.order);
+    } else {
+      // No dependencies: the graph order is the submission order.
+      for (const ts of created) ts.order = this.orderCounter++;
+    }
     this.admit(c, g, at, created, read.reused, wantTs);
     this.outbox.push(c.id, { op: 'graph-ok', id });
   }
