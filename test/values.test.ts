@@ -37,6 +37,20 @@ describe('simple msgpack codec', () => {
     expect(decode(w.written)).toEqual([1, 2]);
   });
 
+  it('reads a range of a larger buffer, bounded by the range, not the buffer', () => {
+    const w = new ByteWriter(8);
+    writeSimple(w, 'ab');
+    const mid = w.pos;
+    writeSimple(w, [7, 'cd']);
+    const buf = w.written;
+    expect(readSimple(buf, 0, mid)).toBe('ab');
+    expect(readSimple(buf, mid, buf.length)).toEqual([7, 'cd']);
+    // A value running past `end` is refused even though the buffer goes on.
+    expect(readSimple(buf, 0, mid - 1)).toBe(NOT_SIMPLE);
+    expect(readSimple(buf, mid, buf.length - 1)).toBe(NOT_SIMPLE);
+    expect(readSimple(buf, 0, buf.length)).toBe(NOT_SIMPLE);
+  });
+
   it('refuses bytes with trailing data, a short string or a short array', () => {
     expect(readSimple(Uint8Array.of(0x01, 0x02))).toBe(NOT_SIMPLE);
     expect(readSimple(Uint8Array.of(0xa3, 0x61))).toBe(NOT_SIMPLE);

@@ -149,15 +149,20 @@ export function encodeSimple(v: unknown): Uint8Array | null {
   return writeSimple(w, v) ? w.buf.slice(0, w.pos) : null;
 }
 
-/** Decodes bytes holding exactly one simple value; NOT_SIMPLE for anything else. */
-export function readSimple(b: Uint8Array): unknown {
-  const r: Reader = { b, dv: null, pos: 0 };
+/**
+ * Decodes bytes holding exactly one simple value; NOT_SIMPLE for anything
+ * else. `start` and `end` read a range of `b` without making a view of it.
+ */
+export function readSimple(b: Uint8Array, start = 0, end = b.length): unknown {
+  const r: Reader = { b, end, dv: null, pos: start };
   const v = read(r, 0);
-  return v !== NOT_SIMPLE && r.pos === b.length ? v : NOT_SIMPLE;
+  return v !== NOT_SIMPLE && r.pos === end ? v : NOT_SIMPLE;
 }
 
 interface Reader {
   b: Uint8Array;
+  /** Where the value's bytes end in `b`. */
+  end: number;
   /** Made on first use: most values (small integers, short strings) need none. */
   dv: DataView | null;
   pos: number;
@@ -173,10 +178,10 @@ function view(r: Reader): DataView {
  */
 function read(r: Reader, depth: number): unknown {
   const b = r.b;
-  const t = b[r.pos];
-  if (t === undefined) return NOT_SIMPLE;
+  if (r.pos >= r.end) return NOT_SIMPLE;
+  const t = b[r.pos] as number;
   const p = r.pos + 1;
-  const left = b.length - p;
+  const left = r.end - p;
   if (t < 0x80) {
     r.pos = p;
     return t;
@@ -245,13 +250,13 @@ function read(r: Reader, depth: number): unknown {
 }
 
 function str(r: Reader, start: number, n: number): unknown {
-  if (start + n > r.b.length) return NOT_SIMPLE;
+  if (start + n > r.end) return NOT_SIMPLE;
   r.pos = start + n;
   return decoder.decode(r.b.subarray(start, start + n));
 }
 
 function arr(r: Reader, start: number, n: number, depth: number): unknown {
-  if (depth >= MAX_DEPTH || n > r.b.length - start) return NOT_SIMPLE;
+  if (depth >= MAX_DEPTH || n > r.end - start) return NOT_SIMPLE;
   r.pos = start;
   const out: unknown[] = new Array(n);
   for (let i = 0; i < n; i++) {

@@ -203,9 +203,10 @@ function finish(seq: number, value: unknown, start: number): void {
 }
 
 /** Decodes the arguments and puts the task's inputs in place of their references. */
-function prepareArgs(argBytes: Uint8Array, depKeys: string[] | null, depBytes: Uint8Array[] | null, afterDep: number, local: unknown): unknown[] {
-  const simple = readSimple(argBytes);
-  const decoded = simple !== NOT_SIMPLE ? simple : decode(argBytes);
+function prepareArgs(chunk: Uint8Array, argStart: number, argEnd: number, depKeys: string[] | null, depBytes: Uint8Array[] | null, afterDep: number, local: unknown): unknown[] {
+  // Read in place: a view per task would cost an allocation for a few bytes.
+  const simple = readSimple(chunk, argStart, argEnd);
+  const decoded = simple !== NOT_SIMPLE ? simple : decode(chunk.subarray(argStart, argEnd));
   if (!Array.isArray(decoded)) throw new TypeError('the task arguments are not an array');
   if (!depKeys || !depBytes) return decoded;
   const values = depBytes.map((bytes, j) => {
@@ -223,7 +224,9 @@ function prepareArgs(argBytes: Uint8Array, depKeys: string[] | null, depBytes: U
  */
 function runOne(c: Cursor, seq: number, fnId: number, ndeps: number, producer: number, afterDep: number, start: number): Promise<void> | undefined {
   // Take every slice of this task first, so the cursor stays right whatever fails.
-  const argBytes = slice(c);
+  const argStart = c.start;
+  const argEnd = c.b.ends[c.e++] as number;
+  c.start = argEnd;
   let depKeys: string[] | null = null;
   let depBytes: Uint8Array[] | null = null;
   if (ndeps > 0) {
@@ -245,7 +248,7 @@ function runOne(c: Cursor, seq: number, fnId: number, ndeps: number, producer: n
   }
   let args: unknown[];
   try {
-    args = prepareArgs(argBytes, depKeys, depBytes, afterDep, local);
+    args = prepareArgs(c.view, argStart, argEnd, depKeys, depBytes, afterDep, local);
   } catch (err) {
     fail(err, 0);
     return undefined;
