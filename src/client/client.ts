@@ -312,10 +312,11 @@ export class Client implements FutureHost {
     if (this.closedError) throw this.closedError;
     // Keys the wire cannot carry fail here, like a graph the scheduler rejects.
     const problem = b.keyProblem();
+    const stateOf = (i: number): KeyState | undefined => (stateAt ? stateAt(offset + i) : this.keys.get(b.keys[i] as string));
     const states: (KeyState | undefined)[] = new Array(wants.length);
-    const tickets = this.ticketsFor(b, wants, offset, stateAt, states);
+    const tickets = this.ticketsFor(wants, stateOf, states);
     const reply = problem ? { op: 'graph-rejected' as const, error: { name: 'GraphError', message: problem.message }, keys: problem.keys } : await this.requests.start((id) => this.conn.send(b.build(id, wants, wantKeys, tickets)));
-    this.settleSent(b, wants, offset, stateAt, states, reply.op === 'graph-rejected' ? new GraphError(reply.error.message, reply.keys) : null);
+    this.settleSent(wants, stateOf, states, reply.op === 'graph-rejected' ? new GraphError(reply.error.message, reply.keys) : null);
   }
 
   /*
@@ -330,11 +331,10 @@ export class Client implements FutureHost {
    * no record yet (the futures of `compute` and `map` come after) is told
    * about by key, and its record is looked up again once the reply is in.
    */
-  private ticketsFor(b: GraphBuilder, wants: readonly number[], offset: number, stateAt: ((i: number) => KeyState | undefined) | undefined, states: (KeyState | undefined)[]): Float64Array<ArrayBuffer> {
+  private ticketsFor(wants: readonly number[], stateOf: (i: number) => KeyState | undefined, states: (KeyState | undefined)[]): Float64Array<ArrayBuffer> {
     const tickets = new Float64Array(wants.length);
     for (let j = 0; j < wants.length; j++) {
-      const i = wants[j] as number;
-      const ks = stateAt ? stateAt(offset + i) : this.keys.get(b.keys[i] as string);
+      const ks = stateOf(wants[j] as number);
       states[j] = ks;
       tickets[j] = ks ? this.ticketOf(ks) : -1;
     }
@@ -342,12 +342,8 @@ export class Client implements FutureHost {
   }
 
   /** Marks a sent part's wanted records accepted, or fails them with `rejected` (and throws it). */
-  private settleSent(b: GraphBuilder, wants: readonly number[], offset: number, stateAt: ((i: number) => KeyState | undefined) | undefined, states: (KeyState | undefined)[], rejected: GraphError | null): void {
-    for (let j = 0; j < wants.length; j++) {
-      if (states[j]) continue;
-      const i = wants[j] as number;
-      states[j] = stateAt ? stateAt(offset + i) : this.keys.get(b.keys[i] as string);
-    }
+  private settleSent(wants: readonly number[], stateOf: (i: number) => KeyState | undefined, states: (KeyState | undefined)[], rejected: GraphError | null): void {
+    for (let j = 0; j < wants.length; j++) states[j] ??= stateOf(wants[j] as number);
     if (rejected) {
       for (const ks of states) if (ks?.accepted === false) this.settleState(ks, 'error', rejected);
       throw rejected;

@@ -125,7 +125,6 @@ function prepareValue(v: unknown, deps: Set<string>): unknown {
 
 const SURROGATE = /[\ud800-\udfff]/;
 
-
 /**
  * Builds a graph message column by column (see `graphMsg`): one key, one
  * function index and one slice of the argument blob per task. Functions are

@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 
-/** 2: number columns of hot messages travel as typed arrays, long key lists as one string (codec.ts). */
+/** 2: number columns of hot messages travel as typed arrays, long key lists as one string (codec.ts); 3: tickets (GraphMsg.tickets). */
 export const PROTOCOL_VERSION = 3;
 
 export const MAX_KEY = 4096;

@@ -86,11 +86,16 @@ interface Cursor {
   start: number;
 }
 
-function slice(c: Cursor): Uint8Array {
+/** Moves the cursor past the next slice; returns where that slice ends (it starts at the old `c.start`). */
+function skip(c: Cursor): number {
   const end = c.b.ends[c.e++] as number;
-  const v = c.view.subarray(c.start, end);
   c.start = end;
-  return v;
+  return end;
+}
+
+function slice(c: Cursor): Uint8Array {
+  const start = c.start;
+  return c.view.subarray(start, skip(c));
 }
 
 async function runQueue(): Promise<void> {
@@ -225,8 +230,7 @@ function prepareArgs(chunk: Uint8Array, argStart: number, argEnd: number, depKey
 function runOne(c: Cursor, seq: number, fnId: number, ndeps: number, producer: number, afterDep: number, start: number): Promise<void> | undefined {
   // Take every slice of this task first, so the cursor stays right whatever fails.
   const argStart = c.start;
-  const argEnd = c.b.ends[c.e++] as number;
-  c.start = argEnd;
+  const argEnd = skip(c);
   let depKeys: string[] | null = null;
   let depBytes: Uint8Array[] | null = null;
   if (ndeps > 0) {
