@@ -309,3 +309,43 @@ describe('placement and data movement', () => {
     expect(await spin).toBeGreaterThan(0);
   });
 });
+
+describe('task events', () => {
+  it('delivers what a task publishes to subscribers, in order, before its result', async () => {
+    const got: unknown[] = [];
+    const unsubscribe = client.subscribe('counting', (d) => got.push(d));
+    const f = client.submitWith({ pure: false }, fn('publishes'), 'counting', 50);
+    expect(await f).toBe(50);
+    // The result is reported after the events: all 50 are in.
+    expect(got).toEqual(Array.from({ length: 50 }, (_, i) => ({ i })));
+    unsubscribe();
+    const other = client.submitWith({ pure: false }, fn('publishes'), 'counting', 3);
+    expect(await other).toBe(3);
+    expect(got).toHaveLength(50);
+  });
+
+  it('cancelling a running task aborts its signal; the task sees it and stops', async () => {
+    const said: unknown[] = [];
+    let started!: () => void;
+    const isStarted = new Promise<void>((r) => (started = r));
+    let ended!: () => void;
+    const isEnded = new Promise<void>((r) => (ended = r));
+    const unsubscribe = client.subscribe('cancel-me', (d) => {
+      said.push(d);
+      if (d === 'started') started();
+      else ended();
+    });
+    const f = client.submitWith({ pure: false }, fn('untilCancelled'), 'cancel-me');
+    await isStarted;
+    const t0 = performance.now();
+    await client.cancel([f]);
+    await isEnded;
+    expect(said).toEqual(['started', 'aborted']);
+    expect(performance.now() - t0).toBeLessThan(5000);
+    unsubscribe();
+  });
+
+  it('refuses a bad topic with a clear error', () => {
+    expect(() => client.subscribe('', () => {})).toThrow(/topic must be a string of 1 to 256/);
+  });
+});

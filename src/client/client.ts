@@ -9,9 +9,9 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { Connection } from '../protocol/connection.ts';
-import { decodeSequence, encodeOwned } from '../protocol/codec.ts';
+import { decode, decodeSequence, encodeOwned } from '../protocol/codec.ts';
 import { connect } from '../protocol/handshake.ts';
-import { keyFits, schedulerToClient, type ClientToScheduler, type SchedulerToClient, type WorkerMetrics, type WorkerSummary, type WorkerToPeer } from '../protocol/messages.ts';
+import { keyFits, MAX_TOPIC, schedulerToClient, type ClientToScheduler, type SchedulerToClient, type WorkerMetrics, type WorkerSummary, type WorkerToPeer } from '../protocol/messages.ts';
 import { PeerPool } from '../protocol/peers.ts';
 import { Requests } from '../protocol/requests.ts';
 import { CancelledError, ConnectionClosedError, DataLostError, GraphError, remoteError, WeftError } from '../errors.ts';
@@ -89,6 +89,8 @@ export class Client implements FutureHost {
   private pendingRelease: string[] = [];
   private releaseScheduled = false;
   private closedError: Error | null = null;
+  /** Handlers of task-event topics this client subscribed to. */
+  private handlers = new Map<string, Set<(data: unknown) => void>>();
 
   private constructor(
     readonly address: string,
@@ -440,6 +442,30 @@ export class Client implements FutureHost {
     await this.cancelKeys(futures.map((f) => f.key));
   }
 
+  /**
+   * Calls `handler` with every event a task publishes on `topic` from now
+   * on (see `taskContext().emit`); returns a function that unsubscribes.
+   * Events from one task arrive in the order it sent them, and before the
+   * task's result is reported, so subscribing before submitting misses none.
+   */
+  subscribe(topic: string, handler: (data: unknown) => void): () => void {
+    if (typeof topic !== 'string' || topic.length === 0 || topic.length > MAX_TOPIC) throw new WeftError(`a topic must be a string of 1 to ${MAX_TOPIC} characters`);
+    if (this.closedError) throw this.closedError;
+    let set = this.handlers.get(topic);
+    if (!set) {
+      set = new Set();
+      this.handlers.set(topic, set);
+      this.conn.send({ op: 'subscribe', topics: [topic] });
+    }
+    set.add(handler);
+    return () => {
+      const s = this.handlers.get(topic);
+      if (!s?.delete(handler) || s.size > 0) return;
+      this.handlers.delete(topic);
+      if (!this.closedError) this.conn.send({ op: 'unsubscribe', topics: [topic] });
+    };
+  }
+
   /** The workers in the cluster. */
   async workers(): Promise<WorkerSummary[]> {
     const reply = await this.requests.start((id) => this.conn.send({ op: 'workers', id }));
@@ -643,8 +669,32 @@ export class Client implements FutureHost {
       case 'no-worker':
         this.log.warn({ keys: m.keys }, m.reason);
         break;
+      case 'events':
+        this.onEvents(m.topics, m.data);
+        break;
       default:
         this.requests.resolve(m.id, m);
+    }
+  }
+
+  private onEvents(topics: readonly string[], data: readonly Uint8Array[]): void {
+    for (let i = 0; i < topics.length && i < data.length; i++) {
+      const handlers = this.handlers.get(topics[i] as string);
+      if (!handlers) continue;
+      let value: unknown;
+      try {
+        value = decode(data[i] as Uint8Array);
+      } catch (err) {
+        this.log.warn({ topic: topics[i], err: (err as Error).message }, 'dropped a task event that could not be decoded');
+        continue;
+      }
+      for (const h of handlers) {
+        try {
+          h(value);
+        } catch (err) {
+          this.log.error({ topic: topics[i], err }, 'a task-event handler threw');
+        }
+      }
     }
   }
 

@@ -8,8 +8,8 @@
  */
 import { z } from 'zod';
 
-/** 2: number columns of hot messages travel as typed arrays, long key lists as one string (codec.ts); 3: tickets (GraphMsg.tickets). */
-export const PROTOCOL_VERSION = 3;
+/** 2: number columns of hot messages travel as typed arrays, long key lists as one string (codec.ts); 3: tickets (GraphMsg.tickets); 4: task events (subscribe, task-events, events). */
+export const PROTOCOL_VERSION = 4;
 
 export const MAX_KEY = 4096;
 const key = z.string().min(1).max(MAX_KEY);
@@ -69,6 +69,18 @@ export const serializedError = z.object({
 /** Values travel as msgpack bytes; large ones leave `null` here and follow as raw frames. */
 const blobs = columnCheck<Uint8Array | null>('binary values or null', (x) => x === null || x instanceof Uint8Array);
 const rawLengths = counts.optional();
+
+/*
+ * Task events: small messages a running task publishes on a topic (see
+ * worker/task-context.ts), passed by the scheduler to the clients subscribed
+ * to it. Results never travel this way; an event is capped at MAX_EVENT_BYTES.
+ */
+export const MAX_TOPIC = 256;
+export const MAX_EVENT_BYTES = 1024 * 1024;
+const topics = columnCheck<string>(`topics (non-empty strings of at most ${MAX_TOPIC} characters)`, (x) => typeof x === 'string' && x.length > 0 && x.length <= MAX_TOPIC);
+const eventData = columnCheck<Uint8Array>(`event data (binary, at most ${MAX_EVENT_BYTES} bytes each)`, (x) => x instanceof Uint8Array && x.length <= MAX_EVENT_BYTES);
+/** Events in two columns of one length: topics[i] and the msgpack bytes data[i]. */
+const taskEvents = { topics, data: eventData };
 
 // ---------------------------------------------------------------- handshake
 
@@ -170,6 +182,9 @@ export const clientToScheduler = z.discriminatedUnion('op', [
   z.object({ op: z.literal('scattered'), id, keys, nbytes: counts, worker: z.string() }),
   z.object({ op: z.literal('who-has'), id, keys }),
   z.object({ op: z.literal('workers'), id }),
+  /** Receive the task events of these topics from now on (see `events`). */
+  z.object({ op: z.literal('subscribe'), topics }),
+  z.object({ op: z.literal('unsubscribe'), topics }),
 ]);
 export type ClientToScheduler = z.infer<typeof clientToScheduler>;
 
@@ -205,6 +220,8 @@ export const schedulerToClient = z.discriminatedUnion('op', [
   z.object({ op: z.literal('who-has-reply'), id, addresses: z.array(z.string()), holder: columnCheck<number>('worker indices (-1 for none)', (x) => Number.isSafeInteger(x) && (x as number) >= -1) }),
   z.object({ op: z.literal('workers-reply'), id, workers: z.array(workerSummary) }),
   z.object({ op: z.literal('scattered-ok'), id, error: z.string().optional() }),
+  /** Task events of topics this client subscribed to, in the order each worker sent them. */
+  z.object({ op: z.literal('events'), ...taskEvents }),
 ]);
 export type SchedulerToClient = z.infer<typeof schedulerToClient>;
 
@@ -224,6 +241,8 @@ export const workerToScheduler = z.discriminatedUnion('op', [
   z.object({ op: z.literal('executing'), keys, runs: countsF64 }),
   z.object({ op: z.literal('missing'), key, run: count, dep: key, holders: z.array(z.string()) }),
   z.object({ op: z.literal('heartbeat'), executing: count, stored: count, storedBytes: count, memory: count }),
+  /** Events published by running tasks, sent before those tasks' results. */
+  z.object({ op: z.literal('task-events'), ...taskEvents }),
 ]);
 export type WorkerToScheduler = z.infer<typeof workerToScheduler>;
 

@@ -19,6 +19,12 @@ interface InMemoryMsg {
   addresses: string[];
 }
 
+interface EventsMsg {
+  op: 'events';
+  topics: string[];
+  data: Uint8Array[];
+}
+
 interface KeysMsg {
   op: Columnar;
   keys: string[];
@@ -68,6 +74,20 @@ export class Outbox {
       last.keys.push(key);
       last.holder.push(i);
     }
+  }
+
+  /** A task event for a client, merged into its last message when that is an `events` one. */
+  event(to: string, topic: string, data: Uint8Array): void {
+    let list = this.byRecipient.get(to);
+    if (!list) {
+      list = [];
+      this.byRecipient.set(to, list);
+    }
+    const last = list[list.length - 1] as Partial<EventsMsg> | undefined;
+    if (last && last.op === 'events' && last.topics && last.data) {
+      last.topics.push(topic);
+      last.data.push(data);
+    } else list.push({ op: 'events', topics: [topic], data: [data] } satisfies EventsMsg);
   }
 
   /** The compute message to append tasks to: the recipient's last message if it is one. */

@@ -73,6 +73,8 @@ export class SchedulerState {
    * map of the tasks in flight, rather than in the table of every key.
    */
   private readonly byRun = new Map<number, TaskState>();
+  /** Clients subscribed to each task-event topic. */
+  private readonly subscribers = new Map<string, ClientState[]>();
   private outbox = new Outbox();
   private close: { id: string; reason: string }[] = [];
   private logs: LogRecord[] = [];
@@ -181,6 +183,42 @@ export class SchedulerState {
       case 'workers':
         this.outbox.push(c.id, { op: 'workers-reply', id: msg.id, workers: this.workerSummaries() });
         break;
+      case 'subscribe':
+        for (const t of msg.topics) this.subscribe(c, t);
+        break;
+      case 'unsubscribe':
+        for (const t of msg.topics) this.unsubscribe(c, t);
+        break;
+    }
+  }
+
+  private subscribe(c: ClientState, topic: string): void {
+    c.topics ??= new Set();
+    if (c.topics.has(topic)) return;
+    c.topics.add(topic);
+    const list = this.subscribers.get(topic);
+    if (list) list.push(c);
+    else this.subscribers.set(topic, [c]);
+  }
+
+  private unsubscribe(c: ClientState, topic: string): void {
+    if (!c.topics?.delete(topic)) return;
+    const list = this.subscribers.get(topic);
+    if (!list) return;
+    const rest = list.filter((x) => x !== c);
+    if (rest.length > 0) this.subscribers.set(topic, rest);
+    else this.subscribers.delete(topic);
+  }
+
+  /** Passes task events on to the clients subscribed to their topics; an event nobody listens to is dropped. */
+  private taskEvents(w: WorkerState, topics: readonly string[], data: readonly Uint8Array[]): void {
+    if (topics.length !== data.length) {
+      this.logs.push({ level: 'warn', msg: 'task events dropped: topics and data differ in length', data: { worker: w.name, topics: topics.length, data: data.length } });
+      return;
+    }
+    for (let i = 0; i < topics.length; i++) {
+      const subs = this.subscribers.get(topics[i] as string);
+      if (subs) for (const c of subs) this.outbox.event(c.id, topics[i] as string, data[i] as Uint8Array);
     }
   }
 
@@ -188,6 +226,7 @@ export class SchedulerState {
     const c = this.clients.get(id);
     if (!c) return;
     this.clients.delete(id);
+    for (const t of c.topics ?? []) this.unsubscribe(c, t);
     // Tasks do not list their wanters' clients: find this one's by scanning (rare).
     if (c.wants > 0) {
       for (const ts of this.tasks.values()) {
@@ -487,6 +526,9 @@ export class SchedulerState {
         break;
       case 'heartbeat':
         w.memory = msg.memory;
+        break;
+      case 'task-events':
+        this.taskEvents(w, msg.topics, msg.data);
         break;
     }
   }

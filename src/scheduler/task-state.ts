@@ -228,5 +228,7 @@ export class WorkerState {
 export class ClientState {
   /** How many keys this client wants (the tasks record which clients want them). */
   wants = 0;
+  /** Task-event topics this client subscribed to (null: none). */
+  topics: Set<string> | null = null;
   constructor(readonly id: string) {}
 }

@@ -38,6 +38,11 @@ export class Fifo<T> {
     return item;
   }
 
+  /** Calls `f` with each queued item, oldest first. */
+  forEach(f: (item: T) => void): void {
+    for (let i = this.head; i < this.items.length; i++) f(this.items[i] as T);
+  }
+
   /** Takes everything still queued, in order. */
   drain(): T[] {
     const out = this.items.slice(this.head) as T[];

@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import type { FnDef } from '../protocol/messages.ts';
 import type { ExecResult, ExecTask } from './state-machine.ts';
 import { Fifo } from '../util/fifo.ts';
-import { RESULT_ERROR, RESULT_REQUEUE, type ResultBatch, type ThreadBatch } from './thread-protocol.ts';
+import { RESULT_ERROR, RESULT_REQUEUE, type FromThread, type ResultBatch, type ThreadBatch, type ThreadEvents } from './thread-protocol.ts';
 
 const NO_KEYS: string[] = [];
 /** Placeholder for answered tasks in a thread's list, so they can be collected. */
@@ -41,6 +41,7 @@ export class ExecutorPool {
     readonly size: number,
     private readonly cwd: string,
     private readonly onResultsCb: (results: ExecResult[]) => void,
+    private readonly onEvents: (events: ThreadEvents) => void,
     private readonly onThreadDeath: (index: number, reason: string) => void = () => {},
   ) {
     for (let i = 0; i < size; i++) this.threads.push(this.spawn(i));
@@ -91,6 +92,20 @@ export class ExecutorPool {
       if (t.keep) this.keepers.set(t.key, { th, seq });
     }
     for (const [th, batch] of per) this.post(th, batch.list, batch.afters);
+  }
+
+  /** Cancels tasks posted to threads: a running one sees its signal abort, a queued one does not start. */
+  cancel(keys: readonly string[]): void {
+    const wanted = new Set(keys);
+    for (const th of this.threads) {
+      const seqs: number[] = [];
+      let seq = th.nextSeq - th.posted.size;
+      th.posted.forEach((t) => {
+        if (wanted.has(t.key)) seqs.push(seq);
+        seq++;
+      });
+      if (seqs.length > 0) th.worker.postMessage({ cancel: seqs });
+    }
   }
 
   private load(th: Thread, per: Map<Thread, { list: ExecTask[] }>): number {
@@ -169,7 +184,11 @@ export class ExecutorPool {
     const worker = new Worker(new URL('./thread-entry.mjs', import.meta.url), { workerData: { cwd: this.cwd } });
     const th: Thread = { worker, index, nextSeq: 0, posted: new Fifo() };
     if (this.fns.length > 0) worker.postMessage({ fns: this.fns });
-    worker.on('message', (msg: { results: ResultBatch }) => this.onResults(th, msg.results));
+    worker.on('message', (msg: FromThread) => {
+      // Events first: they must reach the scheduler ahead of the results of the tasks that sent them.
+      if (msg.events) this.onEvents(msg.events);
+      if (msg.results) this.onResults(th, msg.results);
+    });
     const died = (reason: string): void => {
       if (this.closed || this.threads[index] !== th) return;
       const lost: ExecResult[] = th.posted.drain().map((t) => ({

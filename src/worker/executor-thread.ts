@@ -11,14 +11,16 @@
  * path.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { decode, encode } from '../protocol/codec.ts';
+import { decode, encode, encodeOwned } from '../protocol/codec.ts';
 import { ByteWriter, NOT_SIMPLE, readSimple, writeSimple } from '../protocol/simple-codec.ts';
-import type { FnDef } from '../protocol/messages.ts';
+import { MAX_EVENT_BYTES, MAX_TOPIC, type FnDef } from '../protocol/messages.ts';
 import { substituteRefs } from '../protocol/spec.ts';
 import { serializeError, type SerializedError } from '../errors.ts';
 import { resolveFunction, type TaskFunction } from './functions.ts';
 import { RESULT_ERROR, RESULT_OK, RESULT_REQUEUE, type ResultBatch, type ThreadBatch } from './thread-protocol.ts';
 import { fractionList } from '../util/lists.ts';
+import { provideTaskContext, type TaskContext } from './task-context.ts';
+import type { ThreadEvents } from './thread-protocol.ts';
 
 // esbuild (behind tsx) wraps named inner functions in __name(); shipped sources need it here.
 const g = globalThis as { __name?: (fn: unknown, name: string) => unknown };
@@ -62,9 +64,13 @@ let outLarge: [number, ArrayBuffer][] = [];
 let outErrors: [number, SerializedError][] = [];
 const out = new ByteWriter(4096);
 
-port.on('message', (msg: { tasks: ThreadBatch } | { fns: [number, FnDef][] }) => {
+port.on('message', (msg: { tasks: ThreadBatch } | { fns: [number, FnDef][] } | { cancel: number[] }) => {
   if ('fns' in msg) {
     for (const [id, def] of msg.fns) fns.set(id, def);
+    return;
+  }
+  if ('cancel' in msg) {
+    for (const seq of msg.cancel) cancelTask(seq);
     return;
   }
   const a = msg.tasks.afters;
@@ -75,6 +81,79 @@ port.on('message', (msg: { tasks: ThreadBatch } | { fns: [number, FnDef][] }) =>
   queue.push(msg.tasks);
   if (!running) void runQueue();
 });
+
+/*
+ * The task running now (one at a time per thread) and its context, made on
+ * first use: a task that never asks for it costs two assignments.
+ */
+let currentSeq = -1;
+/** The last task started: tasks run in the order of their numbers. */
+let lastSeq = -1;
+let currentCtx: (TaskContext & { ctl: AbortController | null }) | null = null;
+/** Tasks cancelled before they started: skipped when their turn comes. */
+const cancelledSeqs = new Set<number>();
+
+provideTaskContext(() => {
+  if (currentSeq < 0) return null;
+  currentCtx ??= makeContext();
+  return currentCtx;
+});
+
+function makeContext(): TaskContext & { ctl: AbortController | null } {
+  const ctx = {
+    ctl: null as AbortController | null,
+    emit: emitEvent,
+    get signal(): AbortSignal {
+      ctx.ctl ??= new AbortController();
+      return ctx.ctl.signal;
+    },
+  };
+  return ctx;
+}
+
+function cancelTask(seq: number): void {
+  if (seq === currentSeq) {
+    currentCtx ??= makeContext();
+    currentCtx.ctl ??= new AbortController();
+    currentCtx.ctl.abort(Object.assign(new Error('the task was cancelled'), { name: 'CancelledError' }));
+  } else if (seq > lastSeq) cancelledSeqs.add(seq);
+}
+
+/** Events published by tasks and not yet posted, in order. */
+let evTopics: string[] = [];
+let evData: Uint8Array[] = [];
+let evTimer: NodeJS.Timeout | null = null;
+
+function emitEvent(topic: string, data: unknown): void {
+  if (typeof topic !== 'string' || topic.length === 0 || topic.length > MAX_TOPIC) throw new TypeError(`an event topic must be a string of 1 to ${MAX_TOPIC} characters`);
+  const bytes = encodeOwned(data);
+  if (bytes.length > MAX_EVENT_BYTES) throw new RangeError(`an event on topic ${topic} is ${bytes.length} bytes encoded; the limit is ${MAX_EVENT_BYTES} (publish a summary, and keep large data in task results)`);
+  evTopics.push(topic);
+  evData.push(bytes);
+  // Out now if the last post is old enough (a synchronous task cannot wait for a timer), else shortly.
+  const now = performance.now();
+  if (now - lastFlush >= FLUSH_MS) postEvents(now);
+  else evTimer ??= setTimeout(() => postEvents(performance.now()), FLUSH_MS);
+}
+
+function takeEvents(): ThreadEvents | undefined {
+  if (evTimer) {
+    clearTimeout(evTimer);
+    evTimer = null;
+  }
+  if (evTopics.length === 0) return undefined;
+  const events = { topics: evTopics, data: evData };
+  evTopics = [];
+  evData = [];
+  return events;
+}
+
+function postEvents(now: number): void {
+  const events = takeEvents();
+  if (!events) return;
+  lastFlush = now;
+  port?.postMessage({ events });
+}
 
 /** The state of one batch being run, shared by the helpers below instead of per-task closures. */
 interface Cursor {
@@ -285,21 +364,40 @@ function runOne(c: Cursor, seq: number, fnId: number, ndeps: number, producer: n
 }
 
 function call(seq: number, fn: TaskFunction, args: unknown[], start: number): Promise<void> | undefined {
+  if (cancelledSeqs.size > 0 && cancelledSeqs.delete(seq)) {
+    fail(Object.assign(new Error('the task was cancelled before it started'), { name: 'CancelledError' }), 0);
+    return undefined;
+  }
+  currentSeq = lastSeq = seq;
+  currentCtx = null;
   let out: unknown;
   try {
     out = fn(...args);
   } catch (err) {
+    endTask();
     fail(err, (performance.now() - start) / 1000);
     return undefined;
   }
   if (out instanceof Promise) {
     return out.then(
-      (v: unknown) => finish(seq, v, start),
-      (err: unknown) => fail(err, (performance.now() - start) / 1000),
+      (v: unknown) => {
+        endTask();
+        finish(seq, v, start);
+      },
+      (err: unknown) => {
+        endTask();
+        fail(err, (performance.now() - start) / 1000);
+      },
     );
   }
+  endTask();
   finish(seq, out, start);
   return undefined;
+}
+
+function endTask(): void {
+  currentSeq = -1;
+  currentCtx = null;
 }
 
 /**
@@ -307,9 +405,15 @@ function call(seq: number, fn: TaskFunction, args: unknown[], start: number): Pr
  * transferred buffer, large binary ones (see encodeLarge) transferred as they are.
  */
 function flush(now: number): void {
-  lastFlush = now;
   const n = outStatus.length;
-  if (n === 0) return;
+  if (n === 0) {
+    postEvents(now);
+    lastFlush = now;
+    return;
+  }
+  lastFlush = now;
+  // A task's events go in the same message as its result, ahead of it.
+  const events = takeEvents();
   const chunk = out.buf.slice(0, out.pos).buffer;
   out.pos = 0;
   const large = outLarge;
@@ -319,5 +423,5 @@ function flush(now: number): void {
   outEnds = [];
   outLarge = [];
   outErrors = [];
-  port?.postMessage({ results: result }, large.length === 0 ? [chunk] : [chunk, ...large.map(([, b]) => b)]);
+  port?.postMessage(events ? { results: result, events } : { results: result }, large.length === 0 ? [chunk] : [chunk, ...large.map(([, b]) => b)]);
 }

@@ -90,7 +90,9 @@ export type WorkerInstruction =
   | { type: 'send'; msg: object }
   | { type: 'fetch'; peer: string; keys: string[] }
   | { type: 'define'; ids: number[]; defs: FnDef[] }
-  | { type: 'execute'; tasks: ExecTask[] };
+  | { type: 'execute'; tasks: ExecTask[] }
+  /** Tasks freed while they run: the executor tells them (their signal aborts). */
+  | { type: 'cancel'; keys: string[] };
 
 export interface ExecResult {
   key: string;
@@ -151,6 +153,7 @@ export class WorkerState {
   private started = newStarted();
   private toFetch = new Map<string, string[]>();
   private toExecute = objectList<ExecTask>();
+  private toCancel: string[] = [];
   /** Average task run time here (seconds), to size how many tasks a thread gets at once. */
   private avgDuration = -1;
   /** Average run time per function id (ids are small and dense: the scheduler numbers functions from 0). */
@@ -266,8 +269,11 @@ export class WorkerState {
       if (!slot) continue;
       const t = slot.task;
       if (t) {
-        if (t.state === 'executing') t.cancelled = true;
-        else this.dropTask(t);
+        if (t.state !== 'executing') this.dropTask(t);
+        else if (!t.cancelled) {
+          t.cancelled = true;
+          this.toCancel.push(key);
+        }
       }
       const d = slot.data;
       if (d && d.owned) {
@@ -371,6 +377,10 @@ export class WorkerState {
     if (this.toFetch.size > 0) {
       for (const [peer, keys] of this.toFetch) this.out.push({ type: 'fetch', peer, keys });
       this.toFetch = new Map();
+    }
+    if (this.toCancel.length > 0) {
+      this.out.push({ type: 'cancel', keys: this.toCancel });
+      this.toCancel = [];
     }
     if (this.toExecute.length > 0) {
       this.out.push({ type: 'execute', tasks: this.toExecute });

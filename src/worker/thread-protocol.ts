@@ -45,3 +45,15 @@ export const RESULT_OK = 0;
 export const RESULT_ERROR = 1;
 /** The task's in-memory input was not on the thread: the main thread dispatches it again. */
 export const RESULT_REQUEUE = 2;
+
+/** Task events from a thread (see task-context.ts): topics[i] with msgpack bytes data[i]. */
+export interface ThreadEvents {
+  topics: string[];
+  data: Uint8Array[];
+}
+
+/** A thread's message: results, events (ahead of the results), or both. */
+export interface FromThread {
+  results?: ResultBatch;
+  events?: ThreadEvents;
+}

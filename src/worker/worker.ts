@@ -72,6 +72,7 @@ export class WeftWorker {
       opts.nthreads,
       opts.cwd ?? process.cwd(),
       (results) => self?.onResults(results),
+      (events) => self?.onEvents(events.topics, events.data),
       (index, reason) => log.error({ thread: index, reason }, 'executor thread died; restarted it'),
     );
     const worker = new WeftWorker(name, address, opts, server, pool, new PeerPool('peer', opts.token, limits), log);
@@ -163,6 +164,11 @@ export class WeftWorker {
     this.act();
   }
 
+  /** Task events go to the scheduler as they come, ahead of results sent later in this turn. */
+  private onEvents(topics: string[], data: Uint8Array[]): void {
+    if (this.scheduler?.isOpen) this.scheduler.send({ op: 'task-events', topics, data });
+  }
+
   private sendHeartbeat(): void {
     if (!this.scheduler?.isOpen) return;
     this.scheduler.send({
@@ -199,6 +205,9 @@ export class WeftWorker {
           break;
         case 'fetch':
           void this.fetch(ins.peer, ins.keys);
+          break;
+        case 'cancel':
+          this.pool.cancel(ins.keys);
           break;
       }
     }
