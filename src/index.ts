@@ -36,5 +36,6 @@ export { event, eventForJson, type RunEvent, type RunEventType } from './jobs/ev
 export { inProcessExecutor } from './jobs/executors/in-process.ts';
 export { multiprocessExecutor } from './jobs/executors/multiprocess.ts';
 export { multiOrInProcessExecutor } from './jobs/executors/default.ts';
+export { clusterExecutor, RESOURCES_TAG, type ClusterConfig } from './jobs/executors/cluster.ts';
 export { loadDefinitions } from './jobs/location.ts';
 export { DefinitionError, RunConfigError, JobReconstructionError, RetryRequested, StepFailureError } from './jobs/errors.ts';

@@ -40,6 +40,8 @@ export interface ExecutionContext {
   readonly signal: AbortSignal;
   /** Where the job can be rebuilt in another process (checked when the executor requires it). */
   readonly location: CodeLocation | null;
+  /** The values of the job's inputs (a job made from a graph with inputs). */
+  readonly inputValues: Readonly<Record<string, unknown>>;
   /** New bookkeeping over the plan: which steps may run, skips, retries. */
   activeExecution(): ActiveExecution;
   /** The values of a step's inputs from the outputs seen so far. */
@@ -48,6 +50,13 @@ export interface ExecutionContext {
   inputBytesFor(step: PlannedStep): Uint8Array[];
   /** Runs one attempt of a step in this process; `retries: false` makes failures final. */
   runStepHere(step: PlannedStep, attempt: number, opts?: { retries?: boolean }): AsyncIterable<RunEvent>;
+  /**
+   * Sets the value of a step's output in the run's result. For an executor
+   * that keeps outputs elsewhere (the cluster executor keeps them on workers)
+   * and yields STEP_OUTPUT without a value: it fetches them later and sets
+   * them here before it returns.
+   */
+  setOutputValue(stepKey: string, output: string, value: unknown): void;
   /** An ENGINE_EVENT to yield (progress notes of the executor itself). */
   engineEvent(message: string, data?: Record<string, unknown>): RunEvent;
 }

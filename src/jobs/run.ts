@@ -118,6 +118,7 @@ export async function executeJob(job: JobDefinition, executorDef: ExecutorDefini
     runConfig,
     signal: controller.signal,
     location,
+    inputValues,
     activeExecution: () => new ActiveExecution(plan),
     inputsFor: (step) => step.node.inputs.map((_, i) => sourceValue(step, i).value),
     inputBytesFor: (step) =>
@@ -126,6 +127,9 @@ export async function executeJob(job: JobDefinition, executorDef: ExecutorDefini
         if (!o.bytes) o.bytes = encodeOwned(o.value);
         return o.bytes;
       }),
+    setOutputValue: (stepKey, output, value) => {
+      outputs.set(outputKey(stepKey, output), { value });
+    },
     runStepHere: (step, attempt, o = {}) => runStepAttempt({ runId, step, inputs: ctx.inputsFor(step), attempt, retries: o.retries ?? true, signal: controller.signal }),
     engineEvent: (message, data) => event('ENGINE_EVENT', runId, null, message, data ? { data } : {}),
   };

@@ -1,0 +1,127 @@
+/**
+ * The task functions of the cluster executor (executors/cluster.ts), run by
+ * workers' executor threads. `runStep` runs one step of a run, with its
+ * retries, and publishes the step's events on the run's topic as they
+ * happen; its result is the step's output (or, for an op with named
+ * outputs, a record of them), which stays on the worker for the steps
+ * downstream. `pickOutput` takes one named output out of such a record.
+ *
+ * A thread rebuilds the job once per code location and the plan once per
+ * run, then reuses them for every step of the run it runs.
+ */
+import { WeftError } from '../errors.ts';
+import { taskContext, type TaskContext } from '../worker/task-context.ts';
+import type { RunConfig } from './definitions.ts';
+import type { RunEvent } from './events.ts';
+import { loadDefinitions } from './location.ts';
+import { buildPlan, type ExecutionPlan, type PlannedStep } from './plan.ts';
+import type { Definitions } from './repository.ts';
+import { DEFAULT_OUTPUT } from './retry.ts';
+import { resolveOpConfig } from './run-config.ts';
+import { runStepAttempt } from './step-runner.ts';
+import { sleep } from './executors/common.ts';
+
+/** What a step task needs besides its inputs: the same for every step of a run except `stepKey`. */
+export interface StepTaskSpec {
+  runId: string;
+  /** file: URL of the code location. */
+  module: string;
+  jobName: string;
+  stepKey: string;
+  runConfig: RunConfig;
+  /** false: a failure is final (the executor's retries are disabled). */
+  retries: boolean;
+  /** Where the step's events go. */
+  topic: string;
+}
+
+/** The step failed (its STEP_FAILURE event says why): its task errs, so the steps downstream do not run. */
+export class StepTaskFailed extends WeftError {
+  override name = 'StepTaskFailed';
+}
+
+const definitions = new Map<string, Promise<Definitions>>();
+/** Plans of the latest runs seen on this thread. */
+const plans = new Map<string, Promise<ExecutionPlan>>();
+const MAX_PLANS = 16;
+
+function planFor(spec: StepTaskSpec): Promise<ExecutionPlan> {
+  const hit = plans.get(spec.runId);
+  if (hit) return hit;
+  let defs = definitions.get(spec.module);
+  if (!defs) {
+    defs = loadDefinitions(spec.module);
+    definitions.set(spec.module, defs);
+    defs.catch(() => definitions.delete(spec.module));
+  }
+  const plan = defs.then((d) => {
+    const job = d.getJob(spec.jobName);
+    const { opConfig, issues } = resolveOpConfig(job, spec.runConfig);
+    if (issues.length > 0) throw new WeftError(`invalid op config: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
+    return buildPlan(spec.runId, job, opConfig);
+  });
+  plans.set(spec.runId, plan);
+  plan.catch(() => plans.delete(spec.runId));
+  if (plans.size > MAX_PLANS) plans.delete(plans.keys().next().value as string);
+  return plan;
+}
+
+/**
+ * Runs step `spec.stepKey`. `inputs` has one entry per input of the step:
+ * the upstream output or job input (null where the input is a constant of
+ * the job, which the plan has).
+ */
+export async function runStep(spec: StepTaskSpec, inputs: unknown[]): Promise<unknown> {
+  const ctx = taskContext();
+  const step = (await planFor(spec)).step(spec.stepKey);
+  const values = step.node.inputs.map((src, i) => (src.kind === 'value' ? src.value : inputs[i]));
+  const outputs: Record<string, unknown> = {};
+  for (let attempt = 0; ; attempt++) {
+    const last = await runAttempt(ctx, spec, step, values, attempt, outputs);
+    if (last.type === 'STEP_SUCCESS') return step.node.op.multipleOutputs ? outputs : outputs[DEFAULT_OUTPUT];
+    if (last.type !== 'STEP_UP_FOR_RETRY') throw new StepTaskFailed(last.message);
+    await sleep(Math.max(0, last.retryInSeconds ?? 0) * 1000, ctx.signal);
+    if (ctx.signal.aborted) throw Object.assign(new Error(`step ${step.key} was cancelled while waiting to retry`), { name: 'CancelledError' });
+  }
+}
+
+/** One attempt: publishes its events (outputs without their values) and returns the last one. */
+async function runAttempt(ctx: TaskContext, spec: StepTaskSpec, step: PlannedStep, inputs: unknown[], attempt: number, outputs: Record<string, unknown>): Promise<RunEvent> {
+  let last: RunEvent | null = null;
+  const send = (ev: RunEvent): void => {
+    last = ev;
+    publish(ctx, spec.topic, ev);
+  };
+  for await (const ev of runStepAttempt({ runId: spec.runId, step, inputs, attempt, retries: spec.retries, signal: ctx.signal })) {
+    if (ev.type !== 'STEP_OUTPUT') {
+      send(ev);
+      continue;
+    }
+    const { value, ...rest } = ev;
+    if (typeof value === 'function' || typeof value === 'symbol') {
+      const message = `output ${ev.output} of step ${step.key} is a ${typeof value}, which cannot be kept on the cluster or sent to another worker`;
+      send({ ...rest, type: 'STEP_FAILURE', message: `step ${step.key} failed: TypeError: ${message}`, error: { name: 'TypeError', message } });
+      break;
+    }
+    outputs[ev.output ?? DEFAULT_OUTPUT] = value;
+    send(rest);
+  }
+  if (!last) throw new WeftError(`step ${step.key} ended without events`);
+  return last;
+}
+
+/** Publishes an event; one too large to send (a log with huge data) goes without its data. */
+function publish(ctx: TaskContext, topic: string, ev: RunEvent): void {
+  try {
+    ctx.emit(topic, ev);
+  } catch (err) {
+    if (!(err instanceof RangeError) || !ev.data) throw err;
+    ctx.emit(topic, { ...ev, data: { note: `data left out: ${err.message}` } });
+  }
+}
+
+/** One named output of a step with named outputs; throws when the step did not produce it. */
+export function pickOutput(outputs: Record<string, unknown>, name: string): unknown {
+  if (!Object.prototype.hasOwnProperty.call(outputs, name)) throw new WeftError(`output ${name} was not produced`);
+  return outputs[name];
+}

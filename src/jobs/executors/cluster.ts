@@ -1,0 +1,328 @@
+/**
+ * Runs a job's steps on a weft cluster: the run's plan goes to the scheduler
+ * as one task graph, one task per step (see cluster-step.ts), depending on
+ * the tasks of its upstream steps. Outputs stay in the memory of the worker
+ * that made them; a step runs where most of its input bytes are and fetches
+ * the rest from other workers, never through the scheduler or this process.
+ *
+ * Step events come back while steps run: each step task publishes them on
+ * the run's topic, which this process subscribes to before submitting.
+ * Retries happen inside the step's task, so the graph stays as submitted; a
+ * worker lost in the middle of a step gets the step rerun elsewhere by the
+ * scheduler. Keys and topic carry the run id, so runs never collide.
+ *
+ *   job({ name: 'etl', executorDef: clusterExecutor.configured({ cluster: { existing: { address: 'ws://127.0.0.1:8786' } } }) }, ...)
+ */
+import { z } from 'zod';
+import { Client } from '../../client/client.ts';
+import type { Future } from '../../client/future.ts';
+import { ref, type TaskDef } from '../../client/graph.ts';
+import { LocalCluster } from '../../cluster/local-cluster.ts';
+import { NoWorkerError, serializeError, WeftError } from '../../errors.ts';
+import { MAX_KEY, MAX_TOPIC, serializedError, type WorkerSummary } from '../../protocol/messages.ts';
+import type { StepTaskSpec } from '../cluster-step.ts';
+import { DefinitionError } from '../errors.ts';
+import { event, type RunEvent } from '../events.ts';
+import { executor, type ExecutionContext, type ExecutorDefinition } from '../executor.ts';
+import type { ActiveExecution, PlannedStep } from '../plan.ts';
+import { retriesConfig, retriesEnabled } from './common.ts';
+
+export const clusterConfig = z
+  .object({
+    cluster: z
+      .union([
+        z.object({ local: z.object({ workers: z.number().int().min(1).max(64).optional(), threadsPerWorker: z.number().int().min(1).max(256).optional() }).strict() }).strict(),
+        z.object({ existing: z.object({ address: z.string().regex(/^wss?:\/\/\S+$/, 'expected ws://HOST:PORT'), token: z.string().optional() }).strict() }).strict(),
+      ])
+      .default({ local: {} }),
+    retries: retriesConfig,
+    /** Fetch every output into the run's result at the end (default); false leaves them on the cluster, which frees them. */
+    fetchOutputs: z.boolean().default(true),
+  })
+  .strict();
+export type ClusterConfig = z.infer<typeof clusterConfig>;
+
+/** Op tag naming the resources a step's task holds while it runs, as JSON: `{ "GPU": 1 }`. */
+export const RESOURCES_TAG = 'weft/resources';
+const resourcesSchema = z.record(z.string().min(1), z.number().positive().finite());
+
+const STEP_FN = `${new URL('../cluster-step.ts', import.meta.url).href}#runStep`;
+const PICK_FN = `${new URL('../cluster-step.ts', import.meta.url).href}#pickOutput`;
+
+/** What step tasks publish: checked here, as anything that comes from the network. */
+const runEventSchema = z.object({
+  type: z.enum(['STEP_START', 'STEP_OUTPUT', 'STEP_SUCCESS', 'STEP_FAILURE', 'STEP_UP_FOR_RETRY', 'STEP_RESTARTED', 'LOG']),
+  runId: z.string(),
+  stepKey: z.string(),
+  timestamp: z.number(),
+  message: z.string(),
+  level: z.enum(['debug', 'info', 'warn', 'error']).optional(),
+  data: z.record(z.string(), z.unknown()).optional(),
+  error: serializedError.optional(),
+  output: z.string().optional(),
+  attempt: z.number().int().nonnegative().optional(),
+  retryInSeconds: z.number().nonnegative().optional(),
+  pid: z.number().int().optional(),
+});
+
+export const clusterExecutor: ExecutorDefinition<ClusterConfig> = executor(
+  { name: 'cluster', configSchema: clusterConfig, requirements: ['reconstructable-job'] },
+  ({ config }) => ({
+    execute: (ctx) => runOnCluster(ctx, config),
+  }),
+);
+
+type Incoming = { ev: unknown } | { step: PlannedStep; error: Error | null };
+
+/** Where the steps of a run are, as this process has heard. */
+interface Progress {
+  /** Steps with a STEP_START and no end yet. */
+  started: Set<string>;
+  ended: Set<string>;
+}
+
+/** The task keys of a run: one per step, one per named output a later step takes. */
+function taskKey(runId: string, step: string): string {
+  return `weft-run-${runId}/${step}`;
+}
+
+function pickKey(runId: string, step: string, output: string): string {
+  return `${taskKey(runId, step)}#${output}`;
+}
+
+async function* runOnCluster(ctx: ExecutionContext, config: ClusterConfig): AsyncGenerator<RunEvent> {
+  const location = ctx.location;
+  if (!location) throw new WeftError('the cluster executor needs the code location of the job');
+  const { runId, plan } = ctx;
+  const topic = `weft-run:${runId}`;
+  if (topic.length > MAX_TOPIC) throw new WeftError(`run id ${runId.slice(0, 40)}... is too long for the cluster executor (at most ${MAX_TOPIC - 9} characters)`);
+  const resources = stepResources(plan.steps);
+
+  let cluster: LocalCluster | null = null;
+  let client: Client | null = null;
+  const cfg = config.cluster;
+  if ('local' in cfg) {
+    yield ctx.engineEvent(`starting a local cluster of ${cfg.local.workers ?? 2} worker(s) for run ${runId}`);
+    cluster = await LocalCluster.start({ workers: cfg.local.workers ?? 2, threadsPerWorker: cfg.local.threadsPerWorker ?? 1 });
+  }
+  const address = cluster ? cluster.address : (cfg as { existing: { address: string } }).existing.address;
+  const token = 'existing' in cfg ? cfg.existing.token : undefined;
+
+  const inbox: Incoming[] = [];
+  let wake: (() => void) | null = null;
+  const push = (item: Incoming): void => {
+    inbox.push(item);
+    wake?.();
+    wake = null;
+  };
+  let futures: Record<string, Future> = {};
+  let unsubscribe = (): void => {};
+  try {
+    client = await Client.connect(address, token === undefined ? {} : { token });
+    // Subscribed before anything is submitted: no event of the run is missed.
+    unsubscribe = client.subscribe(topic, (ev) => push({ ev }));
+    const active = ctx.activeExecution();
+    const unplaceable = unplaceableSteps(plan.steps, resources, await client.workers());
+
+    // The graph: every step whose upstream steps can all run.
+    const doomed = new Set<string>();
+    const graph = new Map<string, TaskDef>();
+    const multi = new Set(plan.steps.filter((s) => s.node.op.multipleOutputs).map((s) => s.key));
+    const picks = new Map<string, { step: string; output: string }>();
+    const retries = retriesEnabled(config.retries);
+    for (const step of plan.steps) {
+      if (unplaceable.has(step.key) || step.upstream.some((u) => doomed.has(u))) {
+        doomed.add(step.key);
+        continue;
+      }
+      const inputs = step.node.inputs.map((src) => {
+        if (src.kind === 'value') return null;
+        if (src.kind === 'job-input') return ctx.inputValues[src.name];
+        if (!multi.has(src.stepKey)) return ref(taskKey(runId, src.stepKey));
+        const pk = pickKey(runId, src.stepKey, src.output);
+        picks.set(pk, { step: src.stepKey, output: src.output });
+        return ref(pk);
+      });
+      const spec: StepTaskSpec = { runId, module: location.module, jobName: location.jobName, stepKey: step.key, runConfig: ctx.runConfig, retries, topic };
+      const key = taskKey(runId, step.key);
+      if (key.length > MAX_KEY) throw new WeftError(`step key ${step.key.slice(0, 40)}... is too long for a task key on the cluster`);
+      const res = resources.get(step.key);
+      graph.set(key, res ? { fn: STEP_FN, args: [spec, inputs], resources: res } : { fn: STEP_FN, args: [spec, inputs] });
+    }
+    for (const [pk, p] of picks) graph.set(pk, { fn: PICK_FN, args: [ref(taskKey(runId, p.step)), p.output] });
+
+    // Steps no worker can run fail now, with the reason; those downstream never run.
+    for (const key of unplaceable) {
+      const error = serializeError(new NoWorkerError(`step ${key} needs resources ${JSON.stringify(resources.get(key))} (op tag ${RESOURCES_TAG}), and no worker of the cluster at ${address} has them`));
+      const ev = event('STEP_FAILURE', runId, key, `step ${key} cannot run: ${error.message}`, { attempt: 0, error });
+      active.handle(ev);
+      yield ev;
+    }
+
+    if (graph.size > 0) {
+      yield ctx.engineEvent(`submitting ${graph.size} task(s) for ${plan.steps.length - doomed.size} step(s) to the scheduler at ${address}`);
+      futures = await client.compute(graph, { keys: [...graph.keys()] });
+      for (const step of plan.steps) {
+        const f = futures[taskKey(runId, step.key)];
+        f?.done().then(
+          () => push({ step, error: null }),
+          (error: unknown) => push({ step, error: error instanceof Error ? error : new Error(String(error)) }),
+        );
+      }
+    }
+
+    const onAbort = (): void => {
+      wake?.();
+      wake = null;
+    };
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    const progress: Progress = { started: new Set(), ended: new Set(doomed) };
+    try {
+      yield* follow(ctx, active, progress, inbox, () => new Promise<void>((resolve) => (wake = resolve)));
+    } finally {
+      ctx.signal.removeEventListener('abort', onAbort);
+    }
+    if (ctx.signal.aborted) {
+      // Cancelled: the run's tasks are released (a running one sees its signal abort); other runs go on.
+      await client.cancel(Object.values(futures));
+      futures = {};
+      for (const key of progress.started) yield event('STEP_FAILURE', runId, key, `step ${key} was stopped: the run was canceled`, { error: { name: 'CancelledError', message: 'the run was canceled' } });
+      active.abandon();
+      return;
+    }
+    if (config.fetchOutputs) yield* fetchOutputs(ctx, client, futures, multi);
+  } finally {
+    unsubscribe();
+    for (const f of Object.values(futures)) f.release();
+    await client?.close();
+    await cluster?.close();
+  }
+}
+
+/**
+ * Follows the run: events of the steps as they come, and the end of each
+ * step's task, until every step has ended (or the run is cancelled).
+ */
+async function* follow(ctx: ExecutionContext, active: ActiveExecution, progress: Progress, inbox: Incoming[], next: () => Promise<void>): AsyncGenerator<RunEvent> {
+  const { runId } = ctx;
+  const { started, ended } = progress;
+  const stepKeys = new Set(active.plan.steps.map((s) => s.key));
+  /** Steps whose task could not run for lack of an input, and steps the bookkeeping lets run. */
+  const inputLost = new Map<string, Error>();
+  const mayRun = new Set<string>();
+  const endWith = (key: string, error: Error): RunEvent => event('STEP_FAILURE', runId, key, `step ${key} failed on the cluster: ${error.name}: ${error.message}`, { attempt: 0, error: serializeError(error) });
+  while (true) {
+    for (const s of active.ready()) mayRun.add(s.key);
+    for (const ev of active.drainEvents()) {
+      if (ev.stepKey !== null) ended.add(ev.stepKey);
+      yield ev;
+    }
+    // A step allowed to run whose task cannot (its input was lost or could not be kept) fails with that reason.
+    for (const [key, error] of inputLost) {
+      if (!mayRun.has(key) || ended.has(key)) continue;
+      inputLost.delete(key);
+      ended.add(key);
+      const ev = endWith(key, error);
+      active.handle(ev);
+      yield ev;
+    }
+    if (active.isComplete || ctx.signal.aborted) return;
+    if (inbox.length === 0) {
+      await next();
+      continue;
+    }
+    const item = inbox.shift() as Incoming;
+    if ('ev' in item) {
+      const parsed = runEventSchema.safeParse(item.ev);
+      if (!parsed.success) {
+        yield ctx.engineEvent(`ignored a malformed step event from the cluster: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+        continue;
+      }
+      const ev = parsed.data as RunEvent;
+      const key = ev.stepKey as string;
+      if (ev.runId !== runId || !stepKeys.has(key)) continue;
+      if (ended.has(key)) {
+        // Run again after its output was lost with a worker: said once, its events not repeated.
+        if (ev.type === 'STEP_START') yield ctx.engineEvent(`step ${key} runs again on the cluster: its output was lost with a worker`, { step: key });
+        continue;
+      }
+      if (ev.type === 'STEP_START') {
+        if (started.has(key)) yield ctx.engineEvent(`step ${key} started again on another worker: the worker running it was lost`, { step: key });
+        started.add(key);
+      } else if (ev.type === 'STEP_SUCCESS' || ev.type === 'STEP_FAILURE') {
+        started.delete(key);
+        ended.add(key);
+      } else if (ev.type === 'STEP_UP_FOR_RETRY') started.delete(key);
+      active.handle(ev);
+      yield ev;
+      continue;
+    }
+    // A step's task ended. Its events came first, so a step without an end here ended some other way.
+    const key = item.step.key;
+    if (ended.has(key)) continue;
+    if (item.error === null) {
+      ended.add(key);
+      const ev = endWith(key, new WeftError('its task finished without reporting the end of the step'));
+      active.handle(ev);
+      yield ev;
+    } else if (item.error.name === 'DependencyError') {
+      // Upstream failed or skipped: the bookkeeping decides, unless it lets the step run after all.
+      inputLost.set(key, item.error);
+    } else {
+      // The task could not run the step: workers lost while running it, the code location not importable, ...
+      ended.add(key);
+      started.delete(key);
+      const ev = endWith(key, item.error);
+      active.handle(ev);
+      yield ev;
+    }
+  }
+}
+
+/** Puts the outputs of the run into its result, fetched from the workers holding them. */
+async function* fetchOutputs(ctx: ExecutionContext, client: Client, futures: Record<string, Future>, multi: ReadonlySet<string>): AsyncGenerator<RunEvent> {
+  const wanted: { step: string; future: Future }[] = [];
+  for (const step of ctx.plan.steps) {
+    const f = futures[taskKey(ctx.runId, step.key)];
+    if (f && f.status === 'finished') wanted.push({ step: step.key, future: f });
+  }
+  if (wanted.length === 0) return;
+  const t0 = performance.now();
+  const values = await client.gather(wanted.map((w) => w.future));
+  let i = 0;
+  for (const w of wanted) {
+    const v = values[i++];
+    if (multi.has(w.step)) for (const [name, value] of Object.entries(v as Record<string, unknown>)) ctx.setOutputValue(w.step, name, value);
+    else ctx.setOutputValue(w.step, 'result', v);
+  }
+  yield ctx.engineEvent(`fetched the outputs of ${wanted.length} step(s) from the workers in ${Math.round(performance.now() - t0)} ms`);
+}
+
+/** The resources each step's op asks for with its `weft/resources` tag. */
+function stepResources(steps: readonly PlannedStep[]): Map<string, Record<string, number>> {
+  const out = new Map<string, Record<string, number>>();
+  for (const s of steps) {
+    const tag = s.tags[RESOURCES_TAG];
+    if (tag === undefined) continue;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(tag);
+    } catch {
+      parsed = undefined;
+    }
+    const r = resourcesSchema.safeParse(parsed);
+    if (!r.success) throw new DefinitionError(`op ${s.node.op.name}: tag ${RESOURCES_TAG} must be a JSON object of positive amounts, like {"GPU": 1} (got ${JSON.stringify(tag)})`);
+    out.set(s.key, r.data);
+  }
+  return out;
+}
+
+/** Steps that ask for resources no worker has. */
+function unplaceableSteps(steps: readonly PlannedStep[], resources: ReadonlyMap<string, Record<string, number>>, workers: readonly WorkerSummary[]): Set<string> {
+  const out = new Set<string>();
+  for (const s of steps) {
+    const need = resources.get(s.key);
+    if (need && !workers.some((w) => Object.entries(need).every(([r, n]) => (w.resources[r] ?? 0) >= n))) out.add(s.key);
+  }
+  return out;
+}
