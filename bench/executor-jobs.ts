@@ -20,4 +20,19 @@ export const forty = job({ name: 'forty' }, () => {
   for (let i = 0; i < 40; i++) inc(i);
 });
 
-export default new Definitions({ jobs: [wideAndChain, forty] });
+const seed = op({ name: 'seed' }, () => 7);
+/** ~64 KiB made from the seed: stays on the worker that made it. */
+const transform = op({ name: 'transform' }, (_ctx, s: number, i: number) => new Uint8Array(64 * 1024).fill((s + i) & 0xff));
+/** Takes a transform's 64 KiB, returns a small summary. */
+const follow = op({ name: 'follow' }, (_ctx, bytes: Uint8Array) => bytes.length + (bytes[0] ?? 0));
+const fanIn = op({ name: 'fan_in' }, (_ctx, ...xs: number[]) => xs.reduce((a, b) => a + b, 0));
+
+/** 1,002 steps for the cluster executor: a seed, 500 transforms of ~64 KiB each, a follower per transform, one fan-in. */
+export const fanOut = job({ name: 'fan_out' }, () => {
+  const s = seed();
+  const summaries = [];
+  for (let i = 0; i < 500; i++) summaries.push(follow(transform(s, i)));
+  fanIn(...summaries);
+});
+
+export default new Definitions({ jobs: [wideAndChain, forty, fanOut] });

@@ -59,17 +59,21 @@ Options:
   --token T                 require a token (or WEFT_TOKEN)
   --log-level LEVEL         log level of the cluster's processes (default warn)
   --help                    show this help`,
-  run: `Usage: weft run MODULE --job NAME [--config run.json] [--json]
+  run: `Usage: weft run MODULE --job NAME [--config run.json] [--address ws://HOST:PORT] [--json]
 
 Runs a job of a code location (a module whose default export is a
 Definitions object) with the job's executor. On a terminal it shows live
 step counts; otherwise it prints one line per event.
 
 Options:
-  --job NAME       the job to run (see weft list MODULE)
-  --config FILE    run config as JSON: { "ops": { NAME: { "config": ... } }, "execution": { "config": ... } }
-  --json           print every event as one JSON line on stdout
-  --help           show this help
+  --job NAME         the job to run (see weft list MODULE)
+  --config FILE      run config as JSON: { "ops": { NAME: { "config": ... } }, "execution": { "config": ... } }
+  --address ADDR     run the steps on the weft cluster whose scheduler is at ws://HOST:PORT
+                     (the cluster executor, whatever executor the job names); its workers
+                     import MODULE from the same path
+  --token T          the scheduler's token, with --address (or WEFT_TOKEN)
+  --json             print every event as one JSON line on stdout
+  --help             show this help
 
 Exit code: 0 when the run succeeds, 1 when it fails, 130 when it is canceled
 (Ctrl-C stops running steps and their processes), 2 for bad arguments.`,
@@ -249,12 +253,16 @@ async function exampleCommand(argv: string[]): Promise<void> {
 }
 
 async function runCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parse(argv, { job: { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean' } });
+  const { values, positionals } = parse(argv, { job: { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean' }, address: { type: 'string' }, token: { type: 'string' } });
   if (values['help']) return void console.log(HELP['run']);
   const module = positionals[0] ?? fail('weft run needs a module, e.g. weft run ./defs.ts --job my_job');
   const job = (values['job'] as string | undefined) ?? fail('weft run needs --job NAME (weft list MODULE shows the jobs)');
+  const address = values['address'] as string | undefined;
+  if (address !== undefined && !/^wss?:\/\/\S+$/.test(address)) fail(`--address must be a scheduler address like ws://127.0.0.1:8786 (got '${address}')`);
+  const token = (values['token'] as string | undefined) ?? process.env['WEFT_TOKEN'];
+  if (values['token'] !== undefined && address === undefined) fail('--token goes with --address');
   const { runJobCommand } = await import('./run-job.ts');
-  process.exitCode = await runJobCommand({ module, job, configFile: values['config'] as string | undefined, json: values['json'] === true });
+  process.exitCode = await runJobCommand({ module, job, configFile: values['config'] as string | undefined, json: values['json'] === true, ...(address ? { cluster: { address, ...(token ? { token } : {}) } } : {}) });
 }
 
 async function listJobsCommand(argv: string[]): Promise<void> {

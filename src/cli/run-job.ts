@@ -4,7 +4,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { eventForJson, type RunEvent } from '../jobs/events.ts';
-import { loadDefinitions } from '../jobs/location.ts';
+import { loadDefinitions, moduleUrl } from '../jobs/location.ts';
+import { mergeConfig, type ExecutorDefinition } from '../jobs/executor.ts';
+import type { ExecuteOptions, JobExecutionResult } from '../jobs/run.ts';
 import type { RunConfig } from '../jobs/definitions.ts';
 import { ConfigError } from '../errors.ts';
 
@@ -13,6 +15,8 @@ export interface RunOptions {
   job: string;
   configFile?: string | undefined;
   json: boolean;
+  /** Run on this cluster with the cluster executor, whatever executor the job names. */
+  cluster?: { address: string; token?: string };
 }
 
 function readRunConfig(file: string | undefined): RunConfig | undefined {
@@ -82,7 +86,10 @@ export async function runJobCommand(opts: RunOptions): Promise<number> {
   const defs = await loadDefinitions(opts.module);
   const job = defs.findJob(opts.job);
   if (!job) throw new ConfigError(`--job: ${opts.module} has no job ${opts.job} (jobs: ${defs.jobNames.join(', ') || 'none'})`);
-  const runConfig = readRunConfig(opts.configFile);
+  let runConfig = readRunConfig(opts.configFile);
+  // The command prints events and never reads outputs: the cluster executor need not fetch them (a run config can still say so).
+  const onCluster = opts.cluster !== undefined || defs.executorFor(job).name === 'cluster';
+  if (onCluster) runConfig = mergeConfig({ execution: { config: { fetchOutputs: false } } }, runConfig) as RunConfig;
   const controller = new AbortController();
   const cancel = (): void => controller.abort(new Error('interrupted'));
   process.once('SIGINT', cancel);
@@ -90,7 +97,7 @@ export async function runJobCommand(opts: RunOptions): Promise<number> {
   const tty = process.stderr.isTTY && !opts.json;
   const progress = tty ? new Progress(job.steps.length) : null;
   try {
-    const result = await defs.executeJob(opts.job, {
+    const execOpts: ExecuteOptions = {
       signal: controller.signal,
       ...(runConfig ? { runConfig } : {}),
       onEvent: (ev) => {
@@ -98,7 +105,13 @@ export async function runJobCommand(opts: RunOptions): Promise<number> {
         else if (progress) progress.onEvent(ev);
         else process.stdout.write(`${line(ev)}\n`);
       },
-    });
+    };
+    let result: JobExecutionResult;
+    if (opts.cluster) {
+      const [{ executeJob }, { clusterExecutor }] = await Promise.all([import('../jobs/run.ts'), import('../jobs/executors/cluster.ts')]);
+      const executorDef = clusterExecutor.configured({ cluster: { existing: opts.cluster } });
+      result = await executeJob(job, executorDef as ExecutorDefinition, { module: defs.location ?? moduleUrl(opts.module), jobName: opts.job }, execOpts);
+    } else result = await defs.executeJob(opts.job, execOpts);
     return result.success ? 0 : result.canceled ? 130 : 1;
   } finally {
     process.off('SIGINT', cancel);
