@@ -38,6 +38,17 @@ describe('message validation of hot columns', () => {
   });
 });
 
+describe('task events', () => {
+  it('caps event size and topic length, naming the column and item', () => {
+    const ok = workerToScheduler.safeParse({ op: 'task-events', topics: ['run:1'], data: [new Uint8Array(10)] });
+    expect(ok.success).toBe(true);
+    const big = workerToScheduler.safeParse({ op: 'task-events', topics: ['run:1', 'run:1'], data: [new Uint8Array(1), new Uint8Array(1024 * 1024 + 1)] });
+    expect(big.error?.issues[0]?.message).toBe('item 1: expected event data (binary, at most 1048576 bytes each)');
+    const topic = clientToScheduler.safeParse({ op: 'subscribe', topics: ['x'.repeat(257)] });
+    expect(topic.error?.issues[0]?.message).toBe('item 0: expected topics (non-empty strings of at most 256 characters)');
+  });
+});
+
 describe('key columns', () => {
   it('carries a long list of keys as one string and gives the receiver the same keys back', () => {
     const keys = Array.from({ length: 40 }, (_, i) => (i % 3 === 0 ? `ключ-${i}` : `k${i}-${'x'.repeat(i)}`));

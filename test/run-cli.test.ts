@@ -1,10 +1,16 @@
 import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
+import { LocalCluster } from '../src/index.ts';
 import { alive, waitFor } from './helpers/util.ts';
 
 const BIN = new URL('../bin/weft.js', import.meta.url).pathname;
 const DEFS = new URL('./fixtures/jobs.ts', import.meta.url).pathname;
+const CLUSTER_DEFS = new URL('./fixtures/cluster-jobs.ts', import.meta.url).pathname;
+const PIPELINE = new URL('../examples/pipeline.ts', import.meta.url).pathname;
 
 interface Ran {
   code: number | null;
@@ -113,5 +119,40 @@ describe('weft run and weft list', () => {
     expect(out.jobs.find((j) => j.name === 'pids')?.executor).toBe('multiprocess');
     expect(out.jobs.find((j) => j.name === 'simple')?.executor).toBe('multi_or_in_process');
     expect(out.assets).toContainEqual({ name: 'report', deps: ['sorted', 'raw'] });
+  });
+});
+
+describe('weft run --address: a job on a running cluster', () => {
+  it('runs the README pipeline on the cluster and Ctrl-C cancels a run there (exit 130)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-cli-cluster-'));
+    const cluster = await LocalCluster.start({ workers: 2 });
+    try {
+      const config = join(dir, 'small.json');
+      writeFileSync(config, JSON.stringify({ ops: { generate: { config: { rowsPerPartition: 2000 } } } }));
+      const r = await weft(['run', PIPELINE, '--job', 'sales_report', '--address', cluster.address, '--config', config, '--json']);
+      expect(r.code).toBe(0);
+      const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; stepKey: string | null; pid?: number; message: string });
+      expect(events.at(-1)?.type).toBe('RUN_SUCCESS');
+      expect(events.filter((e) => e.type === 'STEP_SUCCESS')).toHaveLength(34);
+      const workerPids = cluster.workers.map((w) => w.pid);
+      for (const e of events.filter((x) => x.type === 'STEP_START')) expect(workerPids).toContain(e.pid);
+      expect(events.some((e) => e.type === 'LOG' && /^Sales report: 16 partitions, 31,856 rows \(144 bad rows dropped\)/.test(e.message))).toBe(true);
+
+      const flag = join(dir, 'flag');
+      writeFileSync(join(dir, 'cancel.json'), JSON.stringify({ ops: { watches_cancel: { config: { file: flag } } } }));
+      const c = await weft(['run', CLUSTER_DEFS, '--job', 'cancellable', '--address', cluster.address, '--config', join(dir, 'cancel.json'), '--json'], (line, kill) => {
+        if ((JSON.parse(line) as { type: string }).type === 'LOG') kill('SIGINT');
+      });
+      expect(c.code).toBe(130);
+      expect(c.stdout).toContain('RUN_CANCELED');
+      // The step on the worker saw its signal abort (it writes the file then).
+      await waitFor(() => existsSync(flag), 10_000, 'the step on the cluster to see the cancellation');
+      const bad = await weft(['run', PIPELINE, '--job', 'sales_report', '--address', 'localhost:1']);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain('--address must be a scheduler address like ws://127.0.0.1:8786');
+    } finally {
+      await cluster.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -416,3 +416,53 @@ describe('releasing results', () => {
     expect(h.sm.tasks.size).toBe(0);
   });
 });
+
+describe('task events', () => {
+  const events = (h: Harness, worker: string, topics: string[]): void => {
+    h.sm.handle({ type: 'worker-message', worker, msg: { op: 'task-events', topics, data: topics.map((_, i) => new Uint8Array([i])) }, now: h.now });
+  };
+
+  it('passes events to the clients subscribed to their topic, in order and merged, and drops the rest', () => {
+    const h = new Harness();
+    h.client('c1');
+    h.client('c2');
+    h.worker('w1');
+    h.sm.handle({ type: 'client-message', client: 'c1', msg: { op: 'subscribe', topics: ['run:a', 'run:b'] } });
+    h.sm.handle({ type: 'client-message', client: 'c2', msg: { op: 'subscribe', topics: ['run:b'] } });
+    events(h, 'w1', ['run:a', 'run:x', 'run:b']);
+    events(h, 'w1', ['run:a']);
+    h.tick(0);
+    expect(h.take('c1')).toEqual([{ op: 'events', topics: ['run:a', 'run:b', 'run:a'], data: [new Uint8Array([0]), new Uint8Array([2]), new Uint8Array([0])] }]);
+    expect(h.take('c2')).toEqual([{ op: 'events', topics: ['run:b'], data: [new Uint8Array([2])] }]);
+    // Unsubscribed, or gone: nothing more.
+    h.sm.handle({ type: 'client-message', client: 'c1', msg: { op: 'unsubscribe', topics: ['run:b'] } });
+    h.sm.handle({ type: 'client-disconnected', client: 'c2' });
+    events(h, 'w1', ['run:b', 'run:a']);
+    h.tick(0);
+    expect(h.take('c1')).toEqual([{ op: 'events', topics: ['run:a'], data: [new Uint8Array([1])] }]);
+    expect(h.take('c2')).toEqual([]);
+  });
+
+  it('sends a task\'s events to the client ahead of its result', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1');
+    h.sm.handle({ type: 'client-message', client: 'c1', msg: { op: 'subscribe', topics: ['t'] } });
+    h.submit([task('a')], ['a']);
+    h.take('c1');
+    events(h, 'w1', ['t']);
+    h.finish('w1', 'a');
+    expect(h.take('c1').map((m) => m.op)).toEqual(['events', 'in-memory']);
+  });
+
+  it('drops a message whose columns differ in length, with a warning', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1');
+    h.sm.handle({ type: 'client-message', client: 'c1', msg: { op: 'subscribe', topics: ['t'] } });
+    h.sm.handle({ type: 'worker-message', worker: 'w1', msg: { op: 'task-events', topics: ['t', 't'], data: [new Uint8Array(1)] }, now: h.now });
+    const ins = h.sm.takeInstructions();
+    expect(ins.logs.map((l) => l.msg)).toContain('task events dropped: topics and data differ in length');
+    expect(ins.messages.get('c1') ?? []).toEqual([]);
+  });
+});

@@ -83,6 +83,10 @@ describe('worker state machine', () => {
     w.compute(compute('a'));
     w.takeInstructions();
     w.free(['a']);
+    // The running task is told (its signal aborts), once.
+    expect(w.takeInstructions().filter((i) => i.type === 'cancel')).toEqual([{ type: 'cancel', keys: ['a'] }]);
+    w.free(['a']);
+    expect(w.takeInstructions().filter((i) => i.type === 'cancel')).toEqual([]);
     w.executed([{ key: 'a', run: 1, bytes: bytes(1), duration: 0 }]);
     expect(sent(w.takeInstructions())).toEqual([]);
     expect(w.getData('a')).toBeUndefined();
