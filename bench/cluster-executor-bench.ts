@@ -50,23 +50,27 @@ async function main(): Promise<void> {
   const fetch = !values['no-fetch'];
   const cluster = await LocalCluster.start({ workers: 2, threadsPerWorker: 1 });
   const client = await cluster.client();
-  const executorDef = clusterExecutor.configured({ cluster: { existing: { address: cluster.address } }, fetchOutputs: fetch });
+  const executorDef = (fetchOutputs: boolean): ReturnType<typeof clusterExecutor.configured> => clusterExecutor.configured({ cluster: { existing: { address: cluster.address } }, fetchOutputs });
   const location = { module: defs.location as string, jobName: 'fan_out' };
   const steps = fanOut.steps.length;
   const followers = fanOut.steps.filter((s) => s.op.name === 'follow').map((s) => s.key);
   const rows: Row[] = [];
+  // Sizes of the outputs, from the warm-up run (which fetches them): the fan-in's inputs are the followers' outputs.
+  let fanInBytes = 0;
+  let allBytes = 0;
   try {
     // Run 0 warms up: the workers' threads import the code location and compile the step path.
     for (let run = 0; run <= runs; run++) {
       const before = await peerBytes(client);
       const t0 = performance.now();
-      const r = await executeJob(fanOut, executorDef, location);
+      const r = await executeJob(fanOut, executorDef(run === 0 || fetch), location);
       const seconds = (performance.now() - t0) / 1000;
       if (!r.success) throw new Error(`bench run failed: ${r.allEvents.at(-1)?.message}`);
       const moved = (await peerBytes(client)) - before;
-      // The fan-in's inputs are the followers' outputs; all outputs are mostly the transforms' 64 KiB each.
-      const fanInBytes = fetch ? outputBytes(r, followers) : followers.length * 9;
-      const allBytes = fetch ? outputBytes(r, fanOut.steps.map((s) => s.key)) : 0;
+      if (run === 0) {
+        fanInBytes = outputBytes(r, followers);
+        allBytes = outputBytes(r, fanOut.steps.map((s) => s.key));
+      }
       const row: Row = {
         system: 'weft',
         bench: run === 0 ? 'cluster executor, warm-up' : 'cluster executor',

@@ -161,12 +161,23 @@ async function* runOnCluster(ctx: ExecutionContext, config: ClusterConfig): Asyn
 
     if (graph.size > 0) {
       yield ctx.engineEvent(`submitting ${graph.size} task(s) for ${plan.steps.length - doomed.size} step(s) to the scheduler at ${address}`);
-      futures = await client.compute(graph, { keys: [...graph.keys()] });
+      // Futures for the steps only: a pick lives while the steps that take it need it.
+      futures = await client.compute(graph, { keys: plan.steps.filter((s) => !doomed.has(s.key)).map((s) => taskKey(runId, s.key)) });
       for (const step of plan.steps) {
         const f = futures[taskKey(runId, step.key)];
+        // Outputs not fetched at the end are not held either: the scheduler frees each once the steps that take it are done.
+        const settled = (): void => {
+          if (!config.fetchOutputs) f?.release();
+        };
         f?.done().then(
-          () => push({ step, error: null }),
-          (error: unknown) => push({ step, error: error instanceof Error ? error : new Error(String(error)) }),
+          () => {
+            settled();
+            push({ step, error: null });
+          },
+          (error: unknown) => {
+            settled();
+            push({ step, error: error instanceof Error ? error : new Error(String(error)) });
+          },
         );
       }
     }
