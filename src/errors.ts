@@ -21,13 +21,15 @@ export class WeftError extends Error {
 export class TaskError extends WeftError {
   override name = 'TaskError';
   readonly key: string;
-  /** The `name` of the error the task threw, e.g. `TypeError`. */
+  /** The `name` of the error the task threw, e.g. `TypeError`, and its message. */
   readonly remoteName: string;
+  readonly remoteMessage: string;
   readonly remoteStack: string | undefined;
   constructor(key: string, remote: SerializedError) {
     super(`task ${key} failed: ${remote.name}: ${remote.message}`);
     this.key = key;
     this.remoteName = remote.name;
+    this.remoteMessage = remote.message;
     this.remoteStack = remote.stack;
     if (remote.stack) this.stack = `${this.name}: ${this.message}\n    --- remote stack ---\n${remote.stack}`;
   }

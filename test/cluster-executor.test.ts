@@ -12,6 +12,7 @@ import { clusterExecutor, LocalCluster, type JobExecutionResult, type RunConfig,
 import { executeJob, type ExecuteOptions } from '../src/jobs/run.ts';
 import jobs from './fixtures/jobs.ts';
 import clusterJobs from './fixtures/cluster-jobs.ts';
+import unloadable from './fixtures/main-thread-only.ts';
 import { alive, waitFor } from './helpers/util.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'weft-cluster-exec-'));
@@ -125,6 +126,14 @@ describe('cluster executor: events, placement, failures', () => {
     expect(r.failures[0]?.error.message).toMatch(/step on_tpu needs resources \{"TPU":2\} \(op tag weft\/resources\), and no worker of the cluster at ws:\/\/127\.0\.0\.1:\d+ has them/);
     expect(r.stepsNotRun).toEqual(['plus_one']);
     expect(r.outputForNode('plus_one_2')).toBe((r.outputForNode('where') as number) + 1);
+  });
+
+  it('fails the steps with the reason when the workers cannot load the code location', async () => {
+    const r = await unloadable.executeJob('unloadable', { runConfig: { execution: onCluster(cluster.address) } });
+    expect(r.success).toBe(false);
+    expect(r.failures.map((f) => f.stepKey)).toEqual(['one']);
+    expect(r.failures[0]?.error.message).toMatch(/^step one failed: DefinitionError: cannot import .*main-thread-only\.ts: this code location loads only in a main thread/);
+    expect(r.stepsNotRun).toEqual(['plus']);
   });
 
   it('runs two runs of one job at once without collisions', async () => {

@@ -18,7 +18,7 @@ import { Client } from '../../client/client.ts';
 import type { Future } from '../../client/future.ts';
 import { ref, type TaskDef } from '../../client/graph.ts';
 import { LocalCluster } from '../../cluster/local-cluster.ts';
-import { NoWorkerError, serializeError, WeftError } from '../../errors.ts';
+import { NoWorkerError, serializeError, TaskError, WeftError } from '../../errors.ts';
 import { MAX_KEY, MAX_TOPIC, serializedError, type WorkerSummary } from '../../protocol/messages.ts';
 import type { StepTaskSpec } from '../cluster-step.ts';
 import { DefinitionError } from '../errors.ts';
@@ -221,7 +221,11 @@ async function* follow(ctx: ExecutionContext, active: ActiveExecution, progress:
   /** Steps whose task could not run for lack of an input, and steps the bookkeeping lets run. */
   const inputLost = new Map<string, Error>();
   const mayRun = new Set<string>();
-  const endWith = (key: string, error: Error): RunEvent => event('STEP_FAILURE', runId, key, `step ${key} failed on the cluster: ${error.name}: ${error.message}`, { attempt: 0, error: serializeError(error) });
+  const endWith = (key: string, err: Error): RunEvent => {
+    // A task that threw before the step ran (say, the code location would not import there): its own error.
+    const error = err instanceof TaskError ? { name: err.remoteName, message: err.remoteMessage, stack: err.remoteStack } : serializeError(err);
+    return event('STEP_FAILURE', runId, key, `step ${key} failed on the cluster: ${error.name}: ${error.message}`, { attempt: 0, error });
+  };
   while (true) {
     for (const s of active.ready()) mayRun.add(s.key);
     for (const ev of active.drainEvents()) {
