@@ -136,6 +136,24 @@ describe('cluster executor: events, placement, failures', () => {
     expect(r.stepsNotRun).toEqual(['plus']);
   });
 
+  it('says to restart the workers when the code location changed since they imported it', async () => {
+    const file = join(dir, 'edited.ts');
+    const weft = new URL('../src/index.ts', import.meta.url).href;
+    const source = (n: number): string => `import { Definitions, job, op } from '${weft}';\nconst n = op({ name: 'n' }, () => ${n});\nexport default new Definitions({ jobs: [job({ name: 'edited' }, () => void n())] });\n`;
+    writeFileSync(join(dir, 'package.json'), '{ "type": "module" }');
+    writeFileSync(file, source(1));
+    const { loadDefinitions } = await import('../src/index.ts');
+    const edited = await loadDefinitions(file);
+    const executorDef = clusterExecutor.configured({ cluster: { existing: { address: cluster.address } } });
+    const first = await executeJob(edited.getJob('edited'), executorDef, { module: edited.location as string, jobName: 'edited' });
+    expect(first.outputForNode('n')).toBe(1);
+    // Edited: the workers still hold the first version, and say so instead of running it.
+    writeFileSync(file, source(2));
+    const second = await executeJob(edited.getJob('edited'), executorDef, { module: edited.location as string, jobName: 'edited' });
+    expect(second.success).toBe(false);
+    expect(second.failures[0]?.error.message).toMatch(/this worker imported .*edited\.ts before it last changed, and a process imports a module once: restart the cluster's workers/);
+  });
+
   it('runs two runs of one job at once without collisions', async () => {
     const go = join(dir, 'go-pair');
     const ops = { pair: { config: { file: go } } };
@@ -198,7 +216,6 @@ describe('cluster executor: clusters of its own', () => {
       await again;
       writeFileSync(go, 'go');
       const r = await result;
-      if (!r.success) console.log(r.allEvents.map((e) => `${e.type} ${e.stepKey} ${e.message}`).join('\n'));
       expect(r.success).toBe(true);
       expect(starts[1]?.pid).not.toBe(starts[0]?.pid);
       expect(r.outputForNode('waits_for_go')).toBe(starts[1]?.pid);

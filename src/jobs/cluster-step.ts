@@ -13,7 +13,7 @@ import { WeftError } from '../errors.ts';
 import { taskContext, type TaskContext } from '../worker/task-context.ts';
 import type { RunConfig } from './definitions.ts';
 import type { RunEvent } from './events.ts';
-import { loadDefinitions } from './location.ts';
+import { codeVersion, loadDefinitions } from './location.ts';
 import { buildPlan, type ExecutionPlan, type PlannedStep } from './plan.ts';
 import type { Definitions } from './repository.ts';
 import { DEFAULT_OUTPUT } from './retry.ts';
@@ -26,6 +26,8 @@ export interface StepTaskSpec {
   runId: string;
   /** file: URL of the code location. */
   module: string;
+  /** Its fingerprint when the run started (codeVersion), null if unknown. */
+  version: string | null;
   jobName: string;
   stepKey: string;
   runConfig: RunConfig;
@@ -40,7 +42,8 @@ export class StepTaskFailed extends WeftError {
   override name = 'StepTaskFailed';
 }
 
-const definitions = new Map<string, Promise<Definitions>>();
+/** Code locations loaded on this thread, with the fingerprint of the file as it was imported. */
+const definitions = new Map<string, Promise<{ defs: Definitions; version: string | null }>>();
 /** Plans of the latest runs seen on this thread. */
 const plans = new Map<string, Promise<ExecutionPlan>>();
 const MAX_PLANS = 16;
@@ -48,14 +51,18 @@ const MAX_PLANS = 16;
 function planFor(spec: StepTaskSpec): Promise<ExecutionPlan> {
   const hit = plans.get(spec.runId);
   if (hit) return hit;
-  let defs = definitions.get(spec.module);
-  if (!defs) {
-    defs = loadDefinitions(spec.module);
-    definitions.set(spec.module, defs);
-    defs.catch(() => definitions.delete(spec.module));
+  let loaded = definitions.get(spec.module);
+  if (!loaded) {
+    const version = codeVersion(spec.module);
+    loaded = loadDefinitions(spec.module).then((defs) => ({ defs, version }));
+    definitions.set(spec.module, loaded);
+    loaded.catch(() => definitions.delete(spec.module));
   }
-  const plan = defs.then((d) => {
-    const job = d.getJob(spec.jobName);
+  const plan = loaded.then(({ defs, version }) => {
+    if (spec.version !== null && version !== null && version !== spec.version) {
+      throw new WeftError(`this worker imported ${spec.module} before it last changed, and a process imports a module once: restart the cluster's workers to run the new code`);
+    }
+    const job = defs.getJob(spec.jobName);
     const { opConfig, issues } = resolveOpConfig(job, spec.runConfig);
     if (issues.length > 0) throw new WeftError(`invalid op config: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
     return buildPlan(spec.runId, job, opConfig);

@@ -1,5 +1,7 @@
 /** Loading a code location: the module whose default export is a Definitions object. */
-import { pathToFileURL } from 'node:url';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import { DefinitionError } from './errors.ts';
 import { Definitions } from './repository.ts';
@@ -34,4 +36,17 @@ export function definitionsOf(mod: Record<string, unknown>, spec: string): Defin
   }
   if (!defs) throw new DefinitionError(`${spec} has no Definitions: make \`export default new Definitions({ jobs, assets })\` its default export`);
   return defs;
+}
+
+/**
+ * A fingerprint of a code location's module file (null if it cannot be
+ * read): a process that imported an older version of the file can tell, as
+ * modules are imported once per process.
+ */
+export function codeVersion(url: string): string | null {
+  try {
+    return createHash('sha1').update(readFileSync(fileURLToPath(url))).digest('hex').slice(0, 16);
+  } catch {
+    return null;
+  }
 }

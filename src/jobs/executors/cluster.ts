@@ -22,6 +22,7 @@ import { NoWorkerError, serializeError, TaskError, WeftError } from '../../error
 import { MAX_KEY, MAX_TOPIC, serializedError, type WorkerSummary } from '../../protocol/messages.ts';
 import type { StepTaskSpec } from '../cluster-step.ts';
 import { DefinitionError } from '../errors.ts';
+import { codeVersion } from '../location.ts';
 import { event, type RunEvent } from '../events.ts';
 import { executor, type ExecutionContext, type ExecutorDefinition } from '../executor.ts';
 import type { ActiveExecution, PlannedStep } from '../plan.ts';
@@ -130,6 +131,7 @@ async function* runOnCluster(ctx: ExecutionContext, config: ClusterConfig): Asyn
     const multi = new Set(plan.steps.filter((s) => s.node.op.multipleOutputs).map((s) => s.key));
     const picks = new Map<string, { step: string; output: string }>();
     const retries = retriesEnabled(config.retries);
+    const version = codeVersion(location.module);
     for (const step of plan.steps) {
       if (unplaceable.has(step.key) || step.upstream.some((u) => doomed.has(u))) {
         doomed.add(step.key);
@@ -143,7 +145,7 @@ async function* runOnCluster(ctx: ExecutionContext, config: ClusterConfig): Asyn
         picks.set(pk, { step: src.stepKey, output: src.output });
         return ref(pk);
       });
-      const spec: StepTaskSpec = { runId, module: location.module, jobName: location.jobName, stepKey: step.key, runConfig: ctx.runConfig, retries, topic };
+      const spec: StepTaskSpec = { runId, module: location.module, version, jobName: location.jobName, stepKey: step.key, runConfig: ctx.runConfig, retries, topic };
       const key = taskKey(runId, step.key);
       if (key.length > MAX_KEY) throw new WeftError(`step key ${step.key.slice(0, 40)}... is too long for a task key on the cluster`);
       const res = resources.get(step.key);
