@@ -66,6 +66,10 @@ async function main(): Promise<void> {
       const r = await executeJob(fanOut, executorDef(run === 0 || fetch), location);
       const seconds = (performance.now() - t0) / 1000;
       if (!r.success) throw new Error(`bench run failed: ${r.allEvents.at(-1)?.message}`);
+      // Every step's events, in order (checked after the timing).
+      const order = new Map<string, string[]>();
+      for (const e of r.allEvents) if (e.stepKey !== null) order.set(e.stepKey, [...(order.get(e.stepKey) ?? []), e.type]);
+      for (const s of fanOut.steps) if (order.get(s.key)?.join() !== 'STEP_START,STEP_OUTPUT,STEP_SUCCESS') throw new Error(`step ${s.key} had events ${order.get(s.key)?.join() ?? 'none'}`);
       const moved = (await peerBytes(client)) - before;
       if (run === 0) {
         fanInBytes = outputBytes(r, followers);
