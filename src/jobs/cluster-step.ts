@@ -9,7 +9,7 @@
  * A thread rebuilds the job once per code location and the plan once per
  * run, then reuses them for every step of the run it runs.
  */
-import { WeftError } from '../errors.ts';
+import { CancelledError, WeftError } from '../errors.ts';
 import { taskContext, type TaskContext } from '../worker/task-context.ts';
 import type { RunConfig } from './definitions.ts';
 import type { RunEvent } from './events.ts';
@@ -88,7 +88,7 @@ export async function runStep(spec: StepTaskSpec, inputs: unknown[]): Promise<un
     if (last.type === 'STEP_SUCCESS') return step.node.op.multipleOutputs ? outputs : outputs[DEFAULT_OUTPUT];
     if (last.type !== 'STEP_UP_FOR_RETRY') throw new StepTaskFailed(last.message);
     await sleep(Math.max(0, last.retryInSeconds ?? 0) * 1000, ctx.signal);
-    if (ctx.signal.aborted) throw Object.assign(new Error(`step ${step.key} was cancelled while waiting to retry`), { name: 'CancelledError' });
+    if (ctx.signal.aborted) throw new CancelledError(`step ${step.key} was cancelled while waiting to retry`);
   }
 }
 

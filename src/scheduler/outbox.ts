@@ -40,11 +40,7 @@ export class Outbox {
   }
 
   key(to: string, op: Columnar, key: string): void {
-    let list = this.byRecipient.get(to);
-    if (!list) {
-      list = [];
-      this.byRecipient.set(to, list);
-    }
+    const list = this.listFor(to);
     const last = list[list.length - 1] as Partial<KeysMsg> | undefined;
     if (last && last.op === op && last.keys) last.keys.push(key);
     else list.push({ op, keys: [key] });
@@ -55,11 +51,7 @@ export class Outbox {
    * client gave one (>= 0), else by key (merged into one message per run).
    */
   inMemory(to: string, key: string, ticket: number, address: string): void {
-    let list = this.byRecipient.get(to);
-    if (!list) {
-      list = [];
-      this.byRecipient.set(to, list);
-    }
+    const list = this.listFor(to);
     let last = list[list.length - 1] as InMemoryMsg | undefined;
     if (!last || last.op !== 'in-memory') {
       last = { op: 'in-memory', keys: objectList<string>(), holder: [], tickets: [], ticketHolder: [], addresses: [] };
@@ -78,11 +70,7 @@ export class Outbox {
 
   /** A task event for a client, merged into its last message when that is an `events` one. */
   event(to: string, topic: string, data: Uint8Array): void {
-    let list = this.byRecipient.get(to);
-    if (!list) {
-      list = [];
-      this.byRecipient.set(to, list);
-    }
+    const list = this.listFor(to);
     const last = list[list.length - 1] as Partial<EventsMsg> | undefined;
     if (last && last.op === 'events' && last.topics && last.data) {
       last.topics.push(topic);
@@ -92,16 +80,22 @@ export class Outbox {
 
   /** The compute message to append tasks to: the recipient's last message if it is one. */
   computeBatch(to: string): ComputeBuilder {
-    let list = this.byRecipient.get(to);
-    if (!list) {
-      list = [];
-      this.byRecipient.set(to, list);
-    }
+    const list = this.listFor(to);
     const last = list[list.length - 1];
     if (last instanceof ComputeBuilder) return last;
     const batch = new ComputeBuilder();
     list.push(batch);
     return batch;
+  }
+
+  /** The recipient's messages so far (a new list for a new recipient). */
+  private listFor(to: string): object[] {
+    let list = this.byRecipient.get(to);
+    if (!list) {
+      list = [];
+      this.byRecipient.set(to, list);
+    }
+    return list;
   }
 
   get empty(): boolean {

@@ -15,12 +15,11 @@ import { decode, encode, encodeOwned } from '../protocol/codec.ts';
 import { ByteWriter, NOT_SIMPLE, readSimple, writeSimple } from '../protocol/simple-codec.ts';
 import { MAX_EVENT_BYTES, MAX_TOPIC, type FnDef } from '../protocol/messages.ts';
 import { substituteRefs } from '../protocol/spec.ts';
-import { serializeError, type SerializedError } from '../errors.ts';
+import { CancelledError, serializeError, type SerializedError } from '../errors.ts';
 import { resolveFunction, type TaskFunction } from './functions.ts';
-import { RESULT_ERROR, RESULT_OK, RESULT_REQUEUE, type ResultBatch, type ThreadBatch } from './thread-protocol.ts';
+import { RESULT_ERROR, RESULT_OK, RESULT_REQUEUE, type ResultBatch, type ThreadBatch, type ThreadEvents } from './thread-protocol.ts';
 import { fractionList } from '../util/lists.ts';
 import { provideTaskContext, type TaskContext } from './task-context.ts';
-import type { ThreadEvents } from './thread-protocol.ts';
 
 // esbuild (behind tsx) wraps named inner functions in __name(); shipped sources need it here.
 const g = globalThis as { __name?: (fn: unknown, name: string) => unknown };
@@ -115,7 +114,7 @@ function cancelTask(seq: number): void {
   if (seq === currentSeq) {
     currentCtx ??= makeContext();
     currentCtx.ctl ??= new AbortController();
-    currentCtx.ctl.abort(Object.assign(new Error('the task was cancelled'), { name: 'CancelledError' }));
+    currentCtx.ctl.abort(new CancelledError('the task was cancelled'));
   } else if (seq > lastSeq) cancelledSeqs.add(seq);
 }
 
@@ -365,7 +364,7 @@ function runOne(c: Cursor, seq: number, fnId: number, ndeps: number, producer: n
 
 function call(seq: number, fn: TaskFunction, args: unknown[], start: number): Promise<void> | undefined {
   if (cancelledSeqs.size > 0 && cancelledSeqs.delete(seq)) {
-    fail(Object.assign(new Error('the task was cancelled before it started'), { name: 'CancelledError' }), 0);
+    fail(new CancelledError('the task was cancelled before it started'), 0);
     return undefined;
   }
   currentSeq = lastSeq = seq;
@@ -405,15 +404,14 @@ function endTask(): void {
  * transferred buffer, large binary ones (see encodeLarge) transferred as they are.
  */
 function flush(now: number): void {
-  const n = outStatus.length;
-  if (n === 0) {
-    postEvents(now);
-    lastFlush = now;
-    return;
-  }
   lastFlush = now;
   // A task's events go in the same message as its result, ahead of it.
   const events = takeEvents();
+  const n = outStatus.length;
+  if (n === 0) {
+    if (events) port?.postMessage({ events });
+    return;
+  }
   const chunk = out.buf.slice(0, out.pos).buffer;
   out.pos = 0;
   const large = outLarge;

@@ -26,7 +26,7 @@ import { codeVersion } from '../location.ts';
 import { event, type RunEvent } from '../events.ts';
 import { executor, type ExecutionContext, type ExecutorDefinition } from '../executor.ts';
 import type { ActiveExecution, PlannedStep } from '../plan.ts';
-import { retriesConfig, retriesEnabled } from './common.ts';
+import { Inbox, retriesConfig, retriesEnabled } from './common.ts';
 
 export const clusterConfig = z
   .object({
@@ -109,13 +109,8 @@ async function* runOnCluster(ctx: ExecutionContext, config: ClusterConfig): Asyn
   const address = cluster ? cluster.address : (cfg as { existing: { address: string } }).existing.address;
   const token = 'existing' in cfg ? cfg.existing.token : undefined;
 
-  const inbox: Incoming[] = [];
-  let wake: (() => void) | null = null;
-  const push = (item: Incoming): void => {
-    inbox.push(item);
-    wake?.();
-    wake = null;
-  };
+  const inbox = new Inbox<Incoming>();
+  const push = (item: Incoming): void => inbox.push(item);
   let futures: Record<string, Future> = {};
   let unsubscribe = (): void => {};
   try {
@@ -184,17 +179,8 @@ async function* runOnCluster(ctx: ExecutionContext, config: ClusterConfig): Asyn
       }
     }
 
-    const onAbort = (): void => {
-      wake?.();
-      wake = null;
-    };
-    ctx.signal.addEventListener('abort', onAbort, { once: true });
     const progress: Progress = { started: new Set(), ended: new Set(doomed) };
-    try {
-      yield* follow(ctx, active, progress, inbox, () => new Promise<void>((resolve) => (wake = resolve)));
-    } finally {
-      ctx.signal.removeEventListener('abort', onAbort);
-    }
+    yield* follow(ctx, active, progress, inbox);
     if (ctx.signal.aborted) {
       // Cancelled: the run's tasks are released (a running one sees its signal abort); other runs go on.
       await client.cancel(Object.values(futures));
@@ -216,7 +202,7 @@ async function* runOnCluster(ctx: ExecutionContext, config: ClusterConfig): Asyn
  * Follows the run: events of the steps as they come, and the end of each
  * step's task, until every step has ended (or the run is cancelled).
  */
-async function* follow(ctx: ExecutionContext, active: ActiveExecution, progress: Progress, inbox: Incoming[], next: () => Promise<void>): AsyncGenerator<RunEvent> {
+async function* follow(ctx: ExecutionContext, active: ActiveExecution, progress: Progress, inbox: Inbox<Incoming>): AsyncGenerator<RunEvent> {
   const { runId } = ctx;
   const { started, ended } = progress;
   const stepKeys = new Set(active.plan.steps.map((s) => s.key));
@@ -244,8 +230,8 @@ async function* follow(ctx: ExecutionContext, active: ActiveExecution, progress:
       yield ev;
     }
     if (active.isComplete || ctx.signal.aborted) return;
-    if (inbox.length === 0) {
-      await next();
+    if (inbox.size === 0) {
+      await inbox.wait(null, ctx.signal);
       continue;
     }
     const item = inbox.shift() as Incoming;

@@ -23,3 +23,39 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
     signal.addEventListener('abort', done, { once: true });
   });
 }
+
+/** What an executor's steps report, queued for its loop, which waits for the next item. */
+export class Inbox<T> {
+  private items: T[] = [];
+  private wake: (() => void) | null = null;
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  push(item: T): void {
+    this.items.push(item);
+    this.wake?.();
+    this.wake = null;
+  }
+
+  shift(): T | undefined {
+    return this.items.shift();
+  }
+
+  /** Resolves when an item is pushed, after `ms` (null: no limit), or when `signal` aborts. */
+  wait(ms: number | null, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      if (signal.aborted) return resolve();
+      const timer = ms === null ? null : setTimeout(() => done(), ms);
+      const done = (): void => {
+        if (timer) clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        if (this.wake === done) this.wake = null;
+        resolve();
+      };
+      this.wake = done;
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+}

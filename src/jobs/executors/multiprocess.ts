@@ -16,7 +16,7 @@ import { event, type RunEvent } from '../events.ts';
 import type { PlannedStep } from '../plan.ts';
 import { failureOrRetry } from '../step-runner.ts';
 import type { FromStepProcess, ToStepProcess } from '../step-main.ts';
-import { retriesConfig, retriesEnabled } from './common.ts';
+import { Inbox, retriesConfig, retriesEnabled } from './common.ts';
 import { mapStack, stepBundle } from '../step-bundle.ts';
 
 const tagLimit = z.object({ key: z.string().min(1), value: z.string().optional(), limit: z.number().int().min(1) }).strict();
@@ -65,13 +65,8 @@ async function* runMultiprocess(ctx: ExecutionContext, config: MultiprocessConfi
   const warm = config.mode === 'warm';
   const active = ctx.activeExecution();
   const procs = new Set<StepProc>();
-  const inbox: Incoming[] = [];
-  let wake: (() => void) | null = null;
-  const notify = (item: Incoming): void => {
-    inbox.push(item);
-    wake?.();
-    wake = null;
-  };
+  const inbox = new Inbox<Incoming>();
+  const notify = (item: Incoming): void => inbox.push(item);
 
   const spawn = (): StepProc => {
     // msgpackr's native string decoder only pays off on large messages; loading it costs a short-lived process more.
@@ -156,11 +151,11 @@ async function* runMultiprocess(ctx: ExecutionContext, config: MultiprocessConfi
         if (active.isComplete) break;
         const wait = active.nextRetryIn();
         if (wait === null) break;
-        await waitFor(wait);
+        await inbox.wait(wait, ctx.signal);
         continue;
       }
-      if (inbox.length === 0) await waitFor(active.nextRetryIn());
-      while (inbox.length > 0) {
+      if (inbox.size === 0) await inbox.wait(active.nextRetryIn(), ctx.signal);
+      while (inbox.size > 0) {
         const item = inbox.shift() as Incoming;
         const p = item.proc;
         if ('exit' in item) {
@@ -210,18 +205,6 @@ async function* runMultiprocess(ctx: ExecutionContext, config: MultiprocessConfi
     await stopAll(procs);
   }
 
-  function waitFor(ms: number | null): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = ms === null ? null : setTimeout(resolve, ms);
-      const done = (): void => {
-        if (timer) clearTimeout(timer);
-        ctx.signal.removeEventListener('abort', done);
-        resolve();
-      };
-      wake = done;
-      ctx.signal.addEventListener('abort', done, { once: true });
-    });
-  }
 }
 
 /**
