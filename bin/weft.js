@@ -1,7 +1,12 @@
 #!/usr/bin/env node
-// weft ships TypeScript sources; tsx compiles them on load so that task modules
-// written in TypeScript import the same way on every worker.
-import { register } from 'tsx/esm/api';
+// The `weft` command of the package: the compiled CLI in dist/. A checkout
+// builds it with `npm run build` (npm ci does); `node src/cli/launch.mjs`
+// runs the CLI from its TypeScript sources instead.
+import { existsSync } from 'node:fs';
 
-register();
-await import('../src/cli/main.ts');
+const entry = new URL('../dist/cli/launch.mjs', import.meta.url);
+if (!existsSync(entry)) {
+  process.stderr.write(`weft: ${entry.pathname} is missing: build weft first (npm run build)\n`);
+  process.exit(1);
+}
+await import(entry.href);

@@ -5,9 +5,10 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
 import { LocalCluster } from '../src/index.ts';
+import { WEFT_BIN } from '../src/cluster/local-cluster.ts';
 import { alive, waitFor } from './helpers/util.ts';
 
-const BIN = new URL('../bin/weft.js', import.meta.url).pathname;
+const BIN = WEFT_BIN;
 const DEFS = new URL('./fixtures/jobs.ts', import.meta.url).pathname;
 const CLUSTER_DEFS = new URL('./fixtures/cluster-jobs.ts', import.meta.url).pathname;
 const PIPELINE = new URL('../examples/pipeline.ts', import.meta.url).pathname;

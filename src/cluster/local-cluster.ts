@@ -14,8 +14,10 @@ import { fileURLToPath } from 'node:url';
 import { Client, type ClientOptions } from '../client/client.ts';
 import { WeftError } from '../errors.ts';
 import type { LogLevel } from '../util/log.ts';
+import { CLI_ENTRY } from '../util/self.ts';
 
-export const WEFT_BIN = fileURLToPath(new URL('../../bin/weft.js', import.meta.url));
+/** The weft CLI of this copy of weft (its sources in a checkout, else the package's). */
+export const WEFT_BIN = fileURLToPath(CLI_ENTRY);
 
 /**
  * V8 flags for the scheduler and worker processes, sized for large graphs:

@@ -5,6 +5,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import { DefinitionError } from './errors.ts';
 import { Definitions } from './repository.ts';
+import { importUserModule } from '../util/self.ts';
 
 /** A module path or file: URL as a file: URL (paths resolve against the working directory). */
 export function moduleUrl(spec: string): string {
@@ -16,7 +17,7 @@ export async function loadDefinitions(spec: string): Promise<Definitions> {
   const url = moduleUrl(spec);
   let mod: Record<string, unknown>;
   try {
-    mod = (await import(url)) as Record<string, unknown>;
+    mod = await importUserModule(url);
   } catch (err) {
     throw new DefinitionError(`cannot import ${spec}: ${(err as Error).message}`);
   }

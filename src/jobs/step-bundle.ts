@@ -15,9 +15,10 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Plugin } from 'esbuild';
 import { SourceMap } from 'node:module';
 import { JobReconstructionError } from './errors.ts';
+import { weftModule } from '../util/self.ts';
 
-const STEP_MAIN = fileURLToPath(new URL('./step-main.ts', import.meta.url));
-const STEP_PRELUDE = fileURLToPath(new URL('./step-prelude.ts', import.meta.url));
+const STEP_MAIN = fileURLToPath(weftModule('jobs/step-main'));
+const STEP_PRELUDE = fileURLToPath(weftModule('jobs/step-prelude'));
 const WEFT_SRC = fileURLToPath(new URL('..', import.meta.url));
 
 /**

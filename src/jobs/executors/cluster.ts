@@ -26,6 +26,7 @@ import { codeVersion } from '../location.ts';
 import { event, type RunEvent } from '../events.ts';
 import { executor, type ExecutionContext, type ExecutorDefinition } from '../executor.ts';
 import type { ActiveExecution, PlannedStep } from '../plan.ts';
+import { weftModule } from '../../util/self.ts';
 import { Inbox, retriesConfig, retriesEnabled } from './common.ts';
 
 export const clusterConfig = z
@@ -47,8 +48,8 @@ export type ClusterConfig = z.infer<typeof clusterConfig>;
 export const RESOURCES_TAG = 'weft/resources';
 const resourcesSchema = z.record(z.string().min(1), z.number().positive().finite());
 
-const STEP_FN = `${new URL('../cluster-step.ts', import.meta.url).href}#runStep`;
-const PICK_FN = `${new URL('../cluster-step.ts', import.meta.url).href}#pickOutput`;
+const STEP_FN = `${weftModule('jobs/cluster-step').href}#runStep`;
+const PICK_FN = `${weftModule('jobs/cluster-step').href}#pickOutput`;
 
 /** What step tasks publish: checked here, as anything that comes from the network. */
 const runEventSchema = z.object({

@@ -1,0 +1,107 @@
+/**
+ * weft as a user installs it: the packed tarball (dist/, built by `npm test`
+ * before vitest runs) installed into a fresh project, then used from a plain
+ * .mjs program, from strict TypeScript (`--module nodenext`), and through
+ * its `weft` bin.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const require = createRequire(import.meta.url);
+const TSC = require.resolve('typescript/bin/tsc');
+const NODE_TYPES = (JSON.parse(readFileSync(require.resolve('@types/node/package.json'), 'utf8')) as { version: string }).version;
+
+const dir = mkdtempSync(join(tmpdir(), 'weft-consumer-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function run(cmd: string, args: string[], timeout = 60_000): { code: number | null; out: string; err: string } {
+  const r = spawnSync(cmd, args, { cwd: dir, encoding: 'utf8', timeout, env: { ...process.env, WEFT_LOG_LEVEL: 'warn' } });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+const files: Record<string, string> = {
+  'package.json': JSON.stringify({ name: 'consumer', private: true, type: 'module', allowScripts: { weft: false, esbuild: false, 'msgpackr-extract': false } }),
+  // A task module in TypeScript: workers load it through tsx.
+  'tasks.ts': 'export function inc(x: number): number {\n  return x + 1;\n}\n',
+  'defs.mjs': `import { Definitions, job, op } from 'weft';
+const one = op({ name: 'one' }, () => 1);
+const add = op({ name: 'add' }, (ctx, x) => { ctx.log.info('adding'); return x + 41; });
+export const answer = job({ name: 'answer' }, () => add(one()));
+export default new Definitions({ jobs: [answer] });
+`,
+  'app.mjs': `import { LocalCluster } from 'weft';
+import defs from './defs.mjs';
+const cluster = await LocalCluster.start({ workers: 1 });
+const client = await cluster.client();
+const task = await client.submit(new URL('./tasks.ts', import.meta.url).href + '#inc', 1);
+await client.close();
+await cluster.close();
+const r = await defs.executeJob('answer');
+const pid = r.eventsForNode('add').find((e) => e.type === 'STEP_START').pid;
+console.log(JSON.stringify({ task, success: r.success, answer: r.outputForNode('add'), otherProcess: pid !== process.pid }));
+`,
+  'app.mts': `import { Client, Definitions, executor, job, op, type ExecutionContext, type RunEvent } from 'weft';
+const one = op({ name: 'one' }, (): number => 1);
+export const j = job({ name: 'j' }, () => {
+  one();
+});
+export const mine = executor({ name: 'mine' }, () => ({
+  async *execute(ctx: ExecutionContext): AsyncGenerator<RunEvent> {
+    yield ctx.engineEvent('nothing to do');
+  },
+}));
+export async function remote(): Promise<number> {
+  const c = await Client.connect('ws://127.0.0.1:8786');
+  const n: unknown = await c.submit((x: number) => x + 1, 1);
+  return n as number;
+}
+export default new Definitions({ jobs: [j] });
+`,
+  'tsconfig.json': JSON.stringify({ compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, skipLibCheck: false, types: ['node'] }, files: ['app.mts'] }),
+};
+
+beforeAll(() => {
+  const packed = JSON.parse(execFileSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: ROOT, encoding: 'utf8' })) as { filename: string; files: { path: string }[] }[];
+  const tarball = packed[0];
+  if (!tarball) throw new Error('npm pack made no tarball');
+  writeFileSync(join(dir, 'files.json'), JSON.stringify(tarball.files.map((f) => f.path)));
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  const r = run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', `./${tarball.filename}`, `@types/node@${NODE_TYPES}`], 120_000);
+  if (r.code !== 0) throw new Error(`npm install of the packed tarball failed:\n${r.err}`);
+}, 180_000);
+
+describe('the npm package', () => {
+  it('ships the compiled code, declarations and the CLI, not the tests', () => {
+    const shipped = JSON.parse(readFileSync(join(dir, 'files.json'), 'utf8')) as string[];
+    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/launch.mjs', 'dist/worker/thread-entry.mjs', 'bin/weft.js', 'examples/pi.ts']) expect(shipped).toContain(f);
+    expect(shipped.some((f) => f.startsWith('test/'))).toBe(false);
+  });
+
+  it('a plain .mjs program runs a TypeScript task on a LocalCluster and a job in step processes', () => {
+    const r = run('node', ['app.mjs']);
+    expect(r.err).not.toMatch(/ERR_UNKNOWN_FILE_EXTENSION/);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out.trim().split('\n').at(-1) ?? '{}')).toEqual({ task: 2, success: true, answer: 42, otherProcess: true });
+  });
+
+  it('a strict TypeScript program (module nodenext) type-checks against the declarations', () => {
+    const r = run('node', [TSC, '-p', '.']);
+    expect(r.out + r.err).toBe('');
+    expect(r.code).toBe(0);
+  });
+
+  it('the bin runs the compiled CLI', () => {
+    const help = run(join(dir, 'node_modules', '.bin', 'weft'), ['--help']);
+    expect(help.code).toBe(0);
+    expect(help.out).toMatch(/^weft: a distributed task-graph runtime/);
+    const r = run(join(dir, 'node_modules', '.bin', 'weft'), ['run', 'defs.mjs', '--job', 'answer', '--json']);
+    expect(r.code).toBe(0);
+    const events = r.out.trim().split('\n').map((l) => JSON.parse(l) as { type: string });
+    expect(events.at(-1)?.type).toBe('RUN_SUCCESS');
+  });
+});
