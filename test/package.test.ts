@@ -5,7 +5,7 @@
  * its `weft` bin.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,7 +45,7 @@ const r = await defs.executeJob('answer');
 const pid = r.eventsForNode('add').find((e) => e.type === 'STEP_START').pid;
 console.log(JSON.stringify({ task, success: r.success, answer: r.outputForNode('add'), otherProcess: pid !== process.pid }));
 `,
-  'app.mts': `import { Client, Definitions, executor, job, op, type ExecutionContext, type RunEvent } from 'weft';
+  'app.mts': `import { Client, Definitions, executor, job, op, type ExecutionContext, type RunEvent, type StepHandler } from 'weft';
 const one = op({ name: 'one' }, (): number => 1);
 export const j = job({ name: 'j' }, () => {
   one();
@@ -55,6 +55,7 @@ export const mine = executor({ name: 'mine' }, () => ({
     yield ctx.engineEvent('nothing to do');
   },
 }));
+export const handler: StepHandler | null = null;
 export async function remote(): Promise<number> {
   const c = await Client.connect('ws://127.0.0.1:8786');
   const n: unknown = await c.submit((x: number) => x + 1, 1);
@@ -80,6 +81,11 @@ describe('the npm package', () => {
     const shipped = JSON.parse(readFileSync(join(dir, 'files.json'), 'utf8')) as string[];
     for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/launch.mjs', 'dist/worker/thread-entry.mjs', 'bin/weft.js', 'examples/pi.ts']) expect(shipped).toContain(f);
     expect(shipped.some((f) => f.startsWith('test/'))).toBe(false);
+  });
+
+  it('names only files that exist as having side effects (esbuild keeps them in step bundles)', () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { sideEffects: string[] };
+    for (const f of pkg.sideEffects) expect(existsSync(join(ROOT, f)), f).toBe(true);
   });
 
   it('a plain .mjs program runs a TypeScript task on a LocalCluster and a job in step processes', () => {

@@ -18,6 +18,7 @@ Commands:
   example                start a local cluster, run an example graph, print the result
   run MODULE --job NAME  run a job of a code location with its executor
   list MODULE            list the jobs and assets of a code location
+  step                   run one step of a run (started by step handlers: containers, pods)
 
 Run 'weft <command> --help' for a command's options.`,
   scheduler: `Usage: weft scheduler [--host 127.0.0.1] [--port 8786] [--token T]
@@ -77,6 +78,16 @@ Options:
 
 Exit code: 0 when the run succeeds, 1 when it fails, 130 when it is canceled
 (Ctrl-C stops running steps and their processes), 2 for bad arguments.`,
+  step: `Usage: weft step [--args PACKED]
+
+Runs exactly one attempt of one step of a run and reports to the run's
+coordinator (Dagster's execute_step). Step handlers (the docker and
+Kubernetes executors) start it; its arguments (code location, job, run id,
+step, attempt, op config, coordinator address and token) come packed in
+--args or in the WEFT_STEP_ARGS environment variable.
+
+Exit code: 0 when the step's result was reported (success or failure),
+1 when it could not report, 2 for bad arguments.`,
   list: `Usage: weft list MODULE [--json]
 
 Lists the jobs (with their executors) and assets of a code location.`,
@@ -265,6 +276,13 @@ async function runCommand(argv: string[]): Promise<void> {
   process.exitCode = await runJobCommand({ module, job, configFile: values['config'] as string | undefined, json: values['json'] === true, ...(address ? { cluster: { address, ...(token ? { token } : {}) } } : {}) });
 }
 
+async function stepCommand(argv: string[]): Promise<void> {
+  const { values } = parse(argv, { args: { type: 'string' } });
+  if (values['help']) return void console.log(HELP['step']);
+  const { readStepArgs, runStep } = await import('../jobs/step/weft-step.ts');
+  process.exitCode = await runStep(readStepArgs(values['args'] as string | undefined));
+}
+
 async function listJobsCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv, { json: { type: 'boolean' } });
   if (values['help']) return void console.log(HELP['list']);
@@ -276,6 +294,7 @@ async function listJobsCommand(argv: string[]): Promise<void> {
 const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   run: runCommand,
   list: listJobsCommand,
+  step: stepCommand,
   scheduler: schedulerCommand,
   worker: workerCommand,
   cluster: clusterCommand,

@@ -305,7 +305,7 @@ export function job(opts: JobOptions, body: () => void): JobDefinition {
 
 /**
  * Step processes defer job bodies: each builds only the job it runs, not
- * every job of its code location (see step-prelude.ts). Elsewhere bodies run
+ * every job of its code location (see step/prelude.ts). Elsewhere bodies run
  * when the job is defined, so wiring errors show at once.
  */
 let deferBodies = false;

@@ -7,6 +7,10 @@
  */
 import { event, type RunEvent } from './events.ts';
 import type { InputSource, JobDefinition, StepNode } from './definitions.ts';
+import { DefinitionError } from './errors.ts';
+
+/** Op tag ordering ready steps in every executor: a number, higher first (default 0), like `dagster/priority`. */
+export const PRIORITY_TAG = 'weft/priority';
 
 export interface PlannedStep {
   readonly key: string;
@@ -16,6 +20,8 @@ export interface PlannedStep {
   /** The op's config, parsed with its schema. */
   readonly config: unknown;
   readonly tags: Readonly<Record<string, string>>;
+  /** From the op tag `weft/priority`: among steps ready together, higher ones start first. */
+  readonly priority: number;
 }
 
 export interface ExecutionPlan {
@@ -33,6 +39,7 @@ export function buildPlan(runId: string, job: JobDefinition, opConfig: Map<strin
     upstream: [...new Set(node.inputs.filter((i): i is Extract<InputSource, { kind: 'step' }> => i.kind === 'step').map((i) => i.stepKey))],
     config: opConfig.get(node.op.name),
     tags: node.op.tags,
+    priority: priorityOf(node),
   }));
   const byKey = new Map(steps.map((s) => [s.key, s]));
   return {
@@ -45,6 +52,19 @@ export function buildPlan(runId: string, job: JobDefinition, opConfig: Map<strin
       return s;
     },
   };
+}
+
+function priorityOf(node: StepNode): number {
+  const tag = node.op.tags[PRIORITY_TAG];
+  if (tag === undefined) return 0;
+  const n = Number(tag);
+  if (tag.trim() === '' || !Number.isFinite(n)) throw new DefinitionError(`op ${node.op.name}: tag ${PRIORITY_TAG} must be a number (got ${JSON.stringify(tag)})`);
+  return n;
+}
+
+/** Steps by priority, higher first; steps of equal priority keep their order. */
+export function byPriority(steps: PlannedStep[]): PlannedStep[] {
+  return steps.some((s) => s.priority !== 0) ? steps.sort((a, b) => b.priority - a.priority) : steps;
 }
 
 type StepStatus = 'pending' | 'running' | 'retry-wait' | 'succeeded' | 'failed' | 'skipped' | 'not-run';
@@ -78,7 +98,7 @@ export class ActiveExecution {
     this.unfinished = plan.steps.length;
   }
 
-  /** Steps that may start now (each handed out once per attempt), in plan order. */
+  /** Steps that may start now (each handed out once per attempt), by priority, then in plan order. */
   ready(now = Date.now()): PlannedStep[] {
     const out: PlannedStep[] = [];
     for (const [key, at] of this.retryAt) {
@@ -94,7 +114,7 @@ export class ActiveExecution {
       this.status.set(s.key, 'running');
       out.push(s);
     }
-    return out;
+    return byPriority(out);
   }
 
   /** Events the bookkeeping produced (STEP_SKIPPED), to yield with the executor's own. */

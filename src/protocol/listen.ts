@@ -2,7 +2,7 @@ import { WebSocketServer } from 'ws';
 import type { ConnectionLimits } from './connection.ts';
 
 /** Starts a WebSocket server (compression off, frame limit set) and returns it with its ws:// address. */
-export async function listen(host: string, port: number, limits: ConnectionLimits): Promise<{ server: WebSocketServer; address: string }> {
+export async function listen(host: string, port: number, limits: Pick<ConnectionLimits, 'maxPayload'>): Promise<{ server: WebSocketServer; address: string }> {
   const server = new WebSocketServer({ host, port, perMessageDeflate: false, maxPayload: limits.maxPayload });
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);

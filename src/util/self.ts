@@ -33,3 +33,8 @@ export async function importUserModule(url: string): Promise<Record<string, unkn
   }
   return (await import(url)) as Record<string, unknown>;
 }
+
+/** The command that runs this copy of weft's CLI: `[node, entry]`; append `step`, `worker ...`, etc. */
+export function weftCommand(): [string, string] {
+  return [process.execPath, decodeURIComponent(CLI_ENTRY.pathname)];
+}

@@ -1,6 +1,6 @@
 /**
  * Runs a job's steps on a weft cluster: the run's plan goes to the scheduler
- * as one task graph, one task per step (see cluster-step.ts), depending on
+ * as one task graph, one task per step (see step/cluster-task.ts), depending on
  * the tasks of its upstream steps. Outputs stay in the memory of the worker
  * that made them; a step runs where most of its input bytes are and fetches
  * the rest from other workers, never through the scheduler or this process.
@@ -19,8 +19,9 @@ import type { Future } from '../../client/future.ts';
 import { ref, type TaskDef } from '../../client/graph.ts';
 import { LocalCluster } from '../../cluster/local-cluster.ts';
 import { NoWorkerError, serializeError, TaskError, WeftError } from '../../errors.ts';
-import { MAX_KEY, MAX_TOPIC, serializedError, type WorkerSummary } from '../../protocol/messages.ts';
-import type { StepTaskSpec } from '../cluster-step.ts';
+import { MAX_KEY, MAX_TOPIC, type WorkerSummary } from '../../protocol/messages.ts';
+import { stepEventSchema } from '../event-schema.ts';
+import type { StepTaskSpec } from '../step/cluster-task.ts';
 import { DefinitionError } from '../errors.ts';
 import { codeVersion } from '../location.ts';
 import { event, type RunEvent } from '../events.ts';
@@ -48,24 +49,9 @@ export type ClusterConfig = z.infer<typeof clusterConfig>;
 export const RESOURCES_TAG = 'weft/resources';
 const resourcesSchema = z.record(z.string().min(1), z.number().positive().finite());
 
-const STEP_FN = `${weftModule('jobs/cluster-step').href}#runStep`;
-const PICK_FN = `${weftModule('jobs/cluster-step').href}#pickOutput`;
+const STEP_FN = `${weftModule('jobs/step/cluster-task').href}#runStep`;
+const PICK_FN = `${weftModule('jobs/step/cluster-task').href}#pickOutput`;
 
-/** What step tasks publish: checked here, as anything that comes from the network. */
-const runEventSchema = z.object({
-  type: z.enum(['STEP_START', 'STEP_OUTPUT', 'STEP_SUCCESS', 'STEP_FAILURE', 'STEP_UP_FOR_RETRY', 'STEP_RESTARTED', 'LOG']),
-  runId: z.string(),
-  stepKey: z.string(),
-  timestamp: z.number(),
-  message: z.string(),
-  level: z.enum(['debug', 'info', 'warn', 'error']).optional(),
-  data: z.record(z.string(), z.unknown()).optional(),
-  error: serializedError.optional(),
-  output: z.string().optional(),
-  attempt: z.number().int().nonnegative().optional(),
-  retryInSeconds: z.number().nonnegative().optional(),
-  pid: z.number().int().optional(),
-});
 
 export const clusterExecutor: ExecutorDefinition<ClusterConfig> = executor(
   { name: 'cluster', configSchema: clusterConfig, requirements: ['reconstructable-job'] },
@@ -144,8 +130,12 @@ async function* runOnCluster(ctx: ExecutionContext, config: ClusterConfig): Asyn
       const spec: StepTaskSpec = { runId, module: location.module, version, jobName: location.jobName, stepKey: step.key, runConfig: ctx.runConfig, retries, topic };
       const key = taskKey(runId, step.key);
       if (key.length > MAX_KEY) throw new WeftError(`step key ${step.key.slice(0, 40)}... is too long for a task key on the cluster`);
+      const task: TaskDef = { fn: STEP_FN, args: [spec, inputs] };
       const res = resources.get(step.key);
-      graph.set(key, res ? { fn: STEP_FN, args: [spec, inputs], resources: res } : { fn: STEP_FN, args: [spec, inputs] });
+      if (res) task.resources = res;
+      // Op tag weft/priority: the scheduler runs higher-priority tasks first, as the other executors do.
+      if (step.priority !== 0) task.priority = step.priority;
+      graph.set(key, task);
     }
     for (const [pk, p] of picks) graph.set(pk, { fn: PICK_FN, args: [ref(taskKey(runId, p.step)), p.output] });
 
@@ -237,7 +227,7 @@ async function* follow(ctx: ExecutionContext, active: ActiveExecution, progress:
     }
     const item = inbox.shift() as Incoming;
     if ('ev' in item) {
-      const parsed = runEventSchema.safeParse(item.ev);
+      const parsed = stepEventSchema.safeParse(item.ev);
       if (!parsed.success) {
         yield ctx.engineEvent(`ignored a malformed step event from the cluster: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
         continue;

@@ -9,17 +9,17 @@
  * A thread rebuilds the job once per code location and the plan once per
  * run, then reuses them for every step of the run it runs.
  */
-import { CancelledError, WeftError } from '../errors.ts';
-import { taskContext, type TaskContext } from '../worker/task-context.ts';
-import type { RunConfig } from './definitions.ts';
-import type { RunEvent } from './events.ts';
-import { codeVersion, loadDefinitions } from './location.ts';
-import { buildPlan, type ExecutionPlan, type PlannedStep } from './plan.ts';
-import type { Definitions } from './repository.ts';
-import { DEFAULT_OUTPUT } from './retry.ts';
-import { resolveOpConfig } from './run-config.ts';
-import { runStepAttempt } from './step-runner.ts';
-import { sleep } from './executors/common.ts';
+import { CancelledError, WeftError } from '../../errors.ts';
+import { taskContext, type TaskContext } from '../../worker/task-context.ts';
+import type { RunConfig } from '../definitions.ts';
+import type { RunEvent } from '../events.ts';
+import { codeVersion, loadDefinitions } from '../location.ts';
+import type { ExecutionPlan, PlannedStep } from '../plan.ts';
+import type { Definitions } from '../repository.ts';
+import { DEFAULT_OUTPUT } from '../retry.ts';
+import { runStepAttempt } from '../step-runner.ts';
+import { sleep } from '../executors/common.ts';
+import { rebuildPlan } from './rebuild.ts';
 
 /** What a step task needs besides its inputs: the same for every step of a run except `stepKey`. */
 export interface StepTaskSpec {
@@ -62,10 +62,7 @@ function planFor(spec: StepTaskSpec): Promise<ExecutionPlan> {
     if (spec.version !== null && version !== null && version !== spec.version) {
       throw new WeftError(`this worker imported ${spec.module} before it last changed, and a process imports a module once: restart the cluster's workers to run the new code`);
     }
-    const job = defs.getJob(spec.jobName);
-    const { opConfig, issues } = resolveOpConfig(job, spec.runConfig);
-    if (issues.length > 0) throw new WeftError(`invalid op config: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
-    return buildPlan(spec.runId, job, opConfig);
+    return rebuildPlan(defs, spec);
   });
   plans.set(spec.runId, plan);
   plan.catch(() => plans.delete(spec.runId));

@@ -1,0 +1,246 @@
+/**
+ * The run's coordinator: where the step processes of a step-delegating run
+ * connect back to the launching process. It binds 127.0.0.1 on a free port
+ * by default (`coordinator: { host, port, advertiseAddress }` for steps on
+ * other machines) and speaks msgpack over WebSocket; a handler with a
+ * private channel to its steps (the fork handler's IPC) attaches it instead.
+ * The protocol is the same either way (step/messages.ts).
+ *
+ * Each attempt of each step has a token, an HMAC of the run, step and
+ * attempt under a secret made for this run: a connection must open with it,
+ * and each attempt connects once. A connection without a valid hello, or
+ * with a malformed frame, is closed; nothing else is affected.
+ */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { WebSocket, WebSocketServer } from 'ws';
+import { z } from 'zod';
+import { decode, encode } from '../../protocol/codec.ts';
+import { listen } from '../../protocol/listen.ts';
+import { stepEventSchema } from '../event-schema.ts';
+import type { RunEvent } from '../events.ts';
+import type { ToStep } from '../step/messages.ts';
+
+export const coordinatorConfig = z
+  .object({
+    /** Interface to listen on (default 127.0.0.1: steps on this machine only). */
+    host: z.string().min(1).default('127.0.0.1'),
+    /** Port (default 0: a free one). */
+    port: z.number().int().min(0).max(65535).default(0),
+    /** The address steps connect to, when it is not host:port as seen from here (a container network, a Kubernetes Service). */
+    advertiseAddress: z.string().regex(/^wss?:\/\/\S+$/, 'expected ws://HOST:PORT').optional(),
+  })
+  .strict()
+  .default({ host: '127.0.0.1', port: 0 });
+export type CoordinatorConfig = z.infer<typeof coordinatorConfig>;
+
+/** The largest frame the coordinator takes (a step's outputs travel in its events). */
+export const MAX_STEP_FRAME = 1024 * 1024 * 1024;
+const HELLO_TIMEOUT_MS = 30_000;
+
+/** A two-way channel to one step process: a WebSocket, or a handler's own (IPC). */
+export interface StepChannel {
+  send(msg: ToStep): void;
+  /** Receives each message from the step, then the close (once). */
+  listen(onMessage: (msg: unknown) => void, onClose: (why: string) => void): void;
+  close(why: string): void;
+}
+
+/** Where the coordinator reports one attempt (the control loop's side). */
+export interface AttemptSink {
+  /** The step's inputs, msgpack each, sent when it connects. */
+  inputs(): Uint8Array[];
+  connected(from: { pid: number; host: string }): void;
+  events(evs: RunEvent[]): void;
+  /** The step said it has sent everything. */
+  done(): void;
+  /** Its channel closed before `done`. */
+  lost(why: string): void;
+}
+
+const hello = z
+  .object({ t: z.literal('hello'), runId: z.string(), stepKey: z.string(), attempt: z.number().int().min(0), token: z.string().max(256), pid: z.number().int(), host: z.string().max(255) })
+  .strict();
+const fromStep = z.discriminatedUnion('t', [z.object({ t: z.literal('events'), evs: z.array(stepEventSchema) }).strict(), z.object({ t: z.literal('done') }).strict()]);
+
+interface Attempt {
+  sink: AttemptSink;
+  channel: StepChannel | null;
+  /** Connected once already: a second connection with the same token is refused. */
+  used: boolean;
+  done: boolean;
+}
+
+export class StepCoordinator {
+  private readonly secret = randomBytes(32);
+  private readonly attempts = new Map<string, Attempt>();
+  private readonly channels = new Set<StepChannel>();
+  private server: Promise<{ server: WebSocketServer; url: string }> | null = null;
+  private closed = false;
+
+  constructor(
+    readonly runId: string,
+    private readonly config: CoordinatorConfig,
+    private readonly warn: (message: string) => void,
+  ) {}
+
+  /** The token of one attempt of one step. */
+  token(stepKey: string, attempt: number): string {
+    return createHmac('sha256', this.secret).update(JSON.stringify([this.runId, stepKey, attempt])).digest('base64url');
+  }
+
+  /** The ws:// address steps connect to; the server starts listening on first use. */
+  async url(): Promise<string> {
+    if (this.closed) throw new Error('the coordinator is closed');
+    this.server ??= this.listen();
+    return (await this.server).url;
+  }
+
+  expect(stepKey: string, attempt: number, sink: AttemptSink): void {
+    this.attempts.set(attemptKey(stepKey, attempt), { sink, channel: null, used: false, done: false });
+  }
+
+  /** Stops listening to an attempt; its channel, if still open, is closed. */
+  forget(stepKey: string, attempt: number): void {
+    const key = attemptKey(stepKey, attempt);
+    const a = this.attempts.get(key);
+    this.attempts.delete(key);
+    if (a?.channel) this.drop(a.channel, 'the step is over');
+  }
+
+  /** Tells a connected attempt to stop (its op sees ctx.signal abort). */
+  cancel(stepKey: string, attempt: number): void {
+    this.attempts.get(attemptKey(stepKey, attempt))?.channel?.send({ t: 'cancel' });
+  }
+
+  /** Serves a channel a handler made itself: the same protocol as a WebSocket. */
+  attach(channel: StepChannel): void {
+    this.serve(channel);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const c of [...this.channels]) this.drop(c, 'the run is over');
+    this.attempts.clear();
+    const s = await this.server?.catch(() => null);
+    if (!s) return;
+    for (const ws of s.server.clients) ws.terminate();
+    await new Promise<void>((resolve) => s.server.close(() => resolve()));
+  }
+
+  private async listen(): Promise<{ server: WebSocketServer; url: string }> {
+    const { server, address } = await listen(this.config.host, this.config.port, { maxPayload: MAX_STEP_FRAME });
+    server.on('connection', (ws) => this.serve(wsChannel(ws)));
+    server.on('error', (err) => this.warn(`coordinator server error: ${err.message}`));
+    return { server, url: this.config.advertiseAddress ?? address };
+  }
+
+  private drop(channel: StepChannel, why: string): void {
+    this.channels.delete(channel);
+    channel.close(why);
+  }
+
+  private serve(channel: StepChannel): void {
+    this.channels.add(channel);
+    let bound: Attempt | null = null;
+    let runKey = '';
+    const timer = setTimeout(() => this.drop(channel, `no hello within ${HELLO_TIMEOUT_MS / 1000} s`), HELLO_TIMEOUT_MS);
+    timer.unref();
+    const refuse = (why: string): void => {
+      clearTimeout(timer);
+      this.warn(`refused a step connection: ${why}`);
+      this.drop(channel, why);
+    };
+    channel.listen(
+      (raw) => {
+        if (!this.channels.has(channel)) return;
+        if (bound === null) {
+          const h = hello.safeParse(raw);
+          if (!h.success) return refuse(`malformed hello: ${issue(h.error)}`);
+          const m = h.data;
+          const a = this.attempts.get(attemptKey(m.stepKey, m.attempt));
+          // One answer for an unknown step and a wrong token: the refusal tells a guesser nothing.
+          if (m.runId !== this.runId || !a || !sameToken(m.token, this.token(m.stepKey, m.attempt))) return refuse(`no step ${m.stepKey} attempt ${m.attempt} of run ${m.runId} expects this token`);
+          if (a.used) return refuse(`step ${m.stepKey} attempt ${m.attempt} is already connected`);
+          clearTimeout(timer);
+          a.used = true;
+          a.channel = channel;
+          bound = a;
+          runKey = m.stepKey;
+          a.sink.connected({ pid: m.pid, host: m.host });
+          channel.send({ t: 'start', inputs: a.sink.inputs() });
+          return;
+        }
+        if (bound.channel !== channel || bound.done) return;
+        const r = fromStep.safeParse(raw);
+        if (!r.success) return this.drop(channel, `malformed message from step ${runKey}: ${issue(r.error)}`);
+        if (r.data.t === 'done') {
+          bound.done = true;
+          bound.sink.done();
+          return;
+        }
+        const evs = r.data.evs as RunEvent[];
+        const stranger = evs.find((ev) => ev.runId !== this.runId || ev.stepKey !== runKey);
+        if (stranger) return this.drop(channel, `step ${runKey} sent an event of ${stranger.runId}/${stranger.stepKey}`);
+        bound.sink.events(evs);
+      },
+      (why) => {
+        clearTimeout(timer);
+        this.channels.delete(channel);
+        if (bound && bound.channel === channel && !bound.done) {
+          bound.channel = null;
+          bound.sink.lost(why);
+        }
+      },
+    );
+  }
+}
+
+function attemptKey(stepKey: string, attempt: number): string {
+  return `${attempt}\u0000${stepKey}`;
+}
+
+function sameToken(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function issue(err: z.ZodError): string {
+  const i = err.issues[0];
+  return i ? `${i.path.join('.') || '(message)'}: ${i.message}` : 'invalid';
+}
+
+/** A WebSocket as a step channel: one msgpack message per binary frame. */
+function wsChannel(ws: WebSocket): StepChannel {
+  let closing = false;
+  return {
+    send: (msg) => {
+      if (ws.readyState === ws.OPEN) ws.send(encode(msg));
+    },
+    listen: (onMessage, onClose) => {
+      ws.on('message', (data, isBinary) => {
+        if (closing) return;
+        if (!isBinary || !(data instanceof Buffer)) {
+          closing = true;
+          ws.close(1003, 'expected binary msgpack frames');
+          return;
+        }
+        let msg: unknown;
+        try {
+          msg = decode(data);
+        } catch (err) {
+          closing = true;
+          ws.close(1007, `malformed frame: ${(err as Error).message}`.slice(0, 120));
+          return;
+        }
+        onMessage(msg);
+      });
+      ws.on('close', (code, reason) => onClose(`connection closed (${code}${reason.length > 0 ? `: ${reason.toString()}` : ''})`));
+      ws.on('error', () => {}); // 'close' follows
+    },
+    close: (why) => {
+      closing = true;
+      if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(1008, why.slice(0, 120));
+    },
+  };
+}

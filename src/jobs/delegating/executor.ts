@@ -1,0 +1,308 @@
+/**
+ * The step-delegating executor: one control loop for every executor that
+ * runs each step in a process of its own. A StepHandler (handler.ts) starts,
+ * checks and stops one step; this loop decides everything else:
+ *
+ * - which steps are ready (ActiveExecution), higher `weft/priority` first;
+ * - `maxConcurrent` and `tagConcurrencyLimits`;
+ * - retries: the op's retry policy or a RetryRequested, and a step whose
+ *   process died counts as a failed attempt (executor `retries` can turn
+ *   retries off);
+ * - a health check of every running step every few seconds, and at once when
+ *   a step's connection closes before it ended: an unhealthy step fails with
+ *   the handler's reason;
+ * - cancellation: every running step is terminated;
+ * - no leftovers: every launched attempt is terminated once, and the run
+ *   waits for that before it ends.
+ *
+ * Steps connect back to the run's coordinator (coordinator.ts), get their
+ * inputs from it and stream their events to it while they run; outputs
+ * come back as msgpack and stay in this process for the steps downstream.
+ */
+import { z } from 'zod';
+import { WeftError } from '../../errors.ts';
+import { event, type RunEvent } from '../events.ts';
+import { executor, type ExecutionContext, type ExecutorDefinition } from '../executor.ts';
+import type { PlannedStep } from '../plan.ts';
+import { failureOrRetry } from '../step-runner.ts';
+import { mapStack } from '../step/bundle.ts';
+import { packStepArgs, STEP_ARGS_ENV, type StepSpec } from '../step/spec.ts';
+import { Inbox, retriesConfig, retriesEnabled } from '../executors/common.ts';
+import { coordinatorConfig, StepCoordinator } from './coordinator.ts';
+import type { StepHandler, StepHandlerContext, StepHealth } from './handler.ts';
+
+const tagLimit = z.object({ key: z.string().min(1), value: z.string().optional(), limit: z.number().int().min(1) }).strict();
+
+/** The config every step-delegating executor takes; executors extend it with their own fields. */
+export const stepDelegatingConfig = z
+  .object({
+    /** Steps running at once (default: the executor's, e.g. the number of CPUs). */
+    maxConcurrent: z.number().int().min(1).max(1024).optional(),
+    /** At most `limit` running steps whose op has tag `key` (with `value`, if given). */
+    tagConcurrencyLimits: z.array(tagLimit).default([]),
+    retries: retriesConfig,
+    /** Where steps connect back to: 127.0.0.1 on a free port unless set. */
+    coordinator: coordinatorConfig,
+    /** Seconds between health checks of a running step. */
+    healthCheckIntervalSeconds: z.number().positive().max(3600).default(5),
+  })
+  .strict();
+export type StepDelegatingConfig = z.infer<typeof stepDelegatingConfig>;
+
+export interface StepDelegatingOptions<C extends StepDelegatingConfig> {
+  name: string;
+  /** `stepDelegatingConfig.extend({ ... })` with the executor's own fields. */
+  configSchema: z.ZodType<C>;
+  /** Makes the handler of one run. */
+  handler(config: C, ctx: ExecutionContext): StepHandler;
+  /** Steps at once when the config sets no `maxConcurrent` (default 4). */
+  defaultMaxConcurrent?: number;
+}
+
+/** Defines an executor that runs each step through a StepHandler. */
+export function stepDelegatingExecutor<C extends StepDelegatingConfig>(opts: StepDelegatingOptions<C>): ExecutorDefinition<C> {
+  return executor<C>({ name: opts.name, configSchema: opts.configSchema, requirements: ['reconstructable-job'] }, ({ config }) => ({
+    execute: (ctx) => runDelegated(ctx, config, opts.handler(config, ctx), config.maxConcurrent ?? opts.defaultMaxConcurrent ?? 4),
+  }));
+}
+
+/** A step's process is gone, or never reported its end: the handler's reason. */
+export class StepHealthError extends WeftError {
+  override name = 'StepHealthError';
+}
+
+/** How long a step whose connection closed early may stay healthy before it counts as lost. */
+const LOST_CHECKS = 10;
+const LOST_CHECK_MS = 200;
+
+interface Attempt {
+  ctx: StepHandlerContext & { finished: boolean; waiting: number };
+  step: PlannedStep;
+  attempt: number;
+  launched: boolean;
+  started: boolean;
+  /** Its last event (success, failure, retry) is in, or the loop failed it. */
+  ended: boolean;
+  /** Why its connection closed before it ended, if it did. */
+  lost: string | null;
+  lostChecks: number;
+  checking: boolean;
+  nextCheck: number;
+}
+
+type Item =
+  | { a: Attempt; evs: RunEvent[] }
+  | { a: Attempt; done: true }
+  | { a: Attempt; lost: string }
+  | { a: Attempt; launchError: unknown }
+  | { a: Attempt; health: StepHealth }
+  | { engine: RunEvent };
+
+async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig, handler: StepHandler, maxConcurrent: number): AsyncGenerator<RunEvent> {
+  const location = ctx.location;
+  if (!location) throw new WeftError(`the ${handler.name} executor needs the code location of the job`);
+  const { runId } = ctx;
+  const inbox = new Inbox<Item>();
+  const logEngine = (message: string, data?: Record<string, unknown>): void => inbox.push({ engine: ctx.engineEvent(message, data) });
+  const coordinator = new StepCoordinator(runId, config.coordinator, (m) => logEngine(m));
+  const active = ctx.activeExecution();
+  const retries = retriesEnabled(config.retries);
+  const intervalMs = config.healthCheckIntervalSeconds * 1000;
+  const runConfig = ctx.runConfig.ops === undefined ? {} : { ops: ctx.runConfig.ops };
+  const pending: PlannedStep[] = [];
+  // Waiting steps by priority (higher first), then in plan order.
+  const order = new Map(ctx.plan.steps.map((s, i) => [s.key, i]));
+  const firstToRun = (x: PlannedStep, y: PlannedStep): number => y.priority - x.priority || (order.get(x.key) ?? 0) - (order.get(y.key) ?? 0);
+  const running = new Map<string, Attempt>();
+  const terminations: Promise<void>[] = [];
+
+  // A step holds its slot until it is released (it said done, or it is gone): a warm process is free again by then.
+  const underLimits = (step: PlannedStep): boolean => {
+    for (const l of config.tagConcurrencyLimits) {
+      if (!matches(step, l)) continue;
+      if ([...running.values()].filter((a) => matches(a.step, l)).length >= l.limit) return false;
+    }
+    return true;
+  };
+
+  const launch = (step: PlannedStep, waiting: number): void => {
+    const attempt = active.attempt(step.key);
+    const spec: StepSpec = { runId, module: location.module, jobName: location.jobName, stepKey: step.key, attempt, retries, runConfig };
+    const token = coordinator.token(step.key, attempt);
+    const hctx = {
+      runId,
+      step,
+      stepKey: step.key,
+      attempt,
+      spec,
+      token,
+      signal: ctx.signal,
+      waiting,
+      finished: false,
+      weftStep: async () => ({ args: ['step'], env: { [STEP_ARGS_ENV]: packStepArgs({ spec, coordinator: await coordinator.url(), token }) } }),
+      attach: (channel: Parameters<StepHandlerContext['attach']>[0]) => coordinator.attach(channel),
+      log: (message: string, data?: Record<string, unknown>) => logEngine(message, { step: step.key, attempt, ...data }),
+    };
+    const a: Attempt = { ctx: hctx, step, attempt, launched: false, started: false, ended: false, lost: null, lostChecks: 0, checking: false, nextCheck: Date.now() + intervalMs };
+    running.set(step.key, a);
+    coordinator.expect(step.key, attempt, {
+      inputs: () => ctx.inputBytesFor(step),
+      connected: () => {},
+      events: (evs) => inbox.push({ a, evs }),
+      done: () => inbox.push({ a, done: true }),
+      lost: (why) => inbox.push({ a, lost: why }),
+    });
+    handler.launch(hctx).then(
+      () => {
+        a.launched = true;
+      },
+      (launchError: unknown) => inbox.push({ a, launchError }),
+    );
+  };
+
+  /**
+   * The attempt is over: the handler cleans up after it (awaited before the
+   * run ends). `finished`: it reported its end and is leaving on its own.
+   */
+  const release = (a: Attempt, finished: boolean): void => {
+    if (running.get(a.step.key) !== a) return;
+    running.delete(a.step.key);
+    coordinator.forget(a.step.key, a.attempt);
+    a.ctx.finished = finished;
+    terminations.push(handler.terminate(a.ctx).catch((err: unknown) => logEngine(`could not clean up after step ${a.step.key}: ${(err as Error).message}`, { step: a.step.key })));
+  };
+
+  /** Fails an attempt that did not report its end (or retries it, per its policy). */
+  const fail = (a: Attempt, err: Error): RunEvent => {
+    a.ended = true;
+    const ev = failureOrRetry({ runId, step: a.step, inputs: [], attempt: a.attempt, retries, signal: ctx.signal }, err);
+    delete ev.pid;
+    active.handle(ev);
+    return ev;
+  };
+
+  const onAbort = (): void => {
+    for (const a of running.values()) coordinator.cancel(a.step.key, a.attempt);
+  };
+  ctx.signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    await handler.prepare?.({ runId, steps: ctx.plan.steps, signal: ctx.signal, log: logEngine });
+    while (!ctx.signal.aborted) {
+      const ready = active.ready();
+      if (ready.length > 0) {
+        pending.push(...ready);
+        pending.sort(firstToRun);
+      }
+      yield* active.drainEvents();
+      // Start what the limits allow, highest priority first.
+      let waiting = -1;
+      for (let i = 0; i < pending.length && running.size < maxConcurrent; ) {
+        const step = pending[i] as PlannedStep;
+        if (!underLimits(step)) {
+          i++;
+          continue;
+        }
+        pending.splice(i, 1);
+        if (waiting < 0) waiting = pending.length + active.stepsWith('pending').length;
+        else waiting = Math.max(0, waiting - 1);
+        launch(step, waiting);
+      }
+      if (running.size === 0 && pending.length === 0 && inbox.size === 0) {
+        if (active.isComplete) break;
+        const wait = active.nextRetryIn();
+        if (wait === null) break;
+        await inbox.wait(wait, ctx.signal);
+        continue;
+      }
+      // Health checks that are due, answered through the inbox.
+      const now = Date.now();
+      let nextCheck = Infinity;
+      for (const a of running.values()) {
+        if (a.ended || !a.launched || a.checking) continue;
+        if (a.nextCheck > now) {
+          nextCheck = Math.min(nextCheck, a.nextCheck);
+          continue;
+        }
+        a.checking = true;
+        handler.checkHealth(a.ctx).then(
+          (health) => inbox.push({ a, health }),
+          (err: unknown) => {
+            logEngine(`the health check of step ${a.step.key} failed: ${(err as Error).message}`, { step: a.step.key });
+            inbox.push({ a, health: { healthy: true } });
+          },
+        );
+      }
+      if (inbox.size === 0) {
+        const retryIn = active.nextRetryIn();
+        const checkIn = nextCheck === Infinity ? null : Math.max(0, nextCheck - now);
+        await inbox.wait(retryIn === null ? checkIn : checkIn === null ? retryIn : Math.min(retryIn, checkIn), ctx.signal);
+      }
+      while (inbox.size > 0) {
+        const item = inbox.shift() as Item;
+        if ('engine' in item) {
+          yield item.engine;
+          continue;
+        }
+        const a = item.a;
+        if ('evs' in item) {
+          for (const ev of item.evs) {
+            if (a.ended) break;
+            if (ev.error?.stack) ev.error.stack = mapStack(ev.error.stack);
+            if (ev.type === 'STEP_START') a.started = true;
+            if (ev.type === 'STEP_SUCCESS' || ev.type === 'STEP_FAILURE' || ev.type === 'STEP_UP_FOR_RETRY') a.ended = true;
+            active.handle(ev);
+            yield ev;
+          }
+        } else if ('done' in item) {
+          const finished = a.ended;
+          if (!a.ended) yield fail(a, new StepHealthError(`step ${a.step.key} ended without reporting a result`));
+          release(a, finished);
+        } else if ('lost' in item) {
+          if (a.ended) release(a, true);
+          else {
+            a.lost = item.lost;
+            a.nextCheck = 0;
+          }
+        } else if ('launchError' in item) {
+          if (!a.ended) {
+            const err = item.launchError instanceof Error ? item.launchError : new Error(String(item.launchError));
+            yield fail(a, Object.assign(new StepHealthError(`step ${a.step.key} could not be launched by the ${handler.name} handler: ${err.message}`), { stack: err.stack }));
+          }
+          release(a, false);
+        } else {
+          a.checking = false;
+          if (a.ended || running.get(a.step.key) !== a) continue;
+          const h = item.health;
+          if (!h.healthy) {
+            yield fail(a, new StepHealthError(h.reason));
+            release(a, false);
+          } else if (a.lost !== null) {
+            if (++a.lostChecks >= LOST_CHECKS) {
+              yield fail(a, new StepHealthError(`step ${a.step.key} lost its connection to the run's coordinator (${a.lost}) and did not report its end`));
+              release(a, false);
+            } else a.nextCheck = Date.now() + LOST_CHECK_MS;
+          } else a.nextCheck = Date.now() + intervalMs;
+        }
+      }
+    }
+    if (ctx.signal.aborted) {
+      for (const a of [...running.values()]) {
+        if (a.started && !a.ended) yield event('STEP_FAILURE', runId, a.step.key, `step ${a.step.key} was stopped: the run was canceled`, { attempt: a.attempt, error: { name: 'CancelledError', message: 'the run was canceled' } });
+        a.ended = true;
+        release(a, false);
+      }
+      active.abandon();
+    }
+  } finally {
+    ctx.signal.removeEventListener('abort', onAbort);
+    for (const a of [...running.values()]) release(a, false);
+    await Promise.all(terminations);
+    await handler.close?.().catch(() => {});
+    await coordinator.close();
+  }
+}
+
+function matches(step: PlannedStep, l: { key: string; value?: string | undefined }): boolean {
+  const v = step.tags[l.key];
+  return v !== undefined && (l.value === undefined || v === l.value);
+}

@@ -1,0 +1,72 @@
+/**
+ * StepHandler: what an executor that runs each step in a process of its own
+ * (a forked process, a container, a Kubernetes Job) writes. The control
+ * loop (executor.ts) does everything else: which steps are ready, limits,
+ * priorities, retries, health checks, cancellation, the coordinator the
+ * steps report to. Dagster's `StepHandler` under its docker and k8s
+ * executors is the model. A stable, documented API (docs/executors.md).
+ */
+import type { PlannedStep } from '../plan.ts';
+import type { StepSpec } from '../step/spec.ts';
+import type { StepChannel } from './coordinator.ts';
+
+export type StepHealth = { healthy: true } | { healthy: false; reason: string };
+
+/** One attempt of one step, as a handler sees it. The same object reaches launch, checkHealth and terminate. */
+export interface StepHandlerContext {
+  readonly runId: string;
+  readonly step: PlannedStep;
+  readonly stepKey: string;
+  /** 0 for the first attempt. */
+  readonly attempt: number;
+  /** What the step runs: code location, job, step, attempt, op config. */
+  readonly spec: StepSpec;
+  /**
+   * The `weft step` command (arguments after `weft`) and environment that run
+   * this attempt and connect it to the run's coordinator over WebSocket.
+   */
+  weftStep(): Promise<{ args: string[]; env: Record<string, string> }>;
+  /** The coordinator's token of this attempt, for a handler that passes the spec its own way. */
+  readonly token: string;
+  /** For a handler with a private channel to its step (the fork handler's IPC): served like a WebSocket. */
+  attach(channel: StepChannel): void;
+  /** Aborted when the run is cancelled. */
+  readonly signal: AbortSignal;
+  /** Steps of the run not started yet: a hint for handlers that prepare capacity ahead. */
+  readonly waiting: number;
+  /** true once the step reported its end (in terminate: it is exiting on its own; clean up after it). */
+  readonly finished: boolean;
+  /** An ENGINE_EVENT of the run about this step. */
+  log(message: string, data?: Record<string, unknown>): void;
+}
+
+/** What the run tells a handler before any step: the whole plan. */
+export interface StepRunContext {
+  readonly runId: string;
+  readonly steps: readonly PlannedStep[];
+  readonly signal: AbortSignal;
+  log(message: string, data?: Record<string, unknown>): void;
+}
+
+export interface StepHandler {
+  readonly name: string;
+  /** Optional: checks before any step is launched (an image that does not exist); throwing fails the run at once. */
+  prepare?(run: StepRunContext): Promise<void>;
+  /** Starts the step: resolves once it is on its way (its events come through the coordinator). */
+  launch(ctx: StepHandlerContext): Promise<void>;
+  /**
+   * Whether the step's process, container or pod is still there: called every
+   * few seconds while it runs, and at once when its connection closes before
+   * it ended. Unhealthy fails the step with the reason (retried per its policy).
+   */
+  checkHealth(ctx: StepHandlerContext): Promise<StepHealth>;
+  /**
+   * Called once for every launched attempt when it is over, whatever the
+   * reason: stops it if it still runs (`ctx.finished` false: cancelled,
+   * unhealthy, failed to launch) and frees what it holds. Nothing of the
+   * step may be left afterwards.
+   */
+  terminate(ctx: StepHandlerContext): Promise<void>;
+  /** Optional: once at the end of the run, after every terminate. */
+  close?(): Promise<void>;
+}

@@ -1,0 +1,168 @@
+/**
+ * The step-delegating seam, with the documented subprocess handler
+ * (examples/subprocess-executor.ts): every step attempt is a real `weft step`
+ * process that connects back to the run's coordinator over WebSocket.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { clusterExecutor, inProcessExecutor, multiprocessExecutor, type ExecutorDefinition, type JobDefinition, type RunEvent } from '../src/index.ts';
+import { executeJob } from '../src/jobs/run.ts';
+import { encode } from '../src/protocol/codec.ts';
+import { unpackStepArgs, STEP_ARGS_ENV, type StepArgs } from '../src/jobs/step/spec.ts';
+import { stepDelegatingConfig, stepDelegatingExecutor } from '../src/jobs/delegating/executor.ts';
+import { subprocessExecutor, subprocessHandler } from '../examples/subprocess-executor.ts';
+import defs from './fixtures/step-jobs.ts';
+import { alive } from './helpers/util.ts';
+
+const MODULE = new URL('./fixtures/step-jobs.ts', import.meta.url).href;
+const dir = mkdtempSync(join(tmpdir(), 'weft-delegating-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function run(name: string, exec: ExecutorDefinition, opts: Parameters<typeof executeJob>[3] = {}): ReturnType<typeof executeJob> {
+  return executeJob(defs.getJob(name), exec, { module: MODULE, jobName: name }, opts);
+}
+
+function stepTypes(r: { eventsForNode(k: string): RunEvent[] }, key: string): string[] {
+  return r.eventsForNode(key).map((e) => e.type);
+}
+
+describe('the step-delegating executor (subprocess handler, weft step over WebSocket)', () => {
+  it('gives the outputs, skips, failures and step events executeInProcess gives', async () => {
+    for (const name of ['simple', 'branching', 'failing', 'logging']) {
+      const job: JobDefinition = defs.getJob(name);
+      const mine = await run(name, subprocessExecutor);
+      const ref = await job.executeInProcess();
+      expect(mine.success, name).toBe(ref.success);
+      expect(mine.stepsNotRun).toEqual(ref.stepsNotRun);
+      for (const s of job.steps) {
+        expect(stepTypes(mine, s.key), `${name}/${s.key}`).toEqual(stepTypes(ref, s.key));
+        for (const e of ref.eventsForNode(s.key)) if (e.type === 'STEP_OUTPUT' && s.key !== 'logs') expect(mine.outputForNode(s.key, e.output)).toEqual(e.value);
+      }
+      // Every step ran in a process of its own.
+      const pids = job.steps.map((s) => mine.eventsForNode(s.key).find((e) => e.type === 'STEP_START')?.pid).filter((p) => p !== undefined);
+      expect(new Set([...pids, process.pid]).size).toBe(pids.length + 1);
+    }
+  });
+
+  it('retries per the op policy and RetryRequested in new processes', async () => {
+    const r = await run('retrying', subprocessExecutor, { runConfig: { ops: { flaky: { config: { file: join(dir, 'flaky'), succeedOn: 1 } } } } });
+    expect(r.success).toBe(true);
+    expect(r.outputForNode('asks_retry')).toBe('third time');
+    const starts = r.eventsForNode('flaky').filter((e) => e.type === 'STEP_START').map((e) => e.pid);
+    expect(starts).toHaveLength(2);
+    expect(starts[0]).not.toBe(starts[1]);
+  });
+
+  it('streams a LOG while the step is still running', async () => {
+    const go = join(dir, 'go-log');
+    const r = await run('long_step', subprocessExecutor, {
+      runConfig: { ops: { waits_for_go: { config: { file: go } } } },
+      // The step cannot end before this file exists: the log came while it ran.
+      onEvent: (ev) => ev.type === 'LOG' && writeFileSync(go, 'go'),
+    });
+    expect(r.success).toBe(true);
+    expect(stepTypes(r, 'waits_for_go')).toEqual(['STEP_START', 'LOG', 'STEP_OUTPUT', 'STEP_SUCCESS']);
+  });
+
+  it('kill -9 of a step process fails the attempt with the reason, and the retry policy reruns it', async () => {
+    const r = await run('killable', subprocessExecutor.configured({ healthCheckIntervalSeconds: 0.5 }), {
+      onEvent: (ev) => {
+        if (ev.type === 'LOG' && ev.pid) process.kill(ev.pid, 'SIGKILL');
+      },
+    });
+    expect(r.success).toBe(true);
+    const retry = r.eventsForNode('killable').find((e) => e.type === 'STEP_UP_FOR_RETRY');
+    expect(retry?.error?.name).toBe('StepHealthError');
+    expect(retry?.error?.message).toMatch(/was killed by SIGKILL/);
+    expect((r.outputForNode('killable') as { attempt: number }).attempt).toBe(1);
+  });
+
+  it('cancelling the run stops every running step and leaves no process', async () => {
+    const controller = new AbortController();
+    const pids: number[] = [];
+    const r = await run('cancellable', subprocessExecutor, {
+      signal: controller.signal,
+      onEvent: (ev) => {
+        if (ev.type === 'LOG' && ev.pid) pids.push(ev.pid);
+        if (pids.length === 2) controller.abort();
+      },
+    });
+    expect(r.canceled).toBe(true);
+    expect(r.allEvents.at(-1)?.type).toBe('RUN_CANCELED');
+    expect(r.failures.map((f) => f.error.remoteName)).toEqual(['CancelledError', 'CancelledError']);
+    for (const p of pids) expect(alive(p)).toBe(false);
+  });
+
+  it('closes a connection without the run token, or sending a malformed frame, and the run goes on', async () => {
+    let args: StepArgs | null = null;
+    const spy = stepDelegatingExecutor({
+      name: 'spy',
+      configSchema: stepDelegatingConfig,
+      handler: () => {
+        const inner = subprocessHandler();
+        return {
+          ...inner,
+          async launch(ctx) {
+            args = unpackStepArgs((await ctx.weftStep()).env[STEP_ARGS_ENV] as string) as StepArgs;
+            await inner.launch(ctx);
+          },
+        };
+      },
+    });
+    const go = join(dir, 'go-bad');
+    const closes: number[] = [];
+    const knock = (frame: Uint8Array | string): Promise<void> =>
+      new Promise((resolve) => {
+        const ws = new WebSocket((args as StepArgs).coordinator);
+        ws.on('open', () => ws.send(frame));
+        ws.on('close', (code) => {
+          closes.push(code);
+          resolve();
+        });
+      });
+    const r = await run('long_step', spy, {
+      runConfig: { ops: { waits_for_go: { config: { file: go } } } },
+      onEvent: (ev) => {
+        if (ev.type !== 'LOG' || !args) return;
+        const a = args;
+        void (async () => {
+          await knock(encode({ t: 'hello', runId: a.spec.runId, stepKey: a.spec.stepKey, attempt: 0, token: 'not-the-token', pid: 1, host: 'x' }));
+          await knock(encode({ t: 'hello', runId: a.spec.runId, stepKey: a.spec.stepKey, attempt: 0, token: a.token, pid: 1, host: 'x' }));
+          await knock(new Uint8Array([0xc1, 0xc1, 0xc1]));
+          await knock('{"t":"hello"}');
+          writeFileSync(go, 'go');
+        })();
+      },
+    });
+    // Wrong token, the right token a second time, a malformed frame, a text frame: each closed, nothing else.
+    expect(closes).toEqual([1008, 1008, 1007, 1003]);
+    expect(r.success).toBe(true);
+    expect(r.allEvents.filter((e) => e.type === 'ENGINE_EVENT' && /refused a step connection/.test(e.message))).toHaveLength(2);
+  });
+});
+
+describe('op tag weft/priority', () => {
+  const order = (r: { allEvents: readonly RunEvent[] }): (string | null)[] => r.allEvents.filter((e) => e.type === 'STEP_START').map((e) => e.stepKey);
+  it.each([
+    ['in-process', inProcessExecutor],
+    ['multiprocess', multiprocessExecutor.configured({ maxConcurrent: 1 })],
+    ['subprocess (step-delegating)', subprocessExecutor.configured({ maxConcurrent: 1 })],
+    ['cluster', clusterExecutor.configured({ cluster: { local: { workers: 1, threadsPerWorker: 1 } } })],
+  ] as [string, ExecutorDefinition][])('orders ready steps, higher first, in the %s executor', async (_name, exec) => {
+    const r = await run('prioritized', exec);
+    expect(r.success).toBe(true);
+    expect(order(r)).toEqual(['high', 'mid', 'low']);
+  });
+});
+
+describe('the documented custom handler', () => {
+  it('is the example file, verbatim, in docs/executors.md', () => {
+    const doc = readFileSync(new URL('../docs/executors.md', import.meta.url), 'utf8');
+    const source = readFileSync(new URL('../examples/subprocess-executor.ts', import.meta.url), 'utf8');
+    expect(doc).toContain(source);
+    expect(existsSync(new URL('../examples/subprocess-executor.ts', import.meta.url))).toBe(true);
+  });
+});
