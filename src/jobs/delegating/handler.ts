@@ -24,8 +24,10 @@ export interface StepHandlerContext {
   /**
    * The `weft step` command (arguments after `weft`) and environment that run
    * this attempt and connect it to the run's coordinator over WebSocket.
+   * `module`: where the step finds the code location, when not at the same
+   * path as here (an image that keeps its code in /app).
    */
-  weftStep(): Promise<{ args: string[]; env: Record<string, string> }>;
+  weftStep(opts?: { module?: string }): Promise<{ args: string[]; env: Record<string, string> }>;
   /** The coordinator's token of this attempt, for a handler that passes the spec its own way. */
   readonly token: string;
   /** For a handler with a private channel to its step (the fork handler's IPC): served like a WebSocket. */

@@ -1,0 +1,86 @@
+/**
+ * What a step's container is made of: the executor's config, overridden per
+ * op by the op tag `weft/docker` (JSON with the same fields).
+ */
+import { z } from 'zod';
+import { DefinitionError } from '../errors.ts';
+import type { PlannedStep } from '../plan.ts';
+
+export const DOCKER_TAG = 'weft/docker';
+
+const envVar = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(=.*)?$/s, "expected 'NAME' (copied from this process) or 'NAME=VALUE'");
+const volume = z.string().regex(/^[^:]+:\/[^:]*(:(ro|rw))?$/, "expected 'HOST:CONTAINER' or 'HOST:CONTAINER:ro'");
+/** Engine API container-create options weft sets itself. */
+const RESERVED = ['Image', 'Env', 'NetworkingConfig', 'Cmd', 'Labels'];
+
+const containerOptions = z
+  .record(z.string(), z.unknown())
+  .superRefine((o, ctx) => {
+    for (const k of RESERVED) if (k in o) ctx.addIssue({ code: 'custom', path: [k], message: `${k} is set by weft (use image, env or network)` });
+    const host = o['HostConfig'];
+    if (host !== null && typeof host === 'object' && 'NetworkMode' in host) ctx.addIssue({ code: 'custom', path: ['HostConfig', 'NetworkMode'], message: 'set the network with network or networks' });
+  });
+
+/** The fields an op's `weft/docker` tag may set. */
+export const dockerStepConfig = z.object({
+  /** 'NAME' copies NAME from this process's environment; 'NAME=VALUE' sets it. */
+  env: z.array(envVar).default([]),
+  /** 'HOST:CONTAINER' or 'HOST:CONTAINER:ro' bind mounts. */
+  volumes: z.array(volume).default([]),
+  /** Passed to the Engine API's container create (e.g. { HostConfig: { Memory: 268435456 } }); may not set the image, env or network. */
+  containerOptions: containerOptions.default({}),
+});
+
+const opTag = dockerStepConfig.partial().extend({ image: z.string().min(1).optional() }).strict();
+
+export interface StepContainerConfig {
+  image: string;
+  env: string[];
+  volumes: string[];
+  containerOptions: Record<string, unknown>;
+}
+
+/** The container config of a step: the executor's, with its op's tag over it (lists add up, containerOptions merge). */
+export function containerConfigFor(step: PlannedStep, base: StepContainerConfig): StepContainerConfig {
+  const tag = step.tags[DOCKER_TAG];
+  if (tag === undefined) return base;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(tag);
+  } catch (err) {
+    throw new DefinitionError(`op ${step.node.op.name}: tag ${DOCKER_TAG} is not JSON: ${(err as Error).message}`);
+  }
+  const r = opTag.safeParse(parsed);
+  if (!r.success) throw new DefinitionError(`op ${step.node.op.name}: tag ${DOCKER_TAG}: ${r.error.issues.map((i) => `${i.path.join('.') || '(tag)'}: ${i.message}`).join('; ')}`);
+  const o = r.data;
+  return {
+    image: o.image ?? base.image,
+    env: [...base.env, ...(o.env ?? [])],
+    volumes: [...base.volumes, ...(o.volumes ?? [])],
+    containerOptions: deepMerge(base.containerOptions, o.containerOptions ?? {}),
+  };
+}
+
+/** 'NAME' and 'NAME=VALUE' as NAME=VALUE, the last of a name winning (a NAME this process lacks is left out). */
+export function resolveEnv(env: readonly string[], from: NodeJS.ProcessEnv = process.env): string[] {
+  const out = new Map<string, string>();
+  for (const e of env) {
+    const i = e.indexOf('=');
+    if (i > 0) out.set(e.slice(0, i), e);
+    else if (from[e] !== undefined) out.set(e, `${e}=${from[e]}`);
+  }
+  return [...out.values()];
+}
+
+function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const av = out[k];
+    out[k] = isObject(av) && isObject(v) ? deepMerge(av, v) : v;
+  }
+  return out;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
