@@ -144,6 +144,66 @@ describe('the step-delegating executor (subprocess handler, weft step over WebSo
   });
 });
 
+describe('starting steps ahead', () => {
+  /** The subprocess executor, recording when each step was launched and how each attempt ended. */
+  function recording(): { exec: ExecutorDefinition; launched: Map<string, number>; terminated: Map<string, boolean> } {
+    const launched = new Map<string, number>();
+    const terminated = new Map<string, boolean>();
+    const exec = stepDelegatingExecutor({
+      name: 'recording',
+      configSchema: stepDelegatingConfig,
+      handler: () => {
+        const inner = subprocessHandler();
+        return {
+          ...inner,
+          async launch(ctx) {
+            launched.set(ctx.stepKey, Date.now());
+            await inner.launch(ctx);
+          },
+          async terminate(ctx) {
+            terminated.set(ctx.stepKey, ctx.finished);
+            await inner.terminate(ctx);
+          },
+        };
+      },
+    });
+    return { exec: exec as ExecutorDefinition, launched, terminated };
+  }
+
+  it("starts a step's process while its upstream steps run, and gives it its inputs once they exist", async () => {
+    const { exec, launched } = recording();
+    const go = join(dir, 'go-ahead');
+    let upstreamEnded = 0;
+    const r = await run('survives', exec, {
+      runConfig: { ops: { waits_for_go: { config: { file: go } } } },
+      onEvent: (ev) => {
+        if (ev.type === 'LOG') writeFileSync(go, 'go');
+        if (ev.type === 'STEP_SUCCESS' && ev.stepKey === 'waits_for_go') upstreamEnded = Date.now();
+      },
+    });
+    expect(r.success).toBe(true);
+    expect(r.outputForNode('plus_total')).toBe((r.outputForNode('waits_for_go') as number) + 45);
+    expect(launched.get('plus_total')).toBeLessThan(upstreamEnded);
+  });
+
+  it('stops a step started ahead whose upstream step failed, unseen: no events, no process', async () => {
+    const { exec, launched, terminated } = recording();
+    const r = await run('failing', exec);
+    expect(r.success).toBe(false);
+    expect(r.stepsNotRun).toContain('add_one');
+    expect(launched.has('add_one')).toBe(true);
+    expect(terminated.get('add_one')).toBe(false);
+    expect(r.eventsForNode('add_one')).toEqual([]);
+  });
+
+  it('starts nothing ahead with startAhead: false', async () => {
+    const { exec, launched } = recording();
+    const r = await run('failing', exec.configured({ startAhead: false }) as ExecutorDefinition);
+    expect(r.success).toBe(false);
+    expect(launched.has('add_one')).toBe(false);
+  });
+});
+
 describe('op tag weft/priority', () => {
   const order = (r: { allEvents: readonly RunEvent[] }): (string | null)[] => r.allEvents.filter((e) => e.type === 'STEP_START').map((e) => e.stepKey);
   it.each([

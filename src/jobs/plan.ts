@@ -67,7 +67,7 @@ export function byPriority(steps: PlannedStep[]): PlannedStep[] {
   return steps.some((s) => s.priority !== 0) ? steps.sort((a, b) => b.priority - a.priority) : steps;
 }
 
-type StepStatus = 'pending' | 'running' | 'retry-wait' | 'succeeded' | 'failed' | 'skipped' | 'not-run';
+export type StepStatus = 'pending' | 'running' | 'retry-wait' | 'succeeded' | 'failed' | 'skipped' | 'not-run';
 
 /**
  * Per step: how many upstream steps have not ended. A step is looked at once,
@@ -81,6 +81,8 @@ export class ActiveExecution {
   private readonly downstream = new Map<string, PlannedStep[]>();
   private readonly waitingOn = new Map<string, number>();
   private readyQ: PlannedStep[] = [];
+  private upcomingQ: PlannedStep[] = [];
+  private readonly upcomingSeen = new Set<string>();
   private events: RunEvent[] = [];
   private unfinished: number;
 
@@ -114,7 +116,35 @@ export class ActiveExecution {
       this.status.set(s.key, 'running');
       out.push(s);
     }
+    for (const s of out) this.noteRunning(s);
     return byPriority(out);
+  }
+
+  /**
+   * Steps not ready yet whose upstream steps are all running or succeeded,
+   * each handed out once: an executor whose steps take long to start (a
+   * container) may start them ahead and give them their inputs once they
+   * exist. A step handed out here may still be skipped or not run.
+   */
+  upcoming(): PlannedStep[] {
+    const q = this.upcomingQ;
+    this.upcomingQ = [];
+    return byPriority(q.filter((s) => this.status.get(s.key) === 'pending'));
+  }
+
+  /** Where a step stands: pending, running, retry-wait, succeeded, failed, skipped or not-run. */
+  statusOf(key: string): StepStatus | undefined {
+    return this.status.get(key);
+  }
+
+  private noteRunning(s: PlannedStep): void {
+    for (const d of this.downstream.get(s.key) ?? []) {
+      if (this.upcomingSeen.has(d.key) || this.status.get(d.key) !== 'pending') continue;
+      if (d.upstream.every((u) => this.status.get(u) === 'running' || this.status.get(u) === 'succeeded')) {
+        this.upcomingSeen.add(d.key);
+        this.upcomingQ.push(d);
+      }
+    }
   }
 
   /** Events the bookkeeping produced (STEP_SKIPPED), to yield with the executor's own. */

@@ -64,6 +64,8 @@ const fromStep = z.discriminatedUnion('t', [z.object({ t: z.literal('events'), e
 
 interface Attempt {
   sink: AttemptSink;
+  /** Its inputs exist: it gets them as soon as it has connected (a step started ahead waits). */
+  ready: boolean;
   channel: StepChannel | null;
   /** Connected once already: a second connection with the same token is refused. */
   used: boolean;
@@ -95,8 +97,17 @@ export class StepCoordinator {
     return (await this.server).url;
   }
 
-  expect(stepKey: string, attempt: number, sink: AttemptSink): void {
-    this.attempts.set(attemptKey(stepKey, attempt), { sink, channel: null, used: false, done: false });
+  /** Expects an attempt to connect; `ready` false: it was started ahead, and gets its inputs after `go`. */
+  expect(stepKey: string, attempt: number, sink: AttemptSink, ready = true): void {
+    this.attempts.set(attemptKey(stepKey, attempt), { sink, ready, channel: null, used: false, done: false });
+  }
+
+  /** The inputs of an attempt started ahead exist now: it starts once connected. */
+  go(stepKey: string, attempt: number): void {
+    const a = this.attempts.get(attemptKey(stepKey, attempt));
+    if (!a || a.ready) return;
+    a.ready = true;
+    a.channel?.send({ t: 'start', inputs: a.sink.inputs() });
   }
 
   /** Stops listening to an attempt; its channel, if still open, is closed. */
@@ -167,7 +178,7 @@ export class StepCoordinator {
           bound = a;
           runKey = m.stepKey;
           a.sink.connected({ pid: m.pid, host: m.host });
-          channel.send({ t: 'start', inputs: a.sink.inputs() });
+          if (a.ready) channel.send({ t: 'start', inputs: a.sink.inputs() });
           return;
         }
         if (bound.channel !== channel || bound.done) return;

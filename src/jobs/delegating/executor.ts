@@ -45,6 +45,13 @@ export const stepDelegatingConfig = z
     coordinator: coordinatorConfig,
     /** Seconds between health checks of a running step. */
     healthCheckIntervalSeconds: z.number().positive().max(3600).default(5),
+    /**
+     * Start the process of a step whose upstream steps are all running, within
+     * `maxConcurrent`; it gets its inputs once they exist. Its start-up (a
+     * container's, a pod's) then overlaps the work before it. A step that will
+     * not run after all (its upstream failed) is stopped unseen.
+     */
+    startAhead: z.boolean().default(true),
   })
   .strict();
 export type StepDelegatingConfig = z.infer<typeof stepDelegatingConfig>;
@@ -79,6 +86,8 @@ interface Attempt {
   ctx: StepHandlerContext & { finished: boolean; waiting: number };
   step: PlannedStep;
   attempt: number;
+  /** Started ahead: its inputs do not exist yet. */
+  early: boolean;
   launched: boolean;
   started: boolean;
   /** Its last event (success, failure, retry) is in, or the loop failed it. */
@@ -110,6 +119,8 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
   const intervalMs = config.healthCheckIntervalSeconds * 1000;
   const runConfig = ctx.runConfig.ops === undefined ? {} : { ops: ctx.runConfig.ops };
   const pending: PlannedStep[] = [];
+  /** Steps not ready whose upstream steps run: started ahead when slots are free. */
+  const ahead: PlannedStep[] = [];
   // Waiting steps by priority (higher first), then in plan order.
   const order = new Map(ctx.plan.steps.map((s, i) => [s.key, i]));
   const firstToRun = (x: PlannedStep, y: PlannedStep): number => y.priority - x.priority || (order.get(x.key) ?? 0) - (order.get(y.key) ?? 0);
@@ -125,7 +136,7 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
     return true;
   };
 
-  const launch = (step: PlannedStep, waiting: number): void => {
+  const launch = (step: PlannedStep, waiting: number, early = false): void => {
     const attempt = active.attempt(step.key);
     const spec: StepSpec = { runId, module: location.module, jobName: location.jobName, stepKey: step.key, attempt, retries, runConfig };
     const token = coordinator.token(step.key, attempt);
@@ -143,15 +154,20 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
       attach: (channel: Parameters<StepHandlerContext['attach']>[0]) => coordinator.attach(channel),
       log: (message: string, data?: Record<string, unknown>) => logEngine(message, { step: step.key, attempt, ...data }),
     };
-    const a: Attempt = { ctx: hctx, step, attempt, launched: false, started: false, ended: false, lost: null, lostChecks: 0, checking: false, nextCheck: Date.now() + intervalMs };
+    const a: Attempt = { ctx: hctx, step, attempt, early, launched: false, started: false, ended: false, lost: null, lostChecks: 0, checking: false, nextCheck: Date.now() + intervalMs };
     running.set(step.key, a);
-    coordinator.expect(step.key, attempt, {
-      inputs: () => ctx.inputBytesFor(step),
-      connected: () => {},
-      events: (evs) => inbox.push({ a, evs }),
-      done: () => inbox.push({ a, done: true }),
-      lost: (why) => inbox.push({ a, lost: why }),
-    });
+    coordinator.expect(
+      step.key,
+      attempt,
+      {
+        inputs: () => ctx.inputBytesFor(step),
+        connected: () => {},
+        events: (evs) => inbox.push({ a, evs }),
+        done: () => inbox.push({ a, done: true }),
+        lost: (why) => inbox.push({ a, lost: why }),
+      },
+      !early,
+    );
     handler.launch(hctx).then(
       () => {
         a.launched = true;
@@ -188,12 +204,22 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
   try {
     await handler.prepare?.({ runId, steps: ctx.plan.steps, signal: ctx.signal, log: logEngine });
     while (!ctx.signal.aborted) {
-      const ready = active.ready();
-      if (ready.length > 0) {
-        pending.push(...ready);
-        pending.sort(firstToRun);
+      for (const step of active.ready()) {
+        const early = running.get(step.key);
+        if (early?.early) {
+          // Started ahead: its inputs exist now.
+          early.early = false;
+          coordinator.go(step.key, early.attempt);
+        } else pending.push(step);
       }
+      pending.sort(firstToRun);
+      if (config.startAhead) ahead.push(...active.upcoming());
       yield* active.drainEvents();
+      // Steps started ahead that will not run after all (upstream failed or skipped): stopped unseen.
+      for (const a of [...running.values()]) {
+        const st = active.statusOf(a.step.key);
+        if (a.early && st !== 'pending') release(a, false);
+      }
       // Start what the limits allow, highest priority first.
       let waiting = -1;
       for (let i = 0; i < pending.length && running.size < maxConcurrent; ) {
@@ -206,6 +232,20 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
         if (waiting < 0) waiting = pending.length + active.stepsWith('pending').length;
         else waiting = Math.max(0, waiting - 1);
         launch(step, waiting);
+      }
+      // Then steps whose upstream steps are running, with the slots left.
+      for (let i = 0; i < ahead.length && running.size < maxConcurrent; ) {
+        const step = ahead[i] as PlannedStep;
+        if (active.statusOf(step.key) !== 'pending' || running.has(step.key)) {
+          ahead.splice(i, 1);
+          continue;
+        }
+        if (!underLimits(step)) {
+          i++;
+          continue;
+        }
+        ahead.splice(i, 1);
+        launch(step, Math.max(0, waiting), true);
       }
       if (running.size === 0 && pending.length === 0 && inbox.size === 0) {
         if (active.isComplete) break;
