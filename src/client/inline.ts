@@ -4,10 +4,12 @@
  * source is parsed and every free variable that is not a global is reported
  * before anything is sent.
  */
-import { parse } from 'acorn';
-import { analyze } from 'eslint-scope';
 import type { Program } from 'estree';
 import { InlineFunctionError } from '../errors.ts';
+import { lazyPackage } from '../util/lazy.ts';
+
+const acorn = lazyPackage<typeof import('acorn')>('acorn');
+const eslintScope = lazyPackage<typeof import('eslint-scope')>('eslint-scope');
 
 /** Names a task may use freely: the runtime's globals, plus the helper tsx/esbuild insert. */
 const ALLOWED = new Set<string>([...Object.getOwnPropertyNames(globalThis), '__name', 'undefined', 'NaN', 'Infinity', 'arguments']);
@@ -44,7 +46,7 @@ function asExpression(src: string): string | null {
   for (let i = 0; i < candidates.length; i++) {
     const c = candidates[i] as string;
     try {
-      parse(c, { ecmaVersion: 'latest', sourceType: 'script' });
+      acorn().parse(c, { ecmaVersion: 'latest', sourceType: 'script' });
     } catch {
       continue;
     }
@@ -58,8 +60,8 @@ function asExpression(src: string): string | null {
 }
 
 function freeVariables(expr: string): string[] {
-  const ast = parse(expr, { ecmaVersion: 'latest', sourceType: 'script', ranges: true }) as unknown as Program;
-  const scopes = analyze(ast, { ecmaVersion: 2022, sourceType: 'script' });
+  const ast = acorn().parse(expr, { ecmaVersion: 'latest', sourceType: 'script', ranges: true }) as unknown as Program;
+  const scopes = eslintScope().analyze(ast, { ecmaVersion: 2022, sourceType: 'script' });
   const global = scopes.globalScope;
   if (!global) return [];
   const names = new Set<string>();

@@ -4,10 +4,13 @@
  * waits for `welcome` or `refused`; nothing else flows until then.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
+import { lazyPackage } from '../util/lazy.ts';
 import { Connection, CLOSE_REFUSED, DEFAULT_LIMITS, type ConnectionLimits, type ZodSchema } from './connection.ts';
 import { handshakeReply, hello, PROTOCOL_VERSION, type Hello, type WorkerInfo } from './messages.ts';
 import { HandshakeError } from '../errors.ts';
+
+const wsPackage = lazyPackage<typeof import('ws')>('ws');
 
 interface Op {
   op: string;
@@ -29,7 +32,7 @@ export function connect<In extends Op, Out extends Op>(url: string, opts: Connec
   return new Promise((resolve, reject) => {
     let ws: WebSocket;
     try {
-      ws = new WebSocket(url, {
+      ws = new (wsPackage().WebSocket)(url, {
         perMessageDeflate: false,
         maxPayload: limits.maxPayload,
         // A zero masking key: ws then skips masking here and unmasking at the

@@ -1,9 +1,12 @@
-import { WebSocketServer } from 'ws';
+import type { WebSocketServer } from 'ws';
 import type { ConnectionLimits } from './connection.ts';
+import { lazyPackage } from '../util/lazy.ts';
+
+const wsPackage = lazyPackage<typeof import('ws')>('ws');
 
 /** Starts a WebSocket server (compression off, frame limit set) and returns it with its ws:// address. */
 export async function listen(host: string, port: number, limits: Pick<ConnectionLimits, 'maxPayload'>): Promise<{ server: WebSocketServer; address: string }> {
-  const server = new WebSocketServer({ host, port, perMessageDeflate: false, maxPayload: limits.maxPayload });
+  const server = new (wsPackage().WebSocketServer)({ host, port, perMessageDeflate: false, maxPayload: limits.maxPayload });
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);

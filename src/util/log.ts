@@ -3,7 +3,9 @@
  * stderr so that stdout stays for results and addresses.
  */
 import { pino, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import { lazyPackage } from './lazy.ts';
+
+const pretty = lazyPackage<typeof import('pino-pretty')>('pino-pretty');
 
 export type { Logger };
 
@@ -13,7 +15,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export function createLogger(name: string, level: LogLevel = 'info', opts: { pretty?: boolean } = {}): Logger {
   const usePretty = opts.pretty ?? process.stderr.isTTY === true;
   if (usePretty) {
-    return pino({ name, level }, pretty({ destination: 2, sync: true, colorize: true, ignore: 'pid,hostname', translateTime: 'HH:MM:ss.l' }));
+    return pino({ name, level }, pretty()({ destination: 2, sync: true, colorize: true, ignore: 'pid,hostname', translateTime: 'HH:MM:ss.l' }));
   }
   return pino({ name, level }, pino.destination({ dest: 2, sync: true }));
 }

@@ -22,6 +22,7 @@ import { WeftError } from '../../errors.ts';
 import type { StepHandler, StepHandlerContext, StepHealth } from '../delegating/handler.ts';
 import type { DockerConfig } from '../executors/docker.ts';
 import { containerConfigFor, resolveEnv } from './docker-config.ts';
+import { STEP_ARGS_ENV } from '../step/spec.ts';
 
 /** Labels on every step container. */
 export const LABEL_RUN = 'weft.run';
@@ -75,7 +76,8 @@ export function dockerHandler(config: DockerConfig): StepHandler {
         ...options,
         Image: c.image,
         Cmd: ['weft', ...args],
-        Env: [...resolveEnv(c.env), ...Object.entries(env).map(([k, v]) => `${k}=${v}`)],
+        // The executor's and op's env may override weft's defaults, never the step's arguments.
+        Env: resolveEnv([...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...c.env, `${STEP_ARGS_ENV}=${env[STEP_ARGS_ENV] ?? ''}`]),
         Labels: { [LABEL_RUN]: ctx.runId, [LABEL_STEP]: ctx.stepKey, [LABEL_ATTEMPT]: String(ctx.attempt) },
         ...(config.codeDir ? { WorkingDir: config.codeDir } : {}),
         HostConfig: hostConfig,
@@ -114,8 +116,9 @@ export function dockerHandler(config: DockerConfig): StepHandler {
       const c = containers.get(ctx);
       containers.delete(ctx);
       if (!c) return;
+      // A finished step's container exits on its own; anything else is stopped (SIGTERM, then SIGKILL).
       if (ctx.finished) await waitFor(c.container.wait(), FINISH_WAIT_MS);
-      await c.container.stop({ t: config.stopTimeoutSeconds }).catch(ignoreGone);
+      else await c.container.stop({ t: config.stopTimeoutSeconds }).catch(ignoreGone);
       await waitFor(c.output, 2000);
       await c.container.remove({ force: true }).catch(ignoreGone);
     },
