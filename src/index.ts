@@ -40,6 +40,8 @@ export { clusterExecutor, RESOURCES_TAG, type ClusterConfig } from './jobs/execu
 export { dockerExecutor, type DockerConfig } from './jobs/executors/docker.ts';
 export { DOCKER_TAG } from './jobs/handlers/docker-config.ts';
 export { ImageNotFoundError } from './jobs/handlers/docker.ts';
+export { k8sJobExecutor, type K8sConfig } from './jobs/executors/k8s.ts';
+export { K8S_TAG, type K8sStepConfig } from './jobs/handlers/k8s-config.ts';
 export { loadDefinitions } from './jobs/location.ts';
 export { stepDelegatingExecutor, stepDelegatingConfig, StepHealthError, type StepDelegatingConfig, type StepDelegatingOptions } from './jobs/delegating/executor.ts';
 export type { StepHandler, StepHandlerContext, StepHealth, StepRunContext } from './jobs/delegating/handler.ts';

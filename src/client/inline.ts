@@ -4,12 +4,14 @@
  * source is parsed and every free variable that is not a global is reported
  * before anything is sent.
  */
+import type * as Acorn from 'acorn';
+import type * as EslintScope from 'eslint-scope';
 import type { Program } from 'estree';
 import { InlineFunctionError } from '../errors.ts';
 import { lazyPackage } from '../util/lazy.ts';
 
-const acorn = lazyPackage<typeof import('acorn')>('acorn');
-const eslintScope = lazyPackage<typeof import('eslint-scope')>('eslint-scope');
+const acorn = lazyPackage<typeof Acorn>('acorn');
+const eslintScope = lazyPackage<typeof EslintScope>('eslint-scope');
 
 /** Names a task may use freely: the runtime's globals, plus the helper tsx/esbuild insert. */
 const ALLOWED = new Set<string>([...Object.getOwnPropertyNames(globalThis), '__name', 'undefined', 'NaN', 'Infinity', 'arguments']);

@@ -5,12 +5,13 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { WebSocket } from 'ws';
+import type * as WsPackage from 'ws';
 import { lazyPackage } from '../util/lazy.ts';
 import { Connection, CLOSE_REFUSED, DEFAULT_LIMITS, type ConnectionLimits, type ZodSchema } from './connection.ts';
 import { handshakeReply, hello, PROTOCOL_VERSION, type Hello, type WorkerInfo } from './messages.ts';
 import { HandshakeError } from '../errors.ts';
 
-const wsPackage = lazyPackage<typeof import('ws')>('ws');
+const wsPackage = lazyPackage<typeof WsPackage>('ws');
 
 interface Op {
   op: string;

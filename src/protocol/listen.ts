@@ -1,8 +1,9 @@
 import type { WebSocketServer } from 'ws';
+import type * as WsPackage from 'ws';
 import type { ConnectionLimits } from './connection.ts';
 import { lazyPackage } from '../util/lazy.ts';
 
-const wsPackage = lazyPackage<typeof import('ws')>('ws');
+const wsPackage = lazyPackage<typeof WsPackage>('ws');
 
 /** Starts a WebSocket server (compression off, frame limit set) and returns it with its ws:// address. */
 export async function listen(host: string, port: number, limits: Pick<ConnectionLimits, 'maxPayload'>): Promise<{ server: WebSocketServer; address: string }> {

@@ -3,9 +3,10 @@
  * stderr so that stdout stays for results and addresses.
  */
 import { pino, type Logger } from 'pino';
+import type PinoPretty from 'pino-pretty';
 import { lazyPackage } from './lazy.ts';
 
-const pretty = lazyPackage<typeof import('pino-pretty')>('pino-pretty');
+const pretty = lazyPackage<typeof PinoPretty>('pino-pretty');
 
 export type { Logger };
 

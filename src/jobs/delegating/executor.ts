@@ -103,6 +103,7 @@ type Item =
   | { a: Attempt; evs: RunEvent[] }
   | { a: Attempt; done: true }
   | { a: Attempt; lost: string }
+  | { a: Attempt; launched: true }
   | { a: Attempt; launchError: unknown }
   | { a: Attempt; health: StepHealth }
   | { engine: RunEvent };
@@ -176,9 +177,7 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
       !early,
     );
     handler.launch(hctx).then(
-      () => {
-        a.launched = true;
-      },
+      () => inbox.push({ a, launched: true }),
       (launchError: unknown) => inbox.push({ a, launchError }),
     );
   };
@@ -310,6 +309,9 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
             a.lost = item.lost;
             a.nextCheck = 0;
           }
+        } else if ('launched' in item) {
+          // Health checks start now (the next one is due an interval from now).
+          a.launched = true;
         } else if ('launchError' in item) {
           if (!a.ended) {
             const err = item.launchError instanceof Error ? item.launchError : new Error(String(item.launchError));

@@ -5,10 +5,11 @@
 import { z } from 'zod';
 import { DefinitionError } from '../errors.ts';
 import type { PlannedStep } from '../plan.ts';
+import { mergeConfig } from '../executor.ts';
+import { envVar } from './container-env.ts';
 
 export const DOCKER_TAG = 'weft/docker';
 
-const envVar = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(=.*)?$/s, "expected 'NAME' (copied from this process) or 'NAME=VALUE'");
 const volume = z.string().regex(/^[^:]+:\/[^:]*(:(ro|rw))?$/, "expected 'HOST:CONTAINER' or 'HOST:CONTAINER:ro'");
 /** Engine API container-create options weft sets itself. */
 const RESERVED = ['Image', 'Env', 'NetworkingConfig', 'Cmd', 'Labels'];
@@ -57,30 +58,6 @@ export function containerConfigFor(step: PlannedStep, base: StepContainerConfig)
     image: o.image ?? base.image,
     env: [...base.env, ...(o.env ?? [])],
     volumes: [...base.volumes, ...(o.volumes ?? [])],
-    containerOptions: deepMerge(base.containerOptions, o.containerOptions ?? {}),
+    containerOptions: mergeConfig(base.containerOptions, o.containerOptions ?? {}) as Record<string, unknown>,
   };
-}
-
-/** 'NAME' and 'NAME=VALUE' as NAME=VALUE, the last of a name winning (a NAME this process lacks is left out). */
-export function resolveEnv(env: readonly string[], from: NodeJS.ProcessEnv = process.env): string[] {
-  const out = new Map<string, string>();
-  for (const e of env) {
-    const i = e.indexOf('=');
-    if (i > 0) out.set(e.slice(0, i), e);
-    else if (from[e] !== undefined) out.set(e, `${e}=${from[e]}`);
-  }
-  return [...out.values()];
-}
-
-function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...a };
-  for (const [k, v] of Object.entries(b)) {
-    const av = out[k];
-    out[k] = isObject(av) && isObject(v) ? deepMerge(av, v) : v;
-  }
-  return out;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }

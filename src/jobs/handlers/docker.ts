@@ -21,8 +21,8 @@ import type Docker from 'dockerode';
 import { WeftError } from '../../errors.ts';
 import type { StepHandler, StepHandlerContext, StepHealth } from '../delegating/handler.ts';
 import type { DockerConfig } from '../executors/docker.ts';
-import { containerConfigFor, resolveEnv } from './docker-config.ts';
-import { STEP_ARGS_ENV } from '../step/spec.ts';
+import { containerConfigFor } from './docker-config.ts';
+import { stepEnvironment } from './container-env.ts';
 
 /** Labels on every step container. */
 export const LABEL_RUN = 'weft.run';
@@ -76,8 +76,7 @@ export function dockerHandler(config: DockerConfig): StepHandler {
         ...options,
         Image: c.image,
         Cmd: ['weft', ...args],
-        // The executor's and op's env may override weft's defaults, never the step's arguments.
-        Env: resolveEnv([...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...c.env, `${STEP_ARGS_ENV}=${env[STEP_ARGS_ENV] ?? ''}`]),
+        Env: stepEnvironment(env, c.env),
         Labels: { [LABEL_RUN]: ctx.runId, [LABEL_STEP]: ctx.stepKey, [LABEL_ATTEMPT]: String(ctx.attempt) },
         ...(config.codeDir ? { WorkingDir: config.codeDir } : {}),
         HostConfig: hostConfig,

@@ -1,0 +1,22 @@
+/** Environment variables of a step's container or pod, as the docker and Kubernetes executors take them. */
+import { z } from 'zod';
+import { STEP_ARGS_ENV } from '../step/spec.ts';
+
+export const envVar = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(=.*)?$/s, "expected 'NAME' (copied from this process) or 'NAME=VALUE'");
+
+/** 'NAME' and 'NAME=VALUE' as NAME=VALUE, the last of a name winning (a NAME this process lacks is left out). */
+export function resolveEnv(env: readonly string[], from: NodeJS.ProcessEnv = process.env): string[] {
+  const out = new Map<string, string>();
+  for (const e of env) {
+    const i = e.indexOf('=');
+    if (i > 0) out.set(e.slice(0, i), e);
+    else if (from[e] !== undefined) out.set(e, `${e}=${from[e]}`);
+  }
+  return [...out.values()];
+}
+
+/** A step's environment: weft's defaults, then the config's (which may override them), then the step's arguments (which nothing overrides). */
+export function stepEnvironment(weft: Readonly<Record<string, string>>, config: readonly string[]): string[] {
+  const { [STEP_ARGS_ENV]: args, ...defaults } = weft;
+  return resolveEnv([...Object.entries(defaults).map(([k, v]) => `${k}=${v}`), ...config, ...(args === undefined ? [] : [`${STEP_ARGS_ENV}=${args}`])]);
+}

@@ -1,0 +1,95 @@
+/**
+ * What a step's Kubernetes Job is made of (after dagster-k8s): the
+ * executor's config, then the op tag `weft/k8s` (JSON), then the executor's
+ * `perStepK8sConfig[op]`, each over the one before: lists add up, maps and
+ * `podSpec`/`jobSpec` merge, single values are replaced.
+ */
+import { z } from 'zod';
+import { DefinitionError } from '../errors.ts';
+import type { PlannedStep } from '../plan.ts';
+import { mergeConfig } from '../executor.ts';
+import { envVar } from './container-env.ts';
+
+export const K8S_TAG = 'weft/k8s';
+
+const quantities = z.record(z.string(), z.union([z.string(), z.number()]));
+const object = z.record(z.string(), z.unknown());
+
+/** The fields an op may set: by its `weft/k8s` tag or the executor's perStepK8sConfig. */
+export const k8sStepConfig = z
+  .object({
+    image: z.string().min(1).optional(),
+    imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).optional(),
+    imagePullSecrets: z.array(z.string().min(1)).optional(),
+    serviceAccountName: z.string().min(1).optional(),
+    /** 'NAME' copies NAME from this process's environment; 'NAME=VALUE' sets it. */
+    env: z.array(envVar).optional(),
+    /** ConfigMaps and Secrets whose keys become environment variables of the step. */
+    envConfigMaps: z.array(z.string().min(1)).optional(),
+    envSecrets: z.array(z.string().min(1)).optional(),
+    /** Pod volumes and the step container's mounts, as the Kubernetes API writes them. */
+    volumes: z.array(object).optional(),
+    volumeMounts: z.array(object).optional(),
+    labels: z.record(z.string(), z.string()).optional(),
+    resources: z.object({ limits: quantities.optional(), requests: quantities.optional() }).strict().optional(),
+    /** Merged into the pod's spec (nodeSelector, tolerations, securityContext, ...). */
+    podSpec: object.optional(),
+    /** Merged into the Job's spec (ttlSecondsAfterFinished, ...). */
+    jobSpec: object.optional(),
+  })
+  .strict();
+export type K8sStepConfig = z.infer<typeof k8sStepConfig>;
+
+/** A step's Job config, resolved. */
+export interface StepJobConfig {
+  image: string;
+  imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never' | undefined;
+  imagePullSecrets: string[];
+  serviceAccountName?: string | undefined;
+  env: string[];
+  envConfigMaps: string[];
+  envSecrets: string[];
+  volumes: Record<string, unknown>[];
+  volumeMounts: Record<string, unknown>[];
+  labels: Record<string, string>;
+  resources: { limits?: Record<string, string | number> | undefined; requests?: Record<string, string | number> | undefined };
+  podSpec: Record<string, unknown>;
+  jobSpec: Record<string, unknown>;
+}
+
+/** Executor config < op tag `weft/k8s` < perStepK8sConfig[op name]. */
+export function jobConfigFor(step: PlannedStep, base: StepJobConfig, perStep: Readonly<Record<string, K8sStepConfig>>): StepJobConfig {
+  let out = base;
+  const tag = step.tags[K8S_TAG];
+  if (tag !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(tag);
+    } catch (err) {
+      throw new DefinitionError(`op ${step.node.op.name}: tag ${K8S_TAG} is not JSON: ${(err as Error).message}`);
+    }
+    const r = k8sStepConfig.safeParse(parsed);
+    if (!r.success) throw new DefinitionError(`op ${step.node.op.name}: tag ${K8S_TAG}: ${r.error.issues.map((i) => `${i.path.join('.') || '(tag)'}: ${i.message}`).join('; ')}`);
+    out = over(out, r.data);
+  }
+  const own = perStep[step.node.op.name];
+  return own ? over(out, own) : out;
+}
+
+function over(a: StepJobConfig, b: K8sStepConfig): StepJobConfig {
+  return {
+    image: b.image ?? a.image,
+    imagePullPolicy: b.imagePullPolicy ?? a.imagePullPolicy,
+    imagePullSecrets: [...a.imagePullSecrets, ...(b.imagePullSecrets ?? [])],
+    serviceAccountName: b.serviceAccountName ?? a.serviceAccountName,
+    env: [...a.env, ...(b.env ?? [])],
+    envConfigMaps: [...a.envConfigMaps, ...(b.envConfigMaps ?? [])],
+    envSecrets: [...a.envSecrets, ...(b.envSecrets ?? [])],
+    volumes: [...a.volumes, ...(b.volumes ?? [])],
+    volumeMounts: [...a.volumeMounts, ...(b.volumeMounts ?? [])],
+    labels: { ...a.labels, ...b.labels },
+    resources: { limits: { ...a.resources.limits, ...b.resources?.limits }, requests: { ...a.resources.requests, ...b.resources?.requests } },
+    podSpec: mergeConfig(a.podSpec, b.podSpec ?? {}) as Record<string, unknown>,
+    jobSpec: mergeConfig(a.jobSpec, b.jobSpec ?? {}) as Record<string, unknown>,
+  };
+}
