@@ -79,7 +79,7 @@ beforeAll(() => {
 describe('the npm package', () => {
   it('ships the compiled code, declarations and the CLI, not the tests', () => {
     const shipped = JSON.parse(readFileSync(join(dir, 'files.json'), 'utf8')) as string[];
-    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/launch.mjs', 'dist/worker/thread-entry.mjs', 'bin/weft.js', 'examples/pi.ts']) expect(shipped).toContain(f);
+    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/launch.mjs', 'dist/cli/step.mjs', 'dist/worker/thread-entry.mjs', 'bin/weft.js', 'examples/pi.ts']) expect(shipped).toContain(f);
     expect(shipped.some((f) => f.startsWith('test/'))).toBe(false);
   });
 
@@ -109,5 +109,9 @@ describe('the npm package', () => {
     expect(r.code).toBe(0);
     const events = r.out.trim().split('\n').map((l) => JSON.parse(l) as { type: string });
     expect(events.at(-1)?.type).toBe('RUN_SUCCESS');
+    // weft step (the bundled entry) refuses to run without its arguments, naming where they go.
+    const step = run(join(dir, 'node_modules', '.bin', 'weft'), ['step']);
+    expect(step.code).toBe(2);
+    expect(step.err).toMatch(/WEFT_STEP_ARGS/);
   });
 });

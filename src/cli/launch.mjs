@@ -1,12 +1,18 @@
-// The weft command line of this tree: the compiled main.js beside this file
-// (the package), or main.ts through tsx (a checkout run from its sources).
+// The weft command line of this tree: the compiled modules beside this file
+// (the package), or the TypeScript sources through tsx (a checkout).
 import { existsSync } from 'node:fs';
 
-const compiled = new URL('./main.js', import.meta.url);
-if (existsSync(compiled)) {
-  await import(compiled.href);
-} else {
+const compiled = existsSync(new URL('./main.js', import.meta.url));
+if (!compiled) {
   const { register } = await import('tsx/esm/api');
   register();
-  await import(new URL('./main.ts', import.meta.url).href);
+}
+const ext = compiled ? '.js' : '.ts';
+if (process.argv[2] === 'step') {
+  // In every step's container: only what running one step needs, bundled in the package.
+  const bundled = new URL('./step.mjs', import.meta.url);
+  const { runStepCommand } = await import(compiled && existsSync(bundled) ? bundled.href : new URL(`./step-command${ext}`, import.meta.url).href);
+  await runStepCommand(process.argv.slice(3));
+} else {
+  await import(new URL(`./main${ext}`, import.meta.url).href);
 }

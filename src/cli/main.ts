@@ -78,16 +78,6 @@ Options:
 
 Exit code: 0 when the run succeeds, 1 when it fails, 130 when it is canceled
 (Ctrl-C stops running steps and their processes), 2 for bad arguments.`,
-  step: `Usage: weft step [--args PACKED]
-
-Runs exactly one attempt of one step of a run and reports to the run's
-coordinator (Dagster's execute_step). Step handlers (the docker and
-Kubernetes executors) start it; its arguments (code location, job, run id,
-step, attempt, op config, coordinator address and token) come packed in
---args or in the WEFT_STEP_ARGS environment variable.
-
-Exit code: 0 when the step's result was reported (success or failure),
-1 when it could not report, 2 for bad arguments.`,
   list: `Usage: weft list MODULE [--json]
 
 Lists the jobs (with their executors) and assets of a code location.`,
@@ -277,10 +267,8 @@ async function runCommand(argv: string[]): Promise<void> {
 }
 
 async function stepCommand(argv: string[]): Promise<void> {
-  const { values } = parse(argv, { args: { type: 'string' } });
-  if (values['help']) return void console.log(HELP['step']);
-  const { readStepArgs, runStep } = await import('../jobs/step/weft-step.ts');
-  process.exitCode = await runStep(readStepArgs(values['args'] as string | undefined));
+  const { runStepCommand } = await import('./step-command.ts');
+  await runStepCommand(argv);
 }
 
 async function listJobsCommand(argv: string[]): Promise<void> {

@@ -39,6 +39,15 @@ export class RetryRequested extends WeftError {
   }
 }
 
+/**
+ * Whether an error is a RetryRequested, from this copy of weft or another:
+ * `weft step` runs from a bundle of its own, while the op throws the class
+ * of the `weft` its code location imports.
+ */
+export function isRetryRequested(err: unknown): err is RetryRequested {
+  return err instanceof Error && err.name === 'RetryRequested' && typeof (err as RetryRequested).maxRetries === 'number' && typeof (err as RetryRequested).secondsToWait === 'number';
+}
+
 /** A step of a run failed; `remote` is the error as the step raised it (its stack included). */
 export class StepFailureError extends WeftError {
   override name = 'StepFailureError';

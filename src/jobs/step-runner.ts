@@ -7,7 +7,7 @@
 import { serializeError } from '../errors.ts';
 import type { OpContext, StepLog } from './definitions.ts';
 import { DEFAULT_OUTPUT, retryDelay } from './retry.ts';
-import { RetryRequested } from './errors.ts';
+import { isRetryRequested } from './errors.ts';
 import { event, type LogLevel, type RunEvent } from './events.ts';
 import type { PlannedStep } from './plan.ts';
 
@@ -137,7 +137,7 @@ export function failureOrRetry(a: StepAttempt, err: unknown, retryable = true): 
   const extra = { attempt: a.attempt, pid: process.pid, error };
   if (retryable && a.retries && !a.signal.aborted) {
     let wait: number | null = null;
-    if (err instanceof RetryRequested) {
+    if (isRetryRequested(err)) {
       if (a.attempt < err.maxRetries) wait = err.secondsToWait;
     } else if (policy && a.attempt < policy.maxRetries) {
       wait = retryDelay(policy, a.attempt + 1);

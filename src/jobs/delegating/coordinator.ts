@@ -18,7 +18,7 @@ import { decode, encode } from '../../protocol/codec.ts';
 import { listen } from '../../protocol/listen.ts';
 import { stepEventSchema } from '../event-schema.ts';
 import type { RunEvent } from '../events.ts';
-import type { ToStep } from '../step/messages.ts';
+import { MAX_STEP_FRAME, type ToStep } from '../step/messages.ts';
 
 export const coordinatorConfig = z
   .object({
@@ -33,8 +33,6 @@ export const coordinatorConfig = z
   .default({ host: '127.0.0.1', port: 0 });
 export type CoordinatorConfig = z.infer<typeof coordinatorConfig>;
 
-/** The largest frame the coordinator takes (a step's outputs travel in its events). */
-export const MAX_STEP_FRAME = 1024 * 1024 * 1024;
 const HELLO_TIMEOUT_MS = 30_000;
 
 /** A two-way channel to one step process: a WebSocket, or a handler's own (IPC). */

@@ -14,6 +14,9 @@
  */
 import type { RunEvent } from '../events.ts';
 
+/** The largest frame either side takes (a step's inputs, a batch of its events with outputs): 1 GiB. */
+export const MAX_STEP_FRAME = 1024 * 1024 * 1024;
+
 export interface StepHello {
   t: 'hello';
   runId: string;

@@ -12,36 +12,38 @@
  * Exit 1: it could not report (the coordinator unreachable, or gone).
  */
 import { hostname } from 'node:os';
+import { Packr, Unpackr } from 'msgpackr';
 import { WebSocket } from 'ws';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { ConfigError } from '../../errors.ts';
-import { decode, encode } from '../../protocol/codec.ts';
+import { CODEC_OPTIONS } from '../../protocol/codec-options.ts';
 import type { RunEvent } from '../events.ts';
 import { loadDefinitions } from '../location.ts';
-import { MAX_STEP_FRAME } from '../delegating/coordinator.ts';
-import type { FromStep } from './messages.ts';
+import { MAX_STEP_FRAME, type FromStep } from './messages.ts';
 import { Batcher, runStepSession } from './session.ts';
 import { STEP_ARGS_ENV, unpackStepArgs, type StepArgs } from './spec.ts';
 
-const stepArgs = z
-  .object({
-    spec: z
-      .object({
-        runId: z.string().min(1),
-        module: z.string().min(1),
-        jobName: z.string().min(1),
-        stepKey: z.string().min(1),
-        attempt: z.number().int().min(0),
-        retries: z.boolean(),
-        runConfig: z.object({ ops: z.record(z.string(), z.unknown()).optional() }).loose(),
-      })
-      .strict(),
-    coordinator: z.string().regex(/^wss?:\/\/\S+$/, 'expected ws://HOST:PORT'),
-    token: z.string().min(1),
-  })
-  .strict();
+// zod's tree-shakable form: the bundle of `weft step` (scripts/build.mjs) carries only what these use.
+const nonEmpty = z.string().check(z.minLength(1));
+const stepArgs = z.strictObject({
+  spec: z.strictObject({
+    runId: nonEmpty,
+    module: nonEmpty,
+    jobName: nonEmpty,
+    stepKey: nonEmpty,
+    attempt: z.int().check(z.minimum(0)),
+    retries: z.boolean(),
+    runConfig: z.looseObject({ ops: z.optional(z.record(z.string(), z.unknown())) }),
+  }),
+  coordinator: z.string().check(z.regex(/^wss?:\/\/\S+$/, 'expected ws://HOST:PORT')),
+  token: nonEmpty,
+});
 
 const toStep = z.discriminatedUnion('t', [z.object({ t: z.literal('start'), inputs: z.array(z.instanceof(Uint8Array)) }), z.object({ t: z.literal('cancel') })]);
+
+/** Frames are plain msgpack, as the coordinator's codec reads them. */
+const packr = new Packr(CODEC_OPTIONS);
+const unpackr = new Unpackr(CODEC_OPTIONS);
 
 const CONNECT_TIMEOUT_MS = 30_000;
 
@@ -69,7 +71,7 @@ export async function runStep(args: StepArgs): Promise<number> {
   const ws = new WebSocket(args.coordinator, { perMessageDeflate: false, maxPayload: MAX_STEP_FRAME, handshakeTimeout: CONNECT_TIMEOUT_MS });
   const controller = new AbortController();
   const send = (msg: FromStep): void => {
-    if (ws.readyState === ws.OPEN) ws.send(encode(msg));
+    if (ws.readyState === ws.OPEN) ws.send(packr.pack(msg));
   };
   const closed = new Promise<string>((resolve) => ws.once('close', (code, reason) => resolve(`${code}${reason.length > 0 ? `: ${reason.toString()}` : ''}`)));
   const inputs = new Promise<Uint8Array[]>((resolve, reject) => {
@@ -80,7 +82,7 @@ export async function runStep(args: StepArgs): Promise<number> {
       let msg: z.infer<typeof toStep>;
       try {
         if (!isBinary) throw new Error('a text frame');
-        msg = toStep.parse(decode(data as Buffer));
+        msg = toStep.parse(unpackr.unpack(data as Buffer));
       } catch (err) {
         ws.close(1007, 'malformed frame');
         reject(new Error(`the coordinator sent a malformed message: ${(err as Error).message}`));
