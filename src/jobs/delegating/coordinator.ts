@@ -47,7 +47,8 @@ export interface StepChannel {
 export interface AttemptSink {
   /** The step's inputs, msgpack each, sent when it connects. */
   inputs(): Uint8Array[];
-  connected(from: { pid: number; host: string }): void;
+  /** It connected (from where, over a WebSocket). */
+  connected(from: { pid: number; host: string } | null): void;
   events(evs: RunEvent[]): void;
   /** The step said it has sent everything. */
   done(): void;
@@ -121,9 +122,13 @@ export class StepCoordinator {
     this.attempts.get(attemptKey(stepKey, attempt))?.channel?.send({ t: 'cancel' });
   }
 
-  /** Serves a channel a handler made itself: the same protocol as a WebSocket. */
-  attach(channel: StepChannel): void {
-    this.serve(channel);
+  /**
+   * Serves a channel a handler made itself to one attempt (the fork
+   * handler's IPC): private to that step, so it is bound at once, with no
+   * hello; the rest of the protocol is the same as a WebSocket's.
+   */
+  attach(channel: StepChannel, stepKey: string, attempt: number): void {
+    this.serve(channel, { stepKey, attempt });
   }
 
   async close(): Promise<void> {
@@ -148,7 +153,7 @@ export class StepCoordinator {
     channel.close(why);
   }
 
-  private serve(channel: StepChannel): void {
+  private serve(channel: StepChannel, attached?: { stepKey: string; attempt: number }): void {
     this.channels.add(channel);
     let bound: Attempt | null = null;
     let runKey = '';
@@ -158,6 +163,15 @@ export class StepCoordinator {
       clearTimeout(timer);
       this.warn(`refused a step connection: ${why}`);
       this.drop(channel, why);
+    };
+    const bind = (a: Attempt, stepKey: string, from: { pid: number; host: string } | null): void => {
+      clearTimeout(timer);
+      a.used = true;
+      a.channel = channel;
+      bound = a;
+      runKey = stepKey;
+      a.sink.connected(from);
+      if (a.ready) channel.send({ t: 'start', inputs: a.sink.inputs() });
     };
     channel.listen(
       (raw) => {
@@ -170,14 +184,7 @@ export class StepCoordinator {
           // One answer for an unknown step and a wrong token: the refusal tells a guesser nothing.
           if (m.runId !== this.runId || !a || !sameToken(m.token, this.token(m.stepKey, m.attempt))) return refuse(`no step ${m.stepKey} attempt ${m.attempt} of run ${m.runId} expects this token`);
           if (a.used) return refuse(`step ${m.stepKey} attempt ${m.attempt} is already connected`);
-          clearTimeout(timer);
-          a.used = true;
-          a.channel = channel;
-          bound = a;
-          runKey = m.stepKey;
-          a.sink.connected({ pid: m.pid, host: m.host });
-          if (a.ready) channel.send({ t: 'start', inputs: a.sink.inputs() });
-          return;
+          return bind(a, m.stepKey, { pid: m.pid, host: m.host });
         }
         if (bound.channel !== channel || bound.done) return;
         const r = fromStep.safeParse(raw);
@@ -201,6 +208,11 @@ export class StepCoordinator {
         }
       },
     );
+    if (attached) {
+      const a = this.attempts.get(attemptKey(attached.stepKey, attached.attempt));
+      if (!a || a.used) refuse(`no step ${attached.stepKey} attempt ${attached.attempt} waits for a channel`);
+      else bind(a, attached.stepKey, null);
+    }
   }
 }
 

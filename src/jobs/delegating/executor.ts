@@ -159,7 +159,7 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
           [STEP_ARGS_ENV]: packStepArgs({ spec: { ...spec, module: o.module ?? spec.module }, coordinator: await coordinator.url(), token }),
         },
       }),
-      attach: (channel: Parameters<StepHandlerContext['attach']>[0]) => coordinator.attach(channel),
+      attach: (channel: Parameters<StepHandlerContext['attach']>[0]) => coordinator.attach(channel, step.key, attempt),
       log: (message: string, data?: Record<string, unknown>) => logEngine(message, { step: step.key, attempt, ...data }),
     };
     const a: Attempt = { ctx: hctx, step, attempt, early, launched: false, started: false, ended: false, lost: null, lostChecks: 0, checking: false, nextCheck: Date.now() + intervalMs };

@@ -30,7 +30,11 @@ export interface StepHandlerContext {
   weftStep(opts?: { module?: string }): Promise<{ args: string[]; env: Record<string, string> }>;
   /** The coordinator's token of this attempt, for a handler that passes the spec its own way. */
   readonly token: string;
-  /** For a handler with a private channel to its step (the fork handler's IPC): served like a WebSocket. */
+  /**
+   * For a handler with a private channel to its step (the fork handler's
+   * IPC): bound to this attempt at once (no hello, no token), then served
+   * like a WebSocket. Attach it before the step can send anything.
+   */
   attach(channel: StepChannel): void;
   /** Aborted when the run is cancelled. */
   readonly signal: AbortSignal;

@@ -92,8 +92,9 @@ export function forkHandler(location: CodeLocation, opts: ForkHandlerOptions): S
       const proc = idle()[0] ?? spawn();
       proc.ctx = ctx;
       byAttempt.set(ctx, proc);
+      // The step first, then the channel: attaching it sends the inputs (start) when they exist.
+      proc.child.send({ t: 'step', spec: ctx.spec } satisfies ToForkedStep);
       ctx.attach(session(proc));
-      proc.child.send({ t: 'step', spec: ctx.spec, token: ctx.token } satisfies ToForkedStep);
       // Processes started ahead, so that their start-up overlaps the steps running now.
       const busy = [...procs].filter((p) => p.ctx !== null).length;
       const target = Math.min(warm ? opts.maxConcurrent - busy : opts.maxConcurrent, ctx.waiting);

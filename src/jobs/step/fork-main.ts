@@ -2,11 +2,11 @@
  * A step process of the multiprocess executor (handlers/fork.ts), started
  * from a bundle of the code location and this file (bundle.ts). It runs the
  * steps its parent sends, one at a time, each as a session with the run's
- * coordinator over the IPC channel: hello, start, events, done (see
- * messages.ts). It exits when told to, when its parent goes away, or after
- * one step in isolated mode.
+ * coordinator over the IPC channel (see messages.ts): the channel is the
+ * step's own, so there is no hello; the step, then its inputs (start), then
+ * its events and done. It exits when told to, when its parent goes away, or
+ * after one step in isolated mode.
  */
-import { hostname } from 'node:os';
 import { definitionsOf } from '../location.ts';
 import type { Definitions } from '../repository.ts';
 import type { RunEvent } from '../events.ts';
@@ -15,19 +15,21 @@ import { Batcher, runStepSession } from './session.ts';
 import type { StepSpec } from './spec.ts';
 
 /** What the parent sends besides the coordinator's messages. */
-export type ToForkedStep = ToStep | { t: 'step'; spec: StepSpec; token: string } | { t: 'exit' };
+export type ToForkedStep = ToStep | { t: 'step'; spec: StepSpec } | { t: 'exit' };
 
 interface Pending {
   spec: StepSpec;
-  token: string;
+  inputs: Promise<Uint8Array[]>;
+  give: (inputs: Uint8Array[]) => void;
 }
 
 const once = process.argv[2] === 'once';
 const queue: Pending[] = [];
+/** Steps whose inputs (start) have not come yet, in the order they were sent. */
+const awaitingInputs: Pending[] = [];
 let busy = false;
 let defs: Definitions | Error = new Error('the code location is not loaded');
 let controller = new AbortController();
-let started: ((inputs: Uint8Array[]) => void) | null = null;
 
 function send(msg: FromStep): void {
   try {
@@ -51,9 +53,12 @@ export function startStepProcess(location: Record<string, unknown>, url: string)
   process.on('message', (m: ToForkedStep) => {
     if (m.t === 'exit') process.exit(0);
     else if (m.t === 'cancel') controller.abort();
-    else if (m.t === 'start') started?.(m.inputs);
+    else if (m.t === 'start') awaitingInputs.shift()?.give(m.inputs);
     else {
-      queue.push(m);
+      let give: (inputs: Uint8Array[]) => void = () => {};
+      const p: Pending = { spec: m.spec, inputs: new Promise((resolve) => (give = resolve)), give: (inputs) => give(inputs) };
+      queue.push(p);
+      awaitingInputs.push(p);
       void drain();
     }
   });
@@ -73,13 +78,10 @@ async function drain(): Promise<void> {
   busy = false;
 }
 
-async function runOne({ spec, token }: Pending): Promise<void> {
+async function runOne({ spec, inputs }: Pending): Promise<void> {
   controller = new AbortController();
-  const inputs = new Promise<Uint8Array[]>((resolve) => (started = resolve));
-  send({ t: 'hello', runId: spec.runId, stepKey: spec.stepKey, attempt: spec.attempt, token, pid: process.pid, host: hostname() });
   const events = new Batcher<RunEvent>((evs) => send({ t: 'events', evs }));
   await runStepSession(defs, spec, await inputs, controller.signal, (ev) => events.push(ev));
-  started = null;
   events.flush();
   send({ t: 'done' });
 }
