@@ -1,7 +1,8 @@
 /**
  * What a step process and the run's coordinator say to each other, over a
  * WebSocket (`weft step`, msgpack frames) or a forked process's IPC channel
- * (the multiprocess executor): the same messages either way.
+ * (the multiprocess executor): the same messages either way, except that a
+ * handler's own channel is bound to its step when attached, with no hello.
  *
  *   step -> coordinator   hello (run, step, attempt, token)
  *   coordinator -> step   start (the step's inputs, msgpack each)
