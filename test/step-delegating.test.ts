@@ -196,6 +196,43 @@ describe('starting steps ahead', () => {
     expect(r.eventsForNode('add_one')).toEqual([]);
   });
 
+  it('drops a step started ahead whose process died before its inputs existed, and starts it again when they do', async () => {
+    let launches = 0;
+    let reported = false;
+    const exec = stepDelegatingExecutor({
+      name: 'dies_ahead',
+      configSchema: stepDelegatingConfig,
+      handler: () => {
+        const inner = subprocessHandler();
+        return {
+          ...inner,
+          async launch(ctx) {
+            if (ctx.stepKey === 'plus_total') launches++;
+            await inner.launch(ctx);
+          },
+          // The first process started ahead for plus_total is reported gone, as a container that died would be.
+          async checkHealth(ctx) {
+            if (ctx.stepKey === 'plus_total' && !reported) {
+              reported = true;
+              return { healthy: false, reason: 'its container is gone' };
+            }
+            return inner.checkHealth(ctx);
+          },
+        };
+      },
+    });
+    const go = join(dir, 'go-dies-ahead');
+    const r = await run('survives', exec.configured({ healthCheckIntervalSeconds: 0.1 }) as ExecutorDefinition, {
+      runConfig: { ops: { waits_for_go: { config: { file: go } } } },
+      onEvent: (ev) => {
+        if (ev.type === 'ENGINE_EVENT' && /started ahead for step plus_total is gone/.test(ev.message)) writeFileSync(go, 'go');
+      },
+    });
+    expect(r.success).toBe(true);
+    expect(launches).toBe(2);
+    expect(r.eventsForNode('plus_total').map((e) => e.type)).toEqual(['STEP_START', 'STEP_OUTPUT', 'STEP_SUCCESS']);
+  });
+
   it('starts nothing ahead with startAhead: false', async () => {
     const { exec, launched } = recording();
     const r = await run('failing', exec.configured({ startAhead: false }) as ExecutorDefinition);

@@ -176,7 +176,7 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
       },
       !early,
     );
-    handler.launch(hctx).then(
+    call(() => handler.launch(hctx)).then(
       () => inbox.push({ a, launched: true }),
       (launchError: unknown) => inbox.push({ a, launchError }),
     );
@@ -191,11 +191,20 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
     running.delete(a.step.key);
     coordinator.forget(a.step.key, a.attempt);
     a.ctx.finished = finished;
-    terminations.push(handler.terminate(a.ctx).catch((err: unknown) => logEngine(`could not clean up after step ${a.step.key}: ${(err as Error).message}`, { step: a.step.key })));
+    terminations.push(call(() => handler.terminate(a.ctx)).catch((err: unknown) => logEngine(`could not clean up after step ${a.step.key}: ${(err as Error).message}`, { step: a.step.key })));
   };
 
-  /** Fails an attempt that did not report its end (or retries it, per its policy). */
-  const fail = (a: Attempt, err: Error): RunEvent => {
+  /**
+   * Fails an attempt that did not report its end (or retries it, per its
+   * policy). One started ahead never ran: it is only dropped, and the step
+   * starts again once its inputs exist.
+   */
+  const fail = (a: Attempt, err: Error): RunEvent | null => {
+    if (a.early) {
+      a.ended = true;
+      logEngine(`the process started ahead for step ${a.step.key} is gone (${err.message}); the step starts again once its inputs exist`, { step: a.step.key });
+      return null;
+    }
     a.ended = true;
     const ev = failureOrRetry({ runId, step: a.step, inputs: [], attempt: a.attempt, retries, signal: ctx.signal }, err);
     delete ev.pid;
@@ -270,7 +279,7 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
           continue;
         }
         a.checking = true;
-        handler.checkHealth(a.ctx).then(
+        call(() => handler.checkHealth(a.ctx)).then(
           (health) => inbox.push({ a, health }),
           (err: unknown) => {
             logEngine(`the health check of step ${a.step.key} failed: ${(err as Error).message}`, { step: a.step.key });
@@ -301,7 +310,8 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
           }
         } else if ('done' in item) {
           const finished = a.ended;
-          if (!a.ended) yield fail(a, new StepHealthError(`step ${a.step.key} ended without reporting a result`));
+          const ev = a.ended ? null : fail(a, new StepHealthError(`step ${a.step.key} ended without reporting a result`));
+          if (ev) yield ev;
           release(a, finished);
         } else if ('lost' in item) {
           if (a.ended) release(a, true);
@@ -315,7 +325,8 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
         } else if ('launchError' in item) {
           if (!a.ended) {
             const err = item.launchError instanceof Error ? item.launchError : new Error(String(item.launchError));
-            yield fail(a, Object.assign(new StepHealthError(`step ${a.step.key} could not be launched by the ${handler.name} handler: ${err.message}`), { stack: err.stack }));
+            const ev = fail(a, Object.assign(new StepHealthError(`step ${a.step.key} could not be launched by the ${handler.name} handler: ${err.message}`), { stack: err.stack }));
+            if (ev) yield ev;
           }
           release(a, false);
         } else {
@@ -323,11 +334,13 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
           if (a.ended || running.get(a.step.key) !== a) continue;
           const h = item.health;
           if (!h.healthy) {
-            yield fail(a, new StepHealthError(h.reason));
+            const ev = fail(a, new StepHealthError(h.reason));
+            if (ev) yield ev;
             release(a, false);
           } else if (a.lost !== null) {
             if (++a.lostChecks >= LOST_CHECKS) {
-              yield fail(a, new StepHealthError(`step ${a.step.key} lost its connection to the run's coordinator (${a.lost}) and did not report its end`));
+              const ev = fail(a, new StepHealthError(`step ${a.step.key} lost its connection to the run's coordinator (${a.lost}) and did not report its end`));
+              if (ev) yield ev;
               release(a, false);
             } else a.nextCheck = Date.now() + LOST_CHECK_MS;
           } else a.nextCheck = Date.now() + intervalMs;
@@ -349,6 +362,11 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
     await handler.close?.().catch(() => {});
     await coordinator.close();
   }
+}
+
+/** Calls a handler method: a synchronous throw becomes a rejection, as from an async method. */
+function call<T>(f: () => Promise<T>): Promise<T> {
+  return new Promise<T>((resolve) => resolve(f()));
 }
 
 function matches(step: PlannedStep, l: { key: string; value?: string | undefined }): boolean {
