@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { clusterExecutor, inProcessExecutor, multiprocessExecutor, type ExecutorDefinition, type JobDefinition, type RunEvent } from '../src/index.ts';
+import { clusterExecutor, inProcessExecutor, multiprocessExecutor, type ExecutorDefinition, type JobDefinition, type RunEvent, type StepHandler } from '../src/index.ts';
 import { executeJob } from '../src/jobs/run.ts';
 import { encode } from '../src/protocol/codec.ts';
 import { unpackStepArgs, STEP_ARGS_ENV, type StepArgs } from '../src/jobs/step/spec.ts';
@@ -23,6 +23,18 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function run(name: string, exec: ExecutorDefinition, opts: Parameters<typeof executeJob>[3] = {}): ReturnType<typeof executeJob> {
   return executeJob(defs.getJob(name), exec, { module: MODULE, jobName: name }, opts);
+}
+
+/** The subprocess executor with some handler methods wrapped (the rest as the example has them). */
+function wrapped(name: string, over: (inner: StepHandler) => Partial<StepHandler>): ExecutorDefinition {
+  return stepDelegatingExecutor({
+    name,
+    configSchema: stepDelegatingConfig,
+    handler: () => {
+      const inner = subprocessHandler();
+      return { ...inner, ...over(inner) };
+    },
+  }) as ExecutorDefinition;
 }
 
 function stepTypes(r: { eventsForNode(k: string): RunEvent[] }, key: string): string[] {
@@ -98,20 +110,12 @@ describe('the step-delegating executor (subprocess handler, weft step over WebSo
 
   it('closes a connection without the run token, or sending a malformed frame, and the run goes on', async () => {
     let args: StepArgs | null = null;
-    const spy = stepDelegatingExecutor({
-      name: 'spy',
-      configSchema: stepDelegatingConfig,
-      handler: () => {
-        const inner = subprocessHandler();
-        return {
-          ...inner,
-          async launch(ctx) {
-            args = unpackStepArgs((await ctx.weftStep()).env[STEP_ARGS_ENV] as string) as StepArgs;
-            await inner.launch(ctx);
-          },
-        };
+    const spy = wrapped('spy', (inner) => ({
+      async launch(ctx) {
+        args = unpackStepArgs((await ctx.weftStep()).env[STEP_ARGS_ENV] as string) as StepArgs;
+        await inner.launch(ctx);
       },
-    });
+    }));
     const go = join(dir, 'go-bad');
     const closes: number[] = [];
     const knock = (frame: Uint8Array | string): Promise<void> =>
@@ -149,25 +153,17 @@ describe('starting steps ahead', () => {
   function recording(): { exec: ExecutorDefinition; launched: Map<string, number>; terminated: Map<string, boolean> } {
     const launched = new Map<string, number>();
     const terminated = new Map<string, boolean>();
-    const exec = stepDelegatingExecutor({
-      name: 'recording',
-      configSchema: stepDelegatingConfig,
-      handler: () => {
-        const inner = subprocessHandler();
-        return {
-          ...inner,
-          async launch(ctx) {
-            launched.set(ctx.stepKey, Date.now());
-            await inner.launch(ctx);
-          },
-          async terminate(ctx) {
-            terminated.set(ctx.stepKey, ctx.finished);
-            await inner.terminate(ctx);
-          },
-        };
+    const exec = wrapped('recording', (inner) => ({
+      async launch(ctx) {
+        launched.set(ctx.stepKey, Date.now());
+        await inner.launch(ctx);
       },
-    });
-    return { exec: exec as ExecutorDefinition, launched, terminated };
+      async terminate(ctx) {
+        terminated.set(ctx.stepKey, ctx.finished);
+        await inner.terminate(ctx);
+      },
+    }));
+    return { exec, launched, terminated };
   }
 
   it("starts a step's process while its upstream steps run, and gives it its inputs once they exist", async () => {
@@ -199,28 +195,20 @@ describe('starting steps ahead', () => {
   it('drops a step started ahead whose process died before its inputs existed, and starts it again when they do', async () => {
     let launches = 0;
     let reported = false;
-    const exec = stepDelegatingExecutor({
-      name: 'dies_ahead',
-      configSchema: stepDelegatingConfig,
-      handler: () => {
-        const inner = subprocessHandler();
-        return {
-          ...inner,
-          async launch(ctx) {
-            if (ctx.stepKey === 'plus_total') launches++;
-            await inner.launch(ctx);
-          },
-          // The first process started ahead for plus_total is reported gone, as a container that died would be.
-          async checkHealth(ctx) {
-            if (ctx.stepKey === 'plus_total' && !reported) {
-              reported = true;
-              return { healthy: false, reason: 'its container is gone' };
-            }
-            return inner.checkHealth(ctx);
-          },
-        };
+    const exec = wrapped('dies_ahead', (inner) => ({
+      async launch(ctx) {
+        if (ctx.stepKey === 'plus_total') launches++;
+        await inner.launch(ctx);
       },
-    });
+      // The first process started ahead for plus_total is reported gone, as a container that died would be.
+      async checkHealth(ctx) {
+        if (ctx.stepKey === 'plus_total' && !reported) {
+          reported = true;
+          return { healthy: false, reason: 'its container is gone' };
+        }
+        return inner.checkHealth(ctx);
+      },
+    }));
     const go = join(dir, 'go-dies-ahead');
     const r = await run('survives', exec.configured({ healthCheckIntervalSeconds: 0.1 }) as ExecutorDefinition, {
       runConfig: { ops: { waits_for_go: { config: { file: go } } } },

@@ -22,8 +22,8 @@ import { NoWorkerError, serializeError, TaskError, WeftError } from '../../error
 import { MAX_KEY, MAX_TOPIC, type WorkerSummary } from '../../protocol/messages.ts';
 import { stepEventSchema } from '../event-schema.ts';
 import type { StepTaskSpec } from '../step/cluster-task.ts';
-import { DefinitionError } from '../errors.ts';
 import { codeVersion } from '../location.ts';
+import { jsonTag } from '../op-tags.ts';
 import { event, type RunEvent } from '../events.ts';
 import { executor, type ExecutionContext, type ExecutorDefinition } from '../executor.ts';
 import type { ActiveExecution, PlannedStep } from '../plan.ts';
@@ -296,17 +296,8 @@ async function* fetchOutputs(ctx: ExecutionContext, client: Client, futures: Rec
 function stepResources(steps: readonly PlannedStep[]): Map<string, Record<string, number>> {
   const out = new Map<string, Record<string, number>>();
   for (const s of steps) {
-    const tag = s.tags[RESOURCES_TAG];
-    if (tag === undefined) continue;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(tag);
-    } catch {
-      parsed = undefined;
-    }
-    const r = resourcesSchema.safeParse(parsed);
-    if (!r.success) throw new DefinitionError(`op ${s.node.op.name}: tag ${RESOURCES_TAG} must be a JSON object of positive amounts, like {"GPU": 1} (got ${JSON.stringify(tag)})`);
-    out.set(s.key, r.data);
+    const r = jsonTag(s, RESOURCES_TAG, resourcesSchema, 'a JSON object of positive amounts, like {"GPU": 1}');
+    if (r) out.set(s.key, r);
   }
   return out;
 }

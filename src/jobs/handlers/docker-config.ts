@@ -3,9 +3,9 @@
  * op by the op tag `weft/docker` (JSON with the same fields).
  */
 import { z } from 'zod';
-import { DefinitionError } from '../errors.ts';
 import type { PlannedStep } from '../plan.ts';
 import { mergeConfig } from '../executor.ts';
+import { jsonTag } from '../op-tags.ts';
 import { envVar } from './container-env.ts';
 
 export const DOCKER_TAG = 'weft/docker';
@@ -43,17 +43,8 @@ export interface StepContainerConfig {
 
 /** The container config of a step: the executor's, with its op's tag over it (lists add up, containerOptions merge). */
 export function containerConfigFor(step: PlannedStep, base: StepContainerConfig): StepContainerConfig {
-  const tag = step.tags[DOCKER_TAG];
-  if (tag === undefined) return base;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(tag);
-  } catch (err) {
-    throw new DefinitionError(`op ${step.node.op.name}: tag ${DOCKER_TAG} is not JSON: ${(err as Error).message}`);
-  }
-  const r = opTag.safeParse(parsed);
-  if (!r.success) throw new DefinitionError(`op ${step.node.op.name}: tag ${DOCKER_TAG}: ${r.error.issues.map((i) => `${i.path.join('.') || '(tag)'}: ${i.message}`).join('; ')}`);
-  const o = r.data;
+  const o = jsonTag(step, DOCKER_TAG, opTag, 'JSON with image, env, volumes or containerOptions');
+  if (!o) return base;
   return {
     image: o.image ?? base.image,
     env: [...base.env, ...(o.env ?? [])],

@@ -5,9 +5,9 @@
  * `podSpec`/`jobSpec` merge, single values are replaced.
  */
 import { z } from 'zod';
-import { DefinitionError } from '../errors.ts';
 import type { PlannedStep } from '../plan.ts';
 import { mergeConfig } from '../executor.ts';
+import { jsonTag } from '../op-tags.ts';
 import { envVar } from './container-env.ts';
 
 export const K8S_TAG = 'weft/k8s';
@@ -60,18 +60,8 @@ export interface StepJobConfig {
 /** Executor config < op tag `weft/k8s` < perStepK8sConfig[op name]. */
 export function jobConfigFor(step: PlannedStep, base: StepJobConfig, perStep: Readonly<Record<string, K8sStepConfig>>): StepJobConfig {
   let out = base;
-  const tag = step.tags[K8S_TAG];
-  if (tag !== undefined) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(tag);
-    } catch (err) {
-      throw new DefinitionError(`op ${step.node.op.name}: tag ${K8S_TAG} is not JSON: ${(err as Error).message}`);
-    }
-    const r = k8sStepConfig.safeParse(parsed);
-    if (!r.success) throw new DefinitionError(`op ${step.node.op.name}: tag ${K8S_TAG}: ${r.error.issues.map((i) => `${i.path.join('.') || '(tag)'}: ${i.message}`).join('; ')}`);
-    out = over(out, r.data);
-  }
+  const tagged = jsonTag(step, K8S_TAG, k8sStepConfig, 'JSON with the fields of perStepK8sConfig');
+  if (tagged) out = over(out, tagged);
   const own = perStep[step.node.op.name];
   return own ? over(out, own) : out;
 }
