@@ -63,6 +63,9 @@ export function dockerHandler(config: DockerConfig): StepHandler {
       const { default: Dockerode } = await import('dockerode');
       engine = new Dockerode();
       const images = new Set(run.steps.map((s) => containerConfigFor(s, config).image));
+      if (config.network !== 'host' && !config.coordinator.advertiseAddress && /^(127\.|localhost$|::1$)/.test(config.coordinator.host)) {
+        run.log(`the run's coordinator listens on ${config.coordinator.host}, which only containers on network 'host' reach: set network: 'host', or coordinator: { host: '0.0.0.0', advertiseAddress: 'ws://ADDRESS-CONTAINERS-REACH:PORT' }`);
+      }
       await Promise.all([...images].map((image) => ensureImage(docker(), image, config)));
     },
 
