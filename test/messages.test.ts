@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { decode, encode, KeyColumn, withKeyColumns } from '../src/protocol/codec.ts';
-import { checkGraphColumns, clientToScheduler, type GraphMsg } from '../src/protocol/messages.ts';
-import { workerToPeer, workerToScheduler } from '../src/protocol/messages.ts';
+import { checkGraphColumns, messageSchemas, type GraphMsg } from '../src/protocol/messages.ts';
 import { GraphBuilder } from '../src/client/graph.ts';
+
+const { clientToScheduler, workerToPeer, workerToScheduler } = messageSchemas();
 
 describe('message validation of hot columns', () => {
   it('accepts a finished report and names the column and item that are wrong', () => {

@@ -11,7 +11,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Connection } from '../protocol/connection.ts';
 import { decode, decodeSequence, encodeOwned } from '../protocol/codec.ts';
 import { connect } from '../protocol/handshake.ts';
-import { keyFits, MAX_TOPIC, schedulerToClient, type ClientToScheduler, type SchedulerToClient, type WorkerMetrics, type WorkerSummary, type WorkerToPeer } from '../protocol/messages.ts';
+import { messageSchemas, keyFits, MAX_TOPIC, type ClientToScheduler, type SchedulerToClient, type WorkerMetrics, type WorkerSummary, type WorkerToPeer } from '../protocol/messages.ts';
 import { PeerPool } from '../protocol/peers.ts';
 import { Requests } from '../protocol/requests.ts';
 import { CancelledError, ConnectionClosedError, DataLostError, GraphError, remoteError, WeftError } from '../errors.ts';
@@ -107,7 +107,7 @@ export class Client implements FutureHost {
 
   static async connect(address: string, opts: ClientOptions = {}): Promise<Client> {
     const token = opts.token ?? process.env['WEFT_TOKEN'];
-    const conn = await connect<SchedulerToClient, ClientToScheduler>(address, { role: 'client', token, schema: schedulerToClient, timeoutMs: opts.timeoutMs ?? 10_000, label: 'scheduler' });
+    const conn = await connect<SchedulerToClient, ClientToScheduler>(address, { role: 'client', token, schema: messageSchemas().schedulerToClient, timeoutMs: opts.timeoutMs ?? 10_000, label: 'scheduler' });
     return new Client(address, conn, token, opts.log ?? createLogger('weft-client', 'warn'));
   }
 

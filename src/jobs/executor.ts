@@ -80,16 +80,25 @@ export interface ExecutorDefinition<C = unknown> {
 
 export interface ExecutorOptions<C> {
   name: string;
-  configSchema?: z.ZodType<C>;
+  /**
+   * A zod schema for the config, or a function that builds one: called once,
+   * when a run first needs it, so that importing the executor builds nothing.
+   */
+  configSchema?: z.ZodType<C> | (() => z.ZodType<C>);
   /** What the executor needs, or a function of its config giving it. */
   requirements?: ExecutorRequirement[] | ((config: C) => ExecutorRequirement[]);
 }
 
 /** Defines an executor. */
 export function executor<C = unknown>(opts: ExecutorOptions<C>, create: (init: ExecutorInit<C>) => Executor): ExecutorDefinition<C> {
+  const given = opts.configSchema;
+  let built: z.ZodType<C> | undefined;
+  const schema = (): z.ZodType<C> | undefined => (typeof given === 'function' ? (built ??= given()) : given);
   const make = (preset: unknown): ExecutorDefinition<C> => ({
     name: opts.name,
-    configSchema: opts.configSchema,
+    get configSchema() {
+      return schema();
+    },
     requirementsFor: (config: C) => (typeof opts.requirements === 'function' ? opts.requirements(config) : (opts.requirements ?? [])),
     presetConfig: preset,
     create,

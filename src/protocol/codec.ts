@@ -1,7 +1,14 @@
-/** One msgpack configuration for everything weft puts on the wire (options: codec-options.ts). */
-import { Packr, Unpackr, addExtension } from 'msgpackr';
+/**
+ * One msgpack configuration for everything weft puts on the wire (options:
+ * codec-options.ts). msgpackr loads on the first encode or decode, not with
+ * weft (util/lazy.ts): a code location that imports weft never needs it.
+ */
+import type * as Msgpackr from 'msgpackr';
 import { CODEC_OPTIONS as OPTIONS } from './codec-options.ts';
 import { objectList } from '../util/lists.ts';
+import { lazyPackage } from '../util/lazy.ts';
+
+const msgpackr = lazyPackage<typeof Msgpackr>('msgpackr');
 
 /** A reference to another task's result, found anywhere inside a task's arguments. */
 export class KeyRef {
@@ -10,7 +17,7 @@ export class KeyRef {
 
 const KEY_REF_EXT = 0x57; // 'W'
 
-addExtension({
+const keyRefExtension = {
   Class: KeyRef,
   type: KEY_REF_EXT,
   write: (ref: KeyRef) => ref.key,
@@ -18,7 +25,7 @@ addExtension({
     if (typeof key !== 'string') throw new TypeError('malformed key reference');
     return new KeyRef(key);
   },
-});
+};
 
 /**
  * A long list of keys on the wire: the keys joined into one string, and their
@@ -31,7 +38,7 @@ export class KeyColumn {
 
 const KEY_COLUMN_EXT = 0x58; // 'X'
 
-addExtension({
+const keyColumnExtension = {
   Class: KeyColumn,
   type: KEY_COLUMN_EXT,
   write: (col: KeyColumn) => {
@@ -47,7 +54,7 @@ addExtension({
     return [text.isWellFormed() ? text : text.toWellFormed(), lengths];
   },
   read: (v: unknown) => readKeyColumn(v),
-});
+};
 
 function readKeyColumn(v: unknown): string[] {
   if (!Array.isArray(v) || v.length !== 2 || typeof v[0] !== 'string' || !(v[1] instanceof Uint32Array)) throw new TypeError('malformed key column: expected [text, Uint32Array of lengths]');
@@ -80,8 +87,20 @@ export function withKeyColumns(msg: object): object {
   return out ?? msg;
 }
 
-const packr = new Packr(OPTIONS);
-const unpackr = new Unpackr(OPTIONS);
+let packr: Msgpackr.Packr | null = null;
+let unpackr: Msgpackr.Unpackr | null = null;
+
+/** The encoder and decoder, made (and weft's extensions registered) on first use. */
+function codec(): { packr: Msgpackr.Packr; unpackr: Msgpackr.Unpackr } {
+  if (!packr || !unpackr) {
+    const m = msgpackr();
+    m.addExtension(keyRefExtension);
+    m.addExtension(keyColumnExtension);
+    packr = new m.Packr(OPTIONS);
+    unpackr = new m.Unpackr(OPTIONS);
+  }
+  return { packr, unpackr };
+}
 
 /**
  * Encodes a value. The returned Buffer may be a view into a larger shared
@@ -89,22 +108,22 @@ const unpackr = new Unpackr(OPTIONS);
  * must be transferred or kept long.
  */
 export function encode(value: unknown): Buffer {
-  return packr.pack(value);
+  return (packr ?? codec().packr).pack(value);
 }
 
 /** Encodes into a Buffer that owns its whole ArrayBuffer (safe to transfer). */
 export function encodeOwned(value: unknown): Buffer {
-  const view = packr.pack(value);
+  const view = (packr ?? codec().packr).pack(value);
   const owned = Buffer.allocUnsafeSlow(view.length);
   view.copy(owned);
   return owned;
 }
 
 export function decode(bytes: Uint8Array): unknown {
-  return unpackr.unpack(bytes);
+  return (unpackr ?? codec().unpackr).unpack(bytes);
 }
 
 /** Decodes values encoded one after another into one buffer, in one call. */
 export function decodeSequence(bytes: Uint8Array): unknown[] {
-  return bytes.length === 0 ? [] : (unpackr.unpackMultiple(bytes) as unknown[]);
+  return bytes.length === 0 ? [] : ((unpackr ?? codec().unpackr).unpackMultiple(bytes) as unknown[]);
 }

@@ -20,7 +20,7 @@
 import type { WebSocket, RawData } from 'ws';
 import type { z } from 'zod';
 import { decode, encode, withKeyColumns } from './codec.ts';
-import { errorMsg, partsMsg } from './messages.ts';
+import { messageSchemas } from './messages.ts';
 import { ProtocolError } from '../errors.ts';
 import { objectList } from '../util/lists.ts';
 
@@ -262,7 +262,7 @@ export class Connection<In extends Op, Out extends Op> {
     if (!Array.isArray(decoded)) throw new ProtocolError('a frame must be a msgpack array of messages');
     const first: unknown = decoded[0];
     if (decoded.length === 1 && isObject(first) && first['op'] === '$parts') {
-      const parts = partsMsg.safeParse(first);
+      const parts = messageSchemas().partsMsg.safeParse(first);
       if (!parts.success || parts.data.n > 1_000_000) throw new ProtocolError('$parts: n must be a positive integer');
       this.partsLeft = parts.data.n;
       return;
@@ -273,7 +273,7 @@ export class Connection<In extends Op, Out extends Op> {
       const item: unknown = decoded[i];
       if (isObject(item) && item['op'] === 'error') {
         // The peer says why it is about to close: keep it for the close handlers.
-        const e = errorMsg.safeParse(item);
+        const e = messageSchemas().errorMsg.safeParse(item);
         if (e.success) this.peerError = e.data.message;
         continue;
       }

@@ -8,7 +8,7 @@ import type { WebSocket } from 'ws';
 import type * as WsPackage from 'ws';
 import { lazyPackage } from '../util/lazy.ts';
 import { Connection, CLOSE_REFUSED, DEFAULT_LIMITS, type ConnectionLimits, type ZodSchema } from './connection.ts';
-import { handshakeReply, hello, PROTOCOL_VERSION, type Hello, type WorkerInfo } from './messages.ts';
+import { messageSchemas, PROTOCOL_VERSION, type Hello, type WorkerInfo } from './messages.ts';
 import { HandshakeError } from '../errors.ts';
 
 const wsPackage = lazyPackage<typeof WsPackage>('ws');
@@ -59,7 +59,7 @@ export function connect<In extends Op, Out extends Op>(url: string, opts: Connec
     const timer = setTimeout(() => done(new HandshakeError(`no handshake reply from ${url} within ${opts.timeoutMs ?? 10_000} ms`)), opts.timeoutMs ?? 10_000);
     ws.once('error', (err) => done(new HandshakeError(`cannot connect to ${url}: ${err.message}`)));
     ws.once('open', () => {
-      const conn = new Connection<Op, Out>(ws, handshakeReply, limits, opts.label ?? url);
+      const conn = new Connection<Op, Out>(ws, messageSchemas().handshakeReply, limits, opts.label ?? url);
       conn.onClose((code, reason) => done(new HandshakeError(`${url} closed the connection during the handshake (${code}${reason ? `: ${reason}` : ''})`)));
       conn.onMessages((msgs) => {
         const reply = msgs[0] as { op: 'welcome' } | { op: 'refused'; reason: string } | undefined;
@@ -109,7 +109,7 @@ export interface AcceptOptions {
 export function accept(ws: WebSocket, opts: AcceptOptions): Promise<{ hello: Hello; conn: Connection<Op, Op> } | null> {
   ws.on('error', () => {});
   return new Promise((resolve) => {
-    const conn = new Connection<Hello, Op>(ws, hello, opts.limits ?? DEFAULT_LIMITS, opts.label ?? 'peer');
+    const conn = new Connection<Hello, Op>(ws, messageSchemas().hello, opts.limits ?? DEFAULT_LIMITS, opts.label ?? 'peer');
     const timer = setTimeout(() => {
       conn.fail('no hello within 10 s', CLOSE_REFUSED);
       resolve(null);

@@ -6,70 +6,16 @@
  * Hot-path messages are columnar (`finished`, `in-memory`, `free`): one
  * message carries many keys, so a batch of a thousand results is one object.
  */
-import { z } from 'zod';
-
+import type * as Zod from 'zod';
+import { lazySchemas } from '../util/zod.ts';
 /** 2: number columns of hot messages travel as typed arrays, long key lists as one string (codec.ts); 3: tickets (GraphMsg.tickets); 4: task events (subscribe, task-events, events). */
 export const PROTOCOL_VERSION = 4;
-
 export const MAX_KEY = 4096;
-const key = z.string().min(1).max(MAX_KEY);
 
 /** Whether a key has a length the scheduler accepts (1 to MAX_KEY characters). */
 export function keyFits(k: string): boolean {
   return k.length > 0 && k.length <= MAX_KEY;
 }
-
-/*
- * Hot columns (keys, counts, binary values) are checked with one loop each
- * instead of a zod schema per element: as strict, a fraction of the cost, and
- * the error still names the column and the item.
- */
-function columnCheck<T>(what: string, ok: (v: unknown) => boolean): z.ZodType<T[]> {
-  const problem = (v: unknown): string | null => {
-    if (!Array.isArray(v)) return `expected an array of ${what}`;
-    for (let i = 0; i < v.length; i++) if (!ok(v[i])) return `item ${i}: expected ${what}`;
-    return null;
-  };
-  return z.custom<T[]>((v) => problem(v) === null, { error: (iss) => problem(iss.input) ?? `expected an array of ${what}` });
-}
-const keys = columnCheck<string>(`keys (non-empty strings of at most ${MAX_KEY} characters)`, (x) => typeof x === 'string' && keyFits(x));
-const counts = columnCheck<number>('non-negative integers', (x) => Number.isSafeInteger(x) && (x as number) >= 0);
-const stringLists = columnCheck<string[]>('lists of strings', (x) => Array.isArray(x) && x.every((y) => typeof y === 'string'));
-const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected binary data');
-
-/*
- * Typed columns: msgpack carries a typed array as one block of bytes, so a
- * column of a thousand numbers costs the encoder and decoder one copy, not a
- * thousand values. Uint32Array holds indices and lengths; Float64Array holds
- * numbers that may pass 2^32 (run counters, byte sizes) or are not integers.
- */
-function typedCheck<T extends Uint32Array | Float64Array>(Type: new (n: number) => T, what: string, ok?: (x: number) => boolean): z.ZodType<T> {
-  const problem = (v: unknown): string | null => {
-    if (!(v instanceof Type)) return `expected a ${Type.name} of ${what}`;
-    if (ok) for (let i = 0; i < v.length; i++) if (!ok(v[i] as number)) return `item ${i}: expected ${what}`;
-    return null;
-  };
-  return z.custom<T>((v) => problem(v) === null, { error: (iss) => problem(iss.input) ?? `expected a ${Type.name} of ${what}` });
-}
-const u32s = typedCheck(Uint32Array, 'non-negative integers');
-const countsF64 = typedCheck(Float64Array, 'non-negative integers', (x) => Number.isSafeInteger(x) && x >= 0);
-const numbersF64 = typedCheck(Float64Array, 'finite numbers', (x) => Number.isFinite(x));
-const secondsF64 = typedCheck(Float64Array, 'durations (finite numbers >= 0)', (x) => Number.isFinite(x) && x >= 0);
-const count = z.number().int().nonnegative();
-const id = z.number().int().nonnegative();
-const resources = z.record(z.string().min(1), z.number().nonnegative().finite());
-
-export const serializedError = z.object({
-  name: z.string(),
-  message: z.string(),
-  stack: z.string().optional(),
-  failedKey: z.string().optional(),
-});
-
-/** Values travel as msgpack bytes; large ones leave `null` here and follow as raw frames. */
-const blobs = columnCheck<Uint8Array | null>('binary values or null', (x) => x === null || x instanceof Uint8Array);
-const rawLengths = counts.optional();
-
 /*
  * Task events: small messages a running task publishes on a topic (see
  * worker/task-context.ts), passed by the scheduler to the clients subscribed
@@ -77,83 +23,6 @@ const rawLengths = counts.optional();
  */
 export const MAX_TOPIC = 256;
 export const MAX_EVENT_BYTES = 1024 * 1024;
-const topics = columnCheck<string>(`topics (non-empty strings of at most ${MAX_TOPIC} characters)`, (x) => typeof x === 'string' && x.length > 0 && x.length <= MAX_TOPIC);
-const eventData = columnCheck<Uint8Array>(`event data (binary, at most ${MAX_EVENT_BYTES} bytes each)`, (x) => x instanceof Uint8Array && x.length <= MAX_EVENT_BYTES);
-/** Events in two columns of one length: topics[i] and the msgpack bytes data[i]. */
-const taskEvents = { topics, data: eventData };
-
-// ---------------------------------------------------------------- handshake
-
-export const workerInfo = z.object({
-  name: z.string().min(1).max(256),
-  /** ws:// address of the worker's data server, where peers fetch results. */
-  address: z.string().min(1),
-  nthreads: z.number().int().min(1).max(1024),
-  resources: resources.default({}),
-  memoryLimit: count.default(0),
-  pid: count.default(0),
-});
-export type WorkerInfo = z.infer<typeof workerInfo>;
-
-export const hello = z.object({
-  op: z.literal('hello'),
-  role: z.enum(['client', 'worker', 'peer']),
-  version: z.number().int(),
-  token: z.string().optional(),
-  worker: workerInfo.optional(),
-});
-export type Hello = z.infer<typeof hello>;
-
-export const welcome = z.object({ op: z.literal('welcome'), version: z.number().int(), id: z.string() });
-export const refused = z.object({ op: z.literal('refused'), reason: z.string() });
-export const handshakeReply = z.discriminatedUnion('op', [welcome, refused]);
-
-// ---------------------------------------------------------------- client → scheduler
-
-/** Per-task options, sent only for tasks that have any. */
-export const taskExtra = z.object({
-  /** Index of the task in `keys`. */
-  i: count,
-  priority: z.number().finite().optional(),
-  retries: z.number().int().min(0).max(1000).optional(),
-  resources: resources.optional(),
-  workers: z.array(z.string()).optional(),
-});
-export type TaskExtra = z.infer<typeof taskExtra>;
-
-/** A task function: [kind (0 module export, 1 inline source), reference or source, label]. */
-export const fnDef = z.tuple([z.union([z.literal(0), z.literal(1)]), z.string().min(1).max(1_000_000), z.string().max(256)]);
-export type FnDef = z.infer<typeof fnDef>;
-
-/**
- * A graph, column by column: task i has key keys[i], function fnTable[fn[i]],
- * arguments args[argEnds[i-1] .. argEnds[i]] (msgpack; key references inside)
- * and the next depCounts[i] keys of `deps` as dependencies. Column checks
- * that zod cannot express are done by `checkGraphColumns`.
- */
-export const graphMsg = z.object({
-  op: z.literal('update-graph'),
-  id,
-  keys,
-  fnTable: z.array(fnDef),
-  fn: u32s,
-  args: bytes,
-  argEnds: u32s,
-  depCounts: u32s,
-  deps: keys,
-  extra: z.array(taskExtra),
-  /** Indices of tasks of this graph the client holds futures for. */
-  wants: u32s,
-  /**
-   * The client's ticket for each of `wants` (-1: none): the scheduler says
-   * such a task is in memory by its ticket instead of its key, which the
-   * client finds without a lookup by key.
-   */
-  tickets: typedCheck(Float64Array, 'tickets (integers >= -1)', (x) => Number.isSafeInteger(x) && x >= -1),
-  /** Keys already on the cluster the client wants too. */
-  wantKeys: keys,
-});
-export type GraphMsg = z.infer<typeof graphMsg>;
 
 /** The consistency of a graph's columns; returns a description of the first problem, or null. */
 export function checkGraphColumns(g: GraphMsg): string | null {
@@ -175,105 +44,6 @@ export function checkGraphColumns(g: GraphMsg): string | null {
   return null;
 }
 
-export const clientToScheduler = z.discriminatedUnion('op', [
-  graphMsg,
-  z.object({ op: z.literal('release'), keys }),
-  z.object({ op: z.literal('want'), id, keys }),
-  z.object({ op: z.literal('scattered'), id, keys, nbytes: counts, worker: z.string() }),
-  z.object({ op: z.literal('who-has'), id, keys }),
-  z.object({ op: z.literal('workers'), id }),
-  /** Receive the task events of these topics from now on (see `events`). */
-  z.object({ op: z.literal('subscribe'), topics }),
-  z.object({ op: z.literal('unsubscribe'), topics }),
-]);
-export type ClientToScheduler = z.infer<typeof clientToScheduler>;
-
-// ---------------------------------------------------------------- scheduler → client
-
-export const workerSummary = z.object({
-  name: z.string(),
-  address: z.string(),
-  nthreads: z.number(),
-  resources,
-  processing: count,
-  stored: count,
-  storedBytes: count,
-  memory: count,
-  pid: count,
-});
-export type WorkerSummary = z.infer<typeof workerSummary>;
-
-export const schedulerToClient = z.discriminatedUnion('op', [
-  z.object({ op: z.literal('graph-ok'), id }),
-  z.object({ op: z.literal('graph-rejected'), id, error: serializedError, keys }),
-  /**
-   * Keys now in memory, by key or by the client's ticket: `holder[i]`
-   * indexes `addresses`, a worker that holds keys[i]; `ticketHolder[i]` one
-   * that holds the key of tickets[i].
-   */
-  z.object({ op: z.literal('in-memory'), keys, holder: u32s, tickets: countsF64, ticketHolder: u32s, addresses: z.array(z.string()) }),
-  z.object({ op: z.literal('erred'), key, error: serializedError }),
-  z.object({ op: z.literal('lost'), keys }),
-  z.object({ op: z.literal('no-worker'), keys, reason: z.string() }),
-  z.object({ op: z.literal('want-reply'), id, missing: keys }),
-  /** For each key asked, an index into `addresses` of a worker holding it, or -1. */
-  z.object({ op: z.literal('who-has-reply'), id, addresses: z.array(z.string()), holder: columnCheck<number>('worker indices (-1 for none)', (x) => Number.isSafeInteger(x) && (x as number) >= -1) }),
-  z.object({ op: z.literal('workers-reply'), id, workers: z.array(workerSummary) }),
-  z.object({ op: z.literal('scattered-ok'), id, error: z.string().optional() }),
-  /** Task events of topics this client subscribed to, in the order each worker sent them. */
-  z.object({ op: z.literal('events'), ...taskEvents }),
-]);
-export type SchedulerToClient = z.infer<typeof schedulerToClient>;
-
-// ---------------------------------------------------------------- worker → scheduler
-
-export const workerToScheduler = z.discriminatedUnion('op', [
-  z.object({
-    op: z.literal('finished'),
-    keys,
-    runs: countsF64,
-    nbytes: countsF64,
-    /** Seconds each task ran, for the scheduler's duration estimates. */
-    durations: secondsF64,
-  }),
-  z.object({ op: z.literal('erred'), key, run: count, error: serializedError }),
-  /** Tasks handed to an executor thread: the ones to blame if this worker dies. */
-  z.object({ op: z.literal('executing'), keys, runs: countsF64 }),
-  z.object({ op: z.literal('missing'), key, run: count, dep: key, holders: z.array(z.string()) }),
-  z.object({ op: z.literal('heartbeat'), executing: count, stored: count, storedBytes: count, memory: count }),
-  /** Events published by running tasks, sent before those tasks' results. */
-  z.object({ op: z.literal('task-events'), ...taskEvents }),
-]);
-export type WorkerToScheduler = z.infer<typeof workerToScheduler>;
-
-// ---------------------------------------------------------------- scheduler → worker
-
-/**
- * Tasks to run, column by column: task i is keys[i] (run runs[i], function
- * fns[i], msgpack arguments args[argEnds[i-1] .. argEnds[i]]) with the next
- * depCounts[i] entries of deps, who (holders' data-server addresses) and
- * sizes as its dependencies.
- */
-export const computeMsg = z.object({
-  op: z.literal('compute'),
-  keys,
-  runs: countsF64,
-  fns: u32s,
-  args: bytes,
-  argEnds: u32s,
-  /** Graph order: lower runs first. */
-  orders: numbersF64,
-  /** User priority: higher runs first; compared before the order. */
-  priorities: numbersF64,
-  depCounts: u32s,
-  deps: keys,
-  who: stringLists,
-  sizes: countsF64,
-  /** Resource requests of the tasks that have any: [task index, resources]. */
-  resources: z.array(z.tuple([count, resources])),
-});
-export type ComputeMsg = z.infer<typeof computeMsg>;
-
 /** Column consistency of a compute message; a description of the first problem, or null. */
 export function checkComputeColumns(m: ComputeMsg): string | null {
   const n = m.keys.length;
@@ -292,50 +62,290 @@ export function checkComputeColumns(m: ComputeMsg): string | null {
   return null;
 }
 
-export const fnsMsg = z.object({ op: z.literal('fns'), ids: counts, defs: z.array(fnDef) });
+/** Every message schema, built on first use (util/zod.ts: importing weft does not load zod). */
+export const messageSchemas = lazySchemas((z) => {
 
-export const schedulerToWorker = z.discriminatedUnion('op', [
-  computeMsg,
-  fnsMsg,
-  z.object({ op: z.literal('free'), keys }),
-]);
-export type SchedulerToWorker = z.infer<typeof schedulerToWorker>;
 
-// ---------------------------------------------------------------- peer ↔ worker data server
+  const key = z.string().min(1).max(MAX_KEY);
 
-export const peerToWorker = z.discriminatedUnion('op', [
-  /** `packed`: reply with the values back to back in one blob (for clients, which decode values). */
-  z.object({ op: z.literal('get'), id, keys, packed: z.boolean().optional() }),
-  z.object({ op: z.literal('put'), id, keys, blobs, raw: rawLengths }),
-  z.object({ op: z.literal('metrics'), id }),
-]);
-export type PeerToWorker = z.infer<typeof peerToWorker>;
 
-export const workerMetrics = z.object({
-  /** Bytes of results this worker sent to other workers. */
-  bytesSentToPeers: count,
-  /** Bytes of results this worker sent to clients (gather). */
-  bytesSentToClients: count,
-  /** Bytes this worker fetched from other workers. */
-  bytesFetched: count,
-  tasksExecuted: count,
-  stored: count,
-  storedBytes: count,
+  /*
+   * Hot columns (keys, counts, binary values) are checked with one loop each
+   * instead of a zod schema per element: as strict, a fraction of the cost, and
+   * the error still names the column and the item.
+   */
+  function columnCheck<T>(what: string, ok: (v: unknown) => boolean): Zod.ZodType<T[]> {
+    const problem = (v: unknown): string | null => {
+      if (!Array.isArray(v)) return `expected an array of ${what}`;
+      for (let i = 0; i < v.length; i++) if (!ok(v[i])) return `item ${i}: expected ${what}`;
+      return null;
+    };
+    return z.custom<T[]>((v) => problem(v) === null, { error: (iss) => problem(iss.input) ?? `expected an array of ${what}` });
+  }
+  const keys = columnCheck<string>(`keys (non-empty strings of at most ${MAX_KEY} characters)`, (x) => typeof x === 'string' && keyFits(x));
+  const counts = columnCheck<number>('non-negative integers', (x) => Number.isSafeInteger(x) && (x as number) >= 0);
+  const stringLists = columnCheck<string[]>('lists of strings', (x) => Array.isArray(x) && x.every((y) => typeof y === 'string'));
+  const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected binary data');
+
+  /*
+   * Typed columns: msgpack carries a typed array as one block of bytes, so a
+   * column of a thousand numbers costs the encoder and decoder one copy, not a
+   * thousand values. Uint32Array holds indices and lengths; Float64Array holds
+   * numbers that may pass 2^32 (run counters, byte sizes) or are not integers.
+   */
+  function typedCheck<T extends Uint32Array | Float64Array>(Type: new (n: number) => T, what: string, ok?: (x: number) => boolean): Zod.ZodType<T> {
+    const problem = (v: unknown): string | null => {
+      if (!(v instanceof Type)) return `expected a ${Type.name} of ${what}`;
+      if (ok) for (let i = 0; i < v.length; i++) if (!ok(v[i] as number)) return `item ${i}: expected ${what}`;
+      return null;
+    };
+    return z.custom<T>((v) => problem(v) === null, { error: (iss) => problem(iss.input) ?? `expected a ${Type.name} of ${what}` });
+  }
+  const u32s = typedCheck(Uint32Array, 'non-negative integers');
+  const countsF64 = typedCheck(Float64Array, 'non-negative integers', (x) => Number.isSafeInteger(x) && x >= 0);
+  const numbersF64 = typedCheck(Float64Array, 'finite numbers', (x) => Number.isFinite(x));
+  const secondsF64 = typedCheck(Float64Array, 'durations (finite numbers >= 0)', (x) => Number.isFinite(x) && x >= 0);
+  const count = z.number().int().nonnegative();
+  const id = z.number().int().nonnegative();
+  const resources = z.record(z.string().min(1), z.number().nonnegative().finite());
+
+  const serializedError = z.object({
+    name: z.string(),
+    message: z.string(),
+    stack: z.string().optional(),
+    failedKey: z.string().optional(),
+  });
+
+  /** Values travel as msgpack bytes; large ones leave `null` here and follow as raw frames. */
+  const blobs = columnCheck<Uint8Array | null>('binary values or null', (x) => x === null || x instanceof Uint8Array);
+  const rawLengths = counts.optional();
+
+  const topics = columnCheck<string>(`topics (non-empty strings of at most ${MAX_TOPIC} characters)`, (x) => typeof x === 'string' && x.length > 0 && x.length <= MAX_TOPIC);
+  const eventData = columnCheck<Uint8Array>(`event data (binary, at most ${MAX_EVENT_BYTES} bytes each)`, (x) => x instanceof Uint8Array && x.length <= MAX_EVENT_BYTES);
+  /** Events in two columns of one length: topics[i] and the msgpack bytes data[i]. */
+  const taskEvents = { topics, data: eventData };
+
+  // ---------------------------------------------------------------- handshake
+
+  const workerInfo = z.object({
+    name: z.string().min(1).max(256),
+    /** ws:// address of the worker's data server, where peers fetch results. */
+    address: z.string().min(1),
+    nthreads: z.number().int().min(1).max(1024),
+    resources: resources.default({}),
+    memoryLimit: count.default(0),
+    pid: count.default(0),
+  });
+
+  const hello = z.object({
+    op: z.literal('hello'),
+    role: z.enum(['client', 'worker', 'peer']),
+    version: z.number().int(),
+    token: z.string().optional(),
+    worker: workerInfo.optional(),
+  });
+
+  const welcome = z.object({ op: z.literal('welcome'), version: z.number().int(), id: z.string() });
+  const refused = z.object({ op: z.literal('refused'), reason: z.string() });
+  const handshakeReply = z.discriminatedUnion('op', [welcome, refused]);
+
+  // ---------------------------------------------------------------- client → scheduler
+
+  /** Per-task options, sent only for tasks that have any. */
+  const taskExtra = z.object({
+    /** Index of the task in `keys`. */
+    i: count,
+    priority: z.number().finite().optional(),
+    retries: z.number().int().min(0).max(1000).optional(),
+    resources: resources.optional(),
+    workers: z.array(z.string()).optional(),
+  });
+
+  /** A task function: [kind (0 module export, 1 inline source), reference or source, label]. */
+  const fnDef = z.tuple([z.union([z.literal(0), z.literal(1)]), z.string().min(1).max(1_000_000), z.string().max(256)]);
+
+  /**
+   * A graph, column by column: task i has key keys[i], function fnTable[fn[i]],
+   * arguments args[argEnds[i-1] .. argEnds[i]] (msgpack; key references inside)
+   * and the next depCounts[i] keys of `deps` as dependencies. Column checks
+   * that zod cannot express are done by `checkGraphColumns`.
+   */
+  const graphMsg = z.object({
+    op: z.literal('update-graph'),
+    id,
+    keys,
+    fnTable: z.array(fnDef),
+    fn: u32s,
+    args: bytes,
+    argEnds: u32s,
+    depCounts: u32s,
+    deps: keys,
+    extra: z.array(taskExtra),
+    /** Indices of tasks of this graph the client holds futures for. */
+    wants: u32s,
+    /**
+     * The client's ticket for each of `wants` (-1: none): the scheduler says
+     * such a task is in memory by its ticket instead of its key, which the
+     * client finds without a lookup by key.
+     */
+    tickets: typedCheck(Float64Array, 'tickets (integers >= -1)', (x) => Number.isSafeInteger(x) && x >= -1),
+    /** Keys already on the cluster the client wants too. */
+    wantKeys: keys,
+  });
+
+
+  const clientToScheduler = z.discriminatedUnion('op', [
+    graphMsg,
+    z.object({ op: z.literal('release'), keys }),
+    z.object({ op: z.literal('want'), id, keys }),
+    z.object({ op: z.literal('scattered'), id, keys, nbytes: counts, worker: z.string() }),
+    z.object({ op: z.literal('who-has'), id, keys }),
+    z.object({ op: z.literal('workers'), id }),
+    /** Receive the task events of these topics from now on (see `events`). */
+    z.object({ op: z.literal('subscribe'), topics }),
+    z.object({ op: z.literal('unsubscribe'), topics }),
+  ]);
+
+  // ---------------------------------------------------------------- scheduler → client
+
+  const workerSummary = z.object({
+    name: z.string(),
+    address: z.string(),
+    nthreads: z.number(),
+    resources,
+    processing: count,
+    stored: count,
+    storedBytes: count,
+    memory: count,
+    pid: count,
+  });
+
+  const schedulerToClient = z.discriminatedUnion('op', [
+    z.object({ op: z.literal('graph-ok'), id }),
+    z.object({ op: z.literal('graph-rejected'), id, error: serializedError, keys }),
+    /**
+     * Keys now in memory, by key or by the client's ticket: `holder[i]`
+     * indexes `addresses`, a worker that holds keys[i]; `ticketHolder[i]` one
+     * that holds the key of tickets[i].
+     */
+    z.object({ op: z.literal('in-memory'), keys, holder: u32s, tickets: countsF64, ticketHolder: u32s, addresses: z.array(z.string()) }),
+    z.object({ op: z.literal('erred'), key, error: serializedError }),
+    z.object({ op: z.literal('lost'), keys }),
+    z.object({ op: z.literal('no-worker'), keys, reason: z.string() }),
+    z.object({ op: z.literal('want-reply'), id, missing: keys }),
+    /** For each key asked, an index into `addresses` of a worker holding it, or -1. */
+    z.object({ op: z.literal('who-has-reply'), id, addresses: z.array(z.string()), holder: columnCheck<number>('worker indices (-1 for none)', (x) => Number.isSafeInteger(x) && (x as number) >= -1) }),
+    z.object({ op: z.literal('workers-reply'), id, workers: z.array(workerSummary) }),
+    z.object({ op: z.literal('scattered-ok'), id, error: z.string().optional() }),
+    /** Task events of topics this client subscribed to, in the order each worker sent them. */
+    z.object({ op: z.literal('events'), ...taskEvents }),
+  ]);
+
+  // ---------------------------------------------------------------- worker → scheduler
+
+  const workerToScheduler = z.discriminatedUnion('op', [
+    z.object({
+      op: z.literal('finished'),
+      keys,
+      runs: countsF64,
+      nbytes: countsF64,
+      /** Seconds each task ran, for the scheduler's duration estimates. */
+      durations: secondsF64,
+    }),
+    z.object({ op: z.literal('erred'), key, run: count, error: serializedError }),
+    /** Tasks handed to an executor thread: the ones to blame if this worker dies. */
+    z.object({ op: z.literal('executing'), keys, runs: countsF64 }),
+    z.object({ op: z.literal('missing'), key, run: count, dep: key, holders: z.array(z.string()) }),
+    z.object({ op: z.literal('heartbeat'), executing: count, stored: count, storedBytes: count, memory: count }),
+    /** Events published by running tasks, sent before those tasks' results. */
+    z.object({ op: z.literal('task-events'), ...taskEvents }),
+  ]);
+
+  // ---------------------------------------------------------------- scheduler → worker
+
+  /**
+   * Tasks to run, column by column: task i is keys[i] (run runs[i], function
+   * fns[i], msgpack arguments args[argEnds[i-1] .. argEnds[i]]) with the next
+   * depCounts[i] entries of deps, who (holders' data-server addresses) and
+   * sizes as its dependencies.
+   */
+  const computeMsg = z.object({
+    op: z.literal('compute'),
+    keys,
+    runs: countsF64,
+    fns: u32s,
+    args: bytes,
+    argEnds: u32s,
+    /** Graph order: lower runs first. */
+    orders: numbersF64,
+    /** User priority: higher runs first; compared before the order. */
+    priorities: numbersF64,
+    depCounts: u32s,
+    deps: keys,
+    who: stringLists,
+    sizes: countsF64,
+    /** Resource requests of the tasks that have any: [task index, resources]. */
+    resources: z.array(z.tuple([count, resources])),
+  });
+
+
+  const fnsMsg = z.object({ op: z.literal('fns'), ids: counts, defs: z.array(fnDef) });
+
+  const schedulerToWorker = z.discriminatedUnion('op', [
+    computeMsg,
+    fnsMsg,
+    z.object({ op: z.literal('free'), keys }),
+  ]);
+
+  // ---------------------------------------------------------------- peer ↔ worker data server
+
+  const peerToWorker = z.discriminatedUnion('op', [
+    /** `packed`: reply with the values back to back in one blob (for clients, which decode values). */
+    z.object({ op: z.literal('get'), id, keys, packed: z.boolean().optional() }),
+    z.object({ op: z.literal('put'), id, keys, blobs, raw: rawLengths }),
+    z.object({ op: z.literal('metrics'), id }),
+  ]);
+
+  const workerMetrics = z.object({
+    /** Bytes of results this worker sent to other workers. */
+    bytesSentToPeers: count,
+    /** Bytes of results this worker sent to clients (gather). */
+    bytesSentToClients: count,
+    /** Bytes this worker fetched from other workers. */
+    bytesFetched: count,
+    tasksExecuted: count,
+    stored: count,
+    storedBytes: count,
+  });
+
+  const workerToPeer = z.discriminatedUnion('op', [
+    /** With `packed`, blobs holds one buffer: the values asked for, in order, back to back, leaving out `missing`; `keys` is empty. */
+    z.object({ op: z.literal('data'), id, keys, blobs, raw: rawLengths, missing: keys, packed: z.boolean().optional() }),
+    z.object({ op: z.literal('put-ok'), id, nbytes: counts }),
+    z.object({ op: z.literal('metrics-reply'), id, metrics: workerMetrics }),
+  ]);
+
+  // ---------------------------------------------------------------- any direction
+
+  /** Sent just before a connection is closed for a protocol error. */
+  const errorMsg = z.object({ op: z.literal('error'), message: z.string() });
+
+  /** Framing: the next `n` raw frames concatenate into one batch frame too large for one frame. */
+  const partsMsg = z.object({ op: z.literal('$parts'), n: z.number().int().min(1), total: count });
+  return { serializedError, workerInfo, hello, welcome, refused, handshakeReply, taskExtra, fnDef, graphMsg, clientToScheduler, workerSummary, schedulerToClient, workerToScheduler, computeMsg, fnsMsg, schedulerToWorker, peerToWorker, workerMetrics, workerToPeer, errorMsg, partsMsg };
 });
-export type WorkerMetrics = z.infer<typeof workerMetrics>;
-
-export const workerToPeer = z.discriminatedUnion('op', [
-  /** With `packed`, blobs holds one buffer: the values asked for, in order, back to back, leaving out `missing`; `keys` is empty. */
-  z.object({ op: z.literal('data'), id, keys, blobs, raw: rawLengths, missing: keys, packed: z.boolean().optional() }),
-  z.object({ op: z.literal('put-ok'), id, nbytes: counts }),
-  z.object({ op: z.literal('metrics-reply'), id, metrics: workerMetrics }),
-]);
-export type WorkerToPeer = z.infer<typeof workerToPeer>;
-
-// ---------------------------------------------------------------- any direction
-
-/** Sent just before a connection is closed for a protocol error. */
-export const errorMsg = z.object({ op: z.literal('error'), message: z.string() });
-
-/** Framing: the next `n` raw frames concatenate into one batch frame too large for one frame. */
-export const partsMsg = z.object({ op: z.literal('$parts'), n: z.number().int().min(1), total: count });
+type Schemas = ReturnType<typeof messageSchemas>;
+export type WorkerInfo = Zod.infer<Schemas['workerInfo']>;
+export type Hello = Zod.infer<Schemas['hello']>;
+export type TaskExtra = Zod.infer<Schemas['taskExtra']>;
+export type FnDef = Zod.infer<Schemas['fnDef']>;
+export type GraphMsg = Zod.infer<Schemas['graphMsg']>;
+export type ClientToScheduler = Zod.infer<Schemas['clientToScheduler']>;
+export type WorkerSummary = Zod.infer<Schemas['workerSummary']>;
+export type SchedulerToClient = Zod.infer<Schemas['schedulerToClient']>;
+export type WorkerToScheduler = Zod.infer<Schemas['workerToScheduler']>;
+export type ComputeMsg = Zod.infer<Schemas['computeMsg']>;
+export type SchedulerToWorker = Zod.infer<Schemas['schedulerToWorker']>;
+export type PeerToWorker = Zod.infer<Schemas['peerToWorker']>;
+export type WorkerMetrics = Zod.infer<Schemas['workerMetrics']>;
+export type WorkerToPeer = Zod.infer<Schemas['workerToPeer']>;

@@ -5,7 +5,7 @@
  */
 import type { Connection, ConnectionLimits } from './connection.ts';
 import { connect } from './handshake.ts';
-import { workerToPeer, type PeerToWorker, type WorkerToPeer } from './messages.ts';
+import { messageSchemas, type PeerToWorker, type WorkerToPeer } from './messages.ts';
 import { Requests } from './requests.ts';
 
 interface Peer {
@@ -51,7 +51,7 @@ export class PeerPool {
     const p = connect<WorkerToPeer, PeerToWorker>(address, {
       role: this.role,
       token: this.token,
-      schema: workerToPeer,
+      schema: messageSchemas().workerToPeer,
       ...(this.limits ? { limits: this.limits } : {}),
       timeoutMs: 5_000,
       label: address,

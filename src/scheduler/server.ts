@@ -8,7 +8,7 @@ import { listen } from '../protocol/listen.ts';
 import type { Connection, ConnectionLimits } from '../protocol/connection.ts';
 import { CLOSE_SHUTDOWN, DEFAULT_LIMITS } from '../protocol/connection.ts';
 import { accept } from '../protocol/handshake.ts';
-import { clientToScheduler, workerToScheduler, type ClientToScheduler, type WorkerInfo, type WorkerToScheduler } from '../protocol/messages.ts';
+import { messageSchemas, type ClientToScheduler, type WorkerInfo, type WorkerToScheduler } from '../protocol/messages.ts';
 import { ConfigError } from '../errors.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
 import { SchedulerState, type SchedulerConfig, type SchedulerEvent } from './state-machine.ts';
@@ -68,7 +68,7 @@ export class SchedulerServer {
         id,
         limits,
         label: id,
-        schemaFor: (role) => (role === 'worker' ? workerToScheduler : clientToScheduler),
+        schemaFor: (role) => (role === 'worker' ? messageSchemas().workerToScheduler : messageSchemas().clientToScheduler),
       }).then((ok) => {
         if (!ok) {
           log.warn({ conn: id }, 'connection refused at handshake');

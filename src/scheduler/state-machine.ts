@@ -4,7 +4,8 @@
  * connections to close and what to log. No sockets, no timers, no clock: the
  * time comes in with the events.
  */
-import { z } from 'zod';
+import type { z } from 'zod';
+import { lazySchemas } from '../util/zod.ts';
 import type { SerializedError } from '../errors.ts';
 import { checkGraphColumns, type ClientToScheduler, type FnDef, type GraphMsg, type TaskExtra, type WorkerInfo, type WorkerSummary, type WorkerToScheduler } from '../protocol/messages.ts';
 import { Heap } from '../util/heap.ts';
@@ -12,7 +13,8 @@ import { assignGraphOrder } from './order.ts';
 import { Outbox } from './outbox.ts';
 import { addDependent, addHolder, addWanter, clearHolders, ClientState, FnEntry, forEachWanter, hasRestrictions, isNeeded, needsDeps, newTask, removeHolder, removeWanter, taskArgs, TaskGroup, WorkerState, type TaskState, type TaskStatus } from './task-state.ts';
 
-export const schedulerConfigSchema = z.object({
+export const schedulerConfigSchema = lazySchemas((z) =>
+  z.object({
   /** A worker silent for this long is removed and its work rescheduled. */
   heartbeatTimeoutMs: z.number().int().positive().default(15_000),
   /** A task no worker can run errs after this long (it is reported at once). */
@@ -29,8 +31,9 @@ export const schedulerConfigSchema = z.object({
   bandwidth: z.number().positive().default(100e6),
   /** Assumed run time of a task of a kind never measured before. */
   defaultDurationSeconds: z.number().positive().default(0.5),
-});
-export type SchedulerConfig = z.infer<typeof schedulerConfigSchema>;
+}),
+);
+export type SchedulerConfig = z.infer<ReturnType<typeof schedulerConfigSchema>>;
 
 export type SchedulerEvent =
   | { type: 'client-connected'; client: string }
@@ -87,7 +90,7 @@ export class SchedulerState {
   private now = 0;
 
   constructor(config: Partial<SchedulerConfig> = {}) {
-    this.config = schedulerConfigSchema.parse(config);
+    this.config = schedulerConfigSchema().parse(config);
   }
 
   // ------------------------------------------------------------------ events

@@ -2,10 +2,12 @@
  * pino logging: human-readable on a terminal, JSON lines otherwise. Logs go to
  * stderr so that stdout stays for results and addresses.
  */
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import type * as Pino from 'pino';
 import type PinoPretty from 'pino-pretty';
 import { lazyPackage } from './lazy.ts';
 
+const pinoPackage = lazyPackage<typeof Pino>('pino');
 const pretty = lazyPackage<typeof PinoPretty>('pino-pretty');
 
 export type { Logger };
@@ -15,6 +17,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export function createLogger(name: string, level: LogLevel = 'info', opts: { pretty?: boolean } = {}): Logger {
   const usePretty = opts.pretty ?? process.stderr.isTTY === true;
+  const { pino } = pinoPackage();
   if (usePretty) {
     return pino({ name, level }, pretty()({ destination: 2, sync: true, colorize: true, ignore: 'pid,hostname', translateTime: 'HH:MM:ss.l' }));
   }
@@ -23,5 +26,5 @@ export function createLogger(name: string, level: LogLevel = 'info', opts: { pre
 
 /** A logger that drops everything (library use without logging). */
 export function silentLogger(): Logger {
-  return pino({ level: 'silent' });
+  return pinoPackage().pino({ level: 'silent' });
 }

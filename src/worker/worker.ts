@@ -11,7 +11,7 @@ import { listen } from '../protocol/listen.ts';
 import type { Connection} from '../protocol/connection.ts';
 import { DEFAULT_LIMITS, type ConnectionLimits } from '../protocol/connection.ts';
 import { accept, connect } from '../protocol/handshake.ts';
-import { checkComputeColumns, peerToWorker, schedulerToWorker, type ComputeMsg, type PeerToWorker, type SchedulerToWorker, type WorkerMetrics, type WorkerToPeer, type WorkerToScheduler } from '../protocol/messages.ts';
+import { messageSchemas, checkComputeColumns, type ComputeMsg, type PeerToWorker, type SchedulerToWorker, type WorkerMetrics, type WorkerToPeer, type WorkerToScheduler } from '../protocol/messages.ts';
 import { PeerPool } from '../protocol/peers.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
 import { ExecutorPool } from './executor-pool.ts';
@@ -83,7 +83,7 @@ export class WeftWorker {
       worker.scheduler = await connect<SchedulerToWorker, WorkerToScheduler>(opts.scheduler, {
         role: 'worker',
         token: opts.token,
-        schema: schedulerToWorker,
+        schema: messageSchemas().schedulerToWorker,
         limits,
         label: 'scheduler',
         worker: { name, address, nthreads: opts.nthreads, resources: opts.resources ?? {}, memoryLimit: 0, pid: process.pid },
@@ -236,7 +236,7 @@ export class WeftWorker {
   // ------------------------------------------------------------------ data server
 
   private onPeer(ws: WebSocket): void {
-    void accept(ws, { token: this.opts.token, roles: ['peer', 'client'], id: `${this.name}-peer`, schemaFor: () => peerToWorker, label: 'peer' }).then((ok) => {
+    void accept(ws, { token: this.opts.token, roles: ['peer', 'client'], id: `${this.name}-peer`, schemaFor: () => messageSchemas().peerToWorker, label: 'peer' }).then((ok) => {
       if (!ok) return;
       const conn = ok.conn as unknown as Connection<PeerToWorker, WorkerToPeer>;
       const isClient = ok.hello.role === 'client';

@@ -13,25 +13,28 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { WebSocket, WebSocketServer } from 'ws';
-import { z } from 'zod';
+import type { z } from 'zod';
+import { lazySchemas } from '../../util/zod.ts';
 import { decode, encode } from '../../protocol/codec.ts';
 import { listen } from '../../protocol/listen.ts';
 import { stepEventSchema } from '../event-schema.ts';
 import type { RunEvent } from '../events.ts';
 import { MAX_STEP_FRAME, type ToStep } from '../step/messages.ts';
 
-export const coordinatorConfig = z
-  .object({
-    /** Interface to listen on (default 127.0.0.1: steps on this machine only). */
-    host: z.string().min(1).default('127.0.0.1'),
-    /** Port (default 0: a free one). */
-    port: z.number().int().min(0).max(65535).default(0),
-    /** The address steps connect to, when it is not host:port as seen from here (a container network, a Kubernetes Service). */
-    advertiseAddress: z.string().regex(/^wss?:\/\/\S+$/, 'expected ws://HOST:PORT').optional(),
-  })
-  .strict()
-  .default({ host: '127.0.0.1', port: 0 });
-export type CoordinatorConfig = z.infer<typeof coordinatorConfig>;
+export const coordinatorConfig = lazySchemas((z) =>
+  z
+    .object({
+      /** Interface to listen on (default 127.0.0.1: steps on this machine only). */
+      host: z.string().min(1).default('127.0.0.1'),
+      /** Port (default 0: a free one). */
+      port: z.number().int().min(0).max(65535).default(0),
+      /** The address steps connect to, when it is not host:port as seen from here (a container network, a Kubernetes Service). */
+      advertiseAddress: z.string().regex(/^wss?:\/\/\S+$/, 'expected ws://HOST:PORT').optional(),
+    })
+    .strict()
+    .default({ host: '127.0.0.1', port: 0 }),
+);
+export type CoordinatorConfig = z.infer<ReturnType<typeof coordinatorConfig>>;
 
 const HELLO_TIMEOUT_MS = 30_000;
 
@@ -56,10 +59,10 @@ export interface AttemptSink {
   lost(why: string): void;
 }
 
-const hello = z
-  .object({ t: z.literal('hello'), runId: z.string(), stepKey: z.string(), attempt: z.number().int().min(0), token: z.string().max(256), pid: z.number().int(), host: z.string().max(255) })
-  .strict();
-const fromStep = z.discriminatedUnion('t', [z.object({ t: z.literal('events'), evs: z.array(stepEventSchema) }).strict(), z.object({ t: z.literal('done') }).strict()]);
+const protocol = lazySchemas((z) => ({
+  hello: z.object({ t: z.literal('hello'), runId: z.string(), stepKey: z.string(), attempt: z.number().int().min(0), token: z.string().max(256), pid: z.number().int(), host: z.string().max(255) }).strict(),
+  fromStep: z.discriminatedUnion('t', [z.object({ t: z.literal('events'), evs: z.array(stepEventSchema()) }).strict(), z.object({ t: z.literal('done') }).strict()]),
+}));
 
 interface Attempt {
   sink: AttemptSink;
@@ -177,7 +180,7 @@ export class StepCoordinator {
       (raw) => {
         if (!this.channels.has(channel)) return;
         if (bound === null) {
-          const h = hello.safeParse(raw);
+          const h = protocol().hello.safeParse(raw);
           if (!h.success) return refuse(`malformed hello: ${issue(h.error)}`);
           const m = h.data;
           const a = this.attempts.get(attemptKey(m.stepKey, m.attempt));
@@ -187,7 +190,7 @@ export class StepCoordinator {
           return bind(a, m.stepKey, { pid: m.pid, host: m.host });
         }
         if (bound.channel !== channel || bound.done) return;
-        const r = fromStep.safeParse(raw);
+        const r = protocol().fromStep.safeParse(raw);
         if (!r.success) return this.drop(channel, `malformed message from step ${runKey}: ${issue(r.error)}`);
         if (r.data.t === 'done') {
           bound.done = true;

@@ -19,7 +19,8 @@
  * inputs from it and stream their events to it while they run; outputs
  * come back as msgpack and stay in this process for the steps downstream.
  */
-import { z } from 'zod';
+import type { z } from 'zod';
+import { lazySchemas } from '../../util/zod.ts';
 import { WeftError } from '../../errors.ts';
 import { event, type RunEvent } from '../events.ts';
 import { executor, type ExecutionContext, type ExecutorDefinition } from '../executor.ts';
@@ -31,18 +32,18 @@ import { Inbox, retriesConfig, retriesEnabled } from '../executors/common.ts';
 import { coordinatorConfig, StepCoordinator } from './coordinator.ts';
 import type { StepHandler, StepHandlerContext, StepHealth } from './handler.ts';
 
-const tagLimit = z.object({ key: z.string().min(1), value: z.string().optional(), limit: z.number().int().min(1) }).strict();
 
-/** The config every step-delegating executor takes; executors extend it with their own fields. */
-export const stepDelegatingConfig = z
+/** The config every step-delegating executor takes (built on first use); executors extend it with their own fields. */
+export const stepDelegatingConfig = lazySchemas((z) =>
+  z
   .object({
     /** Steps running at once (default: the executor's, e.g. the number of CPUs). */
     maxConcurrent: z.number().int().min(1).max(1024).optional(),
     /** At most `limit` running steps whose op has tag `key` (with `value`, if given). */
-    tagConcurrencyLimits: z.array(tagLimit).default([]),
-    retries: retriesConfig,
+    tagConcurrencyLimits: z.array(z.object({ key: z.string().min(1), value: z.string().optional(), limit: z.number().int().min(1) }).strict()).default([]),
+    retries: retriesConfig(),
     /** Where steps connect back to: 127.0.0.1 on a free port unless set. */
-    coordinator: coordinatorConfig,
+    coordinator: coordinatorConfig(),
     /** Seconds between health checks of a running step. */
     healthCheckIntervalSeconds: z.number().positive().max(3600).default(5),
     /**
@@ -53,13 +54,14 @@ export const stepDelegatingConfig = z
      */
     startAhead: z.boolean().default(true),
   })
-  .strict();
-export type StepDelegatingConfig = z.infer<typeof stepDelegatingConfig>;
+  .strict(),
+);
+export type StepDelegatingConfig = z.infer<ReturnType<typeof stepDelegatingConfig>>;
 
 export interface StepDelegatingOptions<C extends StepDelegatingConfig> {
   name: string;
-  /** `stepDelegatingConfig.extend({ ... })` with the executor's own fields. */
-  configSchema: z.ZodType<C>;
+  /** `stepDelegatingConfig().extend({ ... })` with the executor's own fields, or a function building it (see ExecutorOptions). */
+  configSchema: z.ZodType<C> | (() => z.ZodType<C>);
   /** Makes the handler of one run. */
   handler(config: C, ctx: ExecutionContext): StepHandler;
   /** Steps at once when the config sets no `maxConcurrent` (default 4). */

@@ -13,7 +13,8 @@
  *
  *   job({ name: 'etl', executorDef: clusterExecutor.configured({ cluster: { existing: { address: 'ws://127.0.0.1:8786' } } }) }, ...)
  */
-import { z } from 'zod';
+import type { z } from 'zod';
+import { lazySchemas } from '../../util/zod.ts';
 import { Client } from '../../client/client.ts';
 import type { Future } from '../../client/future.ts';
 import { ref, type TaskDef } from '../../client/graph.ts';
@@ -30,7 +31,8 @@ import type { ActiveExecution, PlannedStep } from '../plan.ts';
 import { weftModule } from '../../util/self.ts';
 import { Inbox, retriesConfig, retriesEnabled } from './common.ts';
 
-export const clusterConfig = z
+export const clusterConfig = lazySchemas((z) =>
+  z
   .object({
     cluster: z
       .union([
@@ -38,16 +40,17 @@ export const clusterConfig = z
         z.object({ existing: z.object({ address: z.string().regex(/^wss?:\/\/\S+$/, 'expected ws://HOST:PORT'), token: z.string().optional() }).strict() }).strict(),
       ])
       .default({ local: {} }),
-    retries: retriesConfig,
+    retries: retriesConfig(),
     /** Fetch every output into the run's result at the end (default); false leaves them on the cluster, which frees them. */
     fetchOutputs: z.boolean().default(true),
   })
-  .strict();
-export type ClusterConfig = z.infer<typeof clusterConfig>;
+  .strict(),
+);
+export type ClusterConfig = z.infer<ReturnType<typeof clusterConfig>>;
 
 /** Op tag naming the resources a step's task holds while it runs, as JSON: `{ "GPU": 1 }`. */
 export const RESOURCES_TAG = 'weft/resources';
-const resourcesSchema = z.record(z.string().min(1), z.number().positive().finite());
+const resourcesSchema = lazySchemas((z) => z.record(z.string().min(1), z.number().positive().finite()));
 
 const STEP_FN = `${weftModule('jobs/step/cluster-task').href}#runStep`;
 const PICK_FN = `${weftModule('jobs/step/cluster-task').href}#pickOutput`;
@@ -227,7 +230,7 @@ async function* follow(ctx: ExecutionContext, active: ActiveExecution, progress:
     }
     const item = inbox.shift() as Incoming;
     if ('ev' in item) {
-      const parsed = stepEventSchema.safeParse(item.ev);
+      const parsed = stepEventSchema().safeParse(item.ev);
       if (!parsed.success) {
         yield ctx.engineEvent(`ignored a malformed step event from the cluster: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
         continue;
@@ -296,7 +299,7 @@ async function* fetchOutputs(ctx: ExecutionContext, client: Client, futures: Rec
 function stepResources(steps: readonly PlannedStep[]): Map<string, Record<string, number>> {
   const out = new Map<string, Record<string, number>>();
   for (const s of steps) {
-    const r = jsonTag(s, RESOURCES_TAG, resourcesSchema, 'a JSON object of positive amounts, like {"GPU": 1}');
+    const r = jsonTag(s, RESOURCES_TAG, resourcesSchema(), 'a JSON object of positive amounts, like {"GPU": 1}');
     if (r) out.set(s.key, r);
   }
   return out;

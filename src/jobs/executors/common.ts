@@ -1,12 +1,11 @@
 /** Config pieces and helpers shared by weft's executors. */
-import { z } from 'zod';
+import type { z } from 'zod';
+import { lazySchemas } from '../../util/zod.ts';
 
 /** Dagster's form: `retries: { enabled: {} }` (default) or `{ disabled: {} }`. */
-export const retriesConfig = z
-  .union([z.object({ enabled: z.object({}).strict() }).strict(), z.object({ disabled: z.object({}).strict() }).strict()])
-  .default({ enabled: {} });
+export const retriesConfig = lazySchemas((z) => z.union([z.object({ enabled: z.object({}).strict() }).strict(), z.object({ disabled: z.object({}).strict() }).strict()]).default({ enabled: {} }));
 
-export function retriesEnabled(r: z.infer<typeof retriesConfig>): boolean {
+export function retriesEnabled(r: z.infer<ReturnType<typeof retriesConfig>>): boolean {
   return 'enabled' in r;
 }
 

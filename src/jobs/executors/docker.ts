@@ -8,14 +8,16 @@
  *
  *   job({ name: 'etl', executorDef: dockerExecutor.configured({ image: 'my-etl:1', network: 'host' }) }, ...)
  */
-import { z } from 'zod';
+import type { z } from 'zod';
+import { lazySchemas } from '../../util/zod.ts';
 import type { ExecutorDefinition } from '../executor.ts';
 import { stepDelegatingConfig, stepDelegatingExecutor } from '../delegating/executor.ts';
 import { dockerHandler } from '../handlers/docker.ts';
-import { dockerStepConfig } from '../handlers/docker-config.ts';
+import { dockerSchemas } from '../handlers/docker-config.ts';
 
-export const dockerConfig = stepDelegatingConfig.extend({
-  ...dockerStepConfig.shape,
+export const dockerConfig = lazySchemas((z) =>
+  stepDelegatingConfig().extend({
+  ...dockerSchemas().dockerStepConfig.shape,
   /** Image of every step (an op's `weft/docker` tag may name another). */
   image: z.string().min(1),
   /** The network the containers join (e.g. 'host'). */
@@ -28,8 +30,9 @@ export const dockerConfig = stepDelegatingConfig.extend({
   codeDir: z.string().startsWith('/', 'an absolute path in the image').optional(),
   /** Seconds a cancelled step's container gets between SIGTERM and SIGKILL. */
   stopTimeoutSeconds: z.number().int().min(0).max(600).default(5),
-});
-export type DockerConfig = z.infer<typeof dockerConfig>;
+}),
+);
+export type DockerConfig = z.infer<ReturnType<typeof dockerConfig>>;
 
 export const dockerExecutor: ExecutorDefinition<DockerConfig> = stepDelegatingExecutor({
   name: 'docker',

@@ -1,10 +1,11 @@
 /** Runs the steps of a run one after another in the calling process. */
-import { z } from 'zod';
+import type { z } from 'zod';
+import { lazySchemas } from '../../util/zod.ts';
 import { executor, type ExecutorDefinition } from '../executor.ts';
 import { retriesConfig, retriesEnabled, sleep } from './common.ts';
 
-export const inProcessConfig = z.object({ retries: retriesConfig }).strict();
-export type InProcessConfig = z.infer<typeof inProcessConfig>;
+export const inProcessConfig = lazySchemas((z) => z.object({ retries: retriesConfig() }).strict());
+export type InProcessConfig = z.infer<ReturnType<typeof inProcessConfig>>;
 
 export const inProcessExecutor: ExecutorDefinition<InProcessConfig> = executor({ name: 'in_process', configSchema: inProcessConfig }, ({ config }) => ({
   async *execute(ctx) {

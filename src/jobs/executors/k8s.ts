@@ -8,16 +8,17 @@
  *
  *   job({ name: 'etl', executorDef: k8sJobExecutor.configured({ image: 'registry.example/etl:1', namespace: 'data' }) }, ...)
  */
-import { z } from 'zod';
+import type { z } from 'zod';
+import { lazySchemas } from '../../util/zod.ts';
 import type { ExecutorDefinition } from '../executor.ts';
 import { stepDelegatingConfig, stepDelegatingExecutor } from '../delegating/executor.ts';
 import { k8sHandler } from '../handlers/k8s.ts';
 import { k8sStepConfig } from '../handlers/k8s-config.ts';
 import { envVar } from '../handlers/container-env.ts';
 
-const object = z.record(z.string(), z.unknown());
-
-export const k8sConfig = stepDelegatingConfig.extend({
+export const k8sConfig = lazySchemas((z) => {
+  const object = z.record(z.string(), z.unknown());
+  return stepDelegatingConfig().extend({
   /** Image of every step (an op's `weft/k8s` tag or perStepK8sConfig may name another). */
   image: z.string().min(1),
   namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a DNS-1123 label').default('default'),
@@ -29,7 +30,7 @@ export const k8sConfig = stepDelegatingConfig.extend({
   imagePullSecrets: z.array(z.string().min(1)).default([]),
   serviceAccountName: z.string().min(1).optional(),
   /** 'NAME' copies NAME from this process's environment; 'NAME=VALUE' sets it. */
-  env: z.array(envVar).default([]),
+  env: z.array(envVar(z)).default([]),
   envConfigMaps: z.array(z.string().min(1)).default([]),
   envSecrets: z.array(z.string().min(1)).default([]),
   volumes: z.array(object).default([]),
@@ -39,7 +40,7 @@ export const k8sConfig = stepDelegatingConfig.extend({
   podSpec: object.default({}),
   jobSpec: object.default({}),
   /** Per op name: the same fields as the op tag `weft/k8s`, over it. */
-  perStepK8sConfig: z.record(z.string(), k8sStepConfig).default({}),
+  perStepK8sConfig: z.record(z.string(), k8sStepConfig()).default({}),
   /** Seconds a step's Job may run (its activeDeadlineSeconds). */
   jobWaitTimeout: z.number().int().positive().default(86_400),
   /** Where the code location's project is in the image; default: the same path as here. */
@@ -47,7 +48,8 @@ export const k8sConfig = stepDelegatingConfig.extend({
   /** Seconds a cancelled step's pod gets between SIGTERM and SIGKILL. */
   stopTimeoutSeconds: z.number().int().min(0).max(600).default(5),
 });
-export type K8sConfig = z.infer<typeof k8sConfig>;
+});
+export type K8sConfig = z.infer<ReturnType<typeof k8sConfig>>;
 
 export const k8sJobExecutor: ExecutorDefinition<K8sConfig> = stepDelegatingExecutor({
   name: 'k8s_job',

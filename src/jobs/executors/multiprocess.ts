@@ -8,17 +8,20 @@
  * code or signal. Cancelling the run stops every step process.
  */
 import { availableParallelism } from 'node:os';
-import { z } from 'zod';
+import type { z } from 'zod';
+import { lazySchemas } from '../../util/zod.ts';
 import type { ExecutorDefinition } from '../executor.ts';
 import { stepDelegatingConfig, stepDelegatingExecutor } from '../delegating/executor.ts';
 import { forkHandler } from '../handlers/fork.ts';
 import { WeftError } from '../../errors.ts';
 
-export const multiprocessConfig = stepDelegatingConfig.extend({
-  /** isolated: a fresh process per step (default); warm: processes are reused, within the run and by later runs in this process. */
-  mode: z.enum(['isolated', 'warm']).default('isolated'),
-});
-export type MultiprocessConfig = z.infer<typeof multiprocessConfig>;
+export const multiprocessConfig = lazySchemas((z) =>
+  stepDelegatingConfig().extend({
+    /** isolated: a fresh process per step (default); warm: processes are reused, within the run and by later runs in this process. */
+    mode: z.enum(['isolated', 'warm']).default('isolated'),
+  }),
+);
+export type MultiprocessConfig = z.infer<ReturnType<typeof multiprocessConfig>>;
 
 export const multiprocessExecutor: ExecutorDefinition<MultiprocessConfig> = stepDelegatingExecutor({
   name: 'multiprocess',

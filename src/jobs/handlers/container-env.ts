@@ -1,8 +1,11 @@
 /** Environment variables of a step's container or pod, as the docker and Kubernetes executors take them. */
-import { z } from 'zod';
+import type * as Zod from 'zod';
 import { STEP_ARGS_ENV } from '../step/spec.ts';
 
-export const envVar = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(=.*)?$/s, "expected 'NAME' (copied from this process) or 'NAME=VALUE'");
+/** 'NAME' (copied from the launching process) or 'NAME=VALUE'. */
+export function envVar(z: typeof Zod.z): Zod.ZodString {
+  return z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(=.*)?$/s, "expected 'NAME' (copied from this process) or 'NAME=VALUE'");
+}
 
 /** 'NAME' and 'NAME=VALUE' as NAME=VALUE, the last of a name winning (a NAME this process lacks is left out). */
 export function resolveEnv(env: readonly string[], from: NodeJS.ProcessEnv = process.env): string[] {

@@ -2,7 +2,7 @@
  * What a step's container is made of: the executor's config, overridden per
  * op by the op tag `weft/docker` (JSON with the same fields).
  */
-import { z } from 'zod';
+import { lazySchemas } from '../../util/zod.ts';
 import type { PlannedStep } from '../plan.ts';
 import { mergeConfig } from '../executor.ts';
 import { jsonTag } from '../op-tags.ts';
@@ -10,29 +10,34 @@ import { envVar } from './container-env.ts';
 
 export const DOCKER_TAG = 'weft/docker';
 
-const volume = z.string().regex(/^[^:]+:\/[^:]*(:(ro|rw))?$/, "expected 'HOST:CONTAINER' or 'HOST:CONTAINER:ro'");
 /** Engine API container-create options weft sets itself. */
 const RESERVED = ['Image', 'Env', 'NetworkingConfig', 'Cmd', 'Labels'];
 
-const containerOptions = z
-  .record(z.string(), z.unknown())
-  .superRefine((o, ctx) => {
-    for (const k of RESERVED) if (k in o) ctx.addIssue({ code: 'custom', path: [k], message: `${k} is set by weft (use image, env or network)` });
-    const host = o['HostConfig'];
-    if (host !== null && typeof host === 'object' && 'NetworkMode' in host) ctx.addIssue({ code: 'custom', path: ['HostConfig', 'NetworkMode'], message: 'set the network with network or networks' });
+/** The fields of the executor's config an op's `weft/docker` tag may set too (built on first use), and the tag's schema. */
+export const dockerSchemas = lazySchemas((z) => {
+  const volume = z.string().regex(/^[^:]+:\/[^:]*(:(ro|rw))?$/, "expected 'HOST:CONTAINER' or 'HOST:CONTAINER:ro'");
+
+  const containerOptions = z
+    .record(z.string(), z.unknown())
+    .superRefine((o, ctx) => {
+      for (const k of RESERVED) if (k in o) ctx.addIssue({ code: 'custom', path: [k], message: `${k} is set by weft (use image, env or network)` });
+      const host = o['HostConfig'];
+      if (host !== null && typeof host === 'object' && 'NetworkMode' in host) ctx.addIssue({ code: 'custom', path: ['HostConfig', 'NetworkMode'], message: 'set the network with network or networks' });
+    });
+
+  /** The fields an op's `weft/docker` tag may set. */
+  const dockerStepConfig = z.object({
+    /** 'NAME' copies NAME from this process's environment; 'NAME=VALUE' sets it. */
+    env: z.array(envVar(z)).default([]),
+    /** 'HOST:CONTAINER' or 'HOST:CONTAINER:ro' bind mounts. */
+    volumes: z.array(volume).default([]),
+    /** Passed to the Engine API's container create (e.g. { HostConfig: { Memory: 268435456 } }); may not set the image, env or network. */
+    containerOptions: containerOptions.default({}),
   });
 
-/** The fields an op's `weft/docker` tag may set. */
-export const dockerStepConfig = z.object({
-  /** 'NAME' copies NAME from this process's environment; 'NAME=VALUE' sets it. */
-  env: z.array(envVar).default([]),
-  /** 'HOST:CONTAINER' or 'HOST:CONTAINER:ro' bind mounts. */
-  volumes: z.array(volume).default([]),
-  /** Passed to the Engine API's container create (e.g. { HostConfig: { Memory: 268435456 } }); may not set the image, env or network. */
-  containerOptions: containerOptions.default({}),
+  const opTag = dockerStepConfig.partial().extend({ image: z.string().min(1).optional() }).strict();
+  return { dockerStepConfig, opTag };
 });
-
-const opTag = dockerStepConfig.partial().extend({ image: z.string().min(1).optional() }).strict();
 
 export interface StepContainerConfig {
   image: string;
@@ -43,7 +48,7 @@ export interface StepContainerConfig {
 
 /** The container config of a step: the executor's, with its op's tag over it (lists add up, containerOptions merge). */
 export function containerConfigFor(step: PlannedStep, base: StepContainerConfig): StepContainerConfig {
-  const o = jsonTag(step, DOCKER_TAG, opTag, 'JSON with image, env, volumes or containerOptions');
+  const o = jsonTag(step, DOCKER_TAG, dockerSchemas().opTag, 'JSON with image, env, volumes or containerOptions');
   if (!o) return base;
   return {
     image: o.image ?? base.image,

@@ -4,7 +4,8 @@
  * `perStepK8sConfig[op]`, each over the one before: lists add up, maps and
  * `podSpec`/`jobSpec` merge, single values are replaced.
  */
-import { z } from 'zod';
+import type { z } from 'zod';
+import { lazySchemas } from '../../util/zod.ts';
 import type { PlannedStep } from '../plan.ts';
 import { mergeConfig } from '../executor.ts';
 import { jsonTag } from '../op-tags.ts';
@@ -12,33 +13,36 @@ import { envVar } from './container-env.ts';
 
 export const K8S_TAG = 'weft/k8s';
 
-const quantities = z.record(z.string(), z.union([z.string(), z.number()]));
-const object = z.record(z.string(), z.unknown());
+/** The fields an op may set by its `weft/k8s` tag or the executor's perStepK8sConfig (built on first use). */
+export const k8sStepConfig = lazySchemas((z) => {
+  const quantities = z.record(z.string(), z.union([z.string(), z.number()]));
+  const object = z.record(z.string(), z.unknown());
 
-/** The fields an op may set: by its `weft/k8s` tag or the executor's perStepK8sConfig. */
-export const k8sStepConfig = z
-  .object({
-    image: z.string().min(1).optional(),
-    imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).optional(),
-    imagePullSecrets: z.array(z.string().min(1)).optional(),
-    serviceAccountName: z.string().min(1).optional(),
-    /** 'NAME' copies NAME from this process's environment; 'NAME=VALUE' sets it. */
-    env: z.array(envVar).optional(),
-    /** ConfigMaps and Secrets whose keys become environment variables of the step. */
-    envConfigMaps: z.array(z.string().min(1)).optional(),
-    envSecrets: z.array(z.string().min(1)).optional(),
-    /** Pod volumes and the step container's mounts, as the Kubernetes API writes them. */
-    volumes: z.array(object).optional(),
-    volumeMounts: z.array(object).optional(),
-    labels: z.record(z.string(), z.string()).optional(),
-    resources: z.object({ limits: quantities.optional(), requests: quantities.optional() }).strict().optional(),
-    /** Merged into the pod's spec (nodeSelector, tolerations, securityContext, ...). */
-    podSpec: object.optional(),
-    /** Merged into the Job's spec (ttlSecondsAfterFinished, ...). */
-    jobSpec: object.optional(),
-  })
-  .strict();
-export type K8sStepConfig = z.infer<typeof k8sStepConfig>;
+  const k8sStepConfig = z
+    .object({
+      image: z.string().min(1).optional(),
+      imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).optional(),
+      imagePullSecrets: z.array(z.string().min(1)).optional(),
+      serviceAccountName: z.string().min(1).optional(),
+      /** 'NAME' copies NAME from this process's environment; 'NAME=VALUE' sets it. */
+      env: z.array(envVar(z)).optional(),
+      /** ConfigMaps and Secrets whose keys become environment variables of the step. */
+      envConfigMaps: z.array(z.string().min(1)).optional(),
+      envSecrets: z.array(z.string().min(1)).optional(),
+      /** Pod volumes and the step container's mounts, as the Kubernetes API writes them. */
+      volumes: z.array(object).optional(),
+      volumeMounts: z.array(object).optional(),
+      labels: z.record(z.string(), z.string()).optional(),
+      resources: z.object({ limits: quantities.optional(), requests: quantities.optional() }).strict().optional(),
+      /** Merged into the pod's spec (nodeSelector, tolerations, securityContext, ...). */
+      podSpec: object.optional(),
+      /** Merged into the Job's spec (ttlSecondsAfterFinished, ...). */
+      jobSpec: object.optional(),
+    })
+    .strict();
+  return k8sStepConfig;
+});
+export type K8sStepConfig = z.infer<ReturnType<typeof k8sStepConfig>>;
 
 /** A step's Job config, resolved. */
 export interface StepJobConfig {
@@ -60,7 +64,7 @@ export interface StepJobConfig {
 /** Executor config < op tag `weft/k8s` < perStepK8sConfig[op name]. */
 export function jobConfigFor(step: PlannedStep, base: StepJobConfig, perStep: Readonly<Record<string, K8sStepConfig>>): StepJobConfig {
   let out = base;
-  const tagged = jsonTag(step, K8S_TAG, k8sStepConfig, 'JSON with the fields of perStepK8sConfig');
+  const tagged = jsonTag(step, K8S_TAG, k8sStepConfig(), 'JSON with the fields of perStepK8sConfig');
   if (tagged) out = over(out, tagged);
   const own = perStep[step.node.op.name];
   return own ? over(out, own) : out;
