@@ -7,8 +7,9 @@ import { LocalCluster } from '../cluster/local-cluster.ts';
 import { ref, type Graph } from '../client/graph.ts';
 import { progress } from '../client/progress.ts';
 import type { LogLevel } from '../util/log.ts';
+import { packageFile } from '../util/self.ts';
 
-const TASKS = new URL('../../examples/pi.ts', import.meta.url).href;
+const TASKS = packageFile('examples/pi.ts').href;
 
 export async function runExample(opts: { workers: number; tasks: number; logLevel: LogLevel }): Promise<void> {
   const dartsPerTask = 200_000;

@@ -9,6 +9,7 @@ import { AssetJobSpec, type AssetDefinition } from './definitions.ts';
 import { DefinitionError } from './errors.ts';
 import type { ExecutorDefinition } from './executor.ts';
 import type { ExecuteOptions, JobExecutionResult } from './run.ts';
+import { WEFT_ROOT } from '../util/self.ts';
 
 const BRAND = Symbol.for('weft.Definitions');
 
@@ -93,7 +94,8 @@ export class Definitions {
 
 /** The file: URL of the module that called into here (first stack frame outside src/jobs). */
 function callerModule(): string | null {
-  const here = new URL('.', import.meta.url).href;
+  // Frames inside weft (its sources, or its package's chunks) are skipped.
+  const here = WEFT_ROOT.href;
   for (const line of (new Error().stack ?? '').split('\n').slice(1)) {
     const m = /(file:\/\/[^\s)]+?):\d+:\d+\)?\s*$/.exec(line) ?? /\((\/[^\s)]+?):\d+:\d+\)\s*$/.exec(line) ?? /at (\/[^\s)]+?):\d+:\d+\s*$/.exec(line);
     if (!m?.[1]) continue;

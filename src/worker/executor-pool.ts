@@ -9,6 +9,8 @@ import type { FnDef } from '../protocol/messages.ts';
 import type { ExecResult, ExecTask } from './state-machine.ts';
 import { Fifo } from '../util/fifo.ts';
 import { RESULT_ERROR, RESULT_REQUEUE, type FromThread, type ResultBatch, type ThreadBatch, type ThreadEvents } from './thread-protocol.ts';
+import { WEFT_ROOT } from '../util/self.ts';
+
 
 const NO_KEYS: string[] = [];
 /** Placeholder for answered tasks in a thread's list, so they can be collected. */
@@ -181,7 +183,7 @@ export class ExecutorPool {
   }
 
   private spawn(index: number): Thread {
-    const worker = new Worker(new URL('./thread-entry.mjs', import.meta.url), { workerData: { cwd: this.cwd } });
+    const worker = new Worker(new URL('worker/thread-entry.mjs', WEFT_ROOT), { workerData: { cwd: this.cwd } });
     const th: Thread = { worker, index, nextSeq: 0, posted: new Fifo() };
     if (this.fns.length > 0) worker.postMessage({ fns: this.fns });
     worker.on('message', (msg: FromThread) => {

@@ -15,11 +15,11 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Plugin } from 'esbuild';
 import { SourceMap } from 'node:module';
 import { JobReconstructionError } from '../errors.ts';
-import { weftModule } from '../../util/self.ts';
+import { WEFT_ROOT, weftModule } from '../../util/self.ts';
 
 const STEP_MAIN = fileURLToPath(weftModule('jobs/step/fork-main'));
 const STEP_PRELUDE = fileURLToPath(weftModule('jobs/step/prelude'));
-const WEFT_SRC = fileURLToPath(new URL('../..', import.meta.url));
+const WEFT_SRC = fileURLToPath(WEFT_ROOT);
 
 /**
  * Packages stay external, except weft itself (TypeScript sources a step
