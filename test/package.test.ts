@@ -28,7 +28,8 @@ const files: Record<string, string> = {
   'package.json': JSON.stringify({ name: 'consumer', private: true, type: 'module', allowScripts: { weft: false, esbuild: false, 'msgpackr-extract': false } }),
   // A task module in TypeScript: workers load it through tsx.
   'tasks.ts': 'export function inc(x: number): number {\n  return x + 1;\n}\n',
-  'defs.mjs': `import { Definitions, job, op } from 'weft';
+  // The job layer on its own, as a code location in a container would import it.
+  'defs.mjs': `import { Definitions, job, op } from 'weft/jobs';
 const one = op({ name: 'one' }, () => 1);
 const add = op({ name: 'add' }, (ctx, x) => { ctx.log.info('adding'); return x + 41; });
 export const answer = job({ name: 'answer' }, () => add(one()));
@@ -46,6 +47,9 @@ const pid = r.eventsForNode('add').find((e) => e.type === 'STEP_START').pid;
 console.log(JSON.stringify({ task, success: r.success, answer: r.outputForNode('add'), otherProcess: pid !== process.pid }));
 `,
   'app.mts': `import { Client, Definitions, executor, job, op, type ExecutionContext, type RunEvent, type StepHandler } from 'weft';
+import { Definitions as JobsDefinitions, dockerExecutor, type DockerConfig } from 'weft/jobs';
+export const docker: DockerConfig | null = null;
+export const pinned = dockerExecutor.name;
 const one = op({ name: 'one' }, (): number => 1);
 export const j = job({ name: 'j' }, () => {
   one();
@@ -56,6 +60,7 @@ export const mine = executor({ name: 'mine' }, () => ({
   },
 }));
 export const handler: StepHandler | null = null;
+export const sameDefinitions: typeof Definitions = JobsDefinitions;
 export async function remote(): Promise<number> {
   const c = await Client.connect('ws://127.0.0.1:8786');
   const n: unknown = await c.submit((x: number) => x + 1, 1);

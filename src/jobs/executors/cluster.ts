@@ -15,10 +15,10 @@
  */
 import type { z } from 'zod';
 import { lazySchemas } from '../../util/zod.ts';
-import { Client } from '../../client/client.ts';
+import type { Client } from '../../client/client.ts';
 import type { Future } from '../../client/future.ts';
 import { ref, type TaskDef } from '../../client/graph.ts';
-import { LocalCluster } from '../../cluster/local-cluster.ts';
+import type { LocalCluster } from '../../cluster/local-cluster.ts';
 import { NoWorkerError, serializeError, TaskError, WeftError } from '../../errors.ts';
 import { MAX_KEY, MAX_TOPIC, type WorkerSummary } from '../../protocol/messages.ts';
 import { stepEventSchema } from '../event-schema.ts';
@@ -89,6 +89,8 @@ async function* runOnCluster(ctx: ExecutionContext, config: ClusterConfig): Asyn
   if (topic.length > MAX_TOPIC) throw new WeftError(`run id ${runId.slice(0, 40)}... is too long for the cluster executor (at most ${MAX_TOPIC - 9} characters)`);
   const resources = stepResources(plan.steps);
 
+  // The client and the cluster load when a run starts: a code location that only names this executor does not load them.
+  const [{ Client }, { LocalCluster }] = await Promise.all([import('../../client/client.ts'), import('../../cluster/local-cluster.ts')]);
   let cluster: LocalCluster | null = null;
   let client: Client | null = null;
   const cfg = config.cluster;

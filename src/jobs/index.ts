@@ -1,0 +1,31 @@
+/**
+ * weft's job layer on its own, `weft/jobs`: ops, graphs, jobs, assets,
+ * Definitions and executors, without the runtime's client, scheduler and
+ * worker. A code location that imports it loads in a fraction of the time
+ * `weft` takes, which every step's process pays (a container, a pod); `weft`
+ * exports all of this too.
+ */
+export { op, out, job, graph, asset, defineAssetJob, OpDefinition, JobDefinition, AssetDefinition, AssetJobSpec, OutputHandle, DEFAULT_OUTPUT } from './definitions.ts';
+export type { OpContext, OpOptions, OpFn, Op, OutDef, StepLog, JobOptions, GraphOptions, GraphDef, ToJobOptions, AssetOptions, RunConfig, StepNode, InputSource, RetryPolicy } from './definitions.ts';
+export { Definitions, type DefinitionsOptions } from './repository.ts';
+export { executor, type Executor, type ExecutorDefinition, type ExecutorInit, type ExecutionContext, type ExecutorOptions, type ExecutorRequirement, type CodeLocation } from './executor.ts';
+export { ActiveExecution, type ExecutionPlan, type PlannedStep } from './plan.ts';
+export { JobExecutionResult, type ExecuteOptions, type StepFailure } from './run.ts';
+export { event, eventForJson, type RunEvent, type RunEventType } from './events.ts';
+export { inProcessExecutor } from './executors/in-process.ts';
+export { multiprocessExecutor } from './executors/multiprocess.ts';
+export { multiOrInProcessExecutor } from './executors/default.ts';
+export { clusterExecutor, RESOURCES_TAG, type ClusterConfig } from './executors/cluster.ts';
+export { dockerExecutor, type DockerConfig } from './executors/docker.ts';
+export { DOCKER_TAG } from './handlers/docker-config.ts';
+export { ImageNotFoundError } from './handlers/docker.ts';
+export { k8sJobExecutor, type K8sConfig } from './executors/k8s.ts';
+export { K8S_TAG, type K8sStepConfig } from './handlers/k8s-config.ts';
+export { loadDefinitions } from './location.ts';
+export { stepDelegatingExecutor, stepDelegatingConfig, StepHealthError, type StepDelegatingConfig, type StepDelegatingOptions } from './delegating/executor.ts';
+export type { StepHandler, StepHandlerContext, StepHealth, StepRunContext } from './delegating/handler.ts';
+export type { StepChannel } from './delegating/coordinator.ts';
+export type { StepSpec } from './step/spec.ts';
+export { PRIORITY_TAG } from './plan.ts';
+export { weftCommand } from '../util/self.ts';
+export { DefinitionError, RunConfigError, JobReconstructionError, RetryRequested, StepFailureError } from './errors.ts';
