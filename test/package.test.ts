@@ -114,6 +114,10 @@ describe('the npm package', () => {
     expect(r.code).toBe(0);
     const events = r.out.trim().split('\n').map((l) => JSON.parse(l) as { type: string });
     expect(events.at(-1)?.type).toBe('RUN_SUCCESS');
+    // weft bundle prebuilds the code location for weft step.
+    const bundled = run(join(dir, 'node_modules', '.bin', 'weft'), ['bundle', 'defs.mjs']);
+    expect(bundled.code).toBe(0);
+    expect(existsSync(bundled.out.trim())).toBe(true);
     // weft step (the bundled entry) refuses to run without its arguments, naming where they go.
     const step = run(join(dir, 'node_modules', '.bin', 'weft'), ['step']);
     expect(step.code).toBe(2);

@@ -3,7 +3,8 @@
  * (examples/subprocess-executor.ts): every step attempt is a real `weft step`
  * process that connects back to the run's coordinator over WebSocket.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -15,6 +16,9 @@ import { unpackStepArgs, STEP_ARGS_ENV, type StepArgs } from '../src/jobs/step/s
 import { stepDelegatingConfig, stepDelegatingExecutor } from '../src/jobs/delegating/executor.ts';
 import { subprocessExecutor, subprocessHandler } from '../examples/subprocess-executor.ts';
 import defs from './fixtures/step-jobs.ts';
+import bundledDefs from './fixtures/bundled-jobs.ts';
+import { buildLocationBundle } from '../src/jobs/step/bundle.ts';
+import { bundleDir, prebuiltLocation } from '../src/jobs/step/prebuilt.ts';
 import { alive } from './helpers/util.ts';
 
 const MODULE = new URL('./fixtures/step-jobs.ts', import.meta.url).href;
@@ -226,6 +230,34 @@ describe('starting steps ahead', () => {
     const r = await run('failing', exec.configured({ startAhead: false }) as ExecutorDefinition);
     expect(r.success).toBe(false);
     expect(launched.has('add_one')).toBe(false);
+  });
+});
+
+describe('prebuilt code locations (weft bundle)', () => {
+  const BUNDLED = new URL('./fixtures/bundled-jobs.ts', import.meta.url).href;
+  const manifest = join(bundleDir(BUNDLED), 'locations.json');
+  afterAll(() => rmSync(manifest, { force: true }));
+
+  it('weft step runs a code location from its prebuilt bundle while its sources are unchanged, else from the module', async () => {
+    const runWhere = async (): Promise<string> => {
+      const r = await executeJob(bundledDefs.getJob('where_code'), subprocessExecutor, { module: BUNDLED, jobName: 'where_code' });
+      expect(r.success).toBe(true);
+      return r.outputForNode('code_file') as string;
+    };
+    rmSync(manifest, { force: true });
+    expect(prebuiltLocation(BUNDLED)).toBeNull();
+    expect(await runWhere()).toBe(BUNDLED);
+
+    const file = await buildLocationBundle(BUNDLED);
+    expect(prebuiltLocation(BUNDLED)).toBe(pathToFileURL(file).href);
+    expect(await runWhere()).toBe(pathToFileURL(file).href);
+
+    // A source touched since: the bundle is not used.
+    const source = fileURLToPath(BUNDLED);
+    const later = new Date(Date.now() + 5000);
+    utimesSync(source, later, later);
+    expect(prebuiltLocation(BUNDLED)).toBeNull();
+    expect(await runWhere()).toBe(BUNDLED);
   });
 });
 

@@ -19,6 +19,7 @@ Commands:
   run MODULE --job NAME  run a job of a code location with its executor
   list MODULE            list the jobs and assets of a code location
   step                   run one step of a run (started by step handlers: containers, pods)
+  bundle MODULE...       prebuild code locations for weft step (in an image's build)
 
 Run 'weft <command> --help' for a command's options.`,
   scheduler: `Usage: weft scheduler [--host 127.0.0.1] [--port 8786] [--token T]
@@ -78,6 +79,13 @@ Options:
 
 Exit code: 0 when the run succeeds, 1 when it fails, 130 when it is canceled
 (Ctrl-C stops running steps and their processes), 2 for bad arguments.`,
+  bundle: `Usage: weft bundle MODULE...
+
+Builds, for each code location, one file holding it and the parts of weft it
+uses, and records it next to the module (node_modules/.cache/weft). weft step
+then loads that file instead of the module's files one by one, while every
+source it was built from is unchanged: run it where the code lives, as the
+last step of an image's build (RUN npx weft bundle src/defs.ts).`,
   list: `Usage: weft list MODULE [--json]
 
 Lists the jobs (with their executors) and assets of a code location.`,
@@ -271,6 +279,14 @@ async function stepCommand(argv: string[]): Promise<void> {
   await runStepCommand(argv);
 }
 
+async function bundleCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parse(argv, {});
+  if (values['help']) return void console.log(HELP['bundle']);
+  if (positionals.length === 0) fail('weft bundle needs a module, e.g. weft bundle ./defs.ts');
+  const [{ buildLocationBundle }, { moduleUrl }] = await Promise.all([import('../jobs/step/bundle.ts'), import('../jobs/location.ts')]);
+  for (const m of positionals) console.log(await buildLocationBundle(moduleUrl(m)));
+}
+
 async function listJobsCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv, { json: { type: 'boolean' } });
   if (values['help']) return void console.log(HELP['list']);
@@ -283,6 +299,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   run: runCommand,
   list: listJobsCommand,
   step: stepCommand,
+  bundle: bundleCommand,
   scheduler: schedulerCommand,
   worker: workerCommand,
   cluster: clusterCommand,

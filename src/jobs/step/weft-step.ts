@@ -18,7 +18,9 @@ import * as z from 'zod/mini';
 import { ConfigError } from '../../errors.ts';
 import { CODEC_OPTIONS } from '../../protocol/codec-options.ts';
 import type { RunEvent } from '../events.ts';
-import { loadDefinitions } from '../location.ts';
+import { definitionsOf, loadDefinitions } from '../location.ts';
+import type { Definitions } from '../repository.ts';
+import { prebuiltLocation } from './prebuilt.ts';
 import { MAX_STEP_FRAME, type FromStep } from './messages.ts';
 import { Batcher, runStepSession } from './session.ts';
 import { STEP_ARGS_ENV, unpackStepArgs, type StepArgs } from './spec.ts';
@@ -67,7 +69,7 @@ export async function runStep(args: StepArgs): Promise<number> {
   const { spec } = args;
   const where = `step ${spec.stepKey} (attempt ${spec.attempt}) of run ${spec.runId}`;
   // The code location loads while the connection opens.
-  const defs = loadDefinitions(spec.module).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+  const defs = loadLocation(spec.module).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
   const ws = new WebSocket(args.coordinator, { perMessageDeflate: false, maxPayload: MAX_STEP_FRAME, handshakeTimeout: CONNECT_TIMEOUT_MS });
   const controller = new AbortController();
   const send = (msg: FromStep): void => {
@@ -121,4 +123,14 @@ export async function runStep(args: StepArgs): Promise<number> {
     process.off('SIGTERM', stop);
     process.off('SIGINT', stop);
   }
+}
+
+/** The code location: its prebuilt bundle when one is there and up to date (`weft bundle`), else the module itself. */
+async function loadLocation(module: string): Promise<Definitions> {
+  const bundle = prebuiltLocation(module);
+  if (!bundle) return loadDefinitions(module);
+  const { location } = (await import(bundle)) as { location: Record<string, unknown> };
+  const defs = definitionsOf(location, module);
+  defs.location = module;
+  return defs;
 }
