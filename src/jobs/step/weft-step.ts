@@ -72,6 +72,7 @@ export async function runStep(args: StepArgs): Promise<number> {
   const defs = loadLocation(spec.module).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
   const ws = new WebSocket(args.coordinator, { perMessageDeflate: false, maxPayload: MAX_STEP_FRAME, handshakeTimeout: CONNECT_TIMEOUT_MS });
   const controller = new AbortController();
+  let cancelled = false;
   const send = (msg: FromStep): void => {
     if (ws.readyState === ws.OPEN) ws.send(packr.pack(msg));
   };
@@ -91,11 +92,17 @@ export async function runStep(args: StepArgs): Promise<number> {
         return;
       }
       if (msg.t === 'start') resolve(msg.inputs);
-      else controller.abort();
+      else {
+        cancelled = true;
+        controller.abort();
+      }
     });
   });
   // Stopped from outside (docker stop, a deleted pod): the op sees its signal; what it reports still goes out.
-  const stop = (): void => controller.abort();
+  const stop = (): void => {
+    cancelled = true;
+    controller.abort();
+  };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
   try {
@@ -112,6 +119,8 @@ export async function runStep(args: StepArgs): Promise<number> {
     await runStepSession(await defs, spec, given, controller.signal, (ev) => events.push(ev));
     events.flush();
     if (ws.readyState !== ws.OPEN) {
+      // Cancelled: the coordinator (or docker stop, a deleted pod) ended it; nothing is lost.
+      if (cancelled) return 0;
       process.stderr.write(`weft step: ${where}: lost the connection to the run's coordinator before reporting the end\n`);
       return 1;
     }
