@@ -20,6 +20,8 @@ Commands:
   list MODULE            list the jobs and assets of a code location
   step                   run one step of a run (started by step handlers: containers, pods)
   bundle MODULE...       prebuild code locations for weft step (in an image's build)
+  queue-worker           take steps from queues on Redis and run them (the queue executor's workers)
+  queue status           waiting, active and delayed steps per queue, and the live workers
 
 Run 'weft <command> --help' for a command's options.`,
   scheduler: `Usage: weft scheduler [--host 127.0.0.1] [--port 8786] [--token T]
@@ -86,6 +88,25 @@ uses, and records it next to the module (node_modules/.cache/weft). weft step
 then loads that file instead of the module's files one by one, while every
 source it was built from is unchanged: run it where the code lives, as the
 last step of an image's build (RUN npx weft bundle src/defs.ts).`,
+  'queue-worker': `Usage: weft queue-worker --redis URL [--queues a,b] [--concurrency N] [--name N]
+
+Takes steps from the named queues (default weft) on Redis, highest priority
+first, and runs them in this process for the queue executor. SIGTERM or
+Ctrl-C: takes no new step, finishes those it runs, exits.
+
+Options:
+  --redis URL              redis://HOST:PORT/DB or rediss://... (or WEFT_REDIS)
+  --queues a,b             queues to take steps from (default weft)
+  --concurrency N          steps at once (default 1)
+  --name NAME              worker name (default host-pid)
+  --prefix P               key prefix in Redis (default weft)
+  --stall-interval MS      how often dead workers' steps are looked for (default 5000)
+  --lock MS                a step's lock, renewed while it runs (default 10000)
+  --max-stalls N           times a step may lose its worker before it fails (default 2)
+  --log-level LEVEL        (default info)`,
+  queue: `Usage: weft queue status --redis URL [--queues a,b] [--json]
+
+Per queue: waiting, active and delayed steps, and the live workers.`,
   list: `Usage: weft list MODULE [--json]
 
 Lists the jobs (with their executors) and assets of a code location.`,
@@ -287,6 +308,55 @@ async function bundleCommand(argv: string[]): Promise<void> {
   for (const m of positionals) console.log(await buildLocationBundle(moduleUrl(m)));
 }
 
+async function queueWorkerCommand(argv: string[]): Promise<void> {
+  const { values } = parse(argv, {
+    redis: { type: 'string' },
+    queues: { type: 'string' },
+    concurrency: { type: 'string' },
+    name: { type: 'string' },
+    prefix: { type: 'string' },
+    'stall-interval': { type: 'string' },
+    lock: { type: 'string' },
+    'max-stalls': { type: 'string' },
+    'log-level': { type: 'string' },
+  });
+  if (values['help']) return void console.log(HELP['queue-worker']);
+  const redis = (values['redis'] as string | undefined) ?? process.env['WEFT_REDIS'] ?? fail('weft queue-worker needs --redis redis://HOST:PORT/DB');
+  if (!/^rediss?:\/\/\S+$/.test(redis)) fail(`--redis must look like redis://HOST:PORT/DB (got '${redis}')`);
+  const queues = ((values['queues'] as string | undefined) ?? 'weft').split(',').map((q) => q.trim()).filter(Boolean);
+  const log = createLogger('weft-queue-worker', level(values, 'info'));
+  const name = (values['name'] as string | undefined) ?? `${(await import('node:os')).hostname()}-${process.pid}`;
+  const { QueueWorker } = await import('../jobs/queue/worker.ts');
+  const worker = await QueueWorker.start({
+    redis,
+    queues,
+    concurrency: check(positive, values['concurrency'] ?? 1, '--concurrency'),
+    name,
+    ...(values['prefix'] ? { prefix: values['prefix'] as string } : {}),
+    ...(values['stall-interval'] ? { stallIntervalMs: check(positive, values['stall-interval'], '--stall-interval') } : {}),
+    ...(values['lock'] ? { lockMs: check(positive, values['lock'], '--lock') } : {}),
+    ...(values['max-stalls'] ? { maxStalls: check(z.coerce.number().int().min(0), values['max-stalls'], '--max-stalls') } : {}),
+    log,
+  });
+  console.log(JSON.stringify({ name, queues, pid: process.pid }));
+  onShutdown(log, () => worker.close());
+}
+
+async function queueCommand(argv: string[]): Promise<void> {
+  const [sub, ...rest] = argv;
+  if (sub !== 'status') return void console.log(HELP['queue']);
+  const { values } = parse(rest, { redis: { type: 'string' }, queues: { type: 'string' }, prefix: { type: 'string' }, json: { type: 'boolean' } });
+  if (values['help']) return void console.log(HELP['queue']);
+  const redis = (values['redis'] as string | undefined) ?? process.env['WEFT_REDIS'] ?? fail('weft queue status needs --redis redis://HOST:PORT/DB');
+  const { queueStatus } = await import('../jobs/queue/status.ts');
+  const status = await queueStatus(redis, (values['prefix'] as string | undefined) ?? 'weft', values['queues'] ? (values['queues'] as string).split(',') : null);
+  if (values['json']) return void console.log(JSON.stringify(status));
+  for (const q of status.queues) {
+    console.log(`${q.name.padEnd(20)} waiting ${String(q.waiting).padStart(5)}  active ${String(q.active).padStart(5)}  delayed ${String(q.delayed).padStart(5)}  workers: ${q.workers.join(', ') || 'none'}`);
+  }
+  if (status.queues.length === 0) console.log('(no queues)');
+}
+
 async function listJobsCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv, { json: { type: 'boolean' } });
   if (values['help']) return void console.log(HELP['list']);
@@ -300,6 +370,8 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   list: listJobsCommand,
   step: stepCommand,
   bundle: bundleCommand,
+  'queue-worker': queueWorkerCommand,
+  queue: queueCommand,
   scheduler: schedulerCommand,
   worker: workerCommand,
   cluster: clusterCommand,

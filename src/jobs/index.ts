@@ -20,6 +20,8 @@ export { dockerExecutor, type DockerConfig } from './executors/docker.ts';
 export { DOCKER_TAG } from './handlers/docker-config.ts';
 export { ImageNotFoundError } from './handlers/docker.ts';
 export { k8sJobExecutor, type K8sConfig } from './executors/k8s.ts';
+export { queueExecutor, type QueueConfig } from './executors/queue.ts';
+export { QUEUE_TAG, RUN_PRIORITY_TAG } from './handlers/queue.ts';
 export { K8S_TAG, type K8sStepConfig } from './handlers/k8s-config.ts';
 export { loadDefinitions } from './location.ts';
 export { stepDelegatingExecutor, stepDelegatingConfig, StepHealthError, type StepDelegatingConfig, type StepDelegatingOptions } from './delegating/executor.ts';

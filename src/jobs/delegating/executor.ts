@@ -305,6 +305,11 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
           for (const ev of item.evs) {
             if (a.ended) break;
             if (ev.error?.stack) ev.error.stack = mapStack(ev.error.stack);
+            if (ev.type === 'STEP_START' && a.started) {
+              // Run again by another process (a queue worker took it over from one that died): said once, not as a second start.
+              logEngine(`step ${a.step.key} started again in process ${ev.pid ?? '?'}: the process running it was lost`, { step: a.step.key, attempt: a.attempt });
+              continue;
+            }
             if (ev.type === 'STEP_START') a.started = true;
             if (ev.type === 'STEP_SUCCESS' || ev.type === 'STEP_FAILURE' || ev.type === 'STEP_UP_FOR_RETRY') a.ended = true;
             active.handle(ev);

@@ -1,0 +1,202 @@
+/**
+ * The queue handler, under the queue executor: each step attempt becomes a
+ * BullMQ job on its queue (op tag `weft/queue`, else the executor's), with
+ * the step's and the run's priority; long-lived queue workers take it
+ * (queue/worker.ts). The handler and the workers meet only at Redis: the
+ * attempt's inputs are set under the run when it is queued, its events come
+ * back on the run's stream while it runs (read here and served to the run's
+ * coordinator as the attempt's channel), a cancel goes out on a channel.
+ *
+ * Health: the job's state (failed, with BullMQ's reason, or gone). A step
+ * whose worker died is taken again by another after the stall interval; its
+ * second start is reported as such. Terminate removes a waiting job, or
+ * stops a running one.
+ */
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { decode, encode } from '../../protocol/codec.ts';
+import type { StepChannel } from '../delegating/coordinator.ts';
+import type { StepHandler, StepHandlerContext, StepHealth } from '../delegating/handler.ts';
+import type { ToStep } from '../step/messages.ts';
+import type { QueueConfig } from '../executors/queue.ts';
+import type { QueuedStep } from '../queue/job-data.ts';
+import { ALIVE_EVERY_MS, ALIVE_TTL_SECONDS, attemptName, cancelChannel, jobId, RUN_TTL_SECONDS, runKey, startKey } from '../queue/keys.ts';
+import { connectRedis } from '../queue/redis.ts';
+
+/** Op tag naming the queue a step goes to. */
+export const QUEUE_TAG = 'weft/queue';
+/** Job tag: added to the priority of every step of the job's runs (as `dagster-celery/run_priority`). */
+export const RUN_PRIORITY_TAG = 'weft/run-priority';
+
+/** BullMQ runs lower numbers first (1 to 2,097,151); weft's priorities are higher-first around 0. */
+function bullPriority(priority: number): number {
+  return Math.min(2_097_151, Math.max(1, 1_000_000 - Math.round(priority)));
+}
+
+/** Reads the run's event stream and hands each message to the channel of its attempt. */
+class RunStream {
+  private readonly listeners = new Map<string, (msg: unknown) => void>();
+  private stopped = false;
+  private lastId = '0-0';
+  readonly done: Promise<void>;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly key: string,
+    private readonly onError: (err: Error) => void,
+  ) {
+    this.done = this.read();
+  }
+
+  listen(attempt: string, fn: ((msg: unknown) => void) | null): void {
+    if (fn) this.listeners.set(attempt, fn);
+    else this.listeners.delete(attempt);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.redis.disconnect();
+  }
+
+  private async read(): Promise<void> {
+    while (!this.stopped) {
+      let res: [Buffer, [Buffer, Buffer[]][]][] | null;
+      try {
+        res = (await this.redis.xreadBuffer('BLOCK', 1000, 'STREAMS', this.key, this.lastId)) as [Buffer, [Buffer, Buffer[]][]][] | null;
+      } catch (err) {
+        if (!this.stopped) this.onError(err as Error);
+        return;
+      }
+      for (const [, entries] of res ?? []) {
+        for (const [id, fields] of entries) {
+          this.lastId = id.toString();
+          let attempt = '';
+          let payload: Buffer | null = null;
+          for (let i = 0; i + 1 < fields.length; i += 2) {
+            const f = fields[i]?.toString();
+            if (f === 'a') attempt = fields[i + 1]?.toString() ?? '';
+            else if (f === 'm') payload = fields[i + 1] ?? null;
+          }
+          const fn = this.listeners.get(attempt);
+          if (!fn || !payload) continue;
+          let msg: unknown;
+          try {
+            msg = decode(payload);
+          } catch {
+            msg = { t: 'malformed' };
+          }
+          fn(msg);
+        }
+      }
+    }
+  }
+}
+
+interface Queued {
+  queue: Queue;
+  id: string;
+  channel: StepChannel;
+}
+
+export function queueHandler(config: QueueConfig, runPriority: number): StepHandler {
+  const prefix = config.prefix;
+  let redis: Redis | null = null;
+  let stream: RunStream | null = null;
+  let alive: NodeJS.Timeout | null = null;
+  let runId = '';
+  const queues = new Map<string, Queue>();
+  /** BullMQ does not close connections it was given. */
+  const connections: Redis[] = [];
+  const queued = new Map<StepHandlerContext, Queued>();
+  const client = (): Redis => {
+    if (!redis) throw new Error('the queue handler was not prepared for the run');
+    return redis;
+  };
+  const queueFor = async (name: string): Promise<Queue> => {
+    let q = queues.get(name);
+    if (!q) {
+      const { Queue } = await import('bullmq');
+      const connection = client().duplicate({ maxRetriesPerRequest: null });
+      connections.push(connection);
+      q = new Queue(name, { connection, prefix });
+      queues.set(name, q);
+    }
+    return q;
+  };
+
+  /** The attempt's channel: its inputs go to Redis, its messages come from the run's stream. */
+  const channelFor = (ctx: StepHandlerContext, started: { promise: Promise<unknown> }): StepChannel => {
+    const name = attemptName(ctx.stepKey, ctx.attempt);
+    return {
+      send: (msg: ToStep) => {
+        if (msg.t === 'start') started.promise = client().set(startKey(prefix, runId, ctx.stepKey, ctx.attempt), encode(msg.inputs), 'EX', RUN_TTL_SECONDS);
+        else void client().publish(cancelChannel(prefix), `${runId}\n${name}`);
+      },
+      listen: (onMessage) => stream?.listen(name, onMessage),
+      close: () => void stream?.listen(name, null),
+    };
+  };
+
+  return {
+    name: 'queue',
+
+    async prepare(run) {
+      runId = run.runId;
+      redis = await connectRedis(config.redis);
+      const aliveKey = runKey(prefix, runId, 'alive');
+      await redis.set(aliveKey, '1', 'EX', ALIVE_TTL_SECONDS);
+      // The workers drop the steps of a run whose launcher stops refreshing this (killed, even with -9).
+      alive = setInterval(() => void redis?.set(aliveKey, '1', 'EX', ALIVE_TTL_SECONDS).catch(() => {}), ALIVE_EVERY_MS);
+      alive.unref();
+      stream = new RunStream(redis.duplicate(), runKey(prefix, runId, 'events'), (err) => run.log(`lost the run's event stream in Redis: ${err.message}`));
+    },
+
+    async launch(ctx) {
+      const started = { promise: Promise.resolve() as Promise<unknown> };
+      const channel = channelFor(ctx, started);
+      ctx.attach(channel);
+      await started.promise;
+      const queue = await queueFor(ctx.step.tags[QUEUE_TAG] ?? config.queue);
+      const id = jobId(ctx.runId, ctx.stepKey, ctx.attempt);
+      const data: QueuedStep = { v: 1, spec: ctx.spec };
+      await queue.add('step', data, { jobId: id, priority: bullPriority(ctx.step.priority + runPriority), removeOnComplete: { age: 3600 }, removeOnFail: { age: 24 * 3600 } });
+      queued.set(ctx, { queue, id, channel });
+    },
+
+    async checkHealth(ctx): Promise<StepHealth> {
+      const q = queued.get(ctx);
+      if (!q) return { healthy: true };
+      const job = await q.queue.getJob(q.id);
+      if (!job) return { healthy: false, reason: `the queue job of step ${ctx.stepKey} is gone from queue ${q.queue.name}` };
+      const state = await job.getState();
+      if (state === 'failed') return { healthy: false, reason: `a queue worker failed step ${ctx.stepKey}: ${job.failedReason}` };
+      return { healthy: true };
+    },
+
+    async terminate(ctx) {
+      const q = queued.get(ctx);
+      queued.delete(ctx);
+      if (!q) return;
+      q.channel.close('the step is over');
+      if (!ctx.finished) {
+        const job = await q.queue.getJob(q.id);
+        const state = await job?.getState();
+        if (job && (state === 'waiting' || state === 'prioritized' || state === 'delayed')) await job.remove().catch(() => {});
+        // Running: its worker stops it (its op sees ctx.signal abort).
+        else await client().publish(cancelChannel(prefix), `${runId}\n${attemptName(ctx.stepKey, ctx.attempt)}`);
+      }
+      await client().del(startKey(prefix, runId, ctx.stepKey, ctx.attempt));
+    },
+
+    async close() {
+      if (alive) clearInterval(alive);
+      stream?.stop();
+      await Promise.all([...queues.values()].map((q) => q.close()));
+      for (const c of connections) c.disconnect();
+      if (redis) {
+        await redis.del(runKey(prefix, runId, 'alive')).catch(() => {});
+        redis.disconnect();
+      }
+    },
+  };
+}

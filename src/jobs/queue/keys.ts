@@ -1,0 +1,44 @@
+/**
+ * Where the queue executor and its workers meet in Redis. BullMQ keeps the
+ * queues (under the same prefix); weft keeps, per run:
+ *
+ *   PREFIX:run:RUN:events            a stream of what its steps report (events, done)
+ *   PREFIX:run:RUN:start:STEP:N      the inputs of attempt N of a step (msgpack), set when it is queued
+ *   PREFIX:run:RUN:alive             set while the launching process lives (a heartbeat with a short expiry)
+ *   PREFIX:cancel                    a channel: "RUN STEP N" stops a running attempt
+ *
+ * Everything of a run expires: a run whose launcher is gone leaves nothing
+ * behind for long.
+ */
+export const DEFAULT_PREFIX = 'weft';
+export const DEFAULT_QUEUE = 'weft';
+
+/** How long a run's keys live after their last write. */
+export const RUN_TTL_SECONDS = 24 * 3600;
+/** The launcher's heartbeat: refreshed every ALIVE_EVERY_MS, gone ALIVE_TTL_SECONDS after its last refresh. */
+export const ALIVE_TTL_SECONDS = 30;
+export const ALIVE_EVERY_MS = 10_000;
+/** The largest step output (msgpack) this path takes: Redis takes strings of up to 512 MB, a stream entry travels whole. */
+export const MAX_OUTPUT_BYTES = 64 * 1024 * 1024;
+
+export function runKey(prefix: string, runId: string, what: string): string {
+  return `${prefix}:run:${runId}:${what}`;
+}
+
+export function startKey(prefix: string, runId: string, stepKey: string, attempt: number): string {
+  return runKey(prefix, runId, `start:${stepKey}:${attempt}`);
+}
+
+export function cancelChannel(prefix: string): string {
+  return `${prefix}:cancel`;
+}
+
+/** The BullMQ job id of an attempt (no ':' — BullMQ keeps those for itself). */
+export function jobId(runId: string, stepKey: string, attempt: number): string {
+  return `${runId}|${attempt}|${Buffer.from(stepKey).toString('base64url')}`;
+}
+
+/** One attempt of one step, as the event stream and the cancel channel name it. */
+export function attemptName(stepKey: string, attempt: number): string {
+  return `${attempt}|${stepKey}`;
+}

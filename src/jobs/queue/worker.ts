@@ -1,0 +1,134 @@
+/**
+ * `weft queue-worker`: a long-lived process that takes steps from named
+ * queues (BullMQ on Redis, Celery's role), highest priority first, runs each
+ * in this process and reports through Redis: its events go to the run's
+ * stream while it runs, its inputs come from the run's keys. The launching
+ * process and the workers meet only at Redis.
+ *
+ * A worker killed in the middle of a step loses its lock: BullMQ gives the
+ * step to another worker after the stall interval, at most `maxStalls` times.
+ * A step of a run whose launching process is gone (its heartbeat expired) is
+ * dropped. A malformed job fails with the reason; the worker goes on.
+ * SIGTERM: it takes no new step, finishes what it runs, and exits.
+ */
+import type { Job, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { serializeError } from '../../errors.ts';
+import { decode, encode } from '../../protocol/codec.ts';
+import type { Logger } from '../../util/log.ts';
+import { event, type RunEvent } from '../events.ts';
+import { loadDefinitions } from '../location.ts';
+import type { Definitions } from '../repository.ts';
+import type { FromStep } from '../step/messages.ts';
+import { Batcher, runStepSession } from '../step/session.ts';
+import { queuedStepSchema } from './job-data.ts';
+import type { StepSpec } from '../step/spec.ts';
+import { attemptName, cancelChannel, DEFAULT_PREFIX, MAX_OUTPUT_BYTES, RUN_TTL_SECONDS, runKey, startKey } from './keys.ts';
+import { connectRedis } from './redis.ts';
+
+export interface QueueWorkerOptions {
+  redis: string;
+  queues: string[];
+  concurrency: number;
+  name: string;
+  prefix?: string;
+  /** Milliseconds a worker holds a step's lock between renewals (BullMQ lockDuration). */
+  lockMs?: number;
+  /** Milliseconds between checks for steps whose worker died (BullMQ stalledInterval). */
+  stallIntervalMs?: number;
+  /** Times a step may lose its worker before it fails (BullMQ maxStalledCount). */
+  maxStalls?: number;
+  log: Logger;
+}
+
+export class QueueWorker {
+  private constructor(
+    private readonly workers: Worker[],
+    /** BullMQ does not close connections it was given. */
+    private readonly connections: Redis[],
+  ) {}
+
+  static async start(opts: QueueWorkerOptions): Promise<QueueWorker> {
+    const prefix = opts.prefix ?? DEFAULT_PREFIX;
+    const redis = await connectRedis(opts.redis);
+    const subscriber = await connectRedis(opts.redis);
+    const running = new Map<string, AbortController>();
+    await subscriber.subscribe(cancelChannel(prefix));
+    subscriber.on('message', (_channel: string, message: string) => running.get(message)?.abort());
+    const { Worker, UnrecoverableError } = await import('bullmq');
+    const definitions = new Map<string, Promise<Definitions | Error>>();
+    const codeLocation = (module: string): Promise<Definitions | Error> => {
+      let d = definitions.get(module);
+      if (!d) {
+        d = loadDefinitions(module).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+        definitions.set(module, d);
+      }
+      return d;
+    };
+
+    const processStep = async (job: Job): Promise<void> => {
+      const parsed = queuedStepSchema().safeParse(job.data);
+      if (!parsed.success) throw new UnrecoverableError(`job ${job.id} on queue ${job.queueName} is not a weft step: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(data)'}: ${i.message}`).join('; ')}`);
+      const spec = parsed.data.spec as StepSpec;
+      const where = `step ${spec.stepKey} (attempt ${spec.attempt}) of run ${spec.runId}`;
+      if ((await redis.exists(runKey(prefix, spec.runId, 'alive'))) === 0) throw new UnrecoverableError(`${where} was dropped: the process that launched the run is gone`);
+      const raw = await redis.getBuffer(startKey(prefix, spec.runId, spec.stepKey, spec.attempt));
+      if (!raw) throw new UnrecoverableError(`${where} was dropped: its inputs are not in Redis (the run ended or expired)`);
+      const inputs = decode(raw) as Uint8Array[];
+      const stream = runKey(prefix, spec.runId, 'events');
+      const name = attemptName(spec.stepKey, spec.attempt);
+      // Every event in order on one connection; the last write waits for those before it.
+      let writes: Promise<unknown> = Promise.resolve();
+      const report = (msg: FromStep): void => {
+        writes = writes.then(() => redis.multi().xadd(stream, '*', 'a', name, 'm', encode(msg)).expire(stream, RUN_TTL_SECONDS).exec());
+      };
+      const controller = new AbortController();
+      running.set(`${spec.runId}\n${name}`, controller);
+      let tooLarge = false;
+      const events = new Batcher<RunEvent>((evs) => report({ t: 'events', evs }));
+      try {
+        await runStepSession(await codeLocation(spec.module), spec, inputs, controller.signal, (ev) => {
+          if (tooLarge) return;
+          if (ev.type === 'STEP_OUTPUT' && ev.bytes && ev.bytes.length > MAX_OUTPUT_BYTES) {
+            tooLarge = true;
+            const error = serializeError(new RangeError(`output ${ev.output} of step ${spec.stepKey} is ${ev.bytes.length} bytes as msgpack; the queue executor takes outputs of at most ${MAX_OUTPUT_BYTES} bytes`));
+            events.push(event('STEP_FAILURE', spec.runId, spec.stepKey, `step ${spec.stepKey} failed: ${error.message}`, { attempt: spec.attempt, pid: process.pid, error }));
+            return;
+          }
+          events.push(ev);
+        });
+        events.flush();
+        report({ t: 'done' });
+        await writes;
+      } finally {
+        running.delete(`${spec.runId}\n${name}`);
+      }
+    };
+
+    const connections = opts.queues.map(() => redis.duplicate({ maxRetriesPerRequest: null }));
+    const workers = opts.queues.map(
+      (queue, i) =>
+        new Worker(queue, processStep, {
+          connection: connections[i] as Redis,
+          prefix,
+          concurrency: opts.concurrency,
+          name: opts.name,
+          lockDuration: opts.lockMs ?? 10_000,
+          stalledInterval: opts.stallIntervalMs ?? 5_000,
+          maxStalledCount: opts.maxStalls ?? 2,
+        }),
+    );
+    for (const w of workers) {
+      w.on('failed', (job, err) => opts.log.warn({ job: job?.id, err: err.message }, 'step job failed'));
+      w.on('error', (err) => opts.log.error({ err: err.message }, 'queue worker error'));
+    }
+    await Promise.all(workers.map((w) => w.waitUntilReady()));
+    return new QueueWorker(workers, [redis, subscriber, ...connections]);
+  }
+
+  /** Takes no new step, finishes those it runs, then disconnects. */
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.close()));
+    for (const c of this.connections) c.disconnect();
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * The queue executor on a real Redis (Debian's redis-server, started here)
+ * with real `weft queue-worker` processes: the launching process and the
+ * workers meet only at Redis.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queueExecutor, type ExecutorDefinition, type JobDefinition } from '../src/index.ts';
+import { executeJob } from '../src/jobs/run.ts';
+import { WEFT_BIN } from '../src/cluster/local-cluster.ts';
+import defs from './fixtures/step-jobs.ts';
+import { startRedis, type TestRedis } from './helpers/redis.ts';
+import { alive } from './helpers/util.ts';
+
+const MODULE = new URL('./fixtures/step-jobs.ts', import.meta.url).href;
+const dir = mkdtempSync(join(tmpdir(), 'weft-queue-'));
+let redis: TestRedis;
+const workers: ChildProcess[] = [];
+
+/** Starts `weft queue-worker` and resolves once it takes steps. */
+async function startWorker(args: string[] = []): Promise<ChildProcess> {
+  const proc = spawn(process.execPath, [WEFT_BIN, 'queue-worker', '--redis', redis.url, '--stall-interval', '500', '--lock', '1000', ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, WEFT_LOG_LEVEL: 'warn' } });
+  workers.push(proc);
+  const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
+  for await (const line of lines) if (line.startsWith('{')) break;
+  return proc;
+}
+
+async function stopWorker(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const exited = once(p, 'exit');
+  p.kill('SIGTERM');
+  await exited;
+}
+
+let exec: ExecutorDefinition;
+beforeAll(async () => {
+  redis = await startRedis();
+  exec = queueExecutor.configured({ redis: redis.url, healthCheckIntervalSeconds: 0.5 }) as ExecutorDefinition;
+  await Promise.all([startWorker(), startWorker()]);
+}, 60_000);
+afterAll(async () => {
+  await Promise.all(workers.map(stopWorker));
+  await redis?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function run(name: string, e: ExecutorDefinition = exec, opts: Parameters<typeof executeJob>[3] = {}): ReturnType<typeof executeJob> {
+  return executeJob(defs.getJob(name), e, { module: MODULE, jobName: name }, opts);
+}
+
+describe('the queue executor (BullMQ on a real Redis, weft queue-worker processes)', () => {
+  it('gives the results executeInProcess gives, each step on a queue worker', async () => {
+    const workerPids = new Set(workers.map((w) => w.pid));
+    for (const name of ['simple', 'branching', 'failing', 'logging']) {
+      const job: JobDefinition = defs.getJob(name);
+      const mine = await run(name);
+      const ref = await job.executeInProcess();
+      expect(mine.success, name).toBe(ref.success);
+      expect(mine.stepsNotRun).toEqual(ref.stepsNotRun);
+      for (const s of job.steps) {
+        expect(mine.eventsForNode(s.key).map((e) => e.type), `${name}/${s.key}`).toEqual(ref.eventsForNode(s.key).map((e) => e.type));
+        for (const e of ref.eventsForNode(s.key)) if (e.type === 'STEP_OUTPUT' && s.key !== 'logs') expect(mine.outputForNode(s.key, e.output)).toEqual(e.value);
+        const pid = mine.eventsForNode(s.key).find((e) => e.type === 'STEP_START')?.pid;
+        if (pid !== undefined) expect(workerPids.has(pid)).toBe(true);
+      }
+    }
+  });
+
+  it('streams a LOG while the step is still running', async () => {
+    const go = join(dir, 'go');
+    const r = await run('long_step', exec, { runConfig: { ops: { waits_for_go: { config: { file: go } } } }, onEvent: (ev) => ev.type === 'LOG' && writeFileSync(go, 'go') });
+    expect(r.success).toBe(true);
+    expect(r.eventsForNode('waits_for_go').map((e) => e.type)).toEqual(['STEP_START', 'LOG', 'STEP_OUTPUT', 'STEP_SUCCESS']);
+  });
+
+  it('kill -9 of a queue worker in the middle of a step: another worker takes it and the run succeeds', async () => {
+    const extra = await startWorker();
+    const go = join(dir, 'go-kill');
+    let killed = 0;
+    const r = await run('long_step', exec, {
+      runConfig: { ops: { waits_for_go: { config: { file: go } } } },
+      onEvent: (ev) => {
+        if (ev.type === 'LOG' && ev.pid && !killed) {
+          killed = ev.pid;
+          process.kill(ev.pid, 'SIGKILL');
+          // The step runs again elsewhere; let it end there.
+          writeFileSync(go, 'go');
+        }
+      },
+    });
+    expect(r.success).toBe(true);
+    expect(alive(killed)).toBe(false);
+    expect(r.allEvents.some((e) => e.type === 'ENGINE_EVENT' && /started again/.test(e.message))).toBe(true);
+    await stopWorker(extra);
+  });
+
+  it('fails at once with a clear error for a Redis nobody listens on', async () => {
+    const t0 = Date.now();
+    const r = await run('simple', queueExecutor.configured({ redis: 'redis://127.0.0.1:1/0' }) as ExecutorDefinition);
+    expect(r.success).toBe(false);
+    expect(r.allEvents.at(-1)?.message).toMatch(/cannot reach Redis at redis:\/\/127\.0\.0\.1:1\/0/);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+
+  it('fails a malformed job placed on a weft queue with the reason, and the workers go on', async () => {
+    const { Queue, QueueEvents } = await import('bullmq');
+    const q = new Queue('weft', { connection: { url: redis.url }, prefix: 'weft' });
+    const events = new QueueEvents('weft', { connection: { url: redis.url }, prefix: 'weft' });
+    await events.waitUntilReady();
+    try {
+      const failed = new Promise<string>((resolve) => events.on('failed', ({ failedReason }) => resolve(failedReason)));
+      await q.add('step', { v: 1, spec: { runId: 'x' } });
+      expect(await failed).toMatch(/is not a weft step: spec\./);
+      const r = await run('simple');
+      expect(r.success).toBe(true);
+    } finally {
+      await events.close();
+      await q.close();
+    }
+  });
+
+  it('weft queue status shows the queues and their workers', async () => {
+    const out = await new Promise<string>((resolve) => {
+      const p = spawn(process.execPath, [WEFT_BIN, 'queue', 'status', '--redis', redis.url, '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let text = '';
+      p.stdout.on('data', (b: Buffer) => (text += b.toString()));
+      p.on('exit', () => resolve(text));
+    });
+    const status = JSON.parse(out) as { queues: { name: string; waiting: number; active: number; workers: string[] }[] };
+    const weft = status.queues.find((q) => q.name === 'weft');
+    // One worker may have been killed by the kill -9 test.
+    const live = workers.filter((w) => w.exitCode === null && w.signalCode === null).length;
+    expect(live).toBeGreaterThanOrEqual(1);
+    expect(weft?.workers.length).toBe(live);
+    expect(weft?.waiting).toBe(0);
+  });
+});
