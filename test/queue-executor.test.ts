@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -15,7 +15,8 @@ import { executeJob } from '../src/jobs/run.ts';
 import { WEFT_BIN } from '../src/cluster/local-cluster.ts';
 import defs from './fixtures/step-jobs.ts';
 import { startRedis, type TestRedis } from './helpers/redis.ts';
-import { alive } from './helpers/util.ts';
+import { ROOT } from './helpers/docker-image.ts';
+import { alive, waitFor } from './helpers/util.ts';
 
 const MODULE = new URL('./fixtures/step-jobs.ts', import.meta.url).href;
 const dir = mkdtempSync(join(tmpdir(), 'weft-queue-'));
@@ -49,6 +50,11 @@ afterAll(async () => {
   await redis?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
+
+async function queueStatusOf(name: string): Promise<{ waiting: number; active: number } | undefined> {
+  const { queueStatus } = await import('../src/jobs/queue/status.ts');
+  return (await queueStatus(redis.url, 'weft', [name])).queues[0];
+}
 
 function run(name: string, e: ExecutorDefinition = exec, opts: Parameters<typeof executeJob>[3] = {}): ReturnType<typeof executeJob> {
   return executeJob(defs.getJob(name), e, { module: MODULE, jobName: name }, opts);
@@ -122,6 +128,89 @@ describe('the queue executor (BullMQ on a real Redis, weft queue-worker processe
     } finally {
       await events.close();
       await q.close();
+    }
+  });
+
+  it('takes waiting steps in priority order across runs (job tag weft/run-priority)', async () => {
+    const low = run('prio_low');
+    const high = run('prio_high');
+    // Both runs' steps wait on queue prio, which no worker serves yet.
+    await waitFor(async () => (await queueStatusOf('prio'))?.waiting === 6, 20_000, '6 waiting steps');
+    const worker = await startWorker(['--queues', 'prio', '--concurrency', '1']);
+    const [l, h] = await Promise.all([low, high]);
+    expect(l.success && h.success).toBe(true);
+    const starts = (r: typeof l): number[] => r.allEvents.filter((e) => e.type === 'STEP_START').map((e) => e.timestamp);
+    expect(Math.max(...starts(h))).toBeLessThanOrEqual(Math.min(...starts(l)));
+    await stopWorker(worker);
+  });
+
+  it('a step that kills every worker that takes it fails after a bounded number of takes', async () => {
+    // Three workers: the step may stall once (--max-stalls 1), so it kills two; the third sees it stalled again and fails it.
+    const killer = ['--queues', 'killer', '--max-stalls', '1'];
+    const killers = await Promise.all([startWorker(killer), startWorker(killer), startWorker(killer)]);
+    const r = await run('kills_workers');
+    expect(r.success).toBe(false);
+    expect(r.failures[0]?.error.message).toMatch(/a queue worker failed step kills_its_worker: .*stalled more than allowable limit/);
+    expect(killers.filter((k) => k.signalCode === 'SIGKILL')).toHaveLength(2);
+    await Promise.all(killers.map(stopWorker));
+  });
+
+  it('cancelling a run removes its waiting steps and stops its running one; another run goes on', async () => {
+    const worker = await startWorker(['--queues', 'slow', '--concurrency', '1']);
+    const controller = new AbortController();
+    const cancelled = run('cancellable_queued', exec, {
+      signal: controller.signal,
+      onEvent: (ev) => {
+        if (ev.type === 'LOG') controller.abort();
+      },
+    });
+    const other = run('simple');
+    const [c, o] = await Promise.all([cancelled, other]);
+    expect(c.canceled).toBe(true);
+    expect(o.success).toBe(true);
+    // The running step saw its signal; the waiting one never ran and is off the queue.
+    expect(c.allEvents.filter((e) => e.type === 'STEP_START')).toHaveLength(1);
+    await waitFor(async () => {
+      const s = await queueStatusOf('slow');
+      return s?.waiting === 0 && s.active === 0;
+    }, 10_000, 'queue slow empty');
+    await stopWorker(worker);
+  });
+
+  it('the launching process killed with -9: its queued step is dropped, not run, and its keys expire', async () => {
+    const marker = join(dir, 'orphan-ran');
+    const cfg = join(dir, 'orphan.json');
+    writeFileSync(cfg, JSON.stringify({ ops: { marks: { config: { file: marker } } } }));
+    const launcher = spawn(process.execPath, [WEFT_BIN, 'run', join(ROOT, 'test/fixtures/step-jobs.ts'), '--job', 'orphaned', '--config', cfg, '--json'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, WEFT_TEST_REDIS: redis.url } });
+    let runId = '';
+    const lines = createInterface({ input: launcher.stdout as NodeJS.ReadableStream });
+    lines.on('line', (l) => (runId ||= (JSON.parse(l) as { runId: string }).runId));
+    await waitFor(async () => (await queueStatusOf('orphan'))?.waiting === 1, 20_000, 'the step waiting on queue orphan');
+    launcher.kill('SIGKILL');
+    await once(launcher, 'exit');
+    // Past the 2 s heartbeat, a worker takes the step and drops it.
+    await new Promise((r) => setTimeout(r, 2500));
+    const { Queue } = await import('bullmq');
+    const q = new Queue('orphan', { connection: { url: redis.url }, prefix: 'weft' });
+    try {
+      const worker = await startWorker(['--queues', 'orphan']);
+      await waitFor(async () => (await q.getJobCounts('failed'))['failed'] === 1, 10_000, 'the step dropped');
+      const [failed] = await q.getFailed();
+      expect(failed?.failedReason).toMatch(/was dropped: the process that launched the run is gone/);
+      expect(existsSync(marker)).toBe(false);
+      await stopWorker(worker);
+    } finally {
+      await q.close();
+    }
+    // What the run stored in Redis expires.
+    const { connectRedis } = await import('../src/jobs/queue/redis.ts');
+    const r = await connectRedis(redis.url);
+    try {
+      const keys = await r.keys(`weft:run:${runId}:*`);
+      expect(keys.length).toBeGreaterThan(0);
+      for (const k of keys) expect(await r.ttl(k)).toBeGreaterThan(0);
+    } finally {
+      r.disconnect();
     }
   });
 

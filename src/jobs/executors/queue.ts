@@ -11,7 +11,7 @@ import type { z } from 'zod';
 import type { ExecutorDefinition } from '../executor.ts';
 import { stepDelegatingConfig, stepDelegatingExecutor } from '../delegating/executor.ts';
 import { queueHandler, RUN_PRIORITY_TAG } from '../handlers/queue.ts';
-import { DEFAULT_PREFIX, DEFAULT_QUEUE } from '../queue/keys.ts';
+import { ALIVE_TTL_SECONDS, DEFAULT_PREFIX, DEFAULT_QUEUE } from '../queue/keys.ts';
 import { lazySchemas } from '../../util/zod.ts';
 import { DefinitionError } from '../errors.ts';
 
@@ -23,6 +23,8 @@ export const queueConfig = lazySchemas((z) =>
     queue: z.string().min(1).max(200).default(DEFAULT_QUEUE),
     /** Key prefix in Redis, shared with the workers (default 'weft'). */
     prefix: z.string().min(1).max(100).regex(/^[^:\s]+$/, 'no colons or spaces').default(DEFAULT_PREFIX),
+    /** Seconds the run's heartbeat in Redis outlives the launching process: then its queued steps are dropped. */
+    heartbeatSeconds: z.number().int().min(1).max(3600).default(ALIVE_TTL_SECONDS),
     /** The queue holds the work: steps are queued when ready, not started ahead. */
     startAhead: z.boolean().default(false),
   }),

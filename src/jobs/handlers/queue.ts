@@ -20,7 +20,7 @@ import type { StepHandler, StepHandlerContext, StepHealth } from '../delegating/
 import type { ToStep } from '../step/messages.ts';
 import type { QueueConfig } from '../executors/queue.ts';
 import type { QueuedStep } from '../queue/job-data.ts';
-import { ALIVE_EVERY_MS, ALIVE_TTL_SECONDS, attemptName, cancelChannel, jobId, RUN_TTL_SECONDS, runKey, startKey } from '../queue/keys.ts';
+import { ALIVE_EVERY_MS, attemptName, cancelChannel, jobId, RUN_TTL_SECONDS, runKey, startKey } from '../queue/keys.ts';
 import { connectRedis } from '../queue/redis.ts';
 
 /** Op tag naming the queue a step goes to. */
@@ -144,9 +144,10 @@ export function queueHandler(config: QueueConfig, runPriority: number): StepHand
       runId = run.runId;
       redis = await connectRedis(config.redis);
       const aliveKey = runKey(prefix, runId, 'alive');
-      await redis.set(aliveKey, '1', 'EX', ALIVE_TTL_SECONDS);
+      const ttl = config.heartbeatSeconds;
+      await redis.set(aliveKey, '1', 'EX', ttl);
       // The workers drop the steps of a run whose launcher stops refreshing this (killed, even with -9).
-      alive = setInterval(() => void redis?.set(aliveKey, '1', 'EX', ALIVE_TTL_SECONDS).catch(() => {}), ALIVE_EVERY_MS);
+      alive = setInterval(() => void redis?.set(aliveKey, '1', 'EX', ttl).catch(() => {}), Math.min(ALIVE_EVERY_MS, (ttl * 1000) / 3));
       alive.unref();
       stream = new RunStream(redis.duplicate(), runKey(prefix, runId, 'events'), (err) => run.log(`lost the run's event stream in Redis: ${err.message}`));
     },
