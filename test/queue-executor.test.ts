@@ -214,6 +214,31 @@ describe('the queue executor (BullMQ on a real Redis, weft queue-worker processe
     }
   });
 
+  it('Redis restarted in the middle of a run: the run fails with a clear reason, it does not hang', async () => {
+    const go = join(dir, 'go-restart');
+    let restarted: Promise<void> | null = null;
+    const r = await run('long_step', exec, {
+      runConfig: { ops: { waits_for_go: { config: { file: go } } } },
+      onEvent: (ev) => {
+        if (ev.type === 'LOG' && !restarted) {
+          restarted = (async () => {
+            await redis.stop();
+            redis = await startRedis(redis.port);
+          })();
+        }
+      },
+    });
+    await restarted;
+    expect(r.success).toBe(false);
+    expect(r.failures[0]?.error.message).toMatch(/is gone from queue weft \(Redis restarted without its data|cannot reach Redis/);
+  });
+
+  it('fails an output larger than the path takes, naming the limit', async () => {
+    const r = await run('too_big');
+    expect(r.success).toBe(false);
+    expect(r.failures[0]?.error.message).toMatch(/output result of step too_big is \d+ bytes as msgpack; the queue executor takes outputs of at most 67108864 bytes/);
+  });
+
   it('weft queue status shows the queues and their workers', async () => {
     const out = await new Promise<string>((resolve) => {
       const p = spawn(process.execPath, [WEFT_BIN, 'queue', 'status', '--redis', redis.url, '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });

@@ -21,7 +21,7 @@ import type { ToStep } from '../step/messages.ts';
 import type { QueueConfig } from '../executors/queue.ts';
 import type { QueuedStep } from '../queue/job-data.ts';
 import { ALIVE_EVERY_MS, attemptName, cancelChannel, jobId, RUN_TTL_SECONDS, runKey, startKey } from '../queue/keys.ts';
-import { connectRedis } from '../queue/redis.ts';
+import { CONNECT_TIMEOUT_MS, connectRedis, redact, withTimeout } from '../queue/redis.ts';
 
 /** Op tag naming the queue a step goes to. */
 export const QUEUE_TAG = 'weft/queue';
@@ -167,9 +167,16 @@ export function queueHandler(config: QueueConfig, runPriority: number): StepHand
     async checkHealth(ctx): Promise<StepHealth> {
       const q = queued.get(ctx);
       if (!q) return { healthy: true };
-      const job = await q.queue.getJob(q.id);
-      if (!job) return { healthy: false, reason: `the queue job of step ${ctx.stepKey} is gone from queue ${q.queue.name}` };
-      const state = await job.getState();
+      let job: Awaited<ReturnType<Queue['getJob']>>;
+      let state: string;
+      try {
+        // Redis down or gone: said within seconds, never waited on forever.
+        job = await withTimeout(q.queue.getJob(q.id), CONNECT_TIMEOUT_MS);
+        state = job ? await withTimeout(job.getState(), CONNECT_TIMEOUT_MS) : 'gone';
+      } catch (err) {
+        return { healthy: false, reason: `cannot reach Redis at ${redact(config.redis)} to follow step ${ctx.stepKey}: ${(err as Error).message}` };
+      }
+      if (!job) return { healthy: false, reason: `the queue job of step ${ctx.stepKey} is gone from queue ${q.queue.name} (Redis restarted without its data, or something removed it)` };
       if (state === 'failed') return { healthy: false, reason: `a queue worker failed step ${ctx.stepKey}: ${job.failedReason}` };
       return { healthy: true };
     },
