@@ -15,6 +15,7 @@ import { executeJob } from '../src/jobs/run.ts';
 import { WEFT_BIN } from '../src/cluster/local-cluster.ts';
 import defs from './fixtures/step-jobs.ts';
 import { containersLabelled, ROOT, testImage } from './helpers/docker-image.ts';
+import { expectSameAsInProcess } from './helpers/in-process.ts';
 
 const MODULE = new URL('./fixtures/step-jobs.ts', import.meta.url).href;
 const dir = mkdtempSync(join(tmpdir(), 'weft-docker-'));
@@ -53,11 +54,7 @@ describe('the docker executor (a real dockerd)', () => {
     });
     try {
       for (const name of ['simple', 'failing', 'chatty']) {
-        const mine = await run(name);
-        const ref = await defs.getJob(name).executeInProcess();
-        expect(mine.success, name).toBe(ref.success);
-        expect(mine.stepsNotRun).toEqual(ref.stepsNotRun);
-        for (const s of defs.getJob(name).steps) expect(mine.eventsForNode(s.key).map((e) => e.type)).toEqual(ref.eventsForNode(s.key).map((e) => e.type));
+        await expectSameAsInProcess(await run(name), defs.getJob(name));
       }
     } finally {
       spy.mockRestore();

@@ -15,6 +15,7 @@ import { k8sJobName, labelValue } from '../src/jobs/handlers/k8s.ts';
 import defs from './fixtures/step-jobs.ts';
 import { startFakeK8s, type FakeK8s } from './helpers/fake-k8s.ts';
 import { ROOT } from './helpers/docker-image.ts';
+import { expectSameAsInProcess } from './helpers/in-process.ts';
 
 const MODULE = new URL('./fixtures/step-jobs.ts', import.meta.url).href;
 const IMAGE = 'registry.test/weft-steps:1';
@@ -47,13 +48,7 @@ describe('the k8s Job executor (a fake Kubernetes API server)', () => {
       const before = fake.requests.filter((r) => r.startsWith('POST')).length;
       const job: JobDefinition = defs.getJob(name);
       const mine = await run(name, k8s());
-      const ref = await job.executeInProcess();
-      expect(mine.success, name).toBe(ref.success);
-      expect(mine.stepsNotRun).toEqual(ref.stepsNotRun);
-      for (const s of job.steps) {
-        expect(mine.eventsForNode(s.key).map((e) => e.type), `${name}/${s.key}`).toEqual(ref.eventsForNode(s.key).map((e) => e.type));
-        for (const e of ref.eventsForNode(s.key)) if (e.type === 'STEP_OUTPUT' && s.key !== 'logs') expect(mine.outputForNode(s.key, e.output)).toEqual(e.value);
-      }
+      await expectSameAsInProcess(mine, job);
       const ran = job.steps.filter((s) => mine.eventsForNode(s.key).some((e) => e.type === 'STEP_START')).length;
       // A Job per step that ran; one started ahead and stopped unseen (failing's add_one) adds one.
       expect(fake.requests.filter((r) => r.startsWith('POST')).length - before).toBeGreaterThanOrEqual(ran);

@@ -20,6 +20,7 @@ import bundledDefs from './fixtures/bundled-jobs.ts';
 import { buildLocationBundle } from '../src/jobs/step/bundle.ts';
 import { bundleDir, prebuiltLocation } from '../src/jobs/step/prebuilt.ts';
 import { alive } from './helpers/util.ts';
+import { expectSameAsInProcess } from './helpers/in-process.ts';
 
 const MODULE = new URL('./fixtures/step-jobs.ts', import.meta.url).href;
 const dir = mkdtempSync(join(tmpdir(), 'weft-delegating-'));
@@ -50,13 +51,7 @@ describe('the step-delegating executor (subprocess handler, weft step over WebSo
     for (const name of ['simple', 'branching', 'failing', 'logging']) {
       const job: JobDefinition = defs.getJob(name);
       const mine = await run(name, subprocessExecutor);
-      const ref = await job.executeInProcess();
-      expect(mine.success, name).toBe(ref.success);
-      expect(mine.stepsNotRun).toEqual(ref.stepsNotRun);
-      for (const s of job.steps) {
-        expect(stepTypes(mine, s.key), `${name}/${s.key}`).toEqual(stepTypes(ref, s.key));
-        for (const e of ref.eventsForNode(s.key)) if (e.type === 'STEP_OUTPUT' && s.key !== 'logs') expect(mine.outputForNode(s.key, e.output)).toEqual(e.value);
-      }
+      await expectSameAsInProcess(mine, job);
       // Every step ran in a process of its own.
       const pids = job.steps.map((s) => mine.eventsForNode(s.key).find((e) => e.type === 'STEP_START')?.pid).filter((p) => p !== undefined);
       expect(new Set([...pids, process.pid]).size).toBe(pids.length + 1);
