@@ -75,6 +75,30 @@ describe('the queue executor (BullMQ on a real Redis, weft queue-worker processe
     }
   });
 
+  it('stores each output under its run in Redis, with an expiry, for the steps that take it', async () => {
+    const r = await run('simple');
+    expect(r.success).toBe(true);
+    const { connectRedis } = await import('../src/jobs/queue/redis.ts');
+    const c = await connectRedis(redis.url);
+    try {
+      const keys = (await c.keys(`weft:run:${r.runId}:out:*`)).sort();
+      expect(keys).toEqual(['add', 'add_one', 'add_one_2', 'one', 'one_2'].map((s) => `weft:run:${r.runId}:out:${s}:result`));
+      for (const k of keys) {
+        const ttl = await c.ttl(k);
+        expect(ttl).toBeGreaterThan(0);
+        expect(ttl).toBeLessThanOrEqual(24 * 3600);
+      }
+    } finally {
+      c.disconnect();
+    }
+  });
+
+  it("passes the run's job inputs and constants through Redis", async () => {
+    const r = await run('from_graph', exec, { inputValues: { x: 40 } });
+    expect(r.success).toBe(true);
+    expect(r.outputForNode('add_one_2')).toBe(42);
+  });
+
   it('streams a LOG while the step is still running', async () => {
     const go = join(dir, 'go');
     const r = await run('long_step', exec, { runConfig: { ops: { waits_for_go: { config: { file: go } } } }, onEvent: (ev) => ev.type === 'LOG' && writeFileSync(go, 'go') });
@@ -203,9 +227,9 @@ describe('the queue executor (BullMQ on a real Redis, weft queue-worker processe
     const { connectRedis } = await import('../src/jobs/queue/redis.ts');
     const r = await connectRedis(redis.url);
     try {
-      const keys = await r.keys(`weft:run:${runId}:*`);
-      expect(keys.length).toBeGreaterThan(0);
-      for (const k of keys) expect(await r.ttl(k)).toBeGreaterThan(0);
+      // Its heartbeat is gone; anything else it left expires.
+      expect(await r.exists(`weft:run:${runId}:alive`)).toBe(0);
+      for (const k of await r.keys(`weft:run:${runId}:*`)) expect(await r.ttl(k)).toBeGreaterThan(0);
     } finally {
       r.disconnect();
     }

@@ -170,7 +170,7 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
       step.key,
       attempt,
       {
-        inputs: () => ctx.inputBytesFor(step),
+        inputs: () => (handler.ownInputs ? [] : ctx.inputBytesFor(step)),
         connected: () => {},
         events: (evs) => inbox.push({ a, evs }),
         done: () => inbox.push({ a, done: true }),

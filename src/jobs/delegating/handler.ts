@@ -56,6 +56,12 @@ export interface StepRunContext {
 
 export interface StepHandler {
   readonly name: string;
+  /**
+   * true: the handler's steps get their inputs their own way (the queue
+   * handler's read upstream outputs from Redis), so the coordinator sends
+   * them none and this process never encodes them.
+   */
+  readonly ownInputs?: boolean;
   /** Optional: checks before any step is launched (an image that does not exist); throwing fails the run at once. */
   prepare?(run: StepRunContext): Promise<void>;
   /** Starts the step: resolves once it is on its way (its events come through the coordinator). */

@@ -40,6 +40,6 @@ export const queueExecutor: ExecutorDefinition<QueueConfig> = stepDelegatingExec
     const tag = ctx.job.tags[RUN_PRIORITY_TAG];
     const runPriority = tag === undefined ? 0 : Number(tag);
     if (!Number.isFinite(runPriority)) throw new DefinitionError(`job ${ctx.job.name}: tag ${RUN_PRIORITY_TAG} must be a number (got ${JSON.stringify(tag)})`);
-    return queueHandler(config, runPriority);
+    return queueHandler(config, runPriority, ctx.inputValues);
   },
 });

@@ -2,10 +2,12 @@
  * The queue handler, under the queue executor: each step attempt becomes a
  * BullMQ job on its queue (op tag `weft/queue`, else the executor's), with
  * the step's and the run's priority; long-lived queue workers take it
- * (queue/worker.ts). The handler and the workers meet only at Redis: the
- * attempt's inputs are set under the run when it is queued, its events come
- * back on the run's stream while it runs (read here and served to the run's
- * coordinator as the attempt's channel), a cancel goes out on a channel.
+ * (queue/worker.ts). The handler and the workers meet only at Redis: a step
+ * reads its inputs there (its upstream steps' outputs, stored under the run
+ * by the workers that made them; the run's job inputs, stored here), its
+ * events come back on the run's stream while it runs (read here and served
+ * to the run's coordinator as the attempt's channel), a cancel goes out on a
+ * channel.
  *
  * Health: the job's state (failed, with BullMQ's reason, or gone). A step
  * whose worker died is taken again by another after the stall interval; its
@@ -20,7 +22,7 @@ import type { StepHandler, StepHandlerContext, StepHealth } from '../delegating/
 import type { ToStep } from '../step/messages.ts';
 import type { QueueConfig } from '../executors/queue.ts';
 import type { QueuedStep } from '../queue/job-data.ts';
-import { ALIVE_EVERY_MS, attemptName, cancelChannel, jobId, RUN_TTL_SECONDS, runKey, startKey } from '../queue/keys.ts';
+import { ALIVE_EVERY_MS, attemptName, cancelChannel, inputKey, jobId, RUN_TTL_SECONDS, runKey } from '../queue/keys.ts';
 import { CONNECT_TIMEOUT_MS, connectRedis, redact, withTimeout } from '../queue/redis.ts';
 
 /** Op tag naming the queue a step goes to. */
@@ -98,7 +100,7 @@ interface Queued {
   channel: StepChannel;
 }
 
-export function queueHandler(config: QueueConfig, runPriority: number): StepHandler {
+export function queueHandler(config: QueueConfig, runPriority: number, jobInputs: Readonly<Record<string, unknown>>): StepHandler {
   const prefix = config.prefix;
   let redis: Redis | null = null;
   let stream: RunStream | null = null;
@@ -125,12 +127,12 @@ export function queueHandler(config: QueueConfig, runPriority: number): StepHand
   };
 
   /** The attempt's channel: its inputs go to Redis, its messages come from the run's stream. */
-  const channelFor = (ctx: StepHandlerContext, started: { promise: Promise<unknown> }): StepChannel => {
+  const channelFor = (ctx: StepHandlerContext): StepChannel => {
     const name = attemptName(ctx.stepKey, ctx.attempt);
     return {
+      // 'start' carries no inputs here (ownInputs): the worker reads them from Redis.
       send: (msg: ToStep) => {
-        if (msg.t === 'start') started.promise = client().set(startKey(prefix, runId, ctx.stepKey, ctx.attempt), encode(msg.inputs), 'EX', RUN_TTL_SECONDS);
-        else void client().publish(cancelChannel(prefix), `${runId}\n${name}`);
+        if (msg.t === 'cancel') void client().publish(cancelChannel(prefix), `${runId}\n${name}`);
       },
       listen: (onMessage) => stream?.listen(name, onMessage),
       close: () => void stream?.listen(name, null),
@@ -139,6 +141,7 @@ export function queueHandler(config: QueueConfig, runPriority: number): StepHand
 
   return {
     name: 'queue',
+    ownInputs: true,
 
     async prepare(run) {
       runId = run.runId;
@@ -149,14 +152,19 @@ export function queueHandler(config: QueueConfig, runPriority: number): StepHand
       // The workers drop the steps of a run whose launcher stops refreshing this (killed, even with -9).
       alive = setInterval(() => void redis?.set(aliveKey, '1', 'EX', ttl).catch(() => {}), Math.min(ALIVE_EVERY_MS, (ttl * 1000) / 3));
       alive.unref();
+      // The run's job inputs, for the steps that take them.
+      const inputs = Object.entries(jobInputs);
+      if (inputs.length > 0) {
+        const m = redis.multi();
+        for (const [k, v] of inputs) m.set(inputKey(prefix, runId, k), encode(v), 'EX', RUN_TTL_SECONDS);
+        await m.exec();
+      }
       stream = new RunStream(redis.duplicate(), runKey(prefix, runId, 'events'), (err) => run.log(`lost the run's event stream in Redis: ${err.message}`));
     },
 
     async launch(ctx) {
-      const started = { promise: Promise.resolve() as Promise<unknown> };
-      const channel = channelFor(ctx, started);
+      const channel = channelFor(ctx);
       ctx.attach(channel);
-      await started.promise;
       const queue = await queueFor(ctx.step.tags[QUEUE_TAG] ?? config.queue);
       const id = jobId(ctx.runId, ctx.stepKey, ctx.attempt);
       const data: QueuedStep = { v: 1, spec: ctx.spec };
@@ -193,7 +201,6 @@ export function queueHandler(config: QueueConfig, runPriority: number): StepHand
         // Running: its worker stops it (its op sees ctx.signal abort).
         else await client().publish(cancelChannel(prefix), `${runId}\n${attemptName(ctx.stepKey, ctx.attempt)}`);
       }
-      await client().del(startKey(prefix, runId, ctx.stepKey, ctx.attempt));
     },
 
     async close() {

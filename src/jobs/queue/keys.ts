@@ -3,7 +3,8 @@
  * queues (under the same prefix); weft keeps, per run:
  *
  *   PREFIX:run:RUN:events            a stream of what its steps report (events, done)
- *   PREFIX:run:RUN:start:STEP:N      the inputs of attempt N of a step (msgpack), set when it is queued
+ *   PREFIX:run:RUN:out:STEP:OUTPUT   a step's output (msgpack), read by the steps that take it
+ *   PREFIX:run:RUN:input:NAME        the run's job inputs (msgpack)
  *   PREFIX:run:RUN:alive             set while the launching process lives (a heartbeat with a short expiry)
  *   PREFIX:cancel                    a channel: "RUN STEP N" stops a running attempt
  *
@@ -25,8 +26,12 @@ export function runKey(prefix: string, runId: string, what: string): string {
   return `${prefix}:run:${runId}:${what}`;
 }
 
-export function startKey(prefix: string, runId: string, stepKey: string, attempt: number): string {
-  return runKey(prefix, runId, `start:${stepKey}:${attempt}`);
+export function outputKey(prefix: string, runId: string, stepKey: string, output: string): string {
+  return runKey(prefix, runId, `out:${stepKey}:${output}`);
+}
+
+export function inputKey(prefix: string, runId: string, name: string): string {
+  return runKey(prefix, runId, `input:${name}`);
 }
 
 export function cancelChannel(prefix: string): string {

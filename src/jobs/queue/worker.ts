@@ -1,9 +1,11 @@
 /**
  * `weft queue-worker`: a long-lived process that takes steps from named
  * queues (BullMQ on Redis, Celery's role), highest priority first, runs each
- * in this process and reports through Redis: its events go to the run's
- * stream while it runs, its inputs come from the run's keys. The launching
- * process and the workers meet only at Redis.
+ * in this process and reports through Redis: it reads the step's inputs
+ * (the outputs of the steps upstream, stored under the run by the workers
+ * that made them), stores its outputs there the same way, and sends its
+ * events to the run's stream while it runs. The launching process and the
+ * workers meet only at Redis.
  *
  * A worker killed in the middle of a step loses its lock: BullMQ gives the
  * step to another worker after the stall interval, at most `maxStalls` times.
@@ -14,7 +16,7 @@
 import type { Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { serializeError } from '../../errors.ts';
-import { decode, encode } from '../../protocol/codec.ts';
+import { encode } from '../../protocol/codec.ts';
 import type { Logger } from '../../util/log.ts';
 import { event, type RunEvent } from '../events.ts';
 import { loadDefinitions } from '../location.ts';
@@ -22,8 +24,10 @@ import type { Definitions } from '../repository.ts';
 import type { FromStep } from '../step/messages.ts';
 import { Batcher, runStepSession } from '../step/session.ts';
 import { queuedStepSchema } from './job-data.ts';
+import type { PlannedStep } from '../plan.ts';
+import { rebuildPlan } from '../step/rebuild.ts';
 import type { StepSpec } from '../step/spec.ts';
-import { attemptName, cancelChannel, DEFAULT_PREFIX, MAX_OUTPUT_BYTES, RUN_TTL_SECONDS, runKey, startKey } from './keys.ts';
+import { attemptName, cancelChannel, DEFAULT_PREFIX, inputKey, MAX_OUTPUT_BYTES, outputKey, RUN_TTL_SECONDS, runKey } from './keys.ts';
 import { connectRedis } from './redis.ts';
 
 export interface QueueWorkerOptions {
@@ -72,9 +76,8 @@ export class QueueWorker {
       const spec = parsed.data.spec as StepSpec;
       const where = `step ${spec.stepKey} (attempt ${spec.attempt}) of run ${spec.runId}`;
       if ((await redis.exists(runKey(prefix, spec.runId, 'alive'))) === 0) throw new UnrecoverableError(`${where} was dropped: the process that launched the run is gone`);
-      const raw = await redis.getBuffer(startKey(prefix, spec.runId, spec.stepKey, spec.attempt));
-      if (!raw) throw new UnrecoverableError(`${where} was dropped: its inputs are not in Redis (the run ended or expired)`);
-      const inputs = decode(raw) as Uint8Array[];
+      const defs = await codeLocation(spec.module);
+      const { inputs, missing } = defs instanceof Error ? { inputs: [], missing: null } : await readInputs(redis, prefix, defs, spec);
       const stream = runKey(prefix, spec.runId, 'events');
       const name = attemptName(spec.stepKey, spec.attempt);
       // Every event in order on one connection; the last write waits for those before it.
@@ -87,13 +90,19 @@ export class QueueWorker {
       let tooLarge = false;
       const events = new Batcher<RunEvent>((evs) => report({ t: 'events', evs }));
       try {
-        await runStepSession(await codeLocation(spec.module), spec, inputs, controller.signal, (ev) => {
+        await runStepSession(missing ?? defs, spec, inputs, controller.signal, (ev) => {
           if (tooLarge) return;
-          if (ev.type === 'STEP_OUTPUT' && ev.bytes && ev.bytes.length > MAX_OUTPUT_BYTES) {
-            tooLarge = true;
-            const error = serializeError(new RangeError(`output ${ev.output} of step ${spec.stepKey} is ${ev.bytes.length} bytes as msgpack; the queue executor takes outputs of at most ${MAX_OUTPUT_BYTES} bytes`));
-            events.push(event('STEP_FAILURE', spec.runId, spec.stepKey, `step ${spec.stepKey} failed: ${error.message}`, { attempt: spec.attempt, pid: process.pid, error }));
-            return;
+          if (ev.type === 'STEP_OUTPUT' && ev.bytes) {
+            if (ev.bytes.length > MAX_OUTPUT_BYTES) {
+              tooLarge = true;
+              const error = serializeError(new RangeError(`output ${ev.output} of step ${spec.stepKey} is ${ev.bytes.length} bytes as msgpack; the queue executor takes outputs of at most ${MAX_OUTPUT_BYTES} bytes`));
+              events.push(event('STEP_FAILURE', spec.runId, spec.stepKey, `step ${spec.stepKey} failed: ${error.message}`, { attempt: spec.attempt, pid: process.pid, error }));
+              return;
+            }
+            // Stored before the event goes out: the steps downstream start only after it.
+            const bytes = ev.bytes;
+            events.flush();
+            writes = writes.then(() => redis.set(outputKey(prefix, spec.runId, spec.stepKey, ev.output ?? 'result'), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), 'EX', RUN_TTL_SECONDS));
           }
           events.push(ev);
         });
@@ -131,4 +140,38 @@ export class QueueWorker {
     await Promise.all(this.workers.map((w) => w.close()));
     for (const c of this.connections) c.disconnect();
   }
+}
+
+/**
+ * A step's inputs, msgpack each, in the op's order: upstream outputs and job
+ * inputs from the run's keys, constants from the plan. `missing` says which
+ * one is not there (the run expired, or Redis lost it).
+ */
+async function readInputs(redis: Redis, prefix: string, defs: Definitions, spec: StepSpec): Promise<{ inputs: Uint8Array[]; missing: Error | null }> {
+  let step: PlannedStep;
+  try {
+    step = rebuildPlan(defs, spec).step(spec.stepKey);
+  } catch (err) {
+    return { inputs: [], missing: err instanceof Error ? err : new Error(String(err)) };
+  }
+  const srcs = step.node.inputs;
+  const keys = srcs.map((src) => (src.kind === 'step' ? outputKey(prefix, spec.runId, src.stepKey, src.output) : src.kind === 'job-input' ? inputKey(prefix, spec.runId, src.name) : null));
+  const wanted = keys.filter((k): k is string => k !== null);
+  // One round trip for all of them (a fan-in takes hundreds).
+  const found = wanted.length > 0 ? await redis.mgetBuffer(...wanted) : [];
+  const inputs: Uint8Array[] = [];
+  let j = 0;
+  for (const [i, src] of srcs.entries()) {
+    if (src.kind === 'value') {
+      inputs.push(encode(src.value));
+      continue;
+    }
+    const bytes = found[j++];
+    if (!bytes) {
+      const what = src.kind === 'step' ? `output ${src.output} of step ${src.stepKey}` : `job input ${src.name}`;
+      return { inputs: [], missing: new Error(`input ${i} of step ${spec.stepKey} (${what}) is not in Redis at ${keys[i]}: the run's keys expired, or Redis lost them`) };
+    }
+    inputs.push(bytes);
+  }
+  return { inputs, missing: null };
 }
