@@ -2,7 +2,8 @@
  * The step side's one way to rebuild a run's plan from its code location:
  * the job from the Definitions, the op config checked against the ops'
  * schemas, the plan built. `weft step`, the multiprocess executor's step
- * processes and the cluster executor's step tasks all go through here.
+ * processes, the queue workers and the cluster executor's step tasks all go
+ * through here.
  */
 import { WeftError } from '../../errors.ts';
 import type { RunConfig } from '../definitions.ts';
@@ -10,9 +11,23 @@ import { buildPlan, type ExecutionPlan } from '../plan.ts';
 import type { Definitions } from '../repository.ts';
 import { resolveOpConfig } from '../run-config.ts';
 
+/**
+ * The plans of the latest runs this process served: a process that runs
+ * many steps of one run (a warm step process, a queue worker) builds its plan
+ * once, not once per step (a 1,000-step plan per step of a 1,000-step run).
+ */
+const recent = new Map<string, { defs: Definitions; plan: ExecutionPlan }>();
+const RECENT_RUNS = 16;
+
 export function rebuildPlan(defs: Definitions, run: { runId: string; jobName: string; runConfig: RunConfig }): ExecutionPlan {
+  const hit = recent.get(run.runId);
+  if (hit && hit.defs === defs && hit.plan.jobName === run.jobName) return hit.plan;
   const job = defs.getJob(run.jobName);
   const { opConfig, issues } = resolveOpConfig(job, run.runConfig);
   if (issues.length > 0) throw new WeftError(`invalid op config: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
-  return buildPlan(run.runId, job, opConfig);
+  const plan = buildPlan(run.runId, job, opConfig);
+  recent.delete(run.runId);
+  recent.set(run.runId, { defs, plan });
+  if (recent.size > RECENT_RUNS) recent.delete(recent.keys().next().value as string);
+  return plan;
 }
