@@ -258,6 +258,27 @@ describe('the queue executor (BullMQ on a real Redis, weft queue-worker processe
     expect(r.failures[0]?.error.message).toMatch(/output result of step too_big is \d+ bytes as msgpack; the queue executor takes outputs of at most 67108864 bytes/);
   });
 
+  it('SIGTERM to a queue worker: it finishes the step it runs, then exits and leaves nothing behind', async () => {
+    const worker = await startWorker(['--queues', 'drain']);
+    const go = join(dir, 'go-drain');
+    const stopping: { exit: Promise<unknown[]> | null } = { exit: null };
+    const r = await run('drains', exec, {
+      runConfig: { ops: { waits_on_drain: { config: { file: go } } } },
+      onEvent: (ev) => {
+        if (ev.type !== 'LOG' || stopping.exit) return;
+        stopping.exit = once(worker, 'exit');
+        worker.kill('SIGTERM');
+        // The worker is stopping now; the step it runs still ends.
+        setTimeout(() => writeFileSync(go, 'go'), 300);
+      },
+    });
+    expect(r.success).toBe(true);
+    expect(r.outputForNode('waits_on_drain')).toBe('finished');
+    const [code] = (await stopping.exit) ?? [];
+    expect(code).toBe(0);
+    expect(alive(worker.pid as number)).toBe(false);
+  });
+
   it('weft queue status shows the queues and their workers', async () => {
     const out = await new Promise<string>((resolve) => {
       const p = spawn(process.execPath, [WEFT_BIN, 'queue', 'status', '--redis', redis.url, '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
