@@ -14,6 +14,7 @@ import type { ExecutorDefinition } from '../executor.ts';
 import { stepDelegatingConfig, stepDelegatingExecutor } from '../delegating/executor.ts';
 import { dockerHandler } from '../handlers/docker.ts';
 import { dockerSchemas } from '../handlers/docker-config.ts';
+import { imageFields } from '../handlers/container-env.ts';
 
 export const dockerConfig = lazySchemas((z) =>
   stepDelegatingConfig().extend({
@@ -26,10 +27,7 @@ export const dockerConfig = lazySchemas((z) =>
   networks: z.array(z.string().min(1)).default([]),
   /** Pull images that are not present from this registry, with these credentials. Without it, images must be present. */
   registry: z.object({ url: z.string().min(1), username: z.string(), password: z.string() }).strict().optional(),
-  /** Where the code location's project (the nearest directory with a package.json) is in the image; default: the same path as here. */
-  codeDir: z.string().startsWith('/', 'an absolute path in the image').optional(),
-  /** Seconds a cancelled step's container gets between SIGTERM and SIGKILL. */
-  stopTimeoutSeconds: z.number().int().min(0).max(600).default(5),
+  ...imageFields(z),
 }),
 );
 export type DockerConfig = z.infer<ReturnType<typeof dockerConfig>>;

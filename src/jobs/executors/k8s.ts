@@ -14,7 +14,7 @@ import type { ExecutorDefinition } from '../executor.ts';
 import { stepDelegatingConfig, stepDelegatingExecutor } from '../delegating/executor.ts';
 import { k8sHandler } from '../handlers/k8s.ts';
 import { k8sStepConfig } from '../handlers/k8s-config.ts';
-import { envVar } from '../handlers/container-env.ts';
+import { envVar, imageFields } from '../handlers/container-env.ts';
 
 export const k8sConfig = lazySchemas((z) => {
   const object = z.record(z.string(), z.unknown());
@@ -43,10 +43,7 @@ export const k8sConfig = lazySchemas((z) => {
   perStepK8sConfig: z.record(z.string(), k8sStepConfig()).default({}),
   /** Seconds a step's Job may run (its activeDeadlineSeconds). */
   jobWaitTimeout: z.number().int().positive().default(86_400),
-  /** Where the code location's project is in the image; default: the same path as here. */
-  codeDir: z.string().startsWith('/', 'an absolute path in the image').optional(),
-  /** Seconds a cancelled step's pod gets between SIGTERM and SIGKILL. */
-  stopTimeoutSeconds: z.number().int().min(0).max(600).default(5),
+  ...imageFields(z),
 });
 });
 export type K8sConfig = z.infer<ReturnType<typeof k8sConfig>>;

@@ -7,6 +7,16 @@ export function envVar(z: typeof Zod.z): Zod.ZodString {
   return z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(=.*)?$/s, "expected 'NAME' (copied from this process) or 'NAME=VALUE'");
 }
 
+/** The config fields of every executor that runs steps from an image (docker, Kubernetes). */
+export function imageFields(z: typeof Zod.z) {
+  return {
+    /** Where the code location's project (the nearest directory with a package.json) is in the image; default: the same path as here. */
+    codeDir: z.string().startsWith('/', 'an absolute path in the image').optional(),
+    /** Seconds a cancelled step's container or pod gets between SIGTERM and SIGKILL. */
+    stopTimeoutSeconds: z.number().int().min(0).max(600).default(5),
+  };
+}
+
 /** 'NAME' and 'NAME=VALUE' as NAME=VALUE, the last of a name winning (a NAME this process lacks is left out). */
 export function resolveEnv(env: readonly string[], from: NodeJS.ProcessEnv = process.env): string[] {
   const out = new Map<string, string>();
