@@ -27,10 +27,11 @@ import { executor, type ExecutionContext, type ExecutorDefinition } from '../exe
 import type { PlannedStep } from '../plan.ts';
 import { failureOrRetry } from '../step-runner.ts';
 import { mapStack } from '../step/bundle.ts';
-import { packStepArgs, STEP_ARGS_ENV, type StepSpec } from '../step/spec.ts';
+import type { StepSpec } from '../step/spec.ts';
 import { Inbox, retriesConfig, retriesEnabled } from '../executors/common.ts';
 import { coordinatorConfig, StepCoordinator } from './coordinator.ts';
-import type { StepHandler, StepHandlerContext, StepHealth } from './handler.ts';
+import type { StepHandler } from './handler.ts';
+import { DelegatedAttempt, StepHealthError, type AttemptOwner } from './attempt.ts';
 
 
 /** The config every step-delegating executor takes (built on first use); executors extend it with their own fields. */
@@ -75,40 +76,7 @@ export function stepDelegatingExecutor<C extends StepDelegatingConfig>(opts: Ste
   }));
 }
 
-/** A step's process is gone, or never reported its end: the handler's reason. */
-export class StepHealthError extends WeftError {
-  override name = 'StepHealthError';
-}
-
-/** How long a step whose connection closed early may stay healthy before it counts as lost. */
-const LOST_CHECKS = 10;
-const LOST_CHECK_MS = 200;
-
-interface Attempt {
-  ctx: StepHandlerContext & { finished: boolean; waiting: number };
-  step: PlannedStep;
-  attempt: number;
-  /** Started ahead: its inputs do not exist yet. */
-  early: boolean;
-  launched: boolean;
-  started: boolean;
-  /** Its last event (success, failure, retry) is in, or the loop failed it. */
-  ended: boolean;
-  /** Why its connection closed before it ended, if it did. */
-  lost: string | null;
-  lostChecks: number;
-  checking: boolean;
-  nextCheck: number;
-}
-
-type Item =
-  | { a: Attempt; evs: RunEvent[] }
-  | { a: Attempt; done: true }
-  | { a: Attempt; lost: string }
-  | { a: Attempt; launched: true }
-  | { a: Attempt; launchError: unknown }
-  | { a: Attempt; health: StepHealth }
-  | { engine: RunEvent };
+type Item = { a: DelegatedAttempt; evs: RunEvent[] } | { a: DelegatedAttempt; failure: StepHealthError } | { a: DelegatedAttempt; released: Promise<void> } | { engine: RunEvent };
 
 async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig, handler: StepHandler, maxConcurrent: number): AsyncGenerator<RunEvent> {
   const location = ctx.location;
@@ -119,7 +87,6 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
   const coordinator = new StepCoordinator(runId, config.coordinator, (m) => logEngine(m));
   const active = ctx.activeExecution();
   const retries = retriesEnabled(config.retries);
-  const intervalMs = config.healthCheckIntervalSeconds * 1000;
   const runConfig = ctx.runConfig.ops === undefined ? {} : { ops: ctx.runConfig.ops };
   const pending: PlannedStep[] = [];
   /** Steps not ready whose upstream steps run: started ahead when slots are free. */
@@ -127,10 +94,15 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
   // Waiting steps by priority (higher first), then in plan order.
   const order = new Map(ctx.plan.steps.map((s, i) => [s.key, i]));
   const firstToRun = (x: PlannedStep, y: PlannedStep): number => y.priority - x.priority || (order.get(x.key) ?? 0) - (order.get(y.key) ?? 0);
-  const running = new Map<string, Attempt>();
+  /** Attempts holding a slot: until released (it said done, or it is gone), when a warm process is free again. */
+  const running = new Map<string, DelegatedAttempt>();
   const terminations: Promise<void>[] = [];
+  const owner: AttemptOwner = {
+    events: (a, evs) => inbox.push({ a, evs }),
+    failed: (a, failure) => inbox.push({ a, failure }),
+    released: (a, released) => inbox.push({ a, released }),
+  };
 
-  // A step holds its slot until it is released (it said done, or it is gone): a warm process is free again by then.
   const underLimits = (step: PlannedStep): boolean => {
     for (const l of config.tagConcurrencyLimits) {
       if (!matches(step, l)) continue;
@@ -140,74 +112,25 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
   };
 
   const launch = (step: PlannedStep, waiting: number, early = false): void => {
-    const attempt = active.attempt(step.key);
-    const spec: StepSpec = { runId, module: location.module, jobName: location.jobName, stepKey: step.key, attempt, retries, runConfig };
-    const token = coordinator.token(step.key, attempt);
-    const hctx = {
-      runId,
-      step,
-      stepKey: step.key,
-      attempt,
-      spec,
-      token,
-      signal: ctx.signal,
-      waiting,
-      finished: false,
-      weftStep: async (o: { module?: string } = {}) => ({
-        args: ['step'],
-        env: {
-          // msgpackr's native string decoder only pays off on large messages; loading it costs every step's start about 15 ms.
-          MSGPACKR_NATIVE_ACCELERATION_DISABLED: 'true',
-          [STEP_ARGS_ENV]: packStepArgs({ spec: { ...spec, module: o.module ?? spec.module }, coordinator: await coordinator.url(), token }),
-        },
-      }),
-      attach: (channel: Parameters<StepHandlerContext['attach']>[0]) => coordinator.attach(channel, step.key, attempt),
-      log: (message: string, data?: Record<string, unknown>) => logEngine(message, { step: step.key, attempt, ...data }),
-    };
-    const a: Attempt = { ctx: hctx, step, attempt, early, launched: false, started: false, ended: false, lost: null, lostChecks: 0, checking: false, nextCheck: Date.now() + intervalMs };
+    const spec: StepSpec = { runId, module: location.module, jobName: location.jobName, stepKey: step.key, attempt: active.attempt(step.key), retries, runConfig };
+    const a = new DelegatedAttempt(
+      { handler, coordinator, step, spec, signal: ctx.signal, waiting, early, healthCheckMs: config.healthCheckIntervalSeconds * 1000, inputs: () => (handler.ownInputs ? [] : ctx.inputBytesFor(step)), log: logEngine },
+      owner,
+    );
     running.set(step.key, a);
-    coordinator.expect(
-      step.key,
-      attempt,
-      {
-        inputs: () => (handler.ownInputs ? [] : ctx.inputBytesFor(step)),
-        connected: () => {},
-        events: (evs) => inbox.push({ a, evs }),
-        done: () => inbox.push({ a, done: true }),
-        lost: (why) => inbox.push({ a, lost: why }),
-      },
-      !early,
-    );
-    call(() => handler.launch(hctx)).then(
-      () => inbox.push({ a, launched: true }),
-      (launchError: unknown) => inbox.push({ a, launchError }),
-    );
+    a.start();
   };
 
   /**
-   * The attempt is over: the handler cleans up after it (awaited before the
-   * run ends). `finished`: it reported its end and is leaving on its own.
-   */
-  const release = (a: Attempt, finished: boolean): void => {
-    if (running.get(a.step.key) !== a) return;
-    running.delete(a.step.key);
-    coordinator.forget(a.step.key, a.attempt);
-    a.ctx.finished = finished;
-    terminations.push(call(() => handler.terminate(a.ctx)).catch((err: unknown) => logEngine(`could not clean up after step ${a.step.key}: ${(err as Error).message}`, { step: a.step.key })));
-  };
-
-  /**
-   * Fails an attempt that did not report its end (or retries it, per its
+   * An attempt that did not report its end fails (or is retried, per its
    * policy). One started ahead never ran: it is only dropped, and the step
    * starts again once its inputs exist.
    */
-  const fail = (a: Attempt, err: Error): RunEvent | null => {
+  const fail = (a: DelegatedAttempt, err: Error): RunEvent | null => {
     if (a.early) {
-      a.ended = true;
       logEngine(`the process started ahead for step ${a.step.key} is gone (${err.message}); the step starts again once its inputs exist`, { step: a.step.key });
       return null;
     }
-    a.ended = true;
     const ev = failureOrRetry({ runId, step: a.step, inputs: [], attempt: a.attempt, retries, signal: ctx.signal }, err);
     delete ev.pid;
     active.handle(ev);
@@ -215,7 +138,7 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
   };
 
   const onAbort = (): void => {
-    for (const a of running.values()) coordinator.cancel(a.step.key, a.attempt);
+    for (const a of running.values()) a.cancel();
   };
   ctx.signal.addEventListener('abort', onAbort, { once: true });
   try {
@@ -223,19 +146,16 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
     while (!ctx.signal.aborted) {
       for (const step of active.ready()) {
         const early = running.get(step.key);
-        if (early?.early) {
-          // Started ahead: its inputs exist now.
-          early.early = false;
-          coordinator.go(step.key, early.attempt);
-        } else pending.push(step);
+        // Started ahead: its inputs exist now.
+        if (early?.early) early.go();
+        else pending.push(step);
       }
       pending.sort(firstToRun);
       if (config.startAhead) ahead.push(...active.upcoming());
       yield* active.drainEvents();
       // Steps started ahead that will not run after all (upstream failed or skipped): stopped unseen.
       for (const a of [...running.values()]) {
-        const st = active.statusOf(a.step.key);
-        if (a.early && st !== 'pending') release(a, false);
+        if (a.early && active.statusOf(a.step.key) !== 'pending') a.stop();
       }
       // Start what the limits allow, highest priority first.
       let waiting = -1;
@@ -271,109 +191,43 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
         await inbox.wait(wait, ctx.signal);
         continue;
       }
-      // Health checks that are due, answered through the inbox.
-      const now = Date.now();
-      let nextCheck = Infinity;
-      for (const a of running.values()) {
-        if (a.ended || !a.launched || a.checking) continue;
-        if (a.nextCheck > now) {
-          nextCheck = Math.min(nextCheck, a.nextCheck);
-          continue;
-        }
-        a.checking = true;
-        call(() => handler.checkHealth(a.ctx)).then(
-          (health) => inbox.push({ a, health }),
-          (err: unknown) => {
-            logEngine(`the health check of step ${a.step.key} failed: ${(err as Error).message}`, { step: a.step.key });
-            inbox.push({ a, health: { healthy: true } });
-          },
-        );
-      }
-      if (inbox.size === 0) {
-        const retryIn = active.nextRetryIn();
-        const checkIn = nextCheck === Infinity ? null : Math.max(0, nextCheck - now);
-        await inbox.wait(retryIn === null ? checkIn : checkIn === null ? retryIn : Math.min(retryIn, checkIn), ctx.signal);
-      }
+      // Each attempt checks its own health; this loop wakes for what they report, or a retry that is due.
+      if (inbox.size === 0) await inbox.wait(active.nextRetryIn(), ctx.signal);
       while (inbox.size > 0) {
         const item = inbox.shift() as Item;
         if ('engine' in item) {
           yield item.engine;
-          continue;
-        }
-        const a = item.a;
-        if ('evs' in item) {
+        } else if ('evs' in item) {
           for (const ev of item.evs) {
-            if (a.ended) break;
             if (ev.error?.stack) ev.error.stack = mapStack(ev.error.stack);
-            if (ev.type === 'STEP_START' && a.started) {
-              // Run again by another process (a queue worker took it over from one that died): said once, not as a second start.
-              logEngine(`step ${a.step.key} started again in process ${ev.pid ?? '?'}: the process running it was lost`, { step: a.step.key, attempt: a.attempt });
-              continue;
-            }
-            if (ev.type === 'STEP_START') a.started = true;
-            if (ev.type === 'STEP_SUCCESS' || ev.type === 'STEP_FAILURE' || ev.type === 'STEP_UP_FOR_RETRY') a.ended = true;
             active.handle(ev);
             yield ev;
           }
-        } else if ('done' in item) {
-          const finished = a.ended;
-          const ev = a.ended ? null : fail(a, new StepHealthError(`step ${a.step.key} ended without reporting a result`));
+        } else if ('failure' in item) {
+          const ev = fail(item.a, item.failure);
           if (ev) yield ev;
-          release(a, finished);
-        } else if ('lost' in item) {
-          if (a.ended) release(a, true);
-          else {
-            a.lost = item.lost;
-            a.nextCheck = 0;
-          }
-        } else if ('launched' in item) {
-          // Health checks start now (the next one is due an interval from now).
-          a.launched = true;
-        } else if ('launchError' in item) {
-          if (!a.ended) {
-            const err = item.launchError instanceof Error ? item.launchError : new Error(String(item.launchError));
-            const ev = fail(a, Object.assign(new StepHealthError(`step ${a.step.key} could not be launched by the ${handler.name} handler: ${err.message}`), { stack: err.stack }));
-            if (ev) yield ev;
-          }
-          release(a, false);
         } else {
-          a.checking = false;
-          if (a.ended || running.get(a.step.key) !== a) continue;
-          const h = item.health;
-          if (!h.healthy) {
-            const ev = fail(a, new StepHealthError(h.reason));
-            if (ev) yield ev;
-            release(a, false);
-          } else if (a.lost !== null) {
-            if (++a.lostChecks >= LOST_CHECKS) {
-              const ev = fail(a, new StepHealthError(`step ${a.step.key} lost its connection to the run's coordinator (${a.lost}) and did not report its end`));
-              if (ev) yield ev;
-              release(a, false);
-            } else a.nextCheck = Date.now() + LOST_CHECK_MS;
-          } else a.nextCheck = Date.now() + intervalMs;
+          if (running.get(item.a.step.key) === item.a) running.delete(item.a.step.key);
+          terminations.push(item.released);
         }
       }
     }
     if (ctx.signal.aborted) {
       for (const a of [...running.values()]) {
         if (a.started && !a.ended) yield event('STEP_FAILURE', runId, a.step.key, `step ${a.step.key} was stopped: the run was canceled`, { attempt: a.attempt, error: { name: 'CancelledError', message: 'the run was canceled' } });
-        a.ended = true;
-        release(a, false);
+        a.stop();
       }
       active.abandon();
     }
   } finally {
     ctx.signal.removeEventListener('abort', onAbort);
-    for (const a of [...running.values()]) release(a, false);
+    for (const a of running.values()) a.stop();
+    // Every attempt's termination, including those released since the loop last looked.
+    for (const item of inbox.drain()) if ('released' in item) terminations.push(item.released);
     await Promise.all(terminations);
     await handler.close?.().catch(() => {});
     await coordinator.close();
   }
-}
-
-/** Calls a handler method: a synchronous throw becomes a rejection, as from an async method. */
-function call<T>(f: () => Promise<T>): Promise<T> {
-  return new Promise<T>((resolve) => resolve(f()));
 }
 
 function matches(step: PlannedStep, l: { key: string; value?: string | undefined }): boolean {

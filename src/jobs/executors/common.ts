@@ -42,6 +42,13 @@ export class Inbox<T> {
     return this.items.shift();
   }
 
+  /** Takes every item queued. */
+  drain(): T[] {
+    const items = this.items;
+    this.items = [];
+    return items;
+  }
+
   /** Resolves when an item is pushed, after `ms` (null: no limit), or when `signal` aborts. */
   wait(ms: number | null, signal: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
