@@ -31,7 +31,7 @@ import type { StepSpec } from '../step/spec.ts';
 import { Inbox, retriesConfig, retriesEnabled } from '../executors/common.ts';
 import { coordinatorConfig, StepCoordinator } from './coordinator.ts';
 import type { StepHandler } from './handler.ts';
-import { DelegatedAttempt, StepHealthError, type AttemptOwner } from './attempt.ts';
+import { DelegatedAttempt, type AttemptOwner, type StepHealthError } from './attempt.ts';
 
 
 /** The config every step-delegating executor takes (built on first use); executors extend it with their own fields. */
