@@ -91,8 +91,10 @@ last step of an image's build (RUN npx weft bundle src/defs.ts).`,
   'queue-worker': `Usage: weft queue-worker --redis URL [--queues a,b] [--concurrency N] [--name N]
 
 Takes steps from the named queues (default weft) on Redis, highest priority
-first, and runs them in this process for the queue executor. SIGTERM or
-Ctrl-C: takes no new step, finishes those it runs, exits.
+first, and runs them in this process for the queue executor, or, when the
+executor says launch: { docker } or { k8s }, in a container or a Kubernetes
+Job it starts and watches. SIGTERM or Ctrl-C: takes no new step, finishes
+those it runs, exits.
 
 Options:
   --redis URL              redis://HOST:PORT/DB or rediss://... (or WEFT_REDIS)

@@ -15,10 +15,15 @@ import { stepDelegatingConfig, stepDelegatingExecutor } from '../delegating/exec
 import { k8sHandler } from '../handlers/k8s.ts';
 import { k8sStepConfig } from '../handlers/k8s-config.ts';
 import { envVar, imageFields } from '../handlers/container-env.ts';
+import { coordinatorConfig } from '../delegating/coordinator.ts';
 
-export const k8sConfig = lazySchemas((z) => {
+/**
+ * What the Kubernetes handler takes: the executor's own fields and where
+ * the steps connect back to. Also the queue executor's `launch: { k8s }`.
+ */
+export const k8sLaunchConfig = lazySchemas((z) => {
   const object = z.record(z.string(), z.unknown());
-  return stepDelegatingConfig().extend({
+  return z.object({
   /** Image of every step (an op's `weft/k8s` tag or perStepK8sConfig may name another). */
   image: z.string().min(1),
   namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a DNS-1123 label').default('default'),
@@ -44,8 +49,12 @@ export const k8sConfig = lazySchemas((z) => {
   /** Seconds a step's Job may run (its activeDeadlineSeconds). */
   jobWaitTimeout: z.number().int().positive().default(86_400),
   ...imageFields(z),
+  coordinator: coordinatorConfig(),
+}).strict();
 });
-});
+export type K8sLaunchConfig = z.infer<ReturnType<typeof k8sLaunchConfig>>;
+
+export const k8sConfig = lazySchemas(() => stepDelegatingConfig().extend(k8sLaunchConfig().shape));
 export type K8sConfig = z.infer<ReturnType<typeof k8sConfig>>;
 
 export const k8sJobExecutor: ExecutorDefinition<K8sConfig> = stepDelegatingExecutor({

@@ -14,6 +14,7 @@ import { queueHandler, RUN_PRIORITY_TAG } from '../handlers/queue.ts';
 import { ALIVE_TTL_SECONDS, DEFAULT_PREFIX, DEFAULT_QUEUE } from '../queue/keys.ts';
 import { lazySchemas } from '../../util/zod.ts';
 import { DefinitionError } from '../errors.ts';
+import { launchConfig } from '../queue/job-data.ts';
 
 export const queueConfig = lazySchemas((z) =>
   stepDelegatingConfig().extend({
@@ -27,6 +28,14 @@ export const queueConfig = lazySchemas((z) =>
     heartbeatSeconds: z.number().int().min(1).max(3600).default(ALIVE_TTL_SECONDS),
     /** The queue holds the work: steps are queued when ready, not started ahead. */
     startAhead: z.boolean().default(false),
+    /**
+     * The queue worker starts each step in a Docker container or a Kubernetes
+     * Job of its own (celery_docker_executor, celery_k8s_job_executor), with
+     * the fields of dockerExecutor or k8sJobExecutor; `coordinator` is where
+     * the step connects back to the queue worker. Without it, the queue
+     * worker runs the step in its own process.
+     */
+    launch: launchConfig().optional(),
   }),
 );
 export type QueueConfig = z.infer<ReturnType<typeof queueConfig>>;

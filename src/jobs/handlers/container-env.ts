@@ -1,6 +1,19 @@
 /** Environment variables of a step's container or pod, as the docker and Kubernetes executors take them. */
+import { createHash } from 'node:crypto';
 import type * as Zod from 'zod';
 import { STEP_ARGS_ENV } from '../step/spec.ts';
+
+/**
+ * The name of an attempt's container or Kubernetes Job: unique per run, step
+ * and attempt, DNS-1123 (valid for Docker too), at most 63 characters. One
+ * name per attempt: what a queue worker that died left of it is found and
+ * replaced when another worker takes the attempt over.
+ */
+export function attemptResourceName(runId: string, stepKey: string, attempt: number): string {
+  const hash = createHash('sha1').update(`${runId}\n${stepKey}\n${attempt}`).digest('hex').slice(0, 12);
+  const readable = stepKey.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40).replace(/-+$/, '');
+  return `weft-${readable ? `${readable}-` : ''}${hash}`;
+}
 
 /** 'NAME' (copied from the launching process) or 'NAME=VALUE'. */
 export function envVar(z: typeof Zod.z): Zod.ZodString {

@@ -11,7 +11,7 @@ import { envVar } from './container-env.ts';
 export const DOCKER_TAG = 'weft/docker';
 
 /** Engine API container-create options weft sets itself. */
-const RESERVED = ['Image', 'Env', 'NetworkingConfig', 'Cmd', 'Labels'];
+const RESERVED = ['Image', 'Env', 'NetworkingConfig', 'Cmd', 'Labels', 'name'];
 
 /** The fields of the executor's config an op's `weft/docker` tag may set too (built on first use), and the tag's schema. */
 export const dockerSchemas = lazySchemas((z) => {

@@ -20,9 +20,9 @@ import { Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import { WeftError } from '../../errors.ts';
 import type { StepHandler, StepHandlerContext, StepHealth } from '../delegating/handler.ts';
-import type { DockerConfig } from '../executors/docker.ts';
+import type { DockerLaunchConfig } from '../executors/docker.ts';
 import { containerConfigFor } from './docker-config.ts';
-import { stepEnvironment } from './container-env.ts';
+import { attemptResourceName, stepEnvironment } from './container-env.ts';
 
 /** Labels on every step container. */
 export const LABEL_RUN = 'weft.run';
@@ -45,7 +45,7 @@ export class ImageNotFoundError extends WeftError {
   override name = 'ImageNotFoundError';
 }
 
-export function dockerHandler(config: DockerConfig): StepHandler {
+export function dockerHandler(config: DockerLaunchConfig): StepHandler {
   const containers = new Map<StepHandlerContext, StepContainer>();
   let runId = '';
   // dockerode (and its gRPC dependencies) load with the first docker run, not with weft: about 90 ms.
@@ -73,19 +73,33 @@ export function dockerHandler(config: DockerConfig): StepHandler {
       const c = containerConfigFor(ctx.step, config);
       const { args, env } = await ctx.weftStep(config.codeDir ? { module: mapModule(ctx.spec.module, config.codeDir) } : {});
       const options = c.containerOptions as Docker.ContainerCreateOptions;
-      const hostConfig: Docker.HostConfig = { ...(options.HostConfig ?? {}), Binds: [...(options.HostConfig?.Binds ?? []), ...c.volumes] };
+      // Init: a small init (docker-init) as PID 1 passes signals on, so a step stopped while node is still starting dies at SIGTERM, not 5 s later at SIGKILL.
+      const hostConfig: Docker.HostConfig = { Init: true, ...(options.HostConfig ?? {}), Binds: [...(options.HostConfig?.Binds ?? []), ...c.volumes] };
       if (config.network) hostConfig.NetworkMode = config.network;
-      const container = await docker().createContainer({
-        ...options,
-        Image: c.image,
-        Cmd: ['weft', ...args],
-        Env: stepEnvironment(env, c.env),
-        Labels: { [LABEL_RUN]: ctx.runId, [LABEL_STEP]: ctx.stepKey, [LABEL_ATTEMPT]: String(ctx.attempt) },
-        ...(config.codeDir ? { WorkingDir: config.codeDir } : {}),
-        HostConfig: hostConfig,
-        AttachStdout: true,
-        AttachStderr: true,
-      });
+      const name = attemptResourceName(ctx.runId, ctx.stepKey, ctx.attempt);
+      const create = (): Promise<Docker.Container> =>
+        docker().createContainer({
+          ...options,
+          name,
+          Image: c.image,
+          Cmd: ['weft', ...args],
+          Env: stepEnvironment(env, c.env),
+          Labels: { [LABEL_RUN]: ctx.runId, [LABEL_STEP]: ctx.stepKey, [LABEL_ATTEMPT]: String(ctx.attempt) },
+          ...(config.codeDir ? { WorkingDir: config.codeDir } : {}),
+          HostConfig: hostConfig,
+          AttachStdout: true,
+          AttachStderr: true,
+        });
+      let container: Docker.Container;
+      try {
+        container = await create();
+      } catch (err) {
+        if (statusOf(err) !== 409) throw err;
+        // Left by a queue worker that died running this attempt: replaced.
+        ctx.log(`replacing the container ${name} an earlier launch of this attempt left`);
+        await docker().getContainer(name).remove({ force: true }).catch(ignoreGone);
+        container = await create();
+      }
       const tail: string[] = [];
       const stream = await container.attach({ stream: true, stdout: true, stderr: true });
       const prefix = `[${ctx.stepKey}${ctx.attempt > 0 ? ` #${ctx.attempt + 1}` : ''}] `;
@@ -134,7 +148,7 @@ export function dockerHandler(config: DockerConfig): StepHandler {
 }
 
 /** The image is on the engine, or is pulled from the configured registry; otherwise the run fails naming it. */
-async function ensureImage(docker: Docker, image: string, config: DockerConfig): Promise<void> {
+async function ensureImage(docker: Docker, image: string, config: DockerLaunchConfig): Promise<void> {
   try {
     await docker.getImage(image).inspect();
     return;

@@ -16,10 +16,10 @@ import { createHash } from 'node:crypto';
 import type { BatchV1Api, CoreV1Api, V1Job, V1Pod } from '@kubernetes/client-node';
 import { WeftError } from '../../errors.ts';
 import type { StepHandler, StepHandlerContext, StepHealth } from '../delegating/handler.ts';
-import type { K8sConfig } from '../executors/k8s.ts';
+import type { K8sLaunchConfig } from '../executors/k8s.ts';
 import { mergeConfig } from '../executor.ts';
 import { mapModule } from './docker.ts';
-import { stepEnvironment } from './container-env.ts';
+import { attemptResourceName, stepEnvironment } from './container-env.ts';
 import { jobConfigFor, type StepJobConfig } from './k8s-config.ts';
 
 export const K8S_LABEL_RUN = 'weft/run';
@@ -36,11 +36,7 @@ interface Api {
 }
 
 /** The Job name of an attempt: DNS-1123, at most 63 characters, unique per run, step and attempt. */
-export function k8sJobName(runId: string, stepKey: string, attempt: number): string {
-  const hash = createHash('sha1').update(`${runId}\n${stepKey}\n${attempt}`).digest('hex').slice(0, 12);
-  const readable = stepKey.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40).replace(/-+$/, '');
-  return `weft-${readable ? `${readable}-` : ''}${hash}`;
-}
+export const k8sJobName = attemptResourceName;
 
 /** A label value (at most 63 of [A-Za-z0-9-_.], alphanumeric at both ends): the value itself, or a readable part and a hash. */
 export function labelValue(v: string): string {
@@ -50,7 +46,7 @@ export function labelValue(v: string): string {
   return readable ? `${readable}-${hash}` : hash;
 }
 
-export function k8sHandler(config: K8sConfig): StepHandler {
+export function k8sHandler(config: K8sLaunchConfig): StepHandler {
   const jobs = new Map<StepHandlerContext, string>();
   let api: Api | null = null;
   let runId = '';
@@ -101,7 +97,15 @@ export function k8sHandler(config: K8sConfig): StepHandler {
       const name = k8sJobName(ctx.runId, ctx.stepKey, ctx.attempt);
       const body = jobManifest(name, ctx, cfg, args, env, config);
       jobs.set(ctx, name);
-      await client().batch.createNamespacedJob({ namespace, body });
+      try {
+        await client().batch.createNamespacedJob({ namespace, body });
+      } catch (err) {
+        if (codeOf(err) !== 409) throw err;
+        // Left by a queue worker that died running this attempt: replaced.
+        ctx.log(`replacing the Kubernetes Job ${name} an earlier launch of this attempt left`);
+        await deleteJob(client(), namespace, name, 0);
+        await client().batch.createNamespacedJob({ namespace, body });
+      }
     },
 
     async checkHealth(ctx): Promise<StepHealth> {
@@ -138,7 +142,7 @@ export function k8sHandler(config: K8sConfig): StepHandler {
   };
 }
 
-function jobManifest(name: string, ctx: StepHandlerContext, cfg: StepJobConfig, args: string[], stepEnv: Record<string, string>, config: K8sConfig): V1Job {
+function jobManifest(name: string, ctx: StepHandlerContext, cfg: StepJobConfig, args: string[], stepEnv: Record<string, string>, config: K8sLaunchConfig): V1Job {
   const labels = { ...cfg.labels, 'app.kubernetes.io/managed-by': 'weft', [K8S_LABEL_RUN]: labelValue(ctx.runId), [K8S_LABEL_STEP]: labelValue(ctx.stepKey), [K8S_LABEL_ATTEMPT]: String(ctx.attempt) };
   const env = stepEnvironment(stepEnv, cfg.env).map((e) => {
     const i = e.indexOf('=');

@@ -167,7 +167,7 @@ export function queueHandler(config: QueueConfig, runPriority: number, jobInputs
       ctx.attach(channel);
       const queue = await queueFor(ctx.step.tags[QUEUE_TAG] ?? config.queue);
       const id = jobId(ctx.runId, ctx.stepKey, ctx.attempt);
-      const data: QueuedStep = { v: 1, spec: ctx.spec };
+      const data: QueuedStep = { v: 1, spec: ctx.spec, ...(config.launch ? { launch: config.launch } : {}) };
       await queue.add('step', data, { jobId: id, priority: bullPriority(ctx.step.priority + runPriority), removeOnComplete: { age: 3600 }, removeOnFail: { age: 24 * 3600 } });
       queued.set(ctx, { queue, id, channel });
     },

@@ -2,10 +2,19 @@
 import type { z } from 'zod';
 import { lazySchemas } from '../../util/zod.ts';
 import type { StepSpec } from '../step/spec.ts';
+import { dockerLaunchConfig, type DockerLaunchConfig } from '../executors/docker.ts';
+import { k8sLaunchConfig, type K8sLaunchConfig } from '../executors/k8s.ts';
+
+/** Where a queue worker starts a step: a container, or a Kubernetes Job (queue executor's `launch`). */
+export type LaunchConfig = { docker: DockerLaunchConfig } | { k8s: K8sLaunchConfig };
+
+export const launchConfig = lazySchemas((z) => z.union([z.object({ docker: dockerLaunchConfig() }).strict(), z.object({ k8s: k8sLaunchConfig() }).strict()]));
 
 export interface QueuedStep {
   v: 1;
   spec: StepSpec;
+  /** Absent: the queue worker runs the step itself. */
+  launch?: LaunchConfig;
 }
 
 export const queuedStepSchema = lazySchemas((z) =>
@@ -23,6 +32,7 @@ export const queuedStepSchema = lazySchemas((z) =>
           runConfig: z.object({ ops: z.record(z.string(), z.unknown()).optional() }).loose(),
         })
         .strict(),
+      launch: launchConfig().optional(),
     })
     .strict(),
 );

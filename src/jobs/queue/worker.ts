@@ -11,7 +11,9 @@
  * step to another worker after the stall interval, at most `maxStalls` times.
  * A step of a run whose launching process is gone (its heartbeat expired) is
  * dropped. A malformed job fails with the reason; the worker goes on.
- * SIGTERM: it takes no new step, finishes what it runs, and exits.
+ * SIGTERM: it takes no new step, finishes what it runs, and exits. A step
+ * whose executor says `launch` runs in a container or a Kubernetes Job the
+ * worker starts and supervises (launch.ts).
  */
 import type { Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -29,6 +31,7 @@ import { rebuildPlan } from '../step/rebuild.ts';
 import type { StepSpec } from '../step/spec.ts';
 import { attemptName, cancelChannel, DEFAULT_PREFIX, inputKey, MAX_OUTPUT_BYTES, outputKey, RUN_TTL_SECONDS, runKey } from './keys.ts';
 import { connectRedis } from './redis.ts';
+import { runLaunched } from './launch.ts';
 
 export interface QueueWorkerOptions {
   redis: string;
@@ -77,7 +80,7 @@ export class QueueWorker {
       const where = `step ${spec.stepKey} (attempt ${spec.attempt}) of run ${spec.runId}`;
       if ((await redis.exists(runKey(prefix, spec.runId, 'alive'))) === 0) throw new UnrecoverableError(`${where} was dropped: the process that launched the run is gone`);
       const defs = await codeLocation(spec.module);
-      const { inputs, missing } = defs instanceof Error ? { inputs: [], missing: null } : await readInputs(redis, prefix, defs, spec);
+      const { inputs, missing, step } = defs instanceof Error ? { inputs: [], missing: null, step: null } : await readInputs(redis, prefix, defs, spec);
       const stream = runKey(prefix, spec.runId, 'events');
       const name = attemptName(spec.stepKey, spec.attempt);
       // Every event in order on one connection; the last write waits for those before it.
@@ -89,23 +92,28 @@ export class QueueWorker {
       running.set(`${spec.runId}\n${name}`, controller);
       let tooLarge = false;
       const events = new Batcher<RunEvent>((evs) => report({ t: 'events', evs }));
-      try {
-        await runStepSession(missing ?? defs, spec, inputs, controller.signal, (ev) => {
-          if (tooLarge) return;
-          if (ev.type === 'STEP_OUTPUT' && ev.bytes) {
-            if (ev.bytes.length > MAX_OUTPUT_BYTES) {
-              tooLarge = true;
-              const error = serializeError(new RangeError(`output ${ev.output} of step ${spec.stepKey} is ${ev.bytes.length} bytes as msgpack; the queue executor takes outputs of at most ${MAX_OUTPUT_BYTES} bytes`));
-              events.push(event('STEP_FAILURE', spec.runId, spec.stepKey, `step ${spec.stepKey} failed: ${error.message}`, { attempt: spec.attempt, pid: process.pid, error }));
-              return;
-            }
-            // Stored before the event goes out: the steps downstream start only after it.
-            const bytes = ev.bytes;
-            events.flush();
-            writes = writes.then(() => redis.set(outputKey(prefix, spec.runId, spec.stepKey, ev.output ?? 'result'), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), 'EX', RUN_TTL_SECONDS));
+      const emit = (ev: RunEvent): void => {
+        if (tooLarge) return;
+        if (ev.type === 'STEP_OUTPUT' && ev.bytes) {
+          if (ev.bytes.length > MAX_OUTPUT_BYTES) {
+            tooLarge = true;
+            const error = serializeError(new RangeError(`output ${ev.output} of step ${spec.stepKey} is ${ev.bytes.length} bytes as msgpack; the queue executor takes outputs of at most ${MAX_OUTPUT_BYTES} bytes`));
+            events.push(event('STEP_FAILURE', spec.runId, spec.stepKey, `step ${spec.stepKey} failed: ${error.message}`, { attempt: spec.attempt, pid: process.pid, error }));
+            return;
           }
-          events.push(ev);
-        });
+          // Stored before the event goes out: the steps downstream start only after it.
+          const bytes = ev.bytes;
+          events.flush();
+          writes = writes.then(() => redis.set(outputKey(prefix, spec.runId, spec.stepKey, ev.output ?? 'result'), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), 'EX', RUN_TTL_SECONDS));
+        }
+        events.push(ev);
+      };
+      try {
+        const launch = parsed.data.launch;
+        if (launch && step) {
+          const log = (message: string, data?: Record<string, unknown>): void => opts.log.info({ run: spec.runId, ...data }, message);
+          await runLaunched({ launch, spec, step, inputs, signal: controller.signal, emit, log });
+        } else await runStepSession(missing ?? defs, spec, inputs, controller.signal, emit);
         events.flush();
         report({ t: 'done' });
         await writes;
@@ -147,12 +155,12 @@ export class QueueWorker {
  * inputs from the run's keys, constants from the plan. `missing` says which
  * one is not there (the run expired, or Redis lost it).
  */
-async function readInputs(redis: Redis, prefix: string, defs: Definitions, spec: StepSpec): Promise<{ inputs: Uint8Array[]; missing: Error | null }> {
+async function readInputs(redis: Redis, prefix: string, defs: Definitions, spec: StepSpec): Promise<{ inputs: Uint8Array[]; missing: Error | null; step: PlannedStep | null }> {
   let step: PlannedStep;
   try {
     step = rebuildPlan(defs, spec).step(spec.stepKey);
   } catch (err) {
-    return { inputs: [], missing: err instanceof Error ? err : new Error(String(err)) };
+    return { inputs: [], missing: err instanceof Error ? err : new Error(String(err)), step: null };
   }
   const srcs = step.node.inputs;
   const keys = srcs.map((src) => (src.kind === 'step' ? outputKey(prefix, spec.runId, src.stepKey, src.output) : src.kind === 'job-input' ? inputKey(prefix, spec.runId, src.name) : null));
@@ -169,9 +177,9 @@ async function readInputs(redis: Redis, prefix: string, defs: Definitions, spec:
     const bytes = found[j++];
     if (!bytes) {
       const what = src.kind === 'step' ? `output ${src.output} of step ${src.stepKey}` : `job input ${src.name}`;
-      return { inputs: [], missing: new Error(`input ${i} of step ${spec.stepKey} (${what}) is not in Redis at ${keys[i]}: the run's keys expired, or Redis lost them`) };
+      return { step: null, inputs: [], missing: new Error(`input ${i} of step ${spec.stepKey} (${what}) is not in Redis at ${keys[i]}: the run's keys expired, or Redis lost them`) };
     }
     inputs.push(bytes);
   }
-  return { inputs, missing: null };
+  return { inputs, missing: null, step };
 }
