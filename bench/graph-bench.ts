@@ -14,6 +14,7 @@
  * so the first run of each workload is a cold run: targets (--check) are
  * judged on it. Later runs (--repeat) show the steady state.
  */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { LocalCluster } from '../src/cluster/local-cluster.ts';
 import { ref, type GraphMap, type TaskDef } from '../src/client/graph.ts';
@@ -31,6 +32,10 @@ interface Row {
   seconds: number;
   tasks_per_s: number;
   bytes_transferred: number | null;
+  /** The scheduler's longest event-loop stall during the workload (ingest and run). */
+  max_stall_ms: number | null;
+  /** The scheduler's peak resident memory during the workload above its resident memory before it, per task. */
+  scheduler_bytes_per_task: number | null;
 }
 
 /** Targets from the issue; the bench exits non-zero when one is missed (with --check). */
@@ -42,6 +47,38 @@ const TARGETS: Record<string, (r: Row) => boolean> = {
 };
 
 const TIMEOUT_S = 300;
+
+/** A process's resident memory (VmRSS) or its peak (VmHWM), in bytes, from /proc (Linux); null elsewhere. */
+function procMemory(pid: number | undefined, field: 'VmRSS' | 'VmHWM'): number | null {
+  if (pid === undefined || !existsSync(`/proc/${pid}/status`)) return null;
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : null;
+}
+
+interface SchedulerFigures {
+  max_stall_ms: number | null;
+  scheduler_bytes_per_task: number | null;
+}
+
+/**
+ * Runs a workload measuring the scheduler process: its longest event-loop
+ * stall (its own monitor, reset first) and its peak RSS above its RSS before
+ * (the kernel's high-water mark, reset first by writing 5 to clear_refs).
+ */
+async function watched<T>(client: Client, pid: number | undefined, tasks: number, work: () => Promise<T>): Promise<{ result: T } & SchedulerFigures> {
+  await client.schedulerStats({ reset: true });
+  const idle = procMemory(pid, 'VmRSS');
+  let peakKnown = idle !== null;
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+  } catch {
+    peakKnown = false;
+  }
+  const result = await work();
+  const { maxStallMs } = await client.schedulerStats({ reset: true });
+  const peak = peakKnown ? procMemory(pid, 'VmHWM') : null;
+  return { result, max_stall_ms: maxStallMs, scheduler_bytes_per_task: peak !== null && idle !== null ? Math.round(Math.max(0, peak - idle) / tasks) : null };
+}
 
 async function timed(client: Client, graph: GraphMap, keys: string[]): Promise<number> {
   const start = performance.now();
@@ -62,8 +99,9 @@ async function bytesBetweenWorkers(client: Client): Promise<number> {
   return Object.values(m).reduce((s, x) => s + x.bytesSentToPeers, 0);
 }
 
-function row(workload: string, run: number, tasks: number, seconds: number, moved: number | null = null): Row {
-  return { system: 'weft', workload, run, tasks, seconds: Math.round(seconds * 10000) / 10000, tasks_per_s: Math.round(tasks / seconds), bytes_transferred: moved };
+function row(workload: string, run: number, tasks: number, w: { result: number } & SchedulerFigures, moved: number | null = null): Row {
+  const seconds = w.result;
+  return { system: 'weft', workload, run, tasks, seconds: Math.round(seconds * 10000) / 10000, tasks_per_s: Math.round(tasks / seconds), bytes_transferred: moved, max_stall_ms: w.max_stall_ms, scheduler_bytes_per_task: w.scheduler_bytes_per_task };
 }
 
 async function main(): Promise<void> {
@@ -83,6 +121,7 @@ async function main(): Promise<void> {
 
   const cluster = await LocalCluster.start({ workers: 2, threadsPerWorker: 1, logLevel: 'warn' });
   const client = await cluster.client();
+  const pid = cluster.schedulerPid;
   try {
     // Warm-up: import the task module on both workers.
     const warm = new Map<string, TaskDef>();
@@ -93,7 +132,7 @@ async function main(): Promise<void> {
       if (want('independent')) {
         const g = new Map<string, TaskDef>();
         for (let i = 0; i < n; i++) g.set(`a${run}-${i}`, { fn: fn('inc'), args: [i] });
-        emit(row('independent', run, n, await timed(client, g, [...g.keys()])));
+        emit(row('independent', run, n, await watched(client, pid, n, () => timed(client, g, [...g.keys()]))));
       }
 
       if (want('tree')) {
@@ -107,14 +146,14 @@ async function main(): Promise<void> {
           width = Math.ceil(width / 2);
           level++;
         }
-        emit(row('tree', run, g.size, await timed(client, g, [`t${run}-${level}-0`])));
+        emit(row('tree', run, g.size, await watched(client, pid, g.size, () => timed(client, g, [`t${run}-${level}-0`]))));
       }
 
       if (want('chain')) {
         const m = Math.max(Math.floor(n / 10), 1);
         const g = new Map<string, TaskDef>([[`c${run}-0`, { fn: fn('inc'), args: [0] }]]);
         for (let i = 1; i < m; i++) g.set(`c${run}-${i}`, { fn: fn('inc'), args: [ref(`c${run}-${i - 1}`)] });
-        emit(row('chain', run, m, await timed(client, g, [`c${run}-${m - 1}`])));
+        emit(row('chain', run, m, await watched(client, pid, m, () => timed(client, g, [`c${run}-${m - 1}`]))));
       }
 
       if (want('locality')) {
@@ -126,8 +165,8 @@ async function main(): Promise<void> {
           for (let s = 1; s < 20; s++) g.set(`l${run}-${c}-${s}`, { fn: fn('touch'), args: [ref(`l${run}-${c}-${s - 1}`)] });
           outs.push(`l${run}-${c}-19`);
         }
-        const seconds = await timed(client, g, outs);
-        emit(row('locality', run, g.size, seconds, (await bytesBetweenWorkers(client)) - before));
+        const w = await watched(client, pid, g.size, () => timed(client, g, outs));
+        emit(row('locality', run, g.size, w, (await bytesBetweenWorkers(client)) - before));
       }
     }
   } finally {
@@ -137,10 +176,10 @@ async function main(): Promise<void> {
 
   if (!values.json) {
     console.log('\nweft graph bench (LocalCluster: 2 worker processes x 1 thread)\n');
-    console.log('workload      run    tasks     seconds   tasks/s    bytes moved  target (judged on run 1)');
+    console.log('workload      run    tasks     seconds   tasks/s    bytes moved  stall ms  sched B/task  target (judged on run 1)');
     for (const r of rows) {
       const ok = TARGETS[r.workload]?.(r) ? 'met' : 'MISSED';
-      console.log(`${r.workload.padEnd(12)} ${String(r.run).padStart(4)} ${String(r.tasks).padStart(8)} ${r.seconds.toFixed(3).padStart(10)} ${String(r.tasks_per_s).padStart(9)} ${String(r.bytes_transferred ?? '-').padStart(14)}  ${r.run === 1 ? ok : ''}`);
+      console.log(`${r.workload.padEnd(12)} ${String(r.run).padStart(4)} ${String(r.tasks).padStart(8)} ${r.seconds.toFixed(3).padStart(10)} ${String(r.tasks_per_s).padStart(9)} ${String(r.bytes_transferred ?? '-').padStart(14)} ${String(r.max_stall_ms ?? '-').padStart(9)} ${String(r.scheduler_bytes_per_task ?? '-').padStart(13)}  ${r.run === 1 ? ok : ''}`);
     }
   }
   if (values.check && rows.some((r) => r.run === 1 && !TARGETS[r.workload]?.(r))) process.exitCode = 1;

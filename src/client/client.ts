@@ -472,6 +472,17 @@ export class Client implements FutureHost {
     return reply.op === 'workers-reply' ? reply.workers : [];
   }
 
+  /**
+   * The scheduler process's figures: its longest event-loop stall since the
+   * last `reset` (ms), its resident and heap memory, and the tasks it knows.
+   */
+  async schedulerStats(opts: { reset?: boolean } = {}): Promise<{ maxStallMs: number; rss: number; heapUsed: number; tasks: number }> {
+    const reply = await this.requests.start((id) => this.conn.send({ op: 'process-stats', id, ...(opts.reset ? { reset: true } : {}) }));
+    if (reply.op !== 'process-stats-reply') throw new Error(`unexpected reply ${reply.op} to process-stats`);
+    const { maxStallMs, rss, heapUsed, tasks } = reply;
+    return { maxStallMs, rss, heapUsed, tasks };
+  }
+
   /** Counters from each worker (bytes moved, tasks run), keyed by worker address. */
   async workerMetrics(): Promise<Record<string, WorkerMetrics>> {
     const out: Record<string, WorkerMetrics> = {};

@@ -201,6 +201,8 @@ export const messageSchemas = lazySchemas((z) => {
     z.object({ op: z.literal('scattered'), id, keys, nbytes: counts, worker: z.string() }),
     z.object({ op: z.literal('who-has'), id, keys }),
     z.object({ op: z.literal('workers'), id }),
+    /** The scheduler process's own figures (answered by the server, not the state machine); `reset` starts a new measuring window. */
+    z.object({ op: z.literal('process-stats'), id, reset: z.boolean().optional() }),
     /** Receive the task events of these topics from now on (see `events`). */
     z.object({ op: z.literal('subscribe'), topics }),
     z.object({ op: z.literal('unsubscribe'), topics }),
@@ -237,6 +239,8 @@ export const messageSchemas = lazySchemas((z) => {
     z.object({ op: z.literal('who-has-reply'), id, addresses: z.array(z.string()), holder: columnCheck<number>('worker indices (-1 for none)', (x) => Number.isSafeInteger(x) && (x as number) >= -1) }),
     z.object({ op: z.literal('workers-reply'), id, workers: z.array(workerSummary) }),
     z.object({ op: z.literal('scattered-ok'), id, error: z.string().optional() }),
+    /** Since the last reset: the longest event-loop stall; and now: resident and heap memory, tasks known. */
+    z.object({ op: z.literal('process-stats-reply'), id, maxStallMs: z.number().nonnegative(), rss: count, heapUsed: count, tasks: count }),
     /** Task events of topics this client subscribed to, in the order each worker sent them. */
     z.object({ op: z.literal('events'), ...taskEvents }),
   ]);

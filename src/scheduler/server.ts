@@ -3,6 +3,7 @@
  * machine. It turns connections and messages into events, carries out the
  * instructions, and feeds the clock in as a tick.
  */
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { WebSocketServer } from 'ws';
 import { listen } from '../protocol/listen.ts';
 import type { Connection, ConnectionLimits } from '../protocol/connection.ts';
@@ -38,6 +39,8 @@ export class SchedulerServer {
   private closing: Promise<void> | null = null;
   /** While stopping, workers leaving is expected: keep only errors in the log. */
   private stopping = false;
+  /** The event loop's delays: its longest stall is what the bench reports (process-stats). */
+  private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
 
   private constructor(
     readonly address: string,
@@ -49,6 +52,7 @@ export class SchedulerServer {
     this.state = new SchedulerState(config);
     this.tick = setInterval(() => this.handle({ type: 'tick', now: Date.now() }), tickMs);
     this.tick.unref();
+    this.loopDelay.enable();
   }
 
   static async start(opts: SchedulerOptions = {}): Promise<SchedulerServer> {
@@ -99,7 +103,10 @@ export class SchedulerServer {
       this.handle({ type: 'client-connected', client: id });
       this.log.info({ conn: id }, 'client connected');
       (conn as unknown as Connection<ClientToScheduler, { op: string }>).onMessages((msgs) => {
-        for (const msg of msgs) this.state.handle({ type: 'client-message', client: id, msg });
+        for (const msg of msgs) {
+          if (msg.op === 'process-stats') conn.send(this.processStats(msg.id, msg.reset === true));
+          else this.state.handle({ type: 'client-message', client: id, msg });
+        }
         // A graph arrives in parts, frame after frame in one read: its first
         // tasks leave for the workers now, not after the last part is read.
         this.flush(true);
@@ -110,6 +117,14 @@ export class SchedulerServer {
         this.handle({ type: 'client-disconnected', client: id });
       });
     }
+  }
+
+  /** This process's own figures: they are not the state machine's to know. */
+  private processStats(id: number, reset: boolean): { op: 'process-stats-reply'; id: number; maxStallMs: number; rss: number; heapUsed: number; tasks: number } {
+    const mem = process.memoryUsage();
+    const reply = { op: 'process-stats-reply' as const, id, maxStallMs: Math.round(this.loopDelay.max / 1e5) / 10, rss: mem.rss, heapUsed: mem.heapUsed, tasks: this.state.tasks.size };
+    if (reset) this.loopDelay.reset();
+    return reply;
   }
 
   private handle(ev: SchedulerEvent): void {
@@ -136,6 +151,7 @@ export class SchedulerServer {
     this.stopping = true;
     this.closing = (async () => {
       clearInterval(this.tick);
+      this.loopDelay.disable();
       for (const c of this.conns.values()) c.close(CLOSE_SHUTDOWN, 'scheduler shutting down');
       for (const ws of this.server.clients) ws.terminate();
       await new Promise<void>((resolve) => this.server.close(() => resolve()));
