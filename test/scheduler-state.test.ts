@@ -293,6 +293,26 @@ describe('worker failure', () => {
     expect(h.closed.map((c) => c.id)).toEqual(['w1']);
     expect(h.sm.workers.size).toBe(0);
   });
+
+  it('does not blame a worker for the time the scheduler itself was stalled', () => {
+    const h = new Harness({ heartbeatTimeoutMs: 5000 });
+    h.worker('w1');
+    h.worker('w2');
+    h.tick(1000);
+    // 20 s without a single event: the scheduler was not running to hear anyone.
+    h.stall(20_000);
+    expect(h.closed).toEqual([]);
+    expect(h.sm.workers.size).toBe(2);
+    // After the stall, w1 is heard and w2 stays silent: only w2 is removed, once
+    // 5 s of running time pass (1 s before the stall, the 2 s stall threshold, 2.5 s after).
+    h.heartbeat('w1');
+    h.tick(1500);
+    expect(h.closed).toEqual([]);
+    h.heartbeat('w1');
+    h.tick(1000);
+    expect(h.closed.map((c) => c.id)).toEqual(['w2']);
+    expect([...h.sm.workers.keys()]).toEqual(['w1']);
+  });
 });
 
 describe('resources and restrictions', () => {

@@ -15,8 +15,15 @@ import { addDependent, addHolder, addWanter, clearHolders, ClientState, FnEntry,
 
 export const schedulerConfigSchema = lazySchemas((z) =>
   z.object({
-  /** A worker silent for this long is removed and its work rescheduled. */
+  /** A worker silent for this long (counting only time the scheduler was running to hear it) is removed and its work rescheduled. */
   heartbeatTimeoutMs: z.number().int().positive().default(15_000),
+  /**
+   * A gap between two events longer than this (they come at least every
+   * tick, 500 ms) means the scheduler itself was not running (a long
+   * synchronous step, a GC pause, the machine suspended): the time beyond it
+   * is not counted against workers' silence.
+   */
+  stallThresholdMs: z.number().int().positive().default(2000),
   /** A task no worker can run errs after this long (it is reported at once). */
   noWorkerTimeoutMs: z.number().int().nonnegative().default(30_000),
   /** Worker deaths a task may be part of before it errs with KilledWorkerError. */
@@ -88,6 +95,10 @@ export class SchedulerState {
   /** Average run time over all tasks: the guess for a kind never measured. */
   private globalDuration = -1;
   private now = 0;
+  /** When the last event carrying the time came (-1: none yet). */
+  private lastEventAt = -1;
+  /** Time the scheduler was stalled, summed (see stallThresholdMs). */
+  private stalledMs = 0;
 
   constructor(config: Partial<SchedulerConfig> = {}) {
     this.config = schedulerConfigSchema().parse(config);
@@ -107,22 +118,34 @@ export class SchedulerState {
         this.clientMessage(ev.client, ev.msg);
         break;
       case 'worker-connected':
-        this.now = ev.now;
+        this.clock(ev.now);
         this.addWorker(ev.worker, ev.info);
         break;
       case 'worker-disconnected':
         this.removeWorker(ev.worker, ev.reason);
         break;
       case 'worker-message':
-        this.now = ev.now;
+        this.clock(ev.now);
         this.workerMessage(ev.worker, ev.msg);
         break;
       case 'tick':
-        this.now = ev.now;
+        this.clock(ev.now);
         this.tick();
         break;
     }
     this.drainReleases();
+  }
+
+  /** Advances the clock; a gap beyond stallThresholdMs is time the scheduler could not hear anyone. */
+  private clock(now: number): void {
+    if (this.lastEventAt >= 0) this.stalledMs += Math.max(0, now - this.lastEventAt - this.config.stallThresholdMs);
+    this.lastEventAt = now;
+    this.now = now;
+  }
+
+  /** How long a worker has been silent while the scheduler was running to hear it. */
+  private silence(w: WorkerState): number {
+    return this.now - w.lastSeen - (this.stalledMs - w.stalledAtSeen);
   }
 
   /** What to do now: messages to send (root-task queue filled first), closes, logs. */
@@ -455,6 +478,7 @@ export class SchedulerState {
 
   private addWorker(id: string, info: WorkerInfo): void {
     const w = new WorkerState(id, info.name, info.address, info.nthreads, info.resources, info.pid, this.now);
+    w.stalledAtSeen = this.stalledMs;
     this.workers.set(id, w);
     this.byAddress.set(info.address, w);
     this.logs.push({ level: 'info', msg: 'worker joined', data: { worker: info.name, address: info.address, nthreads: info.nthreads, resources: info.resources } });
@@ -509,6 +533,7 @@ export class SchedulerState {
     const w = this.workers.get(id);
     if (!w) return;
     w.lastSeen = this.now;
+    w.stalledAtSeen = this.stalledMs;
     switch (msg.op) {
       case 'finished':
         for (let i = 0; i < msg.keys.length; i++) {
@@ -538,8 +563,9 @@ export class SchedulerState {
 
   private tick(): void {
     for (const w of this.workers.values()) {
-      if (this.now - w.lastSeen > this.config.heartbeatTimeoutMs) {
-        this.close.push({ id: w.id, reason: `no heartbeat for ${Math.round((this.now - w.lastSeen) / 1000)} s` });
+      const silent = this.silence(w);
+      if (silent > this.config.heartbeatTimeoutMs) {
+        this.close.push({ id: w.id, reason: `no heartbeat for ${Math.round(silent / 1000)} s` });
         this.removeWorker(w.id, 'heartbeat timeout');
       }
     }

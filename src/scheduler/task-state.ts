@@ -206,6 +206,8 @@ export class WorkerState {
   storedBytes = 0;
   memory = 0;
   lastSeen: number;
+  /** The scheduler's summed stall time when it last heard this worker (its silence excludes stalls since). */
+  stalledAtSeen = 0;
   closing = false;
 
   constructor(

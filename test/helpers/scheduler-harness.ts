@@ -109,6 +109,11 @@ export class Harness {
     this.flush();
   }
 
+  heartbeat(worker: string): void {
+    this.sm.handle({ type: 'worker-message', worker, msg: { op: 'heartbeat', executing: 0, stored: 0, storedBytes: 0, memory: 0 }, now: this.now });
+    this.flush();
+  }
+
   release(keys: string[], client = 'c1'): void {
     this.sm.handle({ type: 'client-message', client, msg: { op: 'release', keys } });
     this.flush();
@@ -119,8 +124,19 @@ export class Harness {
     this.flush();
   }
 
+  /** Time passes with the scheduler running: a tick every 500 ms, as the server sends them. */
   tick(advanceMs: number): void {
-    this.now += advanceMs;
+    const end = this.now + advanceMs;
+    do {
+      this.now = Math.min(end, this.now + 500);
+      this.sm.handle({ type: 'tick', now: this.now });
+    } while (this.now < end);
+    this.flush();
+  }
+
+  /** Time passes with the scheduler itself stalled (no event at all), then a tick. */
+  stall(ms: number): void {
+    this.now += ms;
     this.sm.handle({ type: 'tick', now: this.now });
     this.flush();
   }
