@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Harness, task, type Msg } from './helpers/scheduler-harness.ts';
+import { GraphBuilder } from '../src/client/graph.ts';
 
 const ops = (msgs: Msg[]): string[] => msgs.map((m) => m.op);
 const keysOf = (msgs: Msg[]): string[] => msgs.map((m) => m.key as string);
@@ -382,6 +383,57 @@ describe('releasing results', () => {
     h.finish(other, 't');
     expect(h.take('c1')).toEqual([]);
     expect(h.take('c2')).toContainEqual({ op: 'in-memory', keys: ['t'], holder: [0], tickets: [], ticketHolder: [], addresses: [`ws://${other}`] });
+  });
+
+  it('holds the tasks of a submission in parts until its last part, then frees what nothing needs', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1');
+    // Part 1: tasks nobody wants, whose dependents come later; they run and their results stay.
+    h.submit([task('a'), task('b')], [], 'c1', [], true);
+    expect(keysOf(h.computes('w1')).sort()).toEqual(['a', 'b']);
+    h.finish('w1', ['a', 'b']);
+    expect(h.take('w1')).toEqual([]);
+    expect(h.state('a')).toBe('memory');
+    // Part 2 (the last): depends on a only; b was held for nothing and goes now.
+    h.submit([task('c', ['a'])], ['c']);
+    const sent = h.take('w1');
+    expect(sent).toContainEqual({ op: 'free', keys: ['b'] });
+    expect(sent.filter((m) => m.op === 'compute').flatMap((m) => m.keys as string[])).toEqual(['c']);
+    h.finish('w1', 'c');
+    expect(h.take('w1')).toEqual([{ op: 'free', keys: ['a'] }]);
+    h.release(['c']);
+    expect(h.sm.tasks.size).toBe(0);
+  });
+
+  it('lets go of what a submission in parts held when its client leaves, or its last part is rejected', () => {
+    const h = new Harness();
+    h.client('c1');
+    h.client('c2');
+    h.worker('w1');
+    h.submit([task('x')], [], 'c1', [], true);
+    h.submit([task('y')], [], 'c2', [], true);
+    h.finish('w1', ['x', 'y']);
+    h.sm.handle({ type: 'client-disconnected', client: 'c1' });
+    h.submit([task('z', ['missing'])], ['z'], 'c2');
+    expect(h.take('c2').some((m) => m.op === 'graph-rejected')).toBe(true);
+    h.tick(0);
+    expect(h.sm.tasks.size).toBe(0);
+  });
+
+  it('releases a large graph a slice per event, answering other events in between', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1', { nthreads: 4 });
+    // 120,000 tasks nobody wants: all dropped at once, a cascade of releases.
+    const b = new GraphBuilder();
+    for (let i = 0; i < 120_000; i++) b.add('mod.ts#f', [i], {}, `t-${i}`);
+    h.sm.handle({ type: 'client-message', client: 'c1', msg: b.build(1, []) });
+    // Not all at once: work is left, and a worker's message is handled before it.
+    expect(h.sm.hasPendingWork).toBe(true);
+    expect(h.sm.tasks.size).toBeGreaterThan(0);
+    h.heartbeat('w1');
+    expect(h.sm.tasks.size).toBe(0);
   });
 
   it('frees an intermediate result once its dependents are done, and a wanted one when released', () => {

@@ -77,6 +77,8 @@ const GATHER_CHUNK = 20_000;
 /** A graph of more tasks than this may go in parts (see sendGraph): this many first, then PART at a time. */
 const FIRST_PART = 1_024;
 const PART = 4_096;
+/** Keys per release message. */
+const RELEASE_CHUNK = 16_384;
 
 export class Client implements FutureHost {
   private keys = new Map<string, KeyState>();
@@ -221,16 +223,29 @@ export class Client implements FutureHost {
     const existing: string[] = [];
     let same = keys.length === all.length;
     for (let i = 0; same && i < keys.length; i++) same = keys[i] === all[i];
+    let indexOf: Map<string, number> | null = null;
+    const index = (): Map<string, number> => {
+      if (!indexOf) {
+        indexOf = new Map<string, number>();
+        for (let j = 0; j < all.length; j++) indexOf.set(all[j] as string, j);
+      }
+      return indexOf;
+    };
     if (!same) {
       wanted = new Uint8Array(all.length);
-      const indexOf = new Map<string, number>();
-      all.forEach((k, j) => indexOf.set(k, j));
+      const at = index();
       for (const k of keys) {
-        const j = indexOf.get(k);
+        const j = at.get(k);
         if (j === undefined) existing.push(k);
         else wanted[j] = 1;
       }
     }
+    /** Whether task i depends on a task later in the graph (then the graph cannot go in parts from there). */
+    const dependsAhead = (b: GraphBuilder, i: number): boolean => {
+      const at = index();
+      for (const d of b.lastDepKeys()) if ((at.get(d) ?? -1) > i) return true;
+      return false;
+    };
     // When the keys asked line up with the graph's tasks, each is held as its
     // task is built (before its part is sent), so the first part leaves
     // without waiting for a record per key of the whole graph.
@@ -244,7 +259,7 @@ export class Client implements FutureHost {
         }
       : add;
     try {
-      return { keys, states, sent: this.sendGraph(all.length, build, wanted, existing, stateAt) };
+      return { keys, states, sent: this.sendGraph(all.length, build, wanted, existing, stateAt, dependsAhead) };
     } catch (err) {
       if (states) for (const ks of states) if (ks) this.releaseState(ks);
       throw err;
@@ -255,16 +270,18 @@ export class Client implements FutureHost {
    * Builds tasks `0 .. count-1` with `add` and sends them; `wanted` marks the
    * tasks to hold futures for (null: all), `wantKeys` are existing keys wanted too.
    *
-   * A large graph starting with wanted tasks that have no dependencies (a
-   * map over many items, the usual big submission) goes in parts as it is
-   * built, like Dask's `map(batch_size=)`: the cluster starts on the first
-   * tasks while the client builds, and the scheduler reads, the rest. From
-   * the first task with a dependency, or one not wanted, the rest goes as
-   * one message, which the scheduler validates and orders as one graph.
-   * Each part is validated on its own: if one is rejected, the promise
-   * rejects, and the caller releases the tasks of the parts already accepted.
+   * A large graph goes in parts as it is built, like Dask's
+   * `map(batch_size=)`: the cluster starts on the first tasks while the
+   * client builds, and the scheduler reads, the rest, and no part is so
+   * large that reading it stalls the scheduler. Every part but the last says
+   * `more`: the scheduler holds its tasks until the last part, so a task not
+   * wanted, whose dependents come in a later part, is not dropped. From the
+   * first task that depends on a task later in the graph (`dependsAhead`),
+   * the rest goes as one message. Each part is validated on its own: if one
+   * is rejected, the promise rejects, and the caller releases the tasks of
+   * the parts already accepted.
    */
-  private sendGraph(count: number, add: (b: GraphBuilder, i: number) => void, wanted: Uint8Array | null, wantKeys: string[], stateAt?: (i: number) => KeyState | undefined): Promise<void> {
+  private sendGraph(count: number, add: (b: GraphBuilder, i: number) => void, wanted: Uint8Array | null, wantKeys: string[], stateAt?: (i: number) => KeyState | undefined, dependsAhead?: (b: GraphBuilder, i: number) => boolean): Promise<void> {
     const sends: Promise<void>[] = [];
     let b = new GraphBuilder();
     let start = 0;
@@ -280,10 +297,9 @@ export class Client implements FutureHost {
       for (let i = 0; i < count; i++) {
         add(b, i);
         if (!streaming) continue;
-        // A part holds only wanted tasks: the scheduler drops a task that nothing wants or depends on.
-        if (b.lastDeps > 0 || (wanted !== null && !wanted[i])) streaming = false;
+        if (b.lastDeps > 0 && (!dependsAhead || dependsAhead(b, i))) streaming = false;
         else if (b.size >= partSize && i < count - 1) {
-          sends.push(this.send(b, wantsOf(start, i + 1), [], start, stateAt));
+          sends.push(this.send(b, wantsOf(start, i + 1), [], start, stateAt, true));
           sentKeys.push(b.keys);
           // Out now, not at the end of this turn: the scheduler reads it while the next part is built.
           this.conn.flush();
@@ -297,6 +313,8 @@ export class Client implements FutureHost {
       // outer variable, arguments msgpack cannot encode) fails the call; the
       // parts already sent are released again, except keys held elsewhere.
       for (const p of sends) p.catch(() => {});
+      // A last, empty part: the scheduler lets go of what it held for the parts sent.
+      if (sends.length > 0) this.send(new GraphBuilder(), []).catch(() => {});
       for (const keys of sentKeys) for (const k of keys) this.pendingRelease.push(k);
       this.scheduleReleases();
       throw err;
@@ -310,14 +328,14 @@ export class Client implements FutureHost {
    * them if it is rejected. `stateAt`, when given, finds the record of task
    * `offset + i` without a lookup by key.
    */
-  private async send(b: GraphBuilder, wants: number[], wantKeys: string[] = [], offset = 0, stateAt?: (i: number) => KeyState | undefined): Promise<void> {
+  private async send(b: GraphBuilder, wants: number[], wantKeys: string[] = [], offset = 0, stateAt?: (i: number) => KeyState | undefined, more = false): Promise<void> {
     if (this.closedError) throw this.closedError;
     // Keys the wire cannot carry fail here, like a graph the scheduler rejects.
     const problem = b.keyProblem();
     const stateOf = (i: number): KeyState | undefined => (stateAt ? stateAt(offset + i) : this.keys.get(b.keys[i] as string));
     const states: (KeyState | undefined)[] = new Array(wants.length);
     const tickets = this.ticketsFor(wants, stateOf, states);
-    const reply = problem ? { op: 'graph-rejected' as const, error: { name: 'GraphError', message: problem.message }, keys: problem.keys } : await this.requests.start((id) => this.conn.send(b.build(id, wants, wantKeys, tickets)));
+    const reply = problem ? { op: 'graph-rejected' as const, error: { name: 'GraphError', message: problem.message }, keys: problem.keys } : await this.requests.start((id) => this.conn.send(b.build(id, wants, wantKeys, tickets, more)));
     this.settleSent(wants, stateOf, states, reply.op === 'graph-rejected' ? new GraphError(reply.error.message, reply.keys) : null);
   }
 
@@ -624,7 +642,8 @@ export class Client implements FutureHost {
     // wanted; one the scheduler cannot have (refused for its length) is not sent.
     const keys = this.pendingRelease.filter((k) => !this.keys.has(k) && keyFits(k));
     this.pendingRelease = [];
-    if (keys.length > 0) this.conn.send({ op: 'release', keys });
+    // In messages of RELEASE_CHUNK keys: the scheduler decodes and handles each in one turn, and a million at once would stall it.
+    for (let i = 0; i < keys.length; i += RELEASE_CHUNK) this.conn.send({ op: 'release', keys: i === 0 && keys.length <= RELEASE_CHUNK ? keys : keys.slice(i, i + RELEASE_CHUNK) });
   }
 
   private settle(key: string, status: FutureStatus, error: Error | null): void {

@@ -156,6 +156,11 @@ export class GraphBuilder {
     return this.depSet.size;
   }
 
+  /** The dependencies of the task added last. */
+  lastDepKeys(): Iterable<string> {
+    return this.depSet;
+  }
+
   /** Adds a task; returns its key (given, or the function's label and a hash of the call). */
   add(fn: TaskFn, args: unknown[], opts: TaskOptions = {}, givenKey?: string): string {
     const fi = this.fnIndex(fn);
@@ -218,8 +223,9 @@ export class GraphBuilder {
    * The message; `wants` are indices of tasks to hold futures for, with the
    * client's `tickets` for them (default: none), `wantKeys` existing keys.
    */
-  build(id: number, wants: number[], wantKeys: string[] = [], tickets: Float64Array<ArrayBuffer> = new Float64Array(wants.length).fill(-1)): GraphMsg {
+  build(id: number, wants: number[], wantKeys: string[] = [], tickets: Float64Array<ArrayBuffer> = new Float64Array(wants.length).fill(-1), more = false): GraphMsg {
     return {
+      ...(more ? { more } : {}),
       op: 'update-graph',
       id,
       keys: this.keys,

@@ -26,6 +26,14 @@ import { objectList } from '../util/lists.ts';
 
 /** Under load, frames on one connection are at least this far apart (messages batch meanwhile). */
 const MIN_FLUSH_INTERVAL_MS = 3;
+/**
+ * A batch encoding to more than this goes as frames of about FRAME_TARGET
+ * bytes, whole messages each: the receiver decodes and handles each frame as
+ * it arrives, instead of a graph's many parts (queued while the socket was
+ * backed up) in one long step that stalls it.
+ */
+const SPLIT_ABOVE_BYTES = 4 * 1024 * 1024;
+const FRAME_TARGET_BYTES = 1024 * 1024;
 
 export const CLOSE_PROTOCOL_ERROR = 4400;
 export const CLOSE_REFUSED = 4401;
@@ -161,18 +169,40 @@ export class Connection<In extends Op, Out extends Op> {
     this.queue = objectList<object>();
     this.rawOut = [];
     const frame = encode(batch);
-    if (frame.length > this.limits.maxPayload - 1024) {
-      const size = this.maxFrame();
-      const n = Math.ceil(frame.length / size);
-      this.write(encode([{ op: '$parts', n, total: frame.length }]));
-      for (let i = 0; i < n; i++) this.write(frame.subarray(i * size, Math.min(frame.length, (i + 1) * size)));
+    if (frame.length > SPLIT_ABOVE_BYTES && batch.length > 1) {
+      // Encoded again a message at a time (rare: only batches this large pay for it), then grouped.
+      let group: Buffer[] = [];
+      let bytes = 0;
+      for (const msg of batch) {
+        const e = encode(msg);
+        if (bytes + e.length > FRAME_TARGET_BYTES && group.length > 0) {
+          this.writeFrame(arrayOf(group, bytes));
+          group = [];
+          bytes = 0;
+        }
+        group.push(e);
+        bytes += e.length;
+      }
+      if (group.length > 0) this.writeFrame(arrayOf(group, bytes));
     } else {
-      this.write(frame);
+      this.writeFrame(frame);
     }
     const size = this.maxFrame();
     for (const blob of raw) {
       for (let off = 0; off < blob.length; off += size) this.write(blob.subarray(off, Math.min(blob.length, off + size)));
     }
+  }
+
+  /** One encoded batch: in one frame, or announced by `$parts` and cut into frames the peer accepts. */
+  private writeFrame(frame: Buffer): void {
+    if (frame.length <= this.limits.maxPayload - 1024) {
+      this.write(frame);
+      return;
+    }
+    const size = this.maxFrame();
+    const n = Math.ceil(frame.length / size);
+    this.write(encode([{ op: '$parts', n, total: frame.length }]));
+    for (let i = 0; i < n; i++) this.write(frame.subarray(i * size, Math.min(frame.length, (i + 1) * size)));
   }
 
   /** Sends `{op:'error'}` and closes with a protocol-error code. */
@@ -377,4 +407,11 @@ export function describeInvalid(value: unknown, index: number, error: z.ZodError
   const where = issue && issue.path.length > 0 ? issue.path.join('.') : 'message';
   const what = issue ? issue.message : 'invalid';
   return `invalid message ${index} ${op}: ${where}: ${what}`;
+}
+
+/** A msgpack array of items encoded one by one: its header, then the items' bytes. */
+function arrayOf(items: readonly Buffer[], bytes: number): Buffer {
+  const n = items.length;
+  const header = n < 16 ? Buffer.from([0x90 | n]) : n < 0x10000 ? Buffer.from([0xdc, n >> 8, n & 0xff]) : Buffer.from([0xdd, n >>> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff]);
+  return Buffer.concat([header, ...items], header.length + bytes);
 }

@@ -191,6 +191,11 @@ export const messageSchemas = lazySchemas((z) => {
     tickets: typedCheck(Float64Array, 'tickets (integers >= -1)', (x) => Number.isSafeInteger(x) && x >= -1),
     /** Keys already on the cluster the client wants too. */
     wantKeys: keys,
+    /**
+     * More parts of this submission follow: its tasks are held (not dropped
+     * for want of a wanter or a dependent) until a part without `more`.
+     */
+    more: z.boolean().optional(),
   });
 
 

@@ -39,6 +39,8 @@ export class SchedulerServer {
   private closing: Promise<void> | null = null;
   /** While stopping, workers leaving is expected: keep only errors in the log. */
   private stopping = false;
+  /** A `continue` event is due (see continueLater). */
+  private continuing = false;
   /** The event loop's delays: its longest stall is what the bench reports (process-stats). */
   private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
 
@@ -132,6 +134,16 @@ export class SchedulerServer {
     this.flush();
   }
 
+  /** Left-over work goes on after the I/O that is waiting: the scheduler answers while it works through a large release. */
+  private continueLater(): void {
+    if (this.continuing || !this.state.hasPendingWork) return;
+    this.continuing = true;
+    setImmediate(() => {
+      this.continuing = false;
+      if (!this.stopping) this.handle({ type: 'continue' });
+    });
+  }
+
   /** Carries out the state machine's instructions; `now` writes the messages at once instead of at the end of the turn. */
   private flush(now = false): void {
     const ins = this.state.takeInstructions();
@@ -143,6 +155,7 @@ export class SchedulerServer {
     }
     for (const c of ins.close) this.conns.get(c.id)?.close(CLOSE_SHUTDOWN, c.reason);
     for (const l of ins.logs) if (!this.stopping || l.level === 'error') this.log[l.level](l.data ?? {}, l.msg);
+    this.continueLater();
   }
 
   /** Closes every connection (workers shut down with it) and the server. */

@@ -49,7 +49,9 @@ export type SchedulerEvent =
   | { type: 'worker-connected'; worker: string; info: WorkerInfo; now: number }
   | { type: 'worker-disconnected'; worker: string; reason: string }
   | { type: 'worker-message'; worker: string; msg: WorkerToScheduler; now: number }
-  | { type: 'tick'; now: number };
+  | { type: 'tick'; now: number }
+  /** Go on with work left over from earlier events (see hasPendingWork); sent when nothing else is waiting. */
+  | { type: 'continue' };
 
 export interface LogRecord {
   level: 'debug' | 'info' | 'warn' | 'error';
@@ -67,6 +69,13 @@ export interface Instructions {
 
 /** `order` of a task new in the graph being added: FRESH - its index there. */
 const FRESH = -10;
+
+/**
+ * Tasks released (or forgotten) per event at most: releasing a large graph
+ * cascades through all of it, and the rest waits for a `continue` event so
+ * that workers and clients are heard in between.
+ */
+const RELEASES_PER_EVENT = 50_000;
 
 export class SchedulerState {
   readonly config: SchedulerConfig;
@@ -132,8 +141,15 @@ export class SchedulerState {
         this.clock(ev.now);
         this.tick();
         break;
+      case 'continue':
+        break;
     }
     this.drainReleases();
+  }
+
+  /** Work is left over (a long cascade of releases): send a `continue` event once other events are handled. */
+  get hasPendingWork(): boolean {
+    return this.releaseQ.length > 0;
   }
 
   /** Advances the clock; a gap beyond stallThresholdMs is time the scheduler could not hear anyone. */
@@ -166,6 +182,8 @@ export class SchedulerState {
     switch (msg.op) {
       case 'update-graph':
         this.updateGraph(c, msg);
+        // The last part of a submission (or the only one): what earlier parts held is let go, whether this part was taken or not.
+        if (!msg.more) this.dropHolds(c);
         break;
       case 'release':
         for (const key of msg.keys) {
@@ -252,6 +270,7 @@ export class SchedulerState {
     const c = this.clients.get(id);
     if (!c) return;
     this.clients.delete(id);
+    this.dropHolds(c);
     for (const t of c.topics ?? []) this.unsubscribe(c, t);
     // Tasks do not list their wanters' clients: find this one's by scanning (rare).
     if (c.wants > 0) {
@@ -403,6 +422,14 @@ export class SchedulerState {
 
   /** A valid, linked and ordered graph: its tasks start waiting, its wanted keys are held. */
   private admit(c: ClientState, g: GraphMsg, at: readonly TaskState[], created: readonly TaskState[], reused: readonly number[], wantTs: readonly TaskState[]): void {
+    if (g.more) {
+      // More parts follow, whose tasks may depend on these: held until the last part (one count of `waiters` each).
+      const held = (c.held ??= []);
+      for (const ts of created) {
+        ts.waiters++;
+        held.push(ts);
+      }
+    }
     for (let j = 0; j < g.wants.length; j++) this.addWant(c, at[g.wants[j] as number] as TaskState, g.tickets[j] as number);
     for (const ts of wantTs) this.addWant(c, ts);
     for (const ts of created) this.enterWaiting(ts);
@@ -415,6 +442,14 @@ export class SchedulerState {
     for (const ts of wantTs) this.want(c, ts);
     // Fresh tasks nobody wants and nothing depends on are dropped at once.
     for (const ts of created) if (!isNeeded(ts)) this.releaseQ.push(ts);
+  }
+
+  /** Lets go of the tasks a client's earlier parts held (see admit). */
+  private dropHolds(c: ClientState): void {
+    const held = c.held;
+    if (!held) return;
+    c.held = null;
+    for (const ts of held) if (--ts.waiters === 0 && !isNeeded(ts)) this.releaseQ.push(ts);
   }
 
   /** Tells a client its key is in memory: by ticket if it is the wanter that gave one, else by key. */
@@ -981,9 +1016,9 @@ export class SchedulerState {
     }
   }
 
-  /** Releases tasks no longer needed and forgets those nothing refers to. */
+  /** Releases tasks no longer needed and forgets those nothing refers to; at most RELEASES_PER_EVENT per call. */
   private drainReleases(): void {
-    while (this.releaseQ.length > 0) {
+    for (let budget = RELEASES_PER_EVENT; this.releaseQ.length > 0 && budget > 0; budget--) {
       const ts = this.releaseQ.pop() as TaskState;
       if (isNeeded(ts) || ts.state === 'forgotten') continue;
       switch (ts.state) {

@@ -71,7 +71,7 @@ export interface TaskState {
   dependents: TaskState[];
   /** Dependencies not in memory (meaningful while waiting). */
   waitingOn: number;
-  /** Dependents that still need this task's data (in a `needsDeps` state). */
+  /** Dependents that still need this task's data (in a `needsDeps` state), and one while a submission in parts holds it (ClientState.held). */
   waiters: number;
   /** Dependents not yet forgotten. */
   liveDependents: number;
@@ -232,5 +232,7 @@ export class ClientState {
   wants = 0;
   /** Task-event topics this client subscribed to (null: none). */
   topics: Set<string> | null = null;
+  /** Tasks of a submission in parts, held until its last part (null: none). */
+  held: TaskState[] | null = null;
   constructor(readonly id: string) {}
 }

@@ -23,6 +23,8 @@ export class Harness {
   }
 
   private flush(): void {
+    // As the server does: left-over work goes on until none is left.
+    while (this.sm.hasPendingWork) this.sm.handle({ type: 'continue' });
     const ins = this.sm.takeInstructions();
     const broken = this.sm.checkInvariants();
     if (broken) throw new Error(`scheduler bookkeeping broken: ${broken}`);
@@ -76,13 +78,13 @@ export class Harness {
   }
 
   /** Submits a graph; `tickets` are the client's tickets for `wants` (default: none). */
-  submit(tasks: TaskSpec[], wants: string[], client = 'c1', tickets?: number[]): number {
+  submit(tasks: TaskSpec[], wants: string[], client = 'c1', tickets?: number[], more = false): number {
     const id = this.nextGraph++;
     const b = new GraphBuilder();
     for (const t of tasks) b.add(t.fn, t.deps.map((d) => new KeyRef(d)), t.opts, t.key);
     const indices = wants.map((k) => b.keys.indexOf(k)).filter((i) => i >= 0);
     const existing = wants.filter((k) => !b.keys.includes(k));
-    this.sm.handle({ type: 'client-message', client, msg: b.build(id, indices, existing, tickets ? Float64Array.from(tickets) : undefined) });
+    this.sm.handle({ type: 'client-message', client, msg: b.build(id, indices, existing, tickets ? Float64Array.from(tickets) : new Float64Array(indices.length).fill(-1), more) });
     this.flush();
     return id;
   }
