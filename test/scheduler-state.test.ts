@@ -305,9 +305,9 @@ describe('worker failure', () => {
     expect(h.closed).toEqual([]);
     expect(h.sm.workers.size).toBe(2);
     // After the stall, w1 is heard and w2 stays silent: only w2 is removed, once
-    // 5 s of running time pass (1 s before the stall, the 2 s stall threshold, 2.5 s after).
+    // 5 s of running time pass (1 s before the stall, the 1 s stall threshold, 3 s after).
     h.heartbeat('w1');
-    h.tick(1500);
+    h.tick(2500);
     expect(h.closed).toEqual([]);
     h.heartbeat('w1');
     h.tick(1000);

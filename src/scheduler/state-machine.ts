@@ -23,7 +23,7 @@ export const schedulerConfigSchema = lazySchemas((z) =>
    * synchronous step, a GC pause, the machine suspended): the time beyond it
    * is not counted against workers' silence.
    */
-  stallThresholdMs: z.number().int().positive().default(2000),
+  stallThresholdMs: z.number().int().positive().default(1000),
   /** A task no worker can run errs after this long (it is reported at once). */
   noWorkerTimeoutMs: z.number().int().nonnegative().default(30_000),
   /** Worker deaths a task may be part of before it errs with KilledWorkerError. */

@@ -1,0 +1,71 @@
+/**
+ * Integration: the scheduler at scale, with real processes. A 200,000-task
+ * graph is taken in while the scheduler keeps answering another client and
+ * hearing its workers; a scheduler stopped (SIGSTOP) for longer than the
+ * heartbeat timeout does not blame its workers for its own silence.
+ */
+import { describe, expect, it } from 'vitest';
+import { ref, type GraphMap, type TaskDef } from '../src/index.ts';
+import { fn, withCluster } from './helpers/util.ts';
+
+/** A binary tree over n leaves: 2n - 1 tasks, the root last. */
+function tree(n: number, prefix: string): { graph: GraphMap; root: string } {
+  const g = new Map<string, TaskDef>();
+  for (let i = 0; i < n; i++) g.set(`${prefix}-0-${i}`, { fn: fn('inc'), args: [i] });
+  let level = 0;
+  let width = n;
+  while (width > 1) {
+    for (let j = 0; j + 1 < width; j += 2) g.set(`${prefix}-${level + 1}-${j / 2}`, { fn: fn('add'), args: [ref(`${prefix}-${level}-${j}`), ref(`${prefix}-${level}-${j + 1}`)] });
+    if (width % 2) g.set(`${prefix}-${level + 1}-${(width - 1) / 2}`, { fn: fn('inc'), args: [ref(`${prefix}-${level}-${width - 1}`)] });
+    width = Math.ceil(width / 2);
+    level++;
+  }
+  return { graph: g, root: `${prefix}-${level}-0` };
+}
+
+describe('the scheduler at scale', () => {
+  it('keeps answering another client while it takes in and runs a 200,000-task graph', async () => {
+    await withCluster({ workers: 2, logLevel: 'warn' }, async (cluster, client) => {
+      const other = await cluster.client();
+      try {
+        const { graph, root } = tree(100_000, 't');
+        let done = false;
+        const result = client.get(graph, [root]).finally(() => (done = true));
+        // Another client asks for the workers over and over; every answer must come within a bounded wait.
+        let answers = 0;
+        let slowest = 0;
+        while (!done) {
+          const start = performance.now();
+          const workers = await Promise.race([other.workers(), new Promise<null>((resolve) => setTimeout(() => resolve(null), 10_000))]);
+          expect(workers, 'the scheduler did not answer within 10 s while taking in the graph').not.toBeNull();
+          expect(workers?.length).toBe(2);
+          slowest = Math.max(slowest, performance.now() - start);
+          answers++;
+        }
+        // sum of (i + 1) for i < 100,000, with one inc per odd level width on the way up.
+        expect(((await result) as number[])[0]).toBeGreaterThanOrEqual(5_000_050_000);
+        expect(answers).toBeGreaterThan(1);
+        const stats = await other.schedulerStats();
+        expect(stats.tasks).toBeLessThan(200_000);
+      } finally {
+        await other.close();
+      }
+    });
+  }, 120_000);
+
+  it('a scheduler stopped for longer than the heartbeat timeout keeps its workers once it runs again', async () => {
+    await withCluster({ workers: 2, logLevel: 'warn', schedulerArgs: ['--heartbeat-timeout', '3000'] }, async (cluster, client) => {
+      const pid = cluster.schedulerPid;
+      if (!pid) throw new Error('no scheduler pid');
+      process.kill(pid, 'SIGSTOP');
+      await new Promise((resolve) => setTimeout(resolve, 6000));
+      process.kill(pid, 'SIGCONT');
+      // Its workers are still there, and work runs on both.
+      expect((await client.workers()).length).toBe(2);
+      const g = new Map<string, TaskDef>();
+      for (let i = 0; i < 20; i++) g.set(`after-${i}`, { fn: fn('inc'), args: [i] });
+      expect(await client.get(g, [...g.keys()])).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+      expect((await client.workers()).length).toBe(2);
+    });
+  }, 60_000);
+});
