@@ -32,8 +32,8 @@ const MIN_FLUSH_INTERVAL_MS = 3;
  * it arrives, instead of a graph's many parts (queued while the socket was
  * backed up) in one long step that stalls it.
  */
-const SPLIT_ABOVE_BYTES = 4 * 1024 * 1024;
-const FRAME_TARGET_BYTES = 1024 * 1024;
+const SPLIT_ABOVE_BYTES = 1024 * 1024;
+const FRAME_TARGET_BYTES = 256 * 1024;
 
 export const CLOSE_PROTOCOL_ERROR = 4400;
 export const CLOSE_REFUSED = 4401;

@@ -356,6 +356,8 @@ export class SchedulerState {
     const created: TaskState[] = [];
     const conflicts: string[] = [];
     const reused: number[] = [];
+    // The arguments decode as a view into the received frame; the tasks keep a copy of their own, so the frame (keys, dependencies and all) can go.
+    const args = g.args.byteLength === g.args.buffer.byteLength ? g.args : Uint8Array.prototype.slice.call(g.args);
     for (let i = 0; i < n; i++) {
       const key = keys[i] as string;
       const fn = fns[fnCol[i] as number] as FnEntry;
@@ -368,7 +370,7 @@ export class SchedulerState {
       }
       const e = extra.size === 0 ? undefined : extra.get(i);
       const res = e?.resources && Object.keys(e.resources).length > 0 ? e.resources : null;
-      const ts = newTask(key, fn, g.args, i === 0 ? 0 : (argEnds[i - 1] as number), argEnds[i] as number, fn.group, e?.priority ?? 0, e?.retries ?? 0, res, e?.workers && e.workers.length > 0 ? e.workers : null);
+      const ts = newTask(key, fn, args, i === 0 ? 0 : (argEnds[i - 1] as number), argEnds[i] as number, fn.group, e?.priority ?? 0, e?.retries ?? 0, res, e?.workers && e.workers.length > 0 ? e.workers : null);
       ts.order = FRESH - i;
       this.tasks.set(key, ts);
       at[i] = ts;
