@@ -1082,19 +1082,57 @@ export class SchedulerState {
     }));
   }
 
-  /** Counts of tasks per state, for logs and tests. */
-  /** For tests: a description of the first broken bookkeeping invariant, or null. O(tasks). */
+  /**
+   * For tests: a description of the first broken bookkeeping invariant, or
+   * null. O(tasks). The counts it checks are the ones every transition keeps:
+   *
+   * - a processing task is in flight under its run, on a live worker;
+   * - each worker's `processing` is the number of tasks processing on it;
+   * - `waiters` is the number of dependents in a state that needs this task
+   *   (waiting, queued, no-worker, processing), plus one per client's
+   *   submission in parts that holds it;
+   * - `liveDependents` is the number of dependents not forgotten;
+   * - a task in memory has a holder, and every holder is a live worker;
+   * - a waiting task waits on exactly its dependencies not in memory.
+   */
   checkInvariants(): string | null {
     let processing = 0;
+    const onWorker = new Map<WorkerState, number>();
+    const holds = new Map<TaskState, number>();
+    for (const c of this.clients.values()) for (const ts of c.held ?? []) holds.set(ts, (holds.get(ts) ?? 0) + 1);
     for (const ts of this.tasks.values()) {
-      if (ts.state !== 'processing') continue;
-      processing++;
-      if (this.byRun.get(ts.run) !== ts) return `task ${ts.key} is processing but not in flight under run ${ts.run}`;
+      if (ts.state === 'processing') {
+        processing++;
+        if (this.byRun.get(ts.run) !== ts) return `task ${ts.key} is processing but not in flight under run ${ts.run}`;
+        const w = ts.processingOn;
+        if (!w || this.workers.get(w.id) !== w) return `task ${ts.key} is processing on a worker that is gone`;
+        onWorker.set(w, (onWorker.get(w) ?? 0) + 1);
+      } else if (ts.processingOn !== null) return `task ${ts.key} is ${ts.state} but still on worker ${ts.processingOn.name}`;
+      let needing = 0;
+      let live = 0;
+      for (const d of ts.dependents) {
+        if (needsDeps(d.state)) needing++;
+        if (d.state !== 'forgotten') live++;
+      }
+      const held = holds.get(ts) ?? 0;
+      if (ts.waiters !== needing + held) return `task ${ts.key} counts ${ts.waiters} waiters; ${needing} dependents need it and ${held} submissions hold it`;
+      if (ts.liveDependents !== live) return `task ${ts.key} counts ${ts.liveDependents} live dependents; ${live} are not forgotten`;
+      if (ts.state === 'memory' && ts.whoHas.length === 0) return `task ${ts.key} is in memory with no holder`;
+      for (const w of ts.whoHas) if (this.workers.get(w.id) !== w) return `task ${ts.key} is held by worker ${w.name}, which is gone`;
+      if (ts.state === 'waiting') {
+        const missing = missingInputs(ts);
+        if (ts.waitingOn !== missing) return `task ${ts.key} waits on ${ts.waitingOn} dependencies; ${missing} are not in memory`;
+      }
+      for (const d of ts.deps) if (d.state === 'forgotten' && needsDeps(ts.state)) return `task ${ts.key} (${ts.state}) depends on ${d.key}, which is forgotten`;
     }
     if (this.byRun.size !== processing) return `${this.byRun.size} runs in flight for ${processing} processing tasks`;
+    for (const w of this.workers.values()) {
+      if (w.processing !== (onWorker.get(w) ?? 0)) return `worker ${w.name} counts ${w.processing} processing tasks; ${onWorker.get(w) ?? 0} are on it`;
+    }
     return null;
   }
 
+  /** Counts of tasks per state, for logs and tests. */
   stateCounts(): Record<string, number> {
     const out: Record<string, number> = {};
     for (const ts of this.tasks.values()) out[ts.state] = (out[ts.state] ?? 0) + 1;

@@ -90,8 +90,12 @@ export class Harness {
   }
 
   /** A worker reports one task, or many in one message, finished. */
+  /** Results reported so far (finish). */
+  finished = 0;
+
   finish(worker: string, key: string | string[], opts: { nbytes?: number; duration?: number; run?: number } = {}): void {
     const keys = typeof key === 'string' ? [key] : key;
+    this.finished += keys.length;
     const runs = Float64Array.from(keys, (k) => opts.run ?? this.sm.tasks.get(k)?.run ?? 0);
     const nbytes = new Float64Array(keys.length).fill(opts.nbytes ?? 8);
     const durations = new Float64Array(keys.length).fill(opts.duration ?? 0.001);

@@ -1,0 +1,201 @@
+/**
+ * Randomized event sequences for the scheduler's state machine (fast-check):
+ * clients submit small graphs (whole or in parts), release keys and leave;
+ * workers join, finish or fail tasks, and die; the clock ticks and stalls.
+ * After every event the machine's count invariants hold (the harness checks
+ * them), and once the sequence is over, a healthy worker brings every
+ * wanted key to memory or to an error: nothing is stuck.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { Harness, task, type TaskSpec } from './helpers/scheduler-harness.ts';
+
+type Op =
+  | { op: 'submit'; client: number; size: number; deps: number[]; wantEvery: number; parts: boolean }
+  | { op: 'release'; client: number; pick: number }
+  | { op: 'leave'; client: number }
+  | { op: 'join'; worker: number; threads: number }
+  | { op: 'die'; worker: number }
+  | { op: 'finish'; pick: number; many: boolean }
+  | { op: 'fail'; pick: number }
+  | { op: 'tick'; ms: number }
+  | { op: 'stall'; ms: number };
+
+const ops: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({ op: fc.constant('submit' as const), client: fc.nat(2), size: fc.integer({ min: 1, max: 8 }), deps: fc.array(fc.nat(), { maxLength: 16 }), wantEvery: fc.integer({ min: 1, max: 4 }), parts: fc.boolean() }),
+  fc.record({ op: fc.constant('release' as const), client: fc.nat(2), pick: fc.nat() }),
+  fc.record({ op: fc.constant('leave' as const), client: fc.nat(2) }),
+  fc.record({ op: fc.constant('join' as const), worker: fc.nat(3), threads: fc.integer({ min: 1, max: 3 }) }),
+  fc.record({ op: fc.constant('die' as const), worker: fc.nat(3) }),
+  fc.record({ op: fc.constant('finish' as const), pick: fc.nat(), many: fc.boolean() }),
+  fc.record({ op: fc.constant('fail' as const), pick: fc.nat() }),
+  fc.record({ op: fc.constant('tick' as const), ms: fc.integer({ min: 0, max: 3000 }) }),
+  fc.record({ op: fc.constant('stall' as const), ms: fc.integer({ min: 0, max: 30_000 }) }),
+);
+
+/** The processing tasks a worker could really report (their inputs exist), in key order. */
+function runnable(h: Harness): { key: string; worker: string }[] {
+  const out: { key: string; worker: string }[] = [];
+  for (const ts of h.sm.tasks.values()) {
+    if (ts.state !== 'processing' || !ts.processingOn) continue;
+    if (ts.deps.every((d) => d.state === 'memory')) out.push({ key: ts.key, worker: ts.processingOn.id });
+  }
+  return out.sort((a, b) => (a.key < b.key ? -1 : 1));
+}
+
+class Model {
+  readonly h = new Harness({ heartbeatTimeoutMs: 10_000, noWorkerTimeoutMs: 60_000 });
+  private graphs = 0;
+  readonly clients = new Set<string>();
+  readonly workers = new Set<string>();
+  /** Keys each client wants. */
+  readonly wants = new Map<string, Set<string>>();
+
+  client(i: number): string {
+    const id = `c${i}`;
+    if (!this.clients.has(id)) {
+      this.h.client(id);
+      this.clients.add(id);
+      this.wants.set(id, new Set());
+    }
+    return id;
+  }
+
+  apply(o: Op): void {
+    const h = this.h;
+    switch (o.op) {
+      case 'submit': {
+        const c = this.client(o.client);
+        const g = this.graphs++;
+        const known = [...h.sm.tasks.keys()].filter((k) => h.sm.tasks.get(k)?.fn !== null);
+        const tasks: TaskSpec[] = [];
+        for (let i = 0; i < o.size; i++) {
+          const pool = [...known, ...tasks.map((t) => t.key)];
+          const deps = pool.length === 0 ? [] : [...new Set(o.deps.slice(0, 2 + (i % 2)).map((d) => pool[d % pool.length] as string))];
+          tasks.push(task(`g${g}-${i}`, deps));
+        }
+        const wanted = tasks.filter((_, i) => i % o.wantEvery === 0 || i === tasks.length - 1).map((t) => t.key);
+        if (o.parts && tasks.length > 1) {
+          // Two parts: the first held (more), the second the last.
+          const cut = Math.ceil(tasks.length / 2);
+          h.submit(tasks.slice(0, cut), wanted.filter((k) => tasks.slice(0, cut).some((t) => t.key === k)), c, undefined, true);
+          h.submit(tasks.slice(cut), wanted.filter((k) => tasks.slice(cut).some((t) => t.key === k)), c);
+        } else h.submit(tasks, wanted, c);
+        for (const k of wanted) this.wants.get(c)?.add(k);
+        break;
+      }
+      case 'release': {
+        const c = `c${o.client}`;
+        const mine = [...(this.wants.get(c) ?? [])];
+        if (!this.clients.has(c) || mine.length === 0) return;
+        const key = mine[o.pick % mine.length] as string;
+        this.wants.get(c)?.delete(key);
+        h.release([key], c);
+        break;
+      }
+      case 'leave': {
+        const c = `c${o.client}`;
+        if (!this.clients.has(c)) return;
+        h.sm.handle({ type: 'client-disconnected', client: c });
+        h.tick(0);
+        this.clients.delete(c);
+        this.wants.delete(c);
+        break;
+      }
+      case 'join': {
+        const w = `w${o.worker}`;
+        if (this.workers.has(w)) return;
+        h.worker(w, { nthreads: o.threads });
+        this.workers.add(w);
+        break;
+      }
+      case 'die': {
+        const w = `w${o.worker}`;
+        if (!this.workers.has(w)) return;
+        h.removeWorker(w);
+        this.workers.delete(w);
+        break;
+      }
+      case 'finish': {
+        const r = runnable(h);
+        if (r.length === 0) return;
+        const first = r[o.pick % r.length] as { key: string; worker: string };
+        const same = o.many ? r.filter((x) => x.worker === first.worker) : [first];
+        h.finish(first.worker, same.map((x) => x.key));
+        break;
+      }
+      case 'fail': {
+        const r = runnable(h);
+        if (r.length === 0) return;
+        const t = r[o.pick % r.length] as { key: string; worker: string };
+        h.err(t.worker, t.key);
+        break;
+      }
+      case 'tick':
+        h.tick(o.ms);
+        break;
+      case 'stall':
+        h.stall(o.ms);
+        break;
+    }
+    // Workers the scheduler dropped (heartbeat) are gone for the model too.
+    for (const w of [...this.workers]) if (!h.sm.workers.has(w)) this.workers.delete(w);
+  }
+
+  /** A healthy worker and results for everything runnable, until nothing is left to run. */
+  settle(): void {
+    const h = this.h;
+    if (!this.workers.has('w-final')) {
+      h.worker('w-final', { nthreads: 4 });
+      this.workers.add('w-final');
+    }
+    for (let round = 0; round < 10_000; round++) {
+      for (const w of this.workers) h.heartbeat(w);
+      const r = runnable(h);
+      if (r.length === 0) break;
+      for (const t of r) h.finish(t.worker, t.key);
+    }
+  }
+}
+
+describe('the scheduler state machine under random event sequences', () => {
+  it('keeps its counts after every event, and leaves no wanted key stuck', () => {
+    let wanted = 0;
+    let computed = 0;
+    fc.assert(
+      fc.property(fc.array(ops, { minLength: 5, maxLength: 60, size: 'max' }), (seq) => {
+        const m = new Model();
+        for (const o of seq) m.apply(o);
+        m.settle();
+        for (const keys of m.wants.values()) wanted += keys.size;
+        computed += m.h.finished;
+        for (const [, keys] of m.wants) {
+          for (const k of keys) {
+            const st = m.h.state(k);
+            expect(st === 'memory' || st === 'erred', `wanted key ${k} is ${st}`).toBe(true);
+          }
+        }
+        // Nothing is processing once everything runnable ran.
+        expect([...m.h.sm.tasks.values()].filter((t) => t.state === 'processing')).toEqual([]);
+      }),
+      { numRuns: 300 },
+    );
+    // The sequences did exercise the machine: many keys wanted, many results reported.
+    expect(wanted).toBeGreaterThan(300);
+    expect(computed).toBeGreaterThan(1000);
+  });
+
+  it('forgets every task once every client has left', () => {
+    fc.assert(
+      fc.property(fc.array(ops, { minLength: 5, maxLength: 40, size: 'max' }), (seq) => {
+        const m = new Model();
+        for (const o of seq) m.apply(o);
+        m.settle();
+        for (const c of [...m.clients]) m.apply({ op: 'leave', client: Number(c.slice(1)) });
+        expect(m.h.sm.tasks.size).toBe(0);
+        for (const w of m.h.sm.workers.values()) expect(w.processing).toBe(0);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
