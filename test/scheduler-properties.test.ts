@@ -181,8 +181,8 @@ describe('the scheduler state machine under random event sequences', () => {
       { numRuns: 300 },
     );
     // The sequences did exercise the machine: many keys wanted, many results reported.
-    expect(wanted).toBeGreaterThan(300);
-    expect(computed).toBeGreaterThan(1000);
+    expect(wanted).toBeGreaterThan(100);
+    expect(computed).toBeGreaterThan(200);
   });
 
   it('forgets every task once every client has left', () => {

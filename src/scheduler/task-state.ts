@@ -71,19 +71,19 @@ export interface TaskState {
   dependents: TaskState[];
   /** Dependencies not in memory (meaningful while waiting). */
   waitingOn: number;
-  /** Dependents that still need this task's data (in a `needsDeps` state), and one while a submission in parts holds it (ClientState.held). */
+  /** Dependents that still need this task's data (in a `needsDeps` state), and one while a submission in parts holds it (ClientRecord.held). */
   waiters: number;
   /** Dependents not yet forgotten. */
   liveDependents: number;
   /** The client holding a future for this key, and any others beyond the first. */
-  wanter: ClientState | null;
-  moreWanters: ClientState[] | null;
+  wanter: ClientRecord | null;
+  moreWanters: ClientRecord[] | null;
   /** The first wanter's ticket for this key (-1: none; see GraphMsg.tickets). */
   ticket: number;
   /** The workers holding the result: shared and never changed in place (see addHolder). */
-  whoHas: readonly WorkerState[];
+  whoHas: readonly WorkerRecord[];
   nbytes: number;
-  processingOn: WorkerState | null;
+  processingOn: WorkerRecord | null;
   /** Attempt number of the current run; results of older runs are stale. */
   run: number;
   /** The worker said it handed this task to an executor thread. */
@@ -138,13 +138,13 @@ export function addDependent(ts: TaskState, d: TaskState): void {
  * one worker (almost all) shares that worker's one-element list, so a
  * result in memory costs no allocation here.
  */
-export function addHolder(ts: TaskState, w: WorkerState): void {
+export function addHolder(ts: TaskState, w: WorkerRecord): void {
   if (ts.whoHas === NONE) ts.whoHas = w.only;
   else if (!ts.whoHas.includes(w)) ts.whoHas = [...ts.whoHas, w];
 }
 
 /** Removes a holder; false if it was not one. */
-export function removeHolder(ts: TaskState, w: WorkerState): boolean {
+export function removeHolder(ts: TaskState, w: WorkerRecord): boolean {
   if (!ts.whoHas.includes(w)) return false;
   ts.whoHas = ts.whoHas.length === 1 ? NONE : ts.whoHas.filter((x) => x !== w);
   return true;
@@ -160,7 +160,7 @@ export function isNeeded(ts: TaskState): boolean {
 }
 
 /** Adds a client wanting this key; false if it already did. */
-export function addWanter(ts: TaskState, c: ClientState): boolean {
+export function addWanter(ts: TaskState, c: ClientRecord): boolean {
   if (ts.wanter === null) ts.wanter = c;
   else if (ts.wanter === c || ts.moreWanters?.includes(c)) return false;
   else (ts.moreWanters ??= []).push(c);
@@ -168,7 +168,7 @@ export function addWanter(ts: TaskState, c: ClientState): boolean {
 }
 
 /** Removes a client wanting this key; false if it did not. */
-export function removeWanter(ts: TaskState, c: ClientState): boolean {
+export function removeWanter(ts: TaskState, c: ClientRecord): boolean {
   if (ts.wanter === c) {
     ts.wanter = ts.moreWanters?.shift() ?? null;
     ts.ticket = -1;
@@ -183,7 +183,7 @@ export function removeWanter(ts: TaskState, c: ClientState): boolean {
   return true;
 }
 
-export function forEachWanter(ts: TaskState, fn: (c: ClientState) => void): void {
+export function forEachWanter(ts: TaskState, fn: (c: ClientRecord) => void): void {
   if (ts.wanter) fn(ts.wanter);
   if (ts.moreWanters) for (const c of ts.moreWanters) fn(c);
 }
@@ -192,7 +192,7 @@ export function hasRestrictions(ts: TaskState): boolean {
   return ts.resources !== null || ts.workers !== null;
 }
 
-export class WorkerState {
+export class WorkerRecord {
   /**
    * Counts, not sets: tasks sent here and not finished, results held here. A
    * worker leaving (rare) finds its tasks by scanning; the hot path only counts.
@@ -224,10 +224,10 @@ export class WorkerState {
   }
 
   /** [this worker]: the list of holders of every task held here only (shared, never changed). */
-  readonly only: readonly WorkerState[];
+  readonly only: readonly WorkerRecord[];
 }
 
-export class ClientState {
+export class ClientRecord {
   /** How many keys this client wants (the tasks record which clients want them). */
   wants = 0;
   /** Task-event topics this client subscribed to (null: none). */

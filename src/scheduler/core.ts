@@ -1,0 +1,158 @@
+/**
+ * The scheduler's state and the one function through which every task's
+ * state changes (setState), with the transitions it allows. The rest of the
+ * scheduler is functions over this state, a module per concern: intake
+ * (graphs in), transitions (a task's life), placement (where it runs),
+ * speculation (chains sent ahead), topics (task events), workers (their
+ * messages); state-machine.ts dispatches the events to them.
+ */
+import type { z } from 'zod';
+import { lazySchemas } from '../util/zod.ts';
+import { type ClientRecord, type FnEntry, type WorkerRecord, addWanter, needsDeps, TaskGroup, type TaskState, type TaskStatus } from './task-state.ts';
+import { Heap } from '../util/heap.ts';
+import { Outbox } from './outbox.ts';
+
+export const schedulerConfigSchema = lazySchemas((z) =>
+  z.object({
+  /** A worker silent for this long (counting only time the scheduler was running to hear it) is removed and its work rescheduled. */
+  heartbeatTimeoutMs: z.number().int().positive().default(15_000),
+  /**
+   * A gap between two events longer than this (they come at least every
+   * tick, 500 ms) means the scheduler itself was not running (a long
+   * synchronous step, a GC pause, the machine suspended): the time beyond it
+   * is not counted against workers' silence.
+   */
+  stallThresholdMs: z.number().int().positive().default(1000),
+  /** A task no worker can run errs after this long (it is reported at once). */
+  noWorkerTimeoutMs: z.number().int().nonnegative().default(30_000),
+  /** Worker deaths a task may be part of before it errs with KilledWorkerError. */
+  allowedFailures: z.number().int().min(1).default(3),
+  /** Root tasks handed to a worker cover about this much run time... */
+  queueTargetSeconds: z.number().positive().default(0.02),
+  /** ...and never more than this many per thread. */
+  maxQueuedPerThread: z.number().int().min(1).default(2000),
+  /** Per-task overhead (seconds) assumed on top of measured run time. */
+  taskOverheadSeconds: z.number().nonnegative().default(0.00002),
+  /** Assumed worker-to-worker bandwidth in bytes/s, for placement. */
+  bandwidth: z.number().positive().default(100e6),
+  /** Assumed run time of a task of a kind never measured before. */
+  defaultDurationSeconds: z.number().positive().default(0.5),
+}),
+);
+export type SchedulerConfig = z.infer<ReturnType<typeof schedulerConfigSchema>>;
+
+export interface LogRecord {
+  level: 'debug' | 'info' | 'warn' | 'error';
+  msg: string;
+  data?: Record<string, unknown>;
+}
+
+/**
+ * The transitions a task may make, from each state: everything else is a
+ * bug, reported by checkInvariants (setState records it). `needsDeps` states
+ * (waiting, queued, no-worker, processing) count in each dependency's
+ * `waiters`; setState keeps those counts.
+ */
+export const TRANSITIONS: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = {
+  // Needed (again): wait for inputs; scattered data arriving, or lost for good; nothing refers to it.
+  released: ['waiting', 'memory', 'erred', 'forgotten'],
+  // Inputs in memory: queued (root-ish) or placed; erred or released on the way.
+  waiting: ['queued', 'processing', 'no-worker', 'erred', 'released'],
+  queued: ['processing', 'waiting', 'erred', 'released'],
+  'no-worker': ['processing', 'waiting', 'erred', 'released'],
+  // Its result, or back to wait (its worker died, an input was lost, a retry), placed again, erred, no longer wanted.
+  processing: ['memory', 'waiting', 'queued', 'processing', 'no-worker', 'erred', 'released'],
+  memory: ['released'],
+  erred: ['forgotten'],
+  forgotten: [],
+};
+
+export class SchedulerCore {
+  readonly tasks = new Map<string, TaskState>();
+  readonly workers = new Map<string, WorkerRecord>();
+  readonly clients = new Map<string, ClientRecord>();
+  readonly byAddress = new Map<string, WorkerRecord>();
+  readonly groups = new Map<string, TaskGroup>();
+  readonly fnByRef = new Map<string, FnEntry>();
+  /** Ready root-ish tasks held here until a worker has a free slot (entries are removed lazily: TaskState.inQueue). */
+  readonly queue = new Heap<TaskState>(before);
+  readonly noWorker = new Set<TaskState>();
+  /**
+   * Tasks sent to a worker, by run number. Results are matched here, in a
+   * map of the tasks in flight, rather than in the table of every key.
+   */
+  readonly byRun = new Map<number, TaskState>();
+  /** Clients subscribed to each task-event topic. */
+  readonly subscribers = new Map<string, ClientRecord[]>();
+  outbox = new Outbox();
+  close: { id: string; reason: string }[] = [];
+  logs: LogRecord[] = [];
+  /** Tasks whose need count dropped to zero: release (and maybe forget) them. */
+  releaseQ: TaskState[] = [];
+  orderCounter = 0;
+  runCounter = 0;
+  /** Average run time over all tasks: the guess for a kind never measured. */
+  globalDuration = -1;
+  now = 0;
+  /** When the last event carrying the time came (-1: none yet). */
+  lastEventAt = -1;
+  /** Time the scheduler was stalled, summed (see stallThresholdMs). */
+  stalledMs = 0;
+  /** Transitions TRANSITIONS does not allow, as seen (a bug: checkInvariants reports the first). */
+  illegal: string[] = [];
+
+  constructor(readonly config: SchedulerConfig) {}
+}
+
+// ------------------------------------------------------------------ transitions
+/** Sets a state, keeping every dependency's `waiters` count exact. */
+export function setState(s: SchedulerCore, ts: TaskState, next: TaskStatus): void {
+  if (!TRANSITIONS[ts.state].includes(next) && s.illegal.length < 10) s.illegal.push(`task ${ts.key}: ${ts.state} -> ${next}`);
+  const was = needsDeps(ts.state);
+  const now = needsDeps(next);
+  ts.state = next;
+  if (was === now) return;
+  for (const d of ts.deps) {
+    if (now) d.waiters++;
+    else if (--d.waiters === 0) s.releaseQ.push(d);
+  }
+}
+
+// ------------------------------------------------------------------ helpers
+export function group(s: SchedulerCore, name: string): TaskGroup {
+  let g = s.groups.get(name);
+  if (!g) {
+    g = new TaskGroup(name);
+    s.groups.set(name, g);
+  }
+  return g;
+}
+
+/** Tells a client its key is in memory: by ticket if it is the wanter that gave one, else by key. */
+export function tellInMemory(s: SchedulerCore, c: ClientRecord, ts: TaskState, address: string): void {
+  s.outbox.inMemory(c.id, ts.key, ts.wanter === c ? ts.ticket : -1, address);
+}
+
+/** `ticket`: the client's ticket for the key (-1: none), kept while it is the first wanter. */
+export function addWant(s: SchedulerCore, c: ClientRecord, ts: TaskState, ticket = -1): void {
+  if (addWanter(ts, c)) c.wants++;
+  if (ticket >= 0 && ts.wanter === c) ts.ticket = ticket;
+}
+
+/** Advances the clock; a gap beyond stallThresholdMs is time the scheduler could not hear anyone. */
+export function clock(s: SchedulerCore, now: number): void {
+  if (s.lastEventAt >= 0) s.stalledMs += Math.max(0, now - s.lastEventAt - s.config.stallThresholdMs);
+  s.lastEventAt = now;
+  s.now = now;
+}
+
+export function before(a: TaskState, b: TaskState): boolean {
+  return a.priority !== b.priority ? a.priority > b.priority : a.order < b.order;
+}
+
+/** How many of a task's dependencies are not in memory. */
+export function missingInputs(ts: TaskState): number {
+  let n = 0;
+  for (const d of ts.deps) if (d.state !== 'memory') n++;
+  return n;
+}

@@ -1,0 +1,175 @@
+/**
+ * Placement: where a ready task runs. Root-ish tasks wait in the
+ * scheduler's queue until a worker has a free slot; others go to the worker
+ * where they can start soonest (its queued work plus the time to fetch the
+ * inputs it lacks); a task no worker can run waits in `no-worker`.
+ */
+import type { FnEntry, WorkerRecord, TaskState } from './task-state.ts';
+import { type SchedulerCore, setState } from './core.ts';
+import { speculativeDependent } from './speculation.ts';
+
+/**
+ * Root-ish tasks have no data to be near: no dependencies, or only a few
+ * that are shared by many tasks (a broadcast value).
+ */
+export function isRootish(s: SchedulerCore, ts: TaskState): boolean {
+  if (ts.deps.length === 0) return true;
+  if (ts.deps.length > 4) return false;
+  for (const d of ts.deps) if (d.dependents.length < 16) return false;
+  return true;
+}
+
+export function place(s: SchedulerCore, ts: TaskState): void {
+  const w = chooseWorker(s, ts);
+  if (!w) {
+    if (ts.state !== 'no-worker') {
+      setState(s, ts, 'no-worker');
+      ts.noWorkerSince = s.now;
+      s.noWorker.add(ts);
+      const reason = `task ${ts.key} needs ${describeNeeds(ts)}, which no connected worker has; it waits ${Math.round(s.config.noWorkerTimeoutMs / 1000)} s for one to join, then errs`;
+      s.logs.push({ level: 'warn', msg: 'no worker can run task', data: { key: ts.key, needs: describeNeeds(ts) } });
+      for (const c of s.clients.values()) s.outbox.push(c.id, { op: 'no-worker', keys: [ts.key], reason });
+    }
+    return;
+  }
+  s.noWorker.delete(ts);
+  sendCompute(s, ts, w);
+}
+
+/**
+ * The worker where the task can start soonest: its queued work per thread
+ * plus the time to fetch the dependency bytes it does not hold.
+ */
+export function chooseWorker(s: SchedulerCore, ts: TaskState): WorkerRecord | null {
+  let best: WorkerRecord | null = null;
+  let bestCost = Infinity;
+  for (const w of s.workers.values()) {
+    if (w.closing || !validWorker(s, ts, w)) continue;
+    let missingBytes = 0;
+    for (const d of ts.deps) if (!d.whoHas.includes(w)) missingBytes += d.nbytes;
+    const busy = w.processing < w.nthreads ? 0 : w.occupancy / w.nthreads;
+    const cost = busy + missingBytes / s.config.bandwidth;
+    if (cost < bestCost || (cost === bestCost && best !== null && w.processing < best.processing)) {
+      best = w;
+      bestCost = cost;
+    }
+  }
+  return best;
+}
+
+export function validWorker(s: SchedulerCore, ts: TaskState, w: WorkerRecord): boolean {
+  if (ts.workers && !ts.workers.includes(w.name) && !ts.workers.includes(w.address)) return false;
+  if (ts.resources) {
+    for (const r in ts.resources) if ((w.resources[r] ?? 0) < (ts.resources[r] as number)) return false;
+  }
+  return true;
+}
+
+export function expectedDuration(s: SchedulerCore, ts: TaskState): number {
+  if (ts.group.duration >= 0) return ts.group.duration;
+  return s.globalDuration >= 0 ? s.globalDuration : s.config.defaultDurationSeconds;
+}
+
+/**
+ * Sends a task to a worker, and then, speculatively, the chain behind it:
+ * while a task's only dependent waits for nothing else and would run on
+ * this worker anyway, it goes along now and the worker starts it the moment
+ * the result exists, with no round trip through the scheduler. A task that
+ * leaves the worker without a result takes its speculative dependents back
+ * with it (see detachFromWorker).
+ */
+export function sendCompute(s: SchedulerCore, ts: TaskState, w: WorkerRecord): void {
+  let next: TaskState | null = ts;
+  while (next) {
+    sendOne(s, next, w);
+    next = speculativeDependent(s, next, w);
+  }
+}
+
+export function sendOne(s: SchedulerCore, ts: TaskState, w: WorkerRecord): void {
+  setState(s, ts, 'processing');
+  ts.processingOn = w;
+  ts.run = ++s.runCounter;
+  s.byRun.set(ts.run, ts);
+  ts.executing = false;
+  ts.expected = expectedDuration(s, ts);
+  w.occupancy += ts.expected;
+  w.processing++;
+  const fn = ts.fn as FnEntry;
+  if (!w.knownFns.has(fn.id)) {
+    w.knownFns.add(fn.id);
+    s.outbox.push(w.id, { op: 'fns', ids: [fn.id], defs: [fn.def] });
+  }
+  const b = s.outbox.computeBatch(w.id);
+  b.keys.push(ts.key);
+  b.runs.push(ts.run);
+  b.fns.push(fn.id);
+  b.addArgs(ts.argBuf as Uint8Array, ts.argStart, ts.argEnd);
+  b.orders.push(ts.order);
+  b.priorities.push(ts.priority);
+  b.depCounts.push(ts.deps.length);
+  for (const d of ts.deps) {
+    b.deps.push(d.key);
+    // A dependency still running here (speculation): the worker waits for it locally.
+    b.who.push(d.state === 'memory' ? d.whoHas.map((h) => h.address) : [w.address]);
+    b.sizes.push(d.nbytes);
+  }
+  if (ts.resources) b.resources.push([b.keys.length - 1, ts.resources]);
+}
+
+/**
+ * Hands queued root tasks to workers with free slots: one task per worker
+ * per pass, least busy first, so a short queue is spread, not piled on one.
+ */
+export function fillWorkers(s: SchedulerCore): void {
+  if (s.queue.size === 0 || s.workers.size === 0) return;
+  let open = [...s.workers.values()].filter((w) => !w.closing);
+  open.sort((a, b) => a.processing / a.nthreads - b.processing / b.nthreads);
+  while (open.length > 0 && s.queue.size > 0) {
+    const still: WorkerRecord[] = [];
+    for (const w of open) {
+      const head = nextQueued(s);
+      if (!head) return;
+      if (w.processing >= slots(s, w, head)) continue;
+      s.queue.pop();
+      head.inQueue = false;
+      sendCompute(s, head, w);
+      still.push(w);
+    }
+    open = still;
+  }
+}
+
+/** The queue's head, skipping entries no longer queued (lazy removal). */
+export function nextQueued(s: SchedulerCore): TaskState | undefined {
+  while (s.queue.size > 0) {
+    const head = s.queue.peek() as TaskState;
+    if (head.state === 'queued') return head;
+    s.queue.pop();
+    head.inQueue = false;
+  }
+  return undefined;
+}
+
+/**
+ * How many tasks a worker may hold: about `queueTargetSeconds` of work per
+ * thread, at least ceil(1.1 × threads). Short tasks get a deep queue so the
+ * round trip to the scheduler never idles a thread; long or unknown ones a
+ * shallow one, so a worker never takes on far more than it can run.
+ */
+export function slots(s: SchedulerCore, w: WorkerRecord, next: TaskState): number {
+  const d = next.group.duration;
+  let perThread = 1.1;
+  if (d >= 0) {
+    perThread = s.config.queueTargetSeconds / (d + s.config.taskOverheadSeconds);
+    perThread = Math.min(s.config.maxQueuedPerThread, Math.max(1.1, perThread));
+  }
+  return Math.ceil(w.nthreads * perThread);
+}
+
+export function describeNeeds(ts: TaskState): string {
+  const parts: string[] = [];
+  if (ts.resources) parts.push(`resources ${Object.entries(ts.resources).map(([k, v]) => `${k}=${v}`).join(',')}`);
+  if (ts.workers) parts.push(`one of the workers ${ts.workers.join(', ')}`);
+  return parts.join(' and ') || 'a worker';
+}

@@ -1,0 +1,216 @@
+/**
+ * A task's life after intake: waiting for inputs, ready, in memory, lost,
+ * erred, released and forgotten. Every state change goes through setState
+ * (core.ts); these functions decide which.
+ */
+import { type ClientRecord, type WorkerRecord, clearHolders, forEachWanter, hasRestrictions, isNeeded, needsDeps, type TaskState } from './task-state.ts';
+import { type SchedulerCore, setState, tellInMemory, addWant, missingInputs } from './core.ts';
+import { takeBackSpeculative } from './speculation.ts';
+import { isRootish, place } from './placement.ts';
+import type { SerializedError } from '../errors.ts';
+
+/**
+ * Tasks released (or forgotten) per event at most: releasing a large graph
+ * cascades through all of it, and the rest waits for a `continue` event so
+ * that workers and clients are heard in between.
+ */
+const RELEASES_PER_EVENT = 50_000;
+
+export function want(s: SchedulerCore, c: ClientRecord, ts: TaskState): void {
+  addWant(s, c, ts);
+  if (ts.state === 'memory') tellInMemory(s, c, ts, (ts.whoHas[0] as WorkerRecord).address);
+  else if (ts.state === 'erred' && ts.error) s.outbox.push(c.id, { op: 'erred', key: ts.key, error: ts.error });
+  else if (ts.state === 'released' && isNeeded(ts)) ensureComputable(s, ts);
+}
+
+/** A task's data is now held somewhere: tell wanters, wake dependents. */
+export function toMemory(s: SchedulerCore, ts: TaskState): void {
+  setState(s, ts, 'memory');
+  if (ts.wanter) {
+    const address = (ts.whoHas[0] as WorkerRecord).address;
+    // No closure per task on this hot path (forEachWanter would make one).
+    tellInMemory(s, ts.wanter, ts, address);
+    if (ts.moreWanters) for (const c of ts.moreWanters) tellInMemory(s, c, ts, address);
+  }
+  for (const d of ts.dependents) {
+    if (d.state === 'waiting' && --d.waitingOn === 0) makeReady(s, d);
+  }
+  if (!isNeeded(ts)) s.releaseQ.push(ts);
+}
+
+/**
+ * A new (or recomputed) task starts waiting for its dependencies. Released
+ * dependencies go on `released` when given (ensureComputable's own stack:
+ * a long chain must not recurse once per link), else are made computable here.
+ */
+export function enterWaiting(s: SchedulerCore, ts: TaskState, released?: TaskState[]): void {
+  let missing = 0;
+  let failed: TaskState | null = null;
+  for (const d of ts.deps) {
+    if (d.state === 'erred') failed = d;
+    else if (d.state !== 'memory') missing++;
+  }
+  if (failed) {
+    markErred(s, ts, dependencyError(failed));
+    return;
+  }
+  setState(s, ts, 'waiting');
+  ts.waitingOn = missing;
+  if (missing === 0) {
+    makeReady(s, ts);
+    return;
+  }
+  for (const d of ts.deps) {
+    if (d.state !== 'released') continue;
+    if (released) released.push(d);
+    else ensureComputable(s, d);
+  }
+}
+
+/** A released task is needed again: compute it (and whatever it needs). */
+export function ensureComputable(s: SchedulerCore, root: TaskState): void {
+  const stack = [root];
+  while (stack.length > 0) {
+    const ts = stack.pop() as TaskState;
+    if (ts.state !== 'released') continue;
+    if (ts.fn === null) {
+      markErred(s, ts, { name: 'DataLostError', message: `scattered data ${ts.key} was lost with the worker that held it; scatter it again` });
+      continue;
+    }
+    enterWaiting(s, ts, stack);
+  }
+}
+
+/** All dependencies are in memory: queue a root task, or place it now. */
+export function makeReady(s: SchedulerCore, ts: TaskState): void {
+  if (!hasRestrictions(ts) && isRootish(s, ts)) {
+    setState(s, ts, 'queued');
+    if (!ts.inQueue) {
+      ts.inQueue = true;
+      s.queue.push(ts);
+    }
+    return;
+  }
+  place(s, ts);
+}
+
+/** Takes a processing task off its worker's books (the worker is told separately). */
+export function detachFromWorker(s: SchedulerCore, ts: TaskState): void {
+  const w = ts.processingOn;
+  if (!w) return;
+  w.processing--;
+  w.occupancy = Math.max(0, w.occupancy - ts.expected);
+  ts.processingOn = null;
+  s.byRun.delete(ts.run);
+  ts.executing = false;
+  takeBackSpeculative(s, ts, w);
+}
+
+/** A task that was processing goes back to wait for (or recompute) its inputs. */
+export function returnToWaiting(s: SchedulerCore, ts: TaskState): void {
+  const missing = missingInputs(ts);
+  if (missing === 0) {
+    makeReady(s, ts);
+    return;
+  }
+  setState(s, ts, 'waiting');
+  ts.waitingOn = missing;
+  for (const d of ts.deps) {
+    if (d.state === 'erred') {
+      markErred(s, ts, dependencyError(d));
+      return;
+    }
+    if (d.state === 'released') ensureComputable(s, d);
+  }
+}
+
+/** The last copy of a result is gone. Recompute it if anything still needs it. */
+export function loseData(s: SchedulerCore, ts: TaskState): void {
+  setState(s, ts, 'released');
+  ts.nbytes = 0;
+  for (const d of ts.dependents) {
+    if (d.state === 'waiting') d.waitingOn++;
+    else if (d.state === 'queued' || d.state === 'no-worker') {
+      s.noWorker.delete(d);
+      setState(s, d, 'waiting');
+      d.waitingOn = 1;
+    } else if (d.state === 'processing') {
+      const w = d.processingOn;
+      detachFromWorker(s, d);
+      if (w) s.outbox.key(w.id, 'free', d.key);
+      setState(s, d, 'waiting');
+      d.waitingOn = missingInputs(d);
+    }
+  }
+  forEachWanter(ts, (c) => s.outbox.key(c.id, 'lost', ts.key));
+  s.logs.push({ level: 'info', msg: 'result lost with its worker', data: { key: ts.key, recompute: isNeeded(ts) } });
+  if (isNeeded(ts)) ensureComputable(s, ts);
+  else s.releaseQ.push(ts);
+}
+
+/** Errs a task and, transitively, everything waiting on it. */
+export function markErred(s: SchedulerCore, root: TaskState, error: SerializedError): void {
+  const stack: [TaskState, SerializedError][] = [[root, error]];
+  while (stack.length > 0) {
+    const [ts, err] = stack.pop() as [TaskState, SerializedError];
+    if (ts.state === 'erred' || ts.state === 'forgotten' || ts.state === 'memory') continue;
+    if (ts.state === 'processing') {
+      const w = ts.processingOn;
+      detachFromWorker(s, ts);
+      if (w) s.outbox.key(w.id, 'free', ts.key);
+    }
+    s.noWorker.delete(ts);
+    ts.error = err;
+    setState(s, ts, 'erred');
+    forEachWanter(ts, (c) => s.outbox.push(c.id, { op: 'erred', key: ts.key, error: err }));
+    const forDependents = dependencyError(ts);
+    for (const d of ts.dependents) {
+      if (needsDeps(d.state)) stack.push([d, forDependents]);
+    }
+    if (!isNeeded(ts)) s.releaseQ.push(ts);
+  }
+}
+
+/** Releases tasks no longer needed and forgets those nothing refers to; at most RELEASES_PER_EVENT per call. */
+export function drainReleases(s: SchedulerCore): void {
+  for (let budget = RELEASES_PER_EVENT; s.releaseQ.length > 0 && budget > 0; budget--) {
+    const ts = s.releaseQ.pop() as TaskState;
+    if (isNeeded(ts) || ts.state === 'forgotten') continue;
+    switch (ts.state) {
+      case 'memory':
+        for (const w of ts.whoHas) {
+          s.outbox.key(w.id, 'free', ts.key);
+          w.stored--;
+          w.storedBytes = Math.max(0, w.storedBytes - ts.nbytes);
+        }
+        clearHolders(ts);
+        setState(s, ts, 'released');
+        break;
+      case 'processing': {
+        const w = ts.processingOn;
+        detachFromWorker(s, ts);
+        if (w) s.outbox.key(w.id, 'free', ts.key);
+        setState(s, ts, 'released');
+        break;
+      }
+      case 'waiting':
+      case 'queued':
+      case 'no-worker':
+        s.noWorker.delete(ts);
+        setState(s, ts, 'released');
+        break;
+    }
+    if (ts.liveDependents === 0 && (ts.state === 'released' || ts.state === 'erred')) {
+      setState(s, ts, 'forgotten');
+      s.tasks.delete(ts.key);
+      for (const d of ts.deps) {
+        if (--d.liveDependents === 0) s.releaseQ.push(d);
+      }
+    }
+  }
+}
+
+export function dependencyError(failed: TaskState): SerializedError {
+  const e = failed.error ?? { name: 'Error', message: 'unknown error' };
+  return { name: e.name, message: e.message, stack: e.stack, failedKey: e.failedKey ?? failed.key };
+}

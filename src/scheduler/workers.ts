@@ -1,0 +1,193 @@
+/**
+ * Workers: joining, leaving (their work and data are rescheduled), their
+ * messages (results, errors, missing inputs, heartbeats), and the tick that
+ * removes a worker silent for longer than the heartbeat timeout.
+ */
+import { addHolder, removeHolder, WorkerRecord, type TaskState } from './task-state.ts';
+import type { SchedulerCore } from './core.ts';
+import { place, validWorker, describeNeeds } from './placement.ts';
+import { toMemory, detachFromWorker, returnToWaiting, loseData, markErred } from './transitions.ts';
+import { taskEvents } from './topics.ts';
+import type { WorkerInfo, WorkerSummary, WorkerToScheduler } from '../protocol/messages.ts';
+import type { SerializedError } from '../errors.ts';
+
+// ------------------------------------------------------------------ workers
+export function addWorker(s: SchedulerCore, id: string, info: WorkerInfo): void {
+  const w = new WorkerRecord(id, info.name, info.address, info.nthreads, info.resources, info.pid, s.now);
+  w.stalledAtSeen = s.stalledMs;
+  s.workers.set(id, w);
+  s.byAddress.set(info.address, w);
+  s.logs.push({ level: 'info', msg: 'worker joined', data: { worker: info.name, address: info.address, nthreads: info.nthreads, resources: info.resources } });
+  // Tasks that had nowhere to go may fit now.
+  for (const ts of [...s.noWorker]) {
+    if (validWorker(s, ts, w)) {
+      s.noWorker.delete(ts);
+      place(s, ts);
+    }
+  }
+}
+
+export function removeWorker(s: SchedulerCore, id: string, reason: string): void {
+  const w = s.workers.get(id);
+  if (!w) return;
+  s.workers.delete(id);
+  s.byAddress.delete(w.address);
+  s.logs.push({ level: 'warn', msg: 'worker removed', data: { worker: w.name, address: w.address, reason, processing: w.processing, stored: w.stored } });
+
+  // What it was running (tasks in flight) and what it held (a scan: workers leave rarely).
+  const lost: TaskState[] = [];
+  const processing: TaskState[] = [];
+  for (const ts of s.byRun.values()) if (ts.processingOn === w) processing.push(ts);
+  for (const ts of s.tasks.values()) {
+    if (!removeHolder(ts, w)) continue;
+    if (ts.whoHas.length === 0 && ts.state === 'memory') lost.push(ts);
+  }
+  w.stored = 0;
+  for (const ts of lost) loseData(s, ts);
+  w.processing = 0;
+  // Blame the tasks the worker said it was running; if it said nothing yet, all of them.
+  const anyExecuting = processing.some((ts) => ts.executing);
+  for (const ts of processing) {
+    if (ts.processingOn !== w) continue;
+    ts.processingOn = null;
+    s.byRun.delete(ts.run);
+    if (!anyExecuting || ts.executing) ts.suspicious++;
+    ts.executing = false;
+    if (ts.suspicious >= s.config.allowedFailures) {
+      s.logs.push({ level: 'error', msg: 'task killed too many workers', data: { key: ts.key, workersDied: ts.suspicious } });
+      markErred(s, ts, {
+        name: 'KilledWorkerError',
+        message: `task ${ts.key} was running on ${ts.suspicious} workers that died (the last: ${w.name}, ${reason}); weft stopped retrying it so it cannot kill another. Check it for crashes or memory use.`,
+      });
+    } else {
+      returnToWaiting(s, ts);
+    }
+  }
+}
+
+export function workerMessage(s: SchedulerCore, id: string, msg: WorkerToScheduler): void {
+  const w = s.workers.get(id);
+  if (!w) return;
+  w.lastSeen = s.now;
+  w.stalledAtSeen = s.stalledMs;
+  switch (msg.op) {
+    case 'finished':
+      for (let i = 0; i < msg.keys.length; i++) {
+        taskFinished(s, w, msg.keys[i] as string, msg.runs[i] ?? -1, msg.nbytes[i] ?? 0, msg.durations[i] ?? 0);
+      }
+      break;
+    case 'executing':
+      for (let i = 0; i < msg.keys.length; i++) {
+        const ts = s.byRun.get(msg.runs[i] as number);
+        if (ts && ts.key === msg.keys[i] && ts.processingOn === w) ts.executing = true;
+      }
+      break;
+    case 'erred':
+      taskErred(s, w, msg.key, msg.run, msg.error);
+      break;
+    case 'missing':
+      missingData(s, w, msg.key, msg.run, msg.dep, msg.holders);
+      break;
+    case 'heartbeat':
+      w.memory = msg.memory;
+      break;
+    case 'task-events':
+      taskEvents(s, w, msg.topics, msg.data);
+      break;
+  }
+}
+
+export function tick(s: SchedulerCore): void {
+  for (const w of s.workers.values()) {
+    const silent = silence(s, w);
+    if (silent > s.config.heartbeatTimeoutMs) {
+      s.close.push({ id: w.id, reason: `no heartbeat for ${Math.round(silent / 1000)} s` });
+      removeWorker(s, w.id, 'heartbeat timeout');
+    }
+  }
+  if (s.noWorker.size > 0) {
+    for (const ts of [...s.noWorker]) {
+      if (s.now - ts.noWorkerSince >= s.config.noWorkerTimeoutMs) {
+        s.noWorker.delete(ts);
+        markErred(s, ts, { name: 'NoWorkerError', message: `task ${ts.key} needs ${describeNeeds(ts)} and no worker offered it for ${Math.round(s.config.noWorkerTimeoutMs / 1000)} s` });
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------ task results
+export function taskFinished(s: SchedulerCore, w: WorkerRecord, key: string, run: number, nbytes: number, duration: number): void {
+  const ts = s.byRun.get(run);
+  if (!ts || ts.key !== key || ts.state !== 'processing' || ts.processingOn !== w) {
+    // A result we no longer want (cancelled, rescheduled, forgotten): drop it there.
+    const known = s.tasks.get(key);
+    if (!(known && known.state === 'memory' && known.whoHas.includes(w))) s.outbox.key(w.id, 'free', key);
+    return;
+  }
+  s.byRun.delete(run);
+  ts.group.record(duration);
+  s.globalDuration = s.globalDuration < 0 ? duration : s.globalDuration + (duration - s.globalDuration) * 0.05;
+  w.processing--;
+  w.occupancy = Math.max(0, w.occupancy - ts.expected);
+  ts.processingOn = null;
+  ts.executing = false;
+  ts.nbytes = nbytes;
+  addHolder(ts, w);
+  w.stored++;
+  w.storedBytes += nbytes;
+  toMemory(s, ts);
+}
+
+export function taskErred(s: SchedulerCore, w: WorkerRecord, key: string, run: number, error: SerializedError): void {
+  const ts = s.tasks.get(key);
+  if (!ts || ts.state !== 'processing' || ts.processingOn !== w || ts.run !== run) return;
+  detachFromWorker(s, ts);
+  if (ts.retriesLeft > 0) {
+    ts.retriesLeft--;
+    s.logs.push({ level: 'info', msg: 'retrying task', data: { key, retriesLeft: ts.retriesLeft, error: error.message } });
+    returnToWaiting(s, ts);
+    return;
+  }
+  markErred(s, ts, error);
+}
+
+export function missingData(s: SchedulerCore, w: WorkerRecord, key: string, run: number, depKey: string, holders: string[]): void {
+  const ts = s.tasks.get(key);
+  if (!ts || ts.state !== 'processing' || ts.processingOn !== w || ts.run !== run) return;
+  const dep = s.tasks.get(depKey);
+  if (dep) {
+    for (const addr of holders) {
+      const hw = s.byAddress.get(addr);
+      if (hw && removeHolder(dep, hw)) {
+        hw.stored--;
+        hw.storedBytes = Math.max(0, hw.storedBytes - dep.nbytes);
+      }
+    }
+    s.logs.push({ level: 'warn', msg: 'worker could not fetch a dependency', data: { key, dep: depKey, worker: w.name, holders } });
+    if (dep.state === 'memory' && dep.whoHas.length === 0) loseData(s, dep);
+  }
+  if (ts.state === 'processing' && ts.processingOn === w) {
+    detachFromWorker(s, ts);
+    s.outbox.key(w.id, 'free', ts.key);
+    returnToWaiting(s, ts);
+  }
+}
+
+/** How long a worker has been silent while the scheduler was running to hear it. */
+export function silence(s: SchedulerCore, w: WorkerRecord): number {
+  return s.now - w.lastSeen - (s.stalledMs - w.stalledAtSeen);
+}
+
+export function workerSummaries(s: SchedulerCore): WorkerSummary[] {
+  return [...s.workers.values()].map((w) => ({
+    name: w.name,
+    address: w.address,
+    nthreads: w.nthreads,
+    resources: w.resources,
+    processing: w.processing,
+    stored: w.stored,
+    storedBytes: w.storedBytes,
+    memory: w.memory,
+    pid: w.pid,
+  }));
+}
