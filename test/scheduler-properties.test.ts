@@ -37,8 +37,8 @@ const ops: fc.Arbitrary<Op> = fc.oneof(
 function runnable(h: Harness): { key: string; worker: string }[] {
   const out: { key: string; worker: string }[] = [];
   for (const ts of h.sm.tasks.values()) {
-    if (ts.state !== 'processing' || !ts.processingOn) continue;
-    if (ts.deps.every((d) => d.state === 'memory')) out.push({ key: ts.key, worker: ts.processingOn.id });
+    if (ts.state !== 'processing' || !ts.flight) continue;
+    if (ts.deps.every((d) => d.state === 'memory')) out.push({ key: ts.key, worker: ts.flight.worker.id });
   }
   return out.sort((a, b) => (a.key < b.key ? -1 : 1));
 }

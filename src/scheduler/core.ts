@@ -8,7 +8,7 @@
  */
 import type { z } from 'zod';
 import { lazySchemas } from '../util/zod.ts';
-import { type ClientRecord, type FnEntry, type WorkerRecord, addWanter, needsDeps, TaskGroup, type TaskState, type TaskStatus } from './task-state.ts';
+import { type ClientRecord, type FnEntry, type WorkerRecord, addWanter, needsDeps, TaskGroup, type TaskState, type TaskStatus, priorityOf, type InFlight } from './task-state.ts';
 import { Heap } from '../util/heap.ts';
 import { Outbox } from './outbox.ts';
 
@@ -147,7 +147,30 @@ export function clock(s: SchedulerCore, now: number): void {
 }
 
 export function before(a: TaskState, b: TaskState): boolean {
-  return a.priority !== b.priority ? a.priority > b.priority : a.order < b.order;
+  const pa = priorityOf(a);
+  const pb = priorityOf(b);
+  return pa !== pb ? pa > pb : a.order < b.order;
+}
+
+/** A task goes to run on worker `w`: its flight, on the worker's books. */
+export function attach(s: SchedulerCore, ts: TaskState, w: WorkerRecord, expected: number): InFlight {
+  const flight: InFlight = { worker: w, run: ++s.runCounter, expected, executing: false };
+  ts.flight = flight;
+  s.byRun.set(flight.run, ts);
+  w.occupancy += expected;
+  w.processing++;
+  return flight;
+}
+
+/** A task leaves its worker (a result, an error, the worker gone, cancelled): off the worker's books. Returns the worker, or null if it was on none. */
+export function detach(s: SchedulerCore, ts: TaskState): WorkerRecord | null {
+  const f = ts.flight;
+  if (f === null) return null;
+  ts.flight = null;
+  s.byRun.delete(f.run);
+  f.worker.processing--;
+  f.worker.occupancy = Math.max(0, f.worker.occupancy - f.expected);
+  return f.worker;
 }
 
 /** How many of a task's dependencies are not in memory. */

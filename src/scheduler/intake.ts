@@ -4,7 +4,7 @@
  * ordered, and admitted; an invalid graph changes nothing. Scattered data
  * enters here too.
  */
-import { type ClientRecord, addDependent, addHolder, FnEntry, isNeeded, newTask, taskArgs, type TaskState } from './task-state.ts';
+import { type ClientRecord, addDependent, addHolder, FnEntry, isNeeded, newTask, taskArgs, type TaskState, type TaskOptionsIn } from './task-state.ts';
 import { type SchedulerCore, group, addWant } from './core.ts';
 import { want, toMemory, enterWaiting } from './transitions.ts';
 import { findCycle } from './cycles.ts';
@@ -95,8 +95,7 @@ export function readTasks(s: SchedulerCore, g: GraphMsg, fns: readonly FnEntry[]
       continue;
     }
     const e = extra.size === 0 ? undefined : extra.get(i);
-    const res = e?.resources && Object.keys(e.resources).length > 0 ? e.resources : null;
-    const ts = newTask(key, fn, args, i === 0 ? 0 : (argEnds[i - 1] as number), argEnds[i] as number, fn.group, e?.priority ?? 0, e?.retries ?? 0, res, e?.workers && e.workers.length > 0 ? e.workers : null);
+    const ts = newTask(key, fn, args, i === 0 ? 0 : (argEnds[i - 1] as number), argEnds[i] as number, e ? taskOptions(e) : null);
     ts.order = FRESH - i;
     s.tasks.set(key, ts);
     at[i] = ts;
@@ -210,7 +209,7 @@ export function scattered(s: SchedulerCore, c: ClientRecord, id: number, keys: s
       continue;
     }
     if (!ts) {
-      ts = newTask(key, null, null, 0, 0, group(s, 'scatter'), 0, 0, null, null);
+      ts = newTask(key, null, null, 0, 0, null);
       s.tasks.set(key, ts);
     }
     if (!ts.whoHas.includes(w)) {
@@ -258,4 +257,13 @@ export function sameKeys(a: readonly string[], b: readonly string[]): boolean {
 
 export function list(items: string[]): string {
   return items.length <= 10 ? items.join(', ') : `${items.slice(0, 10).join(', ')} and ${items.length - 10} more`;
+}
+
+/** A task's options from its graph entry; null when it sets none that matter. */
+function taskOptions(e: TaskExtra): TaskOptionsIn {
+  const resources = e.resources && Object.keys(e.resources).length > 0 ? e.resources : null;
+  const workers = e.workers && e.workers.length > 0 ? e.workers : null;
+  const priority = e.priority ?? 0;
+  const retriesLeft = e.retries ?? 0;
+  return resources || workers || priority !== 0 || retriesLeft !== 0 ? { priority, resources, workers, retriesLeft } : null;
 }

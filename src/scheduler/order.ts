@@ -7,7 +7,8 @@
 
 export interface OrderNode {
   readonly deps: readonly OrderNode[];
-  readonly dependents: readonly OrderNode[];
+  /** Null for a node nothing depends on (an output). */
+  readonly dependent: OrderNode | null;
   /** -1: in this graph and not ordered yet; set here. Nodes with order >= 0 are skipped. */
   order: number;
 }
@@ -48,7 +49,7 @@ export function assignGraphOrder(nodes: readonly OrderNode[], first: number): nu
     }
   };
   // Start from the outputs (nothing in the graph depends on them), in submission order.
-  for (const n of nodes) if (n.dependents.length === 0) visitFrom(n);
+  for (const n of nodes) if (n.dependent === null) visitFrom(n);
   for (const n of nodes) visitFrom(n);
   return next;
 }

@@ -4,8 +4,8 @@
  * where they can start soonest (its queued work plus the time to fetch the
  * inputs it lacks); a task no worker can run waits in `no-worker`.
  */
-import type { FnEntry, WorkerRecord, TaskState } from './task-state.ts';
-import { type SchedulerCore, setState } from './core.ts';
+import { type FnEntry, type WorkerRecord, type TaskState, dependentCount, rareOf, groupOf, priorityOf } from './task-state.ts';
+import { type SchedulerCore, setState, attach } from './core.ts';
 import { speculativeDependent } from './speculation.ts';
 
 /**
@@ -15,7 +15,7 @@ import { speculativeDependent } from './speculation.ts';
 export function isRootish(s: SchedulerCore, ts: TaskState): boolean {
   if (ts.deps.length === 0) return true;
   if (ts.deps.length > 4) return false;
-  for (const d of ts.deps) if (d.dependents.length < 16) return false;
+  for (const d of ts.deps) if (dependentCount(d) < 16) return false;
   return true;
 }
 
@@ -24,7 +24,7 @@ export function place(s: SchedulerCore, ts: TaskState): void {
   if (!w) {
     if (ts.state !== 'no-worker') {
       setState(s, ts, 'no-worker');
-      ts.noWorkerSince = s.now;
+      rareOf(ts).noWorkerSince = s.now;
       s.noWorker.add(ts);
       const reason = `task ${ts.key} needs ${describeNeeds(ts)}, which no connected worker has; it waits ${Math.round(s.config.noWorkerTimeoutMs / 1000)} s for one to join, then errs`;
       s.logs.push({ level: 'warn', msg: 'no worker can run task', data: { key: ts.key, needs: describeNeeds(ts) } });
@@ -58,15 +58,18 @@ export function chooseWorker(s: SchedulerCore, ts: TaskState): WorkerRecord | nu
 }
 
 export function validWorker(s: SchedulerCore, ts: TaskState, w: WorkerRecord): boolean {
-  if (ts.workers && !ts.workers.includes(w.name) && !ts.workers.includes(w.address)) return false;
-  if (ts.resources) {
-    for (const r in ts.resources) if ((w.resources[r] ?? 0) < (ts.resources[r] as number)) return false;
+  const rare = ts.rare;
+  if (rare === null) return true;
+  if (rare.workers && !rare.workers.includes(w.name) && !rare.workers.includes(w.address)) return false;
+  if (rare.resources) {
+    for (const r in rare.resources) if ((w.resources[r] ?? 0) < (rare.resources[r] as number)) return false;
   }
   return true;
 }
 
 export function expectedDuration(s: SchedulerCore, ts: TaskState): number {
-  if (ts.group.duration >= 0) return ts.group.duration;
+  const g = groupOf(ts);
+  if (g.duration >= 0) return g.duration;
   return s.globalDuration >= 0 ? s.globalDuration : s.config.defaultDurationSeconds;
 }
 
@@ -88,13 +91,7 @@ export function sendCompute(s: SchedulerCore, ts: TaskState, w: WorkerRecord): v
 
 export function sendOne(s: SchedulerCore, ts: TaskState, w: WorkerRecord): void {
   setState(s, ts, 'processing');
-  ts.processingOn = w;
-  ts.run = ++s.runCounter;
-  s.byRun.set(ts.run, ts);
-  ts.executing = false;
-  ts.expected = expectedDuration(s, ts);
-  w.occupancy += ts.expected;
-  w.processing++;
+  const flight = attach(s, ts, w, expectedDuration(s, ts));
   const fn = ts.fn as FnEntry;
   if (!w.knownFns.has(fn.id)) {
     w.knownFns.add(fn.id);
@@ -102,11 +99,11 @@ export function sendOne(s: SchedulerCore, ts: TaskState, w: WorkerRecord): void 
   }
   const b = s.outbox.computeBatch(w.id);
   b.keys.push(ts.key);
-  b.runs.push(ts.run);
+  b.runs.push(flight.run);
   b.fns.push(fn.id);
   b.addArgs(ts.argBuf as Uint8Array, ts.argStart, ts.argEnd);
   b.orders.push(ts.order);
-  b.priorities.push(ts.priority);
+  b.priorities.push(priorityOf(ts));
   b.depCounts.push(ts.deps.length);
   for (const d of ts.deps) {
     b.deps.push(d.key);
@@ -114,7 +111,7 @@ export function sendOne(s: SchedulerCore, ts: TaskState, w: WorkerRecord): void 
     b.who.push(d.state === 'memory' ? d.whoHas.map((h) => h.address) : [w.address]);
     b.sizes.push(d.nbytes);
   }
-  if (ts.resources) b.resources.push([b.keys.length - 1, ts.resources]);
+  if (ts.rare?.resources) b.resources.push([b.keys.length - 1, ts.rare.resources]);
 }
 
 /**
@@ -158,7 +155,7 @@ export function nextQueued(s: SchedulerCore): TaskState | undefined {
  * shallow one, so a worker never takes on far more than it can run.
  */
 export function slots(s: SchedulerCore, w: WorkerRecord, next: TaskState): number {
-  const d = next.group.duration;
+  const d = groupOf(next).duration;
   let perThread = 1.1;
   if (d >= 0) {
     perThread = s.config.queueTargetSeconds / (d + s.config.taskOverheadSeconds);
@@ -169,7 +166,9 @@ export function slots(s: SchedulerCore, w: WorkerRecord, next: TaskState): numbe
 
 export function describeNeeds(ts: TaskState): string {
   const parts: string[] = [];
-  if (ts.resources) parts.push(`resources ${Object.entries(ts.resources).map(([k, v]) => `${k}=${v}`).join(',')}`);
-  if (ts.workers) parts.push(`one of the workers ${ts.workers.join(', ')}`);
+  const resources = ts.rare?.resources;
+  const workers = ts.rare?.workers;
+  if (resources) parts.push(`resources ${Object.entries(resources).map(([k, v]) => `${k}=${v}`).join(',')}`);
+  if (workers) parts.push(`one of the workers ${workers.join(', ')}`);
   return parts.join(' and ') || 'a worker';
 }

@@ -5,7 +5,7 @@
  * time comes in with the events. The state and its transitions are in
  * core.ts; each concern has a module of its own.
  */
-import { type WorkerRecord, ClientRecord, isNeeded, needsDeps, removeWanter, type TaskState } from './task-state.ts';
+import { type WorkerRecord, ClientRecord, isNeeded, needsDeps, removeWanter, type TaskState, dependentsOf } from './task-state.ts';
 import { SchedulerCore, clock, missingInputs, schedulerConfigSchema, type SchedulerConfig, type LogRecord } from './core.ts';
 import { fillWorkers } from './placement.ts';
 import { want, drainReleases } from './transitions.ts';
@@ -204,14 +204,14 @@ export class SchedulerState {
     for (const ts of this.s.tasks.values()) {
       if (ts.state === 'processing') {
         processing++;
-        if (this.s.byRun.get(ts.run) !== ts) return `task ${ts.key} is processing but not in flight under run ${ts.run}`;
-        const w = ts.processingOn;
+        if (!ts.flight || this.s.byRun.get(ts.flight.run) !== ts) return `task ${ts.key} is processing but not in flight under its run`;
+        const w = ts.flight.worker;
         if (!w || this.s.workers.get(w.id) !== w) return `task ${ts.key} is processing on a worker that is gone`;
         onWorker.set(w, (onWorker.get(w) ?? 0) + 1);
-      } else if (ts.processingOn !== null) return `task ${ts.key} is ${ts.state} but still on worker ${ts.processingOn.name}`;
+      } else if (ts.flight !== null) return `task ${ts.key} is ${ts.state} but still on worker ${ts.flight.worker.name}`;
       let needing = 0;
       let live = 0;
-      for (const d of ts.dependents) {
+      for (const d of dependentsOf(ts)) {
         if (needsDeps(d.state)) needing++;
         if (d.state !== 'forgotten') live++;
       }

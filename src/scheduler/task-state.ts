@@ -44,12 +44,34 @@ export class FnEntry {
 }
 
 /**
+ * What few tasks have (a priority, restrictions, retries, a second wanter,
+ * an error, a worker that died running it): one object, made on first need,
+ * so that the record of every other task is smaller by its fields.
+ */
+export interface TaskRare {
+  priority: number;
+  resources: Record<string, number> | null;
+  workers: string[] | null;
+  retriesLeft: number;
+  /** Clients wanting the key beyond the first (TaskState.wanter). */
+  moreWanters: ClientRecord[] | null;
+  error: SerializedError | null;
+  /** Workers that died while running this task. */
+  suspicious: number;
+  /** When it went to `no-worker`. */
+  noWorkerSince: number;
+  /** Its dependents beyond the first (TaskState.dependent). */
+  moreDependents: TaskState[] | null;
+}
+
+/**
  * One task's record. A plain object made by `newTask`, not a class instance:
  * V8 tracks object literals by their allocation site and, seeing that almost
  * all of them outlive a young-generation collection (a graph's tasks live
  * until released), allocates later ones straight in the old generation. A
  * class's records would be copied twice on the way there, which made up
- * much of a large graph's collection time.
+ * much of a large graph's collection time. Each field costs 8 bytes per
+ * task (16 MB at two million): what few tasks need is in `rare`.
  */
 export interface TaskState {
   readonly key: string;
@@ -59,78 +81,93 @@ export interface TaskState {
   readonly argBuf: Uint8Array | null;
   readonly argStart: number;
   readonly argEnd: number;
-  readonly group: TaskGroup;
-  readonly priority: number;
-  readonly retries: number;
-  readonly resources: Record<string, number> | null;
-  readonly workers: string[] | null;
   state: TaskStatus;
   /** Shared empty array until linked. */
   deps: TaskState[];
-  /** Shared empty array until the first dependent (most tasks never get one): push via addDependent. */
-  dependents: TaskState[];
+  /**
+   * Its first dependent (others: rare.moreDependents): most tasks have none
+   * or one, and a one-element array would cost 56 bytes (see addDependent).
+   */
+  dependent: TaskState | null;
   /** Dependencies not in memory (meaningful while waiting). */
   waitingOn: number;
   /** Dependents that still need this task's data (in a `needsDeps` state), and one while a submission in parts holds it (ClientRecord.held). */
   waiters: number;
   /** Dependents not yet forgotten. */
   liveDependents: number;
-  /** The client holding a future for this key, and any others beyond the first. */
+  /** The client holding a future for this key (others: rare.moreWanters). */
   wanter: ClientRecord | null;
-  moreWanters: ClientRecord[] | null;
   /** The first wanter's ticket for this key (-1: none; see GraphMsg.tickets). */
   ticket: number;
   /** The workers holding the result: shared and never changed in place (see addHolder). */
   whoHas: readonly WorkerRecord[];
   nbytes: number;
-  processingOn: WorkerRecord | null;
-  /** Attempt number of the current run; results of older runs are stale. */
-  run: number;
-  /** The worker said it handed this task to an executor thread. */
-  executing: boolean;
-  /** Workers that died while running this task. */
-  suspicious: number;
-  retriesLeft: number;
-  error: SerializedError | null;
-  noWorkerSince: number;
+  /** Its run on a worker while processing, else null (attach and detach in core.ts). */
+  flight: InFlight | null;
   /** Static graph order (lower runs first); -1 until ordered. */
   order: number;
-  /** Seconds this run was expected to take (added to its worker's occupancy). */
-  expected: number;
   /** In the scheduler's root-task queue (entries are removed lazily). */
   inQueue: boolean;
+  rare: TaskRare | null;
 }
 
+/** A task's run on a worker: made when it is sent, dropped when it leaves (a few thousand exist at a time, not one per task). */
+export interface InFlight {
+  readonly worker: WorkerRecord;
+  /** The run's number: results of older runs are stale. */
+  readonly run: number;
+  /** Seconds it was expected to take (added to its worker's occupancy). */
+  readonly expected: number;
+  /** The worker said it handed the task to an executor thread. */
+  executing: boolean;
+}
+
+/** The options of a task that has any (TaskRare's first fields), or null. */
+export type TaskOptionsIn = Pick<TaskRare, 'priority' | 'resources' | 'workers' | 'retriesLeft'> | null;
+
 /** A new task record (the one place records are made: see TaskState). */
-export function newTask(
-  key: string,
-  fn: FnEntry | null,
-  argBuf: Uint8Array | null,
-  argStart: number,
-  argEnd: number,
-  group: TaskGroup,
-  priority: number,
-  retries: number,
-  resources: Record<string, number> | null,
-  workers: string[] | null,
-): TaskState {
+export function newTask(key: string, fn: FnEntry | null, argBuf: Uint8Array | null, argStart: number, argEnd: number, options: TaskOptionsIn): TaskState {
   return {
-    key, fn, argBuf, argStart, argEnd, group, priority, retries, resources, workers,
-    state: 'released', deps: NONE, dependents: NONE, waitingOn: 0, waiters: 0, liveDependents: 0,
-    wanter: null, moreWanters: null, ticket: -1, whoHas: NONE, nbytes: 0, processingOn: null, run: 0,
-    executing: false, suspicious: 0, retriesLeft: retries, error: null, noWorkerSince: 0,
-    order: -1, expected: 0, inQueue: false,
+    key, fn, argBuf, argStart, argEnd,
+    state: 'released', deps: NONE, dependent: null, waitingOn: 0, waiters: 0, liveDependents: 0,
+    wanter: null, ticket: -1, whoHas: NONE, nbytes: 0, flight: null, order: -1, inQueue: false,
+    rare: options === null ? null : { ...options, moreWanters: null, error: null, suspicious: 0, noWorkerSince: 0, moreDependents: null },
   };
+}
+
+/** The task's rare fields, made on first need. */
+export function rareOf(ts: TaskState): TaskRare {
+  return (ts.rare ??= { priority: 0, resources: null, workers: null, retriesLeft: 0, moreWanters: null, error: null, suspicious: 0, noWorkerSince: 0, moreDependents: null });
+}
+
+export function priorityOf(ts: TaskState): number {
+  return ts.rare === null ? 0 : ts.rare.priority;
+}
+
+/** The group of a computed task (scattered data has none: never call this for it). */
+export function groupOf(ts: TaskState): TaskGroup {
+  return (ts.fn as FnEntry).group;
+}
+
+export function addDependent(ts: TaskState, d: TaskState): void {
+  if (ts.dependent === null) ts.dependent = d;
+  else (rareOf(ts).moreDependents ??= []).push(d);
+}
+
+export function dependentCount(ts: TaskState): number {
+  return ts.dependent === null ? 0 : 1 + (ts.rare?.moreDependents?.length ?? 0);
+}
+
+/** Its dependents as a new array: for the rare paths, not the hot ones (which read `dependent` and `moreDependents`). */
+export function dependentsOf(ts: TaskState): TaskState[] {
+  if (ts.dependent === null) return [];
+  const more = ts.rare?.moreDependents;
+  return more ? [ts.dependent, ...more] : [ts.dependent];
 }
 
 /** The arguments' bytes (a new view: for the rare comparisons, not the hot path). */
 export function taskArgs(ts: TaskState): Uint8Array | null {
   return ts.argBuf ? ts.argBuf.subarray(ts.argStart, ts.argEnd) : null;
-}
-
-export function addDependent(ts: TaskState, d: TaskState): void {
-  if (ts.dependents === NONE) ts.dependents = [d];
-  else ts.dependents.push(d);
 }
 
 /**
@@ -162,34 +199,36 @@ export function isNeeded(ts: TaskState): boolean {
 /** Adds a client wanting this key; false if it already did. */
 export function addWanter(ts: TaskState, c: ClientRecord): boolean {
   if (ts.wanter === null) ts.wanter = c;
-  else if (ts.wanter === c || ts.moreWanters?.includes(c)) return false;
-  else (ts.moreWanters ??= []).push(c);
+  else if (ts.wanter === c || ts.rare?.moreWanters?.includes(c)) return false;
+  else (rareOf(ts).moreWanters ??= []).push(c);
   return true;
 }
 
 /** Removes a client wanting this key; false if it did not. */
 export function removeWanter(ts: TaskState, c: ClientRecord): boolean {
+  const more = ts.rare?.moreWanters;
   if (ts.wanter === c) {
-    ts.wanter = ts.moreWanters?.shift() ?? null;
+    ts.wanter = more?.shift() ?? null;
     ts.ticket = -1;
-    if (ts.moreWanters?.length === 0) ts.moreWanters = null;
+    if (more?.length === 0) rareOf(ts).moreWanters = null;
     return true;
   }
-  if (!ts.moreWanters) return false;
-  const i = ts.moreWanters.indexOf(c);
+  if (!more) return false;
+  const i = more.indexOf(c);
   if (i < 0) return false;
-  ts.moreWanters.splice(i, 1);
-  if (ts.moreWanters.length === 0) ts.moreWanters = null;
+  more.splice(i, 1);
+  if (more.length === 0) rareOf(ts).moreWanters = null;
   return true;
 }
 
 export function forEachWanter(ts: TaskState, fn: (c: ClientRecord) => void): void {
   if (ts.wanter) fn(ts.wanter);
-  if (ts.moreWanters) for (const c of ts.moreWanters) fn(c);
+  const more = ts.rare?.moreWanters;
+  if (more) for (const c of more) fn(c);
 }
 
 export function hasRestrictions(ts: TaskState): boolean {
-  return ts.resources !== null || ts.workers !== null;
+  return ts.rare !== null && (ts.rare.resources !== null || ts.rare.workers !== null);
 }
 
 export class WorkerRecord {

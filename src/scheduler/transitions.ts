@@ -3,8 +3,8 @@
  * erred, released and forgotten. Every state change goes through setState
  * (core.ts); these functions decide which.
  */
-import { type ClientRecord, type WorkerRecord, clearHolders, forEachWanter, hasRestrictions, isNeeded, needsDeps, type TaskState } from './task-state.ts';
-import { type SchedulerCore, setState, tellInMemory, addWant, missingInputs } from './core.ts';
+import { type ClientRecord, type WorkerRecord, clearHolders, forEachWanter, hasRestrictions, isNeeded, needsDeps, type TaskState, dependentsOf, rareOf } from './task-state.ts';
+import { type SchedulerCore, setState, tellInMemory, addWant, missingInputs, detach } from './core.ts';
 import { takeBackSpeculative } from './speculation.ts';
 import { isRootish, place } from './placement.ts';
 import type { SerializedError } from '../errors.ts';
@@ -19,7 +19,7 @@ const RELEASES_PER_EVENT = 50_000;
 export function want(s: SchedulerCore, c: ClientRecord, ts: TaskState): void {
   addWant(s, c, ts);
   if (ts.state === 'memory') tellInMemory(s, c, ts, (ts.whoHas[0] as WorkerRecord).address);
-  else if (ts.state === 'erred' && ts.error) s.outbox.push(c.id, { op: 'erred', key: ts.key, error: ts.error });
+  else if (ts.state === 'erred' && ts.rare?.error) s.outbox.push(c.id, { op: 'erred', key: ts.key, error: ts.rare.error });
   else if (ts.state === 'released' && isNeeded(ts)) ensureComputable(s, ts);
 }
 
@@ -30,10 +30,15 @@ export function toMemory(s: SchedulerCore, ts: TaskState): void {
     const address = (ts.whoHas[0] as WorkerRecord).address;
     // No closure per task on this hot path (forEachWanter would make one).
     tellInMemory(s, ts.wanter, ts, address);
-    if (ts.moreWanters) for (const c of ts.moreWanters) tellInMemory(s, c, ts, address);
+    const more = ts.rare?.moreWanters;
+    if (more) for (const c of more) tellInMemory(s, c, ts, address);
   }
-  for (const d of ts.dependents) {
-    if (d.state === 'waiting' && --d.waitingOn === 0) makeReady(s, d);
+  // The first dependent, then any others (see TaskState.dependent).
+  const first = ts.dependent;
+  if (first !== null) {
+    if (first.state === 'waiting' && --first.waitingOn === 0) makeReady(s, first);
+    const more = ts.rare?.moreDependents;
+    if (more) for (const d of more) if (d.state === 'waiting' && --d.waitingOn === 0) makeReady(s, d);
   }
   if (!isNeeded(ts)) s.releaseQ.push(ts);
 }
@@ -96,14 +101,8 @@ export function makeReady(s: SchedulerCore, ts: TaskState): void {
 
 /** Takes a processing task off its worker's books (the worker is told separately). */
 export function detachFromWorker(s: SchedulerCore, ts: TaskState): void {
-  const w = ts.processingOn;
-  if (!w) return;
-  w.processing--;
-  w.occupancy = Math.max(0, w.occupancy - ts.expected);
-  ts.processingOn = null;
-  s.byRun.delete(ts.run);
-  ts.executing = false;
-  takeBackSpeculative(s, ts, w);
+  const w = detach(s, ts);
+  if (w) takeBackSpeculative(s, ts, w);
 }
 
 /** A task that was processing goes back to wait for (or recompute) its inputs. */
@@ -128,14 +127,15 @@ export function returnToWaiting(s: SchedulerCore, ts: TaskState): void {
 export function loseData(s: SchedulerCore, ts: TaskState): void {
   setState(s, ts, 'released');
   ts.nbytes = 0;
-  for (const d of ts.dependents) {
-    if (d.state === 'waiting') d.waitingOn++;
+  for (const d of dependentsOf(ts)) {
+    // Counted afresh, not incremented: one taken back from a worker just now (speculation) already counts this loss.
+    if (d.state === 'waiting') d.waitingOn = missingInputs(d);
     else if (d.state === 'queued' || d.state === 'no-worker') {
       s.noWorker.delete(d);
       setState(s, d, 'waiting');
       d.waitingOn = 1;
     } else if (d.state === 'processing') {
-      const w = d.processingOn;
+      const w = d.flight?.worker;
       detachFromWorker(s, d);
       if (w) s.outbox.key(w.id, 'free', d.key);
       setState(s, d, 'waiting');
@@ -155,16 +155,16 @@ export function markErred(s: SchedulerCore, root: TaskState, error: SerializedEr
     const [ts, err] = stack.pop() as [TaskState, SerializedError];
     if (ts.state === 'erred' || ts.state === 'forgotten' || ts.state === 'memory') continue;
     if (ts.state === 'processing') {
-      const w = ts.processingOn;
+      const w = ts.flight?.worker;
       detachFromWorker(s, ts);
       if (w) s.outbox.key(w.id, 'free', ts.key);
     }
     s.noWorker.delete(ts);
-    ts.error = err;
+    rareOf(ts).error = err;
     setState(s, ts, 'erred');
     forEachWanter(ts, (c) => s.outbox.push(c.id, { op: 'erred', key: ts.key, error: err }));
     const forDependents = dependencyError(ts);
-    for (const d of ts.dependents) {
+    for (const d of dependentsOf(ts)) {
       if (needsDeps(d.state)) stack.push([d, forDependents]);
     }
     if (!isNeeded(ts)) s.releaseQ.push(ts);
@@ -187,7 +187,7 @@ export function drainReleases(s: SchedulerCore): void {
         setState(s, ts, 'released');
         break;
       case 'processing': {
-        const w = ts.processingOn;
+        const w = ts.flight?.worker;
         detachFromWorker(s, ts);
         if (w) s.outbox.key(w.id, 'free', ts.key);
         setState(s, ts, 'released');
@@ -211,6 +211,6 @@ export function drainReleases(s: SchedulerCore): void {
 }
 
 export function dependencyError(failed: TaskState): SerializedError {
-  const e = failed.error ?? { name: 'Error', message: 'unknown error' };
+  const e = failed.rare?.error ?? { name: 'Error', message: 'unknown error' };
   return { name: e.name, message: e.message, stack: e.stack, failedKey: e.failedKey ?? failed.key };
 }

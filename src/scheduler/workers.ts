@@ -3,8 +3,8 @@
  * messages (results, errors, missing inputs, heartbeats), and the tick that
  * removes a worker silent for longer than the heartbeat timeout.
  */
-import { addHolder, removeHolder, WorkerRecord, type TaskState } from './task-state.ts';
-import type { SchedulerCore } from './core.ts';
+import { addHolder, removeHolder, WorkerRecord, type TaskState, rareOf, groupOf } from './task-state.ts';
+import { type SchedulerCore, detach } from './core.ts';
 import { place, validWorker, describeNeeds } from './placement.ts';
 import { toMemory, detachFromWorker, returnToWaiting, loseData, markErred } from './transitions.ts';
 import { taskEvents } from './topics.ts';
@@ -37,27 +37,26 @@ export function removeWorker(s: SchedulerCore, id: string, reason: string): void
   // What it was running (tasks in flight) and what it held (a scan: workers leave rarely).
   const lost: TaskState[] = [];
   const processing: TaskState[] = [];
-  for (const ts of s.byRun.values()) if (ts.processingOn === w) processing.push(ts);
+  for (const ts of s.byRun.values()) if (ts.flight?.worker === w) processing.push(ts);
   for (const ts of s.tasks.values()) {
     if (!removeHolder(ts, w)) continue;
     if (ts.whoHas.length === 0 && ts.state === 'memory') lost.push(ts);
   }
   w.stored = 0;
   for (const ts of lost) loseData(s, ts);
-  w.processing = 0;
   // Blame the tasks the worker said it was running; if it said nothing yet, all of them.
-  const anyExecuting = processing.some((ts) => ts.executing);
+  const anyExecuting = processing.some((ts) => ts.flight?.executing === true);
   for (const ts of processing) {
-    if (ts.processingOn !== w) continue;
-    ts.processingOn = null;
-    s.byRun.delete(ts.run);
-    if (!anyExecuting || ts.executing) ts.suspicious++;
-    ts.executing = false;
-    if (ts.suspicious >= s.config.allowedFailures) {
-      s.logs.push({ level: 'error', msg: 'task killed too many workers', data: { key: ts.key, workersDied: ts.suspicious } });
+    const f = ts.flight;
+    if (f?.worker !== w) continue;
+    detach(s, ts);
+    if (!anyExecuting || f.executing) rareOf(ts).suspicious++;
+    const suspicious = ts.rare?.suspicious ?? 0;
+    if (suspicious >= s.config.allowedFailures) {
+      s.logs.push({ level: 'error', msg: 'task killed too many workers', data: { key: ts.key, workersDied: suspicious } });
       markErred(s, ts, {
         name: 'KilledWorkerError',
-        message: `task ${ts.key} was running on ${ts.suspicious} workers that died (the last: ${w.name}, ${reason}); weft stopped retrying it so it cannot kill another. Check it for crashes or memory use.`,
+        message: `task ${ts.key} was running on ${suspicious} workers that died (the last: ${w.name}, ${reason}); weft stopped retrying it so it cannot kill another. Check it for crashes or memory use.`,
       });
     } else {
       returnToWaiting(s, ts);
@@ -79,7 +78,7 @@ export function workerMessage(s: SchedulerCore, id: string, msg: WorkerToSchedul
     case 'executing':
       for (let i = 0; i < msg.keys.length; i++) {
         const ts = s.byRun.get(msg.runs[i] as number);
-        if (ts && ts.key === msg.keys[i] && ts.processingOn === w) ts.executing = true;
+        if (ts && ts.key === msg.keys[i] && ts.flight?.worker === w) ts.flight.executing = true;
       }
       break;
     case 'erred':
@@ -107,7 +106,7 @@ export function tick(s: SchedulerCore): void {
   }
   if (s.noWorker.size > 0) {
     for (const ts of [...s.noWorker]) {
-      if (s.now - ts.noWorkerSince >= s.config.noWorkerTimeoutMs) {
+      if (s.now - (ts.rare?.noWorkerSince ?? 0) >= s.config.noWorkerTimeoutMs) {
         s.noWorker.delete(ts);
         markErred(s, ts, { name: 'NoWorkerError', message: `task ${ts.key} needs ${describeNeeds(ts)} and no worker offered it for ${Math.round(s.config.noWorkerTimeoutMs / 1000)} s` });
       }
@@ -118,19 +117,15 @@ export function tick(s: SchedulerCore): void {
 // ------------------------------------------------------------------ task results
 export function taskFinished(s: SchedulerCore, w: WorkerRecord, key: string, run: number, nbytes: number, duration: number): void {
   const ts = s.byRun.get(run);
-  if (!ts || ts.key !== key || ts.state !== 'processing' || ts.processingOn !== w) {
+  if (!ts || ts.key !== key || ts.state !== 'processing' || ts.flight?.worker !== w) {
     // A result we no longer want (cancelled, rescheduled, forgotten): drop it there.
     const known = s.tasks.get(key);
     if (!(known && known.state === 'memory' && known.whoHas.includes(w))) s.outbox.key(w.id, 'free', key);
     return;
   }
-  s.byRun.delete(run);
-  ts.group.record(duration);
+  detach(s, ts);
+  groupOf(ts).record(duration);
   s.globalDuration = s.globalDuration < 0 ? duration : s.globalDuration + (duration - s.globalDuration) * 0.05;
-  w.processing--;
-  w.occupancy = Math.max(0, w.occupancy - ts.expected);
-  ts.processingOn = null;
-  ts.executing = false;
   ts.nbytes = nbytes;
   addHolder(ts, w);
   w.stored++;
@@ -140,11 +135,11 @@ export function taskFinished(s: SchedulerCore, w: WorkerRecord, key: string, run
 
 export function taskErred(s: SchedulerCore, w: WorkerRecord, key: string, run: number, error: SerializedError): void {
   const ts = s.tasks.get(key);
-  if (!ts || ts.state !== 'processing' || ts.processingOn !== w || ts.run !== run) return;
+  if (!ts || ts.state !== 'processing' || ts.flight?.worker !== w || ts.flight.run !== run) return;
   detachFromWorker(s, ts);
-  if (ts.retriesLeft > 0) {
-    ts.retriesLeft--;
-    s.logs.push({ level: 'info', msg: 'retrying task', data: { key, retriesLeft: ts.retriesLeft, error: error.message } });
+  if (ts.rare !== null && ts.rare.retriesLeft > 0) {
+    ts.rare.retriesLeft--;
+    s.logs.push({ level: 'info', msg: 'retrying task', data: { key, retriesLeft: ts.rare.retriesLeft, error: error.message } });
     returnToWaiting(s, ts);
     return;
   }
@@ -153,7 +148,7 @@ export function taskErred(s: SchedulerCore, w: WorkerRecord, key: string, run: n
 
 export function missingData(s: SchedulerCore, w: WorkerRecord, key: string, run: number, depKey: string, holders: string[]): void {
   const ts = s.tasks.get(key);
-  if (!ts || ts.state !== 'processing' || ts.processingOn !== w || ts.run !== run) return;
+  if (!ts || ts.state !== 'processing' || ts.flight?.worker !== w || ts.flight.run !== run) return;
   const dep = s.tasks.get(depKey);
   if (dep) {
     for (const addr of holders) {
@@ -166,7 +161,7 @@ export function missingData(s: SchedulerCore, w: WorkerRecord, key: string, run:
     s.logs.push({ level: 'warn', msg: 'worker could not fetch a dependency', data: { key, dep: depKey, worker: w.name, holders } });
     if (dep.state === 'memory' && dep.whoHas.length === 0) loseData(s, dep);
   }
-  if (ts.state === 'processing' && ts.processingOn === w) {
+  if (ts.state === 'processing' && ts.flight?.worker === w) {
     detachFromWorker(s, ts);
     s.outbox.key(w.id, 'free', ts.key);
     returnToWaiting(s, ts);

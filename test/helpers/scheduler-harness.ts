@@ -96,7 +96,7 @@ export class Harness {
   finish(worker: string, key: string | string[], opts: { nbytes?: number; duration?: number; run?: number } = {}): void {
     const keys = typeof key === 'string' ? [key] : key;
     this.finished += keys.length;
-    const runs = Float64Array.from(keys, (k) => opts.run ?? this.sm.tasks.get(k)?.run ?? 0);
+    const runs = Float64Array.from(keys, (k) => opts.run ?? this.sm.tasks.get(k)?.flight?.run ?? 0);
     const nbytes = new Float64Array(keys.length).fill(opts.nbytes ?? 8);
     const durations = new Float64Array(keys.length).fill(opts.duration ?? 0.001);
     this.sm.handle({ type: 'worker-message', worker, msg: { op: 'finished', keys, runs, nbytes, durations }, now: this.now });
@@ -104,13 +104,13 @@ export class Harness {
   }
 
   err(worker: string, key: string, message = 'boom'): void {
-    const run = this.sm.tasks.get(key)?.run ?? 0;
+    const run = this.sm.tasks.get(key)?.flight?.run ?? 0;
     this.sm.handle({ type: 'worker-message', worker, msg: { op: 'erred', key, run, error: { name: 'Error', message, stack: `Error: ${message}\n    at remote` } }, now: this.now });
     this.flush();
   }
 
   executing(worker: string, keys: string[]): void {
-    const runs = Float64Array.from(keys, (k) => this.sm.tasks.get(k)?.run ?? 0);
+    const runs = Float64Array.from(keys, (k) => this.sm.tasks.get(k)?.flight?.run ?? 0);
     this.sm.handle({ type: 'worker-message', worker, msg: { op: 'executing', keys, runs }, now: this.now });
     this.flush();
   }
