@@ -14,7 +14,7 @@ import type { SerializedError } from '../errors.ts';
  * cascades through all of it, and the rest waits for a `continue` event so
  * that workers and clients are heard in between.
  */
-const RELEASES_PER_EVENT = 50_000;
+const RELEASES_PER_EVENT = 16_384;
 
 export function want(s: SchedulerCore, c: ClientRecord, ts: TaskState): void {
   addWant(s, c, ts);
