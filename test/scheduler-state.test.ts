@@ -445,7 +445,7 @@ describe('releasing results', () => {
     // 120,000 tasks nobody wants: all dropped at once, a cascade of releases.
     const b = new GraphBuilder();
     for (let i = 0; i < 120_000; i++) b.add('mod.ts#f', [i], {}, `t-${i}`);
-    h.sm.handle({ type: 'client-message', client: 'c1', msg: b.build(1, []) });
+    h.sm.handle({ type: 'client-message', client: 'c1', msg: b.build(1, []), now: h.now });
     // Not all at once: work is left, and a worker's message is handled before it.
     expect(h.sm.hasPendingWork).toBe(true);
     expect(h.sm.tasks.size).toBeGreaterThan(0);
@@ -516,15 +516,15 @@ describe('task events', () => {
     h.client('c1');
     h.client('c2');
     h.worker('w1');
-    h.sm.handle({ type: 'client-message', client: 'c1', msg: { op: 'subscribe', topics: ['run:a', 'run:b'] } });
-    h.sm.handle({ type: 'client-message', client: 'c2', msg: { op: 'subscribe', topics: ['run:b'] } });
+    h.sm.handle({ type: 'client-message', client: 'c1', msg: { op: 'subscribe', topics: ['run:a', 'run:b'] }, now: h.now });
+    h.sm.handle({ type: 'client-message', client: 'c2', msg: { op: 'subscribe', topics: ['run:b'] }, now: h.now });
     events(h, 'w1', ['run:a', 'run:x', 'run:b']);
     events(h, 'w1', ['run:a']);
     h.tick(0);
     expect(h.take('c1')).toEqual([{ op: 'events', topics: ['run:a', 'run:b', 'run:a'], data: [new Uint8Array([0]), new Uint8Array([2]), new Uint8Array([0])] }]);
     expect(h.take('c2')).toEqual([{ op: 'events', topics: ['run:b'], data: [new Uint8Array([2])] }]);
     // Unsubscribed, or gone: nothing more.
-    h.sm.handle({ type: 'client-message', client: 'c1', msg: { op: 'unsubscribe', topics: ['run:b'] } });
+    h.sm.handle({ type: 'client-message', client: 'c1', msg: { op: 'unsubscribe', topics: ['run:b'] }, now: h.now });
     h.sm.handle({ type: 'client-disconnected', client: 'c2' });
     events(h, 'w1', ['run:b', 'run:a']);
     h.tick(0);
@@ -536,7 +536,7 @@ describe('task events', () => {
     const h = new Harness();
     h.client();
     h.worker('w1');
-    h.sm.handle({ type: 'client-message', client: 'c1', msg: { op: 'subscribe', topics: ['t'] } });
+    h.sm.handle({ type: 'client-message', client: 'c1', msg: { op: 'subscribe', topics: ['t'] }, now: h.now });
     h.submit([task('a')], ['a']);
     h.take('c1');
     events(h, 'w1', ['t']);
@@ -548,7 +548,7 @@ describe('task events', () => {
     const h = new Harness();
     h.client();
     h.worker('w1');
-    h.sm.handle({ type: 'client-message', client: 'c1', msg: { op: 'subscribe', topics: ['t'] } });
+    h.sm.handle({ type: 'client-message', client: 'c1', msg: { op: 'subscribe', topics: ['t'] }, now: h.now });
     h.sm.handle({ type: 'worker-message', worker: 'w1', msg: { op: 'task-events', topics: ['t', 't'], data: [new Uint8Array(1)] }, now: h.now });
     const ins = h.sm.takeInstructions();
     expect(ins.logs.map((l) => l.msg)).toContain('task events dropped: topics and data differ in length');

@@ -9,7 +9,7 @@
 import type * as Zod from 'zod';
 import { lazySchemas } from '../util/zod.ts';
 /** 2: number columns of hot messages travel as typed arrays, long key lists as one string (codec.ts); 3: tickets (GraphMsg.tickets); 4: task events (subscribe, task-events, events). */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 export const MAX_KEY = 4096;
 
 /** Whether a key has a length the scheduler accepts (1 to MAX_KEY characters). */
@@ -57,7 +57,7 @@ export function checkComputeColumns(m: ComputeMsg): string | null {
     prev = end;
   }
   const deps = m.depCounts.reduce((a, b) => a + b, 0);
-  if (m.deps.length !== deps || m.who.length !== deps || m.sizes.length !== deps) return `depCounts add up to ${deps}, but deps/who/sizes have ${m.deps.length}/${m.who.length}/${m.sizes.length}`;
+  if (m.deps.length !== deps || m.who.length !== deps) return `depCounts add up to ${deps}, but deps/who have ${m.deps.length}/${m.who.length}`;
   for (const [i] of m.resources) if (i >= n) return `resources for task ${i}, but there are ${n} tasks`;
   return null;
 }
@@ -133,7 +133,6 @@ export const messageSchemas = lazySchemas((z) => {
     address: z.string().min(1),
     nthreads: z.number().int().min(1).max(1024),
     resources: resources.default({}),
-    memoryLimit: count.default(0),
     pid: count.default(0),
   });
 
@@ -265,7 +264,8 @@ export const messageSchemas = lazySchemas((z) => {
     /** Tasks handed to an executor thread: the ones to blame if this worker dies. */
     z.object({ op: z.literal('executing'), keys, runs: countsF64 }),
     z.object({ op: z.literal('missing'), key, run: count, dep: key, holders: z.array(z.string()) }),
-    z.object({ op: z.literal('heartbeat'), executing: count, stored: count, storedBytes: count, memory: count }),
+    /** The worker's resident memory (bytes). */
+    z.object({ op: z.literal('heartbeat'), memory: count }),
     /** Events published by running tasks, sent before those tasks' results. */
     z.object({ op: z.literal('task-events'), ...taskEvents }),
   ]);
@@ -275,8 +275,8 @@ export const messageSchemas = lazySchemas((z) => {
   /**
    * Tasks to run, column by column: task i is keys[i] (run runs[i], function
    * fns[i], msgpack arguments args[argEnds[i-1] .. argEnds[i]]) with the next
-   * depCounts[i] entries of deps, who (holders' data-server addresses) and
-   * sizes as its dependencies.
+   * depCounts[i] entries of deps and who (holders' data-server addresses) as
+   * its dependencies.
    */
   const computeMsg = z.object({
     op: z.literal('compute'),
@@ -292,7 +292,6 @@ export const messageSchemas = lazySchemas((z) => {
     depCounts: u32s,
     deps: keys,
     who: stringLists,
-    sizes: countsF64,
     /** Resource requests of the tasks that have any: [task index, resources]. */
     resources: z.array(z.tuple([count, resources])),
   });

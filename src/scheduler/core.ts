@@ -98,6 +98,8 @@ export class SchedulerCore {
   lastEventAt = -1;
   /** Time the scheduler was stalled, summed (see stallThresholdMs). */
   stalledMs = 0;
+  /** Turns through the holders of a key (who-has). */
+  spread = 0;
   /** Transitions TRANSITIONS does not allow, as seen (a bug: checkInvariants reports the first). */
   illegal: string[] = [];
 

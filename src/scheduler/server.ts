@@ -105,9 +105,10 @@ export class SchedulerServer {
       this.handle({ type: 'client-connected', client: id });
       this.log.info({ conn: id }, 'client connected');
       (conn as unknown as Connection<ClientToScheduler, { op: string }>).onMessages((msgs) => {
+        const now = Date.now();
         for (const msg of msgs) {
           if (msg.op === 'process-stats') conn.send(this.processStats(msg.id, msg.reset === true));
-          else this.state.handle({ type: 'client-message', client: id, msg });
+          else this.state.handle({ type: 'client-message', client: id, msg, now });
         }
         // A graph arrives in parts, frame after frame in one read: its first
         // tasks leave for the workers now, not after the last part is read.

@@ -19,7 +19,7 @@ export { schedulerConfigSchema, TRANSITIONS, type LogRecord, type SchedulerConfi
 export type SchedulerEvent =
   | { type: 'client-connected'; client: string }
   | { type: 'client-disconnected'; client: string }
-  | { type: 'client-message'; client: string; msg: ClientToScheduler }
+  | { type: 'client-message'; client: string; msg: ClientToScheduler; now: number }
   | { type: 'worker-connected'; worker: string; info: WorkerInfo; now: number }
   | { type: 'worker-disconnected'; worker: string; reason: string }
   | { type: 'worker-message'; worker: string; msg: WorkerToScheduler; now: number }
@@ -68,6 +68,7 @@ export class SchedulerState {
         this.removeClient(ev.client);
         break;
       case 'client-message':
+        clock(this.s, ev.now);
         this.clientMessage(ev.client, ev.msg);
         break;
       case 'worker-connected':
@@ -144,7 +145,8 @@ export class SchedulerState {
         const holder = msg.keys.map((k) => {
           const who = this.s.tasks.get(k)?.whoHas;
           if (!who || who.length === 0) return -1;
-          const w = who[who.length === 1 ? 0 : Math.floor(Math.random() * who.length)] as WorkerRecord;
+          // Each holder in turn (a counter, not randomness: the machine stays deterministic).
+          const w = who[who.length === 1 ? 0 : this.s.spread++ % who.length] as WorkerRecord;
           let i = index.get(w);
           if (i === undefined) {
             i = addresses.push(w.address) - 1;

@@ -136,6 +136,8 @@ function before(a: WTask, b: WTask): boolean {
 }
 
 export class WorkerState {
+  /** Turns through the holders of inputs fetched (see compute). */
+  private spread = 0;
   private readonly slots = new Map<string, Slot>();
   /** Slots with data. */
   private stored = 0;
@@ -173,10 +175,6 @@ export class WorkerState {
 
   get storedCount(): number {
     return this.stored;
-  }
-
-  get executingCount(): number {
-    return this.executing;
   }
 
   /** Tasks a thread may hold at once: deeper for tiny tasks, 1 for long ones. */
@@ -251,9 +249,9 @@ export class WorkerState {
         continue;
       }
       const holders = (msg.who[i] ?? []).filter((h) => h !== this.config.address);
-      // Spread load over holders: start with a random one.
+      // Spread load over holders: start with each in turn (a counter, not randomness: the machine stays deterministic).
       if (holders.length > 1) {
-        const j = Math.floor(Math.random() * holders.length);
+        const j = this.spread++ % holders.length;
         [holders[0], holders[j]] = [holders[j] as string, holders[0] as string];
       }
       const fetch: Fetch = { holders, tried: [], peer: null, waiters: [t] };

@@ -86,7 +86,7 @@ export class WeftWorker {
         schema: messageSchemas().schedulerToWorker,
         limits,
         label: 'scheduler',
-        worker: { name, address, nthreads: opts.nthreads, resources: opts.resources ?? {}, memoryLimit: 0, pid: process.pid },
+        worker: { name, address, nthreads: opts.nthreads, resources: opts.resources ?? {}, pid: process.pid },
       });
     } catch (err) {
       await pool.close();
@@ -173,9 +173,6 @@ export class WeftWorker {
     if (!this.scheduler?.isOpen) return;
     this.scheduler.send({
       op: 'heartbeat',
-      executing: this.sm.executingCount,
-      stored: this.sm.storedCount,
-      storedBytes: this.sm.storedBytes,
       memory: process.memoryUsage.rss(),
     });
   }

@@ -71,7 +71,7 @@ export class Harness {
     this.sm.handle({
       type: 'worker-connected',
       worker: id,
-      info: { name: opts.name ?? id, address: `ws://${id}`, nthreads: opts.nthreads ?? 1, resources: opts.resources ?? {}, memoryLimit: 0, pid: 0 },
+      info: { name: opts.name ?? id, address: `ws://${id}`, nthreads: opts.nthreads ?? 1, resources: opts.resources ?? {}, pid: 0 },
       now: this.now,
     });
     this.flush();
@@ -84,7 +84,7 @@ export class Harness {
     for (const t of tasks) b.add(t.fn, t.deps.map((d) => new KeyRef(d)), t.opts, t.key);
     const indices = wants.map((k) => b.keys.indexOf(k)).filter((i) => i >= 0);
     const existing = wants.filter((k) => !b.keys.includes(k));
-    this.sm.handle({ type: 'client-message', client, msg: b.build(id, indices, existing, tickets ? Float64Array.from(tickets) : new Float64Array(indices.length).fill(-1), more) });
+    this.sm.handle({ type: 'client-message', client, msg: b.build(id, indices, existing, tickets ? Float64Array.from(tickets) : new Float64Array(indices.length).fill(-1), more), now: this.now });
     this.flush();
     return id;
   }
@@ -116,12 +116,12 @@ export class Harness {
   }
 
   heartbeat(worker: string): void {
-    this.sm.handle({ type: 'worker-message', worker, msg: { op: 'heartbeat', executing: 0, stored: 0, storedBytes: 0, memory: 0 }, now: this.now });
+    this.sm.handle({ type: 'worker-message', worker, msg: { op: 'heartbeat', memory: 0 }, now: this.now });
     this.flush();
   }
 
   release(keys: string[], client = 'c1'): void {
-    this.sm.handle({ type: 'client-message', client, msg: { op: 'release', keys } });
+    this.sm.handle({ type: 'client-message', client, msg: { op: 'release', keys }, now: this.now });
     this.flush();
   }
 
