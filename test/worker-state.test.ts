@@ -47,6 +47,17 @@ describe('worker state machine', () => {
     expect(w.getData('b')).toEqual(bytes(4));
   });
 
+  it('a task with an input nobody holds is reported missing at once, and holds none of its other inputs', () => {
+    // Found by the randomized sequences: the task was dropped half-way through its inputs and kept a ref on a later one.
+    const w = new WorkerState({ nthreads: 1, resources: {}, address: ME });
+    w.put(['a'], [bytes(1)]);
+    w.compute(compute('b', { deps: ['gone', 'a'], who: [[ME], [ME]] }));
+    expect(sent(w.takeInstructions())).toEqual([{ op: 'missing', key: 'b', run: 1, dep: 'gone', holders: [] }]);
+    expect(w.checkInvariants()).toBeNull();
+    w.free(['a']);
+    expect(w.getData('a')).toBeUndefined();
+  });
+
   it('tries the next holder when a peer fails, and reports missing data when none is left', () => {
     const w = new WorkerState({ nthreads: 1, resources: {}, address: ME });
     w.compute(compute('b', { deps: ['a'], who: [['ws://p1', 'ws://p2']]}));

@@ -228,6 +228,7 @@ export class WorkerState {
       slot,
     };
     slot.task = t;
+    let asks: [string, Fetch][] | null = null;
     for (let i = 0; i < deps.length; i++) {
       const dep = deps[i] as string;
       const depSlot = this.slots.get(dep);
@@ -256,8 +257,10 @@ export class WorkerState {
       }
       const fetch: Fetch = { holders, tried: [], peer: null, waiters: [t] };
       this.fetches.set(dep, fetch);
-      this.askNext(dep, fetch);
+      (asks ??= []).push([dep, fetch]);
     }
+    // Asked only once every input is accounted for: an input nobody else holds drops the task at once, which must find all its refs in place.
+    if (asks) for (const [dep, fetch] of asks) this.askNext(dep, fetch);
     if (t.missing === 0) this.makeReady(t);
   }
 
@@ -391,6 +394,44 @@ export class WorkerState {
     const out = this.out;
     this.out = objectList<WorkerInstruction>();
     return out;
+  }
+
+  /**
+   * For tests: the first broken bookkeeping invariant, or null. O(tasks).
+   * `stored` and `storedBytes` count the slots with data; a slot holds a
+   * task or data; a task's slot is its own; a value's `refs` is the number
+   * of live tasks here that use it (one still fetching counts only the
+   * inputs already here); a borrowed value nothing uses is gone; the
+   * executor holds `executing` tasks, `chained` of them behind another.
+   */
+  checkInvariants(): string | null {
+    let stored = 0;
+    let bytes = 0;
+    const refs = new Map<string, number>();
+    for (const [key, slot] of this.slots) {
+      if (!slot.task && !slot.data) return `slot ${key} holds neither a task nor data`;
+      if (slot.task && (slot.task.slot !== slot || slot.task.key !== key)) return `the task in slot ${key} is not that slot's`;
+      if (slot.data) {
+        stored++;
+        bytes += slot.data.bytes.length;
+      }
+      const t = slot.task;
+      if (!t || t.state === 'dropped') continue;
+      for (const dep of t.deps) {
+        if (t.state === 'fetching' && (this.fetches.get(dep)?.waiters.includes(t) || this.localWaiters.get(dep)?.includes(t))) continue;
+        refs.set(dep, (refs.get(dep) ?? 0) + 1);
+      }
+    }
+    if (stored !== this.stored || bytes !== this.storedBytes) return `counts ${this.stored} values of ${this.storedBytes} bytes; ${stored} of ${bytes} are here`;
+    for (const [key, slot] of this.slots) {
+      const d = slot.data;
+      if (!d) continue;
+      const n = refs.get(key) ?? 0;
+      if (d.refs !== n) return `value ${key} counts ${d.refs} refs; ${n} live tasks use it`;
+      if (!d.owned && d.refs === 0) return `borrowed value ${key} is kept though nothing uses it`;
+    }
+    if (this.chained < 0 || this.chained > this.executing) return `${this.chained} chained of ${this.executing} executing`;
+    return null;
   }
 
   // ------------------------------------------------------------------ internals

@@ -1,0 +1,189 @@
+/**
+ * Randomized event sequences for the worker's state machine (fast-check):
+ * tasks arrive (inputs here, on peers, or still running here), executor
+ * threads report results, errors or a missing chained input, peers answer
+ * fetches or fail, the scheduler frees keys. After every event the
+ * machine's counts hold; once everything pending is answered, every task
+ * given and not freed has been reported finished, erred or missing.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { WorkerState, type ExecTask, type WorkerInstruction } from '../src/worker/state-machine.ts';
+
+const ME = 'ws://me';
+const PEERS = ['ws://p0', 'ws://p1', 'ws://p2'];
+
+type Op =
+  | { op: 'compute'; deps: number[]; peerDeps: number[]; priority: number; gpu: boolean }
+  | { op: 'result'; pick: number; kind: 'ok' | 'error' | 'requeue' }
+  | { op: 'fetch'; pick: number; kind: 'ok' | 'null' | 'fail' }
+  | { op: 'free'; pick: number }
+  | { op: 'put'; n: number };
+
+const ops: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 4, arbitrary: fc.record({ op: fc.constant('compute' as const), deps: fc.array(fc.nat(), { maxLength: 3 }), peerDeps: fc.array(fc.nat(5), { maxLength: 2 }), priority: fc.integer({ min: -1, max: 1 }), gpu: fc.boolean() }) },
+  { weight: 4, arbitrary: fc.record({ op: fc.constant('result' as const), pick: fc.nat(), kind: fc.constantFrom('ok' as const, 'ok' as const, 'error' as const, 'requeue' as const) }) },
+  { weight: 3, arbitrary: fc.record({ op: fc.constant('fetch' as const), pick: fc.nat(), kind: fc.constantFrom('ok' as const, 'ok' as const, 'null' as const, 'fail' as const) }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('free' as const), pick: fc.nat() }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('put' as const), n: fc.nat(5) }) },
+);
+
+class Model {
+  readonly w = new WorkerState({ nthreads: 2, resources: { GPU: 1 }, address: ME });
+  private next = 0;
+  private run = 0;
+  /** Tasks given, not freed: each must end finished, erred or missing. */
+  readonly open = new Set<string>();
+  /** Keys of tasks given here (any state), usable as inputs while not freed. */
+  private readonly local: string[] = [];
+  private readonly freed = new Set<string>();
+  /** Handed to the executor, no result yet. */
+  private readonly running: ExecTask[] = [];
+  private readonly fetches: { peer: string; keys: string[] }[] = [];
+  readonly reported = new Set<string>();
+
+  take(): void {
+    for (let i = 0; i < 100; i++) {
+      const failed = this.absorb(this.w.takeInstructions());
+      const broken = this.w.checkInvariants();
+      if (broken) throw new Error(`worker bookkeeping broken: ${broken}`);
+      // As the scheduler does: a task that erred or missed an input errs its dependents, and frees those it sent here.
+      const doomed = this.dependentsOf(failed);
+      if (doomed.length === 0) return;
+      for (const k of doomed) {
+        this.freed.add(k);
+        this.open.delete(k);
+      }
+      this.w.free(doomed);
+    }
+  }
+
+  /** Open tasks here that depend, directly or not, on `keys`. */
+  private dependentsOf(keys: string[]): string[] {
+    const bad = new Set(keys);
+    const out: string[] = [];
+    for (const k of this.local) {
+      if (!this.open.has(k) || this.reported.has(k)) continue;
+      if ((this.depsOf.get(k) ?? []).some((d) => bad.has(d))) {
+        bad.add(k);
+        out.push(k);
+      }
+    }
+    return out;
+  }
+
+  /** Records what the machine asked for; returns the keys it reported erred or missing. */
+  private absorb(ins: WorkerInstruction[]): string[] {
+    const failed: string[] = [];
+    for (const i of ins) {
+      if (i.type === 'execute') this.running.push(...i.tasks);
+      else if (i.type === 'fetch') this.fetches.push({ peer: i.peer, keys: [...i.keys] });
+      else if (i.type === 'send') {
+        const m = i.msg as { op: string; keys?: string[]; key?: string };
+        if (m.op === 'finished') for (const k of m.keys ?? []) this.reported.add(k);
+        if ((m.op === 'erred' || m.op === 'missing') && m.key) {
+          this.reported.add(m.key);
+          failed.push(m.key);
+        }
+      }
+    }
+    return failed;
+  }
+
+  apply(o: Op): void {
+    const w = this.w;
+    switch (o.op) {
+      case 'compute': {
+        const key = `t${this.next++}`;
+        const live = this.local.filter((k) => !this.freed.has(k));
+        const deps: string[] = [];
+        const who: string[][] = [];
+        for (const d of o.deps) {
+          const k = live[d % Math.max(1, live.length)];
+          if (k === undefined || deps.includes(k)) continue;
+          deps.push(k);
+          who.push([ME]);
+        }
+        for (const p of o.peerDeps) {
+          const k = `peer-${p}`;
+          if (deps.includes(k)) continue;
+          deps.push(k);
+          who.push(p % 2 === 0 ? [PEERS[0] as string, PEERS[1] as string] : [PEERS[2] as string]);
+        }
+        w.compute({ key, run: ++this.run, fn: 0, args: new Uint8Array([0x90]), order: this.next, priority: o.priority, deps, who, resources: o.gpu ? { GPU: 1 } : null });
+        this.local.push(key);
+        this.remember(key, deps);
+        this.open.add(key);
+        break;
+      }
+      case 'result': {
+        if (this.running.length === 0) return;
+        const t = this.running.splice(o.pick % this.running.length, 1)[0] as ExecTask;
+        if (o.kind === 'requeue' && t.after !== null) w.executed([{ key: t.key, run: t.run, task: t, duration: 0, requeue: true }]);
+        else if (o.kind === 'error') w.executed([{ key: t.key, run: t.run, task: t, duration: 0.001, error: { name: 'Error', message: 'boom' } }]);
+        else w.executed([{ key: t.key, run: t.run, task: t, duration: 0.001, bytes: new Uint8Array([1, 2, 3]) }]);
+        break;
+      }
+      case 'fetch': {
+        if (this.fetches.length === 0) return;
+        const f = this.fetches.splice(o.pick % this.fetches.length, 1)[0] as { peer: string; keys: string[] };
+        if (o.kind === 'fail') w.fetchFailed(f.peer, f.keys);
+        else w.fetched(f.peer, f.keys, f.keys.map(() => (o.kind === 'ok' ? new Uint8Array([9]) : null)));
+        break;
+      }
+      case 'free': {
+        // The scheduler frees a key once nothing it sent here still needs it: one no later task was given.
+        const candidates = this.local.filter((k) => !this.freed.has(k) && !this.dependedOn(k));
+        const k = candidates[o.pick % Math.max(1, candidates.length)];
+        if (k === undefined) return;
+        this.freed.add(k);
+        this.open.delete(k);
+        w.free([k]);
+        break;
+      }
+      case 'put':
+        w.put([`scattered-${o.n}`], [new Uint8Array(o.n + 1)]);
+        break;
+    }
+    this.take();
+  }
+
+  private dependedOn(k: string): boolean {
+    return this.local.some((x) => x !== k && !this.freed.has(x) && this.open.has(x) && !this.reported.has(x) && this.depsOf.get(x)?.includes(k) === true);
+  }
+
+  /** Deps of each task given (for `dependedOn`). */
+  private readonly depsOf = new Map<string, string[]>();
+
+  /** Answers everything pending (results, fetches) until nothing is left. */
+  settle(): void {
+    for (let round = 0; round < 10_000 && (this.running.length > 0 || this.fetches.length > 0); round++) {
+      const f = this.fetches.shift();
+      if (f) this.w.fetched(f.peer, f.keys, f.keys.map(() => new Uint8Array([9])));
+      const t = this.running.shift();
+      if (t) this.w.executed([{ key: t.key, run: t.run, task: t, duration: 0.001, bytes: new Uint8Array([1]) }]);
+      this.take();
+    }
+  }
+
+  remember(key: string, deps: string[]): void {
+    this.depsOf.set(key, deps);
+  }
+}
+
+describe('the worker state machine under random event sequences', () => {
+  it('keeps its counts after every event, and reports every task it was given and not freed', () => {
+    let reported = 0;
+    fc.assert(
+      fc.property(fc.array(ops, { minLength: 5, maxLength: 80, size: 'max' }), (seq) => {
+        const m = new Model();
+        for (const o of seq) m.apply(o);
+        m.settle();
+        for (const k of m.open) expect(m.reported.has(k), `task ${k} was never reported`).toBe(true);
+        reported += m.reported.size;
+      }),
+      { numRuns: 300 },
+    );
+    expect(reported).toBeGreaterThan(300);
+  });
+});
