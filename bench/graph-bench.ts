@@ -15,6 +15,7 @@
  * judged on it. Later runs (--repeat) show the steady state.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { LocalCluster } from '../src/cluster/local-cluster.ts';
 import { ref, type GraphMap, type TaskDef } from '../src/client/graph.ts';
@@ -32,6 +33,10 @@ interface Row {
   seconds: number;
   tasks_per_s: number;
   bytes_transferred: number | null;
+  /** bandwidth: bytes moved (worker to worker, then to the client) per second, in MB/s... */
+  mb_per_s?: number;
+  /** ...and as a share of a plain loopback socket copy measured in the same run. */
+  fraction_of_raw?: number;
   /** The scheduler's longest event-loop stall during the workload (ingest and run). */
   max_stall_ms: number | null;
   /** The scheduler's peak resident memory during the workload above its resident memory before it, per task. */
@@ -44,7 +49,44 @@ const TARGETS: Record<string, (r: Row) => boolean> = {
   tree: (r) => r.tasks_per_s >= 50_000,
   chain: (r) => r.tasks_per_s >= 5_000,
   locality: (r) => r.bytes_transferred === 0,
+  bandwidth: (r) => (r.fraction_of_raw ?? 0) >= 0.5,
 };
+
+/** The bandwidth workload: BUFFERS values of BUFFER_MIB each. */
+const BUFFERS = 64;
+const BUFFER_BYTES = 16 * 1024 * 1024;
+
+/**
+ * MB/s of a plain loopback TCP copy of `bytes` (a server writing, a client
+ * reading and dropping), in this process: the ceiling weft's transfers are
+ * judged against, measured in the same run because this machine's speed drifts.
+ */
+async function rawLoopback(bytes: number): Promise<number> {
+  const chunk = Buffer.alloc(BUFFER_BYTES, 7);
+  const server = createServer((s) => {
+    let left = bytes;
+    const more = (): void => {
+      while (left > 0) {
+        left -= chunk.length;
+        if (!s.write(chunk)) return void s.once('drain', more);
+      }
+      s.end();
+    };
+    more();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const start = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    const c = connect(port, '127.0.0.1');
+    c.on('data', () => {});
+    c.on('end', resolve);
+    c.on('error', reject);
+  });
+  const seconds = (performance.now() - start) / 1000;
+  server.close();
+  return bytes / 1e6 / seconds;
+}
 
 const TIMEOUT_S = 300;
 
@@ -167,6 +209,26 @@ async function main(): Promise<void> {
         }
         const w = await watched(client, pid, g.size, () => timed(client, g, outs));
         emit(row('locality', run, g.size, w, (await bytesBetweenWorkers(client)) - before));
+      }
+
+      if (want('bandwidth')) {
+        // Made on one worker, taken by a task on the other (moved worker to worker), then gathered by the client.
+        const [a, b] = await client.workers();
+        if (!a || !b) throw new Error('the bandwidth workload needs two workers');
+        const g = new Map<string, TaskDef>();
+        const outs: string[] = [];
+        for (let i = 0; i < BUFFERS; i++) {
+          g.set(`bw${run}-src-${i}`, { fn: fn('makeBuffer16'), args: [i], workers: [a.name] });
+          g.set(`bw${run}-dst-${i}`, { fn: fn('touch'), args: [ref(`bw${run}-src-${i}`)], workers: [b.name] });
+          outs.push(`bw${run}-dst-${i}`);
+        }
+        const before = await bytesBetweenWorkers(client);
+        const w = await watched(client, pid, g.size, () => timed(client, g, outs));
+        const moved = (await bytesBetweenWorkers(client)) - before;
+        const total = moved + BUFFERS * BUFFER_BYTES;
+        const mbPerS = total / 1e6 / w.result;
+        const raw = await rawLoopback(total);
+        emit({ ...row('bandwidth', run, g.size, w, moved), mb_per_s: Math.round(mbPerS), fraction_of_raw: Math.round((mbPerS / raw) * 100) / 100 });
       }
     }
   } finally {

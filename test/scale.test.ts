@@ -53,6 +53,39 @@ describe('the scheduler at scale', () => {
     });
   }, 120_000);
 
+  it('passes large values between threads and workers, and to the client, intact', async () => {
+    await withCluster({ workers: 2, logLevel: 'warn' }, async (_cluster, client) => {
+      const [a, b] = await client.workers();
+      if (!a || !b) throw new Error('two workers expected');
+      const n = 4 * 1024 * 1024;
+      const g = new Map<string, TaskDef>();
+      for (const kind of ['Uint8Array', 'Float64Array', 'Buffer'] as const) {
+        g.set(`big-${kind}`, { fn: fn('pattern'), args: [kind, kind === 'Float64Array' ? n / 8 : n, 5], workers: [a.name] });
+        // Made on one worker, taken by a task on the other: the value crosses threads and workers.
+        g.set(`bumped-${kind}`, { fn: fn('bump'), args: [ref(`big-${kind}`)], workers: [b.name] });
+      }
+      const keys = [...g.keys()];
+      const values = (await client.get(g, keys)) as unknown[];
+      const byKey = new Map(keys.map((k, i) => [k, values[i]]));
+      for (const kind of ['Uint8Array', 'Float64Array', 'Buffer'] as const) {
+        const big = byKey.get(`big-${kind}`) as Uint8Array | Float64Array;
+        expect(big.constructor.name).toBe(kind === 'Buffer' ? 'Buffer' : kind);
+        const len = kind === 'Float64Array' ? n / 8 : n;
+        expect(big.length).toBe(len);
+        let expectedSum = 0;
+        for (let i = 0; i < len; i++) {
+          const v = kind === 'Float64Array' ? i * 0.5 + 5 : (i * 31 + 5) & 0xff;
+          expectedSum += v;
+          if (big[i] !== v) throw new Error(`${kind} element ${i} is ${big[i]}, expected ${v}`);
+        }
+        const bumped = byKey.get(`bumped-${kind}`) as { sum: number; out: Uint8Array | Float64Array; kind: string };
+        expect(bumped.sum).toBe(expectedSum);
+        expect(bumped.out.length).toBe(len);
+        expect(bumped.out[1]).toBe(kind === 'Float64Array' ? 0.5 + 5 + 1 : ((31 + 5) & 0xff) + 1);
+      }
+    });
+  }, 60_000);
+
   it('a scheduler stopped for longer than the heartbeat timeout keeps its workers once it runs again', async () => {
     await withCluster({ workers: 2, logLevel: 'warn', schedulerArgs: ['--heartbeat-timeout', '3000'] }, async (cluster, client) => {
       const pid = cluster.schedulerPid;

@@ -779,7 +779,7 @@ export class Client implements FutureHost {
       return;
     }
     if (r.op !== 'data' || !r.packed) throw new WeftError(`unexpected reply to get: ${r.op}`);
-    takeValues(address, r.missing, r.blobs[0] ?? new Uint8Array(0), chunk, keys, out, missing);
+    takeValues(address, r.missing, r.blobs, chunk, keys, out, missing);
   }
 }
 
@@ -810,9 +810,9 @@ function addToHolder(perWorker: Map<string, number[]>, none: number[], i: number
  * Puts the values of a packed `data` reply into `out`: they come in the
  * order asked for, without the keys the worker did not have (to `missing`).
  */
-function takeValues(address: string, gone: readonly string[], packed: Uint8Array, chunk: readonly number[], keys: readonly string[], out: unknown[], missing: number[]): void {
+function takeValues(address: string, gone: readonly string[], packed: readonly (Uint8Array | null)[], chunk: readonly number[], keys: readonly string[], out: unknown[], missing: number[]): void {
   const goneSet = gone.length > 0 ? new Set(gone) : null;
-  const values = decodeSequence(packed);
+  const values = packed.length === 1 ? decodeSequence(packed[0] ?? new Uint8Array(0)) : packed.flatMap((b) => (b ? decodeSequence(b) : []));
   let v = 0;
   for (let j = 0; j < chunk.length; j++) {
     const i = chunk[j] as number;

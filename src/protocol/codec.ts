@@ -120,10 +120,43 @@ export function encodeOwned(value: unknown): Buffer {
 }
 
 export function decode(bytes: Uint8Array): unknown {
+  if (bytes.length >= VIEW_BYTES && bytes[0] === 0xc9) {
+    const view = typedArrayView(bytes);
+    if (view) return view;
+  }
   return (unpackr ?? codec().unpackr).unpack(bytes);
 }
 
 /** Decodes values encoded one after another into one buffer, in one call. */
 export function decodeSequence(bytes: Uint8Array): unknown[] {
+  if (bytes.length >= VIEW_BYTES && bytes[0] === 0xc9) {
+    const view = typedArrayView(bytes);
+    if (view) return [view];
+  }
   return bytes.length === 0 ? [] : ((unpackr ?? codec().unpackr).unpackMultiple(bytes) as unknown[]);
+}
+
+/** A typed array at least this large decodes as a view of the bytes it came in, not a copy. */
+const VIEW_BYTES = 64 * 1024;
+
+/** msgpackr's typed-array classes, by the type code of its typed-array extension. */
+const TYPED_ARRAYS = [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array] as const;
+
+/**
+ * `bytes` is exactly one typed array in msgpackr's extension (ext32 0x74:
+ * type code, then the elements): that array, as a view of `bytes` where its
+ * alignment allows. msgpackr would copy it: for a 16 MiB value, the one copy
+ * and allocation too many on the way from a socket or a thread to the task.
+ * Null when `bytes` is anything else (then decode normally).
+ */
+function typedArrayView(bytes: Uint8Array): ArrayBufferView | null {
+  if (bytes[5] !== 0x74) return null;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = dv.getUint32(1) - 1;
+  if (7 + n !== bytes.length) return null;
+  const Ctor = TYPED_ARRAYS[bytes[6] as number];
+  if (!Ctor) return null;
+  const offset = bytes.byteOffset + 7;
+  if (offset % Ctor.BYTES_PER_ELEMENT !== 0 || n % Ctor.BYTES_PER_ELEMENT !== 0) return null;
+  return new Ctor(bytes.buffer as ArrayBuffer, offset, n / Ctor.BYTES_PER_ELEMENT);
 }

@@ -327,7 +327,7 @@ export const messageSchemas = lazySchemas((z) => {
   });
 
   const workerToPeer = z.discriminatedUnion('op', [
-    /** With `packed`, blobs holds one buffer: the values asked for, in order, back to back, leaving out `missing`; `keys` is empty. */
+    /** With `packed`, blobs hold the values asked for, in order, back to back (a large one alone in its blob), leaving out `missing`; `keys` is empty. */
     z.object({ op: z.literal('data'), id, keys, blobs, raw: rawLengths, missing: keys, packed: z.boolean().optional() }),
     z.object({ op: z.literal('put-ok'), id, nbytes: counts }),
     z.object({ op: z.literal('metrics-reply'), id, metrics: workerMetrics }),

@@ -252,7 +252,7 @@ export class WeftWorker {
         if (isClient) this.metrics.bytesSentToClients += bytes;
         else this.metrics.bytesSentToPeers += bytes;
         // Packed: the values in the order asked for (without the missing), and no keys back.
-        if (packed) conn.send({ op: 'data', id: m.id, keys: [], blobs: [Buffer.concat(blobs, bytes)], missing, packed: true });
+        if (packed) conn.send({ op: 'data', id: m.id, keys: [], blobs: packValues(blobs), missing, packed: true });
         else conn.send({ op: 'data', id: m.id, keys, blobs, missing });
         break;
       }
@@ -293,4 +293,34 @@ export class WeftWorker {
   currentMetrics(): WorkerMetrics {
     return { ...this.metrics, tasksExecuted: this.sm.tasksExecuted, stored: this.sm.storedCount, storedBytes: this.sm.storedBytes };
   }
+}
+
+/** A value this large goes as a blob of its own in a packed reply, as stored (no copy): it is sent as raw frames anyway. */
+const PACK_ALONE_BYTES = 64 * 1024;
+
+/**
+ * Values back to back for a packed reply: runs of small values joined into
+ * one buffer each (one frame for thousands of them), large ones as they are.
+ */
+function packValues(values: readonly Uint8Array[]): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let run: Uint8Array[] = [];
+  let runBytes = 0;
+  const endRun = (): void => {
+    if (run.length === 0) return;
+    out.push(run.length === 1 ? (run[0] as Uint8Array) : Buffer.concat(run, runBytes));
+    run = [];
+    runBytes = 0;
+  };
+  for (const v of values) {
+    if (v.length >= PACK_ALONE_BYTES) {
+      endRun();
+      out.push(v);
+    } else {
+      run.push(v);
+      runBytes += v.length;
+    }
+  }
+  endRun();
+  return out;
 }
