@@ -212,19 +212,23 @@ async function main(): Promise<void> {
       }
 
       if (want('bandwidth')) {
-        // Made on one worker, taken by a task on the other (moved worker to worker), then gathered by the client.
+        // The buffers are made on one worker first (not timed); then, timed, a task on the other worker takes each (moved worker to worker) and the client gathers the results.
         const [a, b] = await client.workers();
         if (!a || !b) throw new Error('the bandwidth workload needs two workers');
+        const src = new Map<string, TaskDef>();
+        for (let i = 0; i < BUFFERS; i++) src.set(`bw${run}-src-${i}`, { fn: fn('makeBuffer16'), args: [i], workers: [a.name] });
+        const made = await client.compute(src, { keys: [...src.keys()] });
+        await Promise.all(Object.values(made).map((f) => f.done()));
         const g = new Map<string, TaskDef>();
         const outs: string[] = [];
         for (let i = 0; i < BUFFERS; i++) {
-          g.set(`bw${run}-src-${i}`, { fn: fn('makeBuffer16'), args: [i], workers: [a.name] });
           g.set(`bw${run}-dst-${i}`, { fn: fn('touch'), args: [ref(`bw${run}-src-${i}`)], workers: [b.name] });
           outs.push(`bw${run}-dst-${i}`);
         }
         const before = await bytesBetweenWorkers(client);
         const w = await watched(client, pid, g.size, () => timed(client, g, outs));
         const moved = (await bytesBetweenWorkers(client)) - before;
+        for (const f of Object.values(made)) f.release();
         const total = moved + BUFFERS * BUFFER_BYTES;
         const mbPerS = total / 1e6 / w.result;
         const raw = await rawLoopback(total);

@@ -57,7 +57,7 @@ export function checkComputeColumns(m: ComputeMsg): string | null {
     prev = end;
   }
   const deps = m.depCounts.reduce((a, b) => a + b, 0);
-  if (m.deps.length !== deps || m.who.length !== deps) return `depCounts add up to ${deps}, but deps/who have ${m.deps.length}/${m.who.length}`;
+  if (m.deps.length !== deps || m.who.length !== deps || m.sizes.length !== deps) return `depCounts add up to ${deps}, but deps/who/sizes have ${m.deps.length}/${m.who.length}/${m.sizes.length}`;
   for (const [i] of m.resources) if (i >= n) return `resources for task ${i}, but there are ${n} tasks`;
   return null;
 }
@@ -275,8 +275,9 @@ export const messageSchemas = lazySchemas((z) => {
   /**
    * Tasks to run, column by column: task i is keys[i] (run runs[i], function
    * fns[i], msgpack arguments args[argEnds[i-1] .. argEnds[i]]) with the next
-   * depCounts[i] entries of deps and who (holders' data-server addresses) as
-   * its dependencies.
+   * depCounts[i] entries of deps, who (holders' data-server addresses) and
+   * sizes (bytes, as the scheduler last heard: the worker fetches in batches
+   * of bounded size) as its dependencies.
    */
   const computeMsg = z.object({
     op: z.literal('compute'),
@@ -292,6 +293,7 @@ export const messageSchemas = lazySchemas((z) => {
     depCounts: u32s,
     deps: keys,
     who: stringLists,
+    sizes: countsF64,
     /** Resource requests of the tasks that have any: [task index, resources]. */
     resources: z.array(z.tuple([count, resources])),
   });

@@ -130,6 +130,7 @@ export class ComputeBuilder {
   readonly depCounts: number[] = [];
   readonly deps = objectList<string>();
   readonly who = objectList<string[]>();
+  readonly sizes: number[] = [];
   readonly resources: ComputeMsg['resources'] = [];
   private readonly args = new ByteWriter(1024);
 
@@ -154,6 +155,7 @@ export class ComputeBuilder {
       depCounts: Uint32Array.from(this.depCounts),
       deps: this.deps,
       who: this.who,
+      sizes: Float64Array.from(this.sizes),
       resources: this.resources,
     };
   }

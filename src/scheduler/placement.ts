@@ -109,6 +109,7 @@ export function sendOne(s: SchedulerCore, ts: TaskState, w: WorkerRecord): void 
     b.deps.push(d.key);
     // A dependency still running here (speculation): the worker waits for it locally.
     b.who.push(d.state === 'memory' ? d.whoHas.map((h) => h.address) : [w.address]);
+    b.sizes.push(d.nbytes);
   }
   if (ts.rare?.resources) b.resources.push([b.keys.length - 1, ts.rare.resources]);
 }

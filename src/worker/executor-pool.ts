@@ -126,13 +126,14 @@ export class ExecutorPool {
     let ndeps = 0;
     for (const t of tasks) {
       total += t.args.length;
-      for (const d of t.depData) total += d.length;
+      for (let j = 0; j < t.depData.length; j++) if (!t.give?.includes(j)) total += (t.depData[j] as Uint8Array).length;
       ndeps += t.deps.length;
     }
     const chunk = new ArrayBuffer(total);
     const view = new Uint8Array(chunk);
     const n = tasks.length;
-    const batch: ThreadBatch = { base: th.nextSeq, fns: new Int32Array(n), depCounts: new Int32Array(n), ends: new Uint32Array(n + ndeps), afters, depKeys: ndeps === 0 ? NO_KEYS : new Array<string>(ndeps), chunk };
+    const given: [number, ArrayBuffer][] = [];
+    const batch: ThreadBatch = { base: th.nextSeq, fns: new Int32Array(n), depCounts: new Int32Array(n), ends: new Uint32Array(n + ndeps), afters, depKeys: ndeps === 0 ? NO_KEYS : new Array<string>(ndeps), chunk, given };
     th.nextSeq += n;
     let off = 0;
     let e = 0;
@@ -147,14 +148,18 @@ export class ExecutorPool {
       batch.ends[e++] = off;
       for (let j = 0; j < t.deps.length; j++) {
         const d = t.depData[j] as Uint8Array;
-        view.set(d, off);
-        off += d.length;
+        // Given (the worker's only copy, used by this task alone): the thread takes the buffer itself.
+        if (t.give?.includes(j)) given.push([dk, d.buffer as ArrayBuffer]);
+        else {
+          view.set(d, off);
+          off += d.length;
+        }
         batch.ends[e++] = off;
         batch.depKeys[dk++] = t.deps[j] as string;
       }
       if (t.depData.length > 0) t.depData = NO_DATA; // copied: the inputs need not stay alive for it
     }
-    th.worker.postMessage({ tasks: batch }, [chunk]);
+    th.worker.postMessage({ tasks: batch }, given.length === 0 ? [chunk] : [chunk, ...given.map(([, b]) => b)]);
   }
 
   /** Results for the oldest tasks posted to `th`, in order. */

@@ -162,6 +162,8 @@ interface Cursor {
   e: number;
   dk: number;
   start: number;
+  /** The batch's given inputs by index in depKeys (null: none). */
+  given: Map<number, ArrayBuffer> | null;
 }
 
 /** Moves the cursor past the next slice; returns where that slice ends (it starts at the old `c.start`). */
@@ -180,7 +182,7 @@ async function runQueue(): Promise<void> {
   running = true;
   while (queue.length > 0) {
     const b = queue.shift() as ThreadBatch;
-    const c: Cursor = { b, view: new Uint8Array(b.chunk), e: 0, dk: 0, start: 0 };
+    const c: Cursor = { b, view: new Uint8Array(b.chunk), e: 0, dk: 0, start: 0, given: b.given.length > 0 ? new Map(b.given) : null };
     const n = b.fns.length;
     let ai = 0;
     let t0 = performance.now();
@@ -245,8 +247,9 @@ function encodeLarge(value: unknown): Uint8Array | null {
   const name = value.constructor.name;
   const raw = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
   const n = raw.length;
+  // Not zero-filled: every byte is written below (zeroing 16 MiB first costs as much as the copy).
   if (name === 'Buffer') {
-    const out = new Uint8Array(5 + n);
+    const out = Buffer.allocUnsafeSlow(5 + n);
     out[0] = 0xc6;
     new DataView(out.buffer).setUint32(1, n);
     out.set(raw, 5);
@@ -254,7 +257,7 @@ function encodeLarge(value: unknown): Uint8Array | null {
   }
   const type = TYPED.indexOf(name);
   if (type < 0 || n + 1 > 0xffffffff) return null;
-  const out = new Uint8Array(7 + n);
+  const out = Buffer.allocUnsafeSlow(7 + n);
   out[0] = 0xc9;
   new DataView(out.buffer).setUint32(1, n + 1);
   out[5] = 0x74; // 't': typed array
@@ -315,8 +318,10 @@ function runOne(c: Cursor, seq: number, fnId: number, ndeps: number, producer: n
     depKeys = new Array<string>(ndeps);
     depBytes = new Array<Uint8Array>(ndeps);
     for (let j = 0; j < ndeps; j++) {
+      const given = c.given?.get(c.dk);
       depKeys[j] = c.b.depKeys[c.dk++] as string;
-      depBytes[j] = slice(c);
+      const s = slice(c);
+      depBytes[j] = given ? new Uint8Array(given) : s;
     }
   }
   let local: unknown;

@@ -48,6 +48,8 @@ interface DataEntry {
 }
 
 interface Fetch {
+  /** Its size as the scheduler said (0: unknown). */
+  bytes: number;
   /** Holders not tried yet. */
   holders: string[];
   tried: string[];
@@ -67,6 +69,8 @@ export interface ComputeTask {
   deps: string[];
   /** Data-server addresses holding each dependency. */
   who: string[][];
+  /** Each dependency's size in bytes, as the scheduler last heard (absent: unknown); fetches are batched by it. */
+  sizes?: ArrayLike<number> | undefined;
   resources: Record<string, number> | null;
 }
 
@@ -84,6 +88,12 @@ export interface ExecTask {
   deps: string[];
   /** The inputs' bytes, in the order of deps (emptied once handed to a thread). */
   depData: Uint8Array[];
+  /**
+   * Indices of depData whose buffers the executor may give the thread
+   * (transfer) instead of copying: the worker's last copy, borrowed for this
+   * task alone, and already let go of here (null: none).
+   */
+  give: number[] | null;
 }
 
 export type WorkerInstruction =
@@ -119,6 +129,12 @@ const EMPTY = new Uint8Array(0);
 const NO_DATA: Uint8Array[] = [];
 const NO_TASKS: readonly WTask[] = [];
 
+/** Bytes asked of one peer in one request at most (unless one value is larger). */
+const FETCH_BATCH_BYTES = 32 * 1024 * 1024;
+
+/** An input this large, borrowed for one task, is moved to its thread instead of copied (see giveable). */
+const GIVE_BYTES = 64 * 1024;
+
 /** Tasks of functions faster than this are not reported as executing (see dispatch). */
 const SLOW_SECONDS = 0.001;
 
@@ -153,7 +169,8 @@ export class WorkerState {
   private out = objectList<WorkerInstruction>();
   private finished = newFinished();
   private started = newStarted();
-  private toFetch = new Map<string, string[]>();
+  /** Per peer, batches of keys to ask for: at most FETCH_BATCH_BYTES each (as far as sizes are known). */
+  private toFetch = new Map<string, { keys: string[]; bytes: number }[]>();
   private toExecute = objectList<ExecTask>();
   private toCancel: string[] = [];
   /** Average task run time here (seconds), to size how many tasks a thread gets at once. */
@@ -222,6 +239,7 @@ export class WorkerState {
       after: null,
       keep: false,
       depData: NO_DATA,
+      give: null,
       missing: 0,
       cancelled: false,
       chained: false,
@@ -255,7 +273,7 @@ export class WorkerState {
         const j = this.spread++ % holders.length;
         [holders[0], holders[j]] = [holders[j] as string, holders[0] as string];
       }
-      const fetch: Fetch = { holders, tried: [], peer: null, waiters: [t] };
+      const fetch: Fetch = { bytes: msg.sizes?.[i] ?? 0, holders, tried: [], peer: null, waiters: [t] };
       this.fetches.set(dep, fetch);
       (asks ??= []).push([dep, fetch]);
     }
@@ -376,7 +394,7 @@ export class WorkerState {
       this.finished = newFinished();
     }
     if (this.toFetch.size > 0) {
-      for (const [peer, keys] of this.toFetch) this.out.push({ type: 'fetch', peer, keys });
+      for (const [peer, batches] of this.toFetch) for (const b of batches) this.out.push({ type: 'fetch', peer, keys: b.keys });
       this.toFetch = new Map();
     }
     if (this.toCancel.length > 0) {
@@ -497,9 +515,14 @@ export class WorkerState {
     }
     f.peer = peer;
     f.tried.push(peer);
-    const list = this.toFetch.get(peer);
-    if (list) list.push(dep);
-    else this.toFetch.set(peer, [dep]);
+    // Large values go a few per request, so that the first arrive (and their tasks start) while the rest stream in.
+    const batches = this.toFetch.get(peer);
+    const last = batches?.[batches.length - 1];
+    if (last && last.bytes + f.bytes <= FETCH_BATCH_BYTES) {
+      last.keys.push(dep);
+      last.bytes += f.bytes;
+    } else if (batches) batches.push({ keys: [dep], bytes: f.bytes });
+    else this.toFetch.set(peer, [{ keys: [dep], bytes: f.bytes }]);
   }
 
   private fetchFailedKey(key: string, f: Fetch): void {
@@ -565,6 +588,15 @@ export class WorkerState {
     return true;
   }
 
+  /**
+   * A large input borrowed for one task (from a peer, the scheduler never
+   * sends anyone here for it) can go to that task's thread whole: moved, not
+   * copied. Only a buffer of its own can be moved.
+   */
+  private giveable(d: DataEntry): boolean {
+    return !d.owned && d.refs === 1 && d.bytes.length >= GIVE_BYTES && d.bytes.byteOffset === 0 && d.bytes.byteLength === d.bytes.buffer.byteLength;
+  }
+
   /** Tasks waiting here for `key`'s result; the map is empty for most graphs, so skip the lookup then. */
   private localWaitersOf(key: string): WTask[] | undefined {
     return this.localWaiters.size > 0 ? this.localWaiters.get(key) : undefined;
@@ -613,6 +645,7 @@ export class WorkerState {
       this.executing++;
       const depData: Uint8Array[] = t.deps.length === 0 ? NO_DATA : new Array(t.deps.length);
       let after: string | null = null;
+      let give: number[] | null = null;
       for (let i = 0; i < t.deps.length; i++) {
         const dep = t.deps[i] as string;
         const entry = this.slots.get(dep)?.data;
@@ -622,6 +655,18 @@ export class WorkerState {
           depData[i] = EMPTY;
         }
       }
+      // Not for a task taking an input in memory: it may come back (requeued) and need its inputs again.
+      if (after === null) {
+        for (let i = 0; i < t.deps.length; i++) {
+          const dep = t.deps[i] as string;
+          const slot = this.slots.get(dep);
+          if (slot?.data && this.giveable(slot.data)) {
+            (give ??= []).push(i);
+            this.deleteData(dep, slot);
+          }
+        }
+      }
+      t.give = give;
       t.after = after;
       t.depData = depData;
       this.toExecute.push(t);

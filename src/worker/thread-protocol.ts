@@ -24,6 +24,11 @@ export interface ThreadBatch {
   afters: number[];
   depKeys: string[];
   chunk: ArrayBuffer;
+  /**
+   * Inputs given to the thread in buffers of their own (transferred, not
+   * copied into `chunk`, where their slice is empty): [index in depKeys, buffer].
+   */
+  given: [number, ArrayBuffer][];
 }
 
 /**

@@ -151,6 +151,7 @@ export class WeftWorker {
         priority: m.priorities[i] as number,
         deps: n === 0 ? NO_DEPS : m.deps.slice(d, d + n),
         who: n === 0 ? NO_WHO : m.who.slice(d, d + n),
+        sizes: n === 0 ? undefined : m.sizes.subarray(d, d + n),
         resources: res?.get(i) ?? null,
       });
       d += n;
