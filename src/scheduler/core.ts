@@ -6,6 +6,7 @@
  * speculation (chains sent ahead), topics (task events), workers (their
  * messages); state-machine.ts dispatches the events to them.
  */
+import { ShardedMap } from '../util/sharded-map.ts';
 import type { z } from 'zod';
 import { lazySchemas } from '../util/zod.ts';
 import { type ClientRecord, type FnEntry, type WorkerRecord, addWanter, needsDeps, TaskGroup, type TaskState, type TaskStatus, priorityOf, type InFlight } from './task-state.ts';
@@ -68,7 +69,8 @@ export const TRANSITIONS: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = 
 };
 
 export class SchedulerCore {
-  readonly tasks = new Map<string, TaskState>();
+  /** Every task by key (sharded: see ShardedMap). */
+  readonly tasks = new ShardedMap<TaskState>();
   readonly workers = new Map<string, WorkerRecord>();
   readonly clients = new Map<string, ClientRecord>();
   readonly byAddress = new Map<string, WorkerRecord>();
