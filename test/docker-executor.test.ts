@@ -4,7 +4,7 @@
  * this checkout mounted at the same path (read-only) and host networking,
  * so `weft step` reaches the coordinator on 127.0.0.1.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +14,7 @@ import { dockerExecutor, type ExecutorDefinition, type RunEvent } from '../src/i
 import { executeJob } from '../src/jobs/run.ts';
 import { WEFT_BIN } from '../src/cluster/local-cluster.ts';
 import defs from './fixtures/step-jobs.ts';
-import { containersLabelled, ROOT, testImage } from './helpers/docker-image.ts';
+import { containersLabelled, expectChainInOwnContainers, expectKilledContainerRetried, ROOT, testImage } from './helpers/docker-image.ts';
 import { expectSameAsInProcess } from './helpers/in-process.ts';
 
 const MODULE = new URL('./fixtures/step-jobs.ts', import.meta.url).href;
@@ -32,18 +32,10 @@ function run(name: string, exec: ExecutorDefinition = docker, opts: Parameters<t
   return executeJob(defs.getJob(name), exec, { module: MODULE, jobName: name }, opts);
 }
 
-type Where = { container: string | null };
 
 describe('the docker executor (a real dockerd)', () => {
   it('runs each step in a container of its own, passing outputs from container to container, and leaves none', async () => {
-    const r = await run('chain3');
-    expect(r.success).toBe(true);
-    type Ident = { where: Where; prev: Ident[] };
-    const last = r.outputForNode('ident_3') as Ident;
-    const ids = [last.prev[0]?.prev[0]?.where.container, last.prev[0]?.where.container, last.where.container];
-    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{64}$/);
-    expect(new Set(ids).size).toBe(3);
-    expect(containersLabelled(`weft.run=${r.runId}`)).toEqual([]);
+    expectChainInOwnContainers(await run('chain3'));
   });
 
   it('gives the results executeInProcess gives, and what a step prints reaches this process', async () => {
@@ -72,17 +64,7 @@ describe('the docker executor (a real dockerd)', () => {
   });
 
   it('docker kill of a step container fails it with the signal, and the retry policy reruns it', async () => {
-    const r = await run('killable', docker, {
-      onEvent: (ev) => {
-        const where = ev.data?.['where'] as Where | undefined;
-        if (ev.type === 'LOG' && where?.container) execFileSync('docker', ['kill', where.container], { stdio: 'ignore' });
-      },
-    });
-    expect(r.success).toBe(true);
-    const retry = r.eventsForNode('killable').find((e) => e.type === 'STEP_UP_FOR_RETRY');
-    expect(retry?.error?.message).toMatch(/exited with code 137 \(killed by SIGKILL\)/);
-    expect((r.outputForNode('killable') as { attempt: number }).attempt).toBe(1);
-    expect(containersLabelled(`weft.run=${r.runId}`)).toEqual([]);
+    await expectKilledContainerRetried((onEvent) => run('killable', docker, { onEvent }));
   });
 
   it('a memory limit in containerOptions gives OOMKilled', async () => {

@@ -5,7 +5,7 @@
  * Kubernetes API server (celery_k8s_job_executor's; no API server can run
  * here). The launching process and the workers meet only at Redis.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,7 +17,7 @@ import { executeJob } from '../src/jobs/run.ts';
 import { WEFT_BIN } from '../src/cluster/local-cluster.ts';
 import defs from './fixtures/step-jobs.ts';
 import { startRedis, type TestRedis } from './helpers/redis.ts';
-import { containersLabelled, ROOT, testImage } from './helpers/docker-image.ts';
+import { containersLabelled, expectChainInOwnContainers, expectKilledContainerRetried, ROOT, testImage } from './helpers/docker-image.ts';
 import { startFakeK8s, type FakeK8s } from './helpers/fake-k8s.ts';
 import { expectSameAsInProcess } from './helpers/in-process.ts';
 
@@ -63,18 +63,9 @@ function run(name: string, exec: ExecutorDefinition, opts: Parameters<typeof exe
   return executeJob(defs.getJob(name), exec, { module: MODULE, jobName: name }, opts);
 }
 
-type Where = { container: string | null; pid: number };
-
 describe('queued steps in containers (launch: { docker }, a real dockerd)', () => {
   it('a queue worker starts each step in a container of its own; outputs pass through Redis; none is left', async () => {
-    const r = await run('chain3', inDocker());
-    expect(r.success).toBe(true);
-    type Ident = { where: Where; prev: Ident[] };
-    const last = r.outputForNode('ident_3') as Ident;
-    const ids = [last.prev[0]?.prev[0]?.where.container, last.prev[0]?.where.container, last.where.container];
-    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{64}$/);
-    expect(new Set(ids).size).toBe(3);
-    expect(containersLabelled(`weft.run=${r.runId}`)).toEqual([]);
+    expectChainInOwnContainers(await run('chain3', inDocker()));
   });
 
   it('gives the results executeInProcess gives', async () => {
@@ -82,17 +73,7 @@ describe('queued steps in containers (launch: { docker }, a real dockerd)', () =
   });
 
   it('docker kill of a step container: the worker reports the exit, and the retry policy reruns the step', async () => {
-    const r = await run('killable', inDocker(), {
-      onEvent: (ev) => {
-        const where = ev.data?.['where'] as Where | undefined;
-        if (ev.type === 'LOG' && where?.container) execFileSync('docker', ['kill', where.container], { stdio: 'ignore' });
-      },
-    });
-    expect(r.success).toBe(true);
-    const retry = r.eventsForNode('killable').find((e) => e.type === 'STEP_UP_FOR_RETRY');
-    expect(retry?.error?.message).toMatch(/exited with code 137 \(killed by SIGKILL\)/);
-    expect((r.outputForNode('killable') as { attempt: number }).attempt).toBe(1);
-    expect(containersLabelled(`weft.run=${r.runId}`)).toEqual([]);
+    await expectKilledContainerRetried((onEvent) => run('killable', inDocker(), { onEvent }));
   });
 
   it('cancelling the run stops its step container', async () => {

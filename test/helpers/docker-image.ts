@@ -11,6 +11,8 @@ import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { expect } from 'vitest';
+import type { JobExecutionResult, RunEvent } from '../../src/index.ts';
 
 export const ROOT = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
 
@@ -53,4 +55,36 @@ export function testImage(): string {
 /** Containers carrying a label (`weft.run=ID`), running or not. */
 export function containersLabelled(label: string): string[] {
   return execFileSync('docker', ['ps', '-aq', '--filter', `label=${label}`], { encoding: 'utf8' }).split('\n').filter(Boolean);
+}
+
+/** Where a step ran, as the step fixtures' `whereAmI` says it: its container's id, if any. */
+export type Where = { container: string | null };
+
+/**
+ * The `killable` job's scenario, for any executor that runs steps in
+ * containers: its step's container is killed (`docker kill`) once the step
+ * logs; the run must succeed on the retry, report the kill, and leave no
+ * container. `run` runs the job with the given event handler.
+ */
+export async function expectKilledContainerRetried(run: (onEvent: (ev: RunEvent) => void) => Promise<JobExecutionResult>): Promise<void> {
+  const r = await run((ev) => {
+    const where = ev.data?.['where'] as Where | undefined;
+    if (ev.type === 'LOG' && where?.container) execFileSync('docker', ['kill', where.container], { stdio: 'ignore' });
+  });
+  expect(r.success).toBe(true);
+  const retry = r.eventsForNode('killable').find((e) => e.type === 'STEP_UP_FOR_RETRY');
+  expect(retry?.error?.message).toMatch(/exited with code 137 \(killed by SIGKILL\)/);
+  expect((r.outputForNode('killable') as { attempt: number }).attempt).toBe(1);
+  expect(containersLabelled(`weft.run=${r.runId}`)).toEqual([]);
+}
+
+/** The `chain3` job's result, for any executor that runs steps in containers: each step ran in a container of its own, and none is left. */
+export function expectChainInOwnContainers(r: JobExecutionResult): void {
+  expect(r.success).toBe(true);
+  type Ident = { where: Where; prev: Ident[] };
+  const last = r.outputForNode('ident_3') as Ident;
+  const ids = [last.prev[0]?.prev[0]?.where.container, last.prev[0]?.where.container, last.where.container];
+  for (const id of ids) expect(id).toMatch(/^[0-9a-f]{64}$/);
+  expect(new Set(ids).size).toBe(3);
+  expect(containersLabelled(`weft.run=${r.runId}`)).toEqual([]);
 }
