@@ -76,7 +76,7 @@ const TICKET_SEQS = 2 ** 29;
 const GATHER_CHUNK = 20_000;
 /** A graph of more tasks than this may go in parts (see sendGraph): this many first, then PART at a time. */
 const FIRST_PART = 1_024;
-const PART = 4_096;
+const PART = 1_024;
 /** Keys per release message. */
 const RELEASE_CHUNK = 16_384;
 
