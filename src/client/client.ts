@@ -386,12 +386,14 @@ export class Client implements FutureHost {
    * rest instead of all of it waiting for the last task.
    */
   private async waitAndFetch(states: readonly KeyState[]): Promise<unknown[]> {
-    if (states.length <= GATHER_CHUNK) {
+    // About an eighth at a time (at least 16 keys, at most GATHER_CHUNK): a few large values start moving as soon as the first are made.
+    const size = Math.min(GATHER_CHUNK, Math.max(16, Math.ceil(states.length / 8)));
+    if (states.length <= size) {
       await this.waitStates(states);
       return this.fetchValues(states);
     }
     const chunks: KeyState[][] = [];
-    for (let c = 0; c < states.length; c += GATHER_CHUNK) chunks.push(states.slice(c, c + GATHER_CHUNK));
+    for (let c = 0; c < states.length; c += size) chunks.push(states.slice(c, c + size));
     // One waiter per chunk (no key is waited on twice); any chunk's error fails the call at once.
     const waits = chunks.map((chunk) => this.waitStates(chunk));
     const failed = new Promise<never>((_, reject) => {
