@@ -76,7 +76,7 @@ export class SchedulerCore {
   readonly byAddress = new Map<string, WorkerRecord>();
   readonly groups = new Map<string, TaskGroup>();
   readonly fnByRef = new Map<string, FnEntry>();
-  /** Ready root-ish tasks held here until a worker has a free slot (entries are removed lazily: TaskState.inQueue). */
+  /** Ready root-ish tasks held here until a worker has a free slot (entries are removed lazily, when popped: see nextQueued). */
   readonly queue = new Heap<TaskState>(before);
   readonly noWorker = new Set<TaskState>();
   /**

@@ -141,7 +141,6 @@ export function linkGraph(s: SchedulerCore, g: GraphMsg, created: readonly TaskS
       const d = depTs[k] as TaskState;
       ts.deps[k - from] = d;
       addDependent(d, ts);
-      d.liveDependents++;
     }
   }
   return null;

@@ -129,7 +129,6 @@ export function fillWorkers(s: SchedulerCore): void {
       if (!head) return;
       if (w.processing >= slots(s, w, head)) continue;
       s.queue.pop();
-      head.inQueue = false;
       sendCompute(s, head, w);
       still.push(w);
     }
@@ -143,7 +142,6 @@ export function nextQueued(s: SchedulerCore): TaskState | undefined {
     const head = s.queue.peek() as TaskState;
     if (head.state === 'queued') return head;
     s.queue.pop();
-    head.inQueue = false;
   }
   return undefined;
 }

@@ -193,7 +193,6 @@ export class SchedulerState {
    * - `waiters` is the number of dependents in a state that needs this task
    *   (waiting, queued, no-worker, processing), plus one per client's
    *   submission in parts that holds it;
-   * - `liveDependents` is the number of dependents not forgotten;
    * - a task in memory has a holder, and every holder is a live worker;
    * - a waiting task waits on exactly its dependencies not in memory.
    */
@@ -212,14 +211,9 @@ export class SchedulerState {
         onWorker.set(w, (onWorker.get(w) ?? 0) + 1);
       } else if (ts.flight !== null) return `task ${ts.key} is ${ts.state} but still on worker ${ts.flight.worker.name}`;
       let needing = 0;
-      let live = 0;
-      for (const d of dependentsOf(ts)) {
-        if (needsDeps(d.state)) needing++;
-        if (d.state !== 'forgotten') live++;
-      }
+      for (const d of dependentsOf(ts)) if (needsDeps(d.state)) needing++;
       const held = holds.get(ts) ?? 0;
       if (ts.waiters !== needing + held) return `task ${ts.key} counts ${ts.waiters} waiters; ${needing} dependents need it and ${held} submissions hold it`;
-      if (ts.liveDependents !== live) return `task ${ts.key} counts ${ts.liveDependents} live dependents; ${live} are not forgotten`;
       if (ts.state === 'memory' && ts.whoHas.length === 0) return `task ${ts.key} is in memory with no holder`;
       for (const w of ts.whoHas) if (this.s.workers.get(w.id) !== w) return `task ${ts.key} is held by worker ${w.name}, which is gone`;
       if (ts.state === 'waiting') {

@@ -93,8 +93,6 @@ export interface TaskState {
   waitingOn: number;
   /** Dependents that still need this task's data (in a `needsDeps` state), and one while a submission in parts holds it (ClientRecord.held). */
   waiters: number;
-  /** Dependents not yet forgotten. */
-  liveDependents: number;
   /** The client holding a future for this key (others: rare.moreWanters). */
   wanter: ClientRecord | null;
   /** The first wanter's ticket for this key (-1: none; see GraphMsg.tickets). */
@@ -106,8 +104,6 @@ export interface TaskState {
   flight: InFlight | null;
   /** Static graph order (lower runs first); -1 until ordered. */
   order: number;
-  /** In the scheduler's root-task queue (entries are removed lazily). */
-  inQueue: boolean;
   rare: TaskRare | null;
 }
 
@@ -129,8 +125,8 @@ export type TaskOptionsIn = Pick<TaskRare, 'priority' | 'resources' | 'workers' 
 export function newTask(key: string, fn: FnEntry | null, argBuf: Uint8Array | null, argStart: number, argEnd: number, options: TaskOptionsIn): TaskState {
   return {
     key, fn, argBuf, argStart, argEnd,
-    state: 'released', deps: NONE, dependent: null, waitingOn: 0, waiters: 0, liveDependents: 0,
-    wanter: null, ticket: -1, whoHas: NONE, nbytes: 0, flight: null, order: -1, inQueue: false,
+    state: 'released', deps: NONE, dependent: null, waitingOn: 0, waiters: 0,
+    wanter: null, ticket: -1, whoHas: NONE, nbytes: 0, flight: null, order: -1,
     rare: options === null ? null : { ...options, moreWanters: null, error: null, suspicious: 0, noWorkerSince: 0, moreDependents: null },
   };
 }
@@ -152,6 +148,14 @@ export function groupOf(ts: TaskState): TaskGroup {
 export function addDependent(ts: TaskState, d: TaskState): void {
   if (ts.dependent === null) ts.dependent = d;
   else (rareOf(ts).moreDependents ??= []).push(d);
+}
+
+/** Whether a dependent is not forgotten yet (a task is forgotten only once none is). */
+export function hasLiveDependents(ts: TaskState): boolean {
+  if (ts.dependent === null) return false;
+  if (ts.dependent.state !== 'forgotten') return true;
+  const more = ts.rare?.moreDependents;
+  return more ? more.some((d) => d.state !== 'forgotten') : false;
 }
 
 export function dependentCount(ts: TaskState): number {

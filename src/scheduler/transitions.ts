@@ -3,7 +3,7 @@
  * erred, released and forgotten. Every state change goes through setState
  * (core.ts); these functions decide which.
  */
-import { type ClientRecord, type WorkerRecord, clearHolders, forEachWanter, hasRestrictions, isNeeded, needsDeps, type TaskState, dependentsOf, rareOf } from './task-state.ts';
+import { type ClientRecord, type WorkerRecord, clearHolders, forEachWanter, hasRestrictions, isNeeded, needsDeps, type TaskState, dependentsOf, rareOf, hasLiveDependents } from './task-state.ts';
 import { type SchedulerCore, setState, tellInMemory, addWant, missingInputs, detach } from './core.ts';
 import { takeBackSpeculative } from './speculation.ts';
 import { isRootish, place } from './placement.ts';
@@ -90,10 +90,8 @@ export function ensureComputable(s: SchedulerCore, root: TaskState): void {
 export function makeReady(s: SchedulerCore, ts: TaskState): void {
   if (!hasRestrictions(ts) && isRootish(s, ts)) {
     setState(s, ts, 'queued');
-    if (!ts.inQueue) {
-      ts.inQueue = true;
-      s.queue.push(ts);
-    }
+    // An entry left from an earlier stay in the queue is skipped when popped (see nextQueued); both may be there.
+    s.queue.push(ts);
     return;
   }
   place(s, ts);
@@ -200,12 +198,11 @@ export function drainReleases(s: SchedulerCore): void {
         setState(s, ts, 'released');
         break;
     }
-    if (ts.liveDependents === 0 && (ts.state === 'released' || ts.state === 'erred')) {
+    if ((ts.state === 'released' || ts.state === 'erred') && !hasLiveDependents(ts)) {
       setState(s, ts, 'forgotten');
       s.tasks.delete(ts.key);
-      for (const d of ts.deps) {
-        if (--d.liveDependents === 0) s.releaseQ.push(d);
-      }
+      // Its dependencies may have no live dependent left now.
+      for (const d of ts.deps) s.releaseQ.push(d);
     }
   }
 }
