@@ -23,7 +23,7 @@ import type { ToStep } from '../step/messages.ts';
 import type { QueueConfig } from '../executors/queue.ts';
 import type { QueuedStep } from '../queue/job-data.ts';
 import { ALIVE_EVERY_MS, attemptName, cancelChannel, inputKey, jobId, RUN_TTL_SECONDS, runKey } from '../queue/keys.ts';
-import { CONNECT_TIMEOUT_MS, connectRedis, redact, withTimeout } from '../queue/redis.ts';
+import { CONNECT_TIMEOUT_MS, connectRedis, duplicateRedis, redact, withTimeout } from '../queue/redis.ts';
 
 /** Op tag naming the queue a step goes to. */
 export const QUEUE_TAG = 'weft/queue';
@@ -118,7 +118,7 @@ export function queueHandler(config: QueueConfig, runPriority: number, jobInputs
     let q = queues.get(name);
     if (!q) {
       const { Queue } = await import('bullmq');
-      const connection = client().duplicate({ maxRetriesPerRequest: null });
+      const connection = duplicateRedis(client(), { maxRetriesPerRequest: null });
       connections.push(connection);
       q = new Queue(name, { connection, prefix });
       queues.set(name, q);
@@ -159,7 +159,7 @@ export function queueHandler(config: QueueConfig, runPriority: number, jobInputs
         for (const [k, v] of inputs) m.set(inputKey(prefix, runId, k), encode(v), 'EX', RUN_TTL_SECONDS);
         await m.exec();
       }
-      stream = new RunStream(redis.duplicate(), runKey(prefix, runId, 'events'), (err) => run.log(`lost the run's event stream in Redis: ${err.message}`));
+      stream = new RunStream(duplicateRedis(redis), runKey(prefix, runId, 'events'), (err) => run.log(`lost the run's event stream in Redis: ${err.message}`));
     },
 
     async launch(ctx) {

@@ -28,6 +28,13 @@ export async function connectRedis(url: string, extra: RedisOptions = {}): Promi
   return redis;
 }
 
+/** Another connection like `redis`; its errors, too, are reported through the commands that fail (ioredis prints unheard ones). */
+export function duplicateRedis(redis: Redis, extra: RedisOptions = {}): Redis {
+  const copy = redis.duplicate(extra);
+  copy.on('error', () => {});
+  return copy;
+}
+
 /** The URL without its password, for messages. */
 export function redact(url: string): string {
   return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');

@@ -1,5 +1,5 @@
 /** `weft queue status`: per queue, its waiting, active and delayed steps and live workers. */
-import { connectRedis } from './redis.ts';
+import { connectRedis, duplicateRedis } from './redis.ts';
 
 export interface QueueStatus {
   name: string;
@@ -27,7 +27,7 @@ export async function queueStatus(url: string, prefix: string, only: string[] | 
     }
     const queues: QueueStatus[] = [];
     for (const name of names) {
-      const connection = redis.duplicate({ maxRetriesPerRequest: null });
+      const connection = duplicateRedis(redis, { maxRetriesPerRequest: null });
       const q = new Queue(name, { connection, prefix });
       try {
         const counts = await q.getJobCounts('waiting', 'prioritized', 'active', 'delayed');

@@ -30,7 +30,7 @@ import type { PlannedStep } from '../plan.ts';
 import { rebuildPlan } from '../step/rebuild.ts';
 import type { StepSpec } from '../step/spec.ts';
 import { attemptName, cancelChannel, DEFAULT_PREFIX, inputKey, MAX_OUTPUT_BYTES, outputKey, RUN_TTL_SECONDS, runKey } from './keys.ts';
-import { connectRedis } from './redis.ts';
+import { connectRedis, duplicateRedis } from './redis.ts';
 import { runLaunched } from './launch.ts';
 
 export interface QueueWorkerOptions {
@@ -122,7 +122,7 @@ export class QueueWorker {
       }
     };
 
-    const connections = opts.queues.map(() => redis.duplicate({ maxRetriesPerRequest: null }));
+    const connections = opts.queues.map(() => duplicateRedis(redis, { maxRetriesPerRequest: null }));
     const workers = opts.queues.map(
       (queue, i) =>
         new Worker(queue, processStep, {
