@@ -86,6 +86,24 @@ describe('the scheduler at scale', () => {
     });
   }, 60_000);
 
+  it('a chain of large values mutated in place: its end is right, and every link a client wants keeps its own value', async () => {
+    await withCluster({ workers: 2, logLevel: 'warn' }, async (_cluster, client) => {
+      const chain = (p: string): GraphMap => {
+        const g = new Map<string, TaskDef>([[`${p}-0`, { fn: fn('buffer1m') }]]);
+        for (let i = 1; i < 20; i++) g.set(`${p}-${i}`, { fn: fn('bumpInPlace'), args: [ref(`${p}-${i - 1}`)] });
+        return g;
+      };
+      // Only the end wanted: the links between are handed from task to task on one thread, never copied.
+      const [end] = (await client.get(chain('a'), ['a-19'])) as Uint8Array[];
+      expect(end?.length).toBe(1024 * 1024);
+      expect(end?.[0]).toBe(19);
+      // Every link wanted: each keeps the value it returned, though the next task changed that buffer in place.
+      const keys = Array.from({ length: 20 }, (_, i) => `b-${i}`);
+      const all = (await client.get(chain('b'), keys)) as Uint8Array[];
+      expect(all.map((v) => v[0])).toEqual(keys.map((_, i) => i));
+    });
+  }, 60_000);
+
   it('a scheduler stopped for longer than the heartbeat timeout keeps its workers once it runs again', async () => {
     await withCluster({ workers: 2, logLevel: 'warn', schedulerArgs: ['--heartbeat-timeout', '3000'] }, async (cluster, client) => {
       const pid = cluster.schedulerPid;

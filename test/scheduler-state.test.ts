@@ -312,6 +312,31 @@ describe('worker failure', () => {
     expect(['a', 'b', 'c', 'd'].map((k) => h.state(k))).toEqual(['memory', 'memory', 'memory', 'memory']);
   });
 
+  it('a result a worker says it lost (a value it handed on) is computed again for those who want it', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1');
+    h.submit([task('a')], ['a']);
+    expect(keysOf(h.computes('w1'))).toEqual(['a']);
+    h.finish('w1', 'a');
+    expect(h.state('a')).toBe('memory');
+    h.take('c1');
+    h.sm.handle({ type: 'worker-message', worker: 'w1', msg: { op: 'lost', keys: ['a'] }, now: h.now });
+    h.tick(0);
+    expect(keysOf(h.computes('w1'))).toEqual(['a']);
+    expect(h.take('c1')).toContainEqual({ op: 'lost', keys: ['a'] });
+  });
+
+  it('marks the value of a task whose only dependent goes along behind it, wanted by no client, as one the worker may hand on', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1');
+    h.submit([task('a'), task('b', ['a']), task('c', ['b'])], ['c']);
+    const msg = h.take('w1').find((m) => m.op === 'compute') as { keys: string[]; ephemeral?: number[] } | undefined;
+    expect(msg?.keys).toEqual(['a', 'b', 'c']);
+    expect(msg?.ephemeral).toEqual([0, 1]);
+  });
+
   it('does not blame a worker for the time the scheduler itself was stalled', () => {
     const h = new Harness({ heartbeatTimeoutMs: 5000 });
     h.worker('w1');

@@ -14,15 +14,15 @@ const ME = 'ws://me';
 const PEERS = ['ws://p0', 'ws://p1', 'ws://p2'];
 
 type Op =
-  | { op: 'compute'; deps: number[]; peerDeps: number[]; priority: number; gpu: boolean }
-  | { op: 'result'; pick: number; kind: 'ok' | 'error' | 'requeue' }
+  | { op: 'compute'; deps: number[]; peerDeps: number[]; priority: number; gpu: boolean; ephemeral: boolean }
+  | { op: 'result'; pick: number; kind: 'ok' | 'error' | 'requeue' | 'handed' }
   | { op: 'fetch'; pick: number; kind: 'ok' | 'null' | 'fail' }
   | { op: 'free'; pick: number }
   | { op: 'put'; n: number };
 
 const ops: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ op: fc.constant('compute' as const), deps: fc.array(fc.nat(), { maxLength: 3 }), peerDeps: fc.array(fc.nat(5), { maxLength: 2 }), priority: fc.integer({ min: -1, max: 1 }), gpu: fc.boolean() }) },
-  { weight: 4, arbitrary: fc.record({ op: fc.constant('result' as const), pick: fc.nat(), kind: fc.constantFrom('ok' as const, 'ok' as const, 'error' as const, 'requeue' as const) }) },
+  { weight: 4, arbitrary: fc.record({ op: fc.constant('compute' as const), deps: fc.array(fc.nat(), { maxLength: 3 }), peerDeps: fc.array(fc.nat(5), { maxLength: 2 }), priority: fc.integer({ min: -1, max: 1 }), gpu: fc.boolean(), ephemeral: fc.boolean() }) },
+  { weight: 4, arbitrary: fc.record({ op: fc.constant('result' as const), pick: fc.nat(), kind: fc.constantFrom('ok' as const, 'ok' as const, 'error' as const, 'requeue' as const, 'handed' as const) }) },
   { weight: 3, arbitrary: fc.record({ op: fc.constant('fetch' as const), pick: fc.nat(), kind: fc.constantFrom('ok' as const, 'ok' as const, 'null' as const, 'fail' as const) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('free' as const), pick: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('put' as const), n: fc.nat(5) }) },
@@ -110,7 +110,7 @@ class Model {
           deps.push(k);
           who.push(p % 2 === 0 ? [PEERS[0] as string, PEERS[1] as string] : [PEERS[2] as string]);
         }
-        w.compute({ key, run: ++this.run, fn: 0, args: new Uint8Array([0x90]), order: this.next, priority: o.priority, deps, who, resources: o.gpu ? { GPU: 1 } : null });
+        w.compute({ key, run: ++this.run, fn: 0, args: new Uint8Array([0x90]), order: this.next, priority: o.priority, deps, who, resources: o.gpu ? { GPU: 1 } : null, ephemeral: o.ephemeral });
         this.local.push(key);
         this.remember(key, deps);
         this.open.add(key);
@@ -120,6 +120,8 @@ class Model {
         if (this.running.length === 0) return;
         const t = this.running.splice(o.pick % this.running.length, 1)[0] as ExecTask;
         if (o.kind === 'requeue' && t.after !== null) w.executed([{ key: t.key, run: t.run, task: t, duration: 0, requeue: true }]);
+        // As the thread does: a value only the task behind it needs goes to that task, not back here.
+        else if (o.kind === 'handed' && t.keep && t.ephemeral) w.executed([{ key: t.key, run: t.run, task: t, duration: 0.001, handedOn: 3 }]);
         else if (o.kind === 'error') w.executed([{ key: t.key, run: t.run, task: t, duration: 0.001, error: { name: 'Error', message: 'boom' } }]);
         else w.executed([{ key: t.key, run: t.run, task: t, duration: 0.001, bytes: new Uint8Array([1, 2, 3]) }]);
         break;

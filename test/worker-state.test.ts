@@ -194,4 +194,37 @@ describe('worker state machine', () => {
     expect(again.map((t) => [t.key, t.after])).toEqual([['b', null]]);
     expect(again[0]?.depData).toEqual([bytes(5)]);
   });
+
+  it('a value handed on to the task behind it is reported done, kept nowhere, and reported lost when asked for', () => {
+    const w = new WorkerState({ nthreads: 1, resources: {}, address: ME });
+    w.compute(compute('a', { ephemeral: true }));
+    w.compute(compute('b', { deps: ['a'], who: [[ME]] }));
+    const sent1 = executed(w.takeInstructions());
+    expect(sent1.map((t) => [t.key, t.after, t.keep, t.ephemeral])).toEqual([
+      ['a', null, true, true],
+      ['b', 'a', false, false],
+    ]);
+    // The thread handed a's 4 MiB to b: the scheduler hears a finished; nothing is stored here.
+    w.executed([{ key: 'a', run: 1, task: sent1[0], duration: 0.001, handedOn: 4 * 1024 * 1024 }]);
+    expect(sent(w.takeInstructions())).toContainEqual({ op: 'finished', keys: ['a'], runs: [1], nbytes: [4 * 1024 * 1024], durations: [0.001] });
+    expect(w.getData('a')).toBeUndefined();
+    expect(w.checkInvariants()).toBeNull();
+    w.executed([{ key: 'b', run: 1, task: sent1[1], bytes: bytes(2), duration: 0.001 }]);
+    expect(w.getData('b')).toEqual(bytes(2));
+    // A later task here that needs a: missing, naming this worker, so the scheduler stops counting it as a holder.
+    w.compute(compute('c', { deps: ['a'], who: [[ME]] }));
+    expect(sent(w.takeInstructions())).toContainEqual({ op: 'missing', key: 'c', run: 1, dep: 'a', holders: [ME] });
+    expect(w.checkInvariants()).toBeNull();
+  });
+
+  it('a value asked for by a peer after it was handed on is lost here, once', () => {
+    const w = new WorkerState({ nthreads: 1, resources: {}, address: ME });
+    w.compute(compute('a', { ephemeral: true }));
+    w.compute(compute('b', { deps: ['a'], who: [[ME]] }));
+    const [ta, tb] = executed(w.takeInstructions());
+    w.executed([{ key: 'a', run: 1, task: ta, duration: 0, handedOn: 100_000 }]);
+    w.executed([{ key: 'b', run: 1, task: tb, bytes: bytes(1), duration: 0 }]);
+    expect(w.takeHandedOn('a')).toBe(true);
+    expect(w.takeHandedOn('a')).toBe(false);
+  });
 });

@@ -264,6 +264,8 @@ export const messageSchemas = lazySchemas((z) => {
     /** Tasks handed to an executor thread: the ones to blame if this worker dies. */
     z.object({ op: z.literal('executing'), keys, runs: countsF64 }),
     z.object({ op: z.literal('missing'), key, run: count, dep: key, holders: z.array(z.string()) }),
+    /** Results the scheduler believes are here and are not (an ephemeral value handed on): recompute them if needed. */
+    z.object({ op: z.literal('lost'), keys }),
     /** The worker's resident memory (bytes). */
     z.object({ op: z.literal('heartbeat'), memory: count }),
     /** Events published by running tasks, sent before those tasks' results. */
@@ -296,6 +298,13 @@ export const messageSchemas = lazySchemas((z) => {
     sizes: countsF64,
     /** Resource requests of the tasks that have any: [task index, resources]. */
     resources: z.array(z.tuple([count, resources])),
+    /**
+     * Indices of tasks whose result only the next task of this message needs
+     * (sent along behind it, wanted by no client): the worker may hand the
+     * value to that task without keeping a copy. If it is asked for later,
+     * the worker says it is lost (op 'lost') and the scheduler recomputes it.
+     */
+    ephemeral: u32s.optional(),
   });
 
 

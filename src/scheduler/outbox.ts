@@ -131,6 +131,7 @@ export class ComputeBuilder {
   readonly deps = objectList<string>();
   readonly who = objectList<string[]>();
   readonly sizes: number[] = [];
+  readonly ephemeral: number[] = [];
   readonly resources: ComputeMsg['resources'] = [];
   private readonly args = new ByteWriter(1024);
 
@@ -156,6 +157,7 @@ export class ComputeBuilder {
       deps: this.deps,
       who: this.who,
       sizes: Float64Array.from(this.sizes),
+      ...(this.ephemeral.length > 0 ? { ephemeral: Uint32Array.from(this.ephemeral) } : {}),
       resources: this.resources,
     };
   }

@@ -84,12 +84,16 @@ export function expectedDuration(s: SchedulerCore, ts: TaskState): number {
 export function sendCompute(s: SchedulerCore, ts: TaskState, w: WorkerRecord): void {
   let next: TaskState | null = ts;
   while (next) {
-    sendOne(s, next, w);
+    const index = sendOne(s, next, w);
+    const prev: TaskState = next;
     next = speculativeDependent(s, next, w);
+    // Its value goes only to the task behind it (no client wants it): the worker need not keep it.
+    if (next && prev.wanter === null) s.outbox.computeBatch(w.id).ephemeral.push(index);
   }
 }
 
-export function sendOne(s: SchedulerCore, ts: TaskState, w: WorkerRecord): void {
+/** Adds a task to the worker's next compute message; returns its index there. */
+export function sendOne(s: SchedulerCore, ts: TaskState, w: WorkerRecord): number {
   setState(s, ts, 'processing');
   const flight = attach(s, ts, w, expectedDuration(s, ts));
   const fn = ts.fn as FnEntry;
@@ -112,6 +116,7 @@ export function sendOne(s: SchedulerCore, ts: TaskState, w: WorkerRecord): void 
     b.sizes.push(d.nbytes);
   }
   if (ts.rare?.resources) b.resources.push([b.keys.length - 1, ts.rare.resources]);
+  return b.keys.length - 1;
 }
 
 /**

@@ -87,6 +87,9 @@ export function workerMessage(s: SchedulerCore, id: string, msg: WorkerToSchedul
     case 'missing':
       missingData(s, w, msg.key, msg.run, msg.dep, msg.holders);
       break;
+    case 'lost':
+      lostData(s, w, msg.keys);
+      break;
     case 'heartbeat':
       w.memory = msg.memory;
       break;
@@ -144,6 +147,17 @@ export function taskErred(s: SchedulerCore, w: WorkerRecord, key: string, run: n
     return;
   }
   markErred(s, ts, error);
+}
+
+/** The worker does not have results it was said to hold (a value it handed on): they are lost there, recomputed if needed. */
+export function lostData(s: SchedulerCore, w: WorkerRecord, keys: readonly string[]): void {
+  for (const key of keys) {
+    const ts = s.tasks.get(key);
+    if (!ts || !removeHolder(ts, w)) continue;
+    w.stored--;
+    w.storedBytes = Math.max(0, w.storedBytes - ts.nbytes);
+    if (ts.state === 'memory' && ts.whoHas.length === 0) loseData(s, ts);
+  }
 }
 
 export function missingData(s: SchedulerCore, w: WorkerRecord, key: string, run: number, depKey: string, holders: string[]): void {

@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import type { FnDef } from '../protocol/messages.ts';
 import type { ExecResult, ExecTask } from './state-machine.ts';
 import { Fifo } from '../util/fifo.ts';
-import { RESULT_ERROR, RESULT_REQUEUE, type FromThread, type ResultBatch, type ThreadBatch, type ThreadEvents } from './thread-protocol.ts';
+import { RESULT_ERROR, RESULT_HANDED_ON, RESULT_REQUEUE, type FromThread, type ResultBatch, type ThreadBatch, type ThreadEvents } from './thread-protocol.ts';
 import { WEFT_ROOT } from '../util/self.ts';
 
 
@@ -133,7 +133,8 @@ export class ExecutorPool {
     const view = new Uint8Array(chunk);
     const n = tasks.length;
     const given: [number, ArrayBuffer][] = [];
-    const batch: ThreadBatch = { base: th.nextSeq, fns: new Int32Array(n), depCounts: new Int32Array(n), ends: new Uint32Array(n + ndeps), afters, depKeys: ndeps === 0 ? NO_KEYS : new Array<string>(ndeps), chunk, given };
+    const ephemeral: number[] = [];
+    const batch: ThreadBatch = { base: th.nextSeq, fns: new Int32Array(n), depCounts: new Int32Array(n), ends: new Uint32Array(n + ndeps), afters, depKeys: ndeps === 0 ? NO_KEYS : new Array<string>(ndeps), chunk, given, ephemeral };
     th.nextSeq += n;
     let off = 0;
     let e = 0;
@@ -141,6 +142,7 @@ export class ExecutorPool {
     for (let i = 0; i < n; i++) {
       const t = tasks[i] as ExecTask;
       th.posted.push(t);
+      if (t.ephemeral && t.keep) ephemeral.push(i);
       batch.fns[i] = t.fn;
       batch.depCounts[i] = t.deps.length;
       view.set(t.args, off);
@@ -167,6 +169,7 @@ export class ExecutorPool {
     const view = new Uint8Array(r.chunk);
     const errors = r.errors.length > 0 ? new Map(r.errors) : null;
     const large = r.large.length > 0 ? new Map(r.large) : null;
+    const handedOn = r.handedOn.length > 0 ? new Map(r.handedOn) : null;
     const n = r.status.length;
     const results: ExecResult[] = new Array(n);
     let start = 0;
@@ -177,6 +180,7 @@ export class ExecutorPool {
       const status = r.status[i];
       const duration = r.durations[i] as number;
       if (status === RESULT_REQUEUE) results[i] = { key: t.key, run: t.run, task: t, duration, requeue: true };
+      else if (status === RESULT_HANDED_ON) results[i] = { key: t.key, run: t.run, task: t, duration, handedOn: handedOn?.get(i) ?? 0 };
       else if (status === RESULT_ERROR) results[i] = { key: t.key, run: t.run, task: t, error: errors?.get(i) ?? { name: 'Error', message: 'task failed' }, duration };
       else {
         const own = large?.get(i);

@@ -17,7 +17,7 @@ import { MAX_EVENT_BYTES, MAX_TOPIC, type FnDef } from '../protocol/messages.ts'
 import { substituteRefs } from '../protocol/spec.ts';
 import { CancelledError, serializeError, type SerializedError } from '../errors.ts';
 import { resolveFunction, type TaskFunction } from './functions.ts';
-import { RESULT_ERROR, RESULT_OK, RESULT_REQUEUE, type ResultBatch, type ThreadBatch, type ThreadEvents } from './thread-protocol.ts';
+import { RESULT_ERROR, RESULT_HANDED_ON, RESULT_OK, RESULT_REQUEUE, type ResultBatch, type ThreadBatch, type ThreadEvents } from './thread-protocol.ts';
 import { fractionList } from '../util/lists.ts';
 import { provideTaskContext, type TaskContext } from './task-context.ts';
 
@@ -42,7 +42,9 @@ const FLUSH_MS = 5;
  * take in memory, with how many tasks want each, and the values kept.
  */
 const wanted = new Map<number, number>();
-const kept = new Map<number, { value: unknown; bytes: Uint8Array }>();
+const kept = new Map<number, { value: unknown; bytes: Uint8Array | null }>();
+/** Tasks whose large value may go to the task behind them without a copy for the main thread (ExecTask.ephemeral). */
+const ephemeralSeqs = new Set<number>();
 
 const fns = new Map<number, FnDef>();
 /** Functions resolved so far, by id (a promise while a module loads). */
@@ -60,6 +62,7 @@ let outStatus: number[] = [];
 let outDurations = fractionList();
 let outEnds: number[] = [];
 let outLarge: [number, ArrayBuffer][] = [];
+let outHandedOn: [number, number][] = [];
 let outErrors: [number, SerializedError][] = [];
 const out = new ByteWriter(4096);
 
@@ -72,6 +75,7 @@ port.on('message', (msg: { tasks: ThreadBatch } | { fns: [number, FnDef][] } | {
     for (const seq of msg.cancel) cancelTask(seq);
     return;
   }
+  for (const i of msg.tasks.ephemeral) ephemeralSeqs.add(msg.tasks.base + i);
   const a = msg.tasks.afters;
   for (let i = 1; i < a.length; i += 3) {
     const p = a[i] as number;
@@ -226,7 +230,7 @@ function takeKept(seq: number): { value: unknown } | undefined {
   if (!k) return undefined;
   if (left > 0) {
     // Others still want it: a private copy (large binary results' bytes may be gone to the main thread).
-    return { value: ArrayBuffer.isView(k.value) && !(k.value instanceof DataView) ? (k.value as Uint8Array).slice() : decode(k.bytes) };
+    return { value: ArrayBuffer.isView(k.value) && !(k.value instanceof DataView) ? (k.value as Uint8Array).slice() : decode(k.bytes as Uint8Array) }; // a value handed on (bytes null) is always a typed array
   }
   kept.delete(seq);
   return { value: k.value };
@@ -270,6 +274,13 @@ function finish(seq: number, value: unknown, start: number): void {
   const duration = (performance.now() - start) / 1000;
   if (typeof value === 'function' || typeof value === 'symbol') {
     fail(new TypeError(`the task returned a ${typeof value}, which cannot be sent to other machines`), duration);
+    return;
+  }
+  if (ephemeralSeqs.delete(seq) && wanted.has(seq) && ArrayBuffer.isView(value) && value.byteLength >= LARGE) {
+    // Only the task behind it here needs this value, and takes it in memory: no copy for the main thread.
+    kept.set(seq, { value, bytes: null });
+    outHandedOn.push([outStatus.length, value.byteLength]);
+    pushResult(RESULT_HANDED_ON, duration);
     return;
   }
   const at = out.pos;
@@ -420,11 +431,12 @@ function flush(now: number): void {
   const chunk = out.buf.slice(0, out.pos).buffer;
   out.pos = 0;
   const large = outLarge;
-  const result: ResultBatch = { status: Uint8Array.from(outStatus), durations: Float64Array.from(outDurations), ends: Uint32Array.from(outEnds), errors: outErrors, large, chunk };
+  const result: ResultBatch = { status: Uint8Array.from(outStatus), durations: Float64Array.from(outDurations), ends: Uint32Array.from(outEnds), errors: outErrors, large, handedOn: outHandedOn, chunk };
   outStatus = [];
   outDurations = fractionList();
   outEnds = [];
   outLarge = [];
+  outHandedOn = [];
   outErrors = [];
   port?.postMessage(events ? { results: result, events } : { results: result }, large.length === 0 ? [chunk] : [chunk, ...large.map(([, b]) => b)]);
 }

@@ -18,7 +18,7 @@ import { fractionList, objectList } from '../util/lists.ts';
 type WTaskState = 'fetching' | 'ready' | 'blocked' | 'executing' | 'dropped';
 
 /** A task here; it is also what goes to the executor (see ExecTask), with no copy. */
-interface WTask extends Omit<ComputeTask, 'who'>, ExecTask {
+interface WTask extends Omit<ComputeTask, 'who' | 'ephemeral' | 'sizes'>, ExecTask {
   state: WTaskState;
   /** Dependencies not yet local. */
   missing: number;
@@ -71,6 +71,8 @@ export interface ComputeTask {
   who: string[][];
   /** Each dependency's size in bytes, as the scheduler last heard (absent: unknown); fetches are batched by it. */
   sizes?: ArrayLike<number> | undefined;
+  /** Only the task sent along behind it needs its value (see the compute message): it may be handed on, not kept. */
+  ephemeral?: boolean;
   resources: Record<string, number> | null;
 }
 
@@ -82,6 +84,8 @@ export interface ExecTask {
   after: string | null;
   /** A task dispatched with it takes its value in memory (`after`): the thread keeps the value. */
   keep: boolean;
+  /** ...and may hand it on without a copy for this worker (ComputeTask.ephemeral). */
+  ephemeral: boolean;
   /** Function id (see the `define` instruction) and msgpack arguments. */
   fn: number;
   args: Uint8Array;
@@ -116,6 +120,8 @@ export interface ExecResult {
   duration: number;
   /** The thread did not have the `after` input: dispatch the task again, normally. */
   requeue?: boolean;
+  /** The value (this many bytes) went to the task behind it on the thread; no copy is here (ExecTask.ephemeral). */
+  handedOn?: number;
 }
 
 export interface WorkerConfig {
@@ -179,6 +185,8 @@ export class WorkerState {
   private fnDuration = fractionList();
   storedBytes = 0;
   tasksExecuted = 0;
+  /** Keys reported finished whose value was handed on, not kept (ExecResult.handedOn): asked for, they are lost. */
+  private readonly handedOn = new Set<string>();
 
   constructor(readonly config: WorkerConfig) {
     this.freeResources = { ...config.resources };
@@ -238,6 +246,7 @@ export class WorkerState {
       state: 'fetching',
       after: null,
       keep: false,
+      ephemeral: msg.ephemeral === true,
       depData: NO_DATA,
       give: null,
       missing: 0,
@@ -284,6 +293,7 @@ export class WorkerState {
 
   free(keys: string[]): void {
     for (const key of keys) {
+      if (this.handedOn.size > 0) this.handedOn.delete(key);
       const slot = this.slots.get(key);
       if (!slot) continue;
       const t = slot.task;
@@ -300,6 +310,11 @@ export class WorkerState {
         if (d.refs === 0) this.deleteData(key, slot);
       }
     }
+  }
+
+  /** Whether `key` was handed on (and forgets that): the scheduler must hear it is lost here. */
+  takeHandedOn(key: string): boolean {
+    return this.handedOn.delete(key);
   }
 
   /** Scattered values from a client: owned from now on. Returns their sizes. */
@@ -349,6 +364,12 @@ export class WorkerState {
       }
       if (!t || t.state !== 'executing') continue;
       if (r.requeue) {
+        if (t.after !== null && this.handedOn.has(t.after)) {
+          // Its input was handed on to it and is gone: the scheduler computes it again.
+          this.out.push({ type: 'send', msg: { op: 'missing', key: t.key, run: t.run, dep: t.after, holders: [this.config.address] } });
+          this.dropTask(t);
+          continue;
+        }
         // Its input was not on that thread after all: run it normally once the input is here.
         t.after = null;
         if (t.cancelled) this.dropTask(t);
@@ -366,6 +387,22 @@ export class WorkerState {
       if (waiters) this.localWaiters.delete(t.key);
       if (t.cancelled) {
         this.clearTask(t);
+        continue;
+      }
+      if (r.handedOn !== undefined) {
+        // Its value went to the task behind it on the thread: reported done, nothing kept here.
+        this.clearTask(t);
+        this.handedOn.add(t.key);
+        this.reportFinished(t.key, t.run, r.handedOn, r.duration);
+        for (const w of waiters ?? []) {
+          if (w.slot.task !== w) continue;
+          if (w.state === 'executing') w.missing--;
+          else {
+            // Not on that thread after all: it cannot have the value; the scheduler computes it again.
+            this.out.push({ type: 'send', msg: { op: 'missing', key: w.key, run: w.run, dep: t.key, holders: [this.config.address] } });
+            this.dropTask(w);
+          }
+        }
         continue;
       }
       if (r.bytes) {
@@ -506,9 +543,11 @@ export class WorkerState {
     const peer = f.holders.shift();
     if (peer === undefined) {
       this.fetches.delete(dep);
+      // A value handed on here counts as held here too: the scheduler must drop this worker as its holder.
+      const holders = this.handedOn.delete(dep) ? [...f.tried, this.config.address] : f.tried;
       for (const t of f.waiters) {
         if (t.slot.task !== t) continue;
-        this.out.push({ type: 'send', msg: { op: 'missing', key: t.key, run: t.run, dep, holders: f.tried } });
+        this.out.push({ type: 'send', msg: { op: 'missing', key: t.key, run: t.run, dep, holders } });
         this.dropTask(t);
       }
       return;

@@ -29,6 +29,8 @@ export interface ThreadBatch {
    * copied into `chunk`, where their slice is empty): [index in depKeys, buffer].
    */
   given: [number, ArrayBuffer][];
+  /** Indices of tasks whose large value may go to the task behind them without a copy (ExecTask.ephemeral). */
+  ephemeral: number[];
 }
 
 /**
@@ -43,6 +45,8 @@ export interface ResultBatch {
   errors: [number, SerializedError][];
   /** Large binary results, each in a transferred buffer of its own (not in `chunk`). */
   large: [number, ArrayBuffer][];
+  /** Results handed to the task behind them on the thread, not sent: [result index, bytes]. */
+  handedOn: [number, number][];
   chunk: ArrayBuffer;
 }
 
@@ -50,6 +54,8 @@ export const RESULT_OK = 0;
 export const RESULT_ERROR = 1;
 /** The task's in-memory input was not on the thread: the main thread dispatches it again. */
 export const RESULT_REQUEUE = 2;
+/** Done; its value went to the task behind it on the thread, not to the main thread (ResultBatch.handedOn). */
+export const RESULT_HANDED_ON = 3;
 
 /** Task events from a thread (see task-context.ts): topics[i] with msgpack bytes data[i]. */
 export interface ThreadEvents {

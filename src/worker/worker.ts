@@ -136,6 +136,7 @@ export class WeftWorker {
       return;
     }
     const res = m.resources.length > 0 ? new Map(m.resources) : null;
+    const ephemeral = m.ephemeral && m.ephemeral.length > 0 ? new Set(m.ephemeral) : null;
     const blob = m.args;
     let d = 0;
     let argStart = 0;
@@ -152,6 +153,7 @@ export class WeftWorker {
         deps: n === 0 ? NO_DEPS : m.deps.slice(d, d + n),
         who: n === 0 ? NO_WHO : m.who.slice(d, d + n),
         sizes: n === 0 ? undefined : m.sizes.subarray(d, d + n),
+        ephemeral: ephemeral?.has(i) === true,
         resources: res?.get(i) ?? null,
       });
       d += n;
@@ -250,6 +252,9 @@ export class WeftWorker {
       case 'get': {
         const packed = m.packed === true;
         const { keys, blobs, missing, bytes } = this.collect(m.keys, packed);
+        // Values handed on (never kept here) that someone asks for: the scheduler computes them again.
+        const lost = missing.filter((k) => this.sm.takeHandedOn(k));
+        if (lost.length > 0 && this.scheduler?.isOpen) this.scheduler.send({ op: 'lost', keys: lost });
         if (isClient) this.metrics.bytesSentToClients += bytes;
         else this.metrics.bytesSentToPeers += bytes;
         // Packed: the values in the order asked for (without the missing), and no keys back.
