@@ -43,8 +43,6 @@ const FLUSH_MS = 5;
  */
 const wanted = new Map<number, number>();
 const kept = new Map<number, { value: unknown; bytes: Uint8Array | null }>();
-/** Tasks whose large value may go to the task behind them without a copy for the main thread (ExecTask.ephemeral). */
-const ephemeralSeqs = new Set<number>();
 
 const fns = new Map<number, FnDef>();
 /** Functions resolved so far, by id (a promise while a module loads). */
@@ -75,7 +73,6 @@ port.on('message', (msg: { tasks: ThreadBatch } | { fns: [number, FnDef][] } | {
     for (const seq of msg.cancel) cancelTask(seq);
     return;
   }
-  for (const i of msg.tasks.ephemeral) ephemeralSeqs.add(msg.tasks.base + i);
   const a = msg.tasks.afters;
   for (let i = 1; i < a.length; i += 3) {
     const p = a[i] as number;
@@ -188,6 +185,8 @@ async function runQueue(): Promise<void> {
     const b = queue.shift() as ThreadBatch;
     const c: Cursor = { b, view: new Uint8Array(b.chunk), e: 0, dk: 0, start: 0, given: b.given.length > 0 ? new Map(b.given) : null };
     const n = b.fns.length;
+    // Tasks whose large value may go to the task behind them without a copy for the main thread (ExecTask.ephemeral).
+    const ephemeral = b.ephemeral.length > 0 ? new Set(b.ephemeral) : null;
     let ai = 0;
     let t0 = performance.now();
     for (let i = 0; i < n; i++) {
@@ -198,7 +197,7 @@ async function runQueue(): Promise<void> {
         afterDep = b.afters[ai + 2] as number;
         ai += 3;
       }
-      const pending = runOne(c, b.base + i, b.fns[i] as number, b.depCounts[i] as number, producer, afterDep, t0);
+      const pending = runOne(c, b.base + i, b.fns[i] as number, b.depCounts[i] as number, producer, afterDep, t0, ephemeral?.has(i) === true);
       if (pending) await pending;
       const t1 = performance.now();
       if ((i === n - 1 && queue.length === 0) || t1 - lastFlush >= FLUSH_MS) flush(t1);
@@ -270,13 +269,14 @@ function encodeLarge(value: unknown): Uint8Array | null {
   return out;
 }
 
-function finish(seq: number, value: unknown, start: number): void {
+/** Ends task `seq` with its value; `handOn`: it may go to the task behind it without a copy (ExecTask.ephemeral). */
+function finish(seq: number, value: unknown, start: number, handOn: boolean): void {
   const duration = (performance.now() - start) / 1000;
   if (typeof value === 'function' || typeof value === 'symbol') {
     fail(new TypeError(`the task returned a ${typeof value}, which cannot be sent to other machines`), duration);
     return;
   }
-  if (ephemeralSeqs.delete(seq) && wanted.has(seq) && ArrayBuffer.isView(value) && value.byteLength >= LARGE) {
+  if (handOn && wanted.has(seq) && ArrayBuffer.isView(value) && value.byteLength >= LARGE) {
     // Only the task behind it here needs this value, and takes it in memory: no copy for the main thread.
     kept.set(seq, { value, bytes: null });
     outHandedOn.push([outStatus.length, value.byteLength]);
@@ -319,7 +319,7 @@ function prepareArgs(chunk: Uint8Array, argStart: number, argEnd: number, depKey
  * thread by task `producer` (-1: none), which it takes from memory; when that
  * value is not here, the task goes back to the main thread.
  */
-function runOne(c: Cursor, seq: number, fnId: number, ndeps: number, producer: number, afterDep: number, start: number): Promise<void> | undefined {
+function runOne(c: Cursor, seq: number, fnId: number, ndeps: number, producer: number, afterDep: number, start: number, handOn: boolean): Promise<void> | undefined {
   // Take every slice of this task first, so the cursor stays right whatever fails.
   const argStart = c.start;
   const argEnd = skip(c);
@@ -352,7 +352,7 @@ function runOne(c: Cursor, seq: number, fnId: number, ndeps: number, producer: n
     return undefined;
   }
   const fn = resolvedFns.get(fnId);
-  if (fn) return call(seq, fn, args, start);
+  if (fn) return call(seq, fn, args, start, handOn);
   const def = fns.get(fnId);
   if (!def) {
     fail(new Error(`the task uses function #${fnId}, which was never defined on this worker`), 0);
@@ -367,18 +367,18 @@ function runOne(c: Cursor, seq: number, fnId: number, ndeps: number, producer: n
   }
   if (!(resolved instanceof Promise)) {
     resolvedFns.set(fnId, resolved);
-    return call(seq, resolved, args, start);
+    return call(seq, resolved, args, start, handOn);
   }
   return resolved.then(
     (f) => {
       resolvedFns.set(fnId, f);
-      return call(seq, f, args, performance.now());
+      return call(seq, f, args, performance.now(), handOn);
     },
     (err: unknown) => fail(err, 0),
   );
 }
 
-function call(seq: number, fn: TaskFunction, args: unknown[], start: number): Promise<void> | undefined {
+function call(seq: number, fn: TaskFunction, args: unknown[], start: number, handOn: boolean): Promise<void> | undefined {
   if (cancelledSeqs.size > 0 && cancelledSeqs.delete(seq)) {
     fail(new CancelledError('the task was cancelled before it started'), 0);
     return undefined;
@@ -397,7 +397,7 @@ function call(seq: number, fn: TaskFunction, args: unknown[], start: number): Pr
     return out.then(
       (v: unknown) => {
         endTask();
-        finish(seq, v, start);
+        finish(seq, v, start, handOn);
       },
       (err: unknown) => {
         endTask();
@@ -406,7 +406,7 @@ function call(seq: number, fn: TaskFunction, args: unknown[], start: number): Pr
     );
   }
   endTask();
-  finish(seq, out, start);
+  finish(seq, out, start, handOn);
   return undefined;
 }
 
