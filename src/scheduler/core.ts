@@ -108,7 +108,6 @@ export class SchedulerCore {
   constructor(readonly config: SchedulerConfig) {}
 }
 
-// ------------------------------------------------------------------ transitions
 /** Sets a state, keeping every dependency's `waiters` count exact. */
 export function setState(s: SchedulerCore, ts: TaskState, next: TaskStatus): void {
   if (!TRANSITIONS[ts.state].includes(next) && s.illegal.length < 10) s.illegal.push(`task ${ts.key}: ${ts.state} -> ${next}`);
@@ -122,7 +121,7 @@ export function setState(s: SchedulerCore, ts: TaskState, next: TaskStatus): voi
   }
 }
 
-// ------------------------------------------------------------------ helpers
+/** The task group of a name (made on first use): durations are measured per group. */
 export function group(s: SchedulerCore, name: string): TaskGroup {
   let g = s.groups.get(name);
   if (!g) {
@@ -150,6 +149,7 @@ export function clock(s: SchedulerCore, now: number): void {
   s.now = now;
 }
 
+/** Queue order: higher priority first, then lower graph order. */
 export function before(a: TaskState, b: TaskState): boolean {
   const pa = priorityOf(a);
   const pb = priorityOf(b);

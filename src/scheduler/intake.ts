@@ -71,7 +71,7 @@ export function updateGraph(s: SchedulerCore, c: ClientRecord, g: GraphMsg): voi
  * ordered) and checks the ones it shares with known tasks: the same key
  * must mean the same function, arguments and dependencies.
  */
-export function readTasks(s: SchedulerCore, g: GraphMsg, fns: readonly FnEntry[], depStart: Int32Array): { at: TaskState[]; created: TaskState[]; conflicts: string[]; reused: number[] } {
+function readTasks(s: SchedulerCore, g: GraphMsg, fns: readonly FnEntry[], depStart: Int32Array): { at: TaskState[]; created: TaskState[]; conflicts: string[]; reused: number[] } {
   const n = g.keys.length;
   const keys = g.keys;
   const fnCol = g.fn;
@@ -109,7 +109,7 @@ export function readTasks(s: SchedulerCore, g: GraphMsg, fns: readonly FnEntry[]
  * Returns the reason to reject the graph (nothing linked then), or null.
  * `missing` already lists wanted keys that do not exist.
  */
-export function linkGraph(s: SchedulerCore, g: GraphMsg, created: readonly TaskState[], depStart: Int32Array, missing: string[]): { message: string; keys: string[] } | null {
+function linkGraph(s: SchedulerCore, g: GraphMsg, created: readonly TaskState[], depStart: Int32Array, missing: string[]): { message: string; keys: string[] } | null {
   const depTs: (TaskState | undefined)[] = new Array(g.deps.length);
   for (const ts of created) {
     const i = FRESH - ts.order;
@@ -147,7 +147,7 @@ export function linkGraph(s: SchedulerCore, g: GraphMsg, created: readonly TaskS
 }
 
 /** A valid, linked and ordered graph: its tasks start waiting, its wanted keys are held. */
-export function admit(s: SchedulerCore, c: ClientRecord, g: GraphMsg, at: readonly TaskState[], created: readonly TaskState[], reused: readonly number[], wantTs: readonly TaskState[]): void {
+function admit(s: SchedulerCore, c: ClientRecord, g: GraphMsg, at: readonly TaskState[], created: readonly TaskState[], reused: readonly number[], wantTs: readonly TaskState[]): void {
   if (g.more) {
     // More parts follow, whose tasks may depend on these: held until the last part (one count of `waiters` each).
     const held = (c.held ??= []);
@@ -178,7 +178,7 @@ export function dropHolds(s: SchedulerCore, c: ClientRecord): void {
   for (const ts of held) if (--ts.waiters === 0 && !isNeeded(ts)) s.releaseQ.push(ts);
 }
 
-export function internFn(s: SchedulerCore, def: FnDef): FnEntry {
+function internFn(s: SchedulerCore, def: FnDef): FnEntry {
   const k = `${def[0]}:${def[1]}`;
   let f = s.fnByRef.get(k);
   if (!f) {
@@ -188,11 +188,13 @@ export function internFn(s: SchedulerCore, def: FnDef): FnEntry {
   return f;
 }
 
+/** Tells the client its graph was rejected, and logs why. */
 export function reject(s: SchedulerCore, c: ClientRecord, id: number, message: string, keys: string[]): void {
   s.outbox.push(c.id, { op: 'graph-rejected', id, error: { name: 'GraphError', message }, keys: keys.slice(0, 100) });
   s.logs.push({ level: 'warn', msg: 'graph rejected', data: { client: c.id, reason: message } });
 }
 
+/** Data a client put on a worker: known as in memory there, wanted by that client. */
 export function scattered(s: SchedulerCore, c: ClientRecord, id: number, keys: string[], nbytes: number[], address: string): void {
   const w = s.byAddress.get(address);
   if (!w) {
@@ -225,18 +227,18 @@ export function scattered(s: SchedulerCore, c: ClientRecord, id: number, keys: s
 }
 
 /** The reason to reject a graph naming keys that do not exist ("task -> dependency" or "(wanted) key"), or null. */
-export function missingProblem(missing: string[]): { message: string; keys: string[] } | null {
+function missingProblem(missing: string[]): { message: string; keys: string[] } | null {
   if (missing.length === 0) return null;
   return { message: `missing dependencies (task -> dependency): ${list(missing)}`, keys: missing.map((m) => m.split(' -> ')[0] ?? m) };
 }
 
 /** out[i + 1] = counts[0] + ... + counts[i]. */
-export function prefixSums(counts: ArrayLike<number>, out: Int32Array): void {
+function prefixSums(counts: ArrayLike<number>, out: Int32Array): void {
   for (let i = 0; i < counts.length; i++) out[i + 1] = (out[i] as number) + (counts[i] as number);
 }
 
 /** Whether task i of graph g defines the same task as `existing` (the same key seen before, or earlier in g). */
-export function sameTask(g: GraphMsg, depStart: Int32Array, i: number, fn: FnEntry, existing: TaskState): boolean {
+function sameTask(g: GraphMsg, depStart: Int32Array, i: number, fn: FnEntry, existing: TaskState): boolean {
   if (fn !== existing.fn) return false;
   const argsOf = (t: number): Uint8Array => g.args.subarray(t === 0 ? 0 : (g.argEnds[t - 1] as number), g.argEnds[t] as number);
   const depsOf = (t: number): string[] => g.deps.slice(depStart[t], depStart[t + 1]);
@@ -245,15 +247,16 @@ export function sameTask(g: GraphMsg, depStart: Int32Array, i: number, fn: FnEnt
   return bytesEqual(taskArgs(existing), argsOf(i)) && sameKeys(existing.deps.map((d) => d.key), depsOf(i));
 }
 
-export function bytesEqual(a: Uint8Array | null, b: Uint8Array | null): boolean {
+function bytesEqual(a: Uint8Array | null, b: Uint8Array | null): boolean {
   if (a === null || b === null) return a === b;
   return Buffer.compare(a, b) === 0;
 }
 
-export function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((k, i) => k === b[i]);
 }
 
+/** Up to ten items, and how many more. */
 export function list(items: string[]): string {
   return items.length <= 10 ? items.join(', ') : `${items.slice(0, 10).join(', ')} and ${items.length - 10} more`;
 }

@@ -19,6 +19,7 @@ export function isRootish(s: SchedulerCore, ts: TaskState): boolean {
   return true;
 }
 
+/** Sends a ready task to the worker where it can start soonest, or holds it as `no-worker` (reported at once). */
 export function place(s: SchedulerCore, ts: TaskState): void {
   const w = chooseWorker(s, ts);
   if (!w) {
@@ -40,7 +41,7 @@ export function place(s: SchedulerCore, ts: TaskState): void {
  * The worker where the task can start soonest: its queued work per thread
  * plus the time to fetch the dependency bytes it does not hold.
  */
-export function chooseWorker(s: SchedulerCore, ts: TaskState): WorkerRecord | null {
+function chooseWorker(s: SchedulerCore, ts: TaskState): WorkerRecord | null {
   let best: WorkerRecord | null = null;
   let bestCost = Infinity;
   for (const w of s.workers.values()) {
@@ -57,6 +58,7 @@ export function chooseWorker(s: SchedulerCore, ts: TaskState): WorkerRecord | nu
   return best;
 }
 
+/** Whether the worker has the task's resources and is one it may run on. */
 export function validWorker(s: SchedulerCore, ts: TaskState, w: WorkerRecord): boolean {
   const rare = ts.rare;
   if (rare === null) return true;
@@ -67,7 +69,7 @@ export function validWorker(s: SchedulerCore, ts: TaskState, w: WorkerRecord): b
   return true;
 }
 
-export function expectedDuration(s: SchedulerCore, ts: TaskState): number {
+function expectedDuration(s: SchedulerCore, ts: TaskState): number {
   const g = groupOf(ts);
   if (g.duration >= 0) return g.duration;
   return s.globalDuration >= 0 ? s.globalDuration : s.config.defaultDurationSeconds;
@@ -81,7 +83,7 @@ export function expectedDuration(s: SchedulerCore, ts: TaskState): number {
  * leaves the worker without a result takes its speculative dependents back
  * with it (see detachFromWorker).
  */
-export function sendCompute(s: SchedulerCore, ts: TaskState, w: WorkerRecord): void {
+function sendCompute(s: SchedulerCore, ts: TaskState, w: WorkerRecord): void {
   let next: TaskState | null = ts;
   while (next) {
     const index = sendOne(s, next, w);
@@ -93,7 +95,7 @@ export function sendCompute(s: SchedulerCore, ts: TaskState, w: WorkerRecord): v
 }
 
 /** Adds a task to the worker's next compute message; returns its index there. */
-export function sendOne(s: SchedulerCore, ts: TaskState, w: WorkerRecord): number {
+function sendOne(s: SchedulerCore, ts: TaskState, w: WorkerRecord): number {
   setState(s, ts, 'processing');
   const flight = attach(s, ts, w, expectedDuration(s, ts));
   const fn = ts.fn as FnEntry;
@@ -167,6 +169,7 @@ export function slots(s: SchedulerCore, w: WorkerRecord, next: TaskState): numbe
   return Math.ceil(w.nthreads * perThread);
 }
 
+/** What a task needs of a worker, for messages. */
 export function describeNeeds(ts: TaskState): string {
   const parts: string[] = [];
   const resources = ts.rare?.resources;

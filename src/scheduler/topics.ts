@@ -2,6 +2,7 @@
 import type { ClientRecord, WorkerRecord } from './task-state.ts';
 import type { SchedulerCore } from './core.ts';
 
+/** Adds a client to a topic's subscribers. */
 export function subscribe(s: SchedulerCore, c: ClientRecord, topic: string): void {
   c.topics ??= new Set();
   if (c.topics.has(topic)) return;
@@ -11,6 +12,7 @@ export function subscribe(s: SchedulerCore, c: ClientRecord, topic: string): voi
   else s.subscribers.set(topic, [c]);
 }
 
+/** Removes a client from a topic's subscribers. */
 export function unsubscribe(s: SchedulerCore, c: ClientRecord, topic: string): void {
   if (!c.topics?.delete(topic)) return;
   const list = s.subscribers.get(topic);

@@ -16,6 +16,7 @@ import type { SerializedError } from '../errors.ts';
  */
 const RELEASES_PER_EVENT = 16_384;
 
+/** A client wants a key: tell it where the key stands, and compute it again if it was released. */
 export function want(s: SchedulerCore, c: ClientRecord, ts: TaskState): void {
   addWant(s, c, ts);
   if (ts.state === 'memory') tellInMemory(s, c, ts, (ts.whoHas[0] as WorkerRecord).address);
@@ -73,7 +74,7 @@ export function enterWaiting(s: SchedulerCore, ts: TaskState, released?: TaskSta
 }
 
 /** A released task is needed again: compute it (and whatever it needs). */
-export function ensureComputable(s: SchedulerCore, root: TaskState): void {
+function ensureComputable(s: SchedulerCore, root: TaskState): void {
   const stack = [root];
   while (stack.length > 0) {
     const ts = stack.pop() as TaskState;
@@ -207,7 +208,8 @@ export function drainReleases(s: SchedulerCore): void {
   }
 }
 
-export function dependencyError(failed: TaskState): SerializedError {
+/** The error a task's dependents fail with: the failed task's, naming it. */
+function dependencyError(failed: TaskState): SerializedError {
   const e = failed.rare?.error ?? { name: 'Error', message: 'unknown error' };
   return { name: e.name, message: e.message, stack: e.stack, failedKey: e.failedKey ?? failed.key };
 }

@@ -11,7 +11,7 @@ import { taskEvents } from './topics.ts';
 import type { WorkerInfo, WorkerSummary, WorkerToScheduler } from '../protocol/messages.ts';
 import type { SerializedError } from '../errors.ts';
 
-// ------------------------------------------------------------------ workers
+/** A worker joined: tasks that had nowhere to go may fit now. */
 export function addWorker(s: SchedulerCore, id: string, info: WorkerInfo): void {
   const w = new WorkerRecord(id, info.name, info.address, info.nthreads, info.resources, info.pid, s.now);
   w.stalledAtSeen = s.stalledMs;
@@ -27,6 +27,7 @@ export function addWorker(s: SchedulerCore, id: string, info: WorkerInfo): void 
   }
 }
 
+/** A worker left or was removed: its running tasks go back to wait (blamed if it died running them), its results are lost. */
 export function removeWorker(s: SchedulerCore, id: string, reason: string): void {
   const w = s.workers.get(id);
   if (!w) return;
@@ -64,6 +65,7 @@ export function removeWorker(s: SchedulerCore, id: string, reason: string): void
   }
 }
 
+/** A worker's message: it was heard now. */
 export function workerMessage(s: SchedulerCore, id: string, msg: WorkerToScheduler): void {
   const w = s.workers.get(id);
   if (!w) return;
@@ -99,6 +101,7 @@ export function workerMessage(s: SchedulerCore, id: string, msg: WorkerToSchedul
   }
 }
 
+/** The clock: removes workers silent for too long, errs tasks no worker took for too long. */
 export function tick(s: SchedulerCore): void {
   for (const w of s.workers.values()) {
     const silent = silence(s, w);
@@ -118,7 +121,7 @@ export function tick(s: SchedulerCore): void {
 }
 
 // ------------------------------------------------------------------ task results
-export function taskFinished(s: SchedulerCore, w: WorkerRecord, key: string, run: number, nbytes: number, duration: number): void {
+function taskFinished(s: SchedulerCore, w: WorkerRecord, key: string, run: number, nbytes: number, duration: number): void {
   const ts = s.byRun.get(run);
   if (!ts || ts.key !== key || ts.state !== 'processing' || ts.flight?.worker !== w) {
     // A result we no longer want (cancelled, rescheduled, forgotten): drop it there.
@@ -136,7 +139,7 @@ export function taskFinished(s: SchedulerCore, w: WorkerRecord, key: string, run
   toMemory(s, ts);
 }
 
-export function taskErred(s: SchedulerCore, w: WorkerRecord, key: string, run: number, error: SerializedError): void {
+function taskErred(s: SchedulerCore, w: WorkerRecord, key: string, run: number, error: SerializedError): void {
   const ts = s.tasks.get(key);
   if (!ts || ts.state !== 'processing' || ts.flight?.worker !== w || ts.flight.run !== run) return;
   detachFromWorker(s, ts);
@@ -150,7 +153,7 @@ export function taskErred(s: SchedulerCore, w: WorkerRecord, key: string, run: n
 }
 
 /** The worker does not have results it was said to hold (a value it handed on): they are lost there, recomputed if needed. */
-export function lostData(s: SchedulerCore, w: WorkerRecord, keys: readonly string[]): void {
+function lostData(s: SchedulerCore, w: WorkerRecord, keys: readonly string[]): void {
   for (const key of keys) {
     const ts = s.tasks.get(key);
     if (!ts || !removeHolder(ts, w)) continue;
@@ -160,7 +163,7 @@ export function lostData(s: SchedulerCore, w: WorkerRecord, keys: readonly strin
   }
 }
 
-export function missingData(s: SchedulerCore, w: WorkerRecord, key: string, run: number, depKey: string, holders: string[]): void {
+function missingData(s: SchedulerCore, w: WorkerRecord, key: string, run: number, depKey: string, holders: string[]): void {
   const ts = s.tasks.get(key);
   if (!ts || ts.state !== 'processing' || ts.flight?.worker !== w || ts.flight.run !== run) return;
   const dep = s.tasks.get(depKey);
@@ -187,6 +190,7 @@ export function silence(s: SchedulerCore, w: WorkerRecord): number {
   return s.now - w.lastSeen - (s.stalledMs - w.stalledAtSeen);
 }
 
+/** The workers, for clients. */
 export function workerSummaries(s: SchedulerCore): WorkerSummary[] {
   return [...s.workers.values()].map((w) => ({
     name: w.name,
