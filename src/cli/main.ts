@@ -32,10 +32,13 @@ Options:
   --token T                   require this shared secret from clients and workers (or WEFT_TOKEN)
   --heartbeat-timeout MS      remove a worker silent this long (default 15000)
   --no-worker-timeout MS      err a task no worker can run after this long (default 30000)
+  --dashboard-port PORT       HTTP port for /health, /metrics (Prometheus) and /api/v1/workers
+                              (default 8787; 0 picks a free one); with a token, it wants it too
+  --no-dashboard              serve no HTTP port
   --log-level LEVEL           trace|debug|info|warn|error|fatal|silent (default info, or WEFT_LOG_LEVEL)
   --help                      show this help
 
-Prints {"address": "ws://HOST:PORT"} on stdout once listening.`,
+Prints {"address": "ws://HOST:PORT", "dashboard": "http://HOST:PORT"} on stdout once listening.`,
   worker: `Usage: weft worker ws://HOST:PORT [--nthreads N] [--resources GPU=1] [--name N] [--token T]
 
 Options:
@@ -195,6 +198,8 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     token: { type: 'string' },
     'heartbeat-timeout': { type: 'string' },
     'no-worker-timeout': { type: 'string' },
+    'dashboard-port': { type: 'string' },
+    'no-dashboard': { type: 'boolean' },
     'log-level': { type: 'string' },
   });
   if (values['help']) return void console.log(HELP['scheduler']);
@@ -209,8 +214,9 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     token: (values['token'] as string | undefined) ?? process.env['WEFT_TOKEN'],
     log,
     config,
+    dashboardPort: values['no-dashboard'] ? null : check(port, values['dashboard-port'] ?? 8787, '--dashboard-port'),
   });
-  console.log(JSON.stringify({ address: server.address }));
+  console.log(JSON.stringify({ address: server.address, ...(server.dashboardUrl ? { dashboard: server.dashboardUrl } : {}) }));
   onShutdown(log, () => server.close());
 }
 

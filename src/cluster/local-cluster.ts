@@ -50,6 +50,8 @@ export interface LocalClusterOptions {
   cwd?: string;
   /** Extra scheduler flags, e.g. ['--heartbeat-timeout', '2000']. */
   schedulerArgs?: string[];
+  /** The scheduler's HTTP port for /health, /metrics and /api/v1/workers: 0 (default) a free one, null none. */
+  dashboardPort?: number | null;
   /** Seconds to wait for everything to start. */
   startTimeoutSeconds?: number;
 }
@@ -114,6 +116,7 @@ export class LocalCluster {
     private readonly scheduler: ChildProcess,
     private readonly workerProcs: Child[],
     private readonly token: string | undefined,
+    private readonly dashboard: string | null,
   ) {
     process.once('exit', this.onExit);
   }
@@ -124,7 +127,8 @@ export class LocalCluster {
     const cwd = opts.cwd ?? process.cwd();
     const timeout = (opts.startTimeoutSeconds ?? 30) * 1000;
     const common = ['--log-level', opts.logLevel ?? 'warn', ...(opts.token ? ['--token', opts.token] : [])];
-    const { proc: scheduler, ready } = await startChild(['scheduler', '--port', String(opts.port ?? 0), ...common, ...(opts.schedulerArgs ?? [])], cwd, timeout);
+    const dashboard = opts.dashboardPort === null ? ['--no-dashboard'] : ['--dashboard-port', String(opts.dashboardPort ?? 0)];
+    const { proc: scheduler, ready } = await startChild(['scheduler', '--port', String(opts.port ?? 0), ...dashboard, ...common, ...(opts.schedulerArgs ?? [])], cwd, timeout);
     const address = ready['address'] as string;
     const workers: Child[] = [];
     try {
@@ -140,12 +144,17 @@ export class LocalCluster {
       scheduler.kill('SIGKILL');
       throw err;
     }
-    return new LocalCluster(address, scheduler, workers, opts.token);
+    return new LocalCluster(address, scheduler, workers, opts.token, ready['dashboard'] ?? null);
   }
 
   /** A client connected to this cluster. */
   client(opts: ClientOptions = {}): Promise<Client> {
     return Client.connect(this.address, { token: this.token, ...opts });
+  }
+
+  /** Where the scheduler serves /health, /metrics and /api/v1/workers (null: turned off). */
+  get dashboardUrl(): string | null {
+    return this.dashboard;
   }
 
   get schedulerPid(): number | undefined {

@@ -224,6 +224,9 @@ export const messageSchemas = lazySchemas((z) => {
     storedBytes: count,
     memory: count,
     pid: count,
+    /** Bytes the worker sent to other workers, and fetched from them, as its last heartbeat said. */
+    bytesSentToPeers: count.optional(),
+    bytesFetched: count.optional(),
   });
 
   const schedulerToClient = z.discriminatedUnion('op', [
@@ -267,7 +270,7 @@ export const messageSchemas = lazySchemas((z) => {
     /** Results the scheduler believes are here and are not (an ephemeral value handed on): recompute them if needed. */
     z.object({ op: z.literal('lost'), keys }),
     /** The worker's resident memory (bytes). */
-    z.object({ op: z.literal('heartbeat'), memory: count }),
+    z.object({ op: z.literal('heartbeat'), memory: count, sentToPeers: count.optional(), fetched: count.optional() }),
     /** Events published by running tasks, sent before those tasks' results. */
     z.object({ op: z.literal('task-events'), ...taskEvents }),
   ]);

@@ -13,6 +13,7 @@ import { messageSchemas, type ClientToScheduler, type WorkerInfo, type WorkerToS
 import { ConfigError } from '../errors.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
 import { SchedulerState, type SchedulerConfig, type SchedulerEvent } from './state-machine.ts';
+import { SchedulerHttp, type SchedulerFigures } from './http.ts';
 
 export interface SchedulerOptions {
   host?: string;
@@ -23,6 +24,8 @@ export interface SchedulerOptions {
   config?: Partial<SchedulerConfig>;
   limits?: ConnectionLimits;
   tickMs?: number;
+  /** The HTTP port for /health, /metrics and /api/v1/workers (0: a free one; absent or null: none), on the scheduler's host. */
+  dashboardPort?: number | null;
 }
 
 type AnyConn = Connection<{ op: string }, { op: string }>;
@@ -43,6 +46,10 @@ export class SchedulerServer {
   private continuing = false;
   /** The event loop's delays: its longest stall is what the bench reports (process-stats). */
   private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
+  /** The same, read and reset by /metrics. */
+  private readonly scrapeDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
+  /** /health, /metrics and /api/v1/workers, unless turned off. */
+  private http: SchedulerHttp | null = null;
 
   private constructor(
     readonly address: string,
@@ -55,6 +62,7 @@ export class SchedulerServer {
     this.tick = setInterval(() => this.handle({ type: 'tick', now: Date.now() }), tickMs);
     this.tick.unref();
     this.loopDelay.enable();
+    this.scrapeDelay.enable();
   }
 
   static async start(opts: SchedulerOptions = {}): Promise<SchedulerServer> {
@@ -83,7 +91,15 @@ export class SchedulerServer {
         s.adopt(id, ok.hello.role, ok.conn, ok.hello.worker);
       });
     });
-    log.info({ address: s.address, auth: opts.token ? 'token' : 'none' }, 'scheduler listening');
+    if (opts.dashboardPort !== undefined && opts.dashboardPort !== null) {
+      try {
+        s.http = await SchedulerHttp.start({ host, port: opts.dashboardPort, token: opts.token }, s.figures());
+      } catch (err) {
+        await s.close();
+        throw new ConfigError(`cannot serve the dashboard port on ${host}:${opts.dashboardPort}: ${(err as Error).message}; pick another with --dashboard-port, or --no-dashboard`);
+      }
+    }
+    log.info({ address: s.address, dashboard: s.dashboardUrl, auth: opts.token ? 'token' : 'none' }, 'scheduler listening');
     return s;
   }
 
@@ -95,6 +111,7 @@ export class SchedulerServer {
       (conn as unknown as Connection<WorkerToScheduler, { op: string }>).onMessages((msgs) => {
         const now = Date.now();
         for (const msg of msgs) this.state.handle({ type: 'worker-message', worker: id, msg, now });
+        this.http?.meters.messageIn('worker', msgs.length);
         this.flush();
       });
       conn.onClose((code, reason) => {
@@ -108,8 +125,13 @@ export class SchedulerServer {
         const now = Date.now();
         for (const msg of msgs) {
           if (msg.op === 'process-stats') conn.send(this.processStats(msg.id, msg.reset === true));
-          else this.state.handle({ type: 'client-message', client: id, msg, now });
+          else if (msg.op === 'update-graph' && this.http) {
+            const start = performance.now();
+            this.state.handle({ type: 'client-message', client: id, msg, now });
+            this.http.meters.graphIngest((performance.now() - start) / 1000, msg.keys.length);
+          } else this.state.handle({ type: 'client-message', client: id, msg, now });
         }
+        this.http?.meters.messageIn('client', msgs.length);
         // A graph arrives in parts, frame after frame in one read: its first
         // tasks leave for the workers now, not after the last part is read.
         this.flush(true);
@@ -120,6 +142,25 @@ export class SchedulerServer {
         this.handle({ type: 'client-disconnected', client: id });
       });
     }
+  }
+
+  /** Where /health, /metrics and /api/v1/workers are served (null: turned off). */
+  get dashboardUrl(): string | null {
+    return this.http?.url ?? null;
+  }
+
+  /** What the HTTP side reads, when asked. */
+  private figures(): SchedulerFigures {
+    return {
+      taskStates: () => this.state.stateCounts(),
+      workers: () => this.state.workerSummaries(),
+      groups: () => this.state.groupCounts(),
+      loopDelay: () => {
+        const d = { p99: this.scrapeDelay.percentile(99) / 1e9, max: this.scrapeDelay.max / 1e9 };
+        this.scrapeDelay.reset();
+        return d;
+      },
+    };
   }
 
   /** This process's own figures: they are not the state machine's to know. */
@@ -166,6 +207,8 @@ export class SchedulerServer {
     this.closing = (async () => {
       clearInterval(this.tick);
       this.loopDelay.disable();
+      this.scrapeDelay.disable();
+      await this.http?.close();
       for (const c of this.conns.values()) c.close(CLOSE_SHUTDOWN, 'scheduler shutting down');
       for (const ws of this.server.clients) ws.terminate();
       await new Promise<void>((resolve) => this.server.close(() => resolve()));

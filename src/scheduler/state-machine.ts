@@ -12,7 +12,7 @@ import { want, drainReleases } from './transitions.ts';
 import { updateGraph, dropHolds, scattered } from './intake.ts';
 import { subscribe, unsubscribe } from './topics.ts';
 import { addWorker, removeWorker, workerMessage, tick, workerSummaries } from './workers.ts';
-import type { ClientToScheduler, WorkerInfo, WorkerToScheduler } from '../protocol/messages.ts';
+import type { ClientToScheduler, WorkerInfo, WorkerSummary, WorkerToScheduler } from '../protocol/messages.ts';
 
 export { schedulerConfigSchema, TRANSITIONS, type LogRecord, type SchedulerConfig } from './core.ts';
 
@@ -230,6 +230,15 @@ export class SchedulerState {
   }
 
   /** Counts of tasks per state, for logs and tests. */
+  workerSummaries(): WorkerSummary[] {
+    return workerSummaries(this.s);
+  }
+
+  /** Per task group: tasks finished and erred so far. */
+  groupCounts(): { name: string; done: number; erred: number }[] {
+    return [...this.s.groups.values()].map((g) => ({ name: g.name, done: g.done, erred: g.erred }));
+  }
+
   stateCounts(): Record<string, number> {
     const out: Record<string, number> = {};
     for (const ts of this.s.tasks.values()) out[ts.state] = (out[ts.state] ?? 0) + 1;

@@ -24,6 +24,9 @@ export function needsDeps(s: TaskStatus): boolean {
 export class TaskGroup {
   /** Exponential moving average of run time in seconds; -1 until measured. */
   duration = -1;
+  /** Tasks of this group finished and erred so far (for /metrics). */
+  done = 0;
+  erred = 0;
   constructor(readonly name: string) {}
 
   record(seconds: number): void {
@@ -248,6 +251,9 @@ export class WorkerRecord {
   occupancy = 0;
   storedBytes = 0;
   memory = 0;
+  /** From its heartbeats: bytes sent to other workers, and fetched from them. */
+  bytesSentToPeers = 0;
+  bytesFetched = 0;
   lastSeen: number;
   /** The scheduler's summed stall time when it last heard this worker (its silence excludes stalls since). */
   stalledAtSeen = 0;

@@ -160,6 +160,7 @@ export function markErred(s: SchedulerCore, root: TaskState, error: SerializedEr
     }
     s.noWorker.delete(ts);
     rareOf(ts).error = err;
+    if (ts.fn) ts.fn.group.erred++;
     setState(s, ts, 'erred');
     forEachWanter(ts, (c) => s.outbox.push(c.id, { op: 'erred', key: ts.key, error: err }));
     const forDependents = dependencyError(ts);

@@ -94,6 +94,8 @@ export function workerMessage(s: SchedulerCore, id: string, msg: WorkerToSchedul
       break;
     case 'heartbeat':
       w.memory = msg.memory;
+      if (msg.sentToPeers !== undefined) w.bytesSentToPeers = msg.sentToPeers;
+      if (msg.fetched !== undefined) w.bytesFetched = msg.fetched;
       break;
     case 'task-events':
       taskEvents(s, w, msg.topics, msg.data);
@@ -130,7 +132,9 @@ function taskFinished(s: SchedulerCore, w: WorkerRecord, key: string, run: numbe
     return;
   }
   detach(s, ts);
-  groupOf(ts).record(duration);
+  const g = groupOf(ts);
+  g.record(duration);
+  g.done++;
   s.globalDuration = s.globalDuration < 0 ? duration : s.globalDuration + (duration - s.globalDuration) * 0.05;
   ts.nbytes = nbytes;
   addHolder(ts, w);
@@ -202,5 +206,7 @@ export function workerSummaries(s: SchedulerCore): WorkerSummary[] {
     storedBytes: w.storedBytes,
     memory: w.memory,
     pid: w.pid,
+    bytesSentToPeers: w.bytesSentToPeers,
+    bytesFetched: w.bytesFetched,
   }));
 }

@@ -177,6 +177,8 @@ export class WeftWorker {
     this.scheduler.send({
       op: 'heartbeat',
       memory: process.memoryUsage.rss(),
+      sentToPeers: this.metrics.bytesSentToPeers,
+      fetched: this.metrics.bytesFetched,
     });
   }
 

@@ -1,0 +1,170 @@
+/**
+ * The scheduler's HTTP port (Dask's dashboard port, 8787 by default):
+ *
+ *   /health          200 while the scheduler serves (no token needed)
+ *   /metrics         Prometheus text format (prom-client)
+ *   /api/v1/workers  the workers as JSON
+ *
+ * With a token (required off loopback, as for the scheduler's own port),
+ * every path but /health wants it as `Authorization: Bearer TOKEN` or the
+ * cookie `weft_token`. The figures are read when asked for, off the
+ * scheduler's hot path: a scrape costs one pass over the tasks.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type * as PromClient from 'prom-client';
+import type { WorkerSummary } from '../protocol/messages.ts';
+import { lazyPackage } from '../util/lazy.ts';
+
+const prom = lazyPackage<typeof PromClient>('prom-client');
+
+/** What the HTTP side reads from the scheduler when asked. */
+export interface SchedulerFigures {
+  /** Tasks per state. */
+  taskStates(): Record<string, number>;
+  workers(): WorkerSummary[];
+  /** Per task group (function label): tasks finished and erred so far. */
+  groups(): { name: string; done: number; erred: number }[];
+  /** The event loop's delay: 99th percentile and maximum since the last scrape, in seconds. */
+  loopDelay(): { p99: number; max: number };
+}
+
+/** Counters and timings the scheduler's server adds to as it works. */
+export interface SchedulerMeters {
+  messageIn(from: 'client' | 'worker', n: number): void;
+  graphIngest(seconds: number, tasks: number): void;
+}
+
+export interface HttpOptions {
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  token?: string | undefined;
+}
+
+export class SchedulerHttp {
+  private constructor(
+    private readonly server: Server,
+    readonly url: string,
+    readonly meters: SchedulerMeters,
+  ) {}
+
+  static async start(opts: HttpOptions, figures: SchedulerFigures): Promise<SchedulerHttp> {
+    const { Registry, Gauge, Counter, Histogram } = prom();
+    // A registry of this server's own: nothing is registered globally.
+    const registry = new Registry();
+    new Gauge({
+      name: 'weft_tasks',
+      help: 'Tasks the scheduler knows, by state',
+      labelNames: ['state'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [state, n] of Object.entries(figures.taskStates())) this.set({ state }, n);
+      },
+    });
+    const perWorker = (name: string, help: string, value: (w: WorkerSummary) => number): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['worker'],
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const w of figures.workers()) this.set({ worker: w.name }, value(w));
+        },
+      });
+    };
+    new Gauge({ name: 'weft_workers', help: 'Workers connected', registers: [registry], collect() { this.set(figures.workers().length); } });
+    new Gauge({ name: 'weft_threads', help: 'Executor threads of the connected workers', registers: [registry], collect() { this.set(figures.workers().reduce((s, w) => s + w.nthreads, 0)); } });
+    perWorker('weft_worker_processing_tasks', 'Tasks sent to the worker and not finished', (w) => w.processing);
+    perWorker('weft_worker_stored_bytes', 'Bytes of results held by the worker', (w) => w.storedBytes);
+    perWorker('weft_worker_memory_bytes', "The worker process's resident memory, from its heartbeat", (w) => w.memory);
+    perWorker('weft_worker_sent_to_peers_bytes', 'Bytes the worker sent to other workers, from its heartbeat', (w) => w.bytesSentToPeers ?? 0);
+    perWorker('weft_worker_fetched_bytes', 'Bytes the worker fetched from other workers, from its heartbeat', (w) => w.bytesFetched ?? 0);
+    const byGroup = (name: string, help: string, value: (g: { done: number; erred: number }) => number): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['group'],
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const g of figures.groups()) this.set({ group: g.name }, value(g));
+        },
+      });
+    };
+    byGroup('weft_tasks_finished_total', 'Tasks finished, by group (function label)', (g) => g.done);
+    byGroup('weft_tasks_erred_total', 'Tasks erred, by group (function label)', (g) => g.erred);
+    new Gauge({
+      name: 'weft_event_loop_lag_seconds',
+      help: "The scheduler's event-loop delay since the last scrape",
+      labelNames: ['quantile'],
+      registers: [registry],
+      collect() {
+        const d = figures.loopDelay();
+        this.set({ quantile: '0.99' }, d.p99);
+        this.set({ quantile: '1' }, d.max);
+      },
+    });
+    const messages = new Counter({ name: 'weft_messages_received_total', help: 'Messages received, by sender', labelNames: ['from'], registers: [registry] });
+    const ingest = new Histogram({ name: 'weft_graph_ingest_seconds', help: 'Time to take in one graph message (or part)', buckets: [0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry] });
+    const ingestTasks = new Counter({ name: 'weft_graph_tasks_received_total', help: 'Tasks received in graphs', registers: [registry] });
+    const meters: SchedulerMeters = {
+      messageIn: (from, n) => messages.inc({ from }, n),
+      graphIngest: (seconds, tasks) => {
+        ingest.observe(seconds);
+        ingestTasks.inc(tasks);
+      },
+    };
+
+    const server = createServer((req, res) => void serve(req, res, opts.token, registry, figures));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.port, opts.host, () => resolve());
+    });
+    const { address, port } = server.address() as AddressInfo;
+    const host = address.includes(':') ? `[${address}]` : address;
+    return new SchedulerHttp(server, `http://${host}:${port}`, meters);
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+async function serve(req: IncomingMessage, res: ServerResponse, token: string | undefined, registry: PromClient.Registry, figures: SchedulerFigures): Promise<void> {
+  const path = (req.url ?? '/').split('?')[0];
+  try {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'only GET\n');
+    if (path === '/health') return send(res, 200, 'text/plain', 'ok\n');
+    if (token !== undefined && !authorized(req, token)) {
+      res.setHeader('WWW-Authenticate', 'Bearer');
+      return send(res, 401, 'text/plain', 'this scheduler wants its token: Authorization: Bearer TOKEN\n');
+    }
+    if (path === '/metrics') return send(res, 200, registry.contentType, await registry.metrics());
+    if (path === '/api/v1/workers') return send(res, 200, 'application/json', JSON.stringify(figures.workers()));
+    return send(res, 404, 'text/plain', `no such page: ${path}\n`);
+  } catch (err) {
+    send(res, 500, 'text/plain', `${(err as Error).message}\n`);
+  }
+}
+
+function send(res: ServerResponse, status: number, type: string, body: string): void {
+  res.writeHead(status, { 'Content-Type': type, 'Cache-Control': 'no-store' });
+  res.end(body);
+}
+
+/** The token as a bearer header or a `weft_token` cookie, compared in constant time. */
+function authorized(req: IncomingMessage, token: string): boolean {
+  const header = req.headers.authorization;
+  const bearer = header?.startsWith('Bearer ') ? header.slice(7) : undefined;
+  const cookie = /(?:^|;\s*)weft_token=([^;]*)/.exec(req.headers.cookie ?? '')?.[1];
+  const given = bearer ?? (cookie === undefined ? undefined : decodeURIComponent(cookie));
+  if (given === undefined) return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
