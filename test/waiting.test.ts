@@ -1,0 +1,43 @@
+/** wait and asCompleted (Dask's) against a real cluster. */
+import { describe, expect, it } from 'vitest';
+import { asCompleted, wait, WaitTimeoutError, type Future } from '../src/index.ts';
+import { fn, withCluster } from './helpers/util.ts';
+
+describe('waiting on many futures', () => {
+  it('asCompleted yields futures in the order they complete, takes more while iterating, and counts an error as completed', async () => {
+    await withCluster({ workers: 2, logLevel: 'warn' }, async (_cluster, client) => {
+      const slow = client.submit<number>(fn('slowInc'), 1, 1500);
+      const fast = client.submit<number>(fn('slowInc'), 2, 50);
+      const ac = asCompleted<unknown>([slow, fast]);
+      const order: string[] = [];
+      let added: Future | null = null;
+      for await (const f of ac) {
+        order.push(f.key);
+        if (!added) {
+          added = client.submit(fn('fail'), 'on purpose');
+          ac.add(added);
+        }
+      }
+      expect(order[0]).toBe(fast.key);
+      expect(order).toHaveLength(3);
+      expect(new Set(order)).toEqual(new Set([slow.key, fast.key, (added as Future | null)?.key]));
+      expect(added?.status).toBe('error');
+      expect(await slow).toBe(2);
+    });
+  }, 60_000);
+
+  it('wait returns at the first completion, or all; and gives up with WaitTimeoutError at its timeout', async () => {
+    await withCluster({ workers: 2, logLevel: 'warn' }, async (_cluster, client) => {
+      const slow = client.submit<number>(fn('slowInc'), 10, 2000);
+      const fast = client.submit<number>(fn('slowInc'), 20, 50);
+      const first = await wait([slow, fast], { returnWhen: 'FIRST_COMPLETED' });
+      expect(first.done.map((f) => f.key)).toEqual([fast.key]);
+      expect(first.notDone.map((f) => f.key)).toEqual([slow.key]);
+      await expect(wait([slow], { timeout: 0.2 })).rejects.toBeInstanceOf(WaitTimeoutError);
+      const all = await wait([slow, fast]);
+      expect(all.done).toHaveLength(2);
+      expect(all.notDone).toHaveLength(0);
+      expect(await wait([])).toEqual({ done: [], notDone: [] });
+    });
+  }, 60_000);
+});
