@@ -337,6 +337,22 @@ describe('worker failure', () => {
     expect(msg?.ephemeral).toEqual([0, 1]);
   });
 
+  it('a key fired and forgotten runs to its end after its client left, then is forgotten', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1');
+    h.submit([task('a'), task('b', ['a'])], ['b']);
+    h.sm.handle({ type: 'client-message', client: 'c1', msg: { op: 'fire-and-forget', keys: ['b'] }, now: h.now });
+    h.sm.handle({ type: 'client-disconnected', client: 'c1' });
+    h.tick(0);
+    // Still wanted (by no client): a runs, then b.
+    expect(h.sm.tasks.has('b')).toBe(true);
+    expect(h.state('a')).toBe('processing');
+    h.finish('w1', 'a');
+    h.finish('w1', 'b');
+    expect(h.sm.tasks.size).toBe(0);
+  });
+
   it('does not blame a worker for the time the scheduler itself was stalled', () => {
     const h = new Harness({ heartbeatTimeoutMs: 5000 });
     h.worker('w1');

@@ -1,7 +1,10 @@
 /** wait and asCompleted (Dask's) against a real cluster. */
 import { describe, expect, it } from 'vitest';
 import { asCompleted, wait, WaitTimeoutError, type Future } from '../src/index.ts';
-import { fn, withCluster } from './helpers/util.ts';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fn, waitFor, withCluster } from './helpers/util.ts';
 
 describe('waiting on many futures', () => {
   it('asCompleted yields futures in the order they complete, takes more while iterating, and counts an error as completed', async () => {
@@ -39,5 +42,28 @@ describe('waiting on many futures', () => {
       expect(all.notDone).toHaveLength(0);
       expect(await wait([])).toEqual({ done: [], notDone: [] });
     });
+  }, 60_000);
+
+  it('fireAndForget: the task runs to its end after its client let go of it and left', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-faf-'));
+    try {
+      await withCluster({ workers: 1, logLevel: 'warn' }, async (cluster) => {
+        const other = await cluster.client();
+        const kept = join(dir, 'kept');
+        const dropped = join(dir, 'dropped');
+        const a = other.submit(fn('writeLater'), kept, 'done', 800);
+        const b = other.submit(fn('writeLater'), dropped, 'done', 800);
+        other.fireAndForget([a]);
+        a.release();
+        b.release();
+        await other.close();
+        // a still runs to its end; b, let go without fireAndForget, is dropped with its client.
+        await waitFor(() => existsSync(kept), 20_000, 'the fired-and-forgotten task to write its file');
+        await new Promise((r) => setTimeout(r, 1500));
+        expect(existsSync(dropped)).toBe(false);
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 60_000);
 });

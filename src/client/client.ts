@@ -486,6 +486,16 @@ export class Client implements FutureHost {
     };
   }
 
+  /**
+   * Lets these futures' tasks run to their end even once every future for
+   * them is released and this client has gone (Dask's fire_and_forget): for
+   * work done for its effects, a file written or a message sent.
+   */
+  fireAndForget(futures: readonly Future[]): void {
+    const keys = futures.map((f) => f.key).filter(keyFits);
+    if (keys.length > 0 && !this.closedError) this.conn.send({ op: 'fire-and-forget', keys });
+  }
+
   /** The workers in the cluster. */
   async workers(): Promise<WorkerSummary[]> {
     const reply = await this.requests.start((id) => this.conn.send({ op: 'workers', id }));

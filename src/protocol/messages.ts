@@ -208,6 +208,8 @@ export const messageSchemas = lazySchemas((z) => {
     /** The scheduler process's own figures (answered by the server, not the state machine); `reset` starts a new measuring window. */
     z.object({ op: z.literal('process-stats'), id, reset: z.boolean().optional() }),
     /** Receive the task events of these topics from now on (see `events`). */
+    /** Run these keys' tasks to the end even if every client lets go of them (Dask's fire_and_forget). */
+    z.object({ op: z.literal('fire-and-forget'), keys }),
     z.object({ op: z.literal('subscribe'), topics }),
     z.object({ op: z.literal('unsubscribe'), topics }),
   ]);

@@ -9,7 +9,7 @@
 import { ShardedMap } from '../util/sharded-map.ts';
 import type { z } from 'zod';
 import { lazySchemas } from '../util/zod.ts';
-import { type ClientRecord, type FnEntry, type WorkerRecord, addWanter, needsDeps, TaskGroup, type TaskState, type TaskStatus, priorityOf, type InFlight } from './task-state.ts';
+import { type FnEntry, type WorkerRecord, addWanter, needsDeps, TaskGroup, type TaskState, type TaskStatus, priorityOf, type InFlight, ClientRecord } from './task-state.ts';
 import { Heap } from '../util/heap.ts';
 import { Outbox } from './outbox.ts';
 
@@ -100,6 +100,12 @@ export class SchedulerCore {
   lastEventAt = -1;
   /** Time the scheduler was stalled, summed (see stallThresholdMs). */
   stalledMs = 0;
+  /**
+   * The wanter of keys a client fired and forgot: it holds their tasks until
+   * they end (in memory or erred), then lets go. Not a connection: nothing
+   * is sent to it.
+   */
+  readonly forgetful = new ClientRecord('(fire and forget)');
   /** Turns through the holders of a key (who-has). */
   spread = 0;
   /** Transitions TRANSITIONS does not allow, as seen (a bug: checkInvariants reports the first). */

@@ -6,7 +6,7 @@
  * core.ts; each concern has a module of its own.
  */
 import { type WorkerRecord, ClientRecord, isNeeded, needsDeps, removeWanter, type TaskState, dependentsOf } from './task-state.ts';
-import { SchedulerCore, clock, missingInputs, schedulerConfigSchema, type SchedulerConfig, type LogRecord } from './core.ts';
+import { SchedulerCore, clock, missingInputs, schedulerConfigSchema, type SchedulerConfig, type LogRecord, addWant } from './core.ts';
 import { fillWorkers } from './placement.ts';
 import { want, drainReleases } from './transitions.ts';
 import { updateGraph, dropHolds, scattered } from './intake.ts';
@@ -159,6 +159,13 @@ export class SchedulerState {
       }
       case 'workers':
         this.s.outbox.push(c.id, { op: 'workers-reply', id: msg.id, workers: workerSummaries(this.s) });
+        break;
+      case 'fire-and-forget':
+        for (const key of msg.keys) {
+          const ts = this.s.tasks.get(key);
+          // Held by the forgetful wanter until it ends; one already ended needs nothing.
+          if (ts && ts.state !== 'memory' && ts.state !== 'erred') addWant(this.s, this.s.forgetful, ts);
+        }
         break;
       case 'subscribe':
         for (const t of msg.topics) subscribe(this.s, c, t);

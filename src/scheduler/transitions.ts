@@ -3,7 +3,7 @@
  * erred, released and forgotten. Every state change goes through setState
  * (core.ts); these functions decide which.
  */
-import { type ClientRecord, type WorkerRecord, clearHolders, forEachWanter, hasRestrictions, isNeeded, needsDeps, type TaskState, dependentsOf, rareOf, hasLiveDependents } from './task-state.ts';
+import { type ClientRecord, type WorkerRecord, clearHolders, forEachWanter, hasRestrictions, isNeeded, needsDeps, type TaskState, dependentsOf, rareOf, hasLiveDependents, removeWanter } from './task-state.ts';
 import { type SchedulerCore, setState, tellInMemory, addWant, missingInputs, detach } from './core.ts';
 import { takeBackSpeculative } from './speculation.ts';
 import { isRootish, place } from './placement.ts';
@@ -27,6 +27,7 @@ export function want(s: SchedulerCore, c: ClientRecord, ts: TaskState): void {
 /** A task's data is now held somewhere: tell wanters, wake dependents. */
 export function toMemory(s: SchedulerCore, ts: TaskState): void {
   setState(s, ts, 'memory');
+  if (s.forgetful.wants > 0) letGoForgotten(s, ts);
   if (ts.wanter) {
     const address = (ts.whoHas[0] as WorkerRecord).address;
     // No closure per task on this hot path (forEachWanter would make one).
@@ -161,6 +162,7 @@ export function markErred(s: SchedulerCore, root: TaskState, error: SerializedEr
     s.noWorker.delete(ts);
     rareOf(ts).error = err;
     if (ts.fn) ts.fn.group.erred++;
+    if (s.forgetful.wants > 0) letGoForgotten(s, ts);
     setState(s, ts, 'erred');
     forEachWanter(ts, (c) => s.outbox.push(c.id, { op: 'erred', key: ts.key, error: err }));
     const forDependents = dependencyError(ts);
@@ -213,4 +215,9 @@ export function drainReleases(s: SchedulerCore): void {
 function dependencyError(failed: TaskState): SerializedError {
   const e = failed.rare?.error ?? { name: 'Error', message: 'unknown error' };
   return { name: e.name, message: e.message, stack: e.stack, failedKey: e.failedKey ?? failed.key };
+}
+
+/** A task fired and forgotten has ended: its hold goes (it is released if nothing else needs it). */
+function letGoForgotten(s: SchedulerCore, ts: TaskState): void {
+  if (removeWanter(ts, s.forgetful)) s.forgetful.wants--;
 }
