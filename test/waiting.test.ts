@@ -66,4 +66,19 @@ describe('waiting on many futures', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
+
+  it('whoHas names the worker holding each result, and none for one not made yet', async () => {
+    await withCluster({ workers: 2, logLevel: 'warn' }, async (cluster, client) => {
+      const [a] = await client.workers();
+      if (!a) throw new Error('no worker');
+      const here = client.submitWith<number>({ workers: [a.name] }, fn('inc'), 1);
+      await here.done();
+      const later = client.submit<number>(fn('slowInc'), 1, 3000);
+      const who = await client.whoHas([here, later]);
+      expect(who[here.key]).toEqual([a.address]);
+      expect(who[later.key]).toEqual([]);
+      expect(cluster.workers.map((w) => w.address)).toContain(a.address);
+      await later.cancel();
+    });
+  }, 60_000);
 });

@@ -486,6 +486,16 @@ export class Client implements FutureHost {
     };
   }
 
+  /** The workers (data-server addresses) holding each future's result, by key; none while it is not in memory. */
+  async whoHas(futures: readonly Future[]): Promise<Record<string, string[]>> {
+    const keys = futures.map((f) => f.key);
+    const reply = await this.requests.start((id) => this.conn.send({ op: 'who-has-all', id, keys }));
+    if (reply.op !== 'who-has-all-reply') throw new WeftError(`unexpected reply to who-has-all: ${reply.op}`);
+    const out: Record<string, string[]> = {};
+    keys.forEach((k, i) => (out[k] = reply.holders[i] ?? []));
+    return out;
+  }
+
   /**
    * Lets these futures' tasks run to their end even once every future for
    * them is released and this client has gone (Dask's fire_and_forget): for

@@ -204,6 +204,8 @@ export const messageSchemas = lazySchemas((z) => {
     z.object({ op: z.literal('want'), id, keys }),
     z.object({ op: z.literal('scattered'), id, keys, nbytes: counts, worker: z.string() }),
     z.object({ op: z.literal('who-has'), id, keys }),
+    /** Every worker holding each key (who-has names one). */
+    z.object({ op: z.literal('who-has-all'), id, keys }),
     z.object({ op: z.literal('workers'), id }),
     /** The scheduler process's own figures (answered by the server, not the state machine); `reset` starts a new measuring window. */
     z.object({ op: z.literal('process-stats'), id, reset: z.boolean().optional() }),
@@ -247,6 +249,8 @@ export const messageSchemas = lazySchemas((z) => {
     /** For each key asked, an index into `addresses` of a worker holding it, or -1. */
     z.object({ op: z.literal('who-has-reply'), id, addresses: z.array(z.string()), holder: columnCheck<number>('worker indices (-1 for none)', (x) => Number.isSafeInteger(x) && (x as number) >= -1) }),
     z.object({ op: z.literal('workers-reply'), id, workers: z.array(workerSummary) }),
+    /** For each key asked, the data-server addresses of the workers holding it (none: an empty list). */
+    z.object({ op: z.literal('who-has-all-reply'), id, holders: stringLists }),
     z.object({ op: z.literal('scattered-ok'), id, error: z.string().optional() }),
     /** Since the last reset: the longest event-loop stall; and now: resident and heap memory, tasks known. */
     z.object({ op: z.literal('process-stats-reply'), id, maxStallMs: z.number().nonnegative(), rss: count, heapUsed: count, tasks: count }),

@@ -139,6 +139,9 @@ export class SchedulerState {
       case 'scattered':
         scattered(this.s, c, msg.id, msg.keys, msg.nbytes, msg.worker);
         break;
+      case 'who-has-all':
+        this.s.outbox.push(c.id, { op: 'who-has-all-reply', id: msg.id, holders: msg.keys.map((k) => (this.s.tasks.get(k)?.whoHas ?? []).map((w) => w.address)) });
+        break;
       case 'who-has': {
         const addresses: string[] = [];
         const index = new Map<WorkerRecord, number>();
