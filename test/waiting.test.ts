@@ -81,4 +81,25 @@ describe('waiting on many futures', () => {
       await later.cancel();
     });
   }, 60_000);
+
+  it('datasets: results published by one client outlive it, for another client, until unpublished', async () => {
+    await withCluster({ workers: 1, logLevel: 'warn' }, async (cluster, client) => {
+      const maker = await cluster.client();
+      const xs = [1, 2, 3].map((i) => maker.submit<number>(fn('inc'), i * 10));
+      await maker.publishDataset('numbers', xs);
+      await expect(maker.publishDataset('numbers', xs)).rejects.toThrow(/exists/);
+      await maker.close();
+      expect(await client.listDatasets()).toEqual(['numbers']);
+      const got = await client.getDataset<number>('numbers');
+      expect(await client.gather(got)).toEqual([11, 21, 31]);
+      await client.unpublishDataset('numbers');
+      expect(await client.listDatasets()).toEqual([]);
+      await expect(client.getDataset('numbers')).rejects.toThrow(/no dataset named numbers/);
+      // The futures this client took still hold the results.
+      expect(await client.gather(got)).toEqual([11, 21, 31]);
+      // futureOf is a future at once (not a promise of one), which errs for a key nobody submitted.
+      const unknown = client.futureOf('nobody-submitted-this');
+      await expect(unknown.done()).rejects.toThrow(/does not know key nobody-submitted-this/);
+    });
+  }, 60_000);
 });

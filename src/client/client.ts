@@ -446,14 +446,19 @@ export class Client implements FutureHost {
     return futures;
   }
 
-  /** A future for a key someone already submitted (this client or another). */
-  async futureOf<T = unknown>(key: string): Promise<Future<T>> {
+  /**
+   * A future for a key someone already submitted (this client or another);
+   * it errs if the scheduler does not know the key. Not async: a Future is
+   * thenable, so a promise of one would resolve to its value instead.
+   */
+  futureOf<T = unknown>(key: string): Future<T> {
     const f = new Future<T>(key, this);
-    const reply = await this.requests.start((id) => this.conn.send({ op: 'want', id, keys: [key] }));
-    if (reply.op === 'want-reply' && reply.missing.length > 0) {
-      f.release();
-      throw new WeftError(`the scheduler does not know key ${key}`);
-    }
+    this.requests
+      .start((id) => this.conn.send({ op: 'want', id, keys: [key] }))
+      .then((reply) => {
+        if (reply.op === 'want-reply' && reply.missing.length > 0) this.settle(key, 'error', new WeftError(`the scheduler does not know key ${key}`));
+      })
+      .catch(() => {});
     return f;
   }
 
@@ -484,6 +489,39 @@ export class Client implements FutureHost {
       this.handlers.delete(topic);
       if (!this.closedError) this.conn.send({ op: 'unsubscribe', topics: [topic] });
     };
+  }
+
+  /**
+   * Names these futures' results so that they outlive this client (Dask's
+   * datasets): any client gets them back with `getDataset` until
+   * `unpublishDataset`. A name is published once.
+   */
+  async publishDataset(name: string, futures: readonly Future[]): Promise<void> {
+    await this.datasetRequest((id) => ({ op: 'publish-dataset', id, name, keys: futures.map((f) => f.key) }));
+  }
+
+  /** Futures for a published dataset's results, in the order published. */
+  async getDataset<T = unknown>(name: string): Promise<Future<T>[]> {
+    const reply = await this.datasetRequest((id) => ({ op: 'get-dataset', id, name }));
+    // An array of futures is safe to resolve with (an array is not thenable).
+    return (reply.keys ?? []).map((k) => this.futureOf<T>(k));
+  }
+
+  /** The names of the published datasets. */
+  async listDatasets(): Promise<string[]> {
+    return (await this.datasetRequest((id) => ({ op: 'list-datasets', id }))).names ?? [];
+  }
+
+  /** Lets go of a dataset: its results go once no future needs them. */
+  async unpublishDataset(name: string): Promise<void> {
+    await this.datasetRequest((id) => ({ op: 'unpublish-dataset', id, name }));
+  }
+
+  private async datasetRequest(make: (id: number) => ClientToScheduler): Promise<{ keys?: string[] | undefined; names?: string[] | undefined }> {
+    const reply = await this.requests.start((id) => this.conn.send(make(id)));
+    if (reply.op !== 'dataset-reply') throw new WeftError(`unexpected reply to a dataset request: ${reply.op}`);
+    if (reply.error) throw new WeftError(reply.error);
+    return reply;
   }
 
   /** The workers (data-server addresses) holding each future's result, by key; none while it is not in memory. */

@@ -210,6 +210,11 @@ export const messageSchemas = lazySchemas((z) => {
     /** The scheduler process's own figures (answered by the server, not the state machine); `reset` starts a new measuring window. */
     z.object({ op: z.literal('process-stats'), id, reset: z.boolean().optional() }),
     /** Receive the task events of these topics from now on (see `events`). */
+    /** Named results that outlive the client that made them (Dask's datasets): publish, look up, list, unpublish. */
+    z.object({ op: z.literal('publish-dataset'), id, name: z.string().min(1).max(1000), keys }),
+    z.object({ op: z.literal('get-dataset'), id, name: z.string().min(1).max(1000) }),
+    z.object({ op: z.literal('list-datasets'), id }),
+    z.object({ op: z.literal('unpublish-dataset'), id, name: z.string().min(1).max(1000) }),
     /** Run these keys' tasks to the end even if every client lets go of them (Dask's fire_and_forget). */
     z.object({ op: z.literal('fire-and-forget'), keys }),
     z.object({ op: z.literal('subscribe'), topics }),
@@ -249,6 +254,8 @@ export const messageSchemas = lazySchemas((z) => {
     /** For each key asked, an index into `addresses` of a worker holding it, or -1. */
     z.object({ op: z.literal('who-has-reply'), id, addresses: z.array(z.string()), holder: columnCheck<number>('worker indices (-1 for none)', (x) => Number.isSafeInteger(x) && (x as number) >= -1) }),
     z.object({ op: z.literal('workers-reply'), id, workers: z.array(workerSummary) }),
+    /** The answer to a dataset request: its keys, the names, or why not. */
+    z.object({ op: z.literal('dataset-reply'), id, keys: keys.optional(), names: z.array(z.string()).optional(), error: z.string().optional() }),
     /** For each key asked, the data-server addresses of the workers holding it (none: an empty list). */
     z.object({ op: z.literal('who-has-all-reply'), id, holders: stringLists }),
     z.object({ op: z.literal('scattered-ok'), id, error: z.string().optional() }),

@@ -106,6 +106,8 @@ export class SchedulerCore {
    * is sent to it.
    */
   readonly forgetful = new ClientRecord('(fire and forget)');
+  /** Published datasets: each a wanter of its own holding its keys until unpublished. */
+  readonly datasets = new Map<string, { holder: ClientRecord; keys: string[] }>();
   /** Turns through the holders of a key (who-has). */
   spread = 0;
   /** Transitions TRANSITIONS does not allow, as seen (a bug: checkInvariants reports the first). */

@@ -163,6 +163,42 @@ export class SchedulerState {
       case 'workers':
         this.s.outbox.push(c.id, { op: 'workers-reply', id: msg.id, workers: workerSummaries(this.s) });
         break;
+      case 'publish-dataset': {
+        if (this.s.datasets.has(msg.name)) {
+          this.s.outbox.push(c.id, { op: 'dataset-reply', id: msg.id, error: `a dataset named ${msg.name} exists; unpublish it first` });
+          break;
+        }
+        const missing = msg.keys.filter((k) => !this.s.tasks.has(k));
+        if (missing.length > 0) {
+          this.s.outbox.push(c.id, { op: 'dataset-reply', id: msg.id, error: `unknown keys: ${missing.slice(0, 10).join(', ')}` });
+          break;
+        }
+        const holder = new ClientRecord(`(dataset ${msg.name})`);
+        for (const k of msg.keys) addWant(this.s, holder, this.s.tasks.get(k) as TaskState);
+        this.s.datasets.set(msg.name, { holder, keys: msg.keys });
+        this.s.outbox.push(c.id, { op: 'dataset-reply', id: msg.id });
+        break;
+      }
+      case 'get-dataset': {
+        const d = this.s.datasets.get(msg.name);
+        this.s.outbox.push(c.id, d ? { op: 'dataset-reply', id: msg.id, keys: d.keys } : { op: 'dataset-reply', id: msg.id, error: `no dataset named ${msg.name}` });
+        break;
+      }
+      case 'list-datasets':
+        this.s.outbox.push(c.id, { op: 'dataset-reply', id: msg.id, names: [...this.s.datasets.keys()] });
+        break;
+      case 'unpublish-dataset': {
+        const d = this.s.datasets.get(msg.name);
+        if (d) {
+          this.s.datasets.delete(msg.name);
+          for (const k of d.keys) {
+            const ts = this.s.tasks.get(k);
+            if (ts && removeWanter(ts, d.holder) && !isNeeded(ts)) this.s.releaseQ.push(ts);
+          }
+        }
+        this.s.outbox.push(c.id, d ? { op: 'dataset-reply', id: msg.id } : { op: 'dataset-reply', id: msg.id, error: `no dataset named ${msg.name}` });
+        break;
+      }
       case 'fire-and-forget':
         for (const key of msg.keys) {
           const ts = this.s.tasks.get(key);
