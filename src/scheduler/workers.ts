@@ -160,11 +160,21 @@ function taskErred(s: SchedulerCore, w: WorkerRecord, key: string, run: number, 
 function lostData(s: SchedulerCore, w: WorkerRecord, keys: readonly string[]): void {
   for (const key of keys) {
     const ts = s.tasks.get(key);
-    if (!ts || !removeHolder(ts, w)) continue;
-    w.stored--;
-    w.storedBytes = Math.max(0, w.storedBytes - ts.nbytes);
-    if (ts.state === 'memory' && ts.whoHas.length === 0) loseData(s, ts);
+    if (ts && notHeldBy(ts, w)) loseIfGone(s, ts);
   }
+}
+
+/** The worker does not hold this result after all: off its books. False if it was not a holder. */
+function notHeldBy(ts: TaskState, w: WorkerRecord): boolean {
+  if (!removeHolder(ts, w)) return false;
+  w.stored--;
+  w.storedBytes = Math.max(0, w.storedBytes - ts.nbytes);
+  return true;
+}
+
+/** A result in memory nowhere any more is lost (computed again if needed). */
+function loseIfGone(s: SchedulerCore, ts: TaskState): void {
+  if (ts.state === 'memory' && ts.whoHas.length === 0) loseData(s, ts);
 }
 
 function missingData(s: SchedulerCore, w: WorkerRecord, key: string, run: number, depKey: string, holders: string[]): void {
@@ -174,13 +184,10 @@ function missingData(s: SchedulerCore, w: WorkerRecord, key: string, run: number
   if (dep) {
     for (const addr of holders) {
       const hw = s.byAddress.get(addr);
-      if (hw && removeHolder(dep, hw)) {
-        hw.stored--;
-        hw.storedBytes = Math.max(0, hw.storedBytes - dep.nbytes);
-      }
+      if (hw) notHeldBy(dep, hw);
     }
     s.logs.push({ level: 'warn', msg: 'worker could not fetch a dependency', data: { key, dep: depKey, worker: w.name, holders } });
-    if (dep.state === 'memory' && dep.whoHas.length === 0) loseData(s, dep);
+    loseIfGone(s, dep);
   }
   if (ts.state === 'processing' && ts.flight?.worker === w) {
     detachFromWorker(s, ts);
