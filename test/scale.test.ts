@@ -86,6 +86,36 @@ describe('the scheduler at scale', () => {
     });
   }, 60_000);
 
+  it('a large input fetched from another worker, changed in place and returned, goes back whole; its source keeps its own value', async () => {
+    await withCluster({ workers: 2, logLevel: 'warn' }, async (_cluster, client) => {
+      const [a, b] = await client.workers();
+      if (!a || !b) throw new Error('two workers expected');
+      const n = 4 * 1024 * 1024;
+      const g = new Map<string, TaskDef>();
+      for (const kind of ['Uint8Array', 'Buffer'] as const) {
+        for (let i = 0; i < 3; i++) {
+          g.set(`src-${kind}-${i}`, { fn: fn('pattern'), args: [kind, n, i], workers: [a.name] });
+          // B's copy of the source is used by this task alone: the thread is given it, and the task returns it changed.
+          g.set(`moved-${kind}-${i}`, { fn: fn('bumpInPlace'), args: [ref(`src-${kind}-${i}`)], workers: [b.name] });
+        }
+      }
+      const keys = [...g.keys()];
+      const values = (await client.get(g, keys)) as Uint8Array[];
+      keys.forEach((k, j) => {
+        const v = values[j] as Uint8Array;
+        const [, kind, seed] = k.split('-') as [string, string, string];
+        expect(`${k}: ${v.constructor.name}`).toBe(`${k}: ${kind}`);
+        expect(v.length).toBe(n);
+        const bumped = k.startsWith('moved');
+        for (let i = 0; i < n; i += 4099) {
+          const want = ((i * 31 + Number(seed)) & 0xff) + (bumped && i === 0 ? 1 : 0);
+          if (v[i] !== want % 256) throw new Error(`${k}[${i}] is ${v[i]}, expected ${want % 256}`);
+        }
+        expect(v[n - 1]).toBe(((n - 1) * 31 + Number(seed)) & 0xff);
+      });
+    });
+  }, 60_000);
+
   it('a chain of large values mutated in place: its end is right, and every link a client wants keeps its own value', async () => {
     await withCluster({ workers: 2, logLevel: 'warn' }, async (_cluster, client) => {
       const chain = (p: string): GraphMap => {
