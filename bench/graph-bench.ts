@@ -35,8 +35,10 @@ interface Row {
   bytes_transferred: number | null;
   /** bandwidth: bytes moved (worker to worker, then to the client) per second, in MB/s... */
   mb_per_s?: number;
-  /** ...and as a share of a plain loopback socket copy measured in the same run. */
+  /** ...and as a share of a plain loopback socket copy measured in the same run... */
   fraction_of_raw?: number;
+  /** ...and of one whose reader keeps what it reads (in fresh buffers, as weft's receivers must). */
+  fraction_of_kept_copy?: number;
   /** The scheduler's longest event-loop stall during the workload (ingest and run). */
   max_stall_ms: number | null;
   /** The scheduler's peak resident memory during the workload above its resident memory before it, per task. */
@@ -60,8 +62,11 @@ const BUFFER_BYTES = 16 * 1024 * 1024;
  * MB/s of a plain loopback TCP copy of `bytes` (a server writing, a client
  * reading and dropping), in this process: the ceiling weft's transfers are
  * judged against, measured in the same run because this machine's speed drifts.
+ * `keep`: the client copies what it reads into fresh buffers of BUFFER_BYTES
+ * and keeps them, as any receiver of values must (on this microVM, memory
+ * touched for the first time costs more than the socket copy itself).
  */
-async function rawLoopback(bytes: number): Promise<number> {
+async function rawLoopback(bytes: number, keep = false): Promise<number> {
   const chunk = Buffer.alloc(BUFFER_BYTES, 7);
   const server = createServer((s) => {
     let left = bytes;
@@ -79,7 +84,23 @@ async function rawLoopback(bytes: number): Promise<number> {
   const start = performance.now();
   await new Promise<void>((resolve, reject) => {
     const c = connect(port, '127.0.0.1');
-    c.on('data', () => {});
+    const kept: Buffer[] = [];
+    let into = Buffer.alloc(0);
+    let at = 0;
+    c.on('data', (d: Buffer) => {
+      if (!keep) return;
+      for (let i = 0; i < d.length; ) {
+        if (at === into.length) {
+          into = Buffer.allocUnsafe(BUFFER_BYTES);
+          kept.push(into);
+          at = 0;
+        }
+        const n = Math.min(d.length - i, into.length - at);
+        d.copy(into, at, i, i + n);
+        at += n;
+        i += n;
+      }
+    });
     c.on('end', resolve);
     c.on('error', reject);
   });
@@ -232,7 +253,9 @@ async function main(): Promise<void> {
         const total = moved + BUFFERS * BUFFER_BYTES;
         const mbPerS = total / 1e6 / w.result;
         const raw = await rawLoopback(total);
-        emit({ ...row('bandwidth', run, g.size, w, moved), mb_per_s: Math.round(mbPerS), fraction_of_raw: Math.round((mbPerS / raw) * 100) / 100 });
+        const kept = await rawLoopback(total, true);
+        const share = (x: number): number => Math.round((mbPerS / x) * 100) / 100;
+        emit({ ...row('bandwidth', run, g.size, w, moved), mb_per_s: Math.round(mbPerS), fraction_of_raw: share(raw), fraction_of_kept_copy: share(kept) });
       }
     }
   } finally {
