@@ -4,7 +4,7 @@
  * local validation of a graph before it is sent.
  */
 import { createHash } from 'node:crypto';
-import { encode, KeyRef } from '../protocol/codec.ts';
+import { DepRef, encode, KeyRef } from '../protocol/codec.ts';
 import { ByteWriter, writeSimple } from '../protocol/simple-codec.ts';
 import { keyFits, MAX_KEY, type FnDef, type GraphMsg, type TaskExtra } from '../protocol/messages.ts';
 import { FN_INLINE, FN_MODULE } from '../protocol/spec.ts';
@@ -88,21 +88,24 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
-/** Replaces futures with key references and collects the keys referenced. */
-export function prepareArgs(args: unknown[], deps: Set<string>): unknown[] {
+/**
+ * Replaces futures and key references with references to the task's
+ * dependencies by index, and collects the keys referenced (`deps`: key to
+ * index, in order of first reference).
+ */
+export function prepareArgs(args: unknown[], deps: Map<string, number>): unknown[] {
   return prepareValue(args, deps) as unknown[];
 }
 
-function prepareValue(v: unknown, deps: Set<string>): unknown {
+function depRef(key: string, deps: Map<string, number>): DepRef {
+  let i = deps.get(key);
+  if (i === undefined) deps.set(key, (i = deps.size));
+  return new DepRef(i);
+}
+
+function prepareValue(v: unknown, deps: Map<string, number>): unknown {
   if (typeof v !== 'object' || v === null) return v;
-  if (v instanceof Future) {
-    deps.add(v.key);
-    return new KeyRef(v.key);
-  }
-  if (v instanceof KeyRef) {
-    deps.add(v.key);
-    return v;
-  }
+  if (v instanceof Future || v instanceof KeyRef) return depRef(v.key, deps);
   if (Array.isArray(v)) {
     let out: unknown[] | null = null;
     for (let i = 0; i < v.length; i++) {
@@ -145,7 +148,8 @@ export class GraphBuilder {
   private depCounts: number[] = [];
   private deps = objectList<string>();
   private extra: TaskExtra[] = [];
-  private depSet = new Set<string>();
+  /** The dependencies of the task being added, by key: their index in its list. */
+  private depSet = new Map<string, number>();
 
   get size(): number {
     return this.keys.length;
@@ -158,7 +162,7 @@ export class GraphBuilder {
 
   /** The dependencies of the task added last. */
   lastDepKeys(): Iterable<string> {
-    return this.depSet;
+    return this.depSet.keys();
   }
 
   /** Adds a task; returns its key (given, or the function's label and a hash of the call). */
@@ -174,14 +178,14 @@ export class GraphBuilder {
     let key = givenKey;
     if (key === undefined) {
       const h = createHash('sha1').update(def[1]).update(this.args.buf.subarray(start, this.args.pos));
-      if (this.depSet.size > 0) for (const d of this.depSet) h.update(d);
+      if (this.depSet.size > 0) for (const d of this.depSet.keys()) h.update(d);
       key = `${def[2]}-${h.digest('hex').slice(0, 20)}`;
     }
     this.keys.push(key);
     this.fn.push(fi);
     this.argEnds.push(this.args.pos);
     this.depCounts.push(this.depSet.size);
-    if (this.depSet.size > 0) for (const d of this.depSet) this.deps.push(d);
+    if (this.depSet.size > 0) for (const d of this.depSet.keys()) this.deps.push(d);
     if (opts.priority !== undefined || opts.retries !== undefined || opts.resources !== undefined || opts.workers !== undefined) {
       const e: TaskExtra = { i: this.keys.length - 1 };
       if (opts.priority !== undefined) e.priority = opts.priority;

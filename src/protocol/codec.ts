@@ -28,6 +28,30 @@ const keyRefExtension = {
 };
 
 /**
+ * A reference to a task's result as it travels inside the task's arguments:
+ * the index of that key in the task's dependency list (which the graph
+ * message carries anyway), not the key again. A tree's task refers to two
+ * keys of 10-30 characters: 3 bytes each instead of 15-35, in every graph
+ * message, in the scheduler's copy of every task's arguments (2M tasks:
+ * 24 MB less) and in every compute message.
+ */
+export class DepRef {
+  constructor(readonly index: number) {}
+}
+
+const DEP_REF_EXT = 0x59; // 'Y'
+
+const depRefExtension = {
+  Class: DepRef,
+  type: DEP_REF_EXT,
+  write: (ref: DepRef) => ref.index,
+  read: (index: unknown) => {
+    if (typeof index !== 'number' || !Number.isInteger(index) || index < 0) throw new TypeError('malformed dependency reference');
+    return new DepRef(index);
+  },
+};
+
+/**
  * A long list of keys on the wire: the keys joined into one string, and their
  * lengths. msgpack then writes and reads one string and one block of numbers
  * instead of a string per key; the receiver gets a plain `string[]` back.
@@ -95,6 +119,7 @@ function codec(): { packr: Msgpackr.Packr; unpackr: Msgpackr.Unpackr } {
   if (!packr || !unpackr) {
     const m = msgpackr();
     m.addExtension(keyRefExtension);
+    m.addExtension(depRefExtension);
     m.addExtension(keyColumnExtension);
     packr = new m.Packr(OPTIONS);
     unpackr = new m.Unpackr(OPTIONS);

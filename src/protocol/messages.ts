@@ -9,7 +9,7 @@
 import type * as Zod from 'zod';
 import { lazySchemas } from '../util/zod.ts';
 /** 2: number columns of hot messages travel as typed arrays, long key lists as one string (codec.ts); 3: tickets (GraphMsg.tickets); 4: task events (subscribe, task-events, events). */
-export const PROTOCOL_VERSION = 5;
+export const PROTOCOL_VERSION = 6;
 export const MAX_KEY = 4096;
 
 /** Whether a key has a length the scheduler accepts (1 to MAX_KEY characters). */

@@ -6,10 +6,11 @@
  *   [FN_MODULE, "./tasks.ts#inc", label]   a module export, imported by the worker
  *   [FN_INLINE, "(x) => x + 1", label]     a self-contained function's source
  *
- * The arguments may hold KeyRef values anywhere inside arrays and plain
- * objects; the worker replaces them with the referenced results.
+ * The arguments may hold DepRef values anywhere inside arrays and plain
+ * objects (an index into the task's dependencies); the worker replaces them
+ * with those results.
  */
-import { KeyRef } from './codec.ts';
+import { DepRef, KeyRef } from './codec.ts';
 
 export const FN_MODULE = 0;
 export const FN_INLINE = 1;
@@ -20,9 +21,9 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
-/** A copy of `value` with every KeyRef replaced by `lookup(key)`; untouched parts are shared. */
-export function substituteRefs(value: unknown, lookup: (key: string) => unknown): unknown {
-  if (value instanceof KeyRef) return lookup(value.key);
+/** A copy of `value` with every DepRef replaced by `lookup(index)`; untouched parts are shared. */
+export function substituteRefs(value: unknown, lookup: (index: number) => unknown): unknown {
+  if (value instanceof DepRef) return lookup(value.index);
   if (Array.isArray(value)) {
     let out: unknown[] | null = null;
     for (let i = 0; i < value.length; i++) {
@@ -50,4 +51,4 @@ export function substituteRefs(value: unknown, lookup: (key: string) => unknown)
   return value;
 }
 
-export { KeyRef };
+export { DepRef, KeyRef };

@@ -337,7 +337,10 @@ function prepareArgs(chunk: Uint8Array, argStart: number, argEnd: number, depKey
     const v = readSimple(bytes);
     return v !== NOT_SIMPLE ? v : decode(bytes);
   });
-  return substituteRefs(decoded, (k) => values[depKeys.indexOf(k)]) as unknown[];
+  return substituteRefs(decoded, (i) => {
+    if (i >= values.length) throw new TypeError(`the task's arguments refer to its dependency #${i}, but it has ${values.length}`);
+    return values[i];
+  }) as unknown[];
 }
 
 /**
