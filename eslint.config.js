@@ -16,4 +16,9 @@ export default tseslint.config(
       'eqeqeq': ['error', 'always', { null: 'ignore' }],
     },
   },
+  {
+    // The dashboard's browser code.
+    files: ['src/dashboard/**/*.{ts,tsx}'],
+    languageOptions: { globals: { window: 'readonly', document: 'readonly', location: 'readonly', EventSource: 'readonly', fetch: 'readonly', HTMLCanvasElement: 'readonly', HTMLInputElement: 'readonly', MessageEvent: 'readonly' } },
+  },
 );

@@ -4,7 +4,7 @@
 // container, where loading ws, msgpackr and zod as one bundle instead of a
 // hundred files halves what weft adds to a container's start.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,3 +49,8 @@ await build({
   plugins: [onDemandOutside],
   banner: { js: "import { createRequire as __weftRequire } from 'node:module'; const require = __weftRequire(import.meta.url);" },
 });
+
+// The dashboard's browser code, bundled once here (the scheduler serves this file; a checkout bundles on first request).
+const { bundleDashboard } = await import(join(dist, 'scheduler', 'dashboard', 'assets.js'));
+mkdirSync(join(dist, 'dashboard'), { recursive: true });
+writeFileSync(join(dist, 'dashboard', 'app.js'), await bundleDashboard(join(src, 'dashboard', 'app.tsx')));

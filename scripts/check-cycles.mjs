@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 
 const src = join(dirname(fileURLToPath(import.meta.url)), '..', 'src');
 const files = readdirSync(src, { recursive: true })
-  .filter((f) => f.endsWith('.ts'))
+  .filter((f) => f.endsWith('.ts') || f.endsWith('.tsx'))
   .map((f) => resolve(src, f));
 const known = new Set(files);
 

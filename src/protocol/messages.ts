@@ -236,6 +236,8 @@ export const messageSchemas = lazySchemas((z) => {
     /** Bytes the worker sent to other workers, and fetched from them, as its last heartbeat said. */
     bytesSentToPeers: count.optional(),
     bytesFetched: count.optional(),
+    /** The worker process's CPU use over its last heartbeat interval (1 = one core). */
+    cpu: z.number().nonnegative().optional(),
   });
 
   const schedulerToClient = z.discriminatedUnion('op', [
@@ -283,7 +285,7 @@ export const messageSchemas = lazySchemas((z) => {
     /** Results the scheduler believes are here and are not (an ephemeral value handed on): recompute them if needed. */
     z.object({ op: z.literal('lost'), keys }),
     /** The worker's resident memory (bytes). */
-    z.object({ op: z.literal('heartbeat'), memory: count, sentToPeers: count.optional(), fetched: count.optional() }),
+    z.object({ op: z.literal('heartbeat'), memory: count, sentToPeers: count.optional(), fetched: count.optional(), /** CPU time over wall time since the last one (1 = one core busy). */ cpu: z.number().nonnegative().optional() }),
     /** Events published by running tasks, sent before those tasks' results. */
     z.object({ op: z.literal('task-events'), ...taskEvents }),
   ]);

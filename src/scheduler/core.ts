@@ -9,7 +9,7 @@
 import { ShardedMap } from '../util/sharded-map.ts';
 import type { z } from 'zod';
 import { lazySchemas } from '../util/zod.ts';
-import { type FnEntry, type WorkerRecord, addWanter, needsDeps, TaskGroup, type TaskState, type TaskStatus, priorityOf, type InFlight, ClientRecord } from './task-state.ts';
+import { type FnEntry, type WorkerRecord, addWanter, needsDeps, TaskGroup, type TaskState, type TaskStatus, priorityOf, type InFlight, ClientRecord, stateCounts } from './task-state.ts';
 import { Heap } from '../util/heap.ts';
 import { Outbox } from './outbox.ts';
 
@@ -71,6 +71,8 @@ export const TRANSITIONS: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = 
 export class SchedulerCore {
   /** Every task by key (sharded: see ShardedMap). */
   readonly tasks = new ShardedMap<TaskState>();
+  /** Tasks per state (forgotten ones counted as they go), kept by born and setState. */
+  readonly counts = stateCounts();
   readonly workers = new Map<string, WorkerRecord>();
   readonly clients = new Map<string, ClientRecord>();
   readonly byAddress = new Map<string, WorkerRecord>();
@@ -116,10 +118,24 @@ export class SchedulerCore {
   constructor(readonly config: SchedulerConfig) {}
 }
 
-/** Sets a state, keeping every dependency's `waiters` count exact. */
+/** A task made and kept (in `released`, its first state): counted. */
+export function born(s: SchedulerCore, ts: TaskState): void {
+  s.counts.released++;
+  if (ts.fn !== null) ts.fn.group.states.released++;
+}
+
+/** Sets a state, keeping every dependency's `waiters` count and the counts per state exact. */
 export function setState(s: SchedulerCore, ts: TaskState, next: TaskStatus): void {
-  if (!TRANSITIONS[ts.state].includes(next) && s.illegal.length < 10) s.illegal.push(`task ${ts.key}: ${ts.state} -> ${next}`);
-  const was = needsDeps(ts.state);
+  const from = ts.state;
+  if (!TRANSITIONS[from].includes(next) && s.illegal.length < 10) s.illegal.push(`task ${ts.key}: ${from} -> ${next}`);
+  s.counts[from]--;
+  s.counts[next]++;
+  if (ts.fn !== null) {
+    const g = ts.fn.group.states;
+    g[from]--;
+    g[next]++;
+  }
+  const was = needsDeps(from);
   const now = needsDeps(next);
   ts.state = next;
   if (was === now) return;

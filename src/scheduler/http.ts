@@ -1,9 +1,14 @@
 /**
  * The scheduler's HTTP port (Dask's dashboard port, 8787 by default):
  *
+ *   /status, /workers, /tasks, /runs   the dashboard's pages (live)
+ *   /login           the token form (sets the `weft_token` cookie)
  *   /health          200 while the scheduler serves (no token needed)
  *   /metrics         Prometheus text format (prom-client)
  *   /api/v1/workers  the workers as JSON
+ *   /api/v1/stream   the pages' updates (server-sent events)
+ *   /api/v1/tasks    the latest tasks that ended (?q= filters, ?limit=)
+ *   /api/v1/runs     the job runs seen on this cluster
  *
  * With a token (required off loopback, as for the scheduler's own port),
  * every path but /health wants it as `Authorization: Bearer TOKEN` or the
@@ -16,6 +21,10 @@ import type { AddressInfo } from 'node:net';
 import type * as PromClient from 'prom-client';
 import type { WorkerSummary } from '../protocol/messages.ts';
 import { lazyPackage } from '../util/lazy.ts';
+import type { GroupCounts } from './state-machine.ts';
+import type { DashboardFeed } from './dashboard/feed.ts';
+import { dashboardScript } from './dashboard/assets.ts';
+import { appPage, loginPage } from './dashboard/pages.ts';
 
 const prom = lazyPackage<typeof PromClient>('prom-client');
 
@@ -24,8 +33,8 @@ export interface SchedulerFigures {
   /** Tasks per state. */
   taskStates(): Record<string, number>;
   workers(): WorkerSummary[];
-  /** Per task group (function label): tasks finished and erred so far. */
-  groups(): { name: string; done: number; erred: number }[];
+  /** Per task group (function label): tasks finished and erred so far, and per state now. */
+  groups(): GroupCounts[];
   /** The event loop's delay: 99th percentile and maximum since the last scrape, in seconds. */
   loopDelay(): { p99: number; max: number };
 }
@@ -50,7 +59,7 @@ export class SchedulerHttp {
     readonly meters: SchedulerMeters,
   ) {}
 
-  static async start(opts: HttpOptions, figures: SchedulerFigures): Promise<SchedulerHttp> {
+  static async start(opts: HttpOptions, figures: SchedulerFigures, feed: DashboardFeed): Promise<SchedulerHttp> {
     const { Registry, Gauge, Counter, Histogram } = prom();
     // A registry of this server's own: nothing is registered globally.
     const registry = new Registry();
@@ -119,7 +128,7 @@ export class SchedulerHttp {
       },
     };
 
-    const server = createServer((req, res) => void serve(req, res, opts.token, registry, figures));
+    const server = createServer((req, res) => void serve(req, res, opts.token, registry, figures, feed));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(opts.port, opts.host, () => resolve());
@@ -135,26 +144,78 @@ export class SchedulerHttp {
   }
 }
 
-async function serve(req: IncomingMessage, res: ServerResponse, token: string | undefined, registry: PromClient.Registry, figures: SchedulerFigures): Promise<void> {
-  const path = (req.url ?? '/').split('?')[0];
+const PAGES = new Set(['/status', '/workers', '/tasks', '/runs']);
+
+async function serve(req: IncomingMessage, res: ServerResponse, token: string | undefined, registry: PromClient.Registry, figures: SchedulerFigures, feed: DashboardFeed): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://weft');
+  const path = url.pathname;
   try {
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'only GET\n');
+    if (req.method === 'POST' && path === '/login') return await login(req, res, token);
+    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'only GET (and POST /login)\n');
     if (path === '/health') return send(res, 200, 'text/plain', 'ok\n');
+    if (path === '/login') return send(res, 200, 'text/html; charset=utf-8', loginPage(safeNext(url.searchParams.get('next')), false));
+    // The script holds no data: the login page's redirect target loads it before any token is checked.
+    if (path === '/assets/app.js') return send(res, 200, 'text/javascript; charset=utf-8', await dashboardScript(), 'public, max-age=300');
+    const page = path === '/' ? '/status' : path;
     if (token !== undefined && !authorized(req, token)) {
+      if (PAGES.has(page)) {
+        res.writeHead(302, { Location: `/login?next=${encodeURIComponent(page)}` });
+        return void res.end();
+      }
       res.setHeader('WWW-Authenticate', 'Bearer');
       return send(res, 401, 'text/plain', 'this scheduler wants its token: Authorization: Bearer TOKEN\n');
     }
+    if (path === '/') {
+      res.writeHead(302, { Location: '/status' });
+      return void res.end();
+    }
+    if (PAGES.has(path)) return send(res, 200, 'text/html; charset=utf-8', appPage(`weft: ${path.slice(1)}`));
     if (path === '/metrics') return send(res, 200, registry.contentType, await registry.metrics());
     if (path === '/api/v1/workers') return send(res, 200, 'application/json', JSON.stringify(figures.workers()));
+    if (path === '/api/v1/tasks') {
+      const limit = Math.min(Math.max(Number(url.searchParams.get('limit') ?? 200) || 200, 1), 5000);
+      return send(res, 200, 'application/json', JSON.stringify(feed.recent(url.searchParams.get('q') ?? '', limit)));
+    }
+    if (path === '/api/v1/runs') return send(res, 200, 'application/json', JSON.stringify(feed.runsNow()));
+    if (path === '/api/v1/stream') {
+      res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive' });
+      return feed.open(res);
+    }
     return send(res, 404, 'text/plain', `no such page: ${path}\n`);
   } catch (err) {
     send(res, 500, 'text/plain', `${(err as Error).message}\n`);
   }
 }
 
-function send(res: ServerResponse, status: number, type: string, body: string): void {
-  res.writeHead(status, { 'Content-Type': type, 'Cache-Control': 'no-store' });
+function send(res: ServerResponse, status: number, type: string, body: string, cache = 'no-store'): void {
+  res.writeHead(status, { 'Content-Type': type, 'Cache-Control': cache });
   res.end(body);
+}
+
+/** Where to go after logging in: a path on this server only (never another site). */
+function safeNext(next: string | null): string {
+  return next && /^\/[a-z]*$/.test(next) ? next : '/status';
+}
+
+/** The login form's POST: the right token sets the cookie and goes on; a wrong one gets the form again, refused. */
+async function login(req: IncomingMessage, res: ServerResponse, token: string | undefined): Promise<void> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > 4096) return send(res, 413, 'text/plain', 'login form too large\n');
+    chunks.push(chunk);
+  }
+  const form = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+  const next = safeNext(form.get('next'));
+  const given = form.get('token') ?? '';
+  if (token !== undefined && !sameToken(given, token)) return send(res, 401, 'text/html; charset=utf-8', loginPage(next, true));
+  res.writeHead(303, {
+    Location: next,
+    // HttpOnly: page scripts never read it; SameSite=Strict: other sites' pages cannot send it.
+    'Set-Cookie': `weft_token=${encodeURIComponent(given)}; Path=/; HttpOnly; SameSite=Strict`,
+  });
+  res.end();
 }
 
 /** The token as a bearer header or a `weft_token` cookie, compared in constant time. */
@@ -163,7 +224,10 @@ function authorized(req: IncomingMessage, token: string): boolean {
   const bearer = header?.startsWith('Bearer ') ? header.slice(7) : undefined;
   const cookie = /(?:^|;\s*)weft_token=([^;]*)/.exec(req.headers.cookie ?? '')?.[1];
   const given = bearer ?? (cookie === undefined ? undefined : decodeURIComponent(cookie));
-  if (given === undefined) return false;
+  return given !== undefined && sameToken(given, token);
+}
+
+function sameToken(given: string, token: string): boolean {
   const a = Buffer.from(given);
   const b = Buffer.from(token);
   return a.length === b.length && timingSafeEqual(a, b);

@@ -5,7 +5,7 @@
  * enters here too.
  */
 import { type ClientRecord, addDependent, addHolder, FnEntry, isNeeded, newTask, taskArgs, type TaskState, type TaskOptionsIn } from './task-state.ts';
-import { type SchedulerCore, group, addWant } from './core.ts';
+import { type SchedulerCore, group, addWant, born } from './core.ts';
 import { want, toMemory, enterWaiting } from './transitions.ts';
 import { findCycle } from './cycles.ts';
 import { checkGraphColumns, type FnDef, type GraphMsg, type TaskExtra } from '../protocol/messages.ts';
@@ -158,7 +158,10 @@ function admit(s: SchedulerCore, c: ClientRecord, g: GraphMsg, at: readonly Task
   }
   for (let j = 0; j < g.wants.length; j++) addWant(s, c, at[g.wants[j] as number] as TaskState, g.tickets[j] as number);
   for (const ts of wantTs) addWant(s, c, ts);
-  for (const ts of created) enterWaiting(s, ts);
+  for (const ts of created) {
+    born(s, ts);
+    enterWaiting(s, ts);
+  }
   // Existing tasks wanted again: report where they stand.
   if (reused.length > 0) {
     const wanted = new Uint8Array(at.length);
@@ -212,6 +215,7 @@ export function scattered(s: SchedulerCore, c: ClientRecord, id: number, keys: s
     if (!ts) {
       ts = newTask(key, null, null, 0, 0, null);
       s.tasks.set(key, ts);
+      born(s, ts);
     }
     if (!ts.whoHas.includes(w)) {
       addHolder(ts, w);

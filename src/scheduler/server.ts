@@ -14,6 +14,7 @@ import { ConfigError } from '../errors.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
 import { SchedulerState, type SchedulerConfig, type SchedulerEvent } from './state-machine.ts';
 import { SchedulerHttp, type SchedulerFigures } from './http.ts';
+import { DashboardFeed } from './dashboard/feed.ts';
 
 export interface SchedulerOptions {
   host?: string;
@@ -48,8 +49,10 @@ export class SchedulerServer {
   private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
   /** The same, read and reset by /metrics. */
   private readonly scrapeDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
-  /** /health, /metrics and /api/v1/workers, unless turned off. */
+  /** The dashboard, /health and /metrics, unless turned off... */
   private http: SchedulerHttp | null = null;
+  /** ...and what the dashboard shows, gathered from the workers' messages as they pass. */
+  private feed: DashboardFeed | null = null;
 
   private constructor(
     readonly address: string,
@@ -93,7 +96,14 @@ export class SchedulerServer {
     });
     if (opts.dashboardPort !== undefined && opts.dashboardPort !== null) {
       try {
-        s.http = await SchedulerHttp.start({ host, port: opts.dashboardPort, token: opts.token }, s.figures());
+        const figures = s.figures();
+        s.feed = new DashboardFeed({
+          workers: figures.workers,
+          states: figures.taskStates,
+          groups: figures.groups,
+          task: (key) => s.state.taskView(key),
+        });
+        s.http = await SchedulerHttp.start({ host, port: opts.dashboardPort, token: opts.token }, figures, s.feed);
       } catch (err) {
         await s.close();
         throw new ConfigError(`cannot serve the dashboard port on ${host}:${opts.dashboardPort}: ${(err as Error).message}; pick another with --dashboard-port, or --no-dashboard`);
@@ -108,9 +118,13 @@ export class SchedulerServer {
     conn.onInternalError = (err) => this.log.error({ conn: id, err }, 'error handling a message');
     if (role === 'worker' && info) {
       this.handle({ type: 'worker-connected', worker: id, info, now: Date.now() });
+      const name = info.name;
       (conn as unknown as Connection<WorkerToScheduler, { op: string }>).onMessages((msgs) => {
         const now = Date.now();
-        for (const msg of msgs) this.state.handle({ type: 'worker-message', worker: id, msg, now });
+        for (const msg of msgs) {
+          this.state.handle({ type: 'worker-message', worker: id, msg, now });
+          if (this.feed) this.observe(name, msg, now);
+        }
         this.http?.meters.messageIn('worker', msgs.length);
         this.flush();
       });
@@ -144,7 +158,15 @@ export class SchedulerServer {
     }
   }
 
-  /** Where /health, /metrics and /api/v1/workers are served (null: turned off). */
+  /** What the dashboard shows of a worker's message. */
+  private observe(worker: string, msg: WorkerToScheduler, now: number): void {
+    const feed = this.feed as DashboardFeed;
+    if (msg.op === 'finished') feed.finished(worker, msg.keys, msg.durations, now);
+    else if (msg.op === 'erred') feed.failed(worker, msg.key, msg.error.message, now);
+    else if (msg.op === 'task-events') feed.taskEvents(msg.topics, msg.data);
+  }
+
+  /** Where the dashboard, /health and /metrics are served (null: turned off). */
   get dashboardUrl(): string | null {
     return this.http?.url ?? null;
   }
@@ -208,6 +230,7 @@ export class SchedulerServer {
       clearInterval(this.tick);
       this.loopDelay.disable();
       this.scrapeDelay.disable();
+      this.feed?.close();
       await this.http?.close();
       for (const c of this.conns.values()) c.close(CLOSE_SHUTDOWN, 'scheduler shutting down');
       for (const ws of this.server.clients) ws.terminate();

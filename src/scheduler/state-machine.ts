@@ -5,7 +5,7 @@
  * time comes in with the events. The state and its transitions are in
  * core.ts; each concern has a module of its own.
  */
-import { type WorkerRecord, ClientRecord, isNeeded, needsDeps, removeWanter, type TaskState, dependentsOf } from './task-state.ts';
+import { type WorkerRecord, ClientRecord, isNeeded, needsDeps, removeWanter, type TaskState, type TaskStatus, type StateCounts, dependentsOf, stateCounts } from './task-state.ts';
 import { SchedulerCore, clock, missingInputs, schedulerConfigSchema, type SchedulerConfig, type LogRecord, addWant } from './core.ts';
 import { fillWorkers } from './placement.ts';
 import { want, drainReleases } from './transitions.ts';
@@ -33,6 +33,14 @@ export interface Instructions {
   /** Connections to close (a worker that stopped heartbeating). */
   close: { id: string; reason: string }[];
   logs: LogRecord[];
+}
+
+/** A task group's figures (see TaskGroup). */
+export interface GroupCounts {
+  name: string;
+  done: number;
+  erred: number;
+  states: StateCounts;
 }
 
 export class SchedulerState {
@@ -248,6 +256,11 @@ export class SchedulerState {
     const onWorker = new Map<WorkerRecord, number>();
     const holds = new Map<TaskState, number>();
     for (const c of this.s.clients.values()) for (const ts of c.held ?? []) holds.set(ts, (holds.get(ts) ?? 0) + 1);
+    const counted = stateCounts();
+    for (const ts of this.s.tasks.values()) counted[ts.state]++;
+    for (const [state, n] of Object.entries(counted)) {
+      if (state !== 'forgotten' && this.s.counts[state as TaskStatus] !== n) return `${this.s.counts[state as TaskStatus]} tasks counted as ${state}; ${n} are`;
+    }
     for (const ts of this.s.tasks.values()) {
       if (ts.state === 'processing') {
         processing++;
@@ -280,14 +293,21 @@ export class SchedulerState {
     return workerSummaries(this.s);
   }
 
-  /** Per task group: tasks finished and erred so far. */
-  groupCounts(): { name: string; done: number; erred: number }[] {
-    return [...this.s.groups.values()].map((g) => ({ name: g.name, done: g.done, erred: g.erred }));
+  /** Per task group: tasks finished and erred so far, and its tasks per state now. */
+  groupCounts(): GroupCounts[] {
+    return [...this.s.groups.values()].map((g) => ({ name: g.name, done: g.done, erred: g.erred, states: { ...g.states } }));
   }
 
-  stateCounts(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const ts of this.s.tasks.values()) out[ts.state] = (out[ts.state] ?? 0) + 1;
+  /** Tasks per state (the states any task is in), from the counts setState keeps: no pass over the tasks. */
+  stateCounts(): Partial<Record<TaskStatus, number>> {
+    const out: Partial<Record<TaskStatus, number>> = {};
+    for (const [state, n] of Object.entries(this.s.counts) as [TaskStatus, number][]) if (n > 0 && state !== 'forgotten') out[state] = n;
     return out;
+  }
+
+  /** A known task's group (its function's label; null for scattered data) and state, or null. */
+  taskView(key: string): { group: string | null; state: TaskStatus } | null {
+    const ts = this.s.tasks.get(key);
+    return ts ? { group: ts.fn?.group.name ?? null, state: ts.state } : null;
   }
 }

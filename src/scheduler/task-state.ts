@@ -21,7 +21,16 @@ export function needsDeps(s: TaskStatus): boolean {
   return s === 'waiting' || s === 'queued' || s === 'no-worker' || s === 'processing';
 }
 
+/** Tasks per state: kept by setState, so reading them costs nothing (a dashboard asks a few times a second). */
+export type StateCounts = Record<TaskStatus, number>;
+
+export function stateCounts(): StateCounts {
+  return { released: 0, waiting: 0, queued: 0, 'no-worker': 0, processing: 0, memory: 0, erred: 0, forgotten: 0 };
+}
+
 export class TaskGroup {
+  /** Its tasks per state (forgotten: gone, counted as they go). */
+  readonly states = stateCounts();
   /** Exponential moving average of run time in seconds; -1 until measured. */
   duration = -1;
   /** Tasks of this group finished and erred so far (for /metrics). */
@@ -254,6 +263,8 @@ export class WorkerRecord {
   /** From its heartbeats: bytes sent to other workers, and fetched from them. */
   bytesSentToPeers = 0;
   bytesFetched = 0;
+  /** Its CPU use over its last heartbeat interval (1 = one core). */
+  cpu = 0;
   lastSeen: number;
   /** The scheduler's summed stall time when it last heard this worker (its silence excludes stalls since). */
   stalledAtSeen = 0;

@@ -96,6 +96,7 @@ export function workerMessage(s: SchedulerCore, id: string, msg: WorkerToSchedul
       w.memory = msg.memory;
       if (msg.sentToPeers !== undefined) w.bytesSentToPeers = msg.sentToPeers;
       if (msg.fetched !== undefined) w.bytesFetched = msg.fetched;
+      if (msg.cpu !== undefined) w.cpu = msg.cpu;
       break;
     case 'task-events':
       taskEvents(s, w, msg.topics, msg.data);
@@ -215,5 +216,6 @@ export function workerSummaries(s: SchedulerCore): WorkerSummary[] {
     pid: w.pid,
     bytesSentToPeers: w.bytesSentToPeers,
     bytesFetched: w.bytesFetched,
+    cpu: w.cpu,
   }));
 }

@@ -172,11 +172,20 @@ export class WeftWorker {
     if (this.scheduler?.isOpen) this.scheduler.send({ op: 'task-events', topics, data });
   }
 
+  /** CPU time and wall time at the last heartbeat, for the CPU share since. */
+  private lastCpu = { usage: process.cpuUsage(), at: performance.now() };
+
   private sendHeartbeat(): void {
     if (!this.scheduler?.isOpen) return;
+    const usage = process.cpuUsage();
+    const at = performance.now();
+    const cpuMs = (usage.user - this.lastCpu.usage.user + usage.system - this.lastCpu.usage.system) / 1000;
+    const cpu = at > this.lastCpu.at ? cpuMs / (at - this.lastCpu.at) : 0;
+    this.lastCpu = { usage, at };
     this.scheduler.send({
       op: 'heartbeat',
       memory: process.memoryUsage.rss(),
+      cpu: Math.round(cpu * 1000) / 1000,
       sentToPeers: this.metrics.bytesSentToPeers,
       fetched: this.metrics.bytesFetched,
     });

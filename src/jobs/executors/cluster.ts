@@ -21,6 +21,7 @@ import { ref, type TaskDef } from '../../client/graph.ts';
 import type { LocalCluster } from '../../cluster/local-cluster.ts';
 import { NoWorkerError, serializeError, TaskError, WeftError } from '../../errors.ts';
 import { MAX_KEY, MAX_TOPIC, type WorkerSummary } from '../../protocol/messages.ts';
+import { RUN_TOPIC_PREFIX } from '../../protocol/topics.ts';
 import { stepEventSchema } from '../event-schema.ts';
 import type { StepTaskSpec } from '../step/cluster-task.ts';
 import { codeVersion } from '../location.ts';
@@ -85,8 +86,8 @@ async function* runOnCluster(ctx: ExecutionContext, config: ClusterConfig): Asyn
   const location = ctx.location;
   if (!location) throw new WeftError('the cluster executor needs the code location of the job');
   const { runId, plan } = ctx;
-  const topic = `weft-run:${runId}`;
-  if (topic.length > MAX_TOPIC) throw new WeftError(`run id ${runId.slice(0, 40)}... is too long for the cluster executor (at most ${MAX_TOPIC - 9} characters)`);
+  const topic = `${RUN_TOPIC_PREFIX}${runId}`;
+  if (topic.length > MAX_TOPIC) throw new WeftError(`run id ${runId.slice(0, 40)}... is too long for the cluster executor (at most ${MAX_TOPIC - RUN_TOPIC_PREFIX.length} characters)`);
   const resources = stepResources(plan.steps);
 
   // The client and the cluster load when a run starts: a code location that only names this executor does not load them.

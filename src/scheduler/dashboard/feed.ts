@@ -1,0 +1,256 @@
+/**
+ * What the dashboard shows, gathered beside the scheduler's state machine
+ * (this is the server's side: it sees the workers' messages as they pass).
+ *
+ * On the hot path it only writes a finished task into a ring of plain
+ * columns (no object per task); the figures are read from counters the
+ * state machine keeps. Updates are built a few times a second, once for all
+ * open pages, and only while a page is open.
+ */
+import type { ServerResponse } from 'node:http';
+import type { z } from 'zod';
+import { lazySchemas } from '../../util/zod.ts';
+import type { WorkerSummary } from '../../protocol/messages.ts';
+import { decode } from '../../protocol/codec.ts';
+import { RUN_TOPIC_PREFIX } from '../../protocol/topics.ts';
+import type { TaskStatus } from '../task-state.ts';
+import type { GroupCounts } from '../state-machine.ts';
+import { RUN_EVENTS, STREAM_PER_UPDATE, type HistorySample, type RunView, type Snapshot, type StepView, type StreamEntry, type TaskRow } from './snapshot.ts';
+
+/** What the feed reads from the scheduler. */
+export interface FeedSource {
+  workers(): WorkerSummary[];
+  states(): Partial<Record<TaskStatus, number>>;
+  groups(): GroupCounts[];
+  /** A known task's group and state, or null once it is forgotten. */
+  task(key: string): { group: string | null; state: TaskStatus } | null;
+}
+
+/** The latest tasks kept for the stream and the tasks page. */
+const RING = 16_384;
+const HISTORY = 600;
+const RUNS = 20;
+const UPDATE_MS = 250;
+const SAMPLE_MS = 500;
+
+/** A run event as the cluster executor's steps publish it (checked: it comes from task code). */
+const runEventSchema = lazySchemas((z) =>
+  z.object({
+    type: z.string().max(64),
+    runId: z.string().max(512),
+    stepKey: z.string().max(1024).nullable(),
+    timestamp: z.number(),
+    message: z.string().transform((m) => (m.length > 2000 ? `${m.slice(0, 2000)}...` : m)),
+    attempt: z.number().int().nonnegative().optional(),
+  }),
+);
+type RunEventIn = z.infer<ReturnType<typeof runEventSchema>>;
+
+interface RunRecord {
+  view: RunView;
+  steps: Map<string, StepView>;
+}
+
+export class DashboardFeed {
+  private readonly keys: string[] = new Array<string>(RING).fill('');
+  private readonly workers: string[] = new Array<string>(RING).fill('');
+  private readonly ends = new Float64Array(RING);
+  private readonly durations = new Float64Array(RING);
+  private readonly erred = new Uint8Array(RING);
+  private readonly errors = new Map<number, string>();
+  /** Tasks recorded so far; slot = count % RING. */
+  private count = 0;
+  /** `count` at the last update sent. */
+  private sent = 0;
+  private readonly history: HistorySample[] = [];
+  private historySent = 0;
+  private readonly runs = new Map<string, RunRecord>();
+  private runsChanged = false;
+  private readonly pages = new Set<ServerResponse>();
+  private updater: NodeJS.Timeout | null = null;
+  private readonly sampler: NodeJS.Timeout;
+
+  constructor(private readonly source: FeedSource) {
+    // The states over time are sampled whether a page is open or not (it costs a copy of eight counters twice a second).
+    this.sampler = setInterval(() => this.sample(Date.now()), SAMPLE_MS);
+    this.sampler.unref();
+  }
+
+  /** A worker's `finished` report. */
+  finished(worker: string, keys: readonly string[], durations: ArrayLike<number>, now: number): void {
+    for (let i = 0; i < keys.length; i++) {
+      const slot = this.count++ % RING;
+      this.keys[slot] = keys[i] as string;
+      this.workers[slot] = worker;
+      this.ends[slot] = now;
+      this.durations[slot] = durations[i] ?? 0;
+      if (this.erred[slot] === 1) {
+        this.erred[slot] = 0;
+        this.errors.delete(slot);
+      }
+    }
+  }
+
+  /** A worker's `erred` report. */
+  failed(worker: string, key: string, message: string, now: number): void {
+    const slot = this.count++ % RING;
+    this.keys[slot] = key;
+    this.workers[slot] = worker;
+    this.ends[slot] = now;
+    this.durations[slot] = 0;
+    this.erred[slot] = 1;
+    this.errors.set(slot, message);
+  }
+
+  /** Task events passing through: those on a run's topic (the cluster executor's steps) make the runs page. */
+  taskEvents(topics: readonly string[], data: readonly Uint8Array[]): void {
+    for (let i = 0; i < topics.length; i++) {
+      const topic = topics[i] as string;
+      if (!topic.startsWith(RUN_TOPIC_PREFIX)) continue;
+      let ev: RunEventIn;
+      try {
+        const parsed = runEventSchema().safeParse(decode(data[i] as Uint8Array));
+        if (!parsed.success) continue;
+        ev = parsed.data;
+      } catch {
+        continue; // not msgpack: not a run event
+      }
+      this.runEvent(ev);
+    }
+  }
+
+  private runEvent(ev: RunEventIn): void {
+    let run = this.runs.get(ev.runId);
+    if (!run) {
+      run = { view: { runId: ev.runId, first: ev.timestamp, last: ev.timestamp, steps: [], events: [] }, steps: new Map() };
+      this.runs.set(ev.runId, run);
+      if (this.runs.size > RUNS) this.runs.delete(this.runs.keys().next().value as string);
+    }
+    const v = run.view;
+    v.last = Math.max(v.last, ev.timestamp);
+    v.events.push({ type: ev.type, stepKey: ev.stepKey, timestamp: ev.timestamp, message: ev.message });
+    if (v.events.length > RUN_EVENTS) v.events.splice(0, v.events.length - RUN_EVENTS);
+    if (ev.stepKey !== null && ev.type.startsWith('STEP_') && ev.type !== 'STEP_OUTPUT') {
+      let step = run.steps.get(ev.stepKey);
+      if (!step) {
+        step = { key: ev.stepKey, state: ev.type, start: null, end: null, attempt: 0 };
+        run.steps.set(ev.stepKey, step);
+        v.steps.push(step);
+      }
+      step.state = ev.type;
+      step.attempt = ev.attempt ?? step.attempt;
+      if (ev.type === 'STEP_START' || ev.type === 'STEP_RESTARTED') {
+        step.start = ev.timestamp;
+        step.end = null;
+      } else if (ev.type !== 'STEP_UP_FOR_RETRY') step.end = ev.timestamp;
+    }
+    this.runsChanged = true;
+  }
+
+  /** An open page: it gets the recent past now, then an update every UPDATE_MS while it stays. */
+  open(res: ServerResponse): void {
+    this.pages.add(res);
+    res.on('close', () => {
+      this.pages.delete(res);
+      if (this.pages.size === 0 && this.updater) {
+        clearInterval(this.updater);
+        this.updater = null;
+      }
+    });
+    write(res, this.build(Math.max(0, this.count - STREAM_PER_UPDATE), 0, true));
+    if (!this.updater) {
+      this.sent = this.count;
+      this.historySent = this.history.length;
+      this.runsChanged = false;
+      this.updater = setInterval(() => this.update(), UPDATE_MS);
+      this.updater.unref();
+    }
+  }
+
+  /** The latest tasks that ended, newest first, whose key, group, state or worker contains `query`. */
+  recent(query: string, limit: number): TaskRow[] {
+    const rows: TaskRow[] = [];
+    const q = query.toLowerCase();
+    for (let n = this.count - 1; n >= Math.max(0, this.count - RING) && rows.length < limit; n--) {
+      const slot = n % RING;
+      const key = this.keys[slot] as string;
+      const known = this.source.task(key);
+      const row: TaskRow = {
+        key,
+        group: known?.group ?? prefix(key),
+        state: known?.state ?? 'forgotten',
+        worker: this.workers[slot] as string,
+        end: this.ends[slot] as number,
+        duration: this.durations[slot] as number,
+        error: this.erred[slot] === 1 ? (this.errors.get(slot) ?? null) : null,
+      };
+      if (q === '' || row.key.toLowerCase().includes(q) || row.group.toLowerCase().includes(q) || row.state.includes(q) || row.worker.toLowerCase().includes(q)) rows.push(row);
+    }
+    return rows;
+  }
+
+  runsNow(): RunView[] {
+    return [...this.runs.values()].map((r) => r.view).reverse();
+  }
+
+  close(): void {
+    clearInterval(this.sampler);
+    if (this.updater) clearInterval(this.updater);
+    for (const res of this.pages) res.end();
+    this.pages.clear();
+  }
+
+  private sample(now: number): void {
+    this.history.push([now, this.source.states()]);
+    if (this.history.length > HISTORY) {
+      const drop = this.history.length - HISTORY;
+      this.history.splice(0, drop);
+      this.historySent = Math.max(0, this.historySent - drop);
+    }
+  }
+
+  private update(): void {
+    const snap = this.build(this.sent, this.historySent, this.runsChanged);
+    this.sent = this.count;
+    this.historySent = this.history.length;
+    this.runsChanged = false;
+    for (const res of this.pages) write(res, snap);
+  }
+
+  /** An update: tasks recorded since `from`, samples since `historyFrom`, the runs if asked. */
+  private build(from: number, historyFrom: number, withRuns: boolean): string {
+    const ended = this.count - from;
+    const first = Math.max(from, this.count - STREAM_PER_UPDATE, this.count - RING);
+    const stream: StreamEntry[] = [];
+    // Groups by key while this update is built: a stream of 2,000 tasks has a handful of keys' groups to look up.
+    for (let n = first; n < this.count; n++) {
+      const slot = n % RING;
+      const key = this.keys[slot] as string;
+      const ms = (this.durations[slot] as number) * 1000;
+      stream.push([this.workers[slot] as string, (this.ends[slot] as number) - ms, ms, this.source.task(key)?.group ?? prefix(key), this.erred[slot] === 1 ? 1 : 0]);
+    }
+    const snap: Snapshot = {
+      now: Date.now(),
+      workers: this.source.workers(),
+      states: this.source.states(),
+      groups: this.source.groups(),
+      stream,
+      ended,
+      history: this.history.slice(historyFrom),
+      ...(withRuns ? { runs: this.runsNow() } : {}),
+    };
+    return JSON.stringify(snap);
+  }
+}
+
+/** A key's prefix (Dask's key_split, roughly): the part before a '-' and a hash or number. */
+export function prefix(key: string): string {
+  const m = /^(.*?)[-_](?:[0-9a-f]{8,}|\d+)(?:$|[-_])/.exec(key);
+  return m?.[1] || key.split(/[-_]/)[0] || key;
+}
+
+/** One server-sent event; a page that cannot keep up skips updates instead of buffering them. */
+function write(res: ServerResponse, json: string): void {
+  if (res.writableNeedDrain) return;
+  res.write(`data: ${json}\n\n`);
+}
