@@ -9,7 +9,7 @@
 import { ShardedMap } from '../util/sharded-map.ts';
 import type { z } from 'zod';
 import { lazySchemas } from '../util/zod.ts';
-import { type FnEntry, type WorkerRecord, addWanter, needsDeps, TaskGroup, type TaskState, type TaskStatus, priorityOf, type InFlight, ClientRecord, stateCounts } from './task-state.ts';
+import { type FnEntry, type WorkerRecord, addWanter, needsDeps, TaskGroup, type TaskState, type TaskStatus, priorityOf, type InFlight, ClientRecord, stateCounts, stateIndex } from './task-state.ts';
 import { Heap } from '../util/heap.ts';
 import { Outbox } from './outbox.ts';
 
@@ -71,7 +71,7 @@ export const TRANSITIONS: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = 
 export class SchedulerCore {
   /** Every task by key (sharded: see ShardedMap). */
   readonly tasks = new ShardedMap<TaskState>();
-  /** Tasks per state (forgotten ones counted as they go), kept by born and setState. */
+  /** Tasks per state, by stateIndex (forgotten ones counted as they go), kept by born and setState. */
   readonly counts = stateCounts();
   readonly workers = new Map<string, WorkerRecord>();
   readonly clients = new Map<string, ClientRecord>();
@@ -120,20 +120,22 @@ export class SchedulerCore {
 
 /** A task made and kept (in `released`, its first state): counted. */
 export function born(s: SchedulerCore, ts: TaskState): void {
-  s.counts.released++;
-  if (ts.fn !== null) ts.fn.group.states.released++;
+  (s.counts[0] as number)++; // released: stateIndex('released')
+  if (ts.fn !== null) (ts.fn.group.states[0] as number)++;
 }
 
 /** Sets a state, keeping every dependency's `waiters` count and the counts per state exact. */
 export function setState(s: SchedulerCore, ts: TaskState, next: TaskStatus): void {
   const from = ts.state;
   if (!TRANSITIONS[from].includes(next) && s.illegal.length < 10) s.illegal.push(`task ${ts.key}: ${from} -> ${next}`);
-  s.counts[from]--;
-  s.counts[next]++;
+  const a = stateIndex(from);
+  const b = stateIndex(next);
+  (s.counts[a] as number)--;
+  (s.counts[b] as number)++;
   if (ts.fn !== null) {
     const g = ts.fn.group.states;
-    g[from]--;
-    g[next]++;
+    (g[a] as number)--;
+    (g[b] as number)++;
   }
   const was = needsDeps(from);
   const now = needsDeps(next);

@@ -5,7 +5,7 @@
  * time comes in with the events. The state and its transitions are in
  * core.ts; each concern has a module of its own.
  */
-import { type WorkerRecord, ClientRecord, isNeeded, needsDeps, removeWanter, type TaskState, type TaskStatus, type StateCounts, dependentsOf, stateCounts } from './task-state.ts';
+import { type WorkerRecord, ClientRecord, isNeeded, needsDeps, removeWanter, type TaskState, type TaskStatus, type StateCounts, dependentsOf, stateCounts, stateIndex, STATES, byState } from './task-state.ts';
 import { SchedulerCore, clock, missingInputs, schedulerConfigSchema, type SchedulerConfig, type LogRecord, addWant } from './core.ts';
 import { fillWorkers } from './placement.ts';
 import { want, drainReleases } from './transitions.ts';
@@ -257,9 +257,10 @@ export class SchedulerState {
     const holds = new Map<TaskState, number>();
     for (const c of this.s.clients.values()) for (const ts of c.held ?? []) holds.set(ts, (holds.get(ts) ?? 0) + 1);
     const counted = stateCounts();
-    for (const ts of this.s.tasks.values()) counted[ts.state]++;
-    for (const [state, n] of Object.entries(counted)) {
-      if (state !== 'forgotten' && this.s.counts[state as TaskStatus] !== n) return `${this.s.counts[state as TaskStatus]} tasks counted as ${state}; ${n} are`;
+    for (const ts of this.s.tasks.values()) (counted[stateIndex(ts.state)] as number)++;
+    for (let i = 0; i < STATES.length - 1; i++) {
+      // All but forgotten: those tasks are gone from the table.
+      if (this.s.counts[i] !== counted[i]) return `${this.s.counts[i]} tasks counted as ${STATES[i]}; ${counted[i]} are`;
     }
     for (const ts of this.s.tasks.values()) {
       if (ts.state === 'processing') {
@@ -295,13 +296,16 @@ export class SchedulerState {
 
   /** Per task group: tasks finished and erred so far, and its tasks per state now. */
   groupCounts(): GroupCounts[] {
-    return [...this.s.groups.values()].map((g) => ({ name: g.name, done: g.done, erred: g.erred, states: { ...g.states } }));
+    return [...this.s.groups.values()].map((g) => ({ name: g.name, done: g.done, erred: g.erred, states: byState(g.states) }));
   }
 
   /** Tasks per state (the states any task is in), from the counts setState keeps: no pass over the tasks. */
   stateCounts(): Partial<Record<TaskStatus, number>> {
     const out: Partial<Record<TaskStatus, number>> = {};
-    for (const [state, n] of Object.entries(this.s.counts) as [TaskStatus, number][]) if (n > 0 && state !== 'forgotten') out[state] = n;
+    STATES.forEach((state, i) => {
+      const n = this.s.counts[i] ?? 0;
+      if (n > 0 && state !== 'forgotten') out[state] = n;
+    });
     return out;
   }
 
