@@ -10,11 +10,13 @@
  * Each workload is one graph submitted whole and gathered (like Dask's client.get),
  * built as a Map (a plain object works too, about 30 ms slower per 100,000 keys:
  * see GraphMap).
+ *   npm run bench -- --browser    with Chromium holding the dashboard's status page open
+ *
  * Like the Dask peer benchmark, the cluster is warmed up with 100 tasks only,
  * so the first run of each workload is a cold run: targets (--check) are
  * judged on it. Later runs (--repeat) show the steady state.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { LocalCluster } from '../src/cluster/local-cluster.ts';
@@ -111,6 +113,56 @@ async function rawLoopback(bytes: number, keep = false): Promise<number> {
 
 const TIMEOUT_S = 300;
 
+/**
+ * --browser: Chromium (playwright-core, /usr/bin/chromium) holds the
+ * dashboard's status page open, live, through every workload: what watching
+ * a cluster costs it. (BENCH_PAGE=blank: an empty page instead, to tell the
+ * browser's own cost from the page's.)
+ */
+async function openStatusPage(cluster: LocalCluster): Promise<{ close(): Promise<void> }> {
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+  const page = await browser.newPage();
+  if (process.env['BENCH_PAGE'] !== 'blank') {
+    await page.goto(`${cluster.dashboardUrl}/${process.env['BENCH_PAGE'] ?? 'status'}`);
+    await page.locator('#live[data-connected="yes"]').waitFor({ timeout: 30_000 });
+  }
+  await browserSettled();
+  return browser;
+}
+
+/** CPU time (clock ticks) of the chromium processes on this machine, from /proc. */
+function chromiumTicks(): number {
+  let ticks = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'chromium') continue;
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return ticks;
+}
+
+/**
+ * Waits until a freshly launched Chromium has settled (under 5% of a core
+ * over half a second; at most 20 s): it starts busy for seconds, which
+ * measured as 23% off the workloads run right after, with an empty page.
+ */
+async function browserSettled(): Promise<void> {
+  const end = Date.now() + 20_000;
+  let before = chromiumTicks();
+  while (Date.now() < end) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const now = chromiumTicks();
+    if (now - before <= 2) return;
+    before = now;
+  }
+}
+
 /** A process's resident memory (VmRSS) or its peak (VmHWM), in bytes, from /proc (Linux); null elsewhere. */
 function procMemory(pid: number | undefined, field: 'VmRSS' | 'VmHWM'): number | null {
   if (pid === undefined || !existsSync(`/proc/${pid}/status`)) return null;
@@ -168,7 +220,7 @@ function row(workload: string, run: number, tasks: number, w: { result: number }
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { json: { type: 'boolean' }, n: { type: 'string' }, check: { type: 'boolean' }, only: { type: 'string' }, repeat: { type: 'string' } } });
+  const { values } = parseArgs({ options: { json: { type: 'boolean' }, n: { type: 'string' }, check: { type: 'boolean' }, only: { type: 'string' }, repeat: { type: 'string' }, browser: { type: 'boolean' } } });
   const n = Number(values.n ?? 100_000);
   if (!Number.isInteger(n) || n < 2) throw new Error(`--n must be an integer >= 2 (got ${values.n})`);
   const repeat = Number(values.repeat ?? 1);
@@ -185,6 +237,7 @@ async function main(): Promise<void> {
   const cluster = await LocalCluster.start({ workers: 2, threadsPerWorker: 1, logLevel: 'warn' });
   const client = await cluster.client();
   const pid = cluster.schedulerPid;
+  const browser = values.browser ? await openStatusPage(cluster) : null;
   try {
     // Warm-up: import the task module on both workers.
     const warm = new Map<string, TaskDef>();
@@ -259,6 +312,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
+    await browser?.close();
     await client.close();
     await cluster.close();
   }

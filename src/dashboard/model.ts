@@ -9,7 +9,7 @@ import type { WorkerSummary } from '../protocol/messages.ts';
 
 /** The task stream shows this much of the recent past. */
 export const WINDOW_MS = 30_000;
-const MAX_STREAM = 40_000;
+const MAX_STREAM = 12_000;
 const MAX_HISTORY = 600;
 const MAX_TRANSFERS = 400;
 

@@ -53,7 +53,7 @@ export interface Snapshot {
   workers: WorkerSummary[];
   states: Partial<Record<TaskStatus, number>>;
   groups: GroupView[];
-  /** Tasks ended since the last update (at most STREAM_PER_UPDATE, the latest). */
+  /** Tasks ended since the last update (at most STREAM_PER_UPDATE, the latest: a sample when more ended). */
   stream: StreamEntry[];
   /** How many ended since the last update, counted whether sent or not. */
   ended: number;
@@ -75,5 +75,6 @@ export interface TaskRow {
   error: string | null;
 }
 
-export const STREAM_PER_UPDATE = 2000;
+// A sample when more end: at 100,000 tasks a second no one sees single tasks, and 2,000 an update cost the cluster 12% with a page open.
+export const STREAM_PER_UPDATE = 250;
 export const RUN_EVENTS = 200;
