@@ -35,6 +35,22 @@ export class TaskError extends WeftError {
   }
 }
 
+/** A function run on every worker (`client.run`) failed on one. `remoteStack` is the stack there. */
+export class RunError extends WeftError {
+  override name = 'RunError';
+  readonly remoteName: string;
+  readonly remoteStack: string | undefined;
+  constructor(
+    readonly worker: string,
+    remote: SerializedError,
+  ) {
+    super(`the function run on worker ${worker} failed: ${remote.name}: ${remote.message}`);
+    this.remoteName = remote.name;
+    this.remoteStack = remote.stack;
+    if (remote.stack) this.stack = `${this.name}: ${this.message}\n    --- remote stack ---\n${remote.stack}`;
+  }
+}
+
 /** A task did not run because a task it depends on failed. */
 export class DependencyError extends WeftError {
   override name = 'DependencyError';

@@ -13,6 +13,7 @@ export type { WorkerSummary, WorkerMetrics } from './protocol/messages.ts';
 export {
   WeftError,
   TaskError,
+  RunError,
   DependencyError,
   KilledWorkerError,
   GraphError,

@@ -14,10 +14,10 @@ import { connect } from '../protocol/handshake.ts';
 import { messageSchemas, keyFits, MAX_TOPIC, type ClientToScheduler, type SchedulerToClient, type WorkerMetrics, type WorkerSummary, type WorkerToPeer } from '../protocol/messages.ts';
 import { PeerPool } from '../protocol/peers.ts';
 import { Requests } from '../protocol/requests.ts';
-import { CancelledError, ConnectionClosedError, DataLostError, GraphError, remoteError, WeftError } from '../errors.ts';
+import { CancelledError, ConnectionClosedError, DataLostError, GraphError, remoteError, RunError, WeftError } from '../errors.ts';
 import { createLogger, type Logger } from '../util/log.ts';
 import { Future, type FutureHost, type FutureStatus } from './future.ts';
-import { fnLabel, GraphBuilder, graphEntries, type Graph, type GraphMap, type TaskFn, type TaskOptions } from './graph.ts';
+import { fnDef, fnLabel, GraphBuilder, graphEntries, type Graph, type GraphMap, type TaskFn, type TaskOptions } from './graph.ts';
 
 export interface ClientOptions {
   /** Shared secret, when the scheduler requires one (default: WEFT_TOKEN). */
@@ -542,6 +542,53 @@ export class Client implements FutureHost {
   fireAndForget(futures: readonly Future[]): void {
     const keys = futures.map((f) => f.key).filter(keyFits);
     if (keys.length > 0 && !this.closedError) this.conn.send({ op: 'fire-and-forget', keys });
+  }
+
+  /**
+   * Copies of these futures' results on `n` workers in all (default: every
+   * worker), as Dask's `replicate`: more workers can then read them without
+   * a transfer, and a worker's loss costs no recomputation. Resolves once the
+   * copies are made; throws naming any that could not be.
+   */
+  async replicate(futures: readonly Future[], n = 10_000): Promise<void> {
+    const reply = await this.requests.start((id) => this.conn.send({ op: 'replicate', id, keys: futures.map((f) => f.key), n }));
+    if (reply.op !== 'moved') throw new WeftError(`unexpected reply to replicate: ${reply.op}`);
+    if (reply.failed.length > 0) throw new WeftError(`could not replicate ${reply.failed.length} of the results: ${reply.failed.slice(0, 5).join('; ')}`);
+  }
+
+  /**
+   * Retires workers by name (Dask's `retire_workers`): they take no new
+   * tasks; once their running tasks end, the results only they hold are
+   * copied to the other workers, then they shut down. Resolves with the
+   * workers retired and what failed (an unknown name, no worker left to
+   * take the data).
+   */
+  async retireWorkers(names: readonly string[]): Promise<{ retired: string[]; failed: string[] }> {
+    const reply = await this.requests.start((id) => this.conn.send({ op: 'retire-workers', id, names: [...names] }));
+    if (reply.op !== 'moved') throw new WeftError(`unexpected reply to retire-workers: ${reply.op}`);
+    return { retired: reply.retired ?? [], failed: reply.failed };
+  }
+
+  /**
+   * Calls `fn(...args)` in every worker's process (Dask's `client.run`), for
+   * setup, inspection or cleanup: a module reference (`'./setup.ts#init'`)
+   * or a self-contained function. Resolves with what each returned, by
+   * worker name; a failure anywhere rejects with a RunError naming the
+   * worker, with its stack. It runs in the worker's main thread, not an
+   * executor thread: a long call holds that worker up.
+   */
+  async run<T = unknown>(fn: TaskFn, ...args: unknown[]): Promise<Record<string, T>> {
+    const def = fnDef(fn);
+    const bytes = encodeOwned(args);
+    const workers = await this.workers();
+    const replies = await Promise.all(workers.map(async (w) => [w.name, await this.peers.request(w.address, { op: 'run', fn: def, args: bytes })] as const));
+    const out: Record<string, T> = {};
+    for (const [name, r] of replies) {
+      if (r.op !== 'run-reply') throw new WeftError(`unexpected reply to run from worker ${name}: ${r.op}`);
+      if (r.error) throw new RunError(name, r.error);
+      out[name] = (r.value ? decode(r.value) : undefined) as T;
+    }
+    return out;
   }
 
   /** The workers in the cluster. */

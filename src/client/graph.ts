@@ -126,6 +126,11 @@ function prepareValue(v: unknown, deps: Map<string, number>): unknown {
   return v;
 }
 
+/** A function as it travels: a module reference, or an inline function's source (checked to be self-contained). */
+export function fnDef(fn: TaskFn): FnDef {
+  return typeof fn === 'string' ? [FN_MODULE, fn, fnLabel(fn)] : [FN_INLINE, inlineSource(fn), fnLabel(fn)];
+}
+
 const SURROGATE = /[\ud800-\udfff]/;
 
 /**
@@ -261,14 +266,14 @@ export class GraphBuilder {
     if (typeof fn === 'string') {
       let i = this.fnByRef.get(fn);
       if (i === undefined) {
-        i = this.fnTable.push([FN_MODULE, fn, fnLabel(fn)]) - 1;
+        i = this.fnTable.push(fnDef(fn)) - 1;
         this.fnByRef.set(fn, i);
       }
       return i;
     }
     let i = this.fnByFunction.get(fn);
     if (i === undefined) {
-      i = this.fnTable.push([FN_INLINE, inlineSource(fn), fnLabel(fn)]) - 1;
+      i = this.fnTable.push(fnDef(fn)) - 1;
       this.fnByFunction.set(fn, i);
     }
     return i;

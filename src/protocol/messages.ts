@@ -219,6 +219,10 @@ export const messageSchemas = lazySchemas((z) => {
     z.object({ op: z.literal('fire-and-forget'), keys }),
     z.object({ op: z.literal('subscribe'), topics }),
     z.object({ op: z.literal('unsubscribe'), topics }),
+    /** Copies of these results on `n` workers in all (Dask's replicate); answered once they are there. */
+    z.object({ op: z.literal('replicate'), id, keys, n: z.number().int().min(1).max(10_000) }),
+    /** These workers (by name) take no new work, hand the results only they hold to the others, then shut down. */
+    z.object({ op: z.literal('retire-workers'), id, names: z.array(z.string().min(1).max(256)).max(10_000) }),
   ]);
 
   // ---------------------------------------------------------------- scheduler → client
@@ -260,6 +264,8 @@ export const messageSchemas = lazySchemas((z) => {
     z.object({ op: z.literal('dataset-reply'), id, keys: keys.optional(), names: z.array(z.string()).optional(), error: z.string().optional() }),
     /** For each key asked, the data-server addresses of the workers holding it (none: an empty list). */
     z.object({ op: z.literal('who-has-all-reply'), id, holders: stringLists }),
+    /** A replicate or retire-workers request done: `failed` says what could not be copied (and why), `retired` who left. */
+    z.object({ op: z.literal('moved'), id, failed: z.array(z.string()), retired: z.array(z.string()).optional() }),
     z.object({ op: z.literal('scattered-ok'), id, error: z.string().optional() }),
     /** Since the last reset: the longest event-loop stall; and now: resident and heap memory, tasks known. */
     z.object({ op: z.literal('process-stats-reply'), id, maxStallMs: z.number().nonnegative(), rss: count, heapUsed: count, tasks: count }),
@@ -282,6 +288,8 @@ export const messageSchemas = lazySchemas((z) => {
     /** Tasks handed to an executor thread: the ones to blame if this worker dies. */
     z.object({ op: z.literal('executing'), keys, runs: countsF64 }),
     z.object({ op: z.literal('missing'), key, run: count, dep: key, holders: z.array(z.string()) }),
+    /** Results of an `acquire` now kept here (with their sizes), and those no holder gave. */
+    z.object({ op: z.literal('acquired'), keys, nbytes: countsF64, missing: keys }),
     /** Results the scheduler believes are here and are not (an ephemeral value handed on): recompute them if needed. */
     z.object({ op: z.literal('lost'), keys }),
     /** The worker's resident memory (bytes). */
@@ -332,6 +340,8 @@ export const messageSchemas = lazySchemas((z) => {
     computeMsg,
     fnsMsg,
     z.object({ op: z.literal('free'), keys }),
+    /** Fetch these results from their holders (`who`) and keep them as this worker's own (replicas). */
+    z.object({ op: z.literal('acquire'), keys, who: stringLists, sizes: countsF64 }),
   ]);
 
   // ---------------------------------------------------------------- peer ↔ worker data server
@@ -341,6 +351,8 @@ export const messageSchemas = lazySchemas((z) => {
     z.object({ op: z.literal('get'), id, keys, packed: z.boolean().optional() }),
     z.object({ op: z.literal('put'), id, keys, blobs, raw: rawLengths }),
     z.object({ op: z.literal('metrics'), id }),
+    /** Clients only: call a function in the worker's process (client.run), its arguments as a msgpack array. */
+    z.object({ op: z.literal('run'), id, fn: fnDef, args: bytes }),
   ]);
 
   const workerMetrics = z.object({
@@ -360,6 +372,8 @@ export const messageSchemas = lazySchemas((z) => {
     z.object({ op: z.literal('data'), id, keys, blobs, raw: rawLengths, missing: keys, packed: z.boolean().optional() }),
     z.object({ op: z.literal('put-ok'), id, nbytes: counts }),
     z.object({ op: z.literal('metrics-reply'), id, metrics: workerMetrics }),
+    /** What the function returned (msgpack), or why it failed. */
+    z.object({ op: z.literal('run-reply'), id, value: bytes.optional(), error: serializedError.optional() }),
   ]);
 
   // ---------------------------------------------------------------- any direction

@@ -12,6 +12,7 @@ import { lazySchemas } from '../util/zod.ts';
 import { type FnEntry, type WorkerRecord, addWanter, needsDeps, TaskGroup, type TaskState, type TaskStatus, priorityOf, type InFlight, ClientRecord, stateCounts, stateIndex } from './task-state.ts';
 import { Heap } from '../util/heap.ts';
 import { Outbox } from './outbox.ts';
+import type { Move } from './replicas.ts';
 
 export const schedulerConfigSchema = lazySchemas((z) =>
   z.object({
@@ -110,6 +111,8 @@ export class SchedulerCore {
   readonly forgetful = new ClientRecord('(fire and forget)');
   /** Published datasets: each a wanter of its own holding its keys until unpublished. */
   readonly datasets = new Map<string, { holder: ClientRecord; keys: string[] }>();
+  /** Replicate and retire-workers requests in progress (see replicas.ts). */
+  moves: Move[] = [];
   /** Turns through the holders of a key (who-has). */
   spread = 0;
   /** Transitions TRANSITIONS does not allow, as seen (a bug: checkInvariants reports the first). */

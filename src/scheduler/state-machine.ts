@@ -11,6 +11,7 @@ import { fillWorkers } from './placement.ts';
 import { want, drainReleases } from './transitions.ts';
 import { updateGraph, dropHolds, scattered } from './intake.ts';
 import { subscribe, unsubscribe } from './topics.ts';
+import { advanceMoves, moveWorkerGone, replicate, retireWorkers } from './replicas.ts';
 import { addWorker, removeWorker, workerMessage, tick, workerSummaries } from './workers.ts';
 import type { ClientToScheduler, WorkerInfo, WorkerSummary, WorkerToScheduler } from '../protocol/messages.ts';
 
@@ -83,12 +84,17 @@ export class SchedulerState {
         clock(this.s, ev.now);
         addWorker(this.s, ev.worker, ev.info);
         break;
-      case 'worker-disconnected':
+      case 'worker-disconnected': {
+        const w = this.s.workers.get(ev.worker);
         removeWorker(this.s, ev.worker, ev.reason);
+        if (w) moveWorkerGone(this.s, w);
         break;
+      }
       case 'worker-message':
         clock(this.s, ev.now);
         workerMessage(this.s, ev.worker, ev.msg);
+        // A retiring worker's last task may have ended.
+        advanceMoves(this.s);
         break;
       case 'tick':
         clock(this.s, ev.now);
@@ -216,6 +222,12 @@ export class SchedulerState {
         break;
       case 'subscribe':
         for (const t of msg.topics) subscribe(this.s, c, t);
+        break;
+      case 'replicate':
+        replicate(this.s, c, msg.id, msg.keys, msg.n);
+        break;
+      case 'retire-workers':
+        retireWorkers(this.s, c, msg.id, msg.names);
         break;
       case 'unsubscribe':
         for (const t of msg.topics) unsubscribe(this.s, c, t);

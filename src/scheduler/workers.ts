@@ -8,6 +8,7 @@ import { type SchedulerCore, detach } from './core.ts';
 import { place, validWorker, describeNeeds } from './placement.ts';
 import { toMemory, detachFromWorker, returnToWaiting, loseData, markErred } from './transitions.ts';
 import { taskEvents } from './topics.ts';
+import { acquired } from './replicas.ts';
 import type { WorkerInfo, WorkerSummary, WorkerToScheduler } from '../protocol/messages.ts';
 import type { SerializedError } from '../errors.ts';
 
@@ -100,6 +101,9 @@ export function workerMessage(s: SchedulerCore, id: string, msg: WorkerToSchedul
       break;
     case 'task-events':
       taskEvents(s, w, msg.topics, msg.data);
+      break;
+    case 'acquired':
+      acquired(s, w, msg.keys, msg.nbytes, msg.missing);
       break;
   }
 }

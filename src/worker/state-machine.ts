@@ -56,6 +56,8 @@ interface Fetch {
   /** The peer asked right now, or null while waiting to be asked. */
   peer: string | null;
   waiters: WTask[];
+  /** The scheduler asked for a copy to keep (acquire): stored as this worker's own and reported. */
+  acquire: boolean;
 }
 
 /** One task from a compute message. */
@@ -282,7 +284,7 @@ export class WorkerState {
         const j = this.spread++ % holders.length;
         [holders[0], holders[j]] = [holders[j] as string, holders[0] as string];
       }
-      const fetch: Fetch = { bytes: msg.sizes?.[i] ?? 0, holders, tried: [], peer: null, waiters: [t] };
+      const fetch: Fetch = { bytes: msg.sizes?.[i] ?? 0, holders, tried: [], peer: null, waiters: [t], acquire: false };
       this.fetches.set(dep, fetch);
       (asks ??= []).push([dep, fetch]);
     }
@@ -326,7 +328,38 @@ export class WorkerState {
     });
   }
 
+  /**
+   * The scheduler wants copies of these results kept here (a replica, or a
+   * retiring worker's data): fetched from `who` like inputs, then kept as
+   * this worker's own until freed, and reported (`acquired`).
+   */
+  acquire(keys: readonly string[], who: readonly string[][], sizes: ArrayLike<number>): void {
+    const here: string[] = [];
+    const nbytes: number[] = [];
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i] as string;
+      const d = this.slots.get(key)?.data;
+      if (d) {
+        d.owned = true;
+        here.push(key);
+        nbytes.push(d.bytes.length);
+        continue;
+      }
+      const f = this.fetches.get(key);
+      if (f) {
+        f.acquire = true;
+        continue;
+      }
+      const fetch: Fetch = { bytes: sizes[i] ?? 0, holders: (who[i] ?? []).filter((h) => h !== this.config.address), tried: [], peer: null, waiters: [], acquire: true };
+      this.fetches.set(key, fetch);
+      this.askNext(key, fetch);
+    }
+    if (here.length > 0) this.out.push({ type: 'send', msg: { op: 'acquired', keys: here, nbytes: Float64Array.from(nbytes), missing: [] } });
+  }
+
   fetched(peer: string, keys: string[], blobs: (Uint8Array | null)[]): void {
+    let acquired: string[] | null = null;
+    const nbytes: number[] = [];
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i] as string;
       const f = this.fetches.get(key);
@@ -338,13 +371,18 @@ export class WorkerState {
       }
       this.fetches.delete(key);
       const live = f.waiters.filter((t) => t.slot.task === t);
-      if (live.length === 0) continue;
-      const entry = this.store(key, bytes, false);
+      if (live.length === 0 && !f.acquire) continue;
+      const entry = this.store(key, bytes, f.acquire);
       for (const t of live) {
         entry.refs++;
         if (--t.missing === 0) this.makeReady(t);
       }
+      if (f.acquire) {
+        (acquired ??= []).push(key);
+        nbytes.push(bytes.length);
+      }
     }
+    if (acquired) this.out.push({ type: 'send', msg: { op: 'acquired', keys: acquired, nbytes: Float64Array.from(nbytes), missing: [] } });
   }
 
   fetchFailed(peer: string, keys: string[]): void {
@@ -545,6 +583,7 @@ export class WorkerState {
       this.fetches.delete(dep);
       // A value handed on here counts as held here too: the scheduler must drop this worker as its holder.
       const holders = this.handedOn.delete(dep) ? [...f.tried, this.config.address] : f.tried;
+      if (f.acquire) this.out.push({ type: 'send', msg: { op: 'acquired', keys: [], nbytes: new Float64Array(0), missing: [dep] } });
       for (const t of f.waiters) {
         if (t.slot.task !== t) continue;
         this.out.push({ type: 'send', msg: { op: 'missing', key: t.key, run: t.run, dep, holders } });

@@ -11,8 +11,12 @@ import { listen } from '../protocol/listen.ts';
 import type { Connection} from '../protocol/connection.ts';
 import { DEFAULT_LIMITS, type ConnectionLimits } from '../protocol/connection.ts';
 import { accept, connect } from '../protocol/handshake.ts';
-import { messageSchemas, checkComputeColumns, type ComputeMsg, type PeerToWorker, type SchedulerToWorker, type WorkerMetrics, type WorkerToPeer, type WorkerToScheduler } from '../protocol/messages.ts';
+import { messageSchemas, checkComputeColumns, type ComputeMsg, type FnDef, type PeerToWorker, type SchedulerToWorker, type WorkerMetrics, type WorkerToPeer, type WorkerToScheduler } from '../protocol/messages.ts';
 import { PeerPool } from '../protocol/peers.ts';
+import { decode, encodeOwned } from '../protocol/codec.ts';
+import { FN_MODULE } from '../protocol/spec.ts';
+import { serializeError } from '../errors.ts';
+import { resolveFunction } from './functions.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
 import { ExecutorPool } from './executor-pool.ts';
 import { WorkerState, type ExecResult, type WorkerInstruction } from './state-machine.ts';
@@ -124,6 +128,7 @@ export class WeftWorker {
     for (const m of msgs) {
       if (m.op === 'compute') this.computeBatch(m);
       else if (m.op === 'fns') this.sm.defineFns(m.ids, m.defs);
+      else if (m.op === 'acquire') this.sm.acquire(m.keys, m.who, m.sizes);
       else this.sm.free(m.keys);
     }
     this.act();
@@ -282,6 +287,28 @@ export class WeftWorker {
       case 'metrics':
         conn.send({ op: 'metrics-reply', id: m.id, metrics: this.currentMetrics() });
         break;
+      case 'run':
+        if (!isClient) conn.send({ op: 'run-reply', id: m.id, error: { name: 'WeftError', message: 'only clients may run functions on a worker' } });
+        else void this.runHere(conn, m.id, m.fn, m.args);
+        break;
+    }
+  }
+
+  /**
+   * client.run: calls the function in this process's main thread (not an
+   * executor thread: it sees and may change the worker process itself, as
+   * Dask's does) and replies with what it returned.
+   */
+  private async runHere(conn: Connection<PeerToWorker, WorkerToPeer>, id: number, def: FnDef, args: Uint8Array): Promise<void> {
+    try {
+      if (def[0] === FN_MODULE) await registerTypeScript();
+      const fn = await resolveFunction(def[0], def[1], this.opts.cwd ?? process.cwd());
+      const decoded = decode(args);
+      if (!Array.isArray(decoded)) throw new TypeError('the arguments are not an array');
+      const value: unknown = await fn(...(decoded as unknown[]));
+      conn.send({ op: 'run-reply', id, value: encodeOwned(value) });
+    } catch (err) {
+      conn.send({ op: 'run-reply', id, error: serializeError(err) });
     }
   }
 
@@ -310,6 +337,18 @@ export class WeftWorker {
   currentMetrics(): WorkerMetrics {
     return { ...this.metrics, tasksExecuted: this.sm.tasksExecuted, stored: this.sm.storedCount, storedBytes: this.sm.storedBytes };
   }
+}
+
+let tsRegistered: Promise<void> | null = null;
+
+/**
+ * TypeScript modules load through tsx in this thread too (the executor
+ * threads register it for themselves); weft running from its sources already
+ * runs under it.
+ */
+function registerTypeScript(): Promise<void> {
+  tsRegistered ??= import.meta.url.endsWith('.ts') ? Promise.resolve() : import('tsx/esm/api').then(({ register }) => void register());
+  return tsRegistered;
 }
 
 /** A value this large goes as a blob of its own in a packed reply, as stored (no copy): it is sent as raw frames anyway. */
