@@ -356,6 +356,12 @@ export class Client implements FutureHost {
     for (let j = 0; j < wants.length; j++) {
       const ks = stateOf(wants[j] as number);
       states[j] = ks;
+      // Cancelled (or the cluster restarted) and submitted again: it is pending again, and held.
+      if (ks?.status === 'cancelled') {
+        ks.status = 'pending';
+        ks.error = null;
+        ks.held = true;
+      }
       tickets[j] = ks ? this.ticketOf(ks) : -1;
     }
     return tickets;
@@ -591,6 +597,19 @@ export class Client implements FutureHost {
     return out;
   }
 
+  /**
+   * Restarts the cluster's work (Dask's `restart`): every task and result
+   * is dropped on the scheduler and the workers, whose executor threads are
+   * replaced by fresh ones (ending any task stuck in a loop, and reloading
+   * task modules); every client's futures are cancelled. Resolves once every
+   * worker is done. The worker processes stay (restarting them needs the
+   * nanny).
+   */
+  async restart(): Promise<void> {
+    const reply = await this.requests.start((id) => this.conn.send({ op: 'restart', id }));
+    if (reply.op !== 'restart-reply') throw new WeftError(`unexpected reply to restart: ${reply.op}`);
+  }
+
   /** The workers in the cluster. */
   async workers(): Promise<WorkerSummary[]> {
     const reply = await this.requests.start((id) => this.conn.send({ op: 'workers', id }));
@@ -809,6 +828,9 @@ export class Client implements FutureHost {
       case 'events':
         this.onEvents(m.topics, m.data);
         break;
+      case 'restarted':
+        this.onRestarted();
+        break;
       default:
         this.requests.resolve(m.id, m);
     }
@@ -832,6 +854,19 @@ export class Client implements FutureHost {
           this.log.error({ topic: topics[i], err }, 'a task-event handler threw');
         }
       }
+    }
+  }
+
+  /** The cluster restarted (this client's call or another's): every future is cancelled; the scheduler holds none of them. */
+  private onRestarted(): void {
+    const error = new CancelledError('the cluster was restarted (client.restart): its tasks and results are gone; submit again');
+    for (const ks of this.keys.values()) {
+      ks.held = false;
+      ks.where = null;
+      if (ks.status === 'cancelled') continue;
+      ks.status = 'cancelled';
+      ks.error = error;
+      this.wake(ks, error);
     }
   }
 

@@ -221,6 +221,8 @@ export const messageSchemas = lazySchemas((z) => {
     z.object({ op: z.literal('unsubscribe'), topics }),
     /** Copies of these results on `n` workers in all (Dask's replicate); answered once they are there. */
     z.object({ op: z.literal('replicate'), id, keys, n: z.number().int().min(1).max(10_000) }),
+    /** Every task and result dropped, on the scheduler and the workers (whose executor threads are replaced); every client's futures cancelled. */
+    z.object({ op: z.literal('restart'), id }),
     /** These workers (by name) take no new work, hand the results only they hold to the others, then shut down. */
     z.object({ op: z.literal('retire-workers'), id, names: z.array(z.string().min(1).max(256)).max(10_000) }),
   ]);
@@ -264,6 +266,10 @@ export const messageSchemas = lazySchemas((z) => {
     z.object({ op: z.literal('dataset-reply'), id, keys: keys.optional(), names: z.array(z.string()).optional(), error: z.string().optional() }),
     /** For each key asked, the data-server addresses of the workers holding it (none: an empty list). */
     z.object({ op: z.literal('who-has-all-reply'), id, holders: stringLists }),
+    /** The cluster restarted: every future of this client is cancelled. */
+    z.object({ op: z.literal('restarted') }),
+    /** A restart done: every worker dropped its results and replaced its threads. */
+    z.object({ op: z.literal('restart-reply'), id }),
     /** A replicate or retire-workers request done: `failed` says what could not be copied (and why), `retired` who left. */
     z.object({ op: z.literal('moved'), id, failed: z.array(z.string()), retired: z.array(z.string()).optional() }),
     z.object({ op: z.literal('scattered-ok'), id, error: z.string().optional() }),
@@ -288,6 +294,8 @@ export const messageSchemas = lazySchemas((z) => {
     /** Tasks handed to an executor thread: the ones to blame if this worker dies. */
     z.object({ op: z.literal('executing'), keys, runs: countsF64 }),
     z.object({ op: z.literal('missing'), key, run: count, dep: key, holders: z.array(z.string()) }),
+    /** Done restarting: nothing held, fresh threads. */
+    z.object({ op: z.literal('restarted') }),
     /** Results of an `acquire` now kept here (with their sizes), and those no holder gave. */
     z.object({ op: z.literal('acquired'), keys, nbytes: countsF64, missing: keys }),
     /** Results the scheduler believes are here and are not (an ephemeral value handed on): recompute them if needed. */
@@ -340,6 +348,8 @@ export const messageSchemas = lazySchemas((z) => {
     computeMsg,
     fnsMsg,
     z.object({ op: z.literal('free'), keys }),
+    /** Drop every task and result, replace the executor threads (client.restart); answered with `restarted`. */
+    z.object({ op: z.literal('restart') }),
     /** Fetch these results from their holders (`who`) and keep them as this worker's own (replicas). */
     z.object({ op: z.literal('acquire'), keys, who: stringLists, sizes: countsF64 }),
   ]);

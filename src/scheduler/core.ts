@@ -13,6 +13,7 @@ import { type FnEntry, type WorkerRecord, addWanter, needsDeps, TaskGroup, type 
 import { Heap } from '../util/heap.ts';
 import { Outbox } from './outbox.ts';
 import type { Move } from './replicas.ts';
+import type { Restart } from './restart.ts';
 
 export const schedulerConfigSchema = lazySchemas((z) =>
   z.object({
@@ -113,6 +114,8 @@ export class SchedulerCore {
   readonly datasets = new Map<string, { holder: ClientRecord; keys: string[] }>();
   /** Replicate and retire-workers requests in progress (see replicas.ts). */
   moves: Move[] = [];
+  /** A restart waiting for its workers (see restart.ts). */
+  restarting: Restart | null = null;
   /** Turns through the holders of a key (who-has). */
   spread = 0;
   /** Transitions TRANSITIONS does not allow, as seen (a bug: checkInvariants reports the first). */

@@ -12,6 +12,7 @@ import { want, drainReleases } from './transitions.ts';
 import { updateGraph, dropHolds, scattered } from './intake.ts';
 import { subscribe, unsubscribe } from './topics.ts';
 import { advanceMoves, moveWorkerGone, replicate, retireWorkers } from './replicas.ts';
+import { restart, restartProgress } from './restart.ts';
 import { addWorker, removeWorker, workerMessage, tick, workerSummaries } from './workers.ts';
 import type { ClientToScheduler, WorkerInfo, WorkerSummary, WorkerToScheduler } from '../protocol/messages.ts';
 
@@ -88,6 +89,7 @@ export class SchedulerState {
         const w = this.s.workers.get(ev.worker);
         removeWorker(this.s, ev.worker, ev.reason);
         if (w) moveWorkerGone(this.s, w);
+        restartProgress(this.s, ev.worker);
         break;
       }
       case 'worker-message':
@@ -228,6 +230,9 @@ export class SchedulerState {
         break;
       case 'retire-workers':
         retireWorkers(this.s, c, msg.id, msg.names);
+        break;
+      case 'restart':
+        restart(this.s, c, msg.id);
         break;
       case 'unsubscribe':
         for (const t of msg.topics) unsubscribe(this.s, c, t);

@@ -9,6 +9,7 @@ import { place, validWorker, describeNeeds } from './placement.ts';
 import { toMemory, detachFromWorker, returnToWaiting, loseData, markErred } from './transitions.ts';
 import { taskEvents } from './topics.ts';
 import { acquired } from './replicas.ts';
+import { restartProgress } from './restart.ts';
 import type { WorkerInfo, WorkerSummary, WorkerToScheduler } from '../protocol/messages.ts';
 import type { SerializedError } from '../errors.ts';
 
@@ -104,6 +105,9 @@ export function workerMessage(s: SchedulerCore, id: string, msg: WorkerToSchedul
       break;
     case 'acquired':
       acquired(s, w, msg.keys, msg.nbytes, msg.missing);
+      break;
+    case 'restarted':
+      restartProgress(s, w.id);
       break;
   }
 }

@@ -18,6 +18,11 @@ export class Heap<T> {
     return this.items.length + this.run.size;
   }
 
+  clear(): void {
+    this.items = [];
+    this.run = new Fifo<T>();
+  }
+
   peek(): T | undefined {
     const h = this.items[0];
     if (this.run.size === 0) return h;

@@ -24,6 +24,11 @@ export class ShardedMap<V> implements ReadonlyMap<string, V> {
     return this.count;
   }
 
+  clear(): void {
+    for (const m of this.shards) m.clear();
+    this.count = 0;
+  }
+
   get(key: string): V | undefined {
     return (this.shards[shardOf(key)] as Map<string, V>).get(key);
   }

@@ -114,6 +114,19 @@ export class ExecutorPool {
     return th.posted.size + (per.get(th)?.list.length ?? 0);
   }
 
+  /**
+   * Ends every thread, whatever it runs (a task that never returns
+   * included), and starts fresh ones: nothing they held or imported is kept.
+   * Results and events of the old threads are ignored.
+   */
+  restart(): void {
+    if (this.closed) return;
+    const old = this.threads;
+    this.threads = old.map((_, i) => this.spawn(i));
+    this.keepers.clear();
+    for (const th of old) void th.worker.terminate();
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     await Promise.all(this.threads.map((t) => t.worker.terminate()));
@@ -196,6 +209,8 @@ export class ExecutorPool {
     const th: Thread = { worker, index, nextSeq: 0, posted: new Fifo() };
     if (this.fns.length > 0) worker.postMessage({ fns: this.fns });
     worker.on('message', (msg: FromThread) => {
+      // A thread replaced (restart) says nothing more.
+      if (this.threads[index] !== th) return;
       // Events first: they must reach the scheduler ahead of the results of the tasks that sent them.
       if (msg.events) this.onEvents(msg.events);
       if (msg.results) this.onResults(th, msg.results);

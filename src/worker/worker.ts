@@ -129,9 +129,22 @@ export class WeftWorker {
       if (m.op === 'compute') this.computeBatch(m);
       else if (m.op === 'fns') this.sm.defineFns(m.ids, m.defs);
       else if (m.op === 'acquire') this.sm.acquire(m.keys, m.who, m.sizes);
+      else if (m.op === 'restart') this.restart();
       else this.sm.free(m.keys);
     }
     this.act();
+  }
+
+  /**
+   * client.restart: every result and task here is dropped and the executor
+   * threads are replaced by fresh ones (a task stuck in a loop included);
+   * the process, its connections and its functions stay.
+   */
+  private restart(): void {
+    this.sm = new WorkerState(this.sm.config);
+    this.pool.restart();
+    this.log.info('restarted: results dropped, executor threads replaced');
+    this.scheduler.send({ op: 'restarted' });
   }
 
   private computeBatch(m: ComputeMsg): void {

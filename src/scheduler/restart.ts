@@ -1,0 +1,58 @@
+/**
+ * client.restart: the cluster forgets all its work. Every client's futures
+ * are cancelled, every task, dataset and pending copy is dropped, and every
+ * worker drops its results and replaces its executor threads (ending any
+ * task stuck in a loop). Workers stay connected; the request is answered
+ * once each has said it is done.
+ */
+import type { SchedulerCore } from './core.ts';
+import type { ClientRecord } from './task-state.ts';
+
+export interface Restart {
+  client: string;
+  id: number;
+  /** Workers yet to say they restarted. */
+  waiting: Set<string>;
+}
+
+export function restart(s: SchedulerCore, c: ClientRecord, id: number): void {
+  for (const cl of s.clients.values()) {
+    s.outbox.push(cl.id, { op: 'restarted' });
+    cl.wants = 0;
+    cl.held = null;
+  }
+  for (const m of s.moves) s.outbox.push(m.client, { op: 'moved', id: m.id, failed: ['the cluster restarted'], ...(m.retire.length > 0 ? { retired: [] } : {}) });
+  s.moves = [];
+  for (const w of s.workers.values()) w.closing = false;
+  s.tasks.clear();
+  s.byRun.clear();
+  s.queue.clear();
+  s.noWorker.clear();
+  s.releaseQ = [];
+  s.datasets.clear();
+  s.forgetful.wants = 0;
+  s.counts.fill(0);
+  // Groups keep their measured durations and their totals (metrics counters never go down); their tasks are gone.
+  for (const g of s.groups.values()) g.states.fill(0);
+  for (const w of s.workers.values()) {
+    w.processing = 0;
+    w.occupancy = 0;
+    w.stored = 0;
+    w.storedBytes = 0;
+    s.outbox.push(w.id, { op: 'restart' });
+  }
+  // A restart asked during another answers both when the workers are done.
+  if (s.restarting) s.outbox.push(s.restarting.client, { op: 'restart-reply', id: s.restarting.id });
+  s.restarting = { client: c.id, id, waiting: new Set(s.workers.keys()) };
+  restartProgress(s, null);
+}
+
+/** A worker restarted (or left: `id` of it); answers the request once none is left to. */
+export function restartProgress(s: SchedulerCore, id: string | null): void {
+  const r = s.restarting;
+  if (!r) return;
+  if (id !== null) r.waiting.delete(id);
+  if (r.waiting.size > 0) return;
+  s.restarting = null;
+  s.outbox.push(r.client, { op: 'restart-reply', id: r.id });
+}
