@@ -3,6 +3,10 @@
  * playwright-core, against real clusters over loopback (`.ci/run` installs
  * chromium).
  */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser } from 'playwright-core';
 import { clusterExecutor, LocalCluster } from '../src/index.ts';
@@ -65,6 +69,41 @@ describe('dashboard', () => {
       await expect.poll(() => page.locator('#tasks-table .task-row').first().textContent(), { timeout: 10_000 }).toContain('dash-busy-399');
     } finally {
       await page.close();
+    }
+  }, 60_000);
+
+  it('performanceReport writes one self-contained HTML file that draws the work in a browser', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-report-'));
+    const page = await browser.newPage();
+    try {
+      const client = await cluster.client();
+      const path = join(dir, 'report.html');
+      try {
+        const sum = await client.performanceReport(path, async () => {
+          const g = new Map<string, TaskDef>();
+          for (let i = 0; i < 200; i++) g.set(`report-inc-${i}`, { fn: fn('inc'), args: [i] });
+          const values = (await client.get(g, [...g.keys()])) as number[];
+          return values.reduce((a, b) => a + b, 0);
+        });
+        expect(sum).toBe(200 * 201 / 2);
+      } finally {
+        await client.close();
+      }
+      const html = readFileSync(path, 'utf8');
+      // Nothing to fetch: the script and the data are inside.
+      expect(html).not.toMatch(/<script[^>]+src=/);
+      expect(existsSync(path)).toBe(true);
+      const fetched: string[] = [];
+      page.on('request', (r) => void (r.url().startsWith('file:') ? undefined : fetched.push(r.url())));
+      await page.goto(pathToFileURL(path).href);
+      const row = page.locator('#progress .group-row[data-group="inc"]');
+      await row.waitFor({ timeout: 10_000 });
+      expect(await row.getAttribute('data-done')).toBe('200');
+      expect(Number(await page.locator('#task-stream canvas').getAttribute('data-tasks'))).toBe(200);
+      expect(fetched).toEqual([]);
+    } finally {
+      await page.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
 

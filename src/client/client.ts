@@ -13,6 +13,7 @@ import { decode, decodeSequence, encodeOwned } from '../protocol/codec.ts';
 import { connect } from '../protocol/handshake.ts';
 import { messageSchemas, keyFits, MAX_TOPIC, type ClientToScheduler, type SchedulerToClient, type WorkerMetrics, type WorkerSummary, type WorkerToPeer } from '../protocol/messages.ts';
 import { PeerPool } from '../protocol/peers.ts';
+import type { Snapshot } from '../scheduler/dashboard/snapshot.ts';
 import { Requests } from '../protocol/requests.ts';
 import { CancelledError, ConnectionClosedError, DataLostError, GraphError, remoteError, RunError, WeftError } from '../errors.ts';
 import { createLogger, type Logger } from '../util/log.ts';
@@ -608,6 +609,33 @@ export class Client implements FutureHost {
   async restart(): Promise<void> {
     const reply = await this.requests.start((id) => this.conn.send({ op: 'restart', id }));
     if (reply.op !== 'restart-reply') throw new WeftError(`unexpected reply to restart: ${reply.op}`);
+  }
+
+  /**
+   * Runs `work` and writes a self-contained HTML report of what the cluster
+   * did meanwhile to `path` (Dask's `performance_report`): the task stream,
+   * progress per task group, tasks by state over time and the workers, as
+   * the dashboard draws them (the latest 16,384 tasks that ended). Resolves
+   * with what `work` returned; if it throws, the report is written and the
+   * error rethrown. Needs the scheduler's dashboard (not `--no-dashboard`).
+   */
+  async performanceReport<T>(path: string, work: () => Promise<T> | T, opts: { title?: string } = {}): Promise<T> {
+    const start = Date.now();
+    let outcome: { ok: true; value: T } | { ok: false; error: unknown };
+    try {
+      outcome = { ok: true, value: await work() };
+    } catch (error) {
+      outcome = { ok: false, error };
+    }
+    const end = Date.now();
+    // Each task's report reached the scheduler (and its record) before its result was announced: nothing to wait for.
+    const reply = await this.requests.start((id) => this.conn.send({ op: 'report-data', id, since: start }));
+    if (reply.op !== 'report-data-reply') throw new WeftError(`unexpected reply to report-data: ${reply.op}`);
+    if (reply.error || reply.json === undefined) throw new WeftError(`no performance report: ${reply.error ?? 'no data'}`);
+    const { writeReport } = await import('./report.ts');
+    await writeReport(path, { title: opts.title ?? 'weft performance report', start, end, snapshot: JSON.parse(reply.json) as Snapshot });
+    if (!outcome.ok) throw outcome.error;
+    return outcome.value;
   }
 
   /** The workers in the cluster. */

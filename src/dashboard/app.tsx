@@ -58,7 +58,7 @@ function Live({ page }: { page: Page }) {
 }
 
 function ReportView({ report }: { report: Report }) {
-  const model = { ...apply(emptyModel(), report.snapshot), now: report.end };
+  const model = { ...apply(emptyModel(), report.snapshot, true), now: report.end };
   return (
     <>
       <header>

@@ -34,13 +34,13 @@ export function emptyModel(): Model {
   return { now: Date.now(), workers: [], states: {}, groups: [], stream: [], ended: 0, history: [], runs: [], transfers: new Map(), connected: false };
 }
 
-/** The model after one update (a new object: the pages redraw from it). */
-export function apply(m: Model, s: Snapshot): Model {
+/** The model after one update (a new object: the pages redraw from it). `keepAll`: a report's record, kept whole. */
+export function apply(m: Model, s: Snapshot, keepAll = false): Model {
   const stream = m.stream.concat(s.stream);
-  const cut = s.now - WINDOW_MS * 2;
+  const cut = keepAll ? -Infinity : s.now - WINDOW_MS * 2;
   let drop = 0;
   while (drop < stream.length && (stream[drop] as StreamEntry)[1] + (stream[drop] as StreamEntry)[2] < cut) drop++;
-  drop = Math.max(drop, stream.length - MAX_STREAM);
+  if (!keepAll) drop = Math.max(drop, stream.length - MAX_STREAM);
   const history = m.history.concat(s.history);
   const transfers = new Map(m.transfers);
   for (const w of s.workers) {

@@ -217,8 +217,10 @@ function drawStream(c: HTMLCanvasElement, model: Model, span: [number, number] |
   ctx.lineTo(width, height - 16);
   ctx.stroke();
   ctx.fillStyle = '#6b7280';
-  ctx.fillText(`-${((t1 - t0) / 1000).toFixed(0)} s`, label, height - 3);
-  ctx.fillText('now', width - 24, height - 3);
+  // Live: the last seconds up to now; a report: its work from start to end.
+  const secs = ((t1 - t0) / 1000).toFixed(span ? 2 : 0);
+  ctx.fillText(span ? '0 s' : `-${secs} s`, label, height - 3);
+  ctx.fillText(span ? `${secs} s` : 'now', width - (span ? 40 : 24), height - 3);
 }
 
 const CHART_STATES = ['waiting', 'queued', 'no-worker', 'processing', 'memory', 'erred'] as const;

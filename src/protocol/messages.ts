@@ -207,6 +207,8 @@ export const messageSchemas = lazySchemas((z) => {
     /** Every worker holding each key (who-has names one). */
     z.object({ op: z.literal('who-has-all'), id, keys }),
     z.object({ op: z.literal('workers'), id }),
+    /** What the dashboard recorded since `since` (ms since the epoch), for a performance report (answered by the server). */
+    z.object({ op: z.literal('report-data'), id, since: z.number().nonnegative() }),
     /** The scheduler process's own figures (answered by the server, not the state machine); `reset` starts a new measuring window. */
     z.object({ op: z.literal('process-stats'), id, reset: z.boolean().optional() }),
     /** Receive the task events of these topics from now on (see `events`). */
@@ -266,6 +268,8 @@ export const messageSchemas = lazySchemas((z) => {
     z.object({ op: z.literal('dataset-reply'), id, keys: keys.optional(), names: z.array(z.string()).optional(), error: z.string().optional() }),
     /** For each key asked, the data-server addresses of the workers holding it (none: an empty list). */
     z.object({ op: z.literal('who-has-all-reply'), id, holders: stringLists }),
+    /** The dashboard's record for a performance report, as JSON (a Snapshot), or why there is none. */
+    z.object({ op: z.literal('report-data-reply'), id, json: z.string().optional(), error: z.string().optional() }),
     /** The cluster restarted: every future of this client is cancelled. */
     z.object({ op: z.literal('restarted') }),
     /** A restart done: every worker dropped its results and replaced its threads. */

@@ -139,6 +139,7 @@ export class SchedulerServer {
         const now = Date.now();
         for (const msg of msgs) {
           if (msg.op === 'process-stats') conn.send(this.processStats(msg.id, msg.reset === true));
+          else if (msg.op === 'report-data') conn.send(this.reportData(msg.id, msg.since));
           else if (msg.op === 'update-graph' && this.http) {
             const start = performance.now();
             this.state.handle({ type: 'client-message', client: id, msg, now });
@@ -183,6 +184,12 @@ export class SchedulerServer {
         return d;
       },
     };
+  }
+
+  /** What the dashboard recorded since `since`, for a client's performance report. */
+  private reportData(id: number, since: number): { op: 'report-data-reply'; id: number; json?: string; error?: string } {
+    if (!this.feed) return { op: 'report-data-reply', id, error: 'this scheduler runs without its dashboard (--no-dashboard), which records what a report shows' };
+    return { op: 'report-data-reply', id, json: JSON.stringify(this.feed.report(since)) };
   }
 
   /** This process's own figures: they are not the state machine's to know. */

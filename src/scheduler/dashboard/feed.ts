@@ -189,6 +189,15 @@ export class DashboardFeed {
     return rows;
   }
 
+  /** Everything recorded since `since` (ms since the epoch), for a performance report: every task kept that ended since, not a sample. */
+  report(since: number): Snapshot {
+    let first = Math.max(0, this.count - RING);
+    while (first < this.count && (this.ends[first % RING] as number) < since) first++;
+    const snap = JSON.parse(this.build(first, 0, true, Infinity)) as Snapshot;
+    snap.history = snap.history.filter(([t]) => t >= since);
+    return snap;
+  }
+
   runsNow(): RunView[] {
     return [...this.runs.values()].map((r) => r.view).reverse();
   }
@@ -217,10 +226,10 @@ export class DashboardFeed {
     for (const res of this.pages) write(res, snap);
   }
 
-  /** An update: tasks recorded since `from`, samples since `historyFrom`, the runs if asked. */
-  private build(from: number, historyFrom: number, withRuns: boolean): string {
+  /** An update: tasks recorded since `from` (at most `max`, the latest), samples since `historyFrom`, the runs if asked. */
+  private build(from: number, historyFrom: number, withRuns: boolean, max = STREAM_PER_UPDATE): string {
     const ended = this.count - from;
-    const first = Math.max(from, this.count - STREAM_PER_UPDATE, this.count - RING);
+    const first = Math.max(from, this.count - max, this.count - RING);
     const stream: StreamEntry[] = [];
     // Groups by key while this update is built: a stream of 2,000 tasks has a handful of keys' groups to look up.
     for (let n = first; n < this.count; n++) {
