@@ -144,17 +144,18 @@ describe('processes', () => {
 
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     it(`stops every process of 'weft cluster' on ${signal}`, async () => {
-      const proc = spawn(process.execPath, [WEFT_BIN, 'cluster', '--port', '0', '--workers', '2'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const proc = spawn(process.execPath, [WEFT_BIN, 'cluster', '--port', '0', '--dashboard-port', '0', '--workers', '2'], { stdio: ['ignore', 'pipe', 'inherit'] });
       const lines = createInterface({ input: proc.stdout });
-      let info: { address: string; pids: number[] } | null = null;
+      let info: { address: string; dashboard: string; pids: number[] } | null = null;
       for await (const line of lines) {
         if (line.startsWith('{')) {
-          info = JSON.parse(line) as { address: string; pids: number[] };
+          info = JSON.parse(line) as { address: string; dashboard: string; pids: number[] };
           break;
         }
       }
       if (!info) throw new Error('weft cluster printed no address');
       expect(info.pids).toHaveLength(4);
+      expect((await fetch(`${info.dashboard}/health`)).status).toBe(200);
       const client = await Client.connect(info.address);
       expect(await client.submit((x: number) => x * 2, 21)).toBe(42);
       await client.close();

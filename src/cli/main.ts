@@ -32,8 +32,9 @@ Options:
   --token T                   require this shared secret from clients and workers (or WEFT_TOKEN)
   --heartbeat-timeout MS      remove a worker silent this long (default 15000)
   --no-worker-timeout MS      err a task no worker can run after this long (default 30000)
-  --dashboard-port PORT       HTTP port for /health, /metrics (Prometheus) and /api/v1/workers
-                              (default 8787; 0 picks a free one); with a token, it wants it too
+  --dashboard-port PORT       HTTP port of the dashboard (/status, /workers, /tasks, /runs), /health,
+                              /metrics (Prometheus) and /api/v1 (default 8787; 0 picks a free one);
+                              with a token, it wants it too
   --no-dashboard              serve no HTTP port
   --log-level LEVEL           trace|debug|info|warn|error|fatal|silent (default info, or WEFT_LOG_LEVEL)
   --help                      show this help
@@ -53,15 +54,17 @@ Options:
 
 Relative task modules ('./tasks.ts#fn') resolve against the worker's working directory.
 Prints {"address": ..., "name": ...} on stdout once it has joined.`,
-  cluster: `Usage: weft cluster [--workers 2] [--threads-per-worker 1] [--port 8786]
+  cluster: `Usage: weft cluster [--workers 2] [--threads-per-worker 1] [--port 8786] [--dashboard-port 8787 | --no-dashboard]
 
 Starts a scheduler and worker processes on 127.0.0.1 and prints the scheduler's
-address; Ctrl-C stops them all.
+address and its dashboard's; Ctrl-C stops them all.
 
 Options:
   --workers N               worker processes (default 2)
   --threads-per-worker N    threads per worker (default 1)
   --port PORT               scheduler port (default 8786; 0 picks a free one)
+  --dashboard-port PORT     the dashboard's HTTP port (default 8787; 0 picks a free one)
+  --no-dashboard            serve no dashboard
   --resources R=N           resources every worker offers (repeatable)
   --token T                 require a token (or WEFT_TOKEN)
   --log-level LEVEL         log level of the cluster's processes (default warn)
@@ -257,6 +260,8 @@ async function clusterCommand(argv: string[]): Promise<void> {
     workers: { type: 'string' },
     'threads-per-worker': { type: 'string' },
     port: { type: 'string' },
+    'dashboard-port': { type: 'string' },
+    'no-dashboard': { type: 'boolean' },
     resources: { type: 'string', multiple: true },
     token: { type: 'string' },
     'log-level': { type: 'string' },
@@ -270,12 +275,13 @@ async function clusterCommand(argv: string[]): Promise<void> {
     workers: check(positive, values['workers'] ?? 2, '--workers'),
     threadsPerWorker: check(positive, values['threads-per-worker'] ?? 1, '--threads-per-worker'),
     port: check(port, values['port'] ?? 8786, '--port'),
+    dashboardPort: values['no-dashboard'] ? null : check(port, values['dashboard-port'] ?? 8787, '--dashboard-port'),
     ...(Object.keys(resources).length > 0 ? { resources } : {}),
     ...(token ? { token } : {}),
     logLevel: level(values, 'warn'),
   });
-  console.log(`weft cluster ready at ${cluster.address} with ${cluster.workers.length} workers (Ctrl-C to stop)`);
-  console.log(JSON.stringify({ address: cluster.address, pids: [process.pid, cluster.schedulerPid, ...cluster.workers.map((w) => w.pid)] }));
+  console.log(`weft cluster ready at ${cluster.address} with ${cluster.workers.length} workers${cluster.dashboardUrl ? `; dashboard at ${cluster.dashboardUrl}/status` : ''} (Ctrl-C to stop)`);
+  console.log(JSON.stringify({ address: cluster.address, ...(cluster.dashboardUrl ? { dashboard: cluster.dashboardUrl } : {}), pids: [process.pid, cluster.schedulerPid, ...cluster.workers.map((w) => w.pid)] }));
   onShutdown(log, () => cluster.close());
 }
 
