@@ -92,6 +92,8 @@ export class Connection<In extends Op, Out extends Op> {
   /** A `$parts` batch being reassembled: frames left, bytes so far. */
   private partsLeft = 0;
   private parts: Buffer[] = [];
+  /** The handshake is done (expect was called): large batches in `$parts` may come. */
+  private handshaken = false;
   /** What the peer said was wrong, in an `error` message before it closed. */
   private peerError: string | null = null;
   /** Bytes of payload written to the socket (for metrics). */
@@ -122,6 +124,7 @@ export class Connection<In extends Op, Out extends Op> {
   expect<T extends Op>(schema: ZodSchema<T>): Connection<T, Out> {
     const self = this as unknown as Connection<T, Out>;
     self.schema = schema;
+    self.handshaken = true;
     self.messageHandler = null;
     return self;
   }
@@ -292,6 +295,8 @@ export class Connection<In extends Op, Out extends Op> {
     if (!Array.isArray(decoded)) throw new ProtocolError('a frame must be a msgpack array of messages');
     const first: unknown = decoded[0];
     if (decoded.length === 1 && isObject(first) && first['op'] === '$parts') {
+      // Before the handshake only a hello may come: no announcement of frames to buffer for a stranger.
+      if (!this.handshaken) throw new ProtocolError('$parts before the handshake: only a hello may come first');
       const parts = messageSchemas().partsMsg.safeParse(first);
       if (!parts.success || parts.data.n > 1_000_000) throw new ProtocolError('$parts: n must be a positive integer');
       this.partsLeft = parts.data.n;

@@ -89,6 +89,9 @@ export function tokenMatches(expected: string | undefined, given: string | undef
   return timingSafeEqual(digest(expected), digest(given));
 }
 
+/** A peer must say hello this soon after its WebSocket opens (the door's deadline counts from the TCP connection). */
+const HELLO_TIMEOUT_MS = 4000;
+
 export interface AcceptOptions {
   token?: string | undefined;
   limits?: ConnectionLimits;
@@ -110,10 +113,11 @@ export function accept(ws: WebSocket, opts: AcceptOptions): Promise<{ hello: Hel
   ws.on('error', () => {});
   return new Promise((resolve) => {
     const conn = new Connection<Hello, Op>(ws, messageSchemas().hello, opts.limits ?? DEFAULT_LIMITS, opts.label ?? 'peer');
+    // The door (listen.ts) closes the socket at its deadline too; this answers first, with a reason.
     const timer = setTimeout(() => {
-      conn.fail('no hello within 10 s', CLOSE_REFUSED);
+      conn.fail(`no hello within ${HELLO_TIMEOUT_MS / 1000} s`, CLOSE_REFUSED);
       resolve(null);
-    }, 10_000);
+    }, HELLO_TIMEOUT_MS);
     conn.onClose(() => {
       clearTimeout(timer);
       resolve(null);

@@ -74,7 +74,7 @@ export class SchedulerServer {
       throw new ConfigError(`refusing to listen on ${host} without a token: anyone who can reach it could run code on your workers. Pass --token (or set WEFT_TOKEN), or bind 127.0.0.1.`);
     }
     const limits = opts.limits ?? DEFAULT_LIMITS;
-    const { server, address } = await listen(host, opts.port ?? 8786, limits);
+    const { server, address, door } = await listen(host, opts.port ?? 8786, limits);
     const log = opts.log ?? silentLogger();
     const s = new SchedulerServer(address, server, log, opts.config ?? {}, opts.tickMs ?? 500);
     server.on('connection', (ws) => {
@@ -91,6 +91,7 @@ export class SchedulerServer {
           log.warn({ conn: id }, 'connection refused at handshake');
           return;
         }
+        door.admitted(ws);
         s.adopt(id, ok.hello.role, ok.conn, ok.hello.worker);
       });
     });

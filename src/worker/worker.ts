@@ -69,7 +69,7 @@ export class WeftWorker {
     const opts = { nthreads: 1, heartbeatMs: 1000, ...options };
     const log = opts.log ?? silentLogger();
     const limits = opts.limits ?? DEFAULT_LIMITS;
-    const { server, address } = await listen(opts.host ?? '127.0.0.1', opts.port ?? 0, limits);
+    const { server, address, door } = await listen(opts.host ?? '127.0.0.1', opts.port ?? 0, limits);
     const name = opts.name ?? `${hostname()}-${process.pid}-${address.replace(/^.*:/, '')}`;
     let self: WeftWorker | null = null;
     const pool = new ExecutorPool(
@@ -81,7 +81,7 @@ export class WeftWorker {
     );
     const worker = new WeftWorker(name, address, opts, server, pool, new PeerPool('peer', opts.token, limits), log);
     self = worker;
-    server.on('connection', (ws) => worker.onPeer(ws));
+    server.on('connection', (ws) => worker.onPeer(ws, () => door.admitted(ws)));
     try {
       await pool.ready();
       worker.scheduler = await connect<SchedulerToWorker, WorkerToScheduler>(opts.scheduler, {
@@ -264,9 +264,10 @@ export class WeftWorker {
 
   // ------------------------------------------------------------------ data server
 
-  private onPeer(ws: WebSocket): void {
+  private onPeer(ws: WebSocket, admitted: () => void): void {
     void accept(ws, { token: this.opts.token, roles: ['peer', 'client'], id: `${this.name}-peer`, schemaFor: () => messageSchemas().peerToWorker, label: 'peer' }).then((ok) => {
       if (!ok) return;
+      admitted();
       const conn = ok.conn as unknown as Connection<PeerToWorker, WorkerToPeer>;
       const isClient = ok.hello.role === 'client';
       conn.onInternalError = (err) => this.log.error({ err }, 'error handling a peer request');

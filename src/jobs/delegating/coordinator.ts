@@ -145,8 +145,9 @@ export class StepCoordinator {
   }
 
   private async listen(): Promise<{ server: WebSocketServer; url: string }> {
-    const { server, address } = await listen(this.config.host, this.config.port, { maxPayload: MAX_STEP_FRAME });
-    server.on('connection', (ws) => this.serve(wsChannel(ws)));
+    const { server, address, door } = await listen(this.config.host, this.config.port, { maxPayload: MAX_STEP_FRAME });
+    // A step's hello binds it to its attempt: only then is it let past the door.
+    server.on('connection', (ws) => this.serve(wsChannel(ws), undefined, () => door.admitted(ws)));
     server.on('error', (err) => this.warn(`coordinator server error: ${err.message}`));
     return { server, url: this.config.advertiseAddress ?? address };
   }
@@ -156,7 +157,7 @@ export class StepCoordinator {
     channel.close(why);
   }
 
-  private serve(channel: StepChannel, attached?: { stepKey: string; attempt: number }): void {
+  private serve(channel: StepChannel, attached?: { stepKey: string; attempt: number }, admitted: () => void = () => {}): void {
     this.channels.add(channel);
     let bound: Attempt | null = null;
     let runKey = '';
@@ -169,6 +170,7 @@ export class StepCoordinator {
     };
     const bind = (a: Attempt, stepKey: string, from: { pid: number; host: string } | null): void => {
       clearTimeout(timer);
+      admitted();
       a.used = true;
       a.channel = channel;
       bound = a;
