@@ -49,6 +49,10 @@ Options:
   --host HOST         interface for this worker's data server (default 127.0.0.1)
   --port PORT         port for the data server (default 0: any free port)
   --token T           the scheduler's token (or WEFT_TOKEN)
+  --cancel-grace S    a task cancelled while running and still running S seconds later ends
+                      with its thread, which is replaced (default 3)
+  --thread-heap-limit MB  heap limit of each executor thread; a task exceeding it fails alone
+                      (default: V8's)
   --log-level LEVEL   trace|debug|info|warn|error|fatal|silent (default info)
   --help              show this help
 
@@ -133,6 +137,8 @@ Options:
 const logLevel = z.enum(LOG_LEVELS);
 const port = z.coerce.number().int().min(0).max(65535);
 const positive = z.coerce.number().int().min(1);
+const nonNegative = z.coerce.number().int().min(0);
+const positiveNumber = z.coerce.number().positive();
 
 function fail(message: string): never {
   throw new ConfigError(message);
@@ -231,6 +237,8 @@ async function workerCommand(argv: string[]): Promise<void> {
     host: { type: 'string' },
     port: { type: 'string' },
     token: { type: 'string' },
+    'cancel-grace': { type: 'string' },
+    'thread-heap-limit': { type: 'string' },
     'log-level': { type: 'string' },
   });
   if (values['help']) return void console.log(HELP['worker']);
@@ -246,6 +254,8 @@ async function workerCommand(argv: string[]): Promise<void> {
     host: (values['host'] as string | undefined) ?? '127.0.0.1',
     port: check(port, values['port'] ?? 0, '--port'),
     token: (values['token'] as string | undefined) ?? process.env['WEFT_TOKEN'],
+    cancelGraceMs: check(positiveNumber, values['cancel-grace'] ?? 3, '--cancel-grace') * 1000,
+    threadHeapLimitMb: check(nonNegative, values['thread-heap-limit'] ?? 0, '--thread-heap-limit'),
     log,
   });
   console.log(JSON.stringify({ address: worker.address, name: worker.name }));

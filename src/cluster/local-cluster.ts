@@ -50,6 +50,8 @@ export interface LocalClusterOptions {
   cwd?: string;
   /** Extra scheduler flags, e.g. ['--heartbeat-timeout', '2000']. */
   schedulerArgs?: string[];
+  /** Extra flags for every worker, e.g. ['--cancel-grace', '1', '--thread-heap-limit', '256']. */
+  workerArgs?: string[];
   /** The scheduler's HTTP port for /health, /metrics and /api/v1/workers: 0 (default) a free one, null none. */
   dashboardPort?: number | null;
   /** Seconds to wait for everything to start. */
@@ -136,7 +138,7 @@ export class LocalCluster {
         Array.from({ length: n }, (_, i) => {
           const res = Array.isArray(opts.resources) ? opts.resources[i] : opts.resources;
           const resArgs = res ? Object.entries(res).flatMap(([k, v]) => ['--resources', `${k}=${v}`]) : [];
-          return startChild(['worker', address, '--nthreads', String(threads), '--name', `local-${i}`, ...resArgs, ...common], cwd, timeout);
+          return startChild(['worker', address, '--nthreads', String(threads), '--name', `local-${i}`, ...resArgs, ...common, ...(opts.workerArgs ?? [])], cwd, timeout);
         }),
       );
       for (const s of started) workers.push({ proc: s.proc, name: s.ready['name'] ?? '', address: s.ready['address'] ?? '' });

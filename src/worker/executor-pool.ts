@@ -2,7 +2,9 @@
  * A fixed pool of executor threads. Each batch of tasks is spread over the
  * threads with the fewest tasks in hand; inputs (specs and dependency bytes)
  * are copied once into one buffer per thread batch and transferred. A thread
- * that dies fails its tasks with the reason and is replaced.
+ * that dies (a task called process.exit, ran out of heap, or was ended as a
+ * runaway) is replaced: the task it was running fails with the reason, the
+ * others posted to it are requeued.
  */
 import { Worker } from 'node:worker_threads';
 import type { FnDef } from '../protocol/messages.ts';
@@ -23,6 +25,13 @@ interface Thread {
   nextSeq: number;
   /** Tasks posted and not answered, in order. */
   posted: Fifo<ExecTask>;
+  /** The number of the task it runs now, -1 for none (shared memory the thread writes). */
+  running: Int32Array;
+}
+
+export interface PoolOptions {
+  /** Heap limit of each executor thread, MB (Worker resourceLimits; 0: V8's default). */
+  threadHeapLimitMb?: number;
 }
 
 /** Where a task whose value a later task takes in memory is running. */
@@ -45,6 +54,7 @@ export class ExecutorPool {
     private readonly onResultsCb: (results: ExecResult[]) => void,
     private readonly onEvents: (events: ThreadEvents) => void,
     private readonly onThreadDeath: (index: number, reason: string) => void = () => {},
+    private readonly options: PoolOptions = {},
   ) {
     for (let i = 0; i < size; i++) this.threads.push(this.spawn(i));
   }
@@ -127,6 +137,49 @@ export class ExecutorPool {
     for (const th of old) void th.worker.terminate();
   }
 
+  /**
+   * Ends the threads running any of `keys` (tasks cancelled that ignored
+   * their signal past the grace period), like a thread that died: the task
+   * fails with `reason`, the others posted there are requeued.
+   */
+  endRunaways(keys: ReadonlySet<string>, reason: string): void {
+    for (const th of [...this.threads]) {
+      const t = this.runningTask(th);
+      if (t && keys.has(t.key)) this.replace(th, reason);
+    }
+  }
+
+  /** The task thread `th` runs now, if any. */
+  private runningTask(th: Thread): ExecTask | null {
+    const seq = th.running[0] as number;
+    if (seq < 0) return null;
+    let at = th.nextSeq - th.posted.size;
+    let found: ExecTask | null = null;
+    th.posted.forEach((t) => {
+      if (at++ === seq) found = t;
+    });
+    return found;
+  }
+
+  /**
+   * A new thread in place of `th`, which is ended if it still runs. Its
+   * running task fails with `reason`; every other task posted to it (queued,
+   * or done and not yet reported) is requeued.
+   */
+  private replace(th: Thread, reason: string): void {
+    const running = this.runningTask(th);
+    const results: ExecResult[] = th.posted.drain().map((t) =>
+      t === running
+        ? { key: t.key, run: t.run, task: t, error: { name: 'ExecutorCrashError', message: `task ${t.key} ${reason}` }, duration: 0 }
+        : { key: t.key, run: t.run, task: t, duration: 0, requeue: true },
+    );
+    for (const [key, k] of this.keepers) if (k.th === th) this.keepers.delete(key);
+    this.threads[th.index] = this.spawn(th.index);
+    void th.worker.terminate();
+    this.onThreadDeath(th.index, reason);
+    if (results.length > 0) this.onResultsCb(results);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     await Promise.all(this.threads.map((t) => t.worker.terminate()));
@@ -205,8 +258,10 @@ export class ExecutorPool {
   }
 
   private spawn(index: number): Thread {
-    const worker = new Worker(new URL('worker/thread-entry.mjs', WEFT_ROOT), { workerData: { cwd: this.cwd } });
-    const th: Thread = { worker, index, nextSeq: 0, posted: new Fifo() };
+    const running = new Int32Array(new SharedArrayBuffer(4)).fill(-1);
+    const heap = this.options.threadHeapLimitMb ?? 0;
+    const worker = new Worker(new URL('worker/thread-entry.mjs', WEFT_ROOT), { workerData: { cwd: this.cwd, running }, ...(heap > 0 ? { resourceLimits: { maxOldGenerationSizeMb: heap } } : {}) });
+    const th: Thread = { worker, index, nextSeq: 0, posted: new Fifo(), running };
     if (this.fns.length > 0) worker.postMessage({ fns: this.fns });
     worker.on('message', (msg: FromThread) => {
       // A thread replaced (restart) says nothing more.
@@ -217,20 +272,12 @@ export class ExecutorPool {
     });
     const died = (reason: string): void => {
       if (this.closed || this.threads[index] !== th) return;
-      const lost: ExecResult[] = th.posted.drain().map((t) => ({
-        key: t.key,
-        run: t.run,
-        task: t,
-        error: { name: 'ExecutorCrashError', message: `the executor thread running task ${t.key} died: ${reason}` },
-        duration: 0,
-      }));
-      for (const [key, k] of this.keepers) if (k.th === th) this.keepers.delete(key);
-      this.threads[index] = this.spawn(index);
-      this.onThreadDeath(index, reason);
-      if (lost.length > 0) this.onResultsCb(lost);
+      this.replace(th, reason);
     };
-    worker.on('error', (err) => died(`${err.name}: ${err.message}`));
-    worker.on('exit', (code) => died(`exited with code ${code}`));
+    worker.on('error', (err: Error & { code?: string }) =>
+      died(err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `ran out of memory (the thread's heap limit is ${heap > 0 ? `${heap} MB, --thread-heap-limit` : "V8's default"})` : `${err.name}: ${err.message}`),
+    );
+    worker.on('exit', (code) => died(`ended its thread with exit code ${code} (process.exit in a task ends its thread)`));
     return th;
   }
 }

@@ -35,6 +35,12 @@ g.__name ??= (fn: unknown, name: string) => {
 const port = parentPort;
 if (!port) throw new Error('executor-thread must run in a worker thread');
 const cwd = (workerData as { cwd: string }).cwd;
+/**
+ * The number of the task running now (-1: none), in memory the pool shares:
+ * if this thread dies (process.exit, out of memory, ended as a runaway), the
+ * pool knows which task did it, and requeues the others.
+ */
+const runningSlot = (workerData as { running: Int32Array }).running;
 const FLUSH_MS = 5;
 
 /**
@@ -415,6 +421,7 @@ function call(seq: number, fn: TaskFunction, args: unknown[], start: number, han
     return undefined;
   }
   currentSeq = lastSeq = seq;
+  runningSlot[0] = seq;
   currentCtx = null;
   let out: unknown;
   try {
@@ -443,6 +450,7 @@ function call(seq: number, fn: TaskFunction, args: unknown[], start: number, han
 
 function endTask(): void {
   currentSeq = -1;
+  runningSlot[0] = -1;
   currentCtx = null;
 }
 

@@ -402,6 +402,14 @@ export class WorkerState {
       }
       if (!t || t.state !== 'executing') continue;
       if (r.requeue) {
+        // Requeued (its thread died under another task, or its input was not on that thread): its resources come back.
+        this.releaseResources(t);
+        if (t.give !== null) {
+          // Its thread had taken inputs given to it, and they went with the thread: the scheduler sends the task again.
+          this.out.push({ type: 'send', msg: { op: 'missing', key: t.key, run: t.run, dep: t.deps[t.give[0] as number] as string, holders: [] } });
+          this.dropTask(t);
+          continue;
+        }
         if (t.after !== null && this.handedOn.has(t.after)) {
           // Its input was handed on to it and is gone: the scheduler computes it again.
           this.out.push({ type: 'send', msg: { op: 'missing', key: t.key, run: t.run, dep: t.after, holders: [this.config.address] } });

@@ -38,6 +38,10 @@ export interface WorkerOptions {
   /** Directory that relative task modules resolve against. */
   cwd?: string;
   heartbeatMs?: number;
+  /** A task cancelled (or released) while it runs and still running this long after ends with its thread (default 3,000). */
+  cancelGraceMs?: number;
+  /** Heap limit of each executor thread, MB (0: V8's default). */
+  threadHeapLimitMb?: number;
   limits?: ConnectionLimits;
 }
 
@@ -77,7 +81,8 @@ export class WeftWorker {
       opts.cwd ?? process.cwd(),
       (results) => self?.onResults(results),
       (events) => self?.onEvents(events.topics, events.data),
-      (index, reason) => log.error({ thread: index, reason }, 'executor thread died; restarted it'),
+      (index, reason) => log.error({ thread: index, reason }, 'executor thread ended; started a new one'),
+      { threadHeapLimitMb: opts.threadHeapLimitMb ?? 0 },
     );
     const worker = new WeftWorker(name, address, opts, server, pool, new PeerPool('peer', opts.token, limits), log);
     self = worker;
@@ -237,9 +242,23 @@ export class WeftWorker {
           break;
         case 'cancel':
           this.pool.cancel(ins.keys);
+          this.endIfStillRunning(ins.keys);
           break;
       }
     }
+  }
+
+  /**
+   * Cancelled tasks get their signal; one still running after the grace
+   * period ignores it (a loop that never checks): its thread is ended and
+   * replaced, and the tasks queued behind it run on the new one.
+   */
+  private endIfStillRunning(keys: readonly string[]): void {
+    const grace = this.opts.cancelGraceMs ?? 3000;
+    const timer = setTimeout(() => {
+      this.pool.endRunaways(new Set(keys), `was cancelled and still ran ${grace / 1000} s later: its thread was ended`);
+    }, grace);
+    timer.unref();
   }
 
   private async fetch(peer: string, keys: string[]): Promise<void> {

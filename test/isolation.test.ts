@@ -1,0 +1,75 @@
+/**
+ * A task that misbehaves harms itself only, on real clusters: a runaway
+ * that ignores cancellation ends with its thread, a task that exits its
+ * thread or exhausts its heap fails alone, and the tasks queued behind it on
+ * the same thread run on a fresh one.
+ */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { TaskError, type Future, type TaskDef } from '../src/index.ts';
+import { waitFor, withCluster } from './helpers/util.ts';
+
+const TASKS = new URL('./fixtures/tasks.ts', import.meta.url).href;
+const fn = (name: string): string => `${TASKS}#${name}`;
+
+describe('runaway tasks', () => {
+  it('a cancelled task that ignores its signal ends with its thread after the grace period; a 40-task map then runs on every worker', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-runaway-'));
+    try {
+      await withCluster({ workers: 2, workerArgs: ['--cancel-grace', '1'] }, async (_cluster, client) => {
+        const [a] = await client.workers();
+        const started = join(dir, 'spinning');
+        const runaway = client.submit(fn('spinForever'), started, { workers: [a?.name ?? ''] });
+        await waitFor(() => existsSync(started), 15_000, 'the runaway task to start');
+        await runaway.cancel();
+        const before = await client.workerMetrics();
+        const g = new Map<string, TaskDef>();
+        for (let i = 0; i < 40; i++) g.set(`after-runaway-${i}`, { fn: fn('busy'), args: [20] });
+        const values = (await client.get(g, [...g.keys()])) as number[];
+        expect(values.length).toBe(40);
+        const after = await client.workerMetrics();
+        for (const address of Object.keys(after)) expect((after[address]?.tasksExecuted ?? 0) - (before[address]?.tasksExecuted ?? 0)).toBeGreaterThan(0);
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
+describe('a thread that dies fails only its task', () => {
+  /** Tasks on one single-threaded worker: `bad` in the middle of `n - 1` good ones, all posted to the same thread. */
+  async function oneBadAmongGood(bad: TaskDef, workerArgs: string[] = []): Promise<{ error: unknown; good: number[] }> {
+    let out: { error: unknown; good: number[] } = { error: null, good: [] };
+    await withCluster({ workers: 1, workerArgs }, async (_cluster, client) => {
+      const g = new Map<string, TaskDef>();
+      for (let i = 0; i < 10; i++) g.set(`good-a-${i}`, { fn: fn('inc'), args: [i] });
+      g.set('bad', bad);
+      for (let i = 0; i < 10; i++) g.set(`good-b-${i}`, { fn: fn('inc'), args: [i] });
+      const futures = await client.compute(g, { keys: [...g.keys()] });
+      const error = await (futures['bad'] as Future).result().then(
+        () => null,
+        (e: unknown) => e,
+      );
+      const good = (await client.gather(Object.entries(futures).filter(([k]) => k.startsWith('good-b')).map(([, f]) => f))) as number[];
+      out = { error, good };
+    });
+    return out;
+  }
+
+  it('process.exit(1) in a task', async () => {
+    const { error, good } = await oneBadAmongGood({ fn: fn('exitThread'), args: [1] });
+    expect(error).toBeInstanceOf(TaskError);
+    expect((error as TaskError).remoteName).toBe('ExecutorCrashError');
+    expect((error as TaskError).message).toMatch(/exit code 1 \(process\.exit/);
+    expect(good).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  }, 60_000);
+
+  it('a task that exhausts its heap (--thread-heap-limit)', async () => {
+    const { error, good } = await oneBadAmongGood({ fn: fn('exhaustHeap') }, ['--thread-heap-limit', '64']);
+    expect(error).toBeInstanceOf(TaskError);
+    expect((error as TaskError).message).toMatch(/ran out of memory \(the thread's heap limit is 64 MB/);
+    expect(good).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  }, 60_000);
+});
