@@ -1,6 +1,7 @@
 /**
  * The `weft` command line: scheduler, worker, cluster, example.
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
@@ -29,7 +30,9 @@ Run 'weft <command> --help' for a command's options.`,
 Options:
   --host HOST                 interface to bind (default 127.0.0.1; any other needs a token)
   --port PORT                 port (default 8786; 0 picks a free one)
-  --token T                   require this shared secret from clients and workers (or WEFT_TOKEN)
+  --token-file FILE           require the shared secret in FILE from clients and workers (or WEFT_TOKEN;
+                              --token T works too, but shows it to every user in ps); off loopback it
+                              must be at least 16 characters
   --heartbeat-timeout MS      remove a worker silent this long (default 15000)
   --no-worker-timeout MS      err a task no worker can run after this long (default 30000)
   --dashboard-port PORT       HTTP port of the dashboard (/status, /workers, /tasks, /runs), /health,
@@ -48,7 +51,10 @@ Options:
   --name NAME         worker name (default host-pid-port)
   --host HOST         interface for this worker's data server (default 127.0.0.1)
   --port PORT         port for the data server (default 0: any free port)
-  --token T           the scheduler's token (or WEFT_TOKEN)
+  --token-file FILE   the scheduler's token, from FILE (or WEFT_TOKEN; --token T shows it in ps);
+                      needed to bind any address but loopback
+  --contact-address ws://HOST:PORT  where peers and clients reach this worker (default: the bound
+                      address; bound to 0.0.0.0, this machine's first external IPv4 address)
   --cancel-grace S    a task cancelled while running and still running S seconds later ends
                       with its thread, which is replaced (default 3)
   --thread-heap-limit MB  heap limit of each executor thread; a task exceeding it fails alone
@@ -70,7 +76,7 @@ Options:
   --dashboard-port PORT     the dashboard's HTTP port (default 8787; 0 picks a free one)
   --no-dashboard            serve no dashboard
   --resources R=N           resources every worker offers (repeatable)
-  --token T                 require a token (or WEFT_TOKEN)
+  --token-file FILE         require the token in FILE (or WEFT_TOKEN)
   --log-level LEVEL         log level of the cluster's processes (default warn)
   --help                    show this help`,
   run: `Usage: weft run MODULE --job NAME [--config run.json] [--address ws://HOST:PORT] [--json]
@@ -140,6 +146,29 @@ const positive = z.coerce.number().int().min(1);
 const nonNegative = z.coerce.number().int().min(0);
 const positiveNumber = z.coerce.number().positive();
 
+/**
+ * The shared secret: from --token-file (a file only its owner reads), else
+ * WEFT_TOKEN, else --token. A token on a command line is visible to every
+ * user of the machine (ps), so that one gets a warning.
+ */
+function tokenFrom(values: Record<string, unknown>, log?: { warn: (msg: string) => void }): string | undefined {
+  const file = values['token-file'] as string | undefined;
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      fail(`--token-file: cannot read ${file}: ${(err as Error).message}`);
+    }
+    const token = text.trim();
+    if (!token) fail(`--token-file: ${file} is empty`);
+    return token;
+  }
+  const flag = values['token'] as string | undefined;
+  if (flag !== undefined) log?.warn('--token puts the token on the command line, where every user of this machine can read it (ps): prefer WEFT_TOKEN or --token-file');
+  return flag ?? process.env['WEFT_TOKEN'];
+}
+
 function fail(message: string): never {
   throw new ConfigError(message);
 }
@@ -205,6 +234,7 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     host: { type: 'string' },
     port: { type: 'string' },
     token: { type: 'string' },
+    'token-file': { type: 'string' },
     'heartbeat-timeout': { type: 'string' },
     'no-worker-timeout': { type: 'string' },
     'dashboard-port': { type: 'string' },
@@ -220,7 +250,7 @@ async function schedulerCommand(argv: string[]): Promise<void> {
   const server = await SchedulerServer.start({
     host: (values['host'] as string | undefined) ?? '127.0.0.1',
     port: check(port, values['port'] ?? 8786, '--port'),
-    token: (values['token'] as string | undefined) ?? process.env['WEFT_TOKEN'],
+    token: tokenFrom(values, log),
     log,
     config,
     dashboardPort: values['no-dashboard'] ? null : check(port, values['dashboard-port'] ?? 8787, '--dashboard-port'),
@@ -237,7 +267,9 @@ async function workerCommand(argv: string[]): Promise<void> {
     host: { type: 'string' },
     port: { type: 'string' },
     token: { type: 'string' },
+    'token-file': { type: 'string' },
     'cancel-grace': { type: 'string' },
+    'contact-address': { type: 'string' },
     'thread-heap-limit': { type: 'string' },
     'log-level': { type: 'string' },
   });
@@ -253,7 +285,8 @@ async function workerCommand(argv: string[]): Promise<void> {
     name: values['name'] as string | undefined,
     host: (values['host'] as string | undefined) ?? '127.0.0.1',
     port: check(port, values['port'] ?? 0, '--port'),
-    token: (values['token'] as string | undefined) ?? process.env['WEFT_TOKEN'],
+    token: tokenFrom(values, log),
+    contactAddress: values['contact-address'] as string | undefined,
     cancelGraceMs: check(positiveNumber, values['cancel-grace'] ?? 3, '--cancel-grace') * 1000,
     threadHeapLimitMb: check(nonNegative, values['thread-heap-limit'] ?? 0, '--thread-heap-limit'),
     log,
@@ -274,13 +307,14 @@ async function clusterCommand(argv: string[]): Promise<void> {
     'no-dashboard': { type: 'boolean' },
     resources: { type: 'string', multiple: true },
     token: { type: 'string' },
+    'token-file': { type: 'string' },
     'log-level': { type: 'string' },
   });
   if (values['help']) return void console.log(HELP['cluster']);
   const log = createLogger('weft-cluster', 'info');
   const { LocalCluster } = await import('../cluster/local-cluster.ts');
   const resources = parseResources((values['resources'] as string[] | undefined) ?? []);
-  const token = (values['token'] as string | undefined) ?? process.env['WEFT_TOKEN'];
+  const token = tokenFrom(values, log);
   const cluster = await LocalCluster.start({
     workers: check(positive, values['workers'] ?? 2, '--workers'),
     threadsPerWorker: check(positive, values['threads-per-worker'] ?? 1, '--threads-per-worker'),

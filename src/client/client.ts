@@ -441,6 +441,7 @@ export class Client implements FutureHost {
       [...perWorker].map(async ([address, idx]) => {
         const reply = await this.peers.request(address, { op: 'put', keys: idx.map((i) => keys[i] as string), blobs: idx.map((i) => blobs[i] as Uint8Array) });
         if (reply.op !== 'put-ok') throw new WeftError(`unexpected reply to put: ${reply.op}`);
+        if (reply.refused?.length) throw new WeftError(`worker ${address} already holds ${reply.refused.slice(0, 5).join(', ')}: a scatter never replaces a result; use new keys`);
         const r = await this.requests.start((id) => this.conn.send({ op: 'scattered', id, keys: idx.map((i) => keys[i] as string), nbytes: reply.nbytes, worker: address }));
         if (r.op === 'scattered-ok' && r.error) throw new WeftError(`scatter to ${address} failed: ${r.error}`);
       }),

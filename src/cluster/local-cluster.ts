@@ -75,14 +75,14 @@ async function stop(p: ChildProcess): Promise<void> {
 }
 
 /** Starts `weft <args>` and resolves with the first JSON line it prints on stdout. */
-async function startChild(args: string[], cwd: string, timeoutMs: number): Promise<{ proc: ChildProcess; ready: Record<string, string> }> {
+/** `token`: given to the child in its environment (WEFT_TOKEN), never on its command line, where `ps` shows it to every user. */
+async function startChild(args: string[], cwd: string, timeoutMs: number, token: string | undefined): Promise<{ proc: ChildProcess; ready: Record<string, string> }> {
   // WEFT_NODE_ARGS passes flags to the children's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
   const nodeArgs = (process.env['WEFT_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
-  const proc = spawn(process.execPath, [...CLUSTER_NODE_FLAGS, ...nodeArgs, WEFT_BIN, ...args], {
-    cwd,
-    stdio: ['pipe', 'pipe', 'inherit'],
-    env: { ...process.env, WEFT_EXIT_WITH_STDIN: '1' },
-  });
+  const env: NodeJS.ProcessEnv = { ...process.env, WEFT_EXIT_WITH_STDIN: '1' };
+  if (token) env['WEFT_TOKEN'] = token;
+  else delete env['WEFT_TOKEN']; // a cluster without a token: not this process's, if it has one
+  const proc = spawn(process.execPath, [...CLUSTER_NODE_FLAGS, ...nodeArgs, WEFT_BIN, ...args], { cwd, stdio: ['pipe', 'pipe', 'inherit'], env });
   const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
   const ready = await new Promise<Record<string, string>>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -128,9 +128,9 @@ export class LocalCluster {
     const threads = opts.threadsPerWorker ?? 1;
     const cwd = opts.cwd ?? process.cwd();
     const timeout = (opts.startTimeoutSeconds ?? 30) * 1000;
-    const common = ['--log-level', opts.logLevel ?? 'warn', ...(opts.token ? ['--token', opts.token] : [])];
+    const common = ['--log-level', opts.logLevel ?? 'warn'];
     const dashboard = opts.dashboardPort === null ? ['--no-dashboard'] : ['--dashboard-port', String(opts.dashboardPort ?? 0)];
-    const { proc: scheduler, ready } = await startChild(['scheduler', '--port', String(opts.port ?? 0), ...dashboard, ...common, ...(opts.schedulerArgs ?? [])], cwd, timeout);
+    const { proc: scheduler, ready } = await startChild(['scheduler', '--port', String(opts.port ?? 0), ...dashboard, ...common, ...(opts.schedulerArgs ?? [])], cwd, timeout, opts.token);
     const address = ready['address'] as string;
     const workers: Child[] = [];
     try {
@@ -138,7 +138,7 @@ export class LocalCluster {
         Array.from({ length: n }, (_, i) => {
           const res = Array.isArray(opts.resources) ? opts.resources[i] : opts.resources;
           const resArgs = res ? Object.entries(res).flatMap(([k, v]) => ['--resources', `${k}=${v}`]) : [];
-          return startChild(['worker', address, '--nthreads', String(threads), '--name', `local-${i}`, ...resArgs, ...common, ...(opts.workerArgs ?? [])], cwd, timeout);
+          return startChild(['worker', address, '--nthreads', String(threads), '--name', `local-${i}`, ...resArgs, ...common, ...(opts.workerArgs ?? [])], cwd, timeout, opts.token);
         }),
       );
       for (const s of started) workers.push({ proc: s.proc, name: s.ready['name'] ?? '', address: s.ready['address'] ?? '' });

@@ -384,7 +384,8 @@ export const messageSchemas = lazySchemas((z) => {
   const workerToPeer = z.discriminatedUnion('op', [
     /** With `packed`, blobs hold the values asked for, in order, back to back (a large one alone in its blob), leaving out `missing`; `keys` is empty. */
     z.object({ op: z.literal('data'), id, keys, blobs, raw: rawLengths, missing: keys, packed: z.boolean().optional() }),
-    z.object({ op: z.literal('put-ok'), id, nbytes: counts }),
+    /** `nbytes` of the keys stored; `refused`: keys this worker already had (a put never replaces a result). */
+    z.object({ op: z.literal('put-ok'), id, nbytes: counts, refused: keys.optional() }),
     z.object({ op: z.literal('metrics-reply'), id, metrics: workerMetrics }),
     /** What the function returned (msgpack), or why it failed. */
     z.object({ op: z.literal('run-reply'), id, value: bytes.optional(), error: serializedError.optional() }),

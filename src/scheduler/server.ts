@@ -15,6 +15,7 @@ import { silentLogger, type Logger } from '../util/log.ts';
 import { SchedulerState, type SchedulerConfig, type SchedulerEvent } from './state-machine.ts';
 import { SchedulerHttp, type SchedulerFigures } from './http.ts';
 import { DashboardFeed } from './dashboard/feed.ts';
+import { checkExposure } from '../protocol/exposure.ts';
 
 export interface SchedulerOptions {
   host?: string;
@@ -31,9 +32,6 @@ export interface SchedulerOptions {
 
 type AnyConn = Connection<{ op: string }, { op: string }>;
 
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
 
 export class SchedulerServer {
   readonly state: SchedulerState;
@@ -70,9 +68,7 @@ export class SchedulerServer {
 
   static async start(opts: SchedulerOptions = {}): Promise<SchedulerServer> {
     const host = opts.host ?? '127.0.0.1';
-    if (!isLoopback(host) && !opts.token) {
-      throw new ConfigError(`refusing to listen on ${host} without a token: anyone who can reach it could run code on your workers. Pass --token (or set WEFT_TOKEN), or bind 127.0.0.1.`);
-    }
+    checkExposure('scheduler', host, opts.token);
     const limits = opts.limits ?? DEFAULT_LIMITS;
     const { server, address, door } = await listen(host, opts.port ?? 8786, limits);
     const log = opts.log ?? silentLogger();

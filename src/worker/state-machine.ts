@@ -196,6 +196,11 @@ export class WorkerState {
 
   // ------------------------------------------------------------------ queries
 
+  /** Whether this worker has anything under `key` (a result, or a task computing it). */
+  knows(key: string): boolean {
+    return this.slots.has(key);
+  }
+
   getData(key: string): Uint8Array | undefined {
     return this.slots.get(key)?.data?.bytes;
   }

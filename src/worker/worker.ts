@@ -13,6 +13,7 @@ import { DEFAULT_LIMITS, type ConnectionLimits } from '../protocol/connection.ts
 import { accept, connect } from '../protocol/handshake.ts';
 import { messageSchemas, checkComputeColumns, type ComputeMsg, type FnDef, type PeerToWorker, type SchedulerToWorker, type WorkerMetrics, type WorkerToPeer, type WorkerToScheduler } from '../protocol/messages.ts';
 import { PeerPool } from '../protocol/peers.ts';
+import { checkExposure, contactAddress } from '../protocol/exposure.ts';
 import { decode, encodeOwned } from '../protocol/codec.ts';
 import { FN_MODULE } from '../protocol/spec.ts';
 import { serializeError } from '../errors.ts';
@@ -32,6 +33,8 @@ export interface WorkerOptions {
   name?: string;
   /** Interface for this worker's data server (peers fetch results from it). */
   host?: string;
+  /** Where peers and clients reach the data server, when not where it is bound (e.g. bound to 0.0.0.0). */
+  contactAddress?: string;
   port?: number;
   token?: string | undefined;
   log?: Logger;
@@ -73,7 +76,16 @@ export class WeftWorker {
     const opts = { nthreads: 1, heartbeatMs: 1000, ...options };
     const log = opts.log ?? silentLogger();
     const limits = opts.limits ?? DEFAULT_LIMITS;
-    const { server, address, door } = await listen(opts.host ?? '127.0.0.1', opts.port ?? 0, limits);
+    const host = opts.host ?? '127.0.0.1';
+    checkExposure('worker', host, opts.token);
+    const { server, address: bound, door } = await listen(host, opts.port ?? 0, limits);
+    let address: string;
+    try {
+      address = contactAddress(bound, host, opts.contactAddress);
+    } catch (err) {
+      server.close();
+      throw err;
+    }
     const name = opts.name ?? `${hostname()}-${process.pid}-${address.replace(/^.*:/, '')}`;
     let self: WeftWorker | null = null;
     const pool = new ExecutorPool(
@@ -312,6 +324,12 @@ export class WeftWorker {
         break;
       }
       case 'put': {
+        // A put adds results; it never replaces one (computed here, or put before): another client's value stays as it was.
+        const refused = m.keys.filter((k) => this.sm.knows(k));
+        if (refused.length > 0) {
+          conn.send({ op: 'put-ok', id: m.id, nbytes: [], refused });
+          break;
+        }
         const blobs = m.blobs.map((b) => b ?? new Uint8Array(0));
         const nbytes = this.sm.put(m.keys, blobs);
         conn.send({ op: 'put-ok', id: m.id, nbytes });
