@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
+import { readTls, type TlsOptions } from '../protocol/tls.ts';
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from '../util/log.ts';
 
 const HELP: Record<string, string> = {
@@ -39,6 +40,9 @@ Options:
                               /metrics (Prometheus) and /api/v1 (default 8787; 0 picks a free one);
                               with a token, it wants it too
   --no-dashboard              serve no HTTP port
+  --tls-cert FILE --tls-key FILE  serve TLS (wss://; the dashboard https://) with this certificate
+  --tls-ca FILE               trust certificates signed by this CA (default: the system's)
+  --tls-require-client-cert   accept only clients with a certificate signed by --tls-ca
   --log-level LEVEL           trace|debug|info|warn|error|fatal|silent (default info, or WEFT_LOG_LEVEL)
   --help                      show this help
 
@@ -57,6 +61,10 @@ Options:
                       address; bound to 0.0.0.0, this machine's first external IPv4 address)
   --cancel-grace S    a task cancelled while running and still running S seconds later ends
                       with its thread, which is replaced (default 3)
+  --tls-cert FILE --tls-key FILE  serve the data port with TLS (wss://), and connect with this
+                      certificate where a client certificate is required
+  --tls-ca FILE       trust certificates signed by this CA (the scheduler's and peers')
+  --tls-require-client-cert  accept only peers with a certificate signed by --tls-ca
   --thread-heap-limit MB  heap limit of each executor thread; a task exceeding it fails alone
                       (default: V8's)
   --log-level LEVEL   trace|debug|info|warn|error|fatal|silent (default info)
@@ -169,6 +177,16 @@ function tokenFrom(values: Record<string, unknown>, log?: { warn: (msg: string) 
   return flag ?? process.env['WEFT_TOKEN'];
 }
 
+/** The TLS files named by --tls-cert, --tls-key, --tls-ca, read (null: no TLS). */
+function tlsFrom(values: Record<string, unknown>): TlsOptions | null {
+  return readTls({
+    cert: values['tls-cert'] as string | undefined,
+    key: values['tls-key'] as string | undefined,
+    ca: values['tls-ca'] as string | undefined,
+    requireClientCert: values['tls-require-client-cert'] === true,
+  });
+}
+
 function fail(message: string): never {
   throw new ConfigError(message);
 }
@@ -235,6 +253,10 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     port: { type: 'string' },
     token: { type: 'string' },
     'token-file': { type: 'string' },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
+    'tls-ca': { type: 'string' },
+    'tls-require-client-cert': { type: 'boolean' },
     'heartbeat-timeout': { type: 'string' },
     'no-worker-timeout': { type: 'string' },
     'dashboard-port': { type: 'string' },
@@ -251,6 +273,7 @@ async function schedulerCommand(argv: string[]): Promise<void> {
     host: (values['host'] as string | undefined) ?? '127.0.0.1',
     port: check(port, values['port'] ?? 8786, '--port'),
     token: tokenFrom(values, log),
+    tls: tlsFrom(values),
     log,
     config,
     dashboardPort: values['no-dashboard'] ? null : check(port, values['dashboard-port'] ?? 8787, '--dashboard-port'),
@@ -268,6 +291,10 @@ async function workerCommand(argv: string[]): Promise<void> {
     port: { type: 'string' },
     token: { type: 'string' },
     'token-file': { type: 'string' },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
+    'tls-ca': { type: 'string' },
+    'tls-require-client-cert': { type: 'boolean' },
     'cancel-grace': { type: 'string' },
     'contact-address': { type: 'string' },
     'thread-heap-limit': { type: 'string' },
@@ -286,6 +313,7 @@ async function workerCommand(argv: string[]): Promise<void> {
     host: (values['host'] as string | undefined) ?? '127.0.0.1',
     port: check(port, values['port'] ?? 0, '--port'),
     token: tokenFrom(values, log),
+    tls: tlsFrom(values),
     contactAddress: values['contact-address'] as string | undefined,
     cancelGraceMs: check(positiveNumber, values['cancel-grace'] ?? 3, '--cancel-grace') * 1000,
     threadHeapLimitMb: check(nonNegative, values['thread-heap-limit'] ?? 0, '--thread-heap-limit'),

@@ -13,6 +13,7 @@ import { decode, decodeSequence, encodeOwned } from '../protocol/codec.ts';
 import { connect } from '../protocol/handshake.ts';
 import { messageSchemas, keyFits, MAX_TOPIC, type ClientToScheduler, type SchedulerToClient, type WorkerMetrics, type WorkerSummary, type WorkerToPeer } from '../protocol/messages.ts';
 import { PeerPool } from '../protocol/peers.ts';
+import type { TlsOptions } from '../protocol/tls.ts';
 import type { Snapshot } from '../scheduler/dashboard/snapshot.ts';
 import { Requests } from '../protocol/requests.ts';
 import { CancelledError, ConnectionClosedError, DataLostError, GraphError, remoteError, RunError, WeftError } from '../errors.ts';
@@ -26,6 +27,12 @@ export interface ClientOptions {
   log?: Logger;
   /** How long to wait for the scheduler to answer the handshake. */
   timeoutMs?: number;
+  /**
+   * For a wss:// cluster (PEM contents): the CA that signed the scheduler's
+   * and workers' certificates (default: the system's), and this client's
+   * certificate and key when they require one.
+   */
+  tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
 }
 
 export interface SubmitOptions extends TaskOptions {
@@ -100,8 +107,9 @@ export class Client implements FutureHost {
     private readonly conn: Connection<SchedulerToClient, ClientToScheduler>,
     private readonly token: string | undefined,
     private readonly log: Logger,
+    tls: TlsOptions | null,
   ) {
-    this.peers = new PeerPool('client', token);
+    this.peers = new PeerPool('client', token, undefined, tls);
     conn.onMessages((msgs) => {
       for (const m of msgs) this.onMessage(m);
     });
@@ -110,8 +118,11 @@ export class Client implements FutureHost {
 
   static async connect(address: string, opts: ClientOptions = {}): Promise<Client> {
     const token = opts.token ?? process.env['WEFT_TOKEN'];
-    const conn = await connect<SchedulerToClient, ClientToScheduler>(address, { role: 'client', token, schema: messageSchemas().schedulerToClient, timeoutMs: opts.timeoutMs ?? 10_000, label: 'scheduler' });
-    return new Client(address, conn, token, opts.log ?? createLogger('weft-client', 'warn'));
+    const buf = (v: string | Buffer | undefined): Buffer | undefined => (v === undefined ? undefined : Buffer.isBuffer(v) ? v : Buffer.from(v));
+    const t = opts.tls;
+    const tls: TlsOptions | null = t ? { ...(t.ca ? { ca: buf(t.ca) as Buffer } : {}), ...(t.cert && t.key ? { cert: buf(t.cert) as Buffer, key: buf(t.key) as Buffer } : {}) } : null;
+    const conn = await connect<SchedulerToClient, ClientToScheduler>(address, { role: 'client', token, schema: messageSchemas().schedulerToClient, timeoutMs: opts.timeoutMs ?? 10_000, label: 'scheduler', tls });
+    return new Client(address, conn, token, opts.log ?? createLogger('weft-client', 'warn'), tls);
   }
 
   // ------------------------------------------------------------------ submitting

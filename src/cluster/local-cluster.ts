@@ -9,10 +9,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Client, type ClientOptions } from '../client/client.ts';
 import { WeftError } from '../errors.ts';
+import { readTls, temporaryTls, type TlsFiles } from '../protocol/tls.ts';
 import type { LogLevel } from '../util/log.ts';
 import { CLI_ENTRY } from '../util/self.ts';
 
@@ -52,6 +54,12 @@ export interface LocalClusterOptions {
   schedulerArgs?: string[];
   /** Extra flags for every worker, e.g. ['--cancel-grace', '1', '--thread-heap-limit', '256']. */
   workerArgs?: string[];
+  /**
+   * TLS between every process (wss://, the dashboard https://): 'self-signed'
+   * makes a temporary CA and a certificate for 127.0.0.1, removed on close
+   * (Dask's `Security.temporary()`); or files of your own.
+   */
+  tls?: 'self-signed' | TlsFiles;
   /** The scheduler's HTTP port for /health, /metrics and /api/v1/workers: 0 (default) a free one, null none. */
   dashboardPort?: number | null;
   /** Seconds to wait for everything to start. */
@@ -119,6 +127,9 @@ export class LocalCluster {
     private readonly workerProcs: Child[],
     private readonly token: string | undefined,
     private readonly dashboard: string | null,
+    /** What a client of this cluster trusts and shows (TLS), and what to remove once it has stopped. */
+    private readonly clientTls: ClientOptions['tls'] | undefined,
+    private readonly cleanup: () => void,
   ) {
     process.once('exit', this.onExit);
   }
@@ -128,9 +139,29 @@ export class LocalCluster {
     const threads = opts.threadsPerWorker ?? 1;
     const cwd = opts.cwd ?? process.cwd();
     const timeout = (opts.startTimeoutSeconds ?? 30) * 1000;
-    const common = ['--log-level', opts.logLevel ?? 'warn'];
+    let tlsDir: string | null = null;
+    let files: TlsFiles | undefined;
+    if (opts.tls === 'self-signed') {
+      const made = temporaryTls();
+      tlsDir = made.dir;
+      files = made.files;
+    } else files = opts.tls;
+    const cleanup = (): void => {
+      if (tlsDir) rmSync(tlsDir, { recursive: true, force: true });
+    };
+    const tlsArgs = files ? [...(files.cert && files.key ? ['--tls-cert', files.cert, '--tls-key', files.key] : []), ...(files.ca ? ['--tls-ca', files.ca] : []), ...(files.requireClientCert ? ['--tls-require-client-cert'] : [])] : [];
+    const read = files ? readTls(files) : null;
+    const clientTls = read ? { ...(read.ca ? { ca: read.ca } : {}), ...(read.cert && read.key ? { cert: read.cert, key: read.key } : {}) } : undefined;
+    const common = ['--log-level', opts.logLevel ?? 'warn', ...tlsArgs];
     const dashboard = opts.dashboardPort === null ? ['--no-dashboard'] : ['--dashboard-port', String(opts.dashboardPort ?? 0)];
-    const { proc: scheduler, ready } = await startChild(['scheduler', '--port', String(opts.port ?? 0), ...dashboard, ...common, ...(opts.schedulerArgs ?? [])], cwd, timeout, opts.token);
+    let started: { proc: ChildProcess; ready: Record<string, string> };
+    try {
+      started = await startChild(['scheduler', '--port', String(opts.port ?? 0), ...dashboard, ...common, ...(opts.schedulerArgs ?? [])], cwd, timeout, opts.token);
+    } catch (err) {
+      cleanup();
+      throw err;
+    }
+    const { proc: scheduler, ready } = started;
     const address = ready['address'] as string;
     const workers: Child[] = [];
     try {
@@ -144,14 +175,15 @@ export class LocalCluster {
       for (const s of started) workers.push({ proc: s.proc, name: s.ready['name'] ?? '', address: s.ready['address'] ?? '' });
     } catch (err) {
       scheduler.kill('SIGKILL');
+      cleanup();
       throw err;
     }
-    return new LocalCluster(address, scheduler, workers, opts.token, ready['dashboard'] ?? null);
+    return new LocalCluster(address, scheduler, workers, opts.token, ready['dashboard'] ?? null, clientTls, cleanup);
   }
 
   /** A client connected to this cluster. */
   client(opts: ClientOptions = {}): Promise<Client> {
-    return Client.connect(this.address, { token: this.token, ...opts });
+    return Client.connect(this.address, { token: this.token, ...(this.clientTls ? { tls: this.clientTls } : {}), ...opts });
   }
 
   /** Where the scheduler serves /health, /metrics and /api/v1/workers (null: turned off). */
@@ -178,6 +210,7 @@ export class LocalCluster {
     process.removeListener('exit', this.onExit);
     this.closing = stop(this.scheduler).then(async () => {
       await Promise.all(this.workerProcs.map((w) => stop(w.proc)));
+      this.cleanup();
     });
     return this.closing;
   }
@@ -186,5 +219,6 @@ export class LocalCluster {
     for (const p of [...this.workerProcs.map((w) => w.proc), this.scheduler]) {
       if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
     }
+    this.cleanup();
   }
 }

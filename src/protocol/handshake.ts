@@ -10,6 +10,7 @@ import { lazyPackage } from '../util/lazy.ts';
 import { Connection, CLOSE_REFUSED, DEFAULT_LIMITS, type ConnectionLimits, type ZodSchema } from './connection.ts';
 import { messageSchemas, PROTOCOL_VERSION, type Hello, type WorkerInfo } from './messages.ts';
 import { HandshakeError } from '../errors.ts';
+import type { TlsOptions } from './tls.ts';
 
 const wsPackage = lazyPackage<typeof WsPackage>('ws');
 
@@ -25,6 +26,16 @@ export interface ConnectOptions<In extends Op> {
   limits?: ConnectionLimits;
   timeoutMs?: number;
   label?: string;
+  /** For wss://: the CA to trust (default: the system's) and this side's certificate, if the server wants one. */
+  tls?: TlsOptions | null | undefined;
+}
+
+/** What a failed connection most likely means, when the two sides disagree about TLS. */
+function tlsHint(url: string, message: string): string {
+  if (url.startsWith('ws://') && /socket hang up|ECONNRESET|Unexpected server response: 400/i.test(message)) return ' (is it a TLS port? connect with wss://)';
+  if (url.startsWith('wss://') && /wrong version number|packet length too long|EPROTO/i.test(message)) return ' (the port does not speak TLS: connect with ws://)';
+  if (url.startsWith('wss://') && /self.signed|unable to verify|certificate/i.test(message)) return " (the server's certificate is not signed by a CA this side trusts: give the CA, --tls-ca)";
+  return '';
 }
 
 /** Opens a WebSocket to `url`, performs the handshake and returns the ready connection. */
@@ -41,6 +52,8 @@ export function connect<In extends Op, Out extends Op>(url: string, opts: Connec
         // proxies from payloads chosen by scripts in browsers; weft's peers are
         // weft processes.
         generateMask: (mask: Buffer) => void mask.fill(0),
+        ...(opts.tls?.ca ? { ca: opts.tls.ca } : {}),
+        ...(opts.tls?.cert && opts.tls.key ? { cert: opts.tls.cert, key: opts.tls.key } : {}),
       });
     } catch (err) {
       reject(new HandshakeError(`cannot connect to ${url}: ${(err as Error).message}`));
@@ -57,7 +70,7 @@ export function connect<In extends Op, Out extends Op>(url: string, opts: Connec
       } else if (conn) resolve(conn);
     };
     const timer = setTimeout(() => done(new HandshakeError(`no handshake reply from ${url} within ${opts.timeoutMs ?? 10_000} ms`)), opts.timeoutMs ?? 10_000);
-    ws.once('error', (err) => done(new HandshakeError(`cannot connect to ${url}: ${err.message}`)));
+    ws.once('error', (err) => done(new HandshakeError(`cannot connect to ${url}: ${err.message}${tlsHint(url, err.message)}`)));
     ws.once('open', () => {
       const conn = new Connection<Op, Out>(ws, messageSchemas().handshakeReply, limits, opts.label ?? url);
       conn.onClose((code, reason) => done(new HandshakeError(`${url} closed the connection during the handshake (${code}${reason ? `: ${reason}` : ''})`)));

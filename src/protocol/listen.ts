@@ -8,10 +8,12 @@
  * `maxPending` such connections are open at once (more are closed at once).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type * as WsPackage from 'ws';
 import type { ConnectionLimits } from './connection.ts';
+import type { TlsOptions } from './tls.ts';
 import { lazyPackage } from '../util/lazy.ts';
 
 const wsPackage = lazyPackage<typeof WsPackage>('ws');
@@ -39,22 +41,30 @@ interface Pending {
   onData: (chunk: Buffer) => void;
 }
 
-/** Starts a WebSocket server (compression off, frame limit set) and returns it with its ws:// address and its door. */
-export async function listen(host: string, port: number, limits: Pick<ConnectionLimits, 'maxPayload'>, door: DoorOptions = DEFAULT_DOOR): Promise<{ server: WebSocketServer; address: string; door: Door }> {
+/**
+ * Starts a WebSocket server (compression off, frame limit set) and returns
+ * it with its address (wss:// with `tls`, else ws://) and its door.
+ */
+export async function listen(host: string, port: number, limits: Pick<ConnectionLimits, 'maxPayload'>, door: DoorOptions = DEFAULT_DOOR, tls: TlsOptions | null = null): Promise<{ server: WebSocketServer; address: string; door: Door }> {
   // A plain HTTP request gets a short answer; the handshake deadline covers a request that never ends.
-  const http = createServer((_req: IncomingMessage, res: ServerResponse) => {
+  const answer = (_req: IncomingMessage, res: ServerResponse): void => {
     res.writeHead(426, { 'Content-Type': 'text/plain', Connection: 'close' });
     res.end('weft speaks WebSocket (msgpack frames) on this port\n');
-  });
+  };
+  const http = tls
+    ? createTlsServer({ cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}), requestCert: tls.requireClientCert === true, rejectUnauthorized: tls.requireClientCert === true }, answer)
+    : createServer(answer);
   http.headersTimeout = door.handshakeMs;
   http.requestTimeout = door.handshakeMs;
-  const pending = new Map<Socket, Pending>();
-  const release = (socket: Socket): void => {
-    const p = pending.get(socket);
+  // By the peer's address and port: with TLS, the socket a WebSocket gets wraps the TCP socket counted here.
+  const pending = new Map<string, Pending & { socket: Socket }>();
+  const peer = (s: Socket): string => `${s.remoteAddress}|${s.remotePort}`;
+  const release = (id: string): void => {
+    const p = pending.get(id);
     if (!p) return;
-    pending.delete(socket);
+    pending.delete(id);
     clearTimeout(p.timer);
-    socket.off('data', p.onData);
+    p.socket.off('data', p.onData);
   };
   http.on('connection', (socket: Socket) => {
     if (pending.size >= door.maxPending) {
@@ -69,13 +79,14 @@ export async function listen(host: string, port: number, limits: Pick<Connection
     };
     const timer = setTimeout(() => socket.destroy(), door.handshakeMs);
     timer.unref();
-    pending.set(socket, { timer, onData });
+    const id = peer(socket);
+    pending.set(id, { timer, onData, socket });
     socket.on('data', onData);
-    socket.once('close', () => release(socket));
+    socket.once('close', () => release(id));
   });
   const server = new (wsPackage().WebSocketServer)({ server: http, perMessageDeflate: false, maxPayload: limits.maxPayload });
-  const sockets = new WeakMap<WebSocket, Socket>();
-  server.on('connection', (ws: WebSocket, req: IncomingMessage) => sockets.set(ws, req.socket));
+  const sockets = new WeakMap<WebSocket, string>();
+  server.on('connection', (ws: WebSocket, req: IncomingMessage) => sockets.set(ws, peer(req.socket)));
   // Closing the WebSocket server leaves a server it was given open: close it too.
   server.once('close', () => {
     http.close();
@@ -92,11 +103,11 @@ export async function listen(host: string, port: number, limits: Pick<Connection
   const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return {
     server,
-    address: `ws://${shown}:${addr.port}`,
+    address: `${tls ? 'wss' : 'ws'}://${shown}:${addr.port}`,
     door: {
       admitted(ws: WebSocket): void {
-        const socket = sockets.get(ws);
-        if (socket) release(socket);
+        const id = sockets.get(ws);
+        if (id) release(id);
       },
       get pending(): number {
         return pending.size;

@@ -7,6 +7,7 @@ import type { Connection, ConnectionLimits } from './connection.ts';
 import { connect } from './handshake.ts';
 import { messageSchemas, type PeerToWorker, type WorkerToPeer } from './messages.ts';
 import { Requests } from './requests.ts';
+import type { TlsOptions } from './tls.ts';
 
 interface Peer {
   conn: Connection<WorkerToPeer, PeerToWorker>;
@@ -23,6 +24,7 @@ export class PeerPool {
     private readonly role: 'peer' | 'client',
     private readonly token: string | undefined,
     private readonly limits?: ConnectionLimits,
+    private readonly tls: TlsOptions | null = null,
   ) {}
 
   /** Sends a request to the worker at `address` and waits for its reply. */
@@ -55,6 +57,7 @@ export class PeerPool {
       ...(this.limits ? { limits: this.limits } : {}),
       timeoutMs: 5_000,
       label: address,
+      tls: this.tls,
     }).then((conn) => {
       const requests = new Requests<WorkerToPeer>();
       conn.onMessages((msgs) => {

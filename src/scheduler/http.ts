@@ -17,7 +17,9 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TlsOptions } from '../protocol/tls.ts';
 import type * as PromClient from 'prom-client';
 import type { WorkerSummary } from '../protocol/messages.ts';
 import { lazyPackage } from '../util/lazy.ts';
@@ -50,6 +52,8 @@ export interface HttpOptions {
   /** 0 picks a free port. */
   port: number;
   token?: string | undefined;
+  /** https:// with this certificate. */
+  tls?: TlsOptions | null;
 }
 
 export class SchedulerHttp {
@@ -128,14 +132,16 @@ export class SchedulerHttp {
       },
     };
 
-    const server = createServer((req, res) => void serve(req, res, opts.token, registry, figures, feed));
+    const handler = (req: IncomingMessage, res: ServerResponse): void => void serve(req, res, opts.token, registry, figures, feed);
+    const tls = opts.tls;
+    const server = tls ? createTlsServer({ cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}) }, handler) : createServer(handler);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(opts.port, opts.host, () => resolve());
     });
     const { address, port } = server.address() as AddressInfo;
     const host = address.includes(':') ? `[${address}]` : address;
-    return new SchedulerHttp(server, `http://${host}:${port}`, meters);
+    return new SchedulerHttp(server, `${tls ? 'https' : 'http'}://${host}:${port}`, meters);
   }
 
   close(): Promise<void> {

@@ -5,7 +5,8 @@
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { WebSocketServer } from 'ws';
-import { listen } from '../protocol/listen.ts';
+import { DEFAULT_DOOR, listen } from '../protocol/listen.ts';
+import { serverTls, type TlsOptions } from '../protocol/tls.ts';
 import type { Connection, ConnectionLimits } from '../protocol/connection.ts';
 import { CLOSE_SHUTDOWN, DEFAULT_LIMITS } from '../protocol/connection.ts';
 import { accept } from '../protocol/handshake.ts';
@@ -28,6 +29,8 @@ export interface SchedulerOptions {
   tickMs?: number;
   /** The HTTP port for /health, /metrics and /api/v1/workers (0: a free one; absent or null: none), on the scheduler's host. */
   dashboardPort?: number | null;
+  /** TLS: wss:// on the scheduler's port and https:// on the dashboard's, with this certificate. */
+  tls?: TlsOptions | null;
 }
 
 type AnyConn = Connection<{ op: string }, { op: string }>;
@@ -70,7 +73,8 @@ export class SchedulerServer {
     const host = opts.host ?? '127.0.0.1';
     checkExposure('scheduler', host, opts.token);
     const limits = opts.limits ?? DEFAULT_LIMITS;
-    const { server, address, door } = await listen(host, opts.port ?? 8786, limits);
+    const tls = serverTls(opts.tls ?? null, 'scheduler');
+    const { server, address, door } = await listen(host, opts.port ?? 8786, limits, DEFAULT_DOOR, tls);
     const log = opts.log ?? silentLogger();
     const s = new SchedulerServer(address, server, log, opts.config ?? {}, opts.tickMs ?? 500);
     server.on('connection', (ws) => {
@@ -100,7 +104,7 @@ export class SchedulerServer {
           groups: figures.groups,
           task: (key) => s.state.taskView(key),
         });
-        s.http = await SchedulerHttp.start({ host, port: opts.dashboardPort, token: opts.token }, figures, s.feed);
+        s.http = await SchedulerHttp.start({ host, port: opts.dashboardPort, token: opts.token, tls }, figures, s.feed);
       } catch (err) {
         await s.close();
         throw new ConfigError(`cannot serve the dashboard port on ${host}:${opts.dashboardPort}: ${(err as Error).message}; pick another with --dashboard-port, or --no-dashboard`);

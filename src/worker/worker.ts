@@ -7,13 +7,14 @@
  */
 import { hostname } from 'node:os';
 import type { WebSocketServer, WebSocket } from 'ws';
-import { listen } from '../protocol/listen.ts';
+import { DEFAULT_DOOR, listen } from '../protocol/listen.ts';
 import type { Connection} from '../protocol/connection.ts';
 import { DEFAULT_LIMITS, type ConnectionLimits } from '../protocol/connection.ts';
 import { accept, connect } from '../protocol/handshake.ts';
 import { messageSchemas, checkComputeColumns, type ComputeMsg, type FnDef, type PeerToWorker, type SchedulerToWorker, type WorkerMetrics, type WorkerToPeer, type WorkerToScheduler } from '../protocol/messages.ts';
 import { PeerPool } from '../protocol/peers.ts';
 import { checkExposure, contactAddress } from '../protocol/exposure.ts';
+import { serverTls, type TlsOptions } from '../protocol/tls.ts';
 import { decode, encodeOwned } from '../protocol/codec.ts';
 import { FN_MODULE } from '../protocol/spec.ts';
 import { serializeError } from '../errors.ts';
@@ -45,6 +46,8 @@ export interface WorkerOptions {
   cancelGraceMs?: number;
   /** Heap limit of each executor thread, MB (0: V8's default). */
   threadHeapLimitMb?: number;
+  /** TLS: the data port serves wss:// with this certificate, and connections to the scheduler and peers trust this CA. */
+  tls?: TlsOptions | null;
   limits?: ConnectionLimits;
 }
 
@@ -78,7 +81,8 @@ export class WeftWorker {
     const limits = opts.limits ?? DEFAULT_LIMITS;
     const host = opts.host ?? '127.0.0.1';
     checkExposure('worker', host, opts.token);
-    const { server, address: bound, door } = await listen(host, opts.port ?? 0, limits);
+    const tls = serverTls(opts.tls ?? null, 'worker data port');
+    const { server, address: bound, door } = await listen(host, opts.port ?? 0, limits, DEFAULT_DOOR, tls);
     let address: string;
     try {
       address = contactAddress(bound, host, opts.contactAddress);
@@ -96,7 +100,7 @@ export class WeftWorker {
       (index, reason) => log.error({ thread: index, reason }, 'executor thread ended; started a new one'),
       { threadHeapLimitMb: opts.threadHeapLimitMb ?? 0 },
     );
-    const worker = new WeftWorker(name, address, opts, server, pool, new PeerPool('peer', opts.token, limits), log);
+    const worker = new WeftWorker(name, address, opts, server, pool, new PeerPool('peer', opts.token, limits, tls), log);
     self = worker;
     server.on('connection', (ws) => worker.onPeer(ws, () => door.admitted(ws)));
     try {
@@ -107,6 +111,7 @@ export class WeftWorker {
         schema: messageSchemas().schedulerToWorker,
         limits,
         label: 'scheduler',
+        tls,
         worker: { name, address, nthreads: opts.nthreads, resources: opts.resources ?? {}, pid: process.pid },
       });
     } catch (err) {
