@@ -65,6 +65,8 @@ Options:
                       certificate where a client certificate is required
   --tls-ca FILE       trust certificates signed by this CA (the scheduler's and peers')
   --tls-require-client-cert  accept only peers with a certificate signed by --tls-ca
+  --no-nanny          run the worker in this process; by default a small supervisor (the nanny)
+                      runs it and starts it again when it dies (back-off 1 s, doubling to 30 s)
   --thread-heap-limit MB  heap limit of each executor thread; a task exceeding it fails alone
                       (default: V8's)
   --log-level LEVEL   trace|debug|info|warn|error|fatal|silent (default info)
@@ -297,6 +299,7 @@ async function workerCommand(argv: string[]): Promise<void> {
     'tls-require-client-cert': { type: 'boolean' },
     'cancel-grace': { type: 'string' },
     'contact-address': { type: 'string' },
+    'no-nanny': { type: 'boolean' },
     'thread-heap-limit': { type: 'string' },
     'log-level': { type: 'string' },
   });
@@ -304,6 +307,11 @@ async function workerCommand(argv: string[]): Promise<void> {
   const address = positionals[0] ?? fail('weft worker needs the scheduler address, e.g. weft worker ws://127.0.0.1:8786');
   if (!/^wss?:\/\//.test(address)) fail(`scheduler address must start with ws:// (got '${address}')`);
   const log = createLogger('weft-worker', level(values, 'info'));
+  if (values['no-nanny'] !== true) {
+    // Under a nanny (the default): this process supervises a worker started with the same arguments.
+    const { runNanny } = await import('./nanny.ts');
+    return runNanny(argv, createLogger('weft-nanny', level(values, 'info')));
+  }
   const { WeftWorker } = await import('../worker/worker.ts');
   const worker = await WeftWorker.start({
     scheduler: address,

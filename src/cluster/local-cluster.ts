@@ -54,6 +54,8 @@ export interface LocalClusterOptions {
   schedulerArgs?: string[];
   /** Extra flags for every worker, e.g. ['--cancel-grace', '1', '--thread-heap-limit', '256']. */
   workerArgs?: string[];
+  /** Each worker under a nanny that starts it again when it dies (default true); `workers[i].pid` is then the nanny's. */
+  nanny?: boolean;
   /**
    * TLS between every process (wss://, the dashboard https://): 'self-signed'
    * makes a temporary CA and a certificate for 127.0.0.1, removed on close
@@ -67,9 +69,12 @@ export interface LocalClusterOptions {
 }
 
 interface Child {
+  /** The process started: the worker's nanny, or the worker itself (nanny: false). */
   proc: ChildProcess;
   name: string;
   address: string;
+  /** The worker process now (its nanny says when it starts one again). */
+  workerPid: number | undefined;
 }
 
 /** SIGTERM, then SIGKILL after 5 s; resolves when the process has exited. */
@@ -83,8 +88,12 @@ async function stop(p: ChildProcess): Promise<void> {
 }
 
 /** Starts `weft <args>` and resolves with the first JSON line it prints on stdout. */
-/** `token`: given to the child in its environment (WEFT_TOKEN), never on its command line, where `ps` shows it to every user. */
-async function startChild(args: string[], cwd: string, timeoutMs: number, token: string | undefined): Promise<{ proc: ChildProcess; ready: Record<string, string> }> {
+/**
+ * `token`: given to the child in its environment (WEFT_TOKEN), never on its
+ * command line, where `ps` shows it to every user. `onReady` hears every
+ * ready line (a nanny prints one each time it starts its worker again).
+ */
+async function startChild(args: string[], cwd: string, timeoutMs: number, token: string | undefined, onReady?: (ready: Record<string, string | number>) => void): Promise<{ proc: ChildProcess; ready: Record<string, string> }> {
   // WEFT_NODE_ARGS passes flags to the children's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
   const nodeArgs = (process.env['WEFT_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
   const env: NodeJS.ProcessEnv = { ...process.env, WEFT_EXIT_WITH_STDIN: '1' };
@@ -106,6 +115,7 @@ async function startChild(args: string[], cwd: string, timeoutMs: number, token:
         const parsed = JSON.parse(line) as Record<string, string>;
         if (parsed['address']) {
           clearTimeout(timer);
+          onReady?.(parsed);
           resolve(parsed);
         }
       } catch {
@@ -165,14 +175,24 @@ export class LocalCluster {
     const address = ready['address'] as string;
     const workers: Child[] = [];
     try {
-      const started = await Promise.all(
-        Array.from({ length: n }, (_, i) => {
+      const children: Child[] = [];
+      await Promise.all(
+        Array.from({ length: n }, async (_, i) => {
           const res = Array.isArray(opts.resources) ? opts.resources[i] : opts.resources;
           const resArgs = res ? Object.entries(res).flatMap(([k, v]) => ['--resources', `${k}=${v}`]) : [];
-          return startChild(['worker', address, '--nthreads', String(threads), '--name', `local-${i}`, ...resArgs, ...common, ...(opts.workerArgs ?? [])], cwd, timeout, opts.token);
+          const child: Child = { proc: null as unknown as ChildProcess, name: '', address: '', workerPid: undefined };
+          const onReady = (ready: Record<string, string | number>): void => {
+            child.name = String(ready['name'] ?? '');
+            child.address = String(ready['address'] ?? '');
+            child.workerPid = typeof ready['workerPid'] === 'number' ? ready['workerPid'] : child.proc?.pid;
+          };
+          const s = await startChild(['worker', address, '--nthreads', String(threads), '--name', `local-${i}`, ...resArgs, ...common, ...(opts.nanny === false ? ['--no-nanny'] : []), ...(opts.workerArgs ?? [])], cwd, timeout, opts.token, onReady);
+          child.proc = s.proc;
+          child.workerPid ??= s.proc.pid;
+          children[i] = child;
         }),
       );
-      for (const s of started) workers.push({ proc: s.proc, name: s.ready['name'] ?? '', address: s.ready['address'] ?? '' });
+      workers.push(...children);
     } catch (err) {
       scheduler.kill('SIGKILL');
       cleanup();
@@ -195,9 +215,13 @@ export class LocalCluster {
     return this.scheduler.pid;
   }
 
-  /** The worker processes, in start order. */
-  get workers(): readonly { pid: number | undefined; name: string; address: string; proc: ChildProcess }[] {
-    return this.workerProcs.map((w) => ({ pid: w.proc.pid, name: w.name, address: w.address, proc: w.proc }));
+  /**
+   * The workers, in start order: `pid` is the worker process now (a nanny
+   * starts a new one when it dies), `nannyPid` its nanny's (undefined with
+   * `nanny: false`), `proc` the process this cluster started.
+   */
+  get workers(): readonly { pid: number | undefined; nannyPid: number | undefined; name: string; address: string; proc: ChildProcess }[] {
+    return this.workerProcs.map((w) => ({ pid: w.workerPid, nannyPid: w.workerPid !== w.proc.pid ? w.proc.pid : undefined, name: w.name, address: w.address, proc: w.proc }));
   }
 
   /**

@@ -1,0 +1,93 @@
+/**
+ * The nanny: `weft worker` runs the worker as a child process of a small
+ * supervisor (as Dask's nanny does), which starts it again when it dies
+ * (crash, out of memory, kill -9), after a back-off, so that a cluster keeps
+ * its size. A worker that leaves on purpose (exit code 0: the scheduler shut
+ * down or retired it) is not restarted, and the nanny leaves too.
+ *
+ * The worker reads the nanny's pipe on its stdin: if the nanny dies, even by
+ * kill -9, the worker sees the pipe close and stops (no orphan). Ctrl-C or
+ * SIGTERM to the nanny stops the worker, then the nanny.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { Logger } from '../util/log.ts';
+
+/** First wait before a restart, doubling to MAX_BACKOFF_MS while the worker keeps dying young. */
+const FIRST_BACKOFF_MS = 1000;
+const MAX_BACKOFF_MS = 30_000;
+/** A worker that ran this long died of something new: the back-off starts over. */
+const HEALTHY_MS = 60_000;
+/** How long a worker may take to stop once told to. */
+const STOP_MS = 10_000;
+
+/** Supervises `weft worker ARGS --no-nanny` until told to stop or the worker leaves on purpose. Never returns. */
+export function runNanny(args: readonly string[], log: Logger): Promise<never> {
+  let child: ChildProcess | null = null;
+  let stopping = false;
+  let backoff = FIRST_BACKOFF_MS;
+  let restarts = 0;
+  /** The worker started once: before that, a failure is its configuration's, and restarting would not help. */
+  let everReady = false;
+
+  const start = (): void => {
+    const startedAt = Date.now();
+    // The same node flags and entry as this process (process.argv[1] is weft's launcher).
+    const proc = spawn(process.execPath, [...process.execArgv, process.argv[1] as string, 'worker', ...args, '--no-nanny'], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+      env: { ...process.env, WEFT_EXIT_WITH_STDIN: '1' },
+    });
+    child = proc;
+    // The worker's ready line goes out with the nanny's pid and restart count: LocalCluster and scripts read it.
+    createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      let out = line;
+      try {
+        const ready = JSON.parse(line) as Record<string, unknown>;
+        if (ready['address']) {
+          everReady = true;
+          out = JSON.stringify({ ...ready, workerPid: proc.pid, nanny: process.pid, restarts });
+        }
+      } catch {
+        // not the ready line
+      }
+      process.stdout.write(`${out}\n`);
+    });
+    proc.on('exit', (code, signal) => {
+      if (stopping) process.exit(code ?? 0);
+      if (code === 0) {
+        log.info('the worker left on purpose (exit 0): the nanny stops too');
+        process.exit(0);
+      }
+      if (!everReady) process.exit(code ?? 1); // it never started (its error is above): restarting would not help
+      if (Date.now() - startedAt > HEALTHY_MS) backoff = FIRST_BACKOFF_MS;
+      const wait = backoff;
+      backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+      restarts++;
+      log.warn({ code, signal, restartInMs: wait, restarts }, 'the worker died; the nanny starts it again');
+      restartTimer = setTimeout(start, wait);
+    });
+  };
+  let restartTimer: NodeJS.Timeout | null = null;
+
+  const stop = (reason: string): void => {
+    if (stopping) return;
+    stopping = true;
+    if (restartTimer) clearTimeout(restartTimer);
+    log.info({ reason }, 'nanny stopping its worker');
+    const c = child;
+    if (!c || c.exitCode !== null || c.signalCode !== null) process.exit(0);
+    c.kill('SIGTERM');
+    setTimeout(() => c.kill('SIGKILL'), STOP_MS).unref();
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  if (process.env['WEFT_EXIT_WITH_STDIN'] === '1') {
+    // Started by a LocalCluster or another nanny-aware parent: stop with it.
+    process.stdin.on('end', () => stop('parent process went away'));
+    process.stdin.on('close', () => stop('parent process went away'));
+    process.stdin.resume();
+  }
+  start();
+  return new Promise<never>(() => {});
+}
+
