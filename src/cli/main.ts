@@ -2,6 +2,7 @@
  * The `weft` command line: scheduler, worker, cluster, example.
  */
 import { readFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
@@ -65,6 +66,10 @@ Options:
                       certificate where a client certificate is required
   --tls-ca FILE       trust certificates signed by this CA (the scheduler's and peers')
   --tls-require-client-cert  accept only peers with a certificate signed by --tls-ca
+  --memory-limit SIZE  e.g. 4GB, 'auto' (this machine's memory) or 0 (default: none): results held
+                      past 60% of it spill to disk, past 80% of process memory no task starts,
+                      past 95% the worker stops (its nanny starts a fresh one)
+  --local-directory DIR  where spilled results go (default: the system's temporary directory)
   --no-nanny          run the worker in this process; by default a small supervisor (the nanny)
                       runs it and starts it again when it dies (back-off 1 s, doubling to 30 s)
   --thread-heap-limit MB  heap limit of each executor thread; a task exceeding it fails alone
@@ -189,6 +194,16 @@ function tlsFrom(values: Record<string, unknown>): TlsOptions | null {
   });
 }
 
+/** --memory-limit: bytes ('4GB', '512MiB', '1e9'), 'auto' (this machine's memory), or 0 (none). */
+export function memoryLimit(value: string | undefined): number {
+  if (value === undefined || value === '0') return 0;
+  if (value === 'auto') return totalmem();
+  const m = /^(\d+(?:\.\d+)?(?:e\d+)?)\s*(b|kb|mb|gb|tb|kib|mib|gib|tib)?$/i.exec(value.trim());
+  if (!m) fail(`--memory-limit: expected a size like 4GB or 512MiB, 'auto' or 0 (got '${value}')`);
+  const units: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
+  return Math.round(Number(m[1]) * (units[(m[2] ?? 'b').toLowerCase()] as number));
+}
+
 function fail(message: string): never {
   throw new ConfigError(message);
 }
@@ -300,6 +315,8 @@ async function workerCommand(argv: string[]): Promise<void> {
     'cancel-grace': { type: 'string' },
     'contact-address': { type: 'string' },
     'no-nanny': { type: 'boolean' },
+    'memory-limit': { type: 'string' },
+    'local-directory': { type: 'string' },
     'thread-heap-limit': { type: 'string' },
     'log-level': { type: 'string' },
   });
@@ -324,6 +341,8 @@ async function workerCommand(argv: string[]): Promise<void> {
     tls: tlsFrom(values),
     contactAddress: values['contact-address'] as string | undefined,
     cancelGraceMs: check(positiveNumber, values['cancel-grace'] ?? 3, '--cancel-grace') * 1000,
+    memoryLimit: memoryLimit(values['memory-limit'] as string | undefined),
+    ...(values['local-directory'] !== undefined ? { localDirectory: values['local-directory'] as string } : {}),
     threadHeapLimitMb: check(nonNegative, values['thread-heap-limit'] ?? 0, '--thread-heap-limit'),
     log,
   });
@@ -331,7 +350,7 @@ async function workerCommand(argv: string[]): Promise<void> {
   onShutdown(log, () => worker.close('signal'));
   const reason = await worker.closed;
   log.info({ reason }, 'worker stopped');
-  process.exit(0);
+  process.exit(worker.exitCode);
 }
 
 async function clusterCommand(argv: string[]): Promise<void> {

@@ -13,6 +13,17 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../util/log.ts';
 
+/**
+ * How a worker process runs best under a memory limit (Dask's nanny sets the
+ * same): glibc gives freed memory back to the system at once, and large
+ * blocks (values) always come from their own mappings, which are returned
+ * whole when freed; by default glibc keeps them once one has been freed, so
+ * a worker's memory stays high after its results went to disk. The process
+ * may run a garbage collection when it is over its limit (--expose-gc).
+ */
+export const WORKER_ENV: Readonly<Record<string, string>> = { MALLOC_TRIM_THRESHOLD_: '65536', MALLOC_MMAP_THRESHOLD_: '1048576' };
+export const WORKER_NODE_FLAGS: readonly string[] = ['--expose-gc'];
+
 /** First wait before a restart, doubling to MAX_BACKOFF_MS while the worker keeps dying young. */
 const FIRST_BACKOFF_MS = 1000;
 const MAX_BACKOFF_MS = 30_000;
@@ -33,9 +44,9 @@ export function runNanny(args: readonly string[], log: Logger): Promise<never> {
   const start = (): void => {
     const startedAt = Date.now();
     // The same node flags and entry as this process (process.argv[1] is weft's launcher).
-    const proc = spawn(process.execPath, [...process.execArgv, process.argv[1] as string, 'worker', ...args, '--no-nanny'], {
+    const proc = spawn(process.execPath, [...process.execArgv, ...WORKER_NODE_FLAGS, process.argv[1] as string, 'worker', ...args, '--no-nanny'], {
       stdio: ['pipe', 'pipe', 'inherit'],
-      env: { ...process.env, WEFT_EXIT_WITH_STDIN: '1' },
+      env: { ...WORKER_ENV, ...process.env, WEFT_EXIT_WITH_STDIN: '1' },
     });
     child = proc;
     // The worker's ready line goes out with the nanny's pid and restart count: LocalCluster and scripts read it.

@@ -10,6 +10,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { rmSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Client, type ClientOptions } from '../client/client.ts';
@@ -17,6 +18,7 @@ import { WeftError } from '../errors.ts';
 import { readTls, temporaryTls, type TlsFiles } from '../protocol/tls.ts';
 import type { LogLevel } from '../util/log.ts';
 import { CLI_ENTRY } from '../util/self.ts';
+import { WORKER_ENV } from '../cli/nanny.ts';
 
 /** The weft CLI of this copy of weft (its sources in a checkout, else the package's). */
 export const WEFT_BIN = fileURLToPath(CLI_ENTRY);
@@ -56,6 +58,8 @@ export interface LocalClusterOptions {
   workerArgs?: string[];
   /** Each worker under a nanny that starts it again when it dies (default true); `workers[i].pid` is then the nanny's. */
   nanny?: boolean;
+  /** Each worker's memory limit, e.g. '1GB' or bytes; 'auto' (default): this machine's memory shared by the workers; 0: none. */
+  memoryLimit?: number | string;
   /**
    * TLS between every process (wss://, the dashboard https://): 'self-signed'
    * makes a temporary CA and a certificate for 127.0.0.1, removed on close
@@ -96,7 +100,8 @@ async function stop(p: ChildProcess): Promise<void> {
 async function startChild(args: string[], cwd: string, timeoutMs: number, token: string | undefined, onReady?: (ready: Record<string, string | number>) => void): Promise<{ proc: ChildProcess; ready: Record<string, string> }> {
   // WEFT_NODE_ARGS passes flags to the children's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
   const nodeArgs = (process.env['WEFT_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
-  const env: NodeJS.ProcessEnv = { ...process.env, WEFT_EXIT_WITH_STDIN: '1' };
+  // The workers' memory settings (see WORKER_ENV) for a worker without its nanny too.
+  const env: NodeJS.ProcessEnv = { ...WORKER_ENV, ...process.env, WEFT_EXIT_WITH_STDIN: '1' };
   if (token) env['WEFT_TOKEN'] = token;
   else delete env['WEFT_TOKEN']; // a cluster without a token: not this process's, if it has one
   const proc = spawn(process.execPath, [...CLUSTER_NODE_FLAGS, ...nodeArgs, WEFT_BIN, ...args], { cwd, stdio: ['pipe', 'pipe', 'inherit'], env });
@@ -163,6 +168,8 @@ export class LocalCluster {
     const read = files ? readTls(files) : null;
     const clientTls = read ? { ...(read.ca ? { ca: read.ca } : {}), ...(read.cert && read.key ? { cert: read.cert, key: read.key } : {}) } : undefined;
     const common = ['--log-level', opts.logLevel ?? 'warn', ...tlsArgs];
+    // 'auto': the machine's memory shared by the workers, as Dask's LocalCluster does.
+    const memoryArg = opts.memoryLimit === undefined || opts.memoryLimit === 'auto' ? String(Math.floor(totalmem() / n)) : String(opts.memoryLimit);
     const dashboard = opts.dashboardPort === null ? ['--no-dashboard'] : ['--dashboard-port', String(opts.dashboardPort ?? 0)];
     let started: { proc: ChildProcess; ready: Record<string, string> };
     try {
@@ -186,7 +193,7 @@ export class LocalCluster {
             child.address = String(ready['address'] ?? '');
             child.workerPid = typeof ready['workerPid'] === 'number' ? ready['workerPid'] : child.proc?.pid;
           };
-          const s = await startChild(['worker', address, '--nthreads', String(threads), '--name', `local-${i}`, ...resArgs, ...common, ...(opts.nanny === false ? ['--no-nanny'] : []), ...(opts.workerArgs ?? [])], cwd, timeout, opts.token, onReady);
+          const s = await startChild(['worker', address, '--nthreads', String(threads), '--name', `local-${i}`, ...resArgs, ...common, '--memory-limit', memoryArg, ...(opts.nanny === false ? ['--no-nanny'] : []), ...(opts.workerArgs ?? [])], cwd, timeout, opts.token, onReady);
           child.proc = s.proc;
           child.workerPid ??= s.proc.pid;
           children[i] = child;

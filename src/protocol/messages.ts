@@ -246,6 +246,9 @@ export const messageSchemas = lazySchemas((z) => {
     bytesFetched: count.optional(),
     /** The worker process's CPU use over its last heartbeat interval (1 = one core). */
     cpu: z.number().nonnegative().optional(),
+    /** Past its memory limit's pause threshold (it starts no task), and bytes of results it spilled to disk. */
+    paused: z.boolean().optional(),
+    spilledBytes: count.optional(),
   });
 
   const schedulerToClient = z.discriminatedUnion('op', [
@@ -305,7 +308,7 @@ export const messageSchemas = lazySchemas((z) => {
     /** Results the scheduler believes are here and are not (an ephemeral value handed on): recompute them if needed. */
     z.object({ op: z.literal('lost'), keys }),
     /** The worker's resident memory (bytes). */
-    z.object({ op: z.literal('heartbeat'), memory: count, sentToPeers: count.optional(), fetched: count.optional(), /** CPU time over wall time since the last one (1 = one core busy). */ cpu: z.number().nonnegative().optional() }),
+    z.object({ op: z.literal('heartbeat'), memory: count, sentToPeers: count.optional(), fetched: count.optional(), /** CPU time over wall time since the last one (1 = one core busy). */ cpu: z.number().nonnegative().optional(), /** Past its memory limit's pause threshold: it starts no task. */ paused: z.boolean().optional(), spilledBytes: count.optional() }),
     /** Events published by running tasks, sent before those tasks' results. */
     z.object({ op: z.literal('task-events'), ...taskEvents }),
   ]);
@@ -379,6 +382,11 @@ export const messageSchemas = lazySchemas((z) => {
     tasksExecuted: count,
     stored: count,
     storedBytes: count,
+    /** The memory limit (0: none); results held in memory (managed) and on disk (spilled); paused past the limit's pause threshold. */
+    memoryLimit: count.optional(),
+    managedBytes: count.optional(),
+    spilledBytes: count.optional(),
+    paused: z.boolean().optional(),
   });
 
   const workerToPeer = z.discriminatedUnion('op', [

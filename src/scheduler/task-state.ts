@@ -302,6 +302,9 @@ export class WorkerRecord {
   bytesFetched = 0;
   /** Its CPU use over its last heartbeat interval (1 = one core). */
   cpu = 0;
+  /** From its heartbeats: past its memory limit's pause threshold (it starts no task), and its results on disk. */
+  paused = false;
+  spilledBytes = 0;
   lastSeen: number;
   /** The scheduler's summed stall time when it last heard this worker (its silence excludes stalls since). */
   stalledAtSeen = 0;

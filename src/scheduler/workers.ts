@@ -99,6 +99,8 @@ export function workerMessage(s: SchedulerCore, id: string, msg: WorkerToSchedul
       if (msg.sentToPeers !== undefined) w.bytesSentToPeers = msg.sentToPeers;
       if (msg.fetched !== undefined) w.bytesFetched = msg.fetched;
       if (msg.cpu !== undefined) w.cpu = msg.cpu;
+      w.paused = msg.paused === true;
+      if (msg.spilledBytes !== undefined) w.spilledBytes = msg.spilledBytes;
       break;
     case 'task-events':
       taskEvents(s, w, msg.topics, msg.data);
@@ -225,5 +227,7 @@ export function workerSummaries(s: SchedulerCore): WorkerSummary[] {
     bytesSentToPeers: w.bytesSentToPeers,
     bytesFetched: w.bytesFetched,
     cpu: w.cpu,
+    paused: w.paused,
+    spilledBytes: w.spilledBytes,
   }));
 }

@@ -108,7 +108,15 @@ export type WorkerInstruction =
   | { type: 'define'; ids: number[]; defs: FnDef[] }
   | { type: 'execute'; tasks: ExecTask[] }
   /** Tasks freed while they run: the executor tells them (their signal aborts). */
-  | { type: 'cancel'; keys: string[] };
+  | { type: 'cancel'; keys: string[] }
+  /** Write these results to disk: they left memory (spilled), the bytes are the writer's now. */
+  | { type: 'spill'; entries: [key: string, bytes: Uint8Array][] }
+  /** Read these spilled results back (then call `unspilled`). */
+  | { type: 'unspill'; keys: string[] }
+  /** Spilled results freed: delete them from disk. */
+  | { type: 'drop-spilled'; keys: string[] }
+  /** The process is over its memory limit's last threshold: stop it (its nanny starts a fresh one). */
+  | { type: 'terminate'; reason: string };
 
 export interface ExecResult {
   key: string;
@@ -131,7 +139,18 @@ export interface WorkerConfig {
   resources: Record<string, number>;
   /** Own data-server address: a holder equal to it means "already here". */
   address: string;
+  /** Bytes (0: no limit). Results held go to disk past MEMORY.target of it, and so on (see memory()). */
+  memoryLimit?: number;
 }
+
+/**
+ * Dask's thresholds, as fractions of the memory limit: results held in
+ * memory past `target` are spilled to disk, oldest first; a process whose
+ * memory passes `spill` spills until its results are under `target`; past
+ * `pause` it starts no task; past `terminate` it stops (its nanny starts a
+ * fresh one).
+ */
+export const MEMORY = { target: 0.6, spill: 0.7, pause: 0.8, terminate: 0.95 } as const;
 
 const EMPTY = new Uint8Array(0);
 const NO_DATA: Uint8Array[] = [];
@@ -189,6 +208,17 @@ export class WorkerState {
   tasksExecuted = 0;
   /** Keys reported finished whose value was handed on, not kept (ExecResult.handedOn): asked for, they are lost. */
   private readonly handedOn = new Set<string>();
+  /** Results this worker owns that are on disk, not in memory: their sizes. */
+  private readonly spilled = new Map<string, number>();
+  spilledBytes = 0;
+  /** Tasks waiting for spilled inputs to be read back, by key. */
+  private readonly unspilling = new Map<string, WTask[]>();
+  /** The process's memory as last measured (memory()), and whether it is over `pause`. */
+  private rss = 0;
+  paused = false;
+  private terminating = false;
+  /** storedBytes when a look for results to spill found none (-1: none such). */
+  private nothingToSpillAt = -1;
 
   constructor(readonly config: WorkerConfig) {
     this.freeResources = { ...config.resources };
@@ -198,7 +228,53 @@ export class WorkerState {
 
   /** Whether this worker has anything under `key` (a result, or a task computing it). */
   knows(key: string): boolean {
-    return this.slots.has(key);
+    return this.slots.has(key) || this.spilled.has(key);
+  }
+
+  /** Whether `key`'s result is here on disk (peers asking for it are served from there). */
+  isSpilled(key: string): boolean {
+    return this.spilled.has(key);
+  }
+
+  /**
+   * The process's memory now (bytes of RSS): results spill to disk past the
+   * limit's thresholds, tasks pause, and past the last the process stops
+   * (MEMORY). Also checked as results arrive (takeInstructions).
+   */
+  memory(rss: number): void {
+    this.rss = rss;
+    const limit = this.config.memoryLimit ?? 0;
+    if (limit <= 0) return;
+    this.paused = rss > MEMORY.pause * limit;
+    if (rss > MEMORY.terminate * limit && !this.terminating) {
+      this.terminating = true;
+      this.out.push({ type: 'terminate', reason: `memory ${rss} bytes is over ${Math.round(MEMORY.terminate * 100)}% of the limit (${limit})` });
+    }
+  }
+
+  /** A spilled result read back from disk. */
+  unspilled(key: string, bytes: Uint8Array): void {
+    const waiters = this.unspilling.get(key) ?? [];
+    this.unspilling.delete(key);
+    const size = this.spilled.get(key);
+    if (size === undefined) return; // freed meanwhile
+    this.spilled.delete(key);
+    this.spilledBytes -= size;
+    const entry = this.store(key, bytes, true);
+    for (const t of waiters) {
+      if (t.slot.task !== t) continue;
+      entry.refs++;
+      if (--t.missing === 0) this.makeReady(t);
+    }
+  }
+
+  /** A spill that could not be written (disk full): the result stays in memory. */
+  spillFailed(key: string, bytes: Uint8Array): void {
+    const size = this.spilled.get(key);
+    if (size === undefined) return;
+    this.spilled.delete(key);
+    this.spilledBytes -= size;
+    this.store(key, bytes, true);
   }
 
   getData(key: string): Uint8Array | undefined {
@@ -272,6 +348,16 @@ export class WorkerState {
         continue;
       }
       t.missing++;
+      if (this.spilled.has(dep)) {
+        // On disk here: read back, not fetched.
+        const list = this.unspilling.get(dep);
+        if (list) list.push(t);
+        else {
+          this.unspilling.set(dep, [t]);
+          this.out.push({ type: 'unspill', keys: [dep] });
+        }
+        continue;
+      }
       if (depSlot?.task && (msg.who[i] ?? []).includes(this.config.address)) {
         const list = this.localWaiters.get(dep);
         if (list) list.push(t);
@@ -299,8 +385,15 @@ export class WorkerState {
   }
 
   free(keys: string[]): void {
+    let dropped: string[] | null = null;
     for (const key of keys) {
       if (this.handedOn.size > 0) this.handedOn.delete(key);
+      const size = this.spilled.get(key);
+      if (size !== undefined) {
+        this.spilled.delete(key);
+        this.spilledBytes -= size;
+        (dropped ??= []).push(key);
+      }
       const slot = this.slots.get(key);
       if (!slot) continue;
       const t = slot.task;
@@ -317,6 +410,7 @@ export class WorkerState {
         if (d.refs === 0) this.deleteData(key, slot);
       }
     }
+    if (dropped) this.out.push({ type: 'drop-spilled', keys: dropped });
   }
 
   /** Whether `key` was handed on (and forgets that): the scheduler must hear it is lost here. */
@@ -348,6 +442,12 @@ export class WorkerState {
         d.owned = true;
         here.push(key);
         nbytes.push(d.bytes.length);
+        continue;
+      }
+      const onDisk = this.spilled.get(key);
+      if (onDisk !== undefined) {
+        here.push(key);
+        nbytes.push(onDisk);
         continue;
       }
       const f = this.fetches.get(key);
@@ -475,6 +575,7 @@ export class WorkerState {
 
   /** The instructions accumulated since the last call, with ready tasks dispatched. */
   takeInstructions(): WorkerInstruction[] {
+    this.spillIfNeeded();
     this.dispatch();
     if (this.finished.keys.length > 0) {
       const f = this.finished;
@@ -541,6 +642,36 @@ export class WorkerState {
   }
 
   // ------------------------------------------------------------------ internals
+
+  /**
+   * Past the limit's `target` in results held (or `spill` in process
+   * memory), the oldest results no task here is using go to disk until the
+   * held bytes are under `target`.
+   */
+  private spillIfNeeded(): void {
+    const limit = this.config.memoryLimit ?? 0;
+    if (limit <= 0) return;
+    // Over `spill` in process memory, the held results go further under `target` by the excess: memory not theirs counts too.
+    const excess = Math.max(0, this.rss - MEMORY.spill * limit);
+    const target = Math.max(0, MEMORY.target * limit - excess);
+    if (this.storedBytes <= target && excess === 0) return;
+    // Everything held is in use, as at the last look: no scan until that changes.
+    if (this.storedBytes === this.nothingToSpillAt) return;
+    const entries: [string, Uint8Array][] = [];
+    // Slots in the order they were made: the oldest results first.
+    for (const [key, slot] of this.slots) {
+      if (this.storedBytes <= target) break;
+      const d = slot.data;
+      if (!d || !d.owned || d.refs > 0 || d.bytes.length === 0) continue;
+      entries.push([key, d.bytes]);
+      this.spilled.set(key, d.bytes.length);
+      this.spilledBytes += d.bytes.length;
+      this.deleteData(key, slot);
+    }
+    // Process memory over `spill` with nothing left to spill: only time (garbage collection) helps.
+    if (entries.length > 0) this.out.push({ type: 'spill', entries });
+    else this.nothingToSpillAt = this.storedBytes;
+  }
 
   private reportFinished(key: string, run: number, nbytes: number, duration: number): void {
     const f = this.finished;
@@ -705,6 +836,8 @@ export class WorkerState {
 
   /** Hands ready tasks to the executor, highest priority first, within limits. */
   private dispatch(): void {
+    // Paused (memory past MEMORY.pause): no task starts until it is back under.
+    if (this.paused) return;
     const limit = this.maxExecuting;
     while (this.executing - this.chained < limit && this.ready.size > 0) {
       const t = this.ready.pop() as WTask;

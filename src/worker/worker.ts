@@ -15,13 +15,14 @@ import { messageSchemas, checkComputeColumns, type ComputeMsg, type FnDef, type 
 import { PeerPool } from '../protocol/peers.ts';
 import { checkExposure, contactAddress } from '../protocol/exposure.ts';
 import { serverTls, type TlsOptions } from '../protocol/tls.ts';
+import { SpillStore } from './spill.ts';
 import { decode, encodeOwned } from '../protocol/codec.ts';
 import { FN_MODULE } from '../protocol/spec.ts';
 import { serializeError } from '../errors.ts';
 import { resolveFunction } from './functions.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
 import { ExecutorPool } from './executor-pool.ts';
-import { WorkerState, type ExecResult, type WorkerInstruction } from './state-machine.ts';
+import { MEMORY, WorkerState, type ExecResult, type WorkerInstruction } from './state-machine.ts';
 
 const NO_DEPS: string[] = [];
 const NO_WHO: string[][] = [];
@@ -48,6 +49,10 @@ export interface WorkerOptions {
   threadHeapLimitMb?: number;
   /** TLS: the data port serves wss:// with this certificate, and connections to the scheduler and peers trust this CA. */
   tls?: TlsOptions | null;
+  /** Bytes (0: none): past its thresholds results spill to disk, tasks pause, the process stops (see MEMORY). */
+  memoryLimit?: number;
+  /** Where spilled results go (a directory of this worker's own is made in it; default: the system's temporary directory). */
+  localDirectory?: string;
   limits?: ConnectionLimits;
 }
 
@@ -61,6 +66,10 @@ export class WeftWorker {
   /** Resolves with the reason once the worker has shut down. */
   readonly closed: Promise<string>;
   private metrics = { bytesSentToPeers: 0, bytesSentToClients: 0, bytesFetched: 0 };
+  /** Spilled results on disk (with a memory limit only). */
+  private readonly spill: SpillStore | null;
+  /** Measures the process's memory for the limit's thresholds (with a memory limit only). */
+  private memoryTimer: NodeJS.Timeout | null = null;
 
   private constructor(
     readonly name: string,
@@ -71,7 +80,8 @@ export class WeftWorker {
     private readonly peers: PeerPool,
     private readonly log: Logger,
   ) {
-    this.sm = new WorkerState({ nthreads: opts.nthreads, resources: opts.resources ?? {}, address });
+    this.sm = new WorkerState({ nthreads: opts.nthreads, resources: opts.resources ?? {}, address, memoryLimit: opts.memoryLimit ?? 0 });
+    this.spill = (opts.memoryLimit ?? 0) > 0 ? new SpillStore(opts.localDirectory) : null;
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
   }
 
@@ -124,6 +134,16 @@ export class WeftWorker {
     worker.scheduler.onClose((code, reason) => void worker.close(`scheduler connection closed (${code}${reason ? `: ${reason}` : ''})`));
     worker.heartbeat = setInterval(() => worker.sendHeartbeat(), opts.heartbeatMs);
     worker.heartbeat.unref();
+    if ((opts.memoryLimit ?? 0) > 0) {
+      // Five times a second: results of 20 MB arriving every few ms can pass a threshold between two looks, but the held bytes are checked as each arrives.
+      worker.memoryTimer = setInterval(() => {
+        const rss = process.memoryUsage.rss();
+        worker.sm.memory(rss);
+        worker.act();
+        worker.collectIfOver(rss);
+      }, 200);
+      worker.memoryTimer.unref();
+    }
     log.info({ name, address, scheduler: opts.scheduler, nthreads: opts.nthreads, resources: opts.resources ?? {} }, 'worker started');
     return worker;
   }
@@ -134,11 +154,13 @@ export class WeftWorker {
     this.closing = (async () => {
       this.log.info({ reason }, 'worker shutting down');
       if (this.heartbeat) clearInterval(this.heartbeat);
+      if (this.memoryTimer) clearInterval(this.memoryTimer);
       this.scheduler?.close(1000, 'worker closing');
       for (const ws of this.server.clients) ws.terminate();
       await new Promise<void>((resolve) => this.server.close(() => resolve()));
       await this.peers.close();
       await this.pool.close();
+      this.spill?.close();
       this.resolveClosed(reason);
     })();
     return this.closing;
@@ -228,6 +250,7 @@ export class WeftWorker {
       cpu: Math.round(cpu * 1000) / 1000,
       sentToPeers: this.metrics.bytesSentToPeers,
       fetched: this.metrics.bytesFetched,
+      ...(this.spill ? { paused: this.sm.paused, spilledBytes: this.sm.spilledBytes } : {}),
     });
   }
 
@@ -261,7 +284,57 @@ export class WeftWorker {
           this.pool.cancel(ins.keys);
           this.endIfStillRunning(ins.keys);
           break;
+        case 'spill':
+          this.writeSpilled(ins.entries);
+          break;
+        case 'unspill':
+          for (const key of ins.keys) this.readSpilled(key);
+          this.scheduleAct();
+          break;
+        case 'drop-spilled':
+          for (const key of ins.keys) this.spill?.drop(key);
+          break;
+        case 'terminate':
+          this.log.error({ reason: ins.reason }, 'stopping: over the memory limit');
+          this.exitCode = 3;
+          void this.close(ins.reason);
+          break;
       }
+    }
+  }
+
+  private lastGc = 0;
+
+  /**
+   * Over the memory limit's spill threshold, the values just spilled are
+   * garbage until V8 collects them, which an idle (paused) worker may not do
+   * for a long time: collect now, at most once a second (when the process
+   * runs with --expose-gc, as under its nanny).
+   */
+  private collectIfOver(rss: number): void {
+    const limit = this.opts.memoryLimit ?? 0;
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (!gc || limit <= 0 || rss <= MEMORY.spill * limit || Date.now() - this.lastGc < 1000) return;
+    this.lastGc = Date.now();
+    gc();
+  }
+
+  private writeSpilled(entries: [string, Uint8Array][]): void {
+    for (const [key, bytes] of entries) {
+      try {
+        (this.spill as SpillStore).write(key, bytes);
+      } catch (err) {
+        this.log.error({ key, err: (err as Error).message }, 'cannot spill a result to disk; it stays in memory');
+        this.sm.spillFailed(key, bytes);
+      }
+    }
+  }
+
+  private readSpilled(key: string): void {
+    try {
+      this.sm.unspilled(key, (this.spill as SpillStore).read(key));
+    } catch (err) {
+      this.log.error({ key, err: (err as Error).message }, 'cannot read a spilled result back');
     }
   }
 
@@ -380,7 +453,8 @@ export class WeftWorker {
     let bytes = 0;
     for (let i = 0; i < asked.length; i++) {
       const k = asked[i] as string;
-      const b = this.sm.getData(k);
+      // A result spilled to disk is served from there (read, not brought back into memory).
+      const b = this.sm.getData(k) ?? (this.spill && this.sm.isSpilled(k) ? this.spill.read(k) : undefined);
       if (b) {
         if (!packed) keys.push(k);
         blobs.push(b);
@@ -391,8 +465,20 @@ export class WeftWorker {
   }
 
   currentMetrics(): WorkerMetrics {
-    return { ...this.metrics, tasksExecuted: this.sm.tasksExecuted, stored: this.sm.storedCount, storedBytes: this.sm.storedBytes };
+    return {
+      ...this.metrics,
+      tasksExecuted: this.sm.tasksExecuted,
+      stored: this.sm.storedCount,
+      storedBytes: this.sm.storedBytes,
+      memoryLimit: this.opts.memoryLimit ?? 0,
+      managedBytes: this.sm.storedBytes,
+      spilledBytes: this.sm.spilledBytes,
+      paused: this.sm.paused,
+    };
   }
+
+  /** The exit code for the process once closed: 3 when it stopped over its memory limit (its nanny starts a fresh one), else 0. */
+  exitCode = 0;
 }
 
 let tsRegistered: Promise<void> | null = null;

@@ -1,0 +1,39 @@
+/**
+ * Results spilled to disk (see WorkerState.memory): one file per key in a
+ * directory of this worker's own under --local-directory, removed when the
+ * worker stops. Reads and writes are synchronous: they happen on the
+ * worker's main thread between messages, one value at a time, and a
+ * spilled value is needed before anything else can go on with it.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export class SpillStore {
+  readonly dir: string;
+
+  constructor(localDirectory = tmpdir()) {
+    this.dir = mkdtempSync(join(localDirectory, `weft-worker-${process.pid}-`));
+  }
+
+  private path(key: string): string {
+    return join(this.dir, createHash('sha1').update(key).digest('hex'));
+  }
+
+  write(key: string, bytes: Uint8Array): void {
+    writeFileSync(this.path(key), bytes);
+  }
+
+  read(key: string): Buffer {
+    return readFileSync(this.path(key));
+  }
+
+  drop(key: string): void {
+    rmSync(this.path(key), { force: true });
+  }
+
+  close(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
