@@ -168,6 +168,22 @@ describe('processes', () => {
     });
   }
 
+  it("stops every process of 'npx weft cluster' when npx is killed with -9 (npm passes no signal on)", async () => {
+    const root = new URL('..', import.meta.url).pathname;
+    const npx = spawn('npx', ['--no-install', 'weft', 'cluster', '--port', '0', '--dashboard-port', '0', '--workers', '1'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+    let info: { pids: number[] } | null = null;
+    for await (const line of createInterface({ input: npx.stdout })) {
+      if (line.startsWith('{')) {
+        info = JSON.parse(line) as { pids: number[] };
+        break;
+      }
+    }
+    if (!info) throw new Error('npx weft cluster printed no pids');
+    expect(info.pids.every(alive)).toBe(true);
+    npx.kill('SIGKILL');
+    await waitFor(() => (info as { pids: number[] }).pids.every((p) => !alive(p)), 15_000, 'the cluster started through npx to stop');
+  }, 60_000);
+
   it('refuses to bind a non-loopback address without a token, and explains flags', () => {
     const r = spawnSync(process.execPath, [WEFT_BIN, 'scheduler', '--host', '0.0.0.0', '--port', '0'], { encoding: 'utf8' });
     expect(r.status).toBe(2);

@@ -7,6 +7,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
 import { readTls, type TlsOptions } from '../protocol/tls.ts';
+import { watchNpmParent } from './npm-parent.ts';
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from '../util/log.ts';
 
 const HELP: Record<string, string> = {
@@ -262,7 +263,9 @@ function onShutdown(log: Logger, stop: (reason: string) => Promise<void>): void 
     process.stdin.on('close', () => run('parent process went away'));
     process.stdin.resume();
   }
+  watchNpmParent(run);
 }
+
 
 async function schedulerCommand(argv: string[]): Promise<void> {
   const { values } = parse(argv, {

@@ -12,6 +12,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../util/log.ts';
+import { watchNpmParent } from './npm-parent.ts';
 
 /**
  * How a worker process runs best under a memory limit (Dask's nanny sets the
@@ -90,6 +91,7 @@ export function runNanny(args: readonly string[], log: Logger): Promise<never> {
     c.kill('SIGTERM');
     setTimeout(() => c.kill('SIGKILL'), STOP_MS).unref();
   };
+  watchNpmParent(stop);
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
   if (process.env['WEFT_EXIT_WITH_STDIN'] === '1') {

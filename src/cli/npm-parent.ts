@@ -1,0 +1,45 @@
+/**
+ * Started through npm or npx (which do not pass signals on to their child,
+ * and leave it running when they are killed, with a shell between): stop
+ * when that npm process is gone. Only then: a process started by hand may
+ * outlive its shell on purpose (nohup).
+ */
+import { readFileSync } from 'node:fs';
+
+/** The npm process among this one's nearest ancestors (Linux: /proc), or null. */
+function npmAncestor(): number | null {
+  let pid = process.ppid;
+  for (let depth = 0; depth < 4 && pid > 1; depth++) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (/(^|[/\s])(npm|npx)(-cli\.js)?(\s|$)|npm exec/.test(cmd)) return pid;
+      // The field after the command in parentheses, then the state: the parent's pid.
+      pid = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[1]);
+    } catch {
+      return null;
+    }
+  }
+  return null;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export function watchNpmParent(stop: (reason: string) => void): void {
+  if (!process.env['npm_execpath'] && !process.env['npm_lifecycle_event'] && !process.env['npm_command']) return;
+  const npm = npmAncestor() ?? process.ppid;
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid !== parent || !alive(npm)) {
+      clearInterval(timer);
+      stop(`the npm process it was started by (pid ${npm}) is gone`);
+    }
+  }, 500);
+  timer.unref();
+}
