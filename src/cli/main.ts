@@ -71,6 +71,8 @@ Options:
                       past 60% of it spill to disk, past 80% of process memory no task starts,
                       past 95% the worker stops (its nanny starts a fresh one)
   --local-directory DIR  where spilled results go (default: the system's temporary directory)
+  --scheduler-reconnect-timeout S  after losing the scheduler (not told to stop), try to connect again
+                      for S seconds (default 30; 0: stop at once), keeping the results held
   --no-nanny          run the worker in this process; by default a small supervisor (the nanny)
                       runs it and starts it again when it dies (back-off 1 s, doubling to 30 s)
   --thread-heap-limit MB  heap limit of each executor thread; a task exceeding it fails alone
@@ -319,6 +321,7 @@ async function workerCommand(argv: string[]): Promise<void> {
     'contact-address': { type: 'string' },
     'no-nanny': { type: 'boolean' },
     'memory-limit': { type: 'string' },
+    'scheduler-reconnect-timeout': { type: 'string' },
     'local-directory': { type: 'string' },
     'thread-heap-limit': { type: 'string' },
     'log-level': { type: 'string' },
@@ -345,6 +348,7 @@ async function workerCommand(argv: string[]): Promise<void> {
     contactAddress: values['contact-address'] as string | undefined,
     cancelGraceMs: check(positiveNumber, values['cancel-grace'] ?? 3, '--cancel-grace') * 1000,
     memoryLimit: memoryLimit(values['memory-limit'] as string | undefined),
+    schedulerReconnectMs: check(z.coerce.number().min(0), values['scheduler-reconnect-timeout'] ?? 30, '--scheduler-reconnect-timeout') * 1000,
     ...(values['local-directory'] !== undefined ? { localDirectory: values['local-directory'] as string } : {}),
     threadHeapLimitMb: check(nonNegative, values['thread-heap-limit'] ?? 0, '--thread-heap-limit'),
     log,

@@ -33,6 +33,12 @@ export interface ClientOptions {
    * certificate and key when they require one.
    */
   tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
+  /**
+   * The client pings the scheduler every few seconds; when it has heard
+   * nothing for this long (a scheduler stopped, a network cut), it gives up:
+   * its futures fail with ConnectionClosedError (default 30,000; 0: never).
+   */
+  schedulerTimeoutMs?: number;
 }
 
 export interface SubmitOptions extends TaskOptions {
@@ -108,12 +114,35 @@ export class Client implements FutureHost {
     private readonly token: string | undefined,
     private readonly log: Logger,
     tls: TlsOptions | null,
+    schedulerTimeoutMs: number,
   ) {
     this.peers = new PeerPool('client', token, undefined, tls);
     conn.onMessages((msgs) => {
       for (const m of msgs) this.onMessage(m);
     });
     conn.onClose((code, reason) => this.onClosed(`scheduler connection closed (${code}${reason ? `: ${reason}` : ''})`));
+    if (schedulerTimeoutMs > 0) this.watchScheduler(schedulerTimeoutMs);
+  }
+
+  /** Pings the scheduler; silent for `timeoutMs`, the connection is cut (futures fail with ConnectionClosedError). */
+  private watchScheduler(timeoutMs: number): void {
+    let heard = Date.now();
+    const every = Math.min(5000, Math.max(100, timeoutMs / 3));
+    const timer = setInterval(() => {
+      if (this.closedError) return void clearInterval(timer);
+      if (Date.now() - heard > timeoutMs) {
+        clearInterval(timer);
+        this.log.error({ silentMs: Date.now() - heard }, 'the scheduler has not answered: giving up on it');
+        this.onClosed(`the scheduler did not answer for ${timeoutMs / 1000} s`);
+        this.conn.ws.terminate();
+        return;
+      }
+      this.requests.start((id) => this.conn.send({ op: 'ping', id })).then(
+        () => (heard = Date.now()),
+        () => {},
+      );
+    }, every);
+    timer.unref();
   }
 
   static async connect(address: string, opts: ClientOptions = {}): Promise<Client> {
@@ -122,7 +151,7 @@ export class Client implements FutureHost {
     const t = opts.tls;
     const tls: TlsOptions | null = t ? { ...(t.ca ? { ca: buf(t.ca) as Buffer } : {}), ...(t.cert && t.key ? { cert: buf(t.cert) as Buffer, key: buf(t.key) as Buffer } : {}) } : null;
     const conn = await connect<SchedulerToClient, ClientToScheduler>(address, { role: 'client', token, schema: messageSchemas().schedulerToClient, timeoutMs: opts.timeoutMs ?? 10_000, label: 'scheduler', tls });
-    return new Client(address, conn, token, opts.log ?? createLogger('weft-client', 'warn'), tls);
+    return new Client(address, conn, token, opts.log ?? createLogger('weft-client', 'warn'), tls, opts.schedulerTimeoutMs ?? 30_000);
   }
 
   // ------------------------------------------------------------------ submitting

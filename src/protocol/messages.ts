@@ -207,6 +207,8 @@ export const messageSchemas = lazySchemas((z) => {
     /** Every worker holding each key (who-has names one). */
     z.object({ op: z.literal('who-has-all'), id, keys }),
     z.object({ op: z.literal('workers'), id }),
+    /** Are you there? (answered with pong; a client that hears nothing for its timeout gives up on the scheduler) */
+    z.object({ op: z.literal('ping'), id }),
     /** What the dashboard recorded since `since` (ms since the epoch), for a performance report (answered by the server). */
     z.object({ op: z.literal('report-data'), id, since: z.number().nonnegative() }),
     /** The scheduler process's own figures (answered by the server, not the state machine); `reset` starts a new measuring window. */
@@ -267,6 +269,7 @@ export const messageSchemas = lazySchemas((z) => {
     /** For each key asked, an index into `addresses` of a worker holding it, or -1. */
     z.object({ op: z.literal('who-has-reply'), id, addresses: z.array(z.string()), holder: columnCheck<number>('worker indices (-1 for none)', (x) => Number.isSafeInteger(x) && (x as number) >= -1) }),
     z.object({ op: z.literal('workers-reply'), id, workers: z.array(workerSummary) }),
+    z.object({ op: z.literal('pong'), id }),
     /** The answer to a dataset request: its keys, the names, or why not. */
     z.object({ op: z.literal('dataset-reply'), id, keys: keys.optional(), names: z.array(z.string()).optional(), error: z.string().optional() }),
     /** For each key asked, the data-server addresses of the workers holding it (none: an empty list). */
@@ -301,6 +304,8 @@ export const messageSchemas = lazySchemas((z) => {
     /** Tasks handed to an executor thread: the ones to blame if this worker dies. */
     z.object({ op: z.literal('executing'), keys, runs: countsF64 }),
     z.object({ op: z.literal('missing'), key, run: count, dep: key, holders: z.array(z.string()) }),
+    /** Connected again after losing the scheduler: the results this worker holds (the scheduler keeps those it knows, frees the rest). */
+    z.object({ op: z.literal('holding'), keys, nbytes: countsF64 }),
     /** Done restarting: nothing held, fresh threads. */
     z.object({ op: z.literal('restarted') }),
     /** Results of an `acquire` now kept here (with their sizes), and those no holder gave. */

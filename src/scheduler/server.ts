@@ -140,6 +140,7 @@ export class SchedulerServer {
         const now = Date.now();
         for (const msg of msgs) {
           if (msg.op === 'process-stats') conn.send(this.processStats(msg.id, msg.reset === true));
+          else if (msg.op === 'ping') conn.send({ op: 'pong', id: msg.id } as { op: string });
           else if (msg.op === 'report-data') conn.send(this.reportData(msg.id, msg.since));
           else if (msg.op === 'update-graph' && this.http) {
             const start = performance.now();

@@ -111,6 +111,9 @@ export function workerMessage(s: SchedulerCore, id: string, msg: WorkerToSchedul
     case 'restarted':
       restartProgress(s, w.id);
       break;
+    case 'holding':
+      holding(s, w, msg.keys, msg.nbytes);
+      break;
   }
 }
 
@@ -204,6 +207,26 @@ function missingData(s: SchedulerCore, w: WorkerRecord, key: string, run: number
     detachFromWorker(s, ts);
     s.outbox.key(w.id, 'free', ts.key);
     returnToWaiting(s, ts);
+  }
+}
+
+/**
+ * A worker that lost this scheduler and connected again says what it holds:
+ * results the scheduler has in memory get this worker as one more holder;
+ * the rest (forgotten, recomputed elsewhere by now, or never known: a
+ * scheduler started afresh) are freed there.
+ */
+function holding(s: SchedulerCore, w: WorkerRecord, keys: readonly string[], nbytes: ArrayLike<number>): void {
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as string;
+    const ts = s.tasks.get(key);
+    if (ts && ts.state === 'memory') {
+      if (!ts.whoHas.includes(w)) {
+        addHolder(ts, w);
+        w.stored++;
+        w.storedBytes += nbytes[i] ?? 0;
+      }
+    } else s.outbox.key(w.id, 'free', key);
   }
 }
 

@@ -231,6 +231,39 @@ export class WorkerState {
     return this.slots.has(key) || this.spilled.has(key);
   }
 
+  /**
+   * A fresh machine with this one's results (owned, in memory or on disk)
+   * and nothing else: after the scheduler was lost, the tasks it had given
+   * are its to give again; the results may still be wanted.
+   */
+  keepingResults(): WorkerState {
+    const next = new WorkerState(this.config);
+    for (const [key, slot] of this.slots) {
+      const d = slot.data;
+      if (d && d.owned) next.store(key, d.bytes, true);
+    }
+    for (const [key, size] of this.spilled) next.spilled.set(key, size);
+    next.spilledBytes = this.spilledBytes;
+    next.tasksExecuted = this.tasksExecuted;
+    return next;
+  }
+
+  /** The results this worker owns (in memory or on disk), with their sizes. */
+  heldResults(): { keys: string[]; nbytes: number[] } {
+    const keys: string[] = [];
+    const nbytes: number[] = [];
+    for (const [key, slot] of this.slots) {
+      if (!slot.data?.owned) continue;
+      keys.push(key);
+      nbytes.push(slot.data.bytes.length);
+    }
+    for (const [key, size] of this.spilled) {
+      keys.push(key);
+      nbytes.push(size);
+    }
+    return { keys, nbytes };
+  }
+
   /** Whether `key`'s result is here on disk (peers asking for it are served from there). */
   isSpilled(key: string): boolean {
     return this.spilled.has(key);

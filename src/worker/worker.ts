@@ -9,8 +9,8 @@ import { hostname } from 'node:os';
 import type { WebSocketServer, WebSocket } from 'ws';
 import { DEFAULT_DOOR, listen } from '../protocol/listen.ts';
 import type { Connection} from '../protocol/connection.ts';
-import { DEFAULT_LIMITS, type ConnectionLimits } from '../protocol/connection.ts';
-import { accept, connect } from '../protocol/handshake.ts';
+import { CLOSE_REFUSED, CLOSE_SHUTDOWN, DEFAULT_LIMITS, type ConnectionLimits } from '../protocol/connection.ts';
+import { accept, connect, type ConnectOptions } from '../protocol/handshake.ts';
 import { messageSchemas, checkComputeColumns, type ComputeMsg, type FnDef, type PeerToWorker, type SchedulerToWorker, type WorkerMetrics, type WorkerToPeer, type WorkerToScheduler } from '../protocol/messages.ts';
 import { PeerPool } from '../protocol/peers.ts';
 import { checkExposure, contactAddress } from '../protocol/exposure.ts';
@@ -53,6 +53,8 @@ export interface WorkerOptions {
   memoryLimit?: number;
   /** Where spilled results go (a directory of this worker's own is made in it; default: the system's temporary directory). */
   localDirectory?: string;
+  /** How long to try connecting again after losing the scheduler (default 30,000; 0: stop at once). */
+  schedulerReconnectMs?: number;
   limits?: ConnectionLimits;
 }
 
@@ -113,25 +115,24 @@ export class WeftWorker {
     const worker = new WeftWorker(name, address, opts, server, pool, new PeerPool('peer', opts.token, limits, tls), log);
     self = worker;
     server.on('connection', (ws) => worker.onPeer(ws, () => door.admitted(ws)));
+    worker.connectOptions = {
+      role: 'worker',
+      token: opts.token,
+      schema: messageSchemas().schedulerToWorker,
+      limits,
+      label: 'scheduler',
+      tls,
+      worker: { name, address, nthreads: opts.nthreads, resources: opts.resources ?? {}, pid: process.pid },
+    };
     try {
       await pool.ready();
-      worker.scheduler = await connect<SchedulerToWorker, WorkerToScheduler>(opts.scheduler, {
-        role: 'worker',
-        token: opts.token,
-        schema: messageSchemas().schedulerToWorker,
-        limits,
-        label: 'scheduler',
-        tls,
-        worker: { name, address, nthreads: opts.nthreads, resources: opts.resources ?? {}, pid: process.pid },
-      });
+      worker.scheduler = await connect<SchedulerToWorker, WorkerToScheduler>(opts.scheduler, worker.connectOptions);
     } catch (err) {
       await pool.close();
       server.close();
       throw err;
     }
-    worker.scheduler.onInternalError = (err) => log.error({ err }, 'error handling a scheduler message');
-    worker.scheduler.onMessages((msgs) => worker.onScheduler(msgs));
-    worker.scheduler.onClose((code, reason) => void worker.close(`scheduler connection closed (${code}${reason ? `: ${reason}` : ''})`));
+    worker.wireScheduler();
     worker.heartbeat = setInterval(() => worker.sendHeartbeat(), opts.heartbeatMs);
     worker.heartbeat.unref();
     if ((opts.memoryLimit ?? 0) > 0) {
@@ -146,6 +147,50 @@ export class WeftWorker {
     }
     log.info({ name, address, scheduler: opts.scheduler, nthreads: opts.nthreads, resources: opts.resources ?? {} }, 'worker started');
     return worker;
+  }
+
+  private connectOptions!: ConnectOptions<SchedulerToWorker>;
+  private reconnecting = false;
+
+  private wireScheduler(): void {
+    this.scheduler.onInternalError = (err) => this.log.error({ err }, 'error handling a scheduler message');
+    this.scheduler.onMessages((msgs) => this.onScheduler(msgs));
+    this.scheduler.onClose((code, reason) => void this.lostScheduler(code, `scheduler connection closed (${code}${reason ? `: ${reason}` : ''})`));
+  }
+
+  /**
+   * The scheduler connection closed. Told to go (the scheduler shut down or
+   * retired this worker), or never to wait: the worker stops. Otherwise (the
+   * scheduler died, or the network broke) it tries again for
+   * `schedulerReconnectMs`, keeping the results it holds: its running tasks
+   * are ended (the scheduler gives them to others) and, connected again, it
+   * tells the scheduler what it holds.
+   */
+  private async lostScheduler(code: number, why: string): Promise<void> {
+    const wait = this.opts.schedulerReconnectMs ?? 30_000;
+    if (this.closing || code === CLOSE_SHUTDOWN || code === CLOSE_REFUSED || wait <= 0) return void this.close(why);
+    if (this.reconnecting) return;
+    this.reconnecting = true;
+    this.log.warn({ why, retryForMs: wait }, 'lost the scheduler; connecting again');
+    this.pool.restart();
+    this.sm = this.sm.keepingResults();
+    const deadline = Date.now() + wait;
+    while (!this.closing && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      try {
+        this.scheduler = await connect<SchedulerToWorker, WorkerToScheduler>(this.opts.scheduler, { ...this.connectOptions, timeoutMs: 5000 });
+      } catch {
+        continue;
+      }
+      this.reconnecting = false;
+      this.wireScheduler();
+      const { keys, nbytes } = this.sm.heldResults();
+      this.scheduler.send({ op: 'holding', keys, nbytes: Float64Array.from(nbytes) });
+      this.log.info({ holding: keys.length }, 'connected to the scheduler again');
+      return;
+    }
+    this.reconnecting = false;
+    await this.close(`${why}; no scheduler within ${wait / 1000} s`);
   }
 
   /** Stops serving, ends threads and connections. Safe to call more than once. */
