@@ -91,6 +91,31 @@ describe('replicate and retireWorkers', () => {
   }, 60_000);
 });
 
+describe('gather from a stalled worker', () => {
+  it('fails over to another holder within the gather timeout', async () => {
+    await withCluster({ workers: 2 }, async (cluster) => {
+      const client = await cluster.client({ gatherTimeoutMs: 1500 });
+      try {
+        const [a] = await client.workers();
+        if (!a) throw new Error('no worker');
+        const f = client.submitWith({ workers: [a.name] }, fn('inc'), 1);
+        await f.done();
+        await client.replicate([f]);
+        process.kill(a.pid, 'SIGSTOP');
+        try {
+          const start = Date.now();
+          expect(await client.gather([f])).toEqual([2]);
+          expect(Date.now() - start).toBeLessThan(10_000);
+        } finally {
+          process.kill(a.pid, 'SIGCONT');
+        }
+      } finally {
+        await client.close();
+      }
+    });
+  }, 60_000);
+});
+
 describe('restart', () => {
   it('drops every result, cancels the futures and replaces the threads (a runaway task ends); work then runs on every worker', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'weft-restart-'));

@@ -39,6 +39,12 @@ export interface ClientOptions {
    * its futures fail with ConnectionClosedError (default 30,000; 0: never).
    */
   schedulerTimeoutMs?: number;
+  /**
+   * A worker asked for results that sends nothing back for this long (stopped,
+   * cut off) is given up for that request: the results come from another
+   * holder, or from the scheduler's recomputation (default 30,000).
+   */
+  gatherTimeoutMs?: number;
 }
 
 export interface SubmitOptions extends TaskOptions {
@@ -115,6 +121,7 @@ export class Client implements FutureHost {
     private readonly log: Logger,
     tls: TlsOptions | null,
     schedulerTimeoutMs: number,
+    private readonly gatherTimeoutMs: number,
   ) {
     this.peers = new PeerPool('client', token, undefined, tls);
     conn.onMessages((msgs) => {
@@ -151,7 +158,7 @@ export class Client implements FutureHost {
     const t = opts.tls;
     const tls: TlsOptions | null = t ? { ...(t.ca ? { ca: buf(t.ca) as Buffer } : {}), ...(t.cert && t.key ? { cert: buf(t.cert) as Buffer, key: buf(t.key) as Buffer } : {}) } : null;
     const conn = await connect<SchedulerToClient, ClientToScheduler>(address, { role: 'client', token, schema: messageSchemas().schedulerToClient, timeoutMs: opts.timeoutMs ?? 10_000, label: 'scheduler', tls });
-    return new Client(address, conn, token, opts.log ?? createLogger('weft-client', 'warn'), tls, opts.schedulerTimeoutMs ?? 30_000);
+    return new Client(address, conn, token, opts.log ?? createLogger('weft-client', 'warn'), tls, opts.schedulerTimeoutMs ?? 30_000, opts.gatherTimeoutMs ?? 30_000);
   }
 
   // ------------------------------------------------------------------ submitting
@@ -983,11 +990,22 @@ export class Client implements FutureHost {
   private async fetchFrom(address: string, states: readonly KeyState[], chunk: number[], out: unknown[], missing: number[]): Promise<void> {
     const keys = chunk.map((i) => (states[i] as KeyState).key);
     let r: WorkerToPeer;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      r = await this.peers.request(address, { op: 'get', keys, packed: true });
-    } catch {
+      const silent = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new WeftError(`worker ${address} sent nothing for ${this.gatherTimeoutMs / 1000} s`)), this.gatherTimeoutMs);
+      });
+      r = await Promise.race([this.peers.request(address, { op: 'get', keys, packed: true }), silent]);
+    } catch (err) {
+      // Gone or stalled: these come from elsewhere (the next attempt asks the scheduler where).
+      if (err instanceof WeftError && /sent nothing/.test(err.message)) {
+        this.log.warn({ worker: address, keys: keys.length }, err.message);
+        this.peers.drop(address);
+      }
       for (const i of chunk) missing.push(i);
       return;
+    } finally {
+      clearTimeout(timer);
     }
     if (r.op !== 'data' || !r.packed) throw new WeftError(`unexpected reply to get: ${r.op}`);
     takeValues(address, r.missing, r.blobs, chunk, keys, out, missing);

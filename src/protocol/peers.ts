@@ -33,6 +33,14 @@ export class PeerPool {
     return peer.requests.start((id) => peer.conn.send({ ...req, id } as PeerToWorker));
   }
 
+  /** Forgets the connection to `address` (a peer that stopped answering): the next request opens a new one. */
+  drop(address: string): void {
+    const p = this.peers.get(address);
+    if (!p) return;
+    this.peers.delete(address);
+    p.then((peer) => peer.conn.ws.terminate()).catch(() => {});
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     const all = [...this.peers.values()];
