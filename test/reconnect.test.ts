@@ -56,7 +56,7 @@ describe('losing the scheduler', () => {
 });
 
 describe('a scheduler that stops answering', () => {
-  it("a client's futures fail with ConnectionClosedError once the scheduler is silent for its timeout", async () => {
+  it("a client's futures fail with ConnectionClosedError once the scheduler is silent for its timeout; it connects again when the scheduler returns", async () => {
     const scheduler = await start(['scheduler', '--port', '0', '--no-dashboard']);
     const worker = await start(['worker', scheduler.ready['address'] as string, '--no-nanny']);
     try {
@@ -67,6 +67,17 @@ describe('a scheduler that stops answering', () => {
       const err = await pending.result().catch((e: unknown) => e);
       expect((err as Error).name).toBe('ConnectionClosedError');
       expect((err as Error).message).toMatch(/did not answer for 1\.5 s/);
+      // The scheduler returns: the client connects again, and new work (the same task too) runs.
+      process.kill(scheduler.proc.pid as number, 'SIGCONT');
+      await waitFor(async () => {
+        try {
+          return (await client.workers()).length === 1;
+        } catch {
+          return false;
+        }
+      }, 20_000, 'the client to connect again');
+      expect(await client.submit((x: number) => x * 10, 4)).toBe(40);
+      await client.close();
     } finally {
       process.kill(scheduler.proc.pid as number, 'SIGCONT');
       scheduler.proc.kill('SIGKILL');

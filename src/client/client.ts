@@ -45,6 +45,13 @@ export interface ClientOptions {
    * holder, or from the scheduler's recomputation (default 30,000).
    */
   gatherTimeoutMs?: number;
+  /**
+   * Once the scheduler connection is lost (futures fail with
+   * ConnectionClosedError), the client tries to connect again for this long,
+   * so that new work goes to the scheduler when it returns (default 60,000;
+   * 0: never).
+   */
+  reconnectMs?: number;
 }
 
 export interface SubmitOptions extends TaskOptions {
@@ -114,37 +121,84 @@ export class Client implements FutureHost {
   /** Handlers of task-event topics this client subscribed to. */
   private handlers = new Map<string, Set<(data: unknown) => void>>();
 
+  /** close() was called: the connection is not made again. */
+  private userClosed = false;
+
   private constructor(
     readonly address: string,
-    private readonly conn: Connection<SchedulerToClient, ClientToScheduler>,
+    private conn: Connection<SchedulerToClient, ClientToScheduler>,
     private readonly token: string | undefined,
     private readonly log: Logger,
-    tls: TlsOptions | null,
-    schedulerTimeoutMs: number,
+    private readonly tls: TlsOptions | null,
+    private readonly schedulerTimeoutMs: number,
     private readonly gatherTimeoutMs: number,
+    private readonly reconnectMs: number,
   ) {
     this.peers = new PeerPool('client', token, undefined, tls);
+    this.wire(conn);
+  }
+
+  /** A request to the scheduler; fails at once while the connection is lost (a message sent then would go nowhere). */
+  private ask(make: (id: number) => void): Promise<SchedulerToClient> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    return this.requests.start(make);
+  }
+
+  private wire(conn: Connection<SchedulerToClient, ClientToScheduler>): void {
     conn.onMessages((msgs) => {
       for (const m of msgs) this.onMessage(m);
     });
     conn.onClose((code, reason) => this.onClosed(`scheduler connection closed (${code}${reason ? `: ${reason}` : ''})`));
-    if (schedulerTimeoutMs > 0) this.watchScheduler(schedulerTimeoutMs);
+    if (this.schedulerTimeoutMs > 0) this.watchScheduler(this.schedulerTimeoutMs);
+  }
+
+  /**
+   * The scheduler connection was lost (not closed by this client): tries to
+   * connect again every second for `reconnectMs`. Futures of before stay
+   * failed (their results went with the scheduler's record of this client);
+   * topics are subscribed again, and new work goes to the new connection.
+   */
+  private async reconnect(): Promise<void> {
+    const deadline = Date.now() + this.reconnectMs;
+    while (!this.userClosed && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      if (this.userClosed) return;
+      let conn: Connection<SchedulerToClient, ClientToScheduler>;
+      try {
+        conn = await connect<SchedulerToClient, ClientToScheduler>(this.address, { role: 'client', token: this.token, schema: messageSchemas().schedulerToClient, timeoutMs: 5000, label: 'scheduler', tls: this.tls });
+      } catch {
+        continue;
+      }
+      if (this.userClosed) return void conn.close(1000, 'client closing');
+      this.conn = conn;
+      for (const ks of this.keys.values()) {
+        ks.held = false;
+        if (ks.status === 'finished') ks.status = 'lost';
+      }
+      this.closedError = null;
+      this.wire(conn);
+      if (this.handlers.size > 0) conn.send({ op: 'subscribe', topics: [...this.handlers.keys()] });
+      this.log.info('connected to the scheduler again');
+      return;
+    }
   }
 
   /** Pings the scheduler; silent for `timeoutMs`, the connection is cut (futures fail with ConnectionClosedError). */
   private watchScheduler(timeoutMs: number): void {
     let heard = Date.now();
     const every = Math.min(5000, Math.max(100, timeoutMs / 3));
+    // This connection's watch: it ends with it (a new connection gets its own).
+    const conn = this.conn;
     const timer = setInterval(() => {
-      if (this.closedError) return void clearInterval(timer);
+      if (this.closedError || this.conn !== conn) return void clearInterval(timer);
       if (Date.now() - heard > timeoutMs) {
         clearInterval(timer);
         this.log.error({ silentMs: Date.now() - heard }, 'the scheduler has not answered: giving up on it');
         this.onClosed(`the scheduler did not answer for ${timeoutMs / 1000} s`);
-        this.conn.ws.terminate();
+        conn.ws.terminate();
         return;
       }
-      this.requests.start((id) => this.conn.send({ op: 'ping', id })).then(
+      this.ask((id) => this.conn.send({ op: 'ping', id })).then(
         () => (heard = Date.now()),
         () => {},
       );
@@ -158,7 +212,7 @@ export class Client implements FutureHost {
     const t = opts.tls;
     const tls: TlsOptions | null = t ? { ...(t.ca ? { ca: buf(t.ca) as Buffer } : {}), ...(t.cert && t.key ? { cert: buf(t.cert) as Buffer, key: buf(t.key) as Buffer } : {}) } : null;
     const conn = await connect<SchedulerToClient, ClientToScheduler>(address, { role: 'client', token, schema: messageSchemas().schedulerToClient, timeoutMs: opts.timeoutMs ?? 10_000, label: 'scheduler', tls });
-    return new Client(address, conn, token, opts.log ?? createLogger('weft-client', 'warn'), tls, opts.schedulerTimeoutMs ?? 30_000, opts.gatherTimeoutMs ?? 30_000);
+    return new Client(address, conn, token, opts.log ?? createLogger('weft-client', 'warn'), tls, opts.schedulerTimeoutMs ?? 30_000, opts.gatherTimeoutMs ?? 30_000, opts.reconnectMs ?? 60_000);
   }
 
   // ------------------------------------------------------------------ submitting
@@ -383,7 +437,7 @@ export class Client implements FutureHost {
     const stateOf = (i: number): KeyState | undefined => (stateAt ? stateAt(offset + i) : this.keys.get(b.keys[i] as string));
     const states: (KeyState | undefined)[] = new Array(wants.length);
     const tickets = this.ticketsFor(wants, stateOf, states);
-    const reply = problem ? { op: 'graph-rejected' as const, error: { name: 'GraphError', message: problem.message }, keys: problem.keys } : await this.requests.start((id) => this.conn.send(b.build(id, wants, wantKeys, tickets, more)));
+    const reply = problem ? { op: 'graph-rejected' as const, error: { name: 'GraphError', message: problem.message }, keys: problem.keys } : await this.ask((id) => this.conn.send(b.build(id, wants, wantKeys, tickets, more)));
     this.settleSent(wants, stateOf, states, reply.op === 'graph-rejected' ? new GraphError(reply.error.message, reply.keys) : null);
   }
 
@@ -404,8 +458,8 @@ export class Client implements FutureHost {
     for (let j = 0; j < wants.length; j++) {
       const ks = stateOf(wants[j] as number);
       states[j] = ks;
-      // Cancelled (or the cluster restarted) and submitted again: it is pending again, and held.
-      if (ks?.status === 'cancelled') {
+      // Cancelled, lost (the cluster restarted, the connection was lost) and submitted again: it is pending again, and held.
+      if (ks?.status === 'cancelled' || ks?.status === 'lost') {
         ks.status = 'pending';
         ks.error = null;
         ks.held = true;
@@ -489,7 +543,7 @@ export class Client implements FutureHost {
         const reply = await this.peers.request(address, { op: 'put', keys: idx.map((i) => keys[i] as string), blobs: idx.map((i) => blobs[i] as Uint8Array) });
         if (reply.op !== 'put-ok') throw new WeftError(`unexpected reply to put: ${reply.op}`);
         if (reply.refused?.length) throw new WeftError(`worker ${address} already holds ${reply.refused.slice(0, 5).join(', ')}: a scatter never replaces a result; use new keys`);
-        const r = await this.requests.start((id) => this.conn.send({ op: 'scattered', id, keys: idx.map((i) => keys[i] as string), nbytes: reply.nbytes, worker: address }));
+        const r = await this.ask((id) => this.conn.send({ op: 'scattered', id, keys: idx.map((i) => keys[i] as string), nbytes: reply.nbytes, worker: address }));
         if (r.op === 'scattered-ok' && r.error) throw new WeftError(`scatter to ${address} failed: ${r.error}`);
       }),
     );
@@ -573,7 +627,7 @@ export class Client implements FutureHost {
   }
 
   private async datasetRequest(make: (id: number) => ClientToScheduler): Promise<{ keys?: string[] | undefined; names?: string[] | undefined }> {
-    const reply = await this.requests.start((id) => this.conn.send(make(id)));
+    const reply = await this.ask((id) => this.conn.send(make(id)));
     if (reply.op !== 'dataset-reply') throw new WeftError(`unexpected reply to a dataset request: ${reply.op}`);
     if (reply.error) throw new WeftError(reply.error);
     return reply;
@@ -582,7 +636,7 @@ export class Client implements FutureHost {
   /** The workers (data-server addresses) holding each future's result, by key; none while it is not in memory. */
   async whoHas(futures: readonly Future[]): Promise<Record<string, string[]>> {
     const keys = futures.map((f) => f.key);
-    const reply = await this.requests.start((id) => this.conn.send({ op: 'who-has-all', id, keys }));
+    const reply = await this.ask((id) => this.conn.send({ op: 'who-has-all', id, keys }));
     if (reply.op !== 'who-has-all-reply') throw new WeftError(`unexpected reply to who-has-all: ${reply.op}`);
     const out: Record<string, string[]> = {};
     keys.forEach((k, i) => (out[k] = reply.holders[i] ?? []));
@@ -606,7 +660,7 @@ export class Client implements FutureHost {
    * copies are made; throws naming any that could not be.
    */
   async replicate(futures: readonly Future[], n = 10_000): Promise<void> {
-    const reply = await this.requests.start((id) => this.conn.send({ op: 'replicate', id, keys: futures.map((f) => f.key), n }));
+    const reply = await this.ask((id) => this.conn.send({ op: 'replicate', id, keys: futures.map((f) => f.key), n }));
     if (reply.op !== 'moved') throw new WeftError(`unexpected reply to replicate: ${reply.op}`);
     if (reply.failed.length > 0) throw new WeftError(`could not replicate ${reply.failed.length} of the results: ${reply.failed.slice(0, 5).join('; ')}`);
   }
@@ -619,7 +673,7 @@ export class Client implements FutureHost {
    * take the data).
    */
   async retireWorkers(names: readonly string[]): Promise<{ retired: string[]; failed: string[] }> {
-    const reply = await this.requests.start((id) => this.conn.send({ op: 'retire-workers', id, names: [...names] }));
+    const reply = await this.ask((id) => this.conn.send({ op: 'retire-workers', id, names: [...names] }));
     if (reply.op !== 'moved') throw new WeftError(`unexpected reply to retire-workers: ${reply.op}`);
     return { retired: reply.retired ?? [], failed: reply.failed };
   }
@@ -655,7 +709,7 @@ export class Client implements FutureHost {
    * nanny).
    */
   async restart(): Promise<void> {
-    const reply = await this.requests.start((id) => this.conn.send({ op: 'restart', id }));
+    const reply = await this.ask((id) => this.conn.send({ op: 'restart', id }));
     if (reply.op !== 'restart-reply') throw new WeftError(`unexpected reply to restart: ${reply.op}`);
   }
 
@@ -677,7 +731,7 @@ export class Client implements FutureHost {
     }
     const end = Date.now();
     // Each task's report reached the scheduler (and its record) before its result was announced: nothing to wait for.
-    const reply = await this.requests.start((id) => this.conn.send({ op: 'report-data', id, since: start }));
+    const reply = await this.ask((id) => this.conn.send({ op: 'report-data', id, since: start }));
     if (reply.op !== 'report-data-reply') throw new WeftError(`unexpected reply to report-data: ${reply.op}`);
     if (reply.error || reply.json === undefined) throw new WeftError(`no performance report: ${reply.error ?? 'no data'}`);
     const { writeReport } = await import('./report.ts');
@@ -688,7 +742,7 @@ export class Client implements FutureHost {
 
   /** The workers in the cluster. */
   async workers(): Promise<WorkerSummary[]> {
-    const reply = await this.requests.start((id) => this.conn.send({ op: 'workers', id }));
+    const reply = await this.ask((id) => this.conn.send({ op: 'workers', id }));
     return reply.op === 'workers-reply' ? reply.workers : [];
   }
 
@@ -697,7 +751,7 @@ export class Client implements FutureHost {
    * last `reset` (ms), its resident and heap memory, and the tasks it knows.
    */
   async schedulerStats(opts: { reset?: boolean } = {}): Promise<{ maxStallMs: number; rss: number; heapUsed: number; tasks: number }> {
-    const reply = await this.requests.start((id) => this.conn.send({ op: 'process-stats', id, ...(opts.reset ? { reset: true } : {}) }));
+    const reply = await this.ask((id) => this.conn.send({ op: 'process-stats', id, ...(opts.reset ? { reset: true } : {}) }));
     if (reply.op !== 'process-stats-reply') throw new Error(`unexpected reply ${reply.op} to process-stats`);
     const { maxStallMs, rss, heapUsed, tasks } = reply;
     return { maxStallMs, rss, heapUsed, tasks };
@@ -714,6 +768,7 @@ export class Client implements FutureHost {
   }
 
   async close(): Promise<void> {
+    this.userClosed = true;
     this.flushReleases();
     this.conn.close(1000, 'client closing');
     await this.peers.close();
@@ -955,6 +1010,7 @@ export class Client implements FutureHost {
       ks.status = 'lost';
       this.wake(ks, this.closedError);
     }
+    if (!this.userClosed && this.reconnectMs > 0) void this.reconnect();
   }
 
   /**
@@ -971,7 +1027,7 @@ export class Client implements FutureHost {
       // First from where the scheduler said each key is, then from where it says now.
       const { perWorker, unknown } = byHolder(states, todo, attempt === 0);
       if (unknown.length > 0) {
-        const reply = await this.requests.start((id) => this.conn.send({ op: 'who-has', id, keys: unknown.map((i) => (states[i] as KeyState).key) }));
+        const reply = await this.ask((id) => this.conn.send({ op: 'who-has', id, keys: unknown.map((i) => (states[i] as KeyState).key) }));
         if (reply.op !== 'who-has-reply') throw new WeftError(`unexpected reply to who-has: ${reply.op}`);
         unknown.forEach((i, n) => addToHolder(perWorker, missing, i, reply.addresses[reply.holder[n] ?? -1]));
       }
