@@ -36,20 +36,24 @@ function closedWithin(s: Socket, ms: number): Promise<number> {
 }
 
 describe('before the handshake', () => {
-  it('200 silent TCP connections and a half HTTP request are closed within the deadline; a client still connects', async () => {
+  it('200 silent TCP connections and half HTTP requests are closed within the deadline (scheduler, worker and dashboard ports); a client still connects', async () => {
     await withCluster({ workers: 1 }, async (cluster, client) => {
       const [w] = await client.workers();
       const silent = await Promise.all(Array.from({ length: 200 }, () => open(cluster.address)));
       // A worker's data port too.
       const toWorker = await Promise.all(Array.from({ length: 20 }, () => open(w?.address ?? '')));
       const half = await open(cluster.address);
+      // The dashboard's HTTP port too: silent, and half a request.
+      const dashboard = (cluster.dashboardUrl ?? '').replace('http://', 'ws://');
+      const toDashboard = await Promise.all(Array.from({ length: 5 }, () => open(dashboard)));
+      toDashboard[0]?.write('GET /status HTTP/1.1\r\nHost: weft\r\n');
       half.write('GET / HTTP/1.1\r\nHost: weft\r\nUpgrade: websocket\r\n');
       // Meanwhile the door is open to those who say hello.
       const other = await cluster.client();
       expect(await other.submit((x: number) => x + 1, 1)).toBe(2);
       await other.close();
       const start = Date.now();
-      await Promise.all([...silent, half, ...toWorker].map((s) => closedWithin(s, 10_000)));
+      await Promise.all([...silent, half, ...toWorker, ...toDashboard].map((s) => closedWithin(s, 10_000)));
       // The deadline is 5 s from connecting.
       expect(Date.now() - start).toBeLessThan(7_000);
       expect(await client.submit((x: number) => x * 3, 3)).toBe(9);

@@ -136,7 +136,9 @@ export class SchedulerHttp {
 
     const handler = (req: IncomingMessage, res: ServerResponse): void => void serve(req, res, opts.token, registry, figures, feed);
     const tls = opts.tls;
-    const server = tls ? createTlsServer({ cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}) }, handler) : createServer(handler);
+    // A request's headers must come within 5 s of connecting, checked every second (Node's default check is every 30 s): a connection that sends nothing, or half a request, is closed.
+    const limits = { headersTimeout: 5000, requestTimeout: 10_000, connectionsCheckingInterval: 1000 };
+    const server = tls ? createTlsServer({ ...limits, cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}) }, handler) : createServer(limits, handler);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(opts.port, opts.host, () => resolve());
