@@ -38,6 +38,28 @@ describe('runaway tasks', () => {
   }, 60_000);
 });
 
+describe('a stuck worker', () => {
+  it('gets no new work while its only thread runs a cancelled task that ignores its signal', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-stuck-'));
+    try {
+      await withCluster({ workers: 2, workerArgs: ['--cancel-grace', '6'] }, async (_cluster, client) => {
+        const [a, b] = await client.workers();
+        if (!a || !b) throw new Error('two workers expected');
+        const started = join(dir, 'spinning');
+        const runaway = client.submit(fn('spinForever'), started, { workers: [a.name] });
+        await waitFor(() => existsSync(started), 15_000, 'the runaway task to start');
+        await runaway.cancel();
+        // Its heartbeat says so within a second.
+        await waitFor(async () => (await client.workers()).find((w) => w.name === a.name)?.stuck === 1, 5_000, 'the worker to say it is stuck');
+        const ran = (await client.gather(client.map(fn('where'), Array.from({ length: 10 }, (_, i) => i)))) as { pid: number }[];
+        expect(ran.every((r) => r.pid === b.pid)).toBe(true);
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
 describe('a thread that dies fails only its task', () => {
   /** Tasks on one single-threaded worker: `bad` in the middle of `n - 1` good ones, all posted to the same thread. */
   async function oneBadAmongGood(bad: TaskDef, workerArgs: string[] = []): Promise<{ error: unknown; good: number[] }> {

@@ -251,6 +251,8 @@ export const messageSchemas = lazySchemas((z) => {
     /** Past its memory limit's pause threshold (it starts no task), and bytes of results it spilled to disk. */
     paused: z.boolean().optional(),
     spilledBytes: count.optional(),
+    /** Threads running a cancelled task that has not stopped yet (all of them: it gets no new work). */
+    stuck: count.optional(),
   });
 
   const schedulerToClient = z.discriminatedUnion('op', [
@@ -313,7 +315,7 @@ export const messageSchemas = lazySchemas((z) => {
     /** Results the scheduler believes are here and are not (an ephemeral value handed on): recompute them if needed. */
     z.object({ op: z.literal('lost'), keys }),
     /** The worker's resident memory (bytes). */
-    z.object({ op: z.literal('heartbeat'), memory: count, sentToPeers: count.optional(), fetched: count.optional(), /** CPU time over wall time since the last one (1 = one core busy). */ cpu: z.number().nonnegative().optional(), /** Past its memory limit's pause threshold: it starts no task. */ paused: z.boolean().optional(), spilledBytes: count.optional() }),
+    z.object({ op: z.literal('heartbeat'), memory: count, sentToPeers: count.optional(), fetched: count.optional(), /** CPU time over wall time since the last one (1 = one core busy). */ cpu: z.number().nonnegative().optional(), /** Past its memory limit's pause threshold: it starts no task. */ paused: z.boolean().optional(), spilledBytes: count.optional(), /** Threads running a task cancelled that has not stopped yet. */ stuck: count.optional() }),
     /** Events published by running tasks, sent before those tasks' results. */
     z.object({ op: z.literal('task-events'), ...taskEvents }),
   ]);

@@ -49,7 +49,8 @@ function chooseWorker(s: SchedulerCore, ts: TaskState): WorkerRecord | null {
     let missingBytes = 0;
     for (const d of ts.deps) if (!d.whoHas.includes(w)) missingBytes += d.nbytes;
     const busy = w.processing < w.nthreads ? 0 : w.occupancy / w.nthreads;
-    const cost = busy + missingBytes / s.config.bandwidth;
+    // Every thread stuck on a task that ignores its cancellation: last choice, until its threads are ended and replaced.
+    const cost = busy + missingBytes / s.config.bandwidth + (w.stuck >= w.nthreads ? 1e6 : 0);
     if (cost < bestCost || (cost === bestCost && best !== null && w.processing < best.processing)) {
       best = w;
       bestCost = cost;
@@ -127,7 +128,7 @@ function sendOne(s: SchedulerCore, ts: TaskState, w: WorkerRecord): number {
  */
 export function fillWorkers(s: SchedulerCore): void {
   if (s.queue.size === 0 || s.workers.size === 0) return;
-  let open = [...s.workers.values()].filter((w) => !w.closing);
+  let open = [...s.workers.values()].filter((w) => !w.closing && w.stuck < w.nthreads);
   open.sort((a, b) => a.processing / a.nthreads - b.processing / b.nthreads);
   while (open.length > 0 && s.queue.size > 0) {
     const still: WorkerRecord[] = [];

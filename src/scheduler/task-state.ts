@@ -305,6 +305,8 @@ export class WorkerRecord {
   /** From its heartbeats: past its memory limit's pause threshold (it starts no task), and its results on disk. */
   paused = false;
   spilledBytes = 0;
+  /** From its heartbeats: threads running a cancelled task that has not stopped (every thread stuck: it gets no work). */
+  stuck = 0;
   lastSeen: number;
   /** The scheduler's summed stall time when it last heard this worker (its silence excludes stalls since). */
   stalledAtSeen = 0;

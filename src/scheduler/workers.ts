@@ -100,6 +100,7 @@ export function workerMessage(s: SchedulerCore, id: string, msg: WorkerToSchedul
       if (msg.fetched !== undefined) w.bytesFetched = msg.fetched;
       if (msg.cpu !== undefined) w.cpu = msg.cpu;
       w.paused = msg.paused === true;
+      w.stuck = msg.stuck ?? 0;
       if (msg.spilledBytes !== undefined) w.spilledBytes = msg.spilledBytes;
       break;
     case 'task-events':
@@ -252,5 +253,6 @@ export function workerSummaries(s: SchedulerCore): WorkerSummary[] {
     cpu: w.cpu,
     paused: w.paused,
     spilledBytes: w.spilledBytes,
+    stuck: w.stuck,
   }));
 }

@@ -27,6 +27,8 @@ interface Thread {
   posted: Fifo<ExecTask>;
   /** The number of the task it runs now, -1 for none (shared memory the thread writes). */
   running: Int32Array;
+  /** The number of a task cancelled while it ran (-1: none): until it stops, the thread is stuck. */
+  cancelledRunning: number;
 }
 
 export interface PoolOptions {
@@ -110,6 +112,8 @@ export class ExecutorPool {
   cancel(keys: readonly string[]): void {
     const wanted = new Set(keys);
     for (const th of this.threads) {
+      const t = this.runningTask(th);
+      if (t && wanted.has(t.key)) th.cancelledRunning = th.running[0] as number;
       const seqs: number[] = [];
       let seq = th.nextSeq - th.posted.size;
       th.posted.forEach((t) => {
@@ -147,6 +151,13 @@ export class ExecutorPool {
       const t = this.runningTask(th);
       if (t && keys.has(t.key)) this.replace(th, reason);
     }
+  }
+
+  /** Threads still running a task cancelled while it ran (its signal not yet heeded; ended after the grace period). */
+  get stuck(): number {
+    let n = 0;
+    for (const th of this.threads) if (th.cancelledRunning >= 0 && th.running[0] === th.cancelledRunning) n++;
+    return n;
   }
 
   /** The task thread `th` runs now, if any. */
@@ -261,7 +272,7 @@ export class ExecutorPool {
     const running = new Int32Array(new SharedArrayBuffer(4)).fill(-1);
     const heap = this.options.threadHeapLimitMb ?? 0;
     const worker = new Worker(new URL('worker/thread-entry.mjs', WEFT_ROOT), { workerData: { cwd: this.cwd, running }, ...(heap > 0 ? { resourceLimits: { maxOldGenerationSizeMb: heap } } : {}) });
-    const th: Thread = { worker, index, nextSeq: 0, posted: new Fifo(), running };
+    const th: Thread = { worker, index, nextSeq: 0, posted: new Fifo(), running, cancelledRunning: -1 };
     if (this.fns.length > 0) worker.postMessage({ fns: this.fns });
     worker.on('message', (msg: FromThread) => {
       // A thread replaced (restart) says nothing more.

@@ -615,7 +615,8 @@ export class WorkerState {
       this.out.push({ type: 'send', msg: { op: 'finished', keys: f.keys, runs: Float64Array.from(f.runs), nbytes: Float64Array.from(f.nbytes), durations: Float64Array.from(f.durations) } });
       this.finished = newFinished();
     }
-    if (this.toFetch.size > 0) {
+    // Paused (memory past MEMORY.pause): no new transfers in either, until it is back under.
+    if (this.toFetch.size > 0 && !this.paused) {
       for (const [peer, batches] of this.toFetch) for (const b of batches) this.out.push({ type: 'fetch', peer, keys: b.keys });
       this.toFetch = new Map();
     }

@@ -296,6 +296,7 @@ export class WeftWorker {
       sentToPeers: this.metrics.bytesSentToPeers,
       fetched: this.metrics.bytesFetched,
       ...(this.spill ? { paused: this.sm.paused, spilledBytes: this.sm.spilledBytes } : {}),
+      stuck: this.pool.stuck,
     });
   }
 
