@@ -117,10 +117,14 @@ describe('gather from a stalled worker', () => {
 });
 
 describe('restart', () => {
-  it('drops every result, cancels the futures and replaces the threads (a runaway task ends); work then runs on every worker', async () => {
+  it.each([
+    ['under nannies: new worker processes', true],
+    ['without: fresh threads in the same processes', false],
+  ])('drops every result, cancels the futures and ends a runaway task (%s); work then runs on every worker', async (_what, nanny) => {
     const dir = mkdtempSync(join(tmpdir(), 'weft-restart-'));
     try {
-      await withCluster({ workers: 2 }, async (_cluster, client) => {
+      await withCluster({ workers: 2, nanny }, async (_cluster, client) => {
+        const pidsBefore = (await client.workers()).map((w) => w.pid).sort();
         const held = client.map(fn('inc'), [1, 2, 3]);
         await Promise.all(held.map((f) => f.done()));
         const [a] = await client.workers();
@@ -136,6 +140,9 @@ describe('restart', () => {
           [0, 0],
           [0, 0],
         ]);
+        const pidsAfter = (await client.workers()).map((w) => w.pid).sort();
+        if (nanny) expect(pidsAfter.some((p) => pidsBefore.includes(p))).toBe(false);
+        else expect(pidsAfter).toEqual(pidsBefore);
         // Both workers run tasks again (a: its one thread is no longer spinning), the same keys included.
         const before = await client.workerMetrics();
         expect(await client.gather(client.map(fn('inc'), [1, 2, 3]))).toEqual([2, 3, 4]);

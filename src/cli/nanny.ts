@@ -13,6 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../util/log.ts';
 import { watchNpmParent } from './npm-parent.ts';
+import { RESTART_EXIT_CODE } from '../worker/exit-codes.ts';
 
 /**
  * How a worker process runs best under a memory limit (Dask's nanny sets the
@@ -47,7 +48,7 @@ export function runNanny(args: readonly string[], log: Logger): Promise<never> {
     // The same node flags and entry as this process (process.argv[1] is weft's launcher).
     const proc = spawn(process.execPath, [...process.execArgv, ...WORKER_NODE_FLAGS, process.argv[1] as string, 'worker', ...args, '--no-nanny'], {
       stdio: ['pipe', 'pipe', 'inherit'],
-      env: { ...WORKER_ENV, ...process.env, WEFT_EXIT_WITH_STDIN: '1' },
+      env: { ...WORKER_ENV, ...process.env, WEFT_EXIT_WITH_STDIN: '1', WEFT_NANNY: '1' },
     });
     child = proc;
     // The worker's ready line goes out with the nanny's pid and restart count: LocalCluster and scripts read it.
@@ -71,6 +72,12 @@ export function runNanny(args: readonly string[], log: Logger): Promise<never> {
         process.exit(0);
       }
       if (!everReady) process.exit(code ?? 1); // it never started (its error is above): restarting would not help
+      if (code === RESTART_EXIT_CODE) {
+        // Asked to (client.restart): a new process now, no back-off.
+        log.info('the worker asked to be restarted');
+        start();
+        return;
+      }
       if (Date.now() - startedAt > HEALTHY_MS) backoff = FIRST_BACKOFF_MS;
       const wait = backoff;
       backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);

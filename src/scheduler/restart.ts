@@ -2,8 +2,10 @@
  * client.restart: the cluster forgets all its work. Every client's futures
  * are cancelled, every task, dataset and pending copy is dropped, and every
  * worker drops its results and replaces its executor threads (ending any
- * task stuck in a loop). Workers stay connected; the request is answered
- * once each has said it is done.
+ * task stuck in a loop). A worker under a nanny restarts as a new process
+ * instead (its nanny starts it again at once); one without stays connected.
+ * The request is answered once each worker has said it is done or has come
+ * back under its name, or after RESTART_WAIT_MS.
  */
 import type { SchedulerCore } from './core.ts';
 import type { ClientRecord } from './task-state.ts';
@@ -11,9 +13,13 @@ import type { ClientRecord } from './task-state.ts';
 export interface Restart {
   client: string;
   id: number;
-  /** Workers yet to say they restarted. */
+  /** Workers (by name) yet to say they restarted, or to connect again as new processes. */
   waiting: Set<string>;
+  /** Answered by then whatever happened (a worker that does not come back). */
+  deadline: number;
 }
+
+const RESTART_WAIT_MS = 60_000;
 
 export function restart(s: SchedulerCore, c: ClientRecord, id: number): void {
   for (const cl of s.clients.values()) {
@@ -43,16 +49,19 @@ export function restart(s: SchedulerCore, c: ClientRecord, id: number): void {
   }
   // A restart asked during another answers both when the workers are done.
   if (s.restarting) s.outbox.push(s.restarting.client, { op: 'restart-reply', id: s.restarting.id });
-  s.restarting = { client: c.id, id, waiting: new Set(s.workers.keys()) };
+  s.restarting = { client: c.id, id, waiting: new Set([...s.workers.values()].map((w) => w.name)), deadline: s.now + RESTART_WAIT_MS };
   restartProgress(s, null);
 }
 
-/** A worker restarted (or left: `id` of it); answers the request once none is left to. */
-export function restartProgress(s: SchedulerCore, id: string | null): void {
+/**
+ * Worker `name` restarted (said so, or connected again as a new process);
+ * null: only check. Answers the request once none is left, or at its deadline.
+ */
+export function restartProgress(s: SchedulerCore, name: string | null): void {
   const r = s.restarting;
   if (!r) return;
-  if (id !== null) r.waiting.delete(id);
-  if (r.waiting.size > 0) return;
+  if (name !== null) r.waiting.delete(name);
+  if (r.waiting.size > 0 && s.now < r.deadline) return;
   s.restarting = null;
   s.outbox.push(r.client, { op: 'restart-reply', id: r.id });
 }

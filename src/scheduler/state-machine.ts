@@ -84,12 +84,13 @@ export class SchedulerState {
       case 'worker-connected':
         clock(this.s, ev.now);
         addWorker(this.s, ev.worker, ev.info);
+        // A worker restarted by its nanny comes back as a new process, under its name.
+        restartProgress(this.s, ev.info.name);
         break;
       case 'worker-disconnected': {
         const w = this.s.workers.get(ev.worker);
         removeWorker(this.s, ev.worker, ev.reason);
         if (w) moveWorkerGone(this.s, w);
-        restartProgress(this.s, ev.worker);
         break;
       }
       case 'worker-message':
@@ -101,6 +102,7 @@ export class SchedulerState {
       case 'tick':
         clock(this.s, ev.now);
         tick(this.s);
+        restartProgress(this.s, null);
         break;
       case 'continue':
         break;

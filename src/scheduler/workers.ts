@@ -110,7 +110,7 @@ export function workerMessage(s: SchedulerCore, id: string, msg: WorkerToSchedul
       acquired(s, w, msg.keys, msg.nbytes, msg.missing);
       break;
     case 'restarted':
-      restartProgress(s, w.id);
+      restartProgress(s, w.name);
       break;
     case 'holding':
       holding(s, w, msg.keys, msg.nbytes);

@@ -16,6 +16,7 @@ import { PeerPool } from '../protocol/peers.ts';
 import { checkExposure, contactAddress } from '../protocol/exposure.ts';
 import { serverTls, type TlsOptions } from '../protocol/tls.ts';
 import { SpillStore } from './spill.ts';
+import { MEMORY_EXIT_CODE, RESTART_EXIT_CODE } from './exit-codes.ts';
 import { decode, encodeOwned } from '../protocol/codec.ts';
 import { FN_MODULE } from '../protocol/spec.ts';
 import { serializeError } from '../errors.ts';
@@ -230,6 +231,13 @@ export class WeftWorker {
    * the process, its connections and its functions stay.
    */
   private restart(): void {
+    if (process.env['WEFT_NANNY'] === '1') {
+      // Under a nanny: a new process (fresh memory too); the nanny starts it at once, and it joins under the same name.
+      this.log.info('restarting as a new process (client.restart)');
+      this.exitCode = RESTART_EXIT_CODE;
+      void this.close('client.restart');
+      return;
+    }
     this.sm = new WorkerState(this.sm.config);
     this.pool.restart();
     this.log.info('restarted: results dropped, executor threads replaced');
@@ -342,7 +350,7 @@ export class WeftWorker {
           break;
         case 'terminate':
           this.log.error({ reason: ins.reason }, 'stopping: over the memory limit');
-          this.exitCode = 3;
+          this.exitCode = MEMORY_EXIT_CODE;
           void this.close(ins.reason);
           break;
       }
