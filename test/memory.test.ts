@@ -5,8 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { withCluster } from './helpers/util.ts';
-import type { Future } from '../src/index.ts';
+import { waitFor, withCluster } from './helpers/util.ts';
+import { KilledWorkerError, type Future } from '../src/index.ts';
 
 const TASKS = new URL('./fixtures/tasks.ts', import.meta.url).href;
 const MB = 1024 * 1024;
@@ -46,4 +46,19 @@ describe('memory limit', () => {
       await expect.poll(async () => Object.values(await client.workerMetrics()).reduce((s, m) => s + (m.spilledBytes ?? 0), 0), { timeout: 15_000 }).toBe(0);
     });
   }, 180_000);
+
+  it('a worker past 95% of its limit stops, and its nanny starts a fresh one under its name; the task that did it fails after three', async () => {
+    await withCluster({ workers: 1, memoryLimit: '300MB' }, async (_cluster, client) => {
+      const [before] = await client.workers();
+      const hog = client.submit(`${TASKS}#holdMemory`, 400, 5000);
+      const err = await hog.result().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(KilledWorkerError);
+      // The cluster keeps its size: the worker is back, a new process under the same name, and works.
+      await waitFor(async () => (await client.workers()).length === 1, 15_000, 'the worker to be back');
+      const [after] = await client.workers();
+      expect(after?.name).toBe(before?.name);
+      expect(after?.pid).not.toBe(before?.pid);
+      expect(await client.submit(`${TASKS}#inc`, 1)).toBe(2);
+    });
+  }, 120_000);
 });
