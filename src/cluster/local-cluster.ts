@@ -97,11 +97,10 @@ async function stop(p: ChildProcess): Promise<void> {
  * command line, where `ps` shows it to every user. `onReady` hears every
  * ready line (a nanny prints one each time it starts its worker again).
  */
-async function startChild(args: string[], cwd: string, timeoutMs: number, token: string | undefined, onReady?: (ready: Record<string, string | number>) => void): Promise<{ proc: ChildProcess; ready: Record<string, string> }> {
+async function startChild(args: string[], cwd: string, timeoutMs: number, token: string | undefined, onReady?: (ready: Record<string, string | number>) => void, extraEnv: Readonly<Record<string, string>> = {}): Promise<{ proc: ChildProcess; ready: Record<string, string> }> {
   // WEFT_NODE_ARGS passes flags to the children's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
   const nodeArgs = (process.env['WEFT_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
-  // The workers' memory settings (see WORKER_ENV) for a worker without its nanny too.
-  const env: NodeJS.ProcessEnv = { ...WORKER_ENV, ...process.env, WEFT_EXIT_WITH_STDIN: '1' };
+  const env: NodeJS.ProcessEnv = { ...extraEnv, ...process.env, WEFT_EXIT_WITH_STDIN: '1' };
   if (token) env['WEFT_TOKEN'] = token;
   else delete env['WEFT_TOKEN']; // a cluster without a token: not this process's, if it has one
   const proc = spawn(process.execPath, [...CLUSTER_NODE_FLAGS, ...nodeArgs, WEFT_BIN, ...args], { cwd, stdio: ['pipe', 'pipe', 'inherit'], env });
@@ -193,7 +192,7 @@ export class LocalCluster {
             child.address = String(ready['address'] ?? '');
             child.workerPid = typeof ready['workerPid'] === 'number' ? ready['workerPid'] : child.proc?.pid;
           };
-          const s = await startChild(['worker', address, '--nthreads', String(threads), '--name', `local-${i}`, ...resArgs, ...common, '--memory-limit', memoryArg, ...(opts.nanny === false ? ['--no-nanny'] : []), ...(opts.workerArgs ?? [])], cwd, timeout, opts.token, onReady);
+          const s = await startChild(['worker', address, '--nthreads', String(threads), '--name', `local-${i}`, ...resArgs, ...common, '--memory-limit', memoryArg, ...(opts.nanny === false ? ['--no-nanny'] : []), ...(opts.workerArgs ?? [])], cwd, timeout, opts.token, onReady, opts.nanny === false ? WORKER_ENV : {});
           child.proc = s.proc;
           child.workerPid ??= s.proc.pid;
           children[i] = child;
