@@ -85,8 +85,13 @@ export function retireWorkers(s: SchedulerCore, c: ClientRecord, id: number, nam
   advanceMoves(s);
 }
 
-/** A worker's `acquired` report. */
-export function acquired(s: SchedulerCore, w: WorkerRecord, keys: readonly string[], nbytes: ArrayLike<number>, missing: readonly string[]): void {
+/**
+ * Results a worker says it holds (copies it acquired, or what it kept while
+ * it had lost this scheduler): the ones in memory here count it as a
+ * holder; the rest (released meanwhile, recomputed elsewhere, never known to
+ * this scheduler) are freed there.
+ */
+export function keepHeld(s: SchedulerCore, w: WorkerRecord, keys: readonly string[], nbytes: ArrayLike<number>): void {
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i] as string;
     const ts = s.tasks.get(key);
@@ -96,12 +101,14 @@ export function acquired(s: SchedulerCore, w: WorkerRecord, keys: readonly strin
         w.stored++;
         w.storedBytes += nbytes[i] ?? 0;
       }
-    } else {
-      // Released while it was copied: not wanted here either.
-      s.outbox.key(w.id, 'free', key);
-    }
-    settle(s, copyId(w, key), null);
+    } else s.outbox.key(w.id, 'free', key);
   }
+}
+
+/** A worker's `acquired` report. */
+export function acquired(s: SchedulerCore, w: WorkerRecord, keys: readonly string[], nbytes: ArrayLike<number>, missing: readonly string[]): void {
+  keepHeld(s, w, keys, nbytes);
+  for (const key of keys) settle(s, copyId(w, key), null);
   for (const key of missing) settle(s, copyId(w, key), `${key} to ${w.name}: no holder gave it`);
   advanceMoves(s);
 }

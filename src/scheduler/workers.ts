@@ -8,7 +8,7 @@ import { type SchedulerCore, detach } from './core.ts';
 import { place, validWorker, describeNeeds } from './placement.ts';
 import { toMemory, detachFromWorker, returnToWaiting, loseData, markErred } from './transitions.ts';
 import { taskEvents } from './topics.ts';
-import { acquired } from './replicas.ts';
+import { acquired, keepHeld } from './replicas.ts';
 import { restartProgress } from './restart.ts';
 import type { WorkerInfo, WorkerSummary, WorkerToScheduler } from '../protocol/messages.ts';
 import type { SerializedError } from '../errors.ts';
@@ -113,7 +113,8 @@ export function workerMessage(s: SchedulerCore, id: string, msg: WorkerToSchedul
       restartProgress(s, w.name);
       break;
     case 'holding':
-      holding(s, w, msg.keys, msg.nbytes);
+      // Connected again after losing this scheduler: what it kept.
+      keepHeld(s, w, msg.keys, msg.nbytes);
       break;
   }
 }
@@ -208,26 +209,6 @@ function missingData(s: SchedulerCore, w: WorkerRecord, key: string, run: number
     detachFromWorker(s, ts);
     s.outbox.key(w.id, 'free', ts.key);
     returnToWaiting(s, ts);
-  }
-}
-
-/**
- * A worker that lost this scheduler and connected again says what it holds:
- * results the scheduler has in memory get this worker as one more holder;
- * the rest (forgotten, recomputed elsewhere by now, or never known: a
- * scheduler started afresh) are freed there.
- */
-function holding(s: SchedulerCore, w: WorkerRecord, keys: readonly string[], nbytes: ArrayLike<number>): void {
-  for (let i = 0; i < keys.length; i++) {
-    const key = keys[i] as string;
-    const ts = s.tasks.get(key);
-    if (ts && ts.state === 'memory') {
-      if (!ts.whoHas.includes(w)) {
-        addHolder(ts, w);
-        w.stored++;
-        w.storedBytes += nbytes[i] ?? 0;
-      }
-    } else s.outbox.key(w.id, 'free', key);
   }
 }
 
