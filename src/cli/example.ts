@@ -21,7 +21,7 @@ export async function runExample(opts: { workers: number; tasks: number; logLeve
   process.once('SIGTERM', stop);
   try {
     const client = await cluster.client();
-    out.write(`Cluster at ${cluster.address}\n`);
+    out.write(`Cluster at ${cluster.address}${cluster.dashboardUrl ? `; dashboard at ${cluster.dashboardUrl}/status` : ''}\n`);
     const graph: Graph = {};
     let level: string[] = [];
     for (let i = 0; i < opts.tasks; i++) {
