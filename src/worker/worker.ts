@@ -152,6 +152,8 @@ export class WeftWorker {
 
   private connectOptions!: ConnectOptions<SchedulerToWorker>;
   private reconnecting = false;
+  /** close() was called (set first thing: see close). */
+  private stopping = false;
 
   private wireScheduler(): void {
     this.scheduler.onInternalError = (err) => this.log.error({ err }, 'error handling a scheduler message');
@@ -169,14 +171,14 @@ export class WeftWorker {
    */
   private async lostScheduler(code: number, why: string): Promise<void> {
     const wait = this.opts.schedulerReconnectMs ?? 30_000;
-    if (this.closing || code === CLOSE_SHUTDOWN || code === CLOSE_REFUSED || wait <= 0) return void this.close(why);
+    if (this.stopping || code === CLOSE_SHUTDOWN || code === CLOSE_REFUSED || wait <= 0) return void this.close(why);
     if (this.reconnecting) return;
     this.reconnecting = true;
     this.log.warn({ why, retryForMs: wait }, 'lost the scheduler; connecting again');
     this.pool.restart();
     this.sm = this.sm.keepingResults();
     const deadline = Date.now() + wait;
-    while (!this.closing && Date.now() < deadline) {
+    while (!this.stopping && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 1000));
       try {
         this.scheduler = await connect<SchedulerToWorker, WorkerToScheduler>(this.opts.scheduler, { ...this.connectOptions, timeoutMs: 5000 });
@@ -197,6 +199,8 @@ export class WeftWorker {
   /** Stops serving, ends threads and connections. Safe to call more than once. */
   close(reason = 'closed'): Promise<void> {
     if (this.closing) return this.closing;
+    // Set before anything closes: the scheduler connection's close handler runs inside this call and must not reconnect.
+    this.stopping = true;
     this.closing = (async () => {
       this.log.info({ reason }, 'worker shutting down');
       if (this.heartbeat) clearInterval(this.heartbeat);
