@@ -7,7 +7,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
 import { readTls, type TlsOptions } from '../protocol/tls.ts';
-import { watchNpmParent } from './npm-parent.ts';
+import { onStopSignals } from './stop-signals.ts';
 import { createLogger, LOG_LEVELS, type Logger, type LogLevel } from '../util/log.ts';
 
 const HELP: Record<string, string> = {
@@ -258,14 +258,7 @@ function onShutdown(log: Logger, stop: (reason: string) => Promise<void>): void 
       },
     );
   };
-  process.once('SIGINT', () => run('SIGINT'));
-  process.once('SIGTERM', () => run('SIGTERM'));
-  if (process.env['WEFT_EXIT_WITH_STDIN'] === '1') {
-    process.stdin.on('end', () => run('parent process went away'));
-    process.stdin.on('close', () => run('parent process went away'));
-    process.stdin.resume();
-  }
-  watchNpmParent(run);
+  onStopSignals(run);
 }
 
 

@@ -12,7 +12,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../util/log.ts';
-import { watchNpmParent } from './npm-parent.ts';
+import { onStopSignals } from './stop-signals.ts';
 import { RESTART_EXIT_CODE } from '../worker/exit-codes.ts';
 
 /**
@@ -98,15 +98,7 @@ export function runNanny(args: readonly string[], log: Logger): Promise<never> {
     c.kill('SIGTERM');
     setTimeout(() => c.kill('SIGKILL'), STOP_MS).unref();
   };
-  watchNpmParent(stop);
-  process.once('SIGINT', () => stop('SIGINT'));
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  if (process.env['WEFT_EXIT_WITH_STDIN'] === '1') {
-    // Started by a LocalCluster or another nanny-aware parent: stop with it.
-    process.stdin.on('end', () => stop('parent process went away'));
-    process.stdin.on('close', () => stop('parent process went away'));
-    process.stdin.resume();
-  }
+  onStopSignals(stop);
   start();
   return new Promise<never>(() => {});
 }

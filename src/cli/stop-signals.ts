@@ -1,4 +1,21 @@
 /**
+ * When a weft process should stop, besides being told to: Ctrl-C and
+ * SIGTERM, its parent going away (a LocalCluster or nanny child watches a
+ * pipe from its parent on stdin, WEFT_EXIT_WITH_STDIN), and the npm process
+ * it was started by going away (below).
+ */
+export function onStopSignals(stop: (reason: string) => void): void {
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  if (process.env['WEFT_EXIT_WITH_STDIN'] === '1') {
+    process.stdin.on('end', () => stop('parent process went away'));
+    process.stdin.on('close', () => stop('parent process went away'));
+    process.stdin.resume();
+  }
+  watchNpmParent(stop);
+}
+
+/**
  * Started through npm or npx (which do not pass signals on to their child,
  * and leave it running when they are killed, with a shell between): stop
  * when that npm process is gone. Only then: a process started by hand may
