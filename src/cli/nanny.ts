@@ -10,6 +10,9 @@
  * SIGTERM to the nanny stops the worker, then the nanny.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../util/log.ts';
 import { onStopSignals } from './stop-signals.ts';
@@ -33,6 +36,23 @@ const MAX_BACKOFF_MS = 30_000;
 const HEALTHY_MS = 60_000;
 /** How long a worker may take to stop once told to. */
 const STOP_MS = 10_000;
+
+/**
+ * A worker that died without closing (kill -9, out of memory) left its
+ * spilled results on disk (worker/spill.ts names the directory after its
+ * pid): removed here.
+ */
+function removeSpilled(args: readonly string[], pid: number | undefined): void {
+  if (pid === undefined) return;
+  const i = args.indexOf('--local-directory');
+  const inline = args.find((a) => a.startsWith('--local-directory='));
+  const dir = inline ? inline.slice('--local-directory='.length) : i >= 0 && args[i + 1] ? (args[i + 1] as string) : tmpdir();
+  try {
+    for (const name of readdirSync(dir)) if (name.startsWith(`weft-worker-${pid}-`)) rmSync(join(dir, name), { recursive: true, force: true });
+  } catch {
+    // the directory is gone or unreadable: nothing of ours to remove
+  }
+}
 
 /** Supervises `weft worker ARGS --no-nanny` until told to stop or the worker leaves on purpose. Never returns. */
 export function runNanny(args: readonly string[], log: Logger): Promise<never> {
@@ -66,6 +86,7 @@ export function runNanny(args: readonly string[], log: Logger): Promise<never> {
       process.stdout.write(`${out}\n`);
     });
     proc.on('exit', (code, signal) => {
+      removeSpilled(args, proc.pid);
       if (stopping) process.exit(code ?? 0);
       if (code === 0) {
         log.info('the worker left on purpose (exit 0): the nanny stops too');

@@ -11,13 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export class SpillStore {
-  readonly dir: string;
+  /** Made on the first spill: a worker that never spills (most) leaves nothing behind, even if killed. */
+  private dir: string | null = null;
 
-  constructor(localDirectory = tmpdir()) {
-    this.dir = mkdtempSync(join(localDirectory, `weft-worker-${process.pid}-`));
-  }
+  constructor(private readonly localDirectory = tmpdir()) {}
 
   private path(key: string): string {
+    this.dir ??= mkdtempSync(join(this.localDirectory, `weft-worker-${process.pid}-`));
     return join(this.dir, createHash('sha1').update(key).digest('hex'));
   }
 
@@ -34,6 +34,6 @@ export class SpillStore {
   }
 
   close(): void {
-    rmSync(this.dir, { recursive: true, force: true });
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
   }
 }
