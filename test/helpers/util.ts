@@ -1,4 +1,7 @@
-import { LocalCluster, type Client, type LocalClusterOptions } from '../../src/index.ts';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LocalCluster, type Client, type Future, type LocalClusterOptions } from '../../src/index.ts';
 /** Shared helpers for integration tests. */
 export const TASKS = new URL('../fixtures/tasks.ts', import.meta.url).href;
 export const fn = (name: string): string => `${TASKS}#${name}`;
@@ -36,4 +39,29 @@ export async function withCluster(opts: LocalClusterOptions, body: (cluster: Loc
     await client?.close();
     await cluster.close();
   }
+}
+
+/**
+ * Starts the fixtures' `spinForever` on `worker` (a task that never returns
+ * and ignores its signal) and resolves once it runs, with its future
+ * (wrapped: a Future is thenable, so a promise of one resolves to its value).
+ */
+export async function startRunaway(client: Client, worker: string): Promise<{ runaway: Future }> {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-runaway-'));
+  try {
+    const started = join(dir, 'spinning');
+    const runaway = client.submit(fn('spinForever'), started, { workers: [worker] });
+    await waitFor(() => existsSync(started), 15_000, 'the runaway task to start');
+    return { runaway };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Runs `body`; resolves with the tasks each worker (by address) executed meanwhile. */
+export async function executedDuring(client: Client, body: () => Promise<unknown>): Promise<number[]> {
+  const before = await client.workerMetrics();
+  await body();
+  const after = await client.workerMetrics();
+  return Object.keys(after).map((address) => (after[address]?.tasksExecuted ?? 0) - (before[address]?.tasksExecuted ?? 0));
 }
