@@ -1,6 +1,7 @@
 /** The status page: workers, the task stream, progress per task group, tasks per state over time. */
 import { useEffect, useRef } from 'preact/hooks';
 import type { GroupView, StreamEntry } from '../scheduler/dashboard/snapshot.ts';
+import { Head } from './head.tsx';
 import { bytes, count, groupColor, STATE_COLORS } from './format.ts';
 import { WINDOW_MS, type Model } from './model.ts';
 
@@ -33,16 +34,7 @@ export function WorkersPanel({ model }: { model: Model }) {
     <section id="workers-panel">
       <h2>Workers ({model.workers.length})</h2>
       <table>
-        <thead>
-          <tr>
-            <th>worker</th>
-            <th class="num">threads</th>
-            <th>processing</th>
-            <th>memory</th>
-            <th>CPU</th>
-            <th class="num">results</th>
-          </tr>
-        </thead>
+        <Head cols={['worker', '#threads', 'processing', 'memory', 'CPU', '#results']} />
         <tbody>
           {model.workers.map((w) => (
             <tr key={w.name} class="worker-row" data-worker={w.name}>
@@ -86,16 +78,7 @@ export function Progress({ groups }: { groups: GroupView[] }) {
     <section id="progress">
       <h2>Progress by task group</h2>
       <table>
-        <thead>
-          <tr>
-            <th>group</th>
-            <th>tasks</th>
-            <th class="num">done</th>
-            <th class="num">in memory</th>
-            <th class="num">erred</th>
-            <th class="num">waiting</th>
-          </tr>
-        </thead>
+        <Head cols={['group', 'tasks', '#done', '#in memory', '#erred', '#waiting']} />
         <tbody>
           {groups.map((g) => {
             const { total, parts } = groupParts(g);

@@ -1,6 +1,7 @@
 /** The workers, tasks and runs pages. */
 import { useEffect, useState } from 'preact/hooks';
 import type { RunView, TaskRow } from '../scheduler/dashboard/snapshot.ts';
+import { Head } from './head.tsx';
 import { bytes, count, groupColor, seconds, time } from './format.ts';
 import type { Model } from './model.ts';
 
@@ -9,22 +10,7 @@ export function WorkersPage({ model }: { model: Model }) {
     <section id="workers-table">
       <h2>Workers ({model.workers.length})</h2>
       <table>
-        <thead>
-          <tr>
-            <th>name</th>
-            <th>address</th>
-            <th class="num">pid</th>
-            <th class="num">threads</th>
-            <th>resources</th>
-            <th class="num">processing</th>
-            <th class="num">results</th>
-            <th class="num">result bytes</th>
-            <th class="num">memory (RSS)</th>
-            <th class="num">CPU</th>
-            <th class="num">sent to peers</th>
-            <th class="num">fetched</th>
-          </tr>
-        </thead>
+        <Head cols={['name', 'address', '#pid', '#threads', 'resources', '#processing', '#results', '#result bytes', '#memory (RSS)', '#CPU', '#sent to peers', '#fetched']} />
         <tbody>
           {model.workers.map((w) => (
             <tr key={w.name} class="worker-row" data-worker={w.name}>
@@ -82,17 +68,7 @@ export function TasksPage() {
         {error ? <span class="err"> {error}</span> : null}
       </p>
       <table>
-        <thead>
-          <tr>
-            <th>key</th>
-            <th>group</th>
-            <th>state</th>
-            <th>worker</th>
-            <th>ended</th>
-            <th class="num">duration</th>
-            <th>error</th>
-          </tr>
-        </thead>
+        <Head cols={['key', 'group', 'state', 'worker', 'ended', '#duration', 'error']} />
         <tbody>
           {(rows ?? []).map((r, i) => (
             <tr key={`${r.key}-${i}`} class="task-row">
@@ -126,14 +102,7 @@ export function RunsPage({ runs }: { runs: RunView[] }) {
             Run {r.runId} · {time(r.first)} to {time(r.last)}
           </h2>
           <table>
-            <thead>
-              <tr>
-                <th>step</th>
-                <th>state</th>
-                <th class="num">attempt</th>
-                <th class="num">duration</th>
-              </tr>
-            </thead>
+            <Head cols={['step', 'state', '#attempt', '#duration']} />
             <tbody>
               {r.steps.map((s) => (
                 <tr key={s.key} class="step-row" data-step={s.key} data-state={s.state}>
