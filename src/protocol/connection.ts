@@ -35,6 +35,8 @@ const MIN_FLUSH_INTERVAL_MS = 3;
 const SPLIT_ABOVE_BYTES = 1024 * 1024;
 const FRAME_TARGET_BYTES = 256 * 1024;
 
+const NO_BYTES = Buffer.alloc(0);
+
 export const CLOSE_PROTOCOL_ERROR = 4400;
 export const CLOSE_REFUSED = 4401;
 export const CLOSE_SHUTDOWN = 4000;
@@ -83,12 +85,22 @@ export class Connection<In extends Op, Out extends Op> {
   private messageHandler: ((msgs: In[]) => void) | null = null;
   /** Batches that arrived before a handler was set (right after a handshake). */
   private early: In[][] = [];
-  /** Messages decoded but waiting for their raw frames. */
+  /**
+   * Messages of the last batch not yet delivered because they, or one before
+   * them, wait for raw frames; `heldEnds[i]`: raw values received by the
+   * time `held[i]` is whole. Each message is delivered as soon as its own raw
+   * values are in (in order), not when the whole batch's are: a batch of 32
+   * replies of 32 MiB each starts work after the first, not after 1 GiB.
+   */
   private held: In[] | null = null;
+  private heldEnds: number[] = [];
+  private heldAt = 0;
   private expected: number[] = [];
   private chunks: Buffer[] = [];
   private chunkBytes = 0;
   private received: Buffer[] = [];
+  /** Raw values already placed into delivered messages. */
+  private placed = 0;
   /** A `$parts` batch being reassembled: frames left, bytes so far. */
   private partsLeft = 0;
   private parts: Buffer[] = [];
@@ -304,6 +316,7 @@ export class Connection<In extends Op, Out extends Op> {
     }
     const msgs: In[] = [];
     const expected: number[] = [];
+    const ends: number[] = [];
     for (let i = 0; i < decoded.length; i++) {
       const item: unknown = decoded[i];
       if (isObject(item) && item['op'] === 'error') {
@@ -321,6 +334,7 @@ export class Connection<In extends Op, Out extends Op> {
         for (const len of msg.raw) expected.push(len);
       }
       msgs.push(msg);
+      ends.push(expected.length);
     }
     if (msgs.length === 0) return;
     if (expected.length === 0) {
@@ -328,8 +342,11 @@ export class Connection<In extends Op, Out extends Op> {
       return;
     }
     this.held = msgs;
+    this.heldEnds = ends;
+    this.heldAt = 0;
     this.expected = expected;
     this.received = [];
+    this.placed = 0;
     this.skipEmptyBlobs();
   }
 
@@ -347,23 +364,36 @@ export class Connection<In extends Op, Out extends Op> {
     }
   }
 
-  /** Zero-length raw blobs have no frame; account for them, then deliver when complete. */
+  /** Zero-length raw blobs have no frame: account for them; then deliver the messages now whole. */
   private skipEmptyBlobs(): void {
     while (this.received.length < this.expected.length && this.expected[this.received.length] === 0) {
       this.received.push(Buffer.alloc(0));
     }
-    if (this.received.length < this.expected.length || !this.held) return;
-    const msgs = this.held;
-    let next = 0;
-    for (const msg of msgs) {
-      if (!hasBlobs(msg) || !msg.raw) continue;
-      for (let i = 0; i < msg.blobs.length; i++) if (msg.blobs[i] === null) msg.blobs[i] = this.received[next++] ?? null;
-      delete msg.raw;
+    const held = this.held;
+    if (!held) return;
+    let end = this.heldAt;
+    while (end < held.length && (this.heldEnds[end] as number) <= this.received.length) {
+      const msg = held[end] as In;
+      if (hasBlobs(msg) && msg.raw) {
+        for (let i = 0; i < msg.blobs.length; i++) {
+          if (msg.blobs[i] !== null) continue;
+          msg.blobs[i] = this.received[this.placed] ?? null;
+          this.received[this.placed++] = NO_BYTES; // the message holds it now; this batch need not
+        }
+        delete msg.raw;
+      }
+      end++;
     }
-    this.held = null;
-    this.expected = [];
-    this.received = [];
-    this.deliver(msgs);
+    if (end === this.heldAt) return;
+    const ready = held.slice(this.heldAt, end);
+    this.heldAt = end;
+    if (end === held.length) {
+      this.held = null;
+      this.heldEnds = [];
+      this.expected = [];
+      this.received = [];
+    }
+    this.deliver(ready);
   }
 
   private deliver(msgs: In[]): void {
