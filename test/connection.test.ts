@@ -12,7 +12,7 @@ async function pair(): Promise<{ sender: Connection<PeerToWorker, WorkerToPeer>;
   const ws = new WebSocket(`ws://127.0.0.1:${port}`, { maxPayload: DEFAULT_LIMITS.maxPayload });
   await new Promise<void>((resolve, reject) => ws.once('open', resolve).once('error', reject));
   const sender = new Connection<PeerToWorker, WorkerToPeer>(await accepted, messageSchemas().peerToWorker);
-  const receiver = new Connection<PeerToWorker, WorkerToPeer>(ws, messageSchemas().peerToWorker).expect(messageSchemas().workerToPeer);
+  const receiver = new Connection<WorkerToPeer, PeerToWorker>(ws, messageSchemas().workerToPeer);
   return {
     sender,
     receiver,

@@ -34,6 +34,14 @@ const MIN_FLUSH_INTERVAL_MS = 3;
  */
 const SPLIT_ABOVE_BYTES = 1024 * 1024;
 const FRAME_TARGET_BYTES = 256 * 1024;
+/**
+ * Frames of one connection are handled for at most this long per event-loop
+ * turn; the rest wait, with the socket paused, for the next turns. libuv
+ * reads a busy socket up to 32 times in one turn and ws hands over every
+ * frame at once: a client's graph of two million tasks, read part after part
+ * in one turn, kept the scheduler from its timers and its workers for 0.6-1 s.
+ */
+const TURN_BUDGET_MS = 50;
 
 const NO_BYTES = Buffer.alloc(0);
 
@@ -108,6 +116,10 @@ export class Connection<In extends Op, Out extends Op> {
   private handshaken = false;
   /** What the peer said was wrong, in an `error` message before it closed. */
   private peerError: string | null = null;
+  /** When this connection's frames of the current event-loop turn began to be handled (0: none yet). */
+  private turnStart = 0;
+  /** Frames that arrived after the turn's budget was spent, in order (the socket is paused meanwhile). */
+  private backlog: { data: RawData; isBinary: boolean }[] = [];
   /** Bytes of payload written to the socket (for metrics). */
   bytesSent = 0;
   bytesReceived = 0;
@@ -275,6 +287,39 @@ export class Connection<In extends Op, Out extends Op> {
 
   private onFrame(data: RawData, isBinary: boolean): void {
     if (this.closed) return;
+    if (this.backlog.length > 0) {
+      this.backlog.push({ data, isBinary });
+      return;
+    }
+    const now = performance.now();
+    if (this.turnStart === 0) {
+      this.turnStart = now;
+      setImmediate(this.endTurn);
+    } else if (now - this.turnStart > TURN_BUDGET_MS) {
+      this.backlog.push({ data, isBinary });
+      this.ws.pause();
+      return;
+    }
+    this.handleFrame(data, isBinary);
+  }
+
+  /** After the poll phase: the next turn has a fresh budget, and frames held back are handled first. */
+  private readonly endTurn = (): void => {
+    this.turnStart = 0;
+    if (this.backlog.length === 0 || this.closed) return;
+    const start = performance.now();
+    let i = 0;
+    while (i < this.backlog.length && !this.closed && performance.now() - start <= TURN_BUDGET_MS) {
+      const f = this.backlog[i++] as { data: RawData; isBinary: boolean };
+      this.handleFrame(f.data, f.isBinary);
+    }
+    this.backlog.splice(0, i);
+    if (this.closed) this.backlog = [];
+    else if (this.backlog.length > 0) setImmediate(this.endTurn);
+    else this.ws.resume();
+  };
+
+  private handleFrame(data: RawData, isBinary: boolean): void {
     const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
     this.bytesReceived += buf.length;
     try {
@@ -425,6 +470,7 @@ export class Connection<In extends Op, Out extends Op> {
     this.closed = true;
     this.queue = [];
     this.rawOut = [];
+    this.backlog = [];
     const handlers = this.closeHandlers;
     this.closeHandlers = [];
     for (const h of handlers) h(code, reason);

@@ -165,7 +165,7 @@ export function group(s: SchedulerCore, name: string): TaskGroup {
 
 /** Tells a client its key is in memory: by ticket if it is the wanter that gave one, else by key. */
 export function tellInMemory(s: SchedulerCore, c: ClientRecord, ts: TaskState, address: string): void {
-  s.outbox.inMemory(c.id, ts.key, ts.wanter === c ? ts.ticket : -1, address);
+  s.outbox.inMemory(c.id, ts.key, ts.wanter === c ? (ts.ticket ?? -1) : -1, address);
 }
 
 /** `ticket`: the client's ticket for the key (-1: none), kept while it is the first wanter. */

@@ -4,7 +4,7 @@
  * where they can start soonest (its queued work plus the time to fetch the
  * inputs it lacks); a task no worker can run waits in `no-worker`.
  */
-import { type FnEntry, type WorkerRecord, type TaskState, dependentCount, rareOf, groupOf, priorityOf } from './task-state.ts';
+import { type FnEntry, type WorkerRecord, type TaskState, dependentCount, rareOf, groupOf, priorityOf, bytesOf } from './task-state.ts';
 import { type SchedulerCore, setState, attach } from './core.ts';
 import { speculativeDependent } from './speculation.ts';
 
@@ -47,7 +47,7 @@ function chooseWorker(s: SchedulerCore, ts: TaskState): WorkerRecord | null {
   for (const w of s.workers.values()) {
     if (w.closing || !validWorker(s, ts, w)) continue;
     let missingBytes = 0;
-    for (const d of ts.deps) if (!d.whoHas.includes(w)) missingBytes += d.nbytes;
+    for (const d of ts.deps) if (!d.whoHas.includes(w)) missingBytes += bytesOf(d);
     const busy = w.processing < w.nthreads ? 0 : w.occupancy / w.nthreads;
     // Every thread stuck on a task that ignores its cancellation: last choice, until its threads are ended and replaced.
     const cost = busy + missingBytes / s.config.bandwidth + (w.stuck >= w.nthreads ? 1e6 : 0);
@@ -116,7 +116,7 @@ function sendOne(s: SchedulerCore, ts: TaskState, w: WorkerRecord): number {
     b.deps.push(d.key);
     // A dependency still running here (speculation): the worker waits for it locally.
     b.who.push(d.state === 'memory' ? d.whoHas.map((h) => h.address) : [w.address]);
-    b.sizes.push(d.nbytes);
+    b.sizes.push(bytesOf(d));
   }
   if (ts.rare?.resources) b.resources.push([b.keys.length - 1, ts.rare.resources]);
   return b.keys.length - 1;

@@ -6,7 +6,7 @@
  * there or failed.
  */
 import type { SchedulerCore } from './core.ts';
-import { addHolder, type ClientRecord, isNeeded, type TaskState, type WorkerRecord } from './task-state.ts';
+import { addHolder, bytesOf, type ClientRecord, isNeeded, type TaskState, type WorkerRecord } from './task-state.ts';
 
 /** One replicate or retire-workers request in progress. */
 export interface Move {
@@ -43,7 +43,7 @@ function ask(s: SchedulerCore, move: Move, wants: [TaskState, number][]): void {
   for (const [ts, copies] of wants) {
     const targets = open.filter((w) => !ts.whoHas.includes(w)).sort((a, b) => (planned.get(a) as number) - (planned.get(b) as number) || a.id.localeCompare(b.id));
     for (const w of targets.slice(0, copies)) {
-      planned.set(w, (planned.get(w) as number) + ts.nbytes);
+      planned.set(w, (planned.get(w) as number) + bytesOf(ts));
       move.outstanding.add(copyId(w, ts.key));
       const list = byWorker.get(w);
       if (list) list.push(ts);
@@ -51,7 +51,7 @@ function ask(s: SchedulerCore, move: Move, wants: [TaskState, number][]): void {
     }
   }
   for (const [w, list] of byWorker) {
-    s.outbox.push(w.id, { op: 'acquire', keys: list.map((ts) => ts.key), who: list.map((ts) => ts.whoHas.map((h) => h.address)), sizes: Float64Array.from(list, (ts) => ts.nbytes) });
+    s.outbox.push(w.id, { op: 'acquire', keys: list.map((ts) => ts.key), who: list.map((ts) => ts.whoHas.map((h) => h.address)), sizes: Float64Array.from(list, bytesOf) });
   }
 }
 

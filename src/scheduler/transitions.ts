@@ -3,7 +3,7 @@
  * erred, released and forgotten. Every state change goes through setState
  * (core.ts); these functions decide which.
  */
-import { type ClientRecord, type WorkerRecord, clearHolders, forEachWanter, hasRestrictions, isNeeded, needsDeps, type TaskState, dependentsOf, rareOf, hasLiveDependents, removeWanter } from './task-state.ts';
+import { type ClientRecord, type WorkerRecord, clearHolders, forEachWanter, hasRestrictions, isNeeded, needsDeps, type TaskState, dependentsOf, rareOf, hasLiveDependents, removeWanter, bytesOf } from './task-state.ts';
 import { type SchedulerCore, setState, tellInMemory, addWant, missingInputs, detach } from './core.ts';
 import { takeBackSpeculative } from './speculation.ts';
 import { isRootish, place } from './placement.ts';
@@ -126,7 +126,7 @@ export function returnToWaiting(s: SchedulerCore, ts: TaskState): void {
 /** The last copy of a result is gone. Recompute it if anything still needs it. */
 export function loseData(s: SchedulerCore, ts: TaskState): void {
   setState(s, ts, 'released');
-  ts.nbytes = 0;
+  ts.nbytes = null;
   for (const d of dependentsOf(ts)) {
     // Counted afresh, not incremented: one taken back from a worker just now (speculation) already counts this loss.
     if (d.state === 'waiting') d.waitingOn = missingInputs(d);
@@ -183,7 +183,7 @@ export function drainReleases(s: SchedulerCore): void {
         for (const w of ts.whoHas) {
           s.outbox.key(w.id, 'free', ts.key);
           w.stored--;
-          w.storedBytes = Math.max(0, w.storedBytes - ts.nbytes);
+          w.storedBytes = Math.max(0, w.storedBytes - bytesOf(ts));
         }
         clearHolders(ts);
         setState(s, ts, 'released');

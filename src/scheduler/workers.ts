@@ -3,7 +3,7 @@
  * messages (results, errors, missing inputs, heartbeats), and the tick that
  * removes a worker silent for longer than the heartbeat timeout.
  */
-import { addHolder, removeHolder, WorkerRecord, type TaskState, rareOf, groupOf } from './task-state.ts';
+import { addHolder, removeHolder, WorkerRecord, type TaskState, rareOf, groupOf, bytesOf } from './task-state.ts';
 import { type SchedulerCore, detach } from './core.ts';
 import { place, validWorker, describeNeeds } from './placement.ts';
 import { toMemory, detachFromWorker, returnToWaiting, loseData, markErred } from './transitions.ts';
@@ -184,7 +184,7 @@ function lostData(s: SchedulerCore, w: WorkerRecord, keys: readonly string[]): v
 function notHeldBy(ts: TaskState, w: WorkerRecord): boolean {
   if (!removeHolder(ts, w)) return false;
   w.stored--;
-  w.storedBytes = Math.max(0, w.storedBytes - ts.nbytes);
+  w.storedBytes = Math.max(0, w.storedBytes - bytesOf(ts));
   return true;
 }
 
