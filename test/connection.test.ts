@@ -1,10 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
+import { encode } from '../src/protocol/codec.ts';
 import { Connection, DEFAULT_LIMITS } from '../src/protocol/connection.ts';
 import { messageSchemas, type PeerToWorker, type WorkerToPeer } from '../src/protocol/messages.ts';
 
 /** A real WebSocket pair on loopback, each end wrapped in a Connection (the worker's data server side sends). */
-async function pair(): Promise<{ sender: Connection<PeerToWorker, WorkerToPeer>; receiver: Connection<WorkerToPeer, PeerToWorker>; close(): void }> {
+async function pair(): Promise<{ sender: Connection<PeerToWorker, WorkerToPeer>; receiver: Connection<WorkerToPeer, PeerToWorker>; receiverWs: WebSocket; close(): void }> {
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: DEFAULT_LIMITS.maxPayload });
   await new Promise<void>((resolve) => wss.once('listening', resolve));
   const { port } = wss.address() as { port: number };
@@ -16,6 +17,7 @@ async function pair(): Promise<{ sender: Connection<PeerToWorker, WorkerToPeer>;
   return {
     sender,
     receiver,
+    receiverWs: ws,
     close: () => {
       ws.terminate();
       wss.close();
@@ -52,5 +54,42 @@ describe('connection', () => {
     const n = DEFAULT_LIMITS.rawThreshold + 1000;
     expect(blobs).toEqual([[[n, 1]], [[n, 2], [1, 9], [n, 3]], [[1, 4]], [[n, 5]]]);
     expect(deliveries.flat().some((m) => 'raw' in m)).toBe(false);
+  });
+
+  it('handles one connection for at most about 50 ms per event-loop turn, so that a burst of frames lets timers and other sockets in', async () => {
+    const { sender, receiver, receiverWs, close } = await pair();
+    cleanup = close;
+    const n = 10;
+    // Every frame in the receiver's socket buffer before it reads any: without the budget, one turn would handle all ten.
+    receiverWs.pause();
+    const written: Promise<void>[] = [];
+    for (let i = 0; i < n; i++) {
+      written.push(new Promise<void>((resolve) => sender.ws.send(encode([{ op: 'data', id: i, keys: [], blobs: [], missing: [] }]), { binary: true }, () => resolve())));
+    }
+    await Promise.all(written);
+    let turns = 0;
+    let inTurn = 0;
+    const perTurn: number[] = [];
+    const done = new Promise<void>((resolve) => {
+      receiver.onMessages(() => {
+        if (inTurn === 0) {
+          turns++;
+          setImmediate(() => {
+            perTurn.push(inTurn);
+            inTurn = 0;
+          });
+        }
+        inTurn++;
+        const until = performance.now() + 20; // a handler that takes 20 ms
+        while (performance.now() < until);
+        if (turns > 0 && perTurn.reduce((a, b) => a + b, 0) + inTurn === n) setImmediate(resolve);
+      });
+    });
+    receiverWs.resume();
+    await done;
+    expect(perTurn.reduce((a, b) => a + b, 0)).toBe(n);
+    // 20 ms each: the budget is spent after the third.
+    expect(Math.max(...perTurn)).toBeLessThanOrEqual(4);
+    expect(turns).toBeGreaterThanOrEqual(3);
   });
 });

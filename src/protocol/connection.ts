@@ -303,10 +303,14 @@ export class Connection<In extends Op, Out extends Op> {
     this.handleFrame(data, isBinary);
   }
 
-  /** After the poll phase: the next turn has a fresh budget, and frames held back are handled first. */
+  /** After the poll phase: the next turn has a fresh budget; frames held back wait for the next turn, after its timers. */
   private readonly endTurn = (): void => {
     this.turnStart = 0;
-    if (this.backlog.length === 0 || this.closed) return;
+    if (this.backlog.length > 0 && !this.closed) setImmediate(this.drain);
+  };
+
+  /** Handles held-back frames for one budget per turn; reading resumes once none is left. */
+  private readonly drain = (): void => {
     const start = performance.now();
     let i = 0;
     while (i < this.backlog.length && !this.closed && performance.now() - start <= TURN_BUDGET_MS) {
@@ -315,7 +319,7 @@ export class Connection<In extends Op, Out extends Op> {
     }
     this.backlog.splice(0, i);
     if (this.closed) this.backlog = [];
-    else if (this.backlog.length > 0) setImmediate(this.endTurn);
+    else if (this.backlog.length > 0) setImmediate(this.drain);
     else this.ws.resume();
   };
 
