@@ -15,7 +15,9 @@
  *
  * Receiving: each frame is decoded and every message parsed with the
  * connection's schema; a malformed frame or message closes this connection
- * only, after telling the peer what was wrong.
+ * only, after telling the peer what was wrong. A message is delivered once
+ * its own raw frames are in, and a connection's frames are handled for at
+ * most TURN_BUDGET_MS per event-loop turn (the rest wait, socket paused).
  */
 import type { WebSocket, RawData } from 'ws';
 import type { z } from 'zod';
