@@ -150,11 +150,8 @@ function linkGraph(s: SchedulerCore, g: GraphMsg, created: readonly TaskState[],
 function admit(s: SchedulerCore, c: ClientRecord, g: GraphMsg, at: readonly TaskState[], created: readonly TaskState[], reused: readonly number[], wantTs: readonly TaskState[]): void {
   if (g.more) {
     // More parts follow, whose tasks may depend on these: held until the last part (one count of `waiters` each).
-    const held = (c.held ??= []);
-    for (const ts of created) {
-      ts.waiters++;
-      held.push(ts);
-    }
+    for (const ts of created) ts.waiters++;
+    (c.held ??= []).push(created);
   }
   for (let j = 0; j < g.wants.length; j++) addWant(s, c, at[g.wants[j] as number] as TaskState, g.tickets[j] as number);
   for (const ts of wantTs) addWant(s, c, ts);
@@ -178,7 +175,7 @@ export function dropHolds(s: SchedulerCore, c: ClientRecord): void {
   const held = c.held;
   if (!held) return;
   c.held = null;
-  for (const ts of held) if (--ts.waiters === 0 && !isNeeded(ts)) s.releaseQ.push(ts);
+  for (const part of held) for (const ts of part) if (--ts.waiters === 0 && !isNeeded(ts)) s.releaseQ.push(ts);
 }
 
 function internFn(s: SchedulerCore, def: FnDef): FnEntry {

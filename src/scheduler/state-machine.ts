@@ -274,7 +274,7 @@ export class SchedulerState {
     let processing = 0;
     const onWorker = new Map<WorkerRecord, number>();
     const holds = new Map<TaskState, number>();
-    for (const c of this.s.clients.values()) for (const ts of c.held ?? []) holds.set(ts, (holds.get(ts) ?? 0) + 1);
+    for (const c of this.s.clients.values()) for (const part of c.held ?? []) for (const ts of part) holds.set(ts, (holds.get(ts) ?? 0) + 1);
     const counted = stateCounts();
     for (const ts of this.s.tasks.values()) (counted[stateIndex(ts.state)] as number)++;
     for (let i = 0; i < STATES.length - 1; i++) {

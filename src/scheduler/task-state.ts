@@ -347,7 +347,7 @@ export class ClientRecord {
   wants = 0;
   /** Task-event topics this client subscribed to (null: none). */
   topics: Set<string> | null = null;
-  /** Tasks of a submission in parts, held until its last part (null: none). */
-  held: TaskState[] | null = null;
+  /** Tasks of a submission in parts, held until its last part, a list per part (null: none); not one list of millions, which grows by copying. */
+  held: (readonly TaskState[])[] | null = null;
   constructor(readonly id: string) {}
 }
