@@ -42,22 +42,35 @@ describe('Heap (FIFO run + binary heap)', () => {
 });
 
 describe('Fifo', () => {
-  it('keeps order across compactions and drains what is left', () => {
-    const q = new Fifo<number>();
-    const ref: number[] = [];
-    for (let i = 0; i < 5000; i++) {
-      q.push(i);
-      ref.push(i);
-      if (i % 3 !== 0) {
-        expect(q.peek()).toBe(ref[0]);
-        expect(q.shift()).toBe(ref.shift());
+  it('keeps order across chunks, emptied and filled again, and drains what is left', () => {
+    for (const seed of [1, 2, 3]) {
+      const rand = rng(seed);
+      const q = new Fifo<number>();
+      const ref: number[] = [];
+      const wrong: string[] = [];
+      let next = 0;
+      for (let step = 0; step < 60_000; step++) {
+        // Phases that grow the queue past several chunks of 4,096, then empty it.
+        const growing = Math.floor(step / 15_000) % 2 === 0;
+        if (rand() < (growing ? 0.8 : 0.25)) {
+          q.push(next);
+          ref.push(next++);
+        } else {
+          const peeked = q.peek();
+          const want = ref.shift();
+          if (peeked !== want || q.shift() !== want) wrong.push(`step ${step}: took ${peeked}, expected ${want}`);
+        }
+        if (q.size !== ref.length || q.last() !== ref.at(-1)) wrong.push(`step ${step}: size ${q.size} last ${q.last()}, expected ${ref.length} ${ref.at(-1)}`);
       }
-      expect(q.size).toBe(ref.length);
-      expect(q.last()).toBe(ref.at(-1));
+      expect(wrong.slice(0, 3)).toEqual([]);
+      const seen: number[] = [];
+      q.forEach((x) => seen.push(x));
+      expect(seen).toEqual(ref);
+      expect(q.drain()).toEqual(ref);
+      expect(q.size).toBe(0);
+      expect(q.shift()).toBeUndefined();
+      expect(q.peek()).toBeUndefined();
+      expect(q.last()).toBeUndefined();
     }
-    expect(q.drain()).toEqual(ref);
-    expect(q.size).toBe(0);
-    expect(q.shift()).toBeUndefined();
-    expect(q.last()).toBeUndefined();
   });
 });

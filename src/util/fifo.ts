@@ -1,38 +1,49 @@
+/** Items per chunk of a Fifo. */
+const CHUNK = 4096;
+
 /**
- * A first-in first-out queue on an array and a head index: O(1) each way,
- * with taken slots cleared (so their items can be collected) and the array
- * compacted once most of it is behind the head.
+ * A first-in first-out queue in chunks of CHUNK items: O(1) each way, taken
+ * slots cleared (so their items can be collected), and a chunk dropped once
+ * all of it is taken. Chunks, not one array: the scheduler's queue of a
+ * million ready tasks was one array of 8 MB, copied as it grew and again when
+ * compacted, which raised the scheduler's peak memory.
  */
 export class Fifo<T> {
-  private items: (T | undefined)[] = [];
+  /** Every chunk is full but the last; the first is taken from at `head`. */
+  private chunks: (T | undefined)[][] = [];
   private head = 0;
+  private count = 0;
 
   get size(): number {
-    return this.items.length - this.head;
+    return this.count;
   }
 
   push(item: T): void {
-    this.items.push(item);
+    const last = this.chunks[this.chunks.length - 1];
+    if (last && last.length < CHUNK) last.push(item);
+    else this.chunks.push([item]);
+    this.count++;
   }
 
   peek(): T | undefined {
-    return this.items[this.head];
+    return this.count > 0 ? this.chunks[0]?.[this.head] : undefined;
   }
 
   /** The item pushed last (still queued), if any. */
   last(): T | undefined {
-    return this.size > 0 ? this.items[this.items.length - 1] : undefined;
+    if (this.count === 0) return undefined;
+    const chunk = this.chunks[this.chunks.length - 1] as (T | undefined)[];
+    return chunk[chunk.length - 1];
   }
 
   shift(): T | undefined {
-    if (this.head === this.items.length) return undefined;
-    const item = this.items[this.head];
-    this.items[this.head++] = undefined;
-    if (this.head === this.items.length) {
-      this.items = [];
-      this.head = 0;
-    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
+    if (this.count === 0) return undefined;
+    const first = this.chunks[0] as (T | undefined)[];
+    const item = first[this.head];
+    first[this.head++] = undefined;
+    this.count--;
+    if (this.head === first.length) {
+      this.chunks.shift();
       this.head = 0;
     }
     return item;
@@ -40,14 +51,19 @@ export class Fifo<T> {
 
   /** Calls `f` with each queued item, oldest first. */
   forEach(f: (item: T) => void): void {
-    for (let i = this.head; i < this.items.length; i++) f(this.items[i] as T);
+    for (let c = 0; c < this.chunks.length; c++) {
+      const chunk = this.chunks[c] as (T | undefined)[];
+      for (let i = c === 0 ? this.head : 0; i < chunk.length; i++) f(chunk[i] as T);
+    }
   }
 
   /** Takes everything still queued, in order. */
   drain(): T[] {
-    const out = this.items.slice(this.head) as T[];
-    this.items = [];
+    const out: T[] = [];
+    this.forEach((item) => out.push(item));
+    this.chunks = [];
     this.head = 0;
+    this.count = 0;
     return out;
   }
 }
