@@ -6,7 +6,7 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { CancelledError, progress, RunError, type Future, type TaskDef } from '../src/index.ts';
-import { executedDuring, startRunaway, withCluster } from './helpers/util.ts';
+import { executedDuring, startRunaway, twoWorkers, withCluster } from './helpers/util.ts';
 
 const TASKS = new URL('./fixtures/tasks.ts', import.meta.url).href;
 const fn = (name: string): string => `${TASKS}#${name}`;
@@ -60,8 +60,7 @@ describe('replicate and retireWorkers', () => {
 
   it('retireWorkers moves results only the retiring worker holds, then it leaves; nothing is recomputed', async () => {
     await withCluster({ workers: 2 }, async (_cluster, client) => {
-      const [a, b] = await client.workers();
-      if (!a || !b) throw new Error('two workers expected');
+      const [a, b] = await twoWorkers(client);
       const fs: Future[] = client.map(fn('bytes'), [100_000, 200_000], { workers: [a.name] });
       await Promise.all(fs.map((f) => f.done()));
       const before = (await client.workerMetrics())[b.address];

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { TaskError, type Future, type TaskDef } from '../src/index.ts';
-import { executedDuring, startRunaway, waitFor, withCluster } from './helpers/util.ts';
+import { executedDuring, startRunaway, twoWorkers, waitFor, withCluster } from './helpers/util.ts';
 
 const TASKS = new URL('./fixtures/tasks.ts', import.meta.url).href;
 const fn = (name: string): string => `${TASKS}#${name}`;
@@ -31,8 +31,7 @@ describe('runaway tasks', () => {
 describe('a stuck worker', () => {
   it('gets no new work while its only thread runs a cancelled task that ignores its signal', async () => {
     await withCluster({ workers: 2, workerArgs: ['--cancel-grace', '6'] }, async (_cluster, client) => {
-      const [a, b] = await client.workers();
-      if (!a || !b) throw new Error('two workers expected');
+      const [a, b] = await twoWorkers(client);
       const { runaway } = await startRunaway(client, a.name);
       await runaway.cancel();
       // Its heartbeat says so within a second.

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ref, type GraphMap, type TaskDef } from '../src/index.ts';
-import { fn, waitFor, withCluster } from './helpers/util.ts';
+import { fn, twoWorkers, waitFor, withCluster } from './helpers/util.ts';
 
 /** A binary tree over n leaves: 2n - 1 tasks, the root last. */
 function tree(n: number, prefix: string): { graph: GraphMap; root: string } {
@@ -55,8 +55,7 @@ describe('the scheduler at scale', () => {
 
   it('passes large values between threads and workers, and to the client, intact', async () => {
     await withCluster({ workers: 2, logLevel: 'warn' }, async (_cluster, client) => {
-      const [a, b] = await client.workers();
-      if (!a || !b) throw new Error('two workers expected');
+      const [a, b] = await twoWorkers(client);
       const n = 4 * 1024 * 1024;
       const g = new Map<string, TaskDef>();
       for (const kind of ['Uint8Array', 'Float64Array', 'Buffer'] as const) {
@@ -88,8 +87,7 @@ describe('the scheduler at scale', () => {
 
   it('a large input fetched from another worker, changed in place and returned, goes back whole; its source keeps its own value', async () => {
     await withCluster({ workers: 2, logLevel: 'warn' }, async (_cluster, client) => {
-      const [a, b] = await client.workers();
-      if (!a || !b) throw new Error('two workers expected');
+      const [a, b] = await twoWorkers(client);
       const n = 4 * 1024 * 1024;
       const g = new Map<string, TaskDef>();
       for (const kind of ['Uint8Array', 'Buffer'] as const) {

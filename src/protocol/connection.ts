@@ -418,7 +418,7 @@ export class Connection<In extends Op, Out extends Op> {
   /** Zero-length raw blobs have no frame: account for them; then deliver the messages now whole. */
   private skipEmptyBlobs(): void {
     while (this.received.length < this.expected.length && this.expected[this.received.length] === 0) {
-      this.received.push(Buffer.alloc(0));
+      this.received.push(NO_BYTES);
     }
     const held = this.held;
     if (!held) return;

@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalCluster, type Client, type Future, type LocalClusterOptions } from '../../src/index.ts';
+import { LocalCluster, type Client, type Future, type LocalClusterOptions, type WorkerSummary } from '../../src/index.ts';
 /** Shared helpers for integration tests. */
 export const TASKS = new URL('../fixtures/tasks.ts', import.meta.url).href;
 export const fn = (name: string): string => `${TASKS}#${name}`;
@@ -39,6 +39,13 @@ export async function withCluster(opts: LocalClusterOptions, body: (cluster: Loc
     await client?.close();
     await cluster.close();
   }
+}
+
+/** The cluster's first two workers (a test that moves data between workers needs both). */
+export async function twoWorkers(client: Client): Promise<[WorkerSummary, WorkerSummary]> {
+  const [a, b] = await client.workers();
+  if (!a || !b) throw new Error('two workers expected');
+  return [a, b];
 }
 
 /**
