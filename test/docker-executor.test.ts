@@ -54,6 +54,10 @@ describe('the docker executor (a real dockerd)', () => {
     expect(printed.join('')).toContain('[chatty] hello from a step process');
   });
 
+  it.each([1, 2])('a delayed retry below steps started ahead goes on with %i slot(s)', async (n) => {
+    await expectSameAsInProcess(await run('retry_fan', docker.configured({ maxConcurrent: n }) as ExecutorDefinition), defs.getJob('retry_fan'));
+  });
+
   it('streams a LOG while the step is still running', async () => {
     const go = join(dir, 'go');
     // The step waits for a file the test writes once it has the LOG: the test's directory is mounted for that signal only.

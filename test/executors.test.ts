@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Definitions, inProcessExecutor, job, JobReconstructionError, multiOrInProcessExecutor, multiprocessExecutor, op } from '../src/index.ts';
 import defs, { pid, simple } from './fixtures/jobs.ts';
 import { alive } from './helpers/util.ts';
+import { expectSameAsInProcess } from './helpers/in-process.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'weft-exec-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -96,6 +97,11 @@ describe('multiprocess executor', () => {
     const starts = r.eventsForNode('flaky').filter((e) => e.type === 'STEP_START').map((e) => e.pid);
     expect(starts).toHaveLength(2);
     expect(starts[0]).not.toBe(starts[1]);
+  });
+
+  it.each([1, 2])('a delayed retry below steps started ahead goes on with %i slot(s), and gives what executeInProcess gives', async (n) => {
+    const r = await defs.executeJob('retry_fan', { runConfig: { execution: { config: { multiprocess: { maxConcurrent: n } } } } });
+    await expectSameAsInProcess(r, defs.getJob('retry_fan'));
   });
 
   it('makes a failure final when retries are disabled in the executor config', async () => {

@@ -80,6 +80,12 @@ describe('the k8s Job executor (a fake Kubernetes API server)', () => {
     expect(labelValue(long)).toMatch(/^a{50}-[0-9a-f]{10}$/);
   });
 
+  it.each([1, 2])('a delayed retry below steps started ahead goes on with %i slot(s)', async (n) => {
+    const mine = await run('retry_fan', k8s({ maxConcurrent: n }));
+    await expectSameAsInProcess(mine, defs.getJob('retry_fan'));
+    nothingLeft(mine.runId);
+  });
+
   it('streams a LOG while the step is still running', async () => {
     const go = join(dir, 'go');
     const r = await run('long_step', k8s(), { runConfig: { ops: { waits_for_go: { config: { file: go } } } }, onEvent: (ev) => ev.type === 'LOG' && writeFileSync(go, 'go') });

@@ -99,6 +99,11 @@ describe('the queue executor (BullMQ on a real Redis, weft queue-worker processe
     expect(r.outputForNode('add_one_2')).toBe(42);
   });
 
+  it.each([1, 2])('a delayed retry goes on with %i slot(s); steps are not started ahead (refused, naming the path)', async (n) => {
+    await expectSameAsInProcess(await run('retry_fan', exec.configured({ maxConcurrent: n }) as ExecutorDefinition), defs.getJob('retry_fan'));
+    await expect(run('retry_fan', exec.configured({ startAhead: true }) as ExecutorDefinition)).rejects.toThrow(/startAhead: the queue executor queues each step once it is ready/);
+  });
+
   it('streams a LOG while the step is still running', async () => {
     const go = join(dir, 'go');
     const r = await run('long_step', exec, { runConfig: { ops: { waits_for_go: { config: { file: go } } } }, onEvent: (ev) => ev.type === 'LOG' && writeFileSync(go, 'go') });

@@ -220,6 +220,10 @@ describe('starting steps ahead', () => {
     expect(r.eventsForNode('plus_total').map((e) => e.type)).toEqual(['STEP_START', 'STEP_OUTPUT', 'STEP_SUCCESS']);
   });
 
+  it.each([1, 2])('a delayed retry below steps started ahead goes on with %i slot(s)', async (n) => {
+    await expectSameAsInProcess(await run('retry_fan', subprocessExecutor.configured({ maxConcurrent: n }) as ExecutorDefinition), defs.getJob('retry_fan'));
+  });
+
   it('starts nothing ahead with startAhead: false', async () => {
     const { exec, launched } = recording();
     const r = await run('failing', exec.configured({ startAhead: false }) as ExecutorDefinition);

@@ -31,6 +31,7 @@ import type { StepSpec } from '../step/spec.ts';
 import { Inbox, retriesConfig, retriesEnabled } from '../executors/common.ts';
 import { coordinatorConfig, StepCoordinator } from './coordinator.ts';
 import type { StepHandler } from './handler.ts';
+import { StepSlots } from './slots.ts';
 import { DelegatedAttempt, type AttemptOwner, type StepHealthError } from './attempt.ts';
 
 
@@ -88,12 +89,7 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
   const active = ctx.activeExecution();
   const retries = retriesEnabled(config.retries);
   const runConfig = ctx.runConfig.ops === undefined ? {} : { ops: ctx.runConfig.ops };
-  const pending: PlannedStep[] = [];
-  /** Steps not ready whose upstream steps run: started ahead when slots are free. */
-  const ahead: PlannedStep[] = [];
-  // Waiting steps by priority (higher first), then in plan order.
-  const order = new Map(ctx.plan.steps.map((s, i) => [s.key, i]));
-  const firstToRun = (x: PlannedStep, y: PlannedStep): number => y.priority - x.priority || (order.get(x.key) ?? 0) - (order.get(y.key) ?? 0);
+  const slots = new StepSlots(active, { maxConcurrent, tagConcurrencyLimits: config.tagConcurrencyLimits, startAhead: config.startAhead });
   /** Attempts holding a slot: until released (it said done, or it is gone), when a warm process is free again. */
   const running = new Map<string, DelegatedAttempt>();
   const terminations: Promise<void>[] = [];
@@ -101,14 +97,6 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
     events: (a, evs) => inbox.push({ a, evs }),
     failed: (a, failure) => inbox.push({ a, failure }),
     released: (a, released) => inbox.push({ a, released }),
-  };
-
-  const underLimits = (step: PlannedStep): boolean => {
-    for (const l of config.tagConcurrencyLimits) {
-      if (!matches(step, l)) continue;
-      if ([...running.values()].filter((a) => matches(a.step, l)).length >= l.limit) return false;
-    }
-    return true;
   };
 
   const launch = (step: PlannedStep, waiting: number, early = false): void => {
@@ -144,47 +132,18 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
   try {
     await handler.prepare?.({ runId, steps: ctx.plan.steps, signal: ctx.signal, log: logEngine });
     while (!ctx.signal.aborted) {
-      for (const step of active.ready()) {
-        const early = running.get(step.key);
-        // Started ahead: its inputs exist now.
-        if (early?.early) early.go();
-        else pending.push(step);
+      for (const act of slots.next(Date.now())) {
+        if (act.kind === 'launch') launch(act.step, act.waiting, act.early);
+        else if (act.kind === 'go') running.get(act.key)?.go();
+        else {
+          const a = running.get(act.key);
+          running.delete(act.key);
+          if (act.for !== null) logEngine(`step ${act.key}, started ahead, gives its slot to step ${act.for}, which is ready; it starts again later`, { step: act.key });
+          a?.stop();
+        }
       }
-      pending.sort(firstToRun);
-      if (config.startAhead) ahead.push(...active.upcoming());
       yield* active.drainEvents();
-      // Steps started ahead that will not run after all (upstream failed or skipped): stopped unseen.
-      for (const a of [...running.values()]) {
-        if (a.early && active.statusOf(a.step.key) !== 'pending') a.stop();
-      }
-      // Start what the limits allow, highest priority first.
-      let waiting = -1;
-      for (let i = 0; i < pending.length && running.size < maxConcurrent; ) {
-        const step = pending[i] as PlannedStep;
-        if (!underLimits(step)) {
-          i++;
-          continue;
-        }
-        pending.splice(i, 1);
-        if (waiting < 0) waiting = pending.length + active.stepsWith('pending').length;
-        else waiting = Math.max(0, waiting - 1);
-        launch(step, waiting);
-      }
-      // Then steps whose upstream steps are running, with the slots left.
-      for (let i = 0; i < ahead.length && running.size < maxConcurrent; ) {
-        const step = ahead[i] as PlannedStep;
-        if (active.statusOf(step.key) !== 'pending' || running.has(step.key)) {
-          ahead.splice(i, 1);
-          continue;
-        }
-        if (!underLimits(step)) {
-          i++;
-          continue;
-        }
-        ahead.splice(i, 1);
-        launch(step, Math.max(0, waiting), true);
-      }
-      if (running.size === 0 && pending.length === 0 && inbox.size === 0) {
+      if (slots.held === 0 && slots.waiting === 0 && inbox.size === 0) {
         if (active.isComplete) break;
         const wait = active.nextRetryIn();
         if (wait === null) break;
@@ -207,7 +166,10 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
           const ev = fail(item.a, item.failure);
           if (ev) yield ev;
         } else {
-          if (running.get(item.a.step.key) === item.a) running.delete(item.a.step.key);
+          if (running.get(item.a.step.key) === item.a) {
+            running.delete(item.a.step.key);
+            slots.release(item.a.step.key);
+          }
           terminations.push(item.released);
         }
       }
@@ -230,7 +192,3 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
   }
 }
 
-function matches(step: PlannedStep, l: { key: string; value?: string | undefined }): boolean {
-  const v = step.tags[l.key];
-  return v !== undefined && (l.value === undefined || v === l.value);
-}

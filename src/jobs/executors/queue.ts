@@ -26,8 +26,8 @@ export const queueConfig = lazySchemas((z) =>
     prefix: z.string().min(1).max(100).regex(/^[^:\s]+$/, 'no colons or spaces').default(DEFAULT_PREFIX),
     /** Seconds the run's heartbeat in Redis outlives the launching process: then its queued steps are dropped. */
     heartbeatSeconds: z.number().int().min(1).max(3600).default(ALIVE_TTL_SECONDS),
-    /** The queue holds the work: steps are queued when ready, not started ahead. */
-    startAhead: z.boolean().default(false),
+    /** The queue holds the work: steps are queued when ready; a worker that took a step ahead would find no inputs. */
+    startAhead: z.literal(false, { error: 'the queue executor queues each step once it is ready; it cannot start steps ahead' }).default(false),
     /**
      * The queue worker starts each step in a Docker container or a Kubernetes
      * Job of its own (celery_docker_executor, celery_k8s_job_executor), with
