@@ -1,6 +1,6 @@
 // The jobs of the docker bench: a code location in JavaScript, importing weft's
 // job layer as a package (this checkout's own, by its name), as an image would.
-import { Definitions, job, op } from 'weft/jobs';
+import { Definitions, job, op } from 'weftjs/jobs';
 
 const seed = op({ name: 'seed' }, () => 1);
 const inc = op({ name: 'inc' }, (_ctx, x) => x + 1);

@@ -1,5 +1,5 @@
 // The jobs of the queue bench: a code location in JavaScript that queue workers import.
-import { Definitions, job, op } from 'weft/jobs';
+import { Definitions, job, op } from 'weftjs/jobs';
 
 const seed = op({ name: 'seed' }, () => 1);
 const inc = op({ name: 'inc' }, (_ctx, x) => x + 1);

@@ -1,12 +1,14 @@
 #!/usr/bin/env node
-// The `weft` command of the package: the compiled CLI in dist/. A checkout
-// builds it with `npm run build` (npm ci does); `node src/cli/launch.mjs`
-// runs the CLI from its TypeScript sources instead.
+// The `weft` command: the compiled CLI in dist/ (the package), or, in a
+// checkout that has not been built, the TypeScript sources through tsx (a
+// development dependency there).
 import { existsSync } from 'node:fs';
 
-const entry = new URL('../dist/cli/launch.mjs', import.meta.url);
-if (!existsSync(entry)) {
-  process.stderr.write(`weft: ${entry.pathname} is missing: build weft first (npm run build)\n`);
+const compiled = new URL('../dist/cli/launch.mjs', import.meta.url);
+const sources = new URL('../src/cli/launch.mjs', import.meta.url);
+if (existsSync(compiled)) await import(compiled.href);
+else if (existsSync(new URL('../node_modules/tsx/package.json', import.meta.url)) && existsSync(sources)) await import(sources.href);
+else {
+  process.stderr.write(`weft: ${compiled.pathname} is missing: build weft first (npm run build)\n`);
   process.exit(1);
 }
-await import(entry.href);

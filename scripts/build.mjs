@@ -50,6 +50,9 @@ await build({
   banner: { js: "import { createRequire as __weftRequire } from 'node:module'; const require = __weftRequire(import.meta.url);" },
 });
 
+// The example's task module as JavaScript: `weft example` from the package runs without tsx.
+await build({ entryPoints: [join(root, 'examples', 'pi.ts')], outfile: join(dist, 'examples', 'pi.js'), format: 'esm', platform: 'node', target: 'node20', logLevel: 'warning' });
+
 // The dashboard's browser code, bundled once here (the scheduler serves this file; a checkout bundles on first request).
 const { bundleDashboard } = await import(join(dist, 'scheduler', 'dashboard', 'assets.js'));
 mkdirSync(join(dist, 'dashboard'), { recursive: true });

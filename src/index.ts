@@ -27,5 +27,5 @@ export {
   ConfigError,
 } from './errors.ts';
 
-// The job layer (also on its own as 'weft/jobs', for code locations).
+// The job layer (also on its own as 'weftjs/jobs', for code locations).
 export * from './jobs/index.ts';

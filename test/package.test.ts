@@ -2,7 +2,9 @@
  * weft as a user installs it: the packed tarball (dist/, built by `npm test`
  * before vitest runs) installed into a fresh project, then used from a plain
  * .mjs program, from strict TypeScript (`--module nodenext`), and through
- * its `weft` bin.
+ * its `weft` bin. The install is lean: the optional peer dependencies (tsx,
+ * esbuild, the executors' client libraries) are not installed until the
+ * test adds tsx, and what needs one names it.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,29 +27,31 @@ function run(cmd: string, args: string[], timeout = 60_000): { code: number | nu
 }
 
 const files: Record<string, string> = {
-  'package.json': JSON.stringify({ name: 'consumer', private: true, type: 'module', allowScripts: { weft: false, esbuild: false, 'msgpackr-extract': false } }),
-  // A task module in TypeScript: workers load it through tsx.
+  'package.json': JSON.stringify({ name: 'consumer', private: true, type: 'module' }),
+  // Task modules: JavaScript, and TypeScript (workers load it through tsx, once installed).
+  'tasks.mjs': 'export function inc(x) {\n  return x + 1;\n}\n',
   'tasks.ts': 'export function inc(x: number): number {\n  return x + 1;\n}\n',
   // The job layer on its own, as a code location in a container would import it.
-  'defs.mjs': `import { Definitions, job, op } from 'weft/jobs';
+  'defs.mjs': `import { Definitions, job, op } from 'weftjs/jobs';
 const one = op({ name: 'one' }, () => 1);
 const add = op({ name: 'add' }, (ctx, x) => { ctx.log.info('adding'); return x + 41; });
 export const answer = job({ name: 'answer' }, () => add(one()));
 export default new Definitions({ jobs: [answer] });
 `,
-  'app.mjs': `import { LocalCluster } from 'weft';
+  'app.mjs': `import { LocalCluster } from 'weftjs';
 import defs from './defs.mjs';
 const cluster = await LocalCluster.start({ workers: 1 });
 const client = await cluster.client();
-const task = await client.submit(new URL('./tasks.ts', import.meta.url).href + '#inc', 1);
+const task = await client.submit(new URL('./tasks.mjs', import.meta.url).href + '#inc', 1);
+const typed = await client.submit(new URL('./tasks.ts', import.meta.url).href + '#inc', 1).then((v) => v, (e) => e.message);
 await client.close();
 await cluster.close();
 const r = await defs.executeJob('answer');
 const pid = r.eventsForNode('add').find((e) => e.type === 'STEP_START').pid;
-console.log(JSON.stringify({ task, success: r.success, answer: r.outputForNode('add'), otherProcess: pid !== process.pid }));
+console.log(JSON.stringify({ task, typed, success: r.success, answer: r.outputForNode('add'), otherProcess: pid !== process.pid }));
 `,
-  'app.mts': `import { Client, Definitions, executor, job, op, type ExecutionContext, type RunEvent, type StepHandler } from 'weft';
-import { Definitions as JobsDefinitions, dockerExecutor, type DockerConfig } from 'weft/jobs';
+  'app.mts': `import { Client, Definitions, executor, job, op, type ExecutionContext, type RunEvent, type StepHandler } from 'weftjs';
+import { Definitions as JobsDefinitions, dockerExecutor, type DockerConfig } from 'weftjs/jobs';
 export const docker: DockerConfig | null = null;
 export const pinned = dockerExecutor.name;
 const one = op({ name: 'one' }, (): number => 1);
@@ -79,6 +83,7 @@ beforeAll(() => {
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
   const r = run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', `./${tarball.filename}`, `@types/node@${NODE_TYPES}`], 120_000);
   if (r.code !== 0) throw new Error(`npm install of the packed tarball failed:\n${r.err}`);
+  writeFileSync(join(dir, 'install.log'), r.err);
 }, 180_000);
 
 describe('the npm package', () => {
@@ -93,11 +98,36 @@ describe('the npm package', () => {
     for (const f of pkg.sideEffects) expect(existsSync(join(ROOT, f)), f).toBe(true);
   });
 
-  it('a plain .mjs program runs a TypeScript task on a LocalCluster and a job in step processes', () => {
+  it('installs without the optional peer dependencies: no install script but msgpackr native addon', () => {
+    const log = readFileSync(join(dir, 'install.log'), 'utf8');
+    const scripts = log.split('\n').filter((l) => /install-scripts\s+\S+@\d/.test(l));
+    expect(scripts.map((l) => /install-scripts\s+(\S+)@/.exec(l)?.[1]).filter((p) => p !== 'msgpackr-extract')).toEqual([]);
+    for (const p of ['tsx', 'esbuild', 'dockerode', 'bullmq', 'ioredis', '@kubernetes/client-node', 'preact']) expect(existsSync(join(dir, 'node_modules', p)), p).toBe(false);
+  });
+
+  it('a plain .mjs program runs a task on a LocalCluster and a job in step processes (no esbuild: unbundled); a TypeScript task names tsx', () => {
     const r = run('node', ['app.mjs']);
-    expect(r.err).not.toMatch(/ERR_UNKNOWN_FILE_EXTENSION/);
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.out.trim().split('\n').at(-1) ?? '{}')).toEqual({ task: 2, success: true, answer: 42, otherProcess: true });
+    expect(JSON.parse(r.out.trim().split('\n').at(-1) ?? '{}')).toEqual({
+      task: 2,
+      typed: expect.stringMatching(/loading the TypeScript module .*tasks\.ts needs the package tsx, not installed here: npm install tsx/),
+      success: true,
+      answer: 42,
+      otherProcess: true,
+    });
+  });
+
+  it('an executor whose package is not installed fails the run naming it; weft bundle names esbuild', () => {
+    writeFileSync(join(dir, 'docker-defs.mjs'), `import { Definitions, dockerExecutor, job, op } from 'weftjs/jobs';
+export const d = job({ name: 'd', executorDef: dockerExecutor.configured({ image: 'x' }) }, () => op({ name: 'one' }, () => 1)());
+export default new Definitions({ jobs: [d] });
+`);
+    const r = run(join(dir, 'node_modules', '.bin', 'weft'), ['run', 'docker-defs.mjs', '--job', 'd']);
+    expect(r.code).toBe(1);
+    expect(r.out + r.err).toMatch(/the docker executor needs the package dockerode, not installed here: npm install dockerode/);
+    const bundled = run(join(dir, 'node_modules', '.bin', 'weft'), ['bundle', 'defs.mjs']);
+    expect(bundled.code).not.toBe(0);
+    expect(bundled.err).toMatch(/weft bundle needs the package esbuild, not installed here: npm install esbuild/);
   });
 
   it('a strict TypeScript program (module nodenext) type-checks against the declarations', () => {
@@ -114,13 +144,21 @@ describe('the npm package', () => {
     expect(r.code).toBe(0);
     const events = r.out.trim().split('\n').map((l) => JSON.parse(l) as { type: string });
     expect(events.at(-1)?.type).toBe('RUN_SUCCESS');
-    // weft bundle prebuilds the code location for weft step.
-    const bundled = run(join(dir, 'node_modules', '.bin', 'weft'), ['bundle', 'defs.mjs']);
-    expect(bundled.code).toBe(0);
-    expect(existsSync(bundled.out.trim())).toBe(true);
     // weft step (the bundled entry) refuses to run without its arguments, naming where they go.
     const step = run(join(dir, 'node_modules', '.bin', 'weft'), ['step']);
     expect(step.code).toBe(2);
     expect(step.err).toMatch(/WEFT_STEP_ARGS/);
   });
+
+  it('with tsx and esbuild added, TypeScript tasks load and weft bundle prebuilds a code location', () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
+    const add = run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', `tsx@${pkg.devDependencies['tsx']}`, `esbuild@${pkg.devDependencies['esbuild']}`], 120_000);
+    expect(add.code, add.err).toBe(0);
+    const r = run('node', ['app.mjs']);
+    expect(r.code).toBe(0);
+    expect((JSON.parse(r.out.trim().split('\n').at(-1) ?? '{}') as { typed: unknown }).typed).toBe(2);
+    const bundled = run(join(dir, 'node_modules', '.bin', 'weft'), ['bundle', 'defs.mjs']);
+    expect(bundled.code).toBe(0);
+    expect(existsSync(bundled.out.trim())).toBe(true);
+  }, 180_000);
 });

@@ -7,9 +7,10 @@ import { LocalCluster } from '../cluster/local-cluster.ts';
 import { ref, type Graph } from '../client/graph.ts';
 import { progress } from '../client/progress.ts';
 import type { LogLevel } from '../util/log.ts';
-import { packageFile } from '../util/self.ts';
+import { FROM_SOURCE, packageFile, WEFT_ROOT } from '../util/self.ts';
 
-const TASKS = packageFile('examples/pi.ts').href;
+/** The task module: its TypeScript in a checkout, compiled by the package build in the package (which needs no tsx). */
+const TASKS = FROM_SOURCE ? packageFile('examples/pi.ts').href : new URL('examples/pi.js', WEFT_ROOT).href;
 
 export async function runExample(opts: { workers: number; tasks: number; logLevel: LogLevel }): Promise<void> {
   const dartsPerTask = 200_000;

@@ -79,7 +79,7 @@ export class Definitions {
   /** The executor that runs a job: its own, else these Definitions', else the default. */
   executorFor(job: JobDefinition): ExecutorDefinition {
     const e = job.executorDef ?? this.executor ?? defaultExecutor;
-    if (!e) throw new DefinitionError(`job ${job.name} names no executor and the default one is not loaded; import it from 'weft'`);
+    if (!e) throw new DefinitionError(`job ${job.name} names no executor and the default one is not loaded; import it from 'weftjs'`);
     return e;
   }
 

@@ -5,6 +5,8 @@
  * file to fork, a task function for workers, the CLI to start) asks here, so
  * the name fits the tree it runs in.
  */
+import { optionalPackage } from './optional.ts';
+
 const HERE = import.meta.url;
 
 /** true in a checkout run from sources, false in the compiled package. */
@@ -30,13 +32,20 @@ let tsx: Promise<void> | null = null;
 
 /**
  * Imports a user's module (a code location, a task module). The compiled
- * package loads TypeScript through tsx, registered on the first TypeScript
- * module (about 90 ms), so programs whose modules are JavaScript never pay
- * for it. From sources tsx (or vitest) is already in place.
+ * package loads TypeScript through tsx (an optional peer dependency),
+ * registered in this thread on its first TypeScript module (about 90 ms), so
+ * programs whose modules are JavaScript never pay for it, nor install it.
+ * From sources tsx (or vitest) is already in place.
  */
 export async function importUserModule(url: string): Promise<Record<string, unknown>> {
   if (!FROM_SOURCE && /\.[cm]?tsx?$/.test(url.split(/[?#]/)[0] ?? '')) {
-    tsx ??= import('tsx/esm/api').then((m) => void m.register());
+    tsx ??= optionalPackage(['tsx'], `loading the TypeScript module ${url.split(/[?#]/)[0] ?? url}`, () => import('tsx/esm/api')).then(
+      (m) => void m.register(),
+      (err: unknown) => {
+        tsx = null;
+        throw err;
+      },
+    );
     await tsx;
   }
   return (await import(url)) as Record<string, unknown>;

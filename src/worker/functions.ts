@@ -4,12 +4,13 @@
  * Module references (`./tasks.ts#inc`, `/abs/path.ts#inc`, `file:///...#inc`,
  * `some-package#fn`, `some-package/sub#fn`): relative paths resolve against
  * the worker's working directory, packages from there too. TypeScript modules
- * load through tsx. Inline sources are evaluated once and cached.
+ * load through tsx (importUserModule). Inline sources are evaluated once and cached.
  */
 import { createRequire } from 'node:module';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FN_INLINE, FN_MODULE } from '../protocol/spec.ts';
+import { importUserModule } from '../util/self.ts';
 
 export type TaskFunction = (...args: unknown[]) => unknown;
 
@@ -37,7 +38,7 @@ async function loadModuleFunction(ref: string, cwd: string): Promise<TaskFunctio
   const { module, name } = splitRef(ref);
   let mod: Record<string, unknown>;
   try {
-    mod = (await import(moduleUrl(module, cwd))) as Record<string, unknown>;
+    mod = await importUserModule(moduleUrl(module, cwd));
   } catch (err) {
     const e = new Error(`cannot import task module '${module}' (from ${cwd}): ${(err as Error).message}`);
     e.name = 'TaskImportError';

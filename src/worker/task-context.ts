@@ -3,7 +3,7 @@
  * subscribed clients receive while the task runs, and a signal that aborts
  * when the task is cancelled.
  *
- *   import { taskContext } from 'weft';
+ *   import { taskContext } from 'weftjs';
  *   export async function train(data) {
  *     const ctx = taskContext();
  *     ctx.emit('progress', { done: 0.5 });  // client.subscribe('progress', ...) gets it

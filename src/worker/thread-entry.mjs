@@ -1,8 +1,13 @@
-// Worker threads do not inherit the main thread's loader hooks: register tsx
-// here so that TypeScript task modules (and, from sources, weft) load.
+// Worker threads do not inherit the main thread's loader hooks. From sources
+// (a checkout), weft itself is TypeScript: register tsx here. The compiled
+// package registers it only when a TypeScript task module is first imported
+// (util/self.ts), so that tsx stays an optional peer dependency.
 import { existsSync } from 'node:fs';
-import { register } from 'tsx/esm/api';
 
-register();
 const compiled = new URL('./executor-thread.js', import.meta.url);
-await import(existsSync(compiled) ? compiled.href : new URL('./executor-thread.ts', import.meta.url).href);
+if (existsSync(compiled)) await import(compiled.href);
+else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import(new URL('./executor-thread.ts', import.meta.url).href);
+}

@@ -18,7 +18,6 @@ import { serverTls, type TlsOptions } from '../protocol/tls.ts';
 import { SpillStore } from './spill.ts';
 import { MEMORY_EXIT_CODE, RESTART_EXIT_CODE } from './exit-codes.ts';
 import { decode, encodeOwned } from '../protocol/codec.ts';
-import { FN_MODULE } from '../protocol/spec.ts';
 import { serializeError } from '../errors.ts';
 import { resolveFunction } from './functions.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
@@ -488,7 +487,6 @@ export class WeftWorker {
    */
   private async runHere(conn: Connection<PeerToWorker, WorkerToPeer>, id: number, def: FnDef, args: Uint8Array): Promise<void> {
     try {
-      if (def[0] === FN_MODULE) await registerTypeScript();
       const fn = await resolveFunction(def[0], def[1], this.opts.cwd ?? process.cwd());
       const decoded = decode(args);
       if (!Array.isArray(decoded)) throw new TypeError('the arguments are not an array');
@@ -537,18 +535,6 @@ export class WeftWorker {
 
   /** The exit code for the process once closed: 3 when it stopped over its memory limit (its nanny starts a fresh one), else 0. */
   exitCode = 0;
-}
-
-let tsRegistered: Promise<void> | null = null;
-
-/**
- * TypeScript modules load through tsx in this thread too (the executor
- * threads register it for themselves); weft running from its sources already
- * runs under it.
- */
-function registerTypeScript(): Promise<void> {
-  tsRegistered ??= import.meta.url.endsWith('.ts') ? Promise.resolve() : import('tsx/esm/api').then(({ register }) => void register());
-  return tsRegistered;
 }
 
 /** A value this large goes as a blob of its own in a packed reply, as stored (no copy): it is sent as raw frames anyway. */

@@ -23,6 +23,7 @@ import type { StepHandler, StepHandlerContext, StepHealth } from '../delegating/
 import type { DockerLaunchConfig } from '../executors/docker.ts';
 import { containerConfigFor } from './docker-config.ts';
 import { attemptResourceName, stepEnvironment } from './container-env.ts';
+import { optionalPackage } from '../../util/optional.ts';
 
 /** Labels on every step container. */
 export const LABEL_RUN = 'weft.run';
@@ -60,7 +61,7 @@ export function dockerHandler(config: DockerLaunchConfig): StepHandler {
 
     async prepare(run) {
       runId = run.runId;
-      const { default: Dockerode } = await import('dockerode');
+      const { default: Dockerode } = await optionalPackage(['dockerode'], 'the docker executor', () => import('dockerode'));
       engine = new Dockerode();
       const images = new Set(run.steps.map((s) => containerConfigFor(s, config).image));
       if (config.network !== 'host' && !config.coordinator.advertiseAddress && /^(127\.|localhost$|::1$)/.test(config.coordinator.host)) {

@@ -7,11 +7,10 @@
  * reuses them for later steps, and keeps idle ones for later runs.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import type { StepChannel } from '../delegating/coordinator.ts';
 import type { StepHandler, StepHandlerContext, StepHealth } from '../delegating/handler.ts';
 import type { CodeLocation } from '../executor.ts';
-import { stepBundle } from '../step/bundle.ts';
+import { stepEntry, type StepEntry } from '../step/bundle.ts';
 import type { ToForkedStep } from '../step/fork-main.ts';
 
 export interface ForkHandlerOptions {
@@ -36,14 +35,14 @@ export function forkHandler(location: CodeLocation, opts: ForkHandlerOptions): S
   const warm = opts.mode === 'warm';
   const procs = new Set<StepProc>();
   const byAttempt = new Map<StepHandlerContext, StepProc>();
-  let entry = '';
+  let entry: StepEntry = { file: '', args: [], execArgv: [], note: null };
 
   const spawn = (): StepProc => {
     // msgpackr's native string decoder only pays off on large messages; loading it costs a short-lived process more.
     const env = { ...process.env, MSGPACKR_NATIVE_ACCELERATION_DISABLED: process.env['MSGPACKR_NATIVE_ACCELERATION_DISABLED'] ?? 'true' };
     // Step output on stdout would mix with `weft run --json`: everything a step prints goes
     // straight to this process's stderr (its file descriptor, no pipe to pump).
-    const child = fork(entry, warm ? [] : ['once'], { serialization: 'advanced', execArgv: [], env, stdio: ['ignore', 2, 2, 'ipc'] });
+    const child = fork(entry.file, [...entry.args, ...(warm ? [] : ['once'])], { serialization: 'advanced', execArgv: entry.execArgv, env, stdio: ['ignore', 2, 2, 'ipc'] });
     const proc: StepProc = { child, ctx: null, listener: null, exit: null, retired: false };
     child.on('message', (m: unknown) => proc.listener?.onMessage(m));
     // Every message the process sent arrives before its channel closes.
@@ -82,10 +81,11 @@ export function forkHandler(location: CodeLocation, opts: ForkHandlerOptions): S
   return {
     name: 'fork',
 
-    async prepare() {
-      entry = fileURLToPath(await stepBundle(location.module));
+    async prepare(run) {
+      entry = await stepEntry(location.module);
+      if (entry.note) run.log(entry.note);
       // Warm mode: processes left idle by earlier runs of this code location start this one.
-      if (warm) for (const p of takeWarm(entry)) procs.add(p);
+      if (warm) for (const p of takeWarm(warmKey(entry))) procs.add(p);
     },
 
     async launch(ctx) {
@@ -123,7 +123,7 @@ export function forkHandler(location: CodeLocation, opts: ForkHandlerOptions): S
     async close() {
       const keep = warm ? idle().filter((p) => p.child.connected) : [];
       for (const p of keep) procs.delete(p);
-      putWarm(entry, keep);
+      putWarm(warmKey(entry), keep);
       await Promise.all([...procs].map((p) => stop(p, 2000, true)));
     },
   };
@@ -148,6 +148,11 @@ function stop(p: StepProc, graceMs: number, polite = false): Promise<void> {
  */
 const WARM_IDLE_MS = 60_000;
 const warmPool = new Map<string, { procs: StepProc[]; timer: NodeJS.Timeout }>();
+
+/** Warm processes serve one code location: its bundle, or the unbundled entry and its module. */
+function warmKey(e: StepEntry): string {
+  return [e.file, ...e.args].join('\n');
+}
 
 function putWarm(entry: string, procs: StepProc[]): void {
   if (procs.length === 0) return;

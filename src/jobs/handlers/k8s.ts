@@ -21,6 +21,7 @@ import { mergeConfig } from '../executor.ts';
 import { mapModule } from './docker.ts';
 import { attemptResourceName, stepEnvironment } from './container-env.ts';
 import { jobConfigFor, type StepJobConfig } from './k8s-config.ts';
+import { optionalPackage } from '../../util/optional.ts';
 
 export const K8S_LABEL_RUN = 'weft/run';
 export const K8S_LABEL_STEP = 'weft/step';
@@ -79,7 +80,7 @@ export function k8sHandler(config: K8sLaunchConfig): StepHandler {
       // Every step's config resolves (a bad op tag fails the run before any Job).
       for (const s of run.steps) jobConfigFor(s, base, config.perStepK8sConfig);
       // Loaded with the first run, not with weft: about 300 ms.
-      const k8s = await import('@kubernetes/client-node');
+      const k8s = await optionalPackage(['@kubernetes/client-node'], 'the Kubernetes executor', () => import('@kubernetes/client-node'));
       const kc = new k8s.KubeConfig();
       try {
         if (config.inCluster) kc.loadFromCluster();

@@ -24,6 +24,7 @@ import type { QueueConfig } from '../executors/queue.ts';
 import type { QueuedStep } from '../queue/job-data.ts';
 import { ALIVE_EVERY_MS, attemptName, cancelChannel, inputKey, jobId, RUN_TTL_SECONDS, runKey } from '../queue/keys.ts';
 import { CONNECT_TIMEOUT_MS, connectRedis, duplicateRedis, redact, withTimeout } from '../queue/redis.ts';
+import { optionalPackage } from '../../util/optional.ts';
 
 /** Op tag naming the queue a step goes to. */
 export const QUEUE_TAG = 'weft/queue';
@@ -117,7 +118,7 @@ export function queueHandler(config: QueueConfig, runPriority: number, jobInputs
   const queueFor = async (name: string): Promise<Queue> => {
     let q = queues.get(name);
     if (!q) {
-      const { Queue } = await import('bullmq');
+      const { Queue } = await optionalPackage(['bullmq', 'ioredis'], 'the queue executor', () => import('bullmq'));
       const connection = duplicateRedis(client(), { maxRetriesPerRequest: null });
       connections.push(connection);
       q = new Queue(name, { connection, prefix });

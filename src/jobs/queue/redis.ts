@@ -5,6 +5,7 @@
  */
 import type { Redis, RedisOptions } from 'ioredis';
 import { WeftError } from '../../errors.ts';
+import { optionalPackage } from '../../util/optional.ts';
 
 export const CONNECT_TIMEOUT_MS = 5_000;
 
@@ -15,7 +16,7 @@ export class RedisUnavailableError extends WeftError {
 
 /** A connection to `url` ('redis://HOST:PORT/DB' or 'rediss://'), checked with a PING. */
 export async function connectRedis(url: string, extra: RedisOptions = {}): Promise<Redis> {
-  const { Redis } = await import('ioredis');
+  const { Redis } = await optionalPackage(['bullmq', 'ioredis'], 'the queue executor', () => import('ioredis'));
   // BullMQ needs maxRetriesPerRequest null on the connections it blocks on.
   const redis = new Redis(url, { maxRetriesPerRequest: null, connectTimeout: CONNECT_TIMEOUT_MS, lazyConnect: true, ...extra });
   redis.on('error', () => {}); // reported through the commands that fail

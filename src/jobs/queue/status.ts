@@ -1,5 +1,6 @@
 /** `weft queue status`: per queue, its waiting, active and delayed steps and live workers. */
 import { connectRedis, duplicateRedis } from './redis.ts';
+import { optionalPackage } from '../../util/optional.ts';
 
 export interface QueueStatus {
   name: string;
@@ -12,7 +13,7 @@ export interface QueueStatus {
 export async function queueStatus(url: string, prefix: string, only: string[] | null): Promise<{ queues: QueueStatus[] }> {
   const redis = await connectRedis(url);
   try {
-    const { Queue } = await import('bullmq');
+    const { Queue } = await optionalPackage(['bullmq', 'ioredis'], 'weft queue status', () => import('bullmq'));
     let names = only;
     if (!names) {
       // BullMQ keeps a 'meta' hash per queue: PREFIX:NAME:meta.

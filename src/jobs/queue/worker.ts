@@ -32,6 +32,7 @@ import type { StepSpec } from '../step/spec.ts';
 import { attemptName, cancelChannel, DEFAULT_PREFIX, inputKey, MAX_OUTPUT_BYTES, outputKey, RUN_TTL_SECONDS, runKey } from './keys.ts';
 import { connectRedis, duplicateRedis } from './redis.ts';
 import { runLaunched } from './launch.ts';
+import { optionalPackage } from '../../util/optional.ts';
 
 export interface QueueWorkerOptions {
   redis: string;
@@ -62,7 +63,7 @@ export class QueueWorker {
     const running = new Map<string, AbortController>();
     await subscriber.subscribe(cancelChannel(prefix));
     subscriber.on('message', (_channel: string, message: string) => running.get(message)?.abort());
-    const { Worker, UnrecoverableError } = await import('bullmq');
+    const { Worker, UnrecoverableError } = await optionalPackage(['bullmq', 'ioredis'], 'weft queue-worker', () => import('bullmq'));
     const definitions = new Map<string, Promise<Definitions | Error>>();
     const codeLocation = (module: string): Promise<Definitions | Error> => {
       let d = definitions.get(module);

@@ -15,11 +15,13 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Plugin } from 'esbuild';
 import { SourceMap } from 'node:module';
 import { JobReconstructionError } from '../errors.ts';
-import { WEFT_ROOT, weftModule } from '../../util/self.ts';
+import { FROM_SOURCE, WEFT_ROOT, weftModule } from '../../util/self.ts';
 import { bundleDir, fileStamp, writeManifestEntry } from './prebuilt.ts';
+import { MissingPackageError, optionalPackage } from '../../util/optional.ts';
 
 const STEP_MAIN = fileURLToPath(weftModule('jobs/step/fork-main'));
 const STEP_PRELUDE = fileURLToPath(weftModule('jobs/step/prelude'));
+const FORK_ENTRY = weftModule('jobs/step/fork-entry');
 const WEFT_SRC = fileURLToPath(WEFT_ROOT);
 
 /**
@@ -34,7 +36,7 @@ const externals: Plugin = {
     b.onResolve({ filter: /.*/ }, (args) => {
       if (args.kind === 'dynamic-import' && args.importer.startsWith(WEFT_SRC)) return { path: args.path, external: true };
       const bare = !args.path.startsWith('.') && !args.path.startsWith('/');
-      if (bare && args.path !== 'weft' && !args.path.startsWith('weft/')) return { path: args.path, external: true };
+      if (bare && args.path !== 'weftjs' && !args.path.startsWith('weftjs/')) return { path: args.path, external: true };
       return undefined;
     });
   },
@@ -66,6 +68,34 @@ export async function stepBundle(moduleUrl: string): Promise<string> {
   return (await p).url;
 }
 
+/** How a step process of the multiprocess executor starts: `node [execArgv] file args`. */
+export interface StepEntry {
+  file: string;
+  args: string[];
+  execArgv: string[];
+  /** Why it is not the bundle, for the run's log. */
+  note: string | null;
+}
+
+/**
+ * The code location's bundle (stepBundle), or, where esbuild is not
+ * installed, fork-entry.ts, which imports the code location unbundled.
+ */
+export async function stepEntry(moduleUrl: string): Promise<StepEntry> {
+  try {
+    return { file: fileURLToPath(await stepBundle(moduleUrl)), args: [], execArgv: [], note: null };
+  } catch (err) {
+    if (!(err instanceof JobReconstructionError && err.cause instanceof MissingPackageError)) throw err;
+    return {
+      file: fileURLToPath(FORK_ENTRY),
+      args: [moduleUrl],
+      // From sources, the entry itself is TypeScript.
+      execArgv: FROM_SOURCE ? ['--import', 'tsx'] : [],
+      note: `esbuild is not installed, so step processes import the code location module by module, which starts them slower than a bundle: npm install esbuild`,
+    };
+  }
+}
+
 function mtime(file: string): number {
   try {
     return statSync(file).mtimeMs;
@@ -93,7 +123,7 @@ async function buildBundle(moduleUrl: string, kind: BundleKind = 'steps'): Promi
   let map: SourceMap;
   try {
     // Loaded here, not at the top: only a parent starting step processes needs esbuild.
-    const { build } = await import('esbuild');
+    const { build } = await optionalPackage(['esbuild'], 'weft bundle', () => import('esbuild'));
     const out = await build({
       stdin: { contents: entry, resolveDir: dirname(modulePath), sourcefile: 'weft-step-entry.ts', loader: 'ts' },
       bundle: true,
@@ -122,7 +152,7 @@ async function buildBundle(moduleUrl: string, kind: BundleKind = 'steps'): Promi
         return [abs, mtime(abs)] as [string, number];
       });
   } catch (err) {
-    throw new JobReconstructionError(`cannot prepare ${moduleUrl} for step processes: ${(err as Error).message}`);
+    throw new JobReconstructionError(`cannot prepare ${moduleUrl} for step processes: ${(err as Error).message}`, { cause: err });
   }
   const hash = createHash('sha1').update(code).digest('hex').slice(0, 16);
   const file = join(dir, `${kind}-${hash}.mjs`);

@@ -1,6 +1,7 @@
 /**
  * A step process of the multiprocess executor (handlers/fork.ts), started
- * from a bundle of the code location and this file (bundle.ts). It runs the
+ * from a bundle of the code location and this file (bundle.ts), or, where
+ * esbuild is not installed, from fork-entry.ts, which imports them. It runs the
  * steps its parent sends, one at a time, each as a session with the run's
  * coordinator over the IPC channel (see messages.ts): the channel is the
  * step's own, so there is no hello; the step, then its inputs (start), then
@@ -23,12 +24,12 @@ interface Pending {
   give: (inputs: Uint8Array[]) => void;
 }
 
-const once = process.argv[2] === 'once';
+const once = process.argv.includes('once');
 const queue: Pending[] = [];
 /** Steps whose inputs (start) have not come yet, in the order they were sent. */
 const awaitingInputs: Pending[] = [];
 let busy = false;
-let defs: Definitions | Error = new Error('the code location is not loaded');
+let defs: Promise<Definitions | Error> = Promise.resolve(new Error('the code location is not loaded'));
 let controller = new AbortController();
 
 function send(msg: FromStep): void {
@@ -40,16 +41,21 @@ function send(msg: FromStep): void {
   }
 }
 
-/** Starts serving steps of the code location `location` (the imported module at `url`). */
-export function startStepProcess(location: Record<string, unknown>, url: string): void {
+/**
+ * Starts serving steps of the code location `location` (the module at `url`,
+ * imported, or being imported: the parent's messages are taken meanwhile).
+ */
+export function startStepProcess(location: Record<string, unknown> | Promise<Record<string, unknown>>, url: string): void {
   // The parent went away (even kill -9): nothing to report to, stop.
   process.on('disconnect', () => process.exit(0));
-  try {
-    defs = definitionsOf(location, url);
-    defs.location = url;
-  } catch (err) {
-    defs = err instanceof Error ? err : new Error(String(err));
-  }
+  defs = Promise.resolve(location).then(
+    (mod) => {
+      const d = definitionsOf(mod, url);
+      d.location = url;
+      return d;
+    },
+    (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+  ).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
   process.on('message', (m: ToForkedStep) => {
     if (m.t === 'exit') process.exit(0);
     else if (m.t === 'cancel') controller.abort();
@@ -81,7 +87,7 @@ async function drain(): Promise<void> {
 async function runOne({ spec, inputs }: Pending): Promise<void> {
   controller = new AbortController();
   const events = new Batcher<RunEvent>((evs) => send({ t: 'events', evs }));
-  await runStepSession(defs, spec, await inputs, controller.signal, (ev) => events.push(ev));
+  await runStepSession(await defs, spec, await inputs, controller.signal, (ev) => events.push(ev));
   events.flush();
   send({ t: 'done' });
 }

@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { optionalPackage } from '../../util/optional.ts';
 
 let script: Promise<string> | null = null;
 
@@ -27,7 +28,7 @@ async function load(): Promise<string> {
 
 /** Bundles the dashboard from its entry (also used by the package build, to write it to a file). */
 export async function bundleDashboard(entry: string): Promise<string> {
-  const { build } = await import('esbuild');
+  const { build } = await optionalPackage(['esbuild', 'preact'], 'bundling the dashboard from its sources', () => import('esbuild'));
   const out = await build({
     entryPoints: [entry],
     bundle: true,
