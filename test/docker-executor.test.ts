@@ -121,7 +121,7 @@ describe('the docker executor (a real dockerd)', () => {
   });
 
   it('refuses containerOptions that set the image, env or network, naming the path', async () => {
-    await expect(run('simple', dockerExecutor.configured({ image, containerOptions: { Image: 'x', HostConfig: { NetworkMode: 'host' } } }) as ExecutorDefinition)).rejects.toThrow(/execution\.config\.containerOptions\.Image: Image is set by weft.*containerOptions\.HostConfig\.NetworkMode/);
+    await expect(run('simple', dockerExecutor.configured({ image, containerOptions: { Image: 'x', HostConfig: { NetworkMode: 'host' } } }) as ExecutorDefinition)).rejects.toThrow(/execution\.config\.containerOptions\.Image: Image is set by weft[\s\S]*containerOptions\.HostConfig\.NetworkMode/);
   });
 
   it('Ctrl-C of weft run stops the run and its containers (exit 130)', async () => {

@@ -14,7 +14,8 @@ export class RunConfigError extends WeftError {
   override name = 'RunConfigError';
   readonly issues: { path: string; message: string }[];
   constructor(issues: { path: string; message: string }[]) {
-    super(`invalid run config: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
+    const lines = issues.map((i) => `${i.path}: ${i.message}`);
+    super(`invalid run config:${lines.length === 1 ? ` ${lines[0]}` : lines.map((l) => `\n  - ${l}`).join('')}`);
     this.issues = issues;
   }
 }

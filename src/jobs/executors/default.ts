@@ -9,10 +9,20 @@ import { inProcessConfig, inProcessExecutor } from './in-process.ts';
 import { multiprocessConfig, multiprocessExecutor } from './multiprocess.ts';
 import { registerDefaultExecutor } from '../repository.ts';
 
+/**
+ * `{ multiprocess: {...} }` or `{ in_process: {...} }` (default: multiprocess).
+ * One object with both keys optional, not a union: a mistake inside either
+ * is then reported at its path, and an unknown key with the two allowed.
+ */
 export const multiOrInProcessConfig = lazySchemas((z) => {
   const mp = multiprocessConfig();
   const ip = inProcessConfig();
-  return z.union([z.object({ multiprocess: mp.default(mp.parse({})) }).strict(), z.object({ in_process: ip.default(ip.parse({})) }).strict()]).default({ multiprocess: mp.parse({}) });
+  return z
+    .object({ multiprocess: mp.optional(), in_process: ip.optional() })
+    .strict()
+    .default({})
+    .refine((c) => c.multiprocess === undefined || c.in_process === undefined, 'set multiprocess or in_process, not both')
+    .transform((c): { multiprocess: z.infer<typeof mp> } | { in_process: z.infer<typeof ip> } => (c.in_process !== undefined ? { in_process: c.in_process } : { multiprocess: c.multiprocess ?? mp.parse({}) }));
 });
 export type MultiOrInProcessConfig = z.infer<ReturnType<typeof multiOrInProcessConfig>>;
 
