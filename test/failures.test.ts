@@ -115,7 +115,7 @@ describe('boundaries', () => {
 
 describe('resources', () => {
   it('runs a task only on a worker with the resource, and reports one nobody offers', async () => {
-    await withCluster({ workers: 2, resources: [{}, { GPU: 1 }], schedulerArgs: ['--no-worker-timeout', '1500'] }, async (cluster, client) => {
+    await withCluster({ workers: 2, resources: [{}, { GPU: 1 }], schedulerArgs: ['--no-worker-timeout', '1500ms'] }, async (cluster, client) => {
       const gpuPid = cluster.workers[1]?.pid;
       const placed = await client.gather(Array.from({ length: 4 }, (_, i) => client.submitWith({ resources: { GPU: 1 } }, fn('where'), i)));
       expect(placed.map((p) => (p as { pid: number }).pid)).toEqual([gpuPid, gpuPid, gpuPid, gpuPid]);

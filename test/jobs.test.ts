@@ -82,6 +82,12 @@ describe('definitions and executeInProcess', () => {
     expect(r.outputForNode('asks_retry')).toBe('third time');
     const waits = r.eventsForNode('flaky').filter((e) => e.type === 'STEP_UP_FOR_RETRY').map((e) => e.retryInSeconds);
     expect(waits).toEqual([0.01, 0.03]); // exponential: (2^n - 1) x delay
+    // Attempts are numbered as ctx.attempt is (0 first) in messages and fields alike; the op returned its ctx.attempt, 2.
+    const restarts = r.eventsForNode('flaky').filter((e) => e.type === 'STEP_RESTARTED');
+    expect(restarts.map((e) => [e.attempt, e.message])).toEqual([
+      [1, 'step flaky: attempt 1 (retry 1)'],
+      [2, 'step flaky: attempt 2 (retry 2)'],
+    ]);
   });
 
   it('gives up after maxRetries', async () => {

@@ -69,7 +69,7 @@ afterAll(() => {
 describe('a network partition', () => {
   it('a worker cut off by ip link set down is noticed by its heartbeats and its work computed again elsewhere', async () => {
     const node = (...args: string[]): string[] => [process.execPath, WEFT_BIN, ...args, '--log-level', 'error'];
-    const scheduler = inNamespace(NEAR, node('scheduler', '--host', NEAR_IP, '--port', '0', '--no-dashboard', '--heartbeat-timeout', '3000'));
+    const scheduler = inNamespace(NEAR, node('scheduler', '--host', NEAR_IP, '--port', '0', '--no-dashboard', '--heartbeat-timeout', '3s'));
     const address = (await scheduler.next())['address'] as string;
     const near = inNamespace(NEAR, node('worker', address, '--host', NEAR_IP, '--name', 'near', '--no-nanny'));
     const far = inNamespace(FAR, node('worker', address, '--host', FAR_IP, '--name', 'far', '--no-nanny'));

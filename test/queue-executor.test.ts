@@ -26,7 +26,7 @@ const workers: ChildProcess[] = [];
 
 /** Starts `weft queue-worker` and resolves once it takes steps. */
 async function startWorker(args: string[] = []): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, [WEFT_BIN, 'queue-worker', '--redis', redis.url, '--stall-interval', '500', '--lock', '1000', ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, WEFT_LOG_LEVEL: 'warn' } });
+  const proc = spawn(process.execPath, [WEFT_BIN, 'queue-worker', '--redis', redis.url, '--stall-interval', '500ms', '--lock', '1s', ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, WEFT_LOG_LEVEL: 'warn' } });
   workers.push(proc);
   const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
   for await (const line of lines) if (line.startsWith('{')) break;

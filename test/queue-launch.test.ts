@@ -87,7 +87,7 @@ describe('queued steps in containers (launch: { docker }, a real dockerd)', () =
   });
 
   it('kill -9 of the queue worker that launched a step: another worker takes it over in a new container, and none is left', async () => {
-    const args = ['--queues', 'takeover', '--stall-interval', '500', '--lock', '1000'];
+    const args = ['--queues', 'takeover', '--stall-interval', '500ms', '--lock', '1s'];
     const first = await startWorker(args);
     const go = join(dir, 'go-takeover');
     const exec = queueExecutor.configured({ redis: redis.url, queue: 'takeover', healthCheckIntervalSeconds: 0.5, launch: { docker: { image, network: 'host', volumes: [`${ROOT}:${ROOT}:ro`, `${dir}:${dir}:ro`] } } }) as ExecutorDefinition;

@@ -133,7 +133,7 @@ describe('the scheduler at scale', () => {
   }, 60_000);
 
   it('a scheduler stopped for longer than the heartbeat timeout keeps its workers once it runs again', async () => {
-    await withCluster({ workers: 2, logLevel: 'warn', schedulerArgs: ['--heartbeat-timeout', '3000'] }, async (cluster, client) => {
+    await withCluster({ workers: 2, logLevel: 'warn', schedulerArgs: ['--heartbeat-timeout', '3s'] }, async (cluster, client) => {
       const pid = cluster.schedulerPid;
       if (!pid) throw new Error('no scheduler pid');
       process.kill(pid, 'SIGSTOP');

@@ -9,6 +9,7 @@ import { mergeConfig, type ExecutorDefinition } from '../jobs/executor.ts';
 import type { ExecuteOptions, JobExecutionResult } from '../jobs/run.ts';
 import type { RunConfig } from '../jobs/definitions.ts';
 import { ConfigError } from '../errors.ts';
+import { LOG_LEVELS, type LogLevel } from '../util/log.ts';
 
 export interface RunOptions {
   module: string;
@@ -17,6 +18,8 @@ export interface RunOptions {
   json: boolean;
   /** Run on this cluster with the cluster executor, whatever executor the job names. */
   cluster?: { address: string; token?: string };
+  /** Step LOG events below it are not shown (default: all). */
+  logLevel?: LogLevel;
 }
 
 function readRunConfig(file: string | undefined): RunConfig | undefined {
@@ -95,12 +98,14 @@ export async function runJobCommand(opts: RunOptions): Promise<number> {
   process.once('SIGINT', cancel);
   process.once('SIGTERM', cancel);
   const tty = process.stderr.isTTY && !opts.json;
+  const shownFrom = LOG_LEVELS.indexOf(opts.logLevel ?? 'trace');
   const progress = tty ? new Progress(job.steps.length) : null;
   try {
     const execOpts: ExecuteOptions = {
       signal: controller.signal,
       ...(runConfig ? { runConfig } : {}),
       onEvent: (ev) => {
+        if (ev.type === 'LOG' && LOG_LEVELS.indexOf((ev.level ?? 'info') as LogLevel) < shownFrom) return;
         if (opts.json) process.stdout.write(`${JSON.stringify(eventForJson(ev))}\n`);
         else if (progress) progress.onEvent(ev);
         else process.stdout.write(`${line(ev)}\n`);

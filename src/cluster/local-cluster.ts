@@ -52,7 +52,7 @@ export interface LocalClusterOptions {
   logLevel?: LogLevel;
   /** Working directory of the workers (relative task modules resolve against it). */
   cwd?: string;
-  /** Extra scheduler flags, e.g. ['--heartbeat-timeout', '2000']. */
+  /** Extra scheduler flags, e.g. ['--heartbeat-timeout', '2s']. */
   schedulerArgs?: string[];
   /** Extra flags for every worker, e.g. ['--cancel-grace', '1', '--thread-heap-limit', '256']. */
   workerArgs?: string[];

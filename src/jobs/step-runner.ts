@@ -56,7 +56,8 @@ export async function* runStepAttempt(a: StepAttempt): AsyncGenerator<RunEvent> 
   const key = step.key;
   const op = step.node.op;
   const extra = { attempt, pid: process.pid };
-  if (attempt > 0) yield event('STEP_RESTARTED', runId, key, `step ${key}: attempt ${attempt + 1}`, extra);
+  // Numbered as ctx.attempt and the events' `attempt` are: 0 is the first attempt.
+  if (attempt > 0) yield event('STEP_RESTARTED', runId, key, `step ${key}: attempt ${attempt} (retry ${attempt})`, extra);
   yield event('STEP_START', runId, key, `started step ${key}`, extra);
 
   const channel = new Channel();
