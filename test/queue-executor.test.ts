@@ -284,6 +284,40 @@ describe('the queue executor (BullMQ on a real Redis, weft queue-worker processe
     expect(alive(worker.pid as number)).toBe(false);
   });
 
+  it('says when no worker serves a queue its steps wait on; a worker started then takes them and logs each step at info', async () => {
+    let lonely: ChildProcess | null = null;
+    const logged: string[] = [];
+    const said: { at: number; message: string }[] = [];
+    const started = Date.now();
+    const r = await run('simple', exec.configured({ queue: 'lonely' }) as ExecutorDefinition, {
+      onEvent: (ev) => {
+        if (ev.type !== 'ENGINE_EVENT' || !/no queue worker takes steps from queue lonely/.test(ev.message)) return;
+        said.push({ at: Date.now() - started, message: ev.message });
+        lonely = spawn(process.execPath, [WEFT_BIN, 'queue-worker', '--redis', redis.url, '--queues', 'lonely', '--name', 'lonely-one', '--log-level', 'info'], { stdio: ['ignore', 'ignore', 'pipe'] });
+        workers.push(lonely);
+        createInterface({ input: lonely.stderr as NodeJS.ReadableStream }).on('line', (l) => logged.push(l));
+      },
+    });
+    expect(r.success).toBe(true);
+    expect(said).toHaveLength(1);
+    expect(said[0]?.at).toBeGreaterThanOrEqual(2500);
+    expect(said[0]?.message).toMatch(/: [12] step\(s\) of this run wait\. Start one: weft queue-worker --redis URL --queues lonely$/);
+    // Queue status names the worker as it was named.
+    const status = await new Promise<string>((resolve) => {
+      const p = spawn(process.execPath, [WEFT_BIN, 'queue', 'status', '--redis', redis.url, '--queues', 'lonely'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let text = '';
+      p.stdout.on('data', (b: Buffer) => (text += b.toString()));
+      p.on('exit', () => resolve(text));
+    });
+    expect(status).toMatch(/^lonely\s+waiting\s+0\s+active\s+0\s+delayed\s+0\s+workers: lonely-one$/m);
+    await stopWorker(lonely as unknown as ChildProcess);
+    const lines = logged.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: number; msg: string; step?: string; run?: string });
+    for (const step of ['one', 'one_2', 'add_one', 'add_one_2', 'add']) {
+      expect(lines.find((l) => l.msg === `step ${step} started`)).toMatchObject({ level: 30, run: r.runId, step });
+      expect(lines.find((l) => l.msg.startsWith(`step ${step} succeeded in `))).toMatchObject({ level: 30, step });
+    }
+  });
+
   it('weft queue status shows the queues and their workers', async () => {
     const out = await new Promise<string>((resolve) => {
       const p = spawn(process.execPath, [WEFT_BIN, 'queue', 'status', '--redis', redis.url, '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -297,6 +331,7 @@ describe('the queue executor (BullMQ on a real Redis, weft queue-worker processe
     const live = workers.filter((w) => w.exitCode === null && w.signalCode === null).length;
     expect(live).toBeGreaterThanOrEqual(1);
     expect(weft?.workers.length).toBe(live);
+    for (const w of weft?.workers ?? []) expect(w).not.toMatch(/:w:/);
     expect(weft?.waiting).toBe(0);
   });
 });

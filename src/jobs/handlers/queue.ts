@@ -25,11 +25,16 @@ import type { QueuedStep } from '../queue/job-data.ts';
 import { ALIVE_EVERY_MS, attemptName, cancelChannel, inputKey, jobId, RUN_TTL_SECONDS, runKey } from '../queue/keys.ts';
 import { CONNECT_TIMEOUT_MS, connectRedis, duplicateRedis, redact, withTimeout } from '../queue/redis.ts';
 import { optionalPackage } from '../../util/optional.ts';
+import { liveWorkers } from '../queue/status.ts';
 
 /** Op tag naming the queue a step goes to. */
 export const QUEUE_TAG = 'weft/queue';
 /** Job tag: added to the priority of every step of the job's runs (as `dagster-celery/run_priority`). */
 export const RUN_PRIORITY_TAG = 'weft/run-priority';
+
+/** When the run says that no worker serves a queue its steps wait on: after the first step is queued, then again while they wait. */
+const NO_WORKER_FIRST_MS = 3000;
+const NO_WORKER_AGAIN_MS = 30_000;
 
 /** BullMQ runs lower numbers first (1 to 2,097,151); weft's priorities are higher-first around 0. */
 function bullPriority(priority: number): number {
@@ -111,6 +116,35 @@ export function queueHandler(config: QueueConfig, runPriority: number, jobInputs
   /** BullMQ does not close connections it was given. */
   const connections: Redis[] = [];
   const queued = new Map<StepHandlerContext, Queued>();
+  let log: (message: string) => void = () => {};
+  /** Per queue this run uses: the timer of the next look for a worker that serves it. */
+  const watches = new Map<string, NodeJS.Timeout>();
+
+  /**
+   * Steps waiting on a queue no worker serves would wait without a word:
+   * said 3 s after the first step is queued, then every 30 s while one waits.
+   */
+  const watch = (queue: Queue, ms = NO_WORKER_FIRST_MS): void => {
+    if (watches.has(queue.name)) return;
+    const timer = setTimeout(() => {
+      void (async () => {
+        const mine = [...queued.values()].filter((q) => q.queue === queue);
+        if (mine.length === 0) return watches.delete(queue.name);
+        let waiting = 0;
+        for (const q of mine) {
+          const state = await (await queue.getJob(q.id))?.getState();
+          if (state === 'waiting' || state === 'prioritized') waiting++;
+        }
+        if (waiting > 0 && (await liveWorkers(queue)).length === 0) {
+          log(`no queue worker takes steps from queue ${queue.name} at ${redact(config.redis)} (prefix ${prefix}): ${waiting} step(s) of this run wait. Start one: weft queue-worker --redis URL --queues ${queue.name}`);
+        }
+        watches.delete(queue.name);
+        watch(queue, NO_WORKER_AGAIN_MS);
+      })().catch(() => watches.delete(queue.name));
+    }, ms);
+    timer.unref();
+    watches.set(queue.name, timer);
+  };
   const client = (): Redis => {
     if (!redis) throw new Error('the queue handler was not prepared for the run');
     return redis;
@@ -146,6 +180,7 @@ export function queueHandler(config: QueueConfig, runPriority: number, jobInputs
 
     async prepare(run) {
       runId = run.runId;
+      log = run.log;
       redis = await connectRedis(config.redis);
       const aliveKey = runKey(prefix, runId, 'alive');
       const ttl = config.heartbeatSeconds;
@@ -171,6 +206,7 @@ export function queueHandler(config: QueueConfig, runPriority: number, jobInputs
       const data: QueuedStep = { v: 1, spec: ctx.spec, ...(config.launch ? { launch: config.launch } : {}) };
       await queue.add('step', data, { jobId: id, priority: bullPriority(ctx.step.priority + runPriority), removeOnComplete: { age: 3600 }, removeOnFail: { age: 24 * 3600 } });
       queued.set(ctx, { queue, id, channel });
+      watch(queue);
     },
 
     async checkHealth(ctx): Promise<StepHealth> {
@@ -206,6 +242,8 @@ export function queueHandler(config: QueueConfig, runPriority: number, jobInputs
 
     async close() {
       if (alive) clearInterval(alive);
+      for (const t of watches.values()) clearTimeout(t);
+      watches.clear();
       stream?.stop();
       await Promise.all([...queues.values()].map((q) => q.close()));
       for (const c of connections) c.disconnect();

@@ -1,4 +1,5 @@
 /** `weft queue status`: per queue, its waiting, active and delayed steps and live workers. */
+import type { Queue } from 'bullmq';
 import { connectRedis, duplicateRedis } from './redis.ts';
 import { optionalPackage } from '../../util/optional.ts';
 
@@ -32,8 +33,7 @@ export async function queueStatus(url: string, prefix: string, only: string[] | 
       const q = new Queue(name, { connection, prefix });
       try {
         const counts = await q.getJobCounts('waiting', 'prioritized', 'active', 'delayed');
-        const workers = await q.getWorkers();
-        queues.push({ name, waiting: (counts['waiting'] ?? 0) + (counts['prioritized'] ?? 0), active: counts['active'] ?? 0, delayed: counts['delayed'] ?? 0, workers: workers.map((w) => w['rawname'] ?? w['name'] ?? '?').sort() });
+        queues.push({ name, waiting: (counts['waiting'] ?? 0) + (counts['prioritized'] ?? 0), active: counts['active'] ?? 0, delayed: counts['delayed'] ?? 0, workers: await liveWorkers(q) });
       } finally {
         await q.close();
         connection.disconnect();
@@ -43,4 +43,20 @@ export async function queueStatus(url: string, prefix: string, only: string[] | 
   } finally {
     redis.disconnect();
   }
+}
+
+/**
+ * The names of the workers taking steps from `q`, as `weft queue-worker
+ * --name` gave them. BullMQ finds them among Redis's clients, named
+ * PREFIX:QUEUE-IN-BASE64:w:NAME.
+ */
+export async function liveWorkers(q: Queue): Promise<string[]> {
+  const clients = await q.getWorkers();
+  return clients
+    .map((c) => {
+      const raw = c['rawname'] ?? c['name'] ?? '?';
+      const at = raw.indexOf(':w:');
+      return at < 0 ? raw : raw.slice(at + 3);
+    })
+    .sort();
 }

@@ -93,7 +93,12 @@ export class QueueWorker {
       running.set(`${spec.runId}\n${name}`, controller);
       let tooLarge = false;
       const events = new Batcher<RunEvent>((evs) => report({ t: 'events', evs }));
+      const started = Date.now();
+      const about = { run: spec.runId, job: spec.jobName, step: spec.stepKey, attempt: spec.attempt, queue: job.queueName };
+      opts.log.info(about, `step ${spec.stepKey} started`);
+      let outcome: RunEvent | null = null;
       const emit = (ev: RunEvent): void => {
+        if (ev.type === 'STEP_SUCCESS' || ev.type === 'STEP_FAILURE' || ev.type === 'STEP_UP_FOR_RETRY') outcome = ev;
         if (tooLarge) return;
         if (ev.type === 'STEP_OUTPUT' && ev.bytes) {
           if (ev.bytes.length > MAX_OUTPUT_BYTES) {
@@ -120,6 +125,7 @@ export class QueueWorker {
         await writes;
       } finally {
         running.delete(`${spec.runId}\n${name}`);
+        logOutcome(opts.log, about, outcome, Date.now() - started);
       }
     };
 
@@ -183,4 +189,14 @@ async function readInputs(redis: Redis, prefix: string, defs: Definitions, spec:
     inputs.push(bytes);
   }
   return { inputs, missing: null, step };
+}
+
+/** A step's end in the worker's log: at info when it succeeded, at warn otherwise. */
+function logOutcome(log: Logger, about: Record<string, unknown>, ev: RunEvent | null, ms: number): void {
+  const step = about['step'] as string;
+  const data = { ...about, ms };
+  if (ev?.type === 'STEP_SUCCESS') log.info(data, `step ${step} succeeded in ${ms} ms`);
+  else if (ev?.type === 'STEP_UP_FOR_RETRY') log.warn({ ...data, error: ev.error?.message }, `step ${step} failed after ${ms} ms; up for retry`);
+  else if (ev?.type === 'STEP_FAILURE') log.warn({ ...data, error: ev.error?.message }, `step ${step} failed after ${ms} ms`);
+  else log.warn(data, `step ${step} ended after ${ms} ms without a result (cancelled, or its launcher is gone)`);
 }
