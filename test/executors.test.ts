@@ -104,6 +104,12 @@ describe('multiprocess executor', () => {
     await expectSameAsInProcess(r, defs.getJob('retry_fan'));
   });
 
+  it('fails a step whose process breaks the protocol, naming why, instead of waiting for it forever', async () => {
+    const r = await defs.executeJob('malformed');
+    expect(r.success).toBe(false);
+    expect(r.failures[0]?.error.message).toMatch(/step malformed lost its connection to the run's coordinator \(malformed message from step malformed: evs\.0\.type: /);
+  });
+
   it('makes a failure final when retries are disabled in the executor config', async () => {
     const file = join(dir, 'flaky-disabled');
     const r = await defs.executeJob('retrying', { runConfig: { ops: { flaky: { config: { file, succeedOn: 1 } } }, execution: { config: { multiprocess: { retries: { disabled: {} } } } } } });

@@ -117,6 +117,32 @@ describe('the npm package', () => {
     });
   });
 
+  it('a warm step process (no esbuild: the code location unbundled) runs the edited code location for the next step, and says so', () => {
+    writeFileSync(join(dir, 'warm.mjs'), `import { writeFileSync } from 'node:fs';
+import { loadDefinitions } from 'weftjs/jobs';
+const file = new URL('./warm-defs.mjs', import.meta.url);
+const source = (n) => "import { Definitions, job, multiprocessExecutor, op } from 'weftjs/jobs';\\n" +
+  "const n = op({ name: 'n' }, () => [" + n + ", process.pid]);\\n" +
+  "export default new Definitions({ jobs: [job({ name: 'w', executorDef: multiprocessExecutor.configured({ mode: 'warm', maxConcurrent: 1 }) }, () => void n())] });\\n";
+writeFileSync(file, source(1));
+const defs = await loadDefinitions(file.href);
+const first = await defs.executeJob('w');
+writeFileSync(file, source(2));
+const second = await defs.executeJob('w');
+const said = second.allEvents.filter((e) => e.type === 'LOG' && e.message.includes('warm-defs.mjs changed')).map((e) => e.message);
+console.log(JSON.stringify({ first: first.outputForNode('n'), second: second.outputForNode('n'), said }));
+process.exit(0);
+`);
+    const r = run('node', ['warm.mjs']);
+    expect(r.code, r.err).toBe(0);
+    const out = JSON.parse(r.out.trim().split('\n').at(-1) ?? '{}') as { first: [number, number]; second: [number, number]; said: string[] };
+    expect(out.first[0]).toBe(1);
+    // The same process (warm), the new code.
+    expect(out.second).toEqual([2, out.first[1]]);
+    expect(out.said).toHaveLength(1);
+    expect(out.said[0]).toMatch(/^code location .*warm-defs\.mjs changed \(.*warm-defs\.mjs\): what starts from now on uses the new code \(version 1\)/);
+  });
+
   it('an executor whose package is not installed fails the run naming it; weft bundle names esbuild', () => {
     writeFileSync(join(dir, 'docker-defs.mjs'), `import { Definitions, dockerExecutor, job, op } from 'weftjs/jobs';
 export const d = job({ name: 'd', executorDef: dockerExecutor.configured({ image: 'x' }) }, () => op({ name: 'one' }, () => 1)());

@@ -102,7 +102,9 @@ Prints {"address": ..., "name": ...} on stdout once it has joined.`,
       const { runNanny } = await import('./nanny.ts');
       return runNanny(args.argv, createLogger('weft-nanny', lvl));
     }
-    const { WeftWorker } = await import('../worker/worker.ts');
+    const [{ WeftWorker }, { describeReload, followUserModules }] = await Promise.all([import('../worker/worker.ts'), import('../util/user-modules.ts')]);
+    // Modules of functions run here (client.run) are followed too; the executor threads follow their own.
+    followUserModules((r) => log.info(describeReload(r, 'module')));
     const w = await WeftWorker.start({
       scheduler: address,
       nthreads: positiveInt(args, 'nthreads', 1),
@@ -267,7 +269,9 @@ those it runs, exits.`,
     const queues = (str(args, 'queues') ?? 'weft').split(',').map((q) => q.trim()).filter(Boolean);
     const log = createLogger('weft-queue-worker', logLevelOf(args, 'info'));
     const name = str(args, 'name') ?? `${(await import('node:os')).hostname()}-${process.pid}`;
-    const { QueueWorker } = await import('../jobs/queue/worker.ts');
+    const [{ QueueWorker }, { describeReload, followUserModules }] = await Promise.all([import('../jobs/queue/worker.ts'), import('../util/user-modules.ts')]);
+    // A code location edited while the worker runs: the steps it takes after the edit run the new code.
+    followUserModules((r) => log.info(describeReload(r, 'code location')));
     const w = await QueueWorker.start({
       redis,
       queues,

@@ -5,7 +5,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import { DefinitionError } from './errors.ts';
 import { Definitions } from './repository.ts';
-import { importUserModule } from '../util/self.ts';
+import { importUserModule } from '../util/user-modules.ts';
 
 /** A module path or file: URL as a file: URL (paths resolve against the working directory). */
 export function moduleUrl(spec: string): string {

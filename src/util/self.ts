@@ -5,8 +5,6 @@
  * file to fork, a task function for workers, the CLI to start) asks here, so
  * the name fits the tree it runs in.
  */
-import { optionalPackage } from './optional.ts';
-
 const HERE = import.meta.url;
 
 /** true in a checkout run from sources, false in the compiled package. */
@@ -27,29 +25,6 @@ export function packageFile(path: string): URL {
 
 /** The CLI entry of this tree (`weft ...` is `node CLI_ENTRY ...`). */
 export const CLI_ENTRY = new URL('cli/launch.mjs', WEFT_ROOT);
-
-let tsx: Promise<void> | null = null;
-
-/**
- * Imports a user's module (a code location, a task module). The compiled
- * package loads TypeScript through tsx (an optional peer dependency),
- * registered in this thread on its first TypeScript module (about 90 ms), so
- * programs whose modules are JavaScript never pay for it, nor install it.
- * From sources tsx (or vitest) is already in place.
- */
-export async function importUserModule(url: string): Promise<Record<string, unknown>> {
-  if (!FROM_SOURCE && /\.[cm]?tsx?$/.test(url.split(/[?#]/)[0] ?? '')) {
-    tsx ??= optionalPackage(['tsx'], `loading the TypeScript module ${url.split(/[?#]/)[0] ?? url}`, () => import('tsx/esm/api')).then(
-      (m) => void m.register(),
-      (err: unknown) => {
-        tsx = null;
-        throw err;
-      },
-    );
-    await tsx;
-  }
-  return (await import(url)) as Record<string, unknown>;
-}
 
 /** The command that runs this copy of weft's CLI: `[node, entry]`; append `step`, `worker ...`, etc. */
 export function weftCommand(): [string, string] {

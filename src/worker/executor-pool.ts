@@ -34,6 +34,8 @@ interface Thread {
 export interface PoolOptions {
   /** Heap limit of each executor thread, MB (Worker resourceLimits; 0: V8's default). */
   threadHeapLimitMb?: number;
+  /** What a thread has to say for the worker's log (once, however many threads say it). */
+  onNote?: (note: string) => void;
 }
 
 /** Where a task whose value a later task takes in memory is running. */
@@ -49,6 +51,8 @@ export class ExecutorPool {
   private fns: [number, FnDef][] = [];
   /** Tasks running now whose value a later task takes in memory, by key. */
   private keepers = new Map<string, Keeper>();
+  /** Notes logged lately: every thread that reloads a module says so, the log once. */
+  private readonly notes = new Set<string>();
 
   constructor(
     readonly size: number,
@@ -268,6 +272,13 @@ export class ExecutorPool {
     this.onResultsCb(results);
   }
 
+  private note(text: string): void {
+    if (this.notes.has(text)) return;
+    if (this.notes.size >= 64) this.notes.clear();
+    this.notes.add(text);
+    this.options.onNote?.(text);
+  }
+
   private spawn(index: number): Thread {
     const running = new Int32Array(new SharedArrayBuffer(4)).fill(-1);
     const heap = this.options.threadHeapLimitMb ?? 0;
@@ -278,6 +289,7 @@ export class ExecutorPool {
       // A thread replaced (restart) says nothing more.
       if (this.threads[index] !== th) return;
       // Events first: they must reach the scheduler ahead of the results of the tasks that sent them.
+      if (msg.note !== undefined) this.note(msg.note);
       if (msg.events) this.onEvents(msg.events);
       if (msg.results) this.onResults(th, msg.results);
     });

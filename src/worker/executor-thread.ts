@@ -17,7 +17,8 @@ import { MAX_EVENT_BYTES, MAX_TOPIC, type FnDef } from '../protocol/messages.ts'
 import { substituteRefs } from '../protocol/spec.ts';
 import { CancelledError, serializeError, type SerializedError } from '../errors.ts';
 import { resolveFunction, type TaskFunction } from './functions.ts';
-import { RESULT_ERROR, RESULT_HANDED_ON, RESULT_OK, RESULT_REQUEUE, type ResultBatch, type ThreadBatch, type ThreadEvents } from './thread-protocol.ts';
+import { describeReload, followUserModules, userCodeGeneration } from '../util/user-modules.ts';
+import { RESULT_ERROR, RESULT_HANDED_ON, RESULT_OK, RESULT_REQUEUE, type FromThread, type ResultBatch, type ThreadBatch, type ThreadEvents } from './thread-protocol.ts';
 import { fractionList } from '../util/lists.ts';
 import { provideTaskContext, type TaskContext } from './task-context.ts';
 
@@ -53,6 +54,9 @@ const kept = new Map<number, { value: unknown; bytes: Uint8Array | null }>();
 const fns = new Map<number, FnDef>();
 /** Functions resolved so far, by id (a promise while a module loads). */
 const resolvedFns = new Map<number, TaskFunction>();
+let codeGeneration = 0;
+// Task modules edited while the worker runs are imported anew for the tasks after the edit; the worker logs it.
+followUserModules((r) => port.postMessage({ note: describeReload(r, 'task module') } satisfies FromThread));
 const queue: ThreadBatch[] = [];
 let running = false;
 let lastFlush = performance.now();
@@ -387,6 +391,11 @@ function runOne(c: Cursor, seq: number, fnId: number, ndeps: number, producer: n
   } catch (err) {
     fail(err, 0);
     return undefined;
+  }
+  if (codeGeneration !== userCodeGeneration()) {
+    // A task module changed on disk: this task and those after it take their functions from the new code.
+    codeGeneration = userCodeGeneration();
+    resolvedFns.clear();
   }
   const fn = resolvedFns.get(fnId);
   if (fn) return call(seq, fn, args, start, handOn, givenHere);

@@ -10,11 +10,13 @@ import { createRequire } from 'node:module';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FN_INLINE, FN_MODULE } from '../protocol/spec.ts';
-import { importUserModule } from '../util/self.ts';
+import { importUserModule, userCodeGeneration } from '../util/user-modules.ts';
 
 export type TaskFunction = (...args: unknown[]) => unknown;
 
 const resolved = new Map<string, TaskFunction | Promise<TaskFunction>>();
+/** userCodeGeneration() when module functions were last resolved: once it moves, they are resolved again. */
+let generation = 0;
 
 /** Splits `module#export`; the export defaults to `default`. */
 export function splitRef(ref: string): { module: string; name: string } {
@@ -64,6 +66,11 @@ function compileInline(src: string): TaskFunction {
 
 /** The function for a spec: synchronous when cached, a promise the first time a module is imported. */
 export function resolveFunction(kind: number, ref: string, cwd: string): TaskFunction | Promise<TaskFunction> {
+  if (generation !== userCodeGeneration()) {
+    // A task module changed on disk: its functions are taken from the new version (see user-modules.ts).
+    generation = userCodeGeneration();
+    for (const k of resolved.keys()) if (k.startsWith('m:')) resolved.delete(k);
+  }
   const cacheKey = kind === FN_MODULE ? `m:${ref}` : ref;
   const hit = resolved.get(cacheKey);
   if (hit) return hit;

@@ -67,4 +67,6 @@ export interface ThreadEvents {
 export interface FromThread {
   results?: ResultBatch;
   events?: ThreadEvents;
+  /** Something for the worker's log at info (a task module was imported anew). */
+  note?: string;
 }

@@ -110,7 +110,7 @@ export class WeftWorker {
       (results) => self?.onResults(results),
       (events) => self?.onEvents(events.topics, events.data),
       (index, reason) => log.error({ thread: index, reason }, 'executor thread ended; started a new one'),
-      { threadHeapLimitMb: opts.threadHeapLimitMb ?? 0 },
+      { threadHeapLimitMb: opts.threadHeapLimitMb ?? 0, onNote: (note) => log.info(note) },
     );
     const worker = new WeftWorker(name, address, opts, server, pool, new PeerPool('peer', opts.token, limits, tls), log);
     self = worker;

@@ -168,6 +168,18 @@ export class StepCoordinator {
       this.warn(`refused a step connection: ${why}`);
       this.drop(channel, why);
     };
+    /**
+     * A bound step that broke the protocol: dropped, and its attempt told at
+     * once (a channel of the handler's own, the fork IPC, says nothing when
+     * closed from this side; a WebSocket's close would say it later).
+     */
+    const cut = (why: string): void => {
+      this.drop(channel, why);
+      if (bound && bound.channel === channel && !bound.done) {
+        bound.channel = null;
+        bound.sink.lost(why);
+      }
+    };
     const bind = (a: Attempt, stepKey: string, from: { pid: number; host: string } | null): void => {
       clearTimeout(timer);
       admitted();
@@ -193,7 +205,7 @@ export class StepCoordinator {
         }
         if (bound.channel !== channel || bound.done) return;
         const r = protocol().fromStep.safeParse(raw);
-        if (!r.success) return this.drop(channel, `malformed message from step ${runKey}: ${issue(r.error)}`);
+        if (!r.success) return cut(`malformed message from step ${runKey}: ${issue(r.error)}`);
         if (r.data.t === 'done') {
           bound.done = true;
           bound.sink.done();
@@ -201,7 +213,7 @@ export class StepCoordinator {
         }
         const evs = r.data.evs as RunEvent[];
         const stranger = evs.find((ev) => ev.runId !== this.runId || ev.stepKey !== runKey);
-        if (stranger) return this.drop(channel, `step ${runKey} sent an event of ${stranger.runId}/${stranger.stepKey}`);
+        if (stranger) return cut(`step ${runKey} sent an event of ${stranger.runId}/${stranger.stepKey}`);
         bound.sink.events(evs);
       },
       (why) => {

@@ -21,7 +21,7 @@ import { serializeError } from '../../errors.ts';
 import { encode } from '../../protocol/codec.ts';
 import type { Logger } from '../../util/log.ts';
 import { event, type RunEvent } from '../events.ts';
-import { loadDefinitions } from '../location.ts';
+import { loadDefinitions, moduleUrl } from '../location.ts';
 import type { Definitions } from '../repository.ts';
 import type { FromStep } from '../step/messages.ts';
 import { Batcher, runStepSession } from '../step/session.ts';
@@ -32,6 +32,7 @@ import type { StepSpec } from '../step/spec.ts';
 import { attemptName, cancelChannel, DEFAULT_PREFIX, inputKey, MAX_OUTPUT_BYTES, outputKey, RUN_TTL_SECONDS, runKey } from './keys.ts';
 import { connectRedis, duplicateRedis } from './redis.ts';
 import { runLaunched } from './launch.ts';
+import { refreshUserModule, userCodeGeneration } from '../../util/user-modules.ts';
 import { optionalPackage } from '../../util/optional.ts';
 
 export interface QueueWorkerOptions {
@@ -65,7 +66,14 @@ export class QueueWorker {
     subscriber.on('message', (_channel: string, message: string) => running.get(message)?.abort());
     const { Worker, UnrecoverableError } = await optionalPackage(['bullmq', 'ioredis'], 'weft queue-worker', () => import('bullmq'));
     const definitions = new Map<string, Promise<Definitions | Error>>();
+    let generation = userCodeGeneration();
     const codeLocation = (module: string): Promise<Definitions | Error> => {
+      refreshUserModule(moduleUrl(module));
+      if (generation !== userCodeGeneration()) {
+        // A code location changed on disk (followed by the CLI, see user-modules.ts): loaded again.
+        generation = userCodeGeneration();
+        definitions.clear();
+      }
       let d = definitions.get(module);
       if (!d) {
         d = loadDefinitions(module).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));

@@ -116,7 +116,7 @@ async function buildBundle(moduleUrl: string, kind: BundleKind = 'steps'): Promi
   const dir = bundleDir(moduleUrl);
   const entry =
     kind === 'steps'
-      ? `import ${JSON.stringify(STEP_PRELUDE)};\nimport * as location from ${JSON.stringify(modulePath)};\nimport { startStepProcess } from ${JSON.stringify(STEP_MAIN)};\nstartStepProcess(location, ${JSON.stringify(moduleUrl)});\n`
+      ? `import ${JSON.stringify(STEP_PRELUDE)};\nimport * as location from ${JSON.stringify(modulePath)};\nimport { startStepProcess } from ${JSON.stringify(STEP_MAIN)};\nstartStepProcess(() => Promise.resolve(location), ${JSON.stringify(moduleUrl)});\n`
       : `import ${JSON.stringify(STEP_PRELUDE)};\nimport * as location from ${JSON.stringify(modulePath)};\nexport { location };\n`;
   let code: Uint8Array;
   let inputs: [string, number][];

@@ -14,6 +14,7 @@ import { taskContext, type TaskContext } from '../../worker/task-context.ts';
 import type { RunConfig } from '../definitions.ts';
 import type { RunEvent } from '../events.ts';
 import { codeVersion, loadDefinitions } from '../location.ts';
+import { userCodeGeneration, userModuleChanged } from '../../util/user-modules.ts';
 import type { ExecutionPlan, PlannedStep } from '../plan.ts';
 import type { Definitions } from '../repository.ts';
 import { DEFAULT_OUTPUT } from '../retry.ts';
@@ -43,24 +44,47 @@ export class StepTaskFailed extends WeftError {
 }
 
 /** Code locations loaded on this thread, with the fingerprint of the file as it was imported. */
-const definitions = new Map<string, Promise<{ defs: Definitions; version: string | null }>>();
+const definitions = new Map<string, Promise<Loaded>>();
 /** Plans of the latest runs seen on this thread. */
 const plans = new Map<string, Promise<ExecutionPlan>>();
 const MAX_PLANS = 16;
 
-function planFor(spec: StepTaskSpec): Promise<ExecutionPlan> {
-  const hit = plans.get(spec.runId);
-  if (hit) return hit;
+type Loaded = { defs: Definitions; version: string | null };
+
+/** The code location of the run's module, loaded on this thread (once per version of it). */
+function codeLocation(spec: StepTaskSpec): Promise<Loaded> {
   let loaded = definitions.get(spec.module);
   if (!loaded) {
     const version = codeVersion(spec.module);
-    loaded = loadDefinitions(spec.module).then((defs) => ({ defs, version }));
-    definitions.set(spec.module, loaded);
-    loaded.catch(() => definitions.delete(spec.module));
+    const p = loadDefinitions(spec.module).then((defs) => ({ defs, version }));
+    loaded = p;
+    definitions.set(spec.module, p);
+    p.catch(() => definitions.get(spec.module) === p && definitions.delete(spec.module));
   }
-  const plan = loaded.then(({ defs, version }) => {
+  return loaded;
+}
+
+/** userCodeGeneration() when the code locations above were loaded (the worker follows its modules: see user-modules.ts). */
+let generation = 0;
+
+function planFor(spec: StepTaskSpec): Promise<ExecutionPlan> {
+  if (generation !== userCodeGeneration()) {
+    // A code location changed on disk: loaded again for the runs that start now; plans of runs under way are kept.
+    generation = userCodeGeneration();
+    definitions.clear();
+  }
+  const hit = plans.get(spec.runId);
+  if (hit) return hit;
+  const plan = codeLocation(spec).then(async (loaded) => {
+    let { defs, version } = loaded;
+    if (spec.version !== null && version !== null && version !== spec.version && codeVersion(spec.module) === spec.version) {
+      // The run started on the code on disk now, and this thread has an older one: its watcher has not said so yet.
+      userModuleChanged(spec.module);
+      definitions.delete(spec.module);
+      ({ defs, version } = await codeLocation(spec));
+    }
     if (spec.version !== null && version !== null && version !== spec.version) {
-      throw new WeftError(`this worker imported ${spec.module} before it last changed, and a process imports a module once: restart the cluster's workers to run the new code`);
+      throw new WeftError(`${spec.module} changed after run ${spec.runId} started; this worker has the code as it is now: run the job again`);
     }
     return rebuildPlan(defs, spec);
   });

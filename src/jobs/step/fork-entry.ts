@@ -4,11 +4,13 @@
  * location imported as the user's module (`process.argv[2]`), then the
  * step loop of fork-main.ts. It starts slower than a bundle, which loads as
  * one file, but needs nothing beyond weft's own dependencies (and tsx for a
- * TypeScript code location).
+ * TypeScript code location). A warm process (no `once`) follows the code
+ * location: edited, it is loaded again for the next step.
  */
 import './prelude.ts';
-import { importUserModule } from '../../util/self.ts';
-import { startStepProcess } from './fork-main.ts';
+import { followUserModules, importUserModule } from '../../util/user-modules.ts';
+import { noteReload, startStepProcess } from './fork-main.ts';
 
 const url = process.argv[2] ?? '';
-startStepProcess(importUserModule(url), url);
+if (!process.argv.includes('once')) followUserModules(noteReload);
+startStepProcess(() => importUserModule(url), url);

@@ -9,6 +9,8 @@
  * after one step in isolated mode.
  */
 import { definitionsOf } from '../location.ts';
+import { event } from '../events.ts';
+import { describeReload, refreshUserModule, userCodeGeneration, type ModuleReload } from '../../util/user-modules.ts';
 import type { Definitions } from '../repository.ts';
 import type { RunEvent } from '../events.ts';
 import type { FromStep, ToStep } from './messages.ts';
@@ -30,6 +32,12 @@ const queue: Pending[] = [];
 const awaitingInputs: Pending[] = [];
 let busy = false;
 let defs: Promise<Definitions | Error> = Promise.resolve(new Error('the code location is not loaded'));
+let loadLocation: () => Promise<Record<string, unknown>> = () => Promise.reject(new Error('the code location is not loaded'));
+let locationUrl = '';
+/** userCodeGeneration() when `defs` was loaded: a warm process loads the code location again once it moved. */
+let loadedAt = 0;
+/** Reloads noticed since the last step, said in the next step's events. */
+let reloads: string[] = [];
 let controller = new AbortController();
 
 function send(msg: FromStep): void {
@@ -42,20 +50,17 @@ function send(msg: FromStep): void {
 }
 
 /**
- * Starts serving steps of the code location `location` (the module at `url`,
- * imported, or being imported: the parent's messages are taken meanwhile).
+ * Starts serving steps of the code location at `url`, which `load` imports
+ * (the parent's messages are taken meanwhile). A process that imports it
+ * unbundled (fork-entry.ts) and serves several steps follows it: edited, it
+ * is loaded again before the next step, which says so.
  */
-export function startStepProcess(location: Record<string, unknown> | Promise<Record<string, unknown>>, url: string): void {
+export function startStepProcess(load: () => Promise<Record<string, unknown>>, url: string): void {
   // The parent went away (even kill -9): nothing to report to, stop.
   process.on('disconnect', () => process.exit(0));
-  defs = Promise.resolve(location).then(
-    (mod) => {
-      const d = definitionsOf(mod, url);
-      d.location = url;
-      return d;
-    },
-    (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
-  ).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+  loadLocation = load;
+  locationUrl = url;
+  defs = loadDefs();
   process.on('message', (m: ToForkedStep) => {
     if (m.t === 'exit') process.exit(0);
     else if (m.t === 'cancel') controller.abort();
@@ -84,10 +89,39 @@ async function drain(): Promise<void> {
   busy = false;
 }
 
+function loadDefs(): Promise<Definitions | Error> {
+  loadedAt = userCodeGeneration();
+  return loadLocation()
+    .then((mod) => {
+      const d = definitionsOf(mod, locationUrl);
+      d.location = locationUrl;
+      return d;
+    })
+    .catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+}
+
+/** In a warm process that follows its code location (fork-entry.ts): reloads are said in the next step's events. */
+export function noteReload(r: ModuleReload): void {
+  reloads.push(describeReload(r, 'code location'));
+}
+
 async function runOne({ spec, inputs }: Pending): Promise<void> {
   controller = new AbortController();
   const events = new Batcher<RunEvent>((evs) => send({ t: 'events', evs }));
-  await runStepSession(await defs, spec, await inputs, controller.signal, (ev) => events.push(ev));
+  refreshUserModule(locationUrl);
+  if (loadedAt !== userCodeGeneration()) defs = loadDefs();
+  // Loading the new code notices the change: said once it is loaded.
+  const loaded = await defs;
+  let notes = reloads;
+  reloads = [];
+  await runStepSession(loaded, spec, await inputs, controller.signal, (ev) => {
+    events.push(ev);
+    // Said in the step's log, right after its start.
+    if (notes.length > 0 && ev.type === 'STEP_START') {
+      for (const note of notes) events.push(event('LOG', spec.runId, spec.stepKey, `${note} (step process ${process.pid})`, { level: 'info', attempt: spec.attempt, pid: process.pid }));
+      notes = [];
+    }
+  });
   events.flush();
   send({ t: 'done' });
 }
