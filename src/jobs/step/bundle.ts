@@ -23,21 +23,32 @@ const STEP_MAIN = fileURLToPath(weftModule('jobs/step/fork-main'));
 const STEP_PRELUDE = fileURLToPath(weftModule('jobs/step/prelude'));
 const FORK_ENTRY = weftModule('jobs/step/fork-entry');
 const WEFT_SRC = fileURLToPath(WEFT_ROOT);
+/** weft's package: its sources and its build (a code location may import either). */
+const WEFT_PACKAGE = fileURLToPath(new URL('../', WEFT_ROOT));
 
 /**
  * Packages stay external, except weft itself (TypeScript sources a step
  * process could not load). Modules weft imports on demand (executors, the
  * code-location loader) are left out: a step process never needs them, and
- * bundling them would load their packages (zod) at every start.
+ * bundling them would load their packages (zod) at every start. A package
+ * weft's own files import is imported from where weft resolves it (a file:
+ * URL), not by name from the code location: weft's dependencies need not be
+ * in the project's node_modules (a linked weft, pnpm).
  */
+const OWN = Symbol('weft-own-resolution');
 const externals: Plugin = {
   name: 'weft-step-externals',
   setup(b) {
-    b.onResolve({ filter: /.*/ }, (args) => {
-      if (args.kind === 'dynamic-import' && args.importer.startsWith(WEFT_SRC)) return { path: args.path, external: true };
+    b.onResolve({ filter: /.*/ }, async (args) => {
+      if (args.pluginData === OWN) return undefined;
       const bare = !args.path.startsWith('.') && !args.path.startsWith('/');
-      if (bare && args.path !== 'weftjs' && !args.path.startsWith('weftjs/')) return { path: args.path, external: true };
-      return undefined;
+      if (!bare && args.kind === 'dynamic-import' && args.importer.startsWith(WEFT_SRC)) return { path: args.path, external: true };
+      if (!bare || args.path === 'weftjs' || args.path.startsWith('weftjs/')) return undefined;
+      if (args.importer.startsWith(WEFT_PACKAGE) && !args.path.startsWith('node:')) {
+        const r = await b.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: OWN });
+        if (r.errors.length === 0 && r.path.startsWith('/')) return { path: pathToFileURL(r.path).href, external: true };
+      }
+      return { path: args.path, external: true };
     });
   },
 };
