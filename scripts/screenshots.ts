@@ -1,5 +1,5 @@
 /**
- * The README's dashboard screenshots: a LocalCluster running a tree of
+ * The dashboard screenshots of docs/operations.md: a LocalCluster running a tree of
  * tasks (and a job on the cluster executor), photographed by Chromium.
  *
  *   node --import tsx scripts/screenshots.ts [out-dir]   (default docs/images)
@@ -17,7 +17,7 @@ const fn = (name: string): string => `${TASKS}#${name}`;
 const cluster = await LocalCluster.start({ workers: 2, threadsPerWorker: 2 });
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   await page.goto(`${cluster.dashboardUrl}/status`);
   const client = await cluster.client();
   // A tree: 256 leaves of 20-60 ms, summed in pairs, and a few that fail.
@@ -33,7 +33,7 @@ try {
   for (let i = 0; i < 4; i++) g.set(`oops-${i}`, { fn: fn('fail'), args: ['on purpose'] });
   const futures = await client.compute(g, { keys: [`sum${level}-0`, 'oops-0', 'oops-1', 'oops-2', 'oops-3'] });
   await new Promise((r) => setTimeout(r, 2500));
-  await page.screenshot({ path: join(out, 'dashboard-status.png'), fullPage: true });
+  await page.screenshot({ path: join(out, 'dashboard-status.png') });
   await Promise.allSettled(Object.values(futures).map((f) => f.done()));
   await page.goto(`${cluster.dashboardUrl}/tasks`);
   await page.locator('.task-row').first().waitFor();

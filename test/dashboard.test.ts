@@ -1,14 +1,16 @@
 /**
  * The dashboard in a real browser: Debian's Chromium driven by
  * playwright-core, against real clusters over loopback (`.ci/run` installs
- * chromium).
+ * chromium). What a page draws is read from its screenshots (decoded with
+ * pngjs), not only from its DOM.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import { PNG } from 'pngjs';
 import { clusterExecutor, LocalCluster } from '../src/index.ts';
 import type { TaskDef } from '../src/client/graph.ts';
 import { executeJob } from '../src/jobs/run.ts';
@@ -26,7 +28,8 @@ beforeAll(async () => {
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
-  cluster = await LocalCluster.start({ workers: 2 });
+  // A limit the bars can be measured against: each worker's process (about 200 MB) fills a fifth to a half of it.
+  cluster = await LocalCluster.start({ workers: 2, memoryLimit: '1GB' });
 }, 60_000);
 
 afterAll(async () => {
@@ -37,6 +40,44 @@ afterAll(async () => {
 function dashboard(c: LocalCluster): string {
   if (!c.dashboardUrl) throw new Error('the cluster serves no dashboard');
   return c.dashboardUrl;
+}
+
+/** A screenshot (of the page, or of one element), decoded: its pixels as [r, g, b] by (x, y). */
+async function shot(target: Page | Locator): Promise<{ width: number; height: number; at(x: number, y: number): [number, number, number] }> {
+  const png = PNG.sync.read(await target.screenshot());
+  return {
+    width: png.width,
+    height: png.height,
+    at: (x, y) => {
+      const i = (png.width * y + x) * 4;
+      return [png.data[i] ?? 0, png.data[i + 1] ?? 0, png.data[i + 2] ?? 0];
+    },
+  };
+}
+
+/** How many pixels of a screenshot are within `tolerance` of `rgb` on every channel. */
+function pixels(img: Awaited<ReturnType<typeof shot>>, rgb: [number, number, number], tolerance = 6): number {
+  let n = 0;
+  for (let y = 0; y < img.height; y++) {
+    for (let x = 0; x < img.width; x++) {
+      const p = img.at(x, y);
+      if (Math.abs(p[0] - rgb[0]) <= tolerance && Math.abs(p[1] - rgb[1]) <= tolerance && Math.abs(p[2] - rgb[2]) <= tolerance) n++;
+    }
+  }
+  return n;
+}
+
+/** 'rgb(1, 2, 3)' (a computed style) as [1, 2, 3]. */
+function rgbOf(css: string): [number, number, number] {
+  const m = /rgba?\((\d+), (\d+), (\d+)/.exec(css);
+  if (!m) throw new Error(`not a colour: ${css}`);
+  return [Number(m[1]), Number(m[2]), Number(m[3])];
+}
+
+const ERRED: [number, number, number] = [0xdc, 0x26, 0x26];
+/** Transfers are violet: more blue than red, far more than green. */
+function violet(p: [number, number, number]): boolean {
+  return p[2] > 150 && p[0] > 80 && p[0] < p[2] && p[1] < p[0] - 30;
 }
 
 describe('dashboard', () => {
@@ -51,13 +92,24 @@ describe('dashboard', () => {
         // Long enough to be seen running: 400 tasks of 5 ms on 2 threads.
         const g = new Map<string, TaskDef>();
         for (let i = 0; i < 400; i++) g.set(`dash-busy-${i}`, { fn: fn('busy'), args: [5] });
-        const running = client.get(g, [...g.keys()]);
+        const futures = await client.compute(g, { keys: [...g.keys()] });
         const row = page.locator('#progress .group-row[data-group="busy"]');
         await row.waitFor({ timeout: 15_000 });
-        await running;
+        await client.gather(Object.values(futures));
         // The page catches up within a few updates: every task of the group done, none waiting.
-        await expect.poll(async () => [await row.getAttribute('data-done'), await row.getAttribute('data-waiting')], { timeout: 10_000 }).toEqual(['400', '0']);
+        await expect.poll(async () => [await row.getAttribute('data-done'), await row.getAttribute('data-total'), await row.getAttribute('data-waiting')], { timeout: 10_000 }).toEqual(['400', '400', '0']);
         expect(Number(await page.locator('#task-stream canvas').getAttribute('data-tasks'))).toBeGreaterThan(0);
+        // Its results let go: the scheduler forgets the tasks, and the group leaves the page.
+        for (const f of Object.values(futures)) f.release();
+        await row.waitFor({ state: 'detached', timeout: 10_000 });
+        // Held results of another graph, then a restart: every group goes with its tasks.
+        const held = client.map(fn('inc'), [1, 2, 3]);
+        await client.gather(held);
+        const incRow = page.locator('#progress .group-row[data-group="inc"]');
+        await incRow.waitFor({ timeout: 10_000 });
+        await client.restart();
+        await incRow.waitFor({ state: 'detached', timeout: 10_000 });
+        expect(await page.locator('#progress td.muted').textContent()).toMatch(/^No task is held now/);
       } finally {
         await client.close();
       }
@@ -67,6 +119,72 @@ describe('dashboard', () => {
       await page.goto(`${dashboard(cluster)}/tasks`);
       await page.locator('input[type=search]').fill('dash-busy-399');
       await expect.poll(() => page.locator('#tasks-table .task-row').first().textContent(), { timeout: 10_000 }).toContain('dash-busy-399');
+    } finally {
+      await page.close();
+    }
+  }, 60_000);
+
+  it("opens with the last minute of tasks in their groups' colours, erred ones red and transfers violet, filling a 1400x900 window", async () => {
+    const client = await cluster.client();
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    try {
+      // Work done before the page opens: 200 tasks of 10 ms, and 6 that fail.
+      const g = new Map<string, TaskDef>();
+      for (let i = 0; i < 200; i++) g.set(`early-${i}`, { fn: fn('busy'), args: [10] });
+      await client.get(g, [...g.keys()]);
+      await Promise.allSettled(Array.from({ length: 6 }, (_, i) => client.submit(fn('fail'), `on purpose ${i}`).result()));
+      await page.goto(`${dashboard(cluster)}/status`);
+      await page.locator('#live[data-connected="yes"]').waitFor({ timeout: 15_000 });
+      const canvas = page.locator('#task-stream canvas');
+      expect(Number(await canvas.getAttribute('data-tasks'))).toBeGreaterThanOrEqual(206);
+      const ended = /\(([\d,]+) tasks ended in the last 60 s\)/.exec((await page.locator('#task-stream h2').textContent()) ?? '');
+      expect(Number(ended?.[1]?.replace(/,/g, ''))).toBeGreaterThanOrEqual(206);
+      // The stream draws them: the group's colour (as its legend shows it) and the errors' red.
+      const legend = page.locator('#task-stream .legend span', { hasText: /^busy$/ }).locator('i');
+      const busy = rgbOf(await legend.evaluate((el) => (globalThis as unknown as { getComputedStyle(e: unknown): { backgroundColor: string } }).getComputedStyle(el).backgroundColor));
+      const before = await shot(canvas);
+      expect(pixels(before, busy)).toBeGreaterThan(200);
+      expect(pixels(before, ERRED)).toBeGreaterThan(20);
+      // A value fetched from one worker by a task on the other, while the page is open: a violet strip, not red.
+      const [w0, w1] = await client.workers();
+      const big = client.submitWith({ workers: [w0?.name as string] }, fn('bytes'), 32 * 1024 * 1024, 7);
+      await client.submitWith({ workers: [w1?.name as string] }, fn('where'), big).result();
+      await expect.poll(async () => { const img = await shot(canvas); let n = 0; for (let y = 0; y < img.height; y++) for (let x = 0; x < img.width; x++) if (violet(img.at(x, y))) n++; return n; }, { timeout: 10_000 }).toBeGreaterThan(20);
+      big.release();
+      // The page fills the window: the states chart's section reaches its last rows, the stream takes the height between.
+      const full = await shot(page);
+      let white = 0;
+      for (let x = 20; x < full.width - 20; x++) {
+        const p = full.at(x, full.height - 16);
+        if (p[0] === 255 && p[1] === 255 && p[2] === 255) white++;
+      }
+      expect(white).toBeGreaterThan(full.width / 2);
+      expect(await canvas.evaluate((el) => el.clientHeight)).toBeGreaterThan(300);
+    } finally {
+      await page.close();
+      await client.close();
+    }
+  }, 60_000);
+
+  it("draws each worker's memory against its limit, with the limit in its label", async () => {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    try {
+      await page.goto(`${dashboard(cluster)}/status`);
+      await page.locator('#live[data-connected="yes"]').waitFor({ timeout: 15_000 });
+      const cell = page.locator('#workers-panel .worker-row td.memory').first();
+      await expect.poll(async () => Number(await cell.getAttribute('data-memory')), { timeout: 10_000 }).toBeGreaterThan(0);
+      expect(Number(await cell.getAttribute('data-limit'))).toBe(1e9);
+      expect(await cell.textContent()).toMatch(/ \/ 954 MiB/);
+      const fraction = Number(await cell.getAttribute('data-memory')) / 1e9;
+      // Along the bar's top row (above its label's text): the blue part is the memory, the rest is free.
+      const bar = await shot(cell.locator('.bar'));
+      let blue = 0;
+      for (let x = 0; x < bar.width; x++) {
+        const p = bar.at(x, 1);
+        if (p[2] > p[0] + 60) blue++;
+      }
+      expect(blue / bar.width).toBeGreaterThan(fraction - 0.08);
+      expect(blue / bar.width).toBeLessThan(fraction + 0.08);
     } finally {
       await page.close();
     }

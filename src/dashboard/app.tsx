@@ -47,7 +47,7 @@ function Live({ page }: { page: Page }) {
           {model.connected ? 'live' : 'connecting...'}
         </span>
       </header>
-      <main>
+      <main class={page === 'status' ? 'status' : ''}>
         {page === 'status' ? <StatusPage model={model} /> : null}
         {page === 'workers' ? <WorkersPage model={model} /> : null}
         {page === 'tasks' ? <TasksPage /> : null}

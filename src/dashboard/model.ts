@@ -7,8 +7,8 @@
 import type { HistorySample, RunView, Snapshot, StreamEntry } from '../scheduler/dashboard/snapshot.ts';
 import type { WorkerSummary } from '../protocol/messages.ts';
 
-/** The task stream shows this much of the recent past. */
-export const WINDOW_MS = 30_000;
+/** The task stream shows this much of the recent past (a page opens with it: see the feed's OPEN_WINDOW_MS). */
+export const WINDOW_MS = 60_000;
 const MAX_STREAM = 12_000;
 const MAX_HISTORY = 600;
 const MAX_TRANSFERS = 400;
@@ -22,8 +22,10 @@ export interface Model {
   states: Snapshot['states'];
   groups: Snapshot['groups'];
   stream: StreamEntry[];
-  /** Tasks that ended, counted (the stream is a sample when more end than an update carries). */
+  /** Tasks that ended in the window (a report: in all), counted: the stream is a sample when more end than an update carries. */
   ended: number;
+  /** [update time, tasks ended since the one before], over the window. */
+  endedLog: [at: number, n: number][];
   history: HistorySample[];
   runs: RunView[];
   transfers: Map<string, Transfer[]>;
@@ -31,7 +33,7 @@ export interface Model {
 }
 
 export function emptyModel(): Model {
-  return { now: Date.now(), workers: [], states: {}, groups: [], stream: [], ended: 0, history: [], runs: [], transfers: new Map(), connected: false };
+  return { now: Date.now(), workers: [], states: {}, groups: [], stream: [], ended: 0, endedLog: [], history: [], runs: [], transfers: new Map(), connected: false };
 }
 
 /** The model after one update (a new object: the pages redraw from it). `keepAll`: a report's record, kept whole. */
@@ -42,6 +44,7 @@ export function apply(m: Model, s: Snapshot, keepAll = false): Model {
   while (drop < stream.length && (stream[drop] as StreamEntry)[1] + (stream[drop] as StreamEntry)[2] < cut) drop++;
   if (!keepAll) drop = Math.max(drop, stream.length - MAX_STREAM);
   const history = m.history.concat(s.history);
+  const endedLog = m.endedLog.concat([[s.now, s.ended]]).filter(([at]) => keepAll || at >= s.now - WINDOW_MS);
   const transfers = new Map(m.transfers);
   for (const w of s.workers) {
     const before = m.workers.find((x) => x.name === w.name);
@@ -55,7 +58,8 @@ export function apply(m: Model, s: Snapshot, keepAll = false): Model {
     states: s.states,
     groups: s.groups,
     stream: drop > 0 ? stream.slice(drop) : stream,
-    ended: m.ended + s.ended,
+    ended: endedLog.reduce((sum, [, n]) => sum + n, 0),
+    endedLog,
     history: history.length > MAX_HISTORY ? history.slice(-MAX_HISTORY) : history,
     runs: s.runs ?? m.runs,
     transfers,

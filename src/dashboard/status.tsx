@@ -1,22 +1,26 @@
 /** The status page: workers, the task stream, progress per task group, tasks per state over time. */
 import { useEffect, useRef } from 'preact/hooks';
 import type { GroupView, StreamEntry } from '../scheduler/dashboard/snapshot.ts';
+import type { WorkerSummary } from '../protocol/messages.ts';
 import { Head } from './head.tsx';
 import { bytes, count, groupColor, STATE_COLORS } from './format.ts';
 import { WINDOW_MS, type Model } from './model.ts';
 
+/** Laid out to fill the window (main.status in pages.ts): workers and progress above, the task stream taking the height left, states over time below. */
 export function StatusPage({ model, span }: { model: Model; span?: [number, number] }) {
   return (
     <>
-      <div class="grid2">
-        <WorkersPanel model={model} />
-        <Progress groups={model.groups} />
-      </div>
+      <WorkersPanel model={model} />
+      <Progress groups={model.groups} />
       <TaskStream model={model} span={span} />
       <StatesChart model={model} />
     </>
   );
 }
+
+/** Transfers in the task stream (violet: apart from errors' red and from the groups' colours, which are never this dark and blue-red). */
+export const TRANSFER_RGB = '109, 40, 217';
+export const ERRED_COLOR = '#dc2626';
 
 function Bar({ parts, label }: { parts: [number, string][]; label?: string }) {
   const total = parts.reduce((s, [n]) => s + n, 0) || 1;
@@ -28,8 +32,32 @@ function Bar({ parts, label }: { parts: [number, string][]; label?: string }) {
   );
 }
 
+/**
+ * A worker's memory bar, against its limit (or, without one, the largest
+ * worker's memory): results held (managed), the rest of the process
+ * (unmanaged), and results spilled to disk beyond; orange while it is paused.
+ */
+function MemoryBar({ w, scale }: { w: WorkerSummary; scale: number }) {
+  const limit = w.memoryLimit ?? 0;
+  const spilled = w.spilledBytes ?? 0;
+  const total = Math.max(scale, w.memory + spilled);
+  const managed = Math.min(w.storedBytes, w.memory);
+  const label = `${bytes(w.memory)}${limit > 0 ? ` / ${bytes(limit)}` : ''}${spilled > 0 ? ` + ${bytes(spilled)} spilled` : ''}${w.paused ? ' (paused)' : ''}`;
+  return (
+    <Bar
+      parts={[
+        [managed, w.paused ? '#f97316' : '#3b82f6'],
+        [w.memory - managed, w.paused ? '#fdba74' : '#93c5fd'],
+        [spilled, '#9ca3af'],
+        [Math.max(0, total - w.memory - spilled), 'transparent'],
+      ]}
+      label={label}
+    />
+  );
+}
+
 export function WorkersPanel({ model }: { model: Model }) {
-  const maxMemory = Math.max(1, ...model.workers.map((w) => w.memory));
+  const scale = Math.max(1, ...model.workers.map((w) => ((w.memoryLimit ?? 0) > 0 ? (w.memoryLimit as number) : w.memory)));
   return (
     <section id="workers-panel">
       <h2>Workers ({model.workers.length})</h2>
@@ -43,8 +71,8 @@ export function WorkersPanel({ model }: { model: Model }) {
               <td>
                 <Bar parts={[[Math.min(w.processing, w.nthreads * 4), STATE_COLORS['processing'] as string], [Math.max(0, w.nthreads * 4 - w.processing), 'transparent']]} label={count(w.processing)} />
               </td>
-              <td>
-                <Bar parts={[[w.storedBytes, '#3b82f6'], [Math.max(0, w.memory - w.storedBytes), '#93c5fd'], [maxMemory - w.memory, 'transparent']]} label={bytes(w.memory)} />
+              <td class="memory" data-memory={w.memory} data-limit={w.memoryLimit ?? 0}>
+                <MemoryBar w={w} scale={(w.memoryLimit ?? 0) > 0 ? (w.memoryLimit as number) : scale} />
               </td>
               <td>
                 <Bar parts={[[Math.min(w.cpu ?? 0, 1), '#f97316'], [1 - Math.min(w.cpu ?? 0, 1), 'transparent']]} label={`${Math.round((w.cpu ?? 0) * 100)}%`} />
@@ -60,11 +88,11 @@ export function WorkersPanel({ model }: { model: Model }) {
   );
 }
 
-/** Per task group: released (done and gone), in memory, processing, waiting, erred. */
+/** Per task group: released (done, its result let go), in memory, processing, waiting, erred; of the tasks the scheduler holds. */
 export function groupParts(g: GroupView): { total: number; parts: [string, number, string][] } {
   const st = g.states;
   const parts: [string, number, string][] = [
-    ['released', st.forgotten + st.released, '#bfdbfe'],
+    ['released', st.released, '#bfdbfe'],
     ['in memory', st.memory, STATE_COLORS['memory'] as string],
     ['processing', st.processing, STATE_COLORS['processing'] as string],
     ['waiting', st.waiting + st.queued + st['no-worker'], STATE_COLORS['waiting'] as string],
@@ -80,6 +108,13 @@ export function Progress({ groups }: { groups: GroupView[] }) {
       <table>
         <Head cols={['group', 'tasks', '#done', '#in memory', '#erred', '#waiting']} />
         <tbody>
+          {groups.length === 0 ? (
+            <tr>
+              <td colSpan={6} class="muted">
+                No task is held now: a graph's groups show while the scheduler holds its tasks.
+              </td>
+            </tr>
+          ) : null}
           {groups.map((g) => {
             const { total, parts } = groupParts(g);
             const waiting = g.states.waiting + g.states.queued + g.states['no-worker'] + g.states.processing;
@@ -121,9 +156,11 @@ export function TaskStream({ model, span }: { model: Model; span?: [number, numb
   return (
     <section id="task-stream">
       <h2>
-        Task stream ({count(model.ended)} tasks ended{span ? '' : `, last ${WINDOW_MS / 1000} s`})
+        Task stream ({count(model.ended)} tasks ended{span ? '' : ` in the last ${WINDOW_MS / 1000} s`})
       </h2>
-      <canvas ref={canvas} data-tasks={model.stream.length} />
+      <div class="stream-box">
+        <canvas ref={canvas} data-tasks={model.stream.length} />
+      </div>
       <div class="legend">
         {[...new Set(model.stream.map((e) => e[3]))].slice(0, 20).map((g) => (
           <span key={g}>
@@ -132,8 +169,12 @@ export function TaskStream({ model, span }: { model: Model; span?: [number, numb
           </span>
         ))}
         <span>
-          <i style={{ background: '#dc2626' }} />
-          transfers, erred
+          <i style={{ background: ERRED_COLOR }} />
+          erred
+        </span>
+        <span>
+          <i style={{ background: `rgb(${TRANSFER_RGB})` }} />
+          transfers
         </span>
       </div>
     </section>
@@ -143,9 +184,11 @@ export function TaskStream({ model, span }: { model: Model; span?: [number, numb
 function drawStream(c: HTMLCanvasElement, model: Model, span: [number, number] | undefined): void {
   const ratio = window.devicePixelRatio || 1;
   const width = c.clientWidth || 800;
-  const lane = 18;
-  // A lane per thread and one for transfers per worker, and the time axis.
-  const height = Math.max(40, model.workers.reduce((s, w) => s + w.nthreads + 1, 0) * lane + 20);
+  // A lane per thread and one for transfers per worker, and the time axis: lanes share the height the page gives the stream.
+  const lanes = Math.max(1, model.workers.reduce((s, w) => s + w.nthreads + 1, 0));
+  const box = c.parentElement?.clientHeight ?? 0;
+  const lane = Math.max(14, Math.min(48, Math.floor((box - 20) / lanes)));
+  const height = Math.max(40, box, lanes * lane + 20);
   c.width = width * ratio;
   c.height = height * ratio;
   c.style.height = `${height}px`;
@@ -181,15 +224,16 @@ function drawStream(c: HTMLCanvasElement, model: Model, span: [number, number] |
         if ((ends[i] as number) < (ends[best] as number)) best = i;
       }
       ends[best] = start + duration;
-      ctx.fillStyle = erred ? '#dc2626' : groupColor(group);
+      ctx.fillStyle = erred ? ERRED_COLOR : groupColor(group);
       const left = Math.max(label, x(start));
-      ctx.fillRect(left, y + best * lane + 2, Math.max(1, x(start + duration) - left), lane - 4);
+      // At least 2 px: a task that took no time (one that failed at once) still covers a whole pixel.
+      ctx.fillRect(left, y + best * lane + 2, Math.max(2, x(start + duration) - left), lane - 4);
     }
     y += w.nthreads * lane;
     for (const [from, to, n] of model.transfers.get(w.name) ?? []) {
       if (to < t0) continue;
       const rate = n / Math.max(0.001, (to - from) / 1000);
-      ctx.fillStyle = `rgba(220, 38, 38, ${Math.min(1, 0.25 + rate / 500e6)})`;
+      ctx.fillStyle = `rgba(${TRANSFER_RGB}, ${Math.min(1, 0.35 + rate / 500e6)})`;
       ctx.fillRect(Math.max(label, x(from)), y + 3, Math.max(1, x(to) - Math.max(label, x(from))), lane - 8);
     }
     y += lane;

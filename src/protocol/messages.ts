@@ -134,6 +134,8 @@ export const messageSchemas = lazySchemas((z) => {
     nthreads: z.number().int().min(1).max(1024),
     resources: resources.default({}),
     pid: count.default(0),
+    /** Its memory limit in bytes (0: none), for the dashboard's memory bars. */
+    memoryLimit: count.default(0),
   });
 
   const hello = z.object({
@@ -253,6 +255,8 @@ export const messageSchemas = lazySchemas((z) => {
     spilledBytes: count.optional(),
     /** Threads running a cancelled task that has not stopped yet (all of them: it gets no new work). */
     stuck: count.optional(),
+    /** Its memory limit (0 or absent: none). */
+    memoryLimit: count.optional(),
   });
 
   const schedulerToClient = z.discriminatedUnion('op', [

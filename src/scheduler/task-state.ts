@@ -320,6 +320,8 @@ export class WorkerRecord {
   spilledBytes = 0;
   /** From its heartbeats: threads running a cancelled task that has not stopped (every thread stuck: it gets no work). */
   stuck = 0;
+  /** Its memory limit, as it said when it joined (0: none). */
+  memoryLimit = 0;
   lastSeen: number;
   /** The scheduler's summed stall time when it last heard this worker (its silence excludes stalls since). */
   stalledAtSeen = 0;

@@ -17,6 +17,7 @@ import type { SerializedError } from '../errors.ts';
 export function addWorker(s: SchedulerCore, id: string, info: WorkerInfo): void {
   const w = new WorkerRecord(id, info.name, info.address, info.nthreads, info.resources, info.pid, s.now);
   w.stalledAtSeen = s.stalledMs;
+  w.memoryLimit = info.memoryLimit;
   s.workers.set(id, w);
   s.byAddress.set(info.address, w);
   s.logs.push({ level: 'info', msg: 'worker joined', data: { worker: info.name, address: info.address, nthreads: info.nthreads, resources: info.resources } });
@@ -235,5 +236,6 @@ export function workerSummaries(s: SchedulerCore): WorkerSummary[] {
     paused: w.paused,
     spilledBytes: w.spilledBytes,
     stuck: w.stuck,
+    memoryLimit: w.memoryLimit,
   }));
 }

@@ -122,7 +122,7 @@ export class WeftWorker {
       limits,
       label: 'scheduler',
       tls,
-      worker: { name, address, nthreads: opts.nthreads, resources: opts.resources ?? {}, pid: process.pid },
+      worker: { name, address, nthreads: opts.nthreads, resources: opts.resources ?? {}, pid: process.pid, memoryLimit: opts.memoryLimit ?? 0 },
     };
     try {
       await pool.ready();

@@ -71,7 +71,7 @@ export class Harness {
     this.sm.handle({
       type: 'worker-connected',
       worker: id,
-      info: { name: opts.name ?? id, address: `ws://${id}`, nthreads: opts.nthreads ?? 1, resources: opts.resources ?? {}, pid: 0 },
+      info: { name: opts.name ?? id, address: `ws://${id}`, nthreads: opts.nthreads ?? 1, resources: opts.resources ?? {}, pid: 0, memoryLimit: 0 },
       now: this.now,
     });
     this.flush();

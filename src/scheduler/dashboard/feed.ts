@@ -13,9 +13,9 @@ import { lazySchemas } from '../../util/zod.ts';
 import type { WorkerSummary } from '../../protocol/messages.ts';
 import { decode } from '../../protocol/codec.ts';
 import { RUN_TOPIC_PREFIX } from '../../protocol/topics.ts';
-import type { TaskStatus } from '../task-state.ts';
+import { byState, type TaskStatus } from '../task-state.ts';
 import type { GroupCounts } from '../state-machine.ts';
-import { RUN_EVENTS, STREAM_PER_UPDATE, type HistorySample, type RunView, type Snapshot, type StepView, type StreamEntry, type TaskRow } from './snapshot.ts';
+import { RUN_EVENTS, STREAM_PER_UPDATE, type GroupView, type HistorySample, type RunView, type Snapshot, type StepView, type StreamEntry, type TaskRow } from './snapshot.ts';
 
 /** What the feed reads from the scheduler. */
 export interface FeedSource {
@@ -28,6 +28,15 @@ export interface FeedSource {
 
 /** The latest tasks kept for the stream and the tasks page. */
 const RING = 16_384;
+/** A page opens with the tasks that ended this long ago at most (as a page open all along drew them). */
+export const OPEN_WINDOW_MS = 60_000;
+/**
+ * Tasks whose group the sampler looks up per sample, the latest of those
+ * ended since the one before: what a page open all along would have been
+ * sent (STREAM_PER_UPDATE per update). A lookup per task would cost the
+ * scheduler up to a tenth of its time at 150,000 tasks a second.
+ */
+const GROUPS_PER_SAMPLE = 2 * STREAM_PER_UPDATE;
 const HISTORY = 600;
 const RUNS = 20;
 const UPDATE_MS = 250;
@@ -58,8 +67,18 @@ export class DashboardFeed {
   private readonly durations = new Float64Array(RING);
   private readonly erred = new Uint8Array(RING);
   private readonly errors = new Map<number, string>();
+  /** Each task's group, looked up by the sampler ('' until then; see GROUPS_PER_SAMPLE). */
+  private readonly groupOf: string[] = new Array<string>(RING).fill('');
   /** Tasks recorded so far; slot = count % RING. */
   private count = 0;
+  /** `count` when the sampler last looked groups up. */
+  private grouped = 0;
+  /**
+   * The group last seen for each key prefix: a task forgotten before its
+   * group was looked up (a graph whose results were let go at once) takes
+   * the group of its key's prefix, as its siblings had.
+   */
+  private readonly groupByPrefix = new Map<string, string>();
   /** `count` at the last update sent. */
   private sent = 0;
   private readonly history: HistorySample[] = [];
@@ -84,6 +103,7 @@ export class DashboardFeed {
       this.workers[slot] = worker;
       this.ends[slot] = now;
       this.durations[slot] = durations[i] ?? 0;
+      this.groupOf[slot] = '';
       if (this.erred[slot] === 1) {
         this.erred[slot] = 0;
         this.errors.delete(slot);
@@ -98,6 +118,7 @@ export class DashboardFeed {
     this.workers[slot] = worker;
     this.ends[slot] = now;
     this.durations[slot] = 0;
+    this.groupOf[slot] = '';
     this.erred[slot] = 1;
     this.errors.set(slot, message);
   }
@@ -157,7 +178,7 @@ export class DashboardFeed {
         this.updater = null;
       }
     });
-    write(res, this.build(Math.max(0, this.count - STREAM_PER_UPDATE), 0, true));
+    write(res, this.opening(Date.now()));
     if (!this.updater) {
       this.sent = this.count;
       this.historySent = this.history.length;
@@ -189,11 +210,27 @@ export class DashboardFeed {
     return rows;
   }
 
-  /** Everything recorded since `since` (ms since the epoch), for a performance report: every task kept that ended since, not a sample. */
+  /**
+   * Everything recorded since `since` (ms since the epoch), for a
+   * performance report: every task kept that ended since, not a sample, and
+   * its groups counted from those tasks (by the time a report is written,
+   * its tasks are usually forgotten).
+   */
   report(since: number): Snapshot {
     let first = Math.max(0, this.count - RING);
     while (first < this.count && (this.ends[first % RING] as number) < since) first++;
-    const snap = JSON.parse(this.build(first, 0, true, Infinity)) as Snapshot;
+    const stream: StreamEntry[] = [];
+    const groups = new Map<string, GroupView>();
+    for (let n = first; n < this.count; n++) {
+      const e = this.entry(n);
+      stream.push(e);
+      let g = groups.get(e[3]);
+      if (!g) groups.set(e[3], (g = { name: e[3], done: 0, erred: 0, states: byState([]) }));
+      if (e[4] === 1) g.erred = ++g.states.erred;
+      else g.done = ++g.states.released;
+    }
+    const snap = this.snapshot(stream, stream.length, 0, true);
+    snap.groups = [...groups.values()];
     snap.history = snap.history.filter(([t]) => t >= since);
     return snap;
   }
@@ -210,6 +247,7 @@ export class DashboardFeed {
   }
 
   private sample(now: number): void {
+    this.resolveGroups();
     this.history.push([now, this.source.states()]);
     if (this.history.length > HISTORY) {
       const drop = this.history.length - HISTORY;
@@ -226,30 +264,88 @@ export class DashboardFeed {
     for (const res of this.pages) write(res, snap);
   }
 
+  /** Looks up the groups of the latest tasks ended since the last look, at most GROUPS_PER_SAMPLE. */
+  private resolveGroups(): void {
+    for (let n = Math.max(this.grouped, this.count - GROUPS_PER_SAMPLE, this.count - RING); n < this.count; n++) this.groupAt(n % RING);
+    this.grouped = this.count;
+  }
+
+  /** The group of the task in `slot`, looked up (and kept) if not yet: its key's prefix once the scheduler forgot it. */
+  private groupAt(slot: number): string {
+    let g = this.groupOf[slot] as string;
+    if (g === '') {
+      const key = this.keys[slot] as string;
+      const p = prefix(key);
+      const known = this.source.task(key)?.group;
+      if (known) {
+        if (this.groupByPrefix.size >= 4096) this.groupByPrefix.clear();
+        this.groupByPrefix.set(p, known);
+      }
+      g = known ?? this.groupByPrefix.get(p) ?? p;
+      this.groupOf[slot] = g;
+    }
+    return g;
+  }
+
+  private entry(n: number): StreamEntry {
+    const slot = n % RING;
+    const ms = (this.durations[slot] as number) * 1000;
+    return [this.workers[slot] as string, (this.ends[slot] as number) - ms, ms, this.groupAt(slot), this.erred[slot] === 1 ? 1 : 0];
+  }
+
+  /**
+   * A page's first update: the tasks of the last OPEN_WINDOW_MS as a page
+   * open all along would have drawn them (those the sampler looked up, and
+   * the latest ones since), and how many ended in that time.
+   */
+  private opening(now: number): string {
+    const stream: StreamEntry[] = [];
+    let ended = 0;
+    let first = this.count;
+    while (first > Math.max(0, this.count - RING) && (this.ends[(first - 1) % RING] as number) >= now - OPEN_WINDOW_MS) first--;
+    const fresh = Math.max(first, this.grouped, this.count - STREAM_PER_UPDATE);
+    for (let n = first; n < this.count; n++) {
+      ended++;
+      if (n >= fresh || this.groupOf[n % RING] !== '') stream.push(this.entry(n));
+    }
+    return JSON.stringify(this.snapshot(stream, ended, 0, true));
+  }
+
   /** An update: tasks recorded since `from` (at most `max`, the latest), samples since `historyFrom`, the runs if asked. */
   private build(from: number, historyFrom: number, withRuns: boolean, max = STREAM_PER_UPDATE): string {
-    const ended = this.count - from;
     const first = Math.max(from, this.count - max, this.count - RING);
     const stream: StreamEntry[] = [];
-    // Groups by key while this update is built: a stream of 2,000 tasks has a handful of keys' groups to look up.
-    for (let n = first; n < this.count; n++) {
-      const slot = n % RING;
-      const key = this.keys[slot] as string;
-      const ms = (this.durations[slot] as number) * 1000;
-      stream.push([this.workers[slot] as string, (this.ends[slot] as number) - ms, ms, this.source.task(key)?.group ?? prefix(key), this.erred[slot] === 1 ? 1 : 0]);
-    }
-    const snap: Snapshot = {
+    for (let n = first; n < this.count; n++) stream.push(this.entry(n));
+    return JSON.stringify(this.snapshot(stream, this.count - from, historyFrom, withRuns));
+  }
+
+  private snapshot(stream: StreamEntry[], ended: number, historyFrom: number, withRuns: boolean): Snapshot {
+    return {
       now: Date.now(),
       workers: this.source.workers(),
       states: this.source.states(),
-      groups: this.source.groups(),
+      groups: liveGroups(this.source.groups()),
       stream,
       ended,
       history: this.history.slice(historyFrom),
       ...(withRuns ? { runs: this.runsNow() } : {}),
     };
-    return JSON.stringify(snap);
   }
+}
+
+/**
+ * The groups that have tasks the scheduler still holds: a graph's groups
+ * leave the page once its tasks are forgotten (or the cluster restarted).
+ * Counted from their tasks' states, so done never exceeds the total.
+ */
+export function liveGroups(groups: readonly GroupCounts[]): GroupView[] {
+  const out: GroupView[] = [];
+  for (const g of groups) {
+    let live = 0;
+    for (const [state, n] of Object.entries(g.states)) if (state !== 'forgotten') live += n;
+    if (live > 0) out.push({ name: g.name, done: g.states.memory + g.states.released, erred: g.states.erred, states: g.states });
+  }
+  return out;
 }
 
 /** A key's prefix (Dask's key_split, roughly): the part before a '-' and a hash or number. */

@@ -13,6 +13,13 @@ main { padding: 12px 16px; display: grid; gap: 12px; }
 section { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px; }
 section h2 { margin: 0 0 8px; font-size: 13px; text-transform: uppercase; letter-spacing: .6px; color: var(--muted); }
 .grid2 { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 12px; }
+/* The status page fills the window: workers and progress (scrolling when long), the task stream taking the height left, states over time. */
+main.status { height: calc(100vh - 41px); grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); grid-template-rows: minmax(0, auto) minmax(200px, 1fr) 220px; }
+main.status > #workers-panel, main.status > #progress { max-height: 36vh; overflow: auto; }
+main.status > #task-stream, main.status > #states-chart { grid-column: 1 / 3; }
+#task-stream, #states-chart { display: flex; flex-direction: column; min-height: 0; }
+#task-stream .stream-box { flex: 1; min-height: 0; overflow-y: auto; }
+main.status #states-chart svg { flex: 1; min-height: 0; height: auto !important; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: 3px 8px 3px 0; border-bottom: 1px solid var(--line); white-space: nowrap; }
 th { color: var(--muted); font-weight: 600; }
@@ -21,6 +28,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .bar > span { display: block; height: 100%; }
 .bar > em { position: absolute; right: 4px; top: 0; font-style: normal; font-size: 11px; line-height: 14px; color: #111; }
 .err { color: var(--bad); }
+.muted { color: var(--muted); }
 input[type=search] { width: 320px; padding: 4px 6px; }
 canvas { width: 100%; display: block; }
 .legend span { display: inline-block; margin-right: 12px; }
