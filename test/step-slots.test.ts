@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { job, op, type OutputHandle } from '../src/index.ts';
 import { event } from '../src/jobs/events.ts';
-import { ActiveExecution, buildPlan, type PlannedStep } from '../src/jobs/plan.ts';
+import { ActiveExecution, buildPlan, type ExecutionPlan, type PlannedStep } from '../src/jobs/plan.ts';
 import { StepSlots, type TagLimit } from '../src/jobs/delegating/slots.ts';
 
 interface Shape {
@@ -55,12 +55,17 @@ function planOf(s: Shape): PlannedStep[] {
   return [...buildPlan('r', j, new Map()).steps];
 }
 
+/** The shape's plan, its bookkeeping, and the loop's decisions over them. */
+function machine(s: Shape): { plan: ExecutionPlan; steps: PlannedStep[]; active: ActiveExecution; slots: StepSlots } {
+  const steps = planOf(s);
+  const plan: ExecutionPlan = { runId: 'r', jobName: 'random', steps, step: (k: string) => steps.find((x) => x.key === k) as PlannedStep };
+  const active = new ActiveExecution(plan);
+  return { plan, steps, active, slots: new StepSlots(active, { maxConcurrent: s.maxConcurrent, tagConcurrencyLimits: s.limits, startAhead: s.startAhead }) };
+}
+
 /** Runs the shape's job as the loop does; `choices` picks which attempt ends next, and how. */
 function simulate(s: Shape, choices: number[]): { complete: boolean; maxHeld: number; launches: number } {
-  const steps = planOf(s);
-  const plan = { runId: 'r', jobName: 'random', steps, step: (k: string) => steps.find((x) => x.key === k) as PlannedStep };
-  const active = new ActiveExecution(plan);
-  const slots = new StepSlots(active, { maxConcurrent: s.maxConcurrent, tagConcurrencyLimits: s.limits, startAhead: s.startAhead });
+  const { plan, steps, active, slots } = machine(s);
   /** Attempts holding a slot: whether each still waits for its inputs. */
   const attempts = new Map<string, { early: boolean }>();
   const failuresLeft = new Map(steps.map((st, i) => [st.key, s.steps[i]?.failures ?? 0]));
@@ -152,9 +157,7 @@ describe('the step-delegating loop’s slots', () => {
       startAhead: true,
       delay: 0.2,
     };
-    const steps = planOf(s);
-    const active = new ActiveExecution({ runId: 'r', jobName: 'random', steps, step: (k) => steps.find((x) => x.key === k) as PlannedStep });
-    const slots = new StepSlots(active, { maxConcurrent: 2, tagConcurrencyLimits: [], startAhead: true });
+    const { active, slots } = machine(s);
     const kinds = (acts: ReturnType<StepSlots['next']>): unknown[] => acts.map((a) => (a.kind === 'launch' ? [a.kind, a.step.key, a.early] : [a.kind, a.key]));
     expect(kinds(slots.next(0))).toEqual([
       ['launch', 's0', false],
@@ -193,9 +196,7 @@ describe('the step-delegating loop’s slots', () => {
       startAhead: true,
       delay: 0,
     };
-    const steps = planOf(s);
-    const active = new ActiveExecution({ runId: 'r', jobName: 'random', steps, step: (k) => steps.find((x) => x.key === k) as PlannedStep });
-    const slots = new StepSlots(active, { maxConcurrent: 2, tagConcurrencyLimits: [], startAhead: true });
+    const { slots } = machine(s);
     const first = slots.next(0);
     expect(first.map((a) => a.kind === 'launch' && [a.step.key, a.early])).toEqual([
       ['s0', false],

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { onStopSignals } from './stop-signals.ts';
 import { createLogger, type Logger } from '../util/log.ts';
 import { packageFile } from '../util/self.ts';
-import { duration, DURATIONS_NOTE, fail, flag, level, memoryLimit, nonNegativeInt, port, positiveInt, resources, str, TLS_FLAGS, tls, token, type Args, type Command } from './args.ts';
+import { duration, DURATIONS_NOTE, fail, flag, level, memoryLimit, nonNegativeInt, port, positiveInt, resources, str, TLS_FLAGS, tls, token, type Args, type Command, type Flag } from './args.ts';
 
 /** Runs `stop` on Ctrl-C, SIGTERM, or (for children of a LocalCluster) when the parent goes away. */
 function onShutdown(log: Logger, stop: (reason: string) => Promise<void>): void {
@@ -34,6 +34,10 @@ function logLevelOf(args: Args, fallback: Parameters<typeof level>[1]): ReturnTy
   process.env['WEFT_LOG_LEVEL'] = l;
   return l;
 }
+
+/** The queue commands' way to Redis. */
+const REDIS_FLAG: Flag = { name: 'redis', arg: 'URL', help: 'redis://HOST:PORT/DB or rediss://... (or WEFT_REDIS)' };
+const PREFIX_FLAG: Flag = { name: 'prefix', arg: 'P', help: 'key prefix in Redis (default weft)' };
 
 const scheduler: Command = {
   name: 'scheduler',
@@ -253,11 +257,11 @@ executor says launch: { docker } or { k8s }, in a container or a Kubernetes
 Job it starts and watches. SIGTERM or Ctrl-C: takes no new step, finishes
 those it runs, exits.`,
   flags: [
-    { name: 'redis', arg: 'URL', help: 'redis://HOST:PORT/DB or rediss://... (or WEFT_REDIS)' },
+    REDIS_FLAG,
     { name: 'queues', arg: 'a,b', help: 'queues to take steps from (default weft)' },
     { name: 'concurrency', arg: 'N', help: 'steps at once (default 1)' },
     { name: 'name', arg: 'NAME', help: 'worker name, as weft queue status shows it (default host-pid)' },
-    { name: 'prefix', arg: 'P', help: 'key prefix in Redis (default weft)' },
+    PREFIX_FLAG,
     { name: 'stall-interval', arg: 'DURATION', help: "how often dead workers' steps are looked for (default 5s)" },
     { name: 'lock', arg: 'DURATION', help: "a step's lock, renewed while it runs (default 10s)" },
     { name: 'max-stalls', arg: 'N', help: 'times a step may lose its worker before it fails (default 2)' },
@@ -294,9 +298,9 @@ const queue: Command = {
   usage: 'status --redis URL [--queues a,b] [--json]',
   about: 'Per queue: waiting, active and delayed steps, and the live workers by name.',
   flags: [
-    { name: 'redis', arg: 'URL', help: 'redis://HOST:PORT/DB or rediss://... (or WEFT_REDIS)' },
+    REDIS_FLAG,
     { name: 'queues', arg: 'a,b', help: 'only these queues (default: every queue with the prefix)' },
-    { name: 'prefix', arg: 'P', help: 'key prefix in Redis (default weft)' },
+    PREFIX_FLAG,
     { name: 'json', help: 'print the status as one JSON object' },
   ],
   async run(args) {
