@@ -6,13 +6,15 @@
  * (the time comes in as an argument), so the decisions are property-tested
  * without processes (test/step-slots.test.ts).
  *
- * A step started ahead (its upstream steps were running, its inputs did not
- * exist yet) holds a slot, so `maxConcurrent` bounds the processes and
- * containers at once. It holds it only as long as no ready step needs it: a
- * step that is ready, or due after a retry, takes the slot of the least
- * urgent attempt started ahead, which is stopped and may be started ahead
- * again later. Without that, steps started ahead below a step waiting to
- * retry held every slot its retry needed, and the run never went on.
+ * A step is started ahead only while every step it needs is running or
+ * done (not while one waits to retry), and it holds a slot, so
+ * `maxConcurrent` bounds the processes and containers at once; but only as
+ * long as no ready step needs it: a step that is ready, or due after a
+ * retry, takes the slot of the least urgent attempt started ahead, which is
+ * stopped and may be started ahead again later. Before, steps started ahead
+ * below a step waiting to retry held every slot its retry needed, and the
+ * run never went on (either rule alone prevents that; the property test
+ * finds the hang with neither).
  */
 import type { ActiveExecution, PlannedStep } from '../plan.ts';
 
