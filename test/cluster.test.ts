@@ -2,7 +2,7 @@
  * Integration: a real LocalCluster (scheduler + 2 worker processes over
  * loopback) shared by the tests in this file.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -254,10 +254,13 @@ describe('errors', () => {
   });
 
   it('retries a failing task', async () => {
-    const counter = join(mkdtempSync(join(tmpdir(), 'weft-')), 'count');
-    expect(await client.submitWith({ retries: 2 }, fn('flaky'), counter, 2)).toBe('ok');
-    const counter2 = join(mkdtempSync(join(tmpdir(), 'weft-')), 'count');
-    await expect(client.submitWith({ retries: 1 }, fn('flaky'), counter2, 2).result()).rejects.toThrow(/flaky failure 2/);
+    const dir = mkdtempSync(join(tmpdir(), 'weft-retries-'));
+    try {
+      expect(await client.submitWith({ retries: 2 }, fn('flaky'), join(dir, 'count'), 2)).toBe('ok');
+      await expect(client.submitWith({ retries: 1 }, fn('flaky'), join(dir, 'count2'), 2).result()).rejects.toThrow(/flaky failure 2/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('cancels a running future', async () => {
