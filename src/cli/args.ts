@@ -190,4 +190,14 @@ export const TLS_FLAGS: Flag[] = [
   { name: 'tls-require-client-cert', help: 'accept only peers with a certificate signed by --tls-ca' },
 ];
 
+/** Browsers' pages refused by default (see protocol/listen.ts). */
+export const ORIGIN_FLAG: Flag = { name: 'allow-origin', arg: 'ORIGIN', multiple: true, help: "a web origin (https://app.example) whose pages may open WebSockets here\n(repeatable; none by default: weft refuses every browser page)" };
+export const HOST_FLAG: Flag = { name: 'allow-host', arg: 'NAME', multiple: true, help: 'a host name the dashboard answers besides IP addresses and localhost\n(repeatable; a name it does not know is refused, against DNS rebinding)' };
+
+/** A repeatable flag's values. */
+export function repeated(args: Args, name: string): string[] {
+  const v = args.values[name];
+  return Array.isArray(v) ? v : [];
+}
+
 export const DURATIONS_NOTE = 'Durations read 30s, 500ms or 2m; a plain number is seconds.';

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { onStopSignals } from './stop-signals.ts';
 import { createLogger, type Logger } from '../util/log.ts';
 import { packageFile } from '../util/self.ts';
-import { duration, DURATIONS_NOTE, fail, flag, level, memoryLimit, nonNegativeInt, port, positiveInt, resources, str, TLS_FLAGS, tls, token, type Args, type Command, type Flag } from './args.ts';
+import { duration, DURATIONS_NOTE, fail, flag, HOST_FLAG, level, memoryLimit, ORIGIN_FLAG, repeated, nonNegativeInt, port, positiveInt, resources, str, TLS_FLAGS, tls, token, type Args, type Command, type Flag } from './args.ts';
 
 /** Runs `stop` on Ctrl-C, SIGTERM, or (for children of a LocalCluster) when the parent goes away. */
 function onShutdown(log: Logger, stop: (reason: string) => Promise<void>): void {
@@ -51,6 +51,8 @@ const scheduler: Command = {
     { name: 'no-worker-timeout', arg: 'DURATION', help: 'err a task no worker can run after this long (default 30s)' },
     { name: 'dashboard-port', arg: 'PORT', help: 'HTTP port of the dashboard (/status, /workers, /tasks, /runs), /health,\n/metrics (Prometheus) and /api/v1 (default 8787; 0 picks a free one);\nwith a token, it wants it too' },
     { name: 'no-dashboard', help: 'serve no HTTP port' },
+    HOST_FLAG,
+    ORIGIN_FLAG,
     ...TLS_FLAGS,
   ],
   footer: `The token (--token-file or WEFT_TOKEN) is required from clients and workers; off loopback
@@ -67,6 +69,8 @@ Prints {"address": "ws://HOST:PORT", "dashboard": "http://HOST:PORT"} on stdout 
       log,
       config: { heartbeatTimeoutMs: duration(args, 'heartbeat-timeout', 15_000, { min: 1 }), noWorkerTimeoutMs: duration(args, 'no-worker-timeout', 30_000) },
       dashboardPort: flag(args, 'no-dashboard') ? null : port(args, 'dashboard-port', 8787),
+      allowOrigins: repeated(args, 'allow-origin'),
+      allowHosts: repeated(args, 'allow-host'),
     });
     console.log(JSON.stringify({ address: server.address, ...(server.dashboardUrl ? { dashboard: server.dashboardUrl } : {}) }));
     onShutdown(log, () => server.close());
@@ -85,6 +89,7 @@ const worker: Command = {
     { name: 'host', arg: 'HOST', help: "interface for this worker's data server (default 127.0.0.1; any other needs a token)" },
     { name: 'port', arg: 'PORT', help: 'port for the data server (default 0: any free port)' },
     { name: 'contact-address', arg: 'ws://HOST:PORT', help: "where peers and clients reach this worker (default: the bound address;\nbound to 0.0.0.0, this machine's first external IPv4 address)" },
+    ORIGIN_FLAG,
     { name: 'cancel-grace', arg: 'DURATION', help: 'a task cancelled while running and still running this long later ends\nwith its thread, which is replaced (default 3s)' },
     ...TLS_FLAGS,
     { name: 'memory-limit', arg: 'SIZE', help: "e.g. 4GB, 'auto' (this machine's memory) or 0 (default: none): results held\npast 60% of it spill to disk, past 80% of process memory no task starts,\npast 95% the worker stops (its nanny starts a fresh one)" },
@@ -124,6 +129,7 @@ Prints {"address": ..., "name": ...} on stdout once it has joined.`,
       schedulerReconnectMs: duration(args, 'scheduler-reconnect-timeout', 30_000),
       ...(str(args, 'local-directory') !== undefined ? { localDirectory: str(args, 'local-directory') as string } : {}),
       threadHeapLimitMb: nonNegativeInt(args, 'thread-heap-limit', 0),
+      allowOrigins: repeated(args, 'allow-origin'),
       log,
     });
     console.log(JSON.stringify({ address: w.address, name: w.name }));
@@ -148,6 +154,8 @@ const cluster: Command = {
     { name: 'dashboard-port', arg: 'PORT', help: "the dashboard's HTTP port (default 8787; 0 picks a free one)" },
     { name: 'no-dashboard', help: 'serve no dashboard' },
     { name: 'resources', arg: 'R=N', multiple: true, help: 'resources every worker offers (repeatable)' },
+    HOST_FLAG,
+    ORIGIN_FLAG,
   ],
   async run(args) {
     const lvl = logLevelOf(args, 'warn');
@@ -163,6 +171,8 @@ const cluster: Command = {
       ...(Object.keys(res).length > 0 ? { resources: res } : {}),
       ...(tok ? { token: tok } : {}),
       logLevel: lvl,
+      allowOrigins: repeated(args, 'allow-origin'),
+      allowHosts: repeated(args, 'allow-host'),
     });
     console.log(`weft cluster ready at ${c.address} with ${c.workers.length} workers${c.dashboardUrl ? `; dashboard at ${c.dashboardUrl}/status` : ''} (Ctrl-C to stop)`);
     console.log(JSON.stringify({ address: c.address, ...(c.dashboardUrl ? { dashboard: c.dashboardUrl } : {}), pids: [process.pid, c.schedulerPid, ...c.workers.map((w) => w.pid)] }));

@@ -70,6 +70,10 @@ export interface LocalClusterOptions {
   dashboardPort?: number | null;
   /** Seconds to wait for everything to start. */
   startTimeoutSeconds?: number;
+  /** Web origins whose pages may open WebSockets to the scheduler and workers (none by default). */
+  allowOrigins?: readonly string[];
+  /** Host names the dashboard answers besides IP addresses and localhost. */
+  allowHosts?: readonly string[];
 }
 
 interface Child {
@@ -166,13 +170,15 @@ export class LocalCluster {
     const tlsArgs = files ? [...(files.cert && files.key ? ['--tls-cert', files.cert, '--tls-key', files.key] : []), ...(files.ca ? ['--tls-ca', files.ca] : []), ...(files.requireClientCert ? ['--tls-require-client-cert'] : [])] : [];
     const read = files ? readTls(files) : null;
     const clientTls = read ? { ...(read.ca ? { ca: read.ca } : {}), ...(read.cert && read.key ? { cert: read.cert, key: read.key } : {}) } : undefined;
-    const common = ['--log-level', opts.logLevel ?? 'warn', ...tlsArgs];
+    const origins = (opts.allowOrigins ?? []).flatMap((o) => ['--allow-origin', o]);
+    const common = ['--log-level', opts.logLevel ?? 'warn', ...tlsArgs, ...origins];
     // 'auto': the machine's memory shared by the workers, as Dask's LocalCluster does.
     const memoryArg = opts.memoryLimit === undefined || opts.memoryLimit === 'auto' ? String(Math.floor(totalmem() / n)) : String(opts.memoryLimit);
     const dashboard = opts.dashboardPort === null ? ['--no-dashboard'] : ['--dashboard-port', String(opts.dashboardPort ?? 0)];
     let started: { proc: ChildProcess; ready: Record<string, string> };
     try {
-      started = await startChild(['scheduler', '--port', String(opts.port ?? 0), ...dashboard, ...common, ...(opts.schedulerArgs ?? [])], cwd, timeout, opts.token);
+      const hosts = (opts.allowHosts ?? []).flatMap((h) => ['--allow-host', h]);
+      started = await startChild(['scheduler', '--port', String(opts.port ?? 0), ...dashboard, ...hosts, ...common, ...(opts.schedulerArgs ?? [])], cwd, timeout, opts.token);
     } catch (err) {
       cleanup();
       throw err;

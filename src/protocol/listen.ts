@@ -6,6 +6,11 @@
  * closed, whether it sent nothing, half an HTTP request or frames that are
  * not a hello; until then it may send at most `maxPendingBytes`, and at most
  * `maxPending` such connections are open at once (more are closed at once).
+ *
+ * Nothing from a browser gets in: a browser's WebSocket always sends an
+ * `Origin` header and weft's programs never do, so an upgrade that carries
+ * one is refused (403) unless it is in `allowOrigins`. Without that, any web
+ * page the user opens could reach a cluster on loopback and run code on it.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
@@ -25,6 +30,8 @@ export interface DoorOptions {
   maxPending: number;
   /** Bytes a connection may send before it is admitted (a hello is a few hundred). */
   maxPendingBytes: number;
+  /** Origins (`https://app.example:8443`) whose pages may open a WebSocket here; none by default. */
+  allowOrigins?: readonly string[];
 }
 
 export const DEFAULT_DOOR: DoorOptions = { handshakeMs: 5000, maxPending: 256, maxPendingBytes: 64 * 1024 };
@@ -84,7 +91,17 @@ export async function listen(host: string, port: number, limits: Pick<Connection
     socket.on('data', onData);
     socket.once('close', () => release(id));
   });
-  const server = new (wsPackage().WebSocketServer)({ server: http, perMessageDeflate: false, maxPayload: limits.maxPayload });
+  const allowed = new Set(door.allowOrigins ?? []);
+  const server = new (wsPackage().WebSocketServer)({
+    server: http,
+    perMessageDeflate: false,
+    maxPayload: limits.maxPayload,
+    verifyClient: (info: { origin: string | undefined; req: IncomingMessage }, done: (ok: boolean, code?: number, message?: string) => void) => {
+      const origin = info.req.headers.origin;
+      if (origin === undefined || allowed.has(origin)) return done(true);
+      done(false, 403, 'weft refuses WebSocket connections from web pages (an Origin header); allow an origin with --allow-origin');
+    },
+  });
   const sockets = new WeakMap<WebSocket, string>();
   server.on('connection', (ws: WebSocket, req: IncomingMessage) => sockets.set(ws, peer(req.socket)));
   // Closing the WebSocket server leaves a server it was given open: close it too.

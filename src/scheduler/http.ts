@@ -54,6 +54,22 @@ export interface HttpOptions {
   token?: string | undefined;
   /** https:// with this certificate. */
   tls?: TlsOptions | null;
+  /** Host names answered besides IP literals and localhost (see hostAllowed). */
+  allowHosts?: readonly string[];
+}
+
+/**
+ * Whether a request's Host header names this server as a user would: an IP
+ * address, localhost, or a name in `allowHosts`. A page on an attacker's
+ * domain whose name is made to resolve to 127.0.0.1 (DNS rebinding) sends its
+ * own name as Host, so it is refused, and cannot read the dashboard or its
+ * API. A request without Host (no browser sends one) is answered.
+ */
+export function hostAllowed(header: string | undefined, allowHosts: readonly string[]): boolean {
+  if (header === undefined) return true;
+  const name = (header.startsWith('[') ? header.slice(0, header.indexOf(']') + 1) : header.replace(/:\d+$/, '')).toLowerCase();
+  if (name === 'localhost' || /^\d{1,3}(\.\d{1,3}){3}$/.test(name) || /^\[[0-9a-f:.]+\]$/.test(name)) return true;
+  return allowHosts.some((h) => h.toLowerCase() === name);
 }
 
 export class SchedulerHttp {
@@ -134,7 +150,15 @@ export class SchedulerHttp {
       },
     };
 
-    const handler = (req: IncomingMessage, res: ServerResponse): void => void serve(req, res, opts.token, registry, figures, feed);
+    const allowHosts = opts.allowHosts ?? [];
+    const handler = (req: IncomingMessage, res: ServerResponse): void => {
+      if (!hostAllowed(req.headers.host, allowHosts)) {
+        res.writeHead(421, { 'Content-Type': 'text/plain' });
+        res.end('this dashboard answers its own address only: start the scheduler with --allow-host NAME to serve it under another name\n');
+        return;
+      }
+      void serve(req, res, opts.token, registry, figures, feed);
+    };
     const tls = opts.tls;
     // A request's headers must come within 5 s of connecting, checked every second (Node's default check is every 30 s): a connection that sends nothing, or half a request, is closed.
     const limits = { headersTimeout: 5000, requestTimeout: 10_000, connectionsCheckingInterval: 1000 };

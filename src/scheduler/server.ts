@@ -31,6 +31,10 @@ export interface SchedulerOptions {
   dashboardPort?: number | null;
   /** TLS: wss:// on the scheduler's port and https:// on the dashboard's, with this certificate. */
   tls?: TlsOptions | null;
+  /** Web origins whose pages may open a WebSocket to the scheduler (none by default: see listen.ts). */
+  allowOrigins?: readonly string[];
+  /** Host names the dashboard answers besides its own address, IP literals and localhost (DNS rebinding: see http.ts). */
+  allowHosts?: readonly string[];
 }
 
 type AnyConn = Connection<{ op: string }, { op: string }>;
@@ -74,7 +78,7 @@ export class SchedulerServer {
     checkExposure('scheduler', host, opts.token);
     const limits = opts.limits ?? DEFAULT_LIMITS;
     const tls = serverTls(opts.tls ?? null, 'scheduler');
-    const { server, address, door } = await listen(host, opts.port ?? 8786, limits, DEFAULT_DOOR, tls);
+    const { server, address, door } = await listen(host, opts.port ?? 8786, limits, { ...DEFAULT_DOOR, allowOrigins: opts.allowOrigins ?? [] }, tls);
     const log = opts.log ?? silentLogger();
     const s = new SchedulerServer(address, server, log, opts.config ?? {}, opts.tickMs ?? 500);
     server.on('connection', (ws) => {
@@ -104,7 +108,7 @@ export class SchedulerServer {
           groups: figures.groups,
           task: (key) => s.state.taskView(key),
         });
-        s.http = await SchedulerHttp.start({ host, port: opts.dashboardPort, token: opts.token, tls }, figures, s.feed);
+        s.http = await SchedulerHttp.start({ host, port: opts.dashboardPort, token: opts.token, tls, allowHosts: opts.allowHosts ?? [] }, figures, s.feed);
       } catch (err) {
         await s.close();
         throw new ConfigError(`cannot serve the dashboard port on ${host}:${opts.dashboardPort}: ${(err as Error).message}; pick another with --dashboard-port, or --no-dashboard`);

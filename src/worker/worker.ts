@@ -55,6 +55,8 @@ export interface WorkerOptions {
   localDirectory?: string;
   /** How long to try connecting again after losing the scheduler (default 30,000; 0: stop at once). */
   schedulerReconnectMs?: number;
+  /** Web origins whose pages may open a WebSocket to the data port (none by default: see listen.ts). */
+  allowOrigins?: readonly string[];
   limits?: ConnectionLimits;
 }
 
@@ -94,7 +96,7 @@ export class WeftWorker {
     const host = opts.host ?? '127.0.0.1';
     checkExposure('worker', host, opts.token);
     const tls = serverTls(opts.tls ?? null, 'worker data port');
-    const { server, address: bound, door } = await listen(host, opts.port ?? 0, limits, DEFAULT_DOOR, tls);
+    const { server, address: bound, door } = await listen(host, opts.port ?? 0, limits, { ...DEFAULT_DOOR, allowOrigins: opts.allowOrigins ?? [] }, tls);
     let address: string;
     try {
       address = contactAddress(bound, host, opts.contactAddress);
