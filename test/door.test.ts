@@ -7,7 +7,7 @@ import { connect as tcpConnect, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type * as WsPackage from 'ws';
 import { encode } from '../src/protocol/codec.ts';
-import { withCluster } from './helpers/util.ts';
+import { waitFor, withCluster } from './helpers/util.ts';
 
 const { WebSocket } = (await import('ws')) as unknown as typeof WsPackage;
 
@@ -57,6 +57,39 @@ describe('before the handshake', () => {
       // The deadline is 5 s from connecting.
       expect(Date.now() - start).toBeLessThan(7_000);
       expect(await client.submit((x: number) => x * 3, 3)).toBe(9);
+    });
+  }, 60_000);
+
+  it('a flood of silent connections from one address, past every cap, keeps no genuine client out; the dropped ones are told why', async () => {
+    await withCluster({ workers: 1 }, async (cluster) => {
+      const flood: Socket[] = [];
+      const told = new Map<Socket, string>();
+      let done = false;
+      // At least 500, and on until the genuine client is through (2,000 at most).
+      const flooding = (async () => {
+        for (let i = 0; i < 2000 && (i < 500 || !done); i++) {
+          const s = await open(cluster.address);
+          s.on('data', (b: Buffer) => told.set(s, (told.get(s) ?? '') + b.toString()));
+          s.on('error', () => {});
+          flood.push(s);
+        }
+      })();
+      // A genuine client connects once the flood is past the door's caps (256 waiting, 64 from one address), from the same address (loopback), and runs a graph.
+      while (flood.length < 300) await new Promise((r) => setImmediate(r));
+      const client = await cluster.client();
+      try {
+        const squares = await client.gather(client.map((n: number) => n * n, [1, 2, 3, 4]));
+        expect(squares).toEqual([1, 4, 9, 16]);
+        done = true;
+        await flooding;
+        // The door holds at most 64 from one address: the oldest silent ones were dropped, with a 503 that says why.
+        await waitFor(() => told.size >= 400, 10_000, 'the dropped connections to be told');
+        expect([...told.values()][0]).toMatch(/^HTTP\/1\.1 503 [\s\S]*weft dropped before its handshake: too many connections were waiting at this port/);
+        expect(await client.submit((x: number) => x + 1, 41)).toBe(42);
+      } finally {
+        await client.close();
+        for (const s of flood) s.destroy();
+      }
     });
   }, 60_000);
 

@@ -49,6 +49,8 @@ const NO_BYTES = Buffer.alloc(0);
 
 export const CLOSE_PROTOCOL_ERROR = 4400;
 export const CLOSE_REFUSED = 4401;
+/** What a connection a port dropped before its handshake is told (listen.ts), and what its client says of it. */
+export const DROPPED_BEFORE_HANDSHAKE = 'dropped before its handshake: too many connections were waiting at this port';
 export const CLOSE_SHUTDOWN = 4000;
 
 export interface ConnectionLimits {

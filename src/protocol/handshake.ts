@@ -7,7 +7,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import type * as WsPackage from 'ws';
 import { lazyPackage } from '../util/lazy.ts';
-import { Connection, CLOSE_REFUSED, DEFAULT_LIMITS, type ConnectionLimits, type ZodSchema } from './connection.ts';
+import { Connection, CLOSE_REFUSED, DEFAULT_LIMITS, DROPPED_BEFORE_HANDSHAKE, type ConnectionLimits, type ZodSchema } from './connection.ts';
 import { messageSchemas, PROTOCOL_VERSION, type Hello, type WorkerInfo } from './messages.ts';
 import { HandshakeError } from '../errors.ts';
 import type { TlsOptions } from './tls.ts';
@@ -32,7 +32,9 @@ export interface ConnectOptions<In extends Op> {
 
 /** What a failed connection most likely means, when the two sides disagree about TLS. */
 function tlsHint(url: string, message: string): string {
-  if (url.startsWith('ws://') && /socket hang up|ECONNRESET|Unexpected server response: 400/i.test(message)) return ' (is it a TLS port? connect with wss://)';
+  if (/Unexpected server response: 503/.test(message)) return ` (the server ${DROPPED_BEFORE_HANDSHAKE}: a flood of connections? try again)`;
+  if (/Unexpected server response: 403/.test(message)) return ' (weft refuses WebSocket connections that carry an Origin header, as browsers send: allow one with --allow-origin)';
+  if (url.startsWith('ws://') && /socket hang up|ECONNRESET|Unexpected server response: 400/i.test(message)) return ' (is it a TLS port? connect with wss://; or the server dropped it before its handshake, when too many connections wait there)';
   if (url.startsWith('wss://') && /wrong version number|packet length too long|EPROTO/i.test(message)) return ' (the port does not speak TLS: connect with ws://)';
   if (url.startsWith('wss://') && /self.signed|unable to verify|certificate/i.test(message)) return " (the server's certificate is not signed by a CA this side trusts: give the CA, --tls-ca)";
   return '';
