@@ -147,6 +147,48 @@ describe('the step-delegating executor (subprocess handler, weft step over WebSo
   });
 });
 
+describe('strangers at the coordinator', () => {
+  it('a forged step key (newlines, 60 KB) shows as one escaped, cut line; 30 refusals make at most 5 lines and a count', async () => {
+    let args: StepArgs | null = null;
+    const spy = wrapped('spy_forged', (inner) => ({
+      async launch(ctx) {
+        args = unpackStepArgs((await ctx.weftStep()).env[STEP_ARGS_ENV] as string) as StepArgs;
+        await inner.launch(ctx);
+      },
+    }));
+    const go = join(dir, 'go-forged');
+    const knock = (stepKey: string): Promise<void> =>
+      new Promise((resolve) => {
+        const ws = new WebSocket((args as StepArgs).coordinator);
+        ws.on('open', () => ws.send(encode({ t: 'hello', runId: (args as StepArgs).spec.runId, stepKey, attempt: 0, token: 'forged', pid: 1, host: 'x' })));
+        ws.on('close', () => resolve());
+        ws.on('error', () => resolve());
+      });
+    const forged = `x\n12:00:00.000 RUN_SUCCESS run forged succeeded\n${'a'.repeat(60_000)}`;
+    const r = await run('long_step', spy, {
+      runConfig: { ops: { waits_for_go: { config: { file: go } } } },
+      onEvent: (ev) => {
+        if (ev.type !== 'LOG' || !args) return;
+        void (async () => {
+          await knock(forged);
+          for (let i = 0; i < 29; i++) await knock(`stranger-${i}`);
+          writeFileSync(go, 'go');
+        })();
+      },
+    });
+    expect(r.success).toBe(true);
+    const refused = r.allEvents.filter((e) => e.type === 'ENGINE_EVENT' && /step connection/.test(e.message)).map((e) => e.message);
+    // The first refusal: the forged key on one line, its newlines escaped, cut to 120 characters.
+    expect(refused[0]).toMatch(/^refused a step connection: no step x\\n12:00:00\.000 RUN_SUCCESS run forged succeeded\\na+\.\.\. \(\d+ more characters\) attempt 0/);
+    expect(refused[0]?.includes('\n')).toBe(false);
+    expect(refused[0]?.length).toBeLessThan(400);
+    // Then at most 4 more, and one line for the rest.
+    expect(refused.filter((m) => m.startsWith('refused a step connection'))).toHaveLength(5);
+    expect(refused.at(-1)).toBe('25 more step connections refused in 10 s, not logged one by one');
+    expect(r.allEvents.some((e) => e.message.includes('\n12:00:00.000 RUN_SUCCESS'))).toBe(false);
+  }, 60_000);
+});
+
 describe('starting steps ahead', () => {
   /** The subprocess executor, recording when each step was launched and how each attempt ended. */
   function recording(): { exec: ExecutorDefinition; launched: Map<string, number>; terminated: Map<string, boolean> } {

@@ -6,6 +6,7 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { WebSocketServer } from 'ws';
 import { DEFAULT_DOOR, listen } from '../protocol/listen.ts';
+import { RateLimitedLines } from '../util/untrusted.ts';
 import { serverTls, type TlsOptions } from '../protocol/tls.ts';
 import type { Connection, ConnectionLimits } from '../protocol/connection.ts';
 import { CLOSE_SHUTDOWN, DEFAULT_LIMITS } from '../protocol/connection.ts';
@@ -81,6 +82,8 @@ export class SchedulerServer {
     const { server, address, door } = await listen(host, opts.port ?? 8786, limits, { ...DEFAULT_DOOR, allowOrigins: opts.allowOrigins ?? [] }, tls);
     const log = opts.log ?? silentLogger();
     const s = new SchedulerServer(address, server, log, opts.config ?? {}, opts.tickMs ?? 500);
+    // A stranger knocking again and again costs a few lines of the log.
+    const refusals = new RateLimitedLines((line) => log.warn(line), 'connections refused at their handshake');
     server.on('connection', (ws) => {
       const id = `conn-${s.nextId++}`;
       void accept(ws, {
@@ -92,7 +95,7 @@ export class SchedulerServer {
         schemaFor: (role) => (role === 'worker' ? messageSchemas().workerToScheduler : messageSchemas().clientToScheduler),
       }).then((ok) => {
         if (!ok) {
-          log.warn({ conn: id }, 'connection refused at handshake');
+          refusals.line(`connection ${id} refused at its handshake`);
           return;
         }
         door.admitted(ws);

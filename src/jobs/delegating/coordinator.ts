@@ -15,6 +15,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { z } from 'zod';
 import { lazySchemas } from '../../util/zod.ts';
+import { RateLimitedLines, untrusted } from '../../util/untrusted.ts';
 import { decode, encode } from '../../protocol/codec.ts';
 import { listen } from '../../protocol/listen.ts';
 import { stepEventSchema } from '../event-schema.ts';
@@ -80,12 +81,16 @@ export class StepCoordinator {
   private readonly channels = new Set<StepChannel>();
   private server: Promise<{ server: WebSocketServer; url: string }> | null = null;
   private closed = false;
+  /** Refused connections go into the run's events, a few at a time: a stranger knocking cannot fill them. */
+  private readonly refusals: RateLimitedLines;
 
   constructor(
     readonly runId: string,
     private readonly config: CoordinatorConfig,
     private readonly warn: (message: string) => void,
-  ) {}
+  ) {
+    this.refusals = new RateLimitedLines(warn, 'step connections refused');
+  }
 
   /** The token of one attempt of one step. */
   token(stepKey: string, attempt: number): string {
@@ -134,8 +139,14 @@ export class StepCoordinator {
     this.serve(channel, { stepKey, attempt });
   }
 
+  /** Says how many refused connections were not logged one by one (before the run's last events). */
+  flushRefusals(): void {
+    this.refusals.flush();
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+    this.refusals.flush();
     for (const c of [...this.channels]) this.drop(c, 'the run is over');
     this.attempts.clear();
     const s = await this.server?.catch(() => null);
@@ -165,7 +176,7 @@ export class StepCoordinator {
     timer.unref();
     const refuse = (why: string): void => {
       clearTimeout(timer);
-      this.warn(`refused a step connection: ${why}`);
+      this.refusals.line(`refused a step connection: ${why}`);
       this.drop(channel, why);
     };
     /**
@@ -199,8 +210,9 @@ export class StepCoordinator {
           const m = h.data;
           const a = this.attempts.get(attemptKey(m.stepKey, m.attempt));
           // One answer for an unknown step and a wrong token: the refusal tells a guesser nothing.
-          if (m.runId !== this.runId || !a || !sameToken(m.token, this.token(m.stepKey, m.attempt))) return refuse(`no step ${m.stepKey} attempt ${m.attempt} of run ${m.runId} expects this token`);
-          if (a.used) return refuse(`step ${m.stepKey} attempt ${m.attempt} is already connected`);
+          // What a stranger says of itself is escaped and cut before it reaches the run's events.
+          if (m.runId !== this.runId || !a || !sameToken(m.token, this.token(m.stepKey, m.attempt))) return refuse(`no step ${untrusted(m.stepKey)} attempt ${m.attempt} of run ${untrusted(m.runId, 64)} expects this token`);
+          if (a.used) return refuse(`step ${untrusted(m.stepKey)} attempt ${m.attempt} is already connected`);
           return bind(a, m.stepKey, { pid: m.pid, host: m.host });
         }
         if (bound.channel !== channel || bound.done) return;

@@ -181,6 +181,12 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
       }
       active.abandon();
     }
+    // Refusals counted but not logged one by one are said while the run can still say them.
+    coordinator.flushRefusals();
+    for (const item of inbox.drain()) {
+      if ('engine' in item) yield item.engine;
+      else if ('released' in item) terminations.push(item.released);
+    }
   } finally {
     ctx.signal.removeEventListener('abort', onAbort);
     for (const a of running.values()) a.stop();
