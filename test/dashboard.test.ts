@@ -5,6 +5,7 @@
  * pngjs), not only from its DOM.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -72,6 +73,18 @@ function rgbOf(css: string): [number, number, number] {
   const m = /rgba?\((\d+), (\d+), (\d+)/.exec(css);
   if (!m) throw new Error(`not a colour: ${css}`);
   return [Number(m[1]), Number(m[2]), Number(m[3])];
+}
+
+/** A request made from `local` (another loopback address): resolves with its status. */
+function from(local: string, url: string, o: { method?: string; body?: string; headers?: Record<string, string> } = {}): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: o.method ?? 'GET', localAddress: local, headers: { ...(o.body ? { 'Content-Type': 'application/x-www-form-urlencoded' } : {}), ...o.headers } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end(o.body);
+  });
 }
 
 const ERRED: [number, number, number] = [0xdc, 0x26, 0x26];
@@ -259,14 +272,31 @@ describe('dashboard', () => {
       await page.locator('button[type=submit]').click();
       expect((await refused).status()).toBe(401);
       await page.locator('#wrong').waitFor();
-      expect((await page.context().cookies()).find((c) => c.name === 'weft_token')).toBeUndefined();
+      expect(await page.context().cookies()).toEqual([]);
       // The right token: the status page, live, with its worker.
       await page.locator('input[name=token]').fill(token);
       await page.locator('button[type=submit]').click();
       await page.waitForURL(`${url}/status`);
       await page.locator('#live[data-connected="yes"]').waitFor({ timeout: 15_000 });
       await expect.poll(() => page.locator('#workers-panel .worker-row').count(), { timeout: 15_000 }).toBe(1);
-      // A bearer token works for the API.
+      // The cookie is a session of its own, not the token: HttpOnly, SameSite=Strict, expiring.
+      const [session, ...others] = await page.context().cookies();
+      expect(others).toEqual([]);
+      expect(session?.name).toBe('weft_session');
+      expect(session?.value).not.toContain(token);
+      expect(session?.value.length).toBeGreaterThanOrEqual(40);
+      expect([session?.httpOnly, session?.sameSite, session?.secure]).toEqual([true, 'Strict', false]);
+      expect(session?.expires).toBeGreaterThan(Date.now() / 1000 + 3600);
+      // A bearer token works for the API; the token as a cookie does not; a malformed cookie is refused, not an error.
+      expect((await fetch(`${url}/api/v1/workers`, { headers: { Authorization: `Bearer ${token}` } })).status).toBe(200);
+      expect((await fetch(`${url}/api/v1/workers`, { headers: { Cookie: `weft_token=${token}` } })).status).toBe(401);
+      expect((await fetch(`${url}/api/v1/workers`, { headers: { Cookie: 'weft_session=%E0%A4%A' } })).status).toBe(401);
+      // Guessing, from an address of its own (failures are counted per address): the 6th wrong login within a second gets 429, and then even the right token waits.
+      const tries: number[] = [];
+      for (let i = 0; i < 6; i++) tries.push(await from('127.0.0.2', `${url}/login`, { method: 'POST', body: 'token=guess' }));
+      expect(tries).toEqual([401, 401, 401, 401, 401, 429]);
+      expect(await from('127.0.0.2', `${url}/api/v1/workers`, { headers: { Authorization: `Bearer ${token}` } })).toBe(429);
+      // Another address is not held back.
       expect((await fetch(`${url}/api/v1/workers`, { headers: { Authorization: `Bearer ${token}` } })).status).toBe(200);
     } finally {
       await page.close();

@@ -5,7 +5,7 @@
  * that requires client certificates refuses a client without one.
  */
 import { readFileSync, rmSync } from 'node:fs';
-import { get } from 'node:https';
+import { get, request } from 'node:https';
 import { describe, expect, it } from 'vitest';
 import { Client, LocalCluster, ref, type TaskDef } from '../src/index.ts';
 import { temporaryTls } from '../src/protocol/tls.ts';
@@ -57,6 +57,31 @@ describe('TLS', () => {
           get(`${cluster.dashboardUrl}/health`, { ca }, (res) => resolve(res.statusCode ?? 0)).on('error', reject);
         });
         expect(status).toBe(200);
+      } finally {
+        await cluster.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it("under TLS the dashboard's session cookie is Secure, and it is not the token", async () => {
+    const { dir, files } = temporaryTls();
+    const token = 'tls-dashboard-token-0123456789';
+    try {
+      const cluster = await LocalCluster.start({ workers: 1, tls: files, token });
+      try {
+        const ca = readFileSync(files.ca);
+        const cookie = await new Promise<string>((resolve, reject) => {
+          const req = request(`${cluster.dashboardUrl}/login`, { method: 'POST', ca, headers: { 'Content-Type': 'application/x-www-form-urlencoded' } }, (res) => {
+            res.resume();
+            resolve(String(res.headers['set-cookie'] ?? ''));
+          });
+          req.on('error', reject);
+          req.end(`token=${token}`);
+        });
+        expect(cookie).toMatch(/^weft_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict; Max-Age=\d+; Secure$/);
+        expect(cookie).not.toContain(token);
       } finally {
         await cluster.close();
       }

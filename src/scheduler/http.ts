@@ -2,7 +2,7 @@
  * The scheduler's HTTP port (Dask's dashboard port, 8787 by default):
  *
  *   /status, /workers, /tasks, /runs   the dashboard's pages (live)
- *   /login           the token form (sets the `weft_token` cookie)
+ *   /login           the token form (starts a session: the `weft_session` cookie)
  *   /health          200 while the scheduler serves (no token needed)
  *   /metrics         Prometheus text format (prom-client)
  *   /api/v1/workers  the workers as JSON
@@ -11,13 +11,13 @@
  *   /api/v1/runs     the job runs seen on this cluster
  *
  * With a token (required off loopback, as for the scheduler's own port),
- * every path but /health wants it as `Authorization: Bearer TOKEN` or the
- * cookie `weft_token`. The figures are read when asked for, off the
+ * every path but /health wants it as `Authorization: Bearer TOKEN`, or a
+ * session the login form started (dashboard/auth.ts). The figures are read when asked for, off the
  * scheduler's hot path: a scrape costs one pass over the tasks.
  */
-import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
+import { DashboardAuth } from './dashboard/auth.ts';
 import type { AddressInfo } from 'node:net';
 import type { TlsOptions } from '../protocol/tls.ts';
 import type * as PromClient from 'prom-client';
@@ -56,6 +56,8 @@ export interface HttpOptions {
   tls?: TlsOptions | null;
   /** Host names answered besides IP literals and localhost (see hostAllowed). */
   allowHosts?: readonly string[];
+  /** Where wrong tokens are said (a few lines, then a count). */
+  log?: (line: string) => void;
 }
 
 /**
@@ -151,13 +153,14 @@ export class SchedulerHttp {
     };
 
     const allowHosts = opts.allowHosts ?? [];
+    const auth = opts.token === undefined ? null : new DashboardAuth({ token: opts.token, secure: Boolean(opts.tls), log: opts.log ?? (() => {}) });
     const handler = (req: IncomingMessage, res: ServerResponse): void => {
       if (!hostAllowed(req.headers.host, allowHosts)) {
         res.writeHead(421, { 'Content-Type': 'text/plain' });
         res.end('this dashboard answers its own address only: start the scheduler with --allow-host NAME to serve it under another name\n');
         return;
       }
-      void serve(req, res, opts.token, registry, figures, feed);
+      void serve(req, res, auth, registry, figures, feed);
     };
     const tls = opts.tls;
     // A request's headers must come within 5 s of connecting, checked every second (Node's default check is every 30 s): a connection that sends nothing, or half a request, is closed.
@@ -180,18 +183,20 @@ export class SchedulerHttp {
 
 const PAGES = new Set(['/status', '/workers', '/tasks', '/runs']);
 
-async function serve(req: IncomingMessage, res: ServerResponse, token: string | undefined, registry: PromClient.Registry, figures: SchedulerFigures, feed: DashboardFeed): Promise<void> {
+async function serve(req: IncomingMessage, res: ServerResponse, auth: DashboardAuth | null, registry: PromClient.Registry, figures: SchedulerFigures, feed: DashboardFeed): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://weft');
   const path = url.pathname;
   try {
-    if (req.method === 'POST' && path === '/login') return await login(req, res, token);
+    if (req.method === 'POST' && path === '/login') return await login(req, res, auth);
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'only GET (and POST /login)\n');
     if (path === '/health') return send(res, 200, 'text/plain', 'ok\n');
     if (path === '/login') return send(res, 200, 'text/html; charset=utf-8', loginPage(safeNext(url.searchParams.get('next')), false));
     // The script holds no data: the login page's redirect target loads it before any token is checked.
     if (path === '/assets/app.js') return send(res, 200, 'text/javascript; charset=utf-8', await dashboardScript(), 'public, max-age=300');
     const page = path === '/' ? '/status' : path;
-    if (token !== undefined && !authorized(req, token)) {
+    const verdict = auth === null ? 'ok' : auth.check(req);
+    if (verdict === 'limited') return tooMany(res);
+    if (verdict !== 'ok') {
       if (PAGES.has(page)) {
         res.writeHead(302, { Location: `/login?next=${encodeURIComponent(page)}` });
         return void res.end();
@@ -231,8 +236,13 @@ function safeNext(next: string | null): string {
   return next && /^\/[a-z]*$/.test(next) ? next : '/status';
 }
 
-/** The login form's POST: the right token sets the cookie and goes on; a wrong one gets the form again, refused. */
-async function login(req: IncomingMessage, res: ServerResponse, token: string | undefined): Promise<void> {
+function tooMany(res: ServerResponse): void {
+  res.setHeader('Retry-After', '1');
+  send(res, 429, 'text/plain', 'too many wrong tokens from this address: wait a second\n');
+}
+
+/** The login form's POST: the right token starts a session (its cookie) and goes on; a wrong one gets the form again, refused. */
+async function login(req: IncomingMessage, res: ServerResponse, auth: DashboardAuth | null): Promise<void> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -242,27 +252,13 @@ async function login(req: IncomingMessage, res: ServerResponse, token: string | 
   }
   const form = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
   const next = safeNext(form.get('next'));
-  const given = form.get('token') ?? '';
-  if (token !== undefined && !sameToken(given, token)) return send(res, 401, 'text/html; charset=utf-8', loginPage(next, true));
-  res.writeHead(303, {
-    Location: next,
-    // HttpOnly: page scripts never read it; SameSite=Strict: other sites' pages cannot send it.
-    'Set-Cookie': `weft_token=${encodeURIComponent(given)}; Path=/; HttpOnly; SameSite=Strict`,
-  });
+  if (auth === null) {
+    res.writeHead(303, { Location: next });
+    return void res.end();
+  }
+  const verdict = auth.login(req, form.get('token') ?? '');
+  if (verdict === 'limited') return tooMany(res);
+  if (verdict === 'refused' || verdict === 'ok') return send(res, 401, 'text/html; charset=utf-8', loginPage(next, true));
+  res.writeHead(303, { Location: next, 'Set-Cookie': verdict.cookie });
   res.end();
-}
-
-/** The token as a bearer header or a `weft_token` cookie, compared in constant time. */
-function authorized(req: IncomingMessage, token: string): boolean {
-  const header = req.headers.authorization;
-  const bearer = header?.startsWith('Bearer ') ? header.slice(7) : undefined;
-  const cookie = /(?:^|;\s*)weft_token=([^;]*)/.exec(req.headers.cookie ?? '')?.[1];
-  const given = bearer ?? (cookie === undefined ? undefined : decodeURIComponent(cookie));
-  return given !== undefined && sameToken(given, token);
-}
-
-function sameToken(given: string, token: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(token);
-  return a.length === b.length && timingSafeEqual(a, b);
 }

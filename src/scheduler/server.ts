@@ -111,7 +111,7 @@ export class SchedulerServer {
           groups: figures.groups,
           task: (key) => s.state.taskView(key),
         });
-        s.http = await SchedulerHttp.start({ host, port: opts.dashboardPort, token: opts.token, tls, allowHosts: opts.allowHosts ?? [] }, figures, s.feed);
+        s.http = await SchedulerHttp.start({ host, port: opts.dashboardPort, token: opts.token, tls, allowHosts: opts.allowHosts ?? [], log: (line) => log.warn(line) }, figures, s.feed);
       } catch (err) {
         await s.close();
         throw new ConfigError(`cannot serve the dashboard port on ${host}:${opts.dashboardPort}: ${(err as Error).message}; pick another with --dashboard-port, or --no-dashboard`);
