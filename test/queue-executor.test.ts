@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queueExecutor, type ExecutorDefinition, type JobDefinition } from '../src/index.ts';
 import { executeJob } from '../src/jobs/run.ts';
@@ -150,6 +151,30 @@ describe('the queue executor (BullMQ on a real Redis, weft queue-worker processe
       expect(failed?.failedReason).toMatch(/is not a weft step: spec\./);
       const r = await run('simple');
       expect(r.success).toBe(true);
+    } finally {
+      await q.close();
+    }
+  });
+
+  it('runs no code from outside its code root, and refuses launch options that grant more than the image, naming them', async () => {
+    const { Queue } = await import('bullmq');
+    const q = new Queue('weft', { connection: { url: redis.url }, prefix: 'weft' });
+    const marker = join(dir, 'imported');
+    const outside = join(dir, 'outside.mjs');
+    writeFileSync(outside, `import { writeFileSync } from 'node:fs';\nwriteFileSync(${JSON.stringify(marker)}, 'imported');\n`);
+    try {
+      const spec = { runId: 'r-outside', module: pathToFileURL(outside).href, jobName: 'j', stepKey: 's', attempt: 0, retries: false, runConfig: {} };
+      for (const module of [spec.module, '../../etc/passwd']) {
+        const job = await q.add('step', { v: 1, spec: { ...spec, module } });
+        await waitFor(async () => (await job.getState()) === 'failed', 20_000, 'the job to fail');
+        expect((await q.getJob(job.id as string))?.failedReason).toMatch(/^step s \(attempt 0\) of run r-outside was refused: its code location .* (is outside this worker's code root|does not exist on this worker)/);
+      }
+      expect(existsSync(marker)).toBe(false);
+      // A run whose launch asks for a privileged container fails with the field named; nothing is started.
+      const privileged = exec.configured({ launch: { docker: { image: 'never-started', containerOptions: { HostConfig: { Privileged: true } } } } }) as ExecutorDefinition;
+      const r = await run('simple', privileged);
+      expect(r.success).toBe(false);
+      expect(r.failures[0]?.error.message).toMatch(/was refused: launch\.docker\.containerOptions\.HostConfig\.Privileged: this worker does not take that from a job \(start it with --trust-launch-options/);
     } finally {
       await q.close();
     }

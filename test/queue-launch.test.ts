@@ -30,7 +30,8 @@ let image = '';
 const workers: ChildProcess[] = [];
 
 async function startWorker(args: string[] = []): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, [WEFT_BIN, 'queue-worker', '--redis', redis.url, '--concurrency', '4', ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, WEFT_LOG_LEVEL: 'warn' } });
+  // The checkout is mounted into the step containers: the workers allow that mount; Kubernetes credentials are the workers' own.
+  const proc = spawn(process.execPath, [WEFT_BIN, 'queue-worker', '--redis', redis.url, '--concurrency', '4', '--allow-mount', ROOT, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, WEFT_LOG_LEVEL: 'warn', KUBECONFIG: fake.kubeconfig } });
   workers.push(proc);
   const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
   for await (const line of lines) if (line.startsWith('{')) break;
@@ -87,7 +88,7 @@ describe('queued steps in containers (launch: { docker }, a real dockerd)', () =
   });
 
   it('kill -9 of the queue worker that launched a step: another worker takes it over in a new container, and none is left', async () => {
-    const args = ['--queues', 'takeover', '--stall-interval', '500ms', '--lock', '1s'];
+    const args = ['--queues', 'takeover', '--stall-interval', '500ms', '--lock', '1s', '--allow-mount', dir];
     const first = await startWorker(args);
     const go = join(dir, 'go-takeover');
     const exec = queueExecutor.configured({ redis: redis.url, queue: 'takeover', healthCheckIntervalSeconds: 0.5, launch: { docker: { image, network: 'host', volumes: [`${ROOT}:${ROOT}:ro`, `${dir}:${dir}:ro`] } } }) as ExecutorDefinition;
@@ -116,7 +117,7 @@ describe('queued steps in containers (launch: { docker }, a real dockerd)', () =
 
 describe('queued steps as Kubernetes Jobs (launch: { k8s }, the fake API server)', () => {
   it('a queue worker makes a Job per step; the results are those of executeInProcess; nothing is left', async () => {
-    const exec = queueExecutor.configured({ redis: redis.url, healthCheckIntervalSeconds: 0.5, launch: { k8s: { image: K8S_IMAGE, kubeconfig: fake.kubeconfig } } }) as ExecutorDefinition;
+    const exec = queueExecutor.configured({ redis: redis.url, healthCheckIntervalSeconds: 0.5, launch: { k8s: { image: K8S_IMAGE } } }) as ExecutorDefinition;
     for (const name of ['simple', 'branching']) {
       const before = fake.requests.filter((q) => q.startsWith('POST')).length;
       const r = await run(name, exec);

@@ -107,7 +107,7 @@ export async function slow(started: string, go: string): Promise<number> {
       const src = new URL('../src/index.ts', import.meta.url).href;
       const source = (n: number): string => `import { Definitions, job, op } from '${src}';\nconst n = op({ name: 'n' }, () => ${n});\nexport default new Definitions({ jobs: [job({ name: 'edited' }, () => void n())] });\n`;
       writeFileSync(file, source(1));
-      const worker = await weft(['queue-worker', '--redis', redis.url, '--log-level', 'info']);
+      const worker = await weft(['queue-worker', '--redis', redis.url, '--code-root', dir, '--log-level', 'info']);
       const defs = await loadDefinitions(file);
       const exec = queueExecutor.configured({ redis: redis.url }) as ExecutorDefinition;
       const runOnce = async (): Promise<unknown> => {

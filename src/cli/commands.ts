@@ -275,6 +275,9 @@ those it runs, exits.`,
     { name: 'stall-interval', arg: 'DURATION', help: "how often dead workers' steps are looked for (default 5s)" },
     { name: 'lock', arg: 'DURATION', help: "a step's lock, renewed while it runs (default 10s)" },
     { name: 'max-stalls', arg: 'N', help: 'times a step may lose its worker before it fails (default 2)' },
+    { name: 'code-root', arg: 'DIR', help: "run only steps whose code location is a file in DIR (default: the working\ndirectory): anyone who can write to Redis can queue a job" },
+    { name: 'allow-mount', arg: 'PATH', multiple: true, help: 'a host path (and what is below it) a launched step may mount (repeatable;\nnone by default)' },
+    { name: 'trust-launch-options', help: "take every launch option a job names (privileged containers, any host\nmount, pod specs, kubeconfig): only for a Redis that only trusted writers reach" },
   ],
   footer: DURATIONS_NOTE,
   async run(args) {
@@ -295,6 +298,7 @@ those it runs, exits.`,
       stallIntervalMs: duration(args, 'stall-interval', 5000, { min: 1 }),
       lockMs: duration(args, 'lock', 10_000, { min: 1 }),
       maxStalls: nonNegativeInt(args, 'max-stalls', 2),
+      policy: { codeRoot: str(args, 'code-root') ?? process.cwd(), mounts: repeated(args, 'allow-mount'), trustLaunchOptions: flag(args, 'trust-launch-options') },
       log,
     });
     console.log(JSON.stringify({ name, queues, pid: process.pid }));

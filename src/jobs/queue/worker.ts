@@ -25,13 +25,14 @@ import { loadDefinitions, moduleUrl } from '../location.ts';
 import type { Definitions } from '../repository.ts';
 import type { FromStep } from '../step/messages.ts';
 import { Batcher, runStepSession } from '../step/session.ts';
-import { queuedStepSchema } from './job-data.ts';
+import { queuedStepSchema, type LaunchConfig } from './job-data.ts';
 import type { PlannedStep } from '../plan.ts';
 import { rebuildPlan } from '../step/rebuild.ts';
 import type { StepSpec } from '../step/spec.ts';
 import { attemptName, cancelChannel, DEFAULT_PREFIX, inputKey, MAX_OUTPUT_BYTES, outputKey, RUN_TTL_SECONDS, runKey } from './keys.ts';
 import { connectRedis, duplicateRedis } from './redis.ts';
 import { runLaunched } from './launch.ts';
+import { launchRefusal, moduleRefusal, type QueuePolicy } from './policy.ts';
 import { refreshUserModule, userCodeGeneration } from '../../util/user-modules.ts';
 import { optionalPackage } from '../../util/optional.ts';
 
@@ -47,6 +48,8 @@ export interface QueueWorkerOptions {
   stallIntervalMs?: number;
   /** Times a step may lose its worker before it fails (BullMQ maxStalledCount). */
   maxStalls?: number;
+  /** What a job may make this worker do (policy.ts): code root (default: the working directory), mounts, trust. */
+  policy?: Partial<QueuePolicy>;
   log: Logger;
 }
 
@@ -59,6 +62,7 @@ export class QueueWorker {
 
   static async start(opts: QueueWorkerOptions): Promise<QueueWorker> {
     const prefix = opts.prefix ?? DEFAULT_PREFIX;
+    const policy: QueuePolicy = { codeRoot: opts.policy?.codeRoot ?? process.cwd(), mounts: opts.policy?.mounts ?? [], trustLaunchOptions: opts.policy?.trustLaunchOptions ?? false };
     const redis = await connectRedis(opts.redis);
     const subscriber = await connectRedis(opts.redis);
     const running = new Map<string, AbortController>();
@@ -87,6 +91,9 @@ export class QueueWorker {
       if (!parsed.success) throw new UnrecoverableError(`job ${job.id} on queue ${job.queueName} is not a weft step: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(data)'}: ${i.message}`).join('; ')}`);
       const spec = parsed.data.spec as StepSpec;
       const where = `step ${spec.stepKey} (attempt ${spec.attempt}) of run ${spec.runId}`;
+      // Before anything of it is imported or started: a job is held to this worker's policy.
+      const refused = moduleRefusal(spec.module, policy) ?? (parsed.data.launch ? launchRefusal(parsed.data.launch as LaunchConfig, policy) : null);
+      if (refused !== null) throw new UnrecoverableError(`${where} was refused: ${refused}`);
       if ((await redis.exists(runKey(prefix, spec.runId, 'alive'))) === 0) throw new UnrecoverableError(`${where} was dropped: the process that launched the run is gone`);
       const defs = await codeLocation(spec.module);
       const { inputs, missing, step } = defs instanceof Error ? { inputs: [], missing: null, step: null } : await readInputs(redis, prefix, defs, spec);
