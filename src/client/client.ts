@@ -749,9 +749,10 @@ export class Client implements FutureHost {
   /**
    * The scheduler process's figures: its longest event-loop stall since the
    * last `reset` (ms), its resident and heap memory, and the tasks it knows.
+   * `gc`: it collects garbage first, where it runs with `--expose-gc`.
    */
-  async schedulerStats(opts: { reset?: boolean } = {}): Promise<{ maxStallMs: number; rss: number; heapUsed: number; tasks: number }> {
-    const reply = await this.ask((id) => this.conn.send({ op: 'process-stats', id, ...(opts.reset ? { reset: true } : {}) }));
+  async schedulerStats(opts: { reset?: boolean; gc?: boolean } = {}): Promise<{ maxStallMs: number; rss: number; heapUsed: number; tasks: number }> {
+    const reply = await this.ask((id) => this.conn.send({ op: 'process-stats', id, ...(opts.reset ? { reset: true } : {}), ...(opts.gc ? { gc: true } : {}) }));
     if (reply.op !== 'process-stats-reply') throw new Error(`unexpected reply ${reply.op} to process-stats`);
     const { maxStallMs, rss, heapUsed, tasks } = reply;
     return { maxStallMs, rss, heapUsed, tasks };

@@ -214,7 +214,7 @@ export const messageSchemas = lazySchemas((z) => {
     /** What the dashboard recorded since `since` (ms since the epoch), for a performance report (answered by the server). */
     z.object({ op: z.literal('report-data'), id, since: z.number().nonnegative() }),
     /** The scheduler process's own figures (answered by the server, not the state machine); `reset` starts a new measuring window. */
-    z.object({ op: z.literal('process-stats'), id, reset: z.boolean().optional() }),
+    z.object({ op: z.literal('process-stats'), id, reset: z.boolean().optional(), /** Collect garbage first (a scheduler run with --expose-gc). */ gc: z.boolean().optional() }),
     /** Receive the task events of these topics from now on (see `events`). */
     /** Named results that outlive the client that made them (Dask's datasets): publish, look up, list, unpublish. */
     z.object({ op: z.literal('publish-dataset'), id, name: z.string().min(1).max(1000), keys }),
@@ -370,6 +370,8 @@ export const messageSchemas = lazySchemas((z) => {
     z.object({ op: z.literal('restart') }),
     /** Fetch these results from their holders (`who`) and keep them as this worker's own (replicas). */
     z.object({ op: z.literal('acquire'), keys, who: stringLists, sizes: countsF64 }),
+    /** Functions no task refers to any more: drop them (scheduler/functions.ts). */
+    z.object({ op: z.literal('forget-fns'), ids: counts }),
   ]);
 
   // ---------------------------------------------------------------- peer ↔ worker data server

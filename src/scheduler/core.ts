@@ -40,6 +40,10 @@ export const schedulerConfigSchema = lazySchemas((z) =>
   bandwidth: z.number().positive().default(100e6),
   /** Assumed run time of a task of a kind never measured before. */
   defaultDurationSeconds: z.number().positive().default(0.5),
+  /** A function no task refers to is forgotten (here and on the workers) after this long... */
+  forgetFunctionsAfterMs: z.number().int().nonnegative().default(60_000),
+  /** ...or sooner, oldest first, while the sources of such functions add up to more than this. */
+  idleFunctionBytes: z.number().int().nonnegative().default(64 * 1024 * 1024),
 }),
 );
 export type SchedulerConfig = z.infer<ReturnType<typeof schedulerConfigSchema>>;
@@ -80,6 +84,11 @@ export class SchedulerCore {
   readonly byAddress = new Map<string, WorkerRecord>();
   readonly groups = new Map<string, TaskGroup>();
   readonly fnByRef = new Map<string, FnEntry>();
+  /** Functions no task refers to, in the order they became so (see functions.ts). */
+  readonly idleFns = new Set<FnEntry>();
+  idleFnBytes = 0;
+  /** The last function id given (ids are never reused: a worker may still know a forgotten one's). */
+  fnCounter = 0;
   /** Ready root-ish tasks held here until a worker has a free slot (entries are removed lazily, when popped: see nextQueued). */
   readonly queue = new Heap<TaskState>(before);
   readonly noWorker = new Set<TaskState>();
@@ -127,7 +136,30 @@ export class SchedulerCore {
 /** A task made and kept (in `released`, its first state): counted. */
 export function born(s: SchedulerCore, ts: TaskState): void {
   (s.counts[0] as number)++; // released: stateIndex('released')
-  if (ts.fn !== null) (ts.fn.group.states[0] as number)++;
+  const fn = ts.fn;
+  if (fn !== null) {
+    (fn.group.states[0] as number)++;
+    if (fn.refs++ === 0 && fn.idleSince >= 0) {
+      s.idleFns.delete(fn);
+      s.idleFnBytes -= fn.def[1].length;
+      fn.idleSince = -1;
+    }
+  }
+}
+
+/** A task is gone for good: its function may become idle (and, after a while, forgotten). */
+export function gone(s: SchedulerCore, ts: TaskState): void {
+  const fn = ts.fn;
+  if (fn !== null && --fn.refs === 0) idle(s, fn);
+}
+
+/** A function no task refers to any more, from now. */
+export function idle(s: SchedulerCore, fn: FnEntry): void {
+  if (fn.idleSince >= 0) return;
+  fn.refs = 0;
+  fn.idleSince = s.now;
+  s.idleFns.add(fn);
+  s.idleFnBytes += fn.def[1].length;
 }
 
 /** Sets a state, keeping every dependency's `waiters` count and the counts per state exact. */

@@ -5,7 +5,7 @@
  * enters here too.
  */
 import { type ClientRecord, addDependent, addHolder, FnEntry, isNeeded, newTask, taskArgs, type TaskState, type TaskOptionsIn } from './task-state.ts';
-import { type SchedulerCore, group, addWant, born } from './core.ts';
+import { type SchedulerCore, group, addWant, born, idle } from './core.ts';
 import { want, toMemory, enterWaiting } from './transitions.ts';
 import { findCycle } from './cycles.ts';
 import { checkGraphColumns, type FnDef, type GraphMsg, type TaskExtra } from '../protocol/messages.ts';
@@ -179,11 +179,15 @@ export function dropHolds(s: SchedulerCore, c: ClientRecord): void {
 }
 
 function internFn(s: SchedulerCore, def: FnDef): FnEntry {
-  const k = `${def[0]}:${def[1]}`;
+  // Its label is part of its identity: a client's tasks carry the label it gave, never another client's for the same source.
+  const label = def[2] || 'task';
+  const k = `${def[0]}:${label}:${def[1]}`;
   let f = s.fnByRef.get(k);
   if (!f) {
-    f = new FnEntry(s.fnByRef.size, def, group(s, def[2] || 'task'));
+    f = new FnEntry(++s.fnCounter, k, def, group(s, label));
     s.fnByRef.set(k, f);
+    // Idle until a task calling it is admitted (a graph rejected leaves it to be forgotten).
+    idle(s, f);
   }
   return f;
 }

@@ -7,6 +7,7 @@
  * The request is answered once each worker has said it is done or has come
  * back under its name, or after RESTART_WAIT_MS.
  */
+import { allFunctionsIdle } from './functions.ts';
 import type { SchedulerCore } from './core.ts';
 import type { ClientRecord } from './task-state.ts';
 
@@ -40,6 +41,7 @@ export function restart(s: SchedulerCore, c: ClientRecord, id: number): void {
   s.counts.fill(0);
   // Groups keep their measured durations and their totals (metrics counters never go down); their tasks are gone.
   for (const g of s.groups.values()) g.states.fill(0);
+  allFunctionsIdle(s);
   for (const w of s.workers.values()) {
     w.processing = 0;
     w.occupancy = 0;

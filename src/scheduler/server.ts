@@ -146,7 +146,7 @@ export class SchedulerServer {
       (conn as unknown as Connection<ClientToScheduler, { op: string }>).onMessages((msgs) => {
         const now = Date.now();
         for (const msg of msgs) {
-          if (msg.op === 'process-stats') conn.send(this.processStats(msg.id, msg.reset === true));
+          if (msg.op === 'process-stats') conn.send(this.processStats(msg.id, msg.reset === true, msg.gc === true));
           else if (msg.op === 'ping') conn.send({ op: 'pong', id: msg.id } as { op: string });
           else if (msg.op === 'report-data') conn.send(this.reportData(msg.id, msg.since));
           else if (msg.op === 'update-graph' && this.http) {
@@ -202,7 +202,9 @@ export class SchedulerServer {
   }
 
   /** This process's own figures: they are not the state machine's to know. */
-  private processStats(id: number, reset: boolean): { op: 'process-stats-reply'; id: number; maxStallMs: number; rss: number; heapUsed: number; tasks: number } {
+  private processStats(id: number, reset: boolean, gc: boolean): { op: 'process-stats-reply'; id: number; maxStallMs: number; rss: number; heapUsed: number; tasks: number } {
+    const collect = (globalThis as { gc?: () => void }).gc;
+    if (gc && collect) collect();
     const mem = process.memoryUsage();
     const reply = { op: 'process-stats-reply' as const, id, maxStallMs: Math.round(this.loopDelay.max / 1e5) / 10, rss: mem.rss, heapUsed: mem.heapUsed, tasks: this.state.tasks.size };
     if (reset) this.loopDelay.reset();

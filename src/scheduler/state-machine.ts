@@ -5,7 +5,7 @@
  * time comes in with the events. The state and its transitions are in
  * core.ts; each concern has a module of its own.
  */
-import { type WorkerRecord, ClientRecord, isNeeded, needsDeps, removeWanter, type TaskState, type TaskStatus, type StateCounts, dependentsOf, stateCounts, stateIndex, STATES, byState } from './task-state.ts';
+import { type FnEntry, type WorkerRecord, ClientRecord, isNeeded, needsDeps, removeWanter, type TaskState, type TaskStatus, type StateCounts, dependentsOf, stateCounts, stateIndex, STATES, byState } from './task-state.ts';
 import { SchedulerCore, clock, missingInputs, schedulerConfigSchema, type SchedulerConfig, type LogRecord, addWant } from './core.ts';
 import { fillWorkers } from './placement.ts';
 import { want, drainReleases } from './transitions.ts';
@@ -302,6 +302,16 @@ export class SchedulerState {
       for (const d of ts.deps) if (d.state === 'forgotten' && needsDeps(ts.state)) return `task ${ts.key} (${ts.state}) depends on ${d.key}, which is forgotten`;
     }
     if (this.s.byRun.size !== processing) return `${this.s.byRun.size} runs in flight for ${processing} processing tasks`;
+    const calls = new Map<FnEntry, number>();
+    for (const ts of this.s.tasks.values()) if (ts.fn !== null) calls.set(ts.fn, (calls.get(ts.fn) ?? 0) + 1);
+    let idleBytes = 0;
+    for (const fn of this.s.fnByRef.values()) {
+      if (fn.refs !== (calls.get(fn) ?? 0)) return `function ${fn.id} counts ${fn.refs} tasks; ${calls.get(fn) ?? 0} call it`;
+      if ((fn.refs === 0) !== this.s.idleFns.has(fn)) return `function ${fn.id} has ${fn.refs} tasks but is ${this.s.idleFns.has(fn) ? '' : 'not '}idle`;
+      if (this.s.idleFns.has(fn)) idleBytes += fn.def[1].length;
+    }
+    for (const fn of calls.keys()) if (this.s.fnByRef.get(fn.key) !== fn) return `a task calls function ${fn.id}, which is forgotten`;
+    if (idleBytes !== this.s.idleFnBytes) return `idle functions counted as ${this.s.idleFnBytes} bytes; they are ${idleBytes}`;
     for (const w of this.s.workers.values()) {
       if (w.processing !== (onWorker.get(w) ?? 0)) return `worker ${w.name} counts ${w.processing} processing tasks; ${onWorker.get(w) ?? 0} are on it`;
     }

@@ -83,10 +83,21 @@ export class TaskGroup {
 /** The shared empty list; never pushed to (see addDependent, addHolder). */
 const NONE = Object.freeze([]) as unknown as never[];
 
-/** A task function, interned: every task calling it shares this record. */
+/**
+ * A task function, interned: every task calling it shares this record. One
+ * that no task refers to any more is forgotten after a while (see
+ * functions.ts), by the scheduler and its workers.
+ */
 export class FnEntry {
+  /** Tasks the scheduler holds that call it. */
+  refs = 0;
+  /** When `refs` last fell to 0 (-1: it has tasks). */
+  idleSince = -1;
+
   constructor(
     readonly id: number,
+    /** Its key in SchedulerCore.fnByRef. */
+    readonly key: string,
     readonly def: FnDef,
     readonly group: TaskGroup,
   ) {}

@@ -4,7 +4,7 @@
  * (core.ts); these functions decide which.
  */
 import { type ClientRecord, type WorkerRecord, clearHolders, forEachWanter, hasRestrictions, isNeeded, needsDeps, type TaskState, dependentsOf, rareOf, hasLiveDependents, removeWanter, bytesOf } from './task-state.ts';
-import { type SchedulerCore, setState, tellInMemory, addWant, missingInputs, detach } from './core.ts';
+import { type SchedulerCore, setState, tellInMemory, addWant, missingInputs, detach, gone } from './core.ts';
 import { takeBackSpeculative } from './speculation.ts';
 import { isRootish, place } from './placement.ts';
 import type { SerializedError } from '../errors.ts';
@@ -205,6 +205,7 @@ export function drainReleases(s: SchedulerCore): void {
     if ((ts.state === 'released' || ts.state === 'erred') && !hasLiveDependents(ts)) {
       setState(s, ts, 'forgotten');
       s.tasks.delete(ts.key);
+      gone(s, ts);
       // Its dependencies may have no live dependent left now.
       for (const d of ts.deps) s.releaseQ.push(d);
     }

@@ -10,6 +10,7 @@ import { toMemory, detachFromWorker, returnToWaiting, loseData, markErred } from
 import { taskEvents } from './topics.ts';
 import { acquired, keepHeld } from './replicas.ts';
 import { restartProgress } from './restart.ts';
+import { forgetIdleFunctions } from './functions.ts';
 import type { WorkerInfo, WorkerSummary, WorkerToScheduler } from '../protocol/messages.ts';
 import type { SerializedError } from '../errors.ts';
 
@@ -122,6 +123,7 @@ export function workerMessage(s: SchedulerCore, id: string, msg: WorkerToSchedul
 
 /** The clock: removes workers silent for too long, errs tasks no worker took for too long. */
 export function tick(s: SchedulerCore): void {
+  forgetIdleFunctions(s);
   for (const w of s.workers.values()) {
     const silent = silence(s, w);
     if (silent > s.config.heartbeatTimeoutMs) {

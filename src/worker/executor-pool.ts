@@ -79,6 +79,13 @@ export class ExecutorPool {
     for (const th of this.threads) th.worker.postMessage({ fns: entries });
   }
 
+  /** Drops functions no task will call (the scheduler forgot them), here and on every thread. */
+  forget(ids: number[]): void {
+    const gone = new Set(ids);
+    this.fns = this.fns.filter(([id]) => !gone.has(id));
+    for (const th of this.threads) th.worker.postMessage({ forgetFns: ids });
+  }
+
   execute(tasks: ExecTask[]): void {
     if (this.closed) return;
     const per = new Map<Thread, { list: ExecTask[]; afters: number[] }>();

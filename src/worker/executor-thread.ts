@@ -16,7 +16,7 @@ import { ByteWriter, NOT_SIMPLE, readSimple, writeSimple } from '../protocol/sim
 import { MAX_EVENT_BYTES, MAX_TOPIC, type FnDef } from '../protocol/messages.ts';
 import { substituteRefs } from '../protocol/spec.ts';
 import { CancelledError, serializeError, type SerializedError } from '../errors.ts';
-import { resolveFunction, type TaskFunction } from './functions.ts';
+import { forgetFunction, resolveFunction, type TaskFunction } from './functions.ts';
 import { describeReload, followUserModules, userCodeGeneration } from '../util/user-modules.ts';
 import { RESULT_ERROR, RESULT_HANDED_ON, RESULT_OK, RESULT_REQUEUE, type FromThread, type ResultBatch, type ThreadBatch, type ThreadEvents } from './thread-protocol.ts';
 import { fractionList } from '../util/lists.ts';
@@ -74,9 +74,18 @@ let outHandedOn: [number, number][] = [];
 let outErrors: [number, SerializedError][] = [];
 const out = new ByteWriter(4096);
 
-port.on('message', (msg: { tasks: ThreadBatch } | { fns: [number, FnDef][] } | { cancel: number[] }) => {
+port.on('message', (msg: { tasks: ThreadBatch } | { fns: [number, FnDef][] } | { forgetFns: number[] } | { cancel: number[] }) => {
   if ('fns' in msg) {
     for (const [id, def] of msg.fns) fns.set(id, def);
+    return;
+  }
+  if ('forgetFns' in msg) {
+    for (const id of msg.forgetFns) {
+      const def = fns.get(id);
+      fns.delete(id);
+      resolvedFns.delete(id);
+      if (def) forgetFunction(def[0], def[1]);
+    }
     return;
   }
   if ('cancel' in msg) {

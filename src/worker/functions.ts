@@ -64,6 +64,11 @@ function compileInline(src: string): TaskFunction {
   return fn as TaskFunction;
 }
 
+/** Drops a function from the cache (the scheduler forgot it): an inline one's compiled source goes. A module stays imported. */
+export function forgetFunction(kind: number, ref: string): void {
+  resolved.delete(kind === FN_MODULE ? `m:${ref}` : ref);
+}
+
 /** The function for a spec: synchronous when cached, a promise the first time a module is imported. */
 export function resolveFunction(kind: number, ref: string, cwd: string): TaskFunction | Promise<TaskFunction> {
   if (generation !== userCodeGeneration()) {

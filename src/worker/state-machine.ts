@@ -106,6 +106,8 @@ export type WorkerInstruction =
   | { type: 'send'; msg: object }
   | { type: 'fetch'; peer: string; keys: string[] }
   | { type: 'define'; ids: number[]; defs: FnDef[] }
+  /** Functions the scheduler forgot: the executor drops them. */
+  | { type: 'forget'; ids: number[] }
   | { type: 'execute'; tasks: ExecTask[] }
   /** Tasks freed while they run: the executor tells them (their signal aborts). */
   | { type: 'cancel'; keys: string[] }
@@ -330,6 +332,11 @@ export class WorkerState {
   /** Functions the scheduler defined for later compute messages: pass them to the executor. */
   defineFns(ids: number[], defs: FnDef[]): void {
     this.out.push({ type: 'define', ids, defs });
+  }
+
+  /** Functions no task refers to any more (scheduler/functions.ts): the executor drops them. */
+  forgetFns(ids: number[]): void {
+    this.out.push({ type: 'forget', ids });
   }
 
   compute(msg: ComputeTask): void {

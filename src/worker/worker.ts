@@ -225,6 +225,7 @@ export class WeftWorker {
       else if (m.op === 'fns') this.sm.defineFns(m.ids, m.defs);
       else if (m.op === 'acquire') this.sm.acquire(m.keys, m.who, m.sizes);
       else if (m.op === 'restart') this.restart();
+      else if (m.op === 'forget-fns') this.sm.forgetFns(m.ids);
       else this.sm.free(m.keys);
     }
     this.act();
@@ -335,6 +336,9 @@ export class WeftWorker {
           break;
         case 'define':
           this.pool.define(ins.ids, ins.defs);
+          break;
+        case 'forget':
+          this.pool.forget(ins.ids);
           break;
         case 'fetch':
           void this.fetch(ins.peer, ins.keys);
