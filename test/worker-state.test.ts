@@ -227,4 +227,59 @@ describe('worker state machine', () => {
     expect(w.takeHandedOn('a')).toBe(true);
     expect(w.takeHandedOn('a')).toBe(false);
   });
+
+  it('a full spill disk is a state: one failed batch blocks spilling, a retry every few seconds, one result at a time, and a written spill unblocks it', () => {
+    // A limit of 1,000 bytes: results past 600 held spill.
+    const w = new WorkerState({ nthreads: 1, resources: {}, address: ME, memoryLimit: 1000 });
+    w.memory(100, 0);
+    const big = (n: number): Uint8Array => new Uint8Array(300).fill(n);
+    const spills = (ins: WorkerInstruction[]): string[] => ins.flatMap((i) => (i.type === 'spill' ? i.entries.map(([k]) => k) : []));
+    const first: string[] = [];
+    for (const [i, key] of ['a', 'b', 'c', 'd'].entries()) {
+      w.compute(compute(key, { run: i + 1 }));
+      first.push(...spills(w.takeInstructions()));
+      w.executed([{ key, run: i + 1, bytes: big(i), duration: 0.01 }]);
+    }
+    first.push(...spills(w.takeInstructions()));
+    expect(first).toEqual(['a', 'b']);
+    // The disk is full: the first write fails, and the batch stays in memory. Said once.
+    expect(w.spillFailed('a', big(0), 'ENOSPC: no space left on device')).toBe(true);
+    expect(w.spillFailed('b', big(1), 'ENOSPC: no space left on device')).toBe(false);
+    expect(w.getData('a')).toEqual(big(0));
+    expect(w.spillBlocked).toEqual({ since: 0, reason: 'ENOSPC: no space left on device' });
+    // No loop: nothing is tried again before SPILL_RETRY_MS, then one result.
+    w.memory(100, 1000);
+    expect(spills(w.takeInstructions())).toEqual([]);
+    w.memory(100, 5000);
+    const retried = spills(w.takeInstructions());
+    expect(retried).toHaveLength(1);
+    w.memory(100, 5100);
+    expect(spills(w.takeInstructions())).toEqual([]);
+    // Space again: the retried write works, and spilling goes on as before (to under 600 bytes held).
+    expect(w.spillWritten()).toBe(true);
+    expect(w.spillBlocked).toBeNull();
+    expect(spills(w.takeInstructions())).toHaveLength(1);
+  });
+
+  it('paused with nowhere to spill past the timeout, it fails the tasks waiting to start, saying why', () => {
+    const w = new WorkerState({ nthreads: 1, resources: {}, address: ME, memoryLimit: 1000, pausedTimeoutMs: 2000 });
+    w.memory(100, 0);
+    w.compute(compute('held', { run: 1 }));
+    w.takeInstructions();
+    w.executed([{ key: 'held', run: 1, bytes: new Uint8Array(700), duration: 0.01 }]);
+    w.takeInstructions();
+    w.spillFailed('held', new Uint8Array(700), 'ENOSPC');
+    // Past 80% of the limit: paused; two tasks wait to start.
+    w.memory(900, 100);
+    w.compute(compute('x', { run: 2 }));
+    w.compute(compute('y', { run: 3 }));
+    expect(executed(w.takeInstructions())).toEqual([]);
+    w.memory(900, 1900);
+    expect(sent(w.takeInstructions()).filter((m) => m['op'] === 'erred')).toEqual([]);
+    w.memory(900, 2100);
+    const erred = sent(w.takeInstructions()).filter((m) => m['op'] === 'erred');
+    expect(erred.map((m) => m['key'])).toEqual(['x', 'y']);
+    expect((erred[0]?.['error'] as { name: string; message: string }).name).toBe('WorkerPausedError');
+    expect((erred[0]?.['error'] as { message: string }).message).toMatch(/past 80% of its limit \(1000 bytes\) and it cannot spill results to disk \(ENOSPC\) for 2 s/);
+  });
 });

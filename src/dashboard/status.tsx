@@ -42,7 +42,7 @@ function MemoryBar({ w, scale }: { w: WorkerSummary; scale: number }) {
   const spilled = w.spilledBytes ?? 0;
   const total = Math.max(scale, w.memory + spilled);
   const managed = Math.min(w.storedBytes, w.memory);
-  const label = `${bytes(w.memory)}${limit > 0 ? ` / ${bytes(limit)}` : ''}${spilled > 0 ? ` + ${bytes(spilled)} spilled` : ''}${w.paused ? ' (paused)' : ''}`;
+  const label = `${bytes(w.memory)}${limit > 0 ? ` / ${bytes(limit)}` : ''}${spilled > 0 ? ` + ${bytes(spilled)} spilled` : ''}${w.paused ? ' (paused)' : ''}${w.spillBlocked ? ' (cannot spill: disk full?)' : ''}`;
   return (
     <Bar
       parts={[

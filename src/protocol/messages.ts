@@ -257,6 +257,8 @@ export const messageSchemas = lazySchemas((z) => {
     stuck: count.optional(),
     /** Its memory limit (0 or absent: none). */
     memoryLimit: count.optional(),
+    /** Why it cannot spill results to disk (disk full), while it cannot. */
+    spillBlocked: z.string().optional(),
   });
 
   const schedulerToClient = z.discriminatedUnion('op', [
@@ -319,7 +321,7 @@ export const messageSchemas = lazySchemas((z) => {
     /** Results the scheduler believes are here and are not (an ephemeral value handed on): recompute them if needed. */
     z.object({ op: z.literal('lost'), keys }),
     /** The worker's resident memory (bytes). */
-    z.object({ op: z.literal('heartbeat'), memory: count, sentToPeers: count.optional(), fetched: count.optional(), /** CPU time over wall time since the last one (1 = one core busy). */ cpu: z.number().nonnegative().optional(), /** Past its memory limit's pause threshold: it starts no task. */ paused: z.boolean().optional(), spilledBytes: count.optional(), /** Threads running a task cancelled that has not stopped yet. */ stuck: count.optional() }),
+    z.object({ op: z.literal('heartbeat'), memory: count, sentToPeers: count.optional(), fetched: count.optional(), /** CPU time over wall time since the last one (1 = one core busy). */ cpu: z.number().nonnegative().optional(), /** Past its memory limit's pause threshold: it starts no task. */ paused: z.boolean().optional(), spilledBytes: count.optional(), /** Why spilling to disk fails (disk full), while it does. */ spillBlocked: z.string().max(500).optional(), /** Threads running a task cancelled that has not stopped yet. */ stuck: count.optional() }),
     /** Events published by running tasks, sent before those tasks' results. */
     z.object({ op: z.literal('task-events'), ...taskEvents }),
   ]);

@@ -116,6 +116,7 @@ export class SchedulerHttp {
     perWorker('weft_worker_fetched_bytes', 'Bytes the worker fetched from other workers, from its heartbeat', (w) => w.bytesFetched ?? 0);
     perWorker('weft_worker_spilled_bytes', 'Bytes of results the worker spilled to disk, from its heartbeat', (w) => w.spilledBytes ?? 0);
     perWorker('weft_worker_paused', 'Whether the worker is paused: past its memory limit, it starts no task', (w) => (w.paused ? 1 : 0));
+    perWorker('weft_worker_spill_blocked', 'Whether the worker cannot spill results to disk (its disk is full)', (w) => (w.spillBlocked ? 1 : 0));
     const byGroup = (name: string, help: string, value: (g: { done: number; erred: number }) => number): void => {
       new Gauge({
         name,

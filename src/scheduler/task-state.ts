@@ -333,6 +333,8 @@ export class WorkerRecord {
   stuck = 0;
   /** Its memory limit, as it said when it joined (0: none). */
   memoryLimit = 0;
+  /** From its heartbeats: why it cannot spill to disk, while it cannot. */
+  spillBlocked: string | null = null;
   lastSeen: number;
   /** The scheduler's summed stall time when it last heard this worker (its silence excludes stalls since). */
   stalledAtSeen = 0;

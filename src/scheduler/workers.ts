@@ -104,6 +104,7 @@ export function workerMessage(s: SchedulerCore, id: string, msg: WorkerToSchedul
       w.paused = msg.paused === true;
       w.stuck = msg.stuck ?? 0;
       if (msg.spilledBytes !== undefined) w.spilledBytes = msg.spilledBytes;
+      w.spillBlocked = msg.spillBlocked ?? null;
       break;
     case 'task-events':
       taskEvents(s, w, msg.topics, msg.data);
@@ -239,5 +240,6 @@ export function workerSummaries(s: SchedulerCore): WorkerSummary[] {
     spilledBytes: w.spilledBytes,
     stuck: w.stuck,
     memoryLimit: w.memoryLimit,
+    ...(w.spillBlocked !== null ? { spillBlocked: w.spillBlocked } : {}),
   }));
 }

@@ -21,8 +21,15 @@ export class SpillStore {
     return join(this.dir, createHash('sha1').update(key).digest('hex'));
   }
 
+  /** Writes a result; one that cannot be written whole (disk full) leaves no partial file behind. */
   write(key: string, bytes: Uint8Array): void {
-    writeFileSync(this.path(key), bytes);
+    const path = this.path(key);
+    try {
+      writeFileSync(path, bytes);
+    } catch (err) {
+      rmSync(path, { force: true });
+      throw err;
+    }
   }
 
   read(key: string): Buffer {

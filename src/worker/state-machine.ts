@@ -143,7 +143,16 @@ export interface WorkerConfig {
   address: string;
   /** Bytes (0: no limit). Results held go to disk past MEMORY.target of it, and so on (see memory()). */
   memoryLimit?: number;
+  /**
+   * A worker paused (memory past MEMORY.pause) that cannot spill (its disk
+   * is full) would keep the tasks sent to it waiting for ever: after this
+   * long it fails them, saying why (default 30,000).
+   */
+  pausedTimeoutMs?: number;
 }
+
+/** While spills fail (disk full), one is tried again this often, not on every look: a full disk is a state, not a loop. */
+export const SPILL_RETRY_MS = 5000;
 
 /**
  * Dask's thresholds, as fractions of the memory limit: results held in
@@ -191,6 +200,12 @@ export class WorkerState {
   private readonly localWaiters = new Map<string, WTask[]>();
   private readonly ready = new Heap<WTask>(before);
   private blocked: WTask[] = [];
+  /** Spilling fails (the disk is full): since when, and why. Null while it works. */
+  spillBlocked: { since: number; reason: string } | null = null;
+  /** When a spill was last tried while blocked. */
+  private spillTriedAt = 0;
+  /** The time, as the last memory look said. */
+  private now = 0;
   private readonly freeResources: Record<string, number>;
   private executing = 0;
   /** Of those, tasks dispatched right behind their producer (see dispatchChain). */
@@ -276,14 +291,37 @@ export class WorkerState {
    * limit's thresholds, tasks pause, and past the last the process stops
    * (MEMORY). Also checked as results arrive (takeInstructions).
    */
-  memory(rss: number): void {
+  memory(rss: number, now = this.now): void {
     this.rss = rss;
+    this.now = now;
     const limit = this.config.memoryLimit ?? 0;
     if (limit <= 0) return;
     this.paused = rss > MEMORY.pause * limit;
     if (rss > MEMORY.terminate * limit && !this.terminating) {
       this.terminating = true;
       this.out.push({ type: 'terminate', reason: `memory ${rss} bytes is over ${Math.round(MEMORY.terminate * 100)}% of the limit (${limit})` });
+    }
+    this.failIfStuck(limit);
+  }
+
+  /**
+   * Paused with nowhere to spill for longer than `pausedTimeoutMs`: nothing
+   * here can start until memory is freed, so the tasks waiting to start fail,
+   * saying why (the scheduler errs or retries them; their clients hear it).
+   */
+  private failIfStuck(limit: number): void {
+    const b = this.spillBlocked;
+    if (!this.paused || b === null || this.now - b.since < (this.config.pausedTimeoutMs ?? 30_000)) return;
+    const error = {
+      name: 'WorkerPausedError',
+      message: `the worker's memory is past ${Math.round(MEMORY.pause * 100)}% of its limit (${limit} bytes) and it cannot spill results to disk (${b.reason}) for ${Math.round((this.now - b.since) / 1000)} s: free space in its --local-directory, or release results`,
+    };
+    const waiting: WTask[] = [...this.blocked];
+    while (this.ready.size > 0) waiting.push(this.ready.pop() as WTask);
+    for (const t of waiting) {
+      if (t.state !== 'ready' && t.state !== 'blocked') continue;
+      this.clearTask(t);
+      this.out.push({ type: 'send', msg: { op: 'erred', key: t.key, run: t.run, error } });
     }
   }
 
@@ -303,13 +341,29 @@ export class WorkerState {
     }
   }
 
-  /** A spill that could not be written (disk full): the result stays in memory. */
-  spillFailed(key: string, bytes: Uint8Array): void {
+  /**
+   * A spill that could not be written (disk full): the result stays in
+   * memory, and spilling is blocked until a retry succeeds. True when this
+   * started the blocked state (say it once).
+   */
+  spillFailed(key: string, bytes: Uint8Array, reason: string): boolean {
     const size = this.spilled.get(key);
-    if (size === undefined) return;
-    this.spilled.delete(key);
-    this.spilledBytes -= size;
-    this.store(key, bytes, true);
+    if (size !== undefined) {
+      this.spilled.delete(key);
+      this.spilledBytes -= size;
+      this.store(key, bytes, true);
+    }
+    this.spillTriedAt = this.now;
+    if (this.spillBlocked !== null) return false;
+    this.spillBlocked = { since: this.now, reason };
+    return true;
+  }
+
+  /** A spill was written: true when that ended a blocked state (say it once). */
+  spillWritten(): boolean {
+    if (this.spillBlocked === null) return false;
+    this.spillBlocked = null;
+    return true;
   }
 
   getData(key: string): Uint8Array | undefined {
@@ -698,10 +752,14 @@ export class WorkerState {
     if (this.storedBytes <= target && excess === 0) return;
     // Everything held is in use, as at the last look: no scan until that changes.
     if (this.storedBytes === this.nothingToSpillAt) return;
+    // Spills fail (disk full): one is tried again now and then, not all of them at every look.
+    const blocked = this.spillBlocked !== null;
+    if (blocked && this.now - this.spillTriedAt < SPILL_RETRY_MS) return;
+    if (blocked) this.spillTriedAt = this.now;
     const entries: [string, Uint8Array][] = [];
     // Slots in the order they were made: the oldest results first.
     for (const [key, slot] of this.slots) {
-      if (this.storedBytes <= target) break;
+      if (this.storedBytes <= target || (blocked && entries.length > 0)) break;
       const d = slot.data;
       if (!d || !d.owned || d.refs > 0 || d.bytes.length === 0) continue;
       entries.push([key, d.bytes]);

@@ -22,7 +22,7 @@ import { serializeError } from '../errors.ts';
 import { resolveFunction } from './functions.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
 import { ExecutorPool } from './executor-pool.ts';
-import { MEMORY, WorkerState, type ExecResult, type WorkerInstruction } from './state-machine.ts';
+import { MEMORY, SPILL_RETRY_MS, WorkerState, type ExecResult, type WorkerInstruction } from './state-machine.ts';
 
 const NO_DEPS: string[] = [];
 const NO_WHO: string[][] = [];
@@ -55,6 +55,8 @@ export interface WorkerOptions {
   localDirectory?: string;
   /** How long to try connecting again after losing the scheduler (default 30,000; 0: stop at once). */
   schedulerReconnectMs?: number;
+  /** Paused with nowhere to spill (disk full) this long, it fails the tasks waiting to start (default 30,000). */
+  pausedTimeoutMs?: number;
   /** Web origins whose pages may open a WebSocket to the data port (none by default: see listen.ts). */
   allowOrigins?: readonly string[];
   limits?: ConnectionLimits;
@@ -84,7 +86,7 @@ export class WeftWorker {
     private readonly peers: PeerPool,
     private readonly log: Logger,
   ) {
-    this.sm = new WorkerState({ nthreads: opts.nthreads, resources: opts.resources ?? {}, address, memoryLimit: opts.memoryLimit ?? 0 });
+    this.sm = new WorkerState({ nthreads: opts.nthreads, resources: opts.resources ?? {}, address, memoryLimit: opts.memoryLimit ?? 0, pausedTimeoutMs: opts.pausedTimeoutMs ?? 30_000 });
     this.spill = (opts.memoryLimit ?? 0) > 0 ? new SpillStore(opts.localDirectory) : null;
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
   }
@@ -141,7 +143,7 @@ export class WeftWorker {
       // Five times a second: results of 20 MB arriving every few ms can pass a threshold between two looks, but the held bytes are checked as each arrives.
       worker.memoryTimer = setInterval(() => {
         const rss = process.memoryUsage.rss();
-        worker.sm.memory(rss);
+        worker.sm.memory(rss, Date.now());
         worker.act();
         worker.collectIfOver(rss);
       }, 200);
@@ -309,7 +311,7 @@ export class WeftWorker {
       cpu: Math.round(cpu * 1000) / 1000,
       sentToPeers: this.metrics.bytesSentToPeers,
       fetched: this.metrics.bytesFetched,
-      ...(this.spill ? { paused: this.sm.paused, spilledBytes: this.sm.spilledBytes } : {}),
+      ...(this.spill ? { paused: this.sm.paused, spilledBytes: this.sm.spilledBytes, ...(this.sm.spillBlocked ? { spillBlocked: this.sm.spillBlocked.reason } : {}) } : {}),
       stuck: this.pool.stuck,
     });
   }
@@ -382,14 +384,25 @@ export class WeftWorker {
     gc();
   }
 
+  /**
+   * Writes spilled results. A write that fails (disk full) puts it and the
+   * rest of the batch back in memory, and blocks spilling (the state machine
+   * tries again every few seconds); the log says so when that starts and when
+   * a write works again, not at every try.
+   */
   private writeSpilled(entries: [string, Uint8Array][]): void {
+    let failure: string | null = null;
     for (const [key, bytes] of entries) {
-      try {
-        (this.spill as SpillStore).write(key, bytes);
-      } catch (err) {
-        this.log.error({ key, err: (err as Error).message }, 'cannot spill a result to disk; it stays in memory');
-        this.sm.spillFailed(key, bytes);
+      if (failure === null) {
+        try {
+          (this.spill as SpillStore).write(key, bytes);
+          if (this.sm.spillWritten()) this.log.info({ dir: this.opts.localDirectory }, 'spilling to disk works again: the worker resumes spilling');
+          continue;
+        } catch (err) {
+          failure = (err as Error).message;
+        }
       }
+      if (this.sm.spillFailed(key, bytes, failure)) this.log.error({ key, err: failure, dir: this.opts.localDirectory }, `cannot spill results to disk (they stay in memory); trying again every ${SPILL_RETRY_MS / 1000} s`);
     }
   }
 
