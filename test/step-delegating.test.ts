@@ -42,6 +42,18 @@ function wrapped(name: string, over: (inner: StepHandler) => Partial<StepHandler
   }) as ExecutorDefinition;
 }
 
+/** The subprocess executor, keeping the arguments of the last step it launched (its coordinator's address, its token). */
+function spying(name: string): { spy: ExecutorDefinition; args: () => StepArgs | null } {
+  let last: StepArgs | null = null;
+  const spy = wrapped(name, (inner) => ({
+    async launch(ctx) {
+      last = unpackStepArgs((await ctx.weftStep()).env[STEP_ARGS_ENV] as string) as StepArgs;
+      await inner.launch(ctx);
+    },
+  }));
+  return { spy, args: () => last };
+}
+
 function stepTypes(r: { eventsForNode(k: string): RunEvent[] }, key: string): string[] {
   return r.eventsForNode(key).map((e) => e.type);
 }
@@ -108,18 +120,12 @@ describe('the step-delegating executor (subprocess handler, weft step over WebSo
   });
 
   it('closes a connection without the run token, or sending a malformed frame, and the run goes on', async () => {
-    let args: StepArgs | null = null;
-    const spy = wrapped('spy', (inner) => ({
-      async launch(ctx) {
-        args = unpackStepArgs((await ctx.weftStep()).env[STEP_ARGS_ENV] as string) as StepArgs;
-        await inner.launch(ctx);
-      },
-    }));
+    const { spy, args } = spying('spy');
     const go = join(dir, 'go-bad');
     const closes: number[] = [];
     const knock = (frame: Uint8Array | string): Promise<void> =>
       new Promise((resolve) => {
-        const ws = new WebSocket((args as StepArgs).coordinator);
+        const ws = new WebSocket((args() as StepArgs).coordinator);
         ws.on('open', () => ws.send(frame));
         ws.on('close', (code) => {
           closes.push(code);
@@ -129,8 +135,8 @@ describe('the step-delegating executor (subprocess handler, weft step over WebSo
     const r = await run('long_step', spy, {
       runConfig: { ops: { waits_for_go: { config: { file: go } } } },
       onEvent: (ev) => {
-        if (ev.type !== 'LOG' || !args) return;
-        const a = args;
+        if (ev.type !== 'LOG' || !args()) return;
+        const a = args() as StepArgs;
         void (async () => {
           await knock(encode({ t: 'hello', runId: a.spec.runId, stepKey: a.spec.stepKey, attempt: 0, token: 'not-the-token', pid: 1, host: 'x' }));
           await knock(encode({ t: 'hello', runId: a.spec.runId, stepKey: a.spec.stepKey, attempt: 0, token: a.token, pid: 1, host: 'x' }));
@@ -149,18 +155,12 @@ describe('the step-delegating executor (subprocess handler, weft step over WebSo
 
 describe('strangers at the coordinator', () => {
   it('a forged step key (newlines, 60 KB) shows as one escaped, cut line; 30 refusals make at most 5 lines and a count', async () => {
-    let args: StepArgs | null = null;
-    const spy = wrapped('spy_forged', (inner) => ({
-      async launch(ctx) {
-        args = unpackStepArgs((await ctx.weftStep()).env[STEP_ARGS_ENV] as string) as StepArgs;
-        await inner.launch(ctx);
-      },
-    }));
+    const { spy, args } = spying('spy_forged');
     const go = join(dir, 'go-forged');
     const knock = (stepKey: string): Promise<void> =>
       new Promise((resolve) => {
-        const ws = new WebSocket((args as StepArgs).coordinator);
-        ws.on('open', () => ws.send(encode({ t: 'hello', runId: (args as StepArgs).spec.runId, stepKey, attempt: 0, token: 'forged', pid: 1, host: 'x' })));
+        const ws = new WebSocket((args() as StepArgs).coordinator);
+        ws.on('open', () => ws.send(encode({ t: 'hello', runId: (args() as StepArgs).spec.runId, stepKey, attempt: 0, token: 'forged', pid: 1, host: 'x' })));
         ws.on('close', () => resolve());
         ws.on('error', () => resolve());
       });
@@ -168,7 +168,7 @@ describe('strangers at the coordinator', () => {
     const r = await run('long_step', spy, {
       runConfig: { ops: { waits_for_go: { config: { file: go } } } },
       onEvent: (ev) => {
-        if (ev.type !== 'LOG' || !args) return;
+        if (ev.type !== 'LOG' || !args()) return;
         void (async () => {
           await knock(forged);
           for (let i = 0; i < 29; i++) await knock(`stranger-${i}`);
