@@ -38,4 +38,38 @@ describe('nanny', () => {
       await waitFor(() => !alive(w.pid), 10_000, 'the worker to stop with its nanny');
     });
   }, 60_000);
+
+  it('a worker that had run comes back at once; one that dies starting waits a back-off that doubles, and still comes back', async () => {
+    // A worker counts as dying in its start-up within 2 s of it here; back-offs of 3 s, then 6 s.
+    await withCluster({ workers: 1, workerArgs: ['--crash-loop-window', '2s', '--restart-backoff', '3s'] }, async (_cluster, client) => {
+      const back = async (victim: number): Promise<{ pid: number; ms: number }> => {
+        const killedAt = Date.now();
+        process.kill(victim, 'SIGKILL');
+        let pid = -1;
+        await waitFor(async () => { const [w] = await client.workers(); pid = w && w.pid !== victim ? w.pid : -1; return pid > 0; }, 20_000, 'the worker to come back');
+        return { pid, ms: Date.now() - killedAt };
+      };
+      // Up longer than the window: started again at once (well under the 3 s back-off).
+      await new Promise((r) => setTimeout(r, 2500));
+      const first = await back(((await client.workers())[0] as { pid: number }).pid);
+      expect(first.ms).toBeLessThan(2500);
+      // Killed at once, again and again: it dies starting each time. The nanny waits 3 s, then 6 s, and never gives up.
+      const second = await back(first.pid);
+      expect(second.ms).toBeGreaterThanOrEqual(3000);
+      const third = await back(second.pid);
+      expect(third.ms).toBeGreaterThanOrEqual(6000);
+      expect(await client.submit((x: number) => x + 1, 1)).toBe(2);
+    });
+  }, 90_000);
+
+  it('a worker that leaves on purpose (retired: exit 0) stays down, and its nanny leaves too', async () => {
+    await withCluster({ workers: 2 }, async (cluster, client) => {
+      const retiring = cluster.workers.find((w) => w.name === 'local-1');
+      if (!retiring?.nannyPid) throw new Error('no local-1 under a nanny');
+      const pid = retiring.pid as number;
+      await client.retireWorkers(['local-1']);
+      await waitFor(() => !alive(pid) && !alive(retiring.nannyPid as number), 15_000, 'local-1 and its nanny to leave');
+      expect((await client.workers()).map((w) => w.name)).toEqual(['local-0']);
+    });
+  }, 60_000);
 });

@@ -97,7 +97,11 @@ const worker: Command = {
     { name: 'local-directory', arg: 'DIR', help: "where spilled results go (default: the system's temporary directory)" },
     { name: 'paused-timeout', arg: 'DURATION', help: 'paused with nowhere to spill (its disk full) this long, the worker fails\nthe tasks waiting to start on it, saying why (default 30s)' },
     { name: 'scheduler-reconnect-timeout', arg: 'DURATION', help: 'after losing the scheduler (not told to stop), try to connect again\nfor this long (default 30s; 0: stop at once), keeping the results held' },
-    { name: 'no-nanny', help: 'run the worker in this process; by default a small supervisor (the nanny)\nruns it and starts it again when it dies' },
+    { name: 'no-nanny', help: 'run the worker in this process; by default a small supervisor (the nanny)\nruns it and starts it again when it dies: at once if it had run, after a\nback-off if it died starting (or within 10s of it)' },
+    { name: 'restart-backoff', arg: 'DURATION', help: 'the nanny\'s first wait before starting again a worker that died starting;\ndoubling while it keeps doing so (default 1s)' },
+    { name: 'max-restart-backoff', arg: 'DURATION', help: 'the longest such wait (default 30s); it starts over once a worker has\nbeen up for 60s' },
+    { name: 'crash-loop-window', arg: 'DURATION', help: 'a worker that dies within this long of its start is crash-looping: the\nnanny waits before the next (default 10s)' },
+    { name: 'startup-timeout', arg: 'DURATION', help: 'a worker not joined to its scheduler this long after its nanny started\nit is killed and started again (default 60s)' },
     { name: 'thread-heap-limit', arg: 'MB', help: "heap limit of each executor thread; a task exceeding it fails alone\n(default: V8's)" },
   ],
   footer: `Relative task modules ('./tasks.ts#fn') resolve against the worker's working directory.
@@ -110,8 +114,15 @@ Prints {"address": ..., "name": ...} on stdout once it has joined.`,
     const log = createLogger('weft-worker', lvl);
     if (!flag(args, 'no-nanny')) {
       // Under a nanny (the default): this process supervises a worker started with the same arguments.
-      const { runNanny } = await import('./nanny.ts');
-      return runNanny(args.argv, createLogger('weft-nanny', lvl));
+      const { runNanny, NANNY_DEFAULTS } = await import('./nanny.ts');
+      const times = {
+        ...NANNY_DEFAULTS,
+        firstBackoffMs: duration(args, 'restart-backoff', NANNY_DEFAULTS.firstBackoffMs),
+        maxBackoffMs: duration(args, 'max-restart-backoff', NANNY_DEFAULTS.maxBackoffMs),
+        youngMs: duration(args, 'crash-loop-window', NANNY_DEFAULTS.youngMs),
+        startupTimeoutMs: duration(args, 'startup-timeout', NANNY_DEFAULTS.startupTimeoutMs, { min: 1 }),
+      };
+      return runNanny(args.argv, createLogger('weft-nanny', lvl), times);
     }
     const [{ WeftWorker }, { describeReload, followUserModules }] = await Promise.all([import('../worker/worker.ts'), import('../util/user-modules.ts')]);
     // Modules of functions run here (client.run) are followed too; the executor threads follow their own.

@@ -29,11 +29,20 @@ import { RESTART_EXIT_CODE } from '../worker/exit-codes.ts';
 export const WORKER_ENV: Readonly<Record<string, string>> = { MALLOC_TRIM_THRESHOLD_: '65536', MALLOC_MMAP_THRESHOLD_: '1048576' };
 export const WORKER_NODE_FLAGS: readonly string[] = ['--expose-gc'];
 
-/** First wait before a restart, doubling to MAX_BACKOFF_MS while the worker keeps dying young. */
-const FIRST_BACKOFF_MS = 1000;
-const MAX_BACKOFF_MS = 30_000;
-/** A worker that ran this long died of something new: the back-off starts over. */
-const HEALTHY_MS = 60_000;
+export interface NannyTimes {
+  /** A worker that dies during its start-up (a crash loop) waits this long before the next, doubling to `maxBackoffMs`. */
+  firstBackoffMs: number;
+  maxBackoffMs: number;
+  /** A worker that dies within this long of starting counts as dying in its start-up; one that ran longer is started again at once. */
+  youngMs: number;
+  /** A worker up this long has shown it works: the back-off starts over. */
+  healthyMs: number;
+  /** A worker not ready (joined) this long after it was started is killed and started again (a start-up that hangs). */
+  startupTimeoutMs: number;
+}
+
+export const NANNY_DEFAULTS: NannyTimes = { firstBackoffMs: 1000, maxBackoffMs: 30_000, youngMs: 10_000, healthyMs: 60_000, startupTimeoutMs: 60_000 };
+
 /** How long a worker may take to stop once told to. */
 const STOP_MS = 10_000;
 
@@ -54,23 +63,45 @@ function removeSpilled(args: readonly string[], pid: number | undefined): void {
   }
 }
 
-/** Supervises `weft worker ARGS --no-nanny` until told to stop or the worker leaves on purpose. Never returns. */
-export function runNanny(args: readonly string[], log: Logger): Promise<never> {
+/**
+ * Supervises `weft worker ARGS --no-nanny` until told to stop or the worker
+ * leaves on purpose (exit 0). Never returns.
+ *
+ * Every death of the worker leads to exactly one decision, logged at warn:
+ * started again at once (it had run: a kill, a crash, out of memory), after
+ * a back-off (it died starting, or soon after: a crash loop, doubling up to
+ * `maxBackoffMs`, and starting over once a worker has been up `healthyMs`),
+ * or not (it left on purpose, or never started at all: its configuration is
+ * wrong). A worker that never becomes ready is killed after
+ * `startupTimeoutMs` and counts as dying in its start-up. No pending restart
+ * is dropped: one timer at most waits, and only `stop` clears it.
+ */
+export function runNanny(args: readonly string[], log: Logger, times: NannyTimes = NANNY_DEFAULTS): Promise<never> {
   let child: ChildProcess | null = null;
   let stopping = false;
-  let backoff = FIRST_BACKOFF_MS;
+  let backoff = times.firstBackoffMs;
   let restarts = 0;
-  /** The worker started once: before that, a failure is its configuration's, and restarting would not help. */
+  /** A worker of this nanny became ready once: before that, a failure is its configuration's, and restarting would not help. */
   let everReady = false;
+  let restartTimer: NodeJS.Timeout | null = null;
 
   const start = (): void => {
+    restartTimer = null;
+    if (stopping) return;
     const startedAt = Date.now();
+    let readyAt = -1;
     // The same node flags and entry as this process (process.argv[1] is weft's launcher).
     const proc = spawn(process.execPath, [...process.execArgv, ...WORKER_NODE_FLAGS, process.argv[1] as string, 'worker', ...args, '--no-nanny'], {
       stdio: ['pipe', 'pipe', 'inherit'],
       env: { ...WORKER_ENV, ...process.env, WEFT_EXIT_WITH_STDIN: '1', WEFT_NANNY: '1' },
     });
     child = proc;
+    // A start-up that hangs (a scheduler that never answers, say) would leave no worker and no word: it is cut short.
+    const startup = setTimeout(() => {
+      log.warn({ pid: proc.pid, timeoutMs: times.startupTimeoutMs }, 'the worker did not join its scheduler in time: the nanny kills it and starts another');
+      proc.kill('SIGKILL');
+    }, times.startupTimeoutMs);
+    startup.unref();
     // The worker's ready line goes out with the nanny's pid and restart count: LocalCluster and scripts read it.
     createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (line) => {
       let out = line;
@@ -78,6 +109,8 @@ export function runNanny(args: readonly string[], log: Logger): Promise<never> {
         const ready = JSON.parse(line) as Record<string, unknown>;
         if (ready['address']) {
           everReady = true;
+          readyAt = Date.now();
+          clearTimeout(startup);
           out = JSON.stringify({ ...ready, workerPid: proc.pid, nanny: process.pid, restarts });
         }
       } catch {
@@ -85,29 +118,40 @@ export function runNanny(args: readonly string[], log: Logger): Promise<never> {
       }
       process.stdout.write(`${out}\n`);
     });
+    proc.on('error', (err) => log.error({ err: err.message }, 'the nanny could not start its worker'));
     proc.on('exit', (code, signal) => {
+      clearTimeout(startup);
       removeSpilled(args, proc.pid);
       if (stopping) process.exit(code ?? 0);
       if (code === 0) {
-        log.info('the worker left on purpose (exit 0): the nanny stops too');
+        log.warn('the worker left on purpose (exit 0): the nanny stops too, and does not start it again');
         process.exit(0);
       }
-      if (!everReady) process.exit(code ?? 1); // it never started (its error is above): restarting would not help
+      if (!everReady) {
+        log.warn({ code, signal }, 'the worker never started (see its error above): the nanny does not start it again');
+        process.exit(code ?? 1);
+      }
+      restarts++;
       if (code === RESTART_EXIT_CODE) {
-        // Asked to (client.restart): a new process now, no back-off.
-        log.info('the worker asked to be restarted');
+        // Asked to (client.restart): a new process now.
+        log.warn({ restarts }, 'the worker asked to be restarted: the nanny starts it again now');
         start();
         return;
       }
-      if (Date.now() - startedAt > HEALTHY_MS) backoff = FIRST_BACKOFF_MS;
+      const now = Date.now();
+      if (readyAt >= 0 && now - readyAt >= times.healthyMs) backoff = times.firstBackoffMs;
+      const young = readyAt < 0 || now - startedAt < times.youngMs;
+      if (!young) {
+        log.warn({ code, signal, restarts }, 'the worker died: the nanny starts it again now');
+        start();
+        return;
+      }
       const wait = backoff;
-      backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
-      restarts++;
-      log.warn({ code, signal, restartInMs: wait, restarts }, 'the worker died; the nanny starts it again');
+      backoff = Math.min(backoff * 2, times.maxBackoffMs);
+      log.warn({ code, signal, restarts, restartInMs: wait }, 'the worker died starting (or soon after): the nanny starts it again after a back-off');
       restartTimer = setTimeout(start, wait);
     });
   };
-  let restartTimer: NodeJS.Timeout | null = null;
 
   const stop = (reason: string): void => {
     if (stopping) return;
@@ -123,4 +167,3 @@ export function runNanny(args: readonly string[], log: Logger): Promise<never> {
   start();
   return new Promise<never>(() => {});
 }
-
