@@ -21,3 +21,12 @@ export function touch(buf: Uint8Array): Uint8Array {
   buf[0] = ((buf[0] ?? 0) + 1) % 256;
   return buf;
 }
+
+/** One task of the chaos workload's random DAG (chaos.ts): its number mixed with its inputs, after `ms` of work (a busy wait). */
+export function mix(i: number, ms: number, ...inputs: number[]): number {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    // busy, as a real task would be
+  }
+  return (i * 2654435761 + inputs.reduce((a, b) => a + b, 0)) % 1_000_003;
+}

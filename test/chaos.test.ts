@@ -7,44 +7,20 @@
  * test's title and in every failure.
  */
 import { describe, expect, it } from 'vitest';
-import { LocalCluster, ref, type TaskDef } from '../src/index.ts';
-import { alive, fn, waitFor } from './helpers/util.ts';
-
-/** mulberry32: the same numbers for the same seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** The DAG: task i takes up to 3 earlier tasks; and its values, computed here. */
-function dag(seed: number, n: number, ms: number): { graph: Map<string, TaskDef>; expected: number[] } {
-  const rand = rng(seed);
-  const graph = new Map<string, TaskDef>();
-  const expected: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const deps = i === 0 ? [] : [...new Set(Array.from({ length: Math.floor(rand() * 4) }, () => Math.floor(rand() * i)))];
-    graph.set(`chaos-${seed}-${i}`, { fn: fn('mix'), args: [i, ms, ...deps.map((d) => ref(`chaos-${seed}-${d}`))] });
-    expected.push((i * 2654435761 + deps.reduce((a, d) => a + (expected[d] as number), 0)) % 1_000_003);
-  }
-  return { graph, expected };
-}
+import { LocalCluster } from '../src/index.ts';
+import { chaosDag, rng } from '../bench/chaos.ts';
+import { alive, waitFor } from './helpers/util.ts';
 
 describe('chaos', () => {
   for (const seed of [20261206, 7]) {
     it(`seed ${seed}: a random DAG completes, every value right, through kill -9 of workers and a stopped scheduler; all workers are back`, async () => {
-      const { graph, expected } = dag(seed, 2500, 5);
+      const { graph, keys, expected } = chaosDag(seed, 2500, 5);
       const cluster = await LocalCluster.start({ workers: 3, dashboardPort: null, schedulerArgs: ['--heartbeat-timeout', '2s'], workerArgs: ['--crash-loop-window', '1s'] });
       const client = await cluster.client();
       const rand = rng(seed ^ 0x5eed);
       const events: string[] = [];
       try {
-        const done = client.get(graph, [...graph.keys()]) as Promise<number[]>;
+        const done = client.get(graph, keys) as Promise<number[]>;
         let finished = false;
         void done.finally(() => (finished = true)).catch(() => {});
         // Six kills of a random worker process at random moments, and once the scheduler stopped for 3 s (its heartbeat timeout is 2 s).

@@ -751,11 +751,11 @@ export class Client implements FutureHost {
    * last `reset` (ms), its resident and heap memory, and the tasks it knows.
    * `gc`: it collects garbage first, where it runs with `--expose-gc`.
    */
-  async schedulerStats(opts: { reset?: boolean; gc?: boolean } = {}): Promise<{ maxStallMs: number; rss: number; heapUsed: number; tasks: number }> {
+  async schedulerStats(opts: { reset?: boolean; gc?: boolean } = {}): Promise<{ maxStallMs: number; rss: number; heapUsed: number; tasks: number; taskRuns: number }> {
     const reply = await this.ask((id) => this.conn.send({ op: 'process-stats', id, ...(opts.reset ? { reset: true } : {}), ...(opts.gc ? { gc: true } : {}) }));
     if (reply.op !== 'process-stats-reply') throw new Error(`unexpected reply ${reply.op} to process-stats`);
-    const { maxStallMs, rss, heapUsed, tasks } = reply;
-    return { maxStallMs, rss, heapUsed, tasks };
+    const { maxStallMs, rss, heapUsed, tasks, taskRuns } = reply;
+    return { maxStallMs, rss, heapUsed, tasks, taskRuns: taskRuns ?? 0 };
   }
 
   /** Counters from each worker (bytes moved, tasks run), keyed by worker address. */

@@ -292,7 +292,7 @@ export const messageSchemas = lazySchemas((z) => {
     z.object({ op: z.literal('moved'), id, failed: z.array(z.string()), retired: z.array(z.string()).optional() }),
     z.object({ op: z.literal('scattered-ok'), id, error: z.string().optional() }),
     /** Since the last reset: the longest event-loop stall; and now: resident and heap memory, tasks known. */
-    z.object({ op: z.literal('process-stats-reply'), id, maxStallMs: z.number().nonnegative(), rss: count, heapUsed: count, tasks: count }),
+    z.object({ op: z.literal('process-stats-reply'), id, maxStallMs: z.number().nonnegative(), rss: count, heapUsed: count, tasks: count, /** Task runs sent to workers so far. */ taskRuns: count.optional() }),
     /** Task events of topics this client subscribed to, in the order each worker sent them. */
     z.object({ op: z.literal('events'), ...taskEvents }),
   ]);

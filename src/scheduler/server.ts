@@ -202,11 +202,11 @@ export class SchedulerServer {
   }
 
   /** This process's own figures: they are not the state machine's to know. */
-  private processStats(id: number, reset: boolean, gc: boolean): { op: 'process-stats-reply'; id: number; maxStallMs: number; rss: number; heapUsed: number; tasks: number } {
+  private processStats(id: number, reset: boolean, gc: boolean): { op: 'process-stats-reply'; id: number; maxStallMs: number; rss: number; heapUsed: number; tasks: number; taskRuns: number } {
     const collect = (globalThis as { gc?: () => void }).gc;
     if (gc && collect) collect();
     const mem = process.memoryUsage();
-    const reply = { op: 'process-stats-reply' as const, id, maxStallMs: Math.round(this.loopDelay.max / 1e5) / 10, rss: mem.rss, heapUsed: mem.heapUsed, tasks: this.state.tasks.size };
+    const reply = { op: 'process-stats-reply' as const, id, maxStallMs: Math.round(this.loopDelay.max / 1e5) / 10, rss: mem.rss, heapUsed: mem.heapUsed, tasks: this.state.tasks.size, taskRuns: this.state.taskRuns };
     if (reset) this.loopDelay.reset();
     return reply;
   }

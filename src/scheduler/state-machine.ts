@@ -56,6 +56,11 @@ export class SchedulerState {
     return this.s.tasks;
   }
 
+  /** Task runs sent to workers so far (a task sent again after its worker died counts again). */
+  get taskRuns(): number {
+    return this.s.runCounter;
+  }
+
   get workers(): ReadonlyMap<string, WorkerRecord> {
     return this.s.workers;
   }

@@ -1,0 +1,108 @@
+/**
+ * The chaos workload (`npm run bench -- --chaos`), and the random DAG the
+ * chaos test runs too (test/chaos.test.ts): a seeded DAG of small tasks,
+ * each taking up to 3 earlier ones, whose every value is known here. Run
+ * once calm, then again while a random worker process is killed with -9
+ * every few seconds, on the same cluster of three workers under their
+ * nannies. Not a timed test: figures for bench/README.md.
+ */
+import { LocalCluster } from '../src/cluster/local-cluster.ts';
+import { ref, type TaskDef } from '../src/client/graph.ts';
+
+const MIX = `${new URL('./tasks.ts', import.meta.url).href}#mix`;
+
+/** mulberry32: the same numbers for the same seed. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The DAG of `n` tasks of `ms` each (keys under `prefix`), and its values, computed here as mix() computes them. */
+export function chaosDag(seed: number, n: number, ms: number, prefix = `chaos-${seed}`): { graph: Map<string, TaskDef>; keys: string[]; expected: number[] } {
+  const rand = rng(seed);
+  const graph = new Map<string, TaskDef>();
+  const expected: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const deps = i === 0 ? [] : [...new Set(Array.from({ length: Math.floor(rand() * 4) }, () => Math.floor(rand() * i)))];
+    graph.set(`${prefix}-${i}`, { fn: MIX, args: [i, ms, ...deps.map((d) => ref(`${prefix}-${d}`))] });
+    expected.push((i * 2654435761 + deps.reduce((a, d) => a + (expected[d] as number), 0)) % 1_000_003);
+  }
+  return { graph, keys: [...graph.keys()], expected };
+}
+
+export interface ChaosRow {
+  system: 'weft';
+  workload: 'chaos';
+  tasks: number;
+  /** The calm run, then the run with kills. */
+  calm_seconds: number;
+  seconds: number;
+  ratio: number;
+  kills: number;
+  /** Task runs the scheduler sent per task of the graph, in the run with kills (1: nothing computed twice). */
+  task_runs_per_task: number;
+  workers_at_end: number;
+  values_right: boolean;
+}
+
+/** Runs the DAG calm, then with a kill every `killEveryMs`; bounded: a run that takes 10 minutes fails. */
+export async function runChaos(opts: { n: number; ms: number; killEveryMs: number; seed: number }): Promise<ChaosRow> {
+  const cluster = await LocalCluster.start({ workers: 3, dashboardPort: null });
+  const client = await cluster.client();
+  const bounded = <T>(p: Promise<T>, what: string): Promise<T> => Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} did not finish within 600 s`)), 600_000).unref())]);
+  try {
+    const calm = chaosDag(opts.seed, opts.n, opts.ms, 'calm');
+    let t0 = performance.now();
+    await bounded(client.get(calm.graph, calm.keys), 'the calm run');
+    const calmSeconds = (performance.now() - t0) / 1000;
+    const wild = chaosDag(opts.seed, opts.n, opts.ms, 'wild');
+    const runsBefore = (await client.schedulerStats()).taskRuns;
+    let kills = 0;
+    const rand = rng(opts.seed ^ 0x5eed);
+    const killer = setInterval(() => {
+      const pids = cluster.workers.map((w) => w.pid).filter((p): p is number => p !== undefined);
+      const victim = pids[Math.floor(rand() * pids.length)];
+      if (victim === undefined) return;
+      try {
+        process.kill(victim, 'SIGKILL');
+        kills++;
+      } catch {
+        // gone already
+      }
+    }, opts.killEveryMs);
+    t0 = performance.now();
+    let values: number[];
+    try {
+      values = (await bounded(client.get(wild.graph, wild.keys), 'the run with kills')) as number[];
+    } finally {
+      clearInterval(killer);
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const runs = (await client.schedulerStats()).taskRuns - runsBefore;
+    // The workers come back: counted after a bounded wait.
+    const deadline = Date.now() + 60_000;
+    while ((await client.workers()).length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+    const round = (x: number, d = 100): number => Math.round(x * d) / d;
+    return {
+      system: 'weft',
+      workload: 'chaos',
+      tasks: opts.n,
+      calm_seconds: round(calmSeconds),
+      seconds: round(seconds),
+      ratio: round(seconds / calmSeconds),
+      kills,
+      task_runs_per_task: round(runs / opts.n),
+      workers_at_end: (await client.workers()).length,
+      values_right: values.every((v, i) => v === wild.expected[i]),
+    };
+  } finally {
+    await client.close();
+    await cluster.close();
+  }
+}
