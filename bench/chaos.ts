@@ -3,7 +3,7 @@
  * chaos test runs too (test/chaos.test.ts): a seeded DAG of small tasks,
  * each taking up to 3 earlier ones, whose every value is known here. Run
  * once calm, then again while a random worker process is killed with -9
- * every few seconds, on the same cluster of three workers under their
+ * every few seconds (10 kills, by default), on the same cluster of three workers under their
  * nannies. Not a timed test: figures for bench/README.md.
  */
 import { LocalCluster } from '../src/cluster/local-cluster.ts';
@@ -51,8 +51,8 @@ export interface ChaosRow {
   values_right: boolean;
 }
 
-/** Runs the DAG calm, then with a kill every `killEveryMs`; bounded: a run that takes 10 minutes fails. */
-export async function runChaos(opts: { n: number; ms: number; killEveryMs: number; seed: number }): Promise<ChaosRow> {
+/** Runs the DAG calm, then with `kills` kills, `killEveryMs` apart; bounded: a run that takes 10 minutes fails. */
+export async function runChaos(opts: { n: number; ms: number; killEveryMs: number; kills: number; seed: number }): Promise<ChaosRow> {
   const cluster = await LocalCluster.start({ workers: 3, dashboardPort: null });
   const client = await cluster.client();
   const bounded = <T>(p: Promise<T>, what: string): Promise<T> => Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} did not finish within 600 s`)), 600_000).unref())]);
@@ -61,11 +61,13 @@ export async function runChaos(opts: { n: number; ms: number; killEveryMs: numbe
     let t0 = performance.now();
     await bounded(client.get(calm.graph, calm.keys), 'the calm run');
     const calmSeconds = (performance.now() - t0) / 1000;
+    process.stderr.write(`chaos: the calm run took ${calmSeconds.toFixed(1)} s\n`);
     const wild = chaosDag(opts.seed, opts.n, opts.ms, 'wild');
     const runsBefore = (await client.schedulerStats()).taskRuns;
     let kills = 0;
     const rand = rng(opts.seed ^ 0x5eed);
     const killer = setInterval(() => {
+      if (kills >= opts.kills) return clearInterval(killer);
       const pids = cluster.workers.map((w) => w.pid).filter((p): p is number => p !== undefined);
       const victim = pids[Math.floor(rand() * pids.length)];
       if (victim === undefined) return;
@@ -77,11 +79,16 @@ export async function runChaos(opts: { n: number; ms: number; killEveryMs: numbe
       }
     }, opts.killEveryMs);
     t0 = performance.now();
+    // Progress on stderr every 5 s: how far the run is, and how many workers are connected.
+    const progress = setInterval(() => {
+      void Promise.all([client.schedulerStats(), client.workers()]).then(([st, ws]) => process.stderr.write(`chaos: ${((performance.now() - t0) / 1000).toFixed(0)} s, ${kills} kills, ${st.taskRuns - runsBefore} task runs, ${st.tasks} tasks held, ${ws.length} workers\n`), () => {});
+    }, 5000);
     let values: number[];
     try {
       values = (await bounded(client.get(wild.graph, wild.keys), 'the run with kills')) as number[];
     } finally {
       clearInterval(killer);
+      clearInterval(progress);
     }
     const seconds = (performance.now() - t0) / 1000;
     const runs = (await client.schedulerStats()).taskRuns - runsBefore;

@@ -11,8 +11,8 @@
  * built as a Map (a plain object works too, about 30 ms slower per 100,000 keys:
  * see GraphMap).
  *   npm run bench -- --browser    with Chromium holding the dashboard's status page open
- *   npm run bench -- --chaos      a 20,000-task DAG calm, then with a worker killed every 3 s
- *                                 (--kill-every MS), on 3 workers under nannies (chaos.ts)
+ *   npm run bench -- --chaos      a 20,000-task DAG calm, then with 10 workers killed (--kills N)
+ *                                 every 3 s (--kill-every MS), on 3 workers under nannies (chaos.ts)
  *
  * Like the Dask peer benchmark, the cluster is warmed up with 100 tasks only,
  * so the first run of each workload is a cold run: targets (--check) are
@@ -222,11 +222,11 @@ function row(workload: string, run: number, tasks: number, w: { result: number }
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { json: { type: 'boolean' }, n: { type: 'string' }, check: { type: 'boolean' }, only: { type: 'string' }, repeat: { type: 'string' }, browser: { type: 'boolean' }, chaos: { type: 'boolean' }, 'kill-every': { type: 'string' } } });
+  const { values } = parseArgs({ options: { json: { type: 'boolean' }, n: { type: 'string' }, check: { type: 'boolean' }, only: { type: 'string' }, repeat: { type: 'string' }, browser: { type: 'boolean' }, chaos: { type: 'boolean' }, 'kill-every': { type: 'string' }, kills: { type: 'string' } } });
   if (values.chaos) {
     // Workers killed while a 20,000-task DAG runs, against the same DAG calm (chaos.ts).
     const { runChaos } = await import('./chaos.ts');
-    const row = await runChaos({ n: Number(values.n ?? 20_000), ms: 2, killEveryMs: Number(values['kill-every'] ?? 3000), seed: 20261206 });
+    const row = await runChaos({ n: Number(values.n ?? 20_000), ms: 2, killEveryMs: Number(values['kill-every'] ?? 3000), kills: Number(values.kills ?? 10), seed: 20261206 });
     console.log(values.json ? JSON.stringify(row) : row);
     if (values.check && !(row.values_right && row.workers_at_end === 3 && (row.kills < 10 || row.ratio <= 2))) process.exitCode = 1;
     return;

@@ -40,7 +40,7 @@ describe('nanny', () => {
   }, 60_000);
 
   it('a worker that had run comes back at once; one that dies starting waits a back-off that doubles, and still comes back', async () => {
-    // A worker counts as dying in its start-up within 2 s of it here; back-offs of 3 s, then 6 s.
+    // A worker counts as dying in its start-up within 2 s of joining; back-offs of 3 s, then 6 s.
     await withCluster({ workers: 1, workerArgs: ['--crash-loop-window', '2s', '--restart-backoff', '3s'] }, async (_cluster, client) => {
       const back = async (victim: number): Promise<{ pid: number; ms: number }> => {
         const killedAt = Date.now();

@@ -33,7 +33,7 @@ export interface NannyTimes {
   /** A worker that dies during its start-up (a crash loop) waits this long before the next, doubling to `maxBackoffMs`. */
   firstBackoffMs: number;
   maxBackoffMs: number;
-  /** A worker that dies within this long of starting counts as dying in its start-up; one that ran longer is started again at once. */
+  /** A worker that dies before it joined, or within this long of joining, counts as dying in its start-up; one that ran longer is started again at once. */
   youngMs: number;
   /** A worker up this long has shown it works: the back-off starts over. */
   healthyMs: number;
@@ -41,7 +41,7 @@ export interface NannyTimes {
   startupTimeoutMs: number;
 }
 
-export const NANNY_DEFAULTS: NannyTimes = { firstBackoffMs: 1000, maxBackoffMs: 30_000, youngMs: 10_000, healthyMs: 60_000, startupTimeoutMs: 60_000 };
+export const NANNY_DEFAULTS: NannyTimes = { firstBackoffMs: 1000, maxBackoffMs: 30_000, youngMs: 2000, healthyMs: 60_000, startupTimeoutMs: 60_000 };
 
 /** How long a worker may take to stop once told to. */
 const STOP_MS = 10_000;
@@ -69,7 +69,7 @@ function removeSpilled(args: readonly string[], pid: number | undefined): void {
  *
  * Every death of the worker leads to exactly one decision, logged at warn:
  * started again at once (it had run: a kill, a crash, out of memory), after
- * a back-off (it died starting, or soon after: a crash loop, doubling up to
+ * a back-off (it died before joining, or within `youngMs` of it: a crash loop, doubling up to
  * `maxBackoffMs`, and starting over once a worker has been up `healthyMs`),
  * or not (it left on purpose, or never started at all: its configuration is
  * wrong). A worker that never becomes ready is killed after
@@ -88,7 +88,6 @@ export function runNanny(args: readonly string[], log: Logger, times: NannyTimes
   const start = (): void => {
     restartTimer = null;
     if (stopping) return;
-    const startedAt = Date.now();
     let readyAt = -1;
     // The same node flags and entry as this process (process.argv[1] is weft's launcher).
     const proc = spawn(process.execPath, [...process.execArgv, ...WORKER_NODE_FLAGS, process.argv[1] as string, 'worker', ...args, '--no-nanny'], {
@@ -140,7 +139,7 @@ export function runNanny(args: readonly string[], log: Logger, times: NannyTimes
       }
       const now = Date.now();
       if (readyAt >= 0 && now - readyAt >= times.healthyMs) backoff = times.firstBackoffMs;
-      const young = readyAt < 0 || now - startedAt < times.youngMs;
+      const young = readyAt < 0 || now - readyAt < times.youngMs;
       if (!young) {
         log.warn({ code, signal, restarts }, 'the worker died: the nanny starts it again now');
         start();
