@@ -8,20 +8,12 @@
  */
 import { LocalCluster } from '../src/cluster/local-cluster.ts';
 import { ref, type TaskDef } from '../src/client/graph.ts';
+import { rng } from '../examples/pi.ts';
 
 const MIX = `${new URL('./tasks.ts', import.meta.url).href}#mix`;
 
-/** mulberry32: the same numbers for the same seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32, as the example's task module has it: the same numbers for the same seed. */
+export { rng };
 
 /** The DAG of `n` tasks of `ms` each (keys under `prefix`), and its values, computed here as mix() computes them. */
 export function chaosDag(seed: number, n: number, ms: number, prefix = `chaos-${seed}`): { graph: Map<string, TaskDef>; keys: string[]; expected: number[] } {

@@ -4,7 +4,7 @@
  */
 
 /** A small seeded PRNG (mulberry32), so every run of a task gives the same numbers. */
-function rng(seed: number): () => number {
+export function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
