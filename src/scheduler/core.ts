@@ -9,11 +9,9 @@
 import { ShardedMap } from '../util/sharded-map.ts';
 import type { z } from 'zod';
 import { lazySchemas } from '../util/zod.ts';
-import { type FnEntry, type WorkerRecord, addWanter, needsDeps, TaskGroup, type TaskState, type TaskStatus, priorityOf, type InFlight, ClientRecord, stateCounts, stateIndex } from './task-state.ts';
+import { type FnEntry, type Move, type Restart, type WorkerRecord, addWanter, needsDeps, TaskGroup, type TaskState, type TaskStatus, priorityOf, type InFlight, ClientRecord, stateCounts, stateIndex } from './task-state.ts';
 import { Heap } from '../util/heap.ts';
 import { Outbox } from './outbox.ts';
-import type { Move } from './replicas.ts';
-import type { Restart } from './restart.ts';
 
 export const schedulerConfigSchema = lazySchemas((z) =>
   z.object({

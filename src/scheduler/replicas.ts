@@ -6,20 +6,8 @@
  * there or failed.
  */
 import type { SchedulerCore } from './core.ts';
-import { addHolder, bytesOf, type ClientRecord, isNeeded, type TaskState, type WorkerRecord } from './task-state.ts';
+import { addHolder, bytesOf, type ClientRecord, isNeeded, type Move, type TaskState, type WorkerRecord } from './task-state.ts';
 
-/** One replicate or retire-workers request in progress. */
-export interface Move {
-  client: string;
-  id: number;
-  /** Copies not yet reported: `worker id \0 key`. */
-  outstanding: Set<string>;
-  failed: string[];
-  /** Workers to retire once their results are elsewhere (none for a replicate). */
-  retire: WorkerRecord[];
-  /** Retiring: the copies were asked for (after the workers' running tasks ended). */
-  started: boolean;
-}
 
 const copyId = (w: WorkerRecord, key: string): string => `${w.id}\u0000${key}`;
 

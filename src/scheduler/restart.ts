@@ -11,14 +11,6 @@ import { allFunctionsIdle } from './functions.ts';
 import type { SchedulerCore } from './core.ts';
 import type { ClientRecord } from './task-state.ts';
 
-export interface Restart {
-  client: string;
-  id: number;
-  /** Workers (by name) yet to say they restarted, or to connect again as new processes. */
-  waiting: Set<string>;
-  /** Answered by then whatever happened (a worker that does not come back). */
-  deadline: number;
-}
 
 const RESTART_WAIT_MS = 60_000;
 

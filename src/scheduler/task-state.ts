@@ -366,3 +366,25 @@ export class ClientRecord {
   held: (readonly TaskState[])[] | null = null;
   constructor(readonly id: string) {}
 }
+
+/** One replicate or retire-workers request in progress. */
+export interface Move {
+  client: string;
+  id: number;
+  /** Copies not yet reported: `worker id \0 key`. */
+  outstanding: Set<string>;
+  failed: string[];
+  /** Workers to retire once their results are elsewhere (none for a replicate). */
+  retire: WorkerRecord[];
+  /** Retiring: the copies were asked for (after the workers' running tasks ended). */
+  started: boolean;
+}
+
+export interface Restart {
+  client: string;
+  id: number;
+  /** Workers (by name) yet to say they restarted, or to connect again as new processes. */
+  waiting: Set<string>;
+  /** Answered by then whatever happened (a worker that does not come back). */
+  deadline: number;
+}

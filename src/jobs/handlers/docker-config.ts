@@ -6,7 +6,9 @@ import { lazySchemas } from '../../util/zod.ts';
 import type { PlannedStep } from '../plan.ts';
 import { mergeConfig } from '../executor.ts';
 import { jsonTag } from '../op-tags.ts';
-import { envVar } from './container-env.ts';
+import type { z } from 'zod';
+import { envVar, imageFields } from './container-env.ts';
+import { coordinatorConfig } from '../delegating/coordinator.ts';
 
 export const DOCKER_TAG = 'weft/docker';
 
@@ -57,3 +59,26 @@ export function containerConfigFor(step: PlannedStep, base: StepContainerConfig)
     containerOptions: mergeConfig(base.containerOptions, o.containerOptions ?? {}) as Record<string, unknown>,
   };
 }
+
+/**
+ * What the docker handler takes: the executor's own fields and where the
+ * steps connect back to. Also the queue executor's `launch: { docker }`.
+ */
+export const dockerLaunchConfig = lazySchemas((z) =>
+  z
+    .object({
+      ...dockerSchemas().dockerStepConfig.shape,
+      /** Image of every step (an op's `weft/docker` tag may name another). */
+      image: z.string().min(1),
+      /** The network the containers join (e.g. 'host'). */
+      network: z.string().min(1).optional(),
+      /** Networks the containers join, each (after `network`, if any). */
+      networks: z.array(z.string().min(1)).default([]),
+      /** Pull images that are not present from this registry, with these credentials. Without it, images must be present. */
+      registry: z.object({ url: z.string().min(1), username: z.string(), password: z.string() }).strict().optional(),
+      ...imageFields(z),
+      coordinator: coordinatorConfig(),
+    })
+    .strict(),
+);
+export type DockerLaunchConfig = z.infer<ReturnType<typeof dockerLaunchConfig>>;

@@ -20,7 +20,7 @@ import { Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import { WeftError } from '../../errors.ts';
 import type { StepHandler, StepHandlerContext, StepHealth } from '../delegating/handler.ts';
-import type { DockerLaunchConfig } from '../executors/docker.ts';
+import type { DockerLaunchConfig } from './docker-config.ts';
 import { containerConfigFor } from './docker-config.ts';
 import { attemptResourceName, stepEnvironment } from './container-env.ts';
 import { optionalPackage } from '../../util/optional.ts';

@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import type { BatchV1Api, CoreV1Api, V1Job, V1Pod } from '@kubernetes/client-node';
 import { WeftError } from '../../errors.ts';
 import type { StepHandler, StepHandlerContext, StepHealth } from '../delegating/handler.ts';
-import type { K8sLaunchConfig } from '../executors/k8s.ts';
+import type { K8sLaunchConfig } from './k8s-config.ts';
 import { mergeConfig } from '../executor.ts';
 import { mapModule } from './docker.ts';
 import { attemptResourceName, stepEnvironment } from './container-env.ts';

@@ -20,7 +20,7 @@ import { decode, encode } from '../../protocol/codec.ts';
 import type { StepChannel } from '../delegating/coordinator.ts';
 import type { StepHandler, StepHandlerContext, StepHealth } from '../delegating/handler.ts';
 import type { ToStep } from '../step/messages.ts';
-import type { QueueConfig } from '../executors/queue.ts';
+import type { QueueConfig } from '../queue/config.ts';
 import type { QueuedStep } from '../queue/job-data.ts';
 import { ALIVE_EVERY_MS, attemptName, cancelChannel, inputKey, jobId, RUN_TTL_SECONDS, runKey } from '../queue/keys.ts';
 import { CONNECT_TIMEOUT_MS, connectRedis, duplicateRedis, redact, withTimeout } from '../queue/redis.ts';

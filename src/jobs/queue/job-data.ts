@@ -2,8 +2,8 @@
 import type { z } from 'zod';
 import { lazySchemas } from '../../util/zod.ts';
 import type { StepSpec } from '../step/spec.ts';
-import { dockerLaunchConfig, type DockerLaunchConfig } from '../executors/docker.ts';
-import { k8sLaunchConfig, type K8sLaunchConfig } from '../executors/k8s.ts';
+import { dockerLaunchConfig, type DockerLaunchConfig } from '../handlers/docker-config.ts';
+import { k8sLaunchConfig, type K8sLaunchConfig } from '../handlers/k8s-config.ts';
 
 /** Where a queue worker starts a step: a container, or a Kubernetes Job (queue executor's `launch`). */
 export type LaunchConfig = { docker: DockerLaunchConfig } | { k8s: K8sLaunchConfig };
