@@ -1,6 +1,7 @@
-// Fails when weft's sources import each other in a cycle. Counted: the
-// imports and re-exports that load a module at run time (`import type` and
-// imports of types only are not, nor `import()` on demand). Run by npm test.
+// Fails when weft's sources import each other in a cycle. Counted: every
+// import and re-export of a relative module, types only included, and
+// `import()` on demand: modules form layers, each importing only the ones
+// below it. Run by npm test.
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,24 +12,17 @@ const files = readdirSync(src, { recursive: true })
   .map((f) => resolve(src, f));
 const known = new Set(files);
 
-/** The relative modules a file loads when it runs. */
-function runtimeImports(file) {
+/** The relative modules a file imports: statically, for types only, or on demand with `import()`. */
+function imports(file) {
   const text = readFileSync(file, 'utf8');
   const out = [];
-  for (const m of text.matchAll(/^\s*(?:import|export)\s+(type\s+)?([^;'"]*?)\s*from\s+'(\.[^']+)'/gm)) {
-    if (m[1]) continue; // import type / export type
-    const braces = /\{([^}]*)\}/.exec(m[2]);
-    const outside = m[2].replace(/\{[^}]*\}/, '').replace(/,/g, '').trim();
-    const names = braces ? braces[1].split(',').map((s) => s.trim()).filter(Boolean) : [];
-    if (braces && !outside && names.length > 0 && names.every((n) => n.startsWith('type '))) continue;
-    const target = resolve(dirname(file), m[3]);
-    if (known.has(target)) out.push(target);
-  }
-  for (const m of text.matchAll(/^\s*import\s+'(\.[^']+)'/gm)) out.push(resolve(dirname(file), m[1]));
-  return out;
+  for (const m of text.matchAll(/^\s*(?:import|export)\s+(?:type\s+)?[^;'"]*?\s*from\s+'(\.[^']+)'/gm)) out.push(m[1]);
+  for (const m of text.matchAll(/^\s*import\s+'(\.[^']+)'/gm)) out.push(m[1]);
+  for (const m of text.matchAll(/\bimport\(\s*'(\.[^']+)'\s*\)/g)) out.push(m[1]);
+  return out.map((p) => resolve(dirname(file), p)).filter((t) => known.has(t));
 }
 
-const graph = new Map(files.map((f) => [f, runtimeImports(f)]));
+const graph = new Map(files.map((f) => [f, imports(f)]));
 // Tarjan's strongly connected components: each with more than one module is a cycle.
 let next = 0;
 const index = new Map();

@@ -17,17 +17,8 @@ import { createInterface } from 'node:readline';
 import type { Logger } from '../util/log.ts';
 import { onStopSignals } from './stop-signals.ts';
 import { RESTART_EXIT_CODE } from '../worker/exit-codes.ts';
+import { WORKER_ENV, WORKER_NODE_FLAGS } from '../worker/process-env.ts';
 
-/**
- * How a worker process runs best under a memory limit (Dask's nanny sets the
- * same): glibc gives freed memory back to the system at once, and large
- * blocks (values) always come from their own mappings, which are returned
- * whole when freed; by default glibc keeps them once one has been freed, so
- * a worker's memory stays high after its results went to disk. The process
- * may run a garbage collection when it is over its limit (--expose-gc).
- */
-export const WORKER_ENV: Readonly<Record<string, string>> = { MALLOC_TRIM_THRESHOLD_: '65536', MALLOC_MMAP_THRESHOLD_: '1048576' };
-export const WORKER_NODE_FLAGS: readonly string[] = ['--expose-gc'];
 
 export interface NannyTimes {
   /** A worker that dies during its start-up (a crash loop) waits this long before the next, doubling to `maxBackoffMs`. */

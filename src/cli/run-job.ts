@@ -4,9 +4,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { eventForJson, type RunEvent } from '../jobs/events.ts';
-import { loadDefinitions, moduleUrl } from '../jobs/location.ts';
+import { moduleUrl } from '../jobs/location.ts';
+import { loadDefinitions } from '../jobs/repository.ts';
 import { mergeConfig, type ExecutorDefinition } from '../jobs/executor.ts';
-import type { ExecuteOptions, JobExecutionResult } from '../jobs/run.ts';
+import { executeJob, type ExecuteOptions, type JobExecutionResult } from '../jobs/run.ts';
 import type { RunConfig } from '../jobs/definitions.ts';
 import { ConfigError } from '../errors.ts';
 import { LOG_LEVELS, type LogLevel } from '../util/log.ts';
@@ -113,7 +114,7 @@ export async function runJobCommand(opts: RunOptions): Promise<number> {
     };
     let result: JobExecutionResult;
     if (opts.cluster) {
-      const [{ executeJob }, { clusterExecutor }] = await Promise.all([import('../jobs/run.ts'), import('../jobs/executors/cluster.ts')]);
+      const { clusterExecutor } = await import('../jobs/executors/cluster.ts');
       const executorDef = clusterExecutor.configured({ cluster: { existing: opts.cluster } });
       result = await executeJob(job, executorDef as ExecutorDefinition, { module: defs.location ?? moduleUrl(opts.module), jobName: opts.job }, execOpts);
     } else result = await defs.executeJob(opts.job, execOpts);

@@ -18,7 +18,7 @@ import { WeftError } from '../errors.ts';
 import { readTls, temporaryTls, type TlsFiles } from '../protocol/tls.ts';
 import type { LogLevel } from '../util/log.ts';
 import { CLI_ENTRY } from '../util/self.ts';
-import { WORKER_ENV } from '../cli/nanny.ts';
+import { WORKER_ENV } from '../worker/process-env.ts';
 
 /** The weft CLI of this copy of weft (its sources in a checkout, else the package's). */
 export const WEFT_BIN = fileURLToPath(CLI_ENTRY);

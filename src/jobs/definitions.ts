@@ -13,14 +13,16 @@
  * another step's input. Jobs are therefore plain data (steps and how their
  * outputs feed each other), the same in every process that imports the
  * module that defines them.
+ *
+ * This module is the bottom of the job layer: what a job is, as data. The
+ * jobs users define (job.ts) add how to run them, which sits above the plan
+ * and the executors.
  */
 import type { z } from 'zod';
 import { DefinitionError } from './errors.ts';
 import { checkRetryPolicy, DEFAULT_OUTPUT, type RetryPolicy } from './retry.ts';
 
 export { DEFAULT_OUTPUT, type RetryPolicy } from './retry.ts';
-import type { ExecutorDefinition } from './executor.ts';
-import type { ExecuteOptions, JobExecutionResult } from './run.ts';
 
 // ---------------------------------------------------------------- policies and contexts
 
@@ -213,7 +215,8 @@ function inputSource(v: unknown, where: string): InputSource {
   return { kind: 'value', value: v };
 }
 
-function record(body: () => unknown): { steps: StepNode[]; returned: unknown } {
+/** Runs a job body, recording the steps its op calls make. */
+export function recordSteps(body: () => unknown): { steps: StepNode[]; returned: unknown } {
   const outer = scope;
   const steps: StepNode[] = [];
   scope = new Scope(steps, '', new Set());
@@ -234,20 +237,23 @@ export interface RunConfig {
   execution?: { config?: unknown };
 }
 
-export interface JobOptions {
+/** What a job is besides its steps (job.ts adds its executor). */
+export interface JobSpecOptions {
   name: string;
   description?: string;
-  /** The executor for this job's runs (overrides the Definitions' one). */
-  executorDef?: ExecutorDefinition;
   tags?: Record<string, string>;
   /** Default run config, merged under the run config given at launch. */
   config?: RunConfig;
 }
 
-export class JobDefinition {
+/**
+ * A job as data: its steps and how their outputs feed each other. The plan,
+ * the run config and the executors need no more than this; users define
+ * JobDefinitions (job.ts), which are JobSpecs that can also run themselves.
+ */
+export class JobSpec {
   readonly name: string;
   readonly description: string | undefined;
-  readonly executorDef: ExecutorDefinition | undefined;
   readonly tags: Readonly<Record<string, string>>;
   readonly defaultRunConfig: RunConfig;
   /** Names of the job's own inputs (a job made from a graph with parameters). */
@@ -256,11 +262,10 @@ export class JobDefinition {
   private readonly body: (() => StepNode[]) | null;
 
   /** `steps` may be a function that records them, called once on first use when job bodies are deferred. */
-  constructor(opts: JobOptions, steps: StepNode[] | (() => StepNode[]), inputs: string[]) {
+  constructor(opts: JobSpecOptions, steps: StepNode[] | (() => StepNode[]), inputs: string[]) {
     checkName('job', opts.name);
     this.name = opts.name;
     this.description = opts.description;
-    this.executorDef = opts.executorDef;
     this.tags = { ...opts.tags };
     this.defaultRunConfig = opts.config ?? {};
     this.inputs = inputs;
@@ -287,20 +292,6 @@ export class JobDefinition {
     if (steps.length === 0) throw new DefinitionError(`job ${this.name} has no steps: call ops in its body`);
     return { steps, byKey: new Map(steps.map((s) => [s.key, s])) };
   }
-
-  /**
-   * Runs the job in this process, one step after another, whatever executor
-   * it names (the run config's `execution` section is ignored).
-   */
-  async executeInProcess(opts: ExecuteOptions = {}): Promise<JobExecutionResult> {
-    const [{ executeJob }, { inProcessExecutor }] = await Promise.all([import('./run.ts'), import('./executors/in-process.ts')]);
-    return executeJob(this, inProcessExecutor as ExecutorDefinition, null, { ...opts, ignoreExecutionConfig: true });
-  }
-}
-
-/** Defines a job: the body wires ops by calling them, `addOne(one())`. */
-export function job(opts: JobOptions, body: () => void): JobDefinition {
-  return new JobDefinition(opts, () => record(body).steps, []);
 }
 
 /**
@@ -323,26 +314,21 @@ export interface GraphOptions {
   ins?: string[];
 }
 
-export interface ToJobOptions {
-  name?: string;
-  description?: string;
-  executorDef?: ExecutorDefinition;
-  tags?: Record<string, string>;
-  config?: RunConfig;
+/** A graph being composed: called in a body, or recorded as the steps of a job of its own (job.ts's `toJob`). */
+export interface ComposedGraph<R> {
+  call: (...inputs: unknown[]) => R;
+  /** The names of the inputs of a job made from the graph. */
+  inputs: string[];
+  /** Records the steps of such a job, under their plain op names (no graph prefix). */
+  jobSteps: () => StepNode[];
 }
-
-/** A graph as used in a body (call it) or turned into a job (`toJob`). */
-export type GraphDef<R> = ((...inputs: unknown[]) => R) & {
-  readonly graphName: string;
-  toJob(opts?: ToJobOptions): JobDefinition;
-};
 
 /**
  * Composes ops and graphs. Called in a body, its steps join the job under
  * keys prefixed with the graph's name (`my_graph.add_one`); it returns what
  * its body returns.
  */
-export function graph<R>(opts: GraphOptions, body: (...inputs: never[]) => R): GraphDef<R> {
+export function composeGraph<R>(opts: GraphOptions, body: (...inputs: never[]) => R): ComposedGraph<R> {
   checkName('graph', opts.name);
   const arity = opts.ins?.length ?? body.length;
   const call = (...args: unknown[]): R => {
@@ -357,17 +343,13 @@ export function graph<R>(opts: GraphOptions, body: (...inputs: never[]) => R): G
       scope = outer;
     }
   };
-  const toJob = (j: ToJobOptions = {}): JobDefinition => {
-    const inputs = Array.from({ length: arity }, (_, i) => opts.ins?.[i] ?? `input${i}`);
-    const build = (): StepNode[] => {
-      const { steps } = record(() => call(...inputs.map((n) => new JobInputHandle(n))));
-      // Steps of a graph turned into a job keep their plain op names (no graph prefix).
-      const prefix = `${opts.name}.`;
-      return steps.map((s) => ({ ...s, key: s.key.startsWith(prefix) ? s.key.slice(prefix.length) : s.key, inputs: s.inputs.map((i) => (i.kind === 'step' && i.stepKey.startsWith(prefix) ? { ...i, stepKey: i.stepKey.slice(prefix.length) } : i)) }));
-    };
-    return new JobDefinition({ name: j.name ?? opts.name, description: j.description ?? opts.description, executorDef: j.executorDef, tags: j.tags, config: j.config }, build, inputs);
+  const inputs = Array.from({ length: arity }, (_, i) => opts.ins?.[i] ?? `input${i}`);
+  const jobSteps = (): StepNode[] => {
+    const { steps } = recordSteps(() => call(...inputs.map((n) => new JobInputHandle(n))));
+    const prefix = `${opts.name}.`;
+    return steps.map((s) => ({ ...s, key: s.key.startsWith(prefix) ? s.key.slice(prefix.length) : s.key, inputs: s.inputs.map((i) => (i.kind === 'step' && i.stepKey.startsWith(prefix) ? { ...i, stepKey: i.stepKey.slice(prefix.length) } : i)) }));
   };
-  return Object.assign(call, { graphName: opts.name, toJob });
+  return { call, inputs, jobSteps };
 }
 
 // ---------------------------------------------------------------- assets
@@ -404,57 +386,42 @@ export function asset<C = unknown>(opts: AssetOptions<C>, fn: OpFn<C>): AssetDef
   return new AssetDefinition(opts.name, deps, opDef as OpDefinition);
 }
 
-/** A job over assets, built when a Definitions object lists it. */
-export class AssetJobSpec {
-  constructor(
-    readonly name: string,
-    /** '*' for every asset, or asset names (their upstream assets come along: weft keeps no asset storage between runs). */
-    readonly selection: '*' | readonly string[],
-    readonly opts: Omit<JobOptions, 'name'>,
-  ) {
-    checkName('asset job', name);
-  }
-
-  /** The job over `assets`. */
-  resolve(assets: readonly AssetDefinition[]): JobDefinition {
-    const byName = new Map(assets.map((a) => [a.name, a]));
-    const chosen = new Set<string>();
-    const visit = (name: string, from: string): void => {
-      if (chosen.has(name)) return;
-      const a = byName.get(name);
-      if (!a) throw new DefinitionError(`asset job ${this.name}: ${from} names asset ${name}, which is not among the Definitions' assets (${[...byName.keys()].join(', ') || 'none'})`);
-      chosen.add(name);
-      for (const d of a.deps) visit(d, `asset ${name}`);
-    };
-    if (this.selection === '*') for (const a of assets) visit(a.name, 'the selection');
-    else for (const n of this.selection) visit(n, 'the selection');
-    // Upstream first: a depth-first order over the chosen assets.
-    const ordered: AssetDefinition[] = [];
-    const state = new Map<string, 'visiting' | 'done'>();
-    const place = (a: AssetDefinition, path: string[]): void => {
-      const s = state.get(a.name);
-      if (s === 'done') return;
-      if (s === 'visiting') throw new DefinitionError(`assets depend on each other in a cycle: ${[...path, a.name].join(' -> ')}`);
-      state.set(a.name, 'visiting');
-      for (const d of a.deps) place(byName.get(d) as AssetDefinition, [...path, a.name]);
-      state.set(a.name, 'done');
-      ordered.push(a);
-    };
-    for (const a of assets) if (chosen.has(a.name)) place(a, []);
-    const steps: StepNode[] = ordered.map((a) => ({ key: a.name, op: a.op, inputs: a.deps.map((d) => ({ kind: 'step', stepKey: d, output: DEFAULT_OUTPUT })) }));
-    return new JobDefinition({ ...this.opts, name: this.name }, steps, []);
-  }
-}
-
-/** A job that materializes assets: `defineAssetJob('all', { selection: '*' })`. */
-export function defineAssetJob(name: string, opts: { selection?: '*' | string[] } & Omit<JobOptions, 'name'> = {}): AssetJobSpec {
-  const { selection, ...rest } = opts;
-  return new AssetJobSpec(name, selection ?? '*', rest);
+/**
+ * The steps of a job over assets: the selection ('*' for every asset, or
+ * asset names) and its upstream assets (weft keeps no asset storage between
+ * runs), upstream first.
+ */
+export function assetJobSteps(jobName: string, selection: '*' | readonly string[], assets: readonly AssetDefinition[]): StepNode[] {
+  const byName = new Map(assets.map((a) => [a.name, a]));
+  const chosen = new Set<string>();
+  const visit = (name: string, from: string): void => {
+    if (chosen.has(name)) return;
+    const a = byName.get(name);
+    if (!a) throw new DefinitionError(`asset job ${jobName}: ${from} names asset ${name}, which is not among the Definitions' assets (${[...byName.keys()].join(', ') || 'none'})`);
+    chosen.add(name);
+    for (const d of a.deps) visit(d, `asset ${name}`);
+  };
+  if (selection === '*') for (const a of assets) visit(a.name, 'the selection');
+  else for (const n of selection) visit(n, 'the selection');
+  // Upstream first: a depth-first order over the chosen assets.
+  const ordered: AssetDefinition[] = [];
+  const state = new Map<string, 'visiting' | 'done'>();
+  const place = (a: AssetDefinition, path: string[]): void => {
+    const s = state.get(a.name);
+    if (s === 'done') return;
+    if (s === 'visiting') throw new DefinitionError(`assets depend on each other in a cycle: ${[...path, a.name].join(' -> ')}`);
+    state.set(a.name, 'visiting');
+    for (const d of a.deps) place(byName.get(d) as AssetDefinition, [...path, a.name]);
+    state.set(a.name, 'done');
+    ordered.push(a);
+  };
+  for (const a of assets) if (chosen.has(a.name)) place(a, []);
+  return ordered.map((a) => ({ key: a.name, op: a.op, inputs: a.deps.map((d) => ({ kind: 'step', stepKey: d, output: DEFAULT_OUTPUT })) }));
 }
 
 // ---------------------------------------------------------------- checks
 
-function checkName(what: string, name: unknown): void {
+export function checkName(what: string, name: unknown): void {
   if (typeof name !== 'string' || !NAME.test(name)) {
     throw new DefinitionError(`${what} name ${JSON.stringify(name)} is not valid: use letters, digits, _ and -, starting with a letter or _`);
   }

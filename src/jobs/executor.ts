@@ -10,7 +10,7 @@
  *   }));
  */
 import type { z } from 'zod';
-import type { JobDefinition, RunConfig } from './definitions.ts';
+import type { JobSpec, RunConfig } from './definitions.ts';
 import type { RunEvent } from './events.ts';
 import type { ActiveExecution, ExecutionPlan, PlannedStep } from './plan.ts';
 
@@ -27,13 +27,13 @@ export type ExecutorRequirement = 'reconstructable-job';
 export interface ExecutorInit<C> {
   /** The executor's config: `.configured(...)` merged with `runConfig.execution.config`, parsed. */
   config: C;
-  job: JobDefinition;
+  job: JobSpec;
 }
 
 /** What an executor gets for a run. */
 export interface ExecutionContext {
   readonly runId: string;
-  readonly job: JobDefinition;
+  readonly job: JobSpec;
   readonly plan: ExecutionPlan;
   readonly runConfig: RunConfig;
   /** Aborted when the run is cancelled: stop starting steps, end running ones, return. */

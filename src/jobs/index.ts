@@ -5,9 +5,10 @@
  * `weft` takes, which every step's process pays (a container, a pod); `weft`
  * exports all of this too.
  */
-export { op, out, job, graph, asset, defineAssetJob, OpDefinition, JobDefinition, AssetDefinition, AssetJobSpec, OutputHandle, DEFAULT_OUTPUT } from './definitions.ts';
-export type { OpContext, OpOptions, OpFn, Op, OutDef, StepLog, JobOptions, GraphOptions, GraphDef, ToJobOptions, AssetOptions, RunConfig, StepNode, InputSource, RetryPolicy } from './definitions.ts';
-export { Definitions, type DefinitionsOptions } from './repository.ts';
+export { op, out, asset, OpDefinition, JobSpec, AssetDefinition, OutputHandle, DEFAULT_OUTPUT } from './definitions.ts';
+export type { OpContext, OpOptions, OpFn, Op, OutDef, StepLog, JobSpecOptions, GraphOptions, AssetOptions, RunConfig, StepNode, InputSource, RetryPolicy } from './definitions.ts';
+export { job, graph, defineAssetJob, JobDefinition, AssetJobSpec, type JobOptions, type GraphDef, type ToJobOptions } from './job.ts';
+export { Definitions, loadDefinitions, type DefinitionsOptions } from './repository.ts';
 export { executor, type Executor, type ExecutorDefinition, type ExecutorInit, type ExecutionContext, type ExecutorOptions, type ExecutorRequirement, type CodeLocation } from './executor.ts';
 export { ActiveExecution, type ExecutionPlan, type PlannedStep } from './plan.ts';
 export { JobExecutionResult, type ExecuteOptions, type StepFailure } from './run.ts';
@@ -23,7 +24,6 @@ export { k8sJobExecutor, type K8sConfig } from './executors/k8s.ts';
 export { queueExecutor, type QueueConfig } from './executors/queue.ts';
 export { QUEUE_TAG, RUN_PRIORITY_TAG } from './handlers/queue.ts';
 export { K8S_TAG, type K8sStepConfig } from './handlers/k8s-config.ts';
-export { loadDefinitions } from './location.ts';
 export { stepDelegatingExecutor, stepDelegatingConfig, type StepDelegatingConfig, type StepDelegatingOptions } from './delegating/executor.ts';
 export { StepHealthError } from './delegating/attempt.ts';
 export type { StepHandler, StepHandlerContext, StepHealth, StepRunContext } from './delegating/handler.ts';

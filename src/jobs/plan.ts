@@ -6,7 +6,7 @@
  * events in, steps out, the clock passed in.
  */
 import { event, type RunEvent } from './events.ts';
-import type { InputSource, JobDefinition, StepNode } from './definitions.ts';
+import type { InputSource, JobSpec, StepNode } from './definitions.ts';
 import { DefinitionError } from './errors.ts';
 
 /** Op tag ordering ready steps in every executor: a number, higher first (default 0), like `dagster/priority`. */
@@ -32,7 +32,7 @@ export interface ExecutionPlan {
   step(key: string): PlannedStep;
 }
 
-export function buildPlan(runId: string, job: JobDefinition, opConfig: Map<string, unknown>): ExecutionPlan {
+export function buildPlan(runId: string, job: JobSpec, opConfig: Map<string, unknown>): ExecutionPlan {
   const steps: PlannedStep[] = job.steps.map((node) => ({
     key: node.key,
     node,

@@ -2,27 +2,20 @@
  * Definitions: the jobs, assets and default executor of a code location (a
  * module whose default export is a Definitions object). Steps that run in
  * other processes rebuild their job from it.
+ *
+ * The top of the job layer: running a job of a Definitions needs the run and
+ * the default executor, which load with it (a few milliseconds). The step
+ * side, below, sees a code location's jobs through location.ts.
  */
 import { fileURLToPath } from 'node:url';
-import type { JobDefinition} from './definitions.ts';
-import { AssetJobSpec, type AssetDefinition } from './definitions.ts';
+import type { AssetDefinition } from './definitions.ts';
 import { DefinitionError } from './errors.ts';
 import type { ExecutorDefinition } from './executor.ts';
-import type { ExecuteOptions, JobExecutionResult } from './run.ts';
+import { multiOrInProcessExecutor } from './executors/default.ts';
+import { AssetJobSpec, type JobDefinition } from './job.ts';
+import { DEFINITIONS_BRAND, isDefinitions, loadDefinitions as loadLocation } from './location.ts';
+import { executeJob, type ExecuteOptions, type JobExecutionResult } from './run.ts';
 import { WEFT_ROOT } from '../util/self.ts';
-
-const BRAND = Symbol.for('weft.Definitions');
-
-/**
- * The default executor, registered by executors/default.ts when it loads.
- * Not imported here: step processes load Definitions, and must not load
- * every executor (and their dependencies) with it.
- */
-let defaultExecutor: ExecutorDefinition | null = null;
-
-export function registerDefaultExecutor(e: ExecutorDefinition): void {
-  defaultExecutor = e;
-}
 
 export interface DefinitionsOptions {
   assets?: AssetDefinition[];
@@ -34,7 +27,7 @@ export interface DefinitionsOptions {
 }
 
 export class Definitions {
-  readonly [BRAND] = true;
+  readonly [DEFINITIONS_BRAND] = true;
   readonly assets: readonly AssetDefinition[];
   readonly executor: ExecutorDefinition | undefined;
   /** The module these Definitions come from, if known: other processes import it to rebuild jobs. */
@@ -59,7 +52,7 @@ export class Definitions {
 
   /** Whether a value is a Definitions object (from any copy of weft). */
   static isDefinitions(v: unknown): v is Definitions {
-    return typeof v === 'object' && v !== null && (v as Record<symbol, unknown>)[BRAND] === true;
+    return isDefinitions(v);
   }
 
   get jobNames(): string[] {
@@ -78,18 +71,19 @@ export class Definitions {
 
   /** The executor that runs a job: its own, else these Definitions', else the default. */
   executorFor(job: JobDefinition): ExecutorDefinition {
-    const e = job.executorDef ?? this.executor ?? defaultExecutor;
-    if (!e) throw new DefinitionError(`job ${job.name} names no executor and the default one is not loaded; import it from 'weftjs'`);
-    return e;
+    return job.executorDef ?? this.executor ?? (multiOrInProcessExecutor as ExecutorDefinition);
   }
 
   /** Runs a job with its executor (see executorFor). */
   async executeJob(name: string, opts: ExecuteOptions = {}): Promise<JobExecutionResult> {
     const job = this.getJob(name);
-    if (!defaultExecutor) await import('./executors/default.ts');
-    const { executeJob } = await import('./run.ts');
     return executeJob(job, this.executorFor(job), this.location ? { module: this.location, jobName: name } : null, opts);
   }
+}
+
+/** Imports a module and returns its Definitions: the default export, or the one exported Definitions. */
+export async function loadDefinitions(spec: string): Promise<Definitions> {
+  return (await loadLocation(spec)) as Definitions;
 }
 
 /** The file: URL of the module that called into here (first stack frame outside src/jobs). */

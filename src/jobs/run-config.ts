@@ -1,11 +1,11 @@
 /** Run config: validated against the ops' schemas and the executor's, errors naming the path. */
-import type { JobDefinition, RunConfig } from './definitions.ts';
+import type { JobSpec, RunConfig } from './definitions.ts';
 import { RunConfigError } from './errors.ts';
 import { mergeConfig, type ExecutorDefinition } from './executor.ts';
 import { configIssues, strayKeys, unknownKeyMessage } from '../util/config-issues.ts';
 
 /** Validates run config against the job's op schemas and the executor's; errors name the path. */
-export function resolveRunConfig(job: JobDefinition, executorDef: ExecutorDefinition, given: RunConfig | undefined, ignoreExecution = false): { opConfig: Map<string, unknown>; executorConfig: unknown; runConfig: RunConfig } {
+export function resolveRunConfig(job: JobSpec, executorDef: ExecutorDefinition, given: RunConfig | undefined, ignoreExecution = false): { opConfig: Map<string, unknown>; executorConfig: unknown; runConfig: RunConfig } {
   const issues: { path: string; message: string }[] = [];
   const merged = mergeConfig(job.defaultRunConfig, given ?? {}) as RunConfig;
   if (merged === null || typeof merged !== 'object' || Array.isArray(merged)) throw new RunConfigError([{ path: '(root)', message: 'run config must be an object with ops and execution' }]);
@@ -27,7 +27,7 @@ export function resolveRunConfig(job: JobDefinition, executorDef: ExecutorDefini
 }
 
 /** Parses each op's config from the run config; issues name the path. */
-export function resolveOpConfig(job: JobDefinition, runConfig: RunConfig): { opConfig: Map<string, unknown>; issues: { path: string; message: string }[] } {
+export function resolveOpConfig(job: JobSpec, runConfig: RunConfig): { opConfig: Map<string, unknown>; issues: { path: string; message: string }[] } {
   const issues: { path: string; message: string }[] = [];
   const ops = new Map(job.steps.map((s) => [s.op.name, s.op]));
   const opConfig = new Map<string, unknown>();

@@ -5,8 +5,9 @@
  */
 import { WeftError, serializeError } from '../errors.ts';
 import { decode, encodeOwned } from '../protocol/codec.ts';
-import type { JobDefinition, RunConfig } from './definitions.ts';
-import { JobReconstructionError, RunConfigError, StepFailureError } from './errors.ts';
+import type { JobSpec, RunConfig } from './definitions.ts';
+import { RunConfigError, StepFailureError } from './errors.ts';
+import { checkReconstructable } from './location.ts';
 import { event, type RunEvent } from './events.ts';
 import type { CodeLocation, ExecutionContext, ExecutorDefinition } from './executor.ts';
 import { resolveRunConfig } from './run-config.ts';
@@ -61,27 +62,8 @@ function outputKey(step: string, output: string): string {
   return `${step}\u0000${output}`;
 }
 
-/** Checks that another process can rebuild the job from its code location. */
-export async function checkReconstructable(job: JobDefinition, location: CodeLocation | null): Promise<void> {
-  if (!location) {
-    throw new JobReconstructionError(`job ${job.name} cannot run in other processes: weft does not know the module that defines it. Run it with 'weft run MODULE --job ${job.name}', or through a Definitions object that is the default export of its module.`);
-  }
-  const { loadDefinitions } = await import('./location.ts');
-  let defs: Awaited<ReturnType<typeof loadDefinitions>>;
-  try {
-    defs = await loadDefinitions(location.module);
-  } catch (err) {
-    throw new JobReconstructionError(`job ${job.name} cannot be rebuilt in another process: ${(err as Error).message}. A job that runs in other processes must be defined at the top level of its module (not inside a function) and listed in the module's default-exported Definitions.`);
-  }
-  const found = defs.findJob(location.jobName);
-  const sameSteps = found && found.steps.length === job.steps.length && found.steps.every((s, i) => s.key === job.steps[i]?.key);
-  if (!sameSteps) {
-    throw new JobReconstructionError(`job ${job.name} cannot be rebuilt from ${location.module}: its Definitions ${found ? 'define a different job under that name' : `have no job ${location.jobName}`}. A job that runs in other processes must be defined at the top level of its module (not inside a function) and listed in the module's default-exported Definitions.`);
-  }
-}
-
 /** Runs `job` with `executorDef`. */
-export async function executeJob(job: JobDefinition, executorDef: ExecutorDefinition, location: CodeLocation | null, opts: ExecuteOptions = {}): Promise<JobExecutionResult> {
+export async function executeJob(job: JobSpec, executorDef: ExecutorDefinition, location: CodeLocation | null, opts: ExecuteOptions = {}): Promise<JobExecutionResult> {
   const runId = opts.runId ?? globalThis.crypto.randomUUID();
   const { opConfig, executorConfig, runConfig } = resolveRunConfig(job, executorDef, opts.runConfig, opts.ignoreExecutionConfig);
   const inputValues = opts.inputValues ?? {};

@@ -7,7 +7,6 @@ import { lazySchemas } from '../../util/zod.ts';
 import { executor, type ExecutorDefinition } from '../executor.ts';
 import { inProcessConfig, inProcessExecutor } from './in-process.ts';
 import { multiprocessConfig, multiprocessExecutor } from './multiprocess.ts';
-import { registerDefaultExecutor } from '../repository.ts';
 
 /**
  * `{ multiprocess: {...} }` or `{ in_process: {...} }` (default: multiprocess).
@@ -34,5 +33,3 @@ export const multiOrInProcessExecutor: ExecutorDefinition<MultiOrInProcessConfig
     return multiprocessExecutor.create({ ...init, config: c.multiprocess });
   },
 );
-
-registerDefaultExecutor(multiOrInProcessExecutor as ExecutorDefinition);

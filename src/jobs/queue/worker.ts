@@ -21,8 +21,7 @@ import { serializeError } from '../../errors.ts';
 import { encode } from '../../protocol/codec.ts';
 import type { Logger } from '../../util/log.ts';
 import { event, type RunEvent } from '../events.ts';
-import { loadDefinitions, moduleUrl } from '../location.ts';
-import type { Definitions } from '../repository.ts';
+import { loadDefinitions, moduleUrl, type CodeLocationJobs } from '../location.ts';
 import type { FromStep } from '../step/messages.ts';
 import { Batcher, runStepSession } from '../step/session.ts';
 import { queuedStepSchema, type LaunchConfig } from './job-data.ts';
@@ -69,9 +68,9 @@ export class QueueWorker {
     await subscriber.subscribe(cancelChannel(prefix));
     subscriber.on('message', (_channel: string, message: string) => running.get(message)?.abort());
     const { Worker, UnrecoverableError } = await optionalPackage(['bullmq', 'ioredis'], 'weft queue-worker', () => import('bullmq'));
-    const definitions = new Map<string, Promise<Definitions | Error>>();
+    const definitions = new Map<string, Promise<CodeLocationJobs | Error>>();
     let generation = userCodeGeneration();
-    const codeLocation = (module: string): Promise<Definitions | Error> => {
+    const codeLocation = (module: string): Promise<CodeLocationJobs | Error> => {
       refreshUserModule(moduleUrl(module));
       if (generation !== userCodeGeneration()) {
         // A code location changed on disk (followed by the CLI, see user-modules.ts): loaded again.
@@ -177,7 +176,7 @@ export class QueueWorker {
  * inputs from the run's keys, constants from the plan. `missing` says which
  * one is not there (the run expired, or Redis lost it).
  */
-async function readInputs(redis: Redis, prefix: string, defs: Definitions, spec: StepSpec): Promise<{ inputs: Uint8Array[]; missing: Error | null; step: PlannedStep | null }> {
+async function readInputs(redis: Redis, prefix: string, defs: CodeLocationJobs, spec: StepSpec): Promise<{ inputs: Uint8Array[]; missing: Error | null; step: PlannedStep | null }> {
   let step: PlannedStep;
   try {
     step = rebuildPlan(defs, spec).step(spec.stepKey);

@@ -13,10 +13,9 @@ import { CancelledError, WeftError } from '../../errors.ts';
 import { taskContext, type TaskContext } from '../../worker/task-context.ts';
 import type { RunConfig } from '../definitions.ts';
 import type { RunEvent } from '../events.ts';
-import { codeVersion, loadDefinitions } from '../location.ts';
+import { codeVersion, loadDefinitions, type CodeLocationJobs } from '../location.ts';
 import { userCodeGeneration, userModuleChanged } from '../../util/user-modules.ts';
 import type { ExecutionPlan, PlannedStep } from '../plan.ts';
-import type { Definitions } from '../repository.ts';
 import { DEFAULT_OUTPUT } from '../retry.ts';
 import { runStepAttempt } from '../step-runner.ts';
 import { sleep } from '../executors/common.ts';
@@ -49,7 +48,7 @@ const definitions = new Map<string, Promise<Loaded>>();
 const plans = new Map<string, Promise<ExecutionPlan>>();
 const MAX_PLANS = 16;
 
-type Loaded = { defs: Definitions; version: string | null };
+type Loaded = { defs: CodeLocationJobs; version: string | null };
 
 /** The code location of the run's module, loaded on this thread (once per version of it). */
 function codeLocation(spec: StepTaskSpec): Promise<Loaded> {

@@ -11,7 +11,7 @@
 import { definitionsOf } from '../location.ts';
 import { event } from '../events.ts';
 import { describeReload, refreshUserModule, userCodeGeneration, type ModuleReload } from '../../util/user-modules.ts';
-import type { Definitions } from '../repository.ts';
+import type { CodeLocationJobs } from '../location.ts';
 import type { RunEvent } from '../events.ts';
 import type { FromStep, ToStep } from './messages.ts';
 import { Batcher, runStepSession } from './session.ts';
@@ -31,7 +31,7 @@ const queue: Pending[] = [];
 /** Steps whose inputs (start) have not come yet, in the order they were sent. */
 const awaitingInputs: Pending[] = [];
 let busy = false;
-let defs: Promise<Definitions | Error> = Promise.resolve(new Error('the code location is not loaded'));
+let defs: Promise<CodeLocationJobs | Error> = Promise.resolve(new Error('the code location is not loaded'));
 let loadLocation: () => Promise<Record<string, unknown>> = () => Promise.reject(new Error('the code location is not loaded'));
 let locationUrl = '';
 /** userCodeGeneration() when `defs` was loaded: a warm process loads the code location again once it moved. */
@@ -89,7 +89,7 @@ async function drain(): Promise<void> {
   busy = false;
 }
 
-function loadDefs(): Promise<Definitions | Error> {
+function loadDefs(): Promise<CodeLocationJobs | Error> {
   loadedAt = userCodeGeneration();
   return loadLocation()
     .then((mod) => {

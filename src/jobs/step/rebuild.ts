@@ -8,7 +8,7 @@
 import { WeftError } from '../../errors.ts';
 import type { RunConfig } from '../definitions.ts';
 import { buildPlan, type ExecutionPlan } from '../plan.ts';
-import type { Definitions } from '../repository.ts';
+import type { CodeLocationJobs } from '../location.ts';
 import { resolveOpConfig } from '../run-config.ts';
 
 /**
@@ -16,10 +16,10 @@ import { resolveOpConfig } from '../run-config.ts';
  * many steps of one run (a warm step process, a queue worker) builds its plan
  * once, not once per step (a 1,000-step plan per step of a 1,000-step run).
  */
-const recent = new Map<string, { defs: Definitions; plan: ExecutionPlan }>();
+const recent = new Map<string, { defs: CodeLocationJobs; plan: ExecutionPlan }>();
 const RECENT_RUNS = 16;
 
-export function rebuildPlan(defs: Definitions, run: { runId: string; jobName: string; runConfig: RunConfig }): ExecutionPlan {
+export function rebuildPlan(defs: CodeLocationJobs, run: { runId: string; jobName: string; runConfig: RunConfig }): ExecutionPlan {
   const hit = recent.get(run.runId);
   if (hit && hit.defs === defs && hit.plan.jobName === run.jobName) return hit.plan;
   const job = defs.getJob(run.jobName);

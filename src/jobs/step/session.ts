@@ -7,7 +7,7 @@
  */
 import { serializeError } from '../../errors.ts';
 import { event, type RunEvent } from '../events.ts';
-import type { Definitions } from '../repository.ts';
+import type { CodeLocationJobs } from '../location.ts';
 import { runStepAttempt } from '../step-runner.ts';
 import { decodeValue, encodeValue } from '../values.ts';
 import { rebuildPlan } from './rebuild.ts';
@@ -18,7 +18,7 @@ import type { StepSpec } from './spec.ts';
  * STEP_FAILURE saying why). `defs` is the loaded code location, or the error
  * that loading it gave.
  */
-export async function runStepSession(defs: Definitions | Error, spec: StepSpec, inputs: Uint8Array[], signal: AbortSignal, send: (ev: RunEvent) => void): Promise<void> {
+export async function runStepSession(defs: CodeLocationJobs | Error, spec: StepSpec, inputs: Uint8Array[], signal: AbortSignal, send: (ev: RunEvent) => void): Promise<void> {
   const { runId, stepKey, attempt } = spec;
   try {
     if (defs instanceof Error) throw defs;

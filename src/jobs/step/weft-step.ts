@@ -18,8 +18,7 @@ import * as z from 'zod/mini';
 import { ConfigError } from '../../errors.ts';
 import { CODEC_OPTIONS } from '../../protocol/codec-options.ts';
 import type { RunEvent } from '../events.ts';
-import { definitionsOf, loadDefinitions } from '../location.ts';
-import type { Definitions } from '../repository.ts';
+import { definitionsOf, loadDefinitions, type CodeLocationJobs } from '../location.ts';
 import { prebuiltLocation } from './prebuilt.ts';
 import { MAX_STEP_FRAME, type FromStep } from './messages.ts';
 import { Batcher, runStepSession } from './session.ts';
@@ -135,7 +134,7 @@ export async function runStep(args: StepArgs): Promise<number> {
 }
 
 /** The code location: its prebuilt bundle when one is there and up to date (`weft bundle`), else the module itself. */
-async function loadLocation(module: string): Promise<Definitions> {
+async function loadLocation(module: string): Promise<CodeLocationJobs> {
   const bundle = prebuiltLocation(module);
   if (!bundle) return loadDefinitions(module);
   const { location } = (await import(bundle)) as { location: Record<string, unknown> };
