@@ -5,7 +5,10 @@
 import type { SerializedError } from '../errors.ts';
 
 export type RunEventType =
+  | 'RUN_ENQUEUED'
+  | 'RUN_STARTING'
   | 'RUN_START'
+  | 'RUN_CANCELING'
   | 'RUN_SUCCESS'
   | 'RUN_FAILURE'
   | 'RUN_CANCELED'
@@ -39,6 +42,8 @@ export interface RunEvent {
   value?: unknown;
   /** STEP_OUTPUT from another process: the value as msgpack, passed on to other processes as is. */
   bytes?: Uint8Array;
+  /** STEP_OUTPUT: the process that ran the step has written the output to the run's output store. */
+  stored?: boolean;
   /** The attempt the event belongs to (0 = first). */
   attempt?: number;
   /** STEP_UP_FOR_RETRY: seconds until the next attempt. */

@@ -21,6 +21,16 @@ export interface CodeLocation {
   jobName: string;
 }
 
+/** An output of an earlier run that a re-execution's steps take as input. */
+export interface LoadedOutput {
+  stepKey: string;
+  output: string;
+  /** The run that produced it. */
+  runId: string;
+  value: unknown;
+  bytes: Uint8Array;
+}
+
 /** Needs an executor states, checked when a run starts. */
 export type ExecutorRequirement = 'reconstructable-job';
 
@@ -42,6 +52,15 @@ export interface ExecutionContext {
   readonly location: CodeLocation | null;
   /** The values of the job's inputs (a job made from a graph with inputs). */
   readonly inputValues: Readonly<Record<string, unknown>>;
+  /** Outputs of steps outside the plan that its steps take (a re-execution): loaded from earlier runs. */
+  readonly loadedOutputs: readonly LoadedOutput[];
+  /**
+   * The directory of the run's output store, when it has one that processes
+   * here can write: an executor whose steps' outputs never pass through the
+   * launcher (the cluster's) has them written there and yields STEP_OUTPUT
+   * with `stored: true`.
+   */
+  readonly outputDirectory: string | null;
   /** New bookkeeping over the plan: which steps may run, skips, retries. */
   activeExecution(): ActiveExecution;
   /** The values of a step's inputs from the outputs seen so far. */

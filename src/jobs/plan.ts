@@ -29,14 +29,29 @@ export interface ExecutionPlan {
   readonly jobName: string;
   /** In an order where every step comes after its upstream steps. */
   readonly steps: readonly PlannedStep[];
+  /** Outputs (`step\u0000output`) of steps outside the plan that its steps take: loaded from earlier runs. */
+  readonly external: ReadonlySet<string>;
   step(key: string): PlannedStep;
 }
 
-export function buildPlan(runId: string, job: JobSpec, opConfig: Map<string, unknown>): ExecutionPlan {
-  const steps: PlannedStep[] = job.steps.map((node) => ({
+/**
+ * The plan of a run: every step of the job, or (a re-execution) only
+ * `subset.stepKeys`, whose inputs from steps left out are `subset.loaded`.
+ */
+export function buildPlan(runId: string, job: JobSpec, opConfig: Map<string, unknown>, subset?: { stepKeys: readonly string[]; loaded: readonly { stepKey: string; output: string }[] }): ExecutionPlan {
+  const chosen = subset ? new Set(subset.stepKeys) : null;
+  if (chosen) for (const k of chosen) if (!job.step(k)) throw new DefinitionError(`job ${job.name} has no step ${k}`);
+  const nodes = chosen ? job.steps.filter((n) => chosen.has(n.key)) : job.steps;
+  const external = new Set((subset?.loaded ?? []).map((l) => `${l.stepKey}\u0000${l.output}`));
+  for (const node of nodes) {
+    for (const i of node.inputs) {
+      if (i.kind === 'step' && chosen && !chosen.has(i.stepKey) && !external.has(`${i.stepKey}\u0000${i.output}`)) throw new DefinitionError(`step ${node.key} takes output ${i.output} of step ${i.stepKey}, which this run neither runs nor loads`);
+    }
+  }
+  const steps: PlannedStep[] = nodes.map((node) => ({
     key: node.key,
     node,
-    upstream: [...new Set(node.inputs.filter((i): i is Extract<InputSource, { kind: 'step' }> => i.kind === 'step').map((i) => i.stepKey))],
+    upstream: [...new Set(node.inputs.filter((i): i is Extract<InputSource, { kind: 'step' }> => i.kind === 'step' && (!chosen || chosen.has(i.stepKey))).map((i) => i.stepKey))],
     config: opConfig.get(node.op.name),
     tags: node.op.tags,
     priority: priorityOf(node),
@@ -46,6 +61,7 @@ export function buildPlan(runId: string, job: JobSpec, opConfig: Map<string, unk
     runId,
     jobName: job.name,
     steps,
+    external,
     step(key: string): PlannedStep {
       const s = byKey.get(key);
       if (!s) throw new Error(`no step ${key} in job ${job.name}`);
@@ -75,7 +91,7 @@ export type StepStatus = 'pending' | 'running' | 'retry-wait' | 'succeeded' | 'f
  */
 export class ActiveExecution {
   private readonly status = new Map<string, StepStatus>();
-  private readonly produced = new Set<string>();
+  private readonly produced: Set<string>;
   private readonly attempts = new Map<string, number>();
   private readonly retryAt = new Map<string, number>();
   private readonly downstream = new Map<string, PlannedStep[]>();
@@ -87,6 +103,7 @@ export class ActiveExecution {
   private unfinished: number;
 
   constructor(readonly plan: ExecutionPlan) {
+    this.produced = new Set(plan.external);
     for (const s of plan.steps) {
       this.status.set(s.key, 'pending');
       this.waitingOn.set(s.key, s.upstream.length);

@@ -9,7 +9,9 @@ import type { JobSpec, RunConfig } from './definitions.ts';
 import { RunConfigError, StepFailureError } from './errors.ts';
 import { checkReconstructable } from './location.ts';
 import { event, type RunEvent } from './events.ts';
-import type { CodeLocation, ExecutionContext, ExecutorDefinition } from './executor.ts';
+import type { CodeLocation, ExecutionContext, ExecutorDefinition, LoadedOutput } from './executor.ts';
+import { OutputStoreError, type OutputStore } from './outputs.ts';
+import type { RecordedRun, RunRecorder } from './recording.ts';
 import { resolveRunConfig } from './run-config.ts';
 import { ActiveExecution, buildPlan, type PlannedStep } from './plan.ts';
 import { runStepAttempt } from './step-runner.ts';
@@ -25,6 +27,27 @@ export interface ExecuteOptions {
   onEvent?: (ev: RunEvent) => void;
   /** Ignore the run config's `execution` section (executeInProcess overrides the executor). */
   ignoreExecutionConfig?: boolean;
+  /**
+   * Where step outputs are kept beyond the run (needed to re-execute it).
+   * Without one, outputs live in this process's memory for the run only.
+   */
+  outputStore?: OutputStore;
+  /**
+   * Records the run, its events and its outputs (an Instance: runs/instance.ts).
+   * Its output store is the run's unless `outputStore` names another.
+   */
+  instance?: RunRecorder;
+  /** Tags of the run, over the job's own. */
+  tags?: Record<string, string>;
+  /** A re-execution: the run it re-executes and the first run of the line (lineage tags). */
+  parentRunId?: string;
+  rootRunId?: string;
+  /**
+   * Run only these steps (a re-execution); the inputs they take from steps
+   * not run load from `outputStore`, from the run named in `loadOutputs`.
+   */
+  stepKeys?: readonly string[];
+  loadOutputs?: readonly { stepKey: string; output: string; runId: string }[];
 }
 
 export interface StepFailure {
@@ -62,6 +85,19 @@ function outputKey(step: string, output: string): string {
   return `${step}\u0000${output}`;
 }
 
+/** The outputs a re-execution takes from earlier runs, read from the output store before any step starts. */
+async function loadOutputs(want: NonNullable<ExecuteOptions['loadOutputs']>, store: OutputStore | null): Promise<LoadedOutput[]> {
+  if (want.length === 0) return [];
+  if (!store) throw new OutputStoreError('a run that loads outputs of earlier runs needs the output store that holds them (outputStore)');
+  return Promise.all(
+    want.map(async (w) => {
+      const bytes = await store.get({ runId: w.runId, stepKey: w.stepKey, output: w.output });
+      if (!bytes) throw new OutputStoreError(`output ${w.output} of step ${w.stepKey} of run ${w.runId} is not in ${store.description}`);
+      return { stepKey: w.stepKey, output: w.output, runId: w.runId, bytes, value: decode(bytes) };
+    }),
+  );
+}
+
 /** Runs `job` with `executorDef`. */
 export async function executeJob(job: JobSpec, executorDef: ExecutorDefinition, location: CodeLocation | null, opts: ExecuteOptions = {}): Promise<JobExecutionResult> {
   const runId = opts.runId ?? globalThis.crypto.randomUUID();
@@ -72,17 +108,51 @@ export async function executeJob(job: JobSpec, executorDef: ExecutorDefinition, 
   for (const n of Object.keys(inputValues)) if (!job.inputs.includes(n)) throw new RunConfigError([{ path: `inputValues.${n}`, message: `job ${job.name} has no input ${n} (inputs: ${job.inputs.join(', ') || 'none'})` }]);
   if (executorDef.requirementsFor(executorConfig).includes('reconstructable-job')) await checkReconstructable(job, location);
 
-  const plan = buildPlan(runId, job, opConfig);
+  const store = opts.outputStore ?? opts.instance?.outputStore ?? null;
   const outputs = new Map<string, { value: unknown; bytes?: Uint8Array }>();
+  const loaded = await loadOutputs(opts.loadOutputs ?? [], store);
+  for (const l of loaded) outputs.set(outputKey(l.stepKey, l.output), { value: l.value, bytes: l.bytes });
+  const plan = buildPlan(runId, job, opConfig, opts.stepKeys ? { stepKeys: opts.stepKeys, loaded } : undefined);
+  /** Outputs being written to the store: all are written before the run ends. */
+  const writes: Promise<void>[] = [];
+  let storeError: Error | null = null;
+  const storeOutput = (stepKey: string, output: string, bytes: Uint8Array): void => {
+    if (!store) return;
+    writes.push(
+      store.put({ runId, stepKey, output }, bytes).catch((err: unknown) => {
+        storeError ??= err instanceof Error ? err : new Error(String(err));
+      }),
+    );
+  };
   const events: RunEvent[] = [];
   const controller = new AbortController();
-  const onAbort = (): void => controller.abort(opts.signal?.reason);
-  if (opts.signal?.aborted) controller.abort(opts.signal.reason);
-  else opts.signal?.addEventListener('abort', onAbort, { once: true });
+  let record: RecordedRun | null = null;
   const emit = (ev: RunEvent): void => {
     events.push(ev);
+    record?.event(ev);
     opts.onEvent?.(ev);
   };
+  const onAbort = (): void => controller.abort(opts.signal?.reason);
+  controller.signal.addEventListener('abort', () => emit(event('RUN_CANCELING', runId, null, `canceling run ${runId}: ${String((controller.signal.reason as Error | undefined)?.message ?? controller.signal.reason ?? 'asked to')}`)), { once: true });
+  if (opts.instance) {
+    record = await opts.instance.startRun(
+      {
+        runId,
+        job: job.name,
+        location: location?.module ?? null,
+        runConfig,
+        inputValues,
+        tags: { ...job.tags, ...opts.tags },
+        executor: executorDef.name,
+        parentRunId: opts.parentRunId ?? null,
+        rootRunId: opts.rootRunId ?? null,
+        stepKeys: opts.stepKeys ?? null,
+      },
+      (reason) => controller.abort(new Error(reason)),
+    );
+  }
+  if (opts.signal?.aborted) controller.abort(opts.signal.reason);
+  else opts.signal?.addEventListener('abort', onAbort, { once: true });
 
   const sourceValue = (step: PlannedStep, i: number): { value: unknown; bytes?: Uint8Array } => {
     const src = step.node.inputs[i];
@@ -101,6 +171,8 @@ export async function executeJob(job: JobSpec, executorDef: ExecutorDefinition, 
     signal: controller.signal,
     location,
     inputValues,
+    loadedOutputs: loaded,
+    outputDirectory: store?.directory ?? null,
     activeExecution: () => new ActiveExecution(plan),
     inputsFor: (step) => step.node.inputs.map((_, i) => sourceValue(step, i).value),
     inputBytesFor: (step) =>
@@ -125,7 +197,16 @@ export async function executeJob(job: JobSpec, executorDef: ExecutorDefinition, 
       if (ev.type === 'STEP_OUTPUT' && ev.stepKey !== null && ev.output !== undefined) {
         let value = ev.value;
         if (value === undefined && ev.bytes) value = decode(ev.bytes);
-        outputs.set(outputKey(ev.stepKey, ev.output), ev.bytes ? { value, bytes: ev.bytes } : { value });
+        let bytes = ev.bytes;
+        if (store && !ev.stored && !storeError) {
+          try {
+            bytes ??= encodeOwned(value);
+            storeOutput(ev.stepKey, ev.output, bytes);
+          } catch (err) {
+            storeError = new OutputStoreError(`output ${ev.output} of step ${ev.stepKey} cannot be stored: ${(err as Error).message}. Outputs of a run with an output store must be values msgpack can hold.`);
+          }
+        }
+        outputs.set(outputKey(ev.stepKey, ev.output), bytes ? { value, bytes } : { value });
         if (ev.value === undefined) ev.value = value;
       }
       if (ev.stepKey !== null && (ev.type === 'STEP_SUCCESS' || ev.type === 'STEP_FAILURE' || ev.type === 'STEP_SKIPPED')) status.set(ev.stepKey, ev.type);
@@ -136,6 +217,8 @@ export async function executeJob(job: JobSpec, executorDef: ExecutorDefinition, 
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
   }
+  await Promise.all(writes);
+  if (storeError !== null && engineError === null) engineError = storeError;
 
   const failures: StepFailure[] = [];
   for (const ev of events) {
@@ -157,5 +240,6 @@ export async function executeJob(job: JobSpec, executorDef: ExecutorDefinition, 
     success = true;
     emit(event('RUN_SUCCESS', runId, null, `run ${runId} of job ${job.name} succeeded`));
   }
+  await record?.finish();
   return new JobExecutionResult(runId, job.name, success, canceled, events, failures, notRun, outputs);
 }
