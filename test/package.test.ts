@@ -89,7 +89,7 @@ beforeAll(() => {
 describe('the npm package', () => {
   it('ships the compiled code, declarations and the CLI, not the tests', () => {
     const shipped = JSON.parse(readFileSync(join(dir, 'files.json'), 'utf8')) as string[];
-    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/launch.mjs', 'dist/cli/step.mjs', 'dist/worker/thread-entry.mjs', 'dist/dashboard/app.js', 'bin/weft.js', 'examples/pi.ts']) expect(shipped).toContain(f);
+    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/launch.mjs', 'dist/cli/step.mjs', 'dist/util/thread-entry.mjs', 'dist/dashboard/app.js', 'bin/weft.js', 'examples/pi.ts']) expect(shipped).toContain(f);
     expect(shipped.some((f) => f.startsWith('test/'))).toBe(false);
   });
 

@@ -8,10 +8,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { ConfigError } from '../errors.ts';
-import { FsOutputStore, type OutputStore } from '../jobs/outputs.ts';
+import type { OutputStore } from '../jobs/outputs.ts';
 import { configIssues } from '../util/config-issues.ts';
 import { instanceConfigSchema, type InstanceConfig } from './config.ts';
-import { openSqlStorage } from './sql/storage.ts';
+import { openStorageAt, type StorageLocation } from './sql/open.ts';
+import { RunWriter, WrittenOutputStore } from './writer.ts';
 import type { RunStorage } from './storage.ts';
 import type { RecordedRun, RunRecorder, RunStart } from '../jobs/recording.ts';
 import { startRecording } from './recorder.ts';
@@ -32,39 +33,41 @@ export interface InstanceOptions {
 }
 
 export class Instance implements RunRecorder {
+  readonly outputStore: OutputStore;
+  private readonly writer: RunWriter;
+
   private constructor(
     readonly home: string,
     readonly config: InstanceConfig,
     readonly storage: RunStorage,
-    readonly outputStore: OutputStore,
-  ) {}
+    where: StorageLocation,
+    outputRoot: string,
+  ) {
+    this.writer = new RunWriter({ storage: where, outputRoot });
+    this.outputStore = new WrittenOutputStore(outputRoot, this.writer);
+  }
 
   /** Opens the instance at `home`: reads weft.yaml, opens (and if need be creates or migrates) its run storage. */
   static async open(opts: InstanceOptions = {}): Promise<Instance> {
     const home = resolve(opts.home ?? weftHome());
     const config = opts.config !== undefined ? parseConfig(opts.config, 'the instance config') : await readConfig(home);
     const at = (p: string): string => (isAbsolute(p) ? p : join(home, p));
-    let storage: RunStorage;
-    if (config.runStorage.postgres) {
-      const { openPostgres } = await import('./sql/postgres.ts');
-      storage = await openSqlStorage(await openPostgres(config.runStorage.postgres.url));
-    } else {
-      const { openSqlite } = await import('./sql/sqlite.ts');
-      storage = await openSqlStorage(await openSqlite(at(config.runStorage.sqlite?.path ?? 'runs.db')));
-    }
-    return new Instance(home, config, storage, new FsOutputStore(at(config.outputStore.fs.root)));
+    const where: StorageLocation = config.runStorage.postgres ? { postgres: config.runStorage.postgres.url } : { sqlite: at(config.runStorage.sqlite?.path ?? 'runs.db') };
+    return new Instance(home, config, await openStorageAt(where), where, at(config.outputStore.fs.root));
   }
 
   /** Records a run that starts now (executeJob calls this when given the instance). */
   startRun(run: RunStart, cancel: (reason: string) => void): Promise<RecordedRun> {
-    return startRecording(run, cancel, { storage: this.storage, heartbeatMs: this.config.runMonitor.heartbeatInterval, claimed: this.claimed.delete(run.runId), warn: (m) => process.emitWarning(m) });
+    return startRecording(run, cancel, { storage: this.storage, append: (id, evs) => this.writer.appendEvents(id, evs), heartbeatMs: this.config.runMonitor.heartbeatInterval, claimed: this.claimed.delete(run.runId) });
   }
 
   /** Runs the daemon claimed from the queue: their launch takes over the stored run. */
   readonly claimed = new Set<string>();
 
-  close(): Promise<void> {
-    return this.storage.close();
+  /** Waits for what the run writer has to write, then closes run storage. */
+  async close(): Promise<void> {
+    await this.writer.close();
+    await this.storage.close();
   }
 }
 

@@ -3,11 +3,11 @@
  * batched transactions, and the launcher's heartbeat, which also carries a
  * cancel asked through storage (`weft runs cancel`) back to the run.
  *
- * Events are written when 500 are waiting or 50 ms after the first of a
- * batch, and at once for the run's last one: a run of 1,000 in-process
- * steps writes a few dozen transactions instead of 3,000. A write that fails
- * (the database is down) keeps its events and tries again; only `finish`
- * gives up, after a last attempt, with an error saying how many were lost.
+ * A batch goes out when 200 events wait, 20 ms after the first of it, and
+ * at once for the run's last event. Batches are sent without waiting for
+ * the one before (an instance writes them in its writer thread, writer.ts,
+ * while the run goes on); `inOrder` keeps them in order, and retries one
+ * whose write failed (the database is down) before any later one.
  */
 import { hostname } from 'node:os';
 import { encode } from '../protocol/codec.ts';
@@ -15,23 +15,55 @@ import type { RunEvent } from '../jobs/events.ts';
 import type { RecordedRun, RunStart } from '../jobs/recording.ts';
 import { RunStorageError } from './errors.ts';
 import { PARENT_RUN_TAG, ROOT_RUN_TAG } from './records.ts';
+import type { RunStatus } from './status.ts';
 import type { RunStorage } from './storage.ts';
 
-const BATCH_EVENTS = 500;
-const BATCH_MS = 50;
-const RETRY_MS = 1000;
-/** How long `finish` keeps trying to write the last events while storage is down. */
-const FINISH_TRIES = 5;
+const BATCH_EVENTS = 200;
+const BATCH_MS = 20;
 
 export const LAUNCHER = `${hostname()}:${process.pid}`;
 
+/** Writes a batch of a run's events; resolves with the run's status after. */
+export type AppendEvents = (runId: string, events: readonly RunEvent[]) => Promise<RunStatus>;
+
+/**
+ * `append`, with each run's batches written in the order given: a batch
+ * starts once the one before it is written. A failed write is tried again
+ * (after 0.2 s, doubling to 5 s) until `giveUpMs` has passed since its first
+ * try; then it and every later batch of the run fail with its error.
+ */
+export function inOrder<P>(append: (runId: string, batch: P) => Promise<RunStatus>, opts: { giveUpMs: number; warn?: (m: string) => void }): (runId: string, batch: P) => Promise<RunStatus> {
+  const tails = new Map<string, Promise<unknown>>();
+  return (runId, batch) => {
+    const before = tails.get(runId) ?? Promise.resolve();
+    const mine = before.then(async () => {
+      const first = Date.now();
+      for (let wait = 200; ; wait = Math.min(wait * 2, 5000)) {
+        try {
+          return await append(runId, batch);
+        } catch (err) {
+          if (Date.now() - first + wait > opts.giveUpMs) throw err;
+          if (wait === 200) opts.warn?.(`run ${runId}: cannot write its events (${(err as Error).message}); trying again`);
+          await new Promise((r) => setTimeout(r, wait));
+        }
+      }
+    });
+    const tail = mine.catch(() => {
+      throw new RunStorageError(`an earlier batch of events of run ${runId} could not be written`);
+    });
+    tails.set(runId, tail);
+    void tail.catch(() => undefined).finally(() => tails.get(runId) === tail && tails.delete(runId));
+    return mine;
+  };
+}
+
 export interface RecorderOptions {
   storage: RunStorage;
+  /** How batches are written: in order (see inOrder). Default: storage.appendEvents, in order. */
+  append?: AppendEvents;
   heartbeatMs: number;
   /** The run is already stored (a queued run the daemon claimed): take it over instead of creating it. */
   claimed?: boolean;
-  /** Where writes that failed and will be tried again are told (the launcher's log). */
-  warn?: (message: string) => void;
 }
 
 export async function startRecording(run: RunStart, cancel: (reason: string) => void, opts: RecorderOptions): Promise<RecordedRun> {
@@ -59,66 +91,53 @@ export async function startRecording(run: RunStart, cancel: (reason: string) => 
       { type: 'RUN_STARTING', runId: run.runId, stepKey: null, timestamp: now, message: `launching run ${run.runId} of job ${run.job} from ${LAUNCHER}` },
     );
   } else await storage.heartbeat(run.runId, LAUNCHER, now);
-  return new Recording(run.runId, storage, cancel, opts);
+  const append = opts.append ?? inOrder<readonly RunEvent[]>((id, evs) => storage.appendEvents(id, evs), { giveUpMs: 30_000 });
+  return new Recording(run.runId, storage, append, cancel, opts.heartbeatMs);
 }
 
 class Recording implements RecordedRun {
   private pending: RunEvent[] = [];
   private timer: NodeJS.Timeout | null = null;
-  private writing: Promise<void> | null = null;
+  private readonly sent = new Set<Promise<void>>();
   private readonly beat: NodeJS.Timeout;
-  private failures = 0;
-  private finished = false;
+  private error: Error | null = null;
+  private lost = 0;
 
   constructor(
     private readonly runId: string,
     private readonly storage: RunStorage,
+    private readonly append: AppendEvents,
     private readonly cancel: (reason: string) => void,
-    private readonly opts: RecorderOptions,
+    heartbeatMs: number,
   ) {
-    this.beat = setInterval(() => void this.heartbeat(), opts.heartbeatMs);
+    this.beat = setInterval(() => void this.heartbeat(), heartbeatMs);
     this.beat.unref();
   }
 
   event(ev: RunEvent): void {
     this.pending.push(ev);
     const last = ev.type === 'RUN_SUCCESS' || ev.type === 'RUN_FAILURE' || ev.type === 'RUN_CANCELED';
-    if (last || this.pending.length >= BATCH_EVENTS) this.flushSoon(0);
-    else this.flushSoon(BATCH_MS);
+    if (last || this.pending.length >= BATCH_EVENTS) this.send();
+    else this.timer ??= setTimeout(() => this.send(), BATCH_MS);
   }
 
-  private flushSoon(ms: number): void {
-    if (this.writing) return;
-    if (this.timer && ms > 0) return;
+  private send(): void {
     if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      void this.flush();
-    }, ms);
-  }
-
-  /** Writes what is waiting, one batch at a time; events that arrive meanwhile go in the next. */
-  private flush(): Promise<void> {
-    if (this.writing) return this.writing;
-    if (this.pending.length === 0) return Promise.resolve();
+    this.timer = null;
+    if (this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];
-    this.writing = this.storage.appendEvents(this.runId, batch).then(
+    const p = this.append(this.runId, batch).then(
       (status) => {
-        this.failures = 0;
-        this.writing = null;
         if (status === 'CANCELING') this.cancel('canceled through run storage');
-        if (this.pending.length > 0 && !this.finished) this.flushSoon(this.pending.length >= BATCH_EVENTS ? 0 : BATCH_MS);
       },
       (err: unknown) => {
-        this.writing = null;
-        this.pending = batch.concat(this.pending);
-        this.failures++;
-        if (this.failures === 1) this.opts.warn?.(`run ${this.runId}: cannot write its events to ${this.storage.where} (${(err as Error).message}); keeping them and trying again`);
-        if (!this.finished) this.flushSoon(RETRY_MS);
+        this.error ??= err instanceof Error ? err : new Error(String(err));
+        this.lost += batch.length;
       },
     );
-    return this.writing;
+    this.sent.add(p);
+    void p.finally(() => this.sent.delete(p));
   }
 
   private async heartbeat(): Promise<void> {
@@ -131,16 +150,9 @@ class Recording implements RecordedRun {
   }
 
   async finish(): Promise<void> {
-    this.finished = true;
     clearInterval(this.beat);
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    for (let i = 0; i < FINISH_TRIES; i++) {
-      if (this.writing) await this.writing;
-      await this.flush();
-      if (this.pending.length === 0 && !this.writing) return;
-      await new Promise((r) => setTimeout(r, RETRY_MS));
-    }
-    throw new RunStorageError(`run ${this.runId}: ${this.pending.length} event(s) could not be written to ${this.storage.where}; its record there is incomplete`);
+    this.send();
+    while (this.sent.size > 0) await Promise.all([...this.sent]);
+    if (this.error) throw new RunStorageError(`run ${this.runId}: ${this.lost} event(s) could not be written to ${this.storage.where}, so its record there is incomplete: ${this.error.message}`);
   }
 }

@@ -71,7 +71,8 @@ export interface EventColumns {
 
 /** An event ready to store: JSON without `value` and `bytes`; log data that JSON cannot hold is kept as text. */
 export function eventColumns(ev: RunEvent): EventColumns {
-  const { value: _v, bytes: _b, ...rest } = ev;
+  // Most events carry no value: they are written as they are, without a copy.
+  const rest = ev.value === undefined && ev.bytes === undefined ? ev : withoutValue(ev);
   let body: string;
   try {
     body = JSON.stringify(rest);
@@ -79,4 +80,9 @@ export function eventColumns(ev: RunEvent): EventColumns {
     body = JSON.stringify({ ...rest, data: rest.data ? { unserializable: String(rest.data) } : undefined });
   }
   return { type: ev.type, stepKey: ev.stepKey, timestamp: ev.timestamp, body };
+}
+
+function withoutValue(ev: RunEvent): RunEvent {
+  const { value: _v, bytes: _b, ...rest } = ev;
+  return rest;
 }

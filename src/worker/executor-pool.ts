@@ -289,7 +289,7 @@ export class ExecutorPool {
   private spawn(index: number): Thread {
     const running = new Int32Array(new SharedArrayBuffer(4)).fill(-1);
     const heap = this.options.threadHeapLimitMb ?? 0;
-    const worker = new Worker(new URL('worker/thread-entry.mjs', WEFT_ROOT), { workerData: { cwd: this.cwd, running }, ...(heap > 0 ? { resourceLimits: { maxOldGenerationSizeMb: heap } } : {}) });
+    const worker = new Worker(new URL('util/thread-entry.mjs', WEFT_ROOT), { workerData: { entry: 'worker/executor-thread', cwd: this.cwd, running }, ...(heap > 0 ? { resourceLimits: { maxOldGenerationSizeMb: heap } } : {}) });
     const th: Thread = { worker, index, nextSeq: 0, posted: new Fifo(), running, cancelledRunning: -1 };
     if (this.fns.length > 0) worker.postMessage({ fns: this.fns });
     worker.on('message', (msg: FromThread) => {

@@ -6,7 +6,7 @@
 import type { RunConfig } from '../../jobs/definitions.ts';
 import type { RunEvent } from '../../jobs/events.ts';
 import { RunStorageError } from '../errors.ts';
-import { eventColumns, type NewRun, type RunFilter, type RunRecord, type StoredEvent } from '../records.ts';
+import { eventColumns, type EventColumns, type NewRun, type RunFilter, type RunRecord, type StoredEvent } from '../records.ts';
 import { IN_PROGRESS_STATUSES, RUN_STATUSES, statusAfter, statusesBefore, type RunStatus } from '../status.ts';
 import type { RunStorage } from '../storage.ts';
 import type { Row, SqlDriver, SqlTx } from './driver.ts';
@@ -16,7 +16,7 @@ const RUN_COLUMNS = 'run_id, job, location, status, run_config, input_values, pa
 /** PostgreSQL takes many rows in one INSERT; a round trip per event would be its cost. */
 const ROWS_PER_INSERT = 200;
 
-export async function openSqlStorage(db: SqlDriver): Promise<RunStorage> {
+export async function openSqlStorage(db: SqlDriver): Promise<SqlRunStorage> {
   try {
     await migrate(db);
   } catch (err) {
@@ -26,7 +26,7 @@ export async function openSqlStorage(db: SqlDriver): Promise<RunStorage> {
   return new SqlRunStorage(db);
 }
 
-class SqlRunStorage implements RunStorage {
+export class SqlRunStorage implements RunStorage {
   constructor(readonly db: SqlDriver) {}
 
   get where(): string {
@@ -100,7 +100,12 @@ class SqlRunStorage implements RunStorage {
     return this.withTags(rows);
   }
 
-  async appendEvents(runId: string, events: readonly RunEvent[]): Promise<RunStatus> {
+  appendEvents(runId: string, events: readonly RunEvent[]): Promise<RunStatus> {
+    return this.appendColumns(runId, events.map(eventColumns));
+  }
+
+  /** appendEvents for events already serialized (the run writer thread gets them so: writer.ts). */
+  appendColumns(runId: string, events: readonly EventColumns[]): Promise<RunStatus> {
     return this.db.transaction(async (tx) => {
       const current = await this.statusOf(tx, runId);
       let status = current;
@@ -112,7 +117,7 @@ class SqlRunStorage implements RunStorage {
         if (next === 'STARTED') times.started = ev.timestamp;
         if (next === 'SUCCESS' || next === 'FAILURE' || next === 'CANCELED') times.ended = ev.timestamp;
       }
-      await this.insertEvents(tx, runId, events);
+      await this.insertColumns(tx, runId, events);
       const at = events.at(-1)?.timestamp ?? Date.now();
       await tx.run('UPDATE runs SET status = ?, updated_at = ?, started_at = COALESCE(?, started_at), ended_at = COALESCE(?, ended_at) WHERE run_id = ?', [status, at, times.started ?? null, times.ended ?? null, runId]);
       return status;
@@ -176,15 +181,16 @@ class SqlRunStorage implements RunStorage {
     return toStatus(this.where, rows[0]['status']);
   }
 
-  private async insertEvents(tx: SqlTx, runId: string, events: readonly RunEvent[]): Promise<void> {
+  private insertEvents(tx: SqlTx, runId: string, events: readonly RunEvent[]): Promise<void> {
+    return this.insertColumns(tx, runId, events.map(eventColumns));
+  }
+
+  private async insertColumns(tx: SqlTx, runId: string, events: readonly EventColumns[]): Promise<void> {
     const per = this.db.dialect === 'postgres' ? ROWS_PER_INSERT : 1;
     for (let i = 0; i < events.length; i += per) {
       const chunk = events.slice(i, i + per);
       const params: unknown[] = [];
-      for (const ev of chunk) {
-        const c = eventColumns(ev);
-        params.push(runId, c.type, c.stepKey, c.timestamp, c.body);
-      }
+      for (const c of chunk) params.push(runId, c.type, c.stepKey, c.timestamp, c.body);
       await tx.run(`INSERT INTO events (run_id, type, step_key, timestamp, body) VALUES ${chunk.map(() => '(?, ?, ?, ?, ?)').join(', ')}`, params);
     }
   }

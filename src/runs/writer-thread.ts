@@ -1,0 +1,58 @@
+/** The run writer's thread (writer.ts): its own connection to run storage, and the output store's files. */
+import { parentPort, workerData } from 'node:worker_threads';
+import { serializeError } from '../errors.ts';
+import { FsOutputStore, OutputStoreError } from '../jobs/outputs.ts';
+import { RunStorageError } from './errors.ts';
+import type { EventColumns } from './records.ts';
+import { inOrder } from './recorder.ts';
+import { openStorageAt } from './sql/open.ts';
+import type { WriterInit, WriterReply, WriterRequest } from './writer.ts';
+
+const init = workerData as WriterInit;
+const port = parentPort;
+if (!port) throw new Error('the run writer runs in a worker thread');
+const store = new FsOutputStore(init.outputRoot);
+let opened = openStorageAt(init.storage);
+/** The storage, opened again after opening failed (the database was down): each write retries it. */
+function storage(): ReturnType<typeof openStorageAt> {
+  opened = opened.catch(() => openStorageAt(init.storage));
+  return opened;
+}
+opened.catch(() => undefined);
+/** Each run's batches in the order they came, retried while storage is down (for up to 30 s each). */
+const append = inOrder<string>(async (runId, lines) => (await storage()).appendColumns(runId, columns(lines)), { giveUpMs: 30_000 });
+
+function fail(id: number, err: unknown): WriterReply {
+  const kind = err instanceof OutputStoreError ? 'output' : err instanceof RunStorageError ? 'storage' : undefined;
+  return { id, error: { ...serializeError(err), ...(kind ? { kind } : {}) } };
+}
+
+function columns(lines: string): EventColumns[] {
+  return lines.split('\n').map((body) => {
+    const ev = JSON.parse(body) as { type: EventColumns['type']; stepKey: string | null; timestamp: number };
+    return { type: ev.type, stepKey: ev.stepKey, timestamp: ev.timestamp, body };
+  });
+}
+
+port.on('message', (m: WriterRequest) => {
+  if (m.t === 'output') {
+    try {
+      store.putSync(m.ref, m.bytes);
+      port.postMessage({ id: m.id } satisfies WriterReply);
+    } catch (err) {
+      port.postMessage(fail(m.id, err));
+    }
+    return;
+  }
+  void (async () => {
+    try {
+      if (m.t === 'events') port.postMessage({ id: m.id, status: await append(m.runId, m.lines) } satisfies WriterReply);
+      else {
+        await (await storage()).close();
+        port.postMessage({ id: m.id } satisfies WriterReply);
+      }
+    } catch (err) {
+      port.postMessage(fail(m.id, err));
+    }
+  })();
+});

@@ -1,0 +1,145 @@
+/**
+ * The run writer: a thread that writes what runs record, their events to
+ * run storage and their outputs to the output store, while the runs go on
+ * in the launcher's thread. A run of 1,000 in-process steps makes 3,000
+ * events and 1,000 output files: written in the launcher's thread they cost
+ * more than the steps (bench/README.md, run storage); here the launcher
+ * pays for turning each event into JSON, and the thread does the rest.
+ *
+ * Events of one run are sent in order, one batch at a time (recorder.ts),
+ * and the thread writes each batch in one transaction.
+ */
+import { Worker } from 'node:worker_threads';
+import { WeftError, type SerializedError } from '../errors.ts';
+import type { RunEvent } from '../jobs/events.ts';
+import { FsOutputStore, OutputStoreError, type OutputRef, type OutputStore } from '../jobs/outputs.ts';
+import { WEFT_ROOT } from '../util/self.ts';
+import { RunStorageError } from './errors.ts';
+import { eventColumns } from './records.ts';
+import type { StorageLocation } from './sql/open.ts';
+import type { RunStatus } from './status.ts';
+
+/** What the launcher sends the thread. */
+export type WriterRequest =
+  | { id: number; t: 'events'; runId: string; /** The events' JSON, one per line. */ lines: string }
+  | { id: number; t: 'output'; ref: OutputRef; bytes: Uint8Array }
+  | { id: number; t: 'close' };
+
+/** What the thread answers: each request once. */
+export type WriterReply = { id: number; status?: RunStatus; error?: SerializedError & { kind?: 'storage' | 'output' } };
+
+type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
+
+export interface WriterInit {
+  entry: string;
+  storage: StorageLocation;
+  outputRoot: string;
+}
+
+export class RunWriter {
+  private worker: Worker | null = null;
+  private nextId = 1;
+  private readonly waiting = new Map<number, { resolve: (r: WriterReply) => void; reject: (e: Error) => void }>();
+  private failed: Error | null = null;
+
+  constructor(private readonly init: Omit<WriterInit, 'entry'>) {}
+
+  /** Started on first use: commands that only read runs never start it. */
+  private thread(): Worker {
+    if (this.worker) return this.worker;
+    const w = new Worker(new URL('util/thread-entry.mjs', WEFT_ROOT), { workerData: { entry: 'runs/writer-thread', ...this.init } satisfies WriterInit });
+    w.on('message', (r: WriterReply) => {
+      const p = this.waiting.get(r.id);
+      if (!p) return;
+      this.waiting.delete(r.id);
+      if (this.waiting.size === 0) w.unref();
+      p.resolve(r);
+    });
+    const fail = (err: Error): void => {
+      this.failed = new RunStorageError(`the run writer thread stopped: ${err.message}`);
+      for (const p of this.waiting.values()) p.reject(this.failed);
+      this.waiting.clear();
+      this.worker = null;
+    };
+    w.on('error', fail);
+    w.on('exit', (code) => fail(new Error(`it exited with code ${code}`)));
+    w.unref();
+    this.worker = w;
+    return w;
+  }
+
+  private request(m: WithoutId<WriterRequest>, transfer?: ArrayBuffer[]): Promise<WriterReply> {
+    const id = this.nextId++;
+    const w = this.thread();
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      // Held while it has work: a launcher does not exit with events unwritten.
+      w.ref();
+      w.postMessage({ ...m, id }, transfer ?? []);
+    });
+  }
+
+  /** Writes events of a run in one transaction; resolves with the run's status after. */
+  async appendEvents(runId: string, events: readonly RunEvent[]): Promise<RunStatus> {
+    let lines = '';
+    for (const ev of events) lines += (lines === '' ? '' : '\n') + eventColumns(ev).body;
+    const r = await this.request({ t: 'events', runId, lines });
+    if (r.error) throw rebuild(r.error);
+    return r.status as RunStatus;
+  }
+
+  async putOutput(ref: OutputRef, bytes: Uint8Array): Promise<void> {
+    // A copy of just these bytes, handed over: a view into a larger buffer (a network frame) would be copied whole.
+    const own = new Uint8Array(bytes);
+    const r = await this.request({ t: 'output', ref, bytes: own }, [own.buffer]);
+    if (r.error) throw rebuild(r.error);
+  }
+
+  async close(): Promise<void> {
+    if (!this.worker) return;
+    const w = this.worker;
+    await this.request({ t: 'close' }).catch(() => undefined);
+    this.worker = null;
+    w.removeAllListeners('exit');
+    await w.terminate();
+  }
+}
+
+function rebuild(e: WriterReply['error'] & object): Error {
+  const err = e.kind === 'output' ? new OutputStoreError(e.message) : e.kind === 'storage' ? new RunStorageError(e.message) : new WeftError(`${e.name}: ${e.message}`);
+  if (e.stack) err.stack = e.stack;
+  return err;
+}
+
+/** The instance's output store, whose writes go through the run writer. */
+export class WrittenOutputStore implements OutputStore {
+  readonly description: string;
+  readonly directory: string;
+  private readonly fs: FsOutputStore;
+
+  constructor(
+    root: string,
+    private readonly writer: RunWriter,
+  ) {
+    this.fs = new FsOutputStore(root);
+    this.description = this.fs.description;
+    this.directory = root;
+  }
+
+  put(ref: OutputRef, bytes: Uint8Array): Promise<void> {
+    return this.writer.putOutput(ref, bytes);
+  }
+
+  get(ref: OutputRef): Promise<Uint8Array | null> {
+    return this.fs.get(ref);
+  }
+
+  has(ref: OutputRef): Promise<boolean> {
+    return this.fs.has(ref);
+  }
+
+  deleteRun(runId: string): Promise<void> {
+    return this.fs.deleteRun(runId);
+  }
+}
+
