@@ -29,10 +29,12 @@ export class JobDefinition extends JobSpec {
 
   /**
    * Runs the job in this process, one step after another, whatever executor
-   * it names (the run config's `execution` section is ignored).
+   * it names (the run config's `execution` section is ignored). Given an
+   * instance, the run is recorded there; its outputs stay in memory unless
+   * `outputStore` names a store (as Dagster's execute_in_process).
    */
   async executeInProcess(opts: ExecuteOptions = {}): Promise<JobExecutionResult> {
-    return executeJob(this, inProcessExecutor as ExecutorDefinition, null, { ...opts, ignoreExecutionConfig: true });
+    return executeJob(this, inProcessExecutor as ExecutorDefinition, null, { ...opts, outputStore: opts.outputStore ?? null, ignoreExecutionConfig: true });
   }
 }
 

@@ -42,12 +42,8 @@ export function buildPlan(runId: string, job: JobSpec, opConfig: Map<string, unk
   const chosen = subset ? new Set(subset.stepKeys) : null;
   if (chosen) for (const k of chosen) if (!job.step(k)) throw new DefinitionError(`job ${job.name} has no step ${k}`);
   const nodes = chosen ? job.steps.filter((n) => chosen.has(n.key)) : job.steps;
+  // Inputs from steps left out that were not loaded were never produced: the steps taking them are skipped.
   const external = new Set((subset?.loaded ?? []).map((l) => `${l.stepKey}\u0000${l.output}`));
-  for (const node of nodes) {
-    for (const i of node.inputs) {
-      if (i.kind === 'step' && chosen && !chosen.has(i.stepKey) && !external.has(`${i.stepKey}\u0000${i.output}`)) throw new DefinitionError(`step ${node.key} takes output ${i.output} of step ${i.stepKey}, which this run neither runs nor loads`);
-    }
-  }
   const steps: PlannedStep[] = nodes.map((node) => ({
     key: node.key,
     node,
@@ -104,10 +100,11 @@ export class ActiveExecution {
 
   constructor(readonly plan: ExecutionPlan) {
     this.produced = new Set(plan.external);
+    const first: PlannedStep[] = [];
     for (const s of plan.steps) {
       this.status.set(s.key, 'pending');
       this.waitingOn.set(s.key, s.upstream.length);
-      if (s.upstream.length === 0) this.readyQ.push(s);
+      if (s.upstream.length === 0) first.push(s);
       for (const u of s.upstream) {
         const list = this.downstream.get(u);
         if (list) list.push(s);
@@ -115,6 +112,8 @@ export class ActiveExecution {
       }
     }
     this.unfinished = plan.steps.length;
+    // Steps that wait on nothing: ready, or (an input of a re-execution that no earlier run produced) skipped.
+    for (const s of first) this.decide(s);
   }
 
   /** Steps that may start now (each handed out once per attempt), by priority, then in plan order. */

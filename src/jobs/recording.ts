@@ -22,6 +22,8 @@ export interface RunStart {
   parentRunId: string | null;
   rootRunId: string | null;
   stepKeys: readonly string[] | null;
+  /** Whether its outputs go to an output store (else they live in the launcher's memory: it cannot be re-executed). */
+  outputsStored: boolean;
 }
 
 export interface RunRecorder {

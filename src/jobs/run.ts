@@ -29,9 +29,10 @@ export interface ExecuteOptions {
   ignoreExecutionConfig?: boolean;
   /**
    * Where step outputs are kept beyond the run (needed to re-execute it).
-   * Without one, outputs live in this process's memory for the run only.
+   * Default: the instance's, if given one; null, or no instance: outputs
+   * live in this process's memory for the run only.
    */
-  outputStore?: OutputStore;
+  outputStore?: OutputStore | null;
   /**
    * Records the run, its events and its outputs (an Instance: runs/instance.ts).
    * Its output store is the run's unless `outputStore` names another.
@@ -108,7 +109,7 @@ export async function executeJob(job: JobSpec, executorDef: ExecutorDefinition, 
   for (const n of Object.keys(inputValues)) if (!job.inputs.includes(n)) throw new RunConfigError([{ path: `inputValues.${n}`, message: `job ${job.name} has no input ${n} (inputs: ${job.inputs.join(', ') || 'none'})` }]);
   if (executorDef.requirementsFor(executorConfig).includes('reconstructable-job')) await checkReconstructable(job, location);
 
-  const store = opts.outputStore ?? opts.instance?.outputStore ?? null;
+  const store = opts.outputStore === undefined ? (opts.instance?.outputStore ?? null) : opts.outputStore;
   const outputs = new Map<string, { value: unknown; bytes?: Uint8Array }>();
   const loaded = await loadOutputs(opts.loadOutputs ?? [], store);
   for (const l of loaded) outputs.set(outputKey(l.stepKey, l.output), { value: l.value, bytes: l.bytes });
@@ -147,6 +148,7 @@ export async function executeJob(job: JobSpec, executorDef: ExecutorDefinition, 
         parentRunId: opts.parentRunId ?? null,
         rootRunId: opts.rootRunId ?? null,
         stepKeys: opts.stepKeys ?? null,
+        outputsStored: store !== null,
       },
       (reason) => controller.abort(new Error(reason)),
     );

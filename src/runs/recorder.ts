@@ -14,7 +14,7 @@ import { encode } from '../protocol/codec.ts';
 import type { RunEvent } from '../jobs/events.ts';
 import type { RecordedRun, RunStart } from '../jobs/recording.ts';
 import { RunStorageError } from './errors.ts';
-import { PARENT_RUN_TAG, ROOT_RUN_TAG } from './records.ts';
+import { OUTPUTS_TAG, PARENT_RUN_TAG, ROOT_RUN_TAG } from './records.ts';
 import type { RunStatus } from './status.ts';
 import type { RunStorage } from './storage.ts';
 
@@ -73,6 +73,7 @@ export async function startRecording(run: RunStart, cancel: (reason: string) => 
     const tags = { ...run.tags };
     if (run.parentRunId) tags[PARENT_RUN_TAG] = run.parentRunId;
     if (run.rootRunId) tags[ROOT_RUN_TAG] = run.rootRunId;
+    tags[OUTPUTS_TAG] = run.outputsStored ? 'stored' : 'memory';
     await storage.createRun(
       {
         runId: run.runId,

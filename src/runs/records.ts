@@ -10,6 +10,8 @@ import type { RunStatus } from './status.ts';
 /** Lineage tags, as Dagster's: the run this one re-executes, and the first run of the line. */
 export const PARENT_RUN_TAG = 'weft/parent_run_id';
 export const ROOT_RUN_TAG = 'weft/root_run_id';
+/** Where a run's outputs went: `stored` (its output store), or `memory` (not kept: it cannot be re-executed). */
+export const OUTPUTS_TAG = 'weft/outputs';
 
 export interface RunRecord {
   runId: string;

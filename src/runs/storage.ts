@@ -21,10 +21,12 @@ export interface RunStorage {
    */
   appendEvents(runId: string, events: readonly RunEvent[]): Promise<RunStatus>;
   /**
-   * Stores a run event only if it moves the run's status (compare-and-set):
-   * the daemon claiming a queued run and a cancel cannot both win.
+   * Stores a run event only if it moves the run's status from one of
+   * `only` (default: any status the event may move it from), in one
+   * compare-and-set: the daemon claiming a queued run and a cancel cannot
+   * both win.
    */
-  transition(runId: string, ev: RunEvent): Promise<boolean>;
+  transition(runId: string, ev: RunEvent, only?: readonly RunStatus[]): Promise<boolean>;
   /** A run's events after `after` (an event id), in order, at most `limit`. */
   events(runId: string, opts?: { after?: number; limit?: number }): Promise<StoredEvent[]>;
   /** The launcher is alive: resolves with the run's status (a launcher sees CANCELING here). */

@@ -124,8 +124,8 @@ export class SqlRunStorage implements RunStorage {
     });
   }
 
-  async transition(runId: string, ev: RunEvent): Promise<boolean> {
-    const from = statusesBefore(ev.type);
+  async transition(runId: string, ev: RunEvent, only?: readonly RunStatus[]): Promise<boolean> {
+    const from = statusesBefore(ev.type).filter((st) => !only || only.includes(st));
     const to = statusAfter(from[0] ?? null, ev.type);
     if (from.length === 0 || to === null) throw new RunStorageError(`${ev.type} does not move a stored run`);
     return this.db.transaction(async (tx) => {
