@@ -18,6 +18,7 @@ import type { ExecutorDefinition } from '../src/jobs/executor.ts';
 import { ReexecutionError, RunStorageError, SchemaVersionError } from '../src/runs/errors.ts';
 import { Instance } from '../src/runs/instance.ts';
 import { cancelRun } from '../src/runs/cancel.ts';
+import { runsToStart } from '../src/runs/queue.ts';
 import { reexecute } from '../src/runs/reexecute.ts';
 import { selectSteps } from '../src/runs/selection.ts';
 import { LATEST_VERSION, migrate, schemaVersion } from '../src/runs/sql/migrations.ts';
@@ -286,5 +287,22 @@ describe('re-execution', () => {
     await expect(reexecute(instance, ok.runId, { fromFailure: true })).rejects.toThrow(/did not fail \(it is SUCCESS\)/);
     await expect(reexecute(instance, ok.runId, { stepSelection: ['repor'] })).rejects.toThrow(/names no step of job mend/);
     expect(readFileSync(join(instance.home, 'runs.db')).length).toBeGreaterThan(0);
+  });
+});
+
+describe('the run queue picks', () => {
+  const run = (id: string, tags: Record<string, string> = {}, createdAt = 0): Parameters<typeof runsToStart>[0][number] => ({ ...newRun(id, { tags, createdAt }), status: 'QUEUED', updatedAt: 0, startedAt: null, endedAt: null, heartbeatAt: null });
+  it('under maxConcurrentRuns, higher weft/run-priority first, then oldest', () => {
+    const queued = [run('a', {}, 1), run('b', { 'weft/run-priority': '3' }, 2), run('c', {}, 0)];
+    expect(runsToStart(queued, [run('x')], { maxConcurrentRuns: 3, tagConcurrencyLimits: [] }).map((r) => r.runId)).toEqual(['b', 'c']);
+  });
+  it('under tag limits: a value, any value, and per unique value', () => {
+    const limits = [
+      { key: 'db', value: 'main', limit: 1 },
+      { key: 'team', value: { applyLimitPerUniqueValue: true as const }, limit: 1 },
+      { key: 'gpu', limit: 2 },
+    ];
+    const queued = [run('m1', { db: 'main' }, 1), run('m2', { db: 'main' }, 2), run('o1', { db: 'other' }, 3), run('t1', { team: 'a' }, 4), run('t2', { team: 'a' }, 5), run('t3', { team: 'b' }, 6), run('g1', { gpu: 'x' }, 7), run('g2', { gpu: 'y' }, 8)];
+    expect(runsToStart(queued, [run('busy', { gpu: 'z' })], { maxConcurrentRuns: 100, tagConcurrencyLimits: limits }).map((r) => r.runId)).toEqual(['m1', 'o1', 't1', 't3', 'g1']);
   });
 });

@@ -210,6 +210,9 @@ const example: Command = {
   },
 };
 
+const EXIT_CODES = `Exit code: 0 when the run succeeds, 1 when it fails, 130 when it is canceled
+(Ctrl-C stops running steps and their processes), 2 for bad arguments.`;
+
 const run: Command = {
   name: 'run',
   summary: 'run a job of a code location with its executor',
@@ -221,11 +224,13 @@ const run: Command = {
     { name: 'job', arg: 'NAME', help: 'the job to run (see weft list MODULE)' },
     { name: 'config', arg: 'FILE', help: 'run config as JSON: { "ops": { NAME: { "config": ... } }, "execution": { "config": ... } }' },
     { name: 'address', arg: 'ws://HOST:PORT', help: 'run the steps on the weft cluster whose scheduler is there (the cluster\nexecutor, whatever executor the job names); its workers import MODULE\nfrom the same path. Its token: --token-file or WEFT_TOKEN' },
+    { name: 'tag', arg: 'KEY=VALUE', multiple: true, help: 'a tag of the run, over the job\'s (repeatable)' },
     { name: 'json', help: 'print every event as one JSON line on stdout' },
   ],
-  footer: `--log-level: step LOG events below the level are not shown; also weft's own logs.
-Exit code: 0 when the run succeeds, 1 when it fails, 130 when it is canceled
-(Ctrl-C stops running steps and their processes), 2 for bad arguments.`,
+  footer: `The run is recorded in the instance in WEFT_HOME (default ~/.weft): weft runs
+lists it, and can re-execute it from failure.
+--log-level: step LOG events below the level are not shown; also weft's own logs.
+${EXIT_CODES}`,
   async run(args) {
     const module = args.positionals[0] ?? fail('weft run needs a module, e.g. weft run ./defs.ts --job my_job');
     const job = str(args, 'job') ?? fail('weft run needs --job NAME (weft list MODULE shows the jobs)');
@@ -235,7 +240,111 @@ Exit code: 0 when the run succeeds, 1 when it fails, 130 when it is canceled
     const tok = token(args, createLogger('weft-run', lvl));
     if ((str(args, 'token') !== undefined || str(args, 'token-file') !== undefined) && address === undefined) fail('--token-file goes with --address');
     const { runJobCommand } = await import('./run-job.ts');
-    process.exitCode = await runJobCommand({ module, job, configFile: str(args, 'config'), json: flag(args, 'json'), logLevel: lvl, ...(address ? { cluster: { address, ...(tok ? { token: tok } : {}) } } : {}) });
+    const { parseTags } = await import('./runs-command.ts');
+    process.exitCode = await runJobCommand({ module, job, configFile: str(args, 'config'), json: flag(args, 'json'), logLevel: lvl, tags: parseTags(repeated(args, 'tag')), ...(address ? { cluster: { address, ...(tok ? { token: tok } : {}) } } : {}) });
+  },
+};
+
+const RUNS_SUBCOMMANDS = ['list', 'show', 'logs', 'cancel', 'delete', 'reexecute', 'submit', 'launch'] as const;
+
+const runs: Command = {
+  name: 'runs',
+  summary: 'the recorded runs: list, show, logs, cancel, delete, reexecute, submit',
+  usage: 'list|show|logs|cancel|delete|reexecute|submit ...',
+  about: `The runs of the instance in WEFT_HOME (default ~/.weft), on every executor:
+  weft runs list [--status FAILURE,STARTED] [--job NAME] [--tag K=V] [--limit 50] [--json]
+  weft runs show RUN [--json]          the run and each step's status and time
+  weft runs logs RUN [--follow]        its events (--follow: until the run ends)
+  weft runs cancel RUN                 a queued run at once; a running one via its launcher
+  weft runs delete RUN [--force]       the run, its events and its stored outputs
+  weft runs reexecute RUN --from-failure | --steps SELECTION
+                                       SELECTION as Dagster's: 'c', '*c', 'b+', 'a,b'
+  weft runs submit MODULE --job NAME [--config run.json] [--tag K=V]
+                                       queue a run; weft daemon starts it
+RUN is a run id, or a unique start of one (at least 4 characters).`,
+  logLevel: 'warn',
+  flags: [
+    { name: 'status', arg: 'S,S', help: 'list: only runs with these statuses (QUEUED, STARTING, STARTED, SUCCESS,\nFAILURE, CANCELING, CANCELED)' },
+    { name: 'job', arg: 'NAME', help: 'list: only runs of this job; submit: the job to queue' },
+    { name: 'tag', arg: 'KEY=VALUE', multiple: true, help: 'list: only runs with this tag; submit, reexecute: a tag of the new run\n(repeatable)' },
+    { name: 'limit', arg: 'N', help: 'list: at most N runs, newest first (default 50)' },
+    { name: 'follow', help: 'logs: go on printing events until the run ends' },
+    { name: 'force', help: 'delete: even a run that is under way' },
+    { name: 'from-failure', help: 'reexecute: the failed, interrupted and never-run steps and all after them' },
+    { name: 'steps', arg: 'SELECTION', help: 'reexecute: these steps; their other inputs load from the runs before' },
+    { name: 'config', arg: 'FILE', help: 'submit: run config as JSON' },
+    { name: 'json', help: 'print JSON: list, an array of runs; show, one run; logs and reexecute,\none event per line' },
+  ],
+  footer: EXIT_CODES.replace('Exit code:', 'reexecute exit code:'),
+  async run(args) {
+    const [sub, target] = args.positionals;
+    if (!(RUNS_SUBCOMMANDS as readonly (string | undefined)[]).includes(sub)) fail(`weft runs: expected one of ${RUNS_SUBCOMMANDS.slice(0, -1).join(', ')} (got ${sub === undefined ? 'nothing' : `'${sub}'`}). See weft runs --help.`);
+    const lvl = logLevelOf(args, 'warn');
+    const needRun = (): string => target ?? fail(`weft runs ${sub} needs a run id (weft runs list shows them)`);
+    const [cmd, { Instance }] = await Promise.all([import('./runs-command.ts'), import('../runs/instance.ts')]);
+    const instance = await Instance.open();
+    const json = flag(args, 'json');
+    try {
+      switch (sub) {
+        case 'list':
+          return await cmd.listRuns(instance, { statuses: cmd.parseStatuses(str(args, 'status')), ...(str(args, 'job') !== undefined ? { job: str(args, 'job') as string } : {}), tags: cmd.parseTags(repeated(args, 'tag')), limit: positiveInt(args, 'limit', 50), json });
+        case 'show':
+          return await cmd.showRunRecord(instance, needRun(), json);
+        case 'logs': {
+          const controller = new AbortController();
+          const stop = (): void => controller.abort();
+          process.once('SIGINT', stop);
+          try {
+            return await cmd.printLogs(instance, needRun(), { follow: flag(args, 'follow'), json, signal: controller.signal });
+          } finally {
+            process.off('SIGINT', stop);
+          }
+        }
+        case 'cancel':
+          return await cmd.cancelCommand(instance, needRun());
+        case 'delete':
+          return await cmd.deleteCommand(instance, needRun(), flag(args, 'force'));
+        case 'reexecute':
+          process.exitCode = await cmd.reexecuteCommand(instance, needRun(), { json, logLevel: lvl, fromFailure: flag(args, 'from-failure'), steps: str(args, 'steps'), tags: cmd.parseTags(repeated(args, 'tag')) });
+          return;
+        case 'submit': {
+          const module = target ?? fail('weft runs submit needs a module, e.g. weft runs submit ./defs.ts --job my_job');
+          const job = str(args, 'job') ?? fail('weft runs submit needs --job NAME (weft list MODULE shows the jobs)');
+          return await cmd.submitCommand(instance, { module, job, configFile: str(args, 'config'), tags: cmd.parseTags(repeated(args, 'tag')), json });
+        }
+        case 'launch':
+          process.exitCode = await cmd.launchCommand(instance, needRun(), { json, logLevel: lvl });
+          return;
+      }
+    } finally {
+      await instance.close();
+    }
+  },
+};
+
+const daemon: Command = {
+  name: 'daemon',
+  summary: 'start queued runs under the run queue\'s limits, and fail runs whose launcher died',
+  usage: '',
+  about: `Every runQueue.dequeueInterval (weft.yaml in WEFT_HOME; default 1s): fails the
+runs whose launcher stopped its heartbeat (runMonitor.heartbeatTimeout,
+default 60s), then starts queued runs (weft runs submit), higher
+weft/run-priority first, under runQueue.maxConcurrentRuns (default 10) and
+tagConcurrencyLimits, each in a process of its own. Ctrl-C or SIGTERM
+cancels the runs it started and waits for them.`,
+  flags: [],
+  async run(args) {
+    const log = createLogger('weft-daemon', logLevelOf(args, 'info'));
+    const [{ Instance }, { RunDaemon }] = await Promise.all([import('../runs/instance.ts'), import('../runs/daemon.ts')]);
+    const instance = await Instance.open();
+    const d = new RunDaemon(instance, log);
+    d.start();
+    log.info({ home: instance.home, storage: instance.storage.where, maxConcurrentRuns: instance.config.runQueue.maxConcurrentRuns }, 'the daemon is running');
+    console.log(JSON.stringify({ home: instance.home, pid: process.pid }));
+    onShutdown(log, async () => {
+      await d.stop();
+      await instance.close();
+    });
   },
 };
 
@@ -361,7 +470,7 @@ const step: Command = {
 };
 
 /** Every command, in the order `weft --help` lists them. */
-export const COMMANDS: readonly Command[] = [scheduler, worker, cluster, example, run, list, step, bundle, queueWorker, queue];
+export const COMMANDS: readonly Command[] = [scheduler, worker, cluster, example, run, runs, daemon, list, step, bundle, queueWorker, queue];
 
 export function version(): string {
   return (JSON.parse(readFileSync(packageFile('package.json'), 'utf8')) as { version: string }).version;

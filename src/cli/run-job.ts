@@ -10,6 +10,7 @@ import { mergeConfig, type ExecutorDefinition } from '../jobs/executor.ts';
 import { executeJob, type ExecuteOptions, type JobExecutionResult } from '../jobs/run.ts';
 import type { RunConfig } from '../jobs/definitions.ts';
 import { ConfigError } from '../errors.ts';
+import { Instance } from '../runs/instance.ts';
 import { LOG_LEVELS, type LogLevel } from '../util/log.ts';
 
 export interface RunOptions {
@@ -21,9 +22,11 @@ export interface RunOptions {
   cluster?: { address: string; token?: string };
   /** Step LOG events below it are not shown (default: all). */
   logLevel?: LogLevel;
+  /** Run tags, over the job's. */
+  tags?: Record<string, string>;
 }
 
-function readRunConfig(file: string | undefined): RunConfig | undefined {
+export function readRunConfig(file: string | undefined): RunConfig | undefined {
   if (!file) return undefined;
   let text: string;
   try {
@@ -42,7 +45,8 @@ function time(ts: number): string {
   return new Date(ts).toISOString().slice(11, 23);
 }
 
-function line(ev: RunEvent): string {
+/** An event as one line (and the stack of a failure below it). */
+export function eventLine(ev: RunEvent): string {
   const where = ev.stepKey ? ` ${ev.stepKey}` : '';
   const lvl = ev.type === 'LOG' ? ` [${ev.level}]` : '';
   const stack = (ev.type === 'STEP_FAILURE' || ev.type === 'RUN_FAILURE') && ev.error?.stack ? `\n${ev.error.stack.replace(/^/gm, '    ')}` : '';
@@ -69,7 +73,7 @@ class Progress {
     }
     const show = ev.type === 'LOG' || ev.type === 'STEP_FAILURE' || ev.type === 'STEP_UP_FOR_RETRY' || ev.type.startsWith('RUN_') || ev.type === 'ENGINE_EVENT';
     process.stderr.write('\r\u001b[2K');
-    if (show) process.stderr.write(`${line(ev)}\n`);
+    if (show) process.stderr.write(`${eventLine(ev)}\n`);
     if (!ev.type.startsWith('RUN_') || ev.type === 'RUN_START') process.stderr.write(this.status());
   }
 
@@ -85,7 +89,43 @@ class Progress {
   }
 }
 
-/** Runs the job; resolves with the process exit code (0 success, 1 failure, 130 canceled). */
+/** How a command shows a run's events: as JSON lines, live step counts on a terminal, or one line per event. */
+export interface ShowOptions {
+  json: boolean;
+  /** Step LOG events below it are not shown (default: all). */
+  logLevel?: LogLevel;
+}
+
+/**
+ * Runs `launch` with events shown as asked and Ctrl-C / SIGTERM cancelling
+ * the run; resolves with the exit code (0 success, 1 failure, 130 canceled).
+ */
+export async function showRun(show: ShowOptions, steps: number, launch: (opts: ExecuteOptions) => Promise<JobExecutionResult>): Promise<number> {
+  const controller = new AbortController();
+  const cancel = (): void => controller.abort(new Error('interrupted'));
+  process.once('SIGINT', cancel);
+  process.once('SIGTERM', cancel);
+  const tty = process.stderr.isTTY && !show.json;
+  const shownFrom = LOG_LEVELS.indexOf(show.logLevel ?? 'trace');
+  const progress = tty ? new Progress(steps) : null;
+  try {
+    const result = await launch({
+      signal: controller.signal,
+      onEvent: (ev) => {
+        if (ev.type === 'LOG' && LOG_LEVELS.indexOf((ev.level ?? 'info') as LogLevel) < shownFrom) return;
+        if (show.json) process.stdout.write(`${JSON.stringify(eventForJson(ev))}\n`);
+        else if (progress) progress.onEvent(ev);
+        else process.stdout.write(`${eventLine(ev)}\n`);
+      },
+    });
+    return result.success ? 0 : result.canceled ? 130 : 1;
+  } finally {
+    process.off('SIGINT', cancel);
+    process.off('SIGTERM', cancel);
+  }
+}
+
+/** Runs the job, recorded in the instance; resolves with the process exit code (0 success, 1 failure, 130 canceled). */
 export async function runJobCommand(opts: RunOptions): Promise<number> {
   const defs = await loadDefinitions(opts.module);
   const job = defs.findJob(opts.job);
@@ -94,34 +134,17 @@ export async function runJobCommand(opts: RunOptions): Promise<number> {
   // The command prints events and never reads outputs: the cluster executor need not fetch them (a run config can still say so).
   const onCluster = opts.cluster !== undefined || defs.executorFor(job).name === 'cluster';
   if (onCluster) runConfig = mergeConfig({ execution: { config: { fetchOutputs: false } } }, runConfig) as RunConfig;
-  const controller = new AbortController();
-  const cancel = (): void => controller.abort(new Error('interrupted'));
-  process.once('SIGINT', cancel);
-  process.once('SIGTERM', cancel);
-  const tty = process.stderr.isTTY && !opts.json;
-  const shownFrom = LOG_LEVELS.indexOf(opts.logLevel ?? 'trace');
-  const progress = tty ? new Progress(job.steps.length) : null;
+  const instance = await Instance.open();
   try {
-    const execOpts: ExecuteOptions = {
-      signal: controller.signal,
-      ...(runConfig ? { runConfig } : {}),
-      onEvent: (ev) => {
-        if (ev.type === 'LOG' && LOG_LEVELS.indexOf((ev.level ?? 'info') as LogLevel) < shownFrom) return;
-        if (opts.json) process.stdout.write(`${JSON.stringify(eventForJson(ev))}\n`);
-        else if (progress) progress.onEvent(ev);
-        else process.stdout.write(`${line(ev)}\n`);
-      },
-    };
-    let result: JobExecutionResult;
-    if (opts.cluster) {
+    return await showRun(opts, job.steps.length, async (shown) => {
+      const execOpts: ExecuteOptions = { ...shown, instance, ...(runConfig ? { runConfig } : {}), ...(opts.tags ? { tags: opts.tags } : {}) };
+      if (!opts.cluster) return defs.executeJob(opts.job, execOpts);
       const { clusterExecutor } = await import('../jobs/executors/cluster.ts');
       const executorDef = clusterExecutor.configured({ cluster: { existing: opts.cluster } });
-      result = await executeJob(job, executorDef as ExecutorDefinition, { module: defs.location ?? moduleUrl(opts.module), jobName: opts.job }, execOpts);
-    } else result = await defs.executeJob(opts.job, execOpts);
-    return result.success ? 0 : result.canceled ? 130 : 1;
+      return executeJob(job, executorDef as ExecutorDefinition, { module: defs.location ?? moduleUrl(opts.module), jobName: opts.job }, execOpts);
+    });
   } finally {
-    process.off('SIGINT', cancel);
-    process.off('SIGTERM', cancel);
+    await instance.close();
   }
 }
 

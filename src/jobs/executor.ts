@@ -95,6 +95,13 @@ export interface ExecutorDefinition<C = unknown> {
   create(init: ExecutorInit<C>): Executor;
   /** The same executor with config filled in (the run config can still override it). */
   configured(config: unknown): ExecutorDefinition<C>;
+  /**
+   * Optional: stops and removes what a run left behind when its launcher
+   * died (kill -9, a lost machine): containers, Jobs. Called by the run
+   * monitor (runs/monitor.ts) with the run's executor config; resolves with
+   * how many things it removed.
+   */
+  cleanupRun?(config: C, runId: string): Promise<number>;
 }
 
 export interface ExecutorOptions<C> {
@@ -106,6 +113,8 @@ export interface ExecutorOptions<C> {
   configSchema?: z.ZodType<C> | (() => z.ZodType<C>);
   /** What the executor needs, or a function of its config giving it. */
   requirements?: ExecutorRequirement[] | ((config: C) => ExecutorRequirement[]);
+  /** See ExecutorDefinition.cleanupRun. */
+  cleanupRun?: (config: C, runId: string) => Promise<number>;
 }
 
 /** Defines an executor. */
@@ -122,6 +131,7 @@ export function executor<C = unknown>(opts: ExecutorOptions<C>, create: (init: E
     presetConfig: preset,
     create,
     configured: (config: unknown) => make(mergeConfig(preset, config)),
+    ...(opts.cleanupRun ? { cleanupRun: opts.cleanupRun } : {}),
   });
   return make(undefined);
 }

@@ -190,7 +190,7 @@ export async function executeJob(job: JobSpec, executorDef: ExecutorDefinition, 
     engineEvent: (message, data) => event('ENGINE_EVENT', runId, null, message, data ? { data } : {}),
   };
 
-  emit(event('RUN_START', runId, null, `started run ${runId} of job ${job.name} with executor ${executorDef.name}`, { data: { job: job.name, executor: executorDef.name, steps: plan.steps.length } }));
+  emit(event('RUN_START', runId, null, `started run ${runId} of job ${job.name} with executor ${executorDef.name}`, { data: { job: job.name, executor: executorDef.name, steps: plan.steps.length, stepKeys: plan.steps.map((st) => st.key) } }));
   const status = new Map<string, RunEvent['type']>();
   let engineError: unknown = null;
   try {

@@ -49,6 +49,8 @@ export interface RunFilter {
   /** Runs with all of these tags. */
   tags?: Readonly<Record<string, string>>;
   runIds?: readonly string[];
+  /** Runs whose id starts with this (a user's short form of an id). */
+  runIdPrefix?: string;
   /** Newest first; at most this many (default 100). */
   limit?: number;
   /** Runs created before this run (for the next page). */

@@ -68,11 +68,13 @@ export interface StepDelegatingOptions<C extends StepDelegatingConfig> {
   handler(config: C, ctx: ExecutionContext): StepHandler;
   /** Steps at once when the config sets no `maxConcurrent` (default 4). */
   defaultMaxConcurrent?: number;
+  /** What a run whose launcher died left (ExecutorDefinition.cleanupRun). */
+  cleanupRun?: (config: C, runId: string) => Promise<number>;
 }
 
 /** Defines an executor that runs each step through a StepHandler. */
 export function stepDelegatingExecutor<C extends StepDelegatingConfig>(opts: StepDelegatingOptions<C>): ExecutorDefinition<C> {
-  return executor<C>({ name: opts.name, configSchema: opts.configSchema, requirements: ['reconstructable-job'] }, ({ config }) => ({
+  return executor<C>({ name: opts.name, configSchema: opts.configSchema, requirements: ['reconstructable-job'], ...(opts.cleanupRun ? { cleanupRun: opts.cleanupRun } : {}) }, ({ config }) => ({
     execute: (ctx) => runDelegated(ctx, config, opts.handler(config, ctx), config.maxConcurrent ?? opts.defaultMaxConcurrent ?? 4),
   }));
 }

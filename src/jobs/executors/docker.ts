@@ -12,7 +12,7 @@ import type { z } from 'zod';
 import { lazySchemas } from '../../util/zod.ts';
 import type { ExecutorDefinition } from '../executor.ts';
 import { stepDelegatingConfig, stepDelegatingExecutor } from '../delegating/executor.ts';
-import { dockerHandler } from '../handlers/docker.ts';
+import { cleanupDockerRun, dockerHandler } from '../handlers/docker.ts';
 import { dockerLaunchConfig } from '../handlers/docker-config.ts';
 
 
@@ -26,4 +26,5 @@ export const dockerExecutor: ExecutorDefinition<DockerConfig> = stepDelegatingEx
   configSchema: dockerConfig,
   defaultMaxConcurrent: 8,
   handler: (config) => dockerHandler(config),
+  cleanupRun: (_config, runId) => cleanupDockerRun(runId),
 });

@@ -12,7 +12,7 @@ import type { z } from 'zod';
 import { lazySchemas } from '../../util/zod.ts';
 import type { ExecutorDefinition } from '../executor.ts';
 import { stepDelegatingConfig, stepDelegatingExecutor } from '../delegating/executor.ts';
-import { k8sHandler } from '../handlers/k8s.ts';
+import { cleanupK8sRun, k8sHandler } from '../handlers/k8s.ts';
 import { k8sLaunchConfig } from '../handlers/k8s-config.ts';
 
 
@@ -26,4 +26,5 @@ export const k8sJobExecutor: ExecutorDefinition<K8sConfig> = stepDelegatingExecu
   configSchema: k8sConfig,
   defaultMaxConcurrent: 16,
   handler: (config) => k8sHandler(config),
+  cleanupRun: (config, runId) => cleanupK8sRun(config, runId),
 });

@@ -61,8 +61,7 @@ export function dockerHandler(config: DockerLaunchConfig): StepHandler {
 
     async prepare(run) {
       runId = run.runId;
-      const { default: Dockerode } = await optionalPackage(['dockerode'], 'the docker executor', () => import('dockerode'));
-      engine = new Dockerode();
+      engine = await dockerEngine();
       const images = new Set(run.steps.map((s) => containerConfigFor(s, config).image));
       if (config.network !== 'host' && !config.coordinator.advertiseAddress && /^(127\.|localhost$|::1$)/.test(config.coordinator.host)) {
         run.log(`the run's coordinator listens on ${config.coordinator.host}, which only containers on network 'host' reach: set network: 'host', or coordinator: { host: '0.0.0.0', advertiseAddress: 'ws://ADDRESS-CONTAINERS-REACH:PORT' }`);
@@ -141,11 +140,26 @@ export function dockerHandler(config: DockerLaunchConfig): StepHandler {
     },
 
     async close() {
-      if (!engine) return;
-      const left = await engine.listContainers({ all: true, filters: { label: [`${LABEL_RUN}=${runId}`] } });
-      await Promise.all(left.map((c) => docker().getContainer(c.Id).remove({ force: true }).catch(ignoreGone)));
+      if (engine) await removeRunContainers(engine, runId);
     },
   };
+}
+
+async function dockerEngine(): Promise<Docker> {
+  const { default: Dockerode } = await optionalPackage(['dockerode'], 'the docker executor', () => import('dockerode'));
+  return new Dockerode();
+}
+
+/** Removes every container labelled with the run (running ones are killed); resolves with how many. */
+async function removeRunContainers(engine: Docker, runId: string): Promise<number> {
+  const left = await engine.listContainers({ all: true, filters: { label: [`${LABEL_RUN}=${runId}`] } });
+  await Promise.all(left.map((c) => engine.getContainer(c.Id).remove({ force: true }).catch(ignoreGone)));
+  return left.length;
+}
+
+/** The containers of a run whose launcher died (the run monitor calls this through the docker executor). */
+export async function cleanupDockerRun(runId: string): Promise<number> {
+  return removeRunContainers(await dockerEngine(), runId);
 }
 
 /** The image is on the engine, or is pulled from the configured registry; otherwise the run fails naming it. */

@@ -79,17 +79,7 @@ export function k8sHandler(config: K8sLaunchConfig): StepHandler {
       runId = run.runId;
       // Every step's config resolves (a bad op tag fails the run before any Job).
       for (const s of run.steps) jobConfigFor(s, base, config.perStepK8sConfig);
-      // Loaded with the first run, not with weft: about 300 ms.
-      const k8s = await optionalPackage(['@kubernetes/client-node'], 'the Kubernetes executor', () => import('@kubernetes/client-node'));
-      const kc = new k8s.KubeConfig();
-      try {
-        if (config.inCluster) kc.loadFromCluster();
-        else if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
-        else kc.loadFromDefault();
-      } catch (err) {
-        throw new WeftError(`cannot load the Kubernetes config (${config.inCluster ? 'in-cluster' : (config.kubeconfig ?? 'KUBECONFIG or ~/.kube/config')}): ${(err as Error).message}`);
-      }
-      api = { batch: kc.makeApiClient(k8s.BatchV1Api), core: kc.makeApiClient(k8s.CoreV1Api) };
+      api = await connect(config);
     },
 
     async launch(ctx) {
@@ -136,11 +126,36 @@ export function k8sHandler(config: K8sLaunchConfig): StepHandler {
     },
 
     async close() {
-      if (!api) return;
-      const left = await api.batch.listNamespacedJob({ namespace, labelSelector: `${K8S_LABEL_RUN}=${labelValue(runId)}` });
-      await Promise.all(left.items.map((j) => (j.metadata?.name ? deleteJob(client(), namespace, j.metadata.name) : undefined)));
+      if (api) await deleteRunJobs(api, namespace, runId);
     },
   };
+}
+
+/** The Kubernetes API, as the config says to reach it. */
+async function connect(config: K8sLaunchConfig): Promise<Api> {
+  // Loaded with the first run, not with weft: about 300 ms.
+  const k8s = await optionalPackage(['@kubernetes/client-node'], 'the Kubernetes executor', () => import('@kubernetes/client-node'));
+  const kc = new k8s.KubeConfig();
+  try {
+    if (config.inCluster) kc.loadFromCluster();
+    else if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
+    else kc.loadFromDefault();
+  } catch (err) {
+    throw new WeftError(`cannot load the Kubernetes config (${config.inCluster ? 'in-cluster' : (config.kubeconfig ?? 'KUBECONFIG or ~/.kube/config')}): ${(err as Error).message}`);
+  }
+  return { batch: kc.makeApiClient(k8s.BatchV1Api), core: kc.makeApiClient(k8s.CoreV1Api) };
+}
+
+/** Deletes every Job labelled with the run (and its pods); resolves with how many. */
+async function deleteRunJobs(api: Api, namespace: string, runId: string): Promise<number> {
+  const left = await api.batch.listNamespacedJob({ namespace, labelSelector: `${K8S_LABEL_RUN}=${labelValue(runId)}` });
+  await Promise.all(left.items.map((j) => (j.metadata?.name ? deleteJob(api, namespace, j.metadata.name) : undefined)));
+  return left.items.length;
+}
+
+/** The Jobs of a run whose launcher died (the run monitor calls this through the k8s executor). */
+export async function cleanupK8sRun(config: K8sLaunchConfig, runId: string): Promise<number> {
+  return deleteRunJobs(await connect(config), config.namespace, runId);
 }
 
 function jobManifest(name: string, ctx: StepHandlerContext, cfg: StepJobConfig, args: string[], stepEnv: Record<string, string>, config: K8sLaunchConfig): V1Job {

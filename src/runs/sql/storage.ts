@@ -84,6 +84,10 @@ export class SqlRunStorage implements RunStorage {
       where.push(`run_id IN (${filter.runIds.map(() => '?').join(', ')})`);
       params.push(...filter.runIds);
     }
+    if (filter.runIdPrefix !== undefined) {
+      where.push("run_id LIKE ? ESCAPE '\\'");
+      params.push(`${filter.runIdPrefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    }
     for (const [k, v] of Object.entries(filter.tags ?? {})) {
       where.push('run_id IN (SELECT run_id FROM run_tags WHERE key = ? AND value = ?)');
       params.push(k, v);
