@@ -14,6 +14,10 @@ import jobs from './fixtures/jobs.ts';
 import clusterJobs from './fixtures/cluster-jobs.ts';
 import unloadable from './fixtures/main-thread-only.ts';
 import { alive, waitFor } from './helpers/util.ts';
+import { expectMendedFromFailure } from './helpers/reexecution.ts';
+import { Instance } from '../src/runs/instance.ts';
+import { reexecute } from '../src/runs/reexecute.ts';
+import type { ExecutorDefinition } from '../src/jobs/executor.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'weft-cluster-exec-'));
 let cluster: LocalCluster;
@@ -152,6 +156,27 @@ describe('cluster executor: events, placement, failures', () => {
     const second = await executeJob(edited.getJob('edited'), executorDef, { module: edited.location as string, jobName: 'edited' });
     expect(second.success).toBe(true);
     expect(second.outputForNode('n')).toBe(2);
+  });
+
+  it('re-executes from failure; the workers write each output to the output store themselves', async () => {
+    const stored: boolean[] = [];
+    const instance = await Instance.open({ home: join(dir, 'home') });
+    try {
+      const exec = clusterExecutor.configured({ cluster: { existing: { address: cluster.address } } }) as ExecutorDefinition;
+      const stepJobs = (await import('./fixtures/step-jobs.ts')).default;
+      const module = new URL('./fixtures/step-jobs.ts', import.meta.url).href;
+      const { first } = await expectMendedFromFailure(
+        instance,
+        join(dir, 'flag'),
+        (runConfig) => executeJob(stepJobs.getJob('mend'), exec, { module, jobName: 'mend' }, { instance, runConfig, onEvent: (ev) => ev.type === 'STEP_OUTPUT' && stored.push(ev.stored === true) }),
+        (runId) => reexecute(instance, runId, { fromFailure: true, executorDef: exec }),
+      );
+      expect(stored.length).toBeGreaterThan(0);
+      expect(stored.every(Boolean)).toBe(true);
+      expect(await instance.outputStore.has({ runId: first.runId, stepKey: 'double', output: 'result' })).toBe(true);
+    } finally {
+      await instance.close();
+    }
   });
 
   it('runs two runs of one job at once without collisions', async () => {

@@ -16,6 +16,9 @@ import { WEFT_BIN } from '../src/cluster/local-cluster.ts';
 import defs from './fixtures/step-jobs.ts';
 import { containersLabelled, expectChainInOwnContainers, expectKilledContainerRetried, ROOT, testImage } from './helpers/docker-image.ts';
 import { expectSameAsInProcess } from './helpers/in-process.ts';
+import { expectMendedFromFailure } from './helpers/reexecution.ts';
+import { Instance } from '../src/runs/instance.ts';
+import { reexecute } from '../src/runs/reexecute.ts';
 
 const MODULE = new URL('./fixtures/step-jobs.ts', import.meta.url).href;
 const dir = mkdtempSync(join(tmpdir(), 'weft-docker-'));
@@ -75,6 +78,16 @@ describe('the docker executor (a real dockerd)', () => {
     const r = await run('hog', dockerExecutor.configured({ image, network: 'host', volumes: [`${ROOT}:${ROOT}:ro`], containerOptions: { HostConfig: { Memory: 128 * 1024 * 1024, MemorySwap: 128 * 1024 * 1024 } } }) as ExecutorDefinition);
     expect(r.success).toBe(false);
     expect(r.failures[0]?.error.message).toMatch(/exited with code 137 \(OOMKilled/);
+  });
+
+  it('re-executes from failure a run whose step failed inside a container: the rest load from the first run', async () => {
+    const instance = await Instance.open({ home: join(dir, 'home') });
+    try {
+      const withDir = dockerExecutor.configured({ image, network: 'host', volumes: [`${ROOT}:${ROOT}:ro`, `${dir}:${dir}:ro`] }) as ExecutorDefinition;
+      await expectMendedFromFailure(instance, join(dir, 'flag'), (runConfig) => run('mend', withDir, { instance, runConfig }), (runId) => reexecute(instance, runId, { fromFailure: true, executorDef: withDir }));
+    } finally {
+      await instance.close();
+    }
   });
 
   it('cancelling the run stops its containers and leaves none', async () => {

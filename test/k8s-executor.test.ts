@@ -16,6 +16,9 @@ import defs from './fixtures/step-jobs.ts';
 import { startFakeK8s, type FakeK8s } from './helpers/fake-k8s.ts';
 import { ROOT } from './helpers/docker-image.ts';
 import { expectSameAsInProcess } from './helpers/in-process.ts';
+import { expectMendedFromFailure } from './helpers/reexecution.ts';
+import { Instance } from '../src/runs/instance.ts';
+import { reexecute } from '../src/runs/reexecute.ts';
 
 const MODULE = new URL('./fixtures/step-jobs.ts', import.meta.url).href;
 const IMAGE = 'registry.test/weft-steps:1';
@@ -84,6 +87,15 @@ describe('the k8s Job executor (a fake Kubernetes API server)', () => {
     const mine = await run('retry_fan', k8s({ maxConcurrent: n }));
     await expectSameAsInProcess(mine, defs.getJob('retry_fan'));
     nothingLeft(mine.runId);
+  });
+
+  it('re-executes from failure: one Job per step run again, the rest load from the first run', async () => {
+    const instance = await Instance.open({ home: join(dir, 'home') });
+    try {
+      await expectMendedFromFailure(instance, join(dir, 'flag'), (runConfig) => run('mend', k8s(), { instance, runConfig }), (runId) => reexecute(instance, runId, { fromFailure: true, executorDef: k8s() }));
+    } finally {
+      await instance.close();
+    }
   });
 
   it('streams a LOG while the step is still running', async () => {

@@ -19,6 +19,9 @@ import { startRedis, type TestRedis } from './helpers/redis.ts';
 import { ROOT } from './helpers/docker-image.ts';
 import { alive, waitFor } from './helpers/util.ts';
 import { expectSameAsInProcess } from './helpers/in-process.ts';
+import { expectMendedFromFailure } from './helpers/reexecution.ts';
+import { Instance } from '../src/runs/instance.ts';
+import { reexecute } from '../src/runs/reexecute.ts';
 
 const MODULE = new URL('./fixtures/step-jobs.ts', import.meta.url).href;
 const dir = mkdtempSync(join(tmpdir(), 'weft-queue-'));
@@ -103,6 +106,15 @@ describe('the queue executor (BullMQ on a real Redis, weft queue-worker processe
   it.each([1, 2])('a delayed retry goes on with %i slot(s); steps are not started ahead (refused, naming the path)', async (n) => {
     await expectSameAsInProcess(await run('retry_fan', exec.configured({ maxConcurrent: n }) as ExecutorDefinition), defs.getJob('retry_fan'));
     await expect(run('retry_fan', exec.configured({ startAhead: true }) as ExecutorDefinition)).rejects.toThrow(/startAhead: the queue executor queues each step once it is ready/);
+  });
+
+  it('re-executes from failure: the loaded outputs reach the workers through Redis', async () => {
+    const instance = await Instance.open({ home: join(dir, 'home') });
+    try {
+      await expectMendedFromFailure(instance, join(dir, 'flag'), (runConfig) => run('mend', exec, { instance, runConfig }), (runId) => reexecute(instance, runId, { fromFailure: true, executorDef: exec }));
+    } finally {
+      await instance.close();
+    }
   });
 
   it('streams a LOG while the step is still running', async () => {

@@ -19,6 +19,8 @@ export const stepEventSchema = lazySchemas((z) =>
     output: z.string().optional(),
     /** STEP_OUTPUT from a step process: the value as msgpack. */
     bytes: z.instanceof(Uint8Array).optional(),
+    /** STEP_OUTPUT: written to the run's output store where the step ran. */
+    stored: z.boolean().optional(),
     attempt: z.number().int().nonnegative().optional(),
     retryInSeconds: z.number().nonnegative().optional(),
     pid: z.number().int().optional(),

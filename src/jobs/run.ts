@@ -200,7 +200,9 @@ export async function executeJob(job: JobSpec, executorDef: ExecutorDefinition, 
         let value = ev.value;
         if (value === undefined && ev.bytes) value = decode(ev.bytes);
         let bytes = ev.bytes;
-        if (store && !ev.stored && !storeError) {
+        // An output whose value stayed where it ran (the cluster's, not fetched) is stored there, or not at all.
+        const here = 'value' in ev || bytes !== undefined;
+        if (store && here && !ev.stored && !storeError) {
           try {
             bytes ??= encodeOwned(value);
             storeOutput(ev.stepKey, ev.output, bytes);

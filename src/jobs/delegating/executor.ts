@@ -132,7 +132,7 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
   };
   ctx.signal.addEventListener('abort', onAbort, { once: true });
   try {
-    await handler.prepare?.({ runId, steps: ctx.plan.steps, signal: ctx.signal, log: logEngine });
+    await handler.prepare?.({ runId, steps: ctx.plan.steps, loadedOutputs: ctx.loadedOutputs, signal: ctx.signal, log: logEngine });
     while (!ctx.signal.aborted) {
       for (const act of slots.next(Date.now())) {
         if (act.kind === 'launch') launch(act.step, act.waiting, act.early);

@@ -6,6 +6,7 @@
  * steps report to. Dagster's `StepHandler` under its docker and k8s
  * executors is the model. A stable, documented API (docs/executors.md).
  */
+import type { LoadedOutput } from '../executor.ts';
 import type { PlannedStep } from '../plan.ts';
 import type { StepSpec } from '../step/spec.ts';
 import type { StepChannel } from './coordinator.ts';
@@ -50,6 +51,8 @@ export interface StepHandlerContext {
 export interface StepRunContext {
   readonly runId: string;
   readonly steps: readonly PlannedStep[];
+  /** Outputs of earlier runs that a re-execution's steps take (a handler whose steps read inputs their own way puts them there). */
+  readonly loadedOutputs: readonly LoadedOutput[];
   readonly signal: AbortSignal;
   log(message: string, data?: Record<string, unknown>): void;
 }

@@ -120,6 +120,8 @@ async function* runOnCluster(ctx: ExecutionContext, config: ClusterConfig): Asyn
     const picks = new Map<string, { step: string; output: string }>();
     const retries = retriesEnabled(config.retries);
     const version = codeVersion(location.module);
+    const inPlan = new Set(plan.steps.map((st) => st.key));
+    const loaded = new Map(ctx.loadedOutputs.map((l) => [`${l.stepKey}\u0000${l.output}`, l.value]));
     for (const step of plan.steps) {
       if (unplaceable.has(step.key) || step.upstream.some((u) => doomed.has(u))) {
         doomed.add(step.key);
@@ -128,12 +130,14 @@ async function* runOnCluster(ctx: ExecutionContext, config: ClusterConfig): Asyn
       const inputs = step.node.inputs.map((src) => {
         if (src.kind === 'value') return null;
         if (src.kind === 'job-input') return ctx.inputValues[src.name];
+        // A re-execution: the output of a step not run here, loaded from an earlier run.
+        if (!inPlan.has(src.stepKey)) return loaded.get(`${src.stepKey}\u0000${src.output}`);
         if (!multi.has(src.stepKey)) return ref(taskKey(runId, src.stepKey));
         const pk = pickKey(runId, src.stepKey, src.output);
         picks.set(pk, { step: src.stepKey, output: src.output });
         return ref(pk);
       });
-      const spec: StepTaskSpec = { runId, module: location.module, version, jobName: location.jobName, stepKey: step.key, runConfig: ctx.runConfig, retries, topic };
+      const spec: StepTaskSpec = { runId, module: location.module, version, jobName: location.jobName, stepKey: step.key, runConfig: ctx.runConfig, retries, topic, ...(ctx.outputDirectory !== null ? { outputDir: ctx.outputDirectory } : {}) };
       const key = taskKey(runId, step.key);
       if (key.length > MAX_KEY) throw new WeftError(`step key ${step.key.slice(0, 40)}... is too long for a task key on the cluster`);
       const task: TaskDef = { fn: STEP_FN, args: [spec, inputs] };

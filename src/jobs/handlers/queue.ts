@@ -22,7 +22,7 @@ import type { StepHandler, StepHandlerContext, StepHealth } from '../delegating/
 import type { ToStep } from '../step/messages.ts';
 import type { QueueConfig } from '../queue/config.ts';
 import type { QueuedStep } from '../queue/job-data.ts';
-import { ALIVE_EVERY_MS, attemptName, cancelChannel, inputKey, jobId, RUN_TTL_SECONDS, runKey } from '../queue/keys.ts';
+import { ALIVE_EVERY_MS, attemptName, cancelChannel, inputKey, jobId, outputKey, RUN_TTL_SECONDS, runKey } from '../queue/keys.ts';
 import { CONNECT_TIMEOUT_MS, connectRedis, duplicateRedis, redact, withTimeout } from '../queue/redis.ts';
 import { optionalPackage } from '../../util/optional.ts';
 import { liveWorkers } from '../queue/status.ts';
@@ -188,11 +188,12 @@ export function queueHandler(config: QueueConfig, runPriority: number, jobInputs
       // The workers drop the steps of a run whose launcher stops refreshing this (killed, even with -9).
       alive = setInterval(() => void redis?.set(aliveKey, '1', 'EX', ttl).catch(() => {}), Math.min(ALIVE_EVERY_MS, (ttl * 1000) / 3));
       alive.unref();
-      // The run's job inputs, for the steps that take them.
+      // The run's job inputs, and the outputs of earlier runs a re-execution loads, for the steps that take them.
       const inputs = Object.entries(jobInputs);
-      if (inputs.length > 0) {
+      if (inputs.length > 0 || run.loadedOutputs.length > 0) {
         const m = redis.multi();
         for (const [k, v] of inputs) m.set(inputKey(prefix, runId, k), encode(v), 'EX', RUN_TTL_SECONDS);
+        for (const l of run.loadedOutputs) m.set(outputKey(prefix, runId, l.stepKey, l.output), Buffer.from(l.bytes.buffer, l.bytes.byteOffset, l.bytes.byteLength), 'EX', RUN_TTL_SECONDS);
         await m.exec();
       }
       stream = new RunStream(duplicateRedis(redis), runKey(prefix, runId, 'events'), (err) => run.log(`lost the run's event stream in Redis: ${err.message}`));

@@ -43,7 +43,7 @@ export async function runLaunched(l: LaunchedStep): Promise<void> {
   const coordinator = new StepCoordinator(spec.runId, coordinatorConfig, (m) => l.log(m));
   try {
     try {
-      await handler.prepare?.({ runId: spec.runId, steps: [step], signal, log: l.log });
+      await handler.prepare?.({ runId: spec.runId, steps: [step], loadedOutputs: [], signal, log: l.log });
     } catch (err) {
       // An image that is not there, a config the cluster refuses: no other attempt would do better.
       fail(err, false);

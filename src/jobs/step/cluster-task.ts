@@ -9,7 +9,9 @@
  * A thread rebuilds the job once per code location and the plan once per
  * run, then reuses them for every step of the run it runs.
  */
-import { CancelledError, WeftError } from '../../errors.ts';
+import { CancelledError, serializeError, WeftError } from '../../errors.ts';
+import { encode } from '../../protocol/codec.ts';
+import { FsOutputStore } from '../outputs.ts';
 import { taskContext, type TaskContext } from '../../worker/task-context.ts';
 import type { RunConfig } from '../definitions.ts';
 import type { RunEvent } from '../events.ts';
@@ -35,6 +37,8 @@ export interface StepTaskSpec {
   retries: boolean;
   /** Where the step's events go. */
   topic: string;
+  /** The directory of the run's output store: the worker writes the step's outputs there itself. */
+  outputDir?: string;
 }
 
 /** The step failed (its STEP_FAILURE event says why): its task errs, so the steps downstream do not run. */
@@ -131,6 +135,17 @@ async function runAttempt(ctx: TaskContext, spec: StepTaskSpec, step: PlannedSte
       break;
     }
     outputs[ev.output ?? DEFAULT_OUTPUT] = value;
+    if (spec.outputDir !== undefined) {
+      try {
+        await new FsOutputStore(spec.outputDir).put({ runId: spec.runId, stepKey: step.key, output: ev.output ?? DEFAULT_OUTPUT }, encode(value));
+      } catch (err) {
+        const message = (err as Error).message;
+        send({ ...rest, type: 'STEP_FAILURE', message: `step ${step.key} failed: ${message}`, error: serializeError(err) });
+        break;
+      }
+      send({ ...rest, stored: true });
+      continue;
+    }
     send(rest);
   }
   if (!last) throw new WeftError(`step ${step.key} ended without events`);
