@@ -29,3 +29,4 @@ export {
 
 // The job layer (also on its own as 'weftjs/jobs', for code locations).
 export * from './jobs/index.ts';
+export * from './runs/index.ts';

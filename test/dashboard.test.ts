@@ -4,7 +4,7 @@
  * chromium). What a page draws is read from its screenshots (decoded with
  * pngjs), not only from its DOM.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +16,10 @@ import { clusterExecutor, LocalCluster } from '../src/index.ts';
 import type { TaskDef } from '../src/client/graph.ts';
 import { executeJob } from '../src/jobs/run.ts';
 import jobs from './fixtures/jobs.ts';
+import stepJobs from './fixtures/step-jobs.ts';
+import { multiprocessExecutor } from '../src/jobs/executors/multiprocess.ts';
+import type { ExecutorDefinition } from '../src/jobs/executor.ts';
+import { Instance } from '../src/runs/instance.ts';
 
 const TASKS = new URL('./fixtures/tasks.ts', import.meta.url).href;
 const fn = (name: string): string => `${TASKS}#${name}`;
@@ -256,6 +260,49 @@ describe('dashboard', () => {
       await page.close();
     }
   }, 60_000);
+
+  it('the runs page reads run storage: a run of each of three executors, and a failed one re-executes from the button', async () => {
+    // The cluster's scheduler reads the instance in this file's WEFT_HOME, where these runs are recorded.
+    const instance = await Instance.open();
+    const dir = mkdtempSync(join(tmpdir(), 'weft-dash-runs-'));
+    const page = await browser.newPage();
+    try {
+      const flag = join(dir, 'flag');
+      writeFileSync(flag, 'up');
+      const runConfig = { ops: { gate: { config: { flag } } } };
+      const location = { module: new URL('./fixtures/step-jobs.ts', import.meta.url).href, jobName: 'mend' };
+      const mend = stepJobs.getJob('mend');
+      const inProcess = await mend.executeInProcess({ instance, outputStore: instance.outputStore, runConfig });
+      const multi = await executeJob(mend, multiprocessExecutor as ExecutorDefinition, location, { instance, runConfig });
+      const onCluster = await executeJob(mend, clusterExecutor.configured({ cluster: { existing: { address: cluster.address } } }) as ExecutorDefinition, location, { instance, runConfig });
+      for (const r of [inProcess, multi, onCluster]) expect(r.success).toBe(false);
+
+      await page.goto(`${dashboard(cluster)}/runs`);
+      for (const [r, executor] of [
+        [inProcess, 'in_process'],
+        [multi, 'multiprocess'],
+        [onCluster, 'cluster'],
+      ] as const) {
+        const section = page.locator(`section.run[data-run="${r.runId}"][data-executor="${executor}"][data-status="FAILURE"]`);
+        await section.waitFor({ timeout: 15_000 });
+        await section.locator('.step-row[data-step="gate"][data-state="STEP_FAILURE"]').waitFor();
+        await section.locator('.step-row[data-step="double"][data-state="STEP_SUCCESS"]').waitFor();
+        await section.locator('.step-row[data-step="report"][data-state="NOT_STARTED"]').waitFor();
+      }
+      const section = page.locator(`section.run[data-run="${multi.runId}"]`);
+      await section.locator('button.reexecute').click();
+      await section.locator('.queued', { hasText: /queued run [0-9a-f-]{36}/ }).waitFor({ timeout: 10_000 });
+      const queued = await instance.storage.listRuns({ statuses: ['QUEUED'] });
+      expect(queued.map((r) => r.parentRunId)).toContain(multi.runId);
+      // Another site's page cannot post it.
+      const forged = await fetch(`${dashboard(cluster)}/api/v1/runs/${multi.runId}/reexecute`, { method: 'POST', headers: { Origin: 'https://evil.example' } });
+      expect(forged.status).toBe(403);
+    } finally {
+      await page.close();
+      await instance.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
 
   it('a wrong token is refused; the right one opens the pages', async () => {
     const token = 'dashboard-test-token-0123456789';

@@ -11,14 +11,14 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunEvent } from '../src/index.ts';
+import type { JobExecutionResult, RunEvent } from '../src/index.ts';
 import { executeJob } from '../src/jobs/run.ts';
 import { multiprocessExecutor } from '../src/jobs/executors/multiprocess.ts';
 import type { ExecutorDefinition } from '../src/jobs/executor.ts';
 import { ReexecutionError, RunStorageError, SchemaVersionError } from '../src/runs/errors.ts';
 import { Instance } from '../src/runs/instance.ts';
 import { cancelRun } from '../src/runs/cancel.ts';
-import { runsToStart } from '../src/runs/queue.ts';
+import { launchQueuedRun, runsToStart, submitReexecution } from '../src/runs/queue.ts';
 import { reexecute } from '../src/runs/reexecute.ts';
 import { selectSteps } from '../src/runs/selection.ts';
 import { LATEST_VERSION, migrate, schemaVersion } from '../src/runs/sql/migrations.ts';
@@ -276,6 +276,28 @@ describe('re-execution', () => {
     const stored = await instance.storage.getRun(third.runId);
     expect(stored?.rootRunId).toBe(first.runId);
     expect(stored?.parentRunId).toBe(second.runId);
+  });
+
+  it("a queued re-execution (the dashboard's button) is planned when the daemon starts it", async () => {
+    const flag = join(dir, 'flag-queued');
+    writeFileSync(flag, 'up');
+    const exec = multiprocessExecutor as ExecutorDefinition;
+    const first = await executeJob(defs.getJob('mend'), exec, { module: MODULE, jobName: 'mend' }, { instance, runConfig: { ops: { gate: { config: { flag } } } } });
+    expect(first.success).toBe(false);
+    rmSync(flag);
+    const queued = await submitReexecution(instance, first.runId, { fromFailure: true });
+    expect(queued).toMatchObject({ status: 'QUEUED', parentRunId: first.runId, rootRunId: first.runId });
+    expect(await instance.storage.transition(queued.runId, ev('RUN_STARTING', queued.runId), ['QUEUED'])).toBe(true);
+    let result: JobExecutionResult | null = null;
+    const code = await launchQueuedRun(instance, queued.runId, async (_steps, go) => {
+      result = await go({});
+      return result.success ? 0 : 1;
+    });
+    expect(code).toBe(0);
+    const r = result as unknown as JobExecutionResult;
+    expect(r.allEvents.filter((e) => e.type === 'STEP_START').map((e) => e.stepKey)).toEqual(['gate', 'report']);
+    expect(r.outputForNode('report')).toBe('answer: 42');
+    expect((await instance.storage.getRun(queued.runId))?.status).toBe('SUCCESS');
   });
 
   it('refuses what it cannot do, saying why', async () => {

@@ -50,7 +50,7 @@ const scheduler: Command = {
     { name: 'heartbeat-timeout', arg: 'DURATION', help: 'remove a worker silent this long (default 15s)' },
     { name: 'no-worker-timeout', arg: 'DURATION', help: 'err a task no worker can run after this long (default 30s)' },
     { name: 'forget-functions-after', arg: 'DURATION', help: 'a task function no task refers to is forgotten, here and on the workers,\nafter this long (default 60s; sooner past 64 MiB of such functions)' },
-    { name: 'dashboard-port', arg: 'PORT', help: 'HTTP port of the dashboard (/status, /workers, /tasks, /runs), /health,\n/metrics (Prometheus) and /api/v1 (default 8787; 0 picks a free one);\nwith a token, it wants it too' },
+    { name: 'dashboard-port', arg: 'PORT', help: 'HTTP port of the dashboard (/status, /workers, /tasks, /runs: the runs\nrecorded in WEFT_HOME), /health, /metrics (Prometheus) and /api/v1\n(default 8787; 0 picks a free one); with a token, it wants it too' },
     { name: 'no-dashboard', help: 'serve no HTTP port' },
     HOST_FLAG,
     ORIGIN_FLAG,
@@ -61,7 +61,9 @@ it must be at least 16 characters. ${DURATIONS_NOTE}
 Prints {"address": "ws://HOST:PORT", "dashboard": "http://HOST:PORT"} on stdout once listening.`,
   async run(args) {
     const log = createLogger('weft-scheduler', logLevelOf(args, 'info'));
-    const { SchedulerServer } = await import('../scheduler/server.ts');
+    const [{ SchedulerServer }, { instanceRunsSource }] = await Promise.all([import('../scheduler/server.ts'), import('../runs/dashboard-source.ts')]);
+    // The runs pages read the instance in WEFT_HOME, opened when a runs page first asks.
+    const runs = flag(args, 'no-dashboard') ? null : instanceRunsSource();
     const server = await SchedulerServer.start({
       host: str(args, 'host') ?? '127.0.0.1',
       port: port(args, 'port', 8786),
@@ -72,9 +74,13 @@ Prints {"address": "ws://HOST:PORT", "dashboard": "http://HOST:PORT"} on stdout 
       dashboardPort: flag(args, 'no-dashboard') ? null : port(args, 'dashboard-port', 8787),
       allowOrigins: repeated(args, 'allow-origin'),
       allowHosts: repeated(args, 'allow-host'),
+      runs,
     });
     console.log(JSON.stringify({ address: server.address, ...(server.dashboardUrl ? { dashboard: server.dashboardUrl } : {}) }));
-    onShutdown(log, () => server.close());
+    onShutdown(log, async () => {
+      await server.close();
+      await runs?.close();
+    });
   },
 };
 

@@ -11,6 +11,7 @@ import { executeJob, type ExecuteOptions, type JobExecutionResult } from '../job
 import type { RunConfig } from '../jobs/definitions.ts';
 import { ConfigError } from '../errors.ts';
 import { Instance } from '../runs/instance.ts';
+import { MissingPackageError } from '../util/optional.ts';
 import { LOG_LEVELS, type LogLevel } from '../util/log.ts';
 
 export interface RunOptions {
@@ -134,17 +135,31 @@ export async function runJobCommand(opts: RunOptions): Promise<number> {
   // The command prints events and never reads outputs: the cluster executor need not fetch them (a run config can still say so).
   const onCluster = opts.cluster !== undefined || defs.executorFor(job).name === 'cluster';
   if (onCluster) runConfig = mergeConfig({ execution: { config: { fetchOutputs: false } } }, runConfig) as RunConfig;
-  const instance = await Instance.open();
+  const instance = await openInstanceOrSay();
   try {
     return await showRun(opts, job.steps.length, async (shown) => {
-      const execOpts: ExecuteOptions = { ...shown, instance, ...(runConfig ? { runConfig } : {}), ...(opts.tags ? { tags: opts.tags } : {}) };
+      const execOpts: ExecuteOptions = { ...shown, ...(instance ? { instance } : {}), ...(runConfig ? { runConfig } : {}), ...(opts.tags ? { tags: opts.tags } : {}) };
       if (!opts.cluster) return defs.executeJob(opts.job, execOpts);
       const { clusterExecutor } = await import('../jobs/executors/cluster.ts');
       const executorDef = clusterExecutor.configured({ cluster: { existing: opts.cluster } });
       return executeJob(job, executorDef as ExecutorDefinition, { module: defs.location ?? moduleUrl(opts.module), jobName: opts.job }, execOpts);
     });
   } finally {
-    await instance.close();
+    await instance?.close();
+  }
+}
+
+/**
+ * The instance in WEFT_HOME, or null when run storage's package is not
+ * installed (the runtime alone): the run goes on unrecorded, and says so.
+ */
+async function openInstanceOrSay(): Promise<Instance | null> {
+  try {
+    return await Instance.open();
+  } catch (err) {
+    if (!(err instanceof MissingPackageError)) throw err;
+    process.stderr.write(`weft: this run is not recorded: ${err.message}\n`);
+    return null;
   }
 }
 

@@ -51,7 +51,7 @@ function Live({ page }: { page: Page }) {
         {page === 'status' ? <StatusPage model={model} /> : null}
         {page === 'workers' ? <WorkersPage model={model} /> : null}
         {page === 'tasks' ? <TasksPage /> : null}
-        {page === 'runs' ? <RunsPage runs={model.runs} /> : null}
+        {page === 'runs' ? <RunsPage /> : null}
       </main>
     </>
   );

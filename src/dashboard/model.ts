@@ -4,7 +4,7 @@
  * bytes each worker fetched). Kept bounded: a page open for days holds the
  * same amount.
  */
-import type { HistorySample, RunView, Snapshot, StreamEntry } from '../scheduler/dashboard/snapshot.ts';
+import type { HistorySample, Snapshot, StreamEntry } from '../scheduler/dashboard/snapshot.ts';
 import type { WorkerSummary } from '../protocol/messages.ts';
 
 /** The task stream shows this much of the recent past (a page opens with it: see the feed's OPEN_WINDOW_MS). */
@@ -27,13 +27,12 @@ export interface Model {
   /** [update time, tasks ended since the one before], over the window. */
   endedLog: [at: number, n: number][];
   history: HistorySample[];
-  runs: RunView[];
   transfers: Map<string, Transfer[]>;
   connected: boolean;
 }
 
 export function emptyModel(): Model {
-  return { now: Date.now(), workers: [], states: {}, groups: [], stream: [], ended: 0, endedLog: [], history: [], runs: [], transfers: new Map(), connected: false };
+  return { now: Date.now(), workers: [], states: {}, groups: [], stream: [], ended: 0, endedLog: [], history: [], transfers: new Map(), connected: false };
 }
 
 /** The model after one update (a new object: the pages redraw from it). `keepAll`: a report's record, kept whole. */
@@ -61,7 +60,6 @@ export function apply(m: Model, s: Snapshot, keepAll = false): Model {
     ended: endedLog.reduce((sum, [, n]) => sum + n, 0),
     endedLog,
     history: history.length > MAX_HISTORY ? history.slice(-MAX_HISTORY) : history,
-    runs: s.runs ?? m.runs,
     transfers,
     connected: true,
   };

@@ -91,16 +91,65 @@ export function TasksPage() {
   );
 }
 
-/** Job runs on this cluster (the cluster executor's): their steps and latest events, live. */
-export function RunsPage({ runs }: { runs: RunView[] }) {
-  if (runs.length === 0) return <section id="runs">No job run has used this cluster yet.</section>;
+/**
+ * Job runs, live: run storage's latest on every executor (when the scheduler
+ * was given run storage), and the cluster executor's runs seen on this
+ * cluster. A failed run has a button that queues its re-execution from
+ * failure (weft daemon starts it).
+ */
+export function RunsPage() {
+  const [data, setData] = useState<{ runs: RunView[]; storage: string | null } | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [queued, setQueued] = useState<Record<string, string>>({});
+  useEffect(() => {
+    let stop = false;
+    const load = async (): Promise<void> => {
+      try {
+        const res = await fetch('/api/v1/runs');
+        if (!res.ok) throw new Error(`${res.status} ${await res.text()}`);
+        if (!stop) {
+          setData((await res.json()) as { runs: RunView[]; storage: string | null });
+          setError(null);
+        }
+      } catch (err) {
+        if (!stop) setError((err as Error).message);
+      }
+    };
+    void load();
+    const timer = setInterval(() => void load(), 1000);
+    return () => {
+      stop = true;
+      clearInterval(timer);
+    };
+  }, []);
+  const reexecute = async (runId: string): Promise<void> => {
+    const res = await fetch(`/api/v1/runs/${encodeURIComponent(runId)}/reexecute`, { method: 'POST' });
+    const text = await res.text();
+    setQueued((q) => ({ ...q, [runId]: res.ok ? `queued run ${(JSON.parse(text) as { runId: string }).runId}: weft daemon starts it` : `refused: ${text.trim()}` }));
+  };
+  if (!data) return <section id="runs">{error ? <span class="err">{error}</span> : 'Loading runs...'}</section>;
+  const { runs } = data;
   return (
     <>
+      {data.storage ? <p class="note" id="runs-storage">{data.storage}</p> : null}
+      {error ? <p class="err">{error}</p> : null}
+      {runs.length === 0 ? <section id="runs">No job run yet.</section> : null}
       {runs.map((r) => (
-        <section key={r.runId} class="run" data-run={r.runId}>
+        <section key={r.runId} class="run" data-run={r.runId} data-status={r.status ?? ''} data-executor={r.executor ?? ''}>
           <h2>
-            Run {r.runId} · {time(r.first)} to {time(r.last)}
+            {r.job ? `${r.job} · ` : ''}Run {r.runId}
+            {r.status ? <span class={r.status === 'FAILURE' ? 'err' : ''}> · {r.status.toLowerCase()}</span> : null}
+            {r.executor ? ` · ${r.executor}` : ''} · {time(r.first)} to {time(r.last)}
+            {r.parentRunId ? ` · re-executes ${r.parentRunId.slice(0, 8)}` : ''}
           </h2>
+          {r.status === 'FAILURE' || r.status === 'CANCELED' ? (
+            <p>
+              <button type="button" class="reexecute" onClick={() => void reexecute(r.runId)}>
+                re-execute from failure
+              </button>{' '}
+              <span class="queued">{queued[r.runId] ?? ''}</span>
+            </p>
+          ) : null}
           <table>
             <Head cols={['step', 'state', '#attempt', '#duration']} />
             <tbody>

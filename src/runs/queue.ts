@@ -17,7 +17,8 @@ import type { TagConcurrencyLimit } from './config.ts';
 import { ReexecutionError, RunNotFoundError } from './errors.ts';
 import type { Instance } from './instance.ts';
 import { LAUNCHER } from './recorder.ts';
-import type { RunRecord } from './records.ts';
+import { PARENT_RUN_TAG, ROOT_RUN_TAG, type RunRecord } from './records.ts';
+import { planReexecution } from './reexecute.ts';
 
 export interface Submission {
   job: string;
@@ -35,6 +36,27 @@ export async function submitRun(instance: Instance, s: Submission): Promise<RunR
   return instance.storage.createRun(
     { runId, job: s.job, location: s.location, tags: s.tags, runConfig: s.runConfig, inputValues: s.inputValues && Object.keys(s.inputValues).length > 0 ? encode(s.inputValues) : null, parentRunId: null, rootRunId: null, stepKeys: null, executor: null, launcher: null, createdAt: now },
     { type: 'RUN_ENQUEUED', runId, stepKey: null, timestamp: now, message: `run ${runId} of job ${s.job} queued` },
+  );
+}
+
+/** Tag of a queued re-execution: `from-failure`, or `steps:SELECTION`; the daemon plans it when it starts it. */
+export const REEXECUTE_TAG = 'weft/reexecute';
+
+/** Queues a re-execution of a stored run (the dashboard's button): planned when the daemon starts it, from storage as it is then. */
+export async function submitReexecution(instance: Instance, parentRunId: string, how: { fromFailure: true } | { stepSelection: string }): Promise<RunRecord> {
+  const parent = await instance.storage.getRun(parentRunId);
+  if (!parent) throw new RunNotFoundError(parentRunId);
+  if (!parent.location) throw new ReexecutionError(`run ${parentRunId} was not launched from a code location: re-execute it in code (reexecute(..., { job }))`);
+  if ('fromFailure' in how && parent.status !== 'FAILURE' && parent.status !== 'CANCELED') throw new ReexecutionError(`run ${parentRunId} did not fail (it is ${parent.status}): only a failed or canceled run re-executes from failure`);
+  const runId = globalThis.crypto.randomUUID();
+  const now = Date.now();
+  const tags = Object.fromEntries(Object.entries(parent.tags).filter(([k]) => !k.startsWith('weft/') || k === RUN_PRIORITY_TAG));
+  tags[REEXECUTE_TAG] = 'fromFailure' in how ? 'from-failure' : `steps:${how.stepSelection}`;
+  tags[PARENT_RUN_TAG] = parent.runId;
+  tags[ROOT_RUN_TAG] = parent.rootRunId ?? parent.runId;
+  return instance.storage.createRun(
+    { runId, job: parent.job, location: parent.location, tags, runConfig: parent.runConfig, inputValues: parent.inputValues, parentRunId: parent.runId, rootRunId: parent.rootRunId ?? parent.runId, stepKeys: null, executor: null, launcher: null, createdAt: now },
+    { type: 'RUN_ENQUEUED', runId, stepKey: null, timestamp: now, message: `re-execution ${runId} of run ${parent.runId} queued (${tags[REEXECUTE_TAG]})` },
   );
 }
 
@@ -96,10 +118,19 @@ export async function launchQueuedRun(instance: Instance, runId: string, show: (
     const defs = await loadDefinitions(run.location);
     const job = defs.getJob(run.job);
     const exec = defs.executorFor(job) as ExecutorDefinition;
+    // A queued re-execution is planned now, from the runs as they are.
+    const how = run.tags[REEXECUTE_TAG];
+    let reexecution: Partial<ExecuteOptions> = {};
+    if (how !== undefined && run.parentRunId) {
+      const parent = await instance.storage.getRun(run.parentRunId);
+      if (!parent) throw new RunNotFoundError(run.parentRunId);
+      const plan = await planReexecution(instance.storage, instance.outputStore, parent, job, how === 'from-failure' ? { fromFailure: true } : { stepSelection: [how.replace(/^steps:/, '')] });
+      reexecution = { parentRunId: parent.runId, rootRunId: plan.rootRunId, stepKeys: plan.stepKeys, loadOutputs: plan.loadOutputs };
+    }
     instance.claimed.add(runId);
     started = true;
-    return await show(job.steps.length, (shown) =>
-      executeJob(job, exec, { module: run.location as string, jobName: run.job }, { ...shown, instance, runId, runConfig: run.runConfig, inputValues: run.inputValues ? (decode(run.inputValues) as Record<string, unknown>) : {} }),
+    return await show(reexecution.stepKeys?.length ?? job.steps.length, (shown) =>
+      executeJob(job, exec, { module: run.location as string, jobName: run.job }, { ...shown, ...reexecution, instance, runId, runConfig: run.runConfig, inputValues: run.inputValues ? (decode(run.inputValues) as Record<string, unknown>) : {} }),
     );
   } catch (err) {
     if (!started || (await instance.storage.getRun(runId))?.status === 'STARTING') {

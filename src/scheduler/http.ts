@@ -8,7 +8,9 @@
  *   /api/v1/workers  the workers as JSON
  *   /api/v1/stream   the pages' updates (server-sent events)
  *   /api/v1/tasks    the latest tasks that ended (?q= filters, ?limit=)
- *   /api/v1/runs     the job runs seen on this cluster
+ *   /api/v1/runs     the job runs: run storage's latest (every executor's),
+ *                    and the cluster executor's runs seen on this cluster
+ *   POST /api/v1/runs/RUN/reexecute   queues a re-execution from failure
  *
  * With a token (required off loopback, as for the scheduler's own port),
  * every path but /health wants it as `Authorization: Bearer TOKEN`, or a
@@ -25,6 +27,7 @@ import type { WorkerSummary } from '../protocol/messages.ts';
 import { lazyPackage } from '../util/lazy.ts';
 import type { GroupCounts } from './state-machine.ts';
 import type { DashboardFeed } from './dashboard/feed.ts';
+import type { RunsSource, RunView } from './dashboard/snapshot.ts';
 import { dashboardScript } from './dashboard/assets.ts';
 import { appPage, loginPage } from './dashboard/pages.ts';
 
@@ -58,6 +61,8 @@ export interface HttpOptions {
   allowHosts?: readonly string[];
   /** Where wrong tokens are said (a few lines, then a count). */
   log?: (line: string) => void;
+  /** Run storage for the runs pages (see RunsSource). */
+  runs?: RunsSource | null;
 }
 
 /**
@@ -161,7 +166,7 @@ export class SchedulerHttp {
         res.end('this dashboard answers its own address only: start the scheduler with --allow-host NAME to serve it under another name\n');
         return;
       }
-      void serve(req, res, auth, registry, figures, feed);
+      void serve(req, res, auth, registry, figures, feed, opts.runs ?? null);
     };
     const tls = opts.tls;
     // A request's headers must come within 5 s of connecting, checked every second (Node's default check is every 30 s): a connection that sends nothing, or half a request, is closed.
@@ -184,12 +189,49 @@ export class SchedulerHttp {
 
 const PAGES = new Set(['/status', '/workers', '/tasks', '/runs']);
 
-async function serve(req: IncomingMessage, res: ServerResponse, auth: DashboardAuth | null, registry: PromClient.Registry, figures: SchedulerFigures, feed: DashboardFeed): Promise<void> {
+/** Runs the pages show: run storage's latest, then the cluster's own that storage does not hold; or why storage cannot be read. */
+async function allRuns(runs: RunsSource | null, feed: DashboardFeed): Promise<{ runs: RunView[]; storage: string | null }> {
+  const seen = feed.runsNow();
+  if (!runs) return { runs: seen, storage: 'no run storage: the scheduler was started without one' };
+  try {
+    const stored = await runs.recent(RUNS_SHOWN);
+    const ids = new Set(stored.map((r) => r.runId));
+    return { runs: [...stored, ...seen.filter((r) => !ids.has(r.runId))], storage: null };
+  } catch (err) {
+    return { runs: seen, storage: `run storage cannot be read: ${(err as Error).message}` };
+  }
+}
+
+const RUNS_SHOWN = 20;
+
+/**
+ * The re-execute button: a POST from the dashboard's own page only (its
+ * Origin must be this server, so no other site's page can post it), with
+ * the same token or session as every page.
+ */
+async function reexecute(req: IncomingMessage, res: ServerResponse, auth: DashboardAuth | null, runs: RunsSource | null, runId: string): Promise<void> {
+  const origin = req.headers.origin;
+  if (origin === undefined || new URL(origin).host !== req.headers.host) return send(res, 403, 'text/plain', 'a re-execution is asked from the dashboard\'s own page only\n');
+  const verdict = auth === null ? 'ok' : auth.check(req);
+  if (verdict === 'limited') return tooMany(res);
+  if (verdict !== 'ok') return send(res, 401, 'text/plain', 'this scheduler wants its token\n');
+  if (!runs) return send(res, 409, 'text/plain', 'this scheduler has no run storage\n');
+  try {
+    const queued = await runs.reexecuteFromFailure(runId);
+    return send(res, 200, 'application/json', JSON.stringify({ runId: queued }));
+  } catch (err) {
+    return send(res, 409, 'text/plain', `${(err as Error).message}\n`);
+  }
+}
+
+async function serve(req: IncomingMessage, res: ServerResponse, auth: DashboardAuth | null, registry: PromClient.Registry, figures: SchedulerFigures, feed: DashboardFeed, runs: RunsSource | null): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://weft');
   const path = url.pathname;
   try {
     if (req.method === 'POST' && path === '/login') return await login(req, res, auth);
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'only GET (and POST /login)\n');
+    const reexec = req.method === 'POST' ? /^\/api\/v1\/runs\/([A-Za-z0-9-]{1,64})\/reexecute$/.exec(path) : null;
+    if (reexec) return await reexecute(req, res, auth, runs, reexec[1] as string);
+    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'only GET (and POST /login, POST /api/v1/runs/RUN/reexecute)\n');
     if (path === '/health') return send(res, 200, 'text/plain', 'ok\n');
     if (path === '/login') return send(res, 200, 'text/html; charset=utf-8', loginPage(safeNext(url.searchParams.get('next')), false));
     // The script holds no data: the login page's redirect target loads it before any token is checked.
@@ -216,7 +258,7 @@ async function serve(req: IncomingMessage, res: ServerResponse, auth: DashboardA
       const limit = Math.min(Math.max(Number(url.searchParams.get('limit') ?? 200) || 200, 1), 5000);
       return send(res, 200, 'application/json', JSON.stringify(feed.recent(url.searchParams.get('q') ?? '', limit)));
     }
-    if (path === '/api/v1/runs') return send(res, 200, 'application/json', JSON.stringify(feed.runsNow()));
+    if (path === '/api/v1/runs') return send(res, 200, 'application/json', JSON.stringify(await allRuns(runs, feed)));
     if (path === '/api/v1/stream') {
       res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive' });
       return feed.open(res);

@@ -12,6 +12,7 @@ import type { Connection, ConnectionLimits } from '../protocol/connection.ts';
 import { CLOSE_SHUTDOWN, DEFAULT_LIMITS } from '../protocol/connection.ts';
 import { accept } from '../protocol/handshake.ts';
 import { messageSchemas, type ClientToScheduler, type WorkerInfo, type WorkerToScheduler } from '../protocol/messages.ts';
+import type { RunsSource } from './dashboard/snapshot.ts';
 import { ConfigError } from '../errors.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
 import { SchedulerState, type SchedulerConfig, type SchedulerEvent } from './state-machine.ts';
@@ -30,6 +31,8 @@ export interface SchedulerOptions {
   tickMs?: number;
   /** The HTTP port for /health, /metrics and /api/v1/workers (0: a free one; absent or null: none), on the scheduler's host. */
   dashboardPort?: number | null;
+  /** Run storage for the dashboard's runs pages (weft scheduler gives the instance's: runs/dashboard-source.ts). */
+  runs?: RunsSource | null;
   /** TLS: wss:// on the scheduler's port and https:// on the dashboard's, with this certificate. */
   tls?: TlsOptions | null;
   /** Web origins whose pages may open a WebSocket to the scheduler (none by default: see listen.ts). */
@@ -111,7 +114,7 @@ export class SchedulerServer {
           groups: figures.groups,
           task: (key) => s.state.taskView(key),
         });
-        s.http = await SchedulerHttp.start({ host, port: opts.dashboardPort, token: opts.token, tls, allowHosts: opts.allowHosts ?? [], log: (line) => log.warn(line) }, figures, s.feed);
+        s.http = await SchedulerHttp.start({ host, port: opts.dashboardPort, token: opts.token, tls, allowHosts: opts.allowHosts ?? [], log: (line) => log.warn(line), runs: opts.runs ?? null }, figures, s.feed);
       } catch (err) {
         await s.close();
         throw new ConfigError(`cannot serve the dashboard port on ${host}:${opts.dashboardPort}: ${(err as Error).message}; pick another with --dashboard-port, or --no-dashboard`);

@@ -84,7 +84,6 @@ export class DashboardFeed {
   private readonly history: HistorySample[] = [];
   private historySent = 0;
   private readonly runs = new Map<string, RunRecord>();
-  private runsChanged = false;
   private readonly pages = new Set<ServerResponse>();
   private updater: NodeJS.Timeout | null = null;
   private readonly sampler: NodeJS.Timeout;
@@ -165,7 +164,6 @@ export class DashboardFeed {
         step.end = null;
       } else if (ev.type !== 'STEP_UP_FOR_RETRY') step.end = ev.timestamp;
     }
-    this.runsChanged = true;
   }
 
   /** An open page: it gets the recent past now, then an update every UPDATE_MS while it stays. */
@@ -182,7 +180,6 @@ export class DashboardFeed {
     if (!this.updater) {
       this.sent = this.count;
       this.historySent = this.history.length;
-      this.runsChanged = false;
       this.updater = setInterval(() => this.update(), UPDATE_MS);
       this.updater.unref();
     }
@@ -229,7 +226,7 @@ export class DashboardFeed {
       if (e[4] === 1) g.erred = ++g.states.erred;
       else g.done = ++g.states.released;
     }
-    const snap = this.snapshot(stream, stream.length, 0, true);
+    const snap = this.snapshot(stream, stream.length, 0);
     snap.groups = [...groups.values()];
     snap.history = snap.history.filter(([t]) => t >= since);
     return snap;
@@ -257,10 +254,9 @@ export class DashboardFeed {
   }
 
   private update(): void {
-    const snap = this.build(this.sent, this.historySent, this.runsChanged);
+    const snap = this.build(this.sent, this.historySent);
     this.sent = this.count;
     this.historySent = this.history.length;
-    this.runsChanged = false;
     for (const res of this.pages) write(res, snap);
   }
 
@@ -308,18 +304,18 @@ export class DashboardFeed {
       ended++;
       if (n >= fresh || this.groupOf[n % RING] !== '') stream.push(this.entry(n));
     }
-    return JSON.stringify(this.snapshot(stream, ended, 0, true));
+    return JSON.stringify(this.snapshot(stream, ended, 0));
   }
 
-  /** An update: tasks recorded since `from` (at most `max`, the latest), samples since `historyFrom`, the runs if asked. */
-  private build(from: number, historyFrom: number, withRuns: boolean, max = STREAM_PER_UPDATE): string {
+  /** An update: tasks recorded since `from` (at most `max`, the latest), samples since `historyFrom`. */
+  private build(from: number, historyFrom: number, max = STREAM_PER_UPDATE): string {
     const first = Math.max(from, this.count - max, this.count - RING);
     const stream: StreamEntry[] = [];
     for (let n = first; n < this.count; n++) stream.push(this.entry(n));
-    return JSON.stringify(this.snapshot(stream, this.count - from, historyFrom, withRuns));
+    return JSON.stringify(this.snapshot(stream, this.count - from, historyFrom));
   }
 
-  private snapshot(stream: StreamEntry[], ended: number, historyFrom: number, withRuns: boolean): Snapshot {
+  private snapshot(stream: StreamEntry[], ended: number, historyFrom: number): Snapshot {
     return {
       now: Date.now(),
       workers: this.source.workers(),
@@ -328,7 +324,6 @@ export class DashboardFeed {
       stream,
       ended,
       history: this.history.slice(historyFrom),
-      ...(withRuns ? { runs: this.runsNow() } : {}),
     };
   }
 }

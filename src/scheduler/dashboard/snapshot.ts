@@ -1,6 +1,6 @@
 /**
  * What the dashboard's pages receive: the scheduler's figures a few times a
- * second (server-sent events), the recent tasks and the job runs. Types
+ * second (server-sent events), the recent tasks and the job runs (fetched). Types
  * only: the browser's code imports them too.
  */
 import type { WorkerSummary } from '../../protocol/messages.ts';
@@ -39,6 +39,11 @@ export interface RunEventView {
 
 export interface RunView {
   runId: string;
+  /** From run storage (absent for a cluster executor's run seen only on this cluster). */
+  job?: string;
+  status?: string;
+  executor?: string | null;
+  parentRunId?: string | null;
   /** When its first and latest events came (ms since the epoch). */
   first: number;
   last: number;
@@ -59,8 +64,6 @@ export interface Snapshot {
   ended: number;
   /** Samples since the last update. */
   history: HistorySample[];
-  /** The runs, when any changed since the last update. */
-  runs?: RunView[];
 }
 
 /** A row of the tasks page (the latest tasks that ended, newest first). */
@@ -78,3 +81,15 @@ export interface TaskRow {
 // A sample when more end: at 100,000 tasks a second no one sees single tasks, and 2,000 an update cost the cluster 12% with a page open.
 export const STREAM_PER_UPDATE = 250;
 export const RUN_EVENTS = 200;
+
+/**
+ * The runs pages' view of run storage: every executor's runs, not only the
+ * cluster's. The scheduler does not open run storage itself; whoever starts
+ * it (weft scheduler) gives it a source (runs/dashboard-source.ts).
+ */
+export interface RunsSource {
+  /** The latest runs, newest first, each with its steps and latest events. */
+  recent(limit: number): Promise<RunView[]>;
+  /** Queues a re-execution of a failed run from failure (the daemon starts it); its run id. */
+  reexecuteFromFailure(runId: string): Promise<string>;
+}
