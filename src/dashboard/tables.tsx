@@ -5,6 +5,35 @@ import { Head } from './head.tsx';
 import { bytes, count, groupColor, seconds, time } from './format.ts';
 import type { Model } from './model.ts';
 
+/** JSON from `url`, fetched now and every second while the page shows it; and the last error, if the last fetch failed. */
+function usePolled<T>(url: string): [T | null, string | null] {
+  const [data, setData] = useState<T | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    let stop = false;
+    const load = async (): Promise<void> => {
+      try {
+        const res = await fetch(url);
+        if (!res.ok) throw new Error(`${res.status} ${await res.text()}`);
+        const body = (await res.json()) as T;
+        if (!stop) {
+          setData(body);
+          setError(null);
+        }
+      } catch (err) {
+        if (!stop) setError((err as Error).message);
+      }
+    };
+    void load();
+    const timer = setInterval(() => void load(), 1000);
+    return () => {
+      stop = true;
+      clearInterval(timer);
+    };
+  }, [url]);
+  return [data, error];
+}
+
 export function WorkersPage({ model }: { model: Model }) {
   return (
     <section id="workers-table">
@@ -37,29 +66,7 @@ export function WorkersPage({ model }: { model: Model }) {
 /** The latest tasks that ended, searched on the scheduler (by key, group, state or worker), refreshed every second. */
 export function TasksPage() {
   const [query, setQuery] = useState('');
-  const [rows, setRows] = useState<TaskRow[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  useEffect(() => {
-    let stop = false;
-    const load = async (): Promise<void> => {
-      try {
-        const res = await fetch(`/api/v1/tasks?limit=500&q=${encodeURIComponent(query)}`);
-        if (!res.ok) throw new Error(`${res.status} ${await res.text()}`);
-        if (!stop) {
-          setRows((await res.json()) as TaskRow[]);
-          setError(null);
-        }
-      } catch (err) {
-        if (!stop) setError((err as Error).message);
-      }
-    };
-    void load();
-    const timer = setInterval(() => void load(), 1000);
-    return () => {
-      stop = true;
-      clearInterval(timer);
-    };
-  }, [query]);
+  const [rows, error] = usePolled<TaskRow[]>(`/api/v1/tasks?limit=500&q=${encodeURIComponent(query)}`);
   return (
     <section id="tasks-table">
       <h2>Recent tasks</h2>
@@ -98,30 +105,8 @@ export function TasksPage() {
  * failure (weft daemon starts it).
  */
 export function RunsPage() {
-  const [data, setData] = useState<{ runs: RunView[]; storage: string | null } | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const [data, error] = usePolled<{ runs: RunView[]; storage: string | null }>('/api/v1/runs');
   const [queued, setQueued] = useState<Record<string, string>>({});
-  useEffect(() => {
-    let stop = false;
-    const load = async (): Promise<void> => {
-      try {
-        const res = await fetch('/api/v1/runs');
-        if (!res.ok) throw new Error(`${res.status} ${await res.text()}`);
-        if (!stop) {
-          setData((await res.json()) as { runs: RunView[]; storage: string | null });
-          setError(null);
-        }
-      } catch (err) {
-        if (!stop) setError((err as Error).message);
-      }
-    };
-    void load();
-    const timer = setInterval(() => void load(), 1000);
-    return () => {
-      stop = true;
-      clearInterval(timer);
-    };
-  }, []);
   const reexecute = async (runId: string): Promise<void> => {
     const res = await fetch(`/api/v1/runs/${encodeURIComponent(runId)}/reexecute`, { method: 'POST' });
     const text = await res.text();

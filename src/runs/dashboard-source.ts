@@ -7,6 +7,7 @@
  * kept: it no longer changes.
  */
 import type { RunEventView, RunsSource, RunView, StepView } from '../scheduler/dashboard/snapshot.ts';
+import { applyStepEvent } from '../scheduler/dashboard/steps.ts';
 import type { RunEvent } from '../jobs/events.ts';
 import { Instance } from './instance.ts';
 import { failStaleRuns } from './monitor.ts';
@@ -62,17 +63,7 @@ export function runView(run: RunRecord, events: readonly RunEvent[]): RunView {
   const steps = new Map<string, StepView>();
   const planned = run.stepKeys ?? events.find((e) => e.type === 'RUN_START')?.data?.['stepKeys'];
   if (Array.isArray(planned)) for (const k of planned) if (typeof k === 'string') steps.set(k, { key: k, state: 'NOT_STARTED', start: null, end: null, attempt: 0 });
-  for (const ev of events) {
-    if (ev.stepKey === null || !ev.type.startsWith('STEP_') || ev.type === 'STEP_OUTPUT') continue;
-    let s = steps.get(ev.stepKey);
-    if (!s) steps.set(ev.stepKey, (s = { key: ev.stepKey, state: ev.type, start: null, end: null, attempt: 0 }));
-    s.state = ev.type;
-    s.attempt = ev.attempt ?? s.attempt;
-    if (ev.type === 'STEP_START' || ev.type === 'STEP_RESTARTED') {
-      s.start = ev.timestamp;
-      s.end = null;
-    } else if (ev.type !== 'STEP_UP_FOR_RETRY') s.end = ev.timestamp;
-  }
+  for (const ev of events) applyStepEvent(steps, ev);
   const latest: RunEventView[] = events.slice(-EVENTS_SHOWN).map((e) => ({ type: e.type, stepKey: e.stepKey, timestamp: e.timestamp, message: e.message }));
   return {
     runId: run.runId,

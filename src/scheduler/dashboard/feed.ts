@@ -15,6 +15,7 @@ import { decode } from '../../protocol/codec.ts';
 import { RUN_TOPIC_PREFIX } from '../../protocol/topics.ts';
 import { byState, type TaskStatus } from '../task-state.ts';
 import type { GroupCounts } from '../state-machine.ts';
+import { applyStepEvent, isStepState } from './steps.ts';
 import { RUN_EVENTS, STREAM_PER_UPDATE, type GroupView, type HistorySample, type RunView, type Snapshot, type StepView, type StreamEntry, type TaskRow } from './snapshot.ts';
 
 /** What the feed reads from the scheduler. */
@@ -150,20 +151,12 @@ export class DashboardFeed {
     v.last = Math.max(v.last, ev.timestamp);
     v.events.push({ type: ev.type, stepKey: ev.stepKey, timestamp: ev.timestamp, message: ev.message });
     if (v.events.length > RUN_EVENTS) v.events.splice(0, v.events.length - RUN_EVENTS);
-    if (ev.stepKey !== null && ev.type.startsWith('STEP_') && ev.type !== 'STEP_OUTPUT') {
-      let step = run.steps.get(ev.stepKey);
-      if (!step) {
-        step = { key: ev.stepKey, state: ev.type, start: null, end: null, attempt: 0 };
-        run.steps.set(ev.stepKey, step);
-        v.steps.push(step);
-      }
-      step.state = ev.type;
-      step.attempt = ev.attempt ?? step.attempt;
-      if (ev.type === 'STEP_START' || ev.type === 'STEP_RESTARTED') {
-        step.start = ev.timestamp;
-        step.end = null;
-      } else if (ev.type !== 'STEP_UP_FOR_RETRY') step.end = ev.timestamp;
+    if (ev.stepKey !== null && !run.steps.has(ev.stepKey) && isStepState(ev.type)) {
+      const step: StepView = { key: ev.stepKey, state: ev.type, start: null, end: null, attempt: 0 };
+      run.steps.set(ev.stepKey, step);
+      v.steps.push(step);
     }
+    applyStepEvent(run.steps, ev);
   }
 
   /** An open page: it gets the recent past now, then an update every UPDATE_MS while it stays. */

@@ -1,0 +1,182 @@
+/**
+ * The run storage bench (issue 28's figures), each against its baseline in
+ * the same run:
+ *
+ * - steps/s of a 1,000-step job with run storage (SQLite) and without, in
+ *   process and with the multiprocess executor (warm step processes),
+ *   alternating, median of the rounds; in process also with the output
+ *   store (every output written to a file);
+ * - `weft runs reexecute RUN --from-failure` of a 1,000-step job that failed
+ *   at its last step: the steps it runs, and how long from the command to
+ *   that step's start;
+ * - `weft runs list --limit 50` over 100,000 stored runs.
+ *
+ *   npm run build && npm run bench:runs              a table
+ *   npm run bench:runs -- --json                     one JSON line per measurement
+ *   npm run bench:runs -- --rounds 9 --runs 100000
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import type { ExecuteOptions } from '../src/jobs/run.ts';
+import { Instance } from '../src/runs/instance.ts';
+import { openSqlite } from '../src/runs/sql/sqlite.ts';
+import { migrate } from '../src/runs/sql/migrations.ts';
+import jobs, { wideAndChain } from './executor-jobs.ts';
+
+const { values } = parseArgs({ options: { json: { type: 'boolean' }, rounds: { type: 'string' }, runs: { type: 'string' } } });
+const ROUNDS = Number(values.rounds ?? 7);
+const STORED_RUNS = Number(values.runs ?? 100_000);
+const BIN = new URL('../bin/weft.js', import.meta.url).pathname;
+const home = mkdtempSync(join(tmpdir(), 'weft-runs-bench-'));
+
+interface Row {
+  bench: string;
+  value: number;
+  unit: string;
+  target: string;
+  met: boolean;
+}
+const rows: Row[] = [];
+function row(bench: string, value: number, unit: string, target: string, met: boolean): void {
+  const r = { bench, value: Math.round(value * 100) / 100, unit, target, met };
+  rows.push(r);
+  if (values.json) console.log(JSON.stringify(r));
+  else process.stderr.write(`${bench}: ${r.value} ${unit}\n`);
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+/** Steps/s of one run of `go`. */
+async function stepsPerSecond(steps: number, go: () => Promise<{ success: boolean }>): Promise<number> {
+  const t0 = performance.now();
+  const r = await go();
+  if (!r.success) throw new Error('a bench run failed');
+  return steps / ((performance.now() - t0) / 1000);
+}
+
+/** Alternating rounds of each variant (after one warm-up run of each): the median steps/s of each. */
+async function alternate(steps: number, variants: Record<string, () => Promise<{ success: boolean }>>): Promise<Record<string, number>> {
+  for (const go of Object.values(variants)) await go();
+  const seen: Record<string, number[]> = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
+  for (let i = 0; i < ROUNDS; i++) for (const [k, go] of Object.entries(variants)) seen[k]?.push(await stepsPerSecond(steps, go));
+  return Object.fromEntries(Object.entries(seen).map(([k, xs]) => [k, median(xs)]));
+}
+
+async function storageOverhead(instance: Instance): Promise<void> {
+  const steps = wideAndChain.steps.length;
+  const ip = await alternate(steps, {
+    none: () => wideAndChain.executeInProcess(),
+    storage: () => wideAndChain.executeInProcess({ instance }),
+    withOutputs: () => wideAndChain.executeInProcess({ instance, outputStore: instance.outputStore }),
+  });
+  row('in_process, no storage (1,000 steps)', ip['none'] as number, 'steps/s', '(baseline)', true);
+  const r1 = (ip['storage'] as number) / (ip['none'] as number);
+  row('in_process, SQLite run storage', ip['storage'] as number, 'steps/s', `>= 70% of no storage (${(r1 * 100).toFixed(0)}%)`, r1 >= 0.7);
+  const r2 = (ip['withOutputs'] as number) / (ip['none'] as number);
+  row('in_process, SQLite run storage and the output store', ip['withOutputs'] as number, 'steps/s', `(${(r2 * 100).toFixed(0)}% of no storage)`, true);
+
+  const warm: ExecuteOptions = { runConfig: { execution: { config: { multiprocess: { mode: 'warm' } } } } };
+  const mp = await alternate(steps, {
+    none: () => jobs.executeJob('wide_and_chain', warm),
+    storage: () => jobs.executeJob('wide_and_chain', { ...warm, instance }),
+  });
+  row('multiprocess warm, no storage (1,000 steps)', mp['none'] as number, 'steps/s', '(baseline)', true);
+  const r3 = (mp['storage'] as number) / (mp['none'] as number);
+  row('multiprocess warm, SQLite run storage and the output store', mp['storage'] as number, 'steps/s', `>= 95% of no storage (${(r3 * 100).toFixed(0)}%)`, r3 >= 0.95);
+}
+
+/** Runs `weft ARGS` with the bench's WEFT_HOME; resolves with its stdout lines, each with when it was read. */
+function weft(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; lines: { at: number; text: string }[]; started: number; stderr: string }> {
+  const started = performance.now();
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WEFT_HOME: home, ...env } });
+  const lines: { at: number; text: string }[] = [];
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  createInterface({ input: child.stdout }).on('line', (text) => lines.push({ at: performance.now(), text }));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, lines, started, stderr })));
+}
+
+async function reexecution(): Promise<void> {
+  const flag = join(home, 'flag');
+  writeFileSync(flag, 'up');
+  const env = { WEFT_BENCH_FLAG: flag };
+  const first = await weft(['run', new URL('./runs-jobs.ts', import.meta.url).pathname, '--job', 'fails_last', '--json'], env);
+  if (first.code !== 1) throw new Error(`the failing run should fail (exit ${first.code}): ${first.stderr}`);
+  const runId = (JSON.parse(first.lines[0]?.text ?? '{}') as { runId: string }).runId;
+  const waits: number[] = [];
+  let ran: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    const r = await weft(['runs', 'reexecute', runId, '--from-failure', '--json'], env);
+    const events = r.lines.map((l) => ({ at: l.at, ev: JSON.parse(l.text) as { type: string; stepKey: string | null } }));
+    ran = events.filter((e) => e.ev.type === 'STEP_START').map((e) => e.ev.stepKey as string);
+    const startAt = events.find((e) => e.ev.type === 'STEP_START')?.at;
+    if (startAt === undefined) throw new Error(`the re-execution started no step: ${r.stderr}`);
+    waits.push(startAt - r.started);
+  }
+  const ms = median(waits);
+  row(`reexecute --from-failure of a 1,000-step run failed at its last step: runs ${ran.length} step (${ran.join(', ')})`, ms, 'ms to its start', `one step, <= 200 ms (median of 5: ${waits.map((w) => w.toFixed(0)).join(', ')})`, ran.length === 1 && ms <= 200);
+}
+
+async function listing(): Promise<void> {
+  // 100,000 runs, written straight into the file: as many as a year of busy use.
+  const db = await openSqlite(join(home, 'runs.db'));
+  await migrate(db);
+  const now = Date.now();
+  const per = 5000;
+  for (let i = 0; i < STORED_RUNS; i += per) {
+    await db.transaction(async (tx) => {
+      for (let j = i; j < Math.min(i + per, STORED_RUNS); j++) {
+        const runId = `00000000-0000-4000-8000-${String(j).padStart(12, '0')}`;
+        await tx.run('INSERT INTO runs (run_id, job, location, status, run_config, created_at, updated_at, started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', [runId, j % 2 ? 'daily' : 'hourly', null, j % 10 === 0 ? 'FAILURE' : 'SUCCESS', '{}', now - (STORED_RUNS - j) * 1000, now, now, now]);
+        await tx.run('INSERT INTO run_tags (run_id, key, value) VALUES (?, ?, ?)', [runId, 'team', j % 3 ? 'data' : 'ml']);
+      }
+    });
+  }
+  await db.close();
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const r = await weft(['runs', 'list', '--limit', '50', '--json']);
+    if (r.code !== 0) throw new Error(`weft runs list failed: ${r.stderr}`);
+    times.push(performance.now() - r.started);
+  }
+  const instance = await Instance.open({ home });
+  const inside: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const t0 = performance.now();
+    await instance.storage.listRuns({ limit: 50 });
+    inside.push(performance.now() - t0);
+  }
+  const filtered: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const t0 = performance.now();
+    await instance.storage.listRuns({ limit: 50, statuses: ['FAILURE'], tags: { team: 'ml' } });
+    filtered.push(performance.now() - t0);
+  }
+  await instance.close();
+  row(`weft runs list --limit 50 over ${STORED_RUNS.toLocaleString('en')} runs (the whole command)`, median(times), 'ms', `< 100 ms (median of 5: ${times.map((t) => t.toFixed(0)).join(', ')})`, median(times) < 100);
+  row('  of which the query (listRuns, 50 newest)', median(inside), 'ms', '(median of 20)', true);
+  row('  a filtered query (FAILURE, tag team=ml)', median(filtered), 'ms', '(median of 20)', true);
+}
+
+async function main(): Promise<void> {
+  const instance = await Instance.open({ home: join(home, 'overhead') });
+  try {
+    await storageOverhead(instance);
+  } finally {
+    await instance.close();
+  }
+  await reexecution();
+  await listing();
+  if (!values.json) {
+    console.log('| bench | value | target |');
+    console.log('|---|---|---|');
+    for (const r of rows) console.log(`| ${r.bench} | ${r.value.toLocaleString('en')} ${r.unit} | ${r.target}${r.met ? '' : ' (missed)'} |`);
+  }
+  rmSync(home, { recursive: true, force: true });
+}
+
+await main();
