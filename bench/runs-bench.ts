@@ -104,7 +104,7 @@ async function reexecution(): Promise<void> {
   const flag = join(home, 'flag');
   writeFileSync(flag, 'up');
   const env = { WEFT_BENCH_FLAG: flag };
-  const first = await weft(['run', new URL('./runs-jobs.ts', import.meta.url).pathname, '--job', 'fails_last', '--json'], env);
+  const first = await weft(['run', new URL('./runs-jobs.mjs', import.meta.url).pathname, '--job', 'fails_last', '--json'], env);
   if (first.code !== 1) throw new Error(`the failing run should fail (exit ${first.code}): ${first.stderr}`);
   const runId = (JSON.parse(first.lines[0]?.text ?? '{}') as { runId: string }).runId;
   const waits: number[] = [];

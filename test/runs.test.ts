@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +17,7 @@ import { multiprocessExecutor } from '../src/jobs/executors/multiprocess.ts';
 import type { ExecutorDefinition } from '../src/jobs/executor.ts';
 import { ReexecutionError, RunStorageError, SchemaVersionError } from '../src/runs/errors.ts';
 import { Instance } from '../src/runs/instance.ts';
+import { DEFAULT_CONFIG, instanceConfigSchema } from '../src/runs/config.ts';
 import { cancelRun } from '../src/runs/cancel.ts';
 import { launchQueuedRun, runsToStart, submitReexecution } from '../src/runs/queue.ts';
 import { reexecute } from '../src/runs/reexecute.ts';
@@ -326,5 +327,19 @@ describe('the run queue picks', () => {
     ];
     const queued = [run('m1', { db: 'main' }, 1), run('m2', { db: 'main' }, 2), run('o1', { db: 'other' }, 3), run('t1', { team: 'a' }, 4), run('t2', { team: 'a' }, 5), run('t3', { team: 'b' }, 6), run('g1', { gpu: 'x' }, 7), run('g2', { gpu: 'y' }, 8)];
     expect(runsToStart(queued, [run('busy', { gpu: 'z' })], { maxConcurrentRuns: 100, tagConcurrencyLimits: limits }).map((r) => r.runId)).toEqual(['m1', 'o1', 't1', 't3', 'g1']);
+  });
+});
+
+describe('the instance config', () => {
+  it('without weft.yaml is what the schema gives for an empty file', () => {
+    expect(instanceConfigSchema().parse(undefined)).toEqual(DEFAULT_CONFIG);
+  });
+  it('a mistake in weft.yaml is named by its path', async () => {
+    const h = join(dir, 'bad-config');
+    mkdirSync(h, { recursive: true });
+    writeFileSync(join(h, 'weft.yaml'), 'runQueue:\n  maxConcurentRuns: 3\n  dequeueInterval: soon\n');
+    await expect(Instance.open({ home: h })).rejects.toThrow(/weft\.yaml is not a valid instance config: runQueue\.dequeueInterval: "soon" is not a duration .*runQueue: unknown key "maxConcurentRuns" \(did you mean "maxConcurrentRuns"\?\)/);
+    writeFileSync(join(h, 'weft.yaml'), 'runQueue: [unclosed\n');
+    await expect(Instance.open({ home: h })).rejects.toThrow(/weft\.yaml is not valid YAML/);
   });
 });

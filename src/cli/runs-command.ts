@@ -6,18 +6,27 @@
 import { ConfigError } from '../errors.ts';
 import type { RunConfig } from '../jobs/definitions.ts';
 import { eventForJson, type RunEvent } from '../jobs/events.ts';
-import { moduleUrl } from '../jobs/location.ts';
-import { loadDefinitions } from '../jobs/repository.ts';
-import { resolveRunConfig } from '../jobs/run-config.ts';
 import { cancelRun } from '../runs/cancel.ts';
 import { RunNotFoundError } from '../runs/errors.ts';
 import type { Instance } from '../runs/instance.ts';
 import { failStaleRuns } from '../runs/monitor.ts';
 import type { RunRecord } from '../runs/records.ts';
-import { reexecute, stepOutcomes } from '../runs/reexecute.ts';
+import { stepOutcomes } from '../runs/outcomes.ts';
 import { isFinished, RUN_STATUSES, type RunStatus } from '../runs/status.ts';
-import { launchQueuedRun, submitRun } from '../runs/queue.ts';
-import { eventLine, readRunConfig, showRun, type ShowOptions } from './run-job.ts';
+import { eventLine, showRun, type ShowOptions } from './show-run.ts';
+
+// What only re-executing, submitting and launching need (the job layer, the code location) loads with them: listing runs stays quick.
+const heavy = async () => {
+  const [{ loadDefinitions }, { moduleUrl }, { resolveRunConfig }, { reexecute }, { launchQueuedRun, submitRun }, { readRunConfig }] = await Promise.all([
+    import('../jobs/repository.ts'),
+    import('../jobs/location.ts'),
+    import('../jobs/run-config.ts'),
+    import('../runs/reexecute.ts'),
+    import('../runs/queue.ts'),
+    import('./run-job.ts'),
+  ]);
+  return { loadDefinitions, moduleUrl, resolveRunConfig, reexecute, launchQueuedRun, submitRun, readRunConfig };
+};
 
 /** A run by its id or a unique start of it (at least 4 characters). */
 export async function findRun(instance: Instance, given: string): Promise<RunRecord> {
@@ -208,10 +217,12 @@ export async function deleteCommand(instance: Instance, given: string, force: bo
 export async function reexecuteCommand(instance: Instance, given: string, opts: ShowOptions & { fromFailure: boolean; steps: string | undefined; tags: Record<string, string> }): Promise<number> {
   if (opts.fromFailure === (opts.steps !== undefined)) throw new ConfigError('weft runs reexecute needs --from-failure or --steps SELECTION (one of them)');
   const run = await findRun(instance, given);
+  const { reexecute } = await heavy();
   return showRun(opts, run.stepKeys?.length ?? 0, (shown) => reexecute(instance, run.runId, { ...shown, tags: opts.tags, ...(opts.fromFailure ? { fromFailure: true } : { stepSelection: [opts.steps as string] }) }));
 }
 
 export async function submitCommand(instance: Instance, opts: { module: string; job: string; configFile: string | undefined; tags: Record<string, string>; json: boolean }): Promise<void> {
+  const { loadDefinitions, readRunConfig, resolveRunConfig, submitRun, moduleUrl } = await heavy();
   const defs = await loadDefinitions(opts.module);
   const job = defs.findJob(opts.job);
   if (!job) throw new ConfigError(`--job: ${opts.module} has no job ${opts.job} (jobs: ${defs.jobNames.join(', ') || 'none'})`);
@@ -224,5 +235,6 @@ export async function submitCommand(instance: Instance, opts: { module: string; 
 }
 
 export async function launchCommand(instance: Instance, runId: string, show: ShowOptions): Promise<number> {
+  const { launchQueuedRun } = await heavy();
   return launchQueuedRun(instance, runId, (steps, go) => showRun(show, steps, go));
 }

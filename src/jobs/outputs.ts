@@ -9,8 +9,8 @@
  * one. Any other store implements OutputStore.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WeftError } from '../errors.ts';
 
@@ -99,7 +99,8 @@ export class FsOutputStore implements OutputStore {
 
   async get(ref: OutputRef): Promise<Uint8Array | null> {
     try {
-      return await readFile(this.path(ref));
+      // Read at once: a re-execution reads the few outputs its first steps take before any starts, and a round trip through libuv's pool costs more than the read.
+      return readFileSync(this.path(ref));
     } catch (err) {
       if ((err as { code?: unknown }).code === 'ENOENT') return null;
       throw new OutputStoreError(`cannot read output ${ref.output} of step ${ref.stepKey} of run ${ref.runId}: ${(err as Error).message}`);

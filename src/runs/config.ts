@@ -17,11 +17,23 @@
 import { parseDuration } from '../util/duration.ts';
 import { lazySchemas } from '../util/zod.ts';
 
+/**
+ * The config of an instance without weft.yaml. Written out (the schema's
+ * defaults come from here) so that a command that only reads runs does not
+ * load zod to learn them; a test checks the schema gives the same.
+ */
+export const DEFAULT_CONFIG = {
+  runStorage: {},
+  outputStore: { fs: { root: 'storage' } },
+  runQueue: { maxConcurrentRuns: 10, tagConcurrencyLimits: [], dequeueInterval: 1000 },
+  runMonitor: { heartbeatInterval: 5000, heartbeatTimeout: 60_000 },
+} as const;
+
 export const instanceConfigSchema = lazySchemas((z) => {
-  const duration = (def: string) =>
+  const duration = (defMs: number) =>
     z
       .union([z.string(), z.number()])
-      .default(def)
+      .default(defMs / 1000)
       .transform((v, ctx) => {
         const ms = parseDuration(v);
         if (ms === null || ms <= 0) {
@@ -47,21 +59,21 @@ export const instanceConfigSchema = lazySchemas((z) => {
         .refine((c) => !(c.sqlite && c.postgres), 'choose sqlite or postgres, not both')
         .prefault({}),
       outputStore: z
-        .object({ fs: z.object({ root: z.string().min(1).default('storage') }).strict().prefault({}) })
+        .object({ fs: z.object({ root: z.string().min(1).default(DEFAULT_CONFIG.outputStore.fs.root) }).strict().prefault({}) })
         .strict()
         .prefault({}),
       runQueue: z
         .object({
-          maxConcurrentRuns: z.number().int().nonnegative().default(10),
+          maxConcurrentRuns: z.number().int().nonnegative().default(DEFAULT_CONFIG.runQueue.maxConcurrentRuns),
           tagConcurrencyLimits: z.array(limit).default([]),
-          dequeueInterval: duration('1s'),
+          dequeueInterval: duration(DEFAULT_CONFIG.runQueue.dequeueInterval),
         })
         .strict()
         .prefault({}),
       runMonitor: z
         .object({
-          heartbeatInterval: duration('5s'),
-          heartbeatTimeout: duration('60s'),
+          heartbeatInterval: duration(DEFAULT_CONFIG.runMonitor.heartbeatInterval),
+          heartbeatTimeout: duration(DEFAULT_CONFIG.runMonitor.heartbeatTimeout),
         })
         .strict()
         .refine((c) => c.heartbeatTimeout >= 2 * c.heartbeatInterval, 'heartbeatTimeout must be at least twice heartbeatInterval')

@@ -10,12 +10,11 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { ConfigError } from '../errors.ts';
 import type { OutputStore } from '../jobs/outputs.ts';
 import { configIssues } from '../util/config-issues.ts';
-import { instanceConfigSchema, type InstanceConfig } from './config.ts';
+import { DEFAULT_CONFIG, instanceConfigSchema, type InstanceConfig } from './config.ts';
 import { openStorageAt, type StorageLocation } from './sql/open.ts';
 import { RunWriter, WrittenOutputStore } from './writer.ts';
 import type { RunStorage } from './storage.ts';
 import type { RecordedRun, RunRecorder, RunStart } from '../jobs/recording.ts';
-import { startRecording } from './recorder.ts';
 
 export const CONFIG_FILE = 'weft.yaml';
 
@@ -57,7 +56,9 @@ export class Instance implements RunRecorder {
   }
 
   /** Records a run that starts now (executeJob calls this when given the instance). */
-  startRun(run: RunStart, cancel: (reason: string) => void): Promise<RecordedRun> {
+  async startRun(run: RunStart, cancel: (reason: string) => void): Promise<RecordedRun> {
+    // Loaded with the first run recorded, not by commands that only read runs.
+    const { startRecording } = await import('./recorder.ts');
     return startRecording(run, cancel, { storage: this.storage, append: (id, evs) => this.writer.appendEvents(id, evs), heartbeatMs: this.config.runMonitor.heartbeatInterval, claimed: this.claimed.delete(run.runId) });
   }
 
@@ -73,7 +74,7 @@ export class Instance implements RunRecorder {
 
 async function readConfig(home: string): Promise<InstanceConfig> {
   const file = join(home, CONFIG_FILE);
-  if (!existsSync(file)) return parseConfig(undefined, file);
+  if (!existsSync(file)) return structuredClone(DEFAULT_CONFIG) as unknown as InstanceConfig;
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

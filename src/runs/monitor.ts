@@ -9,8 +9,6 @@
  * for ever because nobody looked.
  */
 import type { ExecutorDefinition } from '../jobs/executor.ts';
-import { loadDefinitions } from '../jobs/repository.ts';
-import { resolveRunConfig } from '../jobs/run-config.ts';
 import { formatDuration } from '../util/duration.ts';
 import type { Instance } from './instance.ts';
 import type { RunRecord } from './records.ts';
@@ -41,6 +39,8 @@ export async function failStaleRuns(instance: Instance, opts: { now?: number; lo
 /** Stops what the run's executor left, if the executor can say: a note of what was done, or null. */
 async function cleanup(run: RunRecord): Promise<string | null> {
   if (!run.location) return null;
+  // The job layer loads only when a run needs its executor's cleanup, not on every look at storage.
+  const [{ loadDefinitions }, { resolveRunConfig }] = await Promise.all([import('../jobs/repository.ts'), import('../jobs/run-config.ts')]);
   const defs = await loadDefinitions(run.location);
   const job = defs.findJob(run.job);
   if (!job) return null;

@@ -17,6 +17,7 @@ import { executeJob, type ExecuteOptions, type JobExecutionResult } from '../job
 import { decode } from '../protocol/codec.ts';
 import { ReexecutionError, RunNotFoundError } from './errors.ts';
 import { OUTPUTS_TAG, PARENT_RUN_TAG, ROOT_RUN_TAG, type RunRecord } from './records.ts';
+import { stepOutcomes } from './outcomes.ts';
 import { selectSteps, withDownstream } from './selection.ts';
 import type { RunStorage } from './storage.ts';
 import type { Instance } from './instance.ts';
@@ -43,22 +44,6 @@ export interface ReexecutionPlan {
   stepKeys: string[];
   /** Inputs of those steps from steps not run: the run whose output each loads. */
   loadOutputs: { stepKey: string; output: string; runId: string }[];
-}
-
-/** Where each step of a run stands, from its events. */
-export type StepOutcome = 'succeeded' | 'failed' | 'skipped' | 'interrupted' | 'not-run';
-
-export function stepOutcomes(stepKeys: readonly string[], events: readonly RunEvent[]): Map<string, StepOutcome> {
-  const out = new Map<string, StepOutcome>(stepKeys.map((k) => [k, 'not-run']));
-  for (const ev of events) {
-    const k = ev.stepKey;
-    if (k === null || !out.has(k)) continue;
-    if (ev.type === 'STEP_START' || ev.type === 'STEP_UP_FOR_RETRY' || ev.type === 'STEP_RESTARTED') out.set(k, 'interrupted');
-    else if (ev.type === 'STEP_SUCCESS') out.set(k, 'succeeded');
-    else if (ev.type === 'STEP_FAILURE') out.set(k, 'failed');
-    else if (ev.type === 'STEP_SKIPPED') out.set(k, 'skipped');
-  }
-  return out;
 }
 
 /** Which steps a re-execution of `parent` runs, and where its other inputs come from. */

@@ -3,10 +3,9 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { serializeError } from '../errors.ts';
 import { FsOutputStore, OutputStoreError } from '../jobs/outputs.ts';
 import { RunStorageError } from './errors.ts';
-import type { EventColumns } from './records.ts';
 import { inOrder } from './recorder.ts';
 import { openStorageAt } from './sql/open.ts';
-import type { WriterInit, WriterReply, WriterRequest } from './writer.ts';
+import { eventColumnsOf, type WriterInit, type WriterReply, type WriterRequest } from './writer.ts';
 
 const init = workerData as WriterInit;
 const port = parentPort;
@@ -20,28 +19,24 @@ function storage(): ReturnType<typeof openStorageAt> {
 }
 opened.catch(() => undefined);
 /** Each run's batches in the order they came, retried while storage is down (for up to 30 s each). */
-const append = inOrder<string>(async (runId, lines) => (await storage()).appendColumns(runId, columns(lines)), { giveUpMs: 30_000 });
+const append = inOrder<string>(async (runId, lines) => (await storage()).appendColumns(runId, eventColumnsOf(lines)), { giveUpMs: 30_000 });
 
 function fail(id: number, err: unknown): WriterReply {
   const kind = err instanceof OutputStoreError ? 'output' : err instanceof RunStorageError ? 'storage' : undefined;
   return { id, error: { ...serializeError(err), ...(kind ? { kind } : {}) } };
 }
 
-function columns(lines: string): EventColumns[] {
-  return lines.split('\n').map((body) => {
-    const ev = JSON.parse(body) as { type: EventColumns['type']; stepKey: string | null; timestamp: number };
-    return { type: ev.type, stepKey: ev.stepKey, timestamp: ev.timestamp, body };
-  });
-}
-
 port.on('message', (m: WriterRequest) => {
-  if (m.t === 'output') {
-    try {
-      store.putSync(m.ref, m.bytes);
-      port.postMessage({ id: m.id } satisfies WriterReply);
-    } catch (err) {
-      port.postMessage(fail(m.id, err));
-    }
+  if (m.t === 'outputs') {
+    const failed: [number, string][] = [];
+    m.items.forEach((item, i) => {
+      try {
+        store.putSync(item.ref, item.bytes);
+      } catch (err) {
+        failed.push([i, (err as Error).message]);
+      }
+    });
+    port.postMessage({ id: m.id, ...(failed.length > 0 ? { failed } : {}) } satisfies WriterReply);
     return;
   }
   void (async () => {

@@ -15,18 +15,21 @@ import type { RunEvent } from '../jobs/events.ts';
 import { FsOutputStore, OutputStoreError, type OutputRef, type OutputStore } from '../jobs/outputs.ts';
 import { WEFT_ROOT } from '../util/self.ts';
 import { RunStorageError } from './errors.ts';
-import { eventColumns } from './records.ts';
+import { eventColumns, type EventColumns } from './records.ts';
 import type { StorageLocation } from './sql/open.ts';
 import type { RunStatus } from './status.ts';
 
 /** What the launcher sends the thread. */
 export type WriterRequest =
-  | { id: number; t: 'events'; runId: string; /** The events' JSON, one per line. */ lines: string }
-  | { id: number; t: 'output'; ref: OutputRef; bytes: Uint8Array }
+  | { id: number; t: 'events'; runId: string; /** One event per line: type, step key, timestamp and its JSON, tab-separated (see eventLines). */ lines: string }
+  | { id: number; t: 'outputs'; items: { ref: OutputRef; bytes: Uint8Array }[] }
   | { id: number; t: 'close' };
 
 /** What the thread answers: each request once. */
-export type WriterReply = { id: number; status?: RunStatus; error?: SerializedError & { kind?: 'storage' | 'output' } };
+export type WriterReply = { id: number; status?: RunStatus; error?: SerializedError & { kind?: 'storage' | 'output' }; /** outputs: the error of each item that failed, by its index. */ failed?: [number, string][] };
+
+/** Outputs per message to the thread, at most (each waits at most until the event loop turns). */
+const OUTPUTS_PER_MESSAGE = 64;
 
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
 
@@ -81,21 +84,42 @@ export class RunWriter {
 
   /** Writes events of a run in one transaction; resolves with the run's status after. */
   async appendEvents(runId: string, events: readonly RunEvent[]): Promise<RunStatus> {
-    let lines = '';
-    for (const ev of events) lines += (lines === '' ? '' : '\n') + eventColumns(ev).body;
-    const r = await this.request({ t: 'events', runId, lines });
+    const r = await this.request({ t: 'events', runId, lines: eventLines(events) });
     if (r.error) throw rebuild(r.error);
     return r.status as RunStatus;
   }
 
-  async putOutput(ref: OutputRef, bytes: Uint8Array): Promise<void> {
-    // A copy of just these bytes, handed over: a view into a larger buffer (a network frame) would be copied whole.
-    const own = new Uint8Array(bytes);
-    const r = await this.request({ t: 'output', ref, bytes: own }, [own.buffer]);
-    if (r.error) throw rebuild(r.error);
+  /** Outputs waiting to go to the thread together: one message for the outputs of many steps. */
+  private outputs: { ref: OutputRef; bytes: Uint8Array; done: (err: Error | null) => void }[] = [];
+  private outputsSoon: NodeJS.Immediate | null = null;
+
+  putOutput(ref: OutputRef, bytes: Uint8Array): Promise<void> {
+    return new Promise((resolve, reject) => {
+      // A copy of just these bytes, handed over: a view into a larger buffer (a network frame) would be copied whole.
+      this.outputs.push({ ref, bytes: new Uint8Array(bytes), done: (err) => (err ? reject(err) : resolve()) });
+      if (this.outputs.length >= OUTPUTS_PER_MESSAGE) this.sendOutputs();
+      else this.outputsSoon ??= setImmediate(() => this.sendOutputs());
+    });
+  }
+
+  private sendOutputs(): void {
+    if (this.outputsSoon) clearImmediate(this.outputsSoon);
+    this.outputsSoon = null;
+    const batch = this.outputs;
+    this.outputs = [];
+    if (batch.length === 0) return;
+    const items = batch.map(({ ref, bytes }) => ({ ref, bytes }));
+    this.request({ t: 'outputs', items }, items.map((i) => i.bytes.buffer as ArrayBuffer)).then(
+      (r) => {
+        const failed = new Map(r.failed ?? []);
+        batch.forEach((b, i) => b.done(r.error ? rebuild(r.error) : failed.has(i) ? new OutputStoreError(failed.get(i) as string) : null));
+      },
+      (err: Error) => batch.forEach((b) => b.done(err)),
+    );
   }
 
   async close(): Promise<void> {
+    this.sendOutputs();
     if (!this.worker) return;
     const w = this.worker;
     await this.request({ t: 'close' }).catch(() => undefined);
@@ -103,6 +127,33 @@ export class RunWriter {
     w.removeAllListeners('exit');
     await w.terminate();
   }
+}
+
+/**
+ * Events for the writer thread, as one string (a string crosses to a thread
+ * as one copy; an array of objects is cloned object by object): one line per
+ * event, its columns tab-separated before its JSON, so that the thread needs
+ * no JSON.parse. Step keys and types hold no tab or newline, and JSON escapes
+ * them in strings.
+ */
+export function eventLines(events: readonly RunEvent[]): string {
+  let out = '';
+  for (const ev of events) {
+    const c = eventColumns(ev);
+    out += `${out === '' ? '' : '\n'}${c.type}\t${c.stepKey ?? ''}\t${c.timestamp}\t${c.body}`;
+  }
+  return out;
+}
+
+/** eventLines, read back. */
+export function eventColumnsOf(lines: string): EventColumns[] {
+  return lines.split('\n').map((line) => {
+    const a = line.indexOf('\t');
+    const b = line.indexOf('\t', a + 1);
+    const c = line.indexOf('\t', b + 1);
+    const stepKey = line.slice(a + 1, b);
+    return { type: line.slice(0, a) as EventColumns['type'], stepKey: stepKey === '' ? null : stepKey, timestamp: Number(line.slice(b + 1, c)), body: line.slice(c + 1) };
+  });
 }
 
 function rebuild(e: WriterReply['error'] & object): Error {

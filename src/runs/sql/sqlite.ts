@@ -88,6 +88,22 @@ class SqliteDriver implements SqlDriver {
     }
   }
 
+  private runManyNow(sql: string, rows: readonly (readonly unknown[])[]): number {
+    try {
+      const st = this.prepare(sql);
+      let n = 0;
+      for (const r of rows) n += st.run(...r.map(bind)).changes;
+      return n;
+    } catch (err) {
+      throw storageError(this.where, err);
+    }
+  }
+
+  async runMany(sql: string, rows: readonly (readonly unknown[])[]): Promise<number> {
+    if (this.inTransaction) await this.queue;
+    return this.runManyNow(sql, rows);
+  }
+
   async all(sql: string, params: readonly unknown[] = []): Promise<Row[]> {
     if (this.inTransaction) await this.queue;
     return this.allNow(sql, params);
@@ -102,6 +118,7 @@ class SqliteDriver implements SqlDriver {
     const tx: SqlTx = {
       all: async (sql, params = []) => this.allNow(sql, params),
       run: async (sql, params = []) => this.runNow(sql, params),
+      runMany: async (sql, rows) => this.runManyNow(sql, rows),
     };
     const go = async (): Promise<T> => {
       this.inTransaction = true;

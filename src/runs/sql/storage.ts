@@ -13,7 +13,7 @@ import type { Row, SqlDriver, SqlTx } from './driver.ts';
 import { migrate } from './migrations.ts';
 
 const RUN_COLUMNS = 'run_id, job, location, status, run_config, input_values, parent_run_id, root_run_id, step_keys, executor, launcher, created_at, updated_at, started_at, ended_at, heartbeat_at';
-/** PostgreSQL takes many rows in one INSERT; a round trip per event would be its cost. */
+/** PostgreSQL takes many rows in one INSERT; a round trip per event would be its cost. SQLite, in process, takes them one by one from one prepared statement. */
 const ROWS_PER_INSERT = 200;
 
 export async function openSqlStorage(db: SqlDriver): Promise<SqlRunStorage> {
@@ -190,7 +190,14 @@ export class SqlRunStorage implements RunStorage {
   }
 
   private async insertColumns(tx: SqlTx, runId: string, events: readonly EventColumns[]): Promise<void> {
-    const per = this.db.dialect === 'postgres' ? ROWS_PER_INSERT : 1;
+    if (this.db.dialect === 'sqlite') {
+      await tx.runMany(
+        'INSERT INTO events (run_id, type, step_key, timestamp, body) VALUES (?, ?, ?, ?, ?)',
+        events.map((c) => [runId, c.type, c.stepKey, c.timestamp, c.body]),
+      );
+      return;
+    }
+    const per = ROWS_PER_INSERT;
     for (let i = 0; i < events.length; i += per) {
       const chunk = events.slice(i, i + per);
       const params: unknown[] = [];
