@@ -141,9 +141,25 @@ describe('weft runs', () => {
     expect(show.stdout).toMatch(/wrote no heartbeat for \d/);
     expect(show.stdout).toMatch(/hold\s+interrupted/);
 
-    rmSync(flag);
+    // logs --follow prints the re-execution's events as they come, and stops when it ends.
     const runId = (await runsJson(h))[0]?.runId as string;
-    const again = await weft(h, ['runs', 'reexecute', runId, '--from-failure', '--json']);
+    let following: ReturnType<typeof start> | null = null;
+    const again = await new Promise<Ran>((resolve) => {
+      const re = start(h, ['runs', 'reexecute', runId, '--from-failure', '--json'], (line) => {
+        const ev = JSON.parse(line) as { type: string; stepKey: string | null; runId: string };
+        if (ev.type === 'STEP_START' && ev.stepKey === 'hold' && !following) {
+          following = start(h, ['runs', 'logs', ev.runId, '--follow', '--json']);
+          setTimeout(() => rmSync(flag), 500);
+        }
+      });
+      void re.done.then(resolve);
+    });
+    const follow = await (following as unknown as ReturnType<typeof start>).done;
+    expect(follow.code, follow.stderr).toBe(0);
+    const followedTypes = follow.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { type: string }).type);
+    expect(followedTypes[0]).toBe('RUN_STARTING');
+    expect(followedTypes.at(-1)).toBe('RUN_SUCCESS');
+    expect(followedTypes).toContain('STEP_SUCCESS');
     expect(again.code, again.stderr).toBe(0);
     const evs = again.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; stepKey: string | null });
     expect(evs.filter((e) => e.type === 'STEP_START').map((e) => e.stepKey)).toEqual(['hold', 'report']);

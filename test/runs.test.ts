@@ -145,6 +145,16 @@ describe.each(backends)('run storage in %s', (_name, where) => {
   });
 });
 
+describe('run storage in PostgreSQL', () => {
+  it('a server that is down, or a database that does not exist, gives a clear error', async () => {
+    const { freePort } = await import('./helpers/redis.ts');
+    const port = await freePort();
+    await expect(openStorageAt({ postgres: `postgres://postgres@127.0.0.1:${port}/weft` })).rejects.toThrow(new RegExp(`run storage: PostgreSQL at postgres://postgres@127\\.0\\.0\\.1:${port}/weft refused the connection`));
+    await expect(openStorageAt({ postgres: pg.url.replace(/\/postgres$/, '/nope') })).rejects.toThrow(/has no such database/);
+    await expect(openStorageAt({ postgres: `postgres://postgres:secret@127.0.0.1:${port}/weft` })).rejects.toThrow(/postgres:\*\*\*@/);
+  });
+});
+
 describe('run storage in SQLite files', () => {
   it('a foreign database, a file that is not a database and a truncated one each give a clear error', async () => {
     const foreign = join(dir, 'foreign.db');
