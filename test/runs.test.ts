@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { JobExecutionResult, RunEvent } from '../src/index.ts';
 import { executeJob } from '../src/jobs/run.ts';
 import { multiprocessExecutor } from '../src/jobs/executors/multiprocess.ts';
@@ -80,6 +80,22 @@ describe.each(backends)('run storage in %s', (_name, where) => {
     expect(events[3]?.event).not.toHaveProperty('value');
     expect(events[3]?.event).not.toHaveProperty('bytes');
     expect((await storage.events('r1', { after: events[2]?.id })).map((e) => e.event.type)).toEqual(['STEP_OUTPUT', 'STEP_SUCCESS', 'RUN_SUCCESS']);
+  });
+
+  it('gives back every field of an event as it was (but output values); log data JSON cannot hold as near as it can', async () => {
+    await storage.createRun(newRun('f1'), ev('RUN_STARTING', 'f1'));
+    const cyclic: Record<string, unknown> = { name: 'me' };
+    cyclic['me'] = cyclic;
+    const full: RunEvent[] = [
+      { ...ev('LOG', 'f1', 's'), message: 'tab\there, "quoted"\nnext line, ünïcode', level: 'warn', data: { n: 1, nested: { a: [1, 'x', null] } }, attempt: 2, pid: 77 },
+      { ...ev('STEP_UP_FOR_RETRY', 'f1', 's'), error: { name: 'RangeError', message: 'too far', stack: 'RangeError: too far\n    at op' }, retryInSeconds: 1.5, attempt: 0 },
+      { ...ev('STEP_OUTPUT', 'f1', 's'), output: 'result', stored: true, value: 3 },
+      { ...ev('LOG', 'f1', 's'), level: 'info', data: { big: 10n, self: cyclic } },
+    ];
+    await storage.appendEvents('f1', full);
+    const back = (await storage.events('f1')).slice(1).map((e) => e.event);
+    expect(back.slice(0, 3)).toEqual(full.slice(0, 3).map(({ value: _v, ...rest }) => rest));
+    expect(back[3]?.data).toEqual({ big: '10', self: { name: 'me', me: '[Circular]' } });
   });
 
   it('a finished run stays finished: a late event is kept but does not move it', async () => {
@@ -190,6 +206,26 @@ describe('run storage in SQLite files', () => {
     })().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RunStorageError);
     expect((err as Error).message).toMatch(/cut\.db is damaged/);
+  });
+
+  it("the launcher's connection never stops for a checkpoint; the run writer's copies the log into the file once idle", async () => {
+    const file = join(dir, 'checkpoints.db');
+    const launcher = await openStorageAt({ sqlite: file }, 'elsewhere');
+    const writer = await openStorageAt({ sqlite: file }, 'when-idle');
+    try {
+      const before = statSync(file).size;
+      await launcher.createRun(newRun('c1'), ev('RUN_STARTING', 'c1'));
+      // 6 MiB of events: past the 1,000 pages at which SQLite's own rule would checkpoint.
+      for (let i = 0; i < 30; i++) await launcher.appendEvents('c1', Array.from({ length: 100 }, () => ({ ...ev('LOG', 'c1', 's'), message: 'z'.repeat(2000) })));
+      expect(statSync(file).size).toBe(before);
+      expect(statSync(`${file}-wal`).size).toBeGreaterThan(6 << 20);
+      await writer.appendEvents('c1', [ev('RUN_START', 'c1')]);
+      await vi.waitFor(() => expect(statSync(file).size).toBeGreaterThan(5 << 20), { timeout: 5000, interval: 20 });
+      expect((await launcher.events('c1')).length).toBe(3002);
+    } finally {
+      await writer.close();
+      await launcher.close();
+    }
   });
 
   it('two processes writing runs and events into one file at once lose nothing', async () => {

@@ -52,7 +52,7 @@ export class Instance implements RunRecorder {
     const config = opts.config !== undefined ? parseConfig(opts.config, 'the instance config') : await readConfig(home);
     const at = (p: string): string => (isAbsolute(p) ? p : join(home, p));
     const where: StorageLocation = config.runStorage.postgres ? { postgres: config.runStorage.postgres.url } : { sqlite: at(config.runStorage.sqlite?.path ?? 'runs.db') };
-    return new Instance(home, config, await openStorageAt(where), where, at(config.outputStore.fs.root));
+    return new Instance(home, config, await openStorageAt(where, 'elsewhere'), where, at(config.outputStore.fs.root));
   }
 
   /** Records a run that starts now (executeJob calls this when given the instance). */

@@ -11,10 +11,11 @@ const init = workerData as WriterInit;
 const port = parentPort;
 if (!port) throw new Error('the run writer runs in a worker thread');
 const store = new FsOutputStore(init.outputRoot);
-let opened = openStorageAt(init.storage);
+// This thread writes nearly all that the process writes, so it checkpoints SQLite's log (when idle), and the launcher's own connection never does (instance.ts).
+let opened = openStorageAt(init.storage, 'when-idle');
 /** The storage, opened again after opening failed (the database was down): each write retries it. */
 function storage(): ReturnType<typeof openStorageAt> {
-  opened = opened.catch(() => openStorageAt(init.storage));
+  opened = opened.catch(() => openStorageAt(init.storage, 'when-idle'));
   return opened;
 }
 opened.catch(() => undefined);

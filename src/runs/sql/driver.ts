@@ -10,8 +10,6 @@ export type Row = Record<string, unknown>;
 export interface SqlTx {
   all(sql: string, params?: readonly unknown[]): Promise<Row[]>;
   run(sql: string, params?: readonly unknown[]): Promise<number>;
-  /** One statement for each row of parameters, in order (SQLite: a loop over one prepared statement, with no await between rows). */
-  runMany(sql: string, rows: readonly (readonly unknown[])[]): Promise<number>;
 }
 
 export interface SqlDriver extends SqlTx {

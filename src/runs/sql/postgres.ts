@@ -96,13 +96,6 @@ class PostgresDriver implements SqlDriver {
     return (await this.query(this.pool, sql, params)).rowCount;
   }
 
-  /** Outside a transaction: each row on its own (storage batches rows in one INSERT on PostgreSQL instead). */
-  async runMany(sql: string, rows: readonly (readonly unknown[])[]): Promise<number> {
-    let n = 0;
-    for (const r of rows) n += await this.run(sql, r);
-    return n;
-  }
-
   async transaction<T>(fn: (tx: SqlTx) => Promise<T>): Promise<T> {
     let client: PoolClient;
     try {
@@ -113,11 +106,6 @@ class PostgresDriver implements SqlDriver {
     const tx: SqlTx = {
       all: async (sql, params = []) => (await this.query(client, sql, params)).rows,
       run: async (sql, params = []) => (await this.query(client, sql, params)).rowCount,
-      runMany: async (sql, rows) => {
-        let n = 0;
-        for (const r of rows) n += (await this.query(client, sql, r)).rowCount;
-        return n;
-      },
     };
     let broken = false;
     try {

@@ -16,7 +16,24 @@ import type { Database, Statement } from 'better-sqlite3';
 /** How long a write waits for another process's transaction before failing. */
 const BUSY_TIMEOUT_MS = 10_000;
 
-export async function openSqlite(path: string): Promise<SqlDriver> {
+/**
+ * Who copies the write-ahead log into the database file (a checkpoint: a
+ * few milliseconds, two fsyncs).
+ * - `auto`: SQLite, in whichever connection commits once the log passes
+ *   1,000 pages (4 MiB).
+ * - `when-idle`: this connection, once it has written nothing for
+ *   IDLE_CHECKPOINT_MS, or as it commits past MAX_WAL_PAGES. The run writer
+ *   thread's: a run's events then go in at the speed of their inserts, not
+ *   stopping for a checkpoint every few runs (bench/README.md, run storage).
+ * - `elsewhere`: never this connection (another in the process checkpoints
+ *   when idle, and the last to close one checkpoints as it closes).
+ */
+export type Checkpoints = 'auto' | 'when-idle' | 'elsewhere';
+const IDLE_CHECKPOINT_MS = 100;
+/** 16 MiB. */
+const MAX_WAL_PAGES = 4096;
+
+export async function openSqlite(path: string, checkpoints: Checkpoints = 'auto'): Promise<SqlDriver> {
   const { default: BetterSqlite } = await optionalPackage(['better-sqlite3'], 'run storage in SQLite', () => import('better-sqlite3'));
   mkdirSync(dirname(path), { recursive: true });
   let db: Database;
@@ -25,10 +42,11 @@ export async function openSqlite(path: string): Promise<SqlDriver> {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
+    if (checkpoints !== 'auto') db.pragma(`wal_autocheckpoint = ${checkpoints === 'when-idle' ? MAX_WAL_PAGES : 0}`);
   } catch (err) {
     throw storageError(path, err);
   }
-  return new SqliteDriver(db, path);
+  return new SqliteDriver(db, path, checkpoints === 'when-idle');
 }
 
 /** A SQLite error as a RunStorageError naming the file and what is wrong with it. */
@@ -57,10 +75,33 @@ class SqliteDriver implements SqlDriver {
   private queue: Promise<unknown> = Promise.resolve();
   private inTransaction = false;
 
+  /** when-idle: the checkpoint waiting for the connection to go quiet (its timer restarts with each write). */
+  private readonly idle: NodeJS.Timeout | null;
+
   constructor(
     private readonly db: Database,
     readonly where: string,
-  ) {}
+    checkpointWhenIdle: boolean,
+  ) {
+    this.idle = checkpointWhenIdle ? setTimeout(() => this.checkpoint(), IDLE_CHECKPOINT_MS) : null;
+    this.idle?.unref();
+  }
+
+  /** After a write: a checkpoint once the connection goes quiet (SQLite makes one as it commits past MAX_WAL_PAGES). */
+  private written(): void {
+    this.idle?.refresh();
+  }
+
+  private checkpoint(): void {
+    // PASSIVE: copies what no reader still needs, waiting for nobody; a failure here is the next write's to report.
+    if (this.db.open && !this.db.inTransaction) {
+      try {
+        this.db.pragma('wal_checkpoint(PASSIVE)');
+      } catch {
+        // The database is busy or gone: the next write or checkpoint tries again.
+      }
+    }
+  }
 
   private prepare(sql: string): Statement {
     let st = this.statements.get(sql);
@@ -88,22 +129,6 @@ class SqliteDriver implements SqlDriver {
     }
   }
 
-  private runManyNow(sql: string, rows: readonly (readonly unknown[])[]): number {
-    try {
-      const st = this.prepare(sql);
-      let n = 0;
-      for (const r of rows) n += st.run(...r.map(bind)).changes;
-      return n;
-    } catch (err) {
-      throw storageError(this.where, err);
-    }
-  }
-
-  async runMany(sql: string, rows: readonly (readonly unknown[])[]): Promise<number> {
-    if (this.inTransaction) await this.queue;
-    return this.runManyNow(sql, rows);
-  }
-
   async all(sql: string, params: readonly unknown[] = []): Promise<Row[]> {
     if (this.inTransaction) await this.queue;
     return this.allNow(sql, params);
@@ -111,14 +136,15 @@ class SqliteDriver implements SqlDriver {
 
   async run(sql: string, params: readonly unknown[] = []): Promise<number> {
     if (this.inTransaction) await this.queue;
-    return this.runNow(sql, params);
+    const changes = this.runNow(sql, params);
+    this.written();
+    return changes;
   }
 
   transaction<T>(fn: (tx: SqlTx) => Promise<T>): Promise<T> {
     const tx: SqlTx = {
       all: async (sql, params = []) => this.allNow(sql, params),
       run: async (sql, params = []) => this.runNow(sql, params),
-      runMany: async (sql, rows) => this.runManyNow(sql, rows),
     };
     const go = async (): Promise<T> => {
       this.inTransaction = true;
@@ -128,6 +154,7 @@ class SqliteDriver implements SqlDriver {
         try {
           const out = await fn(tx);
           this.runNow('COMMIT', []);
+          this.written();
           return out;
         } catch (err) {
           if (this.db.inTransaction) this.db.exec('ROLLBACK');
@@ -148,6 +175,7 @@ class SqliteDriver implements SqlDriver {
 
   async close(): Promise<void> {
     await this.queue;
+    if (this.idle) clearTimeout(this.idle);
     this.db.close();
   }
 }

@@ -6,14 +6,19 @@
 import type { RunConfig } from '../../jobs/definitions.ts';
 import type { RunEvent } from '../../jobs/events.ts';
 import { RunStorageError } from '../errors.ts';
-import { eventColumns, type EventColumns, type NewRun, type RunFilter, type RunRecord, type StoredEvent } from '../records.ts';
+import { eventColumns, eventOf, type EventColumns, type NewRun, type RunFilter, type RunRecord, type StoredEvent } from '../records.ts';
 import { IN_PROGRESS_STATUSES, RUN_STATUSES, statusAfter, statusesBefore, type RunStatus } from '../status.ts';
 import type { RunStorage } from '../storage.ts';
 import type { Row, SqlDriver, SqlTx } from './driver.ts';
 import { migrate } from './migrations.ts';
 
 const RUN_COLUMNS = 'run_id, job, location, status, run_config, input_values, parent_run_id, root_run_id, step_keys, executor, launcher, created_at, updated_at, started_at, ended_at, heartbeat_at';
-/** PostgreSQL takes many rows in one INSERT; a round trip per event would be its cost. SQLite, in process, takes them one by one from one prepared statement. */
+/**
+ * Events go in many rows to an INSERT: on PostgreSQL a round trip per event
+ * would be its cost, and SQLite too takes them faster so than one by one
+ * (a call into it per statement). Its prepared statements are kept by
+ * text, so there are at most this many.
+ */
 const ROWS_PER_INSERT = 200;
 
 export async function openSqlStorage(db: SqlDriver): Promise<SqlRunStorage> {
@@ -143,8 +148,8 @@ export class SqlRunStorage implements RunStorage {
   }
 
   async events(runId: string, opts: { after?: number; limit?: number } = {}): Promise<StoredEvent[]> {
-    const rows = await this.db.all('SELECT id, body FROM events WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?', [runId, opts.after ?? 0, opts.limit ?? 1_000_000]);
-    return rows.map((r) => ({ id: Number(r['id']), event: parseEvent(this.where, runId, r['body']) }));
+    const rows = await this.db.all('SELECT id, type, step_key, timestamp, body FROM events WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?', [runId, opts.after ?? 0, opts.limit ?? 1_000_000]);
+    return rows.map((r) => ({ id: Number(r['id']), event: parseEvent(this.where, runId, r) }));
   }
 
   async heartbeat(runId: string, launcher: string, at: number): Promise<RunStatus | null> {
@@ -190,13 +195,6 @@ export class SqlRunStorage implements RunStorage {
   }
 
   private async insertColumns(tx: SqlTx, runId: string, events: readonly EventColumns[]): Promise<void> {
-    if (this.db.dialect === 'sqlite') {
-      await tx.runMany(
-        'INSERT INTO events (run_id, type, step_key, timestamp, body) VALUES (?, ?, ?, ?, ?)',
-        events.map((c) => [runId, c.type, c.stepKey, c.timestamp, c.body]),
-      );
-      return;
-    }
     const per = ROWS_PER_INSERT;
     for (let i = 0; i < events.length; i += per) {
       const chunk = events.slice(i, i + per);
@@ -264,8 +262,9 @@ function toRecord(where: string, r: Row): RunRecord {
   };
 }
 
-function parseEvent(where: string, runId: string, body: unknown): RunEvent {
-  const ev = json<RunEvent>(where, runId, 'event log', body);
-  if (typeof ev !== 'object' || ev === null || typeof ev.type !== 'string' || typeof ev.message !== 'string') throw new RunStorageError(`${where}: an event of run ${runId} is damaged`);
-  return ev;
+function parseEvent(where: string, runId: string, row: Row): RunEvent {
+  const body = json<Record<string, unknown>>(where, runId, 'event log', row['body']);
+  const type = row['type'];
+  if (typeof body !== 'object' || body === null || typeof type !== 'string' || typeof body['message'] !== 'string') throw new RunStorageError(`${where}: an event of run ${runId} is damaged`);
+  return eventOf(runId, { type, stepKey: row['step_key'] === null ? null : String(row['step_key']), timestamp: Number(row['timestamp']) }, body);
 }
