@@ -8,7 +8,6 @@
  * (FsOutputStore); `executeInProcess` keeps values in memory unless given
  * one. Any other store implements OutputStore.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { mkdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -44,6 +43,12 @@ export class OutputStoreError extends WeftError {
   override name = 'OutputStoreError';
 }
 
+let written = 0;
+/** A name beside `file` that no other write uses: this process's, this write's, and a random part for another thread of it. */
+function temporaryName(file: string): string {
+  return `${file}.${process.pid}-${(++written).toString(36)}-${Math.random().toString(36).slice(2, 8)}.tmp`;
+}
+
 /**
  * Outputs as files, `ROOT/RUN/STEP/OUTPUT`, each written to a temporary
  * name and renamed into place. Names are percent-encoded: a step key holds
@@ -64,7 +69,7 @@ export class FsOutputStore implements OutputStore {
 
   async put(ref: OutputRef, bytes: Uint8Array): Promise<void> {
     const file = this.path(ref);
-    const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+    const tmp = temporaryName(file);
     try {
       await mkdir(join(this.directory, part(ref.runId), part(ref.stepKey)), { recursive: true });
       await writeFile(tmp, bytes);
@@ -82,7 +87,7 @@ export class FsOutputStore implements OutputStore {
    */
   putSync(ref: OutputRef, bytes: Uint8Array): void {
     const file = this.path(ref);
-    const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+    const tmp = temporaryName(file);
     try {
       mkdirSync(join(this.directory, part(ref.runId), part(ref.stepKey)), { recursive: true });
       writeFileSync(tmp, bytes);

@@ -4,7 +4,6 @@
  * --tls-require-client-cert), read once, and a temporary CA for a local
  * cluster (like Dask's `Security.temporary()`), made with openssl.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -64,7 +63,8 @@ export function temporaryTls(): { dir: string; files: Required<Omit<TlsFiles, 'r
   const f = (name: string): string => join(dir, name);
   const openssl = (args: string[]): void => {
     try {
-      execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      // Loaded here, not with the module: every command parses the TLS flags, few make a CA.
+      process.getBuiltinModule('node:child_process').execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     } catch (err) {
       rmSync(dir, { recursive: true, force: true });
       throw new ConfigError(`making a temporary CA needs openssl: ${(err as Error).message}`);

@@ -9,7 +9,7 @@
  * Events of one run are sent in order, one batch at a time (recorder.ts),
  * and the thread writes each batch in one transaction.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { WeftError, type SerializedError } from '../errors.ts';
 import type { RunEvent } from '../jobs/events.ts';
 import { FsOutputStore, OutputStoreError, type OutputRef, type OutputStore } from '../jobs/outputs.ts';
@@ -50,6 +50,8 @@ export class RunWriter {
   /** Started on first use: commands that only read runs never start it. */
   private thread(): Worker {
     if (this.worker) return this.worker;
+    // worker_threads loads with the first run recorded: commands that only read runs start quicker without it.
+    const { Worker } = process.getBuiltinModule('node:worker_threads');
     const w = new Worker(new URL('util/thread-entry.mjs', WEFT_ROOT), { workerData: { entry: 'runs/writer-thread', ...this.init } satisfies WriterInit });
     w.on('message', (r: WriterReply) => {
       const p = this.waiting.get(r.id);
