@@ -4,8 +4,8 @@
  * this checkout mounted at the same path (read-only) and host networking,
  * so `weft step` reaches the coordinator on 127.0.0.1.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -135,6 +135,33 @@ describe('the docker executor (a real dockerd)', () => {
 
   it('refuses containerOptions that set the image, env or network, naming the path', async () => {
     await expect(run('simple', dockerExecutor.configured({ image, containerOptions: { Image: 'x', HostConfig: { NetworkMode: 'host' } } }) as ExecutorDefinition)).rejects.toThrow(/execution\.config\.containerOptions\.Image: Image is set by weft[\s\S]*containerOptions\.HostConfig\.NetworkMode/);
+  });
+
+  it('weft run killed with -9: the run monitor fails its run and removes the containers it left', async () => {
+    const home = join(dir, 'killed-home');
+    mkdirSync(home, { recursive: true });
+    writeFileSync(join(home, 'weft.yaml'), 'runMonitor:\n  heartbeatInterval: 200ms\n  heartbeatTimeout: 1s\n');
+    const env = { ...process.env, WEFT_TEST_IMAGE: image, WEFT_HOME: home };
+    const child = spawn(process.execPath, [WEFT_BIN, 'run', join(ROOT, 'test/fixtures/step-jobs.ts'), '--job', 'cancellable_in_docker', '--json'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    let runId = '';
+    let logs = 0;
+    for await (const line of createInterface({ input: child.stdout })) {
+      const ev = JSON.parse(line) as RunEvent;
+      runId ||= ev.runId;
+      if (ev.type === 'LOG' && ++logs === 2) child.kill('SIGKILL');
+    }
+    await new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(null) : child.once('exit', resolve)));
+    expect(containersLabelled(`weft.run=${runId}`).length).toBeGreaterThan(0);
+    // Any weft runs command runs the monitor before it reads.
+    const list = async (): Promise<{ runId: string; status: string }[]> => {
+      const out = execFileSync(process.execPath, [WEFT_BIN, 'runs', 'list', '--json'], { env, encoding: 'utf8' });
+      return JSON.parse(out) as { runId: string; status: string }[];
+    };
+    await vi.waitFor(async () => expect((await list()).find((r) => r.runId === runId)?.status).toBe('FAILURE'), { timeout: 20_000, interval: 300 });
+    expect(containersLabelled(`weft.run=${runId}`)).toEqual([]);
+    const logsOut = execFileSync(process.execPath, [WEFT_BIN, 'runs', 'logs', runId], { env, encoding: 'utf8' });
+    expect(logsOut).toMatch(/wrote no heartbeat for/);
+    expect(logsOut).toMatch(/run monitor: removed [1-9]\d* leftover\(s\) of the run's steps \(executor docker\)/);
   });
 
   it('Ctrl-C of weft run stops the run and its containers (exit 130)', async () => {
