@@ -238,6 +238,25 @@ describe('the queue executor (BullMQ on a real Redis, weft queue-worker processe
     await stopWorker(worker);
   });
 
+  it('a step cancelled just as a worker takes it, before that worker hears of cancels, is not started', async () => {
+    const worker = await startWorker(['--queues', 'slow', '--concurrency', '1']);
+    const runId = globalThis.crypto.randomUUID();
+    // What a cancel leaves when its remove lost the race to a worker (handlers/queue.ts): the message may come too early, the key stays.
+    const { connectRedis } = await import('../src/jobs/queue/redis.ts');
+    const r = await connectRedis(redis.url);
+    try {
+      for (const step of ['waits_on_slow', 'waits_on_slow_2']) await r.set(`weft:run:${runId}:cancel:0|${step}`, '1', 'EX', 60);
+    } finally {
+      r.disconnect();
+    }
+    const started = Date.now();
+    const res = await run('cancellable_queued', exec, { runId });
+    // Each step would otherwise wait 60 s for a cancel.
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(res.allEvents.filter((e) => e.type === 'STEP_START')).toEqual([]);
+    await stopWorker(worker);
+  });
+
   it('the launching process killed with -9: its queued step is dropped, not run, and its keys expire', async () => {
     const marker = join(dir, 'orphan-ran');
     const cfg = join(dir, 'orphan.json');

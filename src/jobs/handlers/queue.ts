@@ -22,7 +22,7 @@ import type { StepHandler, StepHandlerContext, StepHealth } from '../delegating/
 import type { ToStep } from '../step/messages.ts';
 import type { QueueConfig } from '../queue/config.ts';
 import type { QueuedStep } from '../queue/job-data.ts';
-import { ALIVE_EVERY_MS, attemptName, cancelChannel, inputKey, jobId, outputKey, RUN_TTL_SECONDS, runKey } from '../queue/keys.ts';
+import { ALIVE_EVERY_MS, attemptName, cancelChannel, cancelKey, inputKey, jobId, outputKey, RUN_TTL_SECONDS, runKey } from '../queue/keys.ts';
 import { CONNECT_TIMEOUT_MS, connectRedis, duplicateRedis, redact, withTimeout } from '../queue/redis.ts';
 import { optionalPackage } from '../../util/optional.ts';
 import { liveWorkers } from '../queue/status.ts';
@@ -235,9 +235,14 @@ export function queueHandler(config: QueueConfig, runPriority: number, jobInputs
       if (!ctx.finished) {
         const job = await q.queue.getJob(q.id);
         const state = await job?.getState();
-        if (job && (state === 'waiting' || state === 'prioritized' || state === 'delayed')) await job.remove().catch(() => {});
-        // Running: its worker stops it (its op sees ctx.signal abort).
-        else await client().publish(cancelChannel(prefix), `${runId}\n${attemptName(ctx.stepKey, ctx.attempt)}`);
+        // A waiting step is taken off the queue; removing fails if a worker took it since the look.
+        const removed = job && (state === 'waiting' || state === 'prioritized' || state === 'delayed') ? await job.remove().then(() => true, () => false) : false;
+        if (!removed) {
+          // Running: its worker stops it (its op sees ctx.signal abort). The key tells a worker that took it too
+          // late to hear the message (it looks once it listens).
+          const attempt = attemptName(ctx.stepKey, ctx.attempt);
+          await client().multi().set(cancelKey(prefix, runId, attempt), '1', 'EX', RUN_TTL_SECONDS).publish(cancelChannel(prefix), `${runId}\n${attempt}`).exec();
+        }
       }
     },
 

@@ -6,6 +6,7 @@
  *   PREFIX:run:RUN:out:STEP:OUTPUT   a step's output (msgpack), read by the steps that take it
  *   PREFIX:run:RUN:input:NAME        the run's job inputs (msgpack)
  *   PREFIX:run:RUN:alive             set while the launching process lives (a heartbeat with a short expiry)
+ *   PREFIX:run:RUN:cancel:N|STEP     set when an attempt is cancelled, for a worker that takes it as it is cancelled
  *   PREFIX:cancel                    a channel: "RUN STEP N" stops a running attempt
  *
  * Everything of a run expires: a run whose launcher is gone leaves nothing
@@ -36,6 +37,11 @@ export function inputKey(prefix: string, runId: string, name: string): string {
 
 export function cancelChannel(prefix: string): string {
   return `${prefix}:cancel`;
+}
+
+/** Set when an attempt is cancelled: a worker that took it just then, before it listened on the cancel channel, finds it. */
+export function cancelKey(prefix: string, runId: string, attempt: string): string {
+  return runKey(prefix, runId, `cancel:${attempt}`);
 }
 
 /** The BullMQ job id of an attempt (no ':' — BullMQ keeps those for itself). */

@@ -28,7 +28,7 @@ import { queuedStepSchema, type LaunchConfig } from './job-data.ts';
 import type { PlannedStep } from '../plan.ts';
 import { rebuildPlan } from '../step/rebuild.ts';
 import type { StepSpec } from '../step/spec.ts';
-import { attemptName, cancelChannel, DEFAULT_PREFIX, inputKey, MAX_OUTPUT_BYTES, outputKey, RUN_TTL_SECONDS, runKey } from './keys.ts';
+import { attemptName, cancelChannel, cancelKey, DEFAULT_PREFIX, inputKey, MAX_OUTPUT_BYTES, outputKey, RUN_TTL_SECONDS, runKey } from './keys.ts';
 import { connectRedis, duplicateRedis } from './redis.ts';
 import { runLaunched } from './launch.ts';
 import { launchRefusal, moduleRefusal, type QueuePolicy } from './policy.ts';
@@ -130,7 +130,9 @@ export class QueueWorker {
       };
       try {
         const launch = parsed.data.launch;
-        if (launch && step) {
+        // Cancelled as this worker took it, before it listened for cancels (keys.ts): it is not started.
+        if ((await redis.exists(cancelKey(prefix, spec.runId, name))) === 1) controller.abort();
+        else if (launch && step) {
           const log = (message: string, data?: Record<string, unknown>): void => opts.log.info({ run: spec.runId, ...data }, message);
           await runLaunched({ launch, spec, step, inputs, signal: controller.signal, emit, log });
         } else await runStepSession(missing ?? defs, spec, inputs, controller.signal, emit);
