@@ -30,11 +30,23 @@ export interface OutDef {
   /** An optional output may not be produced; steps that need it are then skipped. */
   optional?: boolean;
   description?: string;
+  /** A dynamic output (dynamicOut): the op emits it many times, each under a mapping key. */
+  dynamic?: boolean;
 }
 
 /** An output of an op with several outputs. */
-export function out(opts: OutDef = {}): OutDef {
+export function out(opts: Omit<OutDef, 'dynamic'> = {}): OutDef {
   return { ...opts };
+}
+
+/**
+ * A dynamic output, Dagster's DynamicOut: the op yields dynamicOutput(key,
+ * value) (or calls ctx.emit) once per item it finds; `.map(fn)` in a job
+ * body runs fn's ops once per key, as steps `op[key]` that start as soon as
+ * their item is emitted, and `.collect()` gathers their results in a list.
+ */
+export function dynamicOut(opts: Omit<OutDef, 'dynamic' | 'optional'> = {}): OutDef & { dynamic: true } {
+  return { ...opts, dynamic: true };
 }
 
 export interface StepLog {
@@ -57,6 +69,13 @@ export interface OpContext<C = unknown> {
   readonly attempt: number;
   /** Aborted when the run is cancelled: long ops should stop. */
   readonly signal: AbortSignal;
+  /**
+   * Emits an item of a dynamic output under a mapping key (letters, digits
+   * and _; unique within the output), as yielding dynamicOutput(key, value)
+   * does: for ops that find their items in callbacks. `output`: which
+   * dynamic output (default: the op's only one).
+   */
+  emit(key: string, value: unknown, opts?: { output?: string }): void;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- ops take any inputs; they are checked at run time
@@ -72,6 +91,63 @@ export class OutputHandle {
   ) {}
 }
 
+/**
+ * A dynamic output of a step, while composing a job: map over it. `fn`'s
+ * ops run once per emitted item (it gets the item); what fn returns (an
+ * output of one of them) can be mapped again or collected.
+ */
+export class DynamicOutputHandle {
+  constructor(
+    readonly stepKey: string,
+    readonly output: string,
+  ) {}
+
+  map(fn: (item: OutputHandle) => unknown): MappedOutputs {
+    return currentScope('.map').mapOver(this, fn);
+  }
+
+  /** The items themselves as one input: a list, in the order they were emitted. */
+  collect(): CollectedOutputs {
+    return new CollectedOutputs(new OutputHandle(this.stepKey, this.output), this, true);
+  }
+}
+
+/** The outputs of mapped steps, one per mapping key: map them again, or collect them into a list. */
+export class MappedOutputs {
+  constructor(
+    /** The output of the mapped step fn returned (undefined: it returned none, so there is nothing to collect). */
+    readonly handle: OutputHandle | undefined,
+    /** The dynamic output the steps are mapped over. */
+    readonly over: DynamicOutputHandle,
+  ) {}
+
+  map(fn: (item: OutputHandle) => unknown): MappedOutputs {
+    return currentScope('.map').mapOver(this.over, () => fn(this.need('map')));
+  }
+
+  /** The mapped outputs as one input: a list, in the order their keys were emitted. */
+  collect(): CollectedOutputs {
+    const h = this.need('collect');
+    // fn returned its item as it was: the items themselves.
+    return h instanceof MappedItem ? this.over.collect() : new CollectedOutputs(h, this.over);
+  }
+
+  private need(what: string): OutputHandle {
+    if (!(this.handle instanceof OutputHandle)) throw new DefinitionError(`.${what}() needs the function given to .map() to return an output of an op it called`);
+    return this.handle;
+  }
+}
+
+/** Mapped outputs collected into one list (an input of a step outside the map). */
+export class CollectedOutputs {
+  constructor(
+    readonly handle: OutputHandle,
+    readonly over: DynamicOutputHandle,
+    /** The dynamic output's own items (no mapped step in between). */
+    readonly items = false,
+  ) {}
+}
+
 /** An input of a job made from a graph: its value comes from `inputValues` when the job runs. */
 export class JobInputHandle {
   constructor(readonly name: string) {}
@@ -80,13 +156,29 @@ export class JobInputHandle {
 export type InputSource =
   | { kind: 'step'; stepKey: string; output: string }
   | { kind: 'value'; value: unknown }
-  | { kind: 'job-input'; name: string };
+  | { kind: 'job-input'; name: string }
+  /** A mapped step's item: the emission of dynamic output `output` of step `stepKey` under this step's mapping key. */
+  | { kind: 'mapped'; stepKey: string; output: string }
+  /**
+   * The outputs of every copy of mapped step `stepKey`, as a list (known
+   * once the step it is mapped over has ended); `items`: the items of
+   * dynamic output `output` of step `stepKey` themselves.
+   */
+  | { kind: 'collect'; stepKey: string; output: string; items?: true }
+  /** A collect input, resolved: these outputs, in this order (plan.ts). */
+  | { kind: 'list'; items: readonly { stepKey: string; output: string }[] };
 
 /** One invocation of an op in a job: a step of its runs. */
 export interface StepNode {
   readonly key: string;
   readonly op: OpDefinition;
   readonly inputs: readonly InputSource[];
+  /**
+   * A mapped step: the dynamic output it is mapped over. The job holds it
+   * as a template; a run makes a copy `key[mappingKey]` per emitted item
+   * (plan.ts).
+   */
+  readonly mapped?: { readonly stepKey: string; readonly output: string };
 }
 
 // ---------------------------------------------------------------- ops
@@ -100,6 +192,8 @@ export interface OpOptions<C> {
   retryPolicy?: RetryPolicy;
   /** Named outputs; the compute function returns an object with these keys. Default: one output, `result`. */
   outs?: Record<string, OutDef>;
+  /** The one output, `result`, described (`out: dynamicOut()`); not with `outs`. */
+  out?: OutDef;
   /** Names of the inputs, for events and errors (default input0, input1, ...). */
   ins?: string[];
 }
@@ -120,6 +214,7 @@ export class OpDefinition<C = unknown> {
     outs: Record<string, OutDef> | undefined,
     readonly ins: readonly string[] | undefined,
     readonly description: string | undefined,
+    single?: OutDef,
   ) {
     checkName('op', name);
     if (typeof fn !== 'function') throw new DefinitionError(`op ${name} needs a compute function (ctx, ...inputs) => value`);
@@ -127,8 +222,13 @@ export class OpDefinition<C = unknown> {
     for (const o of Object.keys(outs ?? {})) checkName(`output of op ${name}`, o);
     if (retryPolicy) checkRetryPolicy(`op ${name}`, retryPolicy);
     this.multipleOutputs = outs !== undefined;
-    this.outs = outs ?? { [DEFAULT_OUTPUT]: {} };
+    this.outs = outs ?? { [DEFAULT_OUTPUT]: { ...single } };
+    this.dynamicOutputs = new Set(Object.entries(this.outs).filter(([, d]) => d.dynamic).map(([n]) => n));
+    for (const d of this.dynamicOutputs) if (this.outs[d]?.optional) throw new DefinitionError(`op ${name}: dynamic output ${d} cannot be optional (emitting no item is how it is left empty)`);
   }
+
+  /** The outputs it emits under mapping keys (dynamicOut). */
+  readonly dynamicOutputs: ReadonlySet<string>;
 
   inputName(i: number): string {
     return this.ins?.[i] ?? `input${i}`;
@@ -138,11 +238,13 @@ export class OpDefinition<C = unknown> {
 /** An op as used in a job body: call it with its inputs. */
 export type Op<R> = ((...inputs: unknown[]) => R) & { readonly definition: OpDefinition };
 
-/** Defines an op. With `outs`, calling it in a body gives one handle per output. */
-export function op<C = unknown, const O extends Record<string, OutDef> = Record<string, OutDef>>(opts: OpOptions<C> & { outs: O }, fn: OpFn<C>): Op<{ [K in keyof O]: OutputHandle }>;
+/** Defines an op. With `outs`, calling it in a body gives one handle per output; a dynamic output's handle maps. */
+export function op<C = unknown, const O extends Record<string, OutDef> = Record<string, OutDef>>(opts: OpOptions<C> & { outs: O }, fn: OpFn<C>): Op<{ [K in keyof O]: O[K] extends { dynamic: true } ? DynamicOutputHandle : OutputHandle }>;
+export function op<C = unknown>(opts: OpOptions<C> & { out: OutDef & { dynamic: true } }, fn: OpFn<C>): Op<DynamicOutputHandle>;
 export function op<C = unknown>(opts: OpOptions<C>, fn: OpFn<C>): Op<OutputHandle>;
 export function op<C>(opts: OpOptions<C>, fn: OpFn<C>): Op<unknown> {
-  const def = new OpDefinition<C>(opts.name, fn, opts.config, { ...opts.tags }, opts.retryPolicy, opts.outs, opts.ins, opts.description);
+  if (opts.out && opts.outs) throw new DefinitionError(`op ${opts.name}: give out (one output) or outs (several), not both`);
+  const def = new OpDefinition<C>(opts.name, fn, opts.config, { ...opts.tags }, opts.retryPolicy, opts.outs, opts.ins, opts.description, opts.out);
   return invocable(def as OpDefinition);
 }
 
@@ -156,6 +258,26 @@ function invocable(def: OpDefinition): Op<unknown> {
 
 // ---------------------------------------------------------------- composition
 
+/**
+ * Where in a job body a step is recorded: outside any map (''), or inside
+ * `.map()` over a dynamic output, inside maybe another (ids nest as paths).
+ */
+interface MapScope {
+  readonly id: string;
+  readonly over: DynamicOutputHandle;
+}
+
+/** What every scope of one body shares: the map being recorded, and the map each step was recorded in. */
+interface Recording {
+  map: MapScope | null;
+  readonly mapOf: Map<string, string>;
+}
+
+/** A handle's step was recorded where the current step can use it: in the same map, or in one around it. */
+function within(inner: string, outer: string): boolean {
+  return outer === '' || inner === outer || inner.startsWith(`${outer}/`);
+}
+
 /** The body being recorded: steps, with keys unique in the job. */
 class Scope {
   private used = new Map<string, number>();
@@ -164,6 +286,7 @@ class Scope {
     readonly steps: StepNode[],
     readonly prefix: string,
     private readonly keys: Set<string>,
+    private readonly rec: Recording = { map: null, mapOf: new Map() },
   ) {}
 
   uniqueKey(name: string): string {
@@ -185,18 +308,62 @@ class Scope {
     const required = Math.max(0, def.fn.length - 1);
     if (def.ins && args.length !== def.ins.length) throw new DefinitionError(`op ${def.name} takes ${def.ins.length} input(s) (${def.ins.join(', ')}) but step ${key} was given ${args.length}`);
     if (args.length < required) throw new DefinitionError(`op ${def.name} needs ${required} input(s) but step ${key} was given ${args.length}`);
-    const inputs = args.map((a, i) => inputSource(a, `input ${def.inputName(i)} of step ${key}`));
-    this.steps.push({ key, op: def, inputs });
-    if (!def.multipleOutputs) return new OutputHandle(key, DEFAULT_OUTPUT);
-    const handles: Record<string, OutputHandle> = {};
-    for (const o of Object.keys(def.outs)) handles[o] = new OutputHandle(key, o);
+    const here = this.rec.map?.id ?? '';
+    const inputs = args.map((a, i) => this.inputSource(a, `input ${def.inputName(i)} of step ${key}`, here));
+    const map = this.rec.map;
+    this.steps.push(map ? { key, op: def, inputs, mapped: { stepKey: map.over.stepKey, output: map.over.output } } : { key, op: def, inputs });
+    this.rec.mapOf.set(key, here);
+    const handle = (o: string): OutputHandle | DynamicOutputHandle => (def.dynamicOutputs.has(o) ? new DynamicOutputHandle(key, o) : new OutputHandle(key, o));
+    if (!def.multipleOutputs) return handle(DEFAULT_OUTPUT);
+    const handles: Record<string, OutputHandle | DynamicOutputHandle> = {};
+    for (const o of Object.keys(def.outs)) handles[o] = handle(o);
     return handles;
   }
 
+  private inputSource(v: unknown, where: string, here: string): InputSource {
+    if (v instanceof MappedItem) return { kind: 'mapped', stepKey: v.stepKey, output: v.output };
+    if (v instanceof OutputHandle) {
+      const at = this.rec.mapOf.get(v.stepKey) ?? '';
+      if (!within(here, at)) throw new DefinitionError(`${where} is an output of step ${v.stepKey}, which is mapped: outside its .map(), use .collect() to take its outputs as a list`);
+      return { kind: 'step', stepKey: v.stepKey, output: v.output };
+    }
+    if (v instanceof DynamicOutputHandle) throw new DefinitionError(`${where} is dynamic output ${v.output} of step ${v.stepKey}: map over it (.map(fn)) to use its items`);
+    if (v instanceof MappedOutputs) throw new DefinitionError(`${where} is the outputs of mapped steps: use .collect() to take them as a list`);
+    if (v instanceof CollectedOutputs && v.items) {
+      if ((this.rec.mapOf.get(v.handle.stepKey) ?? '') !== here) throw new DefinitionError(`${where} collects the items of step ${v.handle.stepKey}, which works only where that step was called`);
+      return { kind: 'collect', stepKey: v.handle.stepKey, output: v.handle.output, items: true };
+    }
+    if (v instanceof CollectedOutputs) {
+      const at = this.rec.mapOf.get(v.handle.stepKey) ?? '';
+      const outer = at.slice(0, Math.max(0, at.lastIndexOf('/')));
+      if (outer !== here) throw new DefinitionError(`${where} collects the outputs of mapped step ${v.handle.stepKey}, which works only just outside its .map()`);
+      return { kind: 'collect', stepKey: v.handle.stepKey, output: v.handle.output };
+    }
+    return inputSource(v, where);
+  }
+
+  /** `.map(fn)` of a dynamic output: fn's ops are recorded as mapped over it. */
+  mapOver(over: DynamicOutputHandle, fn: (item: OutputHandle) => unknown): MappedOutputs {
+    const outer = this.rec.map;
+    const at = this.rec.mapOf.get(over.stepKey) ?? '';
+    if (!within(outer?.id ?? '', at)) throw new DefinitionError(`dynamic output ${over.output} of step ${over.stepKey} is mapped: map over it inside the .map() it was made in`);
+    this.rec.map = { id: `${at}/${over.stepKey}\u0000${over.output}`, over };
+    try {
+      const returned = fn(new MappedItem(over.stepKey, over.output));
+      if (returned instanceof Promise) throw new DefinitionError('the function given to .map() must be synchronous: it only wires ops together');
+      return new MappedOutputs(returned instanceof OutputHandle ? returned : undefined, over);
+    } finally {
+      this.rec.map = outer;
+    }
+  }
+
   child(name: string): Scope {
-    return new Scope(this.steps, `${this.uniqueKey(name)}.`, this.keys);
+    return new Scope(this.steps, `${this.uniqueKey(name)}.`, this.keys, this.rec);
   }
 }
+
+/** The item a `.map()` function gets: each copy of its steps takes its own. */
+class MappedItem extends OutputHandle {}
 
 let scope: Scope | null = null;
 
@@ -209,7 +376,7 @@ function inputSource(v: unknown, where: string): InputSource {
   if (v instanceof OutputHandle) return { kind: 'step', stepKey: v.stepKey, output: v.output };
   if (v instanceof JobInputHandle) return { kind: 'job-input', name: v.name };
   if (typeof v === 'function' && 'definition' in v) throw new DefinitionError(`${where} is an op itself; call it to use its output`);
-  if (v !== null && typeof v === 'object' && !Array.isArray(v) && Object.values(v).some((x) => x instanceof OutputHandle)) {
+  if (v !== null && typeof v === 'object' && !Array.isArray(v) && Object.values(v).some((x) => x instanceof OutputHandle || x instanceof DynamicOutputHandle)) {
     throw new DefinitionError(`${where} is the set of outputs of an op with several outputs; pass one of them (${Object.keys(v).join(', ')})`);
   }
   return { kind: 'value', value: v };

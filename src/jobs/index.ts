@@ -5,7 +5,8 @@
  * `weft` takes, which every step's process pays (a container, a pod); `weft`
  * exports all of this too.
  */
-export { op, out, asset, OpDefinition, JobSpec, AssetDefinition, OutputHandle, DEFAULT_OUTPUT } from './definitions.ts';
+export { op, out, dynamicOut, asset, OpDefinition, JobSpec, AssetDefinition, OutputHandle, DynamicOutputHandle, MappedOutputs, CollectedOutputs, DEFAULT_OUTPUT } from './definitions.ts';
+export { dynamicOutput, DynamicOutput } from './dynamic.ts';
 export type { OpContext, OpOptions, OpFn, Op, OutDef, StepLog, JobSpecOptions, GraphOptions, AssetOptions, RunConfig, StepNode, InputSource, RetryPolicy } from './definitions.ts';
 export { job, graph, defineAssetJob, JobDefinition, AssetJobSpec, type JobOptions, type GraphDef, type ToJobOptions } from './job.ts';
 export { Definitions, loadDefinitions, type DefinitionsOptions } from './repository.ts';

@@ -7,6 +7,7 @@
  */
 import { event, type RunEvent } from './events.ts';
 import type { InputSource, JobSpec, StepNode } from './definitions.ts';
+import { copyKey, itemOutput, splitCopyKey, splitItemOutput } from './dynamic.ts';
 import { DefinitionError } from './errors.ts';
 
 /** Op tag ordering ready steps in every executor: a number, higher first (default 0), like `dagster/priority`. */
@@ -27,11 +28,18 @@ export interface PlannedStep {
 export interface ExecutionPlan {
   readonly runId: string;
   readonly jobName: string;
-  /** In an order where every step comes after its upstream steps. */
+  /** In an order where every step comes after its upstream steps. Mapped steps are not among them: their copies are made as items are emitted. */
   readonly steps: readonly PlannedStep[];
   /** Outputs (`step\u0000output`) of steps outside the plan that its steps take: loaded from earlier runs. */
   readonly external: ReadonlySet<string>;
+  /** Mapped steps (templates), by the dynamic output they are mapped over (`step\u0000output`), in job order. */
+  readonly mappedOver: ReadonlyMap<string, readonly PlannedStep[]>;
+  /** How many maps deep each mapped step is (1: mapped over a step that is not). */
+  readonly depth: ReadonlyMap<string, number>;
+  /** A step of the plan, a copy of a mapped step made so far, or (in a step's own process) the mapped step a copy's key names. */
   step(key: string): PlannedStep;
+  /** Adds a copy of a mapped step, or a step whose collected inputs are now known (ActiveExecution). */
+  put(step: PlannedStep): void;
 }
 
 /**
@@ -44,24 +52,50 @@ export function buildPlan(runId: string, job: JobSpec, opConfig: Map<string, unk
   const nodes = chosen ? job.steps.filter((n) => chosen.has(n.key)) : job.steps;
   // Inputs from steps left out that were not loaded were never produced: the steps taking them are skipped.
   const external = new Set((subset?.loaded ?? []).map((l) => `${l.stepKey}\u0000${l.output}`));
-  const steps: PlannedStep[] = nodes.map((node) => ({
-    key: node.key,
-    node,
-    upstream: [...new Set(node.inputs.filter((i): i is Extract<InputSource, { kind: 'step' }> => i.kind === 'step' && (!chosen || chosen.has(i.stepKey))).map((i) => i.stepKey))],
-    config: opConfig.get(node.op.name),
-    tags: node.op.tags,
-    priority: priorityOf(node),
-  }));
+  const planned = (node: StepNode, upstream: string[]): PlannedStep => ({ key: node.key, node, upstream, config: opConfig.get(node.op.name), tags: node.op.tags, priority: priorityOf(node) });
+  const depth = new Map<string, number>();
+  const mappedOver = new Map<string, PlannedStep[]>();
+  const steps: PlannedStep[] = [];
+  for (const node of nodes) {
+    const upstream = new Set<string>();
+    for (const i of node.inputs) {
+      if (i.kind === 'step' && (!chosen || chosen.has(i.stepKey)) && !depth.has(i.stepKey)) upstream.add(i.stepKey);
+      // Collecting waits for the step whose items were mapped (then for each copy: ActiveExecution).
+      if (i.kind === 'collect') {
+        const from = i.items ? i.stepKey : job.step(i.stepKey)?.mapped?.stepKey;
+        if (from !== undefined && !depth.has(from)) upstream.add(from);
+      }
+    }
+    const p = planned(node, [...upstream]);
+    if (!node.mapped) {
+      steps.push(p);
+      continue;
+    }
+    depth.set(node.key, (depth.get(node.mapped.stepKey) ?? 0) + 1);
+    const at = `${node.mapped.stepKey}\u0000${node.mapped.output}`;
+    const list = mappedOver.get(at);
+    if (list) list.push(p);
+    else mappedOver.set(at, [p]);
+  }
   const byKey = new Map(steps.map((s) => [s.key, s]));
+  const templates = new Map([...mappedOver.values()].flat().map((s) => [s.key, s]));
   return {
     runId,
     jobName: job.name,
     steps,
     external,
+    mappedOver,
+    depth,
     step(key: string): PlannedStep {
       const s = byKey.get(key);
-      if (!s) throw new Error(`no step ${key} in job ${job.name}`);
-      return s;
+      if (s) return s;
+      // A copy not made here (a step process runs it): its mapped step, under the copy's key.
+      const t = templates.get(splitCopyKey(key).template);
+      if (!t) throw new Error(`no step ${key} in job ${job.name}`);
+      return t.key === key ? t : { ...t, key, node: { ...t.node, key } };
+    },
+    put(step: PlannedStep): void {
+      byKey.set(step.key, step);
     },
   };
 }
@@ -97,6 +131,11 @@ export class ActiveExecution {
   private readonly upcomingSeen = new Set<string>();
   private events: RunEvent[] = [];
   private unfinished: number;
+  /** Per dynamic output of a step (`step\u0000output`): the mapping keys emitted so far, in order. */
+  private readonly items = new Map<string, string[]>();
+  /** Per step with dynamic outputs: the copies made from its items (stopped if it fails), and the steps collecting them. */
+  private readonly copiesOf = new Map<string, PlannedStep[]>();
+  private readonly collectorsOf = new Map<string, PlannedStep[]>();
 
   constructor(readonly plan: ExecutionPlan) {
     this.produced = new Set(plan.external);
@@ -112,8 +151,121 @@ export class ActiveExecution {
       }
     }
     this.unfinished = plan.steps.length;
+    for (const s of plan.steps) this.noteCollector(s, []);
     // Steps that wait on nothing: ready, or (an input of a re-execution that no earlier run produced) skipped.
     for (const s of first) this.decide(s);
+  }
+
+  /** A step that collects mapped copies: known to the step whose items they were made from (keys: its own mapping keys). */
+  private noteCollector(s: PlannedStep, keys: readonly string[]): void {
+    for (const i of s.node.inputs) {
+      if (i.kind !== 'collect') continue;
+      const { from } = this.collecting(i, keys);
+      const list = this.collectorsOf.get(from);
+      if (list) list.push(s);
+      else this.collectorsOf.set(from, [s]);
+    }
+  }
+
+  /**
+   * What a collect input of a step with mapping keys `keys` takes: the
+   * items of dynamic output `output` of step `from`, and for each item key
+   * the output collected (the item itself, or a mapped copy's output).
+   */
+  private collecting(i: Extract<InputSource, { kind: 'collect' }>, keys: readonly string[]): { from: string; output: string; ref: (k: string) => { stepKey: string; output: string }; copies: boolean } {
+    if (i.items) {
+      const from = copyKey(i.stepKey, keys);
+      return { from, output: i.output, ref: (k) => ({ stepKey: from, output: itemOutput(i.output, k) }), copies: false };
+    }
+    const over = this.template(i.stepKey).node.mapped as { stepKey: string; output: string };
+    return { from: copyKey(over.stepKey, keys), output: over.output, ref: (k) => ({ stepKey: copyKey(i.stepKey, [...keys, k]), output: i.output }), copies: true };
+  }
+
+  private template(key: string): PlannedStep {
+    return this.plan.step(key);
+  }
+
+  /**
+   * An item was emitted (output `out[k]` of step `source`): a copy of each
+   * step mapped over `out` is made, and may start at once.
+   */
+  private itemEmitted(source: string, output: string, mappingKey: string): void {
+    const { template, keys: outer } = splitCopyKey(source);
+    const mapped = this.plan.mappedOver.get(`${template}\u0000${output}`);
+    const at = `${source}\u0000${output}`;
+    const seen = this.items.get(at) ?? [];
+    // Emitted again by a later attempt: its copies exist already.
+    if (seen.includes(mappingKey)) return;
+    seen.push(mappingKey);
+    this.items.set(at, seen);
+    if (!mapped) return;
+    const keys = [...outer, mappingKey];
+    const copies = this.copiesOf.get(source) ?? [];
+    this.copiesOf.set(source, copies);
+    for (const t of mapped) {
+      const key = copyKey(t.key, keys);
+      const upstream = new Set<string>();
+      const inputs = t.node.inputs.map((i): InputSource => {
+        if (i.kind === 'mapped') return { kind: 'step', stepKey: source, output: `${output}[${mappingKey}]` };
+        if (i.kind !== 'step') {
+          if (i.kind === 'collect') upstream.add(this.collecting(i, keys).from);
+          return i;
+        }
+        const stepKey = copyKey(i.stepKey, keys.slice(0, this.plan.depth.get(i.stepKey) ?? 0));
+        upstream.add(stepKey);
+        return { ...i, stepKey };
+      });
+      const copy: PlannedStep = { ...t, key, node: { key, op: t.node.op, inputs }, upstream: [...upstream] };
+      this.plan.put(copy);
+      copies.push(copy);
+      this.noteCollector(copy, keys);
+      this.status.set(key, 'pending');
+      this.unfinished++;
+      let waiting = 0;
+      for (const u of copy.upstream) {
+        const st = this.status.get(u);
+        if (st === 'succeeded' || st === 'failed' || st === 'skipped' || st === 'not-run') continue;
+        waiting++;
+        this.addDownstream(u, copy);
+      }
+      this.waitingOn.set(key, waiting);
+      if (waiting === 0) this.decide(copy);
+    }
+  }
+
+  private addDownstream(from: string, to: PlannedStep): void {
+    const list = this.downstream.get(from);
+    if (list) list.push(to);
+    else this.downstream.set(from, [to]);
+  }
+
+  /** A step with dynamic outputs ended. Succeeded: its collectors also wait for every copy made from its items. Failed: copies not started never will be. */
+  private sourceEnded(key: string, s: StepStatus): void {
+    if (s !== 'succeeded') {
+      for (const c of this.copiesOf.get(key) ?? []) if (this.status.get(c.key) === 'pending') this.finish(c.key, 'not-run');
+      return;
+    }
+    for (const c of this.collectorsOf.get(key) ?? []) {
+      for (const copy of this.collected(c, key)) {
+        const st = this.status.get(copy);
+        if (st === 'succeeded' || st === 'failed' || st === 'skipped' || st === 'not-run') continue;
+        this.waitingOn.set(c.key, (this.waitingOn.get(c.key) ?? 0) + 1);
+        this.addDownstream(copy, c);
+      }
+    }
+  }
+
+  /** The copies a collector takes from `source`'s items, in emission order (only its collect inputs over that source). */
+  private collected(c: PlannedStep, source?: string): string[] {
+    const out: string[] = [];
+    const { keys } = splitCopyKey(c.key);
+    for (const i of c.node.inputs) {
+      if (i.kind !== 'collect') continue;
+      const { from, output, ref, copies } = this.collecting(i, keys);
+      if (!copies || (source !== undefined && from !== source)) continue;
+      for (const k of this.items.get(`${from}\u0000${output}`) ?? []) out.push(ref(k).stepKey);
+    }
+    return out;
   }
 
   /** Steps that may start now (each handed out once per attempt), by priority, then in plan order. */
@@ -129,6 +281,8 @@ export class ActiveExecution {
     const q = this.readyQ;
     this.readyQ = [];
     for (const s of q) {
+      // A copy whose fan-out step failed before it was handed out: not run.
+      if (this.status.get(s.key) !== 'pending') continue;
       this.status.set(s.key, 'running');
       out.push(s);
     }
@@ -155,7 +309,8 @@ export class ActiveExecution {
 
   private noteRunning(s: PlannedStep): void {
     for (const d of this.downstream.get(s.key) ?? []) {
-      if (this.upcomingSeen.has(d.key) || this.status.get(d.key) !== 'pending') continue;
+      // A step that collects mapped outputs is not started ahead: what it takes is known only when it is ready.
+      if (this.upcomingSeen.has(d.key) || this.status.get(d.key) !== 'pending' || d.node.inputs.some((i) => i.kind === 'collect')) continue;
       if (d.upstream.every((u) => this.status.get(u) === 'running' || this.status.get(u) === 'succeeded')) {
         this.upcomingSeen.add(d.key);
         this.upcomingQ.push(d);
@@ -182,9 +337,12 @@ export class ActiveExecution {
     const st = this.status.get(key);
     if (st === undefined) return;
     switch (ev.type) {
-      case 'STEP_OUTPUT':
+      case 'STEP_OUTPUT': {
         this.produced.add(`${key}\u0000${ev.output}`);
+        const item = ev.output === undefined ? null : splitItemOutput(ev.output);
+        if (item) this.itemEmitted(key, item[0], item[1]);
         break;
+      }
       case 'STEP_SUCCESS':
         this.finish(key, 'succeeded');
         break;
@@ -237,6 +395,7 @@ export class ActiveExecution {
     this.status.set(key, s);
     this.retryAt.delete(key);
     this.unfinished--;
+    if (this.copiesOf.has(key) || this.collectorsOf.has(key)) this.sourceEnded(key, s);
     for (const d of this.downstream.get(key) ?? []) {
       const left = (this.waitingOn.get(d.key) ?? 1) - 1;
       this.waitingOn.set(d.key, left);
@@ -246,11 +405,14 @@ export class ActiveExecution {
 
   /** All upstream steps ended: run it, skip it, or (after a failure) never run it. */
   private decide(s: PlannedStep): void {
+    const collects = s.node.inputs.some((i) => i.kind === 'collect');
+    const copies = collects ? new Set(this.collected(s)) : null;
     let skip = false;
-    for (const u of s.upstream) {
+    for (const u of [...s.upstream, ...(copies ?? [])]) {
       const st = this.status.get(u);
       if (st === 'failed' || st === 'not-run') return this.finish(s.key, 'not-run');
-      if (st === 'skipped') skip = true;
+      // A skipped copy is left out of the list it is collected into.
+      if (st === 'skipped' && !copies?.has(u)) skip = true;
     }
     const missing = s.node.inputs.find((i) => i.kind === 'step' && !this.produced.has(`${i.stepKey}\u0000${i.output}`));
     if (skip || missing) {
@@ -258,6 +420,20 @@ export class ActiveExecution {
       this.events.push(event('STEP_SKIPPED', this.plan.runId, s.key, `step ${s.key} skipped: ${why}`));
       return this.finish(s.key, 'skipped');
     }
-    this.readyQ.push(s);
+    if (!collects) {
+      this.readyQ.push(s);
+      return;
+    }
+    // Its collected inputs are known now: the outputs of the copies, in the order their items were emitted.
+    const { keys } = splitCopyKey(s.key);
+    const inputs = s.node.inputs.map((i): InputSource => {
+      if (i.kind !== 'collect') return i;
+      const { from, output, ref } = this.collecting(i, keys);
+      const items = (this.items.get(`${from}\u0000${output}`) ?? []).map(ref).filter((it) => this.produced.has(`${it.stepKey}\u0000${it.output}`));
+      return { kind: 'list', items };
+    });
+    const resolved: PlannedStep = { ...s, node: { ...s.node, inputs } };
+    this.plan.put(resolved);
+    this.readyQ.push(resolved);
   }
 }

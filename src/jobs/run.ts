@@ -161,6 +161,16 @@ export async function executeJob(job: JobSpec, executorDef: ExecutorDefinition, 
     if (!src) throw new WeftError(`step ${step.key} has no input ${i}`);
     if (src.kind === 'value') return { value: src.value };
     if (src.kind === 'job-input') return { value: inputValues[src.name] };
+    if (src.kind === 'list') {
+      return {
+        value: src.items.map((it) => {
+          const o = outputs.get(outputKey(it.stepKey, it.output));
+          if (!o) throw new WeftError(`step ${step.key} collects output ${it.output} of step ${it.stepKey}, which was not produced`);
+          return o.value;
+        }),
+      };
+    }
+    if (src.kind !== 'step') throw new WeftError(`step ${step.key}: input ${i} is ${src.kind === 'mapped' ? 'the item of a mapped step' : 'a collect'} that was not resolved; this is a bug in weft`);
     const o = outputs.get(outputKey(src.stepKey, src.output));
     if (!o) throw new WeftError(`step ${step.key} needs output ${src.output} of step ${src.stepKey}, which was not produced`);
     return o;

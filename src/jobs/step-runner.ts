@@ -7,6 +7,7 @@
 import { serializeError } from '../errors.ts';
 import type { OpContext, StepLog } from './definitions.ts';
 import { DEFAULT_OUTPUT, retryDelay } from './retry.ts';
+import { DynamicOutput, itemOutput, mappingKeyProblem } from './dynamic.ts';
 import { isRetryRequested } from './errors.ts';
 import { event, type LogLevel, type RunEvent } from './events.ts';
 import type { PlannedStep } from './plan.ts';
@@ -66,12 +67,38 @@ export async function* runStepAttempt(a: StepAttempt): AsyncGenerator<RunEvent> 
     (message: string, data?: Record<string, unknown>): void =>
       channel.push(event('LOG', runId, key, String(message), { ...extra, level, ...(data ? { data } : {}) }));
   const log: StepLog = { debug: logAt('debug'), info: logAt('info'), warn: logAt('warn'), error: logAt('error') };
-  const ctx: OpContext = { log, config: step.config, runId, stepKey: key, opName: op.name, attempt, signal: a.signal };
+  const emitted = new Map<string, Set<string>>();
+  /** An item of a dynamic output, checked, goes out at once as an output of its own: steps mapped over it start from it. */
+  const emitItem = (item: DynamicOutput): void => {
+    const only = op.dynamicOutputs.size === 1 ? ([...op.dynamicOutputs][0] as string) : null;
+    const output = item.output === DEFAULT_OUTPUT && only !== null ? only : item.output;
+    if (!op.dynamicOutputs.has(output)) throw new TypeError(`op ${op.name} emitted an item of output ${output}, which is not one of its dynamic outputs (${[...op.dynamicOutputs].join(', ') || 'it has none: declare out: dynamicOut()'})`);
+    const problem = mappingKeyProblem(item.mappingKey);
+    if (problem) throw new TypeError(`op ${op.name}, dynamic output ${output}: ${problem}`);
+    let seen = emitted.get(output);
+    if (!seen) emitted.set(output, (seen = new Set()));
+    if (seen.has(item.mappingKey)) throw new TypeError(`op ${op.name} emitted mapping key ${item.mappingKey} twice on output ${output}: keys are unique within an output`);
+    seen.add(item.mappingKey);
+    const name = itemOutput(output, item.mappingKey);
+    channel.push(event('STEP_OUTPUT', runId, key, `step ${key} emitted ${name}`, { ...extra, output: name, value: item.value === undefined ? null : item.value }));
+  };
+  const ctx: OpContext = {
+    log,
+    config: step.config,
+    runId,
+    stepKey: key,
+    opName: op.name,
+    attempt,
+    signal: a.signal,
+    emit: (mappingKey, value, o = {}) => emitItem(new DynamicOutput(mappingKey, value, o.output)),
+  };
 
   // Synchronous ops (most) need no waiting: their logs are already in the channel.
   let outcome: Outcome;
   try {
-    const r = op.fn(ctx, ...a.inputs);
+    let r = op.fn(ctx, ...a.inputs);
+    // A generator (Dagster's yield-style op): its items go out as it yields them; its return value is its other outputs.
+    if (isGenerator(r)) r = drain(r, op.name, emitItem);
     outcome = { ok: true, value: r };
   } catch (error) {
     outcome = { ok: false, error };
@@ -101,11 +128,15 @@ export async function* runStepAttempt(a: StepAttempt): AsyncGenerator<RunEvent> 
     yield failureOrRetry(a, outcome.error);
     return;
   }
-  // Outputs: the value itself, or for named outputs the object's keys.
+  // Outputs: the value itself, or for named outputs the object's keys. Dynamic outputs were emitted already.
   const outputs: [string, unknown][] = [];
   if (!op.multipleOutputs) {
-    outputs.push([DEFAULT_OUTPUT, outcome.value === undefined ? null : outcome.value]);
-  } else {
+    if (!op.dynamicOutputs.has(DEFAULT_OUTPUT)) outputs.push([DEFAULT_OUTPUT, outcome.value === undefined ? null : outcome.value]);
+    else if (outcome.value !== undefined) {
+      yield failureOrRetry(a, new TypeError(`op ${op.name} has a dynamic output: emit its items (yield dynamicOutput(key, value), or ctx.emit) instead of returning a value`), false);
+      return;
+    }
+  } else if (!(outcome.value === undefined && op.dynamicOutputs.size === Object.keys(op.outs).length)) {
     const v = outcome.value;
     if (v === null || typeof v !== 'object' || Array.isArray(v)) {
       yield failureOrRetry(a, new TypeError(`op ${op.name} declares outputs ${Object.keys(op.outs).join(', ')}, so it must return an object with them (got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v})`), false);
@@ -117,8 +148,13 @@ export async function* runStepAttempt(a: StepAttempt): AsyncGenerator<RunEvent> 
         yield failureOrRetry(a, new TypeError(`op ${op.name} returned output ${name}, which it does not declare (outs: ${Object.keys(op.outs).join(', ')})`), false);
         return;
       }
+      if (op.dynamicOutputs.has(name) && obj[name] !== undefined) {
+        yield failureOrRetry(a, new TypeError(`op ${op.name} returned its dynamic output ${name}: emit its items (yield dynamicOutput(key, value, { output: '${name}' })) instead`), false);
+        return;
+      }
     }
     for (const [name, def] of Object.entries(op.outs)) {
+      if (def.dynamic) continue;
       if (obj[name] !== undefined) outputs.push([name, obj[name]]);
       else if (!def.optional) {
         yield failureOrRetry(a, new TypeError(`op ${op.name} did not produce its required output ${name}; mark it out({ optional: true }) if it may be left out`), false);
@@ -128,6 +164,30 @@ export async function* runStepAttempt(a: StepAttempt): AsyncGenerator<RunEvent> 
   }
   for (const [name, value] of outputs) yield event('STEP_OUTPUT', runId, key, `step ${key} produced output ${name}`, { ...extra, output: name, value });
   yield event('STEP_SUCCESS', runId, key, `finished step ${key}`, extra);
+}
+
+function isGenerator(v: unknown): v is Generator | AsyncGenerator {
+  const tag = Object.prototype.toString.call(v);
+  return tag === '[object Generator]' || tag === '[object AsyncGenerator]';
+}
+
+/** Runs an op's generator to its end: each item it yields to `emit`; resolves with what it returns. */
+async function drain(gen: Generator | AsyncGenerator, opName: string, emit: (item: DynamicOutput) => void): Promise<unknown> {
+  let ended = false;
+  try {
+    for (;;) {
+      const n = await gen.next();
+      if (n.done) {
+        ended = true;
+        return n.value;
+      }
+      if (!(n.value instanceof DynamicOutput)) throw new TypeError(`op ${opName} yielded ${n.value === null ? 'null' : typeof n.value}: an op's generator yields dynamicOutput(key, value)`);
+      emit(n.value);
+    }
+  } finally {
+    // Stopped early (a bad item): its finally blocks run.
+    if (!ended) await gen.return(undefined);
+  }
 }
 
 /** STEP_UP_FOR_RETRY when the policy (or a RetryRequested) allows another attempt, else STEP_FAILURE. */

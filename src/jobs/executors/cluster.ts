@@ -86,6 +86,8 @@ async function* runOnCluster(ctx: ExecutionContext, config: ClusterConfig): Asyn
   const location = ctx.location;
   if (!location) throw new WeftError('the cluster executor needs the code location of the job');
   const { runId, plan } = ctx;
+  // Mapped steps are submitted as their items come on the other executors; the cluster's graph is sent whole, up front.
+  if (plan.mappedOver.size > 0) throw new WeftError(`job ${plan.jobName} maps over a dynamic output, which the cluster executor does not run yet; use the in-process or multiprocess executor`);
   const topic = `${RUN_TOPIC_PREFIX}${runId}`;
   if (topic.length > MAX_TOPIC) throw new WeftError(`run id ${runId.slice(0, 40)}... is too long for the cluster executor (at most ${MAX_TOPIC - RUN_TOPIC_PREFIX.length} characters)`);
   const resources = stepResources(plan.steps);
@@ -130,6 +132,7 @@ async function* runOnCluster(ctx: ExecutionContext, config: ClusterConfig): Asyn
       const inputs = step.node.inputs.map((src) => {
         if (src.kind === 'value') return null;
         if (src.kind === 'job-input') return ctx.inputValues[src.name];
+        if (src.kind !== 'step') throw new WeftError(`step ${step.key} takes mapped outputs, which the cluster executor does not run yet`);
         // A re-execution: the output of a step not run here, loaded from an earlier run.
         if (!inPlan.has(src.stepKey)) return loaded.get(`${src.stepKey}\u0000${src.output}`);
         if (!multi.has(src.stepKey)) return ref(taskKey(runId, src.stepKey));

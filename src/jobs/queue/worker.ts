@@ -199,7 +199,7 @@ async function readInputs(redis: Redis, prefix: string, defs: CodeLocationJobs, 
     }
     const bytes = found[j++];
     if (!bytes) {
-      const what = src.kind === 'step' ? `output ${src.output} of step ${src.stepKey}` : `job input ${src.name}`;
+      const what = src.kind === 'step' ? `output ${src.output} of step ${src.stepKey}` : src.kind === 'job-input' ? `job input ${src.name}` : 'a mapped input';
       return { step: null, inputs: [], missing: new Error(`input ${i} of step ${spec.stepKey} (${what}) is not in Redis at ${keys[i]}: the run's keys expired, or Redis lost them`) };
     }
     inputs.push(bytes);

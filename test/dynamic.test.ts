@@ -1,0 +1,127 @@
+/**
+ * Dynamic outputs (Dagster's DynamicOut): an op emits items under mapping
+ * keys, `.map()` runs a copy of its ops per item as steps `op[key]`,
+ * `.collect()` gathers their results in emission order. In process, and in
+ * step processes of their own, where a copy starts while the op that emits
+ * its item still runs.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { dynamicOut, dynamicOutput, job, op, DefinitionError, type ExecutorDefinition, type JobExecutionResult, type RunEvent } from '../src/index.ts';
+import { multiprocessExecutor } from '../src/jobs/executors/multiprocess.ts';
+import { executeJob } from '../src/jobs/run.ts';
+import defs, { badKeys, failingFanOut, mapped, nested, twoOutputs } from './fixtures/dynamic-jobs.ts';
+
+const MODULE = new URL('./fixtures/dynamic-jobs.ts', import.meta.url).href;
+const dir = mkdtempSync(join(tmpdir(), 'weft-dynamic-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const multiprocess = multiprocessExecutor.configured({ maxConcurrent: 4 }) as ExecutorDefinition;
+function inProcesses(name: string, opts: Parameters<typeof executeJob>[3] = {}): Promise<JobExecutionResult> {
+  return executeJob(defs.getJob(name), multiprocess, { module: MODULE, jobName: name }, opts);
+}
+
+const started = (r: JobExecutionResult): string[] => r.allEvents.filter((e) => e.type === 'STEP_START').map((e) => e.stepKey as string);
+
+describe('dynamic outputs in process', () => {
+  it('maps each item through two ops, with a static input, and collects the results in emission order', async () => {
+    const r = await mapped.executeInProcess();
+    expect(r.success).toBe(true);
+    expect(r.outputForNode('total')).toEqual({ sum: 314, xs: [101, 104, 109] });
+    expect(started(r)).toEqual(expect.arrayContaining(['letters', 'square[k0]', 'square[k1]', 'square[k2]', 'plus[k0]', 'plus[k2]', 'total']));
+    expect(r.outputForNode('square[k1]')).toBe(4);
+    expect(r.outputForNode('letters', 'result[k2]')).toBe(3);
+  });
+
+  it('an empty dynamic output: no copies run, and collect gets []', async () => {
+    const r = await mapped.executeInProcess({ runConfig: { ops: { letters: { config: { n: 0 } } } } });
+    expect(r.success).toBe(true);
+    expect(r.outputForNode('total')).toEqual({ sum: 0, xs: [] });
+    expect(started(r).filter((k) => k.includes('['))).toEqual([]);
+  });
+
+  it('nested maps: a copy emits items of its own, mapped and collected inside the outer map', async () => {
+    const r = await nested.executeInProcess();
+    expect(r.success).toBe(true);
+    expect(r.outputForNode('leaf[k1][j1]')).toBe(21.5);
+    expect(r.outputForNode('sum_of[k2]')).toBe(94.5);
+    expect(r.outputForNode('total')).toEqual({ sum: 147, xs: [10.5, 42, 94.5] });
+  });
+
+  it('two dynamic outputs and a static one, emitted with ctx.emit', async () => {
+    const r = await twoOutputs.executeInProcess();
+    expect(r.success).toBe(true);
+    expect(r.outputForNode('both')).toEqual({ odd: [-1, -3, -5], even: [2, 4], count: 5 });
+  });
+
+  it.each([
+    ['no-dash', /mapping key "no-dash" is not valid: use letters, digits and _/],
+    ['ok', /emitted mapping key ok twice on output result/],
+  ])('a mapping key %j fails the step that emits it, naming it', async (key, why) => {
+    const r = await badKeys.executeInProcess({ runConfig: { ops: { bad_key: { config: { key } } } } });
+    expect(r.success).toBe(false);
+    expect(r.failures.map((f) => f.stepKey)).toEqual(['bad_key']);
+    expect(r.failures[0]?.error.message).toMatch(why);
+    expect(r.stepsNotRun).toContain('total');
+  });
+
+  it('a fan-out op that fails: the run fails naming it, and collect does not run', async () => {
+    const r = await failingFanOut.executeInProcess();
+    expect(r.success).toBe(false);
+    expect(r.failures.map((f) => f.stepKey)).toEqual(['fails_late']);
+    expect(r.failures[0]?.error.message).toMatch(/the listing broke after two items/);
+    expect(started(r)).not.toContain('total');
+  });
+
+  it('wiring mistakes are named when the job is defined', () => {
+    const fan = op({ name: 'fan', out: dynamicOut() }, function* () {
+      yield dynamicOutput('a', 1);
+    });
+    const use = op({ name: 'use' }, (_ctx, x: unknown) => x);
+    expect(() => job({ name: 'unmapped' }, () => void use(fan()))).toThrow(/is dynamic output result of step fan: map over it/);
+    expect(() =>
+      job({ name: 'leaks' }, () => {
+        let inner: unknown;
+        fan().map((x) => (inner = use(x)));
+        use(inner);
+      }),
+    ).toThrow(/step use, which is mapped: outside its \.map\(\), use \.collect\(\)/);
+    expect(() => job({ name: 'uncollected' }, () => void use(fan().map((x) => use(x))))).toThrow(/outputs of mapped steps: use \.collect\(\)/);
+    expect(() => op({ name: 'both_ways', out: dynamicOut(), outs: { a: dynamicOut() } }, () => 1)).toThrow(DefinitionError);
+  });
+});
+
+describe('dynamic outputs in step processes (the multiprocess executor)', () => {
+  it.each([
+    ['mapped', 'total'],
+    ['nested', 'total'],
+    ['two_outputs', 'both'],
+  ])('%s gives what executeInProcess gives', async (name, last) => {
+    const [here, there] = await Promise.all([defs.getJob(name).executeInProcess(), inProcesses(name)]);
+    expect(there.success).toBe(true);
+    expect(there.outputForNode(last)).toEqual(here.outputForNode(last));
+    expect(started(there).sort()).toEqual(started(here).sort());
+  });
+
+  it('copies start while the op emitting their items still runs; when it then fails, the copies that ran stay, and collect does not run', async () => {
+    const flag = join(dir, 'fail-now');
+    const events: RunEvent[] = [];
+    const r = await inProcesses('failing_fan_out', {
+      runConfig: { ops: { fails_late: { config: { flag } } } },
+      onEvent: (ev) => {
+        events.push(ev);
+        // Both copies done while fails_late still waits: then it may fail.
+        if (ev.type === 'STEP_SUCCESS' && events.filter((e) => e.type === 'STEP_SUCCESS' && e.stepKey?.startsWith('square[')).length === 2) writeFileSync(flag, 'go');
+      },
+    });
+    expect(r.success).toBe(false);
+    expect(r.failures.map((f) => f.stepKey)).toEqual(['fails_late']);
+    expect(r.outputForNode('square[a]')).toBe(1);
+    expect(r.outputForNode('square[b]')).toBe(4);
+    expect(started(r)).not.toContain('total');
+    const endOfFanOut = events.findIndex((e) => e.type === 'STEP_FAILURE' && e.stepKey === 'fails_late');
+    expect(events.findIndex((e) => e.type === 'STEP_SUCCESS' && e.stepKey === 'square[b]')).toBeLessThan(endOfFanOut);
+  }, 60_000);
+});
