@@ -17,6 +17,7 @@ import defs from './fixtures/step-jobs.ts';
 import { containersLabelled, expectChainInOwnContainers, expectKilledContainerRetried, ROOT, testImage } from './helpers/docker-image.ts';
 import { expectSameAsInProcess } from './helpers/in-process.ts';
 import { expectMendedFromFailure } from './helpers/reexecution.ts';
+import { expectDynamicLikeInProcess } from './helpers/dynamic.ts';
 import { Instance } from '../src/runs/instance.ts';
 import { reexecute } from '../src/runs/reexecute.ts';
 
@@ -88,6 +89,11 @@ describe('the docker executor (a real dockerd)', () => {
     } finally {
       await instance.close();
     }
+  });
+
+  it('runs a job with dynamic outputs: a container per mapped copy, the results executeInProcess gives, none left', async () => {
+    const r = await expectDynamicLikeInProcess(docker, 'mapped');
+    expect(containersLabelled(`weft.run=${r.runId}`)).toEqual([]);
   });
 
   it('cancelling the run stops its containers and leaves none', async () => {

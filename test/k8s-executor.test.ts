@@ -17,6 +17,7 @@ import { startFakeK8s, type FakeK8s } from './helpers/fake-k8s.ts';
 import { ROOT } from './helpers/docker-image.ts';
 import { expectSameAsInProcess } from './helpers/in-process.ts';
 import { expectMendedFromFailure } from './helpers/reexecution.ts';
+import { expectDynamicLikeInProcess } from './helpers/dynamic.ts';
 import { Instance } from '../src/runs/instance.ts';
 import { reexecute } from '../src/runs/reexecute.ts';
 
@@ -46,6 +47,15 @@ function nothingLeft(runId: string): void {
 }
 
 describe('the k8s Job executor (a fake Kubernetes API server)', () => {
+  it('runs a job with dynamic outputs: a Job per mapped copy, named and labelled as a real server takes them, the results executeInProcess gives', async () => {
+    for (const name of ['mapped', 'nested']) {
+      const mine = await expectDynamicLikeInProcess(k8s(), name);
+      nothingLeft(mine.runId);
+    }
+    // Copies' step keys hold brackets: their Jobs' names and step labels are made valid (the fake refuses what a real server does).
+    expect(fake.requests.filter((r) => r.startsWith('POST')).length).toBeGreaterThan(0);
+  });
+
   it('gives the results executeInProcess gives, one Job per step, and leaves nothing', async () => {
     for (const name of ['simple', 'branching', 'failing', 'logging']) {
       const before = fake.requests.filter((r) => r.startsWith('POST')).length;

@@ -20,6 +20,7 @@ import { ROOT } from './helpers/docker-image.ts';
 import { alive, waitFor } from './helpers/util.ts';
 import { expectSameAsInProcess } from './helpers/in-process.ts';
 import { expectMendedFromFailure } from './helpers/reexecution.ts';
+import { expectDynamicLikeInProcess } from './helpers/dynamic.ts';
 import { Instance } from '../src/runs/instance.ts';
 import { reexecute } from '../src/runs/reexecute.ts';
 
@@ -66,6 +67,12 @@ function run(name: string, e: ExecutorDefinition = exec, opts: Parameters<typeof
 }
 
 describe('the queue executor (BullMQ on a real Redis, weft queue-worker processes)', () => {
+  it('runs a job with dynamic outputs on its workers: copies and the collecting step read their inputs as the launcher says', async () => {
+    await expectDynamicLikeInProcess(exec, 'mapped');
+    await expectDynamicLikeInProcess(exec, 'nested');
+    await expectDynamicLikeInProcess(exec, 'two_outputs', 'both');
+  });
+
   it('gives the results executeInProcess gives, each step on a queue worker', async () => {
     const workerPids = new Set(workers.map((w) => w.pid));
     for (const name of ['simple', 'branching', 'failing', 'logging']) {

@@ -13,13 +13,27 @@ const MAPPING_KEY = /^[A-Za-z0-9_]+$/;
 /** A key this long or longer is refused: it names steps, files and container labels. */
 export const MAX_MAPPING_KEY = 100;
 
+/**
+ * Marks an item as weft's whichever copy of weft made it: a step process
+ * runs ops with its own copy (the step bundle), while the code location may
+ * import another, so `instanceof` would not do.
+ */
+const ITEM_BRAND = Symbol.for('weft.dynamicOutput');
+
 /** An item of a dynamic output: yield it from an op's generator. */
 export class DynamicOutput<T = unknown> {
+  readonly [ITEM_BRAND] = true;
+
   constructor(
     readonly mappingKey: string,
     readonly value: T,
     readonly output: string = DEFAULT_OUTPUT,
   ) {}
+}
+
+/** An item of a dynamic output, made by any copy of weft. */
+export function isDynamicOutput(v: unknown): v is DynamicOutput {
+  return typeof v === 'object' && v !== null && (v as Record<symbol, unknown>)[ITEM_BRAND] === true;
 }
 
 /** An item of a dynamic output, under `key` (unique within the output). `output`: which dynamic output (default: the op's only one). */
@@ -50,6 +64,11 @@ export function splitItemOutput(name: string): [string, string] | null {
 /** The copy of mapped step `template` for mapping keys `keys` (outermost first): `measure[k]`, `leaf[k][j]`. */
 export function copyKey(template: string, keys: readonly string[]): string {
   return template + keys.map((k) => `[${k}]`).join('');
+}
+
+/** Whether a step key names a copy of a mapped step. */
+export function isCopy(key: string): boolean {
+  return key.endsWith(']');
 }
 
 /** A step key, split into its template and mapping keys: `leaf[k][j]` gives leaf and [k, j]. */

@@ -7,7 +7,7 @@
 import { serializeError } from '../errors.ts';
 import type { OpContext, StepLog } from './definitions.ts';
 import { DEFAULT_OUTPUT, retryDelay } from './retry.ts';
-import { DynamicOutput, itemOutput, mappingKeyProblem } from './dynamic.ts';
+import { DynamicOutput, isDynamicOutput, itemOutput, mappingKeyProblem } from './dynamic.ts';
 import { isRetryRequested } from './errors.ts';
 import { event, type LogLevel, type RunEvent } from './events.ts';
 import type { PlannedStep } from './plan.ts';
@@ -181,7 +181,7 @@ async function drain(gen: Generator | AsyncGenerator, opName: string, emit: (ite
         ended = true;
         return n.value;
       }
-      if (!(n.value instanceof DynamicOutput)) throw new TypeError(`op ${opName} yielded ${n.value === null ? 'null' : typeof n.value}: an op's generator yields dynamicOutput(key, value)`);
+      if (!isDynamicOutput(n.value)) throw new TypeError(`op ${opName} yielded ${n.value === null ? 'null' : typeof n.value}: an op's generator yields dynamicOutput(key, value)`);
       emit(n.value);
     }
   } finally {

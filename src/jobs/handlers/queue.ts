@@ -21,7 +21,9 @@ import type { StepChannel } from '../delegating/coordinator.ts';
 import type { StepHandler, StepHandlerContext, StepHealth } from '../delegating/handler.ts';
 import type { ToStep } from '../step/messages.ts';
 import type { QueueConfig } from '../queue/config.ts';
-import type { QueuedStep } from '../queue/job-data.ts';
+import type { QueuedSource, QueuedStep } from '../queue/job-data.ts';
+import type { PlannedStep } from '../plan.ts';
+import { isCopy } from '../dynamic.ts';
 import { ALIVE_EVERY_MS, attemptName, cancelChannel, cancelKey, inputKey, jobId, outputKey, RUN_TTL_SECONDS, runKey } from '../queue/keys.ts';
 import { CONNECT_TIMEOUT_MS, connectRedis, duplicateRedis, redact, withTimeout } from '../queue/redis.ts';
 import { optionalPackage } from '../../util/optional.ts';
@@ -204,7 +206,7 @@ export function queueHandler(config: QueueConfig, runPriority: number, jobInputs
       ctx.attach(channel);
       const queue = await queueFor(ctx.step.tags[QUEUE_TAG] ?? config.queue);
       const id = jobId(ctx.runId, ctx.stepKey, ctx.attempt);
-      const data: QueuedStep = { v: 1, spec: ctx.spec, ...(config.launch ? { launch: config.launch } : {}) };
+      const data: QueuedStep = { v: 1, spec: ctx.spec, ...(config.launch ? { launch: config.launch } : {}), ...sourcesOf(ctx.step) };
       await queue.add('step', data, { jobId: id, priority: bullPriority(ctx.step.priority + runPriority), removeOnComplete: { age: 3600 }, removeOnFail: { age: 24 * 3600 } });
       queued.set(ctx, { queue, id, channel });
       watch(queue);
@@ -258,5 +260,17 @@ export function queueHandler(config: QueueConfig, runPriority: number, jobInputs
         redis.disconnect();
       }
     },
+  };
+}
+
+/** A copy's or a collecting step's inputs, which its worker cannot rebuild from the job (job-data.ts); nothing for other steps. */
+function sourcesOf(step: PlannedStep): { sources?: QueuedSource[] } {
+  if (!isCopy(step.key) && !step.node.inputs.some((i) => i.kind === 'list')) return {};
+  return {
+    sources: step.node.inputs.map((i): QueuedSource => {
+      if (i.kind === 'step') return { step: i.stepKey, output: i.output };
+      if (i.kind === 'list') return { list: i.items.map((it) => ({ step: it.stepKey, output: it.output })) };
+      return null;
+    }),
   };
 }

@@ -10,11 +10,22 @@ export type LaunchConfig = { docker: DockerLaunchConfig } | { k8s: K8sLaunchConf
 
 export const launchConfig = lazySchemas((z) => z.union([z.object({ docker: dockerLaunchConfig() }).strict(), z.object({ k8s: k8sLaunchConfig() }).strict()]));
 
+/**
+ * Where an input of a copy of a mapped step, or of a step collecting
+ * mapped outputs, comes from: an output, or a list of outputs. The worker
+ * cannot know these from the job (the copies are made as items are
+ * emitted, in the launcher); null: as the job says (a constant, a job
+ * input, a plain step's output).
+ */
+export type QueuedSource = { step: string; output: string } | { list: { step: string; output: string }[] } | null;
+
 export interface QueuedStep {
   v: 1;
   spec: StepSpec;
   /** Absent: the queue worker runs the step itself. */
   launch?: LaunchConfig;
+  /** Per input, for copies and collecting steps only. */
+  sources?: QueuedSource[];
 }
 
 export const queuedStepSchema = lazySchemas((z) =>
@@ -33,6 +44,15 @@ export const queuedStepSchema = lazySchemas((z) =>
         })
         .strict(),
       launch: launchConfig().optional(),
+      sources: z
+        .array(
+          z.union([
+            z.object({ step: z.string().min(1), output: z.string().min(1) }).strict(),
+            z.object({ list: z.array(z.object({ step: z.string().min(1), output: z.string().min(1) }).strict()) }).strict(),
+            z.null(),
+          ]),
+        )
+        .optional(),
     })
     .strict(),
 );

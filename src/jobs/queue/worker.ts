@@ -18,13 +18,13 @@
 import type { Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { serializeError } from '../../errors.ts';
-import { encode } from '../../protocol/codec.ts';
+import { decode, encode } from '../../protocol/codec.ts';
 import type { Logger } from '../../util/log.ts';
 import { event, type RunEvent } from '../events.ts';
 import { loadDefinitions, moduleUrl, type CodeLocationJobs } from '../location.ts';
 import type { FromStep } from '../step/messages.ts';
 import { Batcher, runStepSession } from '../step/session.ts';
-import { queuedStepSchema, type LaunchConfig } from './job-data.ts';
+import { queuedStepSchema, type LaunchConfig, type QueuedStepParsed } from './job-data.ts';
 import type { PlannedStep } from '../plan.ts';
 import { rebuildPlan } from '../step/rebuild.ts';
 import type { StepSpec } from '../step/spec.ts';
@@ -95,7 +95,7 @@ export class QueueWorker {
       if (refused !== null) throw new UnrecoverableError(`${where} was refused: ${refused}`);
       if ((await redis.exists(runKey(prefix, spec.runId, 'alive'))) === 0) throw new UnrecoverableError(`${where} was dropped: the process that launched the run is gone`);
       const defs = await codeLocation(spec.module);
-      const { inputs, missing, step } = defs instanceof Error ? { inputs: [], missing: null, step: null } : await readInputs(redis, prefix, defs, spec);
+      const { inputs, missing, step } = defs instanceof Error ? { inputs: [], missing: null, step: null } : await readInputs(redis, prefix, defs, spec, parsed.data.sources);
       const stream = runKey(prefix, spec.runId, 'events');
       const name = attemptName(spec.stepKey, spec.attempt);
       // Every event in order on one connection; the last write waits for those before it.
@@ -178,31 +178,44 @@ export class QueueWorker {
  * inputs from the run's keys, constants from the plan. `missing` says which
  * one is not there (the run expired, or Redis lost it).
  */
-async function readInputs(redis: Redis, prefix: string, defs: CodeLocationJobs, spec: StepSpec): Promise<{ inputs: Uint8Array[]; missing: Error | null; step: PlannedStep | null }> {
+async function readInputs(redis: Redis, prefix: string, defs: CodeLocationJobs, spec: StepSpec, sources: QueuedStepParsed['sources']): Promise<{ inputs: Uint8Array[]; missing: Error | null; step: PlannedStep | null }> {
   let step: PlannedStep;
   try {
     step = rebuildPlan(defs, spec).step(spec.stepKey);
   } catch (err) {
     return { inputs: [], missing: err instanceof Error ? err : new Error(String(err)), step: null };
   }
-  const srcs = step.node.inputs;
-  const keys = srcs.map((src) => (src.kind === 'step' ? outputKey(prefix, spec.runId, src.stepKey, src.output) : src.kind === 'job-input' ? inputKey(prefix, spec.runId, src.name) : null));
-  const wanted = keys.filter((k): k is string => k !== null);
+  // What each input reads: a copy's and a collecting step's sources come with the job (job-data.ts).
+  type Read = { value: unknown } | { keys: { key: string; what: string }[]; list: boolean };
+  const reads: Read[] = step.node.inputs.map((src, i): Read => {
+    const given = sources?.[i];
+    if (given) {
+      const refs = 'list' in given ? given.list : [given];
+      return { keys: refs.map((r) => ({ key: outputKey(prefix, spec.runId, r.step, r.output), what: `output ${r.output} of step ${r.step}` })), list: 'list' in given };
+    }
+    if (src.kind === 'value') return { value: src.value };
+    if (src.kind === 'step') return { keys: [{ key: outputKey(prefix, spec.runId, src.stepKey, src.output), what: `output ${src.output} of step ${src.stepKey}` }], list: false };
+    if (src.kind === 'job-input') return { keys: [{ key: inputKey(prefix, spec.runId, src.name), what: `job input ${src.name}` }], list: false };
+    return { keys: [{ key: '', what: `a ${src.kind} input the launcher did not resolve` }], list: false };
+  });
+  const wanted = reads.flatMap((r) => ('keys' in r ? r.keys.map((k) => k.key).filter((k) => k !== '') : []));
   // One round trip for all of them (a fan-in takes hundreds).
   const found = wanted.length > 0 ? await redis.mgetBuffer(...wanted) : [];
   const inputs: Uint8Array[] = [];
   let j = 0;
-  for (const [i, src] of srcs.entries()) {
-    if (src.kind === 'value') {
-      inputs.push(encode(src.value));
+  for (const [i, r] of reads.entries()) {
+    if ('value' in r) {
+      inputs.push(encode(r.value));
       continue;
     }
-    const bytes = found[j++];
-    if (!bytes) {
-      const what = src.kind === 'step' ? `output ${src.output} of step ${src.stepKey}` : src.kind === 'job-input' ? `job input ${src.name}` : 'a mapped input';
-      return { step: null, inputs: [], missing: new Error(`input ${i} of step ${spec.stepKey} (${what}) is not in Redis at ${keys[i]}: the run's keys expired, or Redis lost them`) };
+    const parts: Uint8Array[] = [];
+    for (const k of r.keys) {
+      const bytes = k.key === '' ? null : found[j++];
+      if (!bytes) return { step: null, inputs: [], missing: new Error(`input ${i} of step ${spec.stepKey} (${k.what}) is not in Redis${k.key ? ` at ${k.key}` : ''}: the run's keys expired, or Redis lost them`) };
+      parts.push(bytes);
     }
-    inputs.push(bytes);
+    // A collected list: one value made of the outputs, in order.
+    inputs.push(r.list ? encode(parts.map((p) => decode(p))) : (parts[0] as Uint8Array));
   }
   return { inputs, missing: null, step };
 }
