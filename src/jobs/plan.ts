@@ -133,6 +133,7 @@ export class ActiveExecution {
   private unfinished: number;
   /** Per dynamic output of a step (`step\u0000output`): the mapping keys emitted so far, in order. */
   private readonly items = new Map<string, string[]>();
+  private readonly itemSeen = new Set<string>();
   /** Per step with dynamic outputs: the copies made from its items (stopped if it fails), and the steps collecting them. */
   private readonly copiesOf = new Map<string, PlannedStep[]>();
   private readonly collectorsOf = new Map<string, PlannedStep[]>();
@@ -193,11 +194,13 @@ export class ActiveExecution {
     const { template, keys: outer } = splitCopyKey(source);
     const mapped = this.plan.mappedOver.get(`${template}\u0000${output}`);
     const at = `${source}\u0000${output}`;
-    const seen = this.items.get(at) ?? [];
     // Emitted again by a later attempt: its copies exist already.
-    if (seen.includes(mappingKey)) return;
-    seen.push(mappingKey);
-    this.items.set(at, seen);
+    const item = `${at}\u0000${mappingKey}`;
+    if (this.itemSeen.has(item)) return;
+    this.itemSeen.add(item);
+    const seen = this.items.get(at);
+    if (seen) seen.push(mappingKey);
+    else this.items.set(at, [mappingKey]);
     if (!mapped) return;
     const keys = [...outer, mappingKey];
     const copies = this.copiesOf.get(source) ?? [];
