@@ -12,7 +12,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { dynamicOut, dynamicOutput, job, op, DefinitionError, type ExecutorDefinition, type JobExecutionResult, type RunEvent } from '../src/index.ts';
 import { multiprocessExecutor } from '../src/jobs/executors/multiprocess.ts';
 import { executeJob } from '../src/jobs/run.ts';
-import defs, { badKeys, failingFanOut, mapped, nested, twoOutputs } from './fixtures/dynamic-jobs.ts';
+import defs, { badKeys, failingFanOut, mapped, mendMapped, nested, twoOutputs } from './fixtures/dynamic-jobs.ts';
+import { Instance } from '../src/runs/instance.ts';
+import { reexecute } from '../src/runs/reexecute.ts';
 
 const MODULE = new URL('./fixtures/dynamic-jobs.ts', import.meta.url).href;
 const dir = mkdtempSync(join(tmpdir(), 'weft-dynamic-'));
@@ -123,5 +125,31 @@ describe('dynamic outputs in step processes (the multiprocess executor)', () => 
     expect(started(r)).not.toContain('total');
     const endOfFanOut = events.findIndex((e) => e.type === 'STEP_FAILURE' && e.stepKey === 'fails_late');
     expect(events.findIndex((e) => e.type === 'STEP_SUCCESS' && e.stepKey === 'square[b]')).toBeLessThan(endOfFanOut);
+  }, 60_000);
+});
+
+describe('re-execution of a run with mapped steps', () => {
+  it.each([
+    ['in process', null],
+    ['in step processes', multiprocess],
+  ] as const)('from failure, %s: only the failed copy and what depends on it run again, with the first run\'s mapping keys; the rest load', async (_how, exec) => {
+    const instance = await Instance.open({ home: join(dir, `home-${exec ? 'mp' : 'ip'}`) });
+    try {
+      const flag = join(dir, `mend-${exec ? 'mp' : 'ip'}`);
+      const runConfig = { ops: { fragile: { config: { flag } } } };
+      const first = exec
+        ? await inProcesses('mend_mapped', { instance, runConfig })
+        : await mendMapped.executeInProcess({ instance, outputStore: instance.outputStore, runConfig });
+      expect(first.success).toBe(false);
+      expect(first.failures.map((f) => f.stepKey)).toEqual(['fragile[k1]']);
+      expect(first.stepsNotRun).toEqual(expect.arrayContaining(['plus[k1]', 'total']));
+      writeFileSync(flag, 'ready');
+      const again = await reexecute(instance, first.runId, { fromFailure: true, ...(exec ? { executorDef: exec } : { job: mendMapped }) });
+      expect(again.success).toBe(true);
+      expect(started(again).sort()).toEqual(['fragile[k1]', 'plus[k1]', 'total']);
+      expect(again.outputForNode('total')).toEqual({ sum: 360, xs: [110, 120, 130] });
+    } finally {
+      await instance.close();
+    }
   }, 60_000);
 });

@@ -7,7 +7,7 @@
  */
 import { event, type RunEvent } from './events.ts';
 import type { InputSource, JobSpec, StepNode } from './definitions.ts';
-import { copyKey, itemOutput, splitCopyKey, splitItemOutput } from './dynamic.ts';
+import { copyKey, isCopy, itemOutput, splitCopyKey, splitItemOutput } from './dynamic.ts';
 import { DefinitionError } from './errors.ts';
 
 /** Op tag ordering ready steps in every executor: a number, higher first (default 0), like `dagster/priority`. */
@@ -40,16 +40,32 @@ export interface ExecutionPlan {
   step(key: string): PlannedStep;
   /** Adds a copy of a mapped step, or a step whose collected inputs are now known (ActiveExecution). */
   put(step: PlannedStep): void;
+  /** The copies of mapped steps made so far, in the order they were made. */
+  copies(): readonly PlannedStep[];
+  /**
+   * A re-execution: the copies of mapped steps it runs again, and the items
+   * of steps it does not run, as their run emitted them (in order), from
+   * which those copies are made.
+   */
+  readonly rerun?: { readonly copies: ReadonlySet<string>; readonly items: readonly ReplayedItems[] };
+}
+
+/** The mapping keys a step's dynamic output emitted in an earlier run, in order. */
+export interface ReplayedItems {
+  readonly stepKey: string;
+  readonly output: string;
+  readonly keys: readonly string[];
 }
 
 /**
  * The plan of a run: every step of the job, or (a re-execution) only
  * `subset.stepKeys`, whose inputs from steps left out are `subset.loaded`.
  */
-export function buildPlan(runId: string, job: JobSpec, opConfig: Map<string, unknown>, subset?: { stepKeys: readonly string[]; loaded: readonly { stepKey: string; output: string }[] }): ExecutionPlan {
+export function buildPlan(runId: string, job: JobSpec, opConfig: Map<string, unknown>, subset?: { stepKeys: readonly string[]; loaded: readonly { stepKey: string; output: string }[]; items?: readonly ReplayedItems[] }): ExecutionPlan {
   const chosen = subset ? new Set(subset.stepKeys) : null;
-  if (chosen) for (const k of chosen) if (!job.step(k)) throw new DefinitionError(`job ${job.name} has no step ${k}`);
-  const nodes = chosen ? job.steps.filter((n) => chosen.has(n.key)) : job.steps;
+  if (chosen) for (const k of chosen) if (!job.step(splitCopyKey(k).template)) throw new DefinitionError(`job ${job.name} has no step ${k}`);
+  // Mapped steps are templates whatever the subset: a re-execution makes the copies it runs again from them.
+  const nodes = chosen ? job.steps.filter((n) => chosen.has(n.key) || n.mapped) : job.steps;
   // Inputs from steps left out that were not loaded were never produced: the steps taking them are skipped.
   const external = new Set((subset?.loaded ?? []).map((l) => `${l.stepKey}\u0000${l.output}`));
   const planned = (node: StepNode, upstream: string[]): PlannedStep => ({ key: node.key, node, upstream, config: opConfig.get(node.op.name), tags: node.op.tags, priority: priorityOf(node) });
@@ -63,7 +79,7 @@ export function buildPlan(runId: string, job: JobSpec, opConfig: Map<string, unk
       // Collecting waits for the step whose items were mapped (then for each copy: ActiveExecution).
       if (i.kind === 'collect') {
         const from = i.items ? i.stepKey : job.step(i.stepKey)?.mapped?.stepKey;
-        if (from !== undefined && !depth.has(from)) upstream.add(from);
+        if (from !== undefined && !depth.has(from) && (!chosen || chosen.has(from))) upstream.add(from);
       }
     }
     const p = planned(node, [...upstream]);
@@ -79,6 +95,7 @@ export function buildPlan(runId: string, job: JobSpec, opConfig: Map<string, unk
   }
   const byKey = new Map(steps.map((s) => [s.key, s]));
   const templates = new Map([...mappedOver.values()].flat().map((s) => [s.key, s]));
+  const made: PlannedStep[] = [];
   return {
     runId,
     jobName: job.name,
@@ -95,8 +112,11 @@ export function buildPlan(runId: string, job: JobSpec, opConfig: Map<string, unk
       return t.key === key ? t : { ...t, key, node: { ...t.node, key } };
     },
     put(step: PlannedStep): void {
+      if (isCopy(step.key) && !byKey.has(step.key)) made.push(step);
       byKey.set(step.key, step);
     },
+    copies: () => made,
+    ...(chosen ? { rerun: { copies: new Set([...chosen].filter(isCopy)), items: subset?.items ?? [] } } : {}),
   };
 }
 
@@ -153,8 +173,13 @@ export class ActiveExecution {
     }
     this.unfinished = plan.steps.length;
     for (const s of plan.steps) this.noteCollector(s, []);
+    // A re-execution: the items of steps not run again, as their run emitted them; the copies it runs are made from them.
+    for (const r of plan.rerun?.items ?? []) {
+      for (const k of r.keys) this.itemEmitted(r.stepKey, r.output, k);
+      if (!this.status.has(r.stepKey)) this.sourceEnded(r.stepKey, 'succeeded');
+    }
     // Steps that wait on nothing: ready, or (an input of a re-execution that no earlier run produced) skipped.
-    for (const s of first) this.decide(s);
+    for (const s of first) if (this.waitingOn.get(s.key) === 0 && this.status.get(s.key) === 'pending') this.decide(s);
   }
 
   /** A step that collects mapped copies: known to the step whose items they were made from (keys: its own mapping keys). */
@@ -205,8 +230,11 @@ export class ActiveExecution {
     const keys = [...outer, mappingKey];
     const copies = this.copiesOf.get(source) ?? [];
     this.copiesOf.set(source, copies);
+    // A re-execution makes, from a step it does not run, only the copies it runs again.
+    const replayed = this.plan.rerun !== undefined && !this.status.has(source);
     for (const t of mapped) {
       const key = copyKey(t.key, keys);
+      if (replayed && !this.plan.rerun?.copies.has(key)) continue;
       const upstream = new Set<string>();
       const inputs = t.node.inputs.map((i): InputSource => {
         if (i.kind === 'mapped') return { kind: 'step', stepKey: source, output: `${output}[${mappingKey}]` };
@@ -227,7 +255,8 @@ export class ActiveExecution {
       let waiting = 0;
       for (const u of copy.upstream) {
         const st = this.status.get(u);
-        if (st === 'succeeded' || st === 'failed' || st === 'skipped' || st === 'not-run') continue;
+        // Ended, or not in this run (a re-execution loads its outputs).
+        if (st === undefined || st === 'succeeded' || st === 'failed' || st === 'skipped' || st === 'not-run') continue;
         waiting++;
         this.addDownstream(u, copy);
       }
@@ -251,7 +280,7 @@ export class ActiveExecution {
     for (const c of this.collectorsOf.get(key) ?? []) {
       for (const copy of this.collected(c, key)) {
         const st = this.status.get(copy);
-        if (st === 'succeeded' || st === 'failed' || st === 'skipped' || st === 'not-run') continue;
+        if (st === undefined || st === 'succeeded' || st === 'failed' || st === 'skipped' || st === 'not-run') continue;
         this.waitingOn.set(c.key, (this.waitingOn.get(c.key) ?? 0) + 1);
         this.addDownstream(copy, c);
       }

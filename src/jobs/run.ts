@@ -13,7 +13,7 @@ import type { CodeLocation, ExecutionContext, ExecutorDefinition, LoadedOutput }
 import { OutputStoreError, type OutputStore } from './outputs.ts';
 import type { RecordedRun, RunRecorder } from './recording.ts';
 import { resolveRunConfig } from './run-config.ts';
-import { ActiveExecution, buildPlan, type PlannedStep } from './plan.ts';
+import { ActiveExecution, buildPlan, type PlannedStep, type ReplayedItems } from './plan.ts';
 import { runStepAttempt } from './step-runner.ts';
 
 export interface ExecuteOptions {
@@ -49,6 +49,8 @@ export interface ExecuteOptions {
    */
   stepKeys?: readonly string[];
   loadOutputs?: readonly { stepKey: string; output: string; runId: string }[];
+  /** With stepKeys: the items steps not run emitted in the earlier run, from which the copies in stepKeys are made. */
+  replayItems?: readonly ReplayedItems[];
 }
 
 export interface StepFailure {
@@ -113,7 +115,7 @@ export async function executeJob(job: JobSpec, executorDef: ExecutorDefinition, 
   const outputs = new Map<string, { value: unknown; bytes?: Uint8Array }>();
   const loaded = await loadOutputs(opts.loadOutputs ?? [], store);
   for (const l of loaded) outputs.set(outputKey(l.stepKey, l.output), { value: l.value, bytes: l.bytes });
-  const plan = buildPlan(runId, job, opConfig, opts.stepKeys ? { stepKeys: opts.stepKeys, loaded } : undefined);
+  const plan = buildPlan(runId, job, opConfig, opts.stepKeys ? { stepKeys: opts.stepKeys, loaded, ...(opts.replayItems ? { items: opts.replayItems } : {}) } : undefined);
   /** Outputs being written to the store: all are written before the run ends. */
   const writes: Promise<void>[] = [];
   let storeError: Error | null = null;
@@ -238,7 +240,7 @@ export async function executeJob(job: JobSpec, executorDef: ExecutorDefinition, 
   for (const ev of events) {
     if (ev.type === 'STEP_FAILURE' && ev.stepKey !== null) failures.push({ stepKey: ev.stepKey, error: new StepFailureError(ev.stepKey, ev.error ?? { name: 'Error', message: ev.message }) });
   }
-  const notRun = plan.steps.filter((s) => !status.has(s.key)).map((s) => s.key);
+  const notRun = [...plan.steps, ...plan.copies()].filter((s) => !status.has(s.key)).map((s) => s.key);
   const canceled = controller.signal.aborted;
   let success = false;
   if (canceled) {

@@ -125,7 +125,7 @@ export async function launchQueuedRun(instance: Instance, runId: string, show: (
       const parent = await instance.storage.getRun(run.parentRunId);
       if (!parent) throw new RunNotFoundError(run.parentRunId);
       const plan = await planReexecution(instance.storage, instance.outputStore, parent, job, how === 'from-failure' ? { fromFailure: true } : { stepSelection: [how.replace(/^steps:/, '')] });
-      reexecution = { parentRunId: parent.runId, rootRunId: plan.rootRunId, stepKeys: plan.stepKeys, loadOutputs: plan.loadOutputs };
+      reexecution = { parentRunId: parent.runId, rootRunId: plan.rootRunId, stepKeys: plan.stepKeys, loadOutputs: plan.loadOutputs, replayItems: plan.replayItems };
     }
     instance.claimed.add(runId);
     started = true;

@@ -8,6 +8,8 @@
  * plan and the inputs differ from a first run.
  */
 import type { JobSpec } from '../jobs/definitions.ts';
+import { copyKey, itemOutput, splitCopyKey, splitItemOutput } from '../jobs/dynamic.ts';
+import type { ReplayedItems } from '../jobs/plan.ts';
 import type { RunEvent } from '../jobs/events.ts';
 import type { ExecutorDefinition } from '../jobs/executor.ts';
 import type { JobDefinition } from '../jobs/job.ts';
@@ -27,7 +29,7 @@ const MAX_ANCESTORS = 100;
 /** Tags of a run that its re-executions do not inherit (they get their own). */
 const OWN_TAGS = new Set([PARENT_RUN_TAG, ROOT_RUN_TAG, OUTPUTS_TAG]);
 
-export interface ReexecuteOptions extends Omit<ExecuteOptions, 'instance' | 'stepKeys' | 'loadOutputs' | 'parentRunId' | 'rootRunId' | 'runConfig' | 'inputValues'> {
+export interface ReexecuteOptions extends Omit<ExecuteOptions, 'instance' | 'stepKeys' | 'loadOutputs' | 'replayItems' | 'parentRunId' | 'rootRunId' | 'runConfig' | 'inputValues'> {
   /** The failed, interrupted and never-run steps, and everything downstream of them. */
   fromFailure?: boolean;
   /** Steps to run, in Dagster's selection syntax (`*c`, `b+`). */
@@ -44,6 +46,8 @@ export interface ReexecutionPlan {
   stepKeys: string[];
   /** Inputs of those steps from steps not run: the run whose output each loads. */
   loadOutputs: { stepKey: string; output: string; runId: string }[];
+  /** Items of steps not run again, from which the copies among stepKeys are made. */
+  replayItems: ReplayedItems[];
 }
 
 /** Which steps a re-execution of `parent` runs, and where its other inputs come from. */
@@ -52,15 +56,20 @@ export async function planReexecution(storage: RunStorage, store: OutputStore, p
   if (!opts.fromFailure && !opts.stepSelection) throw new ReexecutionError('say which steps to re-execute: fromFailure, or a stepSelection');
   if (opts.fromFailure && opts.stepSelection) throw new ReexecutionError('re-execute from failure or a step selection, not both');
   const parentEvents = (await storage.events(parent.runId)).map((e) => e.event);
+  const mapping = new Mapping(job, parentEvents);
   let stepKeys: string[];
   if (opts.fromFailure) {
     if (parent.status !== 'FAILURE' && parent.status !== 'CANCELED') throw new ReexecutionError(`run ${parent.runId} did not fail (it is ${parent.status}): only a failed or canceled run re-executes from failure`);
-    const ran = parent.stepKeys ?? job.steps.map((s) => s.key);
+    // The parent's copies of mapped steps count as its steps: each item it emitted called for one of each.
+    const ran = [...(parent.stepKeys ?? job.steps.filter((st) => !st.mapped).map((st) => st.key)), ...mapping.copies()];
     const outcomes = stepOutcomes(ran, parentEvents);
     const again = [...outcomes].filter(([, o]) => o === 'failed' || o === 'interrupted' || o === 'not-run').map(([k]) => k);
     if (again.length === 0) throw new ReexecutionError(`run ${parent.runId} has no failed, interrupted or unrun step to re-execute`);
-    stepKeys = withDownstream(job, again);
-  } else stepKeys = selectSteps(job, opts.stepSelection ?? []);
+    stepKeys = mapping.downstream(again);
+  } else {
+    stepKeys = selectSteps(job, opts.stepSelection ?? []);
+    if (stepKeys.some((k) => job.step(k)?.mapped)) stepKeys = mapping.downstream(stepKeys);
+  }
 
   // Outputs of the steps not run, from the nearest run of the line that produced each (and still has it).
   const lineage = await ancestors(storage, parent, parentEvents);
@@ -76,13 +85,15 @@ export async function planReexecution(storage: RunStorage, store: OutputStore, p
     changed = false;
     loadOutputs.length = 0;
     for (const key of [...chosen]) {
-      for (const i of job.step(key)?.inputs ?? []) {
-        if (i.kind !== 'step' || chosen.has(i.stepKey) || loadOutputs.some((l) => l.stepKey === i.stepKey && l.output === i.output)) continue;
+      for (const i of mapping.inputsOf(key)) {
+        if (chosen.has(i.stepKey) || loadOutputs.some((l) => l.stepKey === i.stepKey && l.output === i.output)) continue;
         const runId = await source(i.stepKey, i.output);
         if (runId) {
           loadOutputs.push({ stepKey: i.stepKey, output: i.output, runId });
           continue;
         }
+        // A collected copy that produced nothing (skipped) is left out of the list, as it was.
+        if (i.collected) continue;
         const outcome = stepOutcomes([i.stepKey], parentEvents).get(i.stepKey);
         if (opts.stepSelection && outcome !== 'skipped') throw new ReexecutionError(`step ${key} takes output ${i.output} of step ${i.stepKey}, which no run from ${parent.runId} back produced (or the output store lost it): add ${i.stepKey} to the selection`);
         if (outcome === 'succeeded') {
@@ -93,7 +104,109 @@ export async function planReexecution(storage: RunStorage, store: OutputStore, p
       }
     }
   }
-  return { parent, rootRunId: parent.rootRunId ?? parent.runId, stepKeys: job.steps.filter((s) => chosen.has(s.key)).map((s) => s.key), loadOutputs };
+  const order = new Map(job.steps.map((st, n) => [st.key, n]));
+  const ordered = [...chosen].sort((a, b) => (order.get(splitCopyKey(a).template) ?? 0) - (order.get(splitCopyKey(b).template) ?? 0));
+  return { parent, rootRunId: parent.rootRunId ?? parent.runId, stepKeys: ordered, loadOutputs, replayItems: mapping.itemsNotRerun(chosen) };
+}
+
+/**
+ * A job's mapped steps as a run of it made them: the items its steps
+ * emitted (in order), the copies those called for, and what each copy
+ * takes. Re-execution runs copies again with the parent's mapping keys.
+ */
+class Mapping {
+  /** Per step that emitted (a copy key, maybe), per dynamic output: its mapping keys in order. */
+  private readonly items = new Map<string, Map<string, string[]>>();
+  private readonly depth = new Map<string, number>();
+
+  constructor(
+    private readonly job: JobSpec,
+    events: readonly RunEvent[],
+  ) {
+    for (const st of job.steps) if (st.mapped) this.depth.set(st.key, (this.depth.get(st.mapped.stepKey) ?? 0) + 1);
+    for (const ev of events) {
+      if (ev.type !== 'STEP_OUTPUT' || ev.stepKey === null || ev.output === undefined) continue;
+      const item = splitItemOutput(ev.output);
+      if (!item) continue;
+      let outs = this.items.get(ev.stepKey);
+      if (!outs) this.items.set(ev.stepKey, (outs = new Map()));
+      const keys = outs.get(item[0]) ?? [];
+      // Emitted again by a retry: one copy.
+      if (!keys.includes(item[1])) keys.push(item[1]);
+      outs.set(item[0], keys);
+    }
+  }
+
+  private keysOf(source: string, output: string): readonly string[] {
+    return this.items.get(source)?.get(output) ?? [];
+  }
+
+  /** Every copy the run's items called for. */
+  copies(): string[] {
+    const out: string[] = [];
+    for (const [source, outs] of this.items) {
+      const { template, keys } = splitCopyKey(source);
+      for (const [output, ks] of outs) for (const st of this.job.steps) if (st.mapped?.stepKey === template && st.mapped.output === output) for (const k of ks) out.push(copyKey(st.key, [...keys, k]));
+    }
+    return out;
+  }
+
+  /** The copies of template `t` the run's items called for (under `outer` mapping keys). */
+  private copiesOfTemplate(t: string, outer: readonly string[] | null): string[] {
+    const over = this.job.step(t)?.mapped;
+    if (!over) return [t];
+    const sources = outer ? [copyKey(over.stepKey, outer.slice(0, (this.depth.get(t) ?? 1) - 1))] : [...this.items.keys()].filter((k) => splitCopyKey(k).template === over.stepKey);
+    return sources.flatMap((src) => this.keysOf(src, over.output).map((k) => copyKey(t, [...splitCopyKey(src).keys, k])));
+  }
+
+  /**
+   * `keys` (steps and copies) and every step and copy downstream of them:
+   * a copy's downstream copies have its mapping keys; a step's, all the
+   * run's (copies of a step that runs again are made as it emits).
+   */
+  downstream(keys: readonly string[]): string[] {
+    const out = new Set<string>(keys);
+    for (const k of keys) {
+      const { template, keys: mk } = splitCopyKey(k);
+      for (const d of withDownstream(this.job, [template])) {
+        if (d === template) continue;
+        const depth = this.depth.get(d) ?? 0;
+        if (depth === 0) out.add(d);
+        else if (mk.length === 0) for (const c of this.copiesOfTemplate(d, null)) out.add(c);
+        else if (depth <= mk.length) out.add(copyKey(d, mk.slice(0, depth)));
+        // Deeper: made by the emissions of a copy that runs again.
+      }
+    }
+    return [...out];
+  }
+
+  /** Where a step's or copy's inputs come from, as the run made it (`collected`: one of a list). */
+  inputsOf(key: string): { stepKey: string; output: string; collected?: true }[] {
+    const { template, keys } = splitCopyKey(key);
+    const node = this.job.step(template);
+    if (!node) return [];
+    const out: { stepKey: string; output: string; collected?: true }[] = [];
+    for (const i of node.inputs) {
+      if (i.kind === 'step') out.push({ stepKey: copyKey(i.stepKey, keys.slice(0, this.depth.get(i.stepKey) ?? 0)), output: i.output });
+      else if (i.kind === 'mapped') out.push({ stepKey: copyKey(i.stepKey, keys.slice(0, -1)), output: itemOutput(i.output, keys.at(-1) as string) });
+      else if (i.kind === 'collect' && i.items) {
+        const from = copyKey(i.stepKey, keys);
+        for (const k of this.keysOf(from, i.output)) out.push({ stepKey: from, output: itemOutput(i.output, k), collected: true });
+      } else if (i.kind === 'collect') {
+        const over = this.job.step(i.stepKey)?.mapped;
+        if (!over) continue;
+        for (const k of this.keysOf(copyKey(over.stepKey, keys), over.output)) out.push({ stepKey: copyKey(i.stepKey, [...keys, k]), output: i.output, collected: true });
+      }
+    }
+    return out;
+  }
+
+  /** The items of steps that do not run again: the copies that do are made from them. */
+  itemsNotRerun(chosen: ReadonlySet<string>): ReplayedItems[] {
+    const out: ReplayedItems[] = [];
+    for (const [stepKey, outs] of this.items) if (!chosen.has(stepKey)) for (const [output, keys] of outs) out.push({ stepKey, output, keys });
+    return out;
+  }
 }
 
 async function ancestors(storage: RunStorage, parent: RunRecord, parentEvents: RunEvent[]): Promise<{ runId: string; produced: Set<string> }[]> {
@@ -141,5 +254,6 @@ export async function reexecute(instance: Instance, runId: string, opts: Reexecu
     rootRunId: plan.rootRunId,
     stepKeys: plan.stepKeys,
     loadOutputs: plan.loadOutputs,
+    replayItems: plan.replayItems,
   });
 }

@@ -52,9 +52,9 @@ function walk(from: string, how: string | undefined, edges: Map<string, string[]
   }
 }
 
-/** Every step downstream of `keys`, with them, in the job's order. */
+/** Every step downstream of `keys`, with them, in the job's order (mapped steps as their templates: through their items and collects too). */
 export function withDownstream(job: JobSpec, keys: Iterable<string>): string[] {
   const chosen = new Set(keys);
-  for (const s of job.steps) if (s.inputs.some((i) => i.kind === 'step' && chosen.has(i.stepKey))) chosen.add(s.key);
+  for (const s of job.steps) if (s.inputs.some((i) => (i.kind === 'step' || i.kind === 'mapped' || i.kind === 'collect') && chosen.has(i.stepKey))) chosen.add(s.key);
   return job.steps.filter((s) => chosen.has(s.key)).map((s) => s.key);
 }
