@@ -153,3 +153,24 @@ describe('re-execution of a run with mapped steps', () => {
     }
   }, 60_000);
 });
+
+describe('op selection', () => {
+  it('runs the selected steps; an input from a step left out comes from run config, and one not given is named', async () => {
+    const r = await mapped.executeInProcess({ opSelection: ['letters*'], runConfig: { ops: { plus: { inputs: { input1: 1000 } } } } });
+    expect(r.success).toBe(true);
+    expect(started(r)).not.toContain('base');
+    expect(r.outputForNode('total')).toEqual({ sum: 3014, xs: [1001, 1004, 1009] });
+    await expect(mapped.executeInProcess({ opSelection: ['letters*'] })).rejects.toThrow(/ops\.plus\.inputs\.input1: step plus takes input input1 from step base, which the op selection leaves out: give its value here/);
+  });
+
+  it('a selection that names no step, or a mapped step without its source, gets a clear error', async () => {
+    await expect(mapped.executeInProcess({ opSelection: ['nope'] })).rejects.toThrow(/names no step of job mapped/);
+    await expect(mapped.executeInProcess({ opSelection: ['square'] })).rejects.toThrow(/takes mapped step square without step letters, whose items it maps over: select that step too \(\*square\)/);
+  });
+
+  it('in step processes too: each cuts the job as the launcher did', async () => {
+    const r = await inProcesses('mapped', { opSelection: ['letters*'], runConfig: { ops: { plus: { inputs: { input1: 1 } } } } });
+    expect(r.success).toBe(true);
+    expect(r.outputForNode('total')).toEqual({ sum: 17, xs: [2, 5, 10] });
+  }, 60_000);
+});

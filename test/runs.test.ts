@@ -21,7 +21,7 @@ import { DEFAULT_CONFIG, instanceConfigSchema } from '../src/runs/config.ts';
 import { cancelRun } from '../src/runs/cancel.ts';
 import { launchQueuedRun, runsToStart, submitReexecution } from '../src/runs/queue.ts';
 import { reexecute } from '../src/runs/reexecute.ts';
-import { selectSteps } from '../src/runs/selection.ts';
+import { selectSteps } from '../src/jobs/selection.ts';
 import { LATEST_VERSION, migrate, schemaVersion } from '../src/runs/sql/migrations.ts';
 import { openStorageAt, type StorageLocation } from '../src/runs/sql/open.ts';
 import { openSqlite } from '../src/runs/sql/sqlite.ts';

@@ -231,6 +231,7 @@ const run: Command = {
     { name: 'config', arg: 'FILE', help: 'run config as JSON: { "ops": { NAME: { "config": ... } }, "execution": { "config": ... } }' },
     { name: 'address', arg: 'ws://HOST:PORT', help: 'run the steps on the weft cluster whose scheduler is there (the cluster\nexecutor, whatever executor the job names); its workers import MODULE\nfrom the same path. Its token: --token-file or WEFT_TOKEN' },
     { name: 'tag', arg: 'KEY=VALUE', multiple: true, help: 'a tag of the run, over the job\'s (repeatable)' },
+    { name: 'op-selection', arg: 'SEL', help: "run only these steps, in Dagster's syntax: '*c,a+' (inputs from steps left\nout come from the run config's ops.OP.inputs)" },
     { name: 'json', help: 'print every event as one JSON line on stdout' },
   ],
   footer: `The run is recorded in the instance in WEFT_HOME (default ~/.weft): weft runs
@@ -247,7 +248,7 @@ ${EXIT_CODES}`,
     if ((str(args, 'token') !== undefined || str(args, 'token-file') !== undefined) && address === undefined) fail('--token-file goes with --address');
     const { runJobCommand } = await import('./run-job.ts');
     const { parseTags } = await import('./runs-command.ts');
-    process.exitCode = await runJobCommand({ module, job, configFile: str(args, 'config'), json: flag(args, 'json'), logLevel: lvl, tags: parseTags(repeated(args, 'tag')), ...(address ? { cluster: { address, ...(tok ? { token: tok } : {}) } } : {}) });
+    process.exitCode = await runJobCommand({ module, job, configFile: str(args, 'config'), json: flag(args, 'json'), logLevel: lvl, tags: parseTags(repeated(args, 'tag')), ...(str(args, 'op-selection') !== undefined ? { opSelection: (str(args, 'op-selection') as string).split(',') } : {}), ...(address ? { cluster: { address, ...(tok ? { token: tok } : {}) } } : {}) });
   },
 };
 

@@ -25,6 +25,8 @@ export interface RunOptions {
   logLevel?: LogLevel;
   /** Run tags, over the job's. */
   tags?: Record<string, string>;
+  /** Only these steps (Dagster's op selection syntax). */
+  opSelection?: string[];
 }
 
 export function readRunConfig(file: string | undefined): RunConfig | undefined {
@@ -54,7 +56,7 @@ export async function runJobCommand(opts: RunOptions): Promise<number> {
   const instance = await openInstanceOrSay();
   try {
     return await showRun(opts, job.steps.length, async (shown) => {
-      const execOpts: ExecuteOptions = { ...shown, ...(instance ? { instance } : {}), ...(runConfig ? { runConfig } : {}), ...(opts.tags ? { tags: opts.tags } : {}) };
+      const execOpts: ExecuteOptions = { ...shown, ...(instance ? { instance } : {}), ...(runConfig ? { runConfig } : {}), ...(opts.tags ? { tags: opts.tags } : {}), ...(opts.opSelection ? { opSelection: opts.opSelection } : {}) };
       if (!opts.cluster) return defs.executeJob(opts.job, execOpts);
       const { clusterExecutor } = await import('../jobs/executors/cluster.ts');
       const executorDef = clusterExecutor.configured({ cluster: { existing: opts.cluster } });

@@ -400,7 +400,8 @@ export function recordSteps(body: () => unknown): { steps: StepNode[]; returned:
 
 /** Run config: `{ ops: { NAME: { config } }, execution: { config } }`. */
 export interface RunConfig {
-  ops?: Record<string, { config?: unknown }>;
+  /** Per op: its config, and (a run of an op selection) the values of inputs whose steps are left out. */
+  ops?: Record<string, { config?: unknown; inputs?: Record<string, unknown> }>;
   execution?: { config?: unknown };
 }
 

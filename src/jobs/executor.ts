@@ -46,6 +46,8 @@ export interface ExecutionContext {
   readonly job: JobSpec;
   readonly plan: ExecutionPlan;
   readonly runConfig: RunConfig;
+  /** The op selection the run was launched with (the job is already cut to it; step processes cut theirs too), or null. */
+  readonly opSelection: readonly string[] | null;
   /** Aborted when the run is cancelled: stop starting steps, end running ones, return. */
   readonly signal: AbortSignal;
   /** Where the job can be rebuilt in another process (checked when the executor requires it). */

@@ -10,6 +10,7 @@ export { dynamicOutput, DynamicOutput } from './dynamic.ts';
 export type { OpContext, OpOptions, OpFn, Op, OutDef, StepLog, JobSpecOptions, GraphOptions, AssetOptions, RunConfig, StepNode, InputSource, RetryPolicy } from './definitions.ts';
 export { job, graph, defineAssetJob, JobDefinition, AssetJobSpec, type JobOptions, type GraphDef, type ToJobOptions } from './job.ts';
 export { Definitions, loadDefinitions, type DefinitionsOptions } from './repository.ts';
+export { selectSteps } from './selection.ts';
 export { executor, type Executor, type ExecutorDefinition, type ExecutorInit, type ExecutionContext, type ExecutorOptions, type ExecutorRequirement, type CodeLocation } from './executor.ts';
 export { ActiveExecution, type ExecutionPlan, type PlannedStep } from './plan.ts';
 export { JobExecutionResult, type ExecuteOptions, type StepFailure } from './run.ts';

@@ -9,10 +9,11 @@ import type { JobSpec, RunConfig } from './definitions.ts';
 import { RunConfigError, StepFailureError } from './errors.ts';
 import { checkReconstructable } from './location.ts';
 import { event, type RunEvent } from './events.ts';
-import type { CodeLocation, ExecutionContext, ExecutorDefinition, LoadedOutput } from './executor.ts';
+import { mergeConfig, type CodeLocation, type ExecutionContext, type ExecutorDefinition, type LoadedOutput } from './executor.ts';
 import { OutputStoreError, type OutputStore } from './outputs.ts';
 import type { RecordedRun, RunRecorder } from './recording.ts';
 import { resolveRunConfig } from './run-config.ts';
+import { selectOps } from './selection.ts';
 import { ActiveExecution, buildPlan, type PlannedStep, type ReplayedItems } from './plan.ts';
 import { runStepAttempt } from './step-runner.ts';
 
@@ -49,6 +50,12 @@ export interface ExecuteOptions {
    */
   stepKeys?: readonly string[];
   loadOutputs?: readonly { stepKey: string; output: string; runId: string }[];
+  /**
+   * Runs only the steps these clauses select (Dagster's op selection, in
+   * its syntax: `*c`, `a+`, `b`); an input from a step left out comes from
+   * `runConfig.ops.OP.inputs.INPUT`.
+   */
+  opSelection?: readonly string[];
   /** With stepKeys: the items steps not run emitted in the earlier run, from which the copies in stepKeys are made. */
   replayItems?: readonly ReplayedItems[];
 }
@@ -102,14 +109,16 @@ async function loadOutputs(want: NonNullable<ExecuteOptions['loadOutputs']>, sto
 }
 
 /** Runs `job` with `executorDef`. */
-export async function executeJob(job: JobSpec, executorDef: ExecutorDefinition, location: CodeLocation | null, opts: ExecuteOptions = {}): Promise<JobExecutionResult> {
+export async function executeJob(whole: JobSpec, executorDef: ExecutorDefinition, location: CodeLocation | null, opts: ExecuteOptions = {}): Promise<JobExecutionResult> {
   const runId = opts.runId ?? globalThis.crypto.randomUUID();
+  // An op selection cuts the job first: only the selected ops' config is checked, and the steps left out never run.
+  const job = opts.opSelection ? selectOps(whole, opts.opSelection, mergeConfig(whole.defaultRunConfig, opts.runConfig ?? {}) as RunConfig) : whole;
   const { opConfig, executorConfig, runConfig } = resolveRunConfig(job, executorDef, opts.runConfig, opts.ignoreExecutionConfig);
   const inputValues = opts.inputValues ?? {};
   const missingInputs = job.inputs.filter((n) => !(n in inputValues));
   if (missingInputs.length > 0) throw new RunConfigError(missingInputs.map((n) => ({ path: `inputValues.${n}`, message: `job ${job.name} needs input ${n}` })));
   for (const n of Object.keys(inputValues)) if (!job.inputs.includes(n)) throw new RunConfigError([{ path: `inputValues.${n}`, message: `job ${job.name} has no input ${n} (inputs: ${job.inputs.join(', ') || 'none'})` }]);
-  if (executorDef.requirementsFor(executorConfig).includes('reconstructable-job')) await checkReconstructable(job, location);
+  if (executorDef.requirementsFor(executorConfig).includes('reconstructable-job')) await checkReconstructable(whole, location);
 
   const store = opts.outputStore === undefined ? (opts.instance?.outputStore ?? null) : opts.outputStore;
   const outputs = new Map<string, { value: unknown; bytes?: Uint8Array }>();
@@ -182,6 +191,7 @@ export async function executeJob(job: JobSpec, executorDef: ExecutorDefinition, 
     job,
     plan,
     runConfig,
+    opSelection: opts.opSelection ?? null,
     signal: controller.signal,
     location,
     inputValues,

@@ -10,7 +10,6 @@ export { PARENT_RUN_TAG, ROOT_RUN_TAG, OUTPUTS_TAG, type RunRecord, type RunFilt
 export { RUN_STATUSES, FINISHED_STATUSES, IN_PROGRESS_STATUSES, statusAfter, type RunStatus } from './status.ts';
 export { reexecute, planReexecution, type ReexecuteOptions, type ReexecutionPlan } from './reexecute.ts';
 export { stepOutcomes, type StepOutcome } from './outcomes.ts';
-export { selectSteps } from './selection.ts';
 export { cancelRun, type CancelOutcome } from './cancel.ts';
 export { submitRun, submitReexecution, runsToStart, REEXECUTE_TAG, type Submission } from './queue.ts';
 export { failStaleRuns } from './monitor.ts';

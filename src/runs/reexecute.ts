@@ -20,7 +20,7 @@ import { decode } from '../protocol/codec.ts';
 import { ReexecutionError, RunNotFoundError } from './errors.ts';
 import { OUTPUTS_TAG, PARENT_RUN_TAG, ROOT_RUN_TAG, type RunRecord } from './records.ts';
 import { stepOutcomes } from './outcomes.ts';
-import { selectSteps, withDownstream } from './selection.ts';
+import { selectSteps, withDownstream } from '../jobs/selection.ts';
 import type { RunStorage } from './storage.ts';
 import type { Instance } from './instance.ts';
 

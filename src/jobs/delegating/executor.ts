@@ -102,7 +102,7 @@ async function* runDelegated(ctx: ExecutionContext, config: StepDelegatingConfig
   };
 
   const launch = (step: PlannedStep, waiting: number, early = false): void => {
-    const spec: StepSpec = { runId, module: location.module, jobName: location.jobName, stepKey: step.key, attempt: active.attempt(step.key), retries, runConfig };
+    const spec: StepSpec = { runId, module: location.module, jobName: location.jobName, stepKey: step.key, attempt: active.attempt(step.key), retries, runConfig, ...(ctx.opSelection ? { opSelection: [...ctx.opSelection] } : {}) };
     const a = new DelegatedAttempt(
       { handler, coordinator, step, spec, signal: ctx.signal, waiting, early, healthCheckMs: config.healthCheckIntervalSeconds * 1000, inputs: () => (handler.ownInputs ? [] : ctx.inputBytesFor(step)), log: logEngine },
       owner,

@@ -140,7 +140,7 @@ async function* runOnCluster(ctx: ExecutionContext, config: ClusterConfig): Asyn
         picks.set(pk, { step: src.stepKey, output: src.output });
         return ref(pk);
       });
-      const spec: StepTaskSpec = { runId, module: location.module, version, jobName: location.jobName, stepKey: step.key, runConfig: ctx.runConfig, retries, topic, ...(ctx.outputDirectory !== null ? { outputDir: ctx.outputDirectory } : {}) };
+      const spec: StepTaskSpec = { runId, module: location.module, version, jobName: location.jobName, stepKey: step.key, runConfig: ctx.runConfig, ...(ctx.opSelection ? { opSelection: [...ctx.opSelection] } : {}), retries, topic, ...(ctx.outputDirectory !== null ? { outputDir: ctx.outputDirectory } : {}) };
       const key = taskKey(runId, step.key);
       if (key.length > MAX_KEY) throw new WeftError(`step key ${step.key.slice(0, 40)}... is too long for a task key on the cluster`);
       const task: TaskDef = { fn: STEP_FN, args: [spec, inputs] };

@@ -41,6 +41,7 @@ export const queuedStepSchema = lazySchemas((z) =>
           attempt: z.number().int().min(0),
           retries: z.boolean(),
           runConfig: z.object({ ops: z.record(z.string(), z.unknown()).optional() }).loose(),
+          opSelection: z.array(z.string().min(1)).optional(),
         })
         .strict(),
       launch: launchConfig().optional(),

@@ -33,6 +33,8 @@ export interface StepTaskSpec {
   jobName: string;
   stepKey: string;
   runConfig: RunConfig;
+  /** The run's op selection (see StepSpec). */
+  opSelection?: string[];
   /** false: a failure is final (the executor's retries are disabled). */
   retries: boolean;
   /** Where the step's events go. */

@@ -10,6 +10,7 @@ import type { RunConfig } from '../definitions.ts';
 import { buildPlan, type ExecutionPlan } from '../plan.ts';
 import type { CodeLocationJobs } from '../location.ts';
 import { resolveOpConfig } from '../run-config.ts';
+import { selectOps } from '../selection.ts';
 
 /**
  * The plans of the latest runs this process served: a process that runs
@@ -19,10 +20,11 @@ import { resolveOpConfig } from '../run-config.ts';
 const recent = new Map<string, { defs: CodeLocationJobs; plan: ExecutionPlan }>();
 const RECENT_RUNS = 16;
 
-export function rebuildPlan(defs: CodeLocationJobs, run: { runId: string; jobName: string; runConfig: RunConfig }): ExecutionPlan {
+export function rebuildPlan(defs: CodeLocationJobs, run: { runId: string; jobName: string; runConfig: RunConfig; opSelection?: readonly string[] | undefined }): ExecutionPlan {
   const hit = recent.get(run.runId);
   if (hit && hit.defs === defs && hit.plan.jobName === run.jobName) return hit.plan;
-  const job = defs.getJob(run.jobName);
+  const whole = defs.getJob(run.jobName);
+  const job = run.opSelection ? selectOps(whole, run.opSelection, run.runConfig) : whole;
   const { opConfig, issues } = resolveOpConfig(job, run.runConfig);
   if (issues.length > 0) throw new WeftError(`invalid op config: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
   const plan = buildPlan(run.runId, job, opConfig);

@@ -19,6 +19,8 @@ export interface StepSpec {
   retries: boolean;
   /** The run config's `ops` section: each op's config, checked again in the step. */
   runConfig: RunConfig;
+  /** The run's op selection: the step's process cuts the job to it as the launcher did. */
+  opSelection?: string[];
 }
 
 /** A step spec with where and how to report: what `weft step` runs. */

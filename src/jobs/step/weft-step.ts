@@ -35,6 +35,7 @@ const stepArgs = z.strictObject({
     attempt: z.int().check(z.minimum(0)),
     retries: z.boolean(),
     runConfig: z.looseObject({ ops: z.optional(z.record(z.string(), z.unknown())) }),
+    opSelection: z.optional(z.array(nonEmpty)),
   }),
   coordinator: z.string().check(z.regex(/^wss?:\/\/\S+$/, 'expected ws://HOST:PORT')),
   token: nonEmpty,
