@@ -16,6 +16,7 @@ import { clusterExecutor, LocalCluster } from '../src/index.ts';
 import type { TaskDef } from '../src/client/graph.ts';
 import { executeJob } from '../src/jobs/run.ts';
 import jobs from './fixtures/jobs.ts';
+import { mapped as mappedJob } from './fixtures/dynamic-jobs.ts';
 import stepJobs from './fixtures/step-jobs.ts';
 import { multiprocessExecutor } from '../src/jobs/executors/multiprocess.ts';
 import type { ExecutorDefinition } from '../src/jobs/executor.ts';
@@ -289,6 +290,15 @@ describe('dashboard', () => {
         await section.locator('.step-row[data-step="double"][data-state="STEP_SUCCESS"]').waitFor();
         await section.locator('.step-row[data-step="report"][data-state="NOT_STARTED"]').waitFor();
       }
+      // Copies of a mapped step (op[key]) are grouped under their op.
+      const dynamic = await mappedJob.executeInProcess({ instance });
+      const mappedSection = page.locator(`section.run[data-run="${dynamic.runId}"]`);
+      const group = mappedSection.locator('.step-group[data-template="square"]');
+      await group.locator('summary', { hasText: 'square[...] · 3 copies: 3 success' }).waitFor({ timeout: 15_000 });
+      await group.locator('summary').click();
+      await group.locator('.step-row[data-step="square[k1]"][data-state="STEP_SUCCESS"]').waitFor();
+      await mappedSection.locator('.step-row[data-step="total"][data-state="STEP_SUCCESS"]').waitFor();
+
       const section = page.locator(`section.run[data-run="${multi.runId}"]`);
       await section.locator('button.reexecute').click();
       await section.locator('.queued', { hasText: /queued run [0-9a-f-]{36}/ }).waitFor({ timeout: 10_000 });

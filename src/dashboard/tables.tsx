@@ -138,14 +138,24 @@ export function RunsPage() {
           <table>
             <Head cols={['step', 'state', '#attempt', '#duration']} />
             <tbody>
-              {r.steps.map((s) => (
-                <tr key={s.key} class="step-row" data-step={s.key} data-state={s.state}>
-                  <td>{s.key}</td>
-                  <td class={s.state === 'STEP_FAILURE' ? 'err' : ''}>{s.state.replace('STEP_', '').toLowerCase()}</td>
-                  <td class="num">{s.attempt}</td>
-                  <td class="num">{s.start !== null ? seconds(((s.end ?? Date.now()) - s.start) / 1000) : '-'}</td>
-                </tr>
-              ))}
+              {groupCopies(r.steps).map((g) =>
+                'copies' in g ? (
+                  <tr key={g.template} class="step-group" data-template={g.template}>
+                    <td colSpan={4}>
+                      <details>
+                        <summary>
+                          {g.template}[...] · {g.copies.length} cop{g.copies.length === 1 ? 'y' : 'ies'}: {stateCounts(g.copies)}
+                        </summary>
+                        <table>
+                          <tbody>{g.copies.map(stepRow)}</tbody>
+                        </table>
+                      </details>
+                    </td>
+                  </tr>
+                ) : (
+                  stepRow(g)
+                ),
+              )}
             </tbody>
           </table>
           <details>
@@ -169,4 +179,49 @@ export function RunsPage() {
       ))}
     </>
   );
+}
+
+type StepRowView = RunView['steps'][number];
+
+function stepRow(s: StepRowView): preact.JSX.Element {
+  return (
+    <tr key={s.key} class="step-row" data-step={s.key} data-state={s.state}>
+      <td>{s.key}</td>
+      <td class={s.state === 'STEP_FAILURE' ? 'err' : ''}>{s.state.replace('STEP_', '').toLowerCase()}</td>
+      <td class="num">{s.attempt}</td>
+      <td class="num">{s.start !== null ? seconds(((s.end ?? Date.now()) - s.start) / 1000) : '-'}</td>
+    </tr>
+  );
+}
+
+/** Copies of a mapped step (`op[key]`) grouped under their op, where its first copy appears; other steps as they are. */
+function groupCopies(steps: readonly StepRowView[]): (StepRowView | { template: string; copies: StepRowView[] })[] {
+  const out: (StepRowView | { template: string; copies: StepRowView[] })[] = [];
+  const groups = new Map<string, StepRowView[]>();
+  for (const s of steps) {
+    const open = s.key.indexOf('[');
+    if (open < 0 || !s.key.endsWith(']')) {
+      out.push(s);
+      continue;
+    }
+    const template = s.key.slice(0, open);
+    const g = groups.get(template);
+    if (g) g.push(s);
+    else {
+      const copies = [s];
+      groups.set(template, copies);
+      out.push({ template, copies });
+    }
+  }
+  return out;
+}
+
+/** `2 success, 1 failure`: how many copies are in each state. */
+function stateCounts(copies: readonly StepRowView[]): string {
+  const n = new Map<string, number>();
+  for (const c of copies) {
+    const st = c.state.replace('STEP_', '').toLowerCase();
+    n.set(st, (n.get(st) ?? 0) + 1);
+  }
+  return [...n].map(([st, k]) => `${k} ${st}`).join(', ');
 }
