@@ -17,7 +17,8 @@ import defs from './fixtures/step-jobs.ts';
 import { containersLabelled, expectChainInOwnContainers, expectKilledContainerRetried, ROOT, testImage } from './helpers/docker-image.ts';
 import { expectSameAsInProcess } from './helpers/in-process.ts';
 import { expectMendedFromFailure } from './helpers/reexecution.ts';
-import { expectDynamicLikeInProcess } from './helpers/dynamic.ts';
+import { cancelMidFanOut, DYNAMIC_MODULE, expectDynamicLikeInProcess } from './helpers/dynamic.ts';
+import dynamicDefs from './fixtures/dynamic-jobs.ts';
 import { Instance } from '../src/runs/instance.ts';
 import { reexecute } from '../src/runs/reexecute.ts';
 
@@ -94,6 +95,15 @@ describe('the docker executor (a real dockerd)', () => {
   it('runs a job with dynamic outputs: a container per mapped copy, the results executeInProcess gives, none left', async () => {
     const r = await expectDynamicLikeInProcess(docker, 'mapped');
     expect(containersLabelled(`weft.run=${r.runId}`)).toEqual([]);
+  });
+
+  it('a mapped copy killed with -9 in its container is retried by its retry policy; a run cancelled mid-fan-out leaves no container', async () => {
+    const r = await executeJob(dynamicDefs.getJob('dies_once_mapped'), docker, { module: DYNAMIC_MODULE, jobName: 'dies_once_mapped' });
+    expect(r.success).toBe(true);
+    expect(r.eventsForNode('dies_once[k1]').map((e) => e.type)).toContain('STEP_UP_FOR_RETRY');
+    expect(r.outputForNode('total')).toEqual({ sum: 6, xs: [1, 2, 3] });
+    const c = await cancelMidFanOut(docker);
+    expect(containersLabelled(`weft.run=${c.runId}`)).toEqual([]);
   });
 
   it('cancelling the run stops its containers and leaves none', async () => {

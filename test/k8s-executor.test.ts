@@ -17,7 +17,7 @@ import { startFakeK8s, type FakeK8s } from './helpers/fake-k8s.ts';
 import { ROOT } from './helpers/docker-image.ts';
 import { expectSameAsInProcess } from './helpers/in-process.ts';
 import { expectMendedFromFailure } from './helpers/reexecution.ts';
-import { expectDynamicLikeInProcess } from './helpers/dynamic.ts';
+import { cancelMidFanOut, expectDynamicLikeInProcess } from './helpers/dynamic.ts';
 import { Instance } from '../src/runs/instance.ts';
 import { reexecute } from '../src/runs/reexecute.ts';
 
@@ -54,6 +54,11 @@ describe('the k8s Job executor (a fake Kubernetes API server)', () => {
     }
     // Copies' step keys hold brackets: their Jobs' names and step labels are made valid (the fake refuses what a real server does).
     expect(fake.requests.filter((r) => r.startsWith('POST')).length).toBeGreaterThan(0);
+  });
+
+  it('a run with dynamic outputs cancelled mid-fan-out leaves no Job and no pod', async () => {
+    const c = await cancelMidFanOut(k8s());
+    nothingLeft(c.runId);
   });
 
   it('gives the results executeInProcess gives, one Job per step, and leaves nothing', async () => {

@@ -20,7 +20,7 @@ import { ROOT } from './helpers/docker-image.ts';
 import { alive, waitFor } from './helpers/util.ts';
 import { expectSameAsInProcess } from './helpers/in-process.ts';
 import { expectMendedFromFailure } from './helpers/reexecution.ts';
-import { expectDynamicLikeInProcess } from './helpers/dynamic.ts';
+import { cancelMidFanOut, expectDynamicLikeInProcess } from './helpers/dynamic.ts';
 import { Instance } from '../src/runs/instance.ts';
 import { reexecute } from '../src/runs/reexecute.ts';
 
@@ -71,6 +71,17 @@ describe('the queue executor (BullMQ on a real Redis, weft queue-worker processe
     await expectDynamicLikeInProcess(exec, 'mapped');
     await expectDynamicLikeInProcess(exec, 'nested');
     await expectDynamicLikeInProcess(exec, 'two_outputs', 'both');
+  });
+
+  it('a run with dynamic outputs cancelled mid-fan-out leaves no queued or running step', async () => {
+    // The fan-out op and both copies run at once: a worker each.
+    const extra = await startWorker();
+    await cancelMidFanOut(exec);
+    await stopWorker(extra);
+    await waitFor(async () => {
+      const s = await queueStatusOf('weft');
+      return s?.waiting === 0 && s.active === 0;
+    }, 10_000, 'queue weft empty');
   });
 
   it('gives the results executeInProcess gives, each step on a queue worker', async () => {

@@ -18,3 +18,25 @@ export async function expectDynamicLikeInProcess(exec: ExecutorDefinition, name 
   expect(started(there).sort()).toEqual(started(here).sort());
   return there;
 }
+
+/**
+ * Runs cancel_mid_fan_out with `exec` and cancels it once both copies log
+ * (the fan-out op still running); resolves with its result, canceled.
+ */
+export async function cancelMidFanOut(exec: ExecutorDefinition): Promise<JobExecutionResult> {
+  const controller = new AbortController();
+  let logs = 0;
+  const r = await executeJob(defs.getJob('cancel_mid_fan_out'), exec, {
+    module: DYNAMIC_MODULE,
+    jobName: 'cancel_mid_fan_out',
+  }, {
+    signal: controller.signal,
+    onEvent: (ev) => {
+      if (ev.type === 'LOG' && ev.stepKey?.startsWith('waits_copy[') && ++logs === 2) controller.abort();
+    },
+  });
+  expect(r.canceled).toBe(true);
+  expect(started(r)).toEqual(expect.arrayContaining(['emits_then_waits', 'waits_copy[a]', 'waits_copy[b]']));
+  expect(started(r)).not.toContain('total');
+  return r;
+}
