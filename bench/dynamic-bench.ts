@@ -16,6 +16,7 @@
  *   npm run bench:dynamic -- --json    one JSON line per measurement
  */
 import { parseArgs } from 'node:util';
+import { FigureTable, median } from './table.ts';
 import type { ExecutorDefinition, JobExecutionResult } from '../src/index.ts';
 import { multiprocessExecutor } from '../src/jobs/executors/multiprocess.ts';
 import { executeJob } from '../src/jobs/run.ts';
@@ -26,21 +27,8 @@ const ROUNDS = Number(values.rounds ?? 5);
 const PARALLELISM = Number(values.parallelism ?? 4);
 const MODULE = new URL('./dynamic-jobs.ts', import.meta.url).href;
 
-interface Row {
-  bench: string;
-  value: number;
-  unit: string;
-  target: string;
-  met: boolean;
-}
-const rows: Row[] = [];
-function row(bench: string, value: number, unit: string, target: string, met: boolean): void {
-  const r = { bench, value: Math.round(value * 100) / 100, unit, target, met };
-  rows.push(r);
-  if (values.json) console.log(JSON.stringify(r));
-  else process.stderr.write(`${bench}: ${r.value} ${unit}\n`);
-}
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+const table = new FigureTable(values.json === true);
+const row = table.row.bind(table);
 const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))] as number;
 
 async function timed(go: () => Promise<JobExecutionResult>): Promise<number> {
@@ -90,8 +78,4 @@ async function stream(): Promise<void> {
 
 await scale();
 await stream();
-if (!values.json) {
-  console.log('| bench | value | target |');
-  console.log('|---|---|---|');
-  for (const r of rows) console.log(`| ${r.bench} | ${r.value.toLocaleString('en')} ${r.unit} | ${r.target}${r.met ? '' : ' (missed)'} |`);
-}
+table.print();

@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { FigureTable, median } from './table.ts';
 import type { ExecuteOptions } from '../src/jobs/run.ts';
 import { Instance } from '../src/runs/instance.ts';
 import { openSqlite } from '../src/runs/sql/sqlite.ts';
@@ -38,22 +39,8 @@ const STORED_RUNS = Number(values.runs ?? 100_000);
 const BIN = new URL('../bin/weft.js', import.meta.url).pathname;
 const home = mkdtempSync(join(tmpdir(), 'weft-runs-bench-'));
 
-interface Row {
-  bench: string;
-  value: number;
-  unit: string;
-  target: string;
-  met: boolean;
-}
-const rows: Row[] = [];
-function row(bench: string, value: number, unit: string, target: string, met: boolean): void {
-  const r = { bench, value: Math.round(value * 100) / 100, unit, target, met };
-  rows.push(r);
-  if (values.json) console.log(JSON.stringify(r));
-  else process.stderr.write(`${bench}: ${r.value} ${unit}\n`);
-}
-
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+const table = new FigureTable(values.json === true);
+const row = table.row.bind(table);
 
 /** Steps/s of one run of `go`. */
 async function stepsPerSecond(steps: number, go: () => Promise<{ success: boolean }>): Promise<number> {
@@ -198,11 +185,7 @@ async function main(): Promise<void> {
   }
   if (part('reexecute')) await reexecution();
   if (part('list')) await listing();
-  if (!values.json) {
-    console.log('| bench | value | target |');
-    console.log('|---|---|---|');
-    for (const r of rows) console.log(`| ${r.bench} | ${r.value.toLocaleString('en')} ${r.unit} | ${r.target}${r.met ? '' : ' (missed)'} |`);
-  }
+  table.print();
   rmSync(home, { recursive: true, force: true });
 }
 
