@@ -8,6 +8,7 @@
  * plan and the inputs differ from a first run.
  */
 import type { JobSpec } from '../jobs/definitions.ts';
+import { DefinitionError } from '../jobs/errors.ts';
 import { copyKey, itemOutput, splitCopyKey, splitItemOutput } from '../jobs/dynamic.ts';
 import type { ReplayedItems } from '../jobs/plan.ts';
 import type { RunEvent } from '../jobs/events.ts';
@@ -67,7 +68,7 @@ export async function planReexecution(storage: RunStorage, store: OutputStore, p
     if (again.length === 0) throw new ReexecutionError(`run ${parent.runId} has no failed, interrupted or unrun step to re-execute`);
     stepKeys = mapping.downstream(again);
   } else {
-    stepKeys = selectSteps(job, opts.stepSelection ?? []);
+    stepKeys = selectedSteps(job, opts.stepSelection ?? []);
     if (stepKeys.some((k) => job.step(k)?.mapped)) stepKeys = mapping.downstream(stepKeys);
   }
 
@@ -206,6 +207,15 @@ class Mapping {
     const out: ReplayedItems[] = [];
     for (const [stepKey, outs] of this.items) if (!chosen.has(stepKey)) for (const [output, keys] of outs) out.push({ stepKey, output, keys });
     return out;
+  }
+}
+
+/** selectSteps, its mistakes said as the re-execution's (the CLI's exit code 1, as any refused re-execution). */
+function selectedSteps(job: JobSpec, clauses: readonly string[]): string[] {
+  try {
+    return selectSteps(job, clauses);
+  } catch (err) {
+    throw err instanceof DefinitionError ? new ReexecutionError(err.message) : err;
   }
 }
 
