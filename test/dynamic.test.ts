@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { dynamicOut, dynamicOutput, job, op, DefinitionError, type ExecutorDefinition, type JobExecutionResult, type RunEvent } from '../src/index.ts';
+import { dynamicOut, dynamicOutput, graph, job, op, DefinitionError, type ExecutorDefinition, type JobExecutionResult, type RunEvent } from '../src/index.ts';
 import { multiprocessExecutor } from '../src/jobs/executors/multiprocess.ts';
 import { executeJob } from '../src/jobs/run.ts';
 import defs, { badKeys, failingFanOut, mapped, mendMapped, nested, twoOutputs } from './fixtures/dynamic-jobs.ts';
@@ -166,6 +166,18 @@ describe('op selection', () => {
   it('a selection that names no step, or a mapped step without its source, gets a clear error', async () => {
     await expect(mapped.executeInProcess({ opSelection: ['nope'] })).rejects.toThrow(/names no step of job mapped/);
     await expect(mapped.executeInProcess({ opSelection: ['square'] })).rejects.toThrow(/takes mapped step square without step letters, whose items it maps over: select that step too \(\*square\)/);
+  });
+
+  it('a graph made into a job of some of its ops (toJob({ opSelection })); a launch may name other steps', async () => {
+    const one = op({ name: 'one' }, () => 1);
+    const double = op({ name: 'double' }, (_ctx, x: number) => x * 2);
+    const addTen = op({ name: 'add_ten' }, (_ctx, x: number) => x + 10);
+    const chain = graph({ name: 'chain' }, () => void addTen(double(one())));
+    const tail = chain.toJob({ name: 'tail', opSelection: ['double*'] });
+    const r = await tail.executeInProcess({ runConfig: { ops: { double: { inputs: { input0: 5 } } } } });
+    expect(started(r)).toEqual(['double', 'add_ten']);
+    expect(r.outputForNode('add_ten')).toBe(20);
+    expect(started(await tail.executeInProcess({ opSelection: ['*add_ten'] }))).toEqual(['one', 'double', 'add_ten']);
   });
 
   it('in step processes too: each cuts the job as the launcher did', async () => {

@@ -412,6 +412,8 @@ export interface JobSpecOptions {
   tags?: Record<string, string>;
   /** Default run config, merged under the run config given at launch. */
   config?: RunConfig;
+  /** Run only these steps (Dagster's op selection: `toJob({ opSelection })`), unless a launch names others. */
+  opSelection?: readonly string[];
 }
 
 /**
@@ -426,6 +428,8 @@ export class JobSpec {
   readonly defaultRunConfig: RunConfig;
   /** Names of the job's own inputs (a job made from a graph with parameters). */
   readonly inputs: readonly string[];
+  /** Its runs run only these steps (see JobSpecOptions.opSelection). */
+  readonly opSelection: readonly string[] | undefined;
   private built: { steps: readonly StepNode[]; byKey: Map<string, StepNode> } | null = null;
   private readonly body: (() => StepNode[]) | null;
 
@@ -437,6 +441,7 @@ export class JobSpec {
     this.tags = { ...opts.tags };
     this.defaultRunConfig = opts.config ?? {};
     this.inputs = inputs;
+    this.opSelection = opts.opSelection ? [...opts.opSelection] : undefined;
     this.body = typeof steps === 'function' ? steps : null;
     if (typeof steps !== 'function') this.built = this.index(steps);
     else if (!deferBodies) this.built = this.index(steps());

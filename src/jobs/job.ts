@@ -16,6 +16,8 @@ export interface JobOptions {
   tags?: Record<string, string>;
   /** Default run config, merged under the run config given at launch. */
   config?: RunConfig;
+  /** Its runs run only these steps (Dagster's op selection; inputs from steps left out come from runConfig.ops.OP.inputs). */
+  opSelection?: string[];
 }
 
 export class JobDefinition extends JobSpec {

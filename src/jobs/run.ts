@@ -112,7 +112,8 @@ async function loadOutputs(want: NonNullable<ExecuteOptions['loadOutputs']>, sto
 export async function executeJob(whole: JobSpec, executorDef: ExecutorDefinition, location: CodeLocation | null, opts: ExecuteOptions = {}): Promise<JobExecutionResult> {
   const runId = opts.runId ?? globalThis.crypto.randomUUID();
   // An op selection cuts the job first: only the selected ops' config is checked, and the steps left out never run.
-  const job = opts.opSelection ? selectOps(whole, opts.opSelection, mergeConfig(whole.defaultRunConfig, opts.runConfig ?? {}) as RunConfig) : whole;
+  const selection = opts.opSelection ?? whole.opSelection;
+  const job = selection ? selectOps(whole, selection, mergeConfig(whole.defaultRunConfig, opts.runConfig ?? {}) as RunConfig) : whole;
   const { opConfig, executorConfig, runConfig } = resolveRunConfig(job, executorDef, opts.runConfig, opts.ignoreExecutionConfig);
   const inputValues = opts.inputValues ?? {};
   const missingInputs = job.inputs.filter((n) => !(n in inputValues));
@@ -191,7 +192,7 @@ export async function executeJob(whole: JobSpec, executorDef: ExecutorDefinition
     job,
     plan,
     runConfig,
-    opSelection: opts.opSelection ?? null,
+    opSelection: selection ?? null,
     signal: controller.signal,
     location,
     inputValues,
