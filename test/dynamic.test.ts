@@ -155,6 +155,25 @@ describe('re-execution of a run with mapped steps', () => {
 });
 
 describe('op selection', () => {
+  it('a run of an op selection re-executes from failure within it', async () => {
+    const instance = await Instance.open({ home: join(dir, 'home-selection') });
+    try {
+      const flag = join(dir, 'mend-selection');
+      const runConfig = { ops: { fragile: { config: { flag } }, plus: { inputs: { input1: 7 } } } };
+      const first = await mendMapped.executeInProcess({ instance, outputStore: instance.outputStore, runConfig, opSelection: ['letters*'] });
+      expect(first.failures.map((f) => f.stepKey)).toEqual(['fragile[k1]']);
+      writeFileSync(flag, 'ready');
+      const again = await reexecute(instance, first.runId, { fromFailure: true, job: mendMapped });
+      expect(again.success).toBe(true);
+      // base, left out of the selection, still never runs; plus takes its input from the run config as before.
+      expect(started(again).sort()).toEqual(['fragile[k1]', 'plus[k1]', 'total']);
+      expect(again.outputForNode('total')).toEqual({ sum: 81, xs: [17, 27, 37] });
+    } finally {
+      await instance.close();
+    }
+  });
+
+
   it('runs the selected steps; an input from a step left out comes from run config, and one not given is named', async () => {
     const r = await mapped.executeInProcess({ opSelection: ['letters*'], runConfig: { ops: { plus: { inputs: { input1: 1000 } } } } });
     expect(r.success).toBe(true);

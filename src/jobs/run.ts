@@ -13,7 +13,7 @@ import { mergeConfig, type CodeLocation, type ExecutionContext, type ExecutorDef
 import { OutputStoreError, type OutputStore } from './outputs.ts';
 import type { RecordedRun, RunRecorder } from './recording.ts';
 import { resolveRunConfig } from './run-config.ts';
-import { selectOps } from './selection.ts';
+import { OP_SELECTION_TAG, selectOps } from './selection.ts';
 import { ActiveExecution, buildPlan, type PlannedStep, type ReplayedItems } from './plan.ts';
 import { runStepAttempt } from './step-runner.ts';
 
@@ -155,7 +155,7 @@ export async function executeJob(whole: JobSpec, executorDef: ExecutorDefinition
         location: location?.module ?? null,
         runConfig,
         inputValues,
-        tags: { ...job.tags, ...opts.tags },
+        tags: { ...job.tags, ...opts.tags, ...(selection ? { [OP_SELECTION_TAG]: selection.join(',') } : {}) },
         executor: executorDef.name,
         parentRunId: opts.parentRunId ?? null,
         rootRunId: opts.rootRunId ?? null,

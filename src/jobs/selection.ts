@@ -7,6 +7,9 @@
 import { JobSpec, type InputSource, type RunConfig, type StepNode } from './definitions.ts';
 import { DefinitionError, RunConfigError } from './errors.ts';
 
+/** The run tag that keeps a run's op selection (its clauses, comma-separated): its re-executions run within it too. */
+export const OP_SELECTION_TAG = 'weft/op_selection';
+
 const CLAUSE = /^(\*|\++)?([^*+\s]+?)(\*|\++)?$/;
 
 /** The step keys a selection names, in the job's order; a clause that names no step is an error. */

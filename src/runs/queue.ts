@@ -18,7 +18,7 @@ import { ReexecutionError, RunNotFoundError } from './errors.ts';
 import type { Instance } from './instance.ts';
 import { LAUNCHER } from './recorder.ts';
 import { PARENT_RUN_TAG, ROOT_RUN_TAG, type RunRecord } from './records.ts';
-import { planReexecution } from './reexecute.ts';
+import { opSelectionOf, planReexecution } from './reexecute.ts';
 
 export interface Submission {
   job: string;
@@ -125,7 +125,8 @@ export async function launchQueuedRun(instance: Instance, runId: string, show: (
       const parent = await instance.storage.getRun(run.parentRunId);
       if (!parent) throw new RunNotFoundError(run.parentRunId);
       const plan = await planReexecution(instance.storage, instance.outputStore, parent, job, how === 'from-failure' ? { fromFailure: true } : { stepSelection: [how.replace(/^steps:/, '')] });
-      reexecution = { parentRunId: parent.runId, rootRunId: plan.rootRunId, stepKeys: plan.stepKeys, loadOutputs: plan.loadOutputs, replayItems: plan.replayItems };
+      const opSelection = opSelectionOf(parent);
+      reexecution = { parentRunId: parent.runId, rootRunId: plan.rootRunId, stepKeys: plan.stepKeys, loadOutputs: plan.loadOutputs, replayItems: plan.replayItems, ...(opSelection ? { opSelection } : {}) };
     }
     instance.claimed.add(runId);
     started = true;

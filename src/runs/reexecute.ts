@@ -21,7 +21,7 @@ import { decode } from '../protocol/codec.ts';
 import { ReexecutionError, RunNotFoundError } from './errors.ts';
 import { OUTPUTS_TAG, PARENT_RUN_TAG, ROOT_RUN_TAG, type RunRecord } from './records.ts';
 import { stepOutcomes } from './outcomes.ts';
-import { selectSteps, withDownstream } from '../jobs/selection.ts';
+import { OP_SELECTION_TAG, selectOps, selectSteps, withDownstream } from '../jobs/selection.ts';
 import type { RunStorage } from './storage.ts';
 import type { Instance } from './instance.ts';
 
@@ -30,7 +30,7 @@ const MAX_ANCESTORS = 100;
 /** Tags of a run that its re-executions do not inherit (they get their own). */
 const OWN_TAGS = new Set([PARENT_RUN_TAG, ROOT_RUN_TAG, OUTPUTS_TAG]);
 
-export interface ReexecuteOptions extends Omit<ExecuteOptions, 'instance' | 'stepKeys' | 'loadOutputs' | 'replayItems' | 'parentRunId' | 'rootRunId' | 'runConfig' | 'inputValues'> {
+export interface ReexecuteOptions extends Omit<ExecuteOptions, 'instance' | 'stepKeys' | 'loadOutputs' | 'replayItems' | 'opSelection' | 'parentRunId' | 'rootRunId' | 'runConfig' | 'inputValues'> {
   /** The failed, interrupted and never-run steps, and everything downstream of them. */
   fromFailure?: boolean;
   /** Steps to run, in Dagster's selection syntax (`*c`, `b+`). */
@@ -52,7 +52,10 @@ export interface ReexecutionPlan {
 }
 
 /** Which steps a re-execution of `parent` runs, and where its other inputs come from. */
-export async function planReexecution(storage: RunStorage, store: OutputStore, parent: RunRecord, job: JobSpec, opts: { fromFailure?: boolean; stepSelection?: readonly string[] }): Promise<ReexecutionPlan> {
+export async function planReexecution(storage: RunStorage, store: OutputStore, parent: RunRecord, whole: JobSpec, opts: { fromFailure?: boolean; stepSelection?: readonly string[] }): Promise<ReexecutionPlan> {
+  // A run of an op selection: its re-executions stay within it (the steps left out never ran, and their inputs came from run config).
+  const selection = opSelectionOf(parent);
+  const job = selection ? selectOps(whole, selection, parent.runConfig) : whole;
   if (parent.tags[OUTPUTS_TAG] === 'memory') throw new ReexecutionError(`run ${parent.runId} kept its outputs in memory (executeInProcess without an output store), so no later run can load them: run it again in full, or launch it with an output store to re-execute it later`);
   if (!opts.fromFailure && !opts.stepSelection) throw new ReexecutionError('say which steps to re-execute: fromFailure, or a stepSelection');
   if (opts.fromFailure && opts.stepSelection) throw new ReexecutionError('re-execute from failure or a step selection, not both');
@@ -210,6 +213,12 @@ class Mapping {
   }
 }
 
+/** The op selection a run was launched with (its tag), or null. */
+export function opSelectionOf(run: RunRecord): string[] | null {
+  const tag = run.tags[OP_SELECTION_TAG];
+  return tag ? tag.split(',') : null;
+}
+
 /** selectSteps, its mistakes said as the re-execution's (the CLI's exit code 1, as any refused re-execution). */
 function selectedSteps(job: JobSpec, clauses: readonly string[]): string[] {
   try {
@@ -265,5 +274,6 @@ export async function reexecute(instance: Instance, runId: string, opts: Reexecu
     stepKeys: plan.stepKeys,
     loadOutputs: plan.loadOutputs,
     replayItems: plan.replayItems,
+    ...(opSelectionOf(parent) ? { opSelection: opSelectionOf(parent) as string[] } : {}),
   });
 }
