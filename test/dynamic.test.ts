@@ -148,6 +148,13 @@ describe('re-execution of a run with mapped steps', () => {
       expect(again.success).toBe(true);
       expect(started(again).sort()).toEqual(['fragile[k1]', 'plus[k1]', 'total']);
       expect(again.outputForNode('total')).toEqual({ sum: 360, xs: [110, 120, 130] });
+      if (exec) return;
+      // A step selection may name a copy: of the re-execution too, whose items came from the first run.
+      const third = await reexecute(instance, again.runId, { stepSelection: ['plus[k2]+'], job: mendMapped });
+      expect(started(third).sort()).toEqual(['plus[k2]', 'total']);
+      expect(third.outputForNode('total')).toEqual({ sum: 360, xs: [110, 120, 130] });
+      await expect(reexecute(instance, again.runId, { stepSelection: ['plus[k9]'], job: mendMapped })).rejects.toThrow(/names no copy that run .* made \(its copies: /);
+      await expect(reexecute(instance, again.runId, { stepSelection: ['*plus[k2]'], job: mendMapped })).rejects.toThrow(/takes no upstream steps/);
     } finally {
       await instance.close();
     }

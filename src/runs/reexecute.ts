@@ -9,7 +9,7 @@
  */
 import type { JobSpec } from '../jobs/definitions.ts';
 import { DefinitionError } from '../jobs/errors.ts';
-import { copyKey, itemOutput, splitCopyKey, splitItemOutput } from '../jobs/dynamic.ts';
+import { copyKey, isCopy, itemOutput, splitCopyKey, splitItemOutput } from '../jobs/dynamic.ts';
 import type { ReplayedItems } from '../jobs/plan.ts';
 import type { RunEvent } from '../jobs/events.ts';
 import type { ExecutorDefinition } from '../jobs/executor.ts';
@@ -60,23 +60,36 @@ export async function planReexecution(storage: RunStorage, store: OutputStore, p
   if (!opts.fromFailure && !opts.stepSelection) throw new ReexecutionError('say which steps to re-execute: fromFailure, or a stepSelection');
   if (opts.fromFailure && opts.stepSelection) throw new ReexecutionError('re-execute from failure or a step selection, not both');
   const parentEvents = (await storage.events(parent.runId)).map((e) => e.event);
-  const mapping = new Mapping(job, parentEvents);
+  // Items come from the nearest run of the line that emitted them: a re-execution replays its parent's without emitting them again.
+  const lineage = await ancestors(storage, parent, parentEvents);
+  const mapping = new Mapping(job, lineage.map((r) => r.events));
   let stepKeys: string[];
   if (opts.fromFailure) {
     if (parent.status !== 'FAILURE' && parent.status !== 'CANCELED') throw new ReexecutionError(`run ${parent.runId} did not fail (it is ${parent.status}): only a failed or canceled run re-executes from failure`);
-    // The parent's copies of mapped steps count as its steps: each item it emitted called for one of each.
-    const ran = [...(parent.stepKeys ?? job.steps.filter((st) => !st.mapped).map((st) => st.key)), ...mapping.copies()];
+    // A first run's copies of mapped steps count as its steps (each item called for one of each); a re-execution lists its own.
+    const ran = parent.stepKeys ? [...parent.stepKeys] : [...job.steps.filter((st) => !st.mapped).map((st) => st.key), ...mapping.copies()];
     const outcomes = stepOutcomes(ran, parentEvents);
     const again = [...outcomes].filter(([, o]) => o === 'failed' || o === 'interrupted' || o === 'not-run').map(([k]) => k);
     if (again.length === 0) throw new ReexecutionError(`run ${parent.runId} has no failed, interrupted or unrun step to re-execute`);
     stepKeys = mapping.downstream(again);
   } else {
-    stepKeys = selectedSteps(job, opts.stepSelection ?? []);
+    // A clause may name a copy of the parent run (`plus[k1]`, `plus[k1]+`, `plus[k1]*`): it and (with + or *) what depends on it.
+    const clauses = (opts.stepSelection ?? []).flatMap((c) => c.split(',')).map((c) => c.trim()).filter((c) => c !== '');
+    const copies = clauses.filter((c) => isCopy(c.replace(/[*+]+$/, '')));
+    const made = new Set(mapping.copies());
+    const picked: string[] = [];
+    for (const c of copies) {
+      const key = c.replace(/[*+]+$/, '');
+      if (/^[*+]/.test(c)) throw new ReexecutionError(`step selection ${JSON.stringify(c)}: a copy of a mapped step takes no upstream steps (* or + before it); select its op instead`);
+      if (!made.has(key)) throw new ReexecutionError(`step selection ${JSON.stringify(c)} names no copy that run ${parent.runId} made (its copies: ${[...made].slice(0, 10).join(', ')}${made.size > 10 ? ', ...' : ''})`);
+      picked.push(...(c === key ? [key] : mapping.downstream([key])));
+    }
+    const rest = clauses.filter((c) => !copies.includes(c));
+    stepKeys = [...new Set([...picked, ...(rest.length > 0 ? selectedSteps(job, rest) : [])])];
     if (stepKeys.some((k) => job.step(k)?.mapped)) stepKeys = mapping.downstream(stepKeys);
   }
 
   // Outputs of the steps not run, from the nearest run of the line that produced each (and still has it).
-  const lineage = await ancestors(storage, parent, parentEvents);
   const source = async (stepKey: string, output: string): Promise<string | null> => {
     for (const run of lineage) {
       if (run.produced.has(`${stepKey}\u0000${output}`) && (await store.has({ runId: run.runId, stepKey, output }))) return run.runId;
@@ -123,21 +136,26 @@ class Mapping {
   private readonly items = new Map<string, Map<string, string[]>>();
   private readonly depth = new Map<string, number>();
 
+  /** `lines`: the events of the runs of the line, nearest first; each step's items come from the nearest that has them. */
   constructor(
     private readonly job: JobSpec,
-    events: readonly RunEvent[],
+    lines: readonly (readonly RunEvent[])[],
   ) {
     for (const st of job.steps) if (st.mapped) this.depth.set(st.key, (this.depth.get(st.mapped.stepKey) ?? 0) + 1);
-    for (const ev of events) {
-      if (ev.type !== 'STEP_OUTPUT' || ev.stepKey === null || ev.output === undefined) continue;
-      const item = splitItemOutput(ev.output);
-      if (!item) continue;
-      let outs = this.items.get(ev.stepKey);
-      if (!outs) this.items.set(ev.stepKey, (outs = new Map()));
-      const keys = outs.get(item[0]) ?? [];
-      // Emitted again by a retry: one copy.
-      if (!keys.includes(item[1])) keys.push(item[1]);
-      outs.set(item[0], keys);
+    for (const events of lines) {
+      const found = new Map<string, Map<string, string[]>>();
+      for (const ev of events) {
+        if (ev.type !== 'STEP_OUTPUT' || ev.stepKey === null || ev.output === undefined || this.items.has(ev.stepKey)) continue;
+        const item = splitItemOutput(ev.output);
+        if (!item) continue;
+        let outs = found.get(ev.stepKey);
+        if (!outs) found.set(ev.stepKey, (outs = new Map()));
+        const keys = outs.get(item[0]) ?? [];
+        // Emitted again by a retry: one copy.
+        if (!keys.includes(item[1])) keys.push(item[1]);
+        outs.set(item[0], keys);
+      }
+      for (const [k, v] of found) this.items.set(k, v);
     }
   }
 
@@ -228,14 +246,15 @@ function selectedSteps(job: JobSpec, clauses: readonly string[]): string[] {
   }
 }
 
-async function ancestors(storage: RunStorage, parent: RunRecord, parentEvents: RunEvent[]): Promise<{ runId: string; produced: Set<string> }[]> {
+async function ancestors(storage: RunStorage, parent: RunRecord, parentEvents: RunEvent[]): Promise<{ runId: string; produced: Set<string>; events: RunEvent[] }[]> {
   const produced = (evs: RunEvent[]): Set<string> => new Set(evs.filter((e) => e.type === 'STEP_OUTPUT' && e.stepKey !== null).map((e) => `${e.stepKey}\u0000${e.output ?? 'result'}`));
-  const line = [{ runId: parent.runId, produced: produced(parentEvents) }];
+  const line = [{ runId: parent.runId, produced: produced(parentEvents), events: parentEvents }];
   let next = parent.parentRunId;
   while (next && line.length < MAX_ANCESTORS) {
     const run = await storage.getRun(next);
     if (!run) break;
-    line.push({ runId: run.runId, produced: produced((await storage.events(run.runId)).map((e) => e.event)) });
+    const events = (await storage.events(run.runId)).map((e) => e.event);
+    line.push({ runId: run.runId, produced: produced(events), events });
     next = run.parentRunId;
   }
   return line;
