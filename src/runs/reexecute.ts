@@ -98,14 +98,18 @@ export async function planReexecution(storage: RunStorage, store: OutputStore, p
   };
   const chosen = new Set(stepKeys);
   const loadOutputs: ReexecutionPlan['loadOutputs'] = [];
+  // A set beside the list: a collecting step takes thousands of outputs, each looked up here.
+  const loading = new Set<string>();
   for (let changed = true; changed; ) {
     changed = false;
     loadOutputs.length = 0;
+    loading.clear();
     for (const key of [...chosen]) {
       for (const i of mapping.inputsOf(key)) {
-        if (chosen.has(i.stepKey) || loadOutputs.some((l) => l.stepKey === i.stepKey && l.output === i.output)) continue;
+        if (chosen.has(i.stepKey) || loading.has(`${i.stepKey}\u0000${i.output}`)) continue;
         const runId = await source(i.stepKey, i.output);
         if (runId) {
+          loading.add(`${i.stepKey}\u0000${i.output}`);
           loadOutputs.push({ stepKey: i.stepKey, output: i.output, runId });
           continue;
         }
@@ -143,19 +147,19 @@ class Mapping {
   ) {
     for (const st of job.steps) if (st.mapped) this.depth.set(st.key, (this.depth.get(st.mapped.stepKey) ?? 0) + 1);
     for (const events of lines) {
-      const found = new Map<string, Map<string, string[]>>();
+      const found = new Map<string, Map<string, Set<string>>>();
       for (const ev of events) {
         if (ev.type !== 'STEP_OUTPUT' || ev.stepKey === null || ev.output === undefined || this.items.has(ev.stepKey)) continue;
         const item = splitItemOutput(ev.output);
         if (!item) continue;
         let outs = found.get(ev.stepKey);
         if (!outs) found.set(ev.stepKey, (outs = new Map()));
-        const keys = outs.get(item[0]) ?? [];
-        // Emitted again by a retry: one copy.
-        if (!keys.includes(item[1])) keys.push(item[1]);
+        // A set per output keeps emission order and drops a key a retry emitted again (one copy).
+        const keys = outs.get(item[0]) ?? new Set<string>();
+        keys.add(item[1]);
         outs.set(item[0], keys);
       }
-      for (const [k, v] of found) this.items.set(k, v);
+      for (const [k, v] of found) this.items.set(k, new Map([...v].map(([o, ks]) => [o, [...ks]])));
     }
   }
 
@@ -188,9 +192,13 @@ class Mapping {
    */
   downstream(keys: readonly string[]): string[] {
     const out = new Set<string>(keys);
+    // Per template once: thousands of failed copies share a few templates.
+    const below = new Map<string, string[]>();
     for (const k of keys) {
       const { template, keys: mk } = splitCopyKey(k);
-      for (const d of withDownstream(this.job, [template])) {
+      let under = below.get(template);
+      if (!under) below.set(template, (under = withDownstream(this.job, [template])));
+      for (const d of under) {
         if (d === template) continue;
         const depth = this.depth.get(d) ?? 0;
         if (depth === 0) out.add(d);
