@@ -18,6 +18,9 @@ import { expectMendedFromFailure } from './helpers/reexecution.ts';
 import { Instance } from '../src/runs/instance.ts';
 import { reexecute } from '../src/runs/reexecute.ts';
 import type { ExecutorDefinition } from '../src/jobs/executor.ts';
+import { Client } from '../src/client/client.ts';
+import dynamicJobs from './fixtures/dynamic-jobs.ts';
+import { cancelMidFanOut, DYNAMIC_MODULE, expectCopiesWhileFanOutRuns, expectDynamicLikeInProcess, expectMendedCopies } from './helpers/dynamic.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'weft-cluster-exec-'));
 let cluster: LocalCluster;
@@ -220,6 +223,55 @@ describe('cluster executor: events, placement, failures', () => {
     await waitFor(() => existsSync(flag), 10_000, 'the cancelled step to see its signal');
     writeFileSync(go, 'go');
     expect((await other).success).toBe(true);
+  });
+});
+
+describe('cluster executor: dynamic outputs', () => {
+  // Threads enough for a fan-out op and two copies at once (cancel_mid_fan_out holds all three).
+  let dyn: LocalCluster;
+  let exec: ExecutorDefinition;
+  beforeAll(async () => {
+    dyn = await LocalCluster.start({ workers: 2, threadsPerWorker: 2 });
+    exec = clusterExecutor.configured({ cluster: { existing: { address: dyn.address } } }) as ExecutorDefinition;
+  });
+  afterAll(async () => {
+    await dyn?.close();
+  });
+
+  it('maps, nests, collects and takes two dynamic outputs as executeInProcess does; an empty output runs no copy', async () => {
+    for (const [name, last] of [['mapped', 'total'], ['nested', 'total'], ['two_outputs', 'both']] as const) {
+      const r = await expectDynamicLikeInProcess(exec, name, last);
+      // Steps ran in the workers, not here.
+      for (const e of r.allEvents.filter((ev) => ev.type === 'STEP_START')) expect(dyn.workers.map((w) => w.pid)).toContain(e.pid);
+    }
+    const runConfig = { ops: { letters: { config: { n: 0 } } } };
+    const empty = await executeJob(dynamicJobs.getJob('mapped'), exec, { module: DYNAMIC_MODULE, jobName: 'mapped' }, { runConfig });
+    expect(empty.success).toBe(true);
+    expect(empty.outputForNode('total')).toEqual({ sum: 0, xs: [] });
+    expect(empty.allEvents.filter((e) => e.type === 'STEP_START').map((e) => e.stepKey).sort()).toEqual(['base', 'letters', 'total']);
+  });
+
+  it('copies start on the cluster while the op emitting their items still runs; when it then fails, collect does not run', async () => {
+    await expectCopiesWhileFanOutRuns(exec, join(dir, 'dyn-fail-now'));
+  });
+
+  it('re-executes from failure only the failed copy and what depends on it; the other copies load', async () => {
+    const instance = await Instance.open({ home: join(dir, 'dyn-home') });
+    try {
+      await expectMendedCopies(instance, join(dir, 'dyn-mend'), exec);
+    } finally {
+      await instance.close();
+    }
+  });
+
+  it('a run cancelled mid-fan-out leaves nothing running or held on the cluster', async () => {
+    await cancelMidFanOut(exec);
+    const client = await Client.connect(dyn.address);
+    try {
+      await waitFor(async () => (await client.workers()).every((w) => w.processing === 0 && w.stored === 0), 10_000, 'the cluster to let go of the run');
+    } finally {
+      await client.close();
+    }
   });
 });
 

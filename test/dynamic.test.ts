@@ -9,12 +9,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { dynamicOut, dynamicOutput, graph, job, op, DefinitionError, type ExecutorDefinition, type JobExecutionResult, type RunEvent } from '../src/index.ts';
+import { dynamicOut, dynamicOutput, graph, job, op, DefinitionError, type ExecutorDefinition, type JobExecutionResult } from '../src/index.ts';
 import { multiprocessExecutor } from '../src/jobs/executors/multiprocess.ts';
 import { executeJob } from '../src/jobs/run.ts';
 import defs, { badKeys, failingFanOut, mapped, mendMapped, nested, twoOutputs } from './fixtures/dynamic-jobs.ts';
 import { Instance } from '../src/runs/instance.ts';
 import { reexecute } from '../src/runs/reexecute.ts';
+import { expectCopiesWhileFanOutRuns, expectMendedCopies } from './helpers/dynamic.ts';
 
 const MODULE = new URL('./fixtures/dynamic-jobs.ts', import.meta.url).href;
 const dir = mkdtempSync(join(tmpdir(), 'weft-dynamic-'));
@@ -108,23 +109,7 @@ describe('dynamic outputs in step processes (the multiprocess executor)', () => 
   });
 
   it('copies start while the op emitting their items still runs; when it then fails, the copies that ran stay, and collect does not run', async () => {
-    const flag = join(dir, 'fail-now');
-    const events: RunEvent[] = [];
-    const r = await inProcesses('failing_fan_out', {
-      runConfig: { ops: { fails_late: { config: { flag } } } },
-      onEvent: (ev) => {
-        events.push(ev);
-        // Both copies done while fails_late still waits: then it may fail.
-        if (ev.type === 'STEP_SUCCESS' && events.filter((e) => e.type === 'STEP_SUCCESS' && e.stepKey?.startsWith('square[')).length === 2) writeFileSync(flag, 'go');
-      },
-    });
-    expect(r.success).toBe(false);
-    expect(r.failures.map((f) => f.stepKey)).toEqual(['fails_late']);
-    expect(r.outputForNode('square[a]')).toBe(1);
-    expect(r.outputForNode('square[b]')).toBe(4);
-    expect(started(r)).not.toContain('total');
-    const endOfFanOut = events.findIndex((e) => e.type === 'STEP_FAILURE' && e.stepKey === 'fails_late');
-    expect(events.findIndex((e) => e.type === 'STEP_SUCCESS' && e.stepKey === 'square[b]')).toBeLessThan(endOfFanOut);
+    await expectCopiesWhileFanOutRuns(multiprocess, join(dir, 'fail-now'));
   }, 60_000);
 });
 
@@ -135,19 +120,7 @@ describe('re-execution of a run with mapped steps', () => {
   ] as const)('from failure, %s: only the failed copy and what depends on it run again, with the first run\'s mapping keys; the rest load', async (_how, exec) => {
     const instance = await Instance.open({ home: join(dir, `home-${exec ? 'mp' : 'ip'}`) });
     try {
-      const flag = join(dir, `mend-${exec ? 'mp' : 'ip'}`);
-      const runConfig = { ops: { fragile: { config: { flag } } } };
-      const first = exec
-        ? await inProcesses('mend_mapped', { instance, runConfig })
-        : await mendMapped.executeInProcess({ instance, outputStore: instance.outputStore, runConfig });
-      expect(first.success).toBe(false);
-      expect(first.failures.map((f) => f.stepKey)).toEqual(['fragile[k1]']);
-      expect(first.stepsNotRun).toEqual(expect.arrayContaining(['plus[k1]', 'total']));
-      writeFileSync(flag, 'ready');
-      const again = await reexecute(instance, first.runId, { fromFailure: true, ...(exec ? { executorDef: exec } : { job: mendMapped }) });
-      expect(again.success).toBe(true);
-      expect(started(again).sort()).toEqual(['fragile[k1]', 'plus[k1]', 'total']);
-      expect(again.outputForNode('total')).toEqual({ sum: 360, xs: [110, 120, 130] });
+      const { again } = await expectMendedCopies(instance, join(dir, `mend-${exec ? 'mp' : 'ip'}`), exec);
       if (exec) return;
       // A step selection may name a copy: of the re-execution too, whose items came from the first run.
       const third = await reexecute(instance, again.runId, { stepSelection: ['plus[k2]+'], job: mendMapped });

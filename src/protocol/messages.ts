@@ -324,6 +324,12 @@ export const messageSchemas = lazySchemas((z) => {
     z.object({ op: z.literal('heartbeat'), memory: count, sentToPeers: count.optional(), fetched: count.optional(), /** CPU time over wall time since the last one (1 = one core busy). */ cpu: z.number().nonnegative().optional(), /** Past its memory limit's pause threshold: it starts no task. */ paused: z.boolean().optional(), spilledBytes: count.optional(), /** Why spilling to disk fails (disk full), while it does. */ spillBlocked: z.string().max(500).optional(), /** Threads running a task cancelled that has not stopped yet. */ stuck: count.optional() }),
     /** Events published by running tasks, sent before those tasks' results. */
     z.object({ op: z.literal('task-events'), ...taskEvents }),
+    /**
+     * Results put here by running tasks before they ended (TaskContext.earlyResult):
+     * keys[i] (nbytes[i] bytes) by task parents[i] under run runs[i]. Sent before
+     * the task events that announce them.
+     */
+    z.object({ op: z.literal('early'), parents: keys, runs: countsF64, keys, nbytes: countsF64 }),
   ]);
 
   // ---------------------------------------------------------------- scheduler → worker

@@ -46,6 +46,13 @@ export const schedulerConfigSchema = lazySchemas((z) =>
 );
 export type SchedulerConfig = z.infer<ReturnType<typeof schedulerConfigSchema>>;
 
+/** A result a running task put on its worker before a task computing it was submitted (see early.ts). */
+export interface EarlyResult {
+  readonly parent: TaskState;
+  readonly worker: WorkerRecord;
+  readonly nbytes: number;
+}
+
 export interface LogRecord {
   level: 'debug' | 'info' | 'warn' | 'error';
   msg: string;
@@ -61,8 +68,8 @@ export interface LogRecord {
 export const TRANSITIONS: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = {
   // Needed (again): wait for inputs; scattered data arriving, or lost for good; nothing refers to it.
   released: ['waiting', 'memory', 'erred', 'forgotten'],
-  // Inputs in memory: queued (root-ish) or placed; erred or released on the way.
-  waiting: ['queued', 'processing', 'no-worker', 'erred', 'released'],
+  // Inputs in memory: queued (root-ish) or placed; its value put early by the task it waits on (early.ts); erred or released on the way.
+  waiting: ['queued', 'processing', 'no-worker', 'memory', 'erred', 'released'],
   queued: ['processing', 'waiting', 'erred', 'released'],
   'no-worker': ['processing', 'waiting', 'erred', 'released'],
   // Its result, or back to wait (its worker died, an input was lost, a retry), placed again, erred, no longer wanted.
@@ -125,6 +132,12 @@ export class SchedulerCore {
   restarting: Restart | null = null;
   /** Turns through the holders of a key (who-has). */
   spread = 0;
+  /**
+   * Results put by running tasks ahead of the tasks that compute them
+   * (early.ts), by key, and the keys each such running task put.
+   */
+  readonly early = new Map<string, EarlyResult>();
+  readonly earlyOf = new Map<TaskState, string[]>();
   /** Transitions TRANSITIONS does not allow, as seen (a bug: checkInvariants reports the first). */
   illegal: string[] = [];
 
@@ -233,6 +246,18 @@ export function detach(s: SchedulerCore, ts: TaskState): WorkerRecord | null {
   const f = ts.flight;
   if (f === null) return null;
   ts.flight = null;
+  // Results it put early and no task claimed: dropped on its worker (claims come only while it runs).
+  if (s.earlyOf.size > 0) {
+    const keys = s.earlyOf.get(ts);
+    if (keys) {
+      s.earlyOf.delete(ts);
+      for (const k of keys) {
+        if (s.early.get(k)?.parent !== ts) continue;
+        s.early.delete(k);
+        if (s.workers.get(f.worker.id) === f.worker) s.outbox.key(f.worker.id, 'free', k);
+      }
+    }
+  }
   s.byRun.delete(f.run);
   f.worker.processing--;
   f.worker.occupancy = Math.max(0, f.worker.occupancy - f.expected);

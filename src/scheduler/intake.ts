@@ -8,6 +8,7 @@ import { type ClientRecord, addDependent, addHolder, FnEntry, isNeeded, newTask,
 import { type SchedulerCore, group, addWant, born, idle } from './core.ts';
 import { want, toMemory, enterWaiting } from './transitions.ts';
 import { findCycle } from './cycles.ts';
+import { claimEarly } from './early.ts';
 import { checkGraphColumns, type FnDef, type GraphMsg, type TaskExtra } from '../protocol/messages.ts';
 import { assignGraphOrder } from './order.ts';
 
@@ -157,6 +158,8 @@ function admit(s: SchedulerCore, c: ClientRecord, g: GraphMsg, at: readonly Task
   for (const ts of wantTs) addWant(s, c, ts);
   for (const ts of created) {
     born(s, ts);
+    // Put early by a running task it depends on (early.ts): nothing to wait for.
+    if (s.early.size > 0 && claimEarly(s, ts)) continue;
     enterWaiting(s, ts);
   }
   // Existing tasks wanted again: report where they stand.

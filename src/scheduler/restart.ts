@@ -25,6 +25,8 @@ export function restart(s: SchedulerCore, c: ClientRecord, id: number): void {
   for (const w of s.workers.values()) w.closing = false;
   s.tasks.clear();
   s.byRun.clear();
+  s.early.clear();
+  s.earlyOf.clear();
   s.queue.clear();
   s.noWorker.clear();
   s.releaseQ = [];

@@ -272,7 +272,8 @@ export class SchedulerState {
    *   (waiting, queued, no-worker, processing), plus one per client's
    *   submission in parts that holds it;
    * - a task in memory has a holder, and every holder is a live worker;
-   * - a waiting task waits on exactly its dependencies not in memory.
+   * - a waiting task waits on exactly its dependencies not in memory;
+   * - a result put early (early.ts) was put by a task still running on that worker.
    */
   checkInvariants(): string | null {
     if (this.s.illegal.length > 0) return `a transition TRANSITIONS does not allow: ${this.s.illegal[0]}`;
@@ -307,6 +308,10 @@ export class SchedulerState {
       for (const d of ts.deps) if (d.state === 'forgotten' && needsDeps(ts.state)) return `task ${ts.key} (${ts.state}) depends on ${d.key}, which is forgotten`;
     }
     if (this.s.byRun.size !== processing) return `${this.s.byRun.size} runs in flight for ${processing} processing tasks`;
+    for (const [k, e] of this.s.early) {
+      if (e.parent.state !== 'processing' || e.parent.flight?.worker !== e.worker) return `result ${k} was put early by task ${e.parent.key}, which is ${e.parent.state} and not on worker ${e.worker.name} any more`;
+      if (!this.s.earlyOf.get(e.parent)?.includes(k)) return `result ${k} put early is not among the keys its task put`;
+    }
     const calls = new Map<FnEntry, number>();
     for (const ts of this.s.tasks.values()) if (ts.fn !== null) calls.set(ts.fn, (calls.get(ts.fn) ?? 0) + 1);
     let idleBytes = 0;

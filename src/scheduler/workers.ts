@@ -8,6 +8,7 @@ import { type SchedulerCore, detach } from './core.ts';
 import { place, validWorker, describeNeeds } from './placement.ts';
 import { toMemory, detachFromWorker, returnToWaiting, loseData, markErred } from './transitions.ts';
 import { taskEvents } from './topics.ts';
+import { earlyResults } from './early.ts';
 import { acquired, keepHeld } from './replicas.ts';
 import { restartProgress } from './restart.ts';
 import { forgetIdleFunctions } from './functions.ts';
@@ -105,6 +106,9 @@ export function workerMessage(s: SchedulerCore, id: string, msg: WorkerToSchedul
       w.stuck = msg.stuck ?? 0;
       if (msg.spilledBytes !== undefined) w.spilledBytes = msg.spilledBytes;
       w.spillBlocked = msg.spillBlocked ?? null;
+      break;
+    case 'early':
+      earlyResults(s, w, msg.parents, msg.runs, msg.keys, msg.nbytes);
       break;
     case 'task-events':
       taskEvents(s, w, msg.topics, msg.data);

@@ -36,6 +36,13 @@ export class Fifo<T> {
     return chunk[chunk.length - 1];
   }
 
+  /** The item `i` places from the oldest (0: the oldest), if there is one. */
+  at(i: number): T | undefined {
+    if (i < 0 || i >= this.count) return undefined;
+    const j = this.head + i;
+    return this.chunks[Math.floor(j / CHUNK)]?.[j % CHUNK];
+  }
+
   shift(): T | undefined {
     if (this.count === 0) return undefined;
     const first = this.chunks[0] as (T | undefined)[];

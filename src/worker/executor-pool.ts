@@ -38,6 +38,13 @@ export interface PoolOptions {
   onNote?: (note: string) => void;
 }
 
+/** A result a running task put early (TaskContext.earlyResult). */
+export interface EarlyPut {
+  task: ExecTask;
+  key: string;
+  bytes: Uint8Array;
+}
+
 /** Where a task whose value a later task takes in memory is running. */
 interface Keeper {
   th: Thread;
@@ -58,7 +65,7 @@ export class ExecutorPool {
     readonly size: number,
     private readonly cwd: string,
     private readonly onResultsCb: (results: ExecResult[]) => void,
-    private readonly onEvents: (events: ThreadEvents) => void,
+    private readonly onEvents: (events: ThreadEvents, early: EarlyPut[]) => void,
     private readonly onThreadDeath: (index: number, reason: string) => void = () => {},
     private readonly options: PoolOptions = {},
   ) {
@@ -169,6 +176,17 @@ export class ExecutorPool {
     let n = 0;
     for (const th of this.threads) if (th.cancelledRunning >= 0 && th.running[0] === th.cancelledRunning) n++;
     return n;
+  }
+
+  /** Results put early on thread `th`, with the tasks that put them (still posted: their results come after). */
+  private earlyPuts(th: Thread, e: NonNullable<ThreadEvents['early']>): EarlyPut[] {
+    const out: EarlyPut[] = [];
+    const first = th.nextSeq - th.posted.size;
+    for (let i = 0; i < e.keys.length; i++) {
+      const task = th.posted.at((e.seqs[i] as number) - first);
+      if (task) out.push({ task, key: e.keys[i] as string, bytes: e.data[i] as Uint8Array });
+    }
+    return out;
   }
 
   /** The task thread `th` runs now, if any. */
@@ -297,7 +315,7 @@ export class ExecutorPool {
       if (this.threads[index] !== th) return;
       // Events first: they must reach the scheduler ahead of the results of the tasks that sent them.
       if (msg.note !== undefined) this.note(msg.note);
-      if (msg.events) this.onEvents(msg.events);
+      if (msg.events) this.onEvents(msg.events, msg.events.early ? this.earlyPuts(th, msg.events.early) : []);
       if (msg.results) this.onResults(th, msg.results);
     });
     const died = (reason: string): void => {

@@ -13,7 +13,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { decode, encode, encodeOwned } from '../protocol/codec.ts';
 import { ByteWriter, NOT_SIMPLE, readSimple, writeSimple } from '../protocol/simple-codec.ts';
-import { MAX_EVENT_BYTES, MAX_TOPIC, type FnDef } from '../protocol/messages.ts';
+import { MAX_EVENT_BYTES, MAX_KEY, MAX_TOPIC, type FnDef } from '../protocol/messages.ts';
 import { substituteRefs } from '../protocol/spec.ts';
 import { CancelledError, serializeError, type SerializedError } from '../errors.ts';
 import { forgetFunction, resolveFunction, type TaskFunction } from './functions.ts';
@@ -122,6 +122,7 @@ function makeContext(): TaskContext & { ctl: AbortController | null } {
   const ctx = {
     ctl: null as AbortController | null,
     emit: emitEvent,
+    earlyResult: putEarly,
     get signal(): AbortSignal {
       ctx.ctl ??= new AbortController();
       return ctx.ctl.signal;
@@ -155,15 +156,33 @@ function emitEvent(topic: string, data: unknown): void {
   else evTimer ??= setTimeout(() => postEvents(performance.now()), FLUSH_MS);
 }
 
+/** Results put early by tasks (TaskContext.earlyResult), not yet posted: they go with the events, ahead of them. */
+let early: NonNullable<ThreadEvents['early']> | null = null;
+
+function putEarly(key: string, value: unknown): number {
+  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY) throw new TypeError(`a result's key must be a string of 1 to ${MAX_KEY} characters`);
+  const bytes = encodeOwned(value);
+  early ??= { seqs: [], keys: [], data: [] };
+  early.seqs.push(currentSeq);
+  early.keys.push(key);
+  early.data.push(bytes);
+  const now = performance.now();
+  if (now - lastFlush >= FLUSH_MS) postEvents(now);
+  else evTimer ??= setTimeout(() => postEvents(performance.now()), FLUSH_MS);
+  return bytes.length;
+}
+
 function takeEvents(): ThreadEvents | undefined {
   if (evTimer) {
     clearTimeout(evTimer);
     evTimer = null;
   }
-  if (evTopics.length === 0) return undefined;
-  const events = { topics: evTopics, data: evData };
+  if (evTopics.length === 0 && early === null) return undefined;
+  const events: ThreadEvents = { topics: evTopics, data: evData };
+  if (early !== null) events.early = early;
   evTopics = [];
   evData = [];
+  early = null;
   return events;
 }
 

@@ -22,6 +22,16 @@ export interface TaskContext {
    * runs, and reach subscribers before the task's result is reported.
    */
   emit(topic: string, data: unknown): void;
+  /**
+   * Puts `value` on this worker now, while the task runs, as the result of
+   * task `key`: a task that takes this one's result and computes `value`
+   * from it (say, picks one item out of it). If a client submits that task
+   * while this one still runs, it starts in memory, without running, and
+   * its dependents start before this task ends; if not, the value is
+   * dropped when this task ends. Returns its size encoded. Put a result
+   * before the events that tell clients about it.
+   */
+  earlyResult(key: string, value: unknown): number;
   /** Aborted when the task is cancelled (its future released or cancelled while it runs). */
   readonly signal: AbortSignal;
 }

@@ -61,6 +61,8 @@ export const RESULT_HANDED_ON = 3;
 export interface ThreadEvents {
   topics: string[];
   data: Uint8Array[];
+  /** Results put early (TaskContext.earlyResult): keys[i], msgpack data[i], by the task numbered seqs[i] on the thread. */
+  early?: { seqs: number[]; keys: string[]; data: Uint8Array[] };
 }
 
 /** A thread's message: results, events (ahead of the results), or both. */

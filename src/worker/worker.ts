@@ -21,7 +21,7 @@ import { decode, encodeOwned } from '../protocol/codec.ts';
 import { serializeError } from '../errors.ts';
 import { resolveFunction } from './functions.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
-import { ExecutorPool } from './executor-pool.ts';
+import { ExecutorPool, type EarlyPut } from './executor-pool.ts';
 import { MEMORY, SPILL_RETRY_MS, WorkerState, type ExecResult, type WorkerInstruction } from './state-machine.ts';
 
 const NO_DEPS: string[] = [];
@@ -112,7 +112,7 @@ export class WeftWorker {
       opts.nthreads,
       opts.cwd ?? process.cwd(),
       (results) => self?.onResults(results),
-      (events) => self?.onEvents(events.topics, events.data),
+      (events, early) => self?.onEvents(events.topics, events.data, early),
       (index, reason) => log.error({ thread: index, reason }, 'executor thread ended; started a new one'),
       { threadHeapLimitMb: opts.threadHeapLimitMb ?? 0, onNote: (note) => log.info(note) },
     );
@@ -291,8 +291,29 @@ export class WeftWorker {
   }
 
   /** Task events go to the scheduler as they come, ahead of results sent later in this turn. */
-  private onEvents(topics: string[], data: Uint8Array[]): void {
-    if (this.scheduler?.isOpen) this.scheduler.send({ op: 'task-events', topics, data });
+  private onEvents(topics: string[], data: Uint8Array[], early: EarlyPut[]): void {
+    if (early.length > 0) this.putEarly(early);
+    if (topics.length > 0 && this.scheduler?.isOpen) this.scheduler.send({ op: 'task-events', topics, data });
+  }
+
+  /**
+   * Results running tasks put early: kept here (never in place of one this
+   * worker has) and told to the scheduler, ahead of the events announcing them.
+   */
+  private putEarly(early: EarlyPut[]): void {
+    const parents: string[] = [];
+    const runs: number[] = [];
+    const keys: string[] = [];
+    const nbytes: number[] = [];
+    for (const e of early) {
+      if (this.sm.knows(e.key)) continue;
+      this.sm.put([e.key], [e.bytes]);
+      parents.push(e.task.key);
+      runs.push(e.task.run);
+      keys.push(e.key);
+      nbytes.push(e.bytes.length);
+    }
+    if (keys.length > 0 && this.scheduler?.isOpen) this.scheduler.send({ op: 'early', parents, runs: Float64Array.from(runs), keys, nbytes: Float64Array.from(nbytes) });
   }
 
   /** CPU time and wall time at the last heartbeat, for the CPU share since. */

@@ -1,9 +1,10 @@
 /**
- * Runs a job's steps on a weft cluster: the run's plan goes to the scheduler
- * as one task graph, one task per step (see step/cluster-task.ts), depending on
- * the tasks of its upstream steps. Outputs stay in the memory of the worker
- * that made them; a step runs where most of its input bytes are and fetches
- * the rest from other workers, never through the scheduler or this process.
+ * Runs a job's steps on a weft cluster: one task per step (see
+ * step/cluster-task.ts), depending on the tasks of its upstream steps, sent
+ * to the scheduler as a graph (cluster-graph.ts). Outputs stay in the memory
+ * of the worker that made them; a step runs where most of its input bytes
+ * are and fetches the rest from other workers, never through the scheduler
+ * or this process.
  *
  * Step events come back while steps run: each step task publishes them on
  * the run's topic, which this process subscribes to before submitting.
@@ -11,16 +12,20 @@
  * worker lost in the middle of a step gets the step rerun elsewhere by the
  * scheduler. Keys and topic carry the run id, so runs never collide.
  *
+ * A job with dynamic outputs grows as it runs: each item's event makes the
+ * copies of the steps mapped over it, submitted at once; the item itself
+ * is already on the fan-out step's worker (put early, scheduler/early.ts),
+ * so they start there, or near it, while the fan-out step still runs.
+ *
  *   job({ name: 'etl', executorDef: clusterExecutor.configured({ cluster: { existing: { address: 'ws://127.0.0.1:8786' } } }) }, ...)
  */
 import type { z } from 'zod';
 import { lazySchemas } from '../../util/zod.ts';
 import type { Client } from '../../client/client.ts';
 import type { Future } from '../../client/future.ts';
-import { ref, type TaskDef } from '../../client/graph.ts';
 import type { LocalCluster } from '../../cluster/local-cluster.ts';
 import { NoWorkerError, serializeError, TaskError, WeftError } from '../../errors.ts';
-import { MAX_KEY, MAX_TOPIC, type WorkerSummary } from '../../protocol/messages.ts';
+import { MAX_TOPIC, type WorkerSummary } from '../../protocol/messages.ts';
 import { RUN_TOPIC_PREFIX } from '../../protocol/topics.ts';
 import { stepEventSchema } from '../event-schema.ts';
 import type { StepTaskSpec } from '../step/cluster-task.ts';
@@ -29,8 +34,10 @@ import { jsonTag } from '../op-tags.ts';
 import { event, type RunEvent } from '../events.ts';
 import { executor, type ExecutionContext, type ExecutorDefinition } from '../executor.ts';
 import type { ActiveExecution, PlannedStep } from '../plan.ts';
-import { weftModule } from '../../util/self.ts';
 import { Inbox, retriesConfig, retriesEnabled } from './common.ts';
+import { RunGraph } from './cluster-graph.ts';
+import { keepsRecord } from '../step/cluster-keys.ts';
+import { splitCopyKey } from '../dynamic.ts';
 
 export const clusterConfig = lazySchemas((z) =>
   z
@@ -53,9 +60,6 @@ export type ClusterConfig = z.infer<ReturnType<typeof clusterConfig>>;
 export const RESOURCES_TAG = 'weft/resources';
 const resourcesSchema = lazySchemas((z) => z.record(z.string().min(1), z.number().positive().finite()));
 
-const STEP_FN = `${weftModule('jobs/step/cluster-task').href}#runStep`;
-const PICK_FN = `${weftModule('jobs/step/cluster-task').href}#pickOutput`;
-
 
 export const clusterExecutor: ExecutorDefinition<ClusterConfig> = executor(
   { name: 'cluster', configSchema: clusterConfig, requirements: ['reconstructable-job'] },
@@ -73,24 +77,15 @@ interface Progress {
   ended: Set<string>;
 }
 
-/** The task keys of a run: one per step, one per named output a later step takes. */
-function taskKey(runId: string, step: string): string {
-  return `weft-run-${runId}/${step}`;
-}
-
-function pickKey(runId: string, step: string, output: string): string {
-  return `${taskKey(runId, step)}#${output}`;
-}
-
 async function* runOnCluster(ctx: ExecutionContext, config: ClusterConfig): AsyncGenerator<RunEvent> {
   const location = ctx.location;
   if (!location) throw new WeftError('the cluster executor needs the code location of the job');
   const { runId, plan } = ctx;
-  // Mapped steps are submitted as their items come on the other executors; the cluster's graph is sent whole, up front.
-  if (plan.mappedOver.size > 0) throw new WeftError(`job ${plan.jobName} maps over a dynamic output, which the cluster executor does not run yet; use the in-process or multiprocess executor`);
   const topic = `${RUN_TOPIC_PREFIX}${runId}`;
   if (topic.length > MAX_TOPIC) throw new WeftError(`run id ${runId.slice(0, 40)}... is too long for the cluster executor (at most ${MAX_TOPIC - RUN_TOPIC_PREFIX.length} characters)`);
-  const resources = stepResources(plan.steps);
+  // Mapped steps' tags apply to each of their copies.
+  const templates = [...plan.steps, ...[...plan.mappedOver.values()].flat()];
+  const resources = stepResources(templates);
 
   // The client and the cluster load when a run starts: a code location that only names this executor does not load them.
   const [{ Client }, { LocalCluster }] = await Promise.all([import('../../client/client.ts'), import('../../cluster/local-cluster.ts')]);
@@ -106,110 +101,71 @@ async function* runOnCluster(ctx: ExecutionContext, config: ClusterConfig): Asyn
 
   const inbox = new Inbox<Incoming>();
   const push = (item: Incoming): void => inbox.push(item);
-  let futures: Record<string, Future> = {};
+  let graph: RunGraph | null = null;
   let unsubscribe = (): void => {};
   try {
     client = await Client.connect(address, token === undefined ? {} : { token });
     // Subscribed before anything is submitted: no event of the run is missed.
     unsubscribe = client.subscribe(topic, (ev) => push({ ev }));
     const active = ctx.activeExecution();
-    const unplaceable = unplaceableSteps(plan.steps, resources, await client.workers());
-
-    // The graph: every step whose upstream steps can all run.
-    const doomed = new Set<string>();
-    const graph = new Map<string, TaskDef>();
-    const multi = new Set(plan.steps.filter((s) => s.node.op.multipleOutputs).map((s) => s.key));
-    const picks = new Map<string, { step: string; output: string }>();
-    const retries = retriesEnabled(config.retries);
-    const version = codeVersion(location.module);
-    const inPlan = new Set(plan.steps.map((st) => st.key));
-    const loaded = new Map(ctx.loadedOutputs.map((l) => [`${l.stepKey}\u0000${l.output}`, l.value]));
-    for (const step of plan.steps) {
-      if (unplaceable.has(step.key) || step.upstream.some((u) => doomed.has(u))) {
-        doomed.add(step.key);
-        continue;
-      }
-      const inputs = step.node.inputs.map((src) => {
-        if (src.kind === 'value') return null;
-        if (src.kind === 'job-input') return ctx.inputValues[src.name];
-        if (src.kind !== 'step') throw new WeftError(`step ${step.key} takes mapped outputs, which the cluster executor does not run yet`);
-        // A re-execution: the output of a step not run here, loaded from an earlier run.
-        if (!inPlan.has(src.stepKey)) return loaded.get(`${src.stepKey}\u0000${src.output}`);
-        if (!multi.has(src.stepKey)) return ref(taskKey(runId, src.stepKey));
-        const pk = pickKey(runId, src.stepKey, src.output);
-        picks.set(pk, { step: src.stepKey, output: src.output });
-        return ref(pk);
-      });
-      const spec: StepTaskSpec = { runId, module: location.module, version, jobName: location.jobName, stepKey: step.key, runConfig: ctx.runConfig, ...(ctx.opSelection ? { opSelection: [...ctx.opSelection] } : {}), retries, topic, ...(ctx.outputDirectory !== null ? { outputDir: ctx.outputDirectory } : {}) };
-      const key = taskKey(runId, step.key);
-      if (key.length > MAX_KEY) throw new WeftError(`step key ${step.key.slice(0, 40)}... is too long for a task key on the cluster`);
-      const task: TaskDef = { fn: STEP_FN, args: [spec, inputs] };
-      const res = resources.get(step.key);
-      if (res) task.resources = res;
-      // Op tag weft/priority: the scheduler runs higher-priority tasks first, as the other executors do.
-      if (step.priority !== 0) task.priority = step.priority;
-      graph.set(key, task);
-    }
-    for (const [pk, p] of picks) graph.set(pk, { fn: PICK_FN, args: [ref(taskKey(runId, p.step)), p.output] });
-
-    // Steps no worker can run fail now, with the reason; those downstream never run.
-    for (const key of unplaceable) {
-      const error = serializeError(new NoWorkerError(`step ${key} needs resources ${JSON.stringify(resources.get(key))} (op tag ${RESOURCES_TAG}), and no worker of the cluster at ${address} has them`));
-      const ev = event('STEP_FAILURE', runId, key, `step ${key} cannot run: ${error.message}`, { attempt: 0, error });
-      active.handle(ev);
-      yield ev;
-    }
-
-    if (graph.size > 0) {
-      yield ctx.engineEvent(`submitting ${graph.size} task(s) for ${plan.steps.length - doomed.size} step(s) to the scheduler at ${address}`);
-      // Futures for the steps only: a pick lives while the steps that take it need it.
-      futures = await client.compute(graph, { keys: plan.steps.filter((s) => !doomed.has(s.key)).map((s) => taskKey(runId, s.key)) });
-      for (const step of plan.steps) {
-        const f = futures[taskKey(runId, step.key)];
-        // Outputs not fetched at the end are not held either: the scheduler frees each once the steps that take it are done.
-        const settled = (): void => {
-          if (!config.fetchOutputs) f?.release();
-        };
-        f?.done().then(
-          () => {
-            settled();
-            push({ step, error: null });
-          },
-          (error: unknown) => {
-            settled();
-            push({ step, error: error instanceof Error ? error : new Error(String(error)) });
-          },
-        );
-      }
-    }
-
-    const progress: Progress = { started: new Set(), ended: new Set(doomed) };
-    yield* follow(ctx, active, progress, inbox);
+    const unplaceable = unplaceableSteps(templates, resources, await client.workers());
+    const spec: Omit<StepTaskSpec, 'stepKey'> = { runId, module: location.module, version: codeVersion(location.module), jobName: location.jobName, runConfig: ctx.runConfig, ...(ctx.opSelection ? { opSelection: [...ctx.opSelection] } : {}), retries: retriesEnabled(config.retries), topic, ...(ctx.outputDirectory !== null ? { outputDir: ctx.outputDirectory } : {}) };
+    graph = new RunGraph(ctx, {
+      client,
+      active,
+      spec,
+      resources,
+      fetchOutputs: config.fetchOutputs,
+      onEnded: (step, error) => push({ step, error }),
+      // The steps of a graph the scheduler did not take end with the reason.
+      onSubmitError: (steps, error) => {
+        for (const step of steps) push({ step, error });
+      },
+    });
+    const progress: Progress = { started: new Set(), ended: new Set() };
+    yield* follow(ctx, { active, graph, progress, inbox, address, unplaceable: (key) => (unplaceable.has(splitCopyKey(key).template) ? resources.get(splitCopyKey(key).template) ?? {} : null) });
     if (ctx.signal.aborted) {
       // Cancelled: the run's tasks are released (a running one sees its signal abort); other runs go on.
-      await client.cancel(Object.values(futures));
-      futures = {};
+      await graph.settled();
+      await client.cancel([...graph.futures.values()]);
+      graph.futures.clear();
       for (const key of progress.started) yield event('STEP_FAILURE', runId, key, `step ${key} was stopped: the run was canceled`, { error: { name: 'CancelledError', message: 'the run was canceled' } });
       active.abandon();
       return;
     }
-    if (config.fetchOutputs) yield* fetchOutputs(ctx, client, futures, multi);
+    if (config.fetchOutputs) yield* fetchOutputs(ctx, client, graph.futures);
   } finally {
     unsubscribe();
-    for (const f of Object.values(futures)) f.release();
+    if (graph) {
+      await graph.settled();
+      for (const f of graph.futures.values()) f.release();
+    }
     await client?.close();
     await cluster?.close();
   }
 }
 
+interface Following {
+  active: ActiveExecution;
+  graph: RunGraph;
+  progress: Progress;
+  inbox: Inbox<Incoming>;
+  address: string;
+  /** The resources a step asks for that no worker has, or null. */
+  unplaceable: (key: string) => Record<string, number> | null;
+}
+
 /**
- * Follows the run: events of the steps as they come, and the end of each
- * step's task, until every step has ended (or the run is cancelled).
+ * Follows the run: hands steps to the graph as the bookkeeping makes them
+ * (the static ones at once, copies of mapped steps as their items come,
+ * collectors once what they collect has ended), and takes the events of the
+ * steps and the end of each step's task, until every step has ended (or the
+ * run is cancelled).
  */
-async function* follow(ctx: ExecutionContext, active: ActiveExecution, progress: Progress, inbox: Inbox<Incoming>): AsyncGenerator<RunEvent> {
-  const { runId } = ctx;
-  const { started, ended } = progress;
-  const stepKeys = new Set(active.plan.steps.map((s) => s.key));
+async function* follow(ctx: ExecutionContext, f: Following): AsyncGenerator<RunEvent> {
+  const { runId, plan } = ctx;
+  const { active, graph, inbox } = f;
+  const { started, ended } = f.progress;
   /** Steps whose task could not run for lack of an input, and steps the bookkeeping lets run. */
   const inputLost = new Map<string, Error>();
   const mayRun = new Set<string>();
@@ -218,8 +174,29 @@ async function* follow(ctx: ExecutionContext, active: ActiveExecution, progress:
     const error = err instanceof TaskError ? { name: err.remoteName, message: err.remoteMessage, stack: err.remoteStack } : serializeError(err);
     return event('STEP_FAILURE', runId, key, `step ${key} failed on the cluster: ${error.name}: ${error.message}`, { attempt: 0, error });
   };
+  // Steps no worker can run fail as they come, with the reason; those downstream never run.
+  function* offer(step: PlannedStep): Generator<RunEvent> {
+    const need = f.unplaceable(step.key);
+    if (need === null) return graph.hold(step);
+    const error = serializeError(new NoWorkerError(`step ${step.key} needs resources ${JSON.stringify(need)} (op tag ${RESOURCES_TAG}), and no worker of the cluster at ${f.address} has them`));
+    const ev = event('STEP_FAILURE', runId, step.key, `step ${step.key} cannot run: ${error.message}`, { attempt: 0, error });
+    ended.add(step.key);
+    active.handle(ev);
+    yield ev;
+  }
+  for (const step of plan.steps) yield* offer(step);
+  let copies = 0;
+  let submissions = 0;
   while (true) {
-    for (const s of active.ready()) mayRun.add(s.key);
+    for (const s of active.ready()) {
+      mayRun.add(s.key);
+      // A collector, its inputs now known; or a step held until now.
+      if (!graph.isSubmitted(s.key)) graph.hold(s);
+    }
+    const made = plan.copies();
+    while (copies < made.length) yield* offer(made[copies++] as PlannedStep);
+    const n = graph.submitReady();
+    if (n > 0 && submissions++ === 0) yield ctx.engineEvent(`submitting ${n} step(s) to the scheduler at ${f.address}`);
     for (const ev of active.drainEvents()) {
       if (ev.stepKey !== null) ended.add(ev.stepKey);
       yield ev;
@@ -238,68 +215,66 @@ async function* follow(ctx: ExecutionContext, active: ActiveExecution, progress:
       await inbox.wait(null, ctx.signal);
       continue;
     }
-    const item = inbox.shift() as Incoming;
-    if ('ev' in item) {
-      const parsed = stepEventSchema().safeParse(item.ev);
-      if (!parsed.success) {
-        yield ctx.engineEvent(`ignored a malformed step event from the cluster: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+    for (const item of inbox.drain()) {
+      if ('ev' in item) {
+        const parsed = stepEventSchema().safeParse(item.ev);
+        if (!parsed.success) {
+          yield ctx.engineEvent(`ignored a malformed step event from the cluster: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+          continue;
+        }
+        const ev = parsed.data as RunEvent;
+        const key = ev.stepKey as string;
+        if (ev.runId !== runId || active.statusOf(key) === undefined) continue;
+        if (ended.has(key)) {
+          // Run again after its output was lost with a worker: said once, its events not repeated.
+          if (ev.type === 'STEP_START') yield ctx.engineEvent(`step ${key} runs again on the cluster: its output was lost with a worker`, { step: key });
+          continue;
+        }
+        if (ev.type === 'STEP_START') {
+          if (started.has(key)) yield ctx.engineEvent(`step ${key} started again on another worker: the worker running it was lost`, { step: key });
+          started.add(key);
+        } else if (ev.type === 'STEP_SUCCESS' || ev.type === 'STEP_FAILURE') {
+          started.delete(key);
+          ended.add(key);
+        } else if (ev.type === 'STEP_UP_FOR_RETRY') started.delete(key);
+        active.handle(ev);
+        yield ev;
         continue;
       }
-      const ev = parsed.data as RunEvent;
-      const key = ev.stepKey as string;
-      if (ev.runId !== runId || !stepKeys.has(key)) continue;
-      if (ended.has(key)) {
-        // Run again after its output was lost with a worker: said once, its events not repeated.
-        if (ev.type === 'STEP_START') yield ctx.engineEvent(`step ${key} runs again on the cluster: its output was lost with a worker`, { step: key });
-        continue;
-      }
-      if (ev.type === 'STEP_START') {
-        if (started.has(key)) yield ctx.engineEvent(`step ${key} started again on another worker: the worker running it was lost`, { step: key });
-        started.add(key);
-      } else if (ev.type === 'STEP_SUCCESS' || ev.type === 'STEP_FAILURE') {
-        started.delete(key);
+      // A step's task ended. Its events came first, so a step without an end here ended some other way.
+      const key = item.step.key;
+      if (ended.has(key)) continue;
+      if (item.error === null) {
         ended.add(key);
-      } else if (ev.type === 'STEP_UP_FOR_RETRY') started.delete(key);
-      active.handle(ev);
-      yield ev;
-      continue;
-    }
-    // A step's task ended. Its events came first, so a step without an end here ended some other way.
-    const key = item.step.key;
-    if (ended.has(key)) continue;
-    if (item.error === null) {
-      ended.add(key);
-      const ev = endWith(key, new WeftError('its task finished without reporting the end of the step'));
-      active.handle(ev);
-      yield ev;
-    } else if (item.error.name === 'DependencyError') {
-      // Upstream failed or skipped: the bookkeeping decides, unless it lets the step run after all.
-      inputLost.set(key, item.error);
-    } else {
-      // The task could not run the step: workers lost while running it, the code location not importable, ...
-      ended.add(key);
-      started.delete(key);
-      const ev = endWith(key, item.error);
-      active.handle(ev);
-      yield ev;
+        const ev = endWith(key, new WeftError('its task finished without reporting the end of the step'));
+        active.handle(ev);
+        yield ev;
+      } else if (item.error.name === 'DependencyError') {
+        // Upstream failed or skipped: the bookkeeping decides, unless it lets the step run after all.
+        inputLost.set(key, item.error);
+      } else {
+        // The task could not run the step: workers lost while running it, the code location not importable, ...
+        ended.add(key);
+        started.delete(key);
+        const ev = endWith(key, item.error);
+        active.handle(ev);
+        yield ev;
+      }
     }
   }
 }
 
 /** Puts the outputs of the run into its result, fetched from the workers holding them. */
-async function* fetchOutputs(ctx: ExecutionContext, client: Client, futures: Record<string, Future>, multi: ReadonlySet<string>): AsyncGenerator<RunEvent> {
+async function* fetchOutputs(ctx: ExecutionContext, client: Client, futures: ReadonlyMap<string, Future>): AsyncGenerator<RunEvent> {
   const wanted: { step: string; future: Future }[] = [];
-  for (const step of ctx.plan.steps) {
-    const f = futures[taskKey(ctx.runId, step.key)];
-    if (f && f.status === 'finished') wanted.push({ step: step.key, future: f });
-  }
+  for (const [step, f] of futures) if (f.status === 'finished') wanted.push({ step, future: f });
   if (wanted.length === 0) return;
   const t0 = performance.now();
   const values = await client.gather(wanted.map((w) => w.future));
   let i = 0;
   for (const w of wanted) {
     const v = values[i++];
-    if (multi.has(w.step)) for (const [name, value] of Object.entries(v as Record<string, unknown>)) ctx.setOutputValue(w.step, name, value);
+    if (keepsRecord(ctx.plan.step(w.step).node.op)) for (const [name, value] of Object.entries(v as Record<string, unknown>)) ctx.setOutputValue(w.step, name, value);
     else ctx.setOutputValue(w.step, 'result', v);
   }
   yield ctx.engineEvent(`fetched the outputs of ${wanted.length} step(s) from the workers in ${Math.round(performance.now() - t0)} ms`);

@@ -2,9 +2,12 @@
  * The task functions of the cluster executor (executors/cluster.ts), run by
  * workers' executor threads. `runStep` runs one step of a run, with its
  * retries, and publishes the step's events on the run's topic as they
- * happen; its result is the step's output (or, for an op with named
- * outputs, a record of them), which stays on the worker for the steps
- * downstream. `pickOutput` takes one named output out of such a record.
+ * happen; its result is the step's output (or, for an op with named or
+ * dynamic outputs, a record of them), which stays on the worker for the
+ * steps downstream. `pickOutput` takes one named output out of such a
+ * record. Each item of a dynamic output is also put on the worker at once as
+ * its pick task's result (scheduler/early.ts), so the copies of the steps
+ * mapped over it start while the step still runs.
  *
  * A thread rebuilds the job once per code location and the plan once per
  * run, then reuses them for every step of the run it runs.
@@ -22,6 +25,8 @@ import { DEFAULT_OUTPUT } from '../retry.ts';
 import { runStepAttempt } from '../step-runner.ts';
 import { sleep } from '../executors/common.ts';
 import { rebuildPlan } from './rebuild.ts';
+import { keepsRecord, pickKey } from './cluster-keys.ts';
+import { splitItemOutput } from '../dynamic.ts';
 
 /** What a step task needs besides its inputs: the same for every step of a run except `stepKey`. */
 export interface StepTaskSpec {
@@ -111,7 +116,7 @@ export async function runStep(spec: StepTaskSpec, inputs: unknown[]): Promise<un
   const outputs: Record<string, unknown> = {};
   for (let attempt = 0; ; attempt++) {
     const last = await runAttempt(ctx, spec, step, values, attempt, outputs);
-    if (last.type === 'STEP_SUCCESS') return step.node.op.multipleOutputs ? outputs : outputs[DEFAULT_OUTPUT];
+    if (last.type === 'STEP_SUCCESS') return keepsRecord(step.node.op) ? outputs : outputs[DEFAULT_OUTPUT];
     if (last.type !== 'STEP_UP_FOR_RETRY') throw new StepTaskFailed(last.message);
     await sleep(Math.max(0, last.retryInSeconds ?? 0) * 1000, ctx.signal);
     if (ctx.signal.aborted) throw new CancelledError(`step ${step.key} was cancelled while waiting to retry`);
@@ -136,7 +141,10 @@ async function runAttempt(ctx: TaskContext, spec: StepTaskSpec, step: PlannedSte
       send({ ...rest, type: 'STEP_FAILURE', message: `step ${step.key} failed: TypeError: ${message}`, error: { name: 'TypeError', message } });
       break;
     }
-    outputs[ev.output ?? DEFAULT_OUTPUT] = value;
+    const name = ev.output ?? DEFAULT_OUTPUT;
+    outputs[name] = value;
+    // An item of a dynamic output: on this worker now as its pick task's result, so the steps mapped over it start while this one runs.
+    if (splitItemOutput(name)) putEarly(ctx, pickKey(spec.runId, step.key, name), value);
     if (spec.outputDir !== undefined) {
       try {
         await new FsOutputStore(spec.outputDir).put({ runId: spec.runId, stepKey: step.key, output: ev.output ?? DEFAULT_OUTPUT }, encode(value));
@@ -152,6 +160,15 @@ async function runAttempt(ctx: TaskContext, spec: StepTaskSpec, step: PlannedSte
   }
   if (!last) throw new WeftError(`step ${step.key} ended without events`);
   return last;
+}
+
+/** Puts an item early; one that cannot be is left to its pick task, which takes it from the step's result once the step ends. */
+function putEarly(ctx: TaskContext, key: string, value: unknown): void {
+  try {
+    ctx.earlyResult(key, value);
+  } catch {
+    // Too long a key, or a value msgpack cannot encode here (the step's result will say so).
+  }
 }
 
 /** Publishes an event; one too large to send (a log with huge data) goes without its data. */
