@@ -2,13 +2,17 @@
  * Integration: a real LocalCluster (scheduler + 2 worker processes over
  * loopback) shared by the tests in this file.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client} from '../src/index.ts';
 import { DependencyError, GraphError, InlineFunctionError, LocalCluster, ref, TaskError, CancelledError, type Graph, type TaskDef } from '../src/index.ts';
-import { fn } from './helpers/util.ts';
+import { fn, waitFor } from './helpers/util.ts';
+
+let seq = 0;
+/** A fresh prefix per use: keys of this file's tests never meet. */
+const p0 = (): string => `${process.pid}-${seq++}`;
 
 let cluster: LocalCluster;
 let client: Client;
@@ -346,6 +350,34 @@ describe('task events', () => {
     expect(said).toEqual(['started', 'aborted']);
     expect(performance.now() - t0).toBeLessThan(5000);
     unsubscribe();
+  });
+
+  it('a result a running task puts early is in memory once a task for it is submitted; those nobody took are dropped when the task ends', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-early-'));
+    try {
+      const stored = async (): Promise<number> => Object.values(await client.workerMetrics()).reduce((n, m) => n + m.stored, 0);
+      const before = await stored();
+      let heard!: (key: string) => void;
+      const first = new Promise<string>((r) => (heard = r));
+      const unsubscribe = client.subscribe('early', (k) => heard(k as string));
+      const flag = join(dir, 'flag');
+      const p = client.submitWith({ pure: false }, fn('putsEarly'), 'early', `early-${p0()}-`, 3, flag);
+      const key = await first;
+      const item = (await client.compute(new Map<string, TaskDef>([[key, { fn: fn('pickItem'), args: [ref(p.key), 0] }]]), { keys: [key] }))[key];
+      if (!item) throw new Error('no future');
+      // Its value while the task that put it still runs (it waits for the flag): nothing computed it.
+      expect(await item).toEqual({ i: 0 });
+      expect(p.status).toBe('pending');
+      writeFileSync(flag, 'go');
+      expect(await p).toEqual({ 0: { i: 0 }, 1: { i: 1 }, 2: { i: 2 } });
+      unsubscribe();
+      item.release();
+      p.release();
+      // The two values nobody took went when their task ended; the rest when released.
+      await waitFor(async () => (await stored()) === before, 10_000, 'the workers to hold what they held before');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses a bad topic with a clear error', () => {

@@ -1,7 +1,8 @@
 /**
  * Randomized event sequences for the scheduler's state machine (fast-check):
  * clients submit small graphs (whole or in parts), release keys and leave;
- * workers join, finish or fail tasks, and die; the clock ticks and stalls.
+ * workers join, finish or fail tasks, put results early, and die; the
+ * clock ticks and stalls.
  * After every event the machine's count invariants hold (the harness checks
  * them), and once the sequence is over, a healthy worker brings every
  * wanted key to memory or to an error: nothing is stuck.
@@ -18,6 +19,7 @@ type Op =
   | { op: 'die'; worker: number }
   | { op: 'finish'; pick: number; many: boolean }
   | { op: 'fail'; pick: number }
+  | { op: 'early'; pick: number; claim: boolean }
   | { op: 'tick'; ms: number }
   | { op: 'stall'; ms: number };
 
@@ -29,6 +31,7 @@ const ops: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ op: fc.constant('die' as const), worker: fc.nat(3) }),
   fc.record({ op: fc.constant('finish' as const), pick: fc.nat(), many: fc.boolean() }),
   fc.record({ op: fc.constant('fail' as const), pick: fc.nat() }),
+  fc.record({ op: fc.constant('early' as const), pick: fc.nat(), claim: fc.boolean() }),
   fc.record({ op: fc.constant('tick' as const), ms: fc.integer({ min: 0, max: 3000 }) }),
   fc.record({ op: fc.constant('stall' as const), ms: fc.integer({ min: 0, max: 30_000 }) }),
 );
@@ -129,6 +132,20 @@ class Model {
         if (r.length === 0) return;
         const t = r[o.pick % r.length] as { key: string; worker: string };
         h.err(t.worker, t.key);
+        break;
+      }
+      case 'early': {
+        // A running task puts a result of a task that takes it; a client may submit that task at once.
+        const r = runnable(h);
+        if (r.length === 0) return;
+        const t = r[o.pick % r.length] as { key: string; worker: string };
+        const key = `${t.key}#e${this.graphs++}`;
+        h.early(t.worker, t.key, [key]);
+        if (!o.claim) return;
+        const c = this.client(0);
+        h.submit([task(key, [t.key])], [key], c);
+        expect(h.state(key)).toBe('memory');
+        this.wants.get(c)?.add(key);
         break;
       }
       case 'tick':

@@ -596,3 +596,80 @@ describe('task events', () => {
     expect(ins.messages.get('c1') ?? []).toEqual([]);
   });
 });
+
+describe('results put early by a running task', () => {
+  const freed = (msgs: Msg[]): string[] => msgs.filter((m) => m.op === 'free').flatMap((m) => m.keys as string[]);
+
+  it('a task submitted while the task it takes runs, with its value put early, is in memory on that worker at once; values nobody took are freed when the task ends', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1', { nthreads: 2 });
+    h.submit([task('p')], ['p']);
+    expect(keysOf(h.computes('w1'))).toEqual(['p']);
+    h.early('w1', 'p', ['p#1', 'p#2'], 100);
+    h.submit([task('p#1', ['p']), task('c', ['p#1'])], ['c']);
+    expect(h.state('p#1')).toBe('memory');
+    // Its dependent runs now, beside p, which still runs.
+    const c = h.computes('w1');
+    expect(keysOf(c)).toEqual(['c']);
+    expect(c[0]?.who).toEqual([['ws://w1']]);
+    expect(h.state('p')).toBe('processing');
+    h.finish('w1', 'p');
+    expect(freed(h.take('w1'))).toEqual(['p#2']);
+    // Submitted after p ended: computed from p's result, as any task.
+    h.submit([task('p#2', ['p'])], ['p#2']);
+    expect(keysOf(h.computes('w1'))).toEqual(['p#2']);
+  });
+
+  it('a value put by a task that has ended or moved is freed at once; one put for a task computed elsewhere too', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1');
+    h.submit([task('p')], ['p']);
+    h.take('w1');
+    const run = h.sm.tasks.get('p')?.flight?.run ?? 0;
+    h.finish('w1', 'p');
+    h.sm.handle({ type: 'worker-message', worker: 'w1', msg: { op: 'early', parents: ['p'], runs: Float64Array.of(run), keys: ['p#1'], nbytes: Float64Array.of(8) }, now: h.now });
+    h.submit([task('q'), task('q#1', ['q'])], ['q', 'q#1']);
+    expect(freed(h.take('w1'))).toEqual(['p#1']);
+    // q#1 exists already (waiting on q, but not put by q's run): a value put by another task for it is not taken.
+    h.worker('w2');
+    h.submit([task('r', [], { workers: ['w2'] })], ['r']);
+    h.early('w2', 'r', ['q#1']);
+    expect(freed(h.take('w2'))).toEqual(['q#1']);
+    expect(h.state('q#1')).not.toBe('memory');
+  });
+
+  it('a value lost with its worker is put again by the rerun of the task it comes from', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1', { nthreads: 2 });
+    h.submit([task('p')], ['p']);
+    h.take('w1');
+    h.early('w1', 'p', ['p#1', 'p#2']);
+    h.submit([task('p#1', ['p']), task('p#2', ['p'])], ['p#1', 'p#2']);
+    expect([h.state('p#1'), h.state('p#2')]).toEqual(['memory', 'memory']);
+    h.worker('w2');
+    h.removeWorker('w1');
+    // p runs again on w2; its values wait on it, and take what its rerun puts.
+    expect(keysOf(h.computes('w2'))).toEqual(['p']);
+    expect([h.state('p#1'), h.state('p#2')]).toEqual(['waiting', 'waiting']);
+    h.early('w2', 'p', ['p#1']);
+    expect(h.state('p#1')).toBe('memory');
+    expect(h.sm.tasks.get('p#1')?.whoHas.map((w) => w.name)).toEqual(['w2']);
+    h.finish('w2', 'p');
+    expect(keysOf(h.computes('w2'))).toEqual(['p#2']);
+  });
+
+  it('a value put as the task it is for was sent to that worker (the messages crossed) is left for the worker to report', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1', { nthreads: 2 });
+    h.submit([task('p'), task('p#1', ['p'])], ['p#1']);
+    // p#1 went along with p (a chain).
+    expect(keysOf(h.computes('w1'))).toEqual(['p', 'p#1']);
+    h.early('w1', 'p', ['p#1']);
+    expect(freed(h.take('w1'))).toEqual([]);
+    expect(h.state('p#1')).toBe('processing');
+  });
+});

@@ -34,6 +34,8 @@ export function earlyResults(s: SchedulerCore, w: WorkerRecord, parents: readonl
     if (ts) {
       // Waiting on the task that put it (computed again after its holder died): in memory now.
       if (ts.state === 'waiting' && ts.deps.includes(parent)) hold(s, ts, w, n);
+      // Sent to this worker as the value was put (the messages crossed): the worker reports it done from that value.
+      else if (ts.state === 'processing' && ts.flight?.worker === w) continue;
       else if (!(ts.state === 'memory' && ts.whoHas.includes(w))) s.outbox.key(w.id, 'free', key);
       continue;
     }

@@ -103,6 +103,14 @@ export class Harness {
     this.flush();
   }
 
+  /** Running task `parent` put results `keys` early on `worker` (TaskContext.earlyResult). */
+  early(worker: string, parent: string, keys: string[], nbytes = 8): void {
+    const run = this.sm.tasks.get(parent)?.flight?.run ?? 0;
+    const msg = { op: 'early' as const, parents: keys.map(() => parent), runs: Float64Array.from(keys, () => run), keys, nbytes: new Float64Array(keys.length).fill(nbytes) };
+    this.sm.handle({ type: 'worker-message', worker, msg, now: this.now });
+    this.flush();
+  }
+
   err(worker: string, key: string, message = 'boom'): void {
     const run = this.sm.tasks.get(key)?.flight?.run ?? 0;
     this.sm.handle({ type: 'worker-message', worker, msg: { op: 'erred', key, run, error: { name: 'Error', message, stack: `Error: ${message}\n    at remote` } }, now: this.now });
