@@ -352,7 +352,7 @@ describe('task events', () => {
     unsubscribe();
   });
 
-  it('a result a running task puts early is in memory once a task for it is submitted; those nobody took are dropped when the task ends', async () => {
+  it('a result a running task puts early is in memory once a task for it is submitted; those nobody took are dropped with its result', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'weft-early-'));
     try {
       const stored = async (): Promise<number> => Object.values(await client.workerMetrics()).reduce((n, m) => n + m.stored, 0);
@@ -373,7 +373,7 @@ describe('task events', () => {
       unsubscribe();
       item.release();
       p.release();
-      // The two values nobody took went when their task ended; the rest when released.
+      // The two values nobody took went with the result of the task that put them.
       await waitFor(async () => (await stored()) === before, 10_000, 'the workers to hold what they held before');
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -615,13 +615,36 @@ describe('results put early by a running task', () => {
     expect(c[0]?.who).toEqual([['ws://w1']]);
     expect(h.state('p')).toBe('processing');
     h.finish('w1', 'p');
-    expect(freed(h.take('w1'))).toEqual(['p#2']);
-    // Submitted after p ended: computed from p's result, as any task.
+    // Still taken while p's result is held: p#2 comes in memory too.
+    expect(freed(h.take('w1'))).toEqual([]);
     h.submit([task('p#2', ['p'])], ['p#2']);
-    expect(keysOf(h.computes('w1'))).toEqual(['p#2']);
+    expect(h.state('p#2')).toBe('memory');
+    expect(h.computes('w1')).toEqual([]);
+    // Values nobody took go with p's result.
+    h.early('w1', 'p', []);
+    h.submit([task('q')], ['q']);
+    h.take('w1');
+    const run = h.sm.tasks.get('q')?.flight?.run ?? 0;
+    h.sm.handle({ type: 'worker-message', worker: 'w1', msg: { op: 'early', parents: ['q'], runs: Float64Array.of(run), keys: ['q#1'], nbytes: Float64Array.of(8) }, now: h.now });
+    h.finish('w1', 'q');
+    h.release(['q']);
+    expect(freed(h.take('w1')).sort()).toEqual(['q', 'q#1']);
   });
 
-  it('a value put by a task that has ended or moved is freed at once; one put for a task computed elsewhere too', () => {
+  it('a value put by a task that then fails is freed', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1');
+    h.submit([task('p')], ['p']);
+    h.take('w1');
+    h.early('w1', 'p', ['p#1']);
+    h.err('w1', 'p');
+    expect(freed(h.take('w1'))).toEqual(['p#1']);
+    h.submit([task('p#1', ['p'])], ['p#1']);
+    expect(h.state('p#1')).toBe('erred');
+  });
+
+  it('a value put by a task that has ended or moved is freed at once; one put for another task\'s key too', () => {
     const h = new Harness();
     h.client();
     h.worker('w1');

@@ -241,27 +241,34 @@ export function attach(s: SchedulerCore, ts: TaskState, w: WorkerRecord, expecte
   return flight;
 }
 
-/** A task leaves its worker (a result, an error, the worker gone, cancelled): off the worker's books. Returns the worker, or null if it was on none. */
-export function detach(s: SchedulerCore, ts: TaskState): WorkerRecord | null {
+/**
+ * A task leaves its worker (a result, an error, the worker gone, cancelled):
+ * off the worker's books. Returns the worker, or null if it was on none.
+ * Results it put early that no task took are dropped, unless it `finished`:
+ * they stay claimable while its result is held (early.ts).
+ */
+export function detach(s: SchedulerCore, ts: TaskState, finished = false): WorkerRecord | null {
   const f = ts.flight;
   if (f === null) return null;
   ts.flight = null;
-  // Results it put early and no task claimed: dropped on its worker (claims come only while it runs).
-  if (s.earlyOf.size > 0) {
-    const keys = s.earlyOf.get(ts);
-    if (keys) {
-      s.earlyOf.delete(ts);
-      for (const k of keys) {
-        if (s.early.get(k)?.parent !== ts) continue;
-        s.early.delete(k);
-        if (s.workers.get(f.worker.id) === f.worker) s.outbox.key(f.worker.id, 'free', k);
-      }
-    }
-  }
+  if (!finished && s.earlyOf.size > 0) dropEarly(s, ts);
   s.byRun.delete(f.run);
   f.worker.processing--;
   f.worker.occupancy = Math.max(0, f.worker.occupancy - f.expected);
   return f.worker;
+}
+
+/** Drops the results task `ts` put early that no task took, on the workers that hold them (see early.ts). */
+export function dropEarly(s: SchedulerCore, ts: TaskState): void {
+  const keys = s.earlyOf.get(ts);
+  if (!keys) return;
+  s.earlyOf.delete(ts);
+  for (const k of keys) {
+    const e = s.early.get(k);
+    if (e?.parent !== ts) continue;
+    s.early.delete(k);
+    if (s.workers.get(e.worker.id) === e.worker) s.outbox.key(e.worker.id, 'free', k);
+  }
 }
 
 /** How many of a task's dependencies are not in memory. */

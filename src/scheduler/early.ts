@@ -10,10 +10,12 @@
  * task submitted while the putting task runs, that depends on it and has the
  * key put, starts in memory on that worker instead of waiting (claimEarly);
  * one computed again later (its holder died) takes a value put anew by a
- * rerun of the task it waits on. Records nobody claimed are dropped, and the
- * values freed on the worker, when the putting task leaves its worker
- * (core.ts, detach): the task's own result holds what was put, and a task
- * submitted later computes its value from it the usual way.
+ * rerun of the task it waits on. Values nobody claimed stay claimable while
+ * the putting task's result is held (a fan-out step that emits thousands of
+ * items fast ends before most of their copies are submitted, and a pick
+ * computed from its result would decode all of it); they are freed on the
+ * worker when that task leaves its worker without a result, when its result
+ * is released or lost (core.ts, dropEarly), and go with their worker.
  */
 import { addHolder, type TaskState, type WorkerRecord } from './task-state.ts';
 import type { SchedulerCore } from './core.ts';
@@ -39,7 +41,11 @@ export function earlyResults(s: SchedulerCore, w: WorkerRecord, parents: readonl
       else if (!(ts.state === 'memory' && ts.whoHas.includes(w))) s.outbox.key(w.id, 'free', key);
       continue;
     }
-    if (s.early.has(key)) continue;
+    // Put before by another run of it: that value stands.
+    if (s.early.has(key)) {
+      if (s.early.get(key)?.worker !== w) s.outbox.key(w.id, 'free', key);
+      continue;
+    }
     s.early.set(key, { parent, worker: w, nbytes: n });
     const list = s.earlyOf.get(parent);
     if (list) list.push(key);

@@ -273,7 +273,8 @@ export class SchedulerState {
    *   submission in parts that holds it;
    * - a task in memory has a holder, and every holder is a live worker;
    * - a waiting task waits on exactly its dependencies not in memory;
-   * - a result put early (early.ts) was put by a task still running on that worker.
+   * - a result put early (early.ts) is on a live worker, put by a task
+   *   still running there or whose result is held.
    */
   checkInvariants(): string | null {
     if (this.s.illegal.length > 0) return `a transition TRANSITIONS does not allow: ${this.s.illegal[0]}`;
@@ -309,7 +310,9 @@ export class SchedulerState {
     }
     if (this.s.byRun.size !== processing) return `${this.s.byRun.size} runs in flight for ${processing} processing tasks`;
     for (const [k, e] of this.s.early) {
-      if (e.parent.state !== 'processing' || e.parent.flight?.worker !== e.worker) return `result ${k} was put early by task ${e.parent.key}, which is ${e.parent.state} and not on worker ${e.worker.name} any more`;
+      const p = e.parent;
+      const live = p.state === 'processing' ? p.flight?.worker === e.worker : p.state === 'memory';
+      if (!live || this.s.workers.get(e.worker.id) !== e.worker) return `result ${k} was put early on worker ${e.worker.name} by task ${p.key}, which is ${p.state}${p.state === 'processing' ? ' elsewhere' : ''}, or that worker is gone`;
       if (!this.s.earlyOf.get(e.parent)?.includes(k)) return `result ${k} put early is not among the keys its task put`;
     }
     const calls = new Map<FnEntry, number>();

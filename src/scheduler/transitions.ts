@@ -4,7 +4,7 @@
  * (core.ts); these functions decide which.
  */
 import { type ClientRecord, type WorkerRecord, clearHolders, forEachWanter, hasRestrictions, isNeeded, needsDeps, type TaskState, dependentsOf, rareOf, hasLiveDependents, removeWanter, bytesOf } from './task-state.ts';
-import { type SchedulerCore, setState, tellInMemory, addWant, missingInputs, detach, gone } from './core.ts';
+import { type SchedulerCore, setState, tellInMemory, addWant, missingInputs, detach, dropEarly, gone } from './core.ts';
 import { takeBackSpeculative } from './speculation.ts';
 import { isRootish, place } from './placement.ts';
 import type { SerializedError } from '../errors.ts';
@@ -125,6 +125,7 @@ export function returnToWaiting(s: SchedulerCore, ts: TaskState): void {
 
 /** The last copy of a result is gone. Recompute it if anything still needs it. */
 export function loseData(s: SchedulerCore, ts: TaskState): void {
+  if (s.earlyOf.size > 0) dropEarly(s, ts);
   setState(s, ts, 'released');
   ts.nbytes = null;
   for (const d of dependentsOf(ts)) {
@@ -180,6 +181,7 @@ export function drainReleases(s: SchedulerCore): void {
     if (isNeeded(ts) || ts.state === 'forgotten') continue;
     switch (ts.state) {
       case 'memory':
+        if (s.earlyOf.size > 0) dropEarly(s, ts);
         for (const w of ts.whoHas) {
           s.outbox.key(w.id, 'free', ts.key);
           w.stored--;

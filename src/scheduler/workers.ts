@@ -49,6 +49,8 @@ export function removeWorker(s: SchedulerCore, id: string, reason: string): void
     if (ts.whoHas.length === 0 && ts.state === 'memory') lost.push(ts);
   }
   w.stored = 0;
+  // Results put early there are gone with it.
+  for (const [k, e] of s.early) if (e.worker === w) s.early.delete(k);
   for (const ts of lost) loseData(s, ts);
   // Blame the tasks the worker said it was running; if it said nothing yet, all of them.
   const anyExecuting = processing.some((ts) => ts.flight?.executing === true);
@@ -155,7 +157,7 @@ function taskFinished(s: SchedulerCore, w: WorkerRecord, key: string, run: numbe
     if (!(known && known.state === 'memory' && known.whoHas.includes(w))) s.outbox.key(w.id, 'free', key);
     return;
   }
-  detach(s, ts);
+  detach(s, ts, true);
   const g = groupOf(ts);
   g.record(duration);
   g.done++;
