@@ -150,7 +150,8 @@ export class DashboardFeed {
     const v = run.view;
     v.last = Math.max(v.last, ev.timestamp);
     v.events.push({ type: ev.type, stepKey: ev.stepKey, timestamp: ev.timestamp, message: ev.message });
-    if (v.events.length > RUN_EVENTS) v.events.splice(0, v.events.length - RUN_EVENTS);
+    // Trimmed to the latest RUN_EVENTS once twice that many: a splice per event moved the whole list each time (40,000 events of one run took 170 ms).
+    if (v.events.length >= 2 * RUN_EVENTS) v.events.splice(0, v.events.length - RUN_EVENTS);
     if (ev.stepKey !== null && !run.steps.has(ev.stepKey) && isStepState(ev.type)) {
       const step: StepView = { key: ev.stepKey, state: ev.type, start: null, end: null, attempt: 0 };
       run.steps.set(ev.stepKey, step);
@@ -226,7 +227,7 @@ export class DashboardFeed {
   }
 
   runsNow(): RunView[] {
-    return [...this.runs.values()].map((r) => r.view).reverse();
+    return [...this.runs.values()].map((r) => (r.view.events.length > RUN_EVENTS ? { ...r.view, events: r.view.events.slice(-RUN_EVENTS) } : r.view)).reverse();
   }
 
   close(): void {
