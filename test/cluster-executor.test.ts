@@ -249,6 +249,11 @@ describe('cluster executor: dynamic outputs', () => {
     expect(empty.success).toBe(true);
     expect(empty.outputForNode('total')).toEqual({ sum: 0, xs: [] });
     expect(empty.allEvents.filter((e) => e.type === 'STEP_START').map((e) => e.stepKey).sort()).toEqual(['base', 'letters', 'total']);
+    // Outputs left on the cluster (weft run's way): the fan-out's record stays until the run ends, so copies submitted late still find their items.
+    const lean = clusterExecutor.configured({ cluster: { existing: { address: dyn.address } }, fetchOutputs: false }) as ExecutorDefinition;
+    const left = await executeJob(dynamicJobs.getJob('nested'), lean, { module: DYNAMIC_MODULE, jobName: 'nested' });
+    expect(left.success).toBe(true);
+    expect(left.allEvents.filter((e) => e.type === 'STEP_SUCCESS')).toHaveLength(1 + 3 + 6 + 3 + 1);
   });
 
   it('copies start on the cluster while the op emitting their items still runs; when it then fails, collect does not run', async () => {
