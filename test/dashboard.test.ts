@@ -361,3 +361,24 @@ describe('dashboard', () => {
     }
   }, 60_000);
 });
+
+describe('the dashboard port', () => {
+  it('a second scheduler wanting the same default port serves its dashboard on a free one; a port asked for that is taken fails clearly', async () => {
+    const { SchedulerServer } = await import('../src/scheduler/server.ts');
+    const first = await SchedulerServer.start({ port: 0, dashboardPort: 0 });
+    try {
+      const taken = Number(new URL(first.dashboardUrl as string).port);
+      const second = await SchedulerServer.start({ port: 0, dashboardPort: taken, dashboardFallback: true });
+      try {
+        const url = second.dashboardUrl as string;
+        expect(Number(new URL(url).port)).not.toBe(taken);
+        expect((await fetch(`${url}/health`)).status).toBe(200);
+      } finally {
+        await second.close();
+      }
+      await expect(SchedulerServer.start({ port: 0, dashboardPort: taken })).rejects.toThrow(new RegExp(`cannot serve the dashboard port on 127\\.0\\.0\\.1:${taken}: .*EADDRINUSE.*; pick another with --dashboard-port, or --no-dashboard`));
+    } finally {
+      await first.close();
+    }
+  });
+});

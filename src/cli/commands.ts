@@ -36,6 +36,8 @@ function logLevelOf(args: Args, fallback: Parameters<typeof level>[1]): ReturnTy
 }
 
 /** The queue commands' way to Redis. */
+/** Dask's dashboard port, weft's too. */
+const DASHBOARD_PORT = 8787;
 const REDIS_FLAG: Flag = { name: 'redis', arg: 'URL', help: 'redis://HOST:PORT/DB or rediss://... (or WEFT_REDIS)' };
 const PREFIX_FLAG: Flag = { name: 'prefix', arg: 'P', help: 'key prefix in Redis (default weft)' };
 
@@ -51,7 +53,7 @@ const scheduler: Command = {
     { name: 'allowed-failures', arg: 'N', help: 'fail a task that was running on N workers that died (default 3), as\nDask\'s allowed-failures' },
     { name: 'no-worker-timeout', arg: 'DURATION', help: 'err a task no worker can run after this long (default 30s)' },
     { name: 'forget-functions-after', arg: 'DURATION', help: 'a task function no task refers to is forgotten, here and on the workers,\nafter this long (default 60s; sooner past 64 MiB of such functions)' },
-    { name: 'dashboard-port', arg: 'PORT', help: 'HTTP port of the dashboard (/status, /workers, /tasks, /runs: the runs\nrecorded in WEFT_HOME), /health, /metrics (Prometheus) and /api/v1\n(default 8787; 0 picks a free one); with a token, it wants it too' },
+    { name: 'dashboard-port', arg: 'PORT', help: 'HTTP port of the dashboard (/status, /workers, /tasks, /runs: the runs\nrecorded in WEFT_HOME), /health, /metrics (Prometheus) and /api/v1\n(default 8787, or a free one when 8787 is taken; 0 picks a free one);\nwith a token, it wants it too' },
     { name: 'no-dashboard', help: 'serve no HTTP port' },
     HOST_FLAG,
     ORIGIN_FLAG,
@@ -72,7 +74,9 @@ Prints {"address": "ws://HOST:PORT", "dashboard": "http://HOST:PORT"} on stdout 
       tls: tls(args),
       log,
       config: { heartbeatTimeoutMs: duration(args, 'heartbeat-timeout', 15_000, { min: 1 }), allowedFailures: positiveInt(args, 'allowed-failures', 3), noWorkerTimeoutMs: duration(args, 'no-worker-timeout', 30_000), forgetFunctionsAfterMs: duration(args, 'forget-functions-after', 60_000) },
-      dashboardPort: flag(args, 'no-dashboard') ? null : port(args, 'dashboard-port', 8787),
+      dashboardPort: flag(args, 'no-dashboard') ? null : port(args, 'dashboard-port', DASHBOARD_PORT),
+      // Not given: the default, or a free port when another cluster holds it (as Dask does).
+      dashboardFallback: str(args, 'dashboard-port') === undefined,
       allowOrigins: repeated(args, 'allow-origin'),
       allowHosts: repeated(args, 'allow-host'),
       runs,
@@ -172,7 +176,7 @@ const cluster: Command = {
     { name: 'workers', arg: 'N', help: 'worker processes (default 2)' },
     { name: 'threads-per-worker', arg: 'N', help: 'threads per worker (default 1)' },
     { name: 'port', arg: 'PORT', help: 'scheduler port (default 8786; 0 picks a free one)' },
-    { name: 'dashboard-port', arg: 'PORT', help: "the dashboard's HTTP port (default 8787; 0 picks a free one)" },
+    { name: 'dashboard-port', arg: 'PORT', help: "the dashboard's HTTP port (default 8787, or a free one when 8787 is taken;\n0 picks a free one)" },
     { name: 'no-dashboard', help: 'serve no dashboard' },
     { name: 'resources', arg: 'R=N', multiple: true, help: 'resources every worker offers (repeatable)' },
     HOST_FLAG,
@@ -188,7 +192,7 @@ const cluster: Command = {
       workers: positiveInt(args, 'workers', 2),
       threadsPerWorker: positiveInt(args, 'threads-per-worker', 1),
       port: port(args, 'port', 8786),
-      dashboardPort: flag(args, 'no-dashboard') ? null : port(args, 'dashboard-port', 8787),
+      dashboardPort: flag(args, 'no-dashboard') ? null : str(args, 'dashboard-port') === undefined ? 'default' : port(args, 'dashboard-port', DASHBOARD_PORT),
       ...(Object.keys(res).length > 0 ? { resources: res } : {}),
       ...(tok ? { token: tok } : {}),
       logLevel: lvl,

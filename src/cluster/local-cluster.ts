@@ -66,8 +66,12 @@ export interface LocalClusterOptions {
    * (Dask's `Security.temporary()`); or files of your own.
    */
   tls?: 'self-signed' | TlsFiles;
-  /** The scheduler's HTTP port for /health, /metrics and /api/v1/workers: 0 (default) a free one, null none. */
-  dashboardPort?: number | null;
+  /**
+   * The scheduler's HTTP port for the dashboard, /health, /metrics and
+   * /api/v1: 0 (default) a free one, null none, 'default' the scheduler's
+   * own default (8787, or a free one when that is taken, as `weft cluster`).
+   */
+  dashboardPort?: number | null | 'default';
   /** Seconds to wait for everything to start. */
   startTimeoutSeconds?: number;
   /** Web origins whose pages may open WebSockets to the scheduler and workers (none by default). */
@@ -174,7 +178,7 @@ export class LocalCluster {
     const common = ['--log-level', opts.logLevel ?? 'warn', ...tlsArgs, ...origins];
     // 'auto': the machine's memory shared by the workers, as Dask's LocalCluster does.
     const memoryArg = opts.memoryLimit === undefined || opts.memoryLimit === 'auto' ? String(Math.floor(totalmem() / n)) : String(opts.memoryLimit);
-    const dashboard = opts.dashboardPort === null ? ['--no-dashboard'] : ['--dashboard-port', String(opts.dashboardPort ?? 0)];
+    const dashboard = opts.dashboardPort === null ? ['--no-dashboard'] : opts.dashboardPort === 'default' ? [] : ['--dashboard-port', String(opts.dashboardPort ?? 0)];
     let started: { proc: ChildProcess; ready: Record<string, string> };
     try {
       const hosts = (opts.allowHosts ?? []).flatMap((h) => ['--allow-host', h]);

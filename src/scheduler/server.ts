@@ -31,6 +31,8 @@ export interface SchedulerOptions {
   tickMs?: number;
   /** The HTTP port for /health, /metrics and /api/v1/workers (0: a free one; absent or null: none), on the scheduler's host. */
   dashboardPort?: number | null;
+  /** When `dashboardPort` is taken, serve on a free port instead (and warn) rather than fail: for a default port, not one asked for. */
+  dashboardFallback?: boolean;
   /** Run storage for the dashboard's runs pages (weft scheduler gives the instance's: runs/dashboard-source.ts). */
   runs?: RunsSource | null;
   /** TLS: wss:// on the scheduler's port and https:// on the dashboard's, with this certificate. */
@@ -114,7 +116,15 @@ export class SchedulerServer {
           groups: figures.groups,
           task: (key) => s.state.taskView(key),
         });
-        s.http = await SchedulerHttp.start({ host, port: opts.dashboardPort, token: opts.token, tls, allowHosts: opts.allowHosts ?? [], log: (line) => log.warn(line), runs: opts.runs ?? null }, figures, s.feed);
+        const serve = (port: number): Promise<SchedulerHttp> => SchedulerHttp.start({ host, port, token: opts.token, tls, allowHosts: opts.allowHosts ?? [], log: (line) => log.warn(line), runs: opts.runs ?? null }, figures, s.feed as DashboardFeed);
+        try {
+          s.http = await serve(opts.dashboardPort);
+        } catch (err) {
+          if (!opts.dashboardFallback || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+          // Another scheduler (or Dask) has it: as Dask does, the dashboard goes on a free port, and says where.
+          s.http = await serve(0);
+          log.warn({ taken: opts.dashboardPort, dashboard: s.http.url }, `dashboard port ${opts.dashboardPort} is taken; serving the dashboard at ${s.http.url} instead`);
+        }
       } catch (err) {
         await s.close();
         throw new ConfigError(`cannot serve the dashboard port on ${host}:${opts.dashboardPort}: ${(err as Error).message}; pick another with --dashboard-port, or --no-dashboard`);
