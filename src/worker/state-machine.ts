@@ -17,6 +17,24 @@ import { fractionList, objectList } from '../util/lists.ts';
 /** 'dropped': no longer this worker's (freed, or its input is gone); a record still in the ready heap is skipped. */
 type WTaskState = 'fetching' | 'ready' | 'blocked' | 'executing' | 'dropped';
 
+/**
+ * The changes a task's state may make here, from each state; every change
+ * goes through setTaskState, which records any other (a bug, reported by
+ * checkInvariants). A task starts `fetching` (its inputs, if any, on their
+ * way) and leaves the books when its result or error is reported.
+ */
+export const TASK_TRANSITIONS: Readonly<Record<WTaskState, readonly WTaskState[]>> = {
+  // Its inputs are here; or it runs right behind the task computing its last input (a chain); or it is freed.
+  fetching: ['ready', 'executing', 'dropped'],
+  // Handed to a thread; or its resources are taken; or freed.
+  ready: ['executing', 'blocked', 'dropped'],
+  // Its resources came back (handed to a thread), are still taken, or it is freed.
+  blocked: ['executing', 'blocked', 'dropped'],
+  // Given back by its thread (the thread died under another task, or its input was not there): ready or fetching again, or dropped.
+  executing: ['ready', 'fetching', 'dropped'],
+  dropped: [],
+};
+
 /** A task here; it is also what goes to the executor (see ExecTask), with no copy. */
 interface WTask extends Omit<ComputeTask, 'who' | 'ephemeral' | 'sizes'>, ExecTask {
   state: WTaskState;
@@ -200,6 +218,8 @@ export class WorkerState {
   private readonly localWaiters = new Map<string, WTask[]>();
   private readonly ready = new Heap<WTask>(before);
   private blocked: WTask[] = [];
+  /** Task state changes TASK_TRANSITIONS does not allow, as seen (checkInvariants reports the first). */
+  private readonly illegal: string[] = [];
   /** Spilling fails (the disk is full): since when, and why. Null while it works. */
   spillBlocked: { since: number; reason: string } | null = null;
   /** When a spill was last tried while blocked. */
@@ -619,7 +639,7 @@ export class WorkerState {
         t.after = null;
         if (t.cancelled) this.dropTask(t);
         else if (t.missing === 0) this.makeReady(t);
-        else t.state = 'fetching';
+        else this.setTaskState(t, 'fetching');
         continue;
       }
       this.releaseInputs(t);
@@ -707,6 +727,7 @@ export class WorkerState {
    * executor holds `executing` tasks, `chained` of them behind another.
    */
   checkInvariants(): string | null {
+    if (this.illegal.length > 0) return `a transition TASK_TRANSITIONS does not allow: ${this.illegal[0]}`;
     let stored = 0;
     let bytes = 0;
     const refs = new Map<string, number>();
@@ -851,8 +872,14 @@ export class WorkerState {
     this.askNext(key, f);
   }
 
+  /** Every change of a task's state goes through here (see TASK_TRANSITIONS). */
+  private setTaskState(t: WTask, next: WTaskState): void {
+    if (!TASK_TRANSITIONS[t.state].includes(next) && this.illegal.length < 10) this.illegal.push(`task ${t.key}: ${t.state} -> ${next}`);
+    t.state = next;
+  }
+
   private makeReady(t: WTask): void {
-    t.state = 'ready';
+    this.setTaskState(t, 'ready');
     this.ready.push(t);
   }
 
@@ -878,7 +905,7 @@ export class WorkerState {
     }
     if (t.state === 'blocked') this.blocked = this.blocked.filter((b) => b !== t);
     // A 'ready' entry stays in the heap and is skipped when popped.
-    t.state = 'dropped';
+    this.setTaskState(t, 'dropped');
   }
 
   private releaseInputs(t: WTask): void {
@@ -942,7 +969,7 @@ export class WorkerState {
       const t = this.ready.pop() as WTask;
       if (t.state !== 'ready' && t.state !== 'blocked') continue;
       if (!this.takeResources(t)) {
-        t.state = 'blocked';
+        this.setTaskState(t, 'blocked');
         this.blocked.push(t);
         continue;
       }
@@ -964,7 +991,7 @@ export class WorkerState {
         t.chained = true;
         this.chained++;
       }
-      t.state = 'executing';
+      this.setTaskState(t, 'executing');
       this.executing++;
       const depData: Uint8Array[] = t.deps.length === 0 ? NO_DATA : new Array(t.deps.length);
       let after: string | null = null;
