@@ -1,8 +1,8 @@
 /**
  * Randomized event sequences for the scheduler's state machine (fast-check):
  * clients submit small graphs (whole or in parts), release keys and leave;
- * workers join, finish or fail tasks, put results early, and die; the
- * clock ticks and stalls.
+ * workers join, finish or fail tasks, put results early, answer steals
+ * (some stale), and die; the clock ticks and stalls.
  * After every event the machine's count invariants hold (the harness checks
  * them), and once the sequence is over, a healthy worker brings every
  * wanted key to memory or to an error: nothing is stuck.
@@ -20,6 +20,7 @@ type Op =
   | { op: 'finish'; pick: number; many: boolean }
   | { op: 'fail'; pick: number }
   | { op: 'early'; pick: number; claim: boolean }
+  | { op: 'answer'; worker: number; release: number }
   | { op: 'tick'; ms: number }
   | { op: 'stall'; ms: number };
 
@@ -32,6 +33,7 @@ const ops: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ op: fc.constant('finish' as const), pick: fc.nat(), many: fc.boolean() }),
   fc.record({ op: fc.constant('fail' as const), pick: fc.nat() }),
   fc.record({ op: fc.constant('early' as const), pick: fc.nat(), claim: fc.boolean() }),
+  fc.record({ op: fc.constant('answer' as const), worker: fc.nat(3), release: fc.nat() }),
   fc.record({ op: fc.constant('tick' as const), ms: fc.integer({ min: 0, max: 3000 }) }),
   fc.record({ op: fc.constant('stall' as const), ms: fc.integer({ min: 0, max: 30_000 }) }),
 );
@@ -47,7 +49,8 @@ function runnable(h: Harness): { key: string; worker: string }[] {
 }
 
 class Model {
-  readonly h = new Harness({ heartbeatTimeoutMs: 10_000, noWorkerTimeoutMs: 60_000 });
+  // Steals of tasks of any length, free of latency: the model's tasks are short, and the steal protocol is to be exercised.
+  readonly h = new Harness({ heartbeatTimeoutMs: 10_000, noWorkerTimeoutMs: 60_000, stealMinDurationSeconds: 0, stealLatencySeconds: 0 });
   private graphs = 0;
   readonly clients = new Set<string>();
   readonly workers = new Set<string>();
@@ -148,6 +151,15 @@ class Model {
         this.wants.get(c)?.add(key);
         break;
       }
+      case 'answer': {
+        // A worker answers the steals asked of it (some may be stale by now), dropping some of them.
+        const w = `w${o.worker}`;
+        if (!this.workers.has(w)) return;
+        const asked = h.stealsAsked(w);
+        if (asked.length === 0) return;
+        h.stealReply(w, asked, (k) => (k.length + o.release) % 2 === 0);
+        break;
+      }
       case 'tick':
         h.tick(o.ms);
         break;
@@ -167,7 +179,12 @@ class Model {
       this.workers.add('w-final');
     }
     for (let round = 0; round < 10_000; round++) {
-      for (const w of this.workers) h.heartbeat(w);
+      for (const w of this.workers) {
+        h.heartbeat(w);
+        // Steals asked are answered, every task given up (it had not started).
+        const asked = h.stealsAsked(w);
+        if (asked.length > 0) h.stealReply(w, asked, () => true);
+      }
       const r = runnable(h);
       if (r.length === 0) break;
       for (const t of r) h.finish(t.worker, t.key);
@@ -179,6 +196,7 @@ describe('the scheduler state machine under random event sequences', () => {
   it('keeps its counts after every event, and leaves no wanted key stuck', () => {
     let wanted = 0;
     let computed = 0;
+    let stolen = 0;
     fc.assert(
       fc.property(fc.array(ops, { minLength: 5, maxLength: 60, size: 'max' }), (seq) => {
         const m = new Model();
@@ -186,6 +204,7 @@ describe('the scheduler state machine under random event sequences', () => {
         m.settle();
         for (const keys of m.wants.values()) wanted += keys.size;
         computed += m.h.finished;
+        stolen += m.h.sm.stealCounts().moved;
         for (const [, keys] of m.wants) {
           for (const k of keys) {
             const st = m.h.state(k);
@@ -200,6 +219,7 @@ describe('the scheduler state machine under random event sequences', () => {
     // The sequences did exercise the machine: many keys wanted, many results reported.
     expect(wanted).toBeGreaterThan(100);
     expect(computed).toBeGreaterThan(200);
+    expect(stolen).toBeGreaterThan(20);
   });
 
   it('forgets every task once every client has left', () => {

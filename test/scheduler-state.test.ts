@@ -696,3 +696,91 @@ describe('results put early by a running task', () => {
     expect(h.state('p#1')).toBe('processing');
   });
 });
+
+describe('work stealing', () => {
+  /** w1 (one thread) holds the inputs of n tasks of 100 ms, all queued there; then w2 joins. */
+  function lopsided(n = 10, config: ConstructorParameters<typeof Harness>[0] = {}): Harness {
+    const h = new Harness(config);
+    h.client();
+    h.worker('w1');
+    const inputs = Array.from({ length: n }, (_, i) => task(`in${i}`));
+    h.submit(inputs, inputs.map((t) => t.key));
+    for (let round = 0; round < n; round++) {
+      const sent = keysOf(h.computes('w1'));
+      if (sent.length === 0) break;
+      h.finish('w1', sent, { duration: 0.1 });
+    }
+    h.submit(Array.from({ length: n }, (_, i) => task(`t${i}`, [`in${i}`])), Array.from({ length: n }, (_, i) => `t${i}`));
+    expect(keysOf(h.computes('w1'))).toHaveLength(n);
+    h.worker('w2');
+    return h;
+  }
+
+  it('a worker that joins takes queued tasks from a saturated one at once; only those the victim dropped move', () => {
+    const h = lopsided();
+    const asked = h.stealsAsked('w1');
+    // Up to one more than its thread: it starts one while the next comes.
+    expect(asked).toHaveLength(2);
+    // The newest first: the last the victim would have started.
+    expect(asked.map(([k]) => k)).toEqual(['t9', 't8']);
+    h.stealReply('w1', asked, (k) => k === 't9');
+    const moved = h.computes('w2');
+    expect(keysOf(moved)).toEqual(['t9']);
+    expect(moved[0]?.who).toEqual([['ws://w1']]);
+    expect(h.sm.tasks.get('t8')?.flight?.worker.name).toBe('w1');
+    // Once w2 has a free thread again, the balance asks for more.
+    h.now += 100;
+    h.finish('w2', 't9', { duration: 0.1 });
+    expect(h.stealsAsked('w1').length).toBeGreaterThan(0);
+  });
+
+  it('a reply for a task that finished, erred or moved meanwhile changes nothing; a repeated or unknown one is ignored', () => {
+    const h = lopsided();
+    const asked = h.stealsAsked('w1');
+    const [[first], [second]] = asked as [[string, number], [string, number]];
+    h.finish('w1', first);
+    h.err('w1', second);
+    h.take('c1');
+    h.stealReply('w1', asked, () => true);
+    expect(h.computes('w2')).toEqual([]);
+    expect(h.state(first)).toBe('memory');
+    expect(h.state(second)).toBe('erred');
+    h.stealReply('w1', asked, () => true);
+    h.stealReply('w1', [['t3', 999_999]], () => true);
+    expect(h.computes('w2')).toEqual([]);
+  });
+
+  it('the thief leaving before the reply: the task is placed anew; the victim leaving: its tasks are rescheduled, the steals dropped', () => {
+    const h = lopsided();
+    const asked = h.stealsAsked('w1');
+    h.removeWorker('w2');
+    h.stealReply('w1', asked, () => true);
+    // Placed anew: back on w1, the only worker.
+    expect(asked.every(([k]) => h.sm.tasks.get(k)?.flight?.worker.name === 'w1')).toBe(true);
+    const g = lopsided();
+    g.stealsAsked('w1');
+    g.worker('w3');
+    g.removeWorker('w1');
+    // The inputs were only on w1: everything is computed again on the others.
+    expect(g.state('in0')).not.toBe('memory');
+  });
+
+  it('tasks too short to be worth a round trip are never stolen', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1');
+    h.submit([task('x')], ['x']);
+    h.finish('w1', 'x', { duration: 0.001 });
+    h.submit(Array.from({ length: 20 }, (_, i) => task(`s${i}`, ['x'])), Array.from({ length: 20 }, (_, i) => `s${i}`));
+    h.take('w1');
+    h.worker('w2');
+    h.tick(2000);
+    expect(h.stealsAsked('w1')).toEqual([]);
+  });
+
+  it('stealing off: nothing is asked', () => {
+    const h = lopsided(10, { stealing: false });
+    h.tick(2000);
+    expect(h.stealsAsked('w1')).toEqual([]);
+  });
+});

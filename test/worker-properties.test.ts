@@ -2,7 +2,7 @@
  * Randomized event sequences for the worker's state machine (fast-check):
  * tasks arrive (inputs here, on peers, or still running here), executor
  * threads report results, errors or a missing chained input, peers answer
- * fetches or fail, the scheduler frees keys. After every event the
+ * fetches or fail, the scheduler frees or steals keys. After every event the
  * machine's counts hold; once everything pending is answered, every task
  * given and not freed has been reported finished, erred or missing.
  */
@@ -18,6 +18,7 @@ type Op =
   | { op: 'result'; pick: number; kind: 'ok' | 'error' | 'requeue' | 'handed' }
   | { op: 'fetch'; pick: number; kind: 'ok' | 'null' | 'fail' }
   | { op: 'free'; pick: number }
+  | { op: 'steal'; pick: number }
   | { op: 'put'; n: number };
 
 const ops: fc.Arbitrary<Op> = fc.oneof(
@@ -25,6 +26,7 @@ const ops: fc.Arbitrary<Op> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ op: fc.constant('result' as const), pick: fc.nat(), kind: fc.constantFrom('ok' as const, 'ok' as const, 'error' as const, 'requeue' as const, 'handed' as const) }) },
   { weight: 3, arbitrary: fc.record({ op: fc.constant('fetch' as const), pick: fc.nat(), kind: fc.constantFrom('ok' as const, 'ok' as const, 'null' as const, 'fail' as const) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('free' as const), pick: fc.nat() }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('steal' as const), pick: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('put' as const), n: fc.nat(5) }) },
 );
 
@@ -41,6 +43,9 @@ class Model {
   private readonly running: ExecTask[] = [];
   private readonly fetches: { peer: string; keys: string[] }[] = [];
   readonly reported = new Set<string>();
+  private readonly runOf = new Map<string, number>();
+  /** Tasks dropped here for a steal. */
+  stolen = 0;
 
   take(): void {
     for (let i = 0; i < 100; i++) {
@@ -81,6 +86,16 @@ class Model {
       else if (i.type === 'send') {
         const m = i.msg as { op: string; keys?: string[]; key?: string };
         if (m.op === 'finished') for (const k of m.keys ?? []) this.reported.add(k);
+        // Stolen: dropped here unstarted; the scheduler runs it elsewhere.
+        if (m.op === 'steal-reply') {
+          const released = (i.msg as { released: boolean[] }).released;
+          (m.keys ?? []).forEach((k, j) => {
+            if (!released[j]) return;
+            this.stolen++;
+            this.freed.add(k);
+            this.open.delete(k);
+          });
+        }
         if ((m.op === 'erred' || m.op === 'missing') && m.key) {
           this.reported.add(m.key);
           failed.push(m.key);
@@ -110,6 +125,7 @@ class Model {
           deps.push(k);
           who.push(p % 2 === 0 ? [PEERS[0] as string, PEERS[1] as string] : [PEERS[2] as string]);
         }
+        this.runOf.set(key, this.run + 1);
         w.compute({ key, run: ++this.run, fn: 0, args: new Uint8Array([0x90]), order: this.next, priority: o.priority, deps, who, resources: o.gpu ? { GPU: 1 } : null, ephemeral: o.ephemeral });
         this.local.push(key);
         this.remember(key, deps);
@@ -141,6 +157,14 @@ class Model {
         this.freed.add(k);
         this.open.delete(k);
         w.free([k]);
+        break;
+      }
+      case 'steal': {
+        // The scheduler steals a task whose inputs are in memory and that no later task here waits on (it takes those back).
+        const candidates = this.local.filter((k) => this.open.has(k) && !this.reported.has(k) && !this.dependedOn(k));
+        const k = candidates[o.pick % Math.max(1, candidates.length)];
+        if (k === undefined) return;
+        w.steal([k], [this.runOf.get(k) as number]);
         break;
       }
       case 'put':
@@ -176,6 +200,7 @@ class Model {
 describe('the worker state machine under random event sequences', () => {
   it('keeps its counts after every event, and reports every task it was given and not freed', () => {
     let reported = 0;
+    let stolen = 0;
     fc.assert(
       fc.property(fc.array(ops, { minLength: 5, maxLength: 80, size: 'max' }), (seq) => {
         const m = new Model();
@@ -183,9 +208,11 @@ describe('the worker state machine under random event sequences', () => {
         m.settle();
         for (const k of m.open) expect(m.reported.has(k), `task ${k} was never reported`).toBe(true);
         reported += m.reported.size;
+        stolen += m.stolen;
       }),
       { numRuns: 300 },
     );
     expect(reported).toBeGreaterThan(300);
+    expect(stolen).toBeGreaterThan(20);
   });
 });

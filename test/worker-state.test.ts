@@ -283,3 +283,28 @@ describe('worker state machine', () => {
     expect((erred[0]?.['error'] as { message: string }).message).toMatch(/past 80% of its limit \(1000 bytes\) and it cannot spill results to disk \(ENOSPC\) for 2 s/);
   });
 });
+
+describe('work stealing on the worker', () => {
+  it('drops a queued task the scheduler steals, keeps one already running, and says which; a stale run is kept', () => {
+    const w = new WorkerState({ nthreads: 1, resources: {}, address: ME });
+    w.put(['in'], [bytes(1)]);
+    w.compute(compute('running', { run: 5 }));
+    w.compute(compute('queued', { run: 6, deps: ['in'], who: [[ME]] }));
+    w.compute(compute('fetching', { run: 7, deps: ['far'], who: [['ws://peer']] }));
+    expect(executed(w.takeInstructions()).map((t) => t.key)).toEqual(['running']);
+    w.steal(['running', 'queued', 'fetching', 'gone'], [5, 6, 7, 1]);
+    expect(sent(w.takeInstructions())).toEqual([{ op: 'steal-reply', keys: ['running', 'queued', 'fetching', 'gone'], runs: [5, 6, 7, 1], released: [false, true, true, false] }]);
+    expect(w.checkInvariants()).toBeNull();
+    // The fetch comes back: nothing waits on it now, and the dropped tasks never run.
+    w.fetched('ws://peer', ['far'], [bytes(2)]);
+    w.executed([{ key: 'running', run: 5, bytes: bytes(9), duration: 0.1 }]);
+    expect(executed(w.takeInstructions())).toEqual([]);
+    expect(w.checkInvariants()).toBeNull();
+    // The same key sent again (stolen back later) runs as usual; a steal of another run of it keeps it.
+    w.compute(compute('queued', { run: 8, deps: ['in'], who: [[ME]] }));
+    w.steal(['queued'], [6]);
+    const ins = w.takeInstructions();
+    expect(executed(ins).map((t) => t.key)).toEqual(['queued']);
+    expect(sent(ins)).toContainEqual({ op: 'steal-reply', keys: ['queued'], runs: [6], released: [false] });
+  });
+});

@@ -330,6 +330,8 @@ export const messageSchemas = lazySchemas((z) => {
      * the task events that announce them.
      */
     z.object({ op: z.literal('early'), parents: keys, runs: countsF64, keys, nbytes: countsF64 }),
+    /** The answer to a `steal`: for each task asked (by run), whether it was dropped here unstarted. */
+    z.object({ op: z.literal('steal-reply'), keys, runs: countsF64, released: z.array(z.boolean()) }),
   ]);
 
   // ---------------------------------------------------------------- scheduler → worker
@@ -380,6 +382,8 @@ export const messageSchemas = lazySchemas((z) => {
     z.object({ op: z.literal('acquire'), keys, who: stringLists, sizes: countsF64 }),
     /** Functions no task refers to any more: drop them (scheduler/functions.ts). */
     z.object({ op: z.literal('forget-fns'), ids: counts }),
+    /** Work stealing: drop these tasks (by run) if they have not started, and say which were (`steal-reply`). */
+    z.object({ op: z.literal('steal'), keys, runs: countsF64 }),
   ]);
 
   // ---------------------------------------------------------------- peer ↔ worker data server

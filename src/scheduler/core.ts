@@ -9,7 +9,7 @@
 import { ShardedMap } from '../util/sharded-map.ts';
 import type { z } from 'zod';
 import { lazySchemas } from '../util/zod.ts';
-import { type FnEntry, type Move, type Restart, type WorkerRecord, addWanter, needsDeps, TaskGroup, type TaskState, type TaskStatus, priorityOf, type InFlight, ClientRecord, stateCounts, stateIndex } from './task-state.ts';
+import { type FnEntry, type Move, type PendingSteal, type Restart, type WorkerRecord, addWanter, needsDeps, TaskGroup, type TaskState, type TaskStatus, priorityOf, type InFlight, ClientRecord, stateCounts, stateIndex } from './task-state.ts';
 import { Heap } from '../util/heap.ts';
 import { Outbox } from './outbox.ts';
 
@@ -38,6 +38,12 @@ export const schedulerConfigSchema = lazySchemas((z) =>
   bandwidth: z.number().positive().default(100e6),
   /** Assumed run time of a task of a kind never measured before. */
   defaultDurationSeconds: z.number().positive().default(0.5),
+  /** Work stealing (stealing.ts): queued tasks move from saturated workers to ones with a free thread. */
+  stealing: z.boolean().default(true),
+  /** The round trip a steal costs when the thief must fetch inputs, in seconds, on top of the bytes at `bandwidth`. */
+  stealLatencySeconds: z.number().nonnegative().default(0.01),
+  /** Tasks expected to take less than this (seconds) are never stolen: the round trip would cost more than it saves. */
+  stealMinDurationSeconds: z.number().nonnegative().default(0.005),
   /** A function no task refers to is forgotten (here and on the workers) after this long... */
   forgetFunctionsAfterMs: z.number().int().nonnegative().default(60_000),
   /** ...or sooner, oldest first, while the sources of such functions add up to more than this. */
@@ -138,6 +144,11 @@ export class SchedulerCore {
    */
   readonly early = new Map<string, EarlyResult>();
   readonly earlyOf = new Map<TaskState, string[]>();
+  /** Steals asked and not answered, by the task's run (stealing.ts); when the balance last ran; and counts for /metrics. */
+  readonly steals = new Map<number, PendingSteal>();
+  lastBalance = -Infinity;
+  stealRequests = 0;
+  tasksStolen = 0;
   /** Transitions TRANSITIONS does not allow, as seen (a bug: checkInvariants reports the first). */
   illegal: string[] = [];
 
@@ -233,7 +244,7 @@ export function before(a: TaskState, b: TaskState): boolean {
 
 /** A task goes to run on worker `w`: its flight, on the worker's books. */
 export function attach(s: SchedulerCore, ts: TaskState, w: WorkerRecord, expected: number): InFlight {
-  const flight: InFlight = { worker: w, run: ++s.runCounter, expected, executing: false };
+  const flight: InFlight = { worker: w, run: ++s.runCounter, expected, executing: false, stealing: false };
   ts.flight = flight;
   s.byRun.set(flight.run, ts);
   w.occupancy += expected;

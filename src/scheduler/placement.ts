@@ -37,6 +37,12 @@ export function place(s: SchedulerCore, ts: TaskState): void {
   sendCompute(s, ts, w);
 }
 
+/** Sends a task to this worker (it may run there: see validWorker). */
+export function placeOn(s: SchedulerCore, ts: TaskState, w: WorkerRecord): void {
+  s.noWorker.delete(ts);
+  sendCompute(s, ts, w);
+}
+
 /**
  * The worker where the task can start soonest: its queued work per thread
  * plus the time to fetch the dependency bytes it does not hold.
@@ -70,7 +76,8 @@ export function validWorker(s: SchedulerCore, ts: TaskState, w: WorkerRecord): b
   return true;
 }
 
-function expectedDuration(s: SchedulerCore, ts: TaskState): number {
+/** Seconds a task is expected to run: its group's measured average, else the scheduler's, else the configured default. */
+export function expectedDuration(s: SchedulerCore, ts: TaskState): number {
   const g = groupOf(ts);
   if (g.duration >= 0) return g.duration;
   return s.globalDuration >= 0 ? s.globalDuration : s.config.defaultDurationSeconds;

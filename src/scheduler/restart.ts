@@ -26,6 +26,7 @@ export function restart(s: SchedulerCore, c: ClientRecord, id: number): void {
   s.tasks.clear();
   s.byRun.clear();
   s.early.clear();
+  s.steals.clear();
   s.earlyOf.clear();
   s.queue.clear();
   s.noWorker.clear();
@@ -41,6 +42,8 @@ export function restart(s: SchedulerCore, c: ClientRecord, id: number): void {
     w.occupancy = 0;
     w.stored = 0;
     w.storedBytes = 0;
+    w.stealingIn = 0;
+    w.stealingOut = 0;
     s.outbox.push(w.id, { op: 'restart' });
   }
   // A restart asked during another answers both when the workers are done.

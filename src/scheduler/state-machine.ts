@@ -8,6 +8,7 @@
 import { type FnEntry, type WorkerRecord, ClientRecord, isNeeded, needsDeps, removeWanter, type TaskState, type TaskStatus, type StateCounts, dependentsOf, stateCounts, stateIndex, STATES, byState } from './task-state.ts';
 import { SchedulerCore, clock, missingInputs, schedulerConfigSchema, type SchedulerConfig, type LogRecord, addWant } from './core.ts';
 import { fillWorkers } from './placement.ts';
+import { balance } from './stealing.ts';
 import { want, drainReleases } from './transitions.ts';
 import { updateGraph, dropHolds, scattered } from './intake.ts';
 import { subscribe, unsubscribe } from './topics.ts';
@@ -123,6 +124,8 @@ export class SchedulerState {
   /** What to do now: messages to send (root-task queue filled first), closes, logs. */
   takeInstructions(): Instructions {
     fillWorkers(this.s);
+    // Workers with a free thread that the queue could not fill may take queued tasks from saturated ones.
+    balance(this.s);
     drainReleases(this.s);
     const out = { messages: this.s.outbox.drain(), close: this.s.close, logs: this.s.logs };
     this.s.close = [];
@@ -274,7 +277,8 @@ export class SchedulerState {
    * - a task in memory has a holder, and every holder is a live worker;
    * - a waiting task waits on exactly its dependencies not in memory;
    * - a result put early (early.ts) is on a live worker, put by a task
-   *   still running there or whose result is held.
+   *   still running there or whose result is held;
+   * - each worker's steals in and out are the steals asked (stealing.ts).
    */
   checkInvariants(): string | null {
     if (this.s.illegal.length > 0) return `a transition TRANSITIONS does not allow: ${this.s.illegal[0]}`;
@@ -325,10 +329,23 @@ export class SchedulerState {
     }
     for (const fn of calls.keys()) if (this.s.fnByRef.get(fn.key) !== fn) return `a task calls function ${fn.id}, which is forgotten`;
     if (idleBytes !== this.s.idleFnBytes) return `idle functions counted as ${this.s.idleFnBytes} bytes; they are ${idleBytes}`;
+    const stealsIn = new Map<WorkerRecord, number>();
+    const stealsOut = new Map<WorkerRecord, number>();
+    for (const [run, p] of this.s.steals) {
+      stealsIn.set(p.thief, (stealsIn.get(p.thief) ?? 0) + 1);
+      stealsOut.set(p.victim, (stealsOut.get(p.victim) ?? 0) + 1);
+      if (p.ts.flight?.run === run && !p.ts.flight.stealing) return `task ${p.ts.key} is asked of ${p.victim.name} by a steal but not marked so`;
+    }
     for (const w of this.s.workers.values()) {
       if (w.processing !== (onWorker.get(w) ?? 0)) return `worker ${w.name} counts ${w.processing} processing tasks; ${onWorker.get(w) ?? 0} are on it`;
+      if (w.stealingIn !== (stealsIn.get(w) ?? 0) || w.stealingOut !== (stealsOut.get(w) ?? 0)) return `worker ${w.name} counts ${w.stealingIn}/${w.stealingOut} steals in/out; ${stealsIn.get(w) ?? 0}/${stealsOut.get(w) ?? 0} are asked`;
     }
     return null;
+  }
+
+  /** Work stealing so far: tasks asked of their workers, and tasks moved (for /metrics). */
+  stealCounts(): { requests: number; moved: number } {
+    return { requests: this.s.stealRequests, moved: this.s.tasksStolen };
   }
 
   /** Counts of tasks per state, for logs and tests. */

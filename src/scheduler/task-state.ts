@@ -184,6 +184,17 @@ export interface InFlight {
   readonly expected: number;
   /** The worker said it handed the task to an executor thread. */
   executing: boolean;
+  /** Asked of its worker by a steal (stealing.ts), not answered yet. */
+  stealing: boolean;
+}
+
+/** A steal asked of a victim and not yet answered (stealing.ts), kept by the task's run number. */
+export interface PendingSteal {
+  readonly ts: TaskState;
+  readonly victim: WorkerRecord;
+  readonly thief: WorkerRecord;
+  /** Seconds moved from the victim's occupancy to the thief's (given back once answered). */
+  readonly expected: number;
 }
 
 /** The options of a task that has any (TaskRare's first fields), or null. */
@@ -335,6 +346,9 @@ export class WorkerRecord {
   memoryLimit = 0;
   /** From its heartbeats: why it cannot spill to disk, while it cannot. */
   spillBlocked: string | null = null;
+  /** Steals asked and not answered: tasks on their way here, and away from here (stealing.ts). */
+  stealingIn = 0;
+  stealingOut = 0;
   lastSeen: number;
   /** The scheduler's summed stall time when it last heard this worker (its silence excludes stalls since). */
   stalledAtSeen = 0;

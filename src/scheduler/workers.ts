@@ -9,6 +9,7 @@ import { place, validWorker, describeNeeds } from './placement.ts';
 import { toMemory, detachFromWorker, returnToWaiting, loseData, markErred } from './transitions.ts';
 import { taskEvents } from './topics.ts';
 import { earlyResults } from './early.ts';
+import { forgetSteals, stealReplied } from './stealing.ts';
 import { acquired, keepHeld } from './replicas.ts';
 import { restartProgress } from './restart.ts';
 import { forgetIdleFunctions } from './functions.ts';
@@ -49,6 +50,7 @@ export function removeWorker(s: SchedulerCore, id: string, reason: string): void
     if (ts.whoHas.length === 0 && ts.state === 'memory') lost.push(ts);
   }
   w.stored = 0;
+  forgetSteals(s, w);
   // Results put early there are gone with it.
   for (const [k, e] of s.early) if (e.worker === w) s.early.delete(k);
   for (const ts of lost) loseData(s, ts);
@@ -108,6 +110,9 @@ export function workerMessage(s: SchedulerCore, id: string, msg: WorkerToSchedul
       w.stuck = msg.stuck ?? 0;
       if (msg.spilledBytes !== undefined) w.spilledBytes = msg.spilledBytes;
       w.spillBlocked = msg.spillBlocked ?? null;
+      break;
+    case 'steal-reply':
+      stealReplied(s, w, msg.keys, msg.runs, msg.released);
       break;
     case 'early':
       earlyResults(s, w, msg.parents, msg.runs, msg.keys, msg.nbytes);

@@ -527,6 +527,21 @@ export class WorkerState {
     if (dropped) this.out.push({ type: 'drop-spilled', keys: dropped });
   }
 
+  /**
+   * Work stealing: drops each task asked (by key and run) that has not
+   * started here, and tells the scheduler which it dropped; one that started,
+   * ended or is another run stays as it is.
+   */
+  steal(keys: readonly string[], runs: ArrayLike<number>): void {
+    const released = keys.map((key, i) => {
+      const t = this.slots.get(key)?.task;
+      if (!t || t.run !== runs[i] || t.state === 'executing' || t.state === 'dropped') return false;
+      this.dropTask(t);
+      return true;
+    });
+    this.out.push({ type: 'send', msg: { op: 'steal-reply', keys: [...keys], runs: Float64Array.from(runs), released } });
+  }
+
   /** Whether `key` was handed on (and forgets that): the scheduler must hear it is lost here. */
   takeHandedOn(key: string): boolean {
     return this.handedOn.delete(key);

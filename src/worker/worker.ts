@@ -228,6 +228,7 @@ export class WeftWorker {
       else if (m.op === 'acquire') this.sm.acquire(m.keys, m.who, m.sizes);
       else if (m.op === 'restart') this.restart();
       else if (m.op === 'forget-fns') this.sm.forgetFns(m.ids);
+      else if (m.op === 'steal') this.sm.steal(m.keys, m.runs);
       else this.sm.free(m.keys);
     }
     this.act();

@@ -111,6 +111,20 @@ export class Harness {
     this.flush();
   }
 
+  /** The steals asked of `worker` since the last take (other messages to it are dropped): [key, run] pairs. */
+  stealsAsked(worker: string): [string, number][] {
+    return this.take(worker)
+      .filter((m) => m.op === 'steal')
+      .flatMap((m) => (m.keys as string[]).map((k, i) => [k, (m.runs as number[])[i] as number] as [string, number]));
+  }
+
+  /** `worker` answers steals: `released` the ones it dropped unstarted. */
+  stealReply(worker: string, asked: [string, number][], released: (key: string) => boolean): void {
+    const msg = { op: 'steal-reply' as const, keys: asked.map(([k]) => k), runs: Float64Array.from(asked, ([, r]) => r), released: asked.map(([k]) => released(k)) };
+    this.sm.handle({ type: 'worker-message', worker, msg, now: this.now });
+    this.flush();
+  }
+
   err(worker: string, key: string, message = 'boom'): void {
     const run = this.sm.tasks.get(key)?.flight?.run ?? 0;
     this.sm.handle({ type: 'worker-message', worker, msg: { op: 'erred', key, run, error: { name: 'Error', message, stack: `Error: ${message}\n    at remote` } }, now: this.now });
