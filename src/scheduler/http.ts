@@ -42,6 +42,8 @@ export interface SchedulerFigures {
   groups(): GroupCounts[];
   /** The event loop's delay: 99th percentile and maximum since the last scrape, in seconds. */
   loopDelay(): { p99: number; max: number };
+  /** Work stealing so far: tasks asked of their workers, and tasks moved. */
+  steals(): { requests: number; moved: number };
 }
 
 /** Counters and timings the scheduler's server adds to as it works. */
@@ -147,6 +149,8 @@ export class SchedulerHttp {
         this.set({ quantile: '1' }, d.max);
       },
     });
+    new Gauge({ name: 'weft_steal_requests_total', help: 'Tasks the scheduler asked a worker to give up for another (work stealing)', registers: [registry], collect() { this.set(figures.steals().requests); } });
+    new Gauge({ name: 'weft_tasks_stolen_total', help: 'Tasks moved to another worker by work stealing', registers: [registry], collect() { this.set(figures.steals().moved); } });
     const messages = new Counter({ name: 'weft_messages_received_total', help: 'Messages received, by sender', labelNames: ['from'], registers: [registry] });
     const ingest = new Histogram({ name: 'weft_graph_ingest_seconds', help: 'Time to take in one graph message (or part)', buckets: [0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry] });
     const ingestTasks = new Counter({ name: 'weft_graph_tasks_received_total', help: 'Tasks received in graphs', registers: [registry] });

@@ -200,6 +200,7 @@ export class SchedulerServer {
       taskStates: () => this.state.stateCounts(),
       workers: () => this.state.workerSummaries(),
       groups: () => this.state.groupCounts(),
+      steals: () => this.state.stealCounts(),
       loopDelay: () => {
         const d = { p99: this.scrapeDelay.percentile(99) / 1e9, max: this.scrapeDelay.max / 1e9 };
         this.scrapeDelay.reset();

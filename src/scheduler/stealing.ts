@@ -27,7 +27,7 @@ import { bytesOf, type PendingSteal, type TaskState, type WorkerRecord } from '.
 
 /** Balances at most this often (scheduler time). */
 const BALANCE_EVERY_MS = 20;
-/** Steal requests in flight per victim at most: a victim answers them all in one reply. */
+/** Steals asked per balance at most. */
 const MAX_ASKED_PER_BALANCE = 256;
 
 /** Moves queued tasks from saturated workers to workers with free threads, if any are uneven. */
@@ -43,13 +43,20 @@ export function balance(s: SchedulerCore): void {
   }
   if (thieves.length === 0 || !saturated) return;
   s.lastBalance = s.now;
-  // The candidates, newest first (the last a victim would start).
+  // Each worker's work per thread, from the durations measured now (a task's occupancy was guessed when it was sent, perhaps before its kind was ever measured); and the candidates.
+  const load = new Map<WorkerRecord, number>();
+  const add = (w: WorkerRecord, seconds: number): void => {
+    load.set(w, (load.get(w) ?? 0) + seconds / w.nthreads);
+  };
   const candidates: TaskState[] = [];
   for (const ts of s.byRun.values()) {
     const f = ts.flight;
-    if (!f || f.executing || f.stealing || f.worker.processing - f.worker.stealingOut <= f.worker.nthreads) continue;
-    if (ts.deps.some((d) => d.state !== 'memory')) continue;
-    if (expectedDuration(s, ts) < s.config.stealMinDurationSeconds) continue;
+    if (!f) continue;
+    const d = expectedDuration(s, ts);
+    // A steal asked: its task counts for the thief already.
+    add(f.stealing ? (s.steals.get(f.run)?.thief ?? f.worker) : f.worker, d);
+    if (f.executing || f.stealing || f.worker.processing - f.worker.stealingOut <= f.worker.nthreads) continue;
+    if (d < s.config.stealMinDurationSeconds || ts.deps.some((dep) => dep.state !== 'memory')) continue;
     candidates.push(ts);
   }
   const asked = new Map<WorkerRecord, TaskState[]>();
@@ -58,14 +65,14 @@ export function balance(s: SchedulerCore): void {
     const ts = candidates[i] as TaskState;
     const victim = (ts.flight as { worker: WorkerRecord }).worker;
     const d = expectedDuration(s, ts);
-    const victimWait = load(victim);
+    const victimWait = load.get(victim) ?? 0;
     let best: WorkerRecord | null = null;
     let bestCost = Infinity;
     for (const t of thieves) {
       if (t === victim || t.processing + t.stealingIn > t.nthreads || !validWorker(s, ts, t)) continue;
       let missing = 0;
       for (const dep of ts.deps) if (!dep.whoHas.includes(t)) missing += bytesOf(dep);
-      const cost = load(t) + missing / s.config.bandwidth + (missing > 0 ? s.config.stealLatencySeconds : 0) + d;
+      const cost = (load.get(t) ?? 0) + missing / s.config.bandwidth + (missing > 0 ? s.config.stealLatencySeconds : 0) + d;
       if (cost < bestCost) {
         best = t;
         bestCost = cost;
@@ -74,6 +81,8 @@ export function balance(s: SchedulerCore): void {
     if (!best || bestCost > victimWait - d / 2) continue;
     const flight = ts.flight as NonNullable<TaskState['flight']>;
     flight.stealing = true;
+    add(victim, -d);
+    add(best, d);
     victim.stealingOut++;
     best.stealingIn++;
     victim.occupancy = Math.max(0, victim.occupancy - flight.expected);
@@ -88,11 +97,6 @@ export function balance(s: SchedulerCore): void {
     s.stealRequests += tasks.length;
     s.outbox.push(victim.id, { op: 'steal', keys: tasks.map((t) => t.key), runs: Float64Array.from(tasks, (t) => (t.flight as { run: number }).run) });
   }
-}
-
-/** Seconds of work queued per thread on a worker, counting the moves decided. */
-function load(w: WorkerRecord): number {
-  return w.occupancy / w.nthreads;
 }
 
 /** The victim's answer: `released[i]` says whether it dropped the task of run `runs[i]` (it had not started). */

@@ -191,6 +191,9 @@ const FETCH_BATCH_BYTES = 32 * 1024 * 1024;
 /** An input this large, borrowed for one task, is moved to its thread instead of copied (see giveable). */
 const GIVE_BYTES = 64 * 1024;
 
+/** Tasks of functions this long or longer (or not measured yet) go to a thread only when one is free (see dispatch). */
+const STEALABLE_SECONDS = 0.005;
+
 /** Tasks of functions faster than this are not reported as executing (see dispatch). */
 const SLOW_SECONDS = 0.001;
 
@@ -983,6 +986,12 @@ export class WorkerState {
     while (this.executing - this.chained < limit && this.ready.size > 0) {
       const t = this.ready.pop() as WTask;
       if (t.state !== 'ready' && t.state !== 'blocked') continue;
+      // A task not known to be short waits here for a free thread, not in a thread's queue: it would start no sooner there, and here the scheduler may still move it to an idle worker (work stealing).
+      const fd = this.fnDuration[t.fn];
+      if ((fd === undefined || fd >= STEALABLE_SECONDS) && this.executing - this.chained >= this.config.nthreads) {
+        this.ready.push(t);
+        break;
+      }
       if (!this.takeResources(t)) {
         this.setTaskState(t, 'blocked');
         this.blocked.push(t);
