@@ -52,6 +52,7 @@ const scheduler: Command = {
     { name: 'heartbeat-timeout', arg: 'DURATION', help: 'remove a worker silent this long (default 15s)' },
     { name: 'allowed-failures', arg: 'N', help: 'fail a task that was running on N workers that died (default 3), as\nDask\'s allowed-failures' },
     { name: 'no-worker-timeout', arg: 'DURATION', help: 'err a task no worker can run after this long (default 30s)' },
+    { name: 'no-work-stealing', help: 'never move tasks queued on a busy worker to an idle one (work stealing is\non by default, as Dask\'s)' },
     { name: 'forget-functions-after', arg: 'DURATION', help: 'a task function no task refers to is forgotten, here and on the workers,\nafter this long (default 60s; sooner past 64 MiB of such functions)' },
     { name: 'dashboard-port', arg: 'PORT', help: 'HTTP port of the dashboard (/status, /workers, /tasks, /runs: the runs\nrecorded in WEFT_HOME), /health, /metrics (Prometheus) and /api/v1\n(default 8787, or a free one when 8787 is taken; 0 picks a free one);\nwith a token, it wants it too' },
     { name: 'no-dashboard', help: 'serve no HTTP port' },
@@ -73,7 +74,7 @@ Prints {"address": "ws://HOST:PORT", "dashboard": "http://HOST:PORT"} on stdout 
       token: token(args, log),
       tls: tls(args),
       log,
-      config: { heartbeatTimeoutMs: duration(args, 'heartbeat-timeout', 15_000, { min: 1 }), allowedFailures: positiveInt(args, 'allowed-failures', 3), noWorkerTimeoutMs: duration(args, 'no-worker-timeout', 30_000), forgetFunctionsAfterMs: duration(args, 'forget-functions-after', 60_000) },
+      config: { heartbeatTimeoutMs: duration(args, 'heartbeat-timeout', 15_000, { min: 1 }), allowedFailures: positiveInt(args, 'allowed-failures', 3), noWorkerTimeoutMs: duration(args, 'no-worker-timeout', 30_000), forgetFunctionsAfterMs: duration(args, 'forget-functions-after', 60_000), stealing: !flag(args, 'no-work-stealing') },
       dashboardPort: flag(args, 'no-dashboard') ? null : port(args, 'dashboard-port', DASHBOARD_PORT),
       // Not given: the default, or a free port when another cluster holds it (as Dask does).
       dashboardFallback: str(args, 'dashboard-port') === undefined,

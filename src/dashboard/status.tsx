@@ -62,7 +62,7 @@ export function WorkersPanel({ model }: { model: Model }) {
     <section id="workers-panel">
       <h2>Workers ({model.workers.length})</h2>
       <table>
-        <Head cols={['worker', '#threads', 'processing', 'memory', 'CPU', '#results']} />
+        <Head cols={['worker', '#threads', 'processing', 'memory', 'CPU', '#results', 'stolen in/out']} />
         <tbody>
           {model.workers.map((w) => (
             <tr key={w.name} class="worker-row" data-worker={w.name}>
@@ -79,6 +79,9 @@ export function WorkersPanel({ model }: { model: Model }) {
               </td>
               <td class="num">
                 {count(w.stored)} ({bytes(w.storedBytes)})
+              </td>
+              <td class="num stolen" title="tasks work stealing moved to this worker / away from it">
+                {count(w.stolenIn ?? 0)} / {count(w.stolenOut ?? 0)}
               </td>
             </tr>
           ))}

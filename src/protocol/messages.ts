@@ -259,6 +259,9 @@ export const messageSchemas = lazySchemas((z) => {
     memoryLimit: count.optional(),
     /** Why it cannot spill results to disk (disk full), while it cannot. */
     spillBlocked: z.string().optional(),
+    /** Tasks work stealing moved here from other workers, and away from here, so far. */
+    stolenIn: count.optional(),
+    stolenOut: count.optional(),
   });
 
   const schedulerToClient = z.discriminatedUnion('op', [

@@ -116,8 +116,11 @@ export function stealReplied(s: SchedulerCore, w: WorkerRecord, keys: readonly s
     // Dropped by the victim: off its books, onto the thief's (or anywhere, if the thief left or cannot take it now).
     detachFromWorker(s, ts);
     s.tasksStolen++;
-    if (s.workers.get(p.thief.id) === p.thief && !p.thief.closing && validWorker(s, ts, p.thief)) placeOn(s, ts, p.thief);
-    else place(s, ts);
+    w.stolenOut++;
+    if (s.workers.get(p.thief.id) === p.thief && !p.thief.closing && validWorker(s, ts, p.thief)) {
+      p.thief.stolenIn++;
+      placeOn(s, ts, p.thief);
+    } else place(s, ts);
   }
 }
 

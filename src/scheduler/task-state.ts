@@ -349,6 +349,9 @@ export class WorkerRecord {
   /** Steals asked and not answered: tasks on their way here, and away from here (stealing.ts). */
   stealingIn = 0;
   stealingOut = 0;
+  /** Tasks moved here, and away from here, by work stealing so far. */
+  stolenIn = 0;
+  stolenOut = 0;
   lastSeen: number;
   /** The scheduler's summed stall time when it last heard this worker (its silence excludes stalls since). */
   stalledAtSeen = 0;

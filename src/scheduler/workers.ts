@@ -251,6 +251,8 @@ export function workerSummaries(s: SchedulerCore): WorkerSummary[] {
     spilledBytes: w.spilledBytes,
     stuck: w.stuck,
     memoryLimit: w.memoryLimit,
+    stolenIn: w.stolenIn,
+    stolenOut: w.stolenOut,
     ...(w.spillBlocked !== null ? { spillBlocked: w.spillBlocked } : {}),
   }));
 }
