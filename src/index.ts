@@ -8,7 +8,7 @@ export { LocalCluster, type LocalClusterOptions } from './cluster/local-cluster.
 export { SchedulerServer, type SchedulerOptions } from './scheduler/server.ts';
 export { SchedulerState, type SchedulerConfig, type SchedulerEvent, type Instructions } from './scheduler/state-machine.ts';
 export { WeftWorker, type WorkerOptions } from './worker/worker.ts';
-export { taskContext, type TaskContext } from './worker/task-context.ts';
+export { taskContext, secede, rejoin, type TaskContext } from './worker/task-context.ts';
 export type { WorkerSummary, WorkerMetrics } from './protocol/messages.ts';
 export {
   WeftError,

@@ -333,6 +333,8 @@ export const messageSchemas = lazySchemas((z) => {
      * the task events that announce them.
      */
     z.object({ op: z.literal('early'), parents: keys, runs: countsF64, keys, nbytes: countsF64 }),
+    /** A running task gave its thread slot back (`away`: TaskContext.secede), or took it again (rejoin). */
+    z.object({ op: z.literal('secede'), key, run: count, away: z.boolean() }),
     /** The answer to a `steal`: for each task asked (by run), whether it was dropped here unstarted. */
     z.object({ op: z.literal('steal-reply'), keys, runs: countsF64, released: z.array(z.boolean()) }),
   ]);

@@ -244,7 +244,7 @@ export function before(a: TaskState, b: TaskState): boolean {
 
 /** A task goes to run on worker `w`: its flight, on the worker's books. */
 export function attach(s: SchedulerCore, ts: TaskState, w: WorkerRecord, expected: number): InFlight {
-  const flight: InFlight = { worker: w, run: ++s.runCounter, expected, executing: false, stealing: false };
+  const flight: InFlight = { worker: w, run: ++s.runCounter, expected, executing: false, stealing: false, seceded: false };
   ts.flight = flight;
   s.byRun.set(flight.run, ts);
   w.occupancy += expected;
@@ -265,7 +265,8 @@ export function detach(s: SchedulerCore, ts: TaskState, finished = false): Worke
   if (!finished && s.earlyOf.size > 0) dropEarly(s, ts);
   s.byRun.delete(f.run);
   f.worker.processing--;
-  f.worker.occupancy = Math.max(0, f.worker.occupancy - f.expected);
+  if (f.seceded) f.worker.seceded--;
+  else f.worker.occupancy = Math.max(0, f.worker.occupancy - f.expected);
   return f.worker;
 }
 

@@ -43,6 +43,7 @@ export function restart(s: SchedulerCore, c: ClientRecord, id: number): void {
     w.stored = 0;
     w.storedBytes = 0;
     w.stealingIn = 0;
+    w.seceded = 0;
     w.stealingOut = 0;
     s.outbox.push(w.id, { op: 'restart' });
   }

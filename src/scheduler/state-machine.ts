@@ -284,6 +284,7 @@ export class SchedulerState {
     if (this.s.illegal.length > 0) return `a transition TRANSITIONS does not allow: ${this.s.illegal[0]}`;
     let processing = 0;
     const onWorker = new Map<WorkerRecord, number>();
+    const secededOn = new Map<WorkerRecord, number>();
     const holds = new Map<TaskState, number>();
     for (const c of this.s.clients.values()) for (const part of c.held ?? []) for (const ts of part) holds.set(ts, (holds.get(ts) ?? 0) + 1);
     const counted = stateCounts();
@@ -299,6 +300,7 @@ export class SchedulerState {
         const w = ts.flight.worker;
         if (!w || this.s.workers.get(w.id) !== w) return `task ${ts.key} is processing on a worker that is gone`;
         onWorker.set(w, (onWorker.get(w) ?? 0) + 1);
+        if (ts.flight.seceded) secededOn.set(w, (secededOn.get(w) ?? 0) + 1);
       } else if (ts.flight !== null) return `task ${ts.key} is ${ts.state} but still on worker ${ts.flight.worker.name}`;
       let needing = 0;
       for (const d of dependentsOf(ts)) if (needsDeps(d.state)) needing++;
@@ -338,6 +340,7 @@ export class SchedulerState {
     }
     for (const w of this.s.workers.values()) {
       if (w.processing !== (onWorker.get(w) ?? 0)) return `worker ${w.name} counts ${w.processing} processing tasks; ${onWorker.get(w) ?? 0} are on it`;
+      if (w.seceded !== (secededOn.get(w) ?? 0)) return `worker ${w.name} counts ${w.seceded} seceded tasks; ${secededOn.get(w) ?? 0} are`;
       if (w.stealingIn !== (stealsIn.get(w) ?? 0) || w.stealingOut !== (stealsOut.get(w) ?? 0)) return `worker ${w.name} counts ${w.stealingIn}/${w.stealingOut} steals in/out; ${stealsIn.get(w) ?? 0}/${stealsOut.get(w) ?? 0} are asked`;
     }
     return null;

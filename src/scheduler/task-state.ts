@@ -186,6 +186,8 @@ export interface InFlight {
   executing: boolean;
   /** Asked of its worker by a steal (stealing.ts), not answered yet. */
   stealing: boolean;
+  /** Gave its thread slot back while it waits (TaskContext.secede): not counted in its worker's busy threads. */
+  seceded: boolean;
 }
 
 /** A steal asked of a victim and not yet answered (stealing.ts), kept by the task's run number. */
@@ -349,6 +351,8 @@ export class WorkerRecord {
   /** Steals asked and not answered: tasks on their way here, and away from here (stealing.ts). */
   stealingIn = 0;
   stealingOut = 0;
+  /** Of `processing`, the tasks that gave their thread slot back (seceded): the worker may take as many more. */
+  seceded = 0;
   /** Tasks moved here, and away from here, by work stealing so far. */
   stolenIn = 0;
   stolenOut = 0;

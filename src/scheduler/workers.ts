@@ -111,6 +111,16 @@ export function workerMessage(s: SchedulerCore, id: string, msg: WorkerToSchedul
       if (msg.spilledBytes !== undefined) w.spilledBytes = msg.spilledBytes;
       w.spillBlocked = msg.spillBlocked ?? null;
       break;
+    case 'secede': {
+      const ts = s.byRun.get(msg.run);
+      const f = ts?.flight;
+      if (!ts || ts.key !== msg.key || !f || f.worker !== w || f.seceded === msg.away) break;
+      // Waiting on other tasks, it holds no thread: the worker may take more work, and its expected time is not queued work.
+      f.seceded = msg.away;
+      w.seceded += msg.away ? 1 : -1;
+      w.occupancy = msg.away ? Math.max(0, w.occupancy - f.expected) : w.occupancy + f.expected;
+      break;
+    }
     case 'steal-reply':
       stealReplied(s, w, msg.keys, msg.runs, msg.released);
       break;

@@ -10,7 +10,7 @@ import { Worker } from 'node:worker_threads';
 import type { FnDef } from '../protocol/messages.ts';
 import type { ExecResult, ExecTask } from './state-machine.ts';
 import { Fifo } from '../util/fifo.ts';
-import { RESULT_ERROR, RESULT_HANDED_ON, RESULT_REQUEUE, type FromThread, type ResultBatch, type ThreadBatch, type ThreadEvents } from './thread-protocol.ts';
+import { RESULT_ERROR, RESULT_HANDED_ON, RESULT_REQUEUE, type FromThread, type ResultBatch, type ThreadBatch, type ThreadEvents, type ThreadScheduler } from './thread-protocol.ts';
 import { WEFT_ROOT } from '../util/self.ts';
 
 
@@ -29,6 +29,8 @@ interface Thread {
   running: Int32Array;
   /** The number of a task cancelled while it ran (-1: none): until it stops, the thread is stuck. */
   cancelledRunning: number;
+  /** Tasks that seceded (out of `posted`: their results come on their own), by number. */
+  seceded: Map<number, ExecTask>;
 }
 
 export interface PoolOptions {
@@ -36,6 +38,10 @@ export interface PoolOptions {
   threadHeapLimitMb?: number;
   /** What a thread has to say for the worker's log (once, however many threads say it). */
   onNote?: (note: string) => void;
+  /** Where tasks' own clients connect (TaskContext.client). */
+  scheduler?: ThreadScheduler;
+  /** A running task gave its thread slot back (seceded), or took it again. */
+  onSecede?: (task: ExecTask, seceded: boolean) => void;
 }
 
 /** A result a running task put early (TaskContext.earlyResult). */
@@ -138,6 +144,7 @@ export class ExecutorPool {
         if (wanted.has(t.key)) seqs.push(seq);
         seq++;
       });
+      for (const [seq, t] of th.seceded) if (wanted.has(t.key)) seqs.push(seq);
       if (seqs.length > 0) th.worker.postMessage({ cancel: seqs });
     }
   }
@@ -178,6 +185,30 @@ export class ExecutorPool {
     return n;
   }
 
+  /**
+   * A task seceded (it is first in `posted`: the thread posted the results
+   * before it first), rejoined, or ended after seceding.
+   */
+  private onSeceded(th: Thread, msg: FromThread): void {
+    if (msg.seceded !== undefined && th.nextSeq - th.posted.size === msg.seceded) {
+      const t = th.posted.shift() as ExecTask;
+      th.seceded.set(msg.seceded, t);
+      this.options.onSecede?.(t, true);
+    }
+    if (msg.rejoined !== undefined) {
+      const t = th.seceded.get(msg.rejoined);
+      if (t) this.options.onSecede?.(t, false);
+    }
+    const late = msg.late;
+    if (!late) return;
+    const t = th.seceded.get(late.seq);
+    if (!t) return;
+    th.seceded.delete(late.seq);
+    if (t.keep && this.keepers.get(t.key)?.th === th) this.keepers.delete(t.key);
+    const r: ExecResult = late.error ? { key: t.key, run: t.run, task: t, error: late.error, duration: late.duration } : { key: t.key, run: t.run, task: t, bytes: late.bytes ?? new Uint8Array(0), duration: late.duration };
+    this.onResultsCb([r]);
+  }
+
   /** Results put early on thread `th`, with the tasks that put them (still posted: their results come after). */
   private earlyPuts(th: Thread, e: NonNullable<ThreadEvents['early']>): EarlyPut[] {
     const out: EarlyPut[] = [];
@@ -213,6 +244,9 @@ export class ExecutorPool {
         ? { key: t.key, run: t.run, task: t, error: { name: 'ExecutorCrashError', message: `task ${t.key} ${reason}` }, duration: 0 }
         : { key: t.key, run: t.run, task: t, duration: 0, requeue: true },
     );
+    // Seceded tasks were running there too: any of them may be the one that ended it.
+    for (const t of th.seceded.values()) results.push({ key: t.key, run: t.run, task: t, error: { name: 'ExecutorCrashError', message: `task ${t.key} was waiting on its thread (seceded) when the thread ${reason}` }, duration: 0 });
+    th.seceded.clear();
     for (const [key, k] of this.keepers) if (k.th === th) this.keepers.delete(key);
     this.threads[th.index] = this.spawn(th.index);
     void th.worker.terminate();
@@ -307,8 +341,8 @@ export class ExecutorPool {
   private spawn(index: number): Thread {
     const running = new Int32Array(new SharedArrayBuffer(4)).fill(-1);
     const heap = this.options.threadHeapLimitMb ?? 0;
-    const worker = new Worker(new URL('util/thread-entry.mjs', WEFT_ROOT), { workerData: { entry: 'worker/executor-thread', cwd: this.cwd, running }, ...(heap > 0 ? { resourceLimits: { maxOldGenerationSizeMb: heap } } : {}) });
-    const th: Thread = { worker, index, nextSeq: 0, posted: new Fifo(), running, cancelledRunning: -1 };
+    const worker = new Worker(new URL('util/thread-entry.mjs', WEFT_ROOT), { workerData: { entry: 'worker/executor-thread', cwd: this.cwd, running, scheduler: this.options.scheduler }, ...(heap > 0 ? { resourceLimits: { maxOldGenerationSizeMb: heap } } : {}) });
+    const th: Thread = { worker, index, nextSeq: 0, posted: new Fifo(), running, cancelledRunning: -1, seceded: new Map() };
     if (this.fns.length > 0) worker.postMessage({ fns: this.fns });
     worker.on('message', (msg: FromThread) => {
       // A thread replaced (restart) says nothing more.
@@ -317,6 +351,7 @@ export class ExecutorPool {
       if (msg.note !== undefined) this.note(msg.note);
       if (msg.events) this.onEvents(msg.events, msg.events.early ? this.earlyPuts(th, msg.events.early) : []);
       if (msg.results) this.onResults(th, msg.results);
+      if (msg.seceded !== undefined || msg.rejoined !== undefined || msg.late) this.onSeceded(th, msg);
     });
     const died = (reason: string): void => {
       if (this.closed || this.threads[index] !== th) return;

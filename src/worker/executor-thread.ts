@@ -15,12 +15,13 @@ import { decode, encode, encodeOwned } from '../protocol/codec.ts';
 import { ByteWriter, NOT_SIMPLE, readSimple, writeSimple } from '../protocol/simple-codec.ts';
 import { MAX_EVENT_BYTES, MAX_KEY, MAX_TOPIC, type FnDef } from '../protocol/messages.ts';
 import { substituteRefs } from '../protocol/spec.ts';
-import { CancelledError, serializeError, type SerializedError } from '../errors.ts';
+import { CancelledError, serializeError, WeftError, type SerializedError } from '../errors.ts';
 import { forgetFunction, resolveFunction, type TaskFunction } from './functions.ts';
 import { describeReload, followUserModules, userCodeGeneration } from '../util/user-modules.ts';
-import { RESULT_ERROR, RESULT_HANDED_ON, RESULT_OK, RESULT_REQUEUE, type FromThread, type ResultBatch, type ThreadBatch, type ThreadEvents } from './thread-protocol.ts';
+import { RESULT_ERROR, RESULT_HANDED_ON, RESULT_OK, RESULT_REQUEUE, type FromThread, type LateResult, type ResultBatch, type ThreadBatch, type ThreadEvents, type ThreadScheduler } from './thread-protocol.ts';
 import { fractionList } from '../util/lists.ts';
-import { provideTaskContext, type TaskContext } from './task-context.ts';
+import { provideTaskContext, TASK_REJOIN, type TaskContext } from './task-context.ts';
+import type { Client } from '../client/client.ts';
 
 // esbuild (behind tsx) wraps named inner functions in __name(); shipped sources need it here.
 const g = globalThis as { __name?: (fn: unknown, name: string) => unknown };
@@ -108,7 +109,19 @@ port.on('message', (msg: { tasks: ThreadBatch } | { fns: [number, FnDef][] } | {
 let currentSeq = -1;
 /** The last task started: tasks run in the order of their numbers. */
 let lastSeq = -1;
-let currentCtx: (TaskContext & { ctl: AbortController | null }) | null = null;
+type Ctx = TaskContext & { ctl: AbortController | null; readonly seq: number };
+let currentCtx: Ctx | null = null;
+/**
+ * Tasks that seceded (gave their thread slot back, TaskContext.secede): the
+ * queue went on to the next task without them; each posts its result on
+ * its own when it ends. By number, with their contexts (for cancelling).
+ */
+const seceded = new Map<number, Ctx>();
+/** Seceded tasks that rejoined, and the order they seceded in (module-level rejoin takes the latest). */
+const rejoined = new Set<number>();
+const secedeOrder: number[] = [];
+/** Set while runQueue waits on an async task: called when that task secedes, so the queue goes on. */
+let onSecede: (() => void) | null = null;
 /** Tasks cancelled before they started: skipped when their turn comes. */
 const cancelledSeqs = new Set<number>();
 
@@ -118,25 +131,96 @@ provideTaskContext(() => {
   return currentCtx;
 });
 
-function makeContext(): TaskContext & { ctl: AbortController | null } {
-  const ctx = {
+function makeContext(): Ctx {
+  const ctx: Ctx = {
     ctl: null as AbortController | null,
+    seq: currentSeq,
     emit: emitEvent,
     earlyResult: putEarly,
     get signal(): AbortSignal {
       ctx.ctl ??= new AbortController();
       return ctx.ctl.signal;
     },
+    client: taskClient,
+    secede: () => secedeTask(ctx),
+    rejoin: () => {
+      rejoinTask(ctx.seq);
+      return Promise.resolve();
+    },
   };
   return ctx;
 }
 
 function cancelTask(seq: number): void {
-  if (seq === currentSeq) {
-    currentCtx ??= makeContext();
-    currentCtx.ctl ??= new AbortController();
-    currentCtx.ctl.abort(new CancelledError('the task was cancelled'));
+  const away = seceded.get(seq);
+  if (seq === currentSeq || away) {
+    const ctx = away ?? (currentCtx ??= makeContext());
+    ctx.ctl ??= new AbortController();
+    ctx.ctl.abort(new CancelledError('the task was cancelled'));
   } else if (seq > lastSeq) cancelledSeqs.add(seq);
+}
+
+/**
+ * The task of `ctx` gives its slot back: the results before it are posted,
+ * the pool told, and the queue goes on to the next task while this one waits.
+ */
+function secedeTask(ctx: Ctx): Promise<void> {
+  if (seceded.has(ctx.seq)) return Promise.resolve();
+  if (ctx.seq !== currentSeq) throw new WeftError('secede() must be called by the task running now, before it waits on anything: keep taskContext() from the start of the task and call ctx.secede()');
+  flush(performance.now());
+  seceded.set(ctx.seq, ctx);
+  secedeOrder.push(ctx.seq);
+  port?.postMessage({ seceded: ctx.seq } satisfies FromThread);
+  endTask();
+  onSecede?.();
+  return Promise.resolve();
+}
+
+/** A seceded task counts against its worker's threads again. */
+function rejoinTask(seq: number): void {
+  if (!seceded.has(seq) || rejoined.has(seq)) return;
+  rejoined.add(seq);
+  port?.postMessage({ rejoined: seq } satisfies FromThread);
+}
+
+(globalThis as Record<symbol, unknown>)[TASK_REJOIN] = (): void => {
+  for (let i = secedeOrder.length - 1; i >= 0; i--) {
+    const seq = secedeOrder[i] as number;
+    if (!rejoined.has(seq)) return rejoinTask(seq);
+  }
+  // Every seceded task here is counted back already (another's rejoin() took this one's turn): nothing to do.
+  if (seceded.size === 0) throw new WeftError('rejoin() was called with no task of this thread seceded: call secede() first');
+};
+
+/** A seceded task ended: its result (or error), with its events ahead of it, on its own. */
+function lateResult(seq: number, start: number, value: unknown, err: unknown): void {
+  seceded.delete(seq);
+  rejoined.delete(seq);
+  const i = secedeOrder.indexOf(seq);
+  if (i >= 0) secedeOrder.splice(i, 1);
+  const duration = (performance.now() - start) / 1000;
+  let late: LateResult;
+  if (err !== undefined) late = { seq, duration, error: serializeError(err) };
+  else {
+    try {
+      late = { seq, duration, bytes: encodeOwned(value === undefined ? null : value) };
+    } catch (e) {
+      late = { seq, duration, error: serializeError(e) };
+    }
+  }
+  const events = takeEvents();
+  const transfer = late.bytes ? [late.bytes.buffer as ArrayBuffer] : [];
+  port?.postMessage((events ? { late, events } : { late }) satisfies FromThread, transfer);
+}
+
+/** The thread's client of the scheduler (TaskContext.client), made on first use. */
+let client: Promise<Client> | null = null;
+function taskClient(): Promise<Client> {
+  const sched = (workerData as { scheduler?: ThreadScheduler }).scheduler;
+  if (!sched) return Promise.reject(new WeftError('this worker was started without a scheduler to connect a task client to'));
+  client ??= import('../client/client.ts').then(({ Client: C }) => C.connect(sched.address, { ...(sched.token !== undefined ? { token: sched.token } : {}), ...(sched.tls ? { tls: sched.tls } : {}) }));
+  client.catch(() => (client = null));
+  return client;
 }
 
 /** Events published by tasks and not yet posted, in order. */
@@ -237,7 +321,12 @@ async function runQueue(): Promise<void> {
         ai += 3;
       }
       const pending = runOne(c, b.base + i, b.fns[i] as number, b.depCounts[i] as number, producer, afterDep, t0, ephemeral?.has(i) === true);
-      if (pending) await pending;
+      // Waited on until it ends, or until it secedes (its result then goes on its own).
+      if (pending) await new Promise<void>((resolve) => {
+        onSecede = resolve;
+        void pending.then(resolve);
+      });
+      onSecede = null;
       const t1 = performance.now();
       if ((i === n - 1 && queue.length === 0) || t1 - lastFlush >= FLUSH_MS) flush(t1);
       t0 = t1;
@@ -464,6 +553,10 @@ function call(seq: number, fn: TaskFunction, args: unknown[], start: number, han
   try {
     out = fn(...args);
   } catch (err) {
+    if (seceded.has(seq)) {
+      lateResult(seq, start, undefined, err ?? new Error('the task failed'));
+      return undefined;
+    }
     endTask();
     fail(err, (performance.now() - start) / 1000);
     return undefined;
@@ -471,14 +564,21 @@ function call(seq: number, fn: TaskFunction, args: unknown[], start: number, han
   if (out instanceof Promise) {
     return out.then(
       (v: unknown) => {
+        if (seceded.has(seq)) return lateResult(seq, start, v, undefined);
         endTask();
         finish(seq, v, start, handOn, given);
       },
       (err: unknown) => {
+        if (seceded.has(seq)) return lateResult(seq, start, undefined, err ?? new Error('the task failed'));
         endTask();
         fail(err, (performance.now() - start) / 1000);
       },
     );
+  }
+  // Seceded and done at once (a task that does not wait): its result goes on its own all the same.
+  if (seceded.has(seq)) {
+    lateResult(seq, start, out, undefined);
+    return undefined;
   }
   endTask();
   finish(seq, out, start, handOn, given);

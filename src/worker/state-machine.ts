@@ -44,6 +44,8 @@ interface WTask extends Omit<ComputeTask, 'who' | 'ephemeral' | 'sizes'>, ExecTa
   cancelled: boolean;
   /** Dispatched right behind its producer on the same thread (does not count against the executing limit). */
   chained: boolean;
+  /** Running, but gave its thread slot back (TaskContext.secede): not counted in `executing`. */
+  seceded: boolean;
   /** Its key's slot: `slot.task === this` while the task is this worker's. */
   slot: Slot;
 }
@@ -452,6 +454,7 @@ export class WorkerState {
       missing: 0,
       cancelled: false,
       chained: false,
+      seceded: false,
       slot,
     };
     slot.task = t;
@@ -528,6 +531,16 @@ export class WorkerState {
       }
     }
     if (dropped) this.out.push({ type: 'drop-spilled', keys: dropped });
+  }
+
+  /** A task running here gave its thread slot back (`away`: it seceded), or took it again (it rejoined): other tasks may start meanwhile. */
+  secede(task: ExecTask, away: boolean): void {
+    const t = task as WTask;
+    if (t.state !== 'executing' || t.seceded === away) return;
+    t.seceded = away;
+    this.executing += away ? -1 : 1;
+    // The scheduler counts it out of (or back into) this worker's busy threads too, or it would send nothing more here.
+    this.out.push({ type: 'send', msg: { op: 'secede', key: t.key, run: t.run, away } });
   }
 
   /**
@@ -632,7 +645,9 @@ export class WorkerState {
   executed(results: ExecResult[]): void {
     for (const r of results) {
       const t = (r.task as WTask | undefined) ?? this.slots.get(r.key)?.task;
-      this.executing--;
+      // A seceded task gave its slot back already.
+      if (t?.seceded) t.seceded = false;
+      else this.executing--;
       if (t?.chained) {
         t.chained = false;
         this.chained--;

@@ -1,7 +1,8 @@
 /**
  * What a task can reach of the worker running it: publish events that
- * subscribed clients receive while the task runs, and a signal that aborts
- * when the task is cancelled.
+ * subscribed clients receive while the task runs, a signal that aborts
+ * when the task is cancelled, a client of its scheduler to submit tasks of
+ * its own, and secede/rejoin to give its thread slot back while it waits.
  *
  *   import { taskContext } from 'weftjs';
  *   export async function train(data) {
@@ -14,6 +15,7 @@
  * of weft loaded in the thread finds the same one).
  */
 import { WeftError } from '../errors.ts';
+import type { Client } from '../client/client.ts';
 
 export interface TaskContext {
   /**
@@ -34,9 +36,26 @@ export interface TaskContext {
   earlyResult(key: string, value: unknown): number;
   /** Aborted when the task is cancelled (its future released or cancelled while it runs). */
   readonly signal: AbortSignal;
+  /**
+   * A client connected to this worker's scheduler, one per executor thread,
+   * made on first use: the task may submit tasks and wait on them (a task
+   * waiting on its own subtasks should `secede()` first).
+   */
+  client(): Promise<Client>;
+  /**
+   * Gives this task's thread slot back while it waits (Dask's `secede`):
+   * other tasks run on its thread meanwhile, so a task waiting on subtasks
+   * cannot deadlock a worker of one thread. Its result is reported when it
+   * ends, as usual.
+   */
+  secede(): Promise<void>;
+  /** Counts this seceded task against its worker's threads again (Dask's `rejoin`); it does not wait for a free one. */
+  rejoin(): Promise<void>;
 }
 
 export const TASK_CONTEXT = Symbol.for('weft.taskContext');
+/** Rejoins the latest seceded task of this thread (see rejoin). */
+export const TASK_REJOIN = Symbol.for('weft.taskRejoin');
 
 type Provider = () => TaskContext | null;
 
@@ -46,6 +65,29 @@ export function taskContext(): TaskContext {
   const ctx = provider?.() ?? null;
   if (!ctx) throw new WeftError('taskContext() was called outside a running weft task: call it from a task function while that task runs');
   return ctx;
+}
+
+/**
+ * Gives the running task's thread slot back (see TaskContext.secede). Call
+ * it while the task runs, before it has waited on anything (after that,
+ * other seceded tasks may be running on the thread): `await secede()`.
+ */
+export function secede(): Promise<void> {
+  return taskContext().secede();
+}
+
+/**
+ * Takes back a thread slot for the latest task of this thread that seceded
+ * and has not rejoined: the task calling it, when it is the only one
+ * waiting, as in `await secede(); await subtasks; await rejoin()`. With
+ * several, which one is counted does not matter: each takes one slot.
+ * `ctx.rejoin()` names its task.
+ */
+export function rejoin(): Promise<void> {
+  const r = (globalThis as Record<symbol, (() => void) | undefined>)[TASK_REJOIN];
+  if (!r) throw new WeftError('rejoin() was called outside a weft task');
+  r();
+  return Promise.resolve();
 }
 
 /** Installs the function that gives the running task's context (the executor thread does). */

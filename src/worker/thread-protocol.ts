@@ -65,10 +65,29 @@ export interface ThreadEvents {
   early?: { seqs: number[]; keys: string[]; data: Uint8Array[] };
 }
 
+/** The result of a task that seceded (see task-context.ts), sent on its own when it ends: bytes, or the error. */
+export interface LateResult {
+  seq: number;
+  duration: number;
+  bytes?: Uint8Array;
+  error?: SerializedError;
+}
+
+/** What a thread needs to give tasks a client of their own (TaskContext.client). */
+export interface ThreadScheduler {
+  address: string;
+  token?: string | undefined;
+  tls?: { ca?: Buffer | undefined; cert?: Buffer | undefined; key?: Buffer | undefined } | undefined;
+}
+
 /** A thread's message: results, events (ahead of the results), or both. */
 export interface FromThread {
   results?: ResultBatch;
   events?: ThreadEvents;
+  /** Task `seceded` gave its thread slot back (its result comes later, as `late`); task `rejoined` took it again. */
+  seceded?: number;
+  rejoined?: number;
+  late?: LateResult;
   /** Something for the worker's log at info (a task module was imported anew). */
   note?: string;
 }

@@ -22,7 +22,7 @@ import { serializeError } from '../errors.ts';
 import { resolveFunction } from './functions.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
 import { ExecutorPool, type EarlyPut } from './executor-pool.ts';
-import { MEMORY, SPILL_RETRY_MS, WorkerState, type ExecResult, type WorkerInstruction } from './state-machine.ts';
+import { MEMORY, SPILL_RETRY_MS, WorkerState, type ExecResult, type ExecTask, type WorkerInstruction } from './state-machine.ts';
 
 const NO_DEPS: string[] = [];
 const NO_WHO: string[][] = [];
@@ -114,7 +114,13 @@ export class WeftWorker {
       (results) => self?.onResults(results),
       (events, early) => self?.onEvents(events.topics, events.data, early),
       (index, reason) => log.error({ thread: index, reason }, 'executor thread ended; started a new one'),
-      { threadHeapLimitMb: opts.threadHeapLimitMb ?? 0, onNote: (note) => log.info(note) },
+      {
+        threadHeapLimitMb: opts.threadHeapLimitMb ?? 0,
+        onNote: (note) => log.info(note),
+        // Tasks' own clients connect where this worker does, with its token and certificates.
+        scheduler: { address: opts.scheduler, token: opts.token, ...(opts.tls ? { tls: { ca: opts.tls.ca, cert: opts.tls.cert, key: opts.tls.key } } : {}) },
+        onSecede: (task, away) => self?.onSecede(task, away),
+      },
     );
     const worker = new WeftWorker(name, address, opts, server, pool, new PeerPool('peer', opts.token, limits, tls), log);
     self = worker;
@@ -288,6 +294,11 @@ export class WeftWorker {
   private onResults(results: ExecResult[]): void {
     // Act now: the connection batches what this sends until the end of the turn anyway.
     this.sm.executed(results);
+    this.act();
+  }
+
+  private onSecede(task: ExecTask, away: boolean): void {
+    this.sm.secede(task, away);
     this.act();
   }
 
