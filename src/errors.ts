@@ -85,6 +85,11 @@ export class NoWorkerError extends WeftError {
   override name = 'NoWorkerError';
 }
 
+/** A call on a Semaphore, Lock, Event, Variable or Queue waited its whole timeout. */
+export class SyncTimeoutError extends WeftError {
+  override name = 'SyncTimeoutError';
+}
+
 /** A future was cancelled before it finished. */
 export class CancelledError extends WeftError {
   override name = 'CancelledError';

@@ -9,6 +9,7 @@ export { SchedulerServer, type SchedulerOptions } from './scheduler/server.ts';
 export { SchedulerState, type SchedulerConfig, type SchedulerEvent, type Instructions } from './scheduler/state-machine.ts';
 export { WeftWorker, type WorkerOptions } from './worker/worker.ts';
 export { taskContext, secede, rejoin, type TaskContext } from './worker/task-context.ts';
+export { Semaphore, Lock, Event, Variable, Queue, type SyncOptions, type SyncWaitOptions } from './client/coordination.ts';
 export type { WorkerSummary, WorkerMetrics } from './protocol/messages.ts';
 export {
   WeftError,
@@ -19,6 +20,7 @@ export {
   GraphError,
   NoWorkerError,
   CancelledError,
+  SyncTimeoutError,
   InlineFunctionError,
   ProtocolError,
   HandshakeError,

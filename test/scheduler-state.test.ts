@@ -784,3 +784,75 @@ describe('work stealing', () => {
     expect(h.stealsAsked('w1')).toEqual([]);
   });
 });
+
+describe('coordination primitives', () => {
+  const call = (h: Harness, client: string, id: number, m: Record<string, unknown>): void => {
+    h.sm.handle({ type: 'client-message', client, msg: { op: 'sync', id, ...m } as never, now: h.now });
+    h.tick(0);
+  };
+  const replies = (h: Harness, client: string): [number, boolean][] => h.take(client).filter((m) => m.op === 'sync-reply').map((m) => [m.id as number, m.ok as boolean]);
+  const sem = { kind: 'semaphore', name: 's', maxLeases: 2 };
+
+  it('a semaphore grants up to its leases, queues the rest first come first served, times them out, and frees a leaving client\'s leases', () => {
+    const h = new Harness();
+    for (const c of ['a', 'b', 'c', 'd']) h.client(c);
+    call(h, 'a', 1, { ...sem, action: 'acquire', lease: 'la' });
+    call(h, 'b', 2, { ...sem, action: 'acquire', lease: 'lb' });
+    call(h, 'c', 3, { ...sem, action: 'acquire', lease: 'lc' });
+    call(h, 'd', 4, { ...sem, action: 'acquire', lease: 'ld', timeout: 1 });
+    expect([...replies(h, 'a'), ...replies(h, 'b'), ...replies(h, 'c'), ...replies(h, 'd')]).toEqual([[1, true], [2, true]]);
+    h.tick(1500);
+    // d's timeout passed; c still waits.
+    expect(replies(h, 'd')).toEqual([[4, false]]);
+    call(h, 'a', 5, { ...sem, action: 'release', lease: 'la' });
+    expect(replies(h, 'c')).toEqual([[3, true]]);
+    // A client that leaves gives its lease back: a new one gets it.
+    h.sm.handle({ type: 'client-disconnected', client: 'b' });
+    call(h, 'd', 6, { ...sem, action: 'acquire', lease: 'ld2' });
+    expect(replies(h, 'd')).toEqual([[6, true]]);
+    call(h, 'a', 7, { ...sem, action: 'acquire', lease: 'x', maxLeases: 3 });
+    expect(h.take('a').find((m) => m.op === 'sync-reply' && m.id === 7)?.error).toMatch(/has 2 leases, not 3/);
+  });
+
+  it('a lease not refreshed for its lease timeout lapses, and the next waiter gets it', () => {
+    const h = new Harness();
+    h.client('a');
+    h.client('b');
+    const lock = { kind: 'semaphore', name: 'l', maxLeases: 1, leaseTimeout: 2 };
+    call(h, 'a', 1, { ...lock, action: 'acquire', lease: 'la' });
+    call(h, 'b', 2, { ...lock, action: 'acquire', lease: 'lb' });
+    h.tick(1500);
+    call(h, 'a', 0, { ...lock, action: 'refresh', leases: ['la'] });
+    h.tick(1500);
+    expect(replies(h, 'b')).toEqual([]);
+    h.tick(1000);
+    expect(replies(h, 'b')).toEqual([[2, true]]);
+  });
+
+  it('events wake every waiter; variables answer once set; queues keep order and their maxsize', () => {
+    const h = new Harness();
+    h.client('a');
+    h.client('b');
+    const ev = { kind: 'event', name: 'go' };
+    call(h, 'a', 1, { ...ev, action: 'wait' });
+    call(h, 'b', 2, { ...ev, action: 'wait', timeout: 0 });
+    expect(replies(h, 'b')).toEqual([[2, false]]);
+    call(h, 'b', 3, { ...ev, action: 'set' });
+    expect(replies(h, 'a')).toEqual([[1, true]]);
+    const v = { kind: 'variable', name: 'v' };
+    call(h, 'a', 4, { ...v, action: 'get' });
+    call(h, 'b', 5, { ...v, action: 'set', value: new Uint8Array([7]) });
+    expect(h.take('a').find((m) => m.op === 'sync-reply' && m.id === 4)?.value).toEqual(new Uint8Array([7]));
+    const q = { kind: 'queue', name: 'q', maxsize: 1 };
+    call(h, 'a', 6, { ...q, action: 'put', value: new Uint8Array([1]) });
+    call(h, 'a', 7, { ...q, action: 'put', value: new Uint8Array([2]), timeout: 5 });
+    expect(replies(h, 'a')).toEqual([[6, true]]);
+    call(h, 'b', 8, { ...q, action: 'get' });
+    const got = h.take('b').filter((m) => m.op === 'sync-reply' && m.id === 8);
+    expect(got.map((m) => m.value)).toEqual([new Uint8Array([1])]);
+    // Room: the waiting put goes in.
+    expect(replies(h, 'a')).toEqual([[7, true]]);
+    call(h, 'b', 9, { ...q, action: 'qsize' });
+    expect(h.take('b').find((m) => m.op === 'sync-reply' && m.id === 9)?.size).toBe(1);
+  });
+});

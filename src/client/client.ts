@@ -11,7 +11,10 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Connection } from '../protocol/connection.ts';
 import { decode, decodeSequence, encodeOwned } from '../protocol/codec.ts';
 import { connect } from '../protocol/handshake.ts';
-import { messageSchemas, keyFits, MAX_TOPIC, type ClientToScheduler, type SchedulerToClient, type WorkerMetrics, type WorkerSummary, type WorkerToPeer } from '../protocol/messages.ts';
+import { messageSchemas, keyFits, MAX_TOPIC, type ClientToScheduler, type SchedulerToClient, type SyncRequest, type WorkerMetrics, type WorkerSummary, type WorkerToPeer } from '../protocol/messages.ts';
+
+/** A call on a coordination primitive, as Client.sync takes it. */
+export type SyncCall = Omit<SyncRequest, 'op' | 'id'>;
 import { PeerPool } from '../protocol/peers.ts';
 import type { TlsOptions } from '../protocol/tls.ts';
 import type { Snapshot } from '../scheduler/dashboard/snapshot.ts';
@@ -614,6 +617,23 @@ export class Client implements FutureHost {
     const reply = await this.datasetRequest((id) => ({ op: 'get-dataset', id, name }));
     // An array of futures is safe to resolve with (an array is not thenable).
     return (reply.keys ?? []).map((k) => this.futureOf<T>(k));
+  }
+
+  /**
+   * A call on a coordination primitive held by the scheduler (the
+   * Semaphore, Lock, Event, Variable and Queue classes make them): its
+   * answer, or a WeftError with the scheduler's reason.
+   */
+  async sync(call: SyncCall): Promise<{ ok: boolean; value?: Uint8Array | undefined; size?: number | undefined }> {
+    const r = await this.ask((id) => this.conn.send({ op: 'sync', id, ...call }));
+    if (r.op !== 'sync-reply') throw new WeftError(`unexpected reply to a ${call.kind} call: ${r.op}`);
+    if (r.error !== undefined) throw new WeftError(`${call.kind} ${call.name}: ${r.error}`);
+    return r;
+  }
+
+  /** A call on a primitive that gets no answer (a semaphore's lease refresh). */
+  syncNotify(call: SyncCall): void {
+    if (!this.closedError) this.conn.send({ op: 'sync', id: 0, ...call });
   }
 
   /** The names of the published datasets. */

@@ -200,7 +200,41 @@ export const messageSchemas = lazySchemas((z) => {
   });
 
 
+  /** Actions on each kind of coordination primitive (scheduler/coordination.ts). */
+  const SYNC_ACTIONS = {
+    semaphore: ['acquire', 'release', 'refresh', 'count'],
+    event: ['set', 'clear', 'wait', 'is-set'],
+    variable: ['set', 'get', 'delete'],
+    queue: ['put', 'get', 'qsize'],
+  } as const;
+  /** A call on a Semaphore (Lock), Event, Variable or Queue, by name. */
+  const syncMsg = z
+    .object({
+      op: z.literal('sync'),
+      id,
+      kind: z.enum(['semaphore', 'event', 'variable', 'queue']),
+      name: z.string().min(1).max(256),
+      action: z.enum(['acquire', 'release', 'refresh', 'count', 'set', 'clear', 'wait', 'is-set', 'get', 'delete', 'put', 'qsize']),
+      /** Seconds to wait at most (absent: no limit; 0: answer at once). */
+      timeout: z.number().nonnegative().max(86_400 * 365).optional(),
+      lease: z.string().min(1).max(64).optional(),
+      leases: z.array(z.string().min(1).max(64)).max(10_000).optional(),
+      maxLeases: z.number().int().min(1).max(1_000_000).optional(),
+      /** Seconds a lease lasts unless its holder refreshes it. */
+      leaseTimeout: z.number().positive().max(86_400).optional(),
+      maxsize: z.number().int().nonnegative().max(1_000_000).optional(),
+      value: bytes.refine((b) => b.length <= 1024 * 1024, 'a value of at most 1 MiB encoded (keep large data in task results)').optional(),
+    })
+    .superRefine((m, ctx) => {
+      if (!(SYNC_ACTIONS[m.kind] as readonly string[]).includes(m.action)) ctx.addIssue({ code: 'custom', message: `a ${m.kind} has no action ${m.action} (it has ${SYNC_ACTIONS[m.kind].join(', ')})` });
+      if ((m.action === 'acquire' || m.action === 'release') && m.lease === undefined) ctx.addIssue({ code: 'custom', message: `${m.action} needs its lease id` });
+      if ((m.action === 'set' && m.kind === 'variable') || m.action === 'put') {
+        if (m.value === undefined) ctx.addIssue({ code: 'custom', message: `${m.action} needs a value` });
+      }
+    });
+
   const clientToScheduler = z.discriminatedUnion('op', [
+    syncMsg,
     graphMsg,
     z.object({ op: z.literal('release'), keys }),
     z.object({ op: z.literal('want'), id, keys }),
@@ -298,6 +332,8 @@ export const messageSchemas = lazySchemas((z) => {
     z.object({ op: z.literal('process-stats-reply'), id, maxStallMs: z.number().nonnegative(), rss: count, heapUsed: count, tasks: count, /** Task runs sent to workers so far. */ taskRuns: count.optional() }),
     /** Task events of topics this client subscribed to, in the order each worker sent them. */
     z.object({ op: z.literal('events'), ...taskEvents }),
+    /** The answer to a `sync` call: ok (false: timed out, or an error said), with a value or a size. */
+    z.object({ op: z.literal('sync-reply'), id, ok: z.boolean(), value: bytes.optional(), error: z.string().optional(), size: count.optional() }),
   ]);
 
   // ---------------------------------------------------------------- worker → scheduler
@@ -445,6 +481,7 @@ export type TaskExtra = Zod.infer<Schemas['taskExtra']>;
 export type FnDef = Zod.infer<Schemas['fnDef']>;
 export type GraphMsg = Zod.infer<Schemas['graphMsg']>;
 export type ClientToScheduler = Zod.infer<Schemas['clientToScheduler']>;
+export type SyncRequest = Extract<ClientToScheduler, { op: 'sync' }>;
 export type WorkerSummary = Zod.infer<Schemas['workerSummary']>;
 export type SchedulerToClient = Zod.infer<Schemas['schedulerToClient']>;
 export type WorkerToScheduler = Zod.infer<Schemas['workerToScheduler']>;

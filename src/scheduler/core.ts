@@ -12,6 +12,7 @@ import { lazySchemas } from '../util/zod.ts';
 import { type FnEntry, type Move, type PendingSteal, type Restart, type WorkerRecord, addWanter, needsDeps, TaskGroup, type TaskState, type TaskStatus, priorityOf, type InFlight, ClientRecord, stateCounts, stateIndex } from './task-state.ts';
 import { Heap } from '../util/heap.ts';
 import { Outbox } from './outbox.ts';
+import type { Primitives } from './primitives.ts';
 
 export const schedulerConfigSchema = lazySchemas((z) =>
   z.object({
@@ -147,6 +148,8 @@ export class SchedulerCore {
   /** Steals asked and not answered, by the task's run (stealing.ts); when the balance last ran; and counts for /metrics. */
   readonly steals = new Map<number, PendingSteal>();
   lastBalance = -Infinity;
+  /** Semaphores, events, variables and queues, by `kind\u0000name` (coordination.ts). */
+  readonly primitives: Primitives = new Map();
   stealRequests = 0;
   tasksStolen = 0;
   /** Transitions TRANSITIONS does not allow, as seen (a bug: checkInvariants reports the first). */

@@ -9,6 +9,7 @@ import { type FnEntry, type WorkerRecord, ClientRecord, isNeeded, needsDeps, rem
 import { SchedulerCore, clock, missingInputs, schedulerConfigSchema, type SchedulerConfig, type LogRecord, addWant } from './core.ts';
 import { fillWorkers } from './placement.ts';
 import { balance } from './stealing.ts';
+import { syncClientGone, syncRequest, syncTick } from './coordination.ts';
 import { want, drainReleases } from './transitions.ts';
 import { updateGraph, dropHolds, scattered } from './intake.ts';
 import { subscribe, unsubscribe } from './topics.ts';
@@ -108,6 +109,7 @@ export class SchedulerState {
       case 'tick':
         clock(this.s, ev.now);
         tick(this.s);
+        syncTick(this.s);
         restartProgress(this.s, null);
         break;
       case 'continue':
@@ -138,6 +140,9 @@ export class SchedulerState {
     const c = this.s.clients.get(id);
     if (!c) return;
     switch (msg.op) {
+      case 'sync':
+        syncRequest(this.s, c, msg);
+        break;
       case 'update-graph':
         updateGraph(this.s, c, msg);
         // The last part of a submission (or the only one): what earlier parts held is let go, whether this part was taken or not.
@@ -255,6 +260,8 @@ export class SchedulerState {
     if (!c) return;
     this.s.clients.delete(id);
     dropHolds(this.s, c);
+    // Its semaphore leases go, and its waiting calls (a task's client: its worker died).
+    syncClientGone(this.s, c);
     for (const t of c.topics ?? []) unsubscribe(this.s, c, t);
     // Tasks do not list their wanters' clients: find this one's by scanning (rare).
     if (c.wants > 0) {
