@@ -41,3 +41,17 @@ export async function sleepy(_input: number, ms: number): Promise<number> {
   await new Promise((r) => setTimeout(r, ms));
   return process.pid;
 }
+
+/** The coordination bench's work: holds one of 4 leases of `name` for `ms`, and returns how many were held meanwhile (the scheduler's count). */
+export async function guarded(name: string, ms: number): Promise<number> {
+  const { Semaphore } = await import('../src/client/coordination.ts');
+  const sem = new Semaphore({ name, maxLeases: 4 });
+  if (!(await sem.acquire({ timeout: 120 }))) throw new Error('no lease within 120 s');
+  try {
+    const held = await sem.count();
+    if (ms > 0) await new Promise((r) => setTimeout(r, ms));
+    return held;
+  } finally {
+    await sem.release();
+  }
+}

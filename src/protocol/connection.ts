@@ -90,6 +90,7 @@ export class Connection<In extends Op, Out extends Op> {
   private queue = objectList<object>();
   private rawOut: Uint8Array[] = [];
   private flushScheduled = false;
+  private urgentScheduled = false;
   private lastFlush = 0;
   private inflight = 0;
   private closed = false;
@@ -170,13 +171,24 @@ export class Connection<In extends Op, Out extends Op> {
     else this.closeHandlers.push(handler);
   }
 
-  send(msg: Out): void {
+  /**
+   * Queues a message for the next frame. `urgent`: a small request or reply
+   * someone waits on (a lock's acquire), sent at the end of this turn even
+   * under load, rather than after the interval that lets bursts share frames.
+   */
+  send(msg: Out, urgent = false): void {
     if (this.closed) return;
     let out: object = msg;
     if (hasBlobs(msg)) out = this.extractRaw(msg);
     this.queue.push(withKeyColumns(out));
     if (this.queue.length >= this.limits.maxBatch) this.flush();
-    else if (!this.flushScheduled) {
+    else if (urgent && !this.urgentScheduled) {
+      this.urgentScheduled = true;
+      setImmediate(() => {
+        this.urgentScheduled = false;
+        this.flush();
+      });
+    } else if (!this.flushScheduled) {
       this.flushScheduled = true;
       // Idle: flush at the end of this turn. Busy (flushed under 3 ms ago):
       // wait out the interval so that bursts share frames.

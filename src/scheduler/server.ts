@@ -246,7 +246,8 @@ export class SchedulerServer {
     for (const [id, msgs] of ins.messages) {
       const conn = this.conns.get(id);
       if (!conn) continue;
-      for (const m of msgs) conn.send(m as { op: string });
+      // A coordination call's answer is waited on (a lock): out at the end of this turn, not after the batching interval.
+      for (const m of msgs) conn.send(m as { op: string }, (m as { op: string }).op === 'sync-reply');
       if (now) conn.flush();
     }
     for (const c of ins.close) this.conns.get(c.id)?.close(CLOSE_SHUTDOWN, c.reason);
