@@ -856,3 +856,20 @@ describe('coordination primitives', () => {
     expect(h.take('b').find((m) => m.op === 'sync-reply' && m.id === 9)?.size).toBe(1);
   });
 });
+
+describe('the adaptive target', () => {
+  it('asks for the threads that would finish the work in the target duration, no more than the tasks, in workers; none when idle', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1', { nthreads: 2 });
+    expect(h.sm.adaptiveTarget(5)).toBe(0);
+    // Measure the kind: 1 s per task.
+    h.submit([task('m0'), task('m1')], ['m0', 'm1']);
+    h.finish('w1', keysOf(h.computes('w1')), { duration: 1 });
+    h.submit(Array.from({ length: 40 }, (_, i) => task(`t${i}`)), Array.from({ length: 40 }, (_, i) => `t${i}`));
+    // 40 s of work over 5 s: 8 threads, 4 workers of 2.
+    expect(h.sm.adaptiveTarget(5)).toBe(4);
+    // Over 1 s, 40 threads, capped by the 40 tasks: 20 workers.
+    expect(h.sm.adaptiveTarget(1)).toBe(20);
+  });
+});

@@ -169,7 +169,7 @@ Prints {"address": ..., "name": ...} on stdout once it has joined.`,
 const cluster: Command = {
   name: 'cluster',
   summary: 'start a development cluster (scheduler + workers) on loopback',
-  usage: '[--workers 2] [--threads-per-worker 1] [--port 8786] [--dashboard-port 8787 | --no-dashboard]',
+  usage: '[--workers 2] [--threads-per-worker 1] [--port 8786] [--dashboard-port 8787 | --no-dashboard] [--adapt MIN:MAX]',
   about: "Starts a scheduler and worker processes on 127.0.0.1 and prints the scheduler's\naddress and its dashboard's; Ctrl-C stops them all.",
   connects: true,
   logLevel: 'warn',
@@ -180,12 +180,16 @@ const cluster: Command = {
     { name: 'dashboard-port', arg: 'PORT', help: "the dashboard's HTTP port (default 8787, or a free one when 8787 is taken;\n0 picks a free one)" },
     { name: 'no-dashboard', help: 'serve no dashboard' },
     { name: 'resources', arg: 'R=N', multiple: true, help: 'resources every worker offers (repeatable)' },
+    { name: 'adapt', arg: 'MIN:MAX', help: 'start and retire workers as the work asks, between MIN and MAX (as Dask\'s\nadapt: about 5s of work per thread; results of retired workers are kept)' },
     HOST_FLAG,
     ORIGIN_FLAG,
   ],
   async run(args) {
     const lvl = logLevelOf(args, 'warn');
     const log = createLogger('weft-cluster', lvl);
+    const adapt = str(args, 'adapt');
+    const range = adapt === undefined ? null : /^(\d+):(\d+)$/.exec(adapt);
+    if (adapt !== undefined && (!range || Number(range[1]) > Number(range[2]))) fail(`--adapt takes MIN:MAX, two whole numbers with MIN <= MAX (got ${JSON.stringify(adapt.slice(0, 40))})`);
     const { LocalCluster } = await import('../cluster/local-cluster.ts');
     const res = resources(args);
     const tok = token(args, log);
@@ -200,7 +204,8 @@ const cluster: Command = {
       allowOrigins: repeated(args, 'allow-origin'),
       allowHosts: repeated(args, 'allow-host'),
     });
-    console.log(`weft cluster ready at ${c.address} with ${c.workers.length} workers${c.dashboardUrl ? `; dashboard at ${c.dashboardUrl}/status` : ''} (Ctrl-C to stop)`);
+    if (range) c.adapt({ minimum: Number(range[1]), maximum: Number(range[2]) });
+    console.log(`weft cluster ready at ${c.address} with ${c.workers.length} workers${range ? ` (adapting between ${range[1]} and ${range[2]})` : ''}${c.dashboardUrl ? `; dashboard at ${c.dashboardUrl}/status` : ''} (Ctrl-C to stop)`);
     console.log(JSON.stringify({ address: c.address, ...(c.dashboardUrl ? { dashboard: c.dashboardUrl } : {}), pids: [process.pid, c.schedulerPid, ...c.workers.map((w) => w.pid)] }));
     onShutdown(log, () => c.close());
   },

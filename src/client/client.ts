@@ -636,6 +636,13 @@ export class Client implements FutureHost {
     if (!this.closedError) this.conn.send({ op: 'sync', id: 0, ...call });
   }
 
+  /** How many workers the cluster's work wants now, for `targetDuration` seconds of work per thread (Dask's adaptive_target). */
+  async adaptiveTarget(targetDuration = 5): Promise<number> {
+    const r = await this.ask((id) => this.conn.send({ op: 'adaptive-target', id, targetDuration }));
+    if (r.op !== 'adaptive-target-reply') throw new WeftError(`unexpected reply to adaptive-target: ${r.op}`);
+    return r.workers;
+  }
+
   /** The names of the published datasets. */
   async listDatasets(): Promise<string[]> {
     return (await this.datasetRequest((id) => ({ op: 'list-datasets', id }))).names ?? [];

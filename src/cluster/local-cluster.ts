@@ -152,8 +152,105 @@ export class LocalCluster {
     /** What a client of this cluster trusts and shows (TLS), and what to remove once it has stopped. */
     private readonly clientTls: ClientOptions['tls'] | undefined,
     private readonly cleanup: () => void,
+    private readonly spawnWorker: (index: number) => Promise<Child>,
   ) {
     process.once('exit', this.onExit);
+    this.nextIndex = workerProcs.length;
+  }
+
+  /** The number of the next worker started (its name: local-N). */
+  private nextIndex: number;
+  /** scale() and adapt()'s changes, one after the other. */
+  private scaling: Promise<void> = Promise.resolve();
+  private adaptive: { timer: NodeJS.Timeout; client: Promise<Client> } | null = null;
+
+  /**
+   * Starts or retires workers until there are `n` (Dask's `cluster.scale`).
+   * Retiring hands the results only those workers hold to the others first
+   * (retireWorkers): nothing is computed again. The least busy go first.
+   */
+  scale(n: number): Promise<void> {
+    if (!Number.isInteger(n) || n < 0) return Promise.reject(new WeftError(`scale(n) takes a whole number of workers >= 0 (got ${n})`));
+    const run = this.scaling.then(() => this.scaleNow(n));
+    this.scaling = run.catch(() => {});
+    return run;
+  }
+
+  private async scaleNow(n: number): Promise<void> {
+    if (this.closing) return;
+    const have = this.workerProcs.length;
+    if (n > have) {
+      const started = await Promise.all(Array.from({ length: n - have }, () => this.spawnWorker(this.nextIndex++)));
+      this.workerProcs.push(...started);
+      return;
+    }
+    if (n === have) return;
+    const client = await this.client();
+    try {
+      const byName = new Map((await client.workers()).map((w) => [w.name, w]));
+      const order = [...this.workerProcs].sort((a, b) => {
+        const wa = byName.get(a.name);
+        const wb = byName.get(b.name);
+        return (wa?.processing ?? 0) - (wb?.processing ?? 0) || (wa?.storedBytes ?? 0) - (wb?.storedBytes ?? 0);
+      });
+      const leaving = order.slice(0, have - n);
+      const r = await client.retireWorkers(leaving.map((w) => w.name));
+      if (r.failed.length > 0) throw new WeftError(`could not retire ${leaving.map((w) => w.name).join(', ')}: ${r.failed.join('; ')}`);
+      // A retired worker exits (and its nanny with it): stop() waits for that, or ends it.
+      await Promise.all(leaving.map((w) => stop(w.proc)));
+      for (const w of leaving) this.workerProcs.splice(this.workerProcs.indexOf(w), 1);
+    } finally {
+      await client.close();
+    }
+  }
+
+  /**
+   * Starts and retires workers as the work asks (Dask's `cluster.adapt`):
+   * every `interval` seconds (default 1) the scheduler's adaptive target,
+   * clamped to [minimum, maximum], is compared with the workers there are:
+   * more are started at once; fewer are retired once the target has been
+   * lower `waitCount` times in a row (default 3). `targetDuration` (default
+   * 5 s): the work a thread should have. adapt(null) stops adapting.
+   */
+  adapt(opts: { minimum?: number; maximum?: number; targetDuration?: number; waitCount?: number; interval?: number } | null): void {
+    if (this.adaptive) {
+      clearInterval(this.adaptive.timer);
+      void this.adaptive.client.then((c) => c.close()).catch(() => {});
+      this.adaptive = null;
+    }
+    if (!opts) return;
+    const min = opts.minimum ?? 0;
+    const max = opts.maximum ?? Infinity;
+    if (!(min >= 0 && max >= min)) throw new WeftError(`adapt: minimum ${min} and maximum ${max} must make a range (0 <= minimum <= maximum)`);
+    const client = this.client();
+    client.catch(() => {});
+    let lower = 0;
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy || this.closing) return;
+      busy = true;
+      void (async () => {
+        try {
+          const want = Math.min(max, Math.max(min, await (await client).adaptiveTarget(opts.targetDuration ?? 5)));
+          const have = this.workerProcs.length;
+          if (want > have) {
+            lower = 0;
+            await this.scale(want);
+          } else if (want < have) {
+            if (++lower >= (opts.waitCount ?? 3)) {
+              lower = 0;
+              await this.scale(want);
+            }
+          } else lower = 0;
+        } catch {
+          // A failed look (the scheduler busy, a retire refused): the next tick looks again.
+        } finally {
+          busy = false;
+        }
+      })();
+    }, (opts.interval ?? 1) * 1000);
+    timer.unref();
+    this.adaptive = { timer, client };
   }
 
   static async start(opts: LocalClusterOptions = {}): Promise<LocalCluster> {
@@ -190,31 +287,29 @@ export class LocalCluster {
     const { proc: scheduler, ready } = started;
     const address = ready['address'] as string;
     const workers: Child[] = [];
+    /** Starts worker number i (its name local-i), under its nanny unless `nanny: false`. */
+    const spawnWorker = async (i: number): Promise<Child> => {
+      const res = Array.isArray(opts.resources) ? opts.resources[i] : opts.resources;
+      const resArgs = res ? Object.entries(res).flatMap(([k, v]) => ['--resources', `${k}=${v}`]) : [];
+      const child: Child = { proc: null as unknown as ChildProcess, name: '', address: '', workerPid: undefined };
+      const onReady = (ready: Record<string, string | number>): void => {
+        child.name = String(ready['name'] ?? '');
+        child.address = String(ready['address'] ?? '');
+        child.workerPid = typeof ready['workerPid'] === 'number' ? ready['workerPid'] : child.proc?.pid;
+      };
+      const s = await startChild(['worker', address, '--nthreads', String(threads), '--name', `local-${i}`, ...resArgs, ...common, '--memory-limit', memoryArg, ...(opts.nanny === false ? ['--no-nanny'] : []), ...(opts.workerArgs ?? [])], cwd, timeout, opts.token, onReady, opts.nanny === false ? WORKER_ENV : {});
+      child.proc = s.proc;
+      child.workerPid ??= s.proc.pid;
+      return child;
+    };
     try {
-      const children: Child[] = [];
-      await Promise.all(
-        Array.from({ length: n }, async (_, i) => {
-          const res = Array.isArray(opts.resources) ? opts.resources[i] : opts.resources;
-          const resArgs = res ? Object.entries(res).flatMap(([k, v]) => ['--resources', `${k}=${v}`]) : [];
-          const child: Child = { proc: null as unknown as ChildProcess, name: '', address: '', workerPid: undefined };
-          const onReady = (ready: Record<string, string | number>): void => {
-            child.name = String(ready['name'] ?? '');
-            child.address = String(ready['address'] ?? '');
-            child.workerPid = typeof ready['workerPid'] === 'number' ? ready['workerPid'] : child.proc?.pid;
-          };
-          const s = await startChild(['worker', address, '--nthreads', String(threads), '--name', `local-${i}`, ...resArgs, ...common, '--memory-limit', memoryArg, ...(opts.nanny === false ? ['--no-nanny'] : []), ...(opts.workerArgs ?? [])], cwd, timeout, opts.token, onReady, opts.nanny === false ? WORKER_ENV : {});
-          child.proc = s.proc;
-          child.workerPid ??= s.proc.pid;
-          children[i] = child;
-        }),
-      );
-      workers.push(...children);
+      workers.push(...(await Promise.all(Array.from({ length: n }, (_, i) => spawnWorker(i)))));
     } catch (err) {
       scheduler.kill('SIGKILL');
       cleanup();
       throw err;
     }
-    return new LocalCluster(address, scheduler, workers, opts.token, ready['dashboard'] ?? null, clientTls, cleanup);
+    return new LocalCluster(address, scheduler, workers, opts.token, ready['dashboard'] ?? null, clientTls, cleanup, spawnWorker);
   }
 
   /** A client connected to this cluster. */
@@ -247,8 +342,10 @@ export class LocalCluster {
    */
   close(): Promise<void> {
     if (this.closing) return this.closing;
+    this.adapt(null);
     process.removeListener('exit', this.onExit);
-    this.closing = stop(this.scheduler).then(async () => {
+    // A scale under way finishes first: a worker it starts is then among those stopped.
+    this.closing = this.scaling.then(() => stop(this.scheduler)).then(async () => {
       await Promise.all(this.workerProcs.map((w) => stop(w.proc)));
       this.cleanup();
     });

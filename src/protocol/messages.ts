@@ -243,6 +243,8 @@ export const messageSchemas = lazySchemas((z) => {
     /** Every worker holding each key (who-has names one). */
     z.object({ op: z.literal('who-has-all'), id, keys }),
     z.object({ op: z.literal('workers'), id }),
+    /** How many workers the work wants now (adaptive.ts), for `targetDuration` seconds of work per thread. */
+    z.object({ op: z.literal('adaptive-target'), id, targetDuration: z.number().positive().max(86_400) }),
     /** Are you there? (answered with pong; a client that hears nothing for its timeout gives up on the scheduler) */
     z.object({ op: z.literal('ping'), id }),
     /** What the dashboard recorded since `since` (ms since the epoch), for a performance report (answered by the server). */
@@ -314,6 +316,7 @@ export const messageSchemas = lazySchemas((z) => {
     /** For each key asked, an index into `addresses` of a worker holding it, or -1. */
     z.object({ op: z.literal('who-has-reply'), id, addresses: z.array(z.string()), holder: columnCheck<number>('worker indices (-1 for none)', (x) => Number.isSafeInteger(x) && (x as number) >= -1) }),
     z.object({ op: z.literal('workers-reply'), id, workers: z.array(workerSummary) }),
+    z.object({ op: z.literal('adaptive-target-reply'), id, workers: count }),
     z.object({ op: z.literal('pong'), id }),
     /** The answer to a dataset request: its keys, the names, or why not. */
     z.object({ op: z.literal('dataset-reply'), id, keys: keys.optional(), names: z.array(z.string()).optional(), error: z.string().optional() }),

@@ -44,6 +44,8 @@ export interface SchedulerFigures {
   loopDelay(): { p99: number; max: number };
   /** Work stealing so far: tasks asked of their workers, and tasks moved. */
   steals(): { requests: number; moved: number };
+  /** How many workers the work wants now (Dask's adaptive_target), for 5 s of work per thread. */
+  adaptiveTarget(): number;
 }
 
 /** Counters and timings the scheduler's server adds to as it works. */
@@ -258,6 +260,8 @@ async function serve(req: IncomingMessage, res: ServerResponse, auth: DashboardA
     if (PAGES.has(path)) return send(res, 200, 'text/html; charset=utf-8', appPage(`weft: ${path.slice(1)}`));
     if (path === '/metrics') return send(res, 200, registry.contentType, await registry.metrics());
     if (path === '/api/v1/workers') return send(res, 200, 'application/json', JSON.stringify(figures.workers()));
+    // As Dask's, which the dask-kubernetes operator polls: { "workers": n }.
+    if (path === '/api/v1/adaptive_target') return send(res, 200, 'application/json', JSON.stringify({ workers: figures.adaptiveTarget() }));
     if (path === '/api/v1/tasks') {
       const limit = Math.min(Math.max(Number(url.searchParams.get('limit') ?? 200) || 200, 1), 5000);
       return send(res, 200, 'application/json', JSON.stringify(feed.recent(url.searchParams.get('q') ?? '', limit)));

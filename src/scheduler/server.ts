@@ -201,6 +201,7 @@ export class SchedulerServer {
       workers: () => this.state.workerSummaries(),
       groups: () => this.state.groupCounts(),
       steals: () => this.state.stealCounts(),
+      adaptiveTarget: () => this.state.adaptiveTarget(),
       loopDelay: () => {
         const d = { p99: this.scrapeDelay.percentile(99) / 1e9, max: this.scrapeDelay.max / 1e9 };
         this.scrapeDelay.reset();

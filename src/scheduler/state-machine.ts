@@ -9,6 +9,7 @@ import { type FnEntry, type WorkerRecord, ClientRecord, isNeeded, needsDeps, rem
 import { SchedulerCore, clock, missingInputs, schedulerConfigSchema, type SchedulerConfig, type LogRecord, addWant } from './core.ts';
 import { fillWorkers } from './placement.ts';
 import { balance } from './stealing.ts';
+import { adaptiveTarget } from './adaptive.ts';
 import { syncClientGone, syncRequest, syncTick } from './coordination.ts';
 import { want, drainReleases } from './transitions.ts';
 import { updateGraph, dropHolds, scattered } from './intake.ts';
@@ -194,6 +195,9 @@ export class SchedulerState {
       case 'workers':
         this.s.outbox.push(c.id, { op: 'workers-reply', id: msg.id, workers: workerSummaries(this.s) });
         break;
+      case 'adaptive-target':
+        this.s.outbox.push(c.id, { op: 'adaptive-target-reply', id: msg.id, workers: adaptiveTarget(this.s, msg.targetDuration) });
+        break;
       case 'publish-dataset': {
         if (this.s.datasets.has(msg.name)) {
           this.s.outbox.push(c.id, { op: 'dataset-reply', id: msg.id, error: `a dataset named ${msg.name} exists; unpublish it first` });
@@ -351,6 +355,11 @@ export class SchedulerState {
       if (w.stealingIn !== (stealsIn.get(w) ?? 0) || w.stealingOut !== (stealsOut.get(w) ?? 0)) return `worker ${w.name} counts ${w.stealingIn}/${w.stealingOut} steals in/out; ${stealsIn.get(w) ?? 0}/${stealsOut.get(w) ?? 0} are asked`;
     }
     return null;
+  }
+
+  /** How many workers the work wants now, for `targetDuration` seconds of it per thread (adaptive.ts). */
+  adaptiveTarget(targetDuration = 5): number {
+    return adaptiveTarget(this.s, targetDuration);
   }
 
   /** Work stealing so far: tasks asked of their workers, and tasks moved (for /metrics). */

@@ -18,6 +18,13 @@ export class Heap<T> {
     return this.items.length + this.run.size;
   }
 
+  /** Up to `n` of its items, in no particular order (a sample: adaptive.ts). */
+  some(n: number): T[] {
+    const out = this.items.slice(0, n);
+    for (let i = 0; out.length < n && i < this.run.size; i++) out.push(this.run.at(i) as T);
+    return out;
+  }
+
   clear(): void {
     this.items = [];
     this.run = new Fifo<T>();
