@@ -85,6 +85,15 @@ export class NoWorkerError extends WeftError {
   override name = 'NoWorkerError';
 }
 
+/**
+ * An actor's state was lost: its worker died (or its thread was replaced)
+ * during the call, or it was released. The actor is made again on another
+ * worker while its handle is held, its state from scratch; later calls go there.
+ */
+export class ActorLostError extends WeftError {
+  override name = 'ActorLostError';
+}
+
 /** A call on a Semaphore, Lock, Event, Variable or Queue waited its whole timeout. */
 export class SyncTimeoutError extends WeftError {
   override name = 'SyncTimeoutError';

@@ -10,6 +10,7 @@ export { SchedulerState, type SchedulerConfig, type SchedulerEvent, type Instruc
 export { WeftWorker, type WorkerOptions } from './worker/worker.ts';
 export { taskContext, secede, rejoin, type TaskContext } from './worker/task-context.ts';
 export { Semaphore, Lock, Event, Variable, Queue, type SyncOptions, type SyncWaitOptions } from './client/coordination.ts';
+export type { ActorHandle } from './client/actor.ts';
 export type { WorkerSummary, WorkerMetrics } from './protocol/messages.ts';
 export {
   WeftError,
@@ -21,6 +22,7 @@ export {
   NoWorkerError,
   CancelledError,
   SyncTimeoutError,
+  ActorLostError,
   InlineFunctionError,
   ProtocolError,
   HandshakeError,

@@ -16,6 +16,7 @@ import { messageSchemas, keyFits, MAX_TOPIC, type ClientToScheduler, type Schedu
 /** A call on a coordination primitive, as Client.sync takes it. */
 export type SyncCall = Omit<SyncRequest, 'op' | 'id'>;
 import { PeerPool } from '../protocol/peers.ts';
+import { makeActor, type ActorHandle, type PeerRequest } from './actor.ts';
 import type { TlsOptions } from '../protocol/tls.ts';
 import type { Snapshot } from '../scheduler/dashboard/snapshot.ts';
 import { Requests } from '../protocol/requests.ts';
@@ -641,6 +642,23 @@ export class Client implements FutureHost {
     const r = await this.ask((id) => this.conn.send({ op: 'adaptive-target', id, targetDuration }));
     if (r.op !== 'adaptive-target-reply') throw new WeftError(`unexpected reply to adaptive-target: ${r.op}`);
     return r.workers;
+  }
+
+  /** A request to a worker's data port, answered by that worker (actors use it: client/actor.ts). */
+  requestWorker(address: string, msg: PeerRequest): Promise<WorkerToPeer> {
+    return this.peers.request(address, msg as Parameters<PeerPool['request']>[1]);
+  }
+
+  /**
+   * Makes an actor (Dask's `actor=True`): `new Cls(...args)` on one worker,
+   * kept there; its methods are called straight on that worker. `cls` is a
+   * module export, as a task function is (`'./counter.ts#Counter'`).
+   *
+   *   const counter = await client.actor<Counter>('./counter.ts#Counter', 10);
+   *   await counter.increment(); // 11, from the worker that holds it
+   */
+  actor<T extends object>(cls: string, ...args: unknown[]): Promise<ActorHandle<T>> {
+    return makeActor<T>(this, cls, args);
   }
 
   /** The names of the published datasets. */

@@ -439,6 +439,8 @@ export const messageSchemas = lazySchemas((z) => {
     z.object({ op: z.literal('metrics'), id }),
     /** Clients only: call a function in the worker's process (client.run), its arguments as a msgpack array. */
     z.object({ op: z.literal('run'), id, fn: fnDef, args: bytes }),
+    /** Clients only: call a method of an actor kept here (client/actor.ts), its arguments as a msgpack array. */
+    z.object({ op: z.literal('actor-call'), id, actor: z.string().min(1).max(64), method: z.string().min(1).max(256), args: bytes }),
   ]);
 
   const workerMetrics = z.object({
@@ -466,6 +468,8 @@ export const messageSchemas = lazySchemas((z) => {
     z.object({ op: z.literal('metrics-reply'), id, metrics: workerMetrics }),
     /** What the function returned (msgpack), or why it failed. */
     z.object({ op: z.literal('run-reply'), id, value: bytes.optional(), error: serializedError.optional() }),
+    /** What the actor's method returned (msgpack), or why it failed. */
+    z.object({ op: z.literal('actor-reply'), id, value: bytes.optional(), error: serializedError.optional() }),
   ]);
 
   // ---------------------------------------------------------------- any direction

@@ -6,6 +6,7 @@
  * runaway) is replaced: the task it was running fails with the reason, the
  * others posted to it are requeued.
  */
+import type { SerializedError } from '../errors.ts';
 import { Worker } from 'node:worker_threads';
 import type { FnDef } from '../protocol/messages.ts';
 import type { ExecResult, ExecTask } from './state-machine.ts';
@@ -64,6 +65,11 @@ export class ExecutorPool {
   private fns: [number, FnDef][] = [];
   /** Tasks running now whose value a later task takes in memory, by key. */
   private keepers = new Map<string, Keeper>();
+  /** Actors kept on the threads (worker/actors.ts): by id, and the id by the key of the task that made it. */
+  private readonly actorThreads = new Map<string, Thread>();
+  private readonly actorOfKey = new Map<string, string>();
+  private readonly actorCalls = new Map<number, { th: Thread; resolve: (r: { bytes?: Uint8Array; error?: SerializedError }) => void }>();
+  private nextCall = 0;
   /** Notes logged lately: every thread that reloads a module says so, the log once. */
   private readonly notes = new Set<string>();
 
@@ -209,6 +215,37 @@ export class ExecutorPool {
     this.onResultsCb([r]);
   }
 
+  /** Task `seq` of thread `th` made actor `actorId`: calls on it go to that thread. */
+  private actorHere(th: Thread, actorId: string, seq: number): void {
+    this.actorThreads.set(actorId, th);
+    const t = th.posted.at(seq - (th.nextSeq - th.posted.size)) ?? th.seceded.get(seq);
+    if (t) this.actorOfKey.set(t.key, actorId);
+  }
+
+  /** Calls a method of an actor kept here: its value (msgpack) or error; an error at once if it is not here. */
+  actorCall(actorId: string, method: string, args: Uint8Array): Promise<{ bytes?: Uint8Array; error?: SerializedError }> {
+    const th = this.actorThreads.get(actorId);
+    if (!th || this.threads[th.index] !== th) return Promise.resolve({ error: { name: 'ActorLostError', message: `actor ${actorId} is not on this worker (its thread was replaced, or it was released)` } });
+    const callId = ++this.nextCall;
+    return new Promise((resolve) => {
+      this.actorCalls.set(callId, { th, resolve });
+      th.worker.postMessage({ actorCall: { callId, actorId, method, args } });
+    });
+  }
+
+  /** Results freed here: actors made by those tasks go with them. */
+  dropActors(keys: readonly string[]): void {
+    if (this.actorOfKey.size === 0) return;
+    for (const k of keys) {
+      const id = this.actorOfKey.get(k);
+      if (id === undefined) continue;
+      this.actorOfKey.delete(k);
+      const th = this.actorThreads.get(id);
+      this.actorThreads.delete(id);
+      th?.worker.postMessage({ dropActor: id });
+    }
+  }
+
   /** Results put early on thread `th`, with the tasks that put them (still posted: their results come after). */
   private earlyPuts(th: Thread, e: NonNullable<ThreadEvents['early']>): EarlyPut[] {
     const out: EarlyPut[] = [];
@@ -248,6 +285,13 @@ export class ExecutorPool {
     for (const t of th.seceded.values()) results.push({ key: t.key, run: t.run, task: t, error: { name: 'ExecutorCrashError', message: `task ${t.key} was waiting on its thread (seceded) when the thread ${reason}` }, duration: 0 });
     th.seceded.clear();
     for (const [key, k] of this.keepers) if (k.th === th) this.keepers.delete(key);
+    // Its actors are gone with it; calls waiting on them get an error.
+    for (const [id, t] of this.actorThreads) if (t === th) this.actorThreads.delete(id);
+    for (const [callId, c] of this.actorCalls) {
+      if (c.th !== th) continue;
+      this.actorCalls.delete(callId);
+      c.resolve({ error: { name: 'ActorLostError', message: `the actor's thread ${reason}` } });
+    }
     this.threads[th.index] = this.spawn(th.index);
     void th.worker.terminate();
     this.onThreadDeath(th.index, reason);
@@ -352,6 +396,12 @@ export class ExecutorPool {
       if (msg.events) this.onEvents(msg.events, msg.events.early ? this.earlyPuts(th, msg.events.early) : []);
       if (msg.results) this.onResults(th, msg.results);
       if (msg.seceded !== undefined || msg.rejoined !== undefined || msg.late) this.onSeceded(th, msg);
+      if (msg.actorHere) this.actorHere(th, msg.actorHere.actorId, msg.actorHere.seq);
+      if (msg.actorReply) {
+        const done = this.actorCalls.get(msg.actorReply.callId);
+        this.actorCalls.delete(msg.actorReply.callId);
+        done?.resolve(msg.actorReply);
+      }
     });
     const died = (reason: string): void => {
       if (this.closed || this.threads[index] !== th) return;

@@ -22,6 +22,7 @@ import { RESULT_ERROR, RESULT_HANDED_ON, RESULT_OK, RESULT_REQUEUE, type FromThr
 import { fractionList } from '../util/lists.ts';
 import { provideTaskContext, TASK_REJOIN, type TaskContext } from './task-context.ts';
 import type { Client } from '../client/client.ts';
+import { ACTOR_HOST, type ActorHost } from './actors.ts';
 
 // esbuild (behind tsx) wraps named inner functions in __name(); shipped sources need it here.
 const g = globalThis as { __name?: (fn: unknown, name: string) => unknown };
@@ -75,7 +76,15 @@ let outHandedOn: [number, number][] = [];
 let outErrors: [number, SerializedError][] = [];
 const out = new ByteWriter(4096);
 
-port.on('message', (msg: { tasks: ThreadBatch } | { fns: [number, FnDef][] } | { forgetFns: number[] } | { cancel: number[] }) => {
+port.on('message', (msg: { tasks: ThreadBatch } | { fns: [number, FnDef][] } | { forgetFns: number[] } | { cancel: number[] } | { actorCall: ActorCall } | { dropActor: string }) => {
+  if ('actorCall' in msg) {
+    void callActor(msg.actorCall);
+    return;
+  }
+  if ('dropActor' in msg) {
+    actors.delete(msg.dropActor);
+    return;
+  }
   if ('fns' in msg) {
     for (const [id, def] of msg.fns) fns.set(id, def);
     return;
@@ -211,6 +220,46 @@ function lateResult(seq: number, start: number, value: unknown, err: unknown): v
   const events = takeEvents();
   const transfer = late.bytes ? [late.bytes.buffer as ArrayBuffer] : [];
   port?.postMessage((events ? { late, events } : { late }) satisfies FromThread, transfer);
+}
+
+/** Actors kept on this thread (worker/actors.ts), by id; calls on each run one after another. */
+const actors = new Map<string, { instance: object; queue: Promise<void> }>();
+interface ActorCall {
+  callId: number;
+  actorId: string;
+  method: string;
+  args: Uint8Array;
+}
+
+(globalThis as Record<symbol, ActorHost>)[ACTOR_HOST] = {
+  keep(actorId: string, instance: object): void {
+    actors.set(actorId, { instance, queue: Promise.resolve() });
+    port?.postMessage({ actorHere: { actorId, seq: currentSeq } } satisfies FromThread);
+  },
+  resolveClass: async (ref: string) => resolveFunction(0, ref, cwd),
+};
+
+/** Runs a method of an actor here, after the calls before it; posts its value or error. */
+function callActor(c: ActorCall): Promise<void> {
+  const a = actors.get(c.actorId);
+  const answer = (r: { bytes?: Uint8Array; error?: SerializedError }): void => port?.postMessage({ actorReply: { callId: c.callId, ...r } } satisfies FromThread);
+  if (!a) {
+    answer({ error: { name: 'ActorLostError', message: `actor ${c.actorId} is not on this worker (its worker was restarted, or it was released)` } });
+    return Promise.resolve();
+  }
+  const run = async (): Promise<void> => {
+    try {
+      const fn = (a.instance as Record<string, unknown>)[c.method];
+      if (typeof fn !== 'function' || c.method === 'constructor' || c.method.startsWith('_')) throw new WeftError(`the actor has no method ${c.method.slice(0, 100)} (methods whose names start with _ are not callable)`);
+      const args = decode(c.args);
+      const value: unknown = await (fn as (...x: unknown[]) => unknown).apply(a.instance, Array.isArray(args) ? args : []);
+      answer({ bytes: encodeOwned(value === undefined ? null : value) });
+    } catch (err) {
+      answer({ error: serializeError(err) });
+    }
+  };
+  a.queue = a.queue.then(run);
+  return a.queue;
 }
 
 /** The thread's client of the scheduler (TaskContext.client), made on first use. */

@@ -88,6 +88,10 @@ export interface FromThread {
   seceded?: number;
   rejoined?: number;
   late?: LateResult;
+  /** Task `seq` made actor `actorId`, kept on this thread (worker/actors.ts). */
+  actorHere?: { actorId: string; seq: number };
+  /** The answer to an actor call: the method's value (msgpack), or its error. */
+  actorReply?: { callId: number; bytes?: Uint8Array; error?: SerializedError };
   /** Something for the worker's log at info (a task module was imported anew). */
   note?: string;
 }

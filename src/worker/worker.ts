@@ -235,7 +235,11 @@ export class WeftWorker {
       else if (m.op === 'restart') this.restart();
       else if (m.op === 'forget-fns') this.sm.forgetFns(m.ids);
       else if (m.op === 'steal') this.sm.steal(m.keys, m.runs);
-      else this.sm.free(m.keys);
+      else {
+        this.sm.free(m.keys);
+        // An actor's task freed: the actor goes too.
+        this.pool.dropActors(m.keys);
+      }
     }
     this.act();
   }
@@ -528,6 +532,13 @@ export class WeftWorker {
       case 'run':
         if (!isClient) conn.send({ op: 'run-reply', id: m.id, error: { name: 'WeftError', message: 'only clients may run functions on a worker' } });
         else void this.runHere(conn, m.id, m.fn, m.args);
+        break;
+      case 'actor-call':
+        if (!isClient) conn.send({ op: 'actor-reply', id: m.id, error: { name: 'WeftError', message: 'only clients call actors' } });
+        else
+          void this.pool.actorCall(m.actor, m.method, m.args).then((r) => {
+            conn.send(r.error ? { op: 'actor-reply', id: m.id, error: r.error } : { op: 'actor-reply', id: m.id, value: r.bytes ?? new Uint8Array(0) });
+          });
         break;
     }
   }
