@@ -57,3 +57,28 @@ describe('coordination primitives', () => {
     expect(await lock.locked()).toBe(false);
   }, 60_000);
 });
+
+describe('futures held by a Variable and a Queue', () => {
+  it('a future set in a Variable or put in a Queue keeps its result on the cluster until taken; the taker gets a future of it', async () => {
+    const big = client.submitWith<number>({ pure: false }, fn('inc'), 41);
+    await big.done();
+    const v = new Variable<typeof big>({ name: 'result', client });
+    await v.set(big);
+    const q = new Queue<typeof big>({ name: 'results', client });
+    await q.put(big);
+    // Released here: the variable and the queue still hold it.
+    big.release();
+    const other = await cluster.client();
+    try {
+      const fromVar = await new Variable<typeof big>({ name: 'result', client: other }).get();
+      expect(await fromVar).toBe(42);
+      const fromQueue = await new Queue<typeof big>({ name: 'results', client: other }).get();
+      expect(await fromQueue).toBe(42);
+      await v.delete();
+      // Still wanted by `other`'s futures: the result stays.
+      expect(await fromVar).toBe(42);
+    } finally {
+      await other.close();
+    }
+  }, 30_000);
+});

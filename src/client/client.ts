@@ -625,7 +625,7 @@ export class Client implements FutureHost {
    * Semaphore, Lock, Event, Variable and Queue classes make them): its
    * answer, or a WeftError with the scheduler's reason.
    */
-  async sync(call: SyncCall): Promise<{ ok: boolean; value?: Uint8Array | undefined; size?: number | undefined }> {
+  async sync(call: SyncCall): Promise<{ ok: boolean; value?: Uint8Array | undefined; key?: string | undefined; size?: number | undefined }> {
     const r = await this.ask((id) => this.conn.send({ op: 'sync', id, ...call }, true));
     if (r.op !== 'sync-reply') throw new WeftError(`unexpected reply to a ${call.kind} call: ${r.op}`);
     if (r.error !== undefined) throw new WeftError(`${call.kind} ${call.name}: ${r.error}`);

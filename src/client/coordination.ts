@@ -10,14 +10,16 @@
  *   }
  *
  * Timeouts are in seconds, as Dask's; without one a call waits as long as
- * it takes. Values (Variable, Queue) travel as msgpack, at most 1 MiB each:
- * keep large data in task results.
+ * it takes. Values (Variable, Queue) travel as msgpack, at most 1 MiB each;
+ * a Future goes as its key, and its result stays on the cluster while the
+ * variable or queue holds it: the way to share large data.
  */
 import { randomUUID } from 'node:crypto';
 import { decode, encodeOwned } from '../protocol/codec.ts';
 import { SyncTimeoutError, WeftError } from '../errors.ts';
 import { taskContext } from '../worker/task-context.ts';
 import type { Client, SyncCall } from './client.ts';
+import { Future } from './future.ts';
 
 export interface SyncOptions {
   name: string;
@@ -55,7 +57,13 @@ abstract class Primitive {
     return this.clientP;
   }
 
-  protected async call(action: SyncCall['action'], extra: Omit<SyncCall, 'kind' | 'name' | 'action'> = {}): Promise<{ ok: boolean; value?: Uint8Array | undefined; size?: number | undefined }> {
+  /** A reply's value: decoded, or a future of this client for the key it names (the scheduler made it wanted). */
+  protected async valueOf(r: { value?: Uint8Array | undefined; key?: string | undefined }): Promise<unknown> {
+    if (r.key !== undefined) return (await this.client()).futureOf(r.key);
+    return r.value === undefined ? undefined : decode(r.value);
+  }
+
+  protected async call(action: SyncCall['action'], extra: Omit<SyncCall, 'kind' | 'name' | 'action'> = {}): Promise<{ ok: boolean; value?: Uint8Array | undefined; key?: string | undefined; size?: number | undefined }> {
     return (await this.client()).sync({ kind: this.kind, name: this.name, action, ...extra });
   }
 }
@@ -64,6 +72,11 @@ const waitFor = (o: SyncWaitOptions): { timeout?: number } => (o.timeout === und
 
 /** The largest value a Variable or Queue holds, encoded (the scheduler's limit). */
 const MAX_VALUE_BYTES = 1024 * 1024;
+
+/** What a set or put sends: a future's key, or the value as msgpack. */
+function itemOf(what: string, value: unknown): { key: string } | { value: Uint8Array } {
+  return value instanceof Future ? { key: value.key } : { value: packValue(what, value) };
+}
 
 /** A value as msgpack, refused here (not by the scheduler, which would drop the connection) when too large. */
 function packValue(what: string, value: unknown): Uint8Array {
@@ -179,15 +192,16 @@ export class Variable<T = unknown> extends Primitive {
     super('variable', opts);
   }
 
+  /** Sets its value: anything msgpack encodes, or a Future (its result then stays on the cluster while the variable holds it). */
   async set(value: T): Promise<void> {
-    await this.call('set', { value: packValue(`variable ${this.name}`, value) });
+    await this.call('set', itemOf(`variable ${this.name}`, value));
   }
 
-  /** Its value; SyncTimeoutError if none was set within `timeout` seconds. */
+  /** Its value (a Future, if a future was set); SyncTimeoutError if none was set within `timeout` seconds. */
   async get(o: SyncWaitOptions = {}): Promise<T> {
     const r = await this.call('get', waitFor(o));
-    if (!r.ok || r.value === undefined) throw new SyncTimeoutError(`variable ${this.name} had no value within ${o.timeout} s`);
-    return decode(r.value) as T;
+    if (!r.ok) throw new SyncTimeoutError(`variable ${this.name} had no value within ${o.timeout} s`);
+    return (await this.valueOf(r)) as T;
   }
 
   async delete(): Promise<void> {
@@ -204,17 +218,17 @@ export class Queue<T = unknown> extends Primitive {
     this.maxsize = opts.maxsize ?? 0;
   }
 
-  /** Adds a value; SyncTimeoutError if the queue stayed full for `timeout` seconds. */
+  /** Adds a value (or a Future, kept on the cluster while queued); SyncTimeoutError if the queue stayed full for `timeout` seconds. */
   async put(value: T, o: SyncWaitOptions = {}): Promise<void> {
-    const r = await this.call('put', { value: packValue(`queue ${this.name}`, value), maxsize: this.maxsize, ...waitFor(o) });
+    const r = await this.call('put', { ...itemOf(`queue ${this.name}`, value), maxsize: this.maxsize, ...waitFor(o) });
     if (!r.ok) throw new SyncTimeoutError(`queue ${this.name} stayed full for ${o.timeout} s`);
   }
 
-  /** The oldest value; SyncTimeoutError if none came within `timeout` seconds. */
+  /** The oldest value (a Future, if a future was put); SyncTimeoutError if none came within `timeout` seconds. */
   async get(o: SyncWaitOptions = {}): Promise<T> {
     const r = await this.call('get', { maxsize: this.maxsize, ...waitFor(o) });
-    if (!r.ok || r.value === undefined) throw new SyncTimeoutError(`queue ${this.name} had no value within ${o.timeout} s`);
-    return decode(r.value) as T;
+    if (!r.ok) throw new SyncTimeoutError(`queue ${this.name} had no value within ${o.timeout} s`);
+    return (await this.valueOf(r)) as T;
   }
 
   /** Values in it now. */

@@ -224,12 +224,14 @@ export const messageSchemas = lazySchemas((z) => {
       leaseTimeout: z.number().positive().max(86_400).optional(),
       maxsize: z.number().int().nonnegative().max(1_000_000).optional(),
       value: bytes.refine((b) => b.length <= 1024 * 1024, 'a value of at most 1 MiB encoded (keep large data in task results)').optional(),
+      /** Instead of a value: a task's key (a future), kept wanted while held. */
+      key: key.optional(),
     })
     .superRefine((m, ctx) => {
       if (!(SYNC_ACTIONS[m.kind] as readonly string[]).includes(m.action)) ctx.addIssue({ code: 'custom', message: `a ${m.kind} has no action ${m.action} (it has ${SYNC_ACTIONS[m.kind].join(', ')})` });
       if ((m.action === 'acquire' || m.action === 'release') && m.lease === undefined) ctx.addIssue({ code: 'custom', message: `${m.action} needs its lease id` });
       if ((m.action === 'set' && m.kind === 'variable') || m.action === 'put') {
-        if (m.value === undefined) ctx.addIssue({ code: 'custom', message: `${m.action} needs a value` });
+        if ((m.value === undefined) === (m.key === undefined)) ctx.addIssue({ code: 'custom', message: `${m.action} needs a value or a key, not both` });
       }
     });
 
@@ -336,7 +338,7 @@ export const messageSchemas = lazySchemas((z) => {
     /** Task events of topics this client subscribed to, in the order each worker sent them. */
     z.object({ op: z.literal('events'), ...taskEvents }),
     /** The answer to a `sync` call: ok (false: timed out, or an error said), with a value or a size. */
-    z.object({ op: z.literal('sync-reply'), id, ok: z.boolean(), value: bytes.optional(), error: z.string().optional(), size: count.optional() }),
+    z.object({ op: z.literal('sync-reply'), id, ok: z.boolean(), value: bytes.optional(), key: key.optional(), error: z.string().optional(), size: count.optional() }),
   ]);
 
   // ---------------------------------------------------------------- worker → scheduler

@@ -19,17 +19,17 @@
  * Pure: the time comes with each event (`s.now`), timeouts are checked on
  * ticks and whenever a call arrives.
  */
-import type { SchedulerCore } from './core.ts';
-import type { ClientRecord } from './task-state.ts';
+import { addWant, type SchedulerCore } from './core.ts';
+import { ClientRecord, isNeeded, removeWanter } from './task-state.ts';
 import type { SyncRequest } from '../protocol/messages.ts';
-import type { Event, Queue, Semaphore, Variable, Waiter } from './primitives.ts';
+import type { Event, Holds, Item, Queue, Semaphore, Variable, Waiter } from './primitives.ts';
 
 /** The largest value a Variable or Queue holds, encoded. */
 export const MAX_VALUE_BYTES = 1024 * 1024;
 /** Items a Queue holds at most, whatever its maxsize. */
 const MAX_ITEMS = 100_000;
 
-function reply(s: SchedulerCore, c: ClientRecord, id: number, ok: boolean, extra: { value?: Uint8Array; error?: string; size?: number } = {}): void {
+function reply(s: SchedulerCore, c: ClientRecord, id: number, ok: boolean, extra: { value?: Uint8Array; key?: string; error?: string; size?: number } = {}): void {
   s.outbox.push(c.id, { op: 'sync-reply', id, ok, ...extra });
 }
 
@@ -108,20 +108,25 @@ export function syncRequest(s: SchedulerCore, c: ClientRecord, m: SyncRequest): 
     }
     case 'variable': {
       if (p && p.kind !== 'variable') return fail('not a variable');
-      const v = (p as Variable | undefined) ?? { kind: 'variable' as const, value: null, waiters: [] };
+      const v: Variable = (p as Variable | undefined) ?? { kind: 'variable' as const, value: null, waiters: [], holder: new ClientRecord(`(variable ${m.name})`), refs: new Map() };
       if (!p) s.primitives.set(key, v);
       if (m.action === 'set') {
-        v.value = m.value as Uint8Array;
-        for (const w of v.waiters) reply(s, w.client, w.id, true, { value: v.value });
+        const item = itemOf(s, m);
+        if (typeof item === 'string') return fail(item);
+        keep(s, v, item);
+        if (v.value) letGo(s, v, v.value);
+        v.value = item;
+        for (const w of v.waiters) handOut(s, w.client, w.id, item);
         v.waiters = [];
         return reply(s, c, m.id, true);
       }
       if (m.action === 'delete') {
+        if (v.value) letGo(s, v, v.value);
         v.value = null;
         forgetIfIdle(s, key);
         return reply(s, c, m.id, true);
       }
-      if (v.value !== null) return reply(s, c, m.id, true, { value: v.value });
+      if (v.value !== null) return handOut(s, c, m.id, v.value);
       if (m.timeout === 0) {
         reply(s, c, m.id, false);
         return forgetIfIdle(s, key);
@@ -132,20 +137,24 @@ export function syncRequest(s: SchedulerCore, c: ClientRecord, m: SyncRequest): 
     case 'queue': {
       if (p && p.kind !== 'queue') return fail('not a queue');
       const maxsize = Math.min(MAX_ITEMS, m.maxsize ?? 0 ? (m.maxsize as number) : MAX_ITEMS);
-      const q = (p as Queue | undefined) ?? { kind: 'queue' as const, maxsize, items: [], getters: [], putters: [] };
+      const q: Queue = (p as Queue | undefined) ?? { kind: 'queue' as const, maxsize, items: [], getters: [], putters: [], holder: new ClientRecord(`(queue ${m.name})`), refs: new Map() };
       if (!p) s.primitives.set(key, q);
       if (m.action === 'put') {
+        const item = itemOf(s, m);
+        if (typeof item === 'string') return fail(item);
         if (q.getters.length > 0) {
           const g = q.getters.shift() as Waiter;
-          reply(s, g.client, g.id, true, { value: m.value as Uint8Array });
+          handOut(s, g.client, g.id, item);
           return reply(s, c, m.id, true);
         }
         if (q.items.length < q.maxsize) {
-          q.items.push(m.value as Uint8Array);
+          keep(s, q, item);
+          q.items.push(item);
           return reply(s, c, m.id, true);
         }
         if (m.timeout === 0) return reply(s, c, m.id, false);
-        q.putters.push({ client: c, id: m.id, deadline: deadline(s, m.timeout), value: m.value as Uint8Array });
+        keep(s, q, item);
+        q.putters.push({ client: c, id: m.id, deadline: deadline(s, m.timeout), item });
         return;
       }
       if (m.action === 'qsize') {
@@ -154,8 +163,10 @@ export function syncRequest(s: SchedulerCore, c: ClientRecord, m: SyncRequest): 
       }
       const item = q.items.shift();
       if (item !== undefined) {
+        // The getter wants it before the queue lets go: a future's result is never released in between.
+        handOut(s, c, m.id, item);
+        letGo(s, q, item);
         refill(s, q);
-        reply(s, c, m.id, true, { value: item });
         return forgetIfIdle(s, key);
       }
       if (m.timeout === 0) {
@@ -166,6 +177,41 @@ export function syncRequest(s: SchedulerCore, c: ClientRecord, m: SyncRequest): 
       return;
     }
   }
+}
+
+/** The item a set or put carries: its bytes, or a known task's key; or why not. */
+function itemOf(s: SchedulerCore, m: SyncRequest): Item | string {
+  if (m.key !== undefined) return s.tasks.has(m.key) ? { key: m.key } : `no task ${m.key.slice(0, 100)} on this scheduler (a future released already?)`;
+  return { bytes: m.value as Uint8Array };
+}
+
+/** A held item's key stays wanted (by the primitive's own wanter) while an item names it. */
+function keep(s: SchedulerCore, h: Holds, item: Item): void {
+  if (!('key' in item)) return;
+  const n = h.refs.get(item.key) ?? 0;
+  h.refs.set(item.key, n + 1);
+  const ts = s.tasks.get(item.key);
+  if (n === 0 && ts) addWant(s, h.holder, ts);
+}
+
+function letGo(s: SchedulerCore, h: Holds, item: Item): void {
+  if (!('key' in item)) return;
+  const n = (h.refs.get(item.key) ?? 1) - 1;
+  if (n > 0) {
+    h.refs.set(item.key, n);
+    return;
+  }
+  h.refs.delete(item.key);
+  const ts = s.tasks.get(item.key);
+  if (ts && removeWanter(ts, h.holder) && !isNeeded(ts)) s.releaseQ.push(ts);
+}
+
+/** Answers a get with an item: a key is wanted by the getter from now (its future, on its side). */
+function handOut(s: SchedulerCore, c: ClientRecord, id: number, item: Item): void {
+  if ('bytes' in item) return reply(s, c, id, true, { value: item.bytes });
+  const ts = s.tasks.get(item.key);
+  if (ts) addWant(s, c, ts);
+  reply(s, c, id, true, { key: item.key });
 }
 
 /** Leases free: to the waiters, in order. */
@@ -181,7 +227,7 @@ function grant(s: SchedulerCore, sem: Semaphore): void {
 function refill(s: SchedulerCore, q: Queue): void {
   while (q.items.length < q.maxsize && q.putters.length > 0) {
     const w = q.putters.shift() as Waiter;
-    q.items.push(w.value as Uint8Array);
+    q.items.push(w.item as Item);
     reply(s, w.client, w.id, true);
   }
 }
@@ -216,7 +262,11 @@ export function syncTick(s: SchedulerCore): void {
       grant(s, p);
     } else if (p.kind === 'queue') {
       p.getters = p.getters.filter((w) => !due(w));
-      p.putters = p.putters.filter((w) => !due(w));
+      p.putters = p.putters.filter((w) => {
+        if (!due(w)) return true;
+        letGo(s, p, w.item as Item);
+        return false;
+      });
     } else p.waiters = p.waiters.filter((w) => !due(w));
     forgetIfIdle(s, key);
   }
@@ -233,7 +283,11 @@ export function syncClientGone(s: SchedulerCore, c: ClientRecord): void {
       grant(s, p);
     } else if (p.kind === 'queue') {
       p.getters = p.getters.filter(mine);
-      p.putters = p.putters.filter(mine);
+      p.putters = p.putters.filter((w) => {
+        if (mine(w)) return true;
+        letGo(s, p, w.item as Item);
+        return false;
+      });
     } else p.waiters = p.waiters.filter(mine);
     forgetIfIdle(s, key);
   }

@@ -11,7 +11,16 @@ export interface Waiter {
   deadline: number;
   /** What it waits to do (a lease to take, an item to put). */
   lease?: string;
-  value?: Uint8Array;
+  item?: Item;
+}
+
+/** A value held by a Variable or Queue: msgpack bytes, or a task's key (a future), which the primitive keeps wanted while it holds it. */
+export type Item = { bytes: Uint8Array } | { key: string };
+
+/** What holds the keys a Variable's or Queue's items name: a wanter of its own, and how many items name each key. */
+export interface Holds {
+  holder: ClientRecord;
+  refs: Map<string, number>;
 }
 
 export interface Semaphore {
@@ -27,16 +36,16 @@ export interface Event {
   set: boolean;
   waiters: Waiter[];
 }
-export interface Variable {
+export interface Variable extends Holds {
   kind: 'variable';
-  value: Uint8Array | null;
+  value: Item | null;
   waiters: Waiter[];
 }
-export interface Queue {
+export interface Queue extends Holds {
   kind: 'queue';
   maxsize: number;
-  items: Uint8Array[];
-  /** Calls waiting for an item (get) and for room (put, with `value`). */
+  items: Item[];
+  /** Calls waiting for an item (get) and for room (put, with its item). */
   getters: Waiter[];
   putters: Waiter[];
 }
