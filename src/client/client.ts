@@ -11,19 +11,20 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Connection } from '../protocol/connection.ts';
 import { decode, decodeSequence, encodeOwned } from '../protocol/codec.ts';
 import { connect } from '../protocol/handshake.ts';
-import { messageSchemas, keyFits, MAX_TOPIC, type ClientToScheduler, type SchedulerToClient, type SyncRequest, type WorkerMetrics, type WorkerSummary, type WorkerToPeer } from '../protocol/messages.ts';
+import { messageSchemas, keyFits, MAX_TOPIC, type ClientToScheduler, type SchedulerToClient, type WorkerMetrics, type WorkerSummary, type WorkerToPeer } from '../protocol/messages.ts';
+import * as ops from './cluster-ops.ts';
+import type { SyncCall } from './cluster-ops.ts';
 
-/** A call on a coordination primitive, as Client.sync takes it. */
-export type SyncCall = Omit<SyncRequest, 'op' | 'id'>;
+export type { SyncCall } from './cluster-ops.ts';
 import { PeerPool } from '../protocol/peers.ts';
 import { makeActor, type ActorHandle, type PeerRequest } from './actor.ts';
 import type { TlsOptions } from '../protocol/tls.ts';
 import type { Snapshot } from '../scheduler/dashboard/snapshot.ts';
 import { Requests } from '../protocol/requests.ts';
-import { CancelledError, ConnectionClosedError, DataLostError, GraphError, remoteError, RunError, WeftError } from '../errors.ts';
+import { CancelledError, ConnectionClosedError, DataLostError, GraphError, remoteError, WeftError } from '../errors.ts';
 import { createLogger, type Logger } from '../util/log.ts';
 import { Future, type FutureHost, type FutureStatus } from './future.ts';
-import { fnDef, fnLabel, GraphBuilder, graphEntries, type Graph, type GraphMap, type TaskFn, type TaskOptions } from './graph.ts';
+import { fnLabel, GraphBuilder, graphEntries, type Graph, type GraphMap, type TaskFn, type TaskOptions } from './graph.ts';
 
 export interface ClientOptions {
   /** Shared secret, when the scheduler requires one (default: WEFT_TOKEN). */
@@ -127,6 +128,15 @@ export class Client implements FutureHost {
 
   /** close() was called: the connection is not made again. */
   private userClosed = false;
+
+  /** What the cluster operations (cluster-ops.ts) send through. */
+  private readonly link: ops.SchedulerLink = {
+    ask: (make, urgent = false) => this.ask((id) => this.conn.send(make(id), urgent)),
+    tell: (msg) => {
+      if (!this.closedError) this.conn.send(msg);
+    },
+    requestWorker: (address, msg) => this.requestWorker(address, msg),
+  };
 
   private constructor(
     readonly address: string,
@@ -610,12 +620,12 @@ export class Client implements FutureHost {
    * `unpublishDataset`. A name is published once.
    */
   async publishDataset(name: string, futures: readonly Future[]): Promise<void> {
-    await this.datasetRequest((id) => ({ op: 'publish-dataset', id, name, keys: futures.map((f) => f.key) }));
+    await ops.datasetRequest(this.link, (id) => ({ op: 'publish-dataset', id, name, keys: futures.map((f) => f.key) }));
   }
 
   /** Futures for a published dataset's results, in the order published. */
   async getDataset<T = unknown>(name: string): Promise<Future<T>[]> {
-    const reply = await this.datasetRequest((id) => ({ op: 'get-dataset', id, name }));
+    const reply = await ops.datasetRequest(this.link, (id) => ({ op: 'get-dataset', id, name }));
     // An array of futures is safe to resolve with (an array is not thenable).
     return (reply.keys ?? []).map((k) => this.futureOf<T>(k));
   }
@@ -625,23 +635,18 @@ export class Client implements FutureHost {
    * Semaphore, Lock, Event, Variable and Queue classes make them): its
    * answer, or a WeftError with the scheduler's reason.
    */
-  async sync(call: SyncCall): Promise<{ ok: boolean; value?: Uint8Array | undefined; key?: string | undefined; size?: number | undefined }> {
-    const r = await this.ask((id) => this.conn.send({ op: 'sync', id, ...call }, true));
-    if (r.op !== 'sync-reply') throw new WeftError(`unexpected reply to a ${call.kind} call: ${r.op}`);
-    if (r.error !== undefined) throw new WeftError(`${call.kind} ${call.name}: ${r.error}`);
-    return r;
+  sync(call: SyncCall): Promise<{ ok: boolean; value?: Uint8Array | undefined; key?: string | undefined; size?: number | undefined }> {
+    return ops.sync(this.link, call);
   }
 
   /** A call on a primitive that gets no answer (a semaphore's lease refresh). */
   syncNotify(call: SyncCall): void {
-    if (!this.closedError) this.conn.send({ op: 'sync', id: 0, ...call });
+    this.link.tell({ op: 'sync', id: 0, ...call });
   }
 
   /** How many workers the cluster's work wants now, for `targetDuration` seconds of work per thread (Dask's adaptive_target). */
-  async adaptiveTarget(targetDuration = 5): Promise<number> {
-    const r = await this.ask((id) => this.conn.send({ op: 'adaptive-target', id, targetDuration }));
-    if (r.op !== 'adaptive-target-reply') throw new WeftError(`unexpected reply to adaptive-target: ${r.op}`);
-    return r.workers;
+  adaptiveTarget(targetDuration = 5): Promise<number> {
+    return ops.adaptiveTarget(this.link, targetDuration);
   }
 
   /** A request to a worker's data port, answered by that worker (actors use it: client/actor.ts). */
@@ -663,29 +668,17 @@ export class Client implements FutureHost {
 
   /** The names of the published datasets. */
   async listDatasets(): Promise<string[]> {
-    return (await this.datasetRequest((id) => ({ op: 'list-datasets', id }))).names ?? [];
+    return (await ops.datasetRequest(this.link, (id) => ({ op: 'list-datasets', id }))).names ?? [];
   }
 
   /** Lets go of a dataset: its results go once no future needs them. */
   async unpublishDataset(name: string): Promise<void> {
-    await this.datasetRequest((id) => ({ op: 'unpublish-dataset', id, name }));
-  }
-
-  private async datasetRequest(make: (id: number) => ClientToScheduler): Promise<{ keys?: string[] | undefined; names?: string[] | undefined }> {
-    const reply = await this.ask((id) => this.conn.send(make(id)));
-    if (reply.op !== 'dataset-reply') throw new WeftError(`unexpected reply to a dataset request: ${reply.op}`);
-    if (reply.error) throw new WeftError(reply.error);
-    return reply;
+    await ops.datasetRequest(this.link, (id) => ({ op: 'unpublish-dataset', id, name }));
   }
 
   /** The workers (data-server addresses) holding each future's result, by key; none while it is not in memory. */
-  async whoHas(futures: readonly Future[]): Promise<Record<string, string[]>> {
-    const keys = futures.map((f) => f.key);
-    const reply = await this.ask((id) => this.conn.send({ op: 'who-has-all', id, keys }));
-    if (reply.op !== 'who-has-all-reply') throw new WeftError(`unexpected reply to who-has-all: ${reply.op}`);
-    const out: Record<string, string[]> = {};
-    keys.forEach((k, i) => (out[k] = reply.holders[i] ?? []));
-    return out;
+  whoHas(futures: readonly Future[]): Promise<Record<string, string[]>> {
+    return ops.whoHas(this.link, futures.map((f) => f.key));
   }
 
   /**
@@ -704,10 +697,8 @@ export class Client implements FutureHost {
    * a transfer, and a worker's loss costs no recomputation. Resolves once the
    * copies are made; throws naming any that could not be.
    */
-  async replicate(futures: readonly Future[], n = 10_000): Promise<void> {
-    const reply = await this.ask((id) => this.conn.send({ op: 'replicate', id, keys: futures.map((f) => f.key), n }));
-    if (reply.op !== 'moved') throw new WeftError(`unexpected reply to replicate: ${reply.op}`);
-    if (reply.failed.length > 0) throw new WeftError(`could not replicate ${reply.failed.length} of the results: ${reply.failed.slice(0, 5).join('; ')}`);
+  replicate(futures: readonly Future[], n = 10_000): Promise<void> {
+    return ops.replicate(this.link, futures.map((f) => f.key), n);
   }
 
   /**
@@ -717,10 +708,8 @@ export class Client implements FutureHost {
    * workers retired and what failed (an unknown name, no worker left to
    * take the data).
    */
-  async retireWorkers(names: readonly string[]): Promise<{ retired: string[]; failed: string[] }> {
-    const reply = await this.ask((id) => this.conn.send({ op: 'retire-workers', id, names: [...names] }));
-    if (reply.op !== 'moved') throw new WeftError(`unexpected reply to retire-workers: ${reply.op}`);
-    return { retired: reply.retired ?? [], failed: reply.failed };
+  retireWorkers(names: readonly string[]): Promise<{ retired: string[]; failed: string[] }> {
+    return ops.retireWorkers(this.link, names);
   }
 
   /**
@@ -731,18 +720,8 @@ export class Client implements FutureHost {
    * worker, with its stack. It runs in the worker's main thread, not an
    * executor thread: a long call holds that worker up.
    */
-  async run<T = unknown>(fn: TaskFn, ...args: unknown[]): Promise<Record<string, T>> {
-    const def = fnDef(fn);
-    const bytes = encodeOwned(args);
-    const workers = await this.workers();
-    const replies = await Promise.all(workers.map(async (w) => [w.name, await this.peers.request(w.address, { op: 'run', fn: def, args: bytes })] as const));
-    const out: Record<string, T> = {};
-    for (const [name, r] of replies) {
-      if (r.op !== 'run-reply') throw new WeftError(`unexpected reply to run from worker ${name}: ${r.op}`);
-      if (r.error) throw new RunError(name, r.error);
-      out[name] = (r.value ? decode(r.value) : undefined) as T;
-    }
-    return out;
+  run<T = unknown>(fn: TaskFn, ...args: unknown[]): Promise<Record<string, T>> {
+    return ops.run<T>(this.link, fn, args);
   }
 
   /**
@@ -753,9 +732,8 @@ export class Client implements FutureHost {
    * worker is done. The worker processes stay (restarting them needs the
    * nanny).
    */
-  async restart(): Promise<void> {
-    const reply = await this.ask((id) => this.conn.send({ op: 'restart', id }));
-    if (reply.op !== 'restart-reply') throw new WeftError(`unexpected reply to restart: ${reply.op}`);
+  restart(): Promise<void> {
+    return ops.restart(this.link);
   }
 
   /**
@@ -776,19 +754,16 @@ export class Client implements FutureHost {
     }
     const end = Date.now();
     // Each task's report reached the scheduler (and its record) before its result was announced: nothing to wait for.
-    const reply = await this.ask((id) => this.conn.send({ op: 'report-data', id, since: start }));
-    if (reply.op !== 'report-data-reply') throw new WeftError(`unexpected reply to report-data: ${reply.op}`);
-    if (reply.error || reply.json === undefined) throw new WeftError(`no performance report: ${reply.error ?? 'no data'}`);
+    const json = await ops.reportData(this.link, start);
     const { writeReport } = await import('./report.ts');
-    await writeReport(path, { title: opts.title ?? 'weft performance report', start, end, snapshot: JSON.parse(reply.json) as Snapshot });
+    await writeReport(path, { title: opts.title ?? 'weft performance report', start, end, snapshot: JSON.parse(json) as Snapshot });
     if (!outcome.ok) throw outcome.error;
     return outcome.value;
   }
 
   /** The workers in the cluster. */
-  async workers(): Promise<WorkerSummary[]> {
-    const reply = await this.ask((id) => this.conn.send({ op: 'workers', id }));
-    return reply.op === 'workers-reply' ? reply.workers : [];
+  workers(): Promise<WorkerSummary[]> {
+    return ops.workers(this.link);
   }
 
   /**
@@ -796,21 +771,13 @@ export class Client implements FutureHost {
    * last `reset` (ms), its resident and heap memory, and the tasks it knows.
    * `gc`: it collects garbage first, where it runs with `--expose-gc`.
    */
-  async schedulerStats(opts: { reset?: boolean; gc?: boolean } = {}): Promise<{ maxStallMs: number; rss: number; heapUsed: number; tasks: number; taskRuns: number }> {
-    const reply = await this.ask((id) => this.conn.send({ op: 'process-stats', id, ...(opts.reset ? { reset: true } : {}), ...(opts.gc ? { gc: true } : {}) }));
-    if (reply.op !== 'process-stats-reply') throw new Error(`unexpected reply ${reply.op} to process-stats`);
-    const { maxStallMs, rss, heapUsed, tasks, taskRuns } = reply;
-    return { maxStallMs, rss, heapUsed, tasks, taskRuns: taskRuns ?? 0 };
+  schedulerStats(opts: { reset?: boolean; gc?: boolean } = {}): Promise<{ maxStallMs: number; rss: number; heapUsed: number; tasks: number; taskRuns: number }> {
+    return ops.schedulerStats(this.link, opts);
   }
 
   /** Counters from each worker (bytes moved, tasks run), keyed by worker address. */
-  async workerMetrics(): Promise<Record<string, WorkerMetrics>> {
-    const out: Record<string, WorkerMetrics> = {};
-    for (const w of await this.workers()) {
-      const reply = await this.peers.request(w.address, { op: 'metrics' });
-      if (reply.op === 'metrics-reply') out[w.address] = reply.metrics;
-    }
-    return out;
+  workerMetrics(): Promise<Record<string, WorkerMetrics>> {
+    return ops.workerMetrics(this.link);
   }
 
   async close(): Promise<void> {
