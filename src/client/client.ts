@@ -9,10 +9,11 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { Connection } from '../protocol/connection.ts';
-import { decode, decodeSequence, encodeOwned } from '../protocol/codec.ts';
+import { decode, encodeOwned } from '../protocol/codec.ts';
 import { connect } from '../protocol/handshake.ts';
 import { messageSchemas, keyFits, MAX_TOPIC, type ClientToScheduler, type SchedulerToClient, type WorkerMetrics, type WorkerSummary, type WorkerToPeer } from '../protocol/messages.ts';
 import * as ops from './cluster-ops.ts';
+import { fetchValues, GATHER_CHUNK, type Fetcher } from './fetch.ts';
 import type { SyncCall } from './cluster-ops.ts';
 
 export type { SyncCall } from './cluster-ops.ts';
@@ -21,7 +22,7 @@ import { makeActor, type ActorHandle, type PeerRequest } from './actor.ts';
 import type { TlsOptions } from '../protocol/tls.ts';
 import type { Snapshot } from '../scheduler/dashboard/snapshot.ts';
 import { Requests } from '../protocol/requests.ts';
-import { CancelledError, ConnectionClosedError, DataLostError, GraphError, remoteError, WeftError } from '../errors.ts';
+import { CancelledError, ConnectionClosedError, GraphError, remoteError, WeftError } from '../errors.ts';
 import { createLogger, type Logger } from '../util/log.ts';
 import { Future, type FutureHost, type FutureStatus } from './future.ts';
 import { fnLabel, GraphBuilder, graphEntries, type Graph, type GraphMap, type TaskFn, type TaskOptions } from './graph.ts';
@@ -105,7 +106,6 @@ interface KeyState {
 const TICKET_SLOTS = 2 ** 24;
 const TICKET_SEQS = 2 ** 29;
 
-const GATHER_CHUNK = 20_000;
 /** A graph of more tasks than this may go in parts (see sendGraph): this many first, then PART at a time. */
 const FIRST_PART = 1_024;
 const PART = 1_024;
@@ -1031,93 +1031,24 @@ export class Client implements FutureHost {
    * where the scheduler said they are, else where it says now (who-has),
    * retrying keys that moved.
    */
-  private async fetchValues(states: readonly KeyState[]): Promise<unknown[]> {
-    const out: unknown[] = new Array(states.length);
-    let todo: number[] = states.map((_, i) => i);
-    for (let attempt = 0; attempt < 5 && todo.length > 0; attempt++) {
-      if (attempt > 0) await this.waitStates(todo.map((i) => states[i] as KeyState));
-      const missing: number[] = [];
-      // First from where the scheduler said each key is, then from where it says now.
-      const { perWorker, unknown } = byHolder(states, todo, attempt === 0);
-      if (unknown.length > 0) {
-        const reply = await this.ask((id) => this.conn.send({ op: 'who-has', id, keys: unknown.map((i) => (states[i] as KeyState).key) }));
-        if (reply.op !== 'who-has-reply') throw new WeftError(`unexpected reply to who-has: ${reply.op}`);
-        unknown.forEach((i, n) => addToHolder(perWorker, missing, i, reply.addresses[reply.holder[n] ?? -1]));
-      }
-      const requests: Promise<void>[] = [];
-      for (const [address, idx] of perWorker) {
-        for (let c = 0; c < idx.length; c += GATHER_CHUNK) requests.push(this.fetchFrom(address, states, idx.slice(c, c + GATHER_CHUNK), out, missing));
-      }
-      await Promise.all(requests);
-      todo = missing;
-    }
-    if (todo.length > 0) throw new DataLostError(`could not fetch ${todo.length} result(s) from the workers (first: ${(states[todo[0] as number] as KeyState).key}); they may have been released or lost`);
-    return out;
+  /** The values of these keys, from the workers holding them (fetch.ts). */
+  private fetchValues(states: readonly KeyState[]): Promise<unknown[]> {
+    return fetchValues(this.fetcher, states);
   }
 
-  /** Fetches the values of `states[i]` for each i of `chunk` from one worker into `out`; what it cannot get goes to `missing`. */
-  private async fetchFrom(address: string, states: readonly KeyState[], chunk: number[], out: unknown[], missing: number[]): Promise<void> {
-    const keys = chunk.map((i) => (states[i] as KeyState).key);
-    let r: WorkerToPeer;
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      const silent = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new WeftError(`worker ${address} sent nothing for ${this.gatherTimeoutMs / 1000} s`)), this.gatherTimeoutMs);
-      });
-      r = await Promise.race([this.peers.request(address, { op: 'get', keys, packed: true }), silent]);
-    } catch (err) {
-      // Gone or stalled: these come from elsewhere (the next attempt asks the scheduler where).
-      if (err instanceof WeftError && /sent nothing/.test(err.message)) {
-        this.log.warn({ worker: address, keys: keys.length }, err.message);
-        this.peers.drop(address);
-      }
-      for (const i of chunk) missing.push(i);
-      return;
-    } finally {
-      clearTimeout(timer);
-    }
-    if (r.op !== 'data' || !r.packed) throw new WeftError(`unexpected reply to get: ${r.op}`);
-    takeValues(address, r.missing, r.blobs, chunk, keys, out, missing);
-  }
-}
-
-/** Groups `todo` (indices of `states`) by the worker said to hold each; without `useWhere`, or where none is known, into `unknown`. */
-function byHolder(states: readonly KeyState[], todo: readonly number[], useWhere: boolean): { perWorker: Map<string, number[]>; unknown: number[] } {
-  const perWorker = new Map<string, number[]>();
-  const unknown: number[] = [];
-  for (let n = 0; n < todo.length; n++) {
-    const i = todo[n] as number;
-    const where = useWhere ? (states[i] as KeyState).where : null;
-    if (where) addToHolder(perWorker, unknown, i, where);
-    else unknown.push(i);
-  }
-  return { perWorker, unknown };
-}
-
-function addToHolder(perWorker: Map<string, number[]>, none: number[], i: number, w: string | undefined | null): void {
-  if (!w) {
-    none.push(i);
-    return;
-  }
-  const list = perWorker.get(w);
-  if (list) list.push(i);
-  else perWorker.set(w, [i]);
-}
-
-/**
- * Puts the values of a packed `data` reply into `out`: they come in the
- * order asked for, without the keys the worker did not have (to `missing`).
- */
-function takeValues(address: string, gone: readonly string[], packed: readonly (Uint8Array | null)[], chunk: readonly number[], keys: readonly string[], out: unknown[], missing: number[]): void {
-  const goneSet = gone.length > 0 ? new Set(gone) : null;
-  const values = packed.length === 1 ? decodeSequence(packed[0] ?? new Uint8Array(0)) : packed.flatMap((b) => (b ? decodeSequence(b) : []));
-  let v = 0;
-  for (let j = 0; j < chunk.length; j++) {
-    const i = chunk[j] as number;
-    if (goneSet?.has(keys[j] as string)) missing.push(i);
-    else out[i] = values[v++];
-  }
-  if (v !== values.length) throw new WeftError(`worker ${address} sent ${values.length} values for ${chunk.length - (goneSet?.size ?? 0)} keys`);
+  /** What fetching values needs of this client. */
+  private readonly fetcher: Fetcher<KeyState> = {
+    wait: (states) => this.waitStates(states),
+    whoHas: async (keys) => {
+      const reply = await this.ask((id) => this.conn.send({ op: 'who-has', id, keys }));
+      if (reply.op !== 'who-has-reply') throw new WeftError(`unexpected reply to who-has: ${reply.op}`);
+      return keys.map((_, n) => reply.addresses[reply.holder[n] ?? -1]);
+    },
+    get: (address, keys) => this.peers.request(address, { op: 'get', keys: [...keys], packed: true }),
+    drop: (address) => this.peers.drop(address),
+    log: (data, msg) => this.log.warn(data, msg),
+    timeoutMs: () => this.gatherTimeoutMs,
+  };
 }
 
 /** The record of a key this client holds no future for. */
