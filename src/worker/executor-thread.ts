@@ -193,12 +193,12 @@ function rejoinTask(seq: number): void {
 }
 
 (globalThis as Record<symbol, unknown>)[TASK_REJOIN] = (): void => {
-  for (let i = secedeOrder.length - 1; i >= 0; i--) {
-    const seq = secedeOrder[i] as number;
-    if (!rejoined.has(seq)) return rejoinTask(seq);
-  }
-  // Every seceded task here is counted back already (another's rejoin() took this one's turn): nothing to do.
   if (seceded.size === 0) throw new WeftError('rejoin() was called with no task of this thread seceded: call secede() first');
+  // Which task calls cannot be told after it waited; with one seceded task here it is that one. With several, counting
+  // another back would hold a thread for a task still waiting on its subtasks (they could then wait behind it for ever):
+  // none is counted back now, each is as it ends. ctx.rejoin() names its task.
+  const waiting = secedeOrder.filter((seq) => !rejoined.has(seq));
+  if (waiting.length === 1) rejoinTask(waiting[0] as number);
 };
 
 /** A seceded task ended: its result (or error), with its events ahead of it, on its own. */

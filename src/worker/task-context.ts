@@ -77,11 +77,12 @@ export function secede(): Promise<void> {
 }
 
 /**
- * Takes back a thread slot for the latest task of this thread that seceded
- * and has not rejoined: the task calling it, when it is the only one
- * waiting, as in `await secede(); await subtasks; await rejoin()`. With
- * several, which one is counted does not matter: each takes one slot.
- * `ctx.rejoin()` names its task.
+ * Counts the calling task against its worker's threads again, as in
+ * `await secede(); await subtasks; await rejoin()`. After a wait, weft
+ * cannot tell which task calls: with one seceded task on the thread it is
+ * that one; with several, none is counted back now (each is as it ends),
+ * since counting the wrong one could hold a thread for a task still
+ * waiting on subtasks queued behind it. `ctx.rejoin()` names its task.
  */
 export function rejoin(): Promise<void> {
   const r = (globalThis as Record<symbol, (() => void) | undefined>)[TASK_REJOIN];
