@@ -14,7 +14,8 @@ import { ActorLostError, TaskError, WeftError } from '../errors.ts';
 import { decode, encodeOwned } from '../protocol/codec.ts';
 import { weftModule } from '../util/self.ts';
 import type { Future } from './future.ts';
-import type { PeerToWorker, WorkerToPeer } from '../protocol/messages.ts';
+import type { WorkerToPeer } from '../protocol/messages.ts';
+import type { PeerRequest } from '../protocol/peers.ts';
 
 /** What an actor needs of the client that made it (Client has it; named here, not imported: client.ts imports this module). */
 export interface ActorClient {
@@ -23,8 +24,6 @@ export interface ActorClient {
   requestWorker(address: string, msg: PeerRequest): Promise<WorkerToPeer>;
 }
 
-/** A request to a worker's data port, without its id (given when sent). */
-export type PeerRequest = PeerToWorker extends infer M ? (M extends unknown ? Omit<M, 'id'> : never) : never;
 
 const NEW_ACTOR = `${weftModule('worker/actors').href}#newActor`;
 /** How long a call waits for an actor lost with its worker to be made again. */

@@ -17,8 +17,8 @@ import { fetchValues, GATHER_CHUNK, type Fetcher } from './fetch.ts';
 import type { SyncCall } from './cluster-ops.ts';
 
 export type { SyncCall } from './cluster-ops.ts';
-import { PeerPool } from '../protocol/peers.ts';
-import { makeActor, type ActorHandle, type PeerRequest } from './actor.ts';
+import { PeerPool, type PeerRequest } from '../protocol/peers.ts';
+import { makeActor, type ActorHandle } from './actor.ts';
 import type { TlsOptions } from '../protocol/tls.ts';
 import type { Snapshot } from '../scheduler/dashboard/snapshot.ts';
 import { Requests } from '../protocol/requests.ts';
@@ -651,7 +651,7 @@ export class Client implements FutureHost {
 
   /** A request to a worker's data port, answered by that worker (actors use it: client/actor.ts). */
   requestWorker(address: string, msg: PeerRequest): Promise<WorkerToPeer> {
-    return this.peers.request(address, msg as Parameters<PeerPool['request']>[1]);
+    return this.peers.request(address, msg);
   }
 
   /**

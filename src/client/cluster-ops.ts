@@ -9,7 +9,7 @@ import { decode, encodeOwned } from '../protocol/codec.ts';
 import type { ClientToScheduler, SchedulerToClient, SyncRequest, WorkerMetrics, WorkerSummary, WorkerToPeer } from '../protocol/messages.ts';
 import { RunError, WeftError } from '../errors.ts';
 import { fnDef, type TaskFn } from './graph.ts';
-import type { PeerRequest } from './actor.ts';
+import type { PeerRequest } from '../protocol/peers.ts';
 
 /** A call on a coordination primitive, as Client.sync takes it. */
 export type SyncCall = Omit<SyncRequest, 'op' | 'id'>;

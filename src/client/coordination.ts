@@ -16,6 +16,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { decode, encodeOwned } from '../protocol/codec.ts';
+import { MAX_SYNC_VALUE_BYTES } from '../protocol/messages.ts';
 import { SyncTimeoutError, WeftError } from '../errors.ts';
 import { taskContext } from '../worker/task-context.ts';
 import type { Client, SyncCall } from './client.ts';
@@ -70,9 +71,6 @@ abstract class Primitive {
 
 const waitFor = (o: SyncWaitOptions): { timeout?: number } => (o.timeout === undefined ? {} : { timeout: o.timeout });
 
-/** The largest value a Variable or Queue holds, encoded (the scheduler's limit). */
-const MAX_VALUE_BYTES = 1024 * 1024;
-
 /** What a set or put sends: a future's key, or the value as msgpack. */
 function itemOf(what: string, value: unknown): { key: string } | { value: Uint8Array } {
   return value instanceof Future ? { key: value.key } : { value: packValue(what, value) };
@@ -81,7 +79,7 @@ function itemOf(what: string, value: unknown): { key: string } | { value: Uint8A
 /** A value as msgpack, refused here (not by the scheduler, which would drop the connection) when too large. */
 function packValue(what: string, value: unknown): Uint8Array {
   const bytes = encodeOwned(value);
-  if (bytes.length > MAX_VALUE_BYTES) throw new WeftError(`${what}: the value is ${bytes.length} bytes encoded; at most ${MAX_VALUE_BYTES} (keep large data in task results, and share their futures' keys)`);
+  if (bytes.length > MAX_SYNC_VALUE_BYTES) throw new WeftError(`${what}: the value is ${bytes.length} bytes encoded; at most ${MAX_SYNC_VALUE_BYTES} (keep large data in task results, and share their futures' keys)`);
   return bytes;
 }
 

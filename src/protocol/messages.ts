@@ -23,6 +23,8 @@ export function keyFits(k: string): boolean {
  */
 export const MAX_TOPIC = 256;
 export const MAX_EVENT_BYTES = 1024 * 1024;
+/** The largest value a Variable or Queue holds, encoded (scheduler/coordination.ts). */
+export const MAX_SYNC_VALUE_BYTES = 1024 * 1024;
 
 /** The consistency of a graph's columns; returns a description of the first problem, or null. */
 export function checkGraphColumns(g: GraphMsg): string | null {
@@ -223,7 +225,7 @@ export const messageSchemas = lazySchemas((z) => {
       /** Seconds a lease lasts unless its holder refreshes it. */
       leaseTimeout: z.number().positive().max(86_400).optional(),
       maxsize: z.number().int().nonnegative().max(1_000_000).optional(),
-      value: bytes.refine((b) => b.length <= 1024 * 1024, 'a value of at most 1 MiB encoded (keep large data in task results)').optional(),
+      value: bytes.refine((b) => b.length <= MAX_SYNC_VALUE_BYTES, 'a value of at most 1 MiB encoded (keep large data in task results)').optional(),
       /** Instead of a value: a task's key (a future), kept wanted while held. */
       key: key.optional(),
     })

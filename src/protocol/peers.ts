@@ -14,7 +14,8 @@ interface Peer {
   requests: Requests<WorkerToPeer>;
 }
 
-type Request = PeerToWorker extends infer M ? (M extends { id: number } ? Omit<M, 'id'> : never) : never;
+/** A request to a worker's data port, without its id (given when sent). */
+export type PeerRequest = PeerToWorker extends infer M ? (M extends { id: number } ? Omit<M, 'id'> : never) : never;
 
 export class PeerPool {
   private peers = new Map<string, Promise<Peer>>();
@@ -28,7 +29,7 @@ export class PeerPool {
   ) {}
 
   /** Sends a request to the worker at `address` and waits for its reply. */
-  async request(address: string, req: Request): Promise<WorkerToPeer> {
+  async request(address: string, req: PeerRequest): Promise<WorkerToPeer> {
     const peer = await this.get(address);
     return peer.requests.start((id) => peer.conn.send({ ...req, id } as PeerToWorker));
   }

@@ -12,7 +12,7 @@
  *   full queue) waits, first come first served, until it can or its timeout
  *   passes (then it is answered `ok: false`); a client that leaves takes its
  *   waiting calls with it.
- * - Values are msgpack bytes, opaque here, at most MAX_VALUE_BYTES each.
+ * - Values are msgpack bytes, opaque here, at most MAX_SYNC_VALUE_BYTES each.
  *   Names are per scheduler; a primitive nothing refers to any more (no
  *   lease, waiter, value or item, an event cleared) is forgotten.
  *
@@ -24,8 +24,6 @@ import { ClientRecord, isNeeded, removeWanter } from './task-state.ts';
 import type { SyncRequest } from '../protocol/messages.ts';
 import type { Event, Holds, Item, Queue, Semaphore, Variable, Waiter } from './primitives.ts';
 
-/** The largest value a Variable or Queue holds, encoded. */
-export const MAX_VALUE_BYTES = 1024 * 1024;
 /** Items a Queue holds at most, whatever its maxsize. */
 const MAX_ITEMS = 100_000;
 
