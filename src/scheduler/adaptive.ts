@@ -27,7 +27,7 @@ export function adaptiveTarget(s: SchedulerCore, targetDuration: number): number
   for (const w of s.workers.values()) {
     work += w.occupancy;
     threads += w.nthreads;
-    running += w.processing - w.seceded;
+    running += w.busy;
     limit += w.memoryLimit;
     held += w.storedBytes;
   }

@@ -31,8 +31,17 @@ function reply(s: SchedulerCore, c: ClientRecord, id: number, ok: boolean, extra
   s.outbox.push(c.id, { op: 'sync-reply', id, ok, ...extra });
 }
 
-function deadline(s: SchedulerCore, timeout: number | undefined): number {
-  return timeout === undefined ? Infinity : s.now + timeout * 1000;
+/**
+ * A call that cannot be answered now: with `timeout: 0` it is answered `ok:
+ * false` at once (and the primitive forgotten if idle), else it waits in
+ * `list` until its timeout. `what`: a lease it waits to take, an item to put.
+ */
+function waitIn(s: SchedulerCore, c: ClientRecord, m: SyncRequest, key: string, list: Waiter[], what: { lease?: string; item?: Item } = {}): void {
+  if (m.timeout === 0) {
+    reply(s, c, m.id, false);
+    return forgetIfIdle(s, key);
+  }
+  list.push({ client: c, id: m.id, deadline: m.timeout === undefined ? Infinity : s.now + m.timeout * 1000, ...what });
 }
 
 /** A client's call on a primitive. */
@@ -56,9 +65,7 @@ export function syncRequest(s: SchedulerCore, c: ClientRecord, m: SyncRequest): 
           sem.leases.set(lease, { client: c, expires: s.now + sem.leaseTimeoutMs });
           return reply(s, c, m.id, true);
         }
-        if (m.timeout === 0) return reply(s, c, m.id, false);
-        sem.waiters.push({ client: c, id: m.id, deadline: deadline(s, m.timeout), lease });
-        return;
+        return waitIn(s, c, m, key, sem.waiters, { lease });
       }
       if (m.action === 'release') {
         const held = sem.leases.get(m.lease as string);
@@ -97,12 +104,7 @@ export function syncRequest(s: SchedulerCore, c: ClientRecord, m: SyncRequest): 
         return forgetIfIdle(s, key);
       }
       if (ev.set) return reply(s, c, m.id, true);
-      if (m.timeout === 0) {
-        reply(s, c, m.id, false);
-        return forgetIfIdle(s, key);
-      }
-      ev.waiters.push({ client: c, id: m.id, deadline: deadline(s, m.timeout) });
-      return;
+      return waitIn(s, c, m, key, ev.waiters);
     }
     case 'variable': {
       if (p && p.kind !== 'variable') return fail('not a variable');
@@ -125,12 +127,7 @@ export function syncRequest(s: SchedulerCore, c: ClientRecord, m: SyncRequest): 
         return reply(s, c, m.id, true);
       }
       if (v.value !== null) return handOut(s, c, m.id, v.value);
-      if (m.timeout === 0) {
-        reply(s, c, m.id, false);
-        return forgetIfIdle(s, key);
-      }
-      v.waiters.push({ client: c, id: m.id, deadline: deadline(s, m.timeout) });
-      return;
+      return waitIn(s, c, m, key, v.waiters);
     }
     case 'queue': {
       if (p && p.kind !== 'queue') return fail('not a queue');
@@ -150,10 +147,8 @@ export function syncRequest(s: SchedulerCore, c: ClientRecord, m: SyncRequest): 
           q.items.push(item);
           return reply(s, c, m.id, true);
         }
-        if (m.timeout === 0) return reply(s, c, m.id, false);
-        keep(s, q, item);
-        q.putters.push({ client: c, id: m.id, deadline: deadline(s, m.timeout), item });
-        return;
+        if (m.timeout !== 0) keep(s, q, item);
+        return waitIn(s, c, m, key, q.putters, { item });
       }
       if (m.action === 'qsize') {
         reply(s, c, m.id, true, { size: q.items.length });
@@ -167,12 +162,7 @@ export function syncRequest(s: SchedulerCore, c: ClientRecord, m: SyncRequest): 
         refill(s, q);
         return forgetIfIdle(s, key);
       }
-      if (m.timeout === 0) {
-        reply(s, c, m.id, false);
-        return forgetIfIdle(s, key);
-      }
-      q.getters.push({ client: c, id: m.id, deadline: deadline(s, m.timeout) });
-      return;
+      return waitIn(s, c, m, key, q.getters);
     }
   }
 }
@@ -244,49 +234,47 @@ function forgetIfIdle(s: SchedulerCore, key: string): void {
 /** The clock: calls past their timeout are answered `ok: false`; leases not refreshed in time lapse. */
 export function syncTick(s: SchedulerCore): void {
   if (s.primitives.size === 0) return;
-  const due = (w: Waiter): boolean => {
-    if (w.deadline > s.now) return false;
-    reply(s, w.client, w.id, false);
-    return true;
-  };
-  for (const [key, p] of s.primitives) {
-    if (p.kind === 'semaphore') {
-      for (const [lease, held] of p.leases) {
-        if (held.expires > s.now) continue;
-        p.leases.delete(lease);
-        s.logs.push({ level: 'warn', msg: 'semaphore lease lapsed', data: { key: key.split('\u0000')[1], lease } });
-      }
-      p.waiters = p.waiters.filter((w) => !due(w));
-      grant(s, p);
-    } else if (p.kind === 'queue') {
-      p.getters = p.getters.filter((w) => !due(w));
-      p.putters = p.putters.filter((w) => {
-        if (!due(w)) return true;
-        letGo(s, p, w.item as Item);
-        return false;
-      });
-    } else p.waiters = p.waiters.filter((w) => !due(w));
-    forgetIfIdle(s, key);
-  }
+  prune(
+    s,
+    (held, lease, key) => {
+      if (held.expires > s.now) return false;
+      s.logs.push({ level: 'warn', msg: 'semaphore lease lapsed', data: { key: key.split('\u0000')[1], lease } });
+      return true;
+    },
+    (w) => {
+      if (w.deadline > s.now) return false;
+      reply(s, w.client, w.id, false);
+      return true;
+    },
+  );
 }
 
 /** A client left: its leases are released and its waiting calls dropped. */
 export function syncClientGone(s: SchedulerCore, c: ClientRecord): void {
   if (s.primitives.size === 0) return;
+  prune(s, (held) => held.client === c, (w) => w.client === c);
+}
+
+/**
+ * Drops the leases and waiting calls that `lapsed` and `drop` pick (the
+ * latter answers them if it should), hands freed leases to waiters, lets go
+ * of the items of dropped puts, and forgets what is left idle.
+ */
+function prune(s: SchedulerCore, lapsed: (held: { client: ClientRecord; expires: number }, lease: string, key: string) => boolean, drop: (w: Waiter) => boolean): void {
   for (const [key, p] of s.primitives) {
-    const mine = (w: Waiter): boolean => w.client !== c;
+    const keepWaiting = (w: Waiter): boolean => !drop(w);
     if (p.kind === 'semaphore') {
-      for (const [lease, held] of p.leases) if (held.client === c) p.leases.delete(lease);
-      p.waiters = p.waiters.filter(mine);
+      for (const [lease, held] of p.leases) if (lapsed(held, lease, key)) p.leases.delete(lease);
+      p.waiters = p.waiters.filter(keepWaiting);
       grant(s, p);
     } else if (p.kind === 'queue') {
-      p.getters = p.getters.filter(mine);
+      p.getters = p.getters.filter(keepWaiting);
       p.putters = p.putters.filter((w) => {
-        if (mine(w)) return true;
+        if (keepWaiting(w)) return true;
         letGo(s, p, w.item as Item);
         return false;
       });
-    } else p.waiters = p.waiters.filter(mine);
+    } else p.waiters = p.waiters.filter(keepWaiting);
     forgetIfIdle(s, key);
   }
 }

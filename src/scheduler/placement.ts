@@ -54,7 +54,7 @@ function chooseWorker(s: SchedulerCore, ts: TaskState): WorkerRecord | null {
     if (w.closing || !validWorker(s, ts, w)) continue;
     let missingBytes = 0;
     for (const d of ts.deps) if (!d.whoHas.includes(w)) missingBytes += bytesOf(d);
-    const busy = w.processing - w.seceded < w.nthreads ? 0 : w.occupancy / w.nthreads;
+    const busy = w.busy < w.nthreads ? 0 : w.occupancy / w.nthreads;
     // Every thread stuck on a task that ignores its cancellation: last choice, until its threads are ended and replaced.
     const cost = busy + missingBytes / s.config.bandwidth + (w.stuck >= w.nthreads ? 1e6 : 0);
     if (cost < bestCost || (cost === bestCost && best !== null && w.processing < best.processing)) {
@@ -136,13 +136,13 @@ function sendOne(s: SchedulerCore, ts: TaskState, w: WorkerRecord): number {
 export function fillWorkers(s: SchedulerCore): void {
   if (s.queue.size === 0 || s.workers.size === 0) return;
   let open = [...s.workers.values()].filter((w) => !w.closing && w.stuck < w.nthreads);
-  open.sort((a, b) => (a.processing - a.seceded) / a.nthreads - (b.processing - b.seceded) / b.nthreads);
+  open.sort((a, b) => a.busy / a.nthreads - b.busy / b.nthreads);
   while (open.length > 0 && s.queue.size > 0) {
     const still: WorkerRecord[] = [];
     for (const w of open) {
       const head = nextQueued(s);
       if (!head) return;
-      if (w.processing - w.seceded >= slots(s, w, head)) continue;
+      if (w.busy >= slots(s, w, head)) continue;
       s.queue.pop();
       sendCompute(s, head, w);
       still.push(w);

@@ -38,8 +38,8 @@ export function balance(s: SchedulerCore): void {
   for (const w of s.workers.values()) {
     if (w.closing || w.paused || w.stuck >= w.nthreads) continue;
     // A free thread, counting the tasks on their way: a thief takes up to one more than its threads, so the round trip leaves none idle.
-    if (w.processing - w.seceded + w.stealingIn < w.nthreads) thieves.push(w);
-    else if (w.processing - w.seceded - w.stealingOut > w.nthreads) saturated = true;
+    if (w.busy + w.stealingIn < w.nthreads) thieves.push(w);
+    else if (w.busy - w.stealingOut > w.nthreads) saturated = true;
   }
   if (thieves.length === 0 || !saturated) return;
   s.lastBalance = s.now;
@@ -55,7 +55,7 @@ export function balance(s: SchedulerCore): void {
     const d = f.seceded ? 0 : expectedDuration(s, ts);
     // A steal asked: its task counts for the thief already.
     add(f.stealing ? (s.steals.get(f.run)?.thief ?? f.worker) : f.worker, d);
-    if (f.executing || f.stealing || f.worker.processing - f.worker.seceded - f.worker.stealingOut <= f.worker.nthreads) continue;
+    if (f.executing || f.stealing || f.worker.busy - f.worker.stealingOut <= f.worker.nthreads) continue;
     if (d < s.config.stealMinDurationSeconds || ts.deps.some((dep) => dep.state !== 'memory')) continue;
     candidates.push(ts);
   }
@@ -69,7 +69,7 @@ export function balance(s: SchedulerCore): void {
     let best: WorkerRecord | null = null;
     let bestCost = Infinity;
     for (const t of thieves) {
-      if (t === victim || t.processing - t.seceded + t.stealingIn > t.nthreads || !validWorker(s, ts, t)) continue;
+      if (t === victim || t.busy + t.stealingIn > t.nthreads || !validWorker(s, ts, t)) continue;
       let missing = 0;
       for (const dep of ts.deps) if (!dep.whoHas.includes(t)) missing += bytesOf(dep);
       const cost = (load.get(t) ?? 0) + missing / s.config.bandwidth + (missing > 0 ? s.config.stealLatencySeconds : 0) + d;

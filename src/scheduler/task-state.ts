@@ -353,6 +353,11 @@ export class WorkerRecord {
   stealingOut = 0;
   /** Of `processing`, the tasks that gave their thread slot back (seceded): the worker may take as many more. */
   seceded = 0;
+
+  /** Tasks that hold or wait for its threads: those sent here, less those that seceded. */
+  get busy(): number {
+    return this.processing - this.seceded;
+  }
   /** Tasks moved here, and away from here, by work stealing so far. */
   stolenIn = 0;
   stolenOut = 0;

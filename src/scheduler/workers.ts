@@ -111,16 +111,9 @@ export function workerMessage(s: SchedulerCore, id: string, msg: WorkerToSchedul
       if (msg.spilledBytes !== undefined) w.spilledBytes = msg.spilledBytes;
       w.spillBlocked = msg.spillBlocked ?? null;
       break;
-    case 'secede': {
-      const ts = s.byRun.get(msg.run);
-      const f = ts?.flight;
-      if (!ts || ts.key !== msg.key || !f || f.worker !== w || f.seceded === msg.away) break;
-      // Waiting on other tasks, it holds no thread: the worker may take more work, and its expected time is not queued work.
-      f.seceded = msg.away;
-      w.seceded += msg.away ? 1 : -1;
-      w.occupancy = msg.away ? Math.max(0, w.occupancy - f.expected) : w.occupancy + f.expected;
+    case 'secede':
+      taskSeceded(s, w, msg.key, msg.run, msg.away);
       break;
-    }
     case 'steal-reply':
       stealReplied(s, w, msg.keys, msg.runs, msg.released);
       break;
@@ -182,6 +175,16 @@ function taskFinished(s: SchedulerCore, w: WorkerRecord, key: string, run: numbe
   w.stored++;
   w.storedBytes += nbytes;
   toMemory(s, ts);
+}
+
+/** A running task gave its thread back while it waits (`away`), or took it again: the worker's busy threads and queued work follow. */
+function taskSeceded(s: SchedulerCore, w: WorkerRecord, key: string, run: number, away: boolean): void {
+  const ts = s.byRun.get(run);
+  const f = ts?.flight;
+  if (!f || ts?.key !== key || f.worker !== w || f.seceded === away) return;
+  f.seceded = away;
+  w.seceded += away ? 1 : -1;
+  w.occupancy = away ? Math.max(0, w.occupancy - f.expected) : w.occupancy + f.expected;
 }
 
 function taskErred(s: SchedulerCore, w: WorkerRecord, key: string, run: number, error: SerializedError): void {
