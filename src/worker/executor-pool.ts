@@ -58,6 +58,16 @@ interface Keeper {
   seq: number;
 }
 
+/** The number of the oldest task posted to `th` and not answered. */
+function firstPosted(th: Thread): number {
+  return th.nextSeq - th.posted.size;
+}
+
+/** The task numbered `seq` on `th`, if it is posted there and not answered. */
+function posted(th: Thread, seq: number): ExecTask | undefined {
+  return th.posted.at(seq - firstPosted(th));
+}
+
 export class ExecutorPool {
   private threads: Thread[] = [];
   private closed = false;
@@ -145,7 +155,7 @@ export class ExecutorPool {
       const t = this.runningTask(th);
       if (t && wanted.has(t.key)) th.cancelledRunning = th.running[0] as number;
       const seqs: number[] = [];
-      let seq = th.nextSeq - th.posted.size;
+      let seq = firstPosted(th);
       th.posted.forEach((t) => {
         if (wanted.has(t.key)) seqs.push(seq);
         seq++;
@@ -196,7 +206,7 @@ export class ExecutorPool {
    * before it first), rejoined, or ended after seceding.
    */
   private onSeceded(th: Thread, msg: FromThread): void {
-    if (msg.seceded !== undefined && th.nextSeq - th.posted.size === msg.seceded) {
+    if (msg.seceded !== undefined && firstPosted(th) === msg.seceded) {
       const t = th.posted.shift() as ExecTask;
       th.seceded.set(msg.seceded, t);
       this.options.onSecede?.(t, true);
@@ -218,7 +228,7 @@ export class ExecutorPool {
   /** Task `seq` of thread `th` made actor `actorId`: calls on it go to that thread. */
   private actorHere(th: Thread, actorId: string, seq: number): void {
     this.actorThreads.set(actorId, th);
-    const t = th.posted.at(seq - (th.nextSeq - th.posted.size)) ?? th.seceded.get(seq);
+    const t = posted(th, seq) ?? th.seceded.get(seq);
     if (t) this.actorOfKey.set(t.key, actorId);
   }
 
@@ -249,9 +259,8 @@ export class ExecutorPool {
   /** Results put early on thread `th`, with the tasks that put them (still posted: their results come after). */
   private earlyPuts(th: Thread, e: NonNullable<ThreadEvents['early']>): EarlyPut[] {
     const out: EarlyPut[] = [];
-    const first = th.nextSeq - th.posted.size;
     for (let i = 0; i < e.keys.length; i++) {
-      const task = th.posted.at((e.seqs[i] as number) - first);
+      const task = posted(th, e.seqs[i] as number);
       if (task) out.push({ task, key: e.keys[i] as string, bytes: e.data[i] as Uint8Array });
     }
     return out;
@@ -260,13 +269,7 @@ export class ExecutorPool {
   /** The task thread `th` runs now, if any. */
   private runningTask(th: Thread): ExecTask | null {
     const seq = th.running[0] as number;
-    if (seq < 0) return null;
-    let at = th.nextSeq - th.posted.size;
-    let found: ExecTask | null = null;
-    th.posted.forEach((t) => {
-      if (at++ === seq) found = t;
-    });
-    return found;
+    return seq < 0 ? null : (posted(th, seq) ?? null);
   }
 
   /**

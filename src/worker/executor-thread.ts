@@ -283,7 +283,11 @@ function emitEvent(topic: string, data: unknown): void {
   if (bytes.length > MAX_EVENT_BYTES) throw new RangeError(`an event on topic ${topic} is ${bytes.length} bytes encoded; the limit is ${MAX_EVENT_BYTES} (publish a summary, and keep large data in task results)`);
   evTopics.push(topic);
   evData.push(bytes);
-  // Out now if the last post is old enough (a synchronous task cannot wait for a timer), else shortly.
+  postSoon();
+}
+
+/** Events (and results put early) out now if the last post is old enough (a synchronous task cannot wait for a timer), else shortly. */
+function postSoon(): void {
   const now = performance.now();
   if (now - lastFlush >= FLUSH_MS) postEvents(now);
   else evTimer ??= setTimeout(() => postEvents(performance.now()), FLUSH_MS);
@@ -299,9 +303,7 @@ function putEarly(key: string, value: unknown): number {
   early.seqs.push(currentSeq);
   early.keys.push(key);
   early.data.push(bytes);
-  const now = performance.now();
-  if (now - lastFlush >= FLUSH_MS) postEvents(now);
-  else evTimer ??= setTimeout(() => postEvents(performance.now()), FLUSH_MS);
+  postSoon();
   return bytes.length;
 }
 
