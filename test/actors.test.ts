@@ -4,22 +4,18 @@
  * killed with -9, the call in flight fails with ActorLostError and the
  * actor is made again on another worker, its state from scratch.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalCluster } from '../src/cluster/local-cluster.ts';
+import { describe, expect, it } from 'vitest';
+import type { LocalCluster } from '../src/cluster/local-cluster.ts';
 import type { Client } from '../src/client/client.ts';
 import { ActorLostError, TaskError } from '../src/index.ts';
 import type { Counter } from './fixtures/tasks.ts';
-import { fn, waitFor } from './helpers/util.ts';
+import { fn, waitFor, sharedCluster } from './helpers/util.ts';
 
 let cluster: LocalCluster;
 let client: Client;
-beforeAll(async () => {
-  cluster = await LocalCluster.start({ workers: 2, threadsPerWorker: 1, dashboardPort: null });
-  client = await cluster.client();
-});
-afterAll(async () => {
-  await client?.close();
-  await cluster?.close();
+sharedCluster({ workers: 2, threadsPerWorker: 1, dashboardPort: null }, (c, cl) => {
+  cluster = c;
+  client = cl;
 });
 
 describe('actors', () => {

@@ -6,24 +6,20 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalCluster } from '../src/cluster/local-cluster.ts';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { LocalCluster } from '../src/cluster/local-cluster.ts';
 import type { Client } from '../src/client/client.ts';
 import { Event, Lock, Queue, Semaphore, SyncTimeoutError, Variable } from '../src/index.ts';
-import { fn } from './helpers/util.ts';
+import { fn, sharedCluster } from './helpers/util.ts';
 
 let cluster: LocalCluster;
 let client: Client;
 const dir = mkdtempSync(join(tmpdir(), 'weft-sync-'));
-beforeAll(async () => {
-  cluster = await LocalCluster.start({ workers: 2, threadsPerWorker: 4, dashboardPort: null });
-  client = await cluster.client();
+sharedCluster({ workers: 2, threadsPerWorker: 4, dashboardPort: null }, (c, cl) => {
+  cluster = c;
+  client = cl;
 });
-afterAll(async () => {
-  await client?.close();
-  await cluster?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('coordination primitives', () => {
   it('a Semaphore of 4 guarding 40 tasks on 8 threads: never more than 4 holders, and 4 at once', async () => {

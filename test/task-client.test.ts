@@ -3,20 +3,13 @@
  * and secede/rejoin giving its thread slot back while it waits, on real
  * workers of one thread each, where waiting in the slot would deadlock.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalCluster } from '../src/cluster/local-cluster.ts';
+import { describe, expect, it } from 'vitest';
 import type { Client } from '../src/client/client.ts';
-import { fn } from './helpers/util.ts';
+import { fn, sharedCluster } from './helpers/util.ts';
 
-let cluster: LocalCluster;
 let client: Client;
-beforeAll(async () => {
-  cluster = await LocalCluster.start({ workers: 2, threadsPerWorker: 1, dashboardPort: null });
-  client = await cluster.client();
-});
-afterAll(async () => {
-  await client?.close();
-  await cluster?.close();
+sharedCluster({ workers: 2, threadsPerWorker: 1, dashboardPort: null }, (_cluster, c) => {
+  client = c;
 });
 
 describe('tasks that launch tasks', () => {

@@ -1,5 +1,6 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { afterAll, beforeAll } from 'vitest';
 import { join } from 'node:path';
 import { LocalCluster, type Client, type Future, type LocalClusterOptions, type WorkerSummary } from '../../src/index.ts';
 /** Shared helpers for integration tests. */
@@ -26,6 +27,24 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, ms = 10_00
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/**
+ * A LocalCluster and a client of it for the tests of one file: started
+ * before them (handed to `use`), stopped after them.
+ */
+export function sharedCluster(opts: LocalClusterOptions, use: (cluster: LocalCluster, client: Client) => void): void {
+  let cluster: LocalCluster | undefined;
+  let client: Client | undefined;
+  beforeAll(async () => {
+    cluster = await LocalCluster.start(opts);
+    client = await cluster.client();
+    use(cluster, client);
+  });
+  afterAll(async () => {
+    await client?.close();
+    await cluster?.close();
+  });
 }
 
 /** Runs `body` against a fresh LocalCluster and a client of it; stops both whatever happens. */
