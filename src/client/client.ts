@@ -22,10 +22,12 @@ import { makeActor, type ActorHandle } from './actor.ts';
 import type { TlsOptions } from '../protocol/tls.ts';
 import type { Snapshot } from '../scheduler/dashboard/snapshot.ts';
 import { Requests } from '../protocol/requests.ts';
-import { CancelledError, ConnectionClosedError, GraphError, remoteError, WeftError } from '../errors.ts';
+import { CancelledError, ConnectionClosedError, remoteError, WeftError } from '../errors.ts';
 import { createLogger, type Logger } from '../util/log.ts';
 import { Future, type FutureHost, type FutureStatus } from './future.ts';
-import { fnLabel, GraphBuilder, graphEntries, type Graph, type GraphMap, type TaskFn, type TaskOptions } from './graph.ts';
+import { fnLabel, GraphBuilder, type Graph, type GraphMap, type TaskFn, type TaskOptions } from './graph.ts';
+import { KeyBook, type KeyState } from './keys.ts';
+import { GraphSender } from './submit.ts';
 
 export interface ClientOptions {
   /** Shared secret, when the scheduler requires one (default: WEFT_TOKEN). */
@@ -72,57 +74,22 @@ export interface ComputeOptions {
   keys?: string[];
 }
 
-/** One wait on many keys: a counter, not a promise per key. */
-interface Waiter {
-  left: number;
-  settled: boolean;
-  resolve: () => void;
-  reject: (e: Error) => void;
-}
-
-interface KeyState {
-  readonly key: string;
-  /** The record in \`keys\` for its key (so releasing needs no lookup to check). */
-  held: boolean;
-  /** Some accepted graph holds this key (a later rejected one must not fail it). */
-  accepted: boolean;
-  status: FutureStatus;
-  error: Error | null;
-  /** A worker that holds the result, as the scheduler last said. */
-  where: string | null;
-  refs: number;
-  /** Who waits for this key: almost always one waiter, so no array until a second. */
-  waiter: Waiter | null;
-  moreWaiters: Waiter[] | null;
-  /** The scheduler's handle for this record (see ticketOf); -1 until the key is first sent as wanted. */
-  ticket: number;
-}
-
-/**
- * A ticket is a slot of `Client.byTicket` plus a sequence number times
- * TICKET_SLOTS, so that a notice about a record already released (its slot
- * reused since) matches no record.
- */
-const TICKET_SLOTS = 2 ** 24;
-const TICKET_SEQS = 2 ** 29;
-
-/** A graph of more tasks than this may go in parts (see sendGraph): this many first, then PART at a time. */
-const FIRST_PART = 1_024;
-const PART = 1_024;
-/** Keys per release message. */
-const RELEASE_CHUNK = 16_384;
-
 export class Client implements FutureHost {
-  private keys = new Map<string, KeyState>();
-  /** Held records by ticket slot, and the free slots. */
-  private byTicket: (KeyState | null)[] = [];
-  private freeTickets: number[] = [];
-  private ticketSeq = 0;
   private requests = new Requests<SchedulerToClient>();
   private peers: PeerPool;
-  private pendingRelease: string[] = [];
-  private releaseScheduled = false;
   private closedError: Error | null = null;
+  /** The keys this client holds futures for (keys.ts). */
+  private readonly book = new KeyBook(
+    (keys) => this.conn.send({ op: 'release', keys }),
+    () => this.closedError,
+  );
+  /** Sends graphs (submit.ts). */
+  private readonly sender = new GraphSender({
+    book: this.book,
+    ask: (make) => this.ask((id) => this.conn.send(make(id))),
+    flush: () => this.conn.flush(),
+    closed: () => this.closedError,
+  });
   /** Handlers of task-event topics this client subscribed to. */
   private handlers = new Map<string, Set<(data: unknown) => void>>();
 
@@ -185,10 +152,7 @@ export class Client implements FutureHost {
       }
       if (this.userClosed) return void conn.close(1000, 'client closing');
       this.conn = conn;
-      for (const ks of this.keys.values()) {
-        ks.held = false;
-        if (ks.status === 'finished') ks.status = 'lost';
-      }
+      this.book.reconnected();
       this.closedError = null;
       this.wire(conn);
       if (this.handlers.size > 0) conn.send({ op: 'subscribe', topics: [...this.handlers.keys()] });
@@ -241,7 +205,7 @@ export class Client implements FutureHost {
     const b = new GraphBuilder();
     const key = b.add(fn, args, opts, opts.key ?? (opts.pure === false ? `${fnLabel(fn)}-${randomUUID()}` : undefined));
     const future = new Future<T>(key, this);
-    this.send(b, [0]).catch(() => {});
+    this.sender.send(b, [0]).catch(() => {});
     return future;
   }
 
@@ -249,7 +213,7 @@ export class Client implements FutureHost {
   map<T = unknown>(fn: TaskFn, items: Iterable<unknown>, opts: Omit<SubmitOptions, 'key'> = {}): Future<T>[] {
     const list = Array.isArray(items) ? (items as unknown[]) : [...items];
     const keys: string[] = new Array(list.length);
-    const sent = this.sendGraph(list.length, (b, i) => {
+    const sent = this.sender.sendGraph(list.length, (b, i) => {
       keys[i] = b.add(fn, [list[i]], opts, opts.pure === false ? `${fnLabel(fn)}-${randomUUID()}` : undefined);
     }, null, []);
     const futures = keys.map((k) => new Future<T>(k, this));
@@ -264,7 +228,7 @@ export class Client implements FutureHost {
    * has accepted the graph; rejects with GraphError if it is invalid.
    */
   async compute(graph: Graph | GraphMap, opts: ComputeOptions = {}): Promise<Record<string, Future>> {
-    const sub = this.submitGraph(graph, opts.keys, false);
+    const sub = this.sender.submitGraph(graph, opts.keys, false);
     const futures: Record<string, Future> = {};
     for (const k of sub.keys) futures[k] = new Future(k, this);
     try {
@@ -286,7 +250,7 @@ export class Client implements FutureHost {
   async get(graph: Graph | GraphMap, key: string): Promise<unknown>;
   async get(graph: Graph | GraphMap): Promise<Record<string, unknown>>;
   async get(graph: Graph | GraphMap, keys?: string[] | string): Promise<unknown> {
-    const sub = this.submitGraph(graph, typeof keys === 'string' ? [keys] : keys, true);
+    const sub = this.sender.submitGraph(graph, typeof keys === 'string' ? [keys] : keys, true);
     const states = sub.states as KeyState[];
     try {
       await sub.sent;
@@ -300,204 +264,16 @@ export class Client implements FutureHost {
       // Released on the next turn: the caller has its values without waiting
       // for the bookkeeping of many keys. A key held again meanwhile stays held.
       setImmediate(() => {
-        for (const ks of states) this.releaseState(ks);
+        for (const ks of states) this.book.release(ks);
       });
     }
-  }
-
-  /**
-   * Builds and sends a graph; `keys` are the wanted ones (default: its
-   * outputs). With `hold`, records for them are held before anything is
-   * sent, and returned in the order of `keys`.
-   */
-  private submitGraph(graph: Graph | GraphMap, keys: string[] | undefined, hold: boolean): { keys: string[]; states: KeyState[] | null; sent: Promise<void> } {
-    const { keys: all, defAt } = graphEntries(graph);
-    const add = (b: GraphBuilder, i: number): void => {
-      const key = all[i] as string;
-      const def = defAt(i);
-      if (!def || (typeof def.fn !== 'string' && typeof def.fn !== 'function')) throw new GraphError(`graph entry ${key} needs a fn (a "module#export" string or a function)`, [key]);
-      b.add(def.fn, def.args ?? [], def, key);
-    };
-    if (!keys) {
-      // The outputs are known only once every task is read: one message.
-      const b = new GraphBuilder();
-      for (let i = 0; i < all.length; i++) add(b, i);
-      const used = b.depKeys();
-      const wants: number[] = [];
-      const out: string[] = [];
-      all.forEach((k, i) => {
-        if (!used.has(k)) {
-          wants.push(i);
-          out.push(k);
-        }
-      });
-      const states = hold ? out.map((k) => this.hold(k)) : null;
-      return { keys: out, states, sent: this.send(b, wants, []) };
-    }
-    // Which tasks are wanted; keys not in the graph are existing ones.
-    let wanted: Uint8Array | null = null;
-    const existing: string[] = [];
-    let same = keys.length === all.length;
-    for (let i = 0; same && i < keys.length; i++) same = keys[i] === all[i];
-    let indexOf: Map<string, number> | null = null;
-    const index = (): Map<string, number> => {
-      if (!indexOf) {
-        indexOf = new Map<string, number>();
-        for (let j = 0; j < all.length; j++) indexOf.set(all[j] as string, j);
-      }
-      return indexOf;
-    };
-    if (!same) {
-      wanted = new Uint8Array(all.length);
-      const at = index();
-      for (const k of keys) {
-        const j = at.get(k);
-        if (j === undefined) existing.push(k);
-        else wanted[j] = 1;
-      }
-    }
-    /** Whether task i depends on a task later in the graph (then the graph cannot go in parts from there). */
-    const dependsAhead = (b: GraphBuilder, i: number): boolean => {
-      const at = index();
-      for (const d of b.lastDepKeys()) if ((at.get(d) ?? -1) > i) return true;
-      return false;
-    };
-    // When the keys asked line up with the graph's tasks, each is held as its
-    // task is built (before its part is sent), so the first part leaves
-    // without waiting for a record per key of the whole graph.
-    const lazy = hold && same;
-    const states = hold ? (lazy ? new Array<KeyState>(keys.length) : keys.map((k) => this.hold(k))) : null;
-    const stateAt = lazy && states ? (i: number) => states[i] : undefined;
-    const build = lazy && states
-      ? (b: GraphBuilder, i: number): void => {
-          add(b, i);
-          states[i] = this.hold(all[i] as string);
-        }
-      : add;
-    try {
-      return { keys, states, sent: this.sendGraph(all.length, build, wanted, existing, stateAt, dependsAhead) };
-    } catch (err) {
-      if (states) for (const ks of states) if (ks) this.releaseState(ks);
-      throw err;
-    }
-  }
-
-  /**
-   * Builds tasks `0 .. count-1` with `add` and sends them; `wanted` marks the
-   * tasks to hold futures for (null: all), `wantKeys` are existing keys wanted too.
-   *
-   * A large graph goes in parts as it is built, like Dask's
-   * `map(batch_size=)`: the cluster starts on the first tasks while the
-   * client builds, and the scheduler reads, the rest, and no part is so
-   * large that reading it stalls the scheduler. Every part but the last says
-   * `more`: the scheduler holds its tasks until the last part, so a task not
-   * wanted, whose dependents come in a later part, is not dropped. From the
-   * first task that depends on a task later in the graph (`dependsAhead`),
-   * the rest goes as one message. Each part is validated on its own: if one
-   * is rejected, the promise rejects, and the caller releases the tasks of
-   * the parts already accepted.
-   */
-  private sendGraph(count: number, add: (b: GraphBuilder, i: number) => void, wanted: Uint8Array | null, wantKeys: string[], stateAt?: (i: number) => KeyState | undefined, dependsAhead?: (b: GraphBuilder, i: number) => boolean): Promise<void> {
-    const sends: Promise<void>[] = [];
-    let b = new GraphBuilder();
-    let start = 0;
-    let streaming = count > FIRST_PART;
-    let partSize = FIRST_PART;
-    const wantsOf = (from: number, to: number): number[] => {
-      const wants: number[] = [];
-      for (let i = from; i < to; i++) if (!wanted || wanted[i]) wants.push(i - from);
-      return wants;
-    };
-    const sentKeys: string[][] = [];
-    try {
-      for (let i = 0; i < count; i++) {
-        add(b, i);
-        if (!streaming) continue;
-        if (b.lastDeps > 0 && (!dependsAhead || dependsAhead(b, i))) streaming = false;
-        else if (b.size >= partSize && i < count - 1) {
-          sends.push(this.send(b, wantsOf(start, i + 1), [], start, stateAt, true));
-          sentKeys.push(b.keys);
-          // Out now, not at the end of this turn: the scheduler reads it while the next part is built.
-          this.conn.flush();
-          b = new GraphBuilder();
-          start = i + 1;
-          partSize = PART;
-        }
-      }
-    } catch (err) {
-      // A task that cannot be built (a bad entry, an inline function using an
-      // outer variable, arguments msgpack cannot encode) fails the call; the
-      // parts already sent are released again, except keys held elsewhere.
-      for (const p of sends) p.catch(() => {});
-      // A last, empty part: the scheduler lets go of what it held for the parts sent.
-      if (sends.length > 0) this.send(new GraphBuilder(), []).catch(() => {});
-      for (const keys of sentKeys) for (const k of keys) this.pendingRelease.push(k);
-      this.scheduleReleases();
-      throw err;
-    }
-    sends.push(this.send(b, wantsOf(start, count), wantKeys, start, stateAt));
-    return sends.length === 1 ? (sends[0] as Promise<void>) : Promise.all(sends).then(() => undefined);
-  }
-
-  /**
-   * Sends a graph message; marks its wanted keys' records accepted, or fails
-   * them if it is rejected. `stateAt`, when given, finds the record of task
-   * `offset + i` without a lookup by key.
-   */
-  private async send(b: GraphBuilder, wants: number[], wantKeys: string[] = [], offset = 0, stateAt?: (i: number) => KeyState | undefined, more = false): Promise<void> {
-    if (this.closedError) throw this.closedError;
-    // Keys the wire cannot carry fail here, like a graph the scheduler rejects.
-    const problem = b.keyProblem();
-    const stateOf = (i: number): KeyState | undefined => (stateAt ? stateAt(offset + i) : this.keys.get(b.keys[i] as string));
-    const states: (KeyState | undefined)[] = new Array(wants.length);
-    const tickets = this.ticketsFor(wants, stateOf, states);
-    const reply = problem ? { op: 'graph-rejected' as const, error: { name: 'GraphError', message: problem.message }, keys: problem.keys } : await this.ask((id) => this.conn.send(b.build(id, wants, wantKeys, tickets, more)));
-    this.settleSent(wants, stateOf, states, reply.op === 'graph-rejected' ? new GraphError(reply.error.message, reply.keys) : null);
-  }
-
-  /*
-   * The loops over a part's keys live in plain methods of their own, not in
-   * the async `send`: V8 then optimizes them as small functions instead of
-   * recompiling the whole async body (its awaits and closures included)
-   * once a large graph makes the loops hot.
-   */
-
-  /**
-   * The wanted tasks' records (into `states`) and their tickets. A key with
-   * no record yet (the futures of `compute` and `map` come after) is told
-   * about by key, and its record is looked up again once the reply is in.
-   */
-  private ticketsFor(wants: readonly number[], stateOf: (i: number) => KeyState | undefined, states: (KeyState | undefined)[]): Float64Array<ArrayBuffer> {
-    const tickets = new Float64Array(wants.length);
-    for (let j = 0; j < wants.length; j++) {
-      const ks = stateOf(wants[j] as number);
-      states[j] = ks;
-      // Cancelled, lost (the cluster restarted, the connection was lost) and submitted again: it is pending again, and held.
-      if (ks?.status === 'cancelled' || ks?.status === 'lost') {
-        ks.status = 'pending';
-        ks.error = null;
-        ks.held = true;
-      }
-      tickets[j] = ks ? this.ticketOf(ks) : -1;
-    }
-    return tickets;
-  }
-
-  /** Marks a sent part's wanted records accepted, or fails them with `rejected` (and throws it). */
-  private settleSent(wants: readonly number[], stateOf: (i: number) => KeyState | undefined, states: (KeyState | undefined)[], rejected: GraphError | null): void {
-    for (let j = 0; j < wants.length; j++) states[j] ??= stateOf(wants[j] as number);
-    if (rejected) {
-      for (const ks of states) if (ks?.accepted === false) this.settleState(ks, 'error', rejected);
-      throw rejected;
-    }
-    for (const ks of states) if (ks) ks.accepted = true;
   }
 
   // ------------------------------------------------------------------ results
 
   /** Waits for the futures and fetches their values, in order. Rejects with the first error. */
   async gather<T = unknown>(futures: readonly Future<T>[]): Promise<T[]> {
-    const states = futures.map((f) => this.keys.get(f.key) ?? cancelledState(f.key));
+    const states = futures.map((f) => this.book.getOrCancelled(f.key));
     return (await this.waitAndFetch(states)) as T[];
   }
 
@@ -511,13 +287,13 @@ export class Client implements FutureHost {
     // About an eighth at a time (at least 16 keys, at most GATHER_CHUNK): a few large values start moving as soon as the first are made.
     const size = Math.min(GATHER_CHUNK, Math.max(16, Math.ceil(states.length / 8)));
     if (states.length <= size) {
-      await this.waitStates(states);
+      await this.book.wait(states);
       return this.fetchValues(states);
     }
     const chunks: KeyState[][] = [];
     for (let c = 0; c < states.length; c += size) chunks.push(states.slice(c, c + size));
     // One waiter per chunk (no key is waited on twice); any chunk's error fails the call at once.
-    const waits = chunks.map((chunk) => this.waitStates(chunk));
+    const waits = chunks.map((chunk) => this.book.wait(chunk));
     const failed = new Promise<never>((_, reject) => {
       for (const w of waits) w.catch(reject);
     });
@@ -562,9 +338,9 @@ export class Client implements FutureHost {
       }),
     );
     for (const k of keys) {
-      const ks = this.keys.get(k);
+      const ks = this.book.get(k);
       if (ks) ks.accepted = true;
-      this.settle(k, 'finished', null);
+      this.book.settle(k, 'finished', null);
     }
     return futures;
   }
@@ -579,7 +355,7 @@ export class Client implements FutureHost {
     this.requests
       .start((id) => this.conn.send({ op: 'want', id, keys: [key] }))
       .then((reply) => {
-        if (reply.op === 'want-reply' && reply.missing.length > 0) this.settle(key, 'error', new WeftError(`the scheduler does not know key ${key}`));
+        if (reply.op === 'want-reply' && reply.missing.length > 0) this.book.settle(key, 'error', new WeftError(`the scheduler does not know key ${key}`));
       })
       .catch(() => {});
     return f;
@@ -782,7 +558,7 @@ export class Client implements FutureHost {
 
   async close(): Promise<void> {
     this.userClosed = true;
-    this.flushReleases();
+    this.book.flushReleases();
     this.conn.close(1000, 'client closing');
     await this.peers.close();
     this.onClosed('client closed');
@@ -791,7 +567,7 @@ export class Client implements FutureHost {
   // ------------------------------------------------------------------ FutureHost
 
   keyStatus(key: string): FutureStatus {
-    return this.keys.get(key)?.status ?? 'cancelled';
+    return this.book.status(key);
   }
 
   waitKey(key: string): Promise<void> {
@@ -800,171 +576,39 @@ export class Client implements FutureHost {
 
   /** Resolves when every key has finished; rejects with the first error. */
   waitKeys(keys: readonly string[]): Promise<void> {
-    return this.waitStates(keys.map((k) => this.keys.get(k) ?? cancelledState(k)));
-  }
-
-  private waitStates(states: readonly KeyState[]): Promise<void> {
-    if (this.closedError) return Promise.reject(this.closedError);
-    return new Promise((resolve, reject) => {
-      const w: Waiter = { left: 0, settled: false, resolve, reject };
-      for (const ks of states) {
-        if (ks.status === 'finished') continue;
-        if (ks.status === 'error' || ks.status === 'cancelled') return reject(ks.error ?? new CancelledError(`future ${ks.key} was cancelled or released`));
-        w.left++;
-        if (ks.waiter === null) ks.waiter = w;
-        else (ks.moreWaiters ??= []).push(w);
-      }
-      if (w.left === 0) {
-        w.settled = true;
-        resolve();
-      }
-    });
+    return this.book.wait(keys.map((k) => this.book.getOrCancelled(k)));
   }
 
   async gatherOne(key: string): Promise<unknown> {
-    const ks = this.keys.get(key) ?? cancelledState(key);
-    return (await this.fetchValues([ks]))[0];
+    return (await this.fetchValues([this.book.getOrCancelled(key)]))[0];
   }
 
   retain(key: string): void {
-    this.hold(key);
-  }
-
-  /** One more reference to a key; its record. */
-  private hold(key: string): KeyState {
-    const ks = this.keys.get(key);
-    if (ks) {
-      ks.refs++;
-      return ks;
-    }
-    const fresh: KeyState = { key, held: true, accepted: false, status: 'pending', error: null, where: null, refs: 1, waiter: null, moreWaiters: null, ticket: -1 };
-    this.keys.set(key, fresh);
-    return fresh;
+    this.book.hold(key);
   }
 
   releaseKey(key: string): void {
-    const ks = this.keys.get(key);
-    if (ks) this.releaseState(ks);
-  }
-
-  /** The record's ticket, given on first use (-1 when every slot is taken: then it goes by key). */
-  private ticketOf(ks: KeyState): number {
-    if (ks.ticket >= 0 || !ks.held) return ks.ticket;
-    let slot = this.freeTickets.pop();
-    if (slot === undefined) {
-      if (this.byTicket.length >= TICKET_SLOTS) return -1;
-      slot = this.byTicket.push(null) - 1;
-    }
-    this.byTicket[slot] = ks;
-    this.ticketSeq = (this.ticketSeq + 1) % TICKET_SEQS;
-    ks.ticket = this.ticketSeq * TICKET_SLOTS + slot;
-    return ks.ticket;
-  }
-
-  /** Takes a record off the books (its ticket's slot is free again). */
-  private forget(ks: KeyState): void {
-    ks.held = false;
-    this.keys.delete(ks.key);
-    if (ks.ticket >= 0) {
-      const slot = ks.ticket % TICKET_SLOTS;
-      this.byTicket[slot] = null;
-      this.freeTickets.push(slot);
-      ks.ticket = -1;
-    }
-  }
-
-  private releaseState(ks: KeyState): void {
-    if (--ks.refs > 0 || !ks.held) return;
-    this.forget(ks);
-    this.pendingRelease.push(ks.key);
-    this.scheduleReleases();
-  }
-
-  private scheduleReleases(): void {
-    if (!this.releaseScheduled) {
-      this.releaseScheduled = true;
-      setImmediate(() => this.flushReleases());
-    }
+    const ks = this.book.get(key);
+    if (ks) this.book.release(ks);
   }
 
   async cancelKeys(keys: string[]): Promise<void> {
-    const toRelease: string[] = [];
-    for (const key of keys) {
-      const ks = this.keys.get(key);
-      if (!ks) continue;
-      this.forget(ks);
-      if (ks.status === 'pending' || ks.status === 'lost') {
-        ks.status = 'cancelled';
-        ks.error = new CancelledError(`future ${key} was cancelled`);
-        this.wake(ks, ks.error);
-      }
-      if (keyFits(key)) toRelease.push(key);
-    }
+    const toRelease = this.book.cancel(keys);
     if (toRelease.length > 0 && !this.closedError) this.conn.send({ op: 'release', keys: toRelease });
   }
 
   // ------------------------------------------------------------------ internals
 
-  private flushReleases(): void {
-    this.releaseScheduled = false;
-    if (this.pendingRelease.length === 0 || this.closedError) return;
-    // A key held again since it was released (same work submitted again) stays
-    // wanted; one the scheduler cannot have (refused for its length) is not sent.
-    const keys = this.pendingRelease.filter((k) => !this.keys.has(k) && keyFits(k));
-    this.pendingRelease = [];
-    // In messages of RELEASE_CHUNK keys: the scheduler decodes and handles each in one turn, and a million at once would stall it.
-    for (let i = 0; i < keys.length; i += RELEASE_CHUNK) this.conn.send({ op: 'release', keys: i === 0 && keys.length <= RELEASE_CHUNK ? keys : keys.slice(i, i + RELEASE_CHUNK) });
-  }
-
-  private settle(key: string, status: FutureStatus, error: Error | null): void {
-    const ks = this.keys.get(key);
-    if (ks) this.settleState(ks, status, error);
-  }
-
-  private settleState(ks: KeyState, status: FutureStatus, error: Error | null): void {
-    ks.status = status;
-    ks.error = error;
-    if (status === 'pending') return;
-    this.wake(ks, status === 'finished' ? null : (error ?? new WeftError(`future ${ks.key} ended as ${status}`)));
-  }
-
-  /** Counts a key off its waiters (finished), or fails them (error). */
-  private wake(ks: KeyState, error: Error | null): void {
-    const first = ks.waiter;
-    const more = ks.moreWaiters;
-    ks.waiter = null;
-    ks.moreWaiters = null;
-    if (first) wakeOne(first, error);
-    if (more) for (const w of more) wakeOne(w, error);
-  }
-
   private onMessage(m: SchedulerToClient): void {
     switch (m.op) {
       case 'in-memory':
-        for (let i = 0; i < m.tickets.length; i++) {
-          const t = m.tickets[i] as number;
-          const ks = this.byTicket[t % TICKET_SLOTS];
-          // Released since (the slot is empty or holds a later record): nothing to tell.
-          if (!ks || ks.ticket !== t) continue;
-          ks.where = m.addresses[m.ticketHolder[i] as number] ?? null;
-          this.settleState(ks, 'finished', null);
-        }
-        for (let i = 0; i < m.keys.length; i++) {
-          const ks = this.keys.get(m.keys[i] as string);
-          if (!ks) continue;
-          ks.where = m.addresses[m.holder[i] as number] ?? null;
-          this.settleState(ks, 'finished', null);
-        }
+        this.book.inMemory(m);
         break;
       case 'erred':
-        this.settle(m.key, 'error', remoteError(m.key, m.error));
+        this.book.settle(m.key, 'error', remoteError(m.key, m.error));
         break;
       case 'lost':
-        for (const k of m.keys) {
-          const ks = this.keys.get(k);
-          if (ks && ks.status === 'finished') ks.status = 'pending';
-          if (ks) ks.where = null;
-        }
+        this.book.lost(m.keys);
         break;
       case 'no-worker':
         this.log.warn({ keys: m.keys }, m.reason);
@@ -973,7 +617,8 @@ export class Client implements FutureHost {
         this.onEvents(m.topics, m.data);
         break;
       case 'restarted':
-        this.onRestarted();
+        // Every future is cancelled: the scheduler holds none of them.
+        this.book.restarted(new CancelledError('the cluster was restarted (client.restart): its tasks and results are gone; submit again'));
         break;
       default:
         this.requests.resolve(m.id, m);
@@ -1001,36 +646,14 @@ export class Client implements FutureHost {
     }
   }
 
-  /** The cluster restarted (this client's call or another's): every future is cancelled; the scheduler holds none of them. */
-  private onRestarted(): void {
-    const error = new CancelledError('the cluster was restarted (client.restart): its tasks and results are gone; submit again');
-    for (const ks of this.keys.values()) {
-      ks.held = false;
-      ks.where = null;
-      if (ks.status === 'cancelled') continue;
-      ks.status = 'cancelled';
-      ks.error = error;
-      this.wake(ks, error);
-    }
-  }
-
   private onClosed(reason: string): void {
     if (this.closedError) return;
     this.closedError = new ConnectionClosedError(reason);
     this.requests.failAll(reason);
-    for (const ks of this.keys.values()) {
-      if (ks.status === 'finished' || ks.status === 'error') continue;
-      ks.status = 'lost';
-      this.wake(ks, this.closedError);
-    }
+    this.book.connectionLost(this.closedError);
     if (!this.userClosed && this.reconnectMs > 0) void this.reconnect();
   }
 
-  /**
-   * Fetches values from the workers holding them, in the order given: from
-   * where the scheduler said they are, else where it says now (who-has),
-   * retrying keys that moved.
-   */
   /** The values of these keys, from the workers holding them (fetch.ts). */
   private fetchValues(states: readonly KeyState[]): Promise<unknown[]> {
     return fetchValues(this.fetcher, states);
@@ -1038,7 +661,7 @@ export class Client implements FutureHost {
 
   /** What fetching values needs of this client. */
   private readonly fetcher: Fetcher<KeyState> = {
-    wait: (states) => this.waitStates(states),
+    wait: (states) => this.book.wait(states),
     whoHas: async (keys) => {
       const reply = await this.ask((id) => this.conn.send({ op: 'who-has', id, keys }));
       if (reply.op !== 'who-has-reply') throw new WeftError(`unexpected reply to who-has: ${reply.op}`);
@@ -1049,20 +672,4 @@ export class Client implements FutureHost {
     log: (data, msg) => this.log.warn(data, msg),
     timeoutMs: () => this.gatherTimeoutMs,
   };
-}
-
-/** The record of a key this client holds no future for. */
-function cancelledState(key: string): KeyState {
-  return { key, held: false, accepted: false, status: 'cancelled', error: new CancelledError(`future ${key} was cancelled or released`), where: null, refs: 0, waiter: null, moreWaiters: null, ticket: -1 };
-}
-
-function wakeOne(w: Waiter, error: Error | null): void {
-  if (w.settled) return;
-  if (error) {
-    w.settled = true;
-    w.reject(error);
-  } else if (--w.left === 0) {
-    w.settled = true;
-    w.resolve();
-  }
 }
