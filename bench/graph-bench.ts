@@ -58,6 +58,9 @@ const TARGETS: Record<string, (r: Row) => boolean> = {
   bandwidth: (r) => (r.fraction_of_raw ?? 0) >= 0.5,
 };
 
+/** The shuffle workload: SHUFFLE_PARTS partitions of 1 MiB, each cut into SHUFFLE_PARTS pieces. */
+const SHUFFLE_PARTS = 64;
+
 /** The bandwidth workload: BUFFERS values of BUFFER_MIB each. */
 const BUFFERS = 64;
 const BUFFER_BYTES = 16 * 1024 * 1024;
@@ -244,7 +247,7 @@ async function main(): Promise<void> {
     else process.stderr.write(`  ${r.workload} (run ${r.run}): ${r.tasks} tasks in ${r.seconds.toFixed(3)} s\n`);
   };
 
-  const cluster = await LocalCluster.start({ workers: 2, threadsPerWorker: 1, logLevel: 'warn' });
+  const cluster = await LocalCluster.start({ workers: 2, threadsPerWorker: 1, logLevel: 'warn', ...(process.env['BENCH_SCHED_ARGS'] ? { schedulerArgs: process.env['BENCH_SCHED_ARGS'].split(' ') } : {}) });
   const client = await cluster.client();
   const pid = cluster.schedulerPid;
   const browser = values.browser ? await openStatusPage(cluster) : null;
@@ -293,6 +296,27 @@ async function main(): Promise<void> {
         }
         const w = await watched(client, pid, g.size, () => timed(client, g, outs));
         emit(row('locality', run, g.size, w, (await bytesBetweenWorkers(client)) - before));
+      }
+
+      if (want('shuffle')) {
+        // An all-to-all exchange by tasks, as a dataframe shuffle: the peer bench's graph.
+        const p = SHUFFLE_PARTS;
+        const g = new Map<string, TaskDef>();
+        for (let i = 0; i < p; i++) {
+          g.set(`sh${run}-in-${i}`, { fn: fn('makePart'), args: [i] });
+          g.set(`sh${run}-split-${i}`, { fn: fn('split'), args: [ref(`sh${run}-in-${i}`), p] });
+          for (let j = 0; j < p; j++) g.set(`sh${run}-pick-${i}-${j}`, { fn: fn('pick'), args: [ref(`sh${run}-split-${i}`), j] });
+        }
+        const outs: string[] = [];
+        for (let j = 0; j < p; j++) {
+          const pieces = [];
+          for (let i = 0; i < p; i++) pieces.push(ref(`sh${run}-pick-${i}-${j}`));
+          g.set(`sh${run}-join-${j}`, { fn: fn('join'), args: pieces });
+          outs.push(`sh${run}-join-${j}`);
+        }
+        const before = await bytesBetweenWorkers(client);
+        const w = await watched(client, pid, g.size, () => timed(client, g, outs));
+        emit(row('shuffle', run, g.size, w, (await bytesBetweenWorkers(client)) - before));
       }
 
       if (want('bandwidth')) {

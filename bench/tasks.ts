@@ -17,6 +17,30 @@ export function makeBuffer16(i: number): Uint8Array {
   return new Uint8Array(16 * 1024 * 1024).fill(i % 256);
 }
 
+/** The shuffle workload's input partitions: 1 MiB each. */
+export function makePart(i: number): Uint8Array {
+  return new Uint8Array(1 << 20).fill(i % 256);
+}
+
+/** A partition cut into `n` pieces (views of it: encoding them copies each once). */
+export function split(part: Uint8Array, n: number): Uint8Array[] {
+  const size = Math.floor(part.length / n);
+  const out: Uint8Array[] = [];
+  for (let k = 0; k < n; k++) out.push(part.subarray(k * size, (k + 1) * size));
+  return out;
+}
+
+export function pick(groups: Uint8Array[], j: number): Uint8Array {
+  const g = groups[j];
+  if (!g) throw new Error(`no piece ${j}`);
+  return g;
+}
+
+/** An output partition: its pieces joined; returns their total length. */
+export function join(...pieces: Uint8Array[]): number {
+  return Buffer.concat(pieces).length;
+}
+
 export function touch(buf: Uint8Array): Uint8Array {
   buf[0] = ((buf[0] ?? 0) + 1) % 256;
   return buf;

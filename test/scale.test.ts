@@ -114,6 +114,28 @@ describe('the scheduler at scale', () => {
     });
   }, 60_000);
 
+  it('an input many tasks on one thread take (a shuffle\'s partition) is theirs each: one changing it in place changes no other\'s', async () => {
+    await withCluster({ workers: 2, threadsPerWorker: 1, logLevel: 'warn' }, async (_cluster, client) => {
+      const [a, b] = await twoWorkers(client);
+      const g = new Map<string, TaskDef>();
+      const keys: string[] = [];
+      for (let s = 0; s < 3; s++) {
+        g.set(`part-${s}`, { fn: fn('pieces'), args: [s * 20], workers: [a.name] });
+        // Most on the partition's worker (its thread keeps it for the next), some on the other (fetched, then kept there).
+        for (let r = 0; r < 40; r++) {
+          g.set(`read-${s}-${r}`, { fn: fn('readThenScribble'), args: [ref(`part-${s}`), r % 4], workers: [r % 8 === 7 ? b.name : a.name] });
+          keys.push(`read-${s}-${r}`);
+        }
+      }
+      const seen = (await client.get(g, keys)) as number[][];
+      keys.forEach((k, i) => {
+        const [, s, r] = k.split('-').map(Number) as [number, number, number];
+        const piece = r % 4;
+        expect(seen[i], k).toEqual([(s * 20 + piece) & 0xff, (s * 20 + 10 + piece) & 0xff, s * 20 + piece + 0.5, 12]);
+      });
+    });
+  }, 60_000);
+
   it('a chain of large values mutated in place: its end is right, and every link a client wants keeps its own value', async () => {
     await withCluster({ workers: 2, logLevel: 'warn' }, async (_cluster, client) => {
       const chain = (p: string): GraphMap => {

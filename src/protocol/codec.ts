@@ -113,6 +113,8 @@ export function withKeyColumns(msg: object): object {
 
 let packr: Msgpackr.Packr | null = null;
 let unpackr: Msgpackr.Unpackr | null = null;
+/** A decoder whose binary values are copies, not views of the bytes decoded (see decodeCopy). */
+let copyingUnpackr: Msgpackr.Unpackr | null = null;
 
 /** The encoder and decoder, made (and weft's extensions registered) on first use. */
 function codec(): { packr: Msgpackr.Packr; unpackr: Msgpackr.Unpackr } {
@@ -123,6 +125,7 @@ function codec(): { packr: Msgpackr.Packr; unpackr: Msgpackr.Unpackr } {
     m.addExtension(keyColumnExtension);
     packr = new m.Packr(OPTIONS);
     unpackr = new m.Unpackr(OPTIONS);
+    copyingUnpackr = new m.Unpackr({ ...OPTIONS, copyBuffers: true });
   }
   return { packr, unpackr };
 }
@@ -150,6 +153,89 @@ export function decode(bytes: Uint8Array): unknown {
     if (view) return view;
   }
   return (unpackr ?? codec().unpackr).unpack(bytes);
+}
+
+/**
+ * Decodes a value that shares no memory with `bytes`, for bytes that several
+ * tasks decode, each of which may change its input in place: each binary
+ * value and typed array in it is a copy of its own. (One copy of the whole
+ * bytes to decode views of would be one large allocation: fresh pages to
+ * fault in for every task, where small ones reuse freed memory.)
+ */
+export function decodeCopy(bytes: Uint8Array): unknown {
+  if (bytes.length >= VIEW_BYTES && bytes[0] === 0xc9) {
+    const view = typedArrayView(bytes);
+    if (view) return (view as Uint8Array).slice();
+  }
+  if (!copyingUnpackr) codec();
+  copying = true;
+  try {
+    return (copyingUnpackr as Msgpackr.Unpackr).unpack(bytes);
+  } finally {
+    copying = false;
+  }
+}
+
+/** A decodeCopy is under way (decoding is synchronous): readTypedArray copies. */
+let copying = false;
+
+/**
+ * From now on in this thread, a typed array inside a value decodes as a view
+ * of the bytes it came in (where its alignment allows), as binary values
+ * do, not as a copy of its own: a shuffle's partition of 64 pieces decodes
+ * with no allocation and copy per piece. For executor threads, whose inputs
+ * are theirs alone (or decoded with decodeCopy); elsewhere a small view
+ * would keep a whole message's buffer alive.
+ */
+export function typedArrayViews(): void {
+  codec();
+  msgpackr().addExtension({ type: 0x74, unpack: readTypedArray });
+}
+
+/**
+ * Small typed arrays copied by decodeCopy are carved out of blocks of this
+ * size, not allocated one by one: the 64 pieces of a shuffle's partition
+ * cost 64 allocations (zeroed, then overwritten) per task otherwise, most of
+ * its time. Blocks stay under the worker's MALLOC_MMAP_THRESHOLD_, so freed
+ * ones are reused, not mapped (and faulted in) anew.
+ */
+const ARENA_BLOCK = 256 * 1024;
+let arena: ArrayBuffer | null = null;
+let arenaAt = 0;
+
+/** A typed array of `n` bytes from the current block (never written before: uninitialized memory is fine, it is overwritten at once). */
+function carve(Ctor: (typeof TYPED_ARRAYS)[number], n: number): ArrayBufferView {
+  arenaAt = (arenaAt + 7) & ~7;
+  if (arena === null || arenaAt + n > ARENA_BLOCK) {
+    arena = Buffer.allocUnsafeSlow(ARENA_BLOCK).buffer as ArrayBuffer;
+    arenaAt = 0;
+  }
+  const out = new Ctor(arena, arenaAt, n / Ctor.BYTES_PER_ELEMENT);
+  arenaAt += n;
+  return out;
+}
+
+/** msgpackr's typed-array extension (type code, then the elements), read as a view where aligned. */
+function readTypedArray(data: Uint8Array): unknown {
+  const code = data[0] as number;
+  const Ctor = TYPED_ARRAYS[code];
+  const offset = data.byteOffset + 1;
+  const n = data.length - 1;
+  if (Ctor && n % Ctor.BYTES_PER_ELEMENT === 0) {
+    if (copying) {
+      const out = n <= ARENA_BLOCK / 4 ? carve(Ctor, n) : new Ctor(n / Ctor.BYTES_PER_ELEMENT);
+      new Uint8Array(out.buffer, out.byteOffset, n).set(data.subarray(1));
+      return out;
+    }
+    if (offset % Ctor.BYTES_PER_ELEMENT === 0) return new Ctor(data.buffer as ArrayBuffer, offset, n / Ctor.BYTES_PER_ELEMENT);
+  }
+  // Unaligned, or an ArrayBuffer (16) or DataView (17): a copy, as msgpackr makes.
+  // Uint8Array's slice (a copy): data is a Buffer, whose slice is a view.
+  const buffer = Uint8Array.prototype.slice.call(data, 1).buffer;
+  if (Ctor) return new Ctor(buffer);
+  if (code === 16) return buffer;
+  if (code === 17) return new DataView(buffer);
+  throw new TypeError(`unknown typed array code ${code}`);
 }
 
 /** Decodes values encoded one after another into one buffer, in one call. */

@@ -4,19 +4,36 @@
  * where they can start soonest (its queued work plus the time to fetch the
  * inputs it lacks); a task no worker can run waits in `no-worker`.
  */
-import { type FnEntry, type WorkerRecord, type TaskState, dependentCount, rareOf, groupOf, priorityOf, bytesOf } from './task-state.ts';
+import { type FnEntry, type TaskGroup, type WorkerRecord, type TaskState, dependentCount, rareOf, groupOf, priorityOf, bytesOf } from './task-state.ts';
 import { type SchedulerCore, setState, attach } from './core.ts';
 import { speculativeDependent } from './speculation.ts';
 
 /**
  * Root-ish tasks have no data to be near: no dependencies, or only a few
- * that are shared by many tasks (a broadcast value).
+ * that are shared by many tasks (a broadcast value). As Dask's rule (a
+ * group whose dependencies are fewer than 5 tasks in all), each must be
+ * shared by at least a fifth of its group: the 64 picks from each of 64
+ * split partitions of a shuffle share their input too, but their group
+ * has 64 such inputs, and a pick belongs where its partition is.
  */
 export function isRootish(s: SchedulerCore, ts: TaskState): boolean {
   if (ts.deps.length === 0) return true;
   if (ts.deps.length > 4) return false;
-  for (const d of ts.deps) if (dependentCount(d) < 16) return false;
+  let live = -1;
+  for (const d of ts.deps) {
+    const n = dependentCount(d);
+    if (n < 16) return false;
+    if (live < 0) live = liveTasks(groupOf(ts));
+    if (n * 5 <= live) return false;
+  }
   return true;
+}
+
+/** The group's tasks not forgotten. */
+function liveTasks(g: TaskGroup): number {
+  let n = 0;
+  for (let i = 0; i < g.states.length - 1; i++) n += g.states[i] as number;
+  return n;
 }
 
 /** Sends a ready task to the worker where it can start soonest, or holds it as `no-worker` (reported at once). */
@@ -48,10 +65,15 @@ export function placeOn(s: SchedulerCore, ts: TaskState, w: WorkerRecord): void 
  * plus the time to fetch the dependency bytes it does not hold.
  */
 function chooseWorker(s: SchedulerCore, ts: TaskState): WorkerRecord | null {
+  return (ts.deps.length > 0 ? cheapest(s, ts, true) : null) ?? cheapest(s, ts, false);
+}
+
+function cheapest(s: SchedulerCore, ts: TaskState, holders: boolean): WorkerRecord | null {
   let best: WorkerRecord | null = null;
   let bestCost = Infinity;
   for (const w of s.workers.values()) {
     if (w.closing || !validWorker(s, ts, w)) continue;
+    if (holders && !holdsAny(ts, w)) continue;
     let missingBytes = 0;
     for (const d of ts.deps) if (!d.whoHas.includes(w)) missingBytes += bytesOf(d);
     const busy = w.busy < w.nthreads ? 0 : w.occupancy / w.nthreads;
@@ -63,6 +85,11 @@ function chooseWorker(s: SchedulerCore, ts: TaskState): WorkerRecord | null {
     }
   }
   return best;
+}
+
+function holdsAny(ts: TaskState, w: WorkerRecord): boolean {
+  for (const d of ts.deps) if (d.whoHas.includes(w)) return true;
+  return false;
 }
 
 /** Whether the worker has the task's resources and is one it may run on. */

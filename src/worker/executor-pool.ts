@@ -16,6 +16,11 @@ import { WEFT_ROOT } from '../util/self.ts';
 
 
 const NO_KEYS: string[] = [];
+/** Inputs this large that other tasks take too are kept by the thread that reads them (see post)... */
+const SHARE_BYTES = 4096;
+/** ...up to this much per thread. */
+const INPUTS_BYTES = 32 * 1024 * 1024;
+
 /** Placeholder for answered tasks in a thread's list, so they can be collected. */
 const NO_DATA: Uint8Array[] = [];
 
@@ -32,6 +37,13 @@ interface Thread {
   cancelledRunning: number;
   /** Tasks that seceded (out of `posted`: their results come on their own), by number. */
   seceded: Map<number, ExecTask>;
+  /**
+   * Inputs the thread keeps a copy of (see post), least recently used
+   * first: the bytes they were copied from (gone, or replaced: the copy is
+   * stale), and their total size.
+   */
+  inputs: Map<string, { from: WeakRef<Uint8Array>; size: number }>;
+  inputBytes: number;
 }
 
 export interface PoolOptions {
@@ -134,6 +146,10 @@ export class ExecutorPool {
       if (!th) {
         th = this.threads[0] as Thread;
         for (const x of this.threads) if (this.load(x, per) < this.load(th, per)) th = x;
+        // A thread that keeps one of its inputs, unless it is busier.
+        if (t.share !== null && this.threads.length > 1) {
+          for (const x of this.threads) if (x !== th && this.load(x, per) <= this.load(th, per) + 1 && t.deps.some((d) => x.inputs.has(d))) th = x;
+        }
       }
       let batch = per.get(th);
       if (!batch) {
@@ -307,25 +323,72 @@ export class ExecutorPool {
     this.threads = [];
   }
 
-  /** Posts tasks column by column; arguments and inputs go in one transferred buffer. */
+  /**
+   * Posts tasks column by column; arguments and inputs go in one transferred
+   * buffer.
+   *
+   * An input of at least SHARE_BYTES that other tasks here take too (the 64
+   * picks from one partition of a shuffle) is kept by the thread, once
+   * copied to it: the tasks after take it from there instead of a copy each
+   * (1 MiB copied per pick into fresh memory was most of a shuffle's time).
+   * Each task still decodes its own value of it, so a task that changes its
+   * input in place changes no other's. What a thread keeps is bounded by
+   * INPUTS_BYTES, least recently used out first.
+   */
   private post(th: Thread, tasks: ExecTask[], afters: number[]): void {
     let total = 0;
     let ndeps = 0;
+    const drop: string[] = [];
+    const keep: number[] = [];
+    const cached: number[] = [];
+    // Read from the thread's copy, by index in depKeys; and the keys read from or kept there in this batch.
+    let fromCache: Set<number> | null = null;
+    let usedNow: Set<string> | null = null;
+    let dk = 0;
     for (const t of tasks) {
       total += t.args.length;
-      for (let j = 0; j < t.depData.length; j++) if (!t.give?.includes(j)) total += (t.depData[j] as Uint8Array).length;
+      for (let j = 0; j < t.depData.length; j++, dk++) {
+        if (t.give?.includes(j)) continue;
+        const d = t.depData[j] as Uint8Array;
+        if (d.length >= SHARE_BYTES && (th.inputs.size > 0 || t.share !== null)) {
+          const key = t.deps[j] as string;
+          const got = th.inputs.get(key);
+          if (got && got.from.deref() === d) {
+            // Used now: last out.
+            th.inputs.delete(key);
+            th.inputs.set(key, got);
+            cached.push(dk);
+            (fromCache ??= new Set()).add(dk);
+            (usedNow ??= new Set()).add(key);
+            continue;
+          }
+          if (got) this.dropInput(th, key, got.size, drop);
+          if (t.share?.includes(j) && d.length <= INPUTS_BYTES / 4) {
+            th.inputs.set(key, { from: new WeakRef(d), size: d.length });
+            th.inputBytes += d.length;
+            keep.push(dk);
+            (usedNow ??= new Set()).add(key);
+          }
+        }
+        total += d.length;
+      }
       ndeps += t.deps.length;
+    }
+    // Over the bound: least recently used out (not one this batch keeps or reads there).
+    for (const [key, e] of th.inputs) {
+      if (th.inputBytes <= INPUTS_BYTES) break;
+      if (!usedNow?.has(key)) this.dropInput(th, key, e.size, drop);
     }
     const chunk = new ArrayBuffer(total);
     const view = new Uint8Array(chunk);
     const n = tasks.length;
     const given: [number, ArrayBuffer][] = [];
     const ephemeral: number[] = [];
-    const batch: ThreadBatch = { base: th.nextSeq, fns: new Int32Array(n), depCounts: new Int32Array(n), ends: new Uint32Array(n + ndeps), afters, depKeys: ndeps === 0 ? NO_KEYS : new Array<string>(ndeps), chunk, given, ephemeral };
+    const batch: ThreadBatch = { base: th.nextSeq, fns: new Int32Array(n), depCounts: new Int32Array(n), ends: new Uint32Array(n + ndeps), afters, depKeys: ndeps === 0 ? NO_KEYS : new Array<string>(ndeps), chunk, given, ephemeral, drop, keep, cached };
     th.nextSeq += n;
     let off = 0;
     let e = 0;
-    let dk = 0;
+    dk = 0;
     for (let i = 0; i < n; i++) {
       const t = tasks[i] as ExecTask;
       th.posted.push(t);
@@ -339,7 +402,7 @@ export class ExecutorPool {
         const d = t.depData[j] as Uint8Array;
         // Given (the worker's only copy, used by this task alone): the thread takes the buffer itself.
         if (t.give?.includes(j)) given.push([dk, d.buffer as ArrayBuffer]);
-        else {
+        else if (fromCache?.has(dk) !== true) {
           view.set(d, off);
           off += d.length;
         }
@@ -349,6 +412,12 @@ export class ExecutorPool {
       if (t.depData.length > 0) t.depData = NO_DATA; // copied: the inputs need not stay alive for it
     }
     th.worker.postMessage({ tasks: batch }, given.length === 0 ? [chunk] : [chunk, ...given.map(([, b]) => b)]);
+  }
+
+  private dropInput(th: Thread, key: string, size: number, drop: string[]): void {
+    th.inputs.delete(key);
+    th.inputBytes -= size;
+    drop.push(key);
   }
 
   /** Results for the oldest tasks posted to `th`, in order. */
@@ -389,7 +458,7 @@ export class ExecutorPool {
     const running = new Int32Array(new SharedArrayBuffer(4)).fill(-1);
     const heap = this.options.threadHeapLimitMb ?? 0;
     const worker = new Worker(new URL('util/thread-entry.mjs', WEFT_ROOT), { workerData: { entry: 'worker/executor-thread', cwd: this.cwd, running, scheduler: this.options.scheduler }, ...(heap > 0 ? { resourceLimits: { maxOldGenerationSizeMb: heap } } : {}) });
-    const th: Thread = { worker, index, nextSeq: 0, posted: new Fifo(), running, cancelledRunning: -1, seceded: new Map() };
+    const th: Thread = { worker, index, nextSeq: 0, posted: new Fifo(), running, cancelledRunning: -1, seceded: new Map(), inputs: new Map(), inputBytes: 0 };
     if (this.fns.length > 0) worker.postMessage({ fns: this.fns });
     worker.on('message', (msg: FromThread) => {
       // A thread replaced (restart) says nothing more.

@@ -11,7 +11,7 @@
  * path.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { decode, encode, encodeOwned } from '../protocol/codec.ts';
+import { decode, decodeCopy, encode, encodeOwned, typedArrayViews } from '../protocol/codec.ts';
 import { ByteWriter, NOT_SIMPLE, readSimple, writeSimple } from '../protocol/simple-codec.ts';
 import { MAX_EVENT_BYTES, MAX_KEY, MAX_TOPIC, type FnDef } from '../protocol/messages.ts';
 import { substituteRefs } from '../protocol/spec.ts';
@@ -38,6 +38,8 @@ g.__name ??= (fn: unknown, name: string) => {
 const port = parentPort;
 if (!port) throw new Error('executor-thread must run in a worker thread');
 const cwd = (workerData as { cwd: string }).cwd;
+// Inputs here are this thread's own (or decoded with decodeCopy): typed arrays inside them need no copy of their own.
+typedArrayViews();
 /**
  * The number of the task running now (-1: none), in memory the pool shares:
  * if this thread dies (process.exit, out of memory, ended as a runaway), the
@@ -328,6 +330,9 @@ function postEvents(now: number): void {
   port?.postMessage({ events });
 }
 
+/** Stands for a kept input that is not here (see runOne). */
+const EMPTY_INPUT = new Uint8Array(0);
+
 /** The state of one batch being run, shared by the helpers below instead of per-task closures. */
 interface Cursor {
   b: ThreadBatch;
@@ -338,7 +343,17 @@ interface Cursor {
   start: number;
   /** The batch's given inputs by index in depKeys (null: none). */
   given: Map<number, ArrayBuffer> | null;
+  /** Inputs to keep in `inputs` once read, and inputs read from there, by index in depKeys (null: none). */
+  keep: Set<number> | null;
+  cached: Set<number> | null;
 }
+
+/**
+ * Inputs this thread keeps because other tasks take them too, by key (the
+ * worker's ExecutorPool.post decides what comes and goes). Each task decodes
+ * its own value of them (decodeCopy), so no task sees another's changes.
+ */
+const inputs = new Map<string, Uint8Array>();
 
 /** Moves the cursor past the next slice; returns where that slice ends (it starts at the old `c.start`). */
 function skip(c: Cursor): number {
@@ -357,7 +372,8 @@ async function runQueue(): Promise<void> {
   while (queue.length > 0) {
     const b = queue.shift() as ThreadBatch;
     // Buffers, not plain Uint8Arrays: msgpack's bin values decode as views of these, and a task given a Buffer must get a Buffer.
-    const c: Cursor = { b, view: Buffer.from(b.chunk), e: 0, dk: 0, start: 0, given: b.given.length > 0 ? new Map(b.given) : null };
+    for (const k of b.drop) inputs.delete(k);
+    const c: Cursor = { b, view: Buffer.from(b.chunk), e: 0, dk: 0, start: 0, given: b.given.length > 0 ? new Map(b.given) : null, keep: b.keep.length > 0 ? new Set(b.keep) : null, cached: b.cached.length > 0 ? new Set(b.cached) : null };
     const n = b.fns.length;
     // Tasks whose large value may go to the task behind them without a copy for the main thread (ExecTask.ephemeral).
     const ephemeral = b.ephemeral.length > 0 ? new Set(b.ephemeral) : null;
@@ -408,7 +424,7 @@ function takeKept(seq: number): { value: unknown } | undefined {
   if (!k) return undefined;
   if (left > 0) {
     // Others still want it: a private copy (large binary results' bytes may be gone to the main thread).
-    return { value: ArrayBuffer.isView(k.value) && !(k.value instanceof DataView) ? (k.value as Uint8Array).slice() : decode(k.bytes as Uint8Array) }; // a value handed on (bytes null) is always a typed array
+    return { value: ArrayBuffer.isView(k.value) && !(k.value instanceof DataView) ? (k.value as Uint8Array).slice() : decodeCopy(k.bytes as Uint8Array) }; // a value handed on (bytes null) is always a typed array
   }
   kept.delete(seq);
   return { value: k.value };
@@ -504,7 +520,7 @@ function finish(seq: number, value: unknown, start: number, handOn: boolean, giv
 }
 
 /** Decodes the arguments and puts the task's inputs in place of their references. */
-function prepareArgs(chunk: Uint8Array, argStart: number, argEnd: number, depKeys: string[] | null, depBytes: Uint8Array[] | null, afterDep: number, local: unknown): unknown[] {
+function prepareArgs(chunk: Uint8Array, argStart: number, argEnd: number, depKeys: string[] | null, depBytes: Uint8Array[] | null, afterDep: number, local: unknown, copied: boolean[] | null): unknown[] {
   // Read in place: a view per task would cost an allocation for a few bytes.
   const simple = readSimple(chunk, argStart, argEnd);
   const decoded = simple !== NOT_SIMPLE ? simple : decode(chunk.subarray(argStart, argEnd));
@@ -512,8 +528,9 @@ function prepareArgs(chunk: Uint8Array, argStart: number, argEnd: number, depKey
   if (!depKeys || !depBytes) return decoded;
   const values = depBytes.map((bytes, j) => {
     if (j === afterDep) return local;
+    if (bytes === EMPTY_INPUT) throw new Error(`input ${depKeys[j]} was to be kept by this executor thread, and is not: a bug in weft`);
     const v = readSimple(bytes);
-    return v !== NOT_SIMPLE ? v : decode(bytes);
+    return v !== NOT_SIMPLE ? v : copied?.[j] === true ? decodeCopy(bytes) : decode(bytes);
   });
   return substituteRefs(decoded, (i) => {
     if (i >= values.length) throw new TypeError(`the task's arguments refer to its dependency #${i}, but it has ${values.length}`);
@@ -533,13 +550,26 @@ function runOne(c: Cursor, seq: number, fnId: number, ndeps: number, producer: n
   let depKeys: string[] | null = null;
   let depBytes: Uint8Array[] | null = null;
   let givenHere: ArrayBuffer[] | null = null;
+  // Inputs this thread keeps for other tasks too: decoded into memory of this task's own.
+  let copied: boolean[] | null = null;
   if (ndeps > 0) {
     depKeys = new Array<string>(ndeps);
     depBytes = new Array<Uint8Array>(ndeps);
     for (let j = 0; j < ndeps; j++) {
-      const given = c.given?.get(c.dk);
-      depKeys[j] = c.b.depKeys[c.dk++] as string;
-      const s = slice(c);
+      const dk = c.dk;
+      const given = c.given?.get(dk);
+      const key = (depKeys[j] = c.b.depKeys[c.dk++] as string);
+      let s: Uint8Array = slice(c);
+      if (c.cached?.has(dk)) {
+        // Missing only if the pool's books and this thread's disagree: the task fails, and says so.
+        s = inputs.get(key) ?? EMPTY_INPUT;
+        (copied ??= new Array<boolean>(ndeps).fill(false))[j] = true;
+      } else if (c.keep?.has(dk)) {
+        // A copy of its own (the slice would keep the whole batch's buffer alive).
+        s = Buffer.from(s);
+        inputs.set(key, s);
+        (copied ??= new Array<boolean>(ndeps).fill(false))[j] = true;
+      }
       depBytes[j] = given ? Buffer.from(given) : s;
       if (given) (givenHere ??= []).push(given);
     }
@@ -555,7 +585,7 @@ function runOne(c: Cursor, seq: number, fnId: number, ndeps: number, producer: n
   }
   let args: unknown[];
   try {
-    args = prepareArgs(c.view, argStart, argEnd, depKeys, depBytes, afterDep, local);
+    args = prepareArgs(c.view, argStart, argEnd, depKeys, depBytes, afterDep, local, copied);
   } catch (err) {
     fail(err, 0);
     return undefined;

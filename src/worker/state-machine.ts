@@ -120,6 +120,8 @@ export interface ExecTask {
    * task alone, and already let go of here (null: none).
    */
   give: number[] | null;
+  /** Indices of depData that other tasks here take too (null: none): the executor may keep them where it runs them. */
+  share: number[] | null;
 }
 
 export type WorkerInstruction =
@@ -451,6 +453,7 @@ export class WorkerState {
       ephemeral: msg.ephemeral === true,
       depData: NO_DATA,
       give: null,
+      share: null,
       missing: 0,
       cancelled: false,
       chained: false,
@@ -1035,11 +1038,14 @@ export class WorkerState {
       const depData: Uint8Array[] = t.deps.length === 0 ? NO_DATA : new Array(t.deps.length);
       let after: string | null = null;
       let give: number[] | null = null;
+      let share: number[] | null = null;
       for (let i = 0; i < t.deps.length; i++) {
         const dep = t.deps[i] as string;
         const entry = this.slots.get(dep)?.data;
-        if (entry) depData[i] = entry.bytes;
-        else {
+        if (entry) {
+          depData[i] = entry.bytes;
+          if (entry.refs > 1) (share ??= []).push(i);
+        } else {
           after = dep;
           depData[i] = EMPTY;
         }
@@ -1056,6 +1062,7 @@ export class WorkerState {
         }
       }
       t.give = give;
+      t.share = share;
       t.after = after;
       t.depData = depData;
       this.toExecute.push(t);

@@ -31,6 +31,14 @@ export interface ThreadBatch {
   given: [number, ArrayBuffer][];
   /** Indices of tasks whose large value may go to the task behind them without a copy (ExecTask.ephemeral). */
   ephemeral: number[];
+  /**
+   * The thread's inputs cache (see ExecutorPool.post): keys to drop from it
+   * first; indices in depKeys of inputs to keep there once read from
+   * `chunk`; and of inputs read from there instead (their slices are empty).
+   */
+  drop: string[];
+  keep: number[];
+  cached: number[];
 }
 
 /**
