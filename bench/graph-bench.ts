@@ -14,6 +14,10 @@
  *   npm run bench -- --chaos      a 20,000-task DAG calm, then with 10 workers killed (--kills N)
  *                                 every 3 s (--kill-every MS), on 3 workers under nannies (chaos.ts)
  *
+ * BENCH_WINDOW=1 prints each workload's start and end (microseconds of the monotonic
+ * clock, as V8's CPU profiles count) to stderr, to cut profiles of every process
+ * (WEFT_NODE_ARGS="--cpu-prof ...") to the workload's time.
+ *
  * Like the Dask peer benchmark, the cluster is warmed up with 100 tasks only,
  * so the first run of each workload is a cold run: targets (--check) are
  * judged on it. Later runs (--repeat) show the steady state.
@@ -206,11 +210,13 @@ async function timed(client: Client, graph: GraphMap, keys: string[]): Promise<n
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`workload took longer than ${TIMEOUT_S} s`)), TIMEOUT_S * 1000);
   });
+  const h0 = process.hrtime.bigint();
   try {
     await Promise.race([client.get(graph, keys), timeout]);
   } finally {
     clearTimeout(timer);
   }
+  if (process.env['BENCH_WINDOW']) process.stderr.write(`WINDOW ${h0 / 1000n} ${process.hrtime.bigint() / 1000n}\n`);
   return (performance.now() - start) / 1000;
 }
 

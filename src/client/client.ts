@@ -284,8 +284,8 @@ export class Client implements FutureHost {
    * rest instead of all of it waiting for the last task.
    */
   private async waitAndFetch(states: readonly KeyState[]): Promise<unknown[]> {
-    // About an eighth at a time (at least 16 keys, at most GATHER_CHUNK): a few large values start moving as soon as the first are made.
-    const size = Math.min(GATHER_CHUNK, Math.max(16, Math.ceil(states.length / 8)));
+    // About a 64th at a time (at most GATHER_CHUNK): the first values move while the rest are made (64 values of 16 MiB: each as it is made).
+    const size = Math.min(GATHER_CHUNK, Math.ceil(states.length / 64));
     if (states.length <= size) {
       await this.book.wait(states);
       return this.fetchValues(states);
