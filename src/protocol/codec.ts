@@ -152,7 +152,16 @@ export function decode(bytes: Uint8Array): unknown {
     const view = typedArrayView(bytes);
     if (view) return view;
   }
-  return (unpackr ?? codec().unpackr).unpack(bytes);
+  return (unpackr ?? codec().unpackr).unpack(asBuffer(bytes));
+}
+
+/**
+ * The bytes as a Buffer (a view, no copy): msgpackr's binary values are
+ * views of what it decodes, so only from a Buffer does a Buffer a task
+ * returned come back a Buffer (raw frames arrive as plain Uint8Arrays).
+ */
+function asBuffer(bytes: Uint8Array): Uint8Array {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /**
@@ -170,7 +179,7 @@ export function decodeCopy(bytes: Uint8Array): unknown {
   if (!copyingUnpackr) codec();
   copying = true;
   try {
-    return (copyingUnpackr as Msgpackr.Unpackr).unpack(bytes);
+    return (copyingUnpackr as Msgpackr.Unpackr).unpack(asBuffer(bytes));
   } finally {
     copying = false;
   }
@@ -244,7 +253,7 @@ export function decodeSequence(bytes: Uint8Array): unknown[] {
     const view = typedArrayView(bytes);
     if (view) return [view];
   }
-  return bytes.length === 0 ? [] : ((unpackr ?? codec().unpackr).unpackMultiple(bytes) as unknown[]);
+  return bytes.length === 0 ? [] : ((unpackr ?? codec().unpackr).unpackMultiple(asBuffer(bytes)) as unknown[]);
 }
 
 /** A typed array at least this large decodes as a view of the bytes it came in, not a copy. */

@@ -78,7 +78,12 @@ let outHandedOn: [number, number][] = [];
 let outErrors: [number, SerializedError][] = [];
 const out = new ByteWriter(4096);
 
-port.on('message', (msg: { tasks: ThreadBatch } | { fns: [number, FnDef][] } | { forgetFns: number[] } | { cancel: number[] } | { actorCall: ActorCall } | { dropActor: string }) => {
+port.on('message', (msg: { tasks: ThreadBatch } | { fns: [number, FnDef][] } | { forgetFns: number[] } | { cancel: number[] } | { actorCall: ActorCall } | { dropActor: string } | { gc: true }) => {
+  if ('gc' in msg) {
+    // The worker is over its memory limit: inputs given to tasks here are garbage until this thread collects, which an idle thread may not do for a long time.
+    (globalThis as { gc?: () => void }).gc?.();
+    return;
+  }
   if ('actorCall' in msg) {
     void callActor(msg.actorCall);
     return;

@@ -48,6 +48,8 @@ interface WTask extends Omit<ComputeTask, 'who' | 'ephemeral' | 'sizes'>, ExecTa
   seceded: boolean;
   /** Its key's slot: `slot.task === this` while the task is this worker's. */
   slot: Slot;
+  /** Bytes of inputs given to its thread (not held here any more), counted as borrowed until it ends. */
+  givenBytes: number;
 }
 
 /**
@@ -78,6 +80,8 @@ interface Fetch {
   waiters: WTask[];
   /** The scheduler asked for a copy to keep (acquire): stored as this worker's own and reported. */
   acquire: boolean;
+  /** Bytes counted in `incoming` while its request is out (0: not asked yet). */
+  inFlight: number;
 }
 
 /** One task from a compute message. */
@@ -192,6 +196,16 @@ const NO_TASKS: readonly WTask[] = [];
 /** Bytes asked of one peer in one request at most (unless one value is larger). */
 const FETCH_BATCH_BYTES = 32 * 1024 * 1024;
 
+/**
+ * Under a memory limit, bytes of inputs on their way here and here for
+ * tasks not yet ended at most, as a share of the limit: past it, further
+ * requests wait for tasks to end, so many large inputs asked for at once
+ * cannot overrun the limit (borrowed inputs cannot be spilled). Dask's
+ * transfer limit is 10% too, counting only transfers under way. One request
+ * always goes, so a task whose inputs alone exceed it still runs.
+ */
+const INCOMING_SHARE = 0.1;
+
 /** An input this large, borrowed for one task, is moved to its thread instead of copied (see giveable). */
 const GIVE_BYTES = 64 * 1024;
 
@@ -242,6 +256,9 @@ export class WorkerState {
   private started = newStarted();
   /** Per peer, batches of keys to ask for: at most FETCH_BATCH_BYTES each (as far as sizes are known). */
   private toFetch = new Map<string, { keys: string[]; bytes: number }[]>();
+  /** Bytes of the values asked of peers and not yet here, and of the borrowed ones here (see INCOMING_SHARE). */
+  private incoming = 0;
+  private borrowedBytes = 0;
   private toExecute = objectList<ExecTask>();
   private toCancel: string[] = [];
   /** Average task run time here (seconds), to size how many tasks a thread gets at once. */
@@ -458,6 +475,7 @@ export class WorkerState {
       cancelled: false,
       chained: false,
       seceded: false,
+      givenBytes: 0,
       slot,
     };
     slot.task = t;
@@ -498,7 +516,7 @@ export class WorkerState {
         const j = this.spread++ % holders.length;
         [holders[0], holders[j]] = [holders[j] as string, holders[0] as string];
       }
-      const fetch: Fetch = { bytes: msg.sizes?.[i] ?? 0, holders, tried: [], peer: null, waiters: [t], acquire: false };
+      const fetch: Fetch = { bytes: msg.sizes?.[i] ?? 0, holders, tried: [], peer: null, waiters: [t], acquire: false, inFlight: 0 };
       this.fetches.set(dep, fetch);
       (asks ??= []).push([dep, fetch]);
     }
@@ -529,7 +547,7 @@ export class WorkerState {
       }
       const d = slot.data;
       if (d && d.owned) {
-        d.owned = false;
+        this.setOwned(d, false);
         if (d.refs === 0) this.deleteData(key, slot);
       }
     }
@@ -587,7 +605,7 @@ export class WorkerState {
       const key = keys[i] as string;
       const d = this.slots.get(key)?.data;
       if (d) {
-        d.owned = true;
+        this.setOwned(d, true);
         here.push(key);
         nbytes.push(d.bytes.length);
         continue;
@@ -603,7 +621,7 @@ export class WorkerState {
         f.acquire = true;
         continue;
       }
-      const fetch: Fetch = { bytes: sizes[i] ?? 0, holders: (who[i] ?? []).filter((h) => h !== this.config.address), tried: [], peer: null, waiters: [], acquire: true };
+      const fetch: Fetch = { bytes: sizes[i] ?? 0, holders: (who[i] ?? []).filter((h) => h !== this.config.address), tried: [], peer: null, waiters: [], acquire: true, inFlight: 0 };
       this.fetches.set(key, fetch);
       this.askNext(key, fetch);
     }
@@ -622,6 +640,7 @@ export class WorkerState {
         this.fetchFailedKey(key, f);
         continue;
       }
+      this.landed(f);
       this.fetches.delete(key);
       const live = f.waiters.filter((t) => t.slot.task === t);
       if (live.length === 0 && !f.acquire) continue;
@@ -654,6 +673,10 @@ export class WorkerState {
       if (t?.chained) {
         t.chained = false;
         this.chained--;
+      }
+      if (t && t.givenBytes > 0) {
+        this.borrowedBytes -= t.givenBytes;
+        t.givenBytes = 0;
       }
       if (!t || t.state !== 'executing') continue;
       if (r.requeue) {
@@ -733,10 +756,7 @@ export class WorkerState {
       this.finished = newFinished();
     }
     // Paused (memory past MEMORY.pause): no new transfers in either, until it is back under.
-    if (this.toFetch.size > 0 && !this.paused) {
-      for (const [peer, batches] of this.toFetch) for (const b of batches) this.out.push({ type: 'fetch', peer, keys: b.keys });
-      this.toFetch = new Map();
-    }
+    if (this.toFetch.size > 0 && !this.paused) this.askPeers();
     if (this.toCancel.length > 0) {
       this.out.push({ type: 'cancel', keys: this.toCancel });
       this.toCancel = [];
@@ -790,6 +810,15 @@ export class WorkerState {
       if (!d.owned && d.refs === 0) return `borrowed value ${key} is kept though nothing uses it`;
     }
     if (this.chained < 0 || this.chained > this.executing) return `${this.chained} chained of ${this.executing} executing`;
+    let borrowed = 0;
+    for (const slot of this.slots.values()) {
+      if (slot.data && !slot.data.owned) borrowed += slot.data.bytes.length;
+      if (slot.task) borrowed += slot.task.givenBytes;
+    }
+    if (borrowed !== this.borrowedBytes) return `counts ${this.borrowedBytes} bytes borrowed; ${borrowed} are here`;
+    let incoming = 0;
+    for (const f of this.fetches.values()) incoming += f.inFlight;
+    if (incoming !== this.incoming) return `counts ${this.incoming} bytes incoming; the requests out hold ${incoming}`;
     return null;
   }
 
@@ -850,14 +879,22 @@ export class WorkerState {
   private storeIn(slot: Slot, bytes: Uint8Array, owned: boolean): DataEntry {
     const existing = slot.data;
     if (existing) {
-      existing.owned ||= owned;
+      if (owned) this.setOwned(existing, true);
       return existing;
     }
     const entry: DataEntry = { bytes, owned, refs: 0 };
     slot.data = entry;
     this.stored++;
     this.storedBytes += bytes.length;
+    if (!owned) this.borrowedBytes += bytes.length;
     return entry;
+  }
+
+  /** Whether a value is this worker's own (a result it keeps) or borrowed (an input, kept while tasks here use it). */
+  private setOwned(d: DataEntry, owned: boolean): void {
+    if (d.owned === owned) return;
+    d.owned = owned;
+    this.borrowedBytes += owned ? -d.bytes.length : d.bytes.length;
   }
 
   /** Drops a slot's data (and the slot, if no task is computing its key). */
@@ -867,6 +904,7 @@ export class WorkerState {
     slot.data = null;
     this.stored--;
     this.storedBytes -= d.bytes.length;
+    if (!d.owned) this.borrowedBytes -= d.bytes.length;
     if (!slot.task) this.slots.delete(key);
   }
 
@@ -875,6 +913,32 @@ export class WorkerState {
     if (t.slot.task !== t) return;
     t.slot.task = null;
     if (!t.slot.data) this.slots.delete(t.key);
+  }
+
+  /** Sends the requests waiting for their peers, within the incoming limit (see INCOMING_SHARE). */
+  private askPeers(): void {
+    const limit = (this.config.memoryLimit ?? 0) > 0 ? (this.config.memoryLimit as number) * INCOMING_SHARE : Infinity;
+    for (const [peer, batches] of this.toFetch) {
+      while (batches.length > 0 && (this.incoming === 0 || this.incoming + this.borrowedBytes < limit)) {
+        const b = batches.shift() as { keys: string[]; bytes: number };
+        for (const key of b.keys) {
+          const f = this.fetches.get(key);
+          if (f && f.peer === peer && f.inFlight === 0) {
+            // Of unknown size: counted as one byte, so that it is still known to be out.
+            f.inFlight = Math.max(1, f.bytes);
+            this.incoming += f.inFlight;
+          }
+        }
+        this.out.push({ type: 'fetch', peer, keys: b.keys });
+      }
+      if (batches.length === 0) this.toFetch.delete(peer);
+    }
+  }
+
+  /** A request for this value came back (with it or without): its bytes are no longer on their way. */
+  private landed(f: Fetch): void {
+    this.incoming -= f.inFlight;
+    f.inFlight = 0;
   }
 
   private askNext(dep: string, f: Fetch): void {
@@ -904,6 +968,7 @@ export class WorkerState {
   }
 
   private fetchFailedKey(key: string, f: Fetch): void {
+    this.landed(f);
     f.peer = null;
     this.askNext(key, f);
   }
@@ -1057,6 +1122,9 @@ export class WorkerState {
           const slot = this.slots.get(dep);
           if (slot?.data && this.giveable(slot.data)) {
             (give ??= []).push(i);
+            // Still this worker's memory, in its thread, until the task ends.
+            t.givenBytes += slot.data.bytes.length;
+            this.borrowedBytes += slot.data.bytes.length;
             this.deleteData(dep, slot);
           }
         }

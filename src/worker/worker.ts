@@ -26,6 +26,8 @@ import { MEMORY, SPILL_RETRY_MS, WorkerState, type ExecResult, type ExecTask, ty
 
 const NO_DEPS: string[] = [];
 const NO_WHO: string[][] = [];
+/** Over the spill threshold, garbage is collected at most this often (see collectIfOver). */
+const GC_EVERY_MS = 200;
 
 export interface WorkerOptions {
   /** ws://host:port of the scheduler. */
@@ -148,10 +150,11 @@ export class WeftWorker {
     if ((opts.memoryLimit ?? 0) > 0) {
       // Five times a second: results of 20 MB arriving every few ms can pass a threshold between two looks, but the held bytes are checked as each arrives.
       worker.memoryTimer = setInterval(() => {
-        const rss = process.memoryUsage.rss();
+        let rss = process.memoryUsage.rss();
+        // Garbage first: what is still held after a collection decides spilling, pausing and stopping.
+        if (worker.collectIfOver(rss)) rss = process.memoryUsage.rss();
         worker.sm.memory(rss, Date.now());
         worker.act();
-        worker.collectIfOver(rss);
       }, 200);
       worker.memoryTimer.unref();
     }
@@ -408,17 +411,23 @@ export class WeftWorker {
   private lastGc = 0;
 
   /**
-   * Over the memory limit's spill threshold, the values just spilled are
-   * garbage until V8 collects them, which an idle (paused) worker may not do
-   * for a long time: collect now, at most once a second (when the process
-   * runs with --expose-gc, as under its nanny).
+   * Over the memory limit's spill threshold, the values just spilled (and
+   * the inputs tasks have done with, in the executor threads) are garbage
+   * until V8 collects them, which an idle (paused) worker may not do for a
+   * long time: collect now, here and in every thread, at most every
+   * GC_EVERY_MS (when the process runs with --expose-gc, as under its
+   * nanny). Inputs of 64 MiB arriving every few tens of ms leave that much
+   * garbage between two collections a second apart: a worker was stopped
+   * over its limit holding a fifth of it in live values.
    */
-  private collectIfOver(rss: number): void {
+  private collectIfOver(rss: number): boolean {
     const limit = this.opts.memoryLimit ?? 0;
     const gc = (globalThis as { gc?: () => void }).gc;
-    if (!gc || limit <= 0 || rss <= MEMORY.spill * limit || Date.now() - this.lastGc < 1000) return;
+    if (!gc || limit <= 0 || rss <= MEMORY.spill * limit || Date.now() - this.lastGc < GC_EVERY_MS) return false;
     this.lastGc = Date.now();
     gc();
+    this.pool.collectGarbage();
+    return true;
   }
 
   /**
