@@ -1,5 +1,6 @@
 /** weft's public API. */
 export { Client, type ClientOptions, type SubmitOptions, type ComputeOptions } from './client/client.ts';
+export type { GetAllOptions } from './client/stream.ts';
 export { Future, type FutureStatus } from './client/future.ts';
 export { asCompleted, AsCompleted, wait, WaitTimeoutError, type WaitOptions } from './client/waiting.ts';
 export { ref, type Graph, type GraphMap, type TaskDef, type TaskFn, type TaskOptions } from './client/graph.ts';

@@ -25,9 +25,10 @@ import { Requests } from '../protocol/requests.ts';
 import { CancelledError, ConnectionClosedError, remoteError, WeftError } from '../errors.ts';
 import { createLogger, type Logger } from '../util/log.ts';
 import { Future, type FutureHost, type FutureStatus } from './future.ts';
-import { fnLabel, GraphBuilder, type Graph, type GraphMap, type TaskFn, type TaskOptions } from './graph.ts';
+import { fnLabel, GraphBuilder, type Graph, type GraphMap, type TaskDef, type TaskFn, type TaskOptions } from './graph.ts';
 import { KeyBook, type KeyState } from './keys.ts';
 import { GraphSender } from './submit.ts';
+import { getAll, type GetAllOptions, type StreamLink } from './stream.ts';
 
 export interface ClientOptions {
   /** Shared secret, when the scheduler requires one (default: WEFT_TOKEN). */
@@ -268,6 +269,37 @@ export class Client implements FutureHost {
       });
     }
   }
+
+  /**
+   * Computes a graph too large to hold, given as `[key, task]` entries (an
+   * array, a Map, or a generator that makes them as they are read), and
+   * returns every task's value in the order given. The entries are read
+   * once, as they are sent; at most `window` tasks (default 262,144) are
+   * out on the cluster at once, sending waiting for values to come back; a
+   * value that no entry sent so far takes as an input is released on the
+   * cluster once it is here. So ten million tasks need the memory of a
+   * window, here and on the cluster, not that of the graph. An entry may
+   * take as input any key on the cluster, and an earlier entry whose value
+   * has not come back yet (one in the same window); a value already
+   * released is gone, and such an entry fails with a GraphError.
+   *
+   *   function* entries() { for (let i = 0; i < 1e7; i++) yield [`inc-${i}`, { fn: './tasks.ts#inc', args: [i] }] as const; }
+   *   const values = await client.getAll(entries()); // 10,000,000 numbers
+   */
+  getAll(entries: Iterable<readonly [string, TaskDef]>, opts: GetAllOptions = {}): Promise<unknown[]> {
+    return getAll(this.streamLink, entries, opts);
+  }
+
+  /** What getAll needs of this client (stream.ts). */
+  private readonly streamLink: StreamLink = {
+    book: this.book,
+    sender: this.sender,
+    fetch: async (states) => {
+      await this.book.wait(states);
+      return this.fetchValues(states);
+    },
+    flush: () => this.conn.flush(),
+  };
 
   // ------------------------------------------------------------------ results
 
