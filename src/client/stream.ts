@@ -47,7 +47,10 @@ export async function getAll(link: StreamLink, entries: Iterable<readonly [strin
   // Keys that an entry sent so far takes as an input: held until the end, not released as they come.
   const taken = new Set<string>();
   const held: KeyState[] = [];
-  let outstanding = 0;
+  // Values back and not yet released: let go of when the window is full, or after the call (as get does), so a graph within the window costs the cluster no releases while it runs.
+  let back: KeyState[] = [];
+  // Tasks sent and not released (out, or back and kept).
+  let onCluster = 0;
   let count = 0;
   let failure: Error | null = null;
   let wake: (() => void) | null = null;
@@ -60,21 +63,29 @@ export async function getAll(link: StreamLink, entries: Iterable<readonly [strin
       done.delete(p.offset);
       for (const v of p.values as unknown[]) out.push(v);
     }
-    outstanding -= part.states.length;
     for (const ks of part.states) {
       if (taken.has(ks.key)) held.push(ks);
-      else book.release(ks);
+      else back.push(ks);
     }
     wake?.();
   };
 
+  const releaseBack = (): void => {
+    onCluster -= back.length;
+    for (const ks of back) book.release(ks);
+    back = [];
+  };
+
   const send = async (b: GraphBuilder, states: KeyState[]): Promise<void> => {
-    while (outstanding >= window && !failure) await new Promise<void>((resolve) => (wake = resolve));
+    while (onCluster >= window && !failure) {
+      if (back.length > 0) releaseBack();
+      else await new Promise<void>((resolve) => (wake = resolve));
+    }
     wake = null;
     if (failure) throw failure;
     const part: Part = { offset: count, states, values: null };
     count += states.length;
-    outstanding += states.length;
+    onCluster += states.length;
     const wants = states.map((_, i) => i);
     const p = link.sender
       .send(b, wants, [], 0, (i) => states[i])
@@ -123,6 +134,11 @@ export async function getAll(link: StreamLink, entries: Iterable<readonly [strin
     await Promise.allSettled(inFlight);
     throw failure;
   } finally {
-    for (const ks of held) book.release(ks);
+    // On the next turn, as get does: the caller has its values without waiting for the bookkeeping.
+    const rest = [...held, ...back];
+    back = [];
+    setImmediate(() => {
+      for (const ks of rest) book.release(ks);
+    });
   }
 }
