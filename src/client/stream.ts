@@ -64,15 +64,23 @@ export async function getAll(link: StreamLink, entries: Iterable<readonly [strin
       for (const v of p.values as unknown[]) out.push(v);
     }
     for (const ks of part.states) {
-      if (taken.has(ks.key)) held.push(ks);
-      else back.push(ks);
+      if (!taken.has(ks.key)) back.push(ks);
+      else {
+        // Kept to the end for the entries that take it: it no longer counts against the window (or nothing could free it).
+        held.push(ks);
+        onCluster--;
+      }
     }
     wake?.();
   };
 
   const releaseBack = (): void => {
     onCluster -= back.length;
-    for (const ks of back) book.release(ks);
+    // One taken since it came back is kept to the end too.
+    for (const ks of back) {
+      if (taken.has(ks.key)) held.push(ks);
+      else book.release(ks);
+    }
     back = [];
   };
 
