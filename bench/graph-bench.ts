@@ -10,6 +10,7 @@
  * Each workload is one graph submitted whole and gathered (like Dask's client.get),
  * built as a Map (a plain object works too, about 30 ms slower per 100,000 keys:
  * see GraphMap).
+ *   BENCH_SCHED_ARGS="--no-work-stealing" npm run bench   the scheduler started with these flags too
  *   npm run bench -- --browser    with Chromium holding the dashboard's status page open
  *   npm run bench -- --chaos      a 20,000-task DAG calm, then with 10 workers killed (--kills N)
  *                                 every 3 s (--kill-every MS), on 3 workers under nannies (chaos.ts)
@@ -53,6 +54,8 @@ interface Row {
   scheduler_bytes_per_task: number | null;
   /** This process's (the client's) likewise: building the graph where it is built as it is sent (independent), and sending it. */
   client_bytes_per_task?: number | null;
+  /** Worker processes that left the cluster during the workload (stopped over a memory limit, died). */
+  workers_lost?: number;
 }
 
 /** Targets from the issue; the bench exits non-zero when one is missed (with --check). */
@@ -281,14 +284,20 @@ async function main(): Promise<void> {
   const only = values.only?.split(',');
   const want = (w: string): boolean => !only || only.includes(w);
   const rows: Row[] = [];
-  const emit = (r: Row): void => {
+  const cluster = await LocalCluster.start({ workers: 2, threadsPerWorker: 1, logLevel: 'warn', ...(process.env['BENCH_SCHED_ARGS'] ? { schedulerArgs: process.env['BENCH_SCHED_ARGS'].split(' ') } : {}) });
+  const client = await cluster.client();
+  // The worker processes before each workload: one gone by its end counts as lost.
+  let pids = new Set<number>();
+  const emit = async (r: Row): Promise<void> => {
+    const now = new Set((await client.workers()).map((w) => w.pid));
+    r.workers_lost = [...pids].filter((p) => !now.has(p)).length;
+    pids = now;
     rows.push(r);
     if (values.json) console.log(JSON.stringify(r));
     else process.stderr.write(`  ${r.workload} (run ${r.run}): ${r.tasks} tasks in ${r.seconds.toFixed(3)} s\n`);
   };
 
-  const cluster = await LocalCluster.start({ workers: 2, threadsPerWorker: 1, logLevel: 'warn', ...(process.env['BENCH_SCHED_ARGS'] ? { schedulerArgs: process.env['BENCH_SCHED_ARGS'].split(' ') } : {}) });
-  const client = await cluster.client();
+  pids = new Set((await client.workers()).map((w) => w.pid));
   const pid = cluster.schedulerPid;
   const browser = values.browser ? await openStatusPage(cluster) : null;
   try {
@@ -305,7 +314,7 @@ async function main(): Promise<void> {
         function* entries(): Generator<readonly [string, TaskDef]> {
           for (let i = 0; i < n; i++) yield [key + i, { fn: inc, args: [i] }];
         }
-        emit(row('independent', run, n, await watched(client, pid, n, () => timedAll(client, entries(), n))));
+        await emit(row('independent', run, n, await watched(client, pid, n, () => timedAll(client, entries(), n))));
       }
 
       if (want('tree')) {
@@ -319,14 +328,14 @@ async function main(): Promise<void> {
           width = Math.ceil(width / 2);
           level++;
         }
-        emit(row('tree', run, g.size, await watched(client, pid, g.size, () => timed(client, g, [`t${run}-${level}-0`]))));
+        await emit(row('tree', run, g.size, await watched(client, pid, g.size, () => timed(client, g, [`t${run}-${level}-0`]))));
       }
 
       if (want('chain')) {
         const m = Math.max(Math.floor(n / 10), 1);
         const g = new Map<string, TaskDef>([[`c${run}-0`, { fn: fn('inc'), args: [0] }]]);
         for (let i = 1; i < m; i++) g.set(`c${run}-${i}`, { fn: fn('inc'), args: [ref(`c${run}-${i - 1}`)] });
-        emit(row('chain', run, m, await watched(client, pid, m, () => timed(client, g, [`c${run}-${m - 1}`]))));
+        await emit(row('chain', run, m, await watched(client, pid, m, () => timed(client, g, [`c${run}-${m - 1}`]))));
       }
 
       if (want('locality')) {
@@ -339,7 +348,7 @@ async function main(): Promise<void> {
           outs.push(`l${run}-${c}-19`);
         }
         const w = await watched(client, pid, g.size, () => timed(client, g, outs));
-        emit(row('locality', run, g.size, w, (await bytesBetweenWorkers(client)) - before));
+        await emit(row('locality', run, g.size, w, (await bytesBetweenWorkers(client)) - before));
       }
 
       if (want('shuffle')) {
@@ -360,7 +369,7 @@ async function main(): Promise<void> {
         }
         const before = await bytesBetweenWorkers(client);
         const w = await watched(client, pid, g.size, () => timed(client, g, outs));
-        emit(row('shuffle', run, g.size, w, (await bytesBetweenWorkers(client)) - before));
+        await emit(row('shuffle', run, g.size, w, (await bytesBetweenWorkers(client)) - before));
       }
 
       if (want('bandwidth')) {
@@ -386,7 +395,7 @@ async function main(): Promise<void> {
         const raw = await rawLoopback(total);
         const kept = await rawLoopback(total, true);
         const share = (x: number): number => Math.round((mbPerS / x) * 100) / 100;
-        emit({ ...row('bandwidth', run, g.size, w, moved), mb_per_s: Math.round(mbPerS), fraction_of_raw: share(raw), fraction_of_kept_copy: share(kept) });
+        await emit({ ...row('bandwidth', run, g.size, w, moved), mb_per_s: Math.round(mbPerS), fraction_of_raw: share(raw), fraction_of_kept_copy: share(kept) });
       }
     }
   } finally {
