@@ -33,7 +33,7 @@ export interface TaskOptions {
 
 export interface TaskDef extends TaskOptions {
   fn: TaskFn;
-  args?: unknown[];
+  args?: readonly unknown[];
 }
 
 /** Tasks by key. */
@@ -93,8 +93,8 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
  * dependencies by index, and collects the keys referenced (`deps`: key to
  * index, in order of first reference).
  */
-export function prepareArgs(args: unknown[], deps: Map<string, number>): unknown[] {
-  return prepareValue(args, deps) as unknown[];
+export function prepareArgs(args: readonly unknown[], deps: Map<string, number>): readonly unknown[] {
+  return prepareValue(args, deps) as readonly unknown[];
 }
 
 function depRef(key: string, deps: Map<string, number>): DepRef {
@@ -171,7 +171,7 @@ export class GraphBuilder {
   }
 
   /** Adds a task; returns its key (given, or the function's label and a hash of the call). */
-  add(fn: TaskFn, args: unknown[], opts: TaskOptions = {}, givenKey?: string): string {
+  add(fn: TaskFn, args: readonly unknown[], opts: TaskOptions = {}, givenKey?: string): string {
     const fi = this.fnIndex(fn);
     const def = this.fnTable[fi] as FnDef;
     // Clearing allocates a new table even when empty, and most tasks have no dependencies.
