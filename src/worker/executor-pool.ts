@@ -18,7 +18,7 @@ import { WEFT_ROOT } from '../util/self.ts';
 const NO_KEYS: string[] = [];
 /** Inputs this large that other tasks take too are kept by the thread that reads them (see post)... */
 const SHARE_BYTES = 4096;
-/** ...up to this much per thread. */
+/** ...up to this much in all the threads of a worker (at least 4 MiB each): memory the worker's limit does not see. */
 const INPUTS_BYTES = 32 * 1024 * 1024;
 
 /** Placeholder for answered tasks in a thread's list, so they can be collected. */
@@ -164,9 +164,20 @@ export class ExecutorPool {
     for (const [th, batch] of per) this.post(th, batch.list, batch.afters);
   }
 
-  /** Asks every thread to collect its garbage now (where the process runs with --expose-gc). */
+  /** Asks every thread to drop the inputs it keeps and collect its garbage now (where the process runs with --expose-gc). */
   collectGarbage(): void {
-    for (const th of this.threads) th.worker.postMessage({ gc: true });
+    for (const th of this.threads) {
+      // The inputs it keeps for tasks to come go too (under memory pressure, a copy each costs less): in a batch of no tasks, so in order with the batches before.
+      if (th.inputs.size > 0) {
+        const drop = [...th.inputs.keys()];
+        th.inputs.clear();
+        th.inputBytes = 0;
+        const none = new Int32Array(0);
+        const batch: ThreadBatch = { base: th.nextSeq, fns: none, depCounts: none, ends: new Uint32Array(0), afters: [], depKeys: NO_KEYS, chunk: new ArrayBuffer(0), given: [], ephemeral: [], drop, keep: [], cached: [] };
+        th.worker.postMessage({ tasks: batch });
+      }
+      th.worker.postMessage({ gc: true });
+    }
   }
 
   /** Cancels tasks posted to threads: a running one sees its signal abort, a queued one does not start. */
@@ -338,7 +349,7 @@ export class ExecutorPool {
    * (1 MiB copied per pick into fresh memory was most of a shuffle's time).
    * Each task still decodes its own value of it, so a task that changes its
    * input in place changes no other's. What a thread keeps is bounded by
-   * INPUTS_BYTES, least recently used out first.
+   * INPUTS_BYTES shared by the threads, least recently used out first.
    */
   private post(th: Thread, tasks: ExecTask[], afters: number[]): void {
     let total = 0;
@@ -349,6 +360,7 @@ export class ExecutorPool {
     // Read from the thread's copy, by index in depKeys; and the keys read from or kept there in this batch.
     let fromCache: Set<number> | null = null;
     let usedNow: Set<string> | null = null;
+    const budget = Math.max(4 * 1024 * 1024, INPUTS_BYTES / this.threads.length);
     let dk = 0;
     for (const t of tasks) {
       total += t.args.length;
@@ -368,7 +380,7 @@ export class ExecutorPool {
             continue;
           }
           if (got) this.dropInput(th, key, got.size, drop);
-          if (t.share?.includes(j) && d.length <= INPUTS_BYTES / 4) {
+          if (t.share?.includes(j) && d.length <= budget / 4) {
             th.inputs.set(key, { from: new WeakRef(d), size: d.length });
             th.inputBytes += d.length;
             keep.push(dk);
@@ -381,7 +393,7 @@ export class ExecutorPool {
     }
     // Over the bound: least recently used out (not one this batch keeps or reads there).
     for (const [key, e] of th.inputs) {
-      if (th.inputBytes <= INPUTS_BYTES) break;
+      if (th.inputBytes <= budget) break;
       if (!usedNow?.has(key)) this.dropInput(th, key, e.size, drop);
     }
     const chunk = new ArrayBuffer(total);
