@@ -169,12 +169,9 @@ export class ExecutorPool {
     for (const th of this.threads) {
       // The inputs it keeps for tasks to come go too (under memory pressure, a copy each costs less): in a batch of no tasks, so in order with the batches before.
       if (th.inputs.size > 0) {
-        const drop = [...th.inputs.keys()];
-        th.inputs.clear();
-        th.inputBytes = 0;
-        const none = new Int32Array(0);
-        const batch: ThreadBatch = { base: th.nextSeq, fns: none, depCounts: none, ends: new Uint32Array(0), afters: [], depKeys: NO_KEYS, chunk: new ArrayBuffer(0), given: [], ephemeral: [], drop, keep: [], cached: [] };
-        th.worker.postMessage({ tasks: batch });
+        const drop: string[] = [];
+        for (const [key, e] of th.inputs) this.dropInput(th, key, e.size, drop);
+        this.post(th, [], [], drop);
       }
       th.worker.postMessage({ gc: true });
     }
@@ -349,12 +346,12 @@ export class ExecutorPool {
    * (1 MiB copied per pick into fresh memory was most of a shuffle's time).
    * Each task still decodes its own value of it, so a task that changes its
    * input in place changes no other's. What a thread keeps is bounded by
-   * INPUTS_BYTES shared by the threads, least recently used out first.
+   * INPUTS_BYTES shared by the threads, least recently used out first;
+   * `drop` lists kept inputs already let go of (the thread drops them first).
    */
-  private post(th: Thread, tasks: ExecTask[], afters: number[]): void {
+  private post(th: Thread, tasks: ExecTask[], afters: number[], drop: string[] = []): void {
     let total = 0;
     let ndeps = 0;
-    const drop: string[] = [];
     const keep: number[] = [];
     const cached: number[] = [];
     // Read from the thread's copy, by index in depKeys; and the keys read from or kept there in this batch.

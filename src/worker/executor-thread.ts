@@ -565,16 +565,18 @@ function runOne(c: Cursor, seq: number, fnId: number, ndeps: number, producer: n
       const given = c.given?.get(dk);
       const key = (depKeys[j] = c.b.depKeys[c.dk++] as string);
       let s: Uint8Array = slice(c);
+      let kept = false;
       if (c.cached?.has(dk)) {
         // Missing only if the pool's books and this thread's disagree: the task fails, and says so.
         s = inputs.get(key) ?? EMPTY_INPUT;
-        (copied ??= new Array<boolean>(ndeps).fill(false))[j] = true;
+        kept = true;
       } else if (c.keep?.has(dk)) {
         // A copy of its own (the slice would keep the whole batch's buffer alive).
         s = Buffer.from(s);
         inputs.set(key, s);
-        (copied ??= new Array<boolean>(ndeps).fill(false))[j] = true;
+        kept = true;
       }
+      if (kept) (copied ??= new Array<boolean>(ndeps).fill(false))[j] = true;
       depBytes[j] = given ? Buffer.from(given) : s;
       if (given) (givenHere ??= []).push(given);
     }

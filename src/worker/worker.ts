@@ -26,7 +26,7 @@ import { MEMORY, SPILL_RETRY_MS, WorkerState, type ExecResult, type ExecTask, ty
 
 const NO_DEPS: string[] = [];
 const NO_WHO: string[][] = [];
-/** Over the spill threshold, garbage is collected at most this often (see collectIfOver). */
+/** Over the spill threshold, garbage is collected at most this often, and at most a tenth of the time (see collectIfOver). */
 const GC_EVERY_MS = 200;
 
 export interface WorkerOptions {
@@ -409,6 +409,8 @@ export class WeftWorker {
   }
 
   private lastGc = 0;
+  /** How long the last collection took: a large heap is collected less often. */
+  private lastGcMs = 0;
 
   /**
    * Over the memory limit's spill threshold, the values just spilled (and
@@ -423,9 +425,11 @@ export class WeftWorker {
   private collectIfOver(rss: number): boolean {
     const limit = this.opts.memoryLimit ?? 0;
     const gc = (globalThis as { gc?: () => void }).gc;
-    if (!gc || limit <= 0 || rss <= MEMORY.spill * limit || Date.now() - this.lastGc < GC_EVERY_MS) return false;
-    this.lastGc = Date.now();
+    if (!gc || limit <= 0 || rss <= MEMORY.spill * limit || Date.now() - this.lastGc < Math.max(GC_EVERY_MS, 10 * this.lastGcMs)) return false;
+    const start = performance.now();
     gc();
+    this.lastGcMs = performance.now() - start;
+    this.lastGc = Date.now();
     this.pool.collectGarbage();
     return true;
   }
