@@ -37,8 +37,10 @@ export interface ChaosRow {
   seconds: number;
   ratio: number;
   kills: number;
-  /** Task runs the scheduler sent per task of the graph, in the run with kills (1: nothing computed twice). */
+  /** Results computed per task of the graph, in the run with kills (1: nothing computed twice). */
   task_runs_per_task: number;
+  /** Task runs the scheduler sent per task (with runs stopped before they ran: a value given back, a task sent again). */
+  task_sends_per_task: number;
   workers_at_end: number;
   values_right: boolean;
 }
@@ -55,7 +57,7 @@ export async function runChaos(opts: { n: number; ms: number; killEveryMs: numbe
     const calmSeconds = (performance.now() - t0) / 1000;
     process.stderr.write(`chaos: the calm run took ${calmSeconds.toFixed(1)} s\n`);
     const wild = chaosDag(opts.seed, opts.n, opts.ms, 'wild');
-    const runsBefore = (await client.schedulerStats()).taskRuns;
+    const before = await client.schedulerStats();
     let kills = 0;
     const rand = rng(opts.seed ^ 0x5eed);
     const killer = setInterval(() => {
@@ -73,7 +75,7 @@ export async function runChaos(opts: { n: number; ms: number; killEveryMs: numbe
     t0 = performance.now();
     // Progress on stderr every 5 s: how far the run is, and how many workers are connected.
     const progress = setInterval(() => {
-      void Promise.all([client.schedulerStats(), client.workers()]).then(([st, ws]) => process.stderr.write(`chaos: ${((performance.now() - t0) / 1000).toFixed(0)} s, ${kills} kills, ${st.taskRuns - runsBefore} task runs, ${st.tasks} tasks held, ${ws.length} workers\n`), () => {});
+      void Promise.all([client.schedulerStats(), client.workers()]).then(([st, ws]) => process.stderr.write(`chaos: ${((performance.now() - t0) / 1000).toFixed(0)} s, ${kills} kills, ${st.tasksComputed - before.tasksComputed} task runs, ${st.tasks} tasks held, ${ws.length} workers\n`), () => {});
     }, 5000);
     let values: number[];
     try {
@@ -83,7 +85,7 @@ export async function runChaos(opts: { n: number; ms: number; killEveryMs: numbe
       clearInterval(progress);
     }
     const seconds = (performance.now() - t0) / 1000;
-    const runs = (await client.schedulerStats()).taskRuns - runsBefore;
+    const after = await client.schedulerStats();
     // The workers come back: counted after a bounded wait.
     const deadline = Date.now() + 60_000;
     while ((await client.workers()).length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
@@ -96,7 +98,8 @@ export async function runChaos(opts: { n: number; ms: number; killEveryMs: numbe
       seconds: round(seconds),
       ratio: round(seconds / calmSeconds),
       kills,
-      task_runs_per_task: round(runs / opts.n),
+      task_runs_per_task: round((after.tasksComputed - before.tasksComputed) / opts.n),
+      task_sends_per_task: round((after.taskRuns - before.taskRuns) / opts.n),
       workers_at_end: (await client.workers()).length,
       values_right: values.every((v, i) => v === wild.expected[i]),
     };

@@ -9,7 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import { LocalCluster } from '../src/index.ts';
 import { chaosDag, rng } from '../bench/chaos.ts';
-import { alive, waitFor } from './helpers/util.ts';
+import { alive, waitFor, withCluster } from './helpers/util.ts';
 
 describe('chaos', () => {
   for (const seed of [20261206, 7]) {
@@ -55,3 +55,25 @@ describe('chaos', () => {
     }, 180_000);
   }
 });
+
+describe('a get through a lost worker', () => {
+  it('gives back the results it has fetched, so that the killed worker\'s results are not computed again', async () => {
+    const n = 600;
+    const { graph, keys, expected } = chaosDag(42, n, 8, 'given-back');
+    await withCluster({ workers: 2, dashboardPort: null }, async (cluster, client) => {
+      const before = await client.schedulerStats();
+      const computed = async (): Promise<number> => (await client.schedulerStats()).tasksComputed - before.tasksComputed;
+      const done = client.get(graph, keys) as Promise<number[]>;
+      await waitFor(async () => (await computed()) >= n * 0.7, 60_000, '70% of the tasks computed');
+      process.kill(cluster.workers[0]?.pid as number, 'SIGKILL');
+      const values = await done;
+      const wrong = values.findIndex((v, i) => v !== expected[i]);
+      expect(wrong, `task ${wrong}`).toBe(-1);
+      // The killed worker held about a third of the results (a half, less the copies the other took as inputs); computed
+      // again, they would pass n + n/10. Given back, only those finished since the client's last look (250 ms) and the running ones are.
+      expect(await computed()).toBeGreaterThanOrEqual(n);
+      expect(await computed()).toBeLessThan(n + n / 10);
+    });
+  }, 120_000);
+});
+

@@ -312,6 +312,62 @@ describe('worker failure', () => {
     expect(['a', 'b', 'c', 'd'].map((k) => h.state(k))).toEqual(['memory', 'memory', 'memory', 'memory']);
   });
 
+  it('a lost result its client gives back is in memory where it was put, and the runs of its lost inputs stop', () => {
+    const h = new Harness();
+    h.client();
+    h.worker('w1');
+    h.submit([task('a'), task('b', ['a'], { workers: ['w1'] }), task('c', ['b'], { workers: ['w1'] })], ['b', 'c']);
+    h.finish('w1', 'a');
+    h.finish('w1', 'b');
+    h.worker('w2');
+    h.take('c1');
+    h.computes('w2');
+    // w1 dies holding a and b (c, restricted to w1, then waits for a worker): b is wanted, so a is computed again for it, on w2.
+    h.removeWorker('w1');
+    expect(h.take('c1')).toContainEqual({ op: 'lost', keys: ['b'] });
+    expect(h.state('b')).toBe('waiting');
+    expect(h.state('a')).toBe('processing');
+    expect(keysOf(h.computes('w2'))).toEqual(['a']);
+    // The client had b: it put it on w2 and says so. b is in memory there, and a, needed by nothing now, stops.
+    h.sm.handle({ type: 'client-message', client: 'c1', msg: { op: 'restore', keys: ['b'], nbytes: [8], worker: 'ws://w2' }, now: h.now });
+    h.tick(0);
+    expect(h.state('b')).toBe('memory');
+    expect(h.sm.tasks.get('b')?.whoHas.map((w) => w.id)).toEqual(['w2']);
+    expect(h.state('a')).toBe('released');
+    expect(h.take('w2')).toContainEqual({ op: 'free', keys: ['a'] });
+    expect(h.take('c1')).toContainEqual(expect.objectContaining({ op: 'in-memory' }));
+  });
+
+  it('a value given back for a task being computed again stops that run (one on the worker given it is not freed there); one not wanted by that client is freed', () => {
+    const h = new Harness();
+    h.client();
+    h.client('c2');
+    h.worker('w1');
+    h.submit([task('a', [], { workers: ['w1'] }), task('x', [], { workers: ['w1'] })], ['a', 'x']);
+    h.finish('w1', ['a', 'x']);
+    h.worker('w2');
+    h.worker('w3');
+    h.removeWorker('w1');
+    const [again] = [...h.computes('w2'), ...h.computes('w3')].filter((m) => m.key === 'a');
+    expect(again).toBeUndefined(); // restricted to w1: waits for a worker
+    h.submit([task('y')], ['y']);
+    const placed = h.computes('w2').length > 0 ? 'w2' : 'w3';
+    const other = placed === 'w2' ? 'w3' : 'w2';
+    expect(h.state('y')).toBe('processing');
+    // y is wanted by c1: given back by c1 on the other worker, its run stops where it was sent.
+    h.sm.handle({ type: 'client-message', client: 'c1', msg: { op: 'restore', keys: ['y'], nbytes: [8], worker: `ws://${other}` }, now: h.now });
+    h.tick(0);
+    expect(h.state('y')).toBe('memory');
+    expect(h.take(placed)).toContainEqual({ op: 'free', keys: ['y'] });
+    // The stopped run's result, if it comes anyway, is dropped there.
+    h.take(other);
+    // c2 wants nothing: its value is freed where it put it.
+    h.sm.handle({ type: 'client-message', client: 'c2', msg: { op: 'restore', keys: ['x'], nbytes: [8], worker: `ws://${other}` }, now: h.now });
+    h.tick(0);
+    expect(h.state('x')).not.toBe('memory');
+    expect(h.take(other)).toContainEqual({ op: 'free', keys: ['x'] });
+  });
+
   it('a result a worker says it lost (a value it handed on) is computed again for those who want it', () => {
     const h = new Harness();
     h.client();

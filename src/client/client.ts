@@ -13,10 +13,10 @@ import { decode, encodeOwned } from '../protocol/codec.ts';
 import { connect } from '../protocol/handshake.ts';
 import { messageSchemas, keyFits, MAX_TOPIC, type ClientToScheduler, type SchedulerToClient, type WorkerMetrics, type WorkerSummary, type WorkerToPeer } from '../protocol/messages.ts';
 import * as ops from './cluster-ops.ts';
-import { fetchValues, GATHER_CHUNK, type Fetcher } from './fetch.ts';
-import type { SyncCall } from './cluster-ops.ts';
+import { fetchValues, type Fetcher } from './fetch.ts';
+import type { SchedulerStats, SyncCall } from './cluster-ops.ts';
 
-export type { SyncCall } from './cluster-ops.ts';
+export type { SchedulerStats, SyncCall } from './cluster-ops.ts';
 import { PeerPool, type PeerRequest } from '../protocol/peers.ts';
 import { makeActor, type ActorHandle } from './actor.ts';
 import type { TlsOptions } from '../protocol/tls.ts';
@@ -26,7 +26,9 @@ import { CancelledError, ConnectionClosedError, remoteError, WeftError } from '.
 import { createLogger, type Logger } from '../util/log.ts';
 import { Future, type FutureHost, type FutureStatus } from './future.ts';
 import { fnLabel, GraphBuilder, type Graph, type GraphMap, type TaskDef, type TaskFn, type TaskOptions } from './graph.ts';
-import { KeyBook, type KeyState } from './keys.ts';
+import { KeyBook, NO_COPY, type KeyState } from './keys.ts';
+import { Restorer } from './restore.ts';
+import { waitAndFetch, type GatherLink } from './gather.ts';
 import { GraphSender } from './submit.ts';
 import { getAll, type GetAllOptions, type StreamLink } from './stream.ts';
 
@@ -255,13 +257,15 @@ export class Client implements FutureHost {
     const states = sub.states as KeyState[];
     try {
       await sub.sent;
-      const values = await this.waitAndFetch(states);
+      // Each value fetched stays on its record until the call returns: given back if its worker dies meanwhile (restore.ts).
+      const values = await waitAndFetch(this.gatherLink, states, true);
       if (typeof keys === 'string') return values[0];
       if (keys) return values;
       const out: Record<string, unknown> = {};
       sub.keys.forEach((k, i) => (out[k] = values[i]));
       return out;
     } finally {
+      for (const ks of states) ks.copy = NO_COPY;
       // Released on the next turn: the caller has its values without waiting
       // for the bookkeeping of many keys. A key held again meanwhile stays held.
       setImmediate(() => {
@@ -303,44 +307,13 @@ export class Client implements FutureHost {
 
   // ------------------------------------------------------------------ results
 
+  /** What gathering needs of this client (gather.ts). */
+  private readonly gatherLink: GatherLink = { book: this.book, fetch: (states) => this.fetchValues(states) };
+
   /** Waits for the futures and fetches their values, in order. Rejects with the first error. */
   async gather<T = unknown>(futures: readonly Future<T>[]): Promise<T[]> {
     const states = futures.map((f) => this.book.getOrCancelled(f.key));
-    return (await this.waitAndFetch(states)) as T[];
-  }
-
-  /**
-   * Waits for the keys and fetches their values, in order; rejects with the
-   * first error. Many keys are fetched a chunk at a time, each as soon as it
-   * is all finished, so that moving the first results overlaps computing the
-   * rest instead of all of it waiting for the last task.
-   */
-  private async waitAndFetch(states: readonly KeyState[]): Promise<unknown[]> {
-    // About a 64th at a time (at most GATHER_CHUNK): the first values move while the rest are made (64 values of 16 MiB: each as it is made).
-    const size = Math.min(GATHER_CHUNK, Math.ceil(states.length / 64));
-    if (states.length <= size) {
-      await this.book.wait(states);
-      return this.fetchValues(states);
-    }
-    const chunks: KeyState[][] = [];
-    for (let c = 0; c < states.length; c += size) chunks.push(states.slice(c, c + size));
-    // One waiter per chunk (no key is waited on twice); any chunk's error fails the call at once.
-    const waits = chunks.map((chunk) => this.book.wait(chunk));
-    const failed = new Promise<never>((_, reject) => {
-      for (const w of waits) w.catch(reject);
-    });
-    const fetches: Promise<unknown[]>[] = [];
-    try {
-      for (let i = 0; i < chunks.length; i++) {
-        await Promise.race([waits[i], failed]);
-        fetches.push(this.fetchValues(chunks[i] as KeyState[]));
-      }
-      const parts = await Promise.race([Promise.all(fetches), failed]);
-      return ([] as unknown[]).concat(...parts);
-    } catch (err) {
-      for (const f of fetches) f.catch(() => {});
-      throw err;
-    }
+    return (await waitAndFetch(this.gatherLink, states)) as T[];
   }
 
   /**
@@ -579,7 +552,7 @@ export class Client implements FutureHost {
    * last `reset` (ms), its resident and heap memory, and the tasks it knows.
    * `gc`: it collects garbage first, where it runs with `--expose-gc`.
    */
-  schedulerStats(opts: { reset?: boolean; gc?: boolean } = {}): Promise<{ maxStallMs: number; rss: number; heapUsed: number; tasks: number; taskRuns: number }> {
+  schedulerStats(opts: { reset?: boolean; gc?: boolean } = {}): Promise<SchedulerStats> {
     return ops.schedulerStats(this.link, opts);
   }
 
@@ -640,7 +613,7 @@ export class Client implements FutureHost {
         this.book.settle(m.key, 'error', remoteError(m.key, m.error));
         break;
       case 'lost':
-        this.book.lost(m.keys);
+        this.restorer.lost(this.book.lost(m.keys));
         break;
       case 'no-worker':
         this.log.warn({ keys: m.keys }, m.reason);
@@ -704,4 +677,14 @@ export class Client implements FutureHost {
     log: (data, msg) => this.log.warn(data, msg),
     timeoutMs: () => this.gatherTimeoutMs,
   };
+
+  /** Gives back lost results a running `get` has fetched (restore.ts). */
+  private readonly restorer = new Restorer({
+    workers: async () => (await this.workers()).map((w) => w.address),
+    put: (address, keys, blobs) => this.peers.request(address, { op: 'put', keys, blobs, partial: true }),
+    send: (msg) => {
+      if (!this.closedError) this.conn.send(msg);
+    },
+    log: (data, msg) => this.log.debug(data, msg),
+  });
 }

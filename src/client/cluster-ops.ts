@@ -81,10 +81,24 @@ export async function reportData(l: SchedulerLink, since: number): Promise<strin
   return reply.json;
 }
 
-export async function schedulerStats(l: SchedulerLink, opts: { reset?: boolean; gc?: boolean }): Promise<{ maxStallMs: number; rss: number; heapUsed: number; tasks: number; taskRuns: number }> {
+/** The scheduler process's figures (client.schedulerStats). */
+export interface SchedulerStats {
+  /** Its longest event-loop stall since the last reset, in ms. */
+  maxStallMs: number;
+  rss: number;
+  heapUsed: number;
+  /** Tasks it knows. */
+  tasks: number;
+  /** Task runs sent to workers so far (a task sent again after its worker died counts again; so does one stopped before it ran). */
+  taskRuns: number;
+  /** Results computed by a task run so far: a run stopped, lost with its worker, or whose value a client gave back (restore) does not count. */
+  tasksComputed: number;
+}
+
+export async function schedulerStats(l: SchedulerLink, opts: { reset?: boolean; gc?: boolean }): Promise<SchedulerStats> {
   const reply = expect(await l.ask((id) => ({ op: 'process-stats', id, ...(opts.reset ? { reset: true } : {}), ...(opts.gc ? { gc: true } : {}) })), 'process-stats-reply', 'process-stats');
-  const { maxStallMs, rss, heapUsed, tasks, taskRuns } = reply;
-  return { maxStallMs, rss, heapUsed, tasks, taskRuns: taskRuns ?? 0 };
+  const { maxStallMs, rss, heapUsed, tasks, taskRuns, tasksComputed } = reply;
+  return { maxStallMs, rss, heapUsed, tasks, taskRuns: taskRuns ?? 0, tasksComputed: tasksComputed ?? 0 };
 }
 
 export async function workerMetrics(l: SchedulerLink): Promise<Record<string, WorkerMetrics>> {

@@ -32,7 +32,12 @@ export interface KeyState {
   moreWaiters: Waiter[] | null;
   /** The scheduler's handle for this record (see ticketOf); -1 until the key is first sent as wanted. */
   ticket: number;
+  /** The value, while a `get` that fetched it runs (NO_COPY otherwise): given back if the key is lost (restore.ts). */
+  copy: unknown;
 }
+
+/** KeyState.copy when there is none (a value may be undefined). */
+export const NO_COPY: unique symbol = Symbol('no copy');
 
 /**
  * A ticket is a slot of `byTicket` plus a sequence number times
@@ -84,7 +89,7 @@ export class KeyBook {
       ks.refs++;
       return ks;
     }
-    const fresh: KeyState = { key, held: true, accepted: false, status: 'pending', error: null, where: null, refs: 1, waiter: null, moreWaiters: null, ticket: -1 };
+    const fresh: KeyState = { key, held: true, accepted: false, status: 'pending', error: null, where: null, refs: 1, waiter: null, moreWaiters: null, ticket: -1, copy: NO_COPY };
     this.keys.set(key, fresh);
     return fresh;
   }
@@ -229,13 +234,17 @@ export class KeyBook {
     }
   }
 
-  /** Results lost with their workers: pending again (the scheduler recomputes them). */
-  lost(keys: readonly string[]): void {
+  /** Results lost with their workers: pending again (the scheduler recomputes them). Returns their records. */
+  lost(keys: readonly string[]): KeyState[] {
+    const out: KeyState[] = [];
     for (const k of keys) {
       const ks = this.keys.get(k);
-      if (ks && ks.status === 'finished') ks.status = 'pending';
-      if (ks) ks.where = null;
+      if (!ks) continue;
+      if (ks.status === 'finished') ks.status = 'pending';
+      ks.where = null;
+      out.push(ks);
     }
+    return out;
   }
 
   /** The cluster restarted: every record is cancelled; the scheduler holds none of them. */
@@ -270,7 +279,7 @@ export class KeyBook {
 
 /** The record of a key this client holds no future for. */
 function cancelledState(key: string): KeyState {
-  return { key, held: false, accepted: false, status: 'cancelled', error: new CancelledError(`future ${key} was cancelled or released`), where: null, refs: 0, waiter: null, moreWaiters: null, ticket: -1 };
+  return { key, held: false, accepted: false, status: 'cancelled', error: new CancelledError(`future ${key} was cancelled or released`), where: null, refs: 0, waiter: null, moreWaiters: null, ticket: -1, copy: NO_COPY };
 }
 
 function wakeOne(w: Waiter, error: Error | null): void {

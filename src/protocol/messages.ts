@@ -243,6 +243,8 @@ export const messageSchemas = lazySchemas((z) => {
     z.object({ op: z.literal('release'), keys }),
     z.object({ op: z.literal('want'), id, keys }),
     z.object({ op: z.literal('scattered'), id, keys, nbytes: counts, worker: z.string() }),
+    /** Values of wanted keys that were lost with their worker, which this client had fetched: it put them on `worker` (restore.ts). */
+    z.object({ op: z.literal('restore'), keys, nbytes: counts, worker: z.string() }),
     z.object({ op: z.literal('who-has'), id, keys }),
     /** Every worker holding each key (who-has names one). */
     z.object({ op: z.literal('who-has-all'), id, keys }),
@@ -336,7 +338,7 @@ export const messageSchemas = lazySchemas((z) => {
     z.object({ op: z.literal('moved'), id, failed: z.array(z.string()), retired: z.array(z.string()).optional() }),
     z.object({ op: z.literal('scattered-ok'), id, error: z.string().optional() }),
     /** Since the last reset: the longest event-loop stall; and now: resident and heap memory, tasks known. */
-    z.object({ op: z.literal('process-stats-reply'), id, maxStallMs: z.number().nonnegative(), rss: count, heapUsed: count, tasks: count, /** Task runs sent to workers so far. */ taskRuns: count.optional() }),
+    z.object({ op: z.literal('process-stats-reply'), id, maxStallMs: z.number().nonnegative(), rss: count, heapUsed: count, tasks: count, /** Task runs sent to workers so far. */ taskRuns: count.optional(), /** Results computed by a run (not given back, not stopped). */ tasksComputed: count.optional() }),
     /** Task events of topics this client subscribed to, in the order each worker sent them. */
     z.object({ op: z.literal('events'), ...taskEvents }),
     /** The answer to a `sync` call: ok (false: timed out, or an error said), with a value or a size. */
@@ -362,7 +364,7 @@ export const messageSchemas = lazySchemas((z) => {
     z.object({ op: z.literal('holding'), keys, nbytes: countsF64 }),
     /** Done restarting: nothing held, fresh threads. */
     z.object({ op: z.literal('restarted') }),
-    /** Results of an `acquire` now kept here (with their sizes), and those no holder gave. */
+    /** Results of an `acquire` now kept here (with their sizes), and those no holder gave; also small inputs fetched for tasks, kept as copies. */
     z.object({ op: z.literal('acquired'), keys, nbytes: countsF64, missing: keys }),
     /** Results the scheduler believes are here and are not (an ephemeral value handed on): recompute them if needed. */
     z.object({ op: z.literal('lost'), keys }),
@@ -439,7 +441,8 @@ export const messageSchemas = lazySchemas((z) => {
   const peerToWorker = z.discriminatedUnion('op', [
     /** `packed`: reply with the values back to back in one blob (for clients, which decode values). */
     z.object({ op: z.literal('get'), id, keys, packed: z.boolean().optional() }),
-    z.object({ op: z.literal('put'), id, keys, blobs, raw: rawLengths }),
+    /** `partial`: store the keys this worker does not know and refuse the rest; without it, a key it knows refuses the whole put. */
+    z.object({ op: z.literal('put'), id, keys, blobs, raw: rawLengths, partial: z.boolean().optional() }),
     z.object({ op: z.literal('metrics'), id }),
     /** Clients only: call a function in the worker's process (client.run), its arguments as a msgpack array. */
     z.object({ op: z.literal('run'), id, fn: fnDef, args: bytes }),
@@ -467,7 +470,7 @@ export const messageSchemas = lazySchemas((z) => {
   const workerToPeer = z.discriminatedUnion('op', [
     /** With `packed`, blobs hold the values asked for, in order, back to back (a large one alone in its blob), leaving out `missing`; `keys` is empty. */
     z.object({ op: z.literal('data'), id, keys, blobs, raw: rawLengths, missing: keys, packed: z.boolean().optional() }),
-    /** `nbytes` of the keys stored; `refused`: keys this worker already had (a put never replaces a result). */
+    /** `nbytes` of the keys stored, in order; `refused`: keys this worker already had (a put never replaces a result). */
     z.object({ op: z.literal('put-ok'), id, nbytes: counts, refused: keys.optional() }),
     z.object({ op: z.literal('metrics-reply'), id, metrics: workerMetrics }),
     /** What the function returned (msgpack), or why it failed. */

@@ -75,10 +75,11 @@ export interface LogRecord {
 export const TRANSITIONS: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = {
   // Needed (again): wait for inputs; scattered data arriving, or lost for good; nothing refers to it.
   released: ['waiting', 'memory', 'erred', 'forgotten'],
-  // Inputs in memory: queued (root-ish) or placed; its value put early by the task it waits on (early.ts); erred or released on the way.
+  // Inputs in memory: queued (root-ish) or placed; its value put early by the task it waits on (early.ts) or given back by a client (restore.ts); erred or released on the way.
   waiting: ['queued', 'processing', 'no-worker', 'memory', 'erred', 'released'],
-  queued: ['processing', 'waiting', 'erred', 'released'],
-  'no-worker': ['processing', 'waiting', 'erred', 'released'],
+  // Placed, back to wait (an input lost), erred, no longer wanted; or its value given back by a client (restore.ts).
+  queued: ['processing', 'waiting', 'memory', 'erred', 'released'],
+  'no-worker': ['processing', 'waiting', 'memory', 'erred', 'released'],
   // Its result, or back to wait (its worker died, an input was lost, a retry), placed again, erred, no longer wanted.
   processing: ['memory', 'waiting', 'queued', 'processing', 'no-worker', 'erred', 'released'],
   memory: ['released'],
@@ -118,6 +119,8 @@ export class SchedulerCore {
   releaseQ: TaskState[] = [];
   orderCounter = 0;
   runCounter = 0;
+  /** Results computed by task runs (workers.ts, taskFinished). */
+  computed = 0;
   /** Average run time over all tasks: the guess for a kind never measured. */
   globalDuration = -1;
   now = 0;

@@ -11,7 +11,7 @@ import { serverTls, type TlsOptions } from '../protocol/tls.ts';
 import type { Connection, ConnectionLimits } from '../protocol/connection.ts';
 import { CLOSE_SHUTDOWN, DEFAULT_LIMITS } from '../protocol/connection.ts';
 import { accept } from '../protocol/handshake.ts';
-import { messageSchemas, type ClientToScheduler, type WorkerInfo, type WorkerToScheduler } from '../protocol/messages.ts';
+import { messageSchemas, type ClientToScheduler, type SchedulerToClient, type WorkerInfo, type WorkerToScheduler } from '../protocol/messages.ts';
 import type { RunsSource } from './dashboard/snapshot.ts';
 import { ConfigError } from '../errors.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
@@ -217,11 +217,11 @@ export class SchedulerServer {
   }
 
   /** This process's own figures: they are not the state machine's to know. */
-  private processStats(id: number, reset: boolean, gc: boolean): { op: 'process-stats-reply'; id: number; maxStallMs: number; rss: number; heapUsed: number; tasks: number; taskRuns: number } {
+  private processStats(id: number, reset: boolean, gc: boolean): Extract<SchedulerToClient, { op: 'process-stats-reply' }> {
     const collect = (globalThis as { gc?: () => void }).gc;
     if (gc && collect) collect();
     const mem = process.memoryUsage();
-    const reply = { op: 'process-stats-reply' as const, id, maxStallMs: Math.round(this.loopDelay.max / 1e5) / 10, rss: mem.rss, heapUsed: mem.heapUsed, tasks: this.state.tasks.size, taskRuns: this.state.taskRuns };
+    const reply = { op: 'process-stats-reply' as const, id, maxStallMs: Math.round(this.loopDelay.max / 1e5) / 10, rss: mem.rss, heapUsed: mem.heapUsed, tasks: this.state.tasks.size, taskRuns: this.state.taskRuns, tasksComputed: this.state.tasksComputed };
     if (reset) this.loopDelay.reset();
     return reply;
   }

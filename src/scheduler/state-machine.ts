@@ -13,6 +13,7 @@ import { adaptiveTarget } from './adaptive.ts';
 import { syncClientGone, syncRequest, syncTick } from './coordination.ts';
 import { want, drainReleases } from './transitions.ts';
 import { updateGraph, dropHolds, scattered } from './intake.ts';
+import { restored } from './restore.ts';
 import { subscribe, unsubscribe } from './topics.ts';
 import { advanceMoves, moveWorkerGone, replicate, retireWorkers } from './replicas.ts';
 import { restart, restartProgress } from './restart.ts';
@@ -62,6 +63,11 @@ export class SchedulerState {
   /** Task runs sent to workers so far (a task sent again after its worker died counts again). */
   get taskRuns(): number {
     return this.s.runCounter;
+  }
+
+  /** Results computed by task runs so far (see taskFinished). */
+  get tasksComputed(): number {
+    return this.s.computed;
   }
 
   get workers(): ReadonlyMap<string, WorkerRecord> {
@@ -170,6 +176,9 @@ export class SchedulerState {
       }
       case 'scattered':
         scattered(this.s, c, msg.id, msg.keys, msg.nbytes, msg.worker);
+        break;
+      case 'restore':
+        restored(this.s, c, msg.keys, msg.nbytes, msg.worker);
         break;
       case 'who-has-all':
         this.s.outbox.push(c.id, { op: 'who-has-all-reply', id: msg.id, holders: msg.keys.map((k) => (this.s.tasks.get(k)?.whoHas ?? []).map((w) => w.address)) });

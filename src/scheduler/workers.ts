@@ -166,6 +166,8 @@ function taskFinished(s: SchedulerCore, w: WorkerRecord, key: string, run: numbe
     return;
   }
   detach(s, ts, true);
+  // A value given back (restore.ts) or already there is reported with no run time: not computed.
+  if (duration > 0) s.computed++;
   const g = groupOf(ts);
   g.record(duration);
   g.done++;

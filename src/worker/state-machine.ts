@@ -6,8 +6,9 @@
  *
  * Data: results this worker computed (or that were scattered to it) are
  * "owned": kept until the scheduler frees them. Dependencies fetched from
- * peers are "borrowed": kept while a local task needs them, then dropped, so
- * the scheduler never has to track copies it did not ask for.
+ * peers are owned too when small (KEEP_COPY_BYTES: copies the scheduler is
+ * told of), else "borrowed": kept while a local task needs them, then
+ * dropped.
  */
 import type { SerializedError } from '../errors.ts';
 import type { FnDef } from '../protocol/messages.ts';
@@ -205,6 +206,16 @@ const FETCH_BATCH_BYTES = 32 * 1024 * 1024;
  * always goes, so a task whose inputs alone exceed it still runs.
  */
 const INCOMING_SHARE = 0.1;
+
+/**
+ * An input fetched from a peer smaller than this is kept here as a copy
+ * (owned, reported to the scheduler as acquired), as Dask's workers keep
+ * theirs, not dropped once its tasks end: if its first holder dies, the
+ * copy spares computing it again, and the tasks that take it again. Larger
+ * ones are borrowed, so that copies do not double the memory of large
+ * values.
+ */
+const KEEP_COPY_BYTES = 64 * 1024;
 
 /** An input this large, borrowed for one task, is moved to its thread instead of copied (see giveable). */
 const GIVE_BYTES = 64 * 1024;
@@ -594,6 +605,29 @@ export class WorkerState {
   }
 
   /**
+   * A value given for a task here that has not started (a client giving
+   * back a lost result, client/restore.ts): the task is done with it, as if
+   * it had run, and its local dependents take it. False when there is no
+   * such task (none, or it runs already).
+   */
+  fillIn(key: string, bytes: Uint8Array): boolean {
+    const slot = this.slots.get(key);
+    const t = slot?.task;
+    if (!slot || !t || slot.data || t.state === 'executing' || t.state === 'dropped') return false;
+    this.dropTask(t);
+    const waiters = this.localWaitersOf(key);
+    if (waiters) this.localWaiters.delete(key);
+    const entry = this.store(key, bytes, true);
+    this.reportFinished(key, t.run, bytes.length, 0);
+    for (const w of waiters ?? []) {
+      if (w.slot.task !== w) continue;
+      entry.refs++;
+      if (--w.missing === 0 && w.state === 'fetching') this.makeReady(w);
+    }
+    return true;
+  }
+
+  /**
    * The scheduler wants copies of these results kept here (a replica, or a
    * retiring worker's data): fetched from `who` like inputs, then kept as
    * this worker's own until freed, and reported (`acquired`).
@@ -644,12 +678,14 @@ export class WorkerState {
       this.fetches.delete(key);
       const live = f.waiters.filter((t) => t.slot.task === t);
       if (live.length === 0 && !f.acquire) continue;
-      const entry = this.store(key, bytes, f.acquire);
+      // A small input is kept as a copy the scheduler knows of (see KEEP_COPY_BYTES).
+      const keep = f.acquire || bytes.length < KEEP_COPY_BYTES;
+      const entry = this.store(key, bytes, keep);
       for (const t of live) {
         entry.refs++;
         if (--t.missing === 0) this.makeReady(t);
       }
-      if (f.acquire) {
+      if (keep) {
         (acquired ??= []).push(key);
         nbytes.push(bytes.length);
       }

@@ -529,14 +529,27 @@ export class WeftWorker {
       }
       case 'put': {
         // A put adds results; it never replaces one (computed here, or put before): another client's value stays as it was.
-        const refused = m.keys.filter((k) => this.sm.knows(k));
-        if (refused.length > 0) {
-          conn.send({ op: 'put-ok', id: m.id, nbytes: [], refused });
+        const known = m.keys.map((k) => this.sm.knows(k));
+        if (!m.partial) {
+          const refused = m.keys.filter((_, i) => known[i]);
+          if (refused.length > 0) {
+            conn.send({ op: 'put-ok', id: m.id, nbytes: [], refused });
+            break;
+          }
+          conn.send({ op: 'put-ok', id: m.id, nbytes: this.sm.put(m.keys, m.blobs.map((b) => b ?? new Uint8Array(0))) });
           break;
         }
-        const blobs = m.blobs.map((b) => b ?? new Uint8Array(0));
-        const nbytes = this.sm.put(m.keys, blobs);
-        conn.send({ op: 'put-ok', id: m.id, nbytes });
+        // Partial (a client giving back lost values, client/restore.ts): a key known here keeps its value, and a task not started for it is done with the one given.
+        const refused: string[] = [];
+        const nbytes: number[] = [];
+        m.keys.forEach((key, i) => {
+          const blob = m.blobs[i] ?? new Uint8Array(0);
+          if (!known[i]) nbytes.push(...this.sm.put([key], [blob]));
+          else if (this.sm.fillIn(key, blob)) nbytes.push(blob.length);
+          else refused.push(key);
+        });
+        this.scheduleAct();
+        conn.send(refused.length > 0 ? { op: 'put-ok', id: m.id, nbytes, refused } : { op: 'put-ok', id: m.id, nbytes });
         break;
       }
       case 'metrics':
