@@ -69,7 +69,7 @@ describe('a get through a lost worker', () => {
       const values = await done;
       const wrong = values.findIndex((v, i) => v !== expected[i]);
       expect(wrong, `task ${wrong}`).toBe(-1);
-      // The killed worker held about a third of the results (a half, less the copies the other took as inputs); computed
+      // The killed worker held about half of the results computed so far; computed
       // again, they would pass n + n/10. Given back, only those finished since the client's last look (250 ms) and the running ones are.
       expect(await computed()).toBeGreaterThanOrEqual(n);
       expect(await computed()).toBeLessThan(n + n / 10);

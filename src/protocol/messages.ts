@@ -364,7 +364,7 @@ export const messageSchemas = lazySchemas((z) => {
     z.object({ op: z.literal('holding'), keys, nbytes: countsF64 }),
     /** Done restarting: nothing held, fresh threads. */
     z.object({ op: z.literal('restarted') }),
-    /** Results of an `acquire` now kept here (with their sizes), and those no holder gave; also small inputs fetched for tasks, kept as copies. */
+    /** Results of an `acquire` now kept here (with their sizes), and those no holder gave. */
     z.object({ op: z.literal('acquired'), keys, nbytes: countsF64, missing: keys }),
     /** Results the scheduler believes are here and are not (an ephemeral value handed on): recompute them if needed. */
     z.object({ op: z.literal('lost'), keys }),

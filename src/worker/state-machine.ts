@@ -6,9 +6,8 @@
  *
  * Data: results this worker computed (or that were scattered to it) are
  * "owned": kept until the scheduler frees them. Dependencies fetched from
- * peers are owned too when small (KEEP_COPY_BYTES: copies the scheduler is
- * told of), else "borrowed": kept while a local task needs them, then
- * dropped.
+ * peers are "borrowed": kept while a local task needs them, then dropped, so
+ * the scheduler never has to track copies it did not ask for.
  */
 import type { SerializedError } from '../errors.ts';
 import type { FnDef } from '../protocol/messages.ts';
@@ -206,16 +205,6 @@ const FETCH_BATCH_BYTES = 32 * 1024 * 1024;
  * always goes, so a task whose inputs alone exceed it still runs.
  */
 const INCOMING_SHARE = 0.1;
-
-/**
- * An input fetched from a peer smaller than this is kept here as a copy
- * (owned, reported to the scheduler as acquired), as Dask's workers keep
- * theirs, not dropped once its tasks end: if its first holder dies, the
- * copy spares computing it again, and the tasks that take it again. Larger
- * ones are borrowed, so that copies do not double the memory of large
- * values.
- */
-const KEEP_COPY_BYTES = 64 * 1024;
 
 /** An input this large, borrowed for one task, is moved to its thread instead of copied (see giveable). */
 const GIVE_BYTES = 64 * 1024;
@@ -678,14 +667,12 @@ export class WorkerState {
       this.fetches.delete(key);
       const live = f.waiters.filter((t) => t.slot.task === t);
       if (live.length === 0 && !f.acquire) continue;
-      // A small input is kept as a copy the scheduler knows of (see KEEP_COPY_BYTES).
-      const keep = f.acquire || bytes.length < KEEP_COPY_BYTES;
-      const entry = this.store(key, bytes, keep);
+      const entry = this.store(key, bytes, f.acquire);
       for (const t of live) {
         entry.refs++;
         if (--t.missing === 0) this.makeReady(t);
       }
-      if (keep) {
+      if (f.acquire) {
         (acquired ??= []).push(key);
         nbytes.push(bytes.length);
       }
