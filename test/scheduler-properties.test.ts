@@ -2,7 +2,8 @@
  * Randomized event sequences for the scheduler's state machine (fast-check):
  * clients submit small graphs (whole or in parts), release keys and leave;
  * workers join, finish or fail tasks, put results early, answer steals
- * (some stale), and die; the clock ticks and stalls.
+ * (some stale), and die; clients give back values of keys (restore), wanted
+ * or not, in any state; the clock ticks and stalls.
  * After every event the machine's count invariants hold (the harness checks
  * them), and once the sequence is over, a healthy worker brings every
  * wanted key to memory or to an error: nothing is stuck.
@@ -21,6 +22,7 @@ type Op =
   | { op: 'fail'; pick: number }
   | { op: 'early'; pick: number; claim: boolean }
   | { op: 'answer'; worker: number; release: number }
+  | { op: 'restore'; client: number; pick: number; worker: number }
   | { op: 'tick'; ms: number }
   | { op: 'stall'; ms: number };
 
@@ -34,6 +36,7 @@ const ops: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ op: fc.constant('fail' as const), pick: fc.nat() }),
   fc.record({ op: fc.constant('early' as const), pick: fc.nat(), claim: fc.boolean() }),
   fc.record({ op: fc.constant('answer' as const), worker: fc.nat(3), release: fc.nat() }),
+  fc.record({ op: fc.constant('restore' as const), client: fc.nat(2), pick: fc.nat(), worker: fc.nat(3) }),
   fc.record({ op: fc.constant('tick' as const), ms: fc.integer({ min: 0, max: 3000 }) }),
   fc.record({ op: fc.constant('stall' as const), ms: fc.integer({ min: 0, max: 30_000 }) }),
 );
@@ -56,6 +59,8 @@ class Model {
   readonly workers = new Set<string>();
   /** Keys each client wants. */
   readonly wants = new Map<string, Set<string>>();
+  /** Values given back for keys not in memory that their client wants (the ones that change a state). */
+  restored = 0;
 
   client(i: number): string {
     const id = `c${i}`;
@@ -160,6 +165,20 @@ class Model {
         h.stealReply(w, asked, (k) => (k.length + o.release) % 2 === 0);
         break;
       }
+      case 'restore': {
+        // A client puts a value of some key on a worker and says so: a key it wants (lost, being computed, in memory) or not.
+        const c = [...this.clients][o.client % Math.max(1, this.clients.size)] ?? '';
+        const w = [...this.workers][o.worker % Math.max(1, this.workers.size)] ?? '';
+        // Mostly a key it wants (its value lost, or being computed), else any key.
+        const mine = [...(this.wants.get(c) ?? [])].filter((k) => h.sm.tasks.has(k));
+        const keys = o.pick % 4 !== 0 && mine.length > 0 ? mine : [...h.sm.tasks.keys()].sort();
+        if (!this.clients.has(c) || !this.workers.has(w) || keys.length === 0) return;
+        const key = keys[Math.floor(o.pick / 4) % keys.length] as string;
+        if (this.wants.get(c)?.has(key) && h.state(key) !== 'memory' && h.state(key) !== 'erred') this.restored++;
+        h.sm.handle({ type: 'client-message', client: c, msg: { op: 'restore', keys: [key], nbytes: [8], worker: `ws://${w}` }, now: h.now });
+        h.tick(0);
+        break;
+      }
       case 'tick':
         h.tick(o.ms);
         break;
@@ -197,11 +216,13 @@ describe('the scheduler state machine under random event sequences', () => {
     let wanted = 0;
     let computed = 0;
     let stolen = 0;
+    let restored = 0;
     fc.assert(
       fc.property(fc.array(ops, { minLength: 5, maxLength: 60, size: 'max' }), (seq) => {
         const m = new Model();
         for (const o of seq) m.apply(o);
         m.settle();
+        restored += m.restored;
         for (const keys of m.wants.values()) wanted += keys.size;
         computed += m.h.finished;
         stolen += m.h.sm.stealCounts().moved;
@@ -220,6 +241,7 @@ describe('the scheduler state machine under random event sequences', () => {
     expect(wanted).toBeGreaterThan(100);
     expect(computed).toBeGreaterThan(200);
     expect(stolen).toBeGreaterThan(5);
+    expect(restored).toBeGreaterThan(40);
   });
 
   it('forgets every task once every client has left', () => {

@@ -2,7 +2,8 @@
  * Randomized event sequences for the worker's state machine (fast-check):
  * tasks arrive (inputs here, on peers, or still running here), executor
  * threads report results, errors or a missing chained input, peers answer
- * fetches or fail, the scheduler frees or steals keys. After every event the
+ * fetches or fail, the scheduler frees or steals keys, a client gives back
+ * the value of a task not started (fillIn). After every event the
  * machine's counts hold; once everything pending is answered, every task
  * given and not freed has been reported finished, erred or missing.
  */
@@ -19,7 +20,8 @@ type Op =
   | { op: 'fetch'; pick: number; kind: 'ok' | 'null' | 'fail' }
   | { op: 'free'; pick: number }
   | { op: 'steal'; pick: number }
-  | { op: 'put'; n: number };
+  | { op: 'put'; n: number }
+  | { op: 'fill'; pick: number };
 
 const ops: fc.Arbitrary<Op> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ op: fc.constant('compute' as const), deps: fc.array(fc.nat(), { maxLength: 3 }), peerDeps: fc.array(fc.nat(5), { maxLength: 2 }), priority: fc.integer({ min: -1, max: 1 }), gpu: fc.boolean(), ephemeral: fc.boolean() }) },
@@ -28,6 +30,7 @@ const ops: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ op: fc.constant('free' as const), pick: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('steal' as const), pick: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('put' as const), n: fc.nat(5) }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('fill' as const), pick: fc.nat() }) },
 );
 
 class Model {
@@ -170,6 +173,14 @@ class Model {
       case 'put':
         w.put([`scattered-${o.n}`], [new Uint8Array(o.n + 1)]);
         break;
+      case 'fill': {
+        // A client gives back a value for a task given here (a lost result): taken only if the task has not started.
+        const candidates = this.local.filter((k) => this.open.has(k) && !this.reported.has(k));
+        const k = candidates[o.pick % Math.max(1, candidates.length)];
+        if (k === undefined) return;
+        w.fillIn(k, new Uint8Array([9]));
+        break;
+      }
     }
     this.take();
   }
