@@ -58,7 +58,7 @@ function planOf(s: Shape): PlannedStep[] {
 /** The shape's plan, its bookkeeping, and the loop's decisions over them. */
 function machine(s: Shape): { plan: ExecutionPlan; steps: PlannedStep[]; active: ActiveExecution; slots: StepSlots } {
   const steps = planOf(s);
-  const plan: ExecutionPlan = { runId: 'r', jobName: 'random', steps, external: new Set(), mappedOver: new Map(), depth: new Map(), step: (k: string) => steps.find((x) => x.key === k) as PlannedStep, put: () => undefined, copies: () => [] };
+  const plan: ExecutionPlan = { runId: 'r', jobName: 'random', steps, external: [], mappedOver: new Map(), depth: new Map(), step: (k: string) => steps.find((x) => x.key === k) as PlannedStep, put: () => undefined, copies: () => [] };
   const active = new ActiveExecution(plan);
   return { plan, steps, active, slots: new StepSlots(active, { maxConcurrent: s.maxConcurrent, tagConcurrencyLimits: s.limits, startAhead: s.startAhead }) };
 }

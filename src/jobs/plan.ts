@@ -30,8 +30,8 @@ export interface ExecutionPlan {
   readonly jobName: string;
   /** In an order where every step comes after its upstream steps. Mapped steps are not among them: their copies are made as items are emitted. */
   readonly steps: readonly PlannedStep[];
-  /** Outputs (`step\u0000output`) of steps outside the plan that its steps take: loaded from earlier runs. */
-  readonly external: ReadonlySet<string>;
+  /** Outputs of steps outside the plan that its steps take: loaded from earlier runs. */
+  readonly external: readonly { stepKey: string; output: string }[];
   /** Mapped steps (templates), by the dynamic output they are mapped over (`step\u0000output`), in job order. */
   readonly mappedOver: ReadonlyMap<string, readonly PlannedStep[]>;
   /** How many maps deep each mapped step is (1: mapped over a step that is not). */
@@ -67,7 +67,7 @@ export function buildPlan(runId: string, job: JobSpec, opConfig: Map<string, unk
   // Mapped steps are templates whatever the subset: a re-execution makes the copies it runs again from them.
   const nodes = chosen ? job.steps.filter((n) => chosen.has(n.key) || n.mapped) : job.steps;
   // Inputs from steps left out that were not loaded were never produced: the steps taking them are skipped.
-  const external = new Set((subset?.loaded ?? []).map((l) => `${l.stepKey}\u0000${l.output}`));
+  const external = (subset?.loaded ?? []).map((l) => ({ stepKey: l.stepKey, output: l.output }));
   const planned = (node: StepNode, upstream: string[]): PlannedStep => ({ key: node.key, node, upstream, config: opConfig.get(node.op.name), tags: node.op.tags, priority: priorityOf(node) });
   const depth = new Map<string, number>();
   const mappedOver = new Map<string, PlannedStep[]>();
@@ -136,12 +136,34 @@ export function byPriority(steps: PlannedStep[]): PlannedStep[] {
 export type StepStatus = 'pending' | 'running' | 'retry-wait' | 'succeeded' | 'failed' | 'skipped' | 'not-run';
 
 /**
+ * The outputs produced, by step: a step's one output as itself, several in a
+ * Set. Checking one makes no `step + output` key string, and a step that
+ * made one output (nearly all: every mapped copy) costs no Set.
+ */
+class Outputs {
+  private readonly byStep = new Map<string, string | Set<string>>();
+
+  add(step: string, output: string): void {
+    const had = this.byStep.get(step);
+    if (had === undefined) this.byStep.set(step, output);
+    else if (typeof had === 'string') {
+      if (had !== output) this.byStep.set(step, new Set([had, output]));
+    } else had.add(output);
+  }
+
+  has(step: string, output: string): boolean {
+    const had = this.byStep.get(step);
+    return had === output || (typeof had === 'object' && had.has(output));
+  }
+}
+
+/**
  * Per step: how many upstream steps have not ended. A step is looked at once,
  * when that count reaches zero, so a run costs O(steps + edges) in all.
  */
 export class ActiveExecution {
   private readonly status = new Map<string, StepStatus>();
-  private readonly produced: Set<string>;
+  private readonly produced = new Outputs();
   private readonly attempts = new Map<string, number>();
   private readonly retryAt = new Map<string, number>();
   private readonly downstream = new Map<string, PlannedStep[]>();
@@ -151,15 +173,14 @@ export class ActiveExecution {
   private readonly upcomingSeen = new Set<string>();
   private events: RunEvent[] = [];
   private unfinished: number;
-  /** Per dynamic output of a step (`step\u0000output`): the mapping keys emitted so far, in order. */
-  private readonly items = new Map<string, string[]>();
-  private readonly itemSeen = new Set<string>();
+  /** Per dynamic output of a step (`step\u0000output`): the mapping keys emitted so far, in order (a Set keeps it). */
+  private readonly items = new Map<string, Set<string>>();
   /** Per step with dynamic outputs: the copies made from its items (stopped if it fails), and the steps collecting them. */
   private readonly copiesOf = new Map<string, PlannedStep[]>();
   private readonly collectorsOf = new Map<string, PlannedStep[]>();
 
   constructor(readonly plan: ExecutionPlan) {
-    this.produced = new Set(plan.external);
+    for (const e of plan.external) this.produced.add(e.stepKey, e.output);
     const first: PlannedStep[] = [];
     for (const s of plan.steps) {
       this.status.set(s.key, 'pending');
@@ -219,13 +240,11 @@ export class ActiveExecution {
     const { template, keys: outer } = splitCopyKey(source);
     const mapped = this.plan.mappedOver.get(`${template}\u0000${output}`);
     const at = `${source}\u0000${output}`;
-    // Emitted again by a later attempt: its copies exist already.
-    const item = `${at}\u0000${mappingKey}`;
-    if (this.itemSeen.has(item)) return;
-    this.itemSeen.add(item);
     const seen = this.items.get(at);
-    if (seen) seen.push(mappingKey);
-    else this.items.set(at, [mappingKey]);
+    // Emitted again by a later attempt: its copies exist already.
+    if (seen?.has(mappingKey)) return;
+    if (seen) seen.add(mappingKey);
+    else this.items.set(at, new Set([mappingKey]));
     if (!mapped) return;
     const keys = [...outer, mappingKey];
     const copies = this.copiesOf.get(source) ?? [];
@@ -370,7 +389,7 @@ export class ActiveExecution {
     if (st === undefined) return;
     switch (ev.type) {
       case 'STEP_OUTPUT': {
-        this.produced.add(`${key}\u0000${ev.output}`);
+        if (ev.output !== undefined) this.produced.add(key, ev.output);
         const item = ev.output === undefined ? null : splitItemOutput(ev.output);
         if (item) this.itemEmitted(key, item[0], item[1]);
         break;
@@ -446,7 +465,7 @@ export class ActiveExecution {
       // A skipped copy is left out of the list it is collected into.
       if (st === 'skipped' && !copies?.has(u)) skip = true;
     }
-    const missing = s.node.inputs.find((i) => i.kind === 'step' && !this.produced.has(`${i.stepKey}\u0000${i.output}`));
+    const missing = s.node.inputs.find((i) => i.kind === 'step' && !this.produced.has(i.stepKey, i.output));
     if (skip || missing) {
       const why = missing && missing.kind === 'step' ? `output ${missing.output} of step ${missing.stepKey} was not produced` : 'an upstream step was skipped';
       this.events.push(event('STEP_SKIPPED', this.plan.runId, s.key, `step ${s.key} skipped: ${why}`));
@@ -461,7 +480,7 @@ export class ActiveExecution {
     const inputs = s.node.inputs.map((i): InputSource => {
       if (i.kind !== 'collect') return i;
       const { from, output, ref } = this.collecting(i, keys);
-      const items = (this.items.get(`${from}\u0000${output}`) ?? []).map(ref).filter((it) => this.produced.has(`${it.stepKey}\u0000${it.output}`));
+      const items = [...(this.items.get(`${from}\u0000${output}`) ?? [])].map(ref).filter((it) => this.produced.has(it.stepKey, it.output));
       return { kind: 'list', items };
     });
     const resolved: PlannedStep = { ...s, node: { ...s.node, inputs } };
