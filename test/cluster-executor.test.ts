@@ -256,6 +256,16 @@ describe('cluster executor: dynamic outputs', () => {
     expect(left.allEvents.filter((e) => e.type === 'STEP_SUCCESS')).toHaveLength(1 + 3 + 6 + 3 + 1);
   });
 
+  it("a fan-out's items, published in lists, all come, in emission order, before its end", async () => {
+    const n = 700;
+    const r = await executeJob(dynamicJobs.getJob('mapped'), exec, { module: DYNAMIC_MODULE, jobName: 'mapped' }, { runConfig: { ops: { letters: { config: { n } } } } });
+    expect(r.failures.map((f) => f.error.message)).toEqual([]);
+    const fromLetters = r.allEvents.filter((e) => e.stepKey === 'letters').map((e) => (e.type === 'STEP_OUTPUT' ? e.output : e.type));
+    const items = Array.from({ length: n }, (_, i) => `result[k${i}]`);
+    expect(fromLetters).toEqual(['STEP_START', ...items, 'STEP_SUCCESS']);
+    expect((r.outputForNode('total') as { sum: number }).sum).toBe(Array.from({ length: n }, (_, i) => (i + 1) ** 2 + 100).reduce((a, b) => a + b, 0));
+  });
+
   it('copies start on the cluster while the op emitting their items still runs; when it then fails, collect does not run', async () => {
     await expectCopiesWhileFanOutRuns(exec, join(dir, 'dyn-fail-now'));
   });

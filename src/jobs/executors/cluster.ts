@@ -106,7 +106,11 @@ async function* runOnCluster(ctx: ExecutionContext, config: ClusterConfig): Asyn
   try {
     client = await Client.connect(address, token === undefined ? {} : { token });
     // Subscribed before anything is submitted: no event of the run is missed.
-    unsubscribe = client.subscribe(topic, (ev) => push({ ev }));
+    // A step's items come as lists (step/cluster-task.ts, ItemEvents).
+    unsubscribe = client.subscribe(topic, (ev) => {
+      if (!Array.isArray(ev)) return push({ ev });
+      for (const one of ev as unknown[]) push({ ev: one });
+    });
     const active = ctx.activeExecution();
     const unplaceable = unplaceableSteps(templates, resources, await client.workers());
     const spec: Omit<StepTaskSpec, 'stepKey'> = { runId, module: location.module, version: codeVersion(location.module), jobName: location.jobName, runConfig: ctx.runConfig, ...(ctx.opSelection ? { opSelection: [...ctx.opSelection] } : {}), retries: retriesEnabled(config.retries), topic, ...(ctx.outputDirectory !== null ? { outputDir: ctx.outputDirectory } : {}) };

@@ -123,43 +123,101 @@ export async function runStep(spec: StepTaskSpec, inputs: unknown[]): Promise<un
   }
 }
 
-/** One attempt: publishes its events (outputs without their values) and returns the last one. */
+/** One attempt: publishes its events (outputs without their values; items in batches) and returns the last one. */
 async function runAttempt(ctx: TaskContext, spec: StepTaskSpec, step: PlannedStep, inputs: unknown[], attempt: number, outputs: Record<string, unknown>): Promise<RunEvent> {
   let last: RunEvent | null = null;
-  const send = (ev: RunEvent): void => {
+  const items = new ItemEvents(ctx, spec.topic);
+  const send = (ev: RunEvent, item = false): void => {
     last = ev;
+    if (item) return items.add(ev);
+    items.flush();
     publish(ctx, spec.topic, ev);
   };
-  for await (const ev of runStepAttempt({ runId: spec.runId, step, inputs, attempt, retries: spec.retries, signal: ctx.signal })) {
-    if (ev.type !== 'STEP_OUTPUT') {
-      send(ev);
-      continue;
-    }
-    const { value, ...rest } = ev;
-    if (typeof value === 'function' || typeof value === 'symbol') {
-      const message = `output ${ev.output} of step ${step.key} is a ${typeof value}, which cannot be kept on the cluster or sent to another worker`;
-      send({ ...rest, type: 'STEP_FAILURE', message: `step ${step.key} failed: TypeError: ${message}`, error: { name: 'TypeError', message } });
-      break;
-    }
-    const name = ev.output ?? DEFAULT_OUTPUT;
-    outputs[name] = value;
-    // An item of a dynamic output: on this worker now as its pick task's result, so the steps mapped over it start while this one runs.
-    if (splitItemOutput(name)) putEarly(ctx, pickKey(spec.runId, step.key, name), value);
-    if (spec.outputDir !== undefined) {
-      try {
-        await new FsOutputStore(spec.outputDir).put({ runId: spec.runId, stepKey: step.key, output: ev.output ?? DEFAULT_OUTPUT }, encode(value));
-      } catch (err) {
-        const message = (err as Error).message;
-        send({ ...rest, type: 'STEP_FAILURE', message: `step ${step.key} failed: ${message}`, error: serializeError(err) });
+  try {
+    for await (const ev of runStepAttempt({ runId: spec.runId, step, inputs, attempt, retries: spec.retries, signal: ctx.signal })) {
+      if (ev.type !== 'STEP_OUTPUT') {
+        send(ev);
+        continue;
+      }
+      const { value, ...rest } = ev;
+      if (typeof value === 'function' || typeof value === 'symbol') {
+        const message = `output ${ev.output} of step ${step.key} is a ${typeof value}, which cannot be kept on the cluster or sent to another worker`;
+        send({ ...rest, type: 'STEP_FAILURE', message: `step ${step.key} failed: TypeError: ${message}`, error: { name: 'TypeError', message } });
         break;
       }
-      send({ ...rest, stored: true });
-      continue;
+      const name = ev.output ?? DEFAULT_OUTPUT;
+      outputs[name] = value;
+      // An item of a dynamic output: on this worker now as its pick task's result, so the steps mapped over it start while this one runs.
+      const item = splitItemOutput(name) !== null;
+      if (item) putEarly(ctx, pickKey(spec.runId, step.key, name), value);
+      if (spec.outputDir !== undefined) {
+        try {
+          await new FsOutputStore(spec.outputDir).put({ runId: spec.runId, stepKey: step.key, output: ev.output ?? DEFAULT_OUTPUT }, encode(value));
+        } catch (err) {
+          const message = (err as Error).message;
+          send({ ...rest, type: 'STEP_FAILURE', message: `step ${step.key} failed: ${message}`, error: serializeError(err) });
+          break;
+        }
+        send({ ...rest, stored: true }, item);
+        continue;
+      }
+      send(rest, item);
     }
-    send(rest);
+  } finally {
+    items.flush();
   }
   if (!last) throw new WeftError(`step ${step.key} ended without events`);
   return last;
+}
+
+/** Item events in a batch at most this long: a batch of short events stays far below the 1 MiB an event may take. */
+const ITEM_BATCH = 256;
+/** How long the first item of a batch waits for others while the step emits in one go. */
+const ITEM_WAIT_MS = 2;
+
+/**
+ * The item events of a step (STEP_OUTPUT of a dynamic output), published as
+ * lists: a fan-out step emitting 10,000 keys sends about 40 messages
+ * instead of 10,000, each encoded once, passed on by the scheduler once
+ * and decoded once by the launcher. A batch goes when it is full, when its
+ * first item has waited ITEM_WAIT_MS, once the step yields to the event
+ * loop (an item emitted now and then goes at once), and before any other
+ * event of the step, so the order of the step's events holds.
+ */
+class ItemEvents {
+  private batch: RunEvent[] = [];
+  private since = 0;
+  private soon: NodeJS.Immediate | null = null;
+
+  constructor(
+    private readonly ctx: TaskContext,
+    private readonly topic: string,
+  ) {}
+
+  add(ev: RunEvent): void {
+    const now = performance.now();
+    if (this.batch.length === 0) this.since = now;
+    this.batch.push(ev);
+    if (this.batch.length >= ITEM_BATCH || now - this.since >= ITEM_WAIT_MS) this.flush();
+    else this.soon ??= setImmediate(() => this.flush());
+  }
+
+  flush(): void {
+    if (this.soon) {
+      clearImmediate(this.soon);
+      this.soon = null;
+    }
+    if (this.batch.length === 0) return;
+    const evs = this.batch;
+    this.batch = [];
+    try {
+      this.ctx.emit(this.topic, evs);
+    } catch (err) {
+      // Too large as one message (long mapping keys): one by one.
+      if (!(err instanceof RangeError)) throw err;
+      for (const ev of evs) publish(this.ctx, this.topic, ev);
+    }
+  }
 }
 
 /** Puts an item early; one that cannot be is left to its pick task, which takes it from the step's result once the step ends. */

@@ -128,16 +128,21 @@ export class DashboardFeed {
     for (let i = 0; i < topics.length; i++) {
       const topic = topics[i] as string;
       if (!topic.startsWith(RUN_TOPIC_PREFIX)) continue;
-      let ev: RunEventIn;
+      let value: unknown;
       try {
-        const parsed = runEventSchema().safeParse(decode(data[i] as Uint8Array));
-        if (!parsed.success) continue;
-        ev = parsed.data;
+        value = decode(data[i] as Uint8Array);
       } catch {
         continue; // not msgpack: not a run event
       }
-      this.runEvent(ev);
+      // A step's items come as a list of events (jobs/step/cluster-task.ts).
+      if (Array.isArray(value)) for (const one of value as unknown[]) this.runEventIn(one);
+      else this.runEventIn(value);
     }
+  }
+
+  private runEventIn(value: unknown): void {
+    const parsed = runEventSchema().safeParse(value);
+    if (parsed.success) this.runEvent(parsed.data);
   }
 
   private runEvent(ev: RunEventIn): void {
