@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decode, encode } from '../src/protocol/codec.ts';
+import { decode, DepRef, encode } from '../src/protocol/codec.ts';
 import { ByteWriter, encodeSimple, NOT_SIMPLE, readSimple, writeSimple } from '../src/protocol/simple-codec.ts';
 import { decodeValue, encodeValue } from '../src/jobs/values.ts';
 
@@ -26,6 +26,20 @@ describe('simple msgpack codec', () => {
       expect(await decodeValue(await encodeValue(v))).toEqual(v);
       expect(decode(await encodeValue(v))).toEqual(v);
     }
+  });
+
+  it("writes and reads a task's references to its dependencies (DepRef) as msgpackr does, inside arrays too", () => {
+    for (const v of [new DepRef(0), new DepRef(31), new DepRef(200), new DepRef(70_000), [new DepRef(0), 'result[k1]', [new DepRef(1), 2.5, null]]]) {
+      const bytes = encodeSimple(v) as Uint8Array;
+      expect(bytes).not.toBeNull();
+      expect(decode(bytes)).toEqual(v);
+      expect(readSimple(bytes)).toEqual(v);
+      expect(readSimple(encode(v))).toEqual(v);
+    }
+    expect(readSimple(encode(new DepRef(3))) instanceof DepRef).toBe(true);
+    // A reference that is not an index is msgpackr's to write (and refuse).
+    expect(encodeSimple(new DepRef(-1))).toBeNull();
+    expect(encodeSimple(new DepRef(1.5))).toBeNull();
   });
 
   it('writes nothing for a value it cannot write, even part-way through an array', () => {

@@ -1,10 +1,13 @@
 /**
  * msgpack for the values most tasks take and return: null, booleans,
- * numbers, strings, and arrays of those. Writing and reading them here costs
- * a few byte operations, where msgpackr's general path costs a call with
+ * numbers, strings, and arrays of those, and in arguments the references
+ * to a task's dependencies (DepRef). Writing and reading them here costs a
+ * few byte operations, where msgpackr's general path costs a call with
  * setup and a buffer view per value; anything else goes to msgpackr. The
- * bytes are standard msgpack either way, so either side decodes the other's.
+ * bytes are standard msgpack (DepRef in msgpackr's own form of it) either
+ * way, so either side decodes the other's.
  */
+import { DepRef } from './codec.ts';
 
 /** Returned by readSimple for bytes it does not handle (msgpackr does). */
 export const NOT_SIMPLE: unique symbol = Symbol('not simple');
@@ -73,6 +76,7 @@ function write(w: ByteWriter, v: unknown, depth: number): boolean {
       writeString(w, v);
       return true;
     case 'object': {
+      if (v instanceof DepRef) return writeDepRef(w, v.index);
       if (!Array.isArray(v) || depth >= MAX_DEPTH || Object.getPrototypeOf(v) !== Array.prototype) return false;
       const n = v.length;
       if (n < 16) w.byte(0x90 | n);
@@ -96,6 +100,20 @@ function write(w: ByteWriter, v: unknown, depth: number): boolean {
     default:
       return false;
   }
+}
+
+/**
+ * msgpackr's form of an extension written by value: fixext 1 of the type
+ * and a zero byte, then the value (DepRef's index) as msgpack.
+ */
+const DEP_REF_HEAD = [0xd4, 0x59, 0x00] as const;
+
+function writeDepRef(w: ByteWriter, index: number): boolean {
+  if (!Number.isInteger(index) || index < 0 || index > 0xffffffff) return false;
+  w.ensure(3);
+  for (const b of DEP_REF_HEAD) w.buf[w.pos++] = b;
+  writeNumber(w, index);
+  return true;
 }
 
 function writeNumber(w: ByteWriter, v: number): void {
@@ -244,9 +262,17 @@ function read(r: Reader, depth: number): unknown {
       return left >= 2 ? arr(r, p + 2, view(r).getUint16(p), depth) : NOT_SIMPLE;
     case 0xdd:
       return left >= 4 ? arr(r, p + 4, view(r).getUint32(p), depth) : NOT_SIMPLE;
+    case 0xd4:
+      return left >= 2 && b[p] === DEP_REF_HEAD[1] && b[p + 1] === DEP_REF_HEAD[2] ? depRef(r, p + 2, depth) : NOT_SIMPLE;
     default:
       return NOT_SIMPLE;
   }
+}
+
+function depRef(r: Reader, start: number, depth: number): unknown {
+  r.pos = start;
+  const i = read(r, depth + 1);
+  return typeof i === 'number' && Number.isInteger(i) && i >= 0 ? new DepRef(i) : NOT_SIMPLE;
 }
 
 function str(r: Reader, start: number, n: number): unknown {
