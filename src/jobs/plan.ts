@@ -157,6 +157,17 @@ class Outputs {
   }
 }
 
+/** A dynamic output of a step, as ActiveExecution follows it. */
+interface EmittedOutput {
+  readonly items: Set<string>;
+  /** The steps mapped over it (undefined: none). */
+  readonly mapped: readonly PlannedStep[] | undefined;
+  /** The mapping keys of the step that emits it (a copy inside a map has some). */
+  readonly outer: readonly string[];
+  /** The copies made from the items of that step (all its outputs). */
+  readonly copies: PlannedStep[];
+}
+
 /**
  * Per step: how many upstream steps have not ended. A step is looked at once,
  * when that count reaches zero, so a run costs O(steps + edges) in all.
@@ -173,8 +184,12 @@ export class ActiveExecution {
   private readonly upcomingSeen = new Set<string>();
   private events: RunEvent[] = [];
   private unfinished: number;
-  /** Per dynamic output of a step (`step\u0000output`): the mapping keys emitted so far, in order (a Set keeps it). */
-  private readonly items = new Map<string, Set<string>>();
+  /**
+   * Per dynamic output of a step (`step\u0000output`): the mapping keys
+   * emitted so far, in order (a Set keeps it), with what each new item
+   * needs, looked up once per output rather than once per item.
+   */
+  private readonly emitted = new Map<string, EmittedOutput>();
   /** Per step with dynamic outputs: the copies made from its items (stopped if it fails), and the steps collecting them. */
   private readonly copiesOf = new Map<string, PlannedStep[]>();
   private readonly collectorsOf = new Map<string, PlannedStep[]>();
@@ -237,18 +252,21 @@ export class ActiveExecution {
    * step mapped over `out` is made, and may start at once.
    */
   private itemEmitted(source: string, output: string, mappingKey: string): void {
-    const { template, keys: outer } = splitCopyKey(source);
-    const mapped = this.plan.mappedOver.get(`${template}\u0000${output}`);
     const at = `${source}\u0000${output}`;
-    const seen = this.items.get(at);
+    let out = this.emitted.get(at);
+    if (out === undefined) {
+      const { template, keys: outer } = splitCopyKey(source);
+      let copies = this.copiesOf.get(source);
+      if (!copies) this.copiesOf.set(source, (copies = []));
+      out = { items: new Set(), mapped: this.plan.mappedOver.get(`${template}\u0000${output}`), outer, copies };
+      this.emitted.set(at, out);
+    }
     // Emitted again by a later attempt: its copies exist already.
-    if (seen?.has(mappingKey)) return;
-    if (seen) seen.add(mappingKey);
-    else this.items.set(at, new Set([mappingKey]));
+    if (out.items.has(mappingKey)) return;
+    out.items.add(mappingKey);
+    const { mapped, outer, copies } = out;
     if (!mapped) return;
     const keys = [...outer, mappingKey];
-    const copies = this.copiesOf.get(source) ?? [];
-    this.copiesOf.set(source, copies);
     // A re-execution makes, from a step it does not run, only the copies it runs again.
     const replayed = this.plan.rerun !== undefined && !this.status.has(source);
     for (const t of mapped) {
@@ -314,7 +332,7 @@ export class ActiveExecution {
       if (i.kind !== 'collect') continue;
       const { from, output, ref, copies } = this.collecting(i, keys);
       if (!copies || (source !== undefined && from !== source)) continue;
-      for (const k of this.items.get(`${from}\u0000${output}`) ?? []) out.push(ref(k).stepKey);
+      for (const k of this.emitted.get(`${from}\u0000${output}`)?.items ?? []) out.push(ref(k).stepKey);
     }
     return out;
   }
@@ -480,7 +498,7 @@ export class ActiveExecution {
     const inputs = s.node.inputs.map((i): InputSource => {
       if (i.kind !== 'collect') return i;
       const { from, output, ref } = this.collecting(i, keys);
-      const items = [...(this.items.get(`${from}\u0000${output}`) ?? [])].map(ref).filter((it) => this.produced.has(it.stepKey, it.output));
+      const items = [...(this.emitted.get(`${from}\u0000${output}`)?.items ?? [])].map(ref).filter((it) => this.produced.has(it.stepKey, it.output));
       return { kind: 'list', items };
     });
     const resolved: PlannedStep = { ...s, node: { ...s.node, inputs } };
