@@ -216,28 +216,33 @@ export async function executeJob(whole: JobSpec, executorDef: ExecutorDefinition
   emit(event('RUN_START', runId, null, `started run ${runId} of job ${job.name} with executor ${executorDef.name}`, { data: { job: job.name, executor: executorDef.name, steps: plan.steps.length, stepKeys: plan.steps.map((st) => st.key) } }));
   const status = new Map<string, RunEvent['type']>();
   let engineError: unknown = null;
+  /** An event of the executor: its output kept (and stored), its step's end noted, then passed on. */
+  const take = (ev: RunEvent): void => {
+    if (ev.type === 'STEP_OUTPUT' && ev.stepKey !== null && ev.output !== undefined) {
+      let value = ev.value;
+      if (value === undefined && ev.bytes) value = decode(ev.bytes);
+      let bytes = ev.bytes;
+      // An output whose value stayed where it ran (the cluster's, not fetched) is stored there, or not at all.
+      const here = 'value' in ev || bytes !== undefined;
+      if (store && here && !ev.stored && !storeError) {
+        try {
+          bytes ??= encodeOwned(value);
+          storeOutput(ev.stepKey, ev.output, bytes);
+        } catch (err) {
+          storeError = new OutputStoreError(`output ${ev.output} of step ${ev.stepKey} cannot be stored: ${(err as Error).message}. Outputs of a run with an output store must be values msgpack can hold.`);
+        }
+      }
+      outputs.set(outputKey(ev.stepKey, ev.output), bytes ? { value, bytes } : { value });
+      if (ev.value === undefined) ev.value = value;
+    }
+    if (ev.stepKey !== null && (ev.type === 'STEP_SUCCESS' || ev.type === 'STEP_FAILURE' || ev.type === 'STEP_SKIPPED')) status.set(ev.stepKey, ev.type);
+    emit(ev);
+  };
   try {
     const exec = executorDef.create({ config: executorConfig, job });
-    for await (const ev of exec.execute(ctx)) {
-      if (ev.type === 'STEP_OUTPUT' && ev.stepKey !== null && ev.output !== undefined) {
-        let value = ev.value;
-        if (value === undefined && ev.bytes) value = decode(ev.bytes);
-        let bytes = ev.bytes;
-        // An output whose value stayed where it ran (the cluster's, not fetched) is stored there, or not at all.
-        const here = 'value' in ev || bytes !== undefined;
-        if (store && here && !ev.stored && !storeError) {
-          try {
-            bytes ??= encodeOwned(value);
-            storeOutput(ev.stepKey, ev.output, bytes);
-          } catch (err) {
-            storeError = new OutputStoreError(`output ${ev.output} of step ${ev.stepKey} cannot be stored: ${(err as Error).message}. Outputs of a run with an output store must be values msgpack can hold.`);
-          }
-        }
-        outputs.set(outputKey(ev.stepKey, ev.output), bytes ? { value, bytes } : { value });
-        if (ev.value === undefined) ev.value = value;
-      }
-      if (ev.stepKey !== null && (ev.type === 'STEP_SUCCESS' || ev.type === 'STEP_FAILURE' || ev.type === 'STEP_SKIPPED')) status.set(ev.stepKey, ev.type);
-      emit(ev);
+    for await (const got of exec.execute(ctx)) {
+      if (isEventList(got)) for (const ev of got) take(ev);
+      else take(got);
     }
   } catch (err) {
     engineError = err;
@@ -269,4 +274,8 @@ export async function executeJob(whole: JobSpec, executorDef: ExecutorDefinition
   }
   await record?.finish();
   return new JobExecutionResult(runId, job.name, success, canceled, events, failures, notRun, outputs);
+}
+
+function isEventList(got: RunEvent | readonly RunEvent[]): got is readonly RunEvent[] {
+  return Array.isArray(got);
 }

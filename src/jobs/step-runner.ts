@@ -2,7 +2,9 @@
  * Runs one attempt of one step in the current process and yields its events
  * as they happen (logs while the op runs, not at the end): STEP_RESTARTED on
  * a retry, STEP_START, LOG..., STEP_OUTPUT per output, then STEP_SUCCESS,
- * STEP_FAILURE or STEP_UP_FOR_RETRY.
+ * STEP_FAILURE or STEP_UP_FOR_RETRY. `stepAttemptEvents` yields them in
+ * lists, as many as have come: a fan-out emitting 10,000 items in one go
+ * costs its consumer a few awaits, not 10,000.
  */
 import { serializeError } from '../errors.ts';
 import type { OpContext, StepLog } from './definitions.ts';
@@ -53,13 +55,18 @@ type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 const WAKE = event('ENGINE_EVENT', '', null, '');
 
 export async function* runStepAttempt(a: StepAttempt): AsyncGenerator<RunEvent> {
+  for await (const evs of stepAttemptEvents(a)) yield* evs;
+}
+
+/** The events of runStepAttempt, in lists of those that have come (none empty). */
+export async function* stepAttemptEvents(a: StepAttempt): AsyncGenerator<RunEvent[]> {
   const { runId, step, attempt } = a;
   const key = step.key;
   const op = step.node.op;
   const extra = { attempt, pid: process.pid };
   // Numbered as ctx.attempt and the events' `attempt` are: 0 is the first attempt.
-  if (attempt > 0) yield event('STEP_RESTARTED', runId, key, `step ${key}: attempt ${attempt} (retry ${attempt})`, extra);
-  yield event('STEP_START', runId, key, `started step ${key}`, extra);
+  const start = event('STEP_START', runId, key, `started step ${key}`, extra);
+  yield attempt > 0 ? [event('STEP_RESTARTED', runId, key, `step ${key}: attempt ${attempt} (retry ${attempt})`, extra), start] : [start];
 
   const channel = new Channel();
   const logAt =
@@ -118,14 +125,16 @@ export async function* runStepAttempt(a: StepAttempt): AsyncGenerator<RunEvent> 
     );
     while (settled === null) {
       await channel.next();
-      for (const ev of channel.take()) if (ev !== WAKE) yield ev;
+      const evs = taken(channel);
+      if (evs.length > 0) yield evs;
     }
     outcome = settled as Outcome;
   }
-  for (const ev of channel.take()) if (ev !== WAKE) yield ev;
-
+  // The rest, with the step's end.
+  const last = taken(channel);
   if (!outcome.ok) {
-    yield failureOrRetry(a, outcome.error);
+    last.push(failureOrRetry(a, outcome.error));
+    yield last;
     return;
   }
   // Outputs: the value itself, or for named outputs the object's keys. Dynamic outputs were emitted already.
@@ -133,23 +142,27 @@ export async function* runStepAttempt(a: StepAttempt): AsyncGenerator<RunEvent> 
   if (!op.multipleOutputs) {
     if (!op.dynamicOutputs.has(DEFAULT_OUTPUT)) outputs.push([DEFAULT_OUTPUT, outcome.value === undefined ? null : outcome.value]);
     else if (outcome.value !== undefined) {
-      yield failureOrRetry(a, new TypeError(`op ${op.name} has a dynamic output: emit its items (yield dynamicOutput(key, value), or ctx.emit) instead of returning a value`), false);
+      last.push(failureOrRetry(a, new TypeError(`op ${op.name} has a dynamic output: emit its items (yield dynamicOutput(key, value), or ctx.emit) instead of returning a value`), false));
+      yield last;
       return;
     }
   } else if (!(outcome.value === undefined && op.dynamicOutputs.size === Object.keys(op.outs).length)) {
     const v = outcome.value;
     if (v === null || typeof v !== 'object' || Array.isArray(v)) {
-      yield failureOrRetry(a, new TypeError(`op ${op.name} declares outputs ${Object.keys(op.outs).join(', ')}, so it must return an object with them (got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v})`), false);
+      last.push(failureOrRetry(a, new TypeError(`op ${op.name} declares outputs ${Object.keys(op.outs).join(', ')}, so it must return an object with them (got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v})`), false));
+      yield last;
       return;
     }
     const obj = v as Record<string, unknown>;
     for (const name of Object.keys(obj)) {
       if (!(name in op.outs)) {
-        yield failureOrRetry(a, new TypeError(`op ${op.name} returned output ${name}, which it does not declare (outs: ${Object.keys(op.outs).join(', ')})`), false);
+        last.push(failureOrRetry(a, new TypeError(`op ${op.name} returned output ${name}, which it does not declare (outs: ${Object.keys(op.outs).join(', ')})`), false));
+        yield last;
         return;
       }
       if (op.dynamicOutputs.has(name) && obj[name] !== undefined) {
-        yield failureOrRetry(a, new TypeError(`op ${op.name} returned its dynamic output ${name}: emit its items (yield dynamicOutput(key, value, { output: '${name}' })) instead`), false);
+        last.push(failureOrRetry(a, new TypeError(`op ${op.name} returned its dynamic output ${name}: emit its items (yield dynamicOutput(key, value, { output: '${name}' })) instead`), false));
+        yield last;
         return;
       }
     }
@@ -157,13 +170,21 @@ export async function* runStepAttempt(a: StepAttempt): AsyncGenerator<RunEvent> 
       if (def.dynamic) continue;
       if (obj[name] !== undefined) outputs.push([name, obj[name]]);
       else if (!def.optional) {
-        yield failureOrRetry(a, new TypeError(`op ${op.name} did not produce its required output ${name}; mark it out({ optional: true }) if it may be left out`), false);
+        last.push(failureOrRetry(a, new TypeError(`op ${op.name} did not produce its required output ${name}; mark it out({ optional: true }) if it may be left out`), false));
+        yield last;
         return;
       }
     }
   }
-  for (const [name, value] of outputs) yield event('STEP_OUTPUT', runId, key, `step ${key} produced output ${name}`, { ...extra, output: name, value });
-  yield event('STEP_SUCCESS', runId, key, `finished step ${key}`, extra);
+  for (const [name, value] of outputs) last.push(event('STEP_OUTPUT', runId, key, `step ${key} produced output ${name}`, { ...extra, output: name, value }));
+  last.push(event('STEP_SUCCESS', runId, key, `finished step ${key}`, extra));
+  yield last;
+}
+
+/** What the channel holds now, without the wake-ups. */
+function taken(channel: Channel): RunEvent[] {
+  const evs = channel.take();
+  return evs.includes(WAKE) ? evs.filter((ev) => ev !== WAKE) : evs;
 }
 
 function isGenerator(v: unknown): v is Generator | AsyncGenerator {
@@ -171,12 +192,30 @@ function isGenerator(v: unknown): v is Generator | AsyncGenerator {
   return tag === '[object Generator]' || tag === '[object AsyncGenerator]';
 }
 
-/** Runs an op's generator to its end: each item it yields to `emit`; resolves with what it returns. */
+/** A synchronous generator runs this long between awaits: its items go out in slices, not one await each. */
+const SLICE_MS = 1;
+
+/**
+ * Runs an op's generator to its end: each item it yields to `emit`; resolves
+ * with what it returns. An async generator is awaited item by item; a
+ * synchronous one runs in slices of SLICE_MS with an await between, so its
+ * items still go out while it runs.
+ */
 async function drain(gen: Generator | AsyncGenerator, opName: string, emit: (item: DynamicOutput) => void): Promise<unknown> {
+  const sync = Object.prototype.toString.call(gen) === '[object Generator]';
   let ended = false;
+  let slice = performance.now();
   try {
     for (;;) {
-      const n = await gen.next();
+      let n: IteratorResult<unknown>;
+      if (!sync) n = await gen.next();
+      else {
+        n = (gen as Generator).next();
+        if (performance.now() - slice >= SLICE_MS) {
+          await null;
+          slice = performance.now();
+        }
+      }
       if (n.done) {
         ended = true;
         return n.value;

@@ -77,7 +77,7 @@ interface Progress {
   ended: Set<string>;
 }
 
-async function* runOnCluster(ctx: ExecutionContext, config: ClusterConfig): AsyncGenerator<RunEvent> {
+async function* runOnCluster(ctx: ExecutionContext, config: ClusterConfig): AsyncGenerator<RunEvent | RunEvent[]> {
   const location = ctx.location;
   if (!location) throw new WeftError('the cluster executor needs the code location of the job');
   const { runId, plan } = ctx;
@@ -166,7 +166,7 @@ interface Following {
  * steps and the end of each step's task, until every step has ended (or the
  * run is cancelled).
  */
-async function* follow(ctx: ExecutionContext, f: Following): AsyncGenerator<RunEvent> {
+async function* follow(ctx: ExecutionContext, f: Following): AsyncGenerator<RunEvent[]> {
   const { runId, plan } = ctx;
   const { active, graph, inbox } = f;
   const { started, ended } = f.progress;
@@ -178,17 +178,19 @@ async function* follow(ctx: ExecutionContext, f: Following): AsyncGenerator<RunE
     const error = err instanceof TaskError ? { name: err.remoteName, message: err.remoteMessage, stack: err.remoteStack } : serializeError(err);
     return event('STEP_FAILURE', runId, key, `step ${key} failed on the cluster: ${error.name}: ${error.message}`, { attempt: 0, error });
   };
+  /** The events of this turn of the loop, yielded together at its end (an await per turn, not per event). */
+  let out: RunEvent[] = [];
   // Steps no worker can run fail as they come, with the reason; those downstream never run.
-  function* offer(step: PlannedStep): Generator<RunEvent> {
+  function offer(step: PlannedStep): void {
     const need = f.unplaceable(step.key);
     if (need === null) return graph.hold(step);
     const error = serializeError(new NoWorkerError(`step ${step.key} needs resources ${JSON.stringify(need)} (op tag ${RESOURCES_TAG}), and no worker of the cluster at ${f.address} has them`));
     const ev = event('STEP_FAILURE', runId, step.key, `step ${step.key} cannot run: ${error.message}`, { attempt: 0, error });
     ended.add(step.key);
     active.handle(ev);
-    yield ev;
+    out.push(ev);
   }
-  for (const step of plan.steps) yield* offer(step);
+  for (const step of plan.steps) offer(step);
   let copies = 0;
   let submissions = 0;
   while (true) {
@@ -198,12 +200,12 @@ async function* follow(ctx: ExecutionContext, f: Following): AsyncGenerator<RunE
       if (!graph.isSubmitted(s.key)) graph.hold(s);
     }
     const made = plan.copies();
-    while (copies < made.length) yield* offer(made[copies++] as PlannedStep);
+    while (copies < made.length) offer(made[copies++] as PlannedStep);
     const n = graph.submitReady();
-    if (n > 0 && submissions++ === 0) yield ctx.engineEvent(`submitting ${n} step(s) to the scheduler at ${f.address}`);
+    if (n > 0 && submissions++ === 0) out.push(ctx.engineEvent(`submitting ${n} step(s) to the scheduler at ${f.address}`));
     for (const ev of active.drainEvents()) {
       if (ev.stepKey !== null) ended.add(ev.stepKey);
-      yield ev;
+      out.push(ev);
     }
     // A step allowed to run whose task cannot (its input was lost or could not be kept) fails with that reason.
     for (const [key, error] of inputLost) {
@@ -212,7 +214,11 @@ async function* follow(ctx: ExecutionContext, f: Following): AsyncGenerator<RunE
       ended.add(key);
       const ev = endWith(key, error);
       active.handle(ev);
-      yield ev;
+      out.push(ev);
+    }
+    if (out.length > 0) {
+      yield out;
+      out = [];
     }
     if (active.isComplete || ctx.signal.aborted) return;
     if (inbox.size === 0) {
@@ -223,7 +229,7 @@ async function* follow(ctx: ExecutionContext, f: Following): AsyncGenerator<RunE
       if ('ev' in item) {
         const parsed = stepEventSchema().safeParse(item.ev);
         if (!parsed.success) {
-          yield ctx.engineEvent(`ignored a malformed step event from the cluster: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+          out.push(ctx.engineEvent(`ignored a malformed step event from the cluster: ${parsed.error.issues[0]?.message ?? 'invalid'}`));
           continue;
         }
         const ev = parsed.data as RunEvent;
@@ -231,18 +237,18 @@ async function* follow(ctx: ExecutionContext, f: Following): AsyncGenerator<RunE
         if (ev.runId !== runId || active.statusOf(key) === undefined) continue;
         if (ended.has(key)) {
           // Run again after its output was lost with a worker: said once, its events not repeated.
-          if (ev.type === 'STEP_START') yield ctx.engineEvent(`step ${key} runs again on the cluster: its output was lost with a worker`, { step: key });
+          if (ev.type === 'STEP_START') out.push(ctx.engineEvent(`step ${key} runs again on the cluster: its output was lost with a worker`, { step: key }));
           continue;
         }
         if (ev.type === 'STEP_START') {
-          if (started.has(key)) yield ctx.engineEvent(`step ${key} started again on another worker: the worker running it was lost`, { step: key });
+          if (started.has(key)) out.push(ctx.engineEvent(`step ${key} started again on another worker: the worker running it was lost`, { step: key }));
           started.add(key);
         } else if (ev.type === 'STEP_SUCCESS' || ev.type === 'STEP_FAILURE') {
           started.delete(key);
           ended.add(key);
         } else if (ev.type === 'STEP_UP_FOR_RETRY') started.delete(key);
         active.handle(ev);
-        yield ev;
+        out.push(ev);
         continue;
       }
       // A step's task ended. Its events came first, so a step without an end here ended some other way.
@@ -252,7 +258,7 @@ async function* follow(ctx: ExecutionContext, f: Following): AsyncGenerator<RunE
         ended.add(key);
         const ev = endWith(key, new WeftError('its task finished without reporting the end of the step'));
         active.handle(ev);
-        yield ev;
+        out.push(ev);
       } else if (item.error.name === 'DependencyError') {
         // Upstream failed or skipped: the bookkeeping decides, unless it lets the step run after all.
         inputLost.set(key, item.error);
@@ -262,7 +268,7 @@ async function* follow(ctx: ExecutionContext, f: Following): AsyncGenerator<RunE
         started.delete(key);
         const ev = endWith(key, item.error);
         active.handle(ev);
-        yield ev;
+        out.push(ev);
       }
     }
   }

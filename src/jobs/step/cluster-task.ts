@@ -22,7 +22,7 @@ import { codeVersion, loadDefinitions, type CodeLocationJobs } from '../location
 import { userCodeGeneration, userModuleChanged } from '../../util/user-modules.ts';
 import type { ExecutionPlan, PlannedStep } from '../plan.ts';
 import { DEFAULT_OUTPUT } from '../retry.ts';
-import { runStepAttempt } from '../step-runner.ts';
+import { stepAttemptEvents } from '../step-runner.ts';
 import { sleep } from '../executors/common.ts';
 import { rebuildPlan } from './rebuild.ts';
 import { keepsRecord, pickKey } from './cluster-keys.ts';
@@ -134,34 +134,37 @@ async function runAttempt(ctx: TaskContext, spec: StepTaskSpec, step: PlannedSte
     publish(ctx, spec.topic, ev);
   };
   try {
-    for await (const ev of runStepAttempt({ runId: spec.runId, step, inputs, attempt, retries: spec.retries, signal: ctx.signal })) {
-      if (ev.type !== 'STEP_OUTPUT') {
-        send(ev);
-        continue;
-      }
-      const { value, ...rest } = ev;
-      if (typeof value === 'function' || typeof value === 'symbol') {
-        const message = `output ${ev.output} of step ${step.key} is a ${typeof value}, which cannot be kept on the cluster or sent to another worker`;
-        send({ ...rest, type: 'STEP_FAILURE', message: `step ${step.key} failed: TypeError: ${message}`, error: { name: 'TypeError', message } });
-        break;
-      }
-      const name = ev.output ?? DEFAULT_OUTPUT;
-      outputs[name] = value;
-      // An item of a dynamic output: on this worker now as its pick task's result, so the steps mapped over it start while this one runs.
-      const item = splitItemOutput(name) !== null;
-      if (item) putEarly(ctx, pickKey(spec.runId, step.key, name), value);
-      if (spec.outputDir !== undefined) {
-        try {
-          await new FsOutputStore(spec.outputDir).put({ runId: spec.runId, stepKey: step.key, output: ev.output ?? DEFAULT_OUTPUT }, encode(value));
-        } catch (err) {
-          const message = (err as Error).message;
-          send({ ...rest, type: 'STEP_FAILURE', message: `step ${step.key} failed: ${message}`, error: serializeError(err) });
-          break;
+    // In lists: a fan-out's items, emitted in one go, cost an await per list, not per item.
+    events: for await (const evs of stepAttemptEvents({ runId: spec.runId, step, inputs, attempt, retries: spec.retries, signal: ctx.signal })) {
+      for (const ev of evs) {
+        if (ev.type !== 'STEP_OUTPUT') {
+          send(ev);
+          continue;
         }
-        send({ ...rest, stored: true }, item);
-        continue;
+        const { value, ...rest } = ev;
+        if (typeof value === 'function' || typeof value === 'symbol') {
+          const message = `output ${ev.output} of step ${step.key} is a ${typeof value}, which cannot be kept on the cluster or sent to another worker`;
+          send({ ...rest, type: 'STEP_FAILURE', message: `step ${step.key} failed: TypeError: ${message}`, error: { name: 'TypeError', message } });
+          break events;
+        }
+        const name = ev.output ?? DEFAULT_OUTPUT;
+        outputs[name] = value;
+        // An item of a dynamic output: on this worker now as its pick task's result, so the steps mapped over it start while this one runs.
+        const item = splitItemOutput(name) !== null;
+        if (item) putEarly(ctx, pickKey(spec.runId, step.key, name), value);
+        if (spec.outputDir !== undefined) {
+          try {
+            await new FsOutputStore(spec.outputDir).put({ runId: spec.runId, stepKey: step.key, output: ev.output ?? DEFAULT_OUTPUT }, encode(value));
+          } catch (err) {
+            const message = (err as Error).message;
+            send({ ...rest, type: 'STEP_FAILURE', message: `step ${step.key} failed: ${message}`, error: serializeError(err) });
+            break events;
+          }
+          send({ ...rest, stored: true }, item);
+          continue;
+        }
+        send(rest, item);
       }
-      send(rest, item);
     }
   } finally {
     items.flush();
