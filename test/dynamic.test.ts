@@ -9,13 +9,15 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { dynamicOut, dynamicOutput, graph, job, op, DefinitionError, type ExecutorDefinition, type JobExecutionResult } from '../src/index.ts';
+import { dynamicOut, dynamicOutput, graph, job, op, out, DefinitionError, type ExecutorDefinition, type JobExecutionResult } from '../src/index.ts';
 import { multiprocessExecutor } from '../src/jobs/executors/multiprocess.ts';
 import { executeJob } from '../src/jobs/run.ts';
 import defs, { badKeys, failingFanOut, mapped, mendMapped, nested, twoOutputs } from './fixtures/dynamic-jobs.ts';
 import { Instance } from '../src/runs/instance.ts';
 import { reexecute } from '../src/runs/reexecute.ts';
 import { expectCopiesWhileFanOutRuns, expectMendedCopies } from './helpers/dynamic.ts';
+import { ActiveExecution, buildPlan } from '../src/jobs/plan.ts';
+import { event } from '../src/jobs/events.ts';
 
 const MODULE = new URL('./fixtures/dynamic-jobs.ts', import.meta.url).href;
 const dir = mkdtempSync(join(tmpdir(), 'weft-dynamic-'));
@@ -93,6 +95,50 @@ describe('dynamic outputs in process', () => {
     ).toThrow(/step use, which is mapped: outside its \.map\(\), use \.collect\(\)/);
     expect(() => job({ name: 'uncollected' }, () => void use(fan().map((x) => use(x))))).toThrow(/outputs of mapped steps: use \.collect\(\)/);
     expect(() => op({ name: 'both_ways', out: dynamicOut(), outs: { a: dynamicOut() } }, () => 1)).toThrow(DefinitionError);
+  });
+});
+
+describe('collectors handed out early (the cluster executor submits them before the copies they collect end)', () => {
+  const ran = (active: ActiveExecution, key: string, outputs: string[] = ['result']): void => {
+    for (const output of outputs) active.handle(event('STEP_OUTPUT', 'r', key, '', { output }));
+    active.handle(event('STEP_SUCCESS', 'r', key, ''));
+  };
+
+  it("once the fan-out succeeds, taking every copy's output in emission order; ready in its turn as ever", () => {
+    const active = new ActiveExecution(buildPlan('r', mapped, new Map()));
+    expect(active.ready().map((s) => s.key).sort()).toEqual(['base', 'letters']);
+    ran(active, 'base');
+    ran(active, 'letters', ['result[k0]', 'result[k2]', 'result[k1]']);
+    const [early, ...more] = active.takeEarlyCollectors();
+    expect(more).toEqual([]);
+    expect(early?.key).toBe('total');
+    expect(early?.node.inputs).toEqual([{ kind: 'list', items: ['k0', 'k2', 'k1'].map((k) => ({ stepKey: `plus[${k}]`, output: 'result' })) }]);
+    expect(active.takeEarlyCollectors()).toEqual([]);
+    for (const k of ['k0', 'k2', 'k1']) ran(active, `square[${k}]`);
+    for (const k of ['k0', 'k2']) ran(active, `plus[${k}]`);
+    expect(active.ready().map((s) => s.key)).not.toContain('total');
+    ran(active, 'plus[k1]');
+    expect(active.ready().map((s) => s.key)).toEqual(['total']);
+  });
+
+  it('never where a step may be skipped: a job with an optional output, or a re-execution', () => {
+    const maybe = op({ name: 'maybe', outs: { a: out(), b: out({ optional: true }) } }, () => ({ a: 1 }));
+    const items = op({ name: 'items', out: dynamicOut() }, function* () {
+      yield dynamicOutput('x', 1);
+    });
+    const add = op({ name: 'add' }, (_ctx, x: number, y: number) => x + y);
+    const all = op({ name: 'all' }, (_ctx, xs: number[]) => xs);
+    const withOptional = job({ name: 'with_optional' }, () => {
+      const { a } = maybe();
+      all(items().map((x) => add(x, a)).collect());
+    });
+    const active = new ActiveExecution(buildPlan('r', withOptional, new Map()));
+    ran(active, 'maybe', ['a']);
+    ran(active, 'items', ['result[x]']);
+    expect(active.takeEarlyCollectors()).toEqual([]);
+    const again = new ActiveExecution(buildPlan('r', mapped, new Map(), { stepKeys: ['letters', 'square[k0]', 'plus[k0]', 'total'], loaded: [{ stepKey: 'base', output: 'result' }] }));
+    ran(again, 'letters', ['result[k0]']);
+    expect(again.takeEarlyCollectors()).toEqual([]);
   });
 });
 

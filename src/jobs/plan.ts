@@ -182,6 +182,15 @@ export class ActiveExecution {
   private readyQ: PlannedStep[] = [];
   private upcomingQ: PlannedStep[] = [];
   private readonly upcomingSeen = new Set<string>();
+  /**
+   * Whether a collector may be handed out before the copies it collects
+   * end (see takeEarlyCollectors): only where no step can be skipped, so
+   * every copy that succeeds has the output collected. A step is skipped
+   * when an output it takes was not produced: an optional output, or (a
+   * re-execution) one neither run nor loaded.
+   */
+  private readonly speculates: boolean;
+  private earlyQ: PlannedStep[] = [];
   private events: RunEvent[] = [];
   private unfinished: number;
   /**
@@ -196,6 +205,8 @@ export class ActiveExecution {
 
   constructor(readonly plan: ExecutionPlan) {
     for (const e of plan.external) this.produced.add(e.stepKey, e.output);
+    const ops = [...plan.steps, ...[...plan.mappedOver.values()].flat()].map((st) => st.node.op);
+    this.speculates = plan.rerun === undefined && !ops.some((op) => Object.values(op.outs).some((o) => o.optional === true));
     const first: PlannedStep[] = [];
     for (const s of plan.steps) {
       this.status.set(s.key, 'pending');
@@ -321,7 +332,29 @@ export class ActiveExecution {
         this.waitingOn.set(c.key, (this.waitingOn.get(c.key) ?? 0) + 1);
         this.addDownstream(copy, c);
       }
+      if (this.speculates && this.status.get(c.key) === 'pending' && this.sourcesEnded(c)) this.earlyQ.push(this.resolve(c, false));
     }
+  }
+
+  /** Whether every step whose items a collector takes has succeeded (its items are all known). */
+  private sourcesEnded(c: PlannedStep): boolean {
+    const { keys } = splitCopyKey(c.key);
+    return c.node.inputs.every((i) => i.kind !== 'collect' || this.status.get(this.collecting(i, keys).from) === 'succeeded');
+  }
+
+  /**
+   * Collectors whose items are all known, while the copies they collect may
+   * still run, resolved to take every copy's output (each that succeeds has
+   * it). An executor may submit them now, so a collector starts the moment
+   * its last copy ends, not once this process has heard that it did; one
+   * whose copy fails does not run (its task finds its input failed) and the
+   * bookkeeping ends it as not run, as it would. Made only for runs where
+   * no step can be skipped; each is still handed out by `ready` in its turn.
+   */
+  takeEarlyCollectors(): PlannedStep[] {
+    const out = this.earlyQ;
+    this.earlyQ = [];
+    return out;
   }
 
   /** The copies a collector takes from `source`'s items, in emission order (only its collect inputs over that source). */
@@ -494,15 +527,20 @@ export class ActiveExecution {
       return;
     }
     // Its collected inputs are known now: the outputs of the copies, in the order their items were emitted.
+    const resolved = this.resolve(s, true);
+    this.plan.put(resolved);
+    this.readyQ.push(resolved);
+  }
+
+  /** A collector with its collect inputs as lists of the outputs collected, in emission order: those produced, or (`producedOnly` false) every copy's. */
+  private resolve(s: PlannedStep, producedOnly: boolean): PlannedStep {
     const { keys } = splitCopyKey(s.key);
     const inputs = s.node.inputs.map((i): InputSource => {
       if (i.kind !== 'collect') return i;
       const { from, output, ref } = this.collecting(i, keys);
-      const items = [...(this.emitted.get(`${from}\u0000${output}`)?.items ?? [])].map(ref).filter((it) => this.produced.has(it.stepKey, it.output));
-      return { kind: 'list', items };
+      const items = [...(this.emitted.get(`${from}\u0000${output}`)?.items ?? [])].map(ref);
+      return { kind: 'list', items: producedOnly ? items.filter((it) => this.produced.has(it.stepKey, it.output)) : items };
     });
-    const resolved: PlannedStep = { ...s, node: { ...s.node, inputs } };
-    this.plan.put(resolved);
-    this.readyQ.push(resolved);
+    return { ...s, node: { ...s.node, inputs } };
   }
 }

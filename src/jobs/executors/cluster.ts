@@ -199,6 +199,8 @@ async function* follow(ctx: ExecutionContext, f: Following): AsyncGenerator<RunE
       // A collector, its inputs now known; or a step held until now.
       if (!graph.isSubmitted(s.key)) graph.hold(s);
     }
+    // A collector whose items are all known goes now, before its copies end: the scheduler starts it when the last one does.
+    for (const s of active.takeEarlyCollectors()) if (!graph.isSubmitted(s.key)) graph.hold(s);
     const made = plan.copies();
     while (copies < made.length) offer(made[copies++] as PlannedStep);
     const n = graph.submitReady();
