@@ -137,7 +137,7 @@ async function* runOnCluster(ctx: ExecutionContext, config: ClusterConfig): Asyn
       active.abandon();
       return;
     }
-    if (config.fetchOutputs) yield* fetchOutputs(ctx, client, graph.futures);
+    if (config.fetchOutputs) yield* fetchOutputs(ctx, client, graph.futures, (key) => active.statusOf(key) === 'succeeded');
   } finally {
     unsubscribe();
     if (graph) {
@@ -276,10 +276,17 @@ async function* follow(ctx: ExecutionContext, f: Following): AsyncGenerator<RunE
   }
 }
 
-/** Puts the outputs of the run into its result, fetched from the workers holding them. */
-async function* fetchOutputs(ctx: ExecutionContext, client: Client, futures: ReadonlyMap<string, Future>): AsyncGenerator<RunEvent> {
-  const wanted: { step: string; future: Future }[] = [];
-  for (const [step, f] of futures) if (f.status === 'finished') wanted.push({ step, future: f });
+/**
+ * Puts the outputs of the run's succeeded steps into its result, fetched
+ * from the workers holding them. A step's events come ahead of its task's
+ * result, so the last steps' results may not have been reported yet: each
+ * is waited for.
+ */
+async function* fetchOutputs(ctx: ExecutionContext, client: Client, futures: ReadonlyMap<string, Future>, succeeded: (step: string) => boolean): AsyncGenerator<RunEvent> {
+  const ended: { step: string; future: Future }[] = [];
+  for (const [step, f] of futures) if (succeeded(step)) ended.push({ step, future: f });
+  await Promise.allSettled(ended.map((w) => w.future.done()));
+  const wanted = ended.filter((w) => w.future.status === 'finished');
   if (wanted.length === 0) return;
   const t0 = performance.now();
   const values = await client.gather(wanted.map((w) => w.future));
