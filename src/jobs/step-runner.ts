@@ -75,9 +75,9 @@ export async function* stepAttemptEvents(a: StepAttempt): AsyncGenerator<RunEven
       channel.push(event('LOG', runId, key, String(message), { ...extra, level, ...(data ? { data } : {}) }));
   const log: StepLog = { debug: logAt('debug'), info: logAt('info'), warn: logAt('warn'), error: logAt('error') };
   const emitted = new Map<string, Set<string>>();
+  const only = op.dynamicOutputs.size === 1 ? ([...op.dynamicOutputs][0] as string) : null;
   /** An item of a dynamic output, checked, goes out at once as an output of its own: steps mapped over it start from it. */
   const emitItem = (item: DynamicOutput): void => {
-    const only = op.dynamicOutputs.size === 1 ? ([...op.dynamicOutputs][0] as string) : null;
     const output = item.output === DEFAULT_OUTPUT && only !== null ? only : item.output;
     if (!op.dynamicOutputs.has(output)) throw new TypeError(`op ${op.name} emitted an item of output ${output}, which is not one of its dynamic outputs (${[...op.dynamicOutputs].join(', ') || 'it has none: declare out: dynamicOut()'})`);
     const problem = mappingKeyProblem(item.mappingKey);
