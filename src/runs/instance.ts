@@ -15,6 +15,7 @@ import { openStorageAt, type StorageLocation } from './sql/open.ts';
 import { RunWriter, WrittenOutputStore } from './writer.ts';
 import type { RunStorage } from './storage.ts';
 import type { RecordedRun, RunRecorder, RunStart } from '../jobs/recording.ts';
+import type * as RecorderModule from './recorder.ts';
 
 export const CONFIG_FILE = 'weft.yaml';
 
@@ -57,10 +58,12 @@ export class Instance implements RunRecorder {
 
   /** Records a run that starts now (executeJob calls this when given the instance). */
   async startRun(run: RunStart, cancel: (reason: string) => void): Promise<RecordedRun> {
-    // Loaded with the first run recorded, not by commands that only read runs.
-    const { startRecording } = await import('./recorder.ts');
+    // Loaded with the first run recorded, not by commands that only read runs; once, not per run (an import() of a loaded module still costs a trip through the loader's hooks).
+    const { startRecording } = await (this.recorder ??= import('./recorder.ts'));
     return startRecording(run, cancel, { storage: this.storage, append: (id, evs) => this.writer.appendEvents(id, evs), heartbeatMs: this.config.runMonitor.heartbeatInterval, claimed: this.claimed.delete(run.runId) });
   }
+
+  private recorder: Promise<typeof RecorderModule> | null = null;
 
   /** Runs the daemon claimed from the queue: their launch takes over the stored run. */
   readonly claimed = new Set<string>();
