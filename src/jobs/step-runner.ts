@@ -131,54 +131,38 @@ export async function* stepAttemptEvents(a: StepAttempt): AsyncGenerator<RunEven
     outcome = settled as Outcome;
   }
   // The rest, with the step's end.
-  const last = taken(channel);
-  if (!outcome.ok) {
-    last.push(failureOrRetry(a, outcome.error));
-    yield last;
-    return;
-  }
+  yield [...taken(channel), ...stepEnd(a, outcome, extra)];
+}
+
+/** The events that end an attempt: its outputs and STEP_SUCCESS, or why it failed. */
+function stepEnd(a: StepAttempt, outcome: Outcome, extra: { attempt: number; pid: number }): RunEvent[] {
+  if (!outcome.ok) return [failureOrRetry(a, outcome.error)];
+  const { runId, step } = a;
+  const key = step.key;
+  const op = step.node.op;
+  const fail = (message: string): RunEvent[] => [failureOrRetry(a, new TypeError(message), false)];
   // Outputs: the value itself, or for named outputs the object's keys. Dynamic outputs were emitted already.
   const outputs: [string, unknown][] = [];
   if (!op.multipleOutputs) {
     if (!op.dynamicOutputs.has(DEFAULT_OUTPUT)) outputs.push([DEFAULT_OUTPUT, outcome.value === undefined ? null : outcome.value]);
-    else if (outcome.value !== undefined) {
-      last.push(failureOrRetry(a, new TypeError(`op ${op.name} has a dynamic output: emit its items (yield dynamicOutput(key, value), or ctx.emit) instead of returning a value`), false));
-      yield last;
-      return;
-    }
+    else if (outcome.value !== undefined) return fail(`op ${op.name} has a dynamic output: emit its items (yield dynamicOutput(key, value), or ctx.emit) instead of returning a value`);
   } else if (!(outcome.value === undefined && op.dynamicOutputs.size === Object.keys(op.outs).length)) {
     const v = outcome.value;
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) {
-      last.push(failureOrRetry(a, new TypeError(`op ${op.name} declares outputs ${Object.keys(op.outs).join(', ')}, so it must return an object with them (got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v})`), false));
-      yield last;
-      return;
-    }
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return fail(`op ${op.name} declares outputs ${Object.keys(op.outs).join(', ')}, so it must return an object with them (got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v})`);
     const obj = v as Record<string, unknown>;
     for (const name of Object.keys(obj)) {
-      if (!(name in op.outs)) {
-        last.push(failureOrRetry(a, new TypeError(`op ${op.name} returned output ${name}, which it does not declare (outs: ${Object.keys(op.outs).join(', ')})`), false));
-        yield last;
-        return;
-      }
-      if (op.dynamicOutputs.has(name) && obj[name] !== undefined) {
-        last.push(failureOrRetry(a, new TypeError(`op ${op.name} returned its dynamic output ${name}: emit its items (yield dynamicOutput(key, value, { output: '${name}' })) instead`), false));
-        yield last;
-        return;
-      }
+      if (!(name in op.outs)) return fail(`op ${op.name} returned output ${name}, which it does not declare (outs: ${Object.keys(op.outs).join(', ')})`);
+      if (op.dynamicOutputs.has(name) && obj[name] !== undefined) return fail(`op ${op.name} returned its dynamic output ${name}: emit its items (yield dynamicOutput(key, value, { output: '${name}' })) instead`);
     }
     for (const [name, def] of Object.entries(op.outs)) {
       if (def.dynamic) continue;
       if (obj[name] !== undefined) outputs.push([name, obj[name]]);
-      else if (!def.optional) {
-        last.push(failureOrRetry(a, new TypeError(`op ${op.name} did not produce its required output ${name}; mark it out({ optional: true }) if it may be left out`), false));
-        yield last;
-        return;
-      }
+      else if (!def.optional) return fail(`op ${op.name} did not produce its required output ${name}; mark it out({ optional: true }) if it may be left out`);
     }
   }
-  for (const [name, value] of outputs) last.push(event('STEP_OUTPUT', runId, key, `step ${key} produced output ${name}`, { ...extra, output: name, value }));
-  last.push(event('STEP_SUCCESS', runId, key, `finished step ${key}`, extra));
-  yield last;
+  const out = outputs.map(([name, value]) => event('STEP_OUTPUT', runId, key, `step ${key} produced output ${name}`, { ...extra, output: name, value }));
+  out.push(event('STEP_SUCCESS', runId, key, `finished step ${key}`, extra));
+  return out;
 }
 
 /** What the channel holds now, without the wake-ups. */

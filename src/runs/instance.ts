@@ -35,6 +35,8 @@ export interface InstanceOptions {
 export class Instance implements RunRecorder {
   readonly outputStore: OutputStore;
   private readonly writer: RunWriter;
+  /** The recorder's module, loaded with the first run recorded. */
+  private recorder: Promise<typeof RecorderModule> | null = null;
 
   private constructor(
     readonly home: string,
@@ -62,8 +64,6 @@ export class Instance implements RunRecorder {
     const { startRecording } = await (this.recorder ??= import('./recorder.ts'));
     return startRecording(run, cancel, { storage: this.storage, append: (id, evs) => this.writer.appendEvents(id, evs), heartbeatMs: this.config.runMonitor.heartbeatInterval, claimed: this.claimed.delete(run.runId) });
   }
-
-  private recorder: Promise<typeof RecorderModule> | null = null;
 
   /** Runs the daemon claimed from the queue: their launch takes over the stored run. */
   readonly claimed = new Set<string>();

@@ -26,7 +26,7 @@ import type { Future } from '../../client/future.ts';
 import type { LocalCluster } from '../../cluster/local-cluster.ts';
 import { NoWorkerError, serializeError, TaskError, WeftError } from '../../errors.ts';
 import { MAX_TOPIC, type WorkerSummary } from '../../protocol/messages.ts';
-import { RUN_TOPIC_PREFIX } from '../../protocol/topics.ts';
+import { eachRunEvent, RUN_TOPIC_PREFIX } from '../../protocol/topics.ts';
 import { stepEventSchema } from '../event-schema.ts';
 import type { StepTaskSpec } from '../step/cluster-task.ts';
 import { codeVersion } from '../location.ts';
@@ -106,11 +106,7 @@ async function* runOnCluster(ctx: ExecutionContext, config: ClusterConfig): Asyn
   try {
     client = await Client.connect(address, token === undefined ? {} : { token });
     // Subscribed before anything is submitted: no event of the run is missed.
-    // A step's items come as lists (step/cluster-task.ts, ItemEvents).
-    unsubscribe = client.subscribe(topic, (ev) => {
-      if (!Array.isArray(ev)) return push({ ev });
-      for (const one of ev as unknown[]) push({ ev: one });
-    });
+    unsubscribe = client.subscribe(topic, (message) => eachRunEvent(message, (ev) => push({ ev })));
     const active = ctx.activeExecution();
     const unplaceable = unplaceableSteps(templates, resources, await client.workers());
     const spec: Omit<StepTaskSpec, 'stepKey'> = { runId, module: location.module, version: codeVersion(location.module), jobName: location.jobName, runConfig: ctx.runConfig, ...(ctx.opSelection ? { opSelection: [...ctx.opSelection] } : {}), retries: retriesEnabled(config.retries), topic, ...(ctx.outputDirectory !== null ? { outputDir: ctx.outputDirectory } : {}) };

@@ -12,7 +12,7 @@ import type { z } from 'zod';
 import { lazySchemas } from '../../util/zod.ts';
 import type { WorkerSummary } from '../../protocol/messages.ts';
 import { decode } from '../../protocol/codec.ts';
-import { RUN_TOPIC_PREFIX } from '../../protocol/topics.ts';
+import { eachRunEvent, RUN_TOPIC_PREFIX } from '../../protocol/topics.ts';
 import { byState, type TaskStatus } from '../task-state.ts';
 import type { GroupCounts } from '../state-machine.ts';
 import { applyStepEvent, isStepState } from './steps.ts';
@@ -134,9 +134,7 @@ export class DashboardFeed {
       } catch {
         continue; // not msgpack: not a run event
       }
-      // A step's items come as a list of events (jobs/step/cluster-task.ts).
-      if (Array.isArray(value)) for (const one of value as unknown[]) this.runEventIn(one);
-      else this.runEventIn(value);
+      eachRunEvent(value, (ev) => this.runEventIn(ev));
     }
   }
 
