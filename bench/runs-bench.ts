@@ -4,7 +4,8 @@
  *
  * - steps/s of a 1,000-step job with run storage (SQLite) and without, in
  *   process and with the multiprocess executor (a process per step, and
- *   warm step processes), alternating, median of the rounds; in process also
+ *   warm step processes), in alternating blocks of runs, median of the
+ *   runs; in process also
  *   with the output store (every output written to a file);
  * - `weft runs reexecute RUN --from-failure` of a 1,000-step job that failed
  *   at its last step: the steps it runs, and how long from the command to
@@ -13,7 +14,7 @@
  *
  *   npm run build && npm run bench:runs              a table
  *   npm run bench:runs -- --json                     one JSON line per measurement
- *   npm run bench:runs -- --rounds 9 --mp-rounds 3 --runs 100000
+ *   npm run bench:runs -- --rounds 5 --block 10 --mp-rounds 3 --runs 100000
  *   npm run bench:runs -- --only steps|reexecute|list
  */
 import { spawn } from 'node:child_process';
@@ -29,11 +30,13 @@ import { openSqlite } from '../src/runs/sql/sqlite.ts';
 import { migrate } from '../src/runs/sql/migrations.ts';
 import jobs, { wideAndChain } from './executor-jobs.ts';
 
-const { values } = parseArgs({ options: { json: { type: 'boolean' }, rounds: { type: 'string' }, 'mp-rounds': { type: 'string' }, runs: { type: 'string' }, only: { type: 'string' } } });
+const { values } = parseArgs({ options: { json: { type: 'boolean' }, rounds: { type: 'string' }, block: { type: 'string' }, 'mp-rounds': { type: 'string' }, runs: { type: 'string' }, only: { type: 'string' } } });
 /** --only steps|reexecute|list: one part of the bench. */
 const ONLY = values.only;
 const part = (name: 'steps' | 'reexecute' | 'list'): boolean => ONLY === undefined || ONLY === name;
-const ROUNDS = Number(values.rounds ?? 21);
+const ROUNDS = Number(values.rounds ?? 5);
+/** Runs of a variant in a row, in a round (see alternate). */
+const BLOCK = Number(values.block ?? 10);
 const MP_ROUNDS = Number(values['mp-rounds'] ?? 3);
 const STORED_RUNS = Number(values.runs ?? 100_000);
 const BIN = new URL('../bin/weft.js', import.meta.url).pathname;
@@ -50,12 +53,31 @@ async function stepsPerSecond(steps: number, go: () => Promise<{ success: boolea
   return steps / ((performance.now() - t0) / 1000);
 }
 
-/** Alternating rounds of each variant (after warm-up runs of each): the median steps/s of each. */
-async function alternate(steps: number, variants: Record<string, () => Promise<{ success: boolean }>>, rounds = ROUNDS, warmUp = true): Promise<Record<string, number>> {
+/**
+ * Alternating blocks of consecutive runs of each variant (after warm-up
+ * runs of each): the median steps/s of each, leaving out each block's first
+ * run. Blocks, not single runs in turn: a run with storage waits for the
+ * writer thread at its end, the one moment its process is idle, and V8
+ * does the garbage collection it has scheduled then. Alternated run by run,
+ * the runs without storage (never idle) leave theirs to the next run with
+ * storage: those look a millisecond faster than they are, and these a
+ * millisecond slower (bench/README.md, run storage). In a block each pays
+ * for its own, as a process that runs only one kind does; blocks in turn
+ * still even out the machine's drift.
+ */
+async function alternate(steps: number, variants: Record<string, () => Promise<{ success: boolean }>>, rounds = ROUNDS, warmUp = true, block = BLOCK): Promise<Record<string, number>> {
   // Five runs of each first: the JIT's work, and the writer thread's start, are not what is measured.
   if (warmUp) for (let i = 0; i < 5; i++) for (const go of Object.values(variants)) await go();
   const seen: Record<string, number[]> = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
-  for (let i = 0; i < rounds; i++) for (const [k, go] of Object.entries(variants)) seen[k]?.push(await stepsPerSecond(steps, go));
+  for (let i = 0; i < rounds; i++) {
+    for (const [k, go] of Object.entries(variants)) {
+      for (let j = 0; j < block; j++) {
+        const sps = await stepsPerSecond(steps, go);
+        // The first of a block may still pay for the block before it.
+        if (j > 0 || block === 1) seen[k]?.push(sps);
+      }
+    }
+  }
   return Object.fromEntries(Object.entries(seen).map(([k, xs]) => [k, median(xs)]));
 }
 
@@ -85,6 +107,7 @@ async function storageOverhead(instance: Instance): Promise<void> {
     },
     MP_ROUNDS,
     false,
+    1,
   );
   row('multiprocess, no storage (1,000 steps)', mp['none'] as number, 'steps/s', '(baseline)', true);
   const r3 = (mp['storage'] as number) / (mp['none'] as number);

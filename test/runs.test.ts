@@ -159,6 +159,39 @@ describe.each(backends)('run storage in %s', (_name, where) => {
     await expect(openStorageAt(loc)).rejects.toThrow(SchemaVersionError);
     await expect(openStorageAt(loc)).rejects.toThrow(new RegExp(`schema version ${LATEST_VERSION + 1}, newer than this weft knows \\(${LATEST_VERSION}\\)`));
   });
+
+  it('migrates a database of schema 2 with runs and events in it: every event kept, in order, and the runs go on', async () => {
+    const loc = where();
+    const db = 'sqlite' in loc ? await openSqlite(loc.sqlite) : await (await import('../src/runs/sql/postgres.ts')).openPostgres(loc.postgres);
+    expect(await migrate(db, 2)).toBe(2);
+    // Two runs written as weft with schema 2 wrote them: events keyed by run id, interleaved.
+    for (const id of ['old-a', 'old-b']) {
+      await db.run('INSERT INTO runs (run_id, job, location, status, run_config, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)', [id, 'j', null, 'STARTED', '{}', 1, 1]);
+      await db.run('INSERT INTO run_tags (run_id, key, value) VALUES (?, ?, ?)', [id, 'team', id]);
+    }
+    for (let i = 0; i < 6; i++) {
+      const id = i % 2 === 0 ? 'old-a' : 'old-b';
+      await db.run('INSERT INTO events (run_id, type, step_key, timestamp, body) VALUES (?, ?, ?, ?, ?)', [id, 'LOG', 's', i, JSON.stringify({ message: `${id} ${i}` })]);
+    }
+    const storage2 = await openSqlStorage(db);
+    expect(await schemaVersion(db)).toBe(LATEST_VERSION);
+    const a = await storage2.events('old-a');
+    expect(a.map((e) => e.event.message)).toEqual(['old-a 0', 'old-a 2', 'old-a 4']);
+    expect((await storage2.events('old-b')).map((e) => e.event.message)).toEqual(['old-b 1', 'old-b 3', 'old-b 5']);
+    // New events go after the old, a new run gets a number of its own, and deleting a run takes its events only.
+    await storage2.appendEvents('old-a', [ev('RUN_SUCCESS', 'old-a')]);
+    const after = await storage2.events('old-a', { after: a[2]?.id });
+    expect(after.map((e) => e.event.type)).toEqual(['RUN_SUCCESS']);
+    expect(after[0]?.id).toBeGreaterThan(a[2]?.id ?? Infinity);
+    await storage2.createRun(newRun('new-c'), ev('RUN_STARTING', 'new-c'));
+    await storage2.appendEvents('new-c', [ev('RUN_START', 'new-c')]);
+    expect((await storage2.events('new-c')).map((e) => e.event.type)).toEqual(['RUN_STARTING', 'RUN_START']);
+    expect(await storage2.deleteRun('old-b')).toBe(true);
+    expect(await storage2.events('old-b')).toEqual([]);
+    expect((await storage2.events('old-a')).length).toBe(4);
+    expect((await storage2.getRun('old-a'))?.status).toBe('SUCCESS');
+    await storage2.close();
+  });
 });
 
 describe('run storage in PostgreSQL', () => {

@@ -4,23 +4,27 @@
  */
 import type { SerializedError } from '../errors.ts';
 
-export type RunEventType =
-  | 'RUN_ENQUEUED'
-  | 'RUN_STARTING'
-  | 'RUN_START'
-  | 'RUN_CANCELING'
-  | 'RUN_SUCCESS'
-  | 'RUN_FAILURE'
-  | 'RUN_CANCELED'
-  | 'STEP_START'
-  | 'STEP_OUTPUT'
-  | 'STEP_SUCCESS'
-  | 'STEP_FAILURE'
-  | 'STEP_SKIPPED'
-  | 'STEP_UP_FOR_RETRY'
-  | 'STEP_RESTARTED'
-  | 'ENGINE_EVENT'
-  | 'LOG';
+/** Every event type. A type's place here is its code in the frames a launcher sends its run writer thread (runs/event-frames.ts), which never leave the process. */
+export const RUN_EVENT_TYPES = [
+  'RUN_ENQUEUED',
+  'RUN_STARTING',
+  'RUN_START',
+  'RUN_CANCELING',
+  'RUN_SUCCESS',
+  'RUN_FAILURE',
+  'RUN_CANCELED',
+  'STEP_START',
+  'STEP_OUTPUT',
+  'STEP_SUCCESS',
+  'STEP_FAILURE',
+  'STEP_SKIPPED',
+  'STEP_UP_FOR_RETRY',
+  'STEP_RESTARTED',
+  'ENGINE_EVENT',
+  'LOG',
+] as const;
+
+export type RunEventType = (typeof RUN_EVENT_TYPES)[number];
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 

@@ -62,7 +62,7 @@ export class Instance implements RunRecorder {
   async startRun(run: RunStart, cancel: (reason: string) => void): Promise<RecordedRun> {
     // Loaded with the first run recorded, not by commands that only read runs; once, not per run (an import() of a loaded module still costs a trip through the loader's hooks).
     const { startRecording } = await (this.recorder ??= import('./recorder.ts'));
-    return startRecording(run, cancel, { storage: this.storage, append: (id, evs) => this.writer.appendEvents(id, evs), heartbeatMs: this.config.runMonitor.heartbeatInterval, claimed: this.claimed.delete(run.runId) });
+    return startRecording(run, cancel, { storage: this.storage, batches: (id) => this.writer.eventBatch(id), heartbeatMs: this.config.runMonitor.heartbeatInterval, claimed: this.claimed.delete(run.runId) });
   }
 
   /** Runs the daemon claimed from the queue: their launch takes over the stored run. */

@@ -7,7 +7,9 @@
  * at once for the run's last event. Batches are sent without waiting for
  * the one before (an instance writes them in its writer thread, writer.ts,
  * while the run goes on); `inOrder` keeps them in order, and retries one
- * whose write failed (the database is down) before any later one.
+ * whose write failed (the database is down) before any later one. How a
+ * batch holds its events is the writer's choice (EventBatch): an instance's
+ * writes each event's frame as it comes (event-frames.ts).
  */
 import { hostname } from 'node:os';
 import { encode } from '../protocol/codec.ts';
@@ -23,8 +25,31 @@ const BATCH_MS = 20;
 
 export const LAUNCHER = `${hostname()}:${process.pid}`;
 
-/** Writes a batch of a run's events; resolves with the run's status after. */
-export type AppendEvents = (runId: string, events: readonly RunEvent[]) => Promise<RunStatus>;
+/** A batch of a run's events as it gathers, written in one transaction. */
+export interface EventBatch {
+  /** Events added. */
+  readonly count: number;
+  add(ev: RunEvent): void;
+  /** Writes the batch (once, after its last add); resolves with the run's status after. */
+  write(): Promise<RunStatus>;
+}
+
+/** Starts a batch of a run's events. */
+export type NewBatch = (runId: string) => EventBatch;
+
+/** Batches that hold their events, written by `append` (in order: see inOrder). */
+export function arrayBatches(append: (runId: string, events: readonly RunEvent[]) => Promise<RunStatus>): NewBatch {
+  return (runId) => {
+    const events: RunEvent[] = [];
+    return {
+      get count() {
+        return events.length;
+      },
+      add: (ev) => void events.push(ev),
+      write: () => append(runId, events),
+    };
+  };
+}
 
 /**
  * `append`, with each run's batches written in the order given: a batch
@@ -59,8 +84,8 @@ export function inOrder<P>(append: (runId: string, batch: P) => Promise<RunStatu
 
 export interface RecorderOptions {
   storage: RunStorage;
-  /** How batches are written: in order (see inOrder). Default: storage.appendEvents, in order. */
-  append?: AppendEvents;
+  /** How batches gather and are written, in order (see inOrder). Default: arrays, by storage.appendEvents. */
+  batches?: NewBatch;
   heartbeatMs: number;
   /** The run is already stored (a queued run the daemon claimed): take it over instead of creating it. */
   claimed?: boolean;
@@ -92,12 +117,13 @@ export async function startRecording(run: RunStart, cancel: (reason: string) => 
       { type: 'RUN_STARTING', runId: run.runId, stepKey: null, timestamp: now, message: `launching run ${run.runId} of job ${run.job} from ${LAUNCHER}` },
     );
   } else await storage.heartbeat(run.runId, LAUNCHER, now);
-  const append = opts.append ?? inOrder<readonly RunEvent[]>((id, evs) => storage.appendEvents(id, evs), { giveUpMs: 30_000 });
-  return new Recording(run.runId, storage, append, cancel, opts.heartbeatMs);
+  const batches = opts.batches ?? arrayBatches(inOrder<readonly RunEvent[]>((id, evs) => storage.appendEvents(id, evs), { giveUpMs: 30_000 }));
+  return new Recording(run.runId, storage, batches, cancel, opts.heartbeatMs);
 }
 
 class Recording implements RecordedRun {
-  private pending: RunEvent[] = [];
+  /** The batch gathering, from the first event after the last went. */
+  private pending: EventBatch | null = null;
   private timer: NodeJS.Timeout | null = null;
   private readonly sent = new Set<Promise<void>>();
   private readonly beat: NodeJS.Timeout;
@@ -107,7 +133,7 @@ class Recording implements RecordedRun {
   constructor(
     private readonly runId: string,
     private readonly storage: RunStorage,
-    private readonly append: AppendEvents,
+    private readonly batches: NewBatch,
     private readonly cancel: (reason: string) => void,
     heartbeatMs: number,
   ) {
@@ -116,25 +142,26 @@ class Recording implements RecordedRun {
   }
 
   event(ev: RunEvent): void {
-    this.pending.push(ev);
+    const batch = (this.pending ??= this.batches(this.runId));
+    batch.add(ev);
     const last = ev.type === 'RUN_SUCCESS' || ev.type === 'RUN_FAILURE' || ev.type === 'RUN_CANCELED';
-    if (last || this.pending.length >= BATCH_EVENTS) this.send();
+    if (last || batch.count >= BATCH_EVENTS) this.send();
     else this.timer ??= setTimeout(() => this.send(), BATCH_MS);
   }
 
   private send(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    if (this.pending.length === 0) return;
     const batch = this.pending;
-    this.pending = [];
-    const p = this.append(this.runId, batch).then(
+    if (!batch || batch.count === 0) return;
+    this.pending = null;
+    const p = batch.write().then(
       (status) => {
         if (status === 'CANCELING') this.cancel('canceled through run storage');
       },
       (err: unknown) => {
         this.error ??= err instanceof Error ? err : new Error(String(err));
-        this.lost += batch.length;
+        this.lost += batch.count;
       },
     );
     this.sent.add(p);

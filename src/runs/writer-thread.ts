@@ -5,7 +5,8 @@ import { FsOutputStore, OutputStoreError } from '../jobs/outputs.ts';
 import { RunStorageError } from './errors.ts';
 import { inOrder } from './recorder.ts';
 import { openStorageAt } from './sql/open.ts';
-import { eventColumnsOf, type WriterInit, type WriterReply, type WriterRequest } from './writer.ts';
+import { readEventFrames } from './event-frames.ts';
+import type { WriterInit, WriterReply, WriterRequest } from './writer.ts';
 
 const init = workerData as WriterInit;
 const port = parentPort;
@@ -20,7 +21,7 @@ function storage(): ReturnType<typeof openStorageAt> {
 }
 opened.catch(() => undefined);
 /** Each run's batches in the order they came, retried while storage is down (for up to 30 s each). */
-const append = inOrder<string>(async (runId, lines) => (await storage()).appendColumns(runId, eventColumnsOf(lines)), { giveUpMs: 30_000 });
+const append = inOrder<Uint8Array>(async (runId, frames) => (await storage()).appendColumns(runId, readEventFrames(frames)), { giveUpMs: 30_000 });
 
 function fail(id: number, err: unknown): WriterReply {
   const kind = err instanceof OutputStoreError ? 'output' : err instanceof RunStorageError ? 'storage' : undefined;
@@ -42,7 +43,7 @@ port.on('message', (m: WriterRequest) => {
   }
   void (async () => {
     try {
-      if (m.t === 'events') port.postMessage({ id: m.id, status: await append(m.runId, m.lines) } satisfies WriterReply);
+      if (m.t === 'events') port.postMessage({ id: m.id, status: await append(m.runId, m.frames) } satisfies WriterReply);
       else {
         await (await storage()).close();
         port.postMessage({ id: m.id } satisfies WriterReply);

@@ -4,24 +4,25 @@
  * in the launcher's thread. A run of 1,000 in-process steps makes 3,000
  * events and 1,000 output files: written in the launcher's thread they cost
  * more than the steps (bench/README.md, run storage); here the launcher
- * pays for turning each event into JSON, and the thread does the rest.
+ * pays for writing each event's frame (event-frames.ts), and the thread
+ * does the rest.
  *
  * Events of one run are sent in order, one batch at a time (recorder.ts),
  * and the thread writes each batch in one transaction.
  */
 import type { Worker } from 'node:worker_threads';
 import { WeftError, type SerializedError } from '../errors.ts';
-import type { RunEvent } from '../jobs/events.ts';
 import { FsOutputStore, OutputStoreError, type OutputRef, type OutputStore } from '../jobs/outputs.ts';
 import { WEFT_ROOT } from '../util/self.ts';
 import { RunStorageError } from './errors.ts';
-import { eventColumns, type EventColumns } from './records.ts';
+import { EventFrames } from './event-frames.ts';
+import type { EventBatch } from './recorder.ts';
 import type { StorageLocation } from './sql/open.ts';
 import type { RunStatus } from './status.ts';
 
 /** What the launcher sends the thread. */
 export type WriterRequest =
-  | { id: number; t: 'events'; runId: string; /** One event per line: type, step key, timestamp and its JSON, tab-separated (see eventLines). */ lines: string }
+  | { id: number; t: 'events'; runId: string; /** The events' frames (event-frames.ts), in a buffer of their own, transferred. */ frames: Uint8Array }
   | { id: number; t: 'outputs'; items: { ref: OutputRef; bytes: Uint8Array }[] }
   | { id: number; t: 'close' };
 
@@ -84,11 +85,21 @@ export class RunWriter {
     });
   }
 
-  /** Writes events of a run in one transaction; resolves with the run's status after. */
-  async appendEvents(runId: string, events: readonly RunEvent[]): Promise<RunStatus> {
-    const r = await this.request({ t: 'events', runId, lines: eventLines(events) });
-    if (r.error) throw rebuild(r.error);
-    return r.status as RunStatus;
+  /** A batch of a run's events, written in one transaction by the thread. */
+  eventBatch(runId: string): EventBatch {
+    const frames = new EventFrames();
+    return {
+      get count() {
+        return frames.count;
+      },
+      add: (ev) => frames.add(ev),
+      write: async () => {
+        const bytes = frames.bytes();
+        const r = await this.request({ t: 'events', runId, frames: bytes }, [bytes.buffer as ArrayBuffer]);
+        if (r.error) throw rebuild(r.error);
+        return r.status as RunStatus;
+      },
+    };
   }
 
   /** Outputs waiting to go to the thread together: one message for the outputs of many steps. */
@@ -129,33 +140,6 @@ export class RunWriter {
     w.removeAllListeners('exit');
     await w.terminate();
   }
-}
-
-/**
- * Events for the writer thread, as one string (a string crosses to a thread
- * as one copy; an array of objects is cloned object by object): one line per
- * event, its columns tab-separated before its JSON, so that the thread needs
- * no JSON.parse. Step keys and types hold no tab or newline, and JSON escapes
- * them in strings.
- */
-export function eventLines(events: readonly RunEvent[]): string {
-  let out = '';
-  for (const ev of events) {
-    const c = eventColumns(ev);
-    out += `${out === '' ? '' : '\n'}${c.type}\t${c.stepKey ?? ''}\t${c.timestamp}\t${c.body}`;
-  }
-  return out;
-}
-
-/** eventLines, read back. */
-export function eventColumnsOf(lines: string): EventColumns[] {
-  return lines.split('\n').map((line) => {
-    const a = line.indexOf('\t');
-    const b = line.indexOf('\t', a + 1);
-    const c = line.indexOf('\t', b + 1);
-    const stepKey = line.slice(a + 1, b);
-    return { type: line.slice(0, a) as EventColumns['type'], stepKey: stepKey === '' ? null : stepKey, timestamp: Number(line.slice(b + 1, c)), body: line.slice(c + 1) };
-  });
 }
 
 function rebuild(e: WriterReply['error'] & object): Error {

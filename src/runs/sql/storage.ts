@@ -43,7 +43,7 @@ export class SqlRunStorage implements RunStorage {
     if (!status) throw new RunStorageError(`a run starts with RUN_ENQUEUED or RUN_STARTING, not ${first.type}`);
     const now = first.timestamp;
     await this.db.transaction(async (tx) => {
-      await tx.run(`INSERT INTO runs (${RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, [
+      await tx.run(`INSERT INTO runs (${RUN_COLUMNS}, run_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ${this.nextRunKey})`, [
         run.runId,
         run.job,
         run.location,
@@ -62,7 +62,7 @@ export class SqlRunStorage implements RunStorage {
         status === 'STARTING' ? now : null,
       ]);
       for (const [k, v] of Object.entries(run.tags)) await tx.run('INSERT INTO run_tags (run_id, key, value) VALUES (?, ?, ?)', [run.runId, k, v]);
-      await this.insertEvents(tx, run.runId, [first]);
+      await this.insertEvents(tx, (await this.runOf(tx, run.runId)).key, [first]);
     });
     return { ...run, status, updatedAt: now, startedAt: null, endedAt: null, heartbeatAt: status === 'STARTING' ? now : null };
   }
@@ -116,8 +116,8 @@ export class SqlRunStorage implements RunStorage {
   /** appendEvents for events already serialized (the run writer thread gets them so: writer.ts). */
   appendColumns(runId: string, events: readonly EventColumns[]): Promise<RunStatus> {
     return this.db.transaction(async (tx) => {
-      const current = await this.statusOf(tx, runId);
-      let status = current;
+      const run = await this.runOf(tx, runId);
+      let status = run.status;
       const times: { started?: number; ended?: number } = {};
       for (const ev of events) {
         const next = statusAfter(status, ev.type);
@@ -126,9 +126,9 @@ export class SqlRunStorage implements RunStorage {
         if (next === 'STARTED') times.started = ev.timestamp;
         if (next === 'SUCCESS' || next === 'FAILURE' || next === 'CANCELED') times.ended = ev.timestamp;
       }
-      await this.insertColumns(tx, runId, events);
+      await this.insertColumns(tx, run.key, events);
       const at = events.at(-1)?.timestamp ?? Date.now();
-      await tx.run('UPDATE runs SET status = ?, updated_at = ?, started_at = COALESCE(?, started_at), ended_at = COALESCE(?, ended_at) WHERE run_id = ?', [status, at, times.started ?? null, times.ended ?? null, runId]);
+      await tx.run('UPDATE runs SET status = ?, updated_at = ?, started_at = COALESCE(?, started_at), ended_at = COALESCE(?, ended_at) WHERE run_key = ?', [status, at, times.started ?? null, times.ended ?? null, run.key]);
       return status;
     });
   }
@@ -142,13 +142,13 @@ export class SqlRunStorage implements RunStorage {
       const starting = to === 'STARTING' ? ev.timestamp : null;
       const changed = await tx.run(`UPDATE runs SET status = ?, updated_at = ?, ended_at = COALESCE(?, ended_at), heartbeat_at = COALESCE(?, heartbeat_at) WHERE run_id = ? AND status IN (${from.map(() => '?').join(', ')})`, [to, ev.timestamp, ended, starting, runId, ...from]);
       if (changed === 0) return false;
-      await this.insertEvents(tx, runId, [ev]);
+      await this.insertEvents(tx, (await this.runOf(tx, runId)).key, [ev]);
       return true;
     });
   }
 
   async events(runId: string, opts: { after?: number; limit?: number } = {}): Promise<StoredEvent[]> {
-    const rows = await this.db.all('SELECT id, type, step_key, timestamp, body FROM events WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?', [runId, opts.after ?? 0, opts.limit ?? 1_000_000]);
+    const rows = await this.db.all('SELECT id, type, step_key, timestamp, body FROM events WHERE run_key = (SELECT run_key FROM runs WHERE run_id = ?) AND id > ? ORDER BY id LIMIT ?', [runId, opts.after ?? 0, opts.limit ?? 1_000_000]);
     return rows.map((r) => ({ id: Number(r['id']), event: parseEvent(this.where, runId, r) }));
   }
 
@@ -173,8 +173,8 @@ export class SqlRunStorage implements RunStorage {
 
   async deleteRun(runId: string): Promise<boolean> {
     return this.db.transaction(async (tx) => {
-      // Foreign keys cascade in both databases; deleting children first keeps a database without them (an old SQLite file opened elsewhere) clean too.
-      await tx.run('DELETE FROM events WHERE run_id = ?', [runId]);
+      // Events have no foreign key (migrations.ts, version 3): they go here. Tags cascade, and go first for a database without foreign keys.
+      await tx.run('DELETE FROM events WHERE run_key = (SELECT run_key FROM runs WHERE run_id = ?)', [runId]);
       await tx.run('DELETE FROM run_tags WHERE run_id = ?', [runId]);
       return (await tx.run('DELETE FROM runs WHERE run_id = ?', [runId])) > 0;
     });
@@ -184,23 +184,29 @@ export class SqlRunStorage implements RunStorage {
     return this.db.close();
   }
 
-  private async statusOf(tx: SqlTx, runId: string): Promise<RunStatus> {
-    const rows = await tx.all(`SELECT status FROM runs WHERE run_id = ?${this.db.dialect === 'postgres' ? ' FOR UPDATE' : ''}`, [runId]);
+  /** A run's status and number (its events' key), the run locked until the transaction ends; a run that is not there is an error. */
+  private async runOf(tx: SqlTx, runId: string): Promise<{ status: RunStatus; key: number }> {
+    const rows = await tx.all(`SELECT status, run_key FROM runs WHERE run_id = ?${this.db.dialect === 'postgres' ? ' FOR UPDATE' : ''}`, [runId]);
     if (!rows[0]) throw new RunStorageError(`no run ${runId} in ${this.where} to add events to`);
-    return toStatus(this.where, rows[0]['status']);
+    return { status: toStatus(this.where, rows[0]['status']), key: Number(rows[0]['run_key']) };
   }
 
-  private insertEvents(tx: SqlTx, runId: string, events: readonly RunEvent[]): Promise<void> {
-    return this.insertColumns(tx, runId, events.map(eventColumns));
+  /** A new run's number: SQLite's the next above all (a transaction there holds the database's write lock), PostgreSQL's from its sequence. */
+  private get nextRunKey(): string {
+    return this.db.dialect === 'sqlite' ? '(SELECT COALESCE(MAX(run_key), 0) + 1 FROM runs)' : 'DEFAULT';
   }
 
-  private async insertColumns(tx: SqlTx, runId: string, events: readonly EventColumns[]): Promise<void> {
+  private insertEvents(tx: SqlTx, runKey: number, events: readonly RunEvent[]): Promise<void> {
+    return this.insertColumns(tx, runKey, events.map(eventColumns));
+  }
+
+  private async insertColumns(tx: SqlTx, runKey: number, events: readonly EventColumns[]): Promise<void> {
     const per = ROWS_PER_INSERT;
     for (let i = 0; i < events.length; i += per) {
       const chunk = events.slice(i, i + per);
       const params: unknown[] = [];
-      for (const c of chunk) params.push(runId, c.type, c.stepKey, c.timestamp, c.body);
-      await tx.run(`INSERT INTO events (run_id, type, step_key, timestamp, body) VALUES ${chunk.map(() => '(?, ?, ?, ?, ?)').join(', ')}`, params);
+      for (const c of chunk) params.push(runKey, c.type, c.stepKey, c.timestamp, c.body);
+      await tx.run(`INSERT INTO events (run_key, type, step_key, timestamp, body) VALUES ${chunk.map(() => '(?, ?, ?, ?, ?)').join(', ')}`, params);
     }
   }
 
