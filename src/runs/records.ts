@@ -107,13 +107,13 @@ export function hotFields(ev: RunEvent): HotFields {
  * comma (or ''): the RestFields, and a hot field without its declared type.
  */
 export function restOfBody(ev: RunEvent): string {
+  // Each field read once, by name: this runs for every event, whose shapes vary (each read looks its field up).
+  const { output, stored, attempt, pid, level, data, error, retryInSeconds } = ev;
   let out = '';
-  if (ev.output !== undefined && typeof ev.output !== 'string') out += `,"output":${jsonOf(ev.output)}`;
-  if (ev.stored !== undefined && typeof ev.stored !== 'boolean') out += `,"stored":${jsonOf(ev.stored)}`;
-  if (ev.attempt !== undefined && typeof ev.attempt !== 'number') out += `,"attempt":${jsonOf(ev.attempt)}`;
-  if (ev.pid !== undefined && typeof ev.pid !== 'number') out += `,"pid":${jsonOf(ev.pid)}`;
-  // Named, not a loop over a list of names: this runs for every event, and a name is a cheaper lookup than a key.
-  const { level, data, error, retryInSeconds } = ev;
+  if (output !== undefined && typeof output !== 'string') out += `,"output":${jsonOf(output)}`;
+  if (stored !== undefined && typeof stored !== 'boolean') out += `,"stored":${jsonOf(stored)}`;
+  if (attempt !== undefined && typeof attempt !== 'number') out += `,"attempt":${jsonOf(attempt)}`;
+  if (pid !== undefined && typeof pid !== 'number') out += `,"pid":${jsonOf(pid)}`;
   if (level !== undefined) out += `,"level":${jsonOf(level)}`;
   if (data !== undefined) out += `,"data":${jsonOf(data)}`;
   if (error !== undefined) out += `,"error":${jsonOf(error)}`;
