@@ -22,7 +22,8 @@ export interface StepAttempt {
   attempt: number;
   /** false: a failure is final whatever the retry policy (an executor with retries disabled). */
   retries: boolean;
-  signal: AbortSignal;
+  /** Read only when needed (the op asks, or a failure may retry): it may be a getter that makes it. */
+  readonly signal: AbortSignal;
 }
 
 /** A queue the op's logs go into while its compute function runs. */
@@ -96,7 +97,10 @@ export async function* stepAttemptEvents(a: StepAttempt): AsyncGenerator<RunEven
     stepKey: key,
     opName: op.name,
     attempt,
-    signal: a.signal,
+    // Read when the op asks: where the attempt's signal is made on demand (a worker's thread), an op that never looks costs no AbortController.
+    get signal() {
+      return a.signal;
+    },
     emit: (mappingKey, value, o = {}) => emitItem(new DynamicOutput(mappingKey, value, o.output)),
   };
 
