@@ -11,7 +11,7 @@ import type { OpContext, StepLog } from './definitions.ts';
 import { DEFAULT_OUTPUT, retryDelay } from './retry.ts';
 import { DynamicOutput, isDynamicOutput, itemOutput, mappingKeyProblem } from './dynamic.ts';
 import { isRetryRequested } from './errors.ts';
-import { event, type LogLevel, type RunEvent } from './events.ts';
+import { event, outputEvent, stepEvent, type LogLevel, type RunEvent } from './events.ts';
 import type { PlannedStep } from './plan.ts';
 
 export interface StepAttempt {
@@ -66,8 +66,8 @@ export async function* stepAttemptEvents(a: StepAttempt): AsyncGenerator<RunEven
   const op = step.node.op;
   const extra = { attempt, pid: process.pid };
   // Numbered as ctx.attempt and the events' `attempt` are: 0 is the first attempt.
-  const start = event('STEP_START', runId, key, `started step ${key}`, extra);
-  yield attempt > 0 ? [event('STEP_RESTARTED', runId, key, `step ${key}: attempt ${attempt} (retry ${attempt})`, extra), start] : [start];
+  const start = stepEvent('STEP_START', runId, key, `started step ${key}`, attempt, extra.pid);
+  yield attempt > 0 ? [stepEvent('STEP_RESTARTED', runId, key, `step ${key}: attempt ${attempt} (retry ${attempt})`, attempt, extra.pid), start] : [start];
 
   const channel = new Channel();
   const logAt =
@@ -88,7 +88,7 @@ export async function* stepAttemptEvents(a: StepAttempt): AsyncGenerator<RunEven
     if (seen.has(item.mappingKey)) throw new TypeError(`op ${op.name} emitted mapping key ${item.mappingKey} twice on output ${output}: keys are unique within an output`);
     seen.add(item.mappingKey);
     const name = itemOutput(output, item.mappingKey);
-    channel.push(event('STEP_OUTPUT', runId, key, `step ${key} emitted ${name}`, { ...extra, output: name, value: item.value === undefined ? null : item.value }));
+    channel.push(outputEvent(runId, key, `step ${key} emitted ${name}`, attempt, extra.pid, name, item.value === undefined ? null : item.value));
   };
   const ctx: OpContext = {
     log,
@@ -164,8 +164,8 @@ function stepEnd(a: StepAttempt, outcome: Outcome, extra: { attempt: number; pid
       else if (!def.optional) return fail(`op ${op.name} did not produce its required output ${name}; mark it out({ optional: true }) if it may be left out`);
     }
   }
-  const out = outputs.map(([name, value]) => event('STEP_OUTPUT', runId, key, `step ${key} produced output ${name}`, { ...extra, output: name, value }));
-  out.push(event('STEP_SUCCESS', runId, key, `finished step ${key}`, extra));
+  const out = outputs.map(([name, value]) => outputEvent(runId, key, `step ${key} produced output ${name}`, extra.attempt, extra.pid, name, value));
+  out.push(stepEvent('STEP_SUCCESS', runId, key, `finished step ${key}`, extra.attempt, extra.pid));
   return out;
 }
 
