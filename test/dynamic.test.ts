@@ -61,6 +61,24 @@ describe('dynamic outputs in process', () => {
     expect(r.outputForNode('both')).toEqual({ odd: [-1, -3, -5], even: [2, 4], count: 5 });
   });
 
+  it("an op may take its context apart: emit, log and signal work on their own, and stay the same through the attempt", async () => {
+    const seen: boolean[] = [];
+    const parts = op({ name: 'parts', out: dynamicOut() }, (ctx) => {
+      const { emit, log, signal, stepKey, attempt } = ctx;
+      seen.push(ctx.emit === emit, ctx.log === log, ctx.signal === signal, signal.aborted === false);
+      log.info(`${stepKey} attempt ${attempt}`, { n: 2 });
+      emit('a', 1);
+      emit('b', 2);
+    });
+    const double = op({ name: 'double' }, (_ctx, x: number) => x * 2);
+    const sum = op({ name: 'sum' }, (_ctx, xs: number[]) => xs.reduce((a, b) => a + b, 0));
+    const r = await job({ name: 'parts_job' }, () => sum(parts().map(double).collect())).executeInProcess();
+    expect(r.success).toBe(true);
+    expect(r.outputForNode('sum')).toBe(6);
+    expect(seen).toEqual([true, true, true, true]);
+    expect(r.allEvents.filter((e) => e.type === 'LOG').map((e) => [e.message, e.data, e.attempt, e.level])).toEqual([['parts attempt 0', { n: 2 }, 0, 'info']]);
+  });
+
   it.each([
     ['no-dash', /mapping key "no-dash" is not valid: use letters, digits and _/],
     ['ok', /emitted mapping key ok twice on output result/],

@@ -59,57 +59,94 @@ export async function* runStepAttempt(a: StepAttempt): AsyncGenerator<RunEvent> 
   for await (const evs of stepAttemptEvents(a)) yield* evs;
 }
 
+/**
+ * What one attempt's op gets and makes while it runs: its context, the
+ * channel its logs and items go into, and the items emitted so far. What
+ * the op asks for (its log, emit, signal) is made when it asks: most ops
+ * ask for nothing, and an attempt then makes no closures (each cost an
+ * allocation, and a call to name it where the code runs through tsx).
+ */
+class Attempt implements OpContext {
+  readonly channel = new Channel();
+  readonly config: unknown;
+  readonly runId: string;
+  readonly stepKey: string;
+  readonly opName: string;
+  readonly attempt: number;
+  private logs: StepLog | null = null;
+  private emitOne: OpContext['emit'] | null = null;
+  /** Mapping keys emitted, by dynamic output. */
+  private emitted: Map<string, Set<string>> | null = null;
+  /** The output an item without one goes to: the op's only dynamic output (worked out with the first item). */
+  private only: string | null | undefined;
+
+  constructor(
+    private readonly a: StepAttempt,
+    readonly pid: number,
+  ) {
+    this.config = a.step.config;
+    this.runId = a.runId;
+    this.stepKey = a.step.key;
+    this.opName = a.step.node.op.name;
+    this.attempt = a.attempt;
+  }
+
+  get log(): StepLog {
+    if (this.logs) return this.logs;
+    const at =
+      (level: LogLevel) =>
+      (message: string, data?: Record<string, unknown>): void =>
+        this.channel.push(event('LOG', this.runId, this.stepKey, String(message), { attempt: this.attempt, pid: this.pid, level, ...(data ? { data } : {}) }));
+    return (this.logs = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') });
+  }
+
+  // Read when the op asks: where the attempt's signal is made on demand (a worker's thread), an op that never looks costs no AbortController.
+  get signal(): AbortSignal {
+    return this.a.signal;
+  }
+
+  // A function of its own (not a method), so that an op may take it out of the context: const { emit } = ctx.
+  get emit(): OpContext['emit'] {
+    return (this.emitOne ??= (mappingKey, value, o = {}) => this.emitItem(new DynamicOutput(mappingKey, value, o.output)));
+  }
+
+  /** An item of a dynamic output, checked, goes out at once as an output of its own: steps mapped over it start from it. */
+  emitItem(item: DynamicOutput): void {
+    const op = this.a.step.node.op;
+    if (this.only === undefined) this.only = op.dynamicOutputs.size === 1 ? ([...op.dynamicOutputs][0] as string) : null;
+    const output = item.output === DEFAULT_OUTPUT && this.only !== null ? this.only : item.output;
+    if (!op.dynamicOutputs.has(output)) throw new TypeError(`op ${op.name} emitted an item of output ${output}, which is not one of its dynamic outputs (${[...op.dynamicOutputs].join(', ') || 'it has none: declare out: dynamicOut()'})`);
+    const problem = mappingKeyProblem(item.mappingKey);
+    if (problem) throw new TypeError(`op ${op.name}, dynamic output ${output}: ${problem}`);
+    this.emitted ??= new Map();
+    let seen = this.emitted.get(output);
+    if (!seen) this.emitted.set(output, (seen = new Set()));
+    if (seen.has(item.mappingKey)) throw new TypeError(`op ${op.name} emitted mapping key ${item.mappingKey} twice on output ${output}: keys are unique within an output`);
+    seen.add(item.mappingKey);
+    const name = itemOutput(output, item.mappingKey);
+    this.channel.push(outputEvent(this.runId, this.stepKey, `step ${this.stepKey} emitted ${name}`, this.attempt, this.pid, name, item.value === undefined ? null : item.value));
+  }
+}
+
 /** The events of runStepAttempt, in lists of those that have come (none empty). */
 export async function* stepAttemptEvents(a: StepAttempt): AsyncGenerator<RunEvent[]> {
   const { runId, step, attempt } = a;
   const key = step.key;
   const op = step.node.op;
-  const extra = { attempt, pid: process.pid };
+  const pid = process.pid;
   // Numbered as ctx.attempt and the events' `attempt` are: 0 is the first attempt.
-  const start = stepEvent('STEP_START', runId, key, `started step ${key}`, attempt, extra.pid);
-  yield attempt > 0 ? [stepEvent('STEP_RESTARTED', runId, key, `step ${key}: attempt ${attempt} (retry ${attempt})`, attempt, extra.pid), start] : [start];
+  const start = stepEvent('STEP_START', runId, key, `started step ${key}`, attempt, pid);
+  yield attempt > 0 ? [stepEvent('STEP_RESTARTED', runId, key, `step ${key}: attempt ${attempt} (retry ${attempt})`, attempt, pid), start] : [start];
 
-  const channel = new Channel();
-  const logAt =
-    (level: LogLevel) =>
-    (message: string, data?: Record<string, unknown>): void =>
-      channel.push(event('LOG', runId, key, String(message), { ...extra, level, ...(data ? { data } : {}) }));
-  const log: StepLog = { debug: logAt('debug'), info: logAt('info'), warn: logAt('warn'), error: logAt('error') };
-  const emitted = new Map<string, Set<string>>();
-  const only = op.dynamicOutputs.size === 1 ? ([...op.dynamicOutputs][0] as string) : null;
-  /** An item of a dynamic output, checked, goes out at once as an output of its own: steps mapped over it start from it. */
-  const emitItem = (item: DynamicOutput): void => {
-    const output = item.output === DEFAULT_OUTPUT && only !== null ? only : item.output;
-    if (!op.dynamicOutputs.has(output)) throw new TypeError(`op ${op.name} emitted an item of output ${output}, which is not one of its dynamic outputs (${[...op.dynamicOutputs].join(', ') || 'it has none: declare out: dynamicOut()'})`);
-    const problem = mappingKeyProblem(item.mappingKey);
-    if (problem) throw new TypeError(`op ${op.name}, dynamic output ${output}: ${problem}`);
-    let seen = emitted.get(output);
-    if (!seen) emitted.set(output, (seen = new Set()));
-    if (seen.has(item.mappingKey)) throw new TypeError(`op ${op.name} emitted mapping key ${item.mappingKey} twice on output ${output}: keys are unique within an output`);
-    seen.add(item.mappingKey);
-    const name = itemOutput(output, item.mappingKey);
-    channel.push(outputEvent(runId, key, `step ${key} emitted ${name}`, attempt, extra.pid, name, item.value === undefined ? null : item.value));
-  };
-  const ctx: OpContext = {
-    log,
-    config: step.config,
-    runId,
-    stepKey: key,
-    opName: op.name,
-    attempt,
-    // Read when the op asks: where the attempt's signal is made on demand (a worker's thread), an op that never looks costs no AbortController.
-    get signal() {
-      return a.signal;
-    },
-    emit: (mappingKey, value, o = {}) => emitItem(new DynamicOutput(mappingKey, value, o.output)),
-  };
+  const ctx = new Attempt(a, pid);
+  const channel = ctx.channel;
 
   // Synchronous ops (most) need no waiting: their logs are already in the channel.
   let outcome: Outcome;
   try {
     let r = op.fn(ctx, ...a.inputs);
     // A generator (Dagster's yield-style op): its items go out as it yields them; its return value is its other outputs.
-    if (isGenerator(r)) r = drain(r, op.name, emitItem);
+    if (isGenerator(r)) r = drain(r, op.name, (item) => ctx.emitItem(item));
     outcome = { ok: true, value: r };
   } catch (error) {
     outcome = { ok: false, error };
@@ -135,11 +172,11 @@ export async function* stepAttemptEvents(a: StepAttempt): AsyncGenerator<RunEven
     outcome = settled as Outcome;
   }
   // The rest, with the step's end.
-  yield [...taken(channel), ...stepEnd(a, outcome, extra)];
+  yield [...taken(channel), ...stepEnd(a, outcome, pid)];
 }
 
 /** The events that end an attempt: its outputs and STEP_SUCCESS, or why it failed. */
-function stepEnd(a: StepAttempt, outcome: Outcome, extra: { attempt: number; pid: number }): RunEvent[] {
+function stepEnd(a: StepAttempt, outcome: Outcome, pid: number): RunEvent[] {
   if (!outcome.ok) return [failureOrRetry(a, outcome.error)];
   const { runId, step } = a;
   const key = step.key;
@@ -164,8 +201,8 @@ function stepEnd(a: StepAttempt, outcome: Outcome, extra: { attempt: number; pid
       else if (!def.optional) return fail(`op ${op.name} did not produce its required output ${name}; mark it out({ optional: true }) if it may be left out`);
     }
   }
-  const out = outputs.map(([name, value]) => outputEvent(runId, key, `step ${key} produced output ${name}`, extra.attempt, extra.pid, name, value));
-  out.push(stepEvent('STEP_SUCCESS', runId, key, `finished step ${key}`, extra.attempt, extra.pid));
+  const out = outputs.map(([name, value]) => outputEvent(runId, key, `step ${key} produced output ${name}`, a.attempt, pid, name, value));
+  out.push(stepEvent('STEP_SUCCESS', runId, key, `finished step ${key}`, a.attempt, pid));
   return out;
 }
 
