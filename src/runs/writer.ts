@@ -87,19 +87,7 @@ export class RunWriter {
 
   /** A batch of a run's events, written in one transaction by the thread. */
   eventBatch(runId: string): EventBatch {
-    const frames = new EventFrames();
-    return {
-      get count() {
-        return frames.count;
-      },
-      add: (ev) => frames.add(ev),
-      write: async () => {
-        const bytes = frames.bytes();
-        const r = await this.request({ t: 'events', runId, frames: bytes }, [bytes.buffer as ArrayBuffer]);
-        if (r.error) throw rebuild(r.error);
-        return r.status as RunStatus;
-      },
-    };
+    return new FramedBatch(runId, (m, transfer) => this.request(m, transfer));
   }
 
   /** Outputs waiting to go to the thread together: one message for the outputs of many steps. */
@@ -139,6 +127,23 @@ export class RunWriter {
     this.worker = null;
     w.removeAllListeners('exit');
     await w.terminate();
+  }
+}
+
+/** A batch gathered as frames (event-frames.ts) and sent to the thread whole, its buffer transferred. */
+class FramedBatch extends EventFrames implements EventBatch {
+  constructor(
+    private readonly runId: string,
+    private readonly send: (m: WithoutId<WriterRequest>, transfer: ArrayBuffer[]) => Promise<WriterReply>,
+  ) {
+    super();
+  }
+
+  async write(): Promise<RunStatus> {
+    const bytes = this.bytes();
+    const r = await this.send({ t: 'events', runId: this.runId, frames: bytes }, [bytes.buffer as ArrayBuffer]);
+    if (r.error) throw rebuild(r.error);
+    return r.status as RunStatus;
   }
 }
 
