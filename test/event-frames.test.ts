@@ -7,7 +7,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { RUN_EVENT_TYPES, type RunEvent } from '../src/jobs/events.ts';
+import { outputEvent, RUN_EVENT_TYPES, stepEvent, stepMessageKind, type RunEvent } from '../src/jobs/events.ts';
 import { EventFrames, readEventFrames } from '../src/runs/event-frames.ts';
 import { eventColumns } from '../src/runs/records.ts';
 
@@ -37,6 +37,12 @@ const anEvent: fc.Arbitrary<RunEvent> = fc
     return ev as unknown as RunEvent;
   });
 
+/** Events as a step attempt makes them: their messages are made again from the step key and output, not sent. */
+const aStepEvent: fc.Arbitrary<RunEvent> = fc.oneof(
+  fc.record({ type: fc.constantFrom('STEP_START' as const, 'STEP_SUCCESS' as const), key: text, attempt: fc.nat(5), pid: fc.nat() }).map((r) => stepEvent(r.type, 'r', r.key, r.attempt, r.pid)),
+  fc.record({ key: text, output: text, value: fc.jsonValue(), emitted: fc.boolean() }).map((r) => outputEvent('r', r.key, 0, 7, r.output, r.value, r.emitted)),
+);
+
 function throughFrames(events: readonly RunEvent[]): ReturnType<typeof readEventFrames> {
   const frames = new EventFrames();
   for (const ev of events) frames.add(ev);
@@ -53,6 +59,26 @@ describe('event frames', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it("a step's start, end and outputs: their messages made again, even in any script; a message changed since is sent as it is", () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(aStepEvent, anEvent), { maxLength: 30 }), (events) => {
+        expect(throughFrames(events)).toEqual(events.map(eventColumns));
+      }),
+      { numRuns: 300 },
+    );
+    const start = stepEvent('STEP_START', 'r', 'étape_1', 0, 1);
+    const out = outputEvent('r', 'étape_1', 0, 1, 'result', 5);
+    const item = outputEvent('r', 'fan', 0, 1, 'result:k1', 5, true);
+    expect([start, out, item].map(stepMessageKind)).toEqual([1, 3, 4]);
+    expect([start.message, out.message, item.message]).toEqual(['started step étape_1', 'step étape_1 produced output result', 'step fan emitted result:k1']);
+    // An event as plain data to everyone else.
+    expect(JSON.parse(JSON.stringify(out))).toEqual({ type: 'STEP_OUTPUT', runId: 'r', stepKey: 'étape_1', timestamp: out.timestamp, message: 'step étape_1 produced output result', attempt: 0, pid: 1, output: 'result', value: 5 });
+    expect(Object.keys(start)).toEqual(['type', 'runId', 'stepKey', 'timestamp', 'message', 'attempt', 'pid']);
+    (start as { message: string }).message = 'something else';
+    expect(stepMessageKind(start)).toBe(0);
+    expect(throughFrames([start])).toEqual([eventColumns(start)]);
   });
 
   it('a batch larger than the first buffer, and a message of a megabyte', () => {

@@ -61,18 +61,111 @@ export function event(type: RunEventType, runId: string, stepKey: string | null,
 }
 
 /**
- * `event` for the events every step attempt makes (its start and end, each
- * output), as one literal in the order `event` gives. They are most of a
- * run's events: a literal is quicker to make than a spread, and its few
- * shapes quicker to read for whatever handles the events next.
+ * The messages of the events every step attempt makes, by kind (1-4), so
+ * that a store of events can keep the kind instead of the text and make the
+ * text again (stepMessage; runs/event-frames.ts). The factories below
+ * write them.
  */
-export function stepEvent(type: 'STEP_START' | 'STEP_SUCCESS' | 'STEP_RESTARTED', runId: string, stepKey: string, message: string, attempt: number, pid: number): RunEvent {
-  return { type, runId, stepKey, timestamp: Date.now(), message, attempt, pid };
+const startMessage = (stepKey: string): string => `started step ${stepKey}`;
+const successMessage = (stepKey: string): string => `finished step ${stepKey}`;
+const producedMessage = (stepKey: string, output: string): string => `step ${stepKey} produced output ${output}`;
+const emittedMessage = (stepKey: string, output: string): string => `step ${stepKey} emitted ${output}`;
+const STEP_MESSAGES = [null, startMessage, successMessage, producedMessage, emittedMessage] as const;
+
+/** The message of kind `kind` (stepMessageKind) for a step and output; null for a kind that is none, or without what it needs. */
+export function stepMessage(kind: number, stepKey: string | null, output: string | undefined): string | null {
+  const make = STEP_MESSAGES[kind];
+  if (!make || stepKey === null || (kind >= 3 && output === undefined)) return null;
+  return make(stepKey, output ?? '');
+}
+/** Each kind's message without its step key and output: its length. */
+const FIXED_LENGTHS = [0, 'started step '.length, 'finished step '.length, 'step  produced output '.length, 'step  emitted '.length];
+
+/**
+ * A step's start, end or output with its message from STEP_MESSAGES. A
+ * RunEvent in every way (JSON, msgpack, a structured clone and toEqual see
+ * its own fields only: those `event` gives, in the same order); its class
+ * says which message it has, so that no one need read the text to know.
+ * Made as a class, not a spread: step events are most of a run's, and a
+ * fixed shape is quicker to make and to read.
+ */
+abstract class StepMessageEvent {
+  readonly type: RunEventType;
+  readonly runId: string;
+  readonly stepKey: string;
+  readonly timestamp: number;
+  readonly message: string;
+  readonly attempt: number;
+  readonly pid: number;
+  /** Which of STEP_MESSAGES. */
+  abstract get messageKind(): number;
+
+  constructor(type: RunEventType, runId: string, stepKey: string, message: string, attempt: number, pid: number) {
+    this.type = type;
+    this.runId = runId;
+    this.stepKey = stepKey;
+    this.timestamp = Date.now();
+    this.message = message;
+    this.attempt = attempt;
+    this.pid = pid;
+  }
 }
 
-/** A step's output, as stepEvent makes the others. */
-export function outputEvent(runId: string, stepKey: string, message: string, attempt: number, pid: number, output: string, value: unknown): RunEvent {
-  return { type: 'STEP_OUTPUT', runId, stepKey, timestamp: Date.now(), message, attempt, pid, output, value };
+class StartEvent extends StepMessageEvent {
+  get messageKind(): number {
+    return 1;
+  }
+}
+
+class SuccessEvent extends StepMessageEvent {
+  get messageKind(): number {
+    return 2;
+  }
+}
+
+abstract class OutputMessageEvent extends StepMessageEvent {
+  readonly output: string;
+  value: unknown;
+
+  constructor(runId: string, stepKey: string, message: string, attempt: number, pid: number, output: string, value: unknown) {
+    super('STEP_OUTPUT', runId, stepKey, message, attempt, pid);
+    this.output = output;
+    this.value = value;
+  }
+}
+
+class ProducedEvent extends OutputMessageEvent {
+  get messageKind(): number {
+    return 3;
+  }
+}
+
+class EmittedEvent extends OutputMessageEvent {
+  get messageKind(): number {
+    return 4;
+  }
+}
+
+/** A step's start or end, with its message from STEP_MESSAGES. */
+export function stepEvent(type: 'STEP_START' | 'STEP_SUCCESS', runId: string, stepKey: string, attempt: number, pid: number): RunEvent {
+  return type === 'STEP_START' ? new StartEvent(type, runId, stepKey, startMessage(stepKey), attempt, pid) : new SuccessEvent(type, runId, stepKey, successMessage(stepKey), attempt, pid);
+}
+
+/** A step's output (`emitted`: an item of a dynamic output), with its message from STEP_MESSAGES. */
+export function outputEvent(runId: string, stepKey: string, attempt: number, pid: number, output: string, value: unknown, emitted = false): RunEvent {
+  return emitted ? new EmittedEvent(runId, stepKey, emittedMessage(stepKey, output), attempt, pid, output, value) : new ProducedEvent(runId, stepKey, producedMessage(stepKey, output), attempt, pid, output, value);
+}
+
+/**
+ * Which of STEP_MESSAGES an event's message is (0: none, or not known to
+ * be), known without reading the text: the event was made with it, and its
+ * length is still the one it was made with.
+ */
+export function stepMessageKind(ev: RunEvent): number {
+  if (!(ev instanceof StepMessageEvent)) return 0;
+  const kind = ev.messageKind;
+  const made = (FIXED_LENGTHS[kind] ?? -1) + ev.stepKey.length + (ev instanceof OutputMessageEvent ? ev.output.length : 0);
+  return ev.message.length === made ? kind : 0;
 }
 
 /** An event as plain JSON: without output values (large, maybe not JSON at all). */

@@ -124,7 +124,7 @@ class Attempt implements OpContext {
     if (seen.has(item.mappingKey)) throw new TypeError(`op ${op.name} emitted mapping key ${item.mappingKey} twice on output ${output}: keys are unique within an output`);
     seen.add(item.mappingKey);
     const name = itemOutput(output, item.mappingKey);
-    this.channel.push(outputEvent(this.runId, this.stepKey, `step ${this.stepKey} emitted ${name}`, this.attempt, this.pid, name, item.value === undefined ? null : item.value));
+    this.channel.push(outputEvent(this.runId, this.stepKey, this.attempt, this.pid, name, item.value === undefined ? null : item.value, true));
   }
 }
 
@@ -135,8 +135,8 @@ export async function* stepAttemptEvents(a: StepAttempt): AsyncGenerator<RunEven
   const op = step.node.op;
   const pid = process.pid;
   // Numbered as ctx.attempt and the events' `attempt` are: 0 is the first attempt.
-  const start = stepEvent('STEP_START', runId, key, `started step ${key}`, attempt, pid);
-  yield attempt > 0 ? [stepEvent('STEP_RESTARTED', runId, key, `step ${key}: attempt ${attempt} (retry ${attempt})`, attempt, pid), start] : [start];
+  const start = stepEvent('STEP_START', runId, key, attempt, pid);
+  yield attempt > 0 ? [event('STEP_RESTARTED', runId, key, `step ${key}: attempt ${attempt} (retry ${attempt})`, { attempt, pid }), start] : [start];
 
   const ctx = new Attempt(a, pid);
   const channel = ctx.channel;
@@ -201,8 +201,8 @@ function stepEnd(a: StepAttempt, outcome: Outcome, pid: number): RunEvent[] {
       else if (!def.optional) return fail(`op ${op.name} did not produce its required output ${name}; mark it out({ optional: true }) if it may be left out`);
     }
   }
-  const out = outputs.map(([name, value]) => outputEvent(runId, key, `step ${key} produced output ${name}`, a.attempt, pid, name, value));
-  out.push(stepEvent('STEP_SUCCESS', runId, key, `finished step ${key}`, a.attempt, pid));
+  const out = outputs.map(([name, value]) => outputEvent(runId, key, a.attempt, pid, name, value));
+  out.push(stepEvent('STEP_SUCCESS', runId, key, a.attempt, pid));
   return out;
 }
 

@@ -17,9 +17,12 @@
  *
  *   u8   its type's place in RUN_EVENT_TYPES
  *   u8   flags: which of the optional parts follow (F_*)
+ *   u8   its message's kind (stepMessageKind; 0: the message follows)
  *   f64  timestamp
  *   str  step key                  (F_STEP_KEY)
- *   str  message
+ *   str  message                   (kind 0; a step's start, end and
+ *                                   outputs, most events, make theirs
+ *                                   again from the step key and output)
  *   str  output                    (F_OUTPUT)
  *   f64  attempt                   (F_ATTEMPT)
  *   f64  pid                       (F_PID)
@@ -28,7 +31,7 @@
  * `stored` is two flags: whether it is there, and its value. Frames never
  * leave the process, so the format can change with any version.
  */
-import { RUN_EVENT_TYPES, type RunEvent, type RunEventType } from '../jobs/events.ts';
+import { RUN_EVENT_TYPES, stepMessage, stepMessageKind, type RunEvent, type RunEventType } from '../jobs/events.ts';
 import { eventBody, restOfBody, type EventColumns } from './records.ts';
 
 const F_STEP_KEY = 1;
@@ -63,13 +66,15 @@ export class EventFrames {
     if (typeof attempt === 'number') flags |= F_ATTEMPT;
     if (typeof pid === 'number') flags |= F_PID;
     if (rest !== '') flags |= F_REST;
-    this.room(10);
+    const kind = stepMessageKind(ev);
+    this.room(11);
     this.buf[this.at] = code;
     this.buf[this.at + 1] = flags;
-    this.buf.writeDoubleLE(ev.timestamp, this.at + 2);
-    this.at += 10;
+    this.buf[this.at + 2] = kind;
+    this.buf.writeDoubleLE(ev.timestamp, this.at + 3);
+    this.at += 11;
     if (stepKey !== null) this.string(stepKey);
-    this.string(ev.message);
+    if (kind === 0) this.string(ev.message);
     if (typeof output === 'string') this.string(output);
     this.room(16);
     if (typeof attempt === 'number') this.at = this.buf.writeDoubleLE(attempt, this.at);
@@ -132,11 +137,14 @@ export function readEventFrames(bytes: Uint8Array): EventColumns[] {
     const type = RUN_EVENT_TYPES[b[o] as number] as RunEventType | undefined;
     if (type === undefined) throw new RangeError(`an event frame at byte ${o} has type code ${b[o]}, which is no event type`);
     const flags = b.readUInt8(o + 1);
-    o += 2;
+    const kind = b.readUInt8(o + 2);
+    o += 3;
     const timestamp = number();
     const stepKey = flags & F_STEP_KEY ? string() : null;
-    const message = string();
+    const written = kind === 0 ? string() : null;
     const output = flags & F_OUTPUT ? string() : undefined;
+    const message = written ?? stepMessage(kind, stepKey, output);
+    if (message === null) throw new RangeError(`an event frame before byte ${o} has message kind ${kind}, which it cannot make`);
     const stored = flags & F_STORED ? (flags & F_STORED_TRUE) !== 0 : undefined;
     const attempt = flags & F_ATTEMPT ? number() : undefined;
     const pid = flags & F_PID ? number() : undefined;
