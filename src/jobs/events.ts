@@ -78,6 +78,7 @@ export function stepMessage(kind: number, stepKey: string | null, output: string
   if (!make || stepKey === null || (kind >= 3 && output === undefined)) return null;
   return make(stepKey, output ?? '');
 }
+
 /** Each kind's message without its step key and output: its length. */
 const FIXED_LENGTHS = [0, 'started step '.length, 'finished step '.length, 'step  produced output '.length, 'step  emitted '.length];
 
@@ -97,8 +98,6 @@ abstract class StepMessageEvent {
   readonly message: string;
   readonly attempt: number;
   readonly pid: number;
-  /** Which of STEP_MESSAGES. */
-  abstract get messageKind(): number;
 
   constructor(type: RunEventType, runId: string, stepKey: string, message: string, attempt: number, pid: number) {
     this.type = type;
@@ -108,18 +107,6 @@ abstract class StepMessageEvent {
     this.message = message;
     this.attempt = attempt;
     this.pid = pid;
-  }
-}
-
-class StartEvent extends StepMessageEvent {
-  get messageKind(): number {
-    return 1;
-  }
-}
-
-class SuccessEvent extends StepMessageEvent {
-  get messageKind(): number {
-    return 2;
   }
 }
 
@@ -134,17 +121,17 @@ abstract class OutputMessageEvent extends StepMessageEvent {
   }
 }
 
-class ProducedEvent extends OutputMessageEvent {
-  get messageKind(): number {
-    return 3;
-  }
-}
-
-class EmittedEvent extends OutputMessageEvent {
-  get messageKind(): number {
-    return 4;
-  }
-}
+class StartEvent extends StepMessageEvent {}
+class SuccessEvent extends StepMessageEvent {}
+class ProducedEvent extends OutputMessageEvent {}
+class EmittedEvent extends OutputMessageEvent {}
+/** Each class's message, as its place in STEP_MESSAGES. */
+const KINDS = new Map<unknown, number>([
+  [StartEvent, 1],
+  [SuccessEvent, 2],
+  [ProducedEvent, 3],
+  [EmittedEvent, 4],
+]);
 
 /** A step's start or end, with its message from STEP_MESSAGES. */
 export function stepEvent(type: 'STEP_START' | 'STEP_SUCCESS', runId: string, stepKey: string, attempt: number, pid: number): RunEvent {
@@ -163,7 +150,7 @@ export function outputEvent(runId: string, stepKey: string, attempt: number, pid
  */
 export function stepMessageKind(ev: RunEvent): number {
   if (!(ev instanceof StepMessageEvent)) return 0;
-  const kind = ev.messageKind;
+  const kind = KINDS.get(ev.constructor) ?? 0;
   const made = (FIXED_LENGTHS[kind] ?? -1) + ev.stepKey.length + (ev instanceof OutputMessageEvent ? ev.output.length : 0);
   return ev.message.length === made ? kind : 0;
 }
