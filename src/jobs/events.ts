@@ -80,7 +80,7 @@ export function stepMessage(kind: number, stepKey: string | null, output: string
 }
 
 /** Each kind's message without its step key and output: its length. */
-const FIXED_LENGTHS = [0, 'started step '.length, 'finished step '.length, 'step  produced output '.length, 'step  emitted '.length];
+const FIXED_LENGTHS = STEP_MESSAGES.map((make) => (make ? make('', '').length : 0));
 
 /**
  * A step's start, end or output with its message from STEP_MESSAGES. A
@@ -149,9 +149,10 @@ export function outputEvent(runId: string, stepKey: string, attempt: number, pid
  * length is still the one it was made with.
  */
 export function stepMessageKind(ev: RunEvent): number {
-  if (!(ev instanceof StepMessageEvent)) return 0;
-  const kind = KINDS.get(ev.constructor) ?? 0;
-  const made = (FIXED_LENGTHS[kind] ?? -1) + ev.stepKey.length + (ev instanceof OutputMessageEvent ? ev.output.length : 0);
+  // One lookup: a plain event's class is Object, in no kind.
+  const kind = KINDS.get(ev.constructor);
+  if (kind === undefined) return 0;
+  const made = (FIXED_LENGTHS[kind] ?? 0) + (ev as StepMessageEvent).stepKey.length + (kind >= 3 ? (ev as OutputMessageEvent).output.length : 0);
   return ev.message.length === made ? kind : 0;
 }
 

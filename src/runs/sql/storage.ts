@@ -43,7 +43,7 @@ export class SqlRunStorage implements RunStorage {
     if (!status) throw new RunStorageError(`a run starts with RUN_ENQUEUED or RUN_STARTING, not ${first.type}`);
     const now = first.timestamp;
     await this.db.transaction(async (tx) => {
-      await tx.run(`INSERT INTO runs (${RUN_COLUMNS}, run_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ${this.nextRunKey})`, [
+      const made = await tx.all(`INSERT INTO runs (${RUN_COLUMNS}, run_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ${this.nextRunKey}) RETURNING run_key`, [
         run.runId,
         run.job,
         run.location,
@@ -62,7 +62,7 @@ export class SqlRunStorage implements RunStorage {
         status === 'STARTING' ? now : null,
       ]);
       for (const [k, v] of Object.entries(run.tags)) await tx.run('INSERT INTO run_tags (run_id, key, value) VALUES (?, ?, ?)', [run.runId, k, v]);
-      await this.insertEvents(tx, (await this.runOf(tx, run.runId)).key, [first]);
+      await this.insertEvents(tx, Number(made[0]?.['run_key']), [first]);
     });
     return { ...run, status, updatedAt: now, startedAt: null, endedAt: null, heartbeatAt: status === 'STARTING' ? now : null };
   }
@@ -140,9 +140,9 @@ export class SqlRunStorage implements RunStorage {
     return this.db.transaction(async (tx) => {
       const ended = to === 'SUCCESS' || to === 'FAILURE' || to === 'CANCELED' ? ev.timestamp : null;
       const starting = to === 'STARTING' ? ev.timestamp : null;
-      const changed = await tx.run(`UPDATE runs SET status = ?, updated_at = ?, ended_at = COALESCE(?, ended_at), heartbeat_at = COALESCE(?, heartbeat_at) WHERE run_id = ? AND status IN (${from.map(() => '?').join(', ')})`, [to, ev.timestamp, ended, starting, runId, ...from]);
-      if (changed === 0) return false;
-      await this.insertEvents(tx, (await this.runOf(tx, runId)).key, [ev]);
+      const changed = await tx.all(`UPDATE runs SET status = ?, updated_at = ?, ended_at = COALESCE(?, ended_at), heartbeat_at = COALESCE(?, heartbeat_at) WHERE run_id = ? AND status IN (${from.map(() => '?').join(', ')}) RETURNING run_key`, [to, ev.timestamp, ended, starting, runId, ...from]);
+      if (changed.length === 0) return false;
+      await this.insertEvents(tx, Number(changed[0]?.['run_key']), [ev]);
       return true;
     });
   }
