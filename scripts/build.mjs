@@ -50,6 +50,31 @@ await build({
   banner: { js: "import { createRequire as __weftRequire } from 'node:module'; const require = __weftRequire(import.meta.url);" },
 });
 
+// zod as one file, for the modules that load it on first use (util/zod.ts):
+// requiring zod's ~300 files costs a process about 110 ms on this machine,
+// this file 45. It leaves out zod's translations of its error messages
+// (`locales`: 50 languages, a third of the load) but English, the only one
+// weft's messages use; a user's own schemas come from the user's zod.
+const zodLocales = createRequire(import.meta.url).resolve('zod/v4/locales/index.cjs');
+await build({
+  entryPoints: [createRequire(import.meta.url).resolve('zod')],
+  outfile: join(dist, 'vendor', 'zod.cjs'),
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  logLevel: 'warning',
+  plugins: [
+    {
+      name: 'zod-english-only',
+      setup(b) {
+        b.onResolve({ filter: /locales\/index\.cjs$/ }, (args) => (join(args.resolveDir, args.path) === zodLocales ? { path: 'english', namespace: 'zod-locales' } : undefined));
+        b.onLoad({ filter: /.*/, namespace: 'zod-locales' }, () => ({ contents: "exports.en = require('./en.cjs').default;", resolveDir: dirname(zodLocales), loader: 'js' }));
+      },
+    },
+  ],
+});
+
 // The example's task module as JavaScript: `weft example` from the package runs without tsx.
 await build({ entryPoints: [join(root, 'examples', 'pi.ts')], outfile: join(dist, 'examples', 'pi.js'), format: 'esm', platform: 'node', target: 'node20', logLevel: 'warning' });
 

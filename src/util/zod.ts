@@ -6,10 +6,14 @@
  * uses (bench/README.md, docker). Modules build their schemas in a function
  * given to `lazySchemas`, called once, on first use.
  */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import type * as Zod from 'zod';
 import { lazyPackage } from './lazy.ts';
 
-const zod = lazyPackage<typeof Zod>('zod');
+/** The package's zod in one file, built by scripts/build.mjs (a third of the package's load time); a checkout uses the package. */
+const bundled = fileURLToPath(new URL('../vendor/zod.cjs', import.meta.url));
+const zod = lazyPackage<typeof Zod>(existsSync(bundled) ? bundled : 'zod');
 
 /** Schemas built by `build` (given zod's `z`) the first time they are asked for. */
 export function lazySchemas<T>(build: (z: typeof Zod.z) => T): () => T {
