@@ -155,3 +155,12 @@ export function mergeConfig(a: unknown, b: unknown): unknown {
 function isPlain(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
 }
+
+/**
+ * An execution whose code is imported when the run starts: an executor's
+ * definition names it, so that a code location that only names the executor
+ * (every step's process imports one) does not load its machinery.
+ */
+export async function* loadedExecution<T>(started: Promise<AsyncIterable<T>>): AsyncGenerator<T> {
+  yield* await started;
+}

@@ -8,7 +8,7 @@
  */
 import type { RunConfig } from '../jobs/definitions.ts';
 import type { ExecutorDefinition } from '../jobs/executor.ts';
-import { RUN_PRIORITY_TAG } from '../jobs/handlers/queue.ts';
+import { RUN_PRIORITY_TAG } from '../jobs/queue/keys.ts';
 import { loadDefinitions } from '../jobs/repository.ts';
 import { executeJob, type ExecuteOptions, type JobExecutionResult } from '../jobs/run.ts';
 import { decode, encode } from '../protocol/codec.ts';

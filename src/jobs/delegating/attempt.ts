@@ -11,17 +11,11 @@
  * result is failed with the reason. Whatever the end, the handler's
  * terminate is called exactly once.
  */
-import { WeftError } from '../../errors.ts';
 import type { RunEvent } from '../events.ts';
 import type { PlannedStep } from '../plan.ts';
 import { packStepArgs, STEP_ARGS_ENV, type StepSpec } from '../step/spec.ts';
 import type { StepChannel, StepCoordinator } from './coordinator.ts';
-import type { StepHandler, StepHandlerContext, StepHealth } from './handler.ts';
-
-/** A step's process is gone, or never reported its end: the handler's reason. */
-export class StepHealthError extends WeftError {
-  override name = 'StepHealthError';
-}
+import { StepHealthError, type StepHandler, type StepHandlerContext, type StepHealth } from './handler.ts';
 
 /** How long a step whose connection closed early may stay healthy before it counts as lost. */
 const LOST_CHECKS = 10;

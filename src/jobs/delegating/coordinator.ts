@@ -15,27 +15,13 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { z } from 'zod';
 import { lazySchemas } from '../../util/zod.ts';
+import type { CoordinatorConfig } from './config.ts';
 import { RateLimitedLines, untrusted } from '../../util/untrusted.ts';
 import { decode, encode } from '../../protocol/codec.ts';
 import { listen } from '../../protocol/listen.ts';
 import { stepEventSchema } from '../event-schema.ts';
 import type { RunEvent } from '../events.ts';
 import { MAX_STEP_FRAME, type ToStep } from '../step/messages.ts';
-
-export const coordinatorConfig = lazySchemas((z) =>
-  z
-    .object({
-      /** Interface to listen on (default 127.0.0.1: steps on this machine only). */
-      host: z.string().min(1).default('127.0.0.1'),
-      /** Port (default 0: a free one). */
-      port: z.number().int().min(0).max(65535).default(0),
-      /** The address steps connect to, when it is not host:port as seen from here (a container network, a Kubernetes Service). */
-      advertiseAddress: z.string().regex(/^wss?:\/\/\S+$/, 'expected ws://HOST:PORT').optional(),
-    })
-    .strict()
-    .default({ host: '127.0.0.1', port: 0 }),
-);
-export type CoordinatorConfig = z.infer<ReturnType<typeof coordinatorConfig>>;
 
 const HELLO_TIMEOUT_MS = 30_000;
 

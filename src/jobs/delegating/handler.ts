@@ -6,10 +6,16 @@
  * steps report to. Dagster's `StepHandler` under its docker and k8s
  * executors is the model. A stable, documented API (docs/executors.md).
  */
+import { WeftError } from '../../errors.ts';
 import type { LoadedOutput } from '../executor.ts';
 import type { PlannedStep } from '../plan.ts';
 import type { StepSpec } from '../step/spec.ts';
 import type { StepChannel } from './coordinator.ts';
+
+/** A step's process is gone, or never reported its end: the handler's reason. */
+export class StepHealthError extends WeftError {
+  override name = 'StepHealthError';
+}
 
 export type StepHealth = { healthy: true } | { healthy: false; reason: string };
 

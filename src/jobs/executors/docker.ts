@@ -11,8 +11,8 @@
 import type { z } from 'zod';
 import { lazySchemas } from '../../util/zod.ts';
 import type { ExecutorDefinition } from '../executor.ts';
-import { stepDelegatingConfig, stepDelegatingExecutor } from '../delegating/executor.ts';
-import { cleanupDockerRun, dockerHandler } from '../handlers/docker.ts';
+import { stepDelegatingConfig } from '../delegating/config.ts';
+import { stepDelegatingExecutor } from '../delegating/executor.ts';
 import { dockerLaunchConfig } from '../handlers/docker-config.ts';
 
 
@@ -25,6 +25,7 @@ export const dockerExecutor: ExecutorDefinition<DockerConfig> = stepDelegatingEx
   name: 'docker',
   configSchema: dockerConfig,
   defaultMaxConcurrent: 8,
-  handler: (config) => dockerHandler(config),
-  cleanupRun: (_config, runId) => cleanupDockerRun(runId),
+  // The handler (and the Docker client) load when a run starts or is cleaned up.
+  handler: async (config) => (await import('../handlers/docker.ts')).dockerHandler(config),
+  cleanupRun: async (_config, runId) => (await import('../handlers/docker.ts')).cleanupDockerRun(runId),
 });

@@ -11,8 +11,8 @@
 import type { z } from 'zod';
 import { lazySchemas } from '../../util/zod.ts';
 import type { ExecutorDefinition } from '../executor.ts';
-import { stepDelegatingConfig, stepDelegatingExecutor } from '../delegating/executor.ts';
-import { cleanupK8sRun, k8sHandler } from '../handlers/k8s.ts';
+import { stepDelegatingConfig } from '../delegating/config.ts';
+import { stepDelegatingExecutor } from '../delegating/executor.ts';
 import { k8sLaunchConfig } from '../handlers/k8s-config.ts';
 
 
@@ -25,6 +25,7 @@ export const k8sJobExecutor: ExecutorDefinition<K8sConfig> = stepDelegatingExecu
   name: 'k8s_job',
   configSchema: k8sConfig,
   defaultMaxConcurrent: 16,
-  handler: (config) => k8sHandler(config),
-  cleanupRun: (config, runId) => cleanupK8sRun(config, runId),
+  // The handler (and the Kubernetes client) load when a run starts or is cleaned up.
+  handler: async (config) => (await import('../handlers/k8s.ts')).k8sHandler(config),
+  cleanupRun: async (config, runId) => (await import('../handlers/k8s.ts')).cleanupK8sRun(config, runId),
 });

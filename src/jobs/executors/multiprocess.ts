@@ -11,8 +11,8 @@ import { availableParallelism } from 'node:os';
 import type { z } from 'zod';
 import { lazySchemas } from '../../util/zod.ts';
 import type { ExecutorDefinition } from '../executor.ts';
-import { stepDelegatingConfig, stepDelegatingExecutor } from '../delegating/executor.ts';
-import { forkHandler } from '../handlers/fork.ts';
+import { stepDelegatingConfig } from '../delegating/config.ts';
+import { stepDelegatingExecutor } from '../delegating/executor.ts';
 import { WeftError } from '../../errors.ts';
 
 export const multiprocessConfig = lazySchemas((z) =>
@@ -27,8 +27,9 @@ export const multiprocessExecutor: ExecutorDefinition<MultiprocessConfig> = step
   name: 'multiprocess',
   configSchema: multiprocessConfig,
   defaultMaxConcurrent: availableParallelism(),
-  handler: (config, ctx) => {
+  handler: async (config, ctx) => {
     if (!ctx.location) throw new WeftError('the multiprocess executor needs the code location of the job');
+    const { forkHandler } = await import('../handlers/fork.ts');
     return forkHandler(ctx.location, { mode: config.mode, maxConcurrent: config.maxConcurrent ?? availableParallelism() });
   },
 });

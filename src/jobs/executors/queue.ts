@@ -10,7 +10,7 @@
 import type { ExecutorDefinition } from '../executor.ts';
 import { stepDelegatingExecutor } from '../delegating/executor.ts';
 import { queueConfig, type QueueConfig } from '../queue/config.ts';
-import { queueHandler, RUN_PRIORITY_TAG } from '../handlers/queue.ts';
+import { RUN_PRIORITY_TAG } from '../queue/keys.ts';
 import { DefinitionError } from '../errors.ts';
 
 export { queueConfig, type QueueConfig } from '../queue/config.ts';
@@ -20,10 +20,12 @@ export const queueExecutor: ExecutorDefinition<QueueConfig> = stepDelegatingExec
   configSchema: queueConfig,
   // The workers' own concurrency bounds the work, as Celery's does.
   defaultMaxConcurrent: 1024,
-  handler: (config, ctx) => {
+  // The handler (and the Redis client) load when a run starts.
+  handler: async (config, ctx) => {
     const tag = ctx.job.tags[RUN_PRIORITY_TAG];
     const runPriority = tag === undefined ? 0 : Number(tag);
     if (!Number.isFinite(runPriority)) throw new DefinitionError(`job ${ctx.job.name}: tag ${RUN_PRIORITY_TAG} must be a number (got ${JSON.stringify(tag)})`);
+    const { queueHandler } = await import('../handlers/queue.ts');
     return queueHandler(config, runPriority, ctx.inputValues);
   },
 });

@@ -2,13 +2,19 @@
  * What a step's container is made of: the executor's config, overridden per
  * op by the op tag `weft/docker` (JSON with the same fields).
  */
+import { WeftError } from '../../errors.ts';
 import { lazySchemas } from '../../util/zod.ts';
 import type { PlannedStep } from '../plan.ts';
 import { mergeConfig } from '../executor.ts';
 import { jsonTag } from '../op-tags.ts';
 import type { z } from 'zod';
 import { envVar, imageFields } from './container-env.ts';
-import { coordinatorConfig } from '../delegating/coordinator.ts';
+import { coordinatorConfig } from '../delegating/config.ts';
+
+/** A Docker image that is not there (and cannot be pulled): the run fails before any step. */
+export class ImageNotFoundError extends WeftError {
+  override name = 'ImageNotFoundError';
+}
 
 export const DOCKER_TAG = 'weft/docker';
 

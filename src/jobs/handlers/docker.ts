@@ -21,7 +21,7 @@ import type Docker from 'dockerode';
 import { WeftError } from '../../errors.ts';
 import type { StepHandler, StepHandlerContext, StepHealth } from '../delegating/handler.ts';
 import type { DockerLaunchConfig } from './docker-config.ts';
-import { containerConfigFor } from './docker-config.ts';
+import { containerConfigFor, ImageNotFoundError } from './docker-config.ts';
 import { attemptResourceName, stepEnvironment } from './container-env.ts';
 import { optionalPackage } from '../../util/optional.ts';
 
@@ -39,11 +39,6 @@ interface StepContainer {
   tail: string[];
   /** Ends when its output stream does. */
   output: Promise<void>;
-}
-
-/** A Docker image that is not there (and cannot be pulled): the run fails before any step. */
-export class ImageNotFoundError extends WeftError {
-  override name = 'ImageNotFoundError';
 }
 
 export function dockerHandler(config: DockerLaunchConfig): StepHandler {

@@ -10,7 +10,7 @@ import type { PlannedStep } from '../plan.ts';
 import { mergeConfig } from '../executor.ts';
 import { jsonTag } from '../op-tags.ts';
 import { envVar, imageFields } from './container-env.ts';
-import { coordinatorConfig } from '../delegating/coordinator.ts';
+import { coordinatorConfig } from '../delegating/config.ts';
 
 export const K8S_TAG = 'weft/k8s';
 

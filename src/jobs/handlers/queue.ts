@@ -24,15 +24,11 @@ import type { QueueConfig } from '../queue/config.ts';
 import type { QueuedSource, QueuedStep } from '../queue/job-data.ts';
 import type { PlannedStep } from '../plan.ts';
 import { isCopy } from '../dynamic.ts';
-import { ALIVE_EVERY_MS, attemptName, cancelChannel, cancelKey, inputKey, jobId, outputKey, RUN_TTL_SECONDS, runKey } from '../queue/keys.ts';
+import { ALIVE_EVERY_MS, attemptName, QUEUE_TAG, cancelChannel, cancelKey, inputKey, jobId, outputKey, RUN_TTL_SECONDS, runKey } from '../queue/keys.ts';
 import { CONNECT_TIMEOUT_MS, connectRedis, duplicateRedis, redact, withTimeout } from '../queue/redis.ts';
 import { optionalPackage } from '../../util/optional.ts';
 import { liveWorkers } from '../queue/status.ts';
 
-/** Op tag naming the queue a step goes to. */
-export const QUEUE_TAG = 'weft/queue';
-/** Job tag: added to the priority of every step of the job's runs (as `dagster-celery/run_priority`). */
-export const RUN_PRIORITY_TAG = 'weft/run-priority';
 
 /** When the run says that no worker serves a queue its steps wait on: after the first step is queued, then again while they wait. */
 const NO_WORKER_FIRST_MS = 3000;

@@ -4,7 +4,7 @@
  */
 import type { z } from 'zod';
 import { lazySchemas } from '../../util/zod.ts';
-import { stepDelegatingConfig } from '../delegating/executor.ts';
+import { stepDelegatingConfig } from '../delegating/config.ts';
 import { launchConfig } from './job-data.ts';
 import { ALIVE_TTL_SECONDS, DEFAULT_PREFIX, DEFAULT_QUEUE } from './keys.ts';
 

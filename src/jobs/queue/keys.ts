@@ -12,6 +12,11 @@
  * Everything of a run expires: a run whose launcher is gone leaves nothing
  * behind for long.
  */
+/** Op tag naming the queue a step goes to. */
+export const QUEUE_TAG = 'weft/queue';
+/** Job tag: added to the priority of every step of the job's runs (as `dagster-celery/run_priority`). */
+export const RUN_PRIORITY_TAG = 'weft/run-priority';
+
 export const DEFAULT_PREFIX = 'weft';
 export const DEFAULT_QUEUE = 'weft';
 
