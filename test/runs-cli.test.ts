@@ -166,6 +166,30 @@ describe('weft runs', () => {
     expect((await runsJson(h))[0]?.status).toBe('SUCCESS');
   }, 120_000);
 
+
+  it('a reader that goes away (| head): weft run stops printing and its run still ends SUCCESS; logs --follow ends; neither crashes with EPIPE', async () => {
+    const h = home('closed-stdout');
+    const flag = join(dir, 'closed-stdout-flag');
+    writeFileSync(flag, 'up');
+    const config = join(dir, 'closed-stdout.json');
+    writeFileSync(config, JSON.stringify({ ops: { hold: { config: { flag } } } }));
+    let following: ReturnType<typeof start> | null = null;
+    const launcher = start(h, ['run', DEFS, '--job', 'held', '--config', config, '--json'], (line, child) => {
+      const ev = JSON.parse(line) as { type: string; stepKey: string | null; runId: string };
+      if (ev.type !== 'STEP_START' || ev.stepKey !== 'hold' || following) return;
+      following = start(h, ['runs', 'logs', ev.runId, '--follow', '--json'], (_line, f) => f.stdout?.destroy());
+      // Both readers gone while the step holds: every later event meets a closed pipe.
+      child.stdout?.destroy();
+      setTimeout(() => rmSync(flag), 500);
+    });
+    const ran = await launcher.done;
+    expect(ran.code, ran.stderr).toBe(0);
+    expect(ran.stderr).not.toMatch(/EPIPE/);
+    expect((await runsJson(h))[0]?.status).toBe('SUCCESS');
+    const follow = await (following as unknown as ReturnType<typeof start>).done;
+    expect(follow.code, follow.stderr).toBe(0);
+    expect(follow.stderr).not.toMatch(/EPIPE/);
+  }, 60_000);
   it('the daemon starts queued runs one at a time (maxConcurrentRuns 1), higher priority first; a canceled one never starts; stopping it leaves no process', async () => {
     const h = home('queue', 'runQueue:\n  maxConcurrentRuns: 1\n  dequeueInterval: 100ms\n');
     const config = join(dir, 'queue.json');

@@ -3,7 +3,7 @@
  * (args.ts builds the parser and the help text from the declaration).
  */
 import { readFileSync } from 'node:fs';
-import { onStopSignals } from './stop-signals.ts';
+import { onOutputClosed, onStopSignals } from './stop-signals.ts';
 import { createLogger, type Logger } from '../util/log.ts';
 import { packageFile } from '../util/self.ts';
 import { duration, DURATIONS_NOTE, fail, flag, HOST_FLAG, level, memoryLimit, ORIGIN_FLAG, repeated, nonNegativeInt, port, positiveInt, resources, str, TLS_FLAGS, tls, token, type Args, type Command, type Flag } from './args.ts';
@@ -312,6 +312,7 @@ RUN is a run id, or a unique start of one (at least 4 characters).`,
           const controller = new AbortController();
           const stop = (): void => controller.abort();
           process.once('SIGINT', stop);
+          onOutputClosed(stop);
           try {
             return await cmd.printLogs(instance, needRun(), { follow: flag(args, 'follow'), json, signal: controller.signal });
           } finally {

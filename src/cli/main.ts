@@ -5,6 +5,7 @@
 import { ConfigError } from '../errors.ts';
 import { fail, flag, helpText, parse } from './args.ts';
 import { COMMANDS, mainHelp, version } from './commands.ts';
+import { dropOutputWhenClosed } from './stop-signals.ts';
 
 async function main(argv: string[]): Promise<void> {
   const [name, ...rest] = argv;
@@ -17,6 +18,7 @@ async function main(argv: string[]): Promise<void> {
   await cmd.run(args);
 }
 
+dropOutputWhenClosed();
 main(process.argv.slice(2)).catch((err: unknown) => {
   if (err instanceof ConfigError || (err instanceof Error && (err.name === 'RunConfigError' || err.name === 'DefinitionError'))) {
     process.stderr.write(`weft: ${err.message}\n`);

@@ -15,6 +15,31 @@ export function onStopSignals(stop: (reason: string) => void): void {
   watchNpmParent(stop);
 }
 
+const outputClosed: (() => void)[] = [];
+let stdoutGone = false;
+
+/**
+ * When the reader of stdout goes away (`weft runs logs RUN --follow | head`):
+ * what is printed after is dropped instead of crashing the process with
+ * EPIPE, and `then` runs (a command that only prints stops; a run goes on
+ * to its end, its events in run storage).
+ */
+export function onOutputClosed(then: () => void): void {
+  if (stdoutGone) then();
+  else outputClosed.push(then);
+}
+
+/** Installed once by the command line (main.ts). */
+export function dropOutputWhenClosed(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    if (stdoutGone) return;
+    stdoutGone = true;
+    process.stdout.write = () => true;
+    for (const then of outputClosed.splice(0)) then();
+  });
+}
+
 /**
  * Started through npm or npx (which do not pass signals on to their child,
  * and leave it running when they are killed, with a shell between): stop
