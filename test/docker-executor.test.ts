@@ -131,6 +131,10 @@ describe('the docker executor (a real dockerd)', () => {
 
   it('two runs of one job at once do not collide', async () => {
     const [a, b] = await Promise.all([run('simple'), run('simple')]);
+    // The failures first: when a run fails, they say why.
+    expect(a?.failures.map((f) => `${f.stepKey}: ${f.error.message}`)).toEqual([]);
+    expect(b?.failures.map((f) => `${f.stepKey}: ${f.error.message}`)).toEqual([]);
+    expect([a, b].flatMap((r) => r?.allEvents.filter((e) => e.type === 'RUN_FAILURE' || e.type === 'ENGINE_EVENT').map((e) => e.message) ?? [])).toEqual([]);
     expect(a?.success).toBe(true);
     expect(b?.success).toBe(true);
     expect(a?.outputForNode('add')).toBe(4);
