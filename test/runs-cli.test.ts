@@ -182,13 +182,18 @@ describe('weft runs', () => {
       child.stdout?.destroy();
       setTimeout(() => rmSync(flag), 500);
     });
-    const ran = await launcher.done;
-    expect(ran.code, ran.stderr).toBe(0);
-    expect(ran.stderr).not.toMatch(/EPIPE/);
-    expect((await runsJson(h))[0]?.status).toBe('SUCCESS');
-    const follow = await (following as unknown as ReturnType<typeof start>).done;
-    expect(follow.code, follow.stderr).toBe(0);
-    expect(follow.stderr).not.toMatch(/EPIPE/);
+    try {
+      const ran = await launcher.done;
+      expect(ran.code, ran.stderr).toBe(0);
+      expect(ran.stderr).not.toMatch(/EPIPE/);
+      expect((await runsJson(h))[0]?.status).toBe('SUCCESS');
+      const follow = await (following as unknown as ReturnType<typeof start>).done;
+      expect(follow.code, follow.stderr).toBe(0);
+      expect(follow.stderr).not.toMatch(/EPIPE/);
+    } finally {
+      // A follower of a run that never ends (a launcher that crashed) would follow forever.
+      (following as ReturnType<typeof start> | null)?.child.kill('SIGKILL');
+    }
   }, 60_000);
   it('the daemon starts queued runs one at a time (maxConcurrentRuns 1), higher priority first; a canceled one never starts; stopping it leaves no process', async () => {
     const h = home('queue', 'runQueue:\n  maxConcurrentRuns: 1\n  dequeueInterval: 100ms\n');
