@@ -6,10 +6,12 @@
  * on, so deleting a run deletes its tags and events with it.
  */
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { optionalPackage } from '../../util/optional.ts';
 import { RunStorageError } from '../errors.ts';
 import type { Row, SqlDriver, SqlTx } from './driver.ts';
+import type BetterSqlite3 from 'better-sqlite3';
 import type { Database, Statement } from 'better-sqlite3';
 
 
@@ -34,7 +36,8 @@ const IDLE_CHECKPOINT_MS = 100;
 const MAX_WAL_PAGES = 4096;
 
 export async function openSqlite(path: string, checkpoints: Checkpoints = 'auto'): Promise<SqlDriver> {
-  const { default: BetterSqlite } = await optionalPackage(['better-sqlite3'], 'run storage in SQLite', () => import('better-sqlite3'));
+  // Required, not imported: better-sqlite3 is CommonJS, and an import of it first has Node scan its source for named exports.
+  const BetterSqlite = await optionalPackage(['better-sqlite3'], 'run storage in SQLite', async () => createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3);
   mkdirSync(dirname(path), { recursive: true });
   let db: Database;
   try {
