@@ -197,6 +197,24 @@ async function listing(): Promise<void> {
   row('  a filtered query (FAILURE, tag team=ml)', median(filtered), 'ms', '(median of 20)', true);
 }
 
+/**
+ * A bare Node's start in the same environment, beside the two startup
+ * figures: they are absolute, and what Node takes to start here moves them
+ * most. NODE_EXTRA_CA_CERTS, for one, has every Node process parse that
+ * bundle of certificates as it starts (418M instructions under callgrind,
+ * 5x a bare start without it; about 30 ms on the development machine).
+ */
+async function bareNode(): Promise<void> {
+  const times: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    const t0 = performance.now();
+    await new Promise((resolve) => spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' }).on('close', resolve));
+    times.push(performance.now() - t0);
+  }
+  const extra = process.env['NODE_EXTRA_CA_CERTS'];
+  row(`for reference: a bare node -e 0${extra ? ` (NODE_EXTRA_CA_CERTS=${extra} is set)` : ''}`, median(times), 'ms', `(median of 7: ${times.map((t) => t.toFixed(0)).join(', ')})`, true);
+}
+
 async function main(): Promise<void> {
   if (part('steps')) {
     const instance = await Instance.open({ home: join(home, 'overhead') });
@@ -206,6 +224,7 @@ async function main(): Promise<void> {
       await instance.close();
     }
   }
+  if (part('reexecute') || part('list')) await bareNode();
   if (part('reexecute')) await reexecution();
   if (part('list')) await listing();
   table.print();
