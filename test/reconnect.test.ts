@@ -84,4 +84,21 @@ describe('a scheduler that stops answering', () => {
       worker.proc.kill('SIGKILL');
     }
   }, 30_000);
+
+  it('a client whose own event loop was busy for longer than the timeout (a graph of millions of tasks built in one go) does not blame the scheduler', async () => {
+    const scheduler = await start(['scheduler', '--port', '0', '--no-dashboard']);
+    const worker = await start(['worker', scheduler.ready['address'] as string, '--no-nanny']);
+    try {
+      const client = await Client.connect(scheduler.ready['address'] as string, { schedulerTimeoutMs: 1500 });
+      expect(await client.submit((x: number) => x + 1, 1)).toBe(2);
+      // Twice the timeout without listening: the scheduler's answers wait unread meanwhile.
+      const until = Date.now() + 3000;
+      while (Date.now() < until);
+      expect(await client.submit((x: number) => x + 1, 2)).toBe(3);
+      await client.close();
+    } finally {
+      scheduler.proc.kill('SIGKILL');
+      worker.proc.kill('SIGKILL');
+    }
+  }, 30_000);
 });

@@ -164,23 +164,36 @@ export class Client implements FutureHost {
     }
   }
 
-  /** Pings the scheduler; silent for `timeoutMs`, the connection is cut (futures fail with ConnectionClosedError). */
+  /**
+   * Pings the scheduler; silent for `timeoutMs` (no frame at all: a ping's
+   * answer may wait behind a graph of millions of tasks the scheduler is
+   * still reading, and its answers to that graph's parts say it is alive),
+   * the connection is cut (futures fail with ConnectionClosedError).
+   */
   private watchScheduler(timeoutMs: number): void {
-    let heard = Date.now();
+    let heard = performance.now();
+    let ticked = heard;
     const every = Math.min(5000, Math.max(100, timeoutMs / 3));
     // This connection's watch: it ends with it (a new connection gets its own).
     const conn = this.conn;
     const timer = setInterval(() => {
       if (this.closedError || this.conn !== conn) return void clearInterval(timer);
-      if (Date.now() - heard > timeoutMs) {
+      // Time this process did not listen (its event loop busy: a graph of millions of tasks built in one go) is not the
+      // scheduler's silence: the answers may be waiting unread. Late by more than a period, the watch starts over from here.
+      const now = performance.now();
+      const late = now - ticked - every;
+      ticked = now;
+      if (late > every) heard = Math.max(heard, now - every);
+      heard = Math.max(heard, conn.lastFrameAt);
+      if (now - heard > timeoutMs) {
         clearInterval(timer);
-        this.log.error({ silentMs: Date.now() - heard }, 'the scheduler has not answered: giving up on it');
+        this.log.error({ silentMs: Math.round(now - heard) }, 'the scheduler has not answered: giving up on it');
         this.onClosed(`the scheduler did not answer for ${timeoutMs / 1000} s`);
         conn.ws.terminate();
         return;
       }
       this.ask((id) => this.conn.send({ op: 'ping', id })).then(
-        () => (heard = Date.now()),
+        () => (heard = performance.now()),
         () => {},
       );
     }, every);

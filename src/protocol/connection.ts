@@ -128,6 +128,8 @@ export class Connection<In extends Op, Out extends Op> {
   /** Bytes of payload written to the socket (for metrics). */
   bytesSent = 0;
   bytesReceived = 0;
+  /** When the peer's last frame came (performance.now()): a peer sending anything is not silent (the client's watch). */
+  lastFrameAt = performance.now();
 
   constructor(
     readonly ws: WebSocket,
@@ -303,6 +305,7 @@ export class Connection<In extends Op, Out extends Op> {
 
   private onFrame(data: RawData, isBinary: boolean): void {
     if (this.closed) return;
+    this.lastFrameAt = performance.now();
     if (this.backlog.length > 0) {
       this.backlog.push({ data, isBinary });
       return;
