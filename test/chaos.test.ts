@@ -36,7 +36,10 @@ describe('chaos', () => {
             process.kill(pid, 'SIGCONT');
             continue;
           }
-          const pids = cluster.workers.map((w) => w.pid).filter((p): p is number => p !== undefined && alive(p));
+          const live = (): number[] => cluster.workers.map((w) => w.pid).filter((p): p is number => p !== undefined && alive(p));
+          // All three may be down at once (each back after its nanny's back-off, longer on a slow machine): the kill waits for one.
+          if (live().length === 0) await waitFor(() => live().length > 0 || finished, 30_000, `seed ${seed}: a worker to kill (${events.join(', ')})`);
+          const pids = live();
           const victim = pids[Math.floor(rand() * pids.length)];
           if (victim === undefined) continue;
           process.kill(victim, 'SIGKILL');
@@ -44,7 +47,7 @@ describe('chaos', () => {
         }
         const values = await Promise.race([done, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`seed ${seed}: the graph did not finish within 120 s (${events.join(', ')})`)), 120_000))]);
         // All of it happened while the graph ran.
-        expect(events, `seed ${seed}`).toHaveLength(7);
+        expect(events, `seed ${seed}: ${events.join(', ')}`).toHaveLength(7);
         const wrong = values.findIndex((v, i) => v !== expected[i]);
         expect(wrong, `seed ${seed}: task ${wrong} is ${values[wrong]}, not ${expected[wrong]} (${events.join(', ')})`).toBe(-1);
         await waitFor(async () => (await client.workers()).length === 3, 30_000, `seed ${seed}: all three workers back (${events.join(', ')})`);
