@@ -53,7 +53,7 @@ await build({
 // zod as one file, for the modules that load it on first use (util/zod.ts):
 // requiring zod's ~300 files costs a process about 110 ms on this machine,
 // this file 45. It leaves out zod's translations of its error messages
-// (`locales`: 50 languages, a third of the load) but English, the only one
+// (`locales`: 63 languages, a third of the load) but English, the only one
 // weft's messages use; a user's own schemas come from the user's zod.
 const zodLocales = createRequire(import.meta.url).resolve('zod/v4/locales/index.cjs');
 await build({

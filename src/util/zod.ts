@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type * as Zod from 'zod';
 import { lazyPackage } from './lazy.ts';
 
-/** The package's zod in one file, built by scripts/build.mjs (a third of the package's load time); a checkout uses the package. */
+/** zod in one file, built with the package by scripts/build.mjs: it loads in about 40% of the time zod's own files take (113 against 46 ms over a bare node here); a checkout uses the package. */
 const bundled = fileURLToPath(new URL('../vendor/zod.cjs', import.meta.url));
 const zod = lazyPackage<typeof Zod>(existsSync(bundled) ? bundled : 'zod');
 

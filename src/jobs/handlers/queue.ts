@@ -29,7 +29,6 @@ import { CONNECT_TIMEOUT_MS, connectRedis, duplicateRedis, redact, withTimeout }
 import { optionalPackage } from '../../util/optional.ts';
 import { liveWorkers } from '../queue/status.ts';
 
-
 /** When the run says that no worker serves a queue its steps wait on: after the first step is queued, then again while they wait. */
 const NO_WORKER_FIRST_MS = 3000;
 const NO_WORKER_AGAIN_MS = 30_000;

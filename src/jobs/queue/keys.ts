@@ -12,6 +12,7 @@
  * Everything of a run expires: a run whose launcher is gone leaves nothing
  * behind for long.
  */
+
 /** Op tag naming the queue a step goes to. */
 export const QUEUE_TAG = 'weft/queue';
 /** Job tag: added to the priority of every step of the job's runs (as `dagster-celery/run_priority`). */
