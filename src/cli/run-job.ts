@@ -46,15 +46,16 @@ export function readRunConfig(file: string | undefined): RunConfig | undefined {
 
 /** Runs the job, recorded in the instance; resolves with the process exit code (0 success, 1 failure, 130 canceled). */
 export async function runJobCommand(opts: RunOptions): Promise<number> {
-  const defs = await loadDefinitions(opts.module);
-  const job = defs.findJob(opts.job);
-  if (!job) throw new ConfigError(`--job: ${opts.module} has no job ${opts.job} (jobs: ${defs.jobNames.join(', ') || 'none'})`);
-  let runConfig = readRunConfig(opts.configFile);
-  // The command prints events and never reads outputs: the cluster executor need not fetch them (a run config can still say so).
-  const onCluster = opts.cluster !== undefined || defs.executorFor(job).name === 'cluster';
-  if (onCluster) runConfig = mergeConfig({ execution: { config: { fetchOutputs: false } } }, runConfig) as RunConfig;
   const instance = await openInstanceOrSay();
+  instance?.prepareToLaunch();
   try {
+    const defs = await loadDefinitions(opts.module);
+    const job = defs.findJob(opts.job);
+    if (!job) throw new ConfigError(`--job: ${opts.module} has no job ${opts.job} (jobs: ${defs.jobNames.join(', ') || 'none'})`);
+    let runConfig = readRunConfig(opts.configFile);
+    // The command prints events and never reads outputs: the cluster executor need not fetch them (a run config can still say so).
+    const onCluster = opts.cluster !== undefined || defs.executorFor(job).name === 'cluster';
+    if (onCluster) runConfig = mergeConfig({ execution: { config: { fetchOutputs: false } } }, runConfig) as RunConfig;
     return await showRun(opts, job.steps.length, async (shown) => {
       const execOpts: ExecuteOptions = { ...shown, ...(instance ? { instance } : {}), ...(runConfig ? { runConfig } : {}), ...(opts.tags ? { tags: opts.tags } : {}), ...(opts.opSelection ? { opSelection: opts.opSelection } : {}) };
       if (!opts.cluster) return defs.executeJob(opts.job, execOpts);

@@ -217,6 +217,7 @@ export async function deleteCommand(instance: Instance, given: string, force: bo
 export async function reexecuteCommand(instance: Instance, given: string, opts: ShowOptions & { fromFailure: boolean; steps: string | undefined; tags: Record<string, string> }): Promise<number> {
   if (opts.fromFailure === (opts.steps !== undefined)) throw new ConfigError('weft runs reexecute needs --from-failure or --steps SELECTION (one of them)');
   const run = await findRun(instance, given);
+  instance.prepareToLaunch();
   const { reexecute } = await heavy();
   return showRun(opts, run.stepKeys?.length ?? 0, (shown) => reexecute(instance, run.runId, { ...shown, tags: opts.tags, ...(opts.fromFailure ? { fromFailure: true } : { stepSelection: [opts.steps as string] }) }));
 }
@@ -235,6 +236,7 @@ export async function submitCommand(instance: Instance, opts: { module: string; 
 }
 
 export async function launchCommand(instance: Instance, runId: string, show: ShowOptions): Promise<number> {
+  instance.prepareToLaunch();
   const { launchQueuedRun } = await heavy();
   return launchQueuedRun(instance, runId, (steps, go) => showRun(show, steps, go));
 }

@@ -65,6 +65,12 @@ export class Instance implements RunRecorder {
     return startRecording(run, cancel, { storage: this.storage, batches: (id) => this.writer.eventBatch(id), heartbeatMs: this.config.runMonitor.heartbeatInterval, claimed: this.claimed.delete(run.runId) });
   }
 
+  /** About to launch runs: the run writer's thread and the recorder start loading now, beside the job's own loading. */
+  prepareToLaunch(): void {
+    this.writer.start();
+    this.recorder ??= import('./recorder.ts');
+  }
+
   /** Runs the daemon claimed from the queue: their launch takes over the stored run. */
   readonly claimed = new Set<string>();
 

@@ -1,6 +1,7 @@
 /** Environment variables of a step's container or pod, as the docker and Kubernetes executors take them. */
 import { createHash } from 'node:crypto';
 import type * as Zod from 'zod';
+import type { WeftZod } from '../../util/zod.ts';
 import { STEP_ARGS_ENV } from '../step/spec.ts';
 
 /**
@@ -16,12 +17,12 @@ export function attemptResourceName(runId: string, stepKey: string, attempt: num
 }
 
 /** 'NAME' (copied from the launching process) or 'NAME=VALUE'. */
-export function envVar(z: typeof Zod.z): Zod.ZodString {
+export function envVar(z: WeftZod): Zod.ZodString {
   return z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(=.*)?$/s, "expected 'NAME' (copied from this process) or 'NAME=VALUE'");
 }
 
 /** The config fields of every executor that runs steps from an image (docker, Kubernetes). */
-export function imageFields(z: typeof Zod.z) {
+export function imageFields(z: WeftZod) {
   return {
     /** Where the code location's project (the nearest directory with a package.json) is in the image; default: the same path as here. */
     codeDir: z.string().startsWith('/', 'an absolute path in the image').optional(),

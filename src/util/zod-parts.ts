@@ -1,0 +1,31 @@
+/**
+ * The parts of zod's `z` that weft's own schemas use. The zod that the
+ * package carries (dist/vendor/zod.cjs, scripts/build.mjs) is built from
+ * these and what they need, and nothing else: a process loads a third of
+ * the instructions zod as a whole costs. `lazySchemas` hands its schemas
+ * a `z` typed with these parts only, so a schema that needs another part
+ * does not compile until it is added here.
+ */
+export const ZOD_PARTS = [
+  'array',
+  'boolean',
+  'custom',
+  'discriminatedUnion',
+  'enum',
+  'instanceof',
+  'literal',
+  'looseObject',
+  'NEVER',
+  'null',
+  'number',
+  'object',
+  'optional',
+  'record',
+  'strictObject',
+  'string',
+  'tuple',
+  'union',
+  'unknown',
+  'ZodError',
+  'ZodType',
+] as const;
