@@ -1,11 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { encode } from '../src/protocol/codec.ts';
-import { Connection, DEFAULT_LIMITS } from '../src/protocol/connection.ts';
+import { Connection, DEFAULT_LIMITS, TURN_BUDGET_MS, type ConnectionLimits } from '../src/protocol/connection.ts';
+import { TurnBudget } from '../src/protocol/turn-budget.ts';
 import { messageSchemas, type PeerToWorker, type WorkerToPeer } from '../src/protocol/messages.ts';
 
 /** A real WebSocket pair on loopback, each end wrapped in a Connection (the worker's data server side sends). */
-async function pair(): Promise<{ sender: Connection<PeerToWorker, WorkerToPeer>; receiver: Connection<WorkerToPeer, PeerToWorker>; receiverWs: WebSocket; close(): void }> {
+async function pair(receiverLimits: ConnectionLimits = DEFAULT_LIMITS): Promise<{ sender: Connection<PeerToWorker, WorkerToPeer>; receiver: Connection<WorkerToPeer, PeerToWorker>; receiverWs: WebSocket; close(): void }> {
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: DEFAULT_LIMITS.maxPayload });
   await new Promise<void>((resolve) => wss.once('listening', resolve));
   const { port } = wss.address() as { port: number };
@@ -13,7 +14,7 @@ async function pair(): Promise<{ sender: Connection<PeerToWorker, WorkerToPeer>;
   const ws = new WebSocket(`ws://127.0.0.1:${port}`, { maxPayload: DEFAULT_LIMITS.maxPayload });
   await new Promise<void>((resolve, reject) => ws.once('open', resolve).once('error', reject));
   const sender = new Connection<PeerToWorker, WorkerToPeer>(await accepted, messageSchemas().peerToWorker);
-  const receiver = new Connection<WorkerToPeer, PeerToWorker>(ws, messageSchemas().workerToPeer);
+  const receiver = new Connection<WorkerToPeer, PeerToWorker>(ws, messageSchemas().workerToPeer, receiverLimits);
   return {
     sender,
     receiver,
@@ -91,5 +92,49 @@ describe('connection', () => {
     // 20 ms each: the budget is spent after the third.
     expect(Math.max(...perTurn)).toBeLessThanOrEqual(4);
     expect(turns).toBeGreaterThanOrEqual(3);
+  });
+  it('shares one budget per turn among the connections given it, and serves those holding frames back in turn', async () => {
+    const turn = new TurnBudget(TURN_BUDGET_MS);
+    const a = await pair({ ...DEFAULT_LIMITS, turn });
+    const b = await pair({ ...DEFAULT_LIMITS, turn });
+    cleanup = () => {
+      a.close();
+      b.close();
+    };
+    const n = 8;
+    // Every frame of both in their receivers' socket buffers before either reads: with a budget each, one turn would handle three or four of each.
+    a.receiverWs.pause();
+    b.receiverWs.pause();
+    const written: Promise<void>[] = [];
+    for (const { sender } of [a, b]) {
+      for (let i = 0; i < n; i++) written.push(new Promise<void>((resolve) => sender.ws.send(encode([{ op: 'data', id: i, keys: [], blobs: [], missing: [] }]), { binary: true }, () => resolve())));
+    }
+    await Promise.all(written);
+    const order: string[] = [];
+    let inTurn = 0;
+    const perTurn: number[] = [];
+    const done = new Promise<void>((resolve) => {
+      const handler = (name: string) => (): void => {
+        if (inTurn === 0)
+          setImmediate(() => {
+            perTurn.push(inTurn);
+            inTurn = 0;
+          });
+        inTurn++;
+        order.push(name);
+        const until = performance.now() + 20; // a handler that takes 20 ms
+        while (performance.now() < until);
+        if (order.length === 2 * n) setImmediate(resolve);
+      };
+      a.receiver.onMessages(handler('a'));
+      b.receiver.onMessages(handler('b'));
+    });
+    a.receiverWs.resume();
+    b.receiverWs.resume();
+    await done;
+    // 20 ms each: both together get the budget of one, spent after the third.
+    expect(Math.max(...perTurn), `frames per turn: ${perTurn.join(', ')}`).toBeLessThanOrEqual(4);
+    // In turn: b's frames do not all wait until a's backlog is gone.
+    expect(order.indexOf('b'), order.join('')).toBeLessThan(order.lastIndexOf('a'));
   });
 });

@@ -16,8 +16,9 @@
  * Receiving: each frame is decoded and every message parsed with the
  * connection's schema; a malformed frame or message closes this connection
  * only, after telling the peer what was wrong. A message is delivered once
- * its own raw frames are in, and a connection's frames are handled for at
- * most TURN_BUDGET_MS per event-loop turn (the rest wait, socket paused).
+ * its own raw frames are in, and frames are handled for at most
+ * TURN_BUDGET_MS per event-loop turn (the rest wait, socket paused), a
+ * budget the connections of a scheduler or worker share (turn-budget.ts).
  */
 import type { WebSocket, RawData } from 'ws';
 import type { z } from 'zod';
@@ -25,6 +26,7 @@ import { decode, encode, withKeyColumns } from './codec.ts';
 import { messageSchemas } from './messages.ts';
 import { ProtocolError } from '../errors.ts';
 import { objectList } from '../util/lists.ts';
+import { TurnBudget, type HeldFrames } from './turn-budget.ts';
 
 /** Under load, frames on one connection are at least this far apart (messages batch meanwhile). */
 const MIN_FLUSH_INTERVAL_MS = 3;
@@ -37,13 +39,13 @@ const MIN_FLUSH_INTERVAL_MS = 3;
 const SPLIT_ABOVE_BYTES = 1024 * 1024;
 const FRAME_TARGET_BYTES = 256 * 1024;
 /**
- * Frames of one connection are handled for at most this long per event-loop
- * turn; the rest wait, with the socket paused, for the next turns. libuv
- * reads a busy socket up to 32 times in one turn and ws hands over every
- * frame at once: a client's graph of two million tasks, read part after part
- * in one turn, kept the scheduler from its timers and its workers for 0.6-1 s.
+ * Frames are handled for at most this long per event-loop turn; the rest
+ * wait, with their sockets paused, for the next turns. libuv reads a busy
+ * socket up to 32 times in one turn and ws hands over every frame at once:
+ * a client's graph of two million tasks, read part after part in one turn,
+ * kept the scheduler from its timers and its workers for 0.6-1 s.
  */
-const TURN_BUDGET_MS = 50;
+export const TURN_BUDGET_MS = 50;
 
 const NO_BYTES = Buffer.alloc(0);
 
@@ -62,6 +64,8 @@ export interface ConnectionLimits {
   rawThreshold: number;
   /** Unacknowledged bytes above which batches wait. */
   highWaterMark: number;
+  /** The handling time per turn this connection shares with others (default: a budget of its own). */
+  turn?: TurnBudget;
 }
 
 export const DEFAULT_LIMITS: ConnectionLimits = {
@@ -86,7 +90,7 @@ function hasBlobs(msg: object): msg is BlobCarrier {
 
 export type ZodSchema<T> = z.ZodType<T>;
 
-export class Connection<In extends Op, Out extends Op> {
+export class Connection<In extends Op, Out extends Op> implements HeldFrames {
   private queue = objectList<object>();
   private rawOut: Uint8Array[] = [];
   private flushScheduled = false;
@@ -121,8 +125,7 @@ export class Connection<In extends Op, Out extends Op> {
   private handshaken = false;
   /** What the peer said was wrong, in an `error` message before it closed. */
   private peerError: string | null = null;
-  /** When this connection's frames of the current event-loop turn began to be handled (0: none yet). */
-  private turnStart = 0;
+  private readonly turn: TurnBudget;
   /** Frames that arrived after the turn's budget was spent, in order (the socket is paused meanwhile). */
   private backlog: { data: RawData; isBinary: boolean }[] = [];
   /** Bytes of payload written to the socket (for metrics). */
@@ -137,6 +140,7 @@ export class Connection<In extends Op, Out extends Op> {
     readonly limits: ConnectionLimits = DEFAULT_LIMITS,
     readonly label = 'peer',
   ) {
+    this.turn = limits.turn ?? new TurnBudget(TURN_BUDGET_MS);
     ws.binaryType = 'nodebuffer';
     ws.on('message', (data: RawData, isBinary: boolean) => this.onFrame(data, isBinary));
     ws.on('close', (code: number, reason: Buffer) => this.onClosed(code, reason.toString()));
@@ -310,37 +314,27 @@ export class Connection<In extends Op, Out extends Op> {
       this.backlog.push({ data, isBinary });
       return;
     }
-    const now = performance.now();
-    if (this.turnStart === 0) {
-      this.turnStart = now;
-      setImmediate(this.endTurn);
-    } else if (now - this.turnStart > TURN_BUDGET_MS) {
+    if (!this.turn.allows()) {
       this.backlog.push({ data, isBinary });
       this.ws.pause();
+      this.turn.hold(this);
       return;
     }
     this.handleFrame(data, isBinary);
   }
 
-  /** After the poll phase: the next turn has a fresh budget; frames held back wait for the next turn, after its timers. */
-  private readonly endTurn = (): void => {
-    this.turnStart = 0;
-    if (this.backlog.length > 0 && !this.closed) setImmediate(this.drain);
-  };
-
-  /** Handles held-back frames for one budget per turn; reading resumes once none is left. */
-  private readonly drain = (): void => {
-    const start = performance.now();
-    let i = 0;
-    while (i < this.backlog.length && !this.closed && performance.now() - start <= TURN_BUDGET_MS) {
-      const f = this.backlog[i++] as { data: RawData; isBinary: boolean };
-      this.handleFrame(f.data, f.isBinary);
+  /** Handles the next frame held back (the turn budget serves held connections in turn); reading resumes once none is left. */
+  handleOne(): boolean {
+    const f = this.backlog.shift();
+    if (f && !this.closed) this.handleFrame(f.data, f.isBinary);
+    if (this.closed) {
+      this.backlog = [];
+      return false;
     }
-    this.backlog.splice(0, i);
-    if (this.closed) this.backlog = [];
-    else if (this.backlog.length > 0) setImmediate(this.drain);
-    else this.ws.resume();
-  };
+    if (this.backlog.length > 0) return true;
+    this.ws.resume();
+    return false;
+  }
 
   private handleFrame(data: RawData, isBinary: boolean): void {
     const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);

@@ -9,7 +9,8 @@ import { DEFAULT_DOOR, listen } from '../protocol/listen.ts';
 import { RateLimitedLines } from '../util/untrusted.ts';
 import { serverTls, type TlsOptions } from '../protocol/tls.ts';
 import type { Connection, ConnectionLimits } from '../protocol/connection.ts';
-import { CLOSE_SHUTDOWN, DEFAULT_LIMITS } from '../protocol/connection.ts';
+import { CLOSE_SHUTDOWN, DEFAULT_LIMITS, TURN_BUDGET_MS } from '../protocol/connection.ts';
+import { TurnBudget } from '../protocol/turn-budget.ts';
 import { accept } from '../protocol/handshake.ts';
 import { messageSchemas, type ClientToScheduler, type SchedulerToClient, type WorkerInfo, type WorkerToScheduler } from '../protocol/messages.ts';
 import type { RunsSource } from './dashboard/snapshot.ts';
@@ -82,7 +83,8 @@ export class SchedulerServer {
   static async start(opts: SchedulerOptions = {}): Promise<SchedulerServer> {
     const host = opts.host ?? '127.0.0.1';
     checkExposure('scheduler', host, opts.token);
-    const limits = opts.limits ?? DEFAULT_LIMITS;
+    // One handling budget per turn for all its connections (turn-budget.ts).
+    const limits = { ...(opts.limits ?? DEFAULT_LIMITS), turn: new TurnBudget(TURN_BUDGET_MS) };
     const tls = serverTls(opts.tls ?? null, 'scheduler');
     const { server, address, door } = await listen(host, opts.port ?? 8786, limits, { ...DEFAULT_DOOR, allowOrigins: opts.allowOrigins ?? [] }, tls);
     const log = opts.log ?? silentLogger();

@@ -9,7 +9,8 @@ import { hostname } from 'node:os';
 import type { WebSocketServer, WebSocket } from 'ws';
 import { DEFAULT_DOOR, listen } from '../protocol/listen.ts';
 import type { Connection} from '../protocol/connection.ts';
-import { CLOSE_REFUSED, CLOSE_SHUTDOWN, DEFAULT_LIMITS, type ConnectionLimits } from '../protocol/connection.ts';
+import { CLOSE_REFUSED, CLOSE_SHUTDOWN, DEFAULT_LIMITS, TURN_BUDGET_MS, type ConnectionLimits } from '../protocol/connection.ts';
+import { TurnBudget } from '../protocol/turn-budget.ts';
 import { accept, connect, type ConnectOptions } from '../protocol/handshake.ts';
 import { messageSchemas, checkComputeColumns, type ComputeMsg, type FnDef, type PeerToWorker, type SchedulerToWorker, type WorkerMetrics, type WorkerToPeer, type WorkerToScheduler } from '../protocol/messages.ts';
 import { PeerPool } from '../protocol/peers.ts';
@@ -96,7 +97,8 @@ export class WeftWorker {
   static async start(options: WorkerOptions): Promise<WeftWorker> {
     const opts = { nthreads: 1, heartbeatMs: 1000, ...options };
     const log = opts.log ?? silentLogger();
-    const limits = opts.limits ?? DEFAULT_LIMITS;
+    // One handling budget per turn for its connection to the scheduler and its peers' (turn-budget.ts).
+    const limits = { ...(opts.limits ?? DEFAULT_LIMITS), turn: new TurnBudget(TURN_BUDGET_MS) };
     const host = opts.host ?? '127.0.0.1';
     checkExposure('worker', host, opts.token);
     const tls = serverTls(opts.tls ?? null, 'worker data port');
