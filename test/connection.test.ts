@@ -137,4 +137,41 @@ describe('connection', () => {
     // In turn: b's frames do not all wait until a's backlog is gone.
     expect(order.indexOf('b'), order.join('')).toBeLessThan(order.lastIndexOf('a'));
   });
+  it('lets a handler stop at the turn budget: the rest of its batch comes in a later turn, ahead of newer frames', async () => {
+    const { sender, receiver, receiverWs, close } = await pair();
+    cleanup = close;
+    receiverWs.pause();
+    // One frame of six messages, then one of two more.
+    const msg = (id: number): object => ({ op: 'data', id, keys: [], blobs: [], missing: [] });
+    const written = [encode([0, 1, 2, 3, 4, 5].map(msg)), encode([msg(6), msg(7)])].map((f) => new Promise<void>((resolve) => sender.ws.send(f, { binary: true }, () => resolve())));
+    await Promise.all(written);
+    const ids: number[] = [];
+    let inTurn = 0;
+    const perTurn: number[] = [];
+    const done = new Promise<void>((resolve) => {
+      receiver.onMessages((msgs) => {
+        let handled = 0;
+        for (const m of msgs) {
+          if (handled > 0 && receiver.turnSpent) break;
+          handled++;
+          if (inTurn === 0)
+            setImmediate(() => {
+              perTurn.push(inTurn);
+              inTurn = 0;
+            });
+          inTurn++;
+          ids.push((m as { id: number }).id);
+          const until = performance.now() + 20; // 20 ms of work per message
+          while (performance.now() < until);
+        }
+        if (ids.length === 8) setImmediate(resolve);
+        return handled;
+      });
+    });
+    receiverWs.resume();
+    await done;
+    expect(ids).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    // Without stopping, the first frame's six would take 120 ms in one turn.
+    expect(Math.max(...perTurn), `messages per turn: ${perTurn.join(', ')}`).toBeLessThanOrEqual(4);
+  });
 });

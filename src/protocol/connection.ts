@@ -90,6 +90,13 @@ function hasBlobs(msg: object): msg is BlobCarrier {
 
 export type ZodSchema<T> = z.ZodType<T>;
 
+/**
+ * Takes a batch's messages in order. It may stop early, once the turn's
+ * budget is spent (Connection.turnSpent), by returning how many it handled:
+ * the rest are handed to it again in a later turn, before anything newer.
+ */
+export type MessageHandler<In> = (msgs: In[]) => number | void;
+
 export class Connection<In extends Op, Out extends Op> implements HeldFrames {
   private queue = objectList<object>();
   private rawOut: Uint8Array[] = [];
@@ -99,7 +106,7 @@ export class Connection<In extends Op, Out extends Op> implements HeldFrames {
   private inflight = 0;
   private closed = false;
   private closeHandlers: ((code: number, reason: string) => void)[] = [];
-  private messageHandler: ((msgs: In[]) => void) | null = null;
+  private messageHandler: MessageHandler<In> | null = null;
   /** Batches that arrived before a handler was set (right after a handshake). */
   private early: In[][] = [];
   /**
@@ -127,7 +134,7 @@ export class Connection<In extends Op, Out extends Op> implements HeldFrames {
   private peerError: string | null = null;
   private readonly turn: TurnBudget;
   /** Frames that arrived after the turn's budget was spent, in order (the socket is paused meanwhile). */
-  private backlog: { data: RawData; isBinary: boolean }[] = [];
+  private backlog: ({ data: RawData; isBinary: boolean } | { msgs: In[] })[] = [];
   /** Bytes of payload written to the socket (for metrics). */
   bytesSent = 0;
   bytesReceived = 0;
@@ -165,7 +172,7 @@ export class Connection<In extends Op, Out extends Op> implements HeldFrames {
   }
 
   /** Sets the handler; messages that arrived before it are delivered now. */
-  onMessages(handler: (msgs: In[]) => void): void {
+  onMessages(handler: MessageHandler<In>): void {
     this.messageHandler = handler;
     const early = this.early;
     this.early = [];
@@ -326,7 +333,10 @@ export class Connection<In extends Op, Out extends Op> implements HeldFrames {
   /** Handles the next frame held back (the turn budget serves held connections in turn); reading resumes once none is left. */
   handleOne(): boolean {
     const f = this.backlog.shift();
-    if (f && !this.closed) this.handleFrame(f.data, f.isBinary);
+    if (f && !this.closed) {
+      if ('msgs' in f) this.deliver(f.msgs);
+      else this.handleFrame(f.data, f.isBinary);
+    }
     if (this.closed) {
       this.backlog = [];
       return false;
@@ -464,12 +474,23 @@ export class Connection<In extends Op, Out extends Op> implements HeldFrames {
       return;
     }
     try {
-      this.messageHandler(msgs);
+      const handled = this.messageHandler(msgs);
+      if (typeof handled === 'number' && handled < msgs.length && !this.closed) {
+        // The handler stopped at the turn's budget: the rest come first when this connection is served next.
+        this.backlog.unshift({ msgs: msgs.slice(handled) });
+        this.ws.pause();
+        this.turn.hold(this);
+      }
     } catch (err) {
       // A bug in a handler must not take the process down: report it, drop this connection.
       this.onInternalError(err);
       this.fail(`internal error while handling ${msgs[0]?.op ?? 'a message'}: ${(err as Error).message}`, 1011);
     }
+  }
+
+  /** This turn's budget for handling frames is spent (a handler of many costly messages may stop there: see MessageHandler). */
+  get turnSpent(): boolean {
+    return this.turn.spent();
   }
 
   /** Called when a message handler throws; the owner logs it. */

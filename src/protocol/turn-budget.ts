@@ -11,7 +11,7 @@
  * in all: no connection waits behind another's backlog for long.
  */
 
-/** A connection with frames held back. */
+/** A connection with frames (or messages its handler left for later) held back. */
 export interface HeldFrames {
   /** Handles its next held frame; false once it holds none (or closed). */
   handleOne(): boolean;
@@ -39,6 +39,11 @@ export class TurnBudget {
     return t - this.start <= this.ms;
   }
 
+  /** This turn's budget is spent (false before anything was handled this turn). */
+  spent(): boolean {
+    return this.start !== 0 && this.now() - this.start > this.ms;
+  }
+
   /** `c` holds frames back: it is served in turn with the others, from the end of this turn. */
   hold(c: HeldFrames): void {
     if (this.held.includes(c)) return;
@@ -55,10 +60,11 @@ export class TurnBudget {
   };
 
   private readonly serve = (): void => {
-    const start = this.start === 0 ? this.now() : this.start;
-    while (this.held.length > 0 && this.now() - start <= this.ms) {
+    if (this.start === 0) this.start = this.now();
+    while (this.held.length > 0 && !this.spent()) {
       const c = this.held.shift() as HeldFrames;
-      if (c.handleOne()) this.held.push(c);
+      // (A handler that stopped at the budget has already asked to be held again.)
+      if (c.handleOne() && !this.held.includes(c)) this.held.push(c);
     }
     this.start = 0;
     if (this.held.length > 0) setImmediate(this.serve);

@@ -158,9 +158,14 @@ export class SchedulerServer {
     } else {
       this.handle({ type: 'client-connected', client: id });
       this.log.info({ conn: id }, 'client connected');
-      (conn as unknown as Connection<ClientToScheduler, { op: string }>).onMessages((msgs) => {
+      const client = conn as unknown as Connection<ClientToScheduler, { op: string }>;
+      client.onMessages((msgs) => {
         const now = Date.now();
+        let handled = 0;
         for (const msg of msgs) {
+          // A frame holds several parts of a graph, each tens of ms of work: past the turn's budget, the rest wait for a later turn.
+          if (handled > 0 && client.turnSpent) break;
+          handled++;
           if (msg.op === 'process-stats') conn.send(this.processStats(msg.id, msg.reset === true, msg.gc === true));
           else if (msg.op === 'ping') conn.send({ op: 'pong', id: msg.id } as { op: string });
           else if (msg.op === 'report-data') conn.send(this.reportData(msg.id, msg.since));
@@ -170,10 +175,11 @@ export class SchedulerServer {
             this.http.meters.graphIngest((performance.now() - start) / 1000, msg.keys.length);
           } else this.state.handle({ type: 'client-message', client: id, msg, now });
         }
-        this.http?.meters.messageIn('client', msgs.length);
+        this.http?.meters.messageIn('client', handled);
         // A graph arrives in parts, frame after frame in one read: its first
         // tasks leave for the workers now, not after the last part is read.
         this.flush(true);
+        return handled;
       });
       conn.onClose((code, reason) => {
         this.conns.delete(id);
