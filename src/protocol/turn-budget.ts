@@ -23,15 +23,12 @@ export class TurnBudget {
   private readonly held: HeldFrames[] = [];
   private serving = false;
 
-  constructor(
-    readonly ms: number,
-    private readonly now: () => number = () => performance.now(),
-  ) {}
+  constructor(readonly ms: number) {}
 
   /** Whether a frame just read may be handled now (else it is held back: see hold). Opens the turn's budget. */
   allows(): boolean {
     if (this.held.length > 0) return false;
-    const t = this.now();
+    const t = performance.now();
     if (this.start === 0) {
       this.start = t;
       setImmediate(this.endTurn);
@@ -41,7 +38,7 @@ export class TurnBudget {
 
   /** This turn's budget is spent (false before anything was handled this turn). */
   spent(): boolean {
-    return this.start !== 0 && this.now() - this.start > this.ms;
+    return this.start !== 0 && performance.now() - this.start > this.ms;
   }
 
   /** `c` holds frames back: it is served in turn with the others, from the end of this turn. */
@@ -60,7 +57,7 @@ export class TurnBudget {
   };
 
   private readonly serve = (): void => {
-    if (this.start === 0) this.start = this.now();
+    if (this.start === 0) this.start = performance.now();
     while (this.held.length > 0 && !this.spent()) {
       const c = this.held.shift() as HeldFrames;
       // (A handler that stopped at the budget has already asked to be held again.)
