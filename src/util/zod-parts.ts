@@ -26,6 +26,4 @@ export const ZOD_PARTS = [
   'tuple',
   'union',
   'unknown',
-  'ZodError',
-  'ZodType',
 ] as const;
