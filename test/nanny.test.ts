@@ -27,6 +27,23 @@ describe('nanny', () => {
     });
   }, 60_000);
 
+  it("a worker runs with glibc's memory settings and huge pages, added to the glibc tunables it was given", async () => {
+    const before = process.env['GLIBC_TUNABLES'];
+    process.env['GLIBC_TUNABLES'] = 'glibc.malloc.arena_max=2';
+    try {
+      await withCluster({ workers: 1 }, async (_cluster, client) => {
+        const [w] = await client.workers();
+        if (!w) throw new Error('no worker');
+        // Asked of the worker: glibc rewrites GLIBC_TUNABLES in /proc/PID/environ.
+        const env = await client.submit(`${TASKS}#envOf`, 'GLIBC_TUNABLES', 'MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_');
+        expect(env).toEqual({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1', MALLOC_MMAP_THRESHOLD_: '1048576', MALLOC_TRIM_THRESHOLD_: '65536' });
+      });
+    } finally {
+      if (before === undefined) delete process.env['GLIBC_TUNABLES'];
+      else process.env['GLIBC_TUNABLES'] = before;
+    }
+  }, 60_000);
+
   it('the nanny killed with -9 takes its worker with it', async () => {
     await withCluster({ workers: 1 }, async (cluster, client) => {
       const [w] = await client.workers();

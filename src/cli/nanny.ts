@@ -17,7 +17,7 @@ import { createInterface } from 'node:readline';
 import type { Logger } from '../util/log.ts';
 import { onStopSignals } from './stop-signals.ts';
 import { RESTART_EXIT_CODE } from '../worker/exit-codes.ts';
-import { WORKER_ENV, WORKER_NODE_FLAGS } from '../worker/process-env.ts';
+import { WORKER_NODE_FLAGS, workerEnv } from '../worker/process-env.ts';
 
 
 export interface NannyTimes {
@@ -83,7 +83,7 @@ export function runNanny(args: readonly string[], log: Logger, times: NannyTimes
     // The same node flags and entry as this process (process.argv[1] is weft's launcher).
     const proc = spawn(process.execPath, [...process.execArgv, ...WORKER_NODE_FLAGS, process.argv[1] as string, 'worker', ...args, '--no-nanny'], {
       stdio: ['pipe', 'pipe', 'inherit'],
-      env: { ...WORKER_ENV, ...process.env, WEFT_EXIT_WITH_STDIN: '1', WEFT_NANNY: '1' },
+      env: { ...workerEnv(process.env), WEFT_EXIT_WITH_STDIN: '1', WEFT_NANNY: '1' },
     });
     child = proc;
     // A start-up that hangs (a scheduler that never answers, say) would leave no worker and no word: it is cut short.

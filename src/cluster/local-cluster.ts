@@ -18,7 +18,7 @@ import { WeftError } from '../errors.ts';
 import { readTls, temporaryTls, type TlsFiles } from '../protocol/tls.ts';
 import type { LogLevel } from '../util/log.ts';
 import { CLI_ENTRY } from '../util/self.ts';
-import { WORKER_ENV } from '../worker/process-env.ts';
+import { workerEnv } from '../worker/process-env.ts';
 
 /** The weft CLI of this copy of weft (its sources in a checkout, else the package's). */
 export const WEFT_BIN = fileURLToPath(CLI_ENTRY);
@@ -104,11 +104,12 @@ async function stop(p: ChildProcess): Promise<void> {
  * `token`: given to the child in its environment (WEFT_TOKEN), never on its
  * command line, where `ps` shows it to every user. `onReady` hears every
  * ready line (a nanny prints one each time it starts its worker again).
+ * `childEnv`: its environment (a worker without a nanny gets workerEnv's).
  */
-async function startChild(args: string[], cwd: string, timeoutMs: number, token: string | undefined, onReady?: (ready: Record<string, string | number>) => void, extraEnv: Readonly<Record<string, string>> = {}): Promise<{ proc: ChildProcess; ready: Record<string, string> }> {
+async function startChild(args: string[], cwd: string, timeoutMs: number, token: string | undefined, onReady?: (ready: Record<string, string | number>) => void, childEnv: NodeJS.ProcessEnv = process.env): Promise<{ proc: ChildProcess; ready: Record<string, string> }> {
   // WEFT_NODE_ARGS passes flags to the children's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
   const nodeArgs = (process.env['WEFT_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
-  const env: NodeJS.ProcessEnv = { ...extraEnv, ...process.env, WEFT_EXIT_WITH_STDIN: '1' };
+  const env: NodeJS.ProcessEnv = { ...childEnv, WEFT_EXIT_WITH_STDIN: '1' };
   if (token) env['WEFT_TOKEN'] = token;
   else delete env['WEFT_TOKEN']; // a cluster without a token: not this process's, if it has one
   const proc = spawn(process.execPath, [...CLUSTER_NODE_FLAGS, ...nodeArgs, WEFT_BIN, ...args], { cwd, stdio: ['pipe', 'pipe', 'inherit'], env });
@@ -297,7 +298,7 @@ export class LocalCluster {
         child.address = String(ready['address'] ?? '');
         child.workerPid = typeof ready['workerPid'] === 'number' ? ready['workerPid'] : child.proc?.pid;
       };
-      const s = await startChild(['worker', address, '--nthreads', String(threads), '--name', `local-${i}`, ...resArgs, ...common, '--memory-limit', memoryArg, ...(opts.nanny === false ? ['--no-nanny'] : []), ...(opts.workerArgs ?? [])], cwd, timeout, opts.token, onReady, opts.nanny === false ? WORKER_ENV : {});
+      const s = await startChild(['worker', address, '--nthreads', String(threads), '--name', `local-${i}`, ...resArgs, ...common, '--memory-limit', memoryArg, ...(opts.nanny === false ? ['--no-nanny'] : []), ...(opts.workerArgs ?? [])], cwd, timeout, opts.token, onReady, opts.nanny === false ? workerEnv(process.env) : process.env);
       child.proc = s.proc;
       child.workerPid ??= s.proc.pid;
       return child;
