@@ -131,7 +131,7 @@ describe('the scheduler at scale', () => {
       keys.forEach((k, i) => {
         const [, s, r] = k.split('-').map(Number) as [number, number, number];
         const piece = r % 4;
-        expect(seen[i], k).toEqual([(s * 20 + piece) & 0xff, (s * 20 + 10 + piece) & 0xff, s * 20 + piece + 0.5, 12]);
+        expect(seen[i], k).toEqual([(s * 20 + piece) & 0xff, (s * 20 + 10 + piece) & 0xff, s * 20 + piece + 0.5, (s * 20 + 20 + piece) & 0xff, (s * 20 + 30 + piece) & 0xff, 20]);
       });
     });
   }, 60_000);

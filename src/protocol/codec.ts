@@ -7,6 +7,7 @@ import type * as Msgpackr from 'msgpackr';
 import { CODEC_OPTIONS as OPTIONS } from './codec-options.ts';
 import { objectList } from '../util/lists.ts';
 import { lazyPackage } from '../util/lazy.ts';
+import { copyDeferred, copyOf, LAZY_BYTES } from './own-copies.ts';
 
 const msgpackr = lazyPackage<typeof Msgpackr>('msgpackr');
 
@@ -167,7 +168,8 @@ function asBuffer(bytes: Uint8Array): Uint8Array {
 /**
  * Decodes a value that shares no memory with `bytes`, for bytes that several
  * tasks decode, each of which may change its input in place: each binary
- * value and typed array in it is a copy of its own. (One copy of the whole
+ * value and typed array in it is a copy of its own, a large typed array
+ * copied only when the task reads it (own-copies.ts). (One copy of the whole
  * bytes to decode views of would be one large allocation: fresh pages to
  * fault in for every task, where small ones reuse freed memory.)
  */
@@ -177,16 +179,29 @@ export function decodeCopy(bytes: Uint8Array): unknown {
     if (view) return (view as Uint8Array).slice();
   }
   if (!copyingUnpackr) codec();
-  copying = true;
+  const found = (deferred = new Set());
+  let value: unknown;
+  try {
+    value = (copyingUnpackr as Msgpackr.Unpackr).unpack(asBuffer(bytes));
+  } finally {
+    deferred = null;
+  }
+  if (found.size === 0) return value;
+  const own = copyDeferred(value, found);
+  if (own !== null) return own;
+  // A view in a place copyDeferred does not reach: every typed array copied now instead.
+  eager = true;
   try {
     return (copyingUnpackr as Msgpackr.Unpackr).unpack(asBuffer(bytes));
   } finally {
-    copying = false;
+    eager = false;
   }
 }
 
-/** A decodeCopy is under way (decoding is synchronous): readTypedArray copies. */
-let copying = false;
+/** During a decodeCopy (decoding is synchronous): the large typed arrays decoded as views, to be copied when read; null otherwise. */
+let deferred: Set<ArrayBufferView> | null = null;
+/** A decodeCopy that copies every typed array at once. */
+let eager = false;
 
 /**
  * From now on in this thread, a typed array inside a value decodes as a view
@@ -201,29 +216,6 @@ export function typedArrayViews(): void {
   msgpackr().addExtension({ type: 0x74, unpack: readTypedArray });
 }
 
-/**
- * Small typed arrays copied by decodeCopy are carved out of blocks of this
- * size, not allocated one by one: the 64 pieces of a shuffle's partition
- * cost 64 allocations (zeroed, then overwritten) per task otherwise, most of
- * its time. Blocks stay under the worker's MALLOC_MMAP_THRESHOLD_, so freed
- * ones are reused, not mapped (and faulted in) anew.
- */
-const ARENA_BLOCK = 256 * 1024;
-let arena: ArrayBuffer | null = null;
-let arenaAt = 0;
-
-/** A typed array of `n` bytes from the current block (never written before: uninitialized memory is fine, it is overwritten at once). */
-function carve(Ctor: (typeof TYPED_ARRAYS)[number], n: number): ArrayBufferView {
-  arenaAt = (arenaAt + 7) & ~7;
-  if (arena === null || arenaAt + n > ARENA_BLOCK) {
-    arena = Buffer.allocUnsafeSlow(ARENA_BLOCK).buffer as ArrayBuffer;
-    arenaAt = 0;
-  }
-  const out = new Ctor(arena, arenaAt, n / Ctor.BYTES_PER_ELEMENT);
-  arenaAt += n;
-  return out;
-}
-
 /** msgpackr's typed-array extension (type code, then the elements), read as a view where aligned. */
 function readTypedArray(data: Uint8Array): unknown {
   const code = data[0] as number;
@@ -231,12 +223,13 @@ function readTypedArray(data: Uint8Array): unknown {
   const offset = data.byteOffset + 1;
   const n = data.length - 1;
   if (Ctor && n % Ctor.BYTES_PER_ELEMENT === 0) {
-    if (copying) {
-      const out = n <= ARENA_BLOCK / 4 ? carve(Ctor, n) : new Ctor(n / Ctor.BYTES_PER_ELEMENT);
-      new Uint8Array(out.buffer, out.byteOffset, n).set(data.subarray(1));
-      return out;
+    if (offset % Ctor.BYTES_PER_ELEMENT === 0) {
+      const view = new Ctor(data.buffer as ArrayBuffer, offset, n / Ctor.BYTES_PER_ELEMENT);
+      if (deferred === null) return view;
+      if (n < LAZY_BYTES || eager) return copyOf(view);
+      deferred.add(view);
+      return view;
     }
-    if (offset % Ctor.BYTES_PER_ELEMENT === 0) return new Ctor(data.buffer as ArrayBuffer, offset, n / Ctor.BYTES_PER_ELEMENT);
   }
   // Unaligned, or an ArrayBuffer (16) or DataView (17): a copy, as msgpackr makes.
   // Uint8Array's slice (a copy): data is a Buffer, whose slice is a view.
