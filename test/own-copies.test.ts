@@ -1,0 +1,44 @@
+/**
+ * decodeCopy in an executor thread's codec (typed arrays as views): every
+ * decode of the same bytes is a value of its own, however a task reads or
+ * changes it; large typed arrays are copied when first read.
+ */
+import { describe, expect, it } from 'vitest';
+import { decodeCopy, encode, typedArrayViews } from '../src/protocol/codec.ts';
+
+typedArrayViews();
+
+const value = (): { parts: Uint8Array[]; named: { big: Float64Array; small: Uint8Array }; inMap: Map<string, Uint8Array>; nested: Uint8Array[][] } => ({
+  parts: Array.from({ length: 8 }, (_, k) => new Uint8Array(16384).fill(k)),
+  named: { big: new Float64Array(1024).fill(1.5), small: new Uint8Array(16).fill(7) },
+  inMap: new Map([['a', new Uint8Array(8192).fill(9)]]),
+  nested: [[new Uint8Array(4096).fill(3)]],
+});
+
+describe('decodeCopy', () => {
+  it('gives each decode values of its own: changes through any way of reading reach no other decode', () => {
+    const bytes = Buffer.from(encode(value()));
+    const a = decodeCopy(bytes) as ReturnType<typeof value>;
+    expect(Array.isArray(a.parts)).toBe(true);
+    a.parts[3]?.fill(0xee);
+    for (const p of a.parts) p[1] = 0xdd;
+    (Object.getOwnPropertyDescriptor(a.parts, 5)?.value as Uint8Array).fill(0xcc);
+    a.named.big.fill(-1);
+    a.named.small.fill(0);
+    a.inMap.get('a')?.fill(0);
+    a.nested[0]?.[0]?.fill(0);
+    const b = decodeCopy(bytes) as ReturnType<typeof value>;
+    expect(b.parts.map((p) => [p[0], p[1], p.length])).toEqual(Array.from({ length: 8 }, (_, k) => [k, k, 16384]));
+    expect([b.named.big[1023], b.named.small[15], b.inMap.get('a')?.[8191], b.nested[0]?.[0]?.[4095]]).toEqual([1.5, 7, 9, 3]);
+    // The first decode kept its own changes.
+    expect([a.parts[3]?.[0], a.parts[3]?.[1], a.parts[5]?.[0], a.named.big[0]]).toEqual([0xee, 0xdd, 0xcc, -1]);
+  });
+
+  it('reads as a plain value: spread, JSON, a piece replaced before it was read', () => {
+    const v = decodeCopy(Buffer.from(encode(value()))) as ReturnType<typeof value>;
+    v.parts[0] = new Uint8Array([42]);
+    expect([...v.parts].map((p) => p[0])).toEqual([42, 1, 2, 3, 4, 5, 6, 7]);
+    expect(Object.keys(JSON.parse(JSON.stringify(v.named)) as object)).toEqual(['big', 'small']);
+    expect(decodeCopy(encode(v))).toEqual(v);
+  });
+});
