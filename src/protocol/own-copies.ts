@@ -7,7 +7,7 @@
  * of 3.7 s per worker, profiled); copied when read, it is 64 MiB.
  */
 
-/** A typed array at least this large is copied when first read, not at once (an accessor costs about what copying 4 KiB does). */
+/** A typed array at least this large is copied when first read; a smaller one at once (copying it costs less than tracking it). */
 export const LAZY_BYTES = 4096;
 
 /**
