@@ -98,10 +98,11 @@ export function copyDeferred(value: unknown, deferred: Set<ArrayBufferView>): un
     }
     if (v instanceof Set) {
       const items = [...v];
-      v.clear();
-      for (const x of items) {
-        if (isDeferred(x)) left--;
-        v.add(isDeferred(x) ? copyOf(x) : visit(x));
+      const own = items.map((x) => (isDeferred(x) ? (left--, copyOf(x)) : visit(x)));
+      // Rebuilt (in its order) only when a member changed.
+      if (own.some((y, i) => y !== items[i])) {
+        v.clear();
+        for (const y of own) v.add(y);
       }
       return v;
     }
