@@ -2,14 +2,25 @@
  * Fetching results from the workers that hold them (gather): by worker,
  * in chunks, first from where the scheduler last said each key is, then
  * from where it says now; a worker gone or silent for the gather timeout
- * is asked no more, and its keys come from elsewhere. Up to five rounds.
+ * is asked no more, and its keys come from elsewhere. Up to eight rounds;
+ * before each round after the first, the keys still missing must be in
+ * memory again (computed again if lost) and a back-off must have passed:
+ * a worker just killed stays named as their holder until the scheduler
+ * sees its connection close, which takes longer than a refused connect
+ * when the scheduler is busy or stopped (a chaos test's CI failure).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeSequence } from '../protocol/codec.ts';
 import type { WorkerToPeer } from '../protocol/messages.ts';
 import { DataLostError, WeftError } from '../errors.ts';
 
 /** Keys per request to one worker. */
 export const GATHER_CHUNK = 20_000;
+
+/** Rounds of fetching, and the back-off before the second (doubling, at most BACKOFF_MAX_MS): 7 s of pauses in all. */
+const ROUNDS = 8;
+const BACKOFF_MS = 100;
+const BACKOFF_MAX_MS = 2000;
 
 /** A key to fetch, and where the scheduler last said it is. */
 export interface Fetchable {
@@ -33,8 +44,8 @@ export interface Fetcher<S extends Fetchable> {
 export async function fetchValues<S extends Fetchable>(f: Fetcher<S>, states: readonly S[]): Promise<unknown[]> {
   const out: unknown[] = new Array(states.length);
   let todo: number[] = states.map((_, i) => i);
-  for (let attempt = 0; attempt < 5 && todo.length > 0; attempt++) {
-    if (attempt > 0) await f.wait(todo.map((i) => states[i] as S));
+  for (let attempt = 0; attempt < ROUNDS && todo.length > 0; attempt++) {
+    if (attempt > 0) await Promise.all([f.wait(todo.map((i) => states[i] as S)), sleep(Math.min(BACKOFF_MS * 2 ** (attempt - 1), BACKOFF_MAX_MS))]);
     const missing: number[] = [];
     // First from where the scheduler said each key is, then from where it says now.
     const { perWorker, unknown } = byHolder(states, todo, attempt === 0);
