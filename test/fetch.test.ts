@@ -1,10 +1,11 @@
 /**
- * Fetching results (client/fetch.ts) when the scheduler names a holder that
- * is gone: a worker just killed stays named until the scheduler sees its
- * connection close, which can take a while when the scheduler is busy or
- * stopped (a chaos test's CI failure: five rounds against a refused connect
- * passed in milliseconds). The fetcher here stands for the client's
- * connections; the real ones are covered by the chaos tests.
+ * Fetching results (client/fetch.ts) when holders die: the scheduler may
+ * name a holder that is gone until it sees its connection close, which can
+ * take a while when the scheduler is busy or stopped (a chaos test's CI
+ * failure: five rounds against a refused connect passed in milliseconds);
+ * and a key may be lost and computed again more times than that while
+ * workers keep dying. The fetcher here stands for the client's connections
+ * and its book of keys; the real ones are covered by the chaos tests.
  */
 import { describe, expect, it } from 'vitest';
 import { encode } from '../src/protocol/codec.ts';
@@ -19,11 +20,41 @@ function cluster(n: number, staleMs: number): { fetcher: Fetcher<Fetchable>; sta
   let start = -1;
   const fetcher: Fetcher<Fetchable> = {
     wait: async () => {},
+    inMemory: () => true,
     whoHas: async (keys) => keys.map(() => (performance.now() - start < staleMs ? 'dead' : 'live')),
     get: async (address, keys) => {
       if (start < 0) start = performance.now();
       asked.push(address);
       if (address === 'dead') throw new WeftError('connect ECONNREFUSED');
+      const blobs = [Buffer.concat(keys.map((k) => encode(Number(k.slice(1)))))];
+      return { op: 'data', id: 0, keys: [], blobs, raw: [], missing: [], packed: true } as WorkerToPeer;
+    },
+    drop: () => {},
+    log: () => {},
+    timeoutMs: () => 30_000,
+  };
+  return { fetcher, states, asked };
+}
+
+/** Keys `k0..` held by worker w0; each worker dies as it is asked, until `deaths` have: each time the keys are lost and computed again on the next. */
+function dying(n: number, deaths: number): { fetcher: Fetcher<Fetchable & { lost: boolean }>; states: (Fetchable & { lost: boolean })[]; asked: string[] } {
+  const states = Array.from({ length: n }, (_, i) => ({ key: `k${i}`, where: 'w0' as string | null, lost: false }));
+  const asked: string[] = [];
+  let died = 0;
+  const fetcher: Fetcher<Fetchable & { lost: boolean }> = {
+    // Computed again on the next worker.
+    wait: async (waiting) => {
+      for (const st of waiting) if (st.lost) Object.assign(st, { lost: false, where: `w${died}` });
+    },
+    inMemory: (st) => !st.lost,
+    whoHas: async (keys) => keys.map((k) => states.find((st) => st.key === k)?.where ?? undefined),
+    get: async (address, keys) => {
+      asked.push(address);
+      if (died < deaths) {
+        died++;
+        for (const st of states) if (keys.includes(st.key)) Object.assign(st, { lost: true, where: null });
+        throw new WeftError(`worker ${address} closed the connection`);
+      }
       const blobs = [Buffer.concat(keys.map((k) => encode(Number(k.slice(1)))))];
       return { op: 'data', id: 0, keys: [], blobs, raw: [], missing: [], packed: true } as WorkerToPeer;
     },
@@ -41,6 +72,14 @@ describe('fetching results from the workers', () => {
     expect(asked.at(-1)).toBe('live');
     // Backing off: a few rounds against the dead one, not one per millisecond.
     expect(asked.filter((a) => a === 'dead').length).toBeLessThanOrEqual(6);
+  });
+
+  it('keys lost with their worker and computed again 12 times in a row: the values come from the 13th, without backing off', async () => {
+    const { fetcher, states, asked } = dying(3, 12);
+    const t0 = performance.now();
+    expect(await fetchValues(fetcher, states)).toEqual([0, 1, 2]);
+    expect(asked).toEqual(Array.from({ length: 13 }, (_, i) => `w${i}`));
+    expect(performance.now() - t0).toBeLessThan(1000);
   });
 
   it('a holder named for longer than every round waits out: DataLostError naming the first key', async () => {

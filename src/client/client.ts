@@ -680,6 +680,7 @@ export class Client implements FutureHost {
   /** What fetching values needs of this client. */
   private readonly fetcher: Fetcher<KeyState> = {
     wait: (states) => this.book.wait(states),
+    inMemory: (ks) => ks.status === 'finished',
     whoHas: async (keys) => {
       const reply = await this.ask((id) => this.conn.send({ op: 'who-has', id, keys }));
       if (reply.op !== 'who-has-reply') throw new WeftError(`unexpected reply to who-has: ${reply.op}`);

@@ -2,12 +2,16 @@
  * Fetching results from the workers that hold them (gather): by worker,
  * in chunks, first from where the scheduler last said each key is, then
  * from where it says now; a worker gone or silent for the gather timeout
- * is asked no more, and its keys come from elsewhere. Up to eight rounds;
- * before each round after the first, the keys still missing must be in
- * memory again (computed again if lost) and a back-off must have passed:
- * a worker just killed stays named as their holder until the scheduler
- * sees its connection close, which takes longer than a refused connect
- * when the scheduler is busy or stopped (a chaos test's CI failure).
+ * is asked no more, and its keys come from elsewhere. Round after round
+ * until every value is here:
+ * - A key lost since the last round (its worker died) is waited for until
+ *   it is computed again; such rounds go on as long as the cluster computes
+ *   (at most MAX_ROUNDS).
+ * - A key this client still knows as in memory, but found nowhere, has a
+ *   stale holder: a worker just killed stays named until the scheduler sees
+ *   its connection close, which takes longer than a refused connect when
+ *   the scheduler is busy or stopped (a chaos test's CI failure). Such
+ *   rounds back off, and STALE_ROUNDS of them in a row give up.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeSequence } from '../protocol/codec.ts';
@@ -17,10 +21,12 @@ import { DataLostError, WeftError } from '../errors.ts';
 /** Keys per request to one worker. */
 export const GATHER_CHUNK = 20_000;
 
-/** Rounds of fetching, and the back-off before the second (doubling, at most BACKOFF_MAX_MS): 7 s of pauses in all. */
-const ROUNDS = 8;
+/** Rounds in a row with only stale holders, and the back-off before each (doubling, at most BACKOFF_MAX_MS): 7 s of pauses in all. */
+const STALE_ROUNDS = 8;
 const BACKOFF_MS = 100;
 const BACKOFF_MAX_MS = 2000;
+/** Rounds in all: keys lost again and again (workers dying as fast as they compute them) fail in the end. */
+const MAX_ROUNDS = 64;
 
 /** A key to fetch, and where the scheduler last said it is. */
 export interface Fetchable {
@@ -32,6 +38,8 @@ export interface Fetchable {
 export interface Fetcher<S extends Fetchable> {
   /** Resolves once these are in memory again (after a round that missed them). */
   wait(states: S[]): Promise<void>;
+  /** Whether this key's result is in memory, as the scheduler last told this client. */
+  inMemory(state: S): boolean;
   /** Where each key is now (a worker's address, or undefined). */
   whoHas(keys: string[]): Promise<(string | undefined)[]>;
   get(address: string, keys: readonly string[]): Promise<WorkerToPeer>;
@@ -44,11 +52,18 @@ export interface Fetcher<S extends Fetchable> {
 export async function fetchValues<S extends Fetchable>(f: Fetcher<S>, states: readonly S[]): Promise<unknown[]> {
   const out: unknown[] = new Array(states.length);
   let todo: number[] = states.map((_, i) => i);
-  for (let attempt = 0; attempt < ROUNDS && todo.length > 0; attempt++) {
-    if (attempt > 0) await Promise.all([f.wait(todo.map((i) => states[i] as S)), sleep(Math.min(BACKOFF_MS * 2 ** (attempt - 1), BACKOFF_MAX_MS))]);
+  let stale = 0;
+  for (let round = 0; todo.length > 0; round++) {
+    if (round > 0) {
+      const left = todo.map((i) => states[i] as S);
+      // Some lost since: this round waits for them to be computed again. Else every holder named was stale: back off.
+      stale = left.some((st) => !f.inMemory(st)) ? 0 : stale + 1;
+      if (stale >= STALE_ROUNDS || round >= MAX_ROUNDS) break;
+      await Promise.all([f.wait(left), stale > 0 ? sleep(Math.min(BACKOFF_MS * 2 ** (stale - 1), BACKOFF_MAX_MS)) : null]);
+    }
     const missing: number[] = [];
     // First from where the scheduler said each key is, then from where it says now.
-    const { perWorker, unknown } = byHolder(states, todo, attempt === 0);
+    const { perWorker, unknown } = byHolder(states, todo, round === 0);
     if (unknown.length > 0) {
       const where = await f.whoHas(unknown.map((i) => (states[i] as S).key));
       unknown.forEach((i, n) => addToHolder(perWorker, missing, i, where[n]));
