@@ -13,55 +13,62 @@ import { DataLostError, WeftError } from '../src/errors.ts';
 import { fetchValues, type Fetchable, type Fetcher } from '../src/client/fetch.ts';
 import type { WorkerToPeer } from '../src/protocol/messages.ts';
 
-/** Keys `k0..`, whose holder is named `dead` until `staleMs` after the first request, then `live`; `live` holds every key as its index. */
+/** A worker's packed reply with the values of `keys` (key `kI` holds I). */
+function reply(keys: readonly string[]): WorkerToPeer {
+  const blobs = [Buffer.concat(keys.map((k) => encode(Number(k.slice(1)))))];
+  return { op: 'data', id: 0, keys: [], blobs, raw: [], missing: [], packed: true } as WorkerToPeer;
+}
+
+/** A fetcher from what its book of keys says and what its workers do (`serve` throws for one that cannot answer). */
+function fetcherOf<S extends Fetchable>(book: Pick<Fetcher<S>, 'wait' | 'inMemory' | 'whoHas'>, serve: (address: string, keys: readonly string[]) => void): Fetcher<S> {
+  return {
+    ...book,
+    get: async (address, keys) => {
+      serve(address, keys);
+      return reply(keys);
+    },
+    drop: () => {},
+    log: () => {},
+    timeoutMs: () => 30_000,
+  };
+}
+
+/** Keys `k0..`, whose holder is named `dead` until `staleMs` after the first request, then `live`. */
 function cluster(n: number, staleMs: number): { fetcher: Fetcher<Fetchable>; states: Fetchable[]; asked: string[] } {
   const states: Fetchable[] = Array.from({ length: n }, (_, i) => ({ key: `k${i}`, where: 'dead' }));
   const asked: string[] = [];
   let start = -1;
-  const fetcher: Fetcher<Fetchable> = {
-    wait: async () => {},
-    inMemory: () => true,
-    whoHas: async (keys) => keys.map(() => (performance.now() - start < staleMs ? 'dead' : 'live')),
-    get: async (address, keys) => {
-      if (start < 0) start = performance.now();
-      asked.push(address);
-      if (address === 'dead') throw new WeftError('connect ECONNREFUSED');
-      const blobs = [Buffer.concat(keys.map((k) => encode(Number(k.slice(1)))))];
-      return { op: 'data', id: 0, keys: [], blobs, raw: [], missing: [], packed: true } as WorkerToPeer;
-    },
-    drop: () => {},
-    log: () => {},
-    timeoutMs: () => 30_000,
-  };
+  const book = { wait: async () => {}, inMemory: () => true, whoHas: async (keys: string[]) => keys.map(() => (performance.now() - start < staleMs ? 'dead' : 'live')) };
+  const fetcher = fetcherOf<Fetchable>(book, (address) => {
+    if (start < 0) start = performance.now();
+    asked.push(address);
+    if (address === 'dead') throw new WeftError('connect ECONNREFUSED');
+  });
   return { fetcher, states, asked };
 }
 
+type Lost = Fetchable & { lost: boolean };
+
 /** Keys `k0..` held by worker w0; each worker dies as it is asked, until `deaths` have: each time the keys are lost and computed again on the next. */
-function dying(n: number, deaths: number): { fetcher: Fetcher<Fetchable & { lost: boolean }>; states: (Fetchable & { lost: boolean })[]; asked: string[] } {
-  const states = Array.from({ length: n }, (_, i) => ({ key: `k${i}`, where: 'w0' as string | null, lost: false }));
+function dying(n: number, deaths: number): { fetcher: Fetcher<Lost>; states: Lost[]; asked: string[] } {
+  const states: Lost[] = Array.from({ length: n }, (_, i) => ({ key: `k${i}`, where: 'w0', lost: false }));
   const asked: string[] = [];
   let died = 0;
-  const fetcher: Fetcher<Fetchable & { lost: boolean }> = {
+  const book = {
     // Computed again on the next worker.
-    wait: async (waiting) => {
+    wait: async (waiting: Lost[]) => {
       for (const st of waiting) if (st.lost) Object.assign(st, { lost: false, where: `w${died}` });
     },
-    inMemory: (st) => !st.lost,
-    whoHas: async (keys) => keys.map((k) => states.find((st) => st.key === k)?.where ?? undefined),
-    get: async (address, keys) => {
-      asked.push(address);
-      if (died < deaths) {
-        died++;
-        for (const st of states) if (keys.includes(st.key)) Object.assign(st, { lost: true, where: null });
-        throw new WeftError(`worker ${address} closed the connection`);
-      }
-      const blobs = [Buffer.concat(keys.map((k) => encode(Number(k.slice(1)))))];
-      return { op: 'data', id: 0, keys: [], blobs, raw: [], missing: [], packed: true } as WorkerToPeer;
-    },
-    drop: () => {},
-    log: () => {},
-    timeoutMs: () => 30_000,
+    inMemory: (st: Lost) => !st.lost,
+    whoHas: async (keys: string[]) => keys.map((k) => states.find((st) => st.key === k)?.where ?? undefined),
   };
+  const fetcher = fetcherOf<Lost>(book, (address, keys) => {
+    asked.push(address);
+    if (died === deaths) return;
+    died++;
+    for (const st of states) if (keys.includes(st.key)) Object.assign(st, { lost: true, where: null });
+    throw new WeftError(`worker ${address} closed the connection`);
+  });
   return { fetcher, states, asked };
 }
 
