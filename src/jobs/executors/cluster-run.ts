@@ -87,7 +87,12 @@ export async function* runOnCluster(ctx: ExecutionContext, config: ClusterConfig
       active.abandon();
       return;
     }
-    if (config.fetchOutputs) yield* fetchOutputs(ctx, client, graph.futures, (key) => active.statusOf(key) === 'succeeded');
+    if (config.fetchOutputs) {
+      // A step's events can come in the same frame as the scheduler's answer to the graph that holds it (a backed-up connection
+      // batches both): the run may end before that submission has its futures. Each is taken first, so no output is left out.
+      await graph.settled();
+      yield* fetchOutputs(ctx, client, graph.futures, (key) => active.statusOf(key) === 'succeeded');
+    }
   } finally {
     unsubscribe();
     if (graph) {
