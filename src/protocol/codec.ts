@@ -140,9 +140,25 @@ export function encode(value: unknown): Buffer {
   return (packr ?? codec().packr).pack(value);
 }
 
+/** msgpackr's RESET_BUFFER_MODE: the next pack writes over this one's bytes. */
+const RESET_BUFFER_MODE = 1024;
+
+/**
+ * Encodes a value into bytes valid only until the next encode in this
+ * thread: for callers that copy them at once. msgpackr otherwise writes each
+ * message after the last in its block, and a block that fills is replaced by
+ * a fresh one (at least 4 MiB once a message passes 1 MiB), whose pages the
+ * kernel must fault in: 20-60x slower than writing touched memory on the
+ * development machine (bench/README.md, shuffle). Here the block's start is
+ * written over again and again.
+ */
+export function encodeTransient(value: unknown): Buffer {
+  return (packr ?? codec().packr).pack(value, RESET_BUFFER_MODE);
+}
+
 /** Encodes into a Buffer that owns its whole ArrayBuffer (safe to transfer). */
 export function encodeOwned(value: unknown): Buffer {
-  const view = (packr ?? codec().packr).pack(value);
+  const view = (packr ?? codec().packr).pack(value, RESET_BUFFER_MODE);
   const owned = Buffer.allocUnsafeSlow(view.length);
   view.copy(owned);
   return owned;

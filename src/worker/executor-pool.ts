@@ -352,7 +352,9 @@ export class ExecutorPool {
   private post(th: Thread, tasks: ExecTask[], afters: number[], drop: string[] = []): void {
     let total = 0;
     let ndeps = 0;
-    const keep: number[] = [];
+    // Inputs the thread keeps for later tasks, by index in depKeys: each goes in a buffer of its own, which the thread keeps without a copy.
+    let keep: Set<number> | null = null;
+    const kept: [number, ArrayBuffer][] = [];
     const cached: number[] = [];
     // Read from the thread's copy, by index in depKeys; and the keys read from or kept there in this batch.
     let fromCache: Set<number> | null = null;
@@ -380,8 +382,9 @@ export class ExecutorPool {
           if (t.share?.includes(j) && d.length <= budget / 4) {
             th.inputs.set(key, { from: new WeakRef(d), size: d.length });
             th.inputBytes += d.length;
-            keep.push(dk);
+            (keep ??= new Set()).add(dk);
             (usedNow ??= new Set()).add(key);
+            continue;
           }
         }
         total += d.length;
@@ -398,7 +401,7 @@ export class ExecutorPool {
     const n = tasks.length;
     const given: [number, ArrayBuffer][] = [];
     const ephemeral: number[] = [];
-    const batch: ThreadBatch = { base: th.nextSeq, fns: new Int32Array(n), depCounts: new Int32Array(n), ends: new Uint32Array(n + ndeps), afters, depKeys: ndeps === 0 ? NO_KEYS : new Array<string>(ndeps), chunk, given, ephemeral, drop, keep, cached };
+    const batch: ThreadBatch = { base: th.nextSeq, fns: new Int32Array(n), depCounts: new Int32Array(n), ends: new Uint32Array(n + ndeps), afters, depKeys: ndeps === 0 ? NO_KEYS : new Array<string>(ndeps), chunk, given, ephemeral, drop, keep: kept, cached };
     th.nextSeq += n;
     let off = 0;
     let e = 0;
@@ -416,7 +419,12 @@ export class ExecutorPool {
         const d = t.depData[j] as Uint8Array;
         // Given (the worker's only copy, used by this task alone): the thread takes the buffer itself.
         if (t.give?.includes(j)) given.push([dk, d.buffer as ArrayBuffer]);
-        else if (fromCache?.has(dk) !== true) {
+        else if (keep?.has(dk) === true) {
+          // Not zero-filled: every byte is written.
+          const own = Buffer.allocUnsafeSlow(d.length);
+          own.set(d);
+          kept.push([dk, own.buffer as ArrayBuffer]);
+        } else if (fromCache?.has(dk) !== true) {
           view.set(d, off);
           off += d.length;
         }
@@ -425,7 +433,7 @@ export class ExecutorPool {
       }
       if (t.depData.length > 0) t.depData = NO_DATA; // copied: the inputs need not stay alive for it
     }
-    th.worker.postMessage({ tasks: batch }, given.length === 0 ? [chunk] : [chunk, ...given.map(([, b]) => b)]);
+    th.worker.postMessage({ tasks: batch }, given.length === 0 && kept.length === 0 ? [chunk] : [chunk, ...given.map(([, b]) => b), ...kept.map(([, b]) => b)]);
   }
 
   private dropInput(th: Thread, key: string, size: number, drop: string[]): void {

@@ -11,7 +11,7 @@
  * path.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { decode, decodeCopy, encode, encodeOwned, typedArrayViews } from '../protocol/codec.ts';
+import { decode, decodeCopy, encodeOwned, encodeTransient, typedArrayViews } from '../protocol/codec.ts';
 import { ByteWriter, NOT_SIMPLE, readSimple, writeSimple } from '../protocol/simple-codec.ts';
 import { MAX_EVENT_BYTES, MAX_KEY, MAX_TOPIC, type FnDef } from '../protocol/messages.ts';
 import { substituteRefs } from '../protocol/spec.ts';
@@ -348,8 +348,8 @@ interface Cursor {
   start: number;
   /** The batch's given inputs by index in depKeys (null: none). */
   given: Map<number, ArrayBuffer> | null;
-  /** Inputs to keep in `inputs` once read, and inputs read from there, by index in depKeys (null: none). */
-  keep: Set<number> | null;
+  /** Inputs to keep in `inputs`, each in its own buffer, and inputs read from there, by index in depKeys (null: none). */
+  keep: Map<number, ArrayBuffer> | null;
   cached: Set<number> | null;
 }
 
@@ -378,7 +378,7 @@ async function runQueue(): Promise<void> {
     const b = queue.shift() as ThreadBatch;
     // Buffers, not plain Uint8Arrays: msgpack's bin values decode as views of these, and a task given a Buffer must get a Buffer.
     for (const k of b.drop) inputs.delete(k);
-    const c: Cursor = { b, view: Buffer.from(b.chunk), e: 0, dk: 0, start: 0, given: b.given.length > 0 ? new Map(b.given) : null, keep: b.keep.length > 0 ? new Set(b.keep) : null, cached: b.cached.length > 0 ? new Set(b.cached) : null };
+    const c: Cursor = { b, view: Buffer.from(b.chunk), e: 0, dk: 0, start: 0, given: b.given.length > 0 ? new Map(b.given) : null, keep: b.keep.length > 0 ? new Map(b.keep) : null, cached: b.cached.length > 0 ? new Set(b.cached) : null };
     const n = b.fns.length;
     // Tasks whose large value may go to the task behind them without a copy for the main thread (ExecTask.ephemeral).
     const ephemeral = b.ephemeral.length > 0 ? new Set(b.ephemeral) : null;
@@ -512,7 +512,7 @@ function finish(seq: number, value: unknown, start: number, handOn: boolean, giv
   try {
     // Kept for a later task here (wanted), the value must stay readable: then a copy goes.
     large = (given !== null && !wanted.has(seq) ? encodeInPlace(value, given) : null) ?? encodeLarge(value);
-    if (!large && !writeSimple(out, value)) out.bytes(encode(value));
+    if (!large && !writeSimple(out, value)) out.bytes(encodeTransient(value));
   } catch (err) {
     out.pos = at;
     fail(new TypeError(`the task's result cannot be serialized: ${(err as Error).message}`), duration);
@@ -570,11 +570,14 @@ function runOne(c: Cursor, seq: number, fnId: number, ndeps: number, producer: n
         // Missing only if the pool's books and this thread's disagree: the task fails, and says so.
         s = inputs.get(key) ?? EMPTY_INPUT;
         kept = true;
-      } else if (c.keep?.has(dk)) {
-        // A copy of its own (the slice would keep the whole batch's buffer alive).
-        s = Buffer.from(s);
-        inputs.set(key, s);
-        kept = true;
+      } else {
+        // In a buffer of its own, kept as it came (a slice of the batch's buffer would keep all of it alive).
+        const own = c.keep?.get(dk);
+        if (own) {
+          s = Buffer.from(own);
+          inputs.set(key, s);
+          kept = true;
+        }
       }
       if (kept) (copied ??= new Array<boolean>(ndeps).fill(false))[j] = true;
       depBytes[j] = given ? Buffer.from(given) : s;

@@ -33,11 +33,13 @@ export interface ThreadBatch {
   ephemeral: number[];
   /**
    * The thread's inputs cache (see ExecutorPool.post): keys to drop from it
-   * first; indices in depKeys of inputs to keep there once read from
-   * `chunk`; and of inputs read from there instead (their slices are empty).
+   * first; inputs to keep there, each in a transferred buffer of its own
+   * ([index in depKeys, buffer]: the thread keeps the buffer, not a copy);
+   * and indices in depKeys of inputs read from there instead. The slices of
+   * both in `chunk` are empty.
    */
   drop: string[];
-  keep: number[];
+  keep: [number, ArrayBuffer][];
   cached: number[];
 }
 
