@@ -2,13 +2,20 @@
 
 /**
  * How a worker process runs best under a memory limit (Dask's nanny sets the
- * same): glibc gives freed memory back to the system at once, and large
- * blocks (values) always come from their own mappings, which are returned
- * whole when freed; by default glibc keeps them once one has been freed, so
- * a worker's memory stays high after its results went to disk. The process
- * may run a garbage collection when it is over its limit (--expose-gc).
+ * same trim threshold): glibc gives freed memory back to the system at once,
+ * and large blocks (values of 4 MiB and more) always come from their own
+ * mappings, which are returned whole when freed; by default glibc keeps
+ * them once one has been freed, so a worker's memory stays high after its
+ * results went to disk. Blocks under 4 MiB come from the heap, whose freed
+ * memory the next ones reuse: a mapping is fresh memory, which the kernel
+ * fills a page per fault, 20-60x slower than writing memory already touched
+ * on the development machine. With 1 MiB here, every 1 MiB partition of a
+ * shuffle, every batch of inputs for an executor thread and every block
+ * msgpackr encodes into was a fresh mapping: the shuffle ran 2,144 against
+ * 2,611 tasks/s (4 alternating pairs; bench/README.md). The process may run
+ * a garbage collection when it is over its limit (--expose-gc).
  */
-const WORKER_MALLOC: Readonly<Record<string, string>> = { MALLOC_TRIM_THRESHOLD_: '65536', MALLOC_MMAP_THRESHOLD_: '1048576' };
+const WORKER_MALLOC: Readonly<Record<string, string>> = { MALLOC_TRIM_THRESHOLD_: '65536', MALLOC_MMAP_THRESHOLD_: '4194304' };
 export const WORKER_NODE_FLAGS: readonly string[] = ['--expose-gc'];
 
 /**
