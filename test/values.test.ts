@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decode, DepRef, encode } from '../src/protocol/codec.ts';
+import { decode, DepRef, encode, encodeOwned, encodeTransient } from '../src/protocol/codec.ts';
 import { ByteWriter, encodeSimple, NOT_SIMPLE, readSimple, writeSimple } from '../src/protocol/simple-codec.ts';
 import { decodeValue, encodeValue } from '../src/jobs/values.ts';
 
@@ -7,6 +7,28 @@ const SCALARS: unknown[] = [null, true, false, 0, 1, 127, 128, 255, 256, 65535, 
 const ARRAYS: unknown[] = [[], [1], [1, 'a', null, true, 2.5], Array.from({ length: 15 }, (_, i) => i), Array.from({ length: 16 }, (_, i) => i), Array.from({ length: 70_000 }, (_, i) => i % 300), [[1, [2, ['x']]], []]];
 
 const same = (a: unknown, b: unknown): boolean => (typeof a === 'number' ? Object.is(a, b) : JSON.stringify(a) === JSON.stringify(b));
+
+describe('encoding into msgpackr\'s block', () => {
+  it('leaves what encode and encodeOwned gave intact while encodeTransient writes over its own bytes, small and past a block', () => {
+    const big = (n: number): Uint8Array => new Uint8Array(200 * 1024).fill(n);
+    const same = (bytes: Uint8Array, n: number): boolean => Buffer.from(decode(bytes) as Uint8Array).equals(big(n));
+    const kept = encode({ a: 'kept', n: [1, 2, 3] });
+    const owned = encodeOwned(big(7));
+    const first = encodeTransient({ a: 'first' });
+    const firstCopy = Buffer.from(first);
+    const second = encodeTransient({ a: 'second, longer than the first' });
+    // The second transient encode starts where the first did: its bytes are gone.
+    expect(second.byteOffset).toBe(first.byteOffset);
+    expect(Buffer.from(first).equals(firstCopy)).toBe(false);
+    // Larger than the block: a new one, then back to reuse.
+    for (let i = 0; i < 4; i++) expect(same(Buffer.from(encodeTransient(big(i))), i)).toBe(true);
+    const after = encode({ a: 'after' });
+    expect(decode(kept)).toEqual({ a: 'kept', n: [1, 2, 3] });
+    expect(same(owned, 7)).toBe(true);
+    expect(owned.byteOffset === 0 && owned.byteLength === owned.buffer.byteLength).toBe(true);
+    expect(decode(after)).toEqual({ a: 'after' });
+  });
+});
 
 describe('simple msgpack codec', () => {
   it('writes simple values and arrays of them as msgpack that msgpackr decodes to the same value', () => {
