@@ -6,7 +6,11 @@
 // a TypeScript task module is first imported (util/self.ts), so that tsx
 // stays an optional peer dependency.
 import { existsSync } from 'node:fs';
+import nodeModule from 'node:module';
 import { workerData } from 'node:worker_threads';
+
+// Node 22.8+: threads do not inherit the process's compile cache (cli/launch.mjs); each asks for it.
+nodeModule.enableCompileCache?.();
 
 const entry = workerData?.entry;
 if (typeof entry !== 'string' || !/^[a-z-]+\/[a-z-]+$/.test(entry)) throw new Error(`weft thread: workerData.entry must name a module (got ${JSON.stringify(entry)})`);
