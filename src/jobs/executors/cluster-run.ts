@@ -88,8 +88,8 @@ export async function* runOnCluster(ctx: ExecutionContext, config: ClusterConfig
       return;
     }
     if (config.fetchOutputs) {
-      // A step's events can come in the same frame as the scheduler's answer to the graph that holds it (a backed-up connection
-      // batches both): the run may end before that submission has its futures. Each is taken first, so no output is left out.
+      // A step's events may come before its submission's futures are set (both can arrive in one frame): every submission is
+      // taken first, so no finished step is left out of the fetch. (Not the cause of the fan-out test's failures: see bench/README.md.)
       await graph.settled();
       yield* fetchOutputs(ctx, client, graph.futures, (key) => active.statusOf(key) === 'succeeded');
     }
